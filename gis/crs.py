@@ -284,6 +284,15 @@ def metric_transformers(lon: float, lat: float) -> tuple[Transformer, Transforme
     return _transformer(WGS84, target), _transformer(target, WGS84)
 
 
+def equal_area_transformer(lon: float, lat: float) -> Transformer:
+    """Return a transformer to a Lambert azimuthal equal-area CRS centred on (lon, lat).
+
+    Equal-area on the ellipsoid: planar areas measured in it are areas on the ground.
+    """
+    target = f"+proj=laea +lat_0={lat:.4f} +lon_0={lon:.4f} +datum=WGS84 +units=m +no_defs"
+    return _transformer(WGS84, target)
+
+
 def geodesic_area_m2(geom) -> float:  # type: ignore[no-untyped-def]
     """Return the area of a lon/lat (Multi)Polygon on the WGS84 ellipsoid, in m²."""
     area, _ = GEOD.geometry_area_perimeter(geom)

@@ -35,7 +35,7 @@ import shapely.ops
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
-from gis.metric import metric_crs_for, polygon_area_m2, to_metric
+from gis.metric import centre_of, distance_m, polygon_area_m2, to_metric
 from gis.validate import (
     DEFAULT_LIMITS,
     GeometryRejected,
@@ -169,8 +169,7 @@ def _as_cut_line(line: Any) -> shapely.LineString:
 def _why_not_crossing(poly: BaseGeometry, cut: shapely.LineString) -> LineDoesNotCross:
     """Explain why the line leaves the grid in one piece."""
     if not cut.intersects(poly):
-        crs = metric_crs_for(poly, cut)
-        gap = to_metric(poly, crs).distance(to_metric(cut, crs))
+        gap = distance_m(poly, cut)
         return LineDoesNotCross(
             f"切割线没有经过网格 / the line does not reach the grid: it passes {gap:,.1f} m "
             "away from it",
@@ -255,9 +254,9 @@ def _order_parts(pieces: list[BaseGeometry], cut: shapely.LineString) -> list[Ba
 
 def _nearest_index(targets: Sequence[BaseGeometry], geoms: Sequence[BaseGeometry]) -> list[int]:
     """Return, for each geometry, the index of the nearest target (ties to the lowest index)."""
-    crs = metric_crs_for(*targets, *geoms)
-    tm = to_metric(np.array(targets, dtype=object), crs)
-    gm = to_metric(np.array(geoms, dtype=object), crs)
+    centre = centre_of(*targets, *geoms)
+    tm = to_metric(np.array(targets, dtype=object), centre)
+    gm = to_metric(np.array(geoms, dtype=object), centre)
     out = []
     for g in gm:
         d = shapely.distance(tm, g)
@@ -474,8 +473,7 @@ def _why_not_one_polygon(
     text = " | ".join("{" + ", ".join(str(k) for k in g) + "}" for g in groups)
     first, second = pieces[0], pieces[1]
     contact = first.intersection(second)
-    crs = metric_crs_for(first, second)
-    gap = to_metric(first, crs).distance(to_metric(second, crs))
+    gap = distance_m(first, second)
     if not contact.is_empty:
         at = contact.representative_point()
         why = f"they only touch at a corner, {fmt_point(at.x, at.y)}"
@@ -590,7 +588,7 @@ def integrity_report(
     parent_g = as_geometry(parent)
     keys = sorted(children, key=str)
     geoms = [as_geometry(children[k]) for k in keys]
-    crs = metric_crs_for(parent_g, *geoms)
+    centre = centre_of(parent_g, *geoms)
     report = IntegrityReport(
         parent_area_m2=polygon_area_m2(parent_g),
         children_area_m2=sum(polygon_area_m2(g) for g in geoms),
@@ -604,7 +602,7 @@ def integrity_report(
             area = polygon_area_m2(piece)
             if area <= noise_m2:
                 continue
-            width = _width_m(piece, crs)
+            width = _width_m(piece, centre)
             found.append(Issue(kind, piece, area, width, grids, width < sliver_width_m))
         return found
 
@@ -631,9 +629,9 @@ def integrity_report(
     return report
 
 
-def _width_m(piece: BaseGeometry, crs: Any) -> float:
+def _width_m(piece: BaseGeometry, centre: tuple[float, float]) -> float:
     """Return twice the radius of the largest circle inside ``piece``, in metres."""
-    metric = to_metric(piece, crs)
+    metric = to_metric(piece, centre)
     tolerance = max(0.01, min(1.0, math.sqrt(metric.area) / 1000.0))
     radius_line = shapely.maximum_inscribed_circle(metric, tolerance)
     return 2.0 * radius_line.length

@@ -23,6 +23,7 @@ import shapely
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
+from gis.errors import GisError
 from gis.metric import polygon_area_m2
 
 LOGGER = logging.getLogger(__name__)
@@ -54,8 +55,11 @@ def _area_text(area_m2: float) -> str:
     return f"{area_m2:,.1f} m²" if area_m2 < 1e6 else f"{area_m2 / 1e6:,.3f} km²"
 
 
-class GeometryRejected(Exception):
-    """A geometry breaks a rule; the message says which and where."""
+class GeometryRejected(GisError):
+    """A geometry breaks a rule; the message says which and where.
+
+    ``location`` is a shapely geometry marking the place; ``to_dict()`` sends it as GeoJSON.
+    """
 
     http_status = 422
     code = "geometry_rejected"
@@ -63,10 +67,8 @@ class GeometryRejected(Exception):
     def __init__(
         self, message: str, *, location: BaseGeometry | None = None, **details: Any
     ) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(message, **details)
         self.location = location
-        self.details = details
 
     def location_geojson(self) -> dict[str, Any] | None:
         """Return the location as a GeoJSON geometry, or None when there is none."""
@@ -76,12 +78,7 @@ class GeometryRejected(Exception):
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON error body: code, message, location (GeoJSON) and details."""
-        return {
-            "code": self.code,
-            "message": self.message,
-            "location": self.location_geojson(),
-            **self.details,
-        }
+        return {**super().to_dict(), "location": self.location_geojson()}
 
 
 class MalformedGeometry(GeometryRejected):

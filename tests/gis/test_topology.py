@@ -148,7 +148,7 @@ def test_line_far_from_the_grid_is_refused_with_the_distance() -> None:
 
 
 def geodesic_distance_east(deg_units: float) -> float:
-    from gis.metric import GEOD
+    from gis.crs import GEOD
 
     _, _, dist = GEOD.inv(X0, Y0 + 0.5 * D, X0 + deg_units * D, Y0 + 0.5 * D)
     return dist
