@@ -3,6 +3,7 @@
 from app.models.base import Base
 from app.models.case import Case, CaseEvent
 from app.models.grid import Grid
+from app.models.grid_history import GridChange, GridState
 from app.models.people import GridAssignment, Household, Worker
 from app.models.places import Camera, Department, ServicePoint
 
@@ -14,6 +15,8 @@ __all__ = [
     "Department",
     "Grid",
     "GridAssignment",
+    "GridChange",
+    "GridState",
     "Household",
     "ServicePoint",
     "Worker",
