@@ -17,6 +17,9 @@ DEFAULTS: dict[str, Any] = {
     # Default service-circle radius (metres) and the five-minute-walk preset.
     "SERVICE_RADIUS_M": 1000.0,
     "FIVE_MINUTE_RADIUS_M": 400.0,
+    # Limits every grid boundary drawn or edited must respect.
+    "GRID_MIN_AREA_M2": 100.0,
+    "GRID_MAX_VERTICES": 20_000,
     # Request bodies larger than this are refused (bytes).
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
 }

@@ -38,6 +38,7 @@ from shapely.geometry.base import BaseGeometry
 from gis.metric import centre_of, distance_m, polygon_area_m2, to_metric
 from gis.validate import (
     DEFAULT_LIMITS,
+    SNAP_TOLERANCE_DEG,
     GeometryRejected,
     MalformedGeometry,
     WrongGeometryType,
@@ -46,6 +47,7 @@ from gis.validate import (
     check_polygonal,
     check_valid,
     fmt_point,
+    snap_to_neighbours,
     to_multipolygon,
 )
 
@@ -400,14 +402,21 @@ def plan_split(
     children: Mapping[Hashable, BaseGeometry] | None = None,
     min_part_area_m2: float = 0.0,
     tolerance_m2: float = DEFAULT_LIMITS.tolerance_m2,
+    snap_tolerance_deg: float = SNAP_TOLERANCE_DEG,
 ) -> SplitPlan:
     """Work out a split without saving anything: parts, areas, and where everything goes.
 
     ``points`` maps a kind ("households", "cameras", "cases") to that kind's points; points
     outside the grid follow the nearest part, so every point of the grid stays in exactly one
-    part. ``children`` maps child ids to their boundaries.
+    part. ``children`` maps child ids to their boundaries. Vertices of the line within
+    ``snap_tolerance_deg`` of a vertex of the grid or a child are moved onto it first.
     """
-    parts = split_by_line(grid, line, min_part_area_m2=min_part_area_m2, tolerance_m2=tolerance_m2)
+    grid_g = as_geometry(grid)
+    cut = as_geometry(line)
+    # A line drawn along children's edges in a map client comes back rounded; put its vertices
+    # back onto the children's own so that no child seems to straddle it by a hair.
+    cut = snap_to_neighbours(cut, [grid_g, *(children or {}).values()], snap_tolerance_deg)
+    parts = split_by_line(grid_g, cut, min_part_area_m2=min_part_area_m2, tolerance_m2=tolerance_m2)
     plan = SplitPlan(parts=parts, areas_m2=[polygon_area_m2(p) for p in parts])
     for kind, pts in (points or {}).items():
         plan.points[kind] = assign_points(parts, pts, outside="nearest")

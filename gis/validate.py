@@ -14,12 +14,13 @@ valid (simple rings, holes inside shells ...), minimum geodesic area, inside the
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import shapely
+from scipy.spatial import cKDTree
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
@@ -399,6 +400,40 @@ def check_area(geom: BaseGeometry, limits: BoundaryLimits = DEFAULT_LIMITS) -> f
     return area
 
 
+#: Vertices this close (in degrees, about 1 cm) to a vertex of the parent, a sibling or a child
+#: are moved onto it: coordinates that went through a map client rounded to 7 decimals then
+#: meet their neighbours exactly again instead of leaving hair-thin overlaps and gaps. This is
+#: a tolerance on the representation of numbers, not a measurement.
+SNAP_TOLERANCE_DEG = 1e-7
+
+
+def snap_to_neighbours(
+    geom: BaseGeometry,
+    references: Sequence[BaseGeometry],
+    tolerance_deg: float = SNAP_TOLERANCE_DEG,
+) -> BaseGeometry:
+    """Move the vertices of ``geom`` that lie within the tolerance of a reference vertex onto it.
+
+    Returns ``geom`` unchanged when nothing is that close, or when snapping would make it
+    invalid.
+    """
+    refs = [r for r in references if r is not None and not r.is_empty]
+    if tolerance_deg <= 0 or not refs:
+        return geom
+    targets = np.unique(shapely.get_coordinates(np.array(refs, dtype=object)), axis=0)
+    tree = cKDTree(targets)
+    coords = shapely.get_coordinates(geom)
+    dist, idx = tree.query(coords, distance_upper_bound=tolerance_deg)
+    near = np.isfinite(dist) & (dist > 0)
+    if not near.any():
+        return geom
+    coords[near] = targets[idx[near]]
+    snapped = shapely.remove_repeated_points(shapely.set_coordinates(geom, coords))
+    if snapped.geom_type != geom.geom_type or not shapely.is_valid(snapped):
+        return geom
+    return snapped
+
+
 def validate_boundary(
     geom: Any,
     *,
@@ -407,6 +442,8 @@ def validate_boundary(
     clip_to_parent: bool = False,
     fit_to_siblings: bool = False,
     limits: BoundaryLimits = DEFAULT_LIMITS,
+    snap_to: Sequence[BaseGeometry] = (),
+    snap_tolerance_deg: float = SNAP_TOLERANCE_DEG,
 ) -> ValidatedBoundary:
     """Check a grid boundary against every rule and return it as it should be stored.
 
@@ -414,7 +451,9 @@ def validate_boundary(
     grid's boundary (None for a top-level grid); ``siblings`` maps each other child of the same
     parent (keyed by id or code) to its boundary. With ``clip_to_parent`` the part outside the
     parent is cut off instead of refused; with ``fit_to_siblings`` the parts overlapping
-    siblings are cut away instead of refused. Raises a :class:`GeometryRejected` subclass.
+    siblings are cut away instead of refused. Vertices within ``snap_tolerance_deg`` of a
+    vertex of the parent, a sibling or ``snap_to`` (e.g. the grid's children) are first moved
+    onto it. Raises a :class:`GeometryRejected` subclass.
     """
     g = as_geometry(geom)
     check_polygonal(g)
@@ -429,6 +468,7 @@ def validate_boundary(
             vertices=n_vertices,
             max_vertices=limits.max_vertices,
         )
+    g = snap_to_neighbours(g, [parent, *(siblings or {}).values(), *snap_to], snap_tolerance_deg)
     check_valid(g)
     check_area(g, limits)
 

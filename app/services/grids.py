@@ -86,6 +86,21 @@ def list_grids(
     return collection([_feature(r.gj, _grid_props(r), r.id) for r in rows])
 
 
+def grid_features(session: Session, ids: list[int], *, precision: int = 7) -> list[dict[str, Any]]:
+    """Return the grids with these ids (current or history) as Features, in the order given."""
+    if not ids:
+        return []
+    rows = session.execute(
+        text(
+            f"SELECT {GRID_COLUMNS}, ST_AsGeoJSON(g.geom, :prec) AS gj FROM grid g "
+            "WHERE g.id = ANY(:ids)"
+        ),
+        {"prec": precision, "ids": list(ids)},
+    ).all()
+    by_id = {r.id: _feature(r.gj, _grid_props(r), r.id) for r in rows}
+    return [by_id[i] for i in ids if i in by_id]
+
+
 def grid_labels(session: Session, *, levels: tuple[int, ...]) -> list[dict[str, Any]]:
     """Return a label point inside each current grid of the given levels."""
     rows = session.execute(

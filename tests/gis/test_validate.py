@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import shapely
@@ -254,3 +255,26 @@ def test_a_hole_without_area_is_named() -> None:
     err = reject(InvalidGeometry, Polygon(block(0, 0, 1, 1).exterior, [flat]))
     assert "hole encloses no area" in err.message
     assert (err.location.x, err.location.y) == pytest.approx((X0 + 0.5 * D, Y0 + 0.5 * D))
+
+
+def test_coordinates_rounded_by_a_map_client_meet_their_neighbours_again() -> None:
+    # A neighbour with a long, bent shared edge at full precision.
+    x = X0 + 0.4123456789123 * D
+    edge = [(x + 0.00003 * math.sin(k * 1.234567), Y0 + k * D / 10) for k in range(11)]
+    west = Polygon([(X0, Y0), *edge, (X0, Y0 + D)])
+    east = Polygon([*edge, (X0 + D, Y0 + D), (X0 + D, Y0)])
+    assert west.is_valid and east.is_valid
+    rounded = Polygon([(round(a, 7), round(b, 7)) for a, b in east.exterior.coords])
+    ok = validate_boundary(rounded, parent=PARENT, siblings={"w": west})
+    # The shared vertices are the neighbour's own again: no overlap, no gap at all.
+    assert ok.geometry.intersection(west).area == 0
+    assert set(edge) <= set(map(tuple, shapely.get_coordinates(ok.geometry)))
+    assert shapely.union_all([west, ok.geometry]).equals(PARENT)
+    # Without snapping, the rounding leaves overlaps along the edge.
+    with pytest.raises(OverlapsSibling):
+        validate_boundary(
+            rounded,
+            siblings={"w": west},
+            snap_tolerance_deg=0,
+            limits=BoundaryLimits(tolerance_m2=1e-6),
+        )
