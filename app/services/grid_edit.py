@@ -33,7 +33,7 @@ import shapely
 from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import delete, func, select, text, true, update
+from sqlalchemy import any_, delete, func, select, text, true, update
 from sqlalchemy.orm import Session
 
 from app.errors import AppError, Conflict, NotFound, ValidationFailed
@@ -181,7 +181,7 @@ def _require_current(session: Session, grid: Grid) -> None:
         return
     later = session.execute(
         select(GridChange.id, GridChange.kind, GridChange.after_ids)
-        .where(GridChange.before_ids.any(grid.id), GridChange.undone_by_id.is_(None))
+        .where(any_(GridChange.before_ids) == grid.id, GridChange.undone_by_id.is_(None))
         .order_by(GridChange.id.desc())
         .limit(1)
     ).first()
@@ -1242,8 +1242,8 @@ def list_changes(
     query = select(GridChange).order_by(GridChange.id.desc()).limit(limit)
     if grid_id is not None:
         query = query.where(
-            GridChange.before_ids.any(grid_id)
-            | GridChange.after_ids.any(grid_id)
+            (any_(GridChange.before_ids) == grid_id)
+            | (any_(GridChange.after_ids) == grid_id)
             | (GridChange.parent_id == grid_id)
         )
     changes = session.scalars(query).all()
