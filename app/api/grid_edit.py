@@ -4,7 +4,8 @@ Every edit names the version it was based on (``If-Match: "3"`` or a ``version``
 gets 409 with the current version when the grid changed meanwhile. ``dry_run`` (query or body)
 runs the whole edit and rolls it back: the answer shows exactly what saving would do. The
 person responsible for an edit is taken from the ``X-User`` header (set by the intranet's
-single sign-on proxy) or an ``actor`` field.
+single sign-on proxy; percent-encoded UTF-8 for names that are not ASCII) or an ``actor``
+field.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
+from urllib.parse import unquote
 
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy.orm.exc import StaleDataError
@@ -76,7 +78,9 @@ def _version(body: dict[str, Any]) -> int | None:
 
 
 def _actor(body: dict[str, Any]) -> str:
-    who = request.headers.get("X-User") or body.get("actor") or "匿名 / anonymous"
+    # HTTP headers are ASCII: a name in Chinese comes percent-encoded (UTF-8).
+    header = unquote(request.headers.get("X-User", ""))
+    who = header or body.get("actor") or "匿名 / anonymous"
     return str(who).strip()[:80] or "匿名 / anonymous"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 import shapely
@@ -290,7 +291,7 @@ def test_merge_of_neighbours_then_undo_puts_everything_back(client, db_session) 
             "ids": [a, b],
             "versions": {str(a): fa["properties"]["version"], str(b): fb["properties"]["version"]},
         },
-        headers={"X-User": "王网格长"},
+        headers={"X-User": quote("王网格长")},
     )
     assert res.status_code == 201, res.get_json()
     out = res.get_json()
@@ -488,7 +489,7 @@ def test_history_gives_the_boundary_as_of_a_date(client) -> None:  # type: ignor
     res = client.patch(
         f"/api/grids/{gid}",
         json={"geometry": mapping(smaller), "version": props["version"]},
-        headers={"X-User": "李四"},
+        headers={"X-User": quote("李四")},
     )
     assert res.status_code == 200, res.get_json()
     hist = client.get(f"/api/grids/{gid}/history").get_json()
