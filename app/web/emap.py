@@ -19,8 +19,15 @@ from gis.geodesy import geodesic_circle
 
 bp = Blueprint("emap", __name__)
 
-LEAFLET_JS = [("leaflet", vendor_url("leaflet", "leaflet.js"))]
-LEAFLET_CSS = [("leaflet_css", vendor_url("leaflet", "leaflet.css"))]
+LEAFLET_JS = [
+    ("leaflet", vendor_url("leaflet", "leaflet.js")),
+    # Drawing and editing tools of the edit mode; must load right after Leaflet.
+    ("leaflet_geoman", vendor_url("@geoman-io/leaflet-geoman-free", "leaflet-geoman.min.js")),
+]
+LEAFLET_CSS = [
+    ("leaflet_css", vendor_url("leaflet", "leaflet.css")),
+    ("leaflet_geoman_css", vendor_url("@geoman-io/leaflet-geoman-free", "leaflet-geoman.css")),
+]
 CLUSTER_JS = [("markerclusterjs", vendor_url("leaflet.markercluster", "leaflet.markercluster.js"))]
 CLUSTER_CSS = [
     ("markerclustercss", vendor_url("leaflet.markercluster", "MarkerCluster.css")),
@@ -28,8 +35,8 @@ CLUSTER_CSS = [
 ]
 # Feature scripts of the e-map (loaded after emap.js, in this order); each registers itself with
 # GridGov.onReady(function (map, layers) { … }).
-EMAP_SCRIPTS: list[str] = ["/static/js/emap.js"]
-EMAP_STYLES: list[str] = ["/static/css/emap.css"]
+EMAP_SCRIPTS: list[str] = ["/static/js/emap.js", "/static/js/grid_edit.js"]
+EMAP_STYLES: list[str] = ["/static/css/emap.css", "/static/css/grid_edit.css"]
 
 # Households carry no personal data on the map: just a point.
 HOUSEHOLD_MARKER = (

@@ -16,7 +16,8 @@ from urllib.parse import quote
 
 import pytest
 from shapely.geometry import mapping, shape
-from sqlalchemy import create_engine, text
+
+from tests.committed import committed_state_restored
 
 ROUNDS = 40
 
@@ -54,60 +55,10 @@ def race(*requests: tuple[str, str, Any, dict[str, str]]) -> list[tuple[int, Any
 
 
 @pytest.fixture()
-def restored(database_url: str) -> Iterator[dict[str, int]]:
-    """Note the committed state the test touches and put it back afterwards."""
-    engine = create_engine(database_url)
-    with engine.connect() as conn:
-        marks = {
-            table: conn.execute(text(f"SELECT coalesce(max(id), 0) FROM {table}")).scalar_one()
-            for table in ("grid", "grid_change", "grid_state", "grid_assignment")
-        }
-        grids = conn.execute(
-            text("SELECT id, name, version, valid_from, valid_to, household_count FROM grid")
-        ).all()
-        homes = conn.execute(text("SELECT id, grid_id FROM household")).all()
-    try:
-        yield marks
-    finally:
-        with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "UPDATE household h SET grid_id = v.g FROM (SELECT unnest(:ids) AS id, "
-                    "unnest(:gids) AS g) v WHERE h.id = v.id AND h.grid_id <> v.g"
-                ),
-                {"ids": [r[0] for r in homes], "gids": [r[1] for r in homes]},
-            )
-            conn.execute(text("DELETE FROM grid_state WHERE id > :m"), {"m": marks["grid_state"]})
-            conn.execute(text("DELETE FROM grid_change WHERE id > :m"), {"m": marks["grid_change"]})
-            conn.execute(
-                text("DELETE FROM grid_assignment WHERE id > :m"), {"m": marks["grid_assignment"]}
-            )
-            for table in ("camera", "service_point", '"case"'):
-                conn.execute(
-                    text(
-                        f"UPDATE {table} t SET grid_id = s.parent_id FROM grid s "
-                        "WHERE t.grid_id = s.id AND s.id > :m"
-                    ),
-                    {"m": marks["grid"]},
-                )
-            conn.execute(text("DELETE FROM grid WHERE id > :m"), {"m": marks["grid"]})
-            for gid, name, version, valid_from, valid_to, count in grids:
-                conn.execute(
-                    text(
-                        "UPDATE grid SET name = :n, version = :v, valid_from = :f, valid_to = :t, "
-                        "household_count = :c WHERE id = :id AND (name, version, valid_from, "
-                        "household_count) IS DISTINCT FROM (:n, :v, :f, :c)"
-                    ),
-                    {
-                        "id": gid,
-                        "n": name,
-                        "v": version,
-                        "f": valid_from,
-                        "t": valid_to,
-                        "c": count,
-                    },
-                )
-        engine.dispose()
+def restored(database_url: str) -> Iterator[None]:
+    """Put the committed test data back as it was after the test."""
+    with committed_state_restored(database_url):
+        yield
 
 
 def test_two_simultaneous_edits_of_a_grid_one_wins_one_gets_409(live_server, restored) -> None:  # type: ignore[no-untyped-def]
