@@ -248,10 +248,16 @@
     });
     E.mode = label;
     E.onDrawn = onDone;
+    var finish = '<button id="gg-finish" data-act="finish">完成绘制</button> <button data-act="cancel">取消</button>';
     say(label === "split" ?
-      "<p>画一条穿过网格的线（从一侧边界外画到另一侧边界外），点击最后一个点结束。</p>" :
+      "<p>画一条穿过网格的线（从一侧边界外画到另一侧边界外），再点最后一个点或按回车结束。</p>" + finish :
       '<label>新网格名称 <input id="gg-new-name" value="' + esc(E.selected.properties.name + "新网格") + '"></label>' +
-      "<p>在地图上依次点击顶点，点击第一个顶点闭合；靠近相邻网格和上级边界时自动吸附。</p>");
+      "<p>在地图上依次点击顶点，点击第一个顶点或按回车闭合；靠近相邻网格和上级边界时自动吸附。</p>" + finish);
+  }
+
+  function finishDrawing() {
+    var shape = E.map.pm.Draw.getActiveShape && E.map.pm.Draw.getActiveShape();
+    if (shape && E.map.pm.Draw[shape] && E.map.pm.Draw[shape]._finishShape) { E.map.pm.Draw[shape]._finishShape(); }
   }
 
   function drawChild() {
@@ -407,7 +413,7 @@
   var ACTIONS = {
     "draw-child": drawChild, reshape: reshape, split: split, merge: merge, "delete": remove,
     integrity: integrity, history: history, parent: selectParent, confirm: confirmEdit, rename: rename,
-    "reshape-preview": reshapePreview, "merge-preview": mergePreview,
+    "reshape-preview": reshapePreview, "merge-preview": mergePreview, finish: finishDrawing,
     cancel: function () { reset(); clearLayer("marks"); render(); }
   };
 
@@ -456,6 +462,7 @@
       layers[k].on("layeradd", function (ev) { mark(ev.layer); });
     });
     GridGov.clickHandlers.unshift(onGridClick);
+    map.pm.setGlobalOptions({ finishOnEnter: true, exitModeOnEscape: true });
     map.on("pm:create", function (ev) {
       E.drawn = ev.layer;
       ev.layer.options.snapIgnore = true;

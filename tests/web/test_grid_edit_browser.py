@@ -1,0 +1,146 @@
+"""Edit mode in a real browser: draw a grid, save it, split it with a drawn line, see the counts."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from tests.committed import committed_state_restored
+
+
+def get(base: str, path: str) -> dict:
+    with urllib.request.urlopen(base + path, timeout=30) as res:
+        return json.loads(res.read())
+
+
+@pytest.fixture()
+def restored(database_url: str) -> Iterator[None]:
+    with committed_state_restored(database_url):
+        yield
+
+
+FREE_SPOT = """(id) => {
+  const map = GridGov.map; let layer = null;
+  GridGov.layers.grids_level_4.eachLayer(l => { if (l.feature.properties.id === id) layer = l; });
+  const b = layer.getBounds();
+  for (let i = 1; i < 10; i++) for (let j = 1; j < 10; j++) {
+    const ll = L.latLng(b.getSouth() + (b.getNorth() - b.getSouth()) * i / 10,
+                        b.getWest() + (b.getEast() - b.getWest()) * j / 10);
+    const p = map.latLngToContainerPoint(ll);
+    const el = document.elementFromPoint(p.x, p.y);
+    if (layer._containsPoint(map.latLngToLayerPoint(ll)) && el && el.tagName === 'CANVAS')
+      return {x: p.x, y: p.y};
+  }
+  return null;
+}"""
+
+
+def wait_for(page, selector: str) -> None:  # type: ignore[no-untyped-def]
+    """Wait for the panel to show ``selector``; fail with the server's message if it shows an error."""
+    page.wait_for_selector(f"{selector}, #gg-error", timeout=10000)
+    error = page.query_selector("#gg-error")
+    assert error is None, error.inner_text()
+
+
+def table_rows(page) -> list[dict]:  # type: ignore[no-untyped-def]
+    return page.evaluate(
+        """() => Array.from(document.querySelectorAll('#gg-edit-body table.gg-result tbody tr'))
+               .map(tr => ({id: Number(tr.dataset.gridId),
+                            name: tr.cells[0].innerText.trim(),
+                            households: Number(tr.querySelector('.gg-count').innerText)}))"""
+    )
+
+
+@pytest.mark.browser
+def test_draw_save_split_and_see_household_counts(live_server: str, page, restored) -> None:  # type: ignore[no-untyped-def]
+    micro = next(
+        f
+        for f in get(live_server, "/api/grids?level=4")["features"]
+        if f["properties"]["is_leaf"] and f["properties"]["household_count"] >= 40
+    )
+    gid = micro["id"]
+    minx, miny, maxx, maxy = get(live_server, f"/api/grids/{gid}")["properties"]["bounds"]
+    w, h = maxx - minx, maxy - miny
+
+    page.goto(f"{live_server}/emap")
+    page.wait_for_selector("html[data-emap-ready='1']", timeout=20000)
+    # Household points sit on top of the grids; hide them as a user would in the layer list.
+    # Keep the grid clear of the edit panel (left) and the layer list (right).
+    # Zoom 18 (about 0.5 m a pixel) puts the ~200 m micro-grid between the two, and the clicks
+    # below far enough (> 15 px) from its vertices that snapping leaves them where they are.
+    zoom = page.evaluate(
+        """(b) => { const map = GridGov.map;
+                    map.removeLayer(GridGov.layers.households);
+                    map.invalidateSize({animate: false});
+                    map.setView([(b[1] + b[3]) / 2, (b[0] + b[2]) / 2], 18, {animate: false});
+                    map.panBy([-80, 0], {animate: false});
+                    return map.getZoom(); }""",
+        [minx, miny, maxx, maxy],
+    )
+    assert zoom == 18
+    page.wait_for_timeout(300)
+
+    def click_at(lon: float, lat: float) -> None:
+        p = page.evaluate(
+            "([lon, lat]) => GridGov.map.latLngToContainerPoint([lat, lon])", [lon, lat]
+        )
+        page.mouse.click(p["x"], p["y"])
+        page.wait_for_timeout(100)
+
+    page.click("#gg-edit-toggle")
+    spot = page.evaluate(FREE_SPOT, gid)
+    assert spot, "no free spot inside the micro-grid to click"
+    page.mouse.click(spot["x"], spot["y"])
+    page.wait_for_selector(f".gg-selected[data-grid-id='{gid}']", timeout=5000)
+
+    # Draw a patch over the western 60 % of the micro-grid, overhanging it: clipped on save.
+    page.click("#gg-draw-child")
+    page.fill("#gg-new-name", "测试片区")
+    for lon, lat in [
+        (minx - 0.1 * w, miny - 0.1 * h),
+        (minx + 0.6 * w, miny - 0.1 * h),
+        (minx + 0.6 * w, maxy + 0.1 * h),
+        (minx - 0.1 * w, maxy + 0.1 * h),
+    ]:
+        click_at(lon, lat)
+    page.keyboard.press("Enter")
+    wait_for(page, "#gg-preview")
+    assert "预览" in page.inner_text("#gg-preview")
+    (shown,) = table_rows(page)
+    assert shown["households"] > 0
+    page.click("#gg-confirm")
+    wait_for(page, "#gg-saved")
+    (created,) = table_rows(page)
+    assert created["name"] == "测试片区" and created["households"] == shown["households"]
+    api = get(live_server, f"/api/grids/{created['id']}")["properties"]
+    assert api["parent_id"] == gid and api["household_count"] == created["households"]
+    page.wait_for_selector(f".gg-selected[data-grid-id='{created['id']}']")
+
+    # Split the new grid with a line drawn across it.
+    page.click("#gg-split")
+    click_at(minx + 0.3 * w, miny - 0.15 * h)
+    click_at(minx + 0.3 * w, maxy + 0.15 * h)
+    page.keyboard.press("Enter")
+    wait_for(page, "#gg-preview")
+    preview = table_rows(page)
+    assert len(preview) == 2
+    page.click("#gg-confirm")
+    wait_for(page, "#gg-saved")
+    parts = table_rows(page)
+    counts = [p["households"] for p in parts]
+    assert counts == [p["households"] for p in preview]
+    assert sum(counts) == created["households"] and min(counts) > 0
+    # The map now shows the two grids; the server agrees on the counts.
+    on_map = page.evaluate(
+        """() => { const ids = []; GridGov.layers.grids_level_5.eachLayer(
+                     l => ids.push(l.feature.properties.id)); return ids; }"""
+    )
+    assert {p["id"] for p in parts} <= set(on_map) and created["id"] not in on_map
+    for p in parts:
+        props = get(live_server, f"/api/grids/{p['id']}")["properties"]
+        assert props["household_count"] == p["households"] and props["valid_to"] is None
+    children = get(live_server, f"/api/grids?parent={gid}")["features"]
+    assert sorted(f["id"] for f in children) == sorted(p["id"] for p in parts)
