@@ -22,14 +22,10 @@ from pyproj import Geod
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gis.coverage import CoverageModel, geodesic_m  # noqa: E402
+from gis.crs import gk_zone_epsg  # noqa: E402
 
 GEOD = Geod(ellps="WGS84")
 CENTRE = (116.40, 39.90)  # a city district; its 3-degree Gauss-Kruger zone has CM 117E
-
-
-def gk_zone_epsg(lon: float) -> int:
-    """Return the CGCS2000 3-degree Gauss-Kruger EPSG code (central meridian in the name)."""
-    return 4534 + round((lon - 75.0) / 3.0)
 
 
 def make_city(n_households: int, n_points: int, seed: int = 42):

@@ -34,9 +34,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import Geod, Transformer
+from pyproj import Transformer
 from scipy.spatial import cKDTree
 from shapely.geometry.base import BaseGeometry
+
+from gis.crs import GEOD, equal_area_transformers
+from gis.errors import GisError
+from gis.geodesy import geodesic_circle, unwrap_lon
 
 LOGGER = logging.getLogger(__name__)
 
@@ -47,7 +51,6 @@ FIVE_MINUTE_WALK_M = 400.0
 MAX_RADIUS_M = 1_000_000.0
 """Radii beyond this are certainly input mistakes; the chord bounds hold far past it."""
 
-GEOD = Geod(ellps="WGS84")
 _A = 6378137.0
 _F = 1.0 / 298.257223563
 _E2 = _F * (2.0 - _F)
@@ -62,19 +65,11 @@ EDGE_MARGIN_M = 1e-3
 """Households this close to a chord bound are re-checked with Geod (covers rounding in ECEF)."""
 
 
-class CoverageInputError(ValueError):
+class CoverageInputError(GisError):
     """Inputs to a coverage computation are inconsistent or out of range."""
 
     http_status = 422
     code = "bad_coverage_input"
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, **self.details}
 
 
 # --------------------------------------------------------------------------- geometry helpers
@@ -728,40 +723,10 @@ def summarize(
 # --------------------------------------------------------------------------- areas and circles
 
 
-def _unwrap_lon(lon: np.ndarray, centre: float) -> np.ndarray:
-    """Put longitudes within 180 degrees of ``centre`` so that shapes never jump the globe."""
-    return (lon - centre + 180.0) % 360.0 - 180.0 + centre
-
-
-def geodesic_circle(
-    lon: float, lat: float, radius_m: float, segments: int = 128
-) -> shapely.Polygon:
-    """Return a polygon whose vertices lie exactly ``radius_m`` along the ground from the centre.
-
-    Longitudes are kept continuous around the centre (they may pass 180 near the antimeridian).
-    A circle that reaches a pole has no lon/lat polygon and is refused.
-    """
-    r = float(_as_radii(radius_m, 1, "circle")[0])
-    if segments < 8:
-        raise CoverageInputError(f"circle: {segments} segments are too few (at least 8)")
-    az = np.linspace(0.0, 360.0, segments, endpoint=False)
-    lons, lats, _ = GEOD.fwd(
-        np.full(segments, lon), np.full(segments, lat), az, np.full(segments, r)
-    )
-    pole_lat = 90.0 if lat >= 0 else -90.0
-    pole_dist = geodesic_m(np.array([lon]), np.array([lat]), np.array([lon]), np.array([pole_lat]))
-    if pole_dist[0] <= r:
-        raise CoverageInputError(
-            f"circle of {r:.0f} m around ({lon}, {lat}) contains a pole", lon=lon, lat=lat
-        )
-    lons = _unwrap_lon(np.asarray(lons), lon)
-    return shapely.Polygon(np.column_stack([lons, lats]))
-
-
 def geodesic_circles(
     lon: Any, lat: Any, radius_m: Any, segments: int = 128
 ) -> list[shapely.Polygon]:
-    """Return one ground-true circle polygon per centre (see ``geodesic_circle``)."""
+    """Return one ground-true circle polygon per centre (see ``gis.geodesy.geodesic_circle``)."""
     lon_a, lat_a = _as_lonlat(lon, lat, "circles")
     r = _as_radii(radius_m, lon_a.size, "circles")
     return [
@@ -776,14 +741,6 @@ def _centre_of(lon: np.ndarray, lat: np.ndarray) -> tuple[float, float]:
     clon = math.degrees(math.atan2(v[1], v[0]))
     clat = math.degrees(math.atan2(v[2], math.hypot(v[0], v[1]) * (1.0 - _E2)))
     return clon, clat
-
-
-def equal_area_transformers(lon: float, lat: float) -> tuple[Transformer, Transformer]:
-    """Return (to metres, back to lon/lat) for a Lambert azimuthal equal-area map centred here."""
-    proj = f"+proj=laea +lat_0={lat:.9f} +lon_0={lon:.9f} +ellps=WGS84 +units=m +no_defs"
-    fwd = Transformer.from_crs("EPSG:4326", proj, always_xy=True)
-    inv = Transformer.from_crs(proj, "EPSG:4326", always_xy=True)
-    return fwd, inv
 
 
 @dataclass(frozen=True)
@@ -830,7 +787,7 @@ def area_coverage(
         return [AreaCoverage(0.0, 0.0, p) for p in polys]
     clon, clat = _centre_of(coords[:, 0], coords[:, 1])
     # Give results the longitudes the input used (e.g. 179.9 .. 180.1 stays so).
-    clon = float(_unwrap_lon(np.array([clon]), float(coords[0, 0]))[0])
+    clon = float(unwrap_lon(np.array([clon]), float(coords[0, 0]))[0])
     fwd, inv = equal_area_transformers(clon, clat)
 
     def to_metres(g: BaseGeometry) -> BaseGeometry:
@@ -840,7 +797,7 @@ def area_coverage(
     def to_lonlat(g: BaseGeometry) -> BaseGeometry:
         def back(xy: np.ndarray) -> np.ndarray:
             x, y = inv.transform(xy[:, 0], xy[:, 1])
-            return np.column_stack([_unwrap_lon(np.asarray(x), clon), y])
+            return np.column_stack([unwrap_lon(np.asarray(x), clon), y])
 
         return _polygonal(shapely.transform(g, back))
 
