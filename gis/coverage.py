@@ -558,11 +558,11 @@ class CoverageModel:
         if finite.size == 0:
             self._far_m = 0.0
         else:
-            keep = max(2048, n // 100)
+            keep = max(256, n // 100)
             q = 1.0 - min(1.0, keep / finite.size)
             self._far_m = float(np.quantile(finite, q))
         self._far_idx = np.flatnonzero(self.nearest_m > self._far_m)
-        self._far_limit = max(8192, 2 * self._far_idx.size)
+        self._far_limit = max(1024, 2 * self._far_idx.size)
 
     def _refresh_nearest(
         self, s: int, *, lost: bool, gained: bool = True
