@@ -14,6 +14,8 @@ import math
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -77,7 +79,7 @@ class CoverageCache:
     """Keep the households and a few coverage models per database, current with its points."""
 
     def __init__(self, max_models: int = 4) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._households: dict[str, Households] = {}
         self._models: OrderedDict[tuple[Any, ...], _Entry] = OrderedDict()
         self._max_models = max_models
@@ -88,10 +90,15 @@ class CoverageCache:
             self._households.clear()
             self._models.clear()
 
-    def model(
+    @contextmanager
+    def use(
         self, session: Session, *, radius_m: float | None, include_planned: bool
-    ) -> tuple[Households, CoverageModel, dict[str, Any]]:
-        """Return households, their coverage model brought up to date, and how it was updated."""
+    ) -> Iterator[tuple[Households, CoverageModel, dict[str, Any]]]:
+        """Yield households, their coverage model brought up to date, and how it was updated.
+
+        The model stays locked while the caller reads it, so that another request cannot
+        change it half-way.
+        """
         started = time.perf_counter()
         url = str(session.get_bind().engine.url)
         with self._lock:
@@ -109,8 +116,8 @@ class CoverageCache:
             self._models.move_to_end(key)
             while len(self._models) > self._max_models:
                 self._models.popitem(last=False)
-        stats["seconds"] = round(time.perf_counter() - started, 4)
-        return hh, entry.model, stats
+            stats["seconds"] = round(time.perf_counter() - started, 4)
+            yield hh, entry.model, stats
 
     def _households_for(self, session: Session, url: str) -> Households:
         # Any insert, update or delete changes the count or the newest row version (xmin).
@@ -326,11 +333,31 @@ def coverage_report(
     radius_m = check_radius(radius_m)
     if not 1 <= level <= 5:
         raise BadParameter("level", f"{level} is outside 1..5")
-    hh, model, stats = CACHE.model(session, radius_m=radius_m, include_planned=include_planned)
+    with CACHE.use(session, radius_m=radius_m, include_planned=include_planned) as kept:
+        return _report(
+            session, *kept, radius_m, level, grid_id, include_planned, with_area, geometry
+        )
+
+
+def _report(
+    session: Session,
+    hh: Households,
+    model: CoverageModel,
+    stats: dict[str, Any],
+    radius_m: float | None,
+    level: int,
+    grid_id: int | None,
+    include_planned: bool,
+    with_area: bool,
+    geometry: bool,
+) -> dict[str, Any]:
     index, mask, selected = _selection(session, hh, grid_id)
     sel = np.flatnonzero(mask)
-    leaf_to_level = {g: index.ancestor_at(g, level) for g in np.unique(hh.grid_id[sel]).tolist()}
-    label = np.array([leaf_to_level[g] or -1 for g in hh.grid_id[sel].tolist()], dtype=np.int64)
+    leaves, inverse = np.unique(hh.grid_id[sel], return_inverse=True)
+    at_level = np.array(
+        [index.ancestor_at(g, level) or -1 for g in leaves.tolist()], dtype=np.int64
+    )
+    label = at_level[inverse.reshape(-1)] if sel.size else np.zeros(0, dtype=np.int64)
     summary = summarize(model.covered[sel], model.nearest_m[sel], people=hh.people[sel], grid=label)
     # Every current grid of the level in the selection, with or without households.
     level_ids = sorted(
@@ -419,7 +446,20 @@ def uncovered(
 ) -> dict[str, Any]:
     """Return uncovered households (points with counts, no personal data) and uncovered area."""
     radius_m = check_radius(radius_m)
-    hh, model, stats = CACHE.model(session, radius_m=radius_m, include_planned=include_planned)
+    with CACHE.use(session, radius_m=radius_m, include_planned=include_planned) as kept:
+        return _uncovered(session, *kept, radius_m, grid_id, include_planned, layers)
+
+
+def _uncovered(
+    session: Session,
+    hh: Households,
+    model: CoverageModel,
+    stats: dict[str, Any],
+    radius_m: float | None,
+    grid_id: int | None,
+    include_planned: bool,
+    layers: tuple[str, ...],
+) -> dict[str, Any]:
     index, mask, selected = _selection(session, hh, grid_id)
     features: list[dict[str, Any]] = []
     out = mask & ~model.covered
@@ -590,9 +630,11 @@ def recommend(
         raise BadParameter("method", f"'{method}' is not auto, exact or greedy")
     if weight not in ("households", "people"):
         raise BadParameter("weight", f"'{weight}' is neither 'households' nor 'people'")
-    hh, model, stats = CACHE.model(session, radius_m=radius_m, include_planned=include_planned)
+    with CACHE.use(session, radius_m=radius_m, include_planned=include_planned) as kept:
+        hh, model, stats = kept
+        covered = model.covered.copy()  # the solver may take seconds: let others go on
     index, mask, selected = _selection(session, hh, grid_id)
-    open_mask = mask & ~model.covered
+    open_mask = mask & ~covered
     if candidates is None:
         spacing = spacing_m or max(25.0, new_radius / 4.0)
         c_lon, c_lat = _candidate_points(
@@ -639,7 +681,7 @@ def recommend(
             }
         )
     total = int(mask.sum())
-    before = int((mask & model.covered).sum())
+    before = int((mask & covered).sum())
     return {
         "k": k,
         "weight": weight,
