@@ -40,7 +40,7 @@ from shapely.geometry.base import BaseGeometry
 
 from gis.crs import GEOD, equal_area_transformers
 from gis.errors import GisError
-from gis.geodesy import geodesic_circle, unwrap_lon
+from gis.geodesy import unwrap_lon
 
 LOGGER = logging.getLogger(__name__)
 
@@ -721,18 +721,6 @@ def summarize(
 
 
 # --------------------------------------------------------------------------- areas and circles
-
-
-def geodesic_circles(
-    lon: Any, lat: Any, radius_m: Any, segments: int = 128
-) -> list[shapely.Polygon]:
-    """Return one ground-true circle polygon per centre (see ``gis.geodesy.geodesic_circle``)."""
-    lon_a, lat_a = _as_lonlat(lon, lat, "circles")
-    r = _as_radii(radius_m, lon_a.size, "circles")
-    return [
-        geodesic_circle(float(x), float(y), float(d), segments)
-        for x, y, d in zip(lon_a, lat_a, r, strict=True)
-    ]
 
 
 def _centre_of(lon: np.ndarray, lat: np.ndarray) -> tuple[float, float]:

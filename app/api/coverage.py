@@ -146,7 +146,7 @@ def accept():  # type: ignore[no-untyped-def]
             lat=lat,
             name=body.get("name"),
             kind=body.get("kind", "station"),
-            radius_m=_number(body, "radius_m", current_app.config["SERVICE_RADIUS_M"]),  # type: ignore[arg-type]
+            radius_m=_number(body, "radius_m", float(current_app.config["SERVICE_RADIUS_M"])),  # type: ignore[arg-type]
             crs=body.get("crs"),
         )
     return jsonify(feature), 201
