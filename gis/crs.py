@@ -284,16 +284,17 @@ def metric_transformers(lon: float, lat: float) -> tuple[Transformer, Transforme
     return _transformer(WGS84, target), _transformer(target, WGS84)
 
 
-def equal_area_transformer(lon: float, lat: float) -> Transformer:
-    """Return a transformer to a Lambert azimuthal equal-area CRS centred on (lon, lat).
-
-    Equal-area on the ellipsoid: planar areas measured in it are areas on the ground.
-    """
-    target = f"+proj=laea +lat_0={lat:.4f} +lon_0={lon:.4f} +datum=WGS84 +units=m +no_defs"
-    return _transformer(WGS84, target)
-
-
 def geodesic_area_m2(geom) -> float:  # type: ignore[no-untyped-def]
     """Return the area of a lon/lat (Multi)Polygon on the WGS84 ellipsoid, in m²."""
     area, _ = GEOD.geometry_area_perimeter(geom)
     return abs(area)
+
+
+def equal_area_transformers(lon: float, lat: float) -> tuple[Transformer, Transformer]:
+    """Return (to metres, back to lon/lat) for a Lambert azimuthal equal-area map centred here.
+
+    Areas measured in it are true on the WGS84 ellipsoid anywhere on Earth (inside China too,
+    where a Gauss-Krüger zone is conformal but not equal-area).
+    """
+    proj = f"+proj=laea +lat_0={lat:.9f} +lon_0={lon:.9f} +ellps=WGS84 +units=m +no_defs"
+    return _transformer(WGS84, proj), _transformer(proj, WGS84)

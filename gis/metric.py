@@ -10,7 +10,7 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from gis.crs import equal_area_transformer, metric_transformers
+from gis.crs import equal_area_transformers, metric_transformers
 
 #: Longest edge, in degrees (about 5 m), kept when measuring areas.
 DENSIFY_DEG = 5e-5
@@ -33,7 +33,7 @@ def polygon_area_m2(geom: BaseGeometry) -> float:
     poly = polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)
     minx, miny, maxx, maxy = poly.bounds
     # Centre rounded to 0.1 degree so that neighbouring grids share one projection.
-    transformer = equal_area_transformer(
+    transformer, _ = equal_area_transformers(
         round((minx + maxx) / 2.0, 1), round((miny + maxy) / 2.0, 1)
     )
     dense = shapely.segmentize(poly, DENSIFY_DEG)
