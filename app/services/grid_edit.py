@@ -582,6 +582,11 @@ def update_grid(
     parent); points of a gap of the parent that the grid now covers come in.
     """
     grid = _lock_one(session, grid_id, base_version)
+    if geometry is None and name is None and kind is None:
+        raise ValidationFailed(
+            "没有要修改的内容 / nothing to change: give a geometry, a name or a kind",
+            grid_id=grid_id,
+        )
     if name is not None and not name.strip():
         raise ValidationFailed("网格名称不能为空 / the name cannot be empty", field="name")
     if kind is not None and kind not in ("comprehensive", "dedicated"):
@@ -1133,12 +1138,17 @@ def _rehome(
 
 
 def integrity(session: Session, grid_id: int) -> dict[str, Any]:
-    """Return the integrity report of a grid's children as GeoJSON (gaps, overlaps, slivers)."""
+    """Return the integrity report of a grid's children as GeoJSON (gaps, overlaps, slivers).
+
+    A grid without children (a leaf) has nothing to cover: its report is empty.
+    """
     grid = _peek(session, grid_id)
     children = session.execute(
         select(Grid.code, Grid.geom).where(Grid.parent_id == grid_id, Grid.valid_to.is_(None))
     ).all()
     report = topology.integrity_report(_shape(grid), {code: to_shape(g) for code, g in children})
+    if not children:
+        report.gaps = []
     out = report.to_geojson()
     held = {
         kind: int(

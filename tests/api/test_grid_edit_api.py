@@ -522,3 +522,12 @@ def test_bad_requests_name_the_parameter(client) -> None:  # type: ignore[no-unt
     assert res.status_code == 400 and res.get_json()["error"]["param"] == "at"
     res = client.post("/api/grids", json={"type": "Feature", "geometry": None, "properties": {}})
     assert res.status_code == 400
+    res = client.patch(f"/api/grids/{grid['id']}", json={"version": 1})
+    assert res.status_code == 422 and "nothing to change" in res.get_json()["error"]["message"]
+
+
+def test_a_leaf_has_nothing_to_cover(client) -> None:  # type: ignore[no-untyped-def]
+    grid = leaf_with_households(client)
+    report = client.get(f"/api/grids/{grid['id']}/integrity").get_json()
+    assert report["summary"]["ok"] is True and report["summary"]["children"] == 0
+    assert report["summary"]["held"]["household"] == grid["properties"]["household_count"]

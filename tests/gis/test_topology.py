@@ -235,6 +235,21 @@ def test_a_child_across_the_cut_is_named_and_the_split_refused() -> None:
     assert np.allclose(xs, X0 + 0.7 * D)
 
 
+def test_a_cut_along_children_edges_rounded_by_a_client_still_fits_them() -> None:
+    grid = block(0, 0, 1, 1)
+    # Children whose shared edge is bent and carries full-precision coordinates.
+    edge = [(X0 + (0.4 + 0.05 * math.sin(k)) * D + 1.234567e-9, Y0 + k * D / 8) for k in range(9)]
+    west = Polygon([(X0, Y0), *edge, (X0, Y0 + D)])
+    east = Polygon([*edge, (X0 + D, Y0 + D), (X0 + D, Y0)])
+    # The line drawn along that edge, extended beyond the grid, as a client rounds it.
+    drawn = [(edge[0][0], Y0 - 0.1 * D), *edge, (edge[-1][0], Y0 + 1.1 * D)]
+    rounded = LineString([(round(x, 7), round(y, 7)) for x, y in drawn])
+    plan = plan_split(grid, rounded, children={"w": west, "e": east})
+    assert plan.children == {"w": 0, "e": 1}
+    with pytest.raises(ChildStraddlesCut):
+        plan_split(grid, rounded, children={"w": west, "e": east}, snap_tolerance_deg=0)
+
+
 def test_plan_counts_what_moves() -> None:
     rng = np.random.default_rng(7)
     homes = np.column_stack([X0 + rng.random(1000) * D, Y0 + rng.random(1000) * D])
