@@ -14,7 +14,7 @@ from sqlalchemy import text
 from gis.metric import polygon_area_m2
 
 # --------------------------------------------------------------------------------------------
-# helpers
+# reading the API and the database
 
 
 def feature(client, grid_id: int) -> dict:  # type: ignore[no-untyped-def]

@@ -161,7 +161,7 @@
     }).join("，") || "无";
   }
 
-  function resultTable(fc) {
+  function resultTable(fc, saved) {
     var rows = fc.features.map(function (f, i) {
       var p = f.properties;
       return '<tr data-grid-id="' + esc(f.id) + '"><td><i class="gg-swatch" style="background:' +
@@ -172,10 +172,10 @@
     var html = '<table class="gg-result"><thead><tr><th>网格</th><th>编码</th><th>户数</th><th>公顷</th><th>迁入</th></tr></thead><tbody>' +
       rows + "</tbody></table>";
     if (fc.retired && fc.retired.length) {
-      html += "<p>将成为历史：" + fc.retired.map(function (r) { return esc(r.name) + "（" + esc(r.code) + "）"; }).join("、") + "</p>";
+      html += "<p>" + (saved ? "已成为历史：" : "将成为历史：") + fc.retired.map(function (r) { return esc(r.name) + "（" + esc(r.code) + "）"; }).join("、") + "</p>";
     }
     if (fc.moved_to_parent && Object.keys(fc.moved_to_parent).some(function (k) { return fc.moved_to_parent[k]; })) {
-      html += "<p>移交上级网格（空隙内）：" + movedText(fc.moved_to_parent) + "</p>";
+      html += "<p>" + (saved ? "已移交" : "将移交") + "上级网格（空隙内）：" + movedText(fc.moved_to_parent) + "</p>";
     }
     var notes = fc.notes || {};
     if (notes.clipped_to_parent_m2) { html += "<p>已裁剪超出上级部分 " + esc(notes.clipped_to_parent_m2) + " 平方米</p>"; }
@@ -230,7 +230,7 @@
       E.mergeSet = [];
       E.selected = fc.features.length === 1 ? fc.features[0] : null;
       render('<div id="gg-saved"><h3>已保存：' + esc(fc.change.kind_name) + "（#" + esc(fc.change.id) + "）</h3>" +
-        resultTable(fc) + "</div>");
+        resultTable(fc, true) + "</div>");
     });
   }
 
@@ -396,7 +396,7 @@
       (fc.retired || []).forEach(function (r) { removeGrid(r.id); });
       fc.features.forEach(putGrid);
       E.selected = fc.features.length === 1 ? fc.features[0] : null;
-      render('<div id="gg-saved"><h3>已撤销 #' + esc(changeId) + "</h3>" + resultTable(fc) + "</div>");
+      render('<div id="gg-saved"><h3>已撤销 #' + esc(changeId) + "</h3>" + resultTable(fc, true) + "</div>");
     });
   }
 
