@@ -33,7 +33,8 @@ import shapely
 from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import any_, delete, func, select, text, true, update
+from sqlalchemy import ARRAY, Integer, any_, bindparam, delete, func, select, text, true, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from app.errors import AppError, Conflict, NotFound, ValidationFailed
@@ -251,25 +252,31 @@ def _siblings(
 
 def _points_of(session: Session, kind: str, grid_id: int) -> tuple[np.ndarray, np.ndarray]:
     """Return ids and lon/lat of the things of one kind held directly by a grid."""
-    table = POINT_TABLES[kind]
-    query = select(table.id, func.ST_X(table.geom), func.ST_Y(table.geom)).where(
-        table.grid_id == grid_id
-    )
+    table = POINT_TABLES[kind].__table__
+    where = [table.c.grid_id == grid_id]
     if kind == "case":
-        query = query.where(Case.status.notin_(FINISHED_CASE_STATES))
-    rows = session.execute(query.order_by(table.id)).all()
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    xy = np.array([[r[1], r[2]] for r in rows], dtype=float).reshape(-1, 2)
-    return ids, xy
+        where.append(table.c.status.notin_(FINISHED_CASE_STATES))
+    # One row of three arrays: thousands of points without a Python object per row.
+    ids, xs, ys = session.execute(
+        select(
+            func.array_agg(aggregate_order_by(table.c.id, table.c.id)),
+            func.array_agg(aggregate_order_by(func.ST_X(table.c.geom), table.c.id)),
+            func.array_agg(aggregate_order_by(func.ST_Y(table.c.geom), table.c.id)),
+        ).where(*where)
+    ).one()
+    if not ids:
+        return np.empty(0, dtype=np.int64), np.empty((0, 2))
+    return np.asarray(ids, dtype=np.int64), np.column_stack([xs, ys]).astype(float)
 
 
 def _move_ids(session: Session, kind: str, ids: Sequence[int], dst: int | None) -> None:
     if len(ids) == 0:
         return
-    table = POINT_TABLES[kind]
+    table = POINT_TABLES[kind].__table__
     session.execute(
-        update(table).where(table.id.in_([int(i) for i in ids])).values(grid_id=dst),
-        execution_options={"synchronize_session": False},
+        update(table)
+        .where(table.c.id == any_(bindparam("ids", [int(i) for i in ids], type_=ARRAY(Integer))))
+        .values(grid_id=dst)
     )
 
 
