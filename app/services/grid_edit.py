@@ -1039,18 +1039,17 @@ def undo_change(session: Session, change_id: int, *, actor: str) -> dict[str, An
     for kind, rows in detail.get("moves", {}).items():
         if kind == "child":
             continue
-        table = POINT_TABLES[kind]
+        table = POINT_TABLES[kind].__table__
         by_pair: dict[tuple[int | None, int | None], list[int]] = {}
         for pid, src, dst in rows:
             by_pair.setdefault((src, dst), []).append(int(pid))
         for (src, dst), pids in by_pair.items():
-            cond = table.grid_id.is_(None) if dst is None else table.grid_id == dst
+            still = table.c.grid_id.is_(None) if dst is None else table.c.grid_id == dst
             ids = session.scalars(
                 update(table)
-                .where(table.id.in_(pids), cond)
+                .where(table.c.id == any_(bindparam("ids", pids, type_=ARRAY(Integer))), still)
                 .values(grid_id=src)
-                .returning(table.id),
-                execution_options={"synchronize_session": False},
+                .returning(table.c.id)
             ).all()
             moves.add(kind, ids, dst, src)
     # 5. Newcomers in retired grids go to the restored grid that contains them.

@@ -531,3 +531,37 @@ def test_a_leaf_has_nothing_to_cover(client) -> None:  # type: ignore[no-untyped
     report = client.get(f"/api/grids/{grid['id']}/integrity").get_json()
     assert report["summary"]["ok"] is True and report["summary"]["children"] == 0
     assert report["summary"]["held"]["household"] == grid["properties"]["household_count"]
+
+
+def test_undo_that_would_overlap_a_newer_neighbour_is_refused(client, db_session) -> None:  # type: ignore[no-untyped-def]
+    grid = leaf_with_households(client)
+    gid, props = grid["id"], grid["properties"]
+    geom = shape(grid["geometry"])
+    before = held(db_session, "household", [gid])[gid]
+    minx, miny, maxx, maxy = geom.bounds
+    kept = geom.intersection(box(minx - 1, miny - 1, minx + 0.5 * (maxx - minx), maxy + 1))
+    shrink = client.patch(
+        f"/api/grids/{gid}", json={"geometry": mapping(kept), "version": props["version"]}
+    )
+    assert shrink.status_code == 200, shrink.get_json()
+    fill = client.post(
+        "/api/grids?fit_to_neighbours=1&clip_to_parent=1",
+        json={
+            "type": "Feature",
+            "geometry": mapping(geom),
+            "properties": {"parent_id": props["parent_id"], "name": "后来的网格"},
+        },
+    )
+    assert fill.status_code == 201, fill.get_json()
+    undo = client.post(f"/api/grids/changes/{shrink.get_json()['change']['id']}/undo")
+    assert undo.status_code == 409
+    err = undo.get_json()["error"]
+    assert err["code"] == "undo_refused" and "overlaps" in err["message"]
+    assert err["location"] is not None
+    # Undo the newer grid first; then the shrink can be undone, and every household is back.
+    assert (
+        client.post(f"/api/grids/changes/{fill.get_json()['change']['id']}/undo").status_code == 200
+    )
+    again = client.post(f"/api/grids/changes/{shrink.get_json()['change']['id']}/undo")
+    assert again.status_code == 200, again.get_json()
+    assert held(db_session, "household", [gid])[gid] == before
