@@ -1,0 +1,15 @@
+"""JSON API blueprints; each feature module defines ``bp`` and is listed here."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app.api import coverage, grids, places, transfer
+
+BLUEPRINTS = [grids.bp, places.bp, transfer.bp, coverage.bp]
+
+
+def register(app: Flask) -> None:
+    """Register every API blueprint on the app."""
+    for bp in BLUEPRINTS:
+        app.register_blueprint(bp)

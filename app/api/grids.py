@@ -1,0 +1,38 @@
+"""Grid API: the grids as GeoJSON, one grid with its notice board, households of a grid."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from app.api.params import bbox_arg, int_arg
+from app.db import get_session
+from app.services import grids as svc
+
+bp = Blueprint("grids_api", __name__, url_prefix="/api/grids")
+
+
+@bp.get("")
+def list_grids():  # type: ignore[no-untyped-def]
+    """List current grids (filters: level, parent, bbox)."""
+    return jsonify(
+        svc.list_grids(
+            get_session(),
+            level=int_arg("level", minimum=1, maximum=5),
+            parent_id=int_arg("parent", minimum=1),
+            bbox=bbox_arg(),
+        )
+    )
+
+
+@bp.get("/<int:grid_id>")
+def get_grid(grid_id: int):  # type: ignore[no-untyped-def]
+    """One grid with its notice board, ancestors and children."""
+    return jsonify(svc.grid_feature(get_session(), grid_id))
+
+
+@bp.get("/<int:grid_id>/households")
+def grid_households(grid_id: int):  # type: ignore[no-untyped-def]
+    """Households of a grid and its descendants (personal data masked)."""
+    limit = int_arg("limit", minimum=1, maximum=5000, default=500)
+    offset = int_arg("offset", minimum=0, default=0)
+    return jsonify(svc.households_in_grid(get_session(), grid_id, limit=limit, offset=offset))

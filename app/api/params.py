@@ -1,0 +1,69 @@
+"""Parse and check request parameters; every failure names the parameter and says why."""
+
+from __future__ import annotations
+
+from flask import request
+
+from app.errors import BadParameter
+
+
+def int_arg(
+    name: str, *, minimum: int | None = None, maximum: int | None = None, default: int | None = None
+) -> int | None:
+    """Return an integer query parameter, or ``default`` when it is absent."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise BadParameter(name, f"'{raw}' is not an integer") from exc
+    if minimum is not None and value < minimum or maximum is not None and value > maximum:
+        raise BadParameter(name, f"{value} is outside {minimum}..{maximum}")
+    return value
+
+
+def bbox_arg(name: str = "bbox") -> tuple[float, float, float, float] | None:
+    """Return a bbox=minlon,minlat,maxlon,maxlat parameter, checked for range and order."""
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    parts = raw.split(",")
+    if len(parts) != 4:
+        raise BadParameter(name, f"'{raw}' must be minlon,minlat,maxlon,maxlat")
+    try:
+        x0, y0, x1, y1 = (float(p) for p in parts)
+    except ValueError as exc:
+        raise BadParameter(name, f"'{raw}' holds a value that is not a number") from exc
+    if not (-180 <= x0 <= 180 and -180 <= x1 <= 180 and -90 <= y0 <= 90 and -90 <= y1 <= 90):
+        raise BadParameter(name, f"'{raw}' is out of range (lon -180..180, lat -90..90)")
+    if x0 > x1 or y0 > y1:
+        raise BadParameter(name, f"'{raw}': min must not exceed max")
+    return x0, y0, x1, y1
+
+
+def float_arg(name: str, *, default: float | None = None) -> float | None:
+    """Return a finite number query parameter, or ``default`` when it is absent."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise BadParameter(name, f"'{raw}' is not a number") from exc
+    if value != value or value in (float("inf"), float("-inf")):
+        raise BadParameter(name, f"'{raw}' is not a finite number")
+    return value
+
+
+def bool_arg(name: str, *, default: bool = False) -> bool:
+    """Return a yes/no query parameter (1/0, true/false, yes/no, on/off)."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise BadParameter(name, f"'{raw}' is not a yes/no value (1/0, true/false)")

@@ -1,0 +1,253 @@
+"""The ``gridgov`` command: database, migrations, imports and exports, and the web server."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from app.embedded_pg import EmbeddedDatabaseError, default_cluster
+from app.errors import AppError
+from gis.errors import GisError
+
+LOGGER = logging.getLogger(__name__)
+
+
+def _app():  # type: ignore[no-untyped-def]
+    from app import create_app
+
+    try:
+        return create_app()
+    except EmbeddedDatabaseError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _fail(exc: AppError | GisError) -> click.ClickException:
+    lines = [exc.message]
+    for p in (exc.details.get("problems") or [])[:50]:
+        lines.append(f"  {p.get('where', '')}: {p.get('reason', '')}")
+    return click.ClickException("\n".join(lines))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+def main(verbose: bool) -> None:
+    """Grid-governance e-map platform (网格化服务管理电子地图)."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.group()
+def db() -> None:
+    """Manage the private PostgreSQL + PostGIS cluster (used when DATABASE_URL is not set)."""
+
+
+@db.command("start")
+def db_start() -> None:
+    """Start the private cluster (creating it on first use) and create the database."""
+    cluster = default_cluster()
+    try:
+        cluster.start()
+    except EmbeddedDatabaseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"running: {cluster.url()}")
+
+
+@db.command("stop")
+def db_stop() -> None:
+    """Stop the private cluster."""
+    cluster = default_cluster()
+    click.echo("stopped" if cluster.stop() else "not running")
+
+
+@db.command("status")
+def db_status() -> None:
+    """Say where the private cluster is and whether it runs."""
+    click.echo(json.dumps(default_cluster().status(), indent=2))
+
+
+@main.command()
+@click.option("--to", "target", default="heads", show_default=True, help="Revision to upgrade to.")
+def migrate(target: str) -> None:
+    """Upgrade the schema (Alembic) to the newest revision."""
+    from app import migrate as mig
+
+    app = _app()
+    mig.upgrade(app.config["DATABASE_URL"], target)
+    click.echo(f"schema at {target}")
+
+
+def _progress():  # type: ignore[no-untyped-def]
+    last = {"t": 0.0}
+
+    def report(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done >= total or now - last["t"] > 0.5:
+            last["t"] = now
+            pct = 100.0 * done / total if total else 100.0
+            click.echo(f"  {stage}: {done}/{total} ({pct:.0f}%)", err=True)
+
+    return report
+
+
+@main.command("load-sample")
+@click.option("--force", is_flag=True, help="Load even when grids are already loaded.")
+def load_sample(force: bool) -> None:
+    """Load the sample street and village from data/sample_boundaries (one transaction)."""
+    from app import migrate as mig
+    from app.db import get_session, transaction
+    from app.services import importer
+
+    app = _app()
+    mig.upgrade(app.config["DATABASE_URL"])
+    with app.app_context():
+        session = get_session()
+        if importer.is_loaded(session) and not force:
+            click.echo("grids are already loaded; nothing to do (--force to load anyway)")
+            return
+        try:
+            with transaction(session):
+                counts = importer.load_directory(session, progress=_progress())
+        except (AppError, GisError) as exc:
+            raise _fail(exc) from exc
+    click.echo("loaded: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+@main.command("import")
+@click.argument(
+    "kind",
+    type=click.Choice(
+        [
+            "departments",
+            "grids",
+            "workers",
+            "assignments",
+            "households",
+            "service_points",
+            "cameras",
+        ]
+    ),
+)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--crs",
+    default=None,
+    help="CRS of the coordinates: wgs84, cgcs2000, gcj02, bd09 or EPSG:<code>.",
+)
+@click.option(
+    "--map",
+    "mapping",
+    multiple=True,
+    metavar="FIELD=COLUMN",
+    help="Take FIELD from COLUMN (repeatable).",
+)
+def import_cmd(kind: str, path: Path, crs: str | None, mapping: tuple[str, ...]) -> None:
+    """Import a GeoJSON, Shapefile, GeoPackage or CSV (lon/lat columns) file; all or nothing."""
+    from app.db import get_session, transaction
+    from app.services import importer, tables
+
+    app = _app()
+    with app.app_context():
+        session = get_session()
+        started = time.perf_counter()
+        try:
+            with transaction(session):
+                n = importer.import_file(
+                    session,
+                    kind,
+                    path,
+                    crs=crs,
+                    mapping=tables.parse_mapping(list(mapping)),
+                    progress=_progress(),
+                )
+                importer.refresh_household_counts(session)
+        except (AppError, GisError) as exc:
+            raise _fail(exc) from exc
+    click.echo(f"imported {n} {kind} from {path.name} in {time.perf_counter() - started:.1f} s")
+
+
+@main.command("export")
+@click.argument(
+    "kind", type=click.Choice(["grids", "households", "service_points", "cameras", "workers"])
+)
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["geojson", "shapefile", "gpkg", "csv"]),
+    default=None,
+    help="Default: from the file name.",
+)
+@click.option("--crs", default=None, help="Write coordinates in this CRS (default WGS84).")
+@click.option(
+    "--include-personal",
+    is_flag=True,
+    help="Write names and phones unmasked (households, workers).",
+)
+def export_cmd(
+    kind: str, path: Path, fmt: str | None, crs: str | None, include_personal: bool
+) -> None:
+    """Export current records to GeoJSON, Shapefile, GeoPackage or CSV."""
+    from app.db import get_session
+    from app.services import exporter
+
+    app = _app()
+    with app.app_context():
+        try:
+            n = exporter.export(
+                get_session(), kind, path, fmt=fmt, crs=crs, include_personal=include_personal
+            )
+        except (AppError, GisError) as exc:
+            raise _fail(exc) from exc
+    click.echo(f"exported {n} {kind} to {path}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option(
+    "--workers", default=2, show_default=True, type=int, help="gunicorn worker processes."
+)
+@click.option(
+    "--sample/--no-sample", default=False, help="Load the sample data when no grid is loaded."
+)
+def serve(host: str, port: int, workers: int, sample: bool) -> None:
+    """Serve the e-map and the API with gunicorn (starting the private database when needed)."""
+    from gunicorn.app.base import BaseApplication
+
+    from app import migrate as mig
+    from app.db import get_session, transaction
+    from app.services import importer
+
+    app = _app()
+    mig.upgrade(app.config["DATABASE_URL"])
+    with app.app_context():
+        session = get_session()
+        if sample and not importer.is_loaded(session):
+            click.echo("loading the sample street and village …")
+            with transaction(session):
+                importer.load_directory(session, progress=_progress())
+    app.extensions["gridgov_db"].engine.dispose()  # no connections shared across the fork
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", 4)
+            self.cfg.set("accesslog", "-")
+
+        def load(self):  # type: ignore[no-untyped-def]
+            return app
+
+    click.echo(f"e-map: http://{host}:{port}/emap")
+    Server().run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

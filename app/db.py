@@ -1,0 +1,79 @@
+"""The database engine and the per-request session.
+
+Created unbound and wired into the app by ``init_app``. Views and services get the session of
+the current request with ``get_session()``; it is closed when the app context ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from flask import Flask, current_app, g
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.embedded_pg import default_cluster
+
+LOGGER = logging.getLogger(__name__)
+
+
+class Database:
+    """Hold the engine and the session factory of one app."""
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.factory: sessionmaker[Session] | None = None
+
+    def init_app(self, app: Flask) -> None:
+        url = app.config.get("DATABASE_URL")
+        if not url:
+            cluster = default_cluster()
+            cluster.start()
+            url = cluster.url()
+            app.config["DATABASE_URL"] = url
+        self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        self.factory = sessionmaker(self.engine, expire_on_commit=False)
+        app.extensions["gridgov_db"] = self
+        app.teardown_appcontext(_close_session)
+
+    def bind_to(self, connection: Connection) -> None:
+        """Make every session join ``connection``'s transaction through savepoints (tests)."""
+        self.factory = sessionmaker(
+            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+
+    def session(self) -> Session:
+        assert self.factory is not None, "init_app() was not called"
+        return self.factory()
+
+
+def get_db() -> Database:
+    """Return the Database of the current app."""
+    return current_app.extensions["gridgov_db"]
+
+
+def get_session() -> Session:
+    """Return the session of the current request, opening it on first use."""
+    if "db_session" not in g:
+        g.db_session = get_db().session()
+    return g.db_session
+
+
+def _close_session(_exc: BaseException | None = None) -> None:
+    sess = g.pop("db_session", None)
+    if sess is not None:
+        sess.close()
+
+
+@contextmanager
+def transaction(session: Session) -> Iterator[Session]:
+    """Run a block as one transaction: commit on success, roll back on any error."""
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise

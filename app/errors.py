@@ -1,0 +1,89 @@
+"""Domain errors that carry their HTTP status, and the handler that turns them into JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from gis.errors import GisError
+
+
+class AppError(Exception):
+    """A failure the caller can act on; ``http_status`` says which kind."""
+
+    http_status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, **self.details}
+
+
+class BadParameter(AppError):
+    """A query or body parameter is missing or malformed."""
+
+    http_status = 400
+    code = "bad_parameter"
+
+    def __init__(self, param: str, message: str, **details: Any) -> None:
+        super().__init__(f"{param}: {message}", param=param, **details)
+
+
+class ValidationFailed(AppError):
+    """Input was well formed but breaks a rule (geometry, range, topology)."""
+
+    http_status = 422
+    code = "validation_failed"
+
+
+class NotFound(AppError):
+    """The named record does not exist (or is not visible to the caller)."""
+
+    http_status = 404
+    code = "not_found"
+
+
+class Conflict(AppError):
+    """The request conflicts with the current state (stale version, illegal transition)."""
+
+    http_status = 409
+    code = "conflict"
+
+
+class ImportRejected(ValidationFailed):
+    """An import file has bad records; nothing was loaded. ``problems`` lists each one."""
+
+    code = "import_rejected"
+
+    def __init__(self, source: str, problems: list[dict[str, Any]]) -> None:
+        shown = "; ".join(f"{p.get('where', '?')}: {p.get('reason', '')}" for p in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        super().__init__(
+            f"{source}: {len(problems)} bad record(s), nothing was loaded — {shown}{more}",
+            problems=problems,
+        )
+        self.problems = problems
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Answer domain errors and HTTP errors with a JSON body ``{"error": {...}}``."""
+
+    @app.errorhandler(AppError)
+    def _domain(err: AppError):  # type: ignore[no-untyped-def]
+        return jsonify(error=err.to_dict()), err.http_status
+
+    @app.errorhandler(GisError)
+    def _gis(err: GisError):  # type: ignore[no-untyped-def]
+        return jsonify(error=err.to_dict()), err.http_status
+
+    @app.errorhandler(HTTPException)
+    def _http(err: HTTPException):  # type: ignore[no-untyped-def]
+        return jsonify(
+            error={"code": err.name.lower().replace(" ", "_"), "message": err.description}
+        ), err.code

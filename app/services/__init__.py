@@ -1,0 +1,1 @@
+"""Domain operations. Each public function takes a session and runs one business operation."""

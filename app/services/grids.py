@@ -1,0 +1,327 @@
+"""Read grids and what they carry: the GeoJSON of the map and the notice board of each grid."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from app.errors import NotFound
+from app.models import Grid, GridAssignment, Worker
+from app.models.grid import LEVEL_NAMES
+from app.models.people import ROLE_NAMES
+from app.models.places import SERVICE_POINT_KINDS
+from app.privacy import mask_name, mask_phone
+
+ROLE_ORDER = ["grid_chief", "micro_chief", "worker_full", "worker_part", "party_member"]
+
+
+def _feature(geometry: str | dict, props: dict[str, Any], fid: Any = None) -> dict[str, Any]:
+    geom = json.loads(geometry) if isinstance(geometry, str) else geometry
+    feat: dict[str, Any] = {"type": "Feature", "geometry": geom, "properties": props}
+    if fid is not None:
+        feat["id"] = fid
+    return feat
+
+
+def collection(features: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """Wrap features in a GeoJSON FeatureCollection."""
+    return {"type": "FeatureCollection", "features": features, **extra}
+
+
+GRID_COLUMNS = """
+    g.id, g.code, g.name, g.level, g.kind, g.parent_id, g.area_m2, g.household_count, g.version,
+    g.valid_from, g.valid_to,
+    NOT EXISTS (SELECT 1 FROM grid c WHERE c.parent_id = g.id AND c.valid_to IS NULL) AS is_leaf
+"""
+
+
+def _grid_props(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "code": row.code,
+        "name": row.name,
+        "level": row.level,
+        "level_name": LEVEL_NAMES.get(row.level, str(row.level)),
+        "kind": row.kind,
+        "parent_id": row.parent_id,
+        "area_m2": round(row.area_m2, 1),
+        "household_count": row.household_count,
+        "version": row.version,
+        "is_leaf": row.is_leaf,
+        "valid_from": row.valid_from.isoformat() if row.valid_from else None,
+        "valid_to": row.valid_to.isoformat() if row.valid_to else None,
+    }
+
+
+def list_grids(
+    session: Session,
+    *,
+    level: int | None = None,
+    parent_id: int | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    precision: int = 7,
+) -> dict[str, Any]:
+    """Return current grids as a FeatureCollection, filtered by level, parent and bbox."""
+    where = ["g.valid_to IS NULL"]
+    params: dict[str, Any] = {"prec": precision}
+    if level is not None:
+        where.append("g.level = :level")
+        params["level"] = level
+    if parent_id is not None:
+        where.append("g.parent_id = :parent")
+        params["parent"] = parent_id
+    if bbox is not None:
+        where.append("g.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")
+        params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
+    rows = session.execute(
+        text(
+            f"SELECT {GRID_COLUMNS}, ST_AsGeoJSON(g.geom, :prec) AS gj FROM grid g "
+            f"WHERE {' AND '.join(where)} ORDER BY g.level, g.code"
+        ),
+        params,
+    ).all()
+    return collection([_feature(r.gj, _grid_props(r), r.id) for r in rows])
+
+
+def grid_labels(session: Session, *, levels: tuple[int, ...]) -> list[dict[str, Any]]:
+    """Return a label point inside each current grid of the given levels."""
+    rows = session.execute(
+        text(
+            "SELECT name, level, ST_X(p) AS lon, ST_Y(p) AS lat FROM ("
+            " SELECT name, level, ST_PointOnSurface(geom) AS p FROM grid"
+            " WHERE valid_to IS NULL AND level = ANY(:levels)) s ORDER BY level, name"
+        ),
+        {"levels": list(levels)},
+    ).all()
+    return [{"name": r.name, "level": r.level, "lon": r.lon, "lat": r.lat} for r in rows]
+
+
+def household_points(session: Session) -> list[list[float]]:
+    """Return [lat, lon] of every household, for the clustered map layer (no personal data)."""
+    rows = session.execute(text("SELECT ST_Y(geom), ST_X(geom) FROM household ORDER BY id")).all()
+    return [[round(lat, 6), round(lon, 6)] for lat, lon in rows]
+
+
+def home_extent(session: Session) -> tuple[float, float, float, float] | None:
+    """Return the bbox the e-map opens on: the top-level grid with the most households."""
+    row = session.execute(
+        text(
+            "SELECT ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) FROM grid"
+            " WHERE valid_to IS NULL AND parent_id IS NULL"
+            " ORDER BY household_count DESC, code LIMIT 1"
+        )
+    ).first()
+    return tuple(row) if row else None  # type: ignore[return-value]
+
+
+def grid_bounds(session: Session, grid_id: int) -> tuple[float, float, float, float]:
+    """Return a grid's bbox (minlon, minlat, maxlon, maxlat)."""
+    row = session.execute(
+        text(
+            "SELECT ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) FROM grid WHERE id = :id"
+        ),
+        {"id": grid_id},
+    ).first()
+    if row is None:
+        raise NotFound(f"grid {grid_id} does not exist", grid_id=grid_id)
+    return tuple(row)  # type: ignore[return-value]
+
+
+def get_grid_row(session: Session, grid_id: int) -> Grid:
+    """Return the grid with this id or raise NotFound."""
+    grid = session.get(Grid, grid_id)
+    if grid is None:
+        raise NotFound(f"grid {grid_id} does not exist", grid_id=grid_id)
+    return grid
+
+
+def notice_board(session: Session, grid_id: int) -> dict[str, Any]:
+    """Return the grid notice board (网格公示牌): who is responsible, with role and phone."""
+    rows = session.execute(
+        select(GridAssignment.role, Worker.id, Worker.name, Worker.phone, Worker.on_duty)
+        .join(Worker, Worker.id == GridAssignment.worker_id)
+        .where(GridAssignment.grid_id == grid_id)
+        .order_by(GridAssignment.role, Worker.id)
+    ).all()
+    people = [
+        {
+            "worker_id": wid,
+            "name": name,
+            "role": role,
+            "role_name": ROLE_NAMES[role],
+            "phone": phone,
+            "on_duty": on_duty,
+        }
+        for role, wid, name, phone, on_duty in rows
+    ]
+    people.sort(key=lambda p: ROLE_ORDER.index(p["role"]))
+    return {"responsible": people}
+
+
+def grid_feature(session: Session, grid_id: int) -> dict[str, Any]:
+    """Return one grid as a GeoJSON Feature with its notice board and its chain of ancestors."""
+    row = session.execute(
+        text(f"SELECT {GRID_COLUMNS}, ST_AsGeoJSON(g.geom, 7) AS gj FROM grid g WHERE g.id = :id"),
+        {"id": grid_id},
+    ).first()
+    if row is None:
+        raise NotFound(f"grid {grid_id} does not exist", grid_id=grid_id)
+    props = _grid_props(row)
+    props["bounds"] = grid_bounds(session, grid_id)
+    props.update(notice_board(session, grid_id))
+    props["ancestors"] = ancestors(session, grid_id)
+    props["children"] = [
+        {"id": c.id, "code": c.code, "name": c.name, "household_count": c.household_count}
+        for c in session.scalars(
+            select(Grid)
+            .where(Grid.parent_id == grid_id, Grid.valid_to.is_(None))
+            .order_by(Grid.code)
+        )
+    ]
+    return _feature(row.gj, props, row.id)
+
+
+def ancestors(session: Session, grid_id: int) -> list[dict[str, Any]]:
+    """Return the chain from the top-level grid down to (excluding) this one."""
+    rows = session.execute(
+        text(
+            """
+            WITH RECURSIVE up AS (
+                SELECT id, parent_id, code, name, level, 0 AS depth FROM grid WHERE id = :id
+                UNION ALL
+                SELECT p.id, p.parent_id, p.code, p.name, p.level, up.depth + 1
+                FROM grid p JOIN up ON p.id = up.parent_id
+            )
+            SELECT id, code, name, level FROM up WHERE depth > 0 ORDER BY level
+            """
+        ),
+        {"id": grid_id},
+    ).all()
+    return [{"id": r.id, "code": r.code, "name": r.name, "level": r.level} for r in rows]
+
+
+def households_in_grid(
+    session: Session, grid_id: int, *, limit: int, offset: int
+) -> dict[str, Any]:
+    """Return the households of a grid and its descendants, personal data masked."""
+    get_grid_row(session, grid_id)
+    rows = session.execute(
+        text(
+            """
+            WITH RECURSIVE tree AS (
+                SELECT id FROM grid WHERE id = :id
+                UNION ALL SELECT c.id FROM grid c JOIN tree t ON c.parent_id = t.id WHERE c.valid_to IS NULL
+            )
+            SELECT h.id, h.grid_id, h.building, h.unit, h.room, h.address, h.people, h.head_name,
+                   h.head_phone, h.linked_member_id, ST_X(h.geom) AS lon, ST_Y(h.geom) AS lat,
+                   count(*) OVER () AS total
+            FROM household h JOIN tree t ON h.grid_id = t.id
+            ORDER BY h.id LIMIT :limit OFFSET :offset
+            """
+        ),
+        {"id": grid_id, "limit": limit, "offset": offset},
+    ).all()
+    total = rows[0].total if rows else 0
+    feats = [
+        _feature(
+            {"type": "Point", "coordinates": [round(r.lon, 7), round(r.lat, 7)]},
+            {
+                "id": r.id,
+                "grid_id": r.grid_id,
+                "building": r.building,
+                "unit": r.unit,
+                "room": r.room,
+                "address": r.address,
+                "people": r.people,
+                "head_name": mask_name(r.head_name),
+                "head_phone": mask_phone(r.head_phone),
+                "linked_member_id": r.linked_member_id,
+            },
+            r.id,
+        )
+        for r in rows
+    ]
+    return collection(feats, total=total, limit=limit, offset=offset)
+
+
+def service_points(
+    session: Session, *, bbox: tuple[float, float, float, float] | None = None
+) -> dict[str, Any]:
+    """Return service points with their radius and kind."""
+    rows = session.execute(
+        text(
+            """
+            SELECT id, name, kind, radius_m, status, grid_id, ST_X(geom) AS lon, ST_Y(geom) AS lat
+            FROM service_point
+            WHERE (CAST(:x0 AS float8) IS NULL OR geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326))
+            ORDER BY id
+            """
+        ),
+        _bbox_params(bbox),
+    ).all()
+    return collection(
+        [
+            _feature(
+                {"type": "Point", "coordinates": [round(r.lon, 7), round(r.lat, 7)]},
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "kind": r.kind,
+                    "kind_name": SERVICE_POINT_KINDS.get(r.kind, r.kind),
+                    "radius_m": r.radius_m,
+                    "status": r.status,
+                    "grid_id": r.grid_id,
+                },
+                r.id,
+            )
+            for r in rows
+        ]
+    )
+
+
+def cameras(
+    session: Session,
+    *,
+    bbox: tuple[float, float, float, float] | None = None,
+    grid_id: int | None = None,
+) -> dict[str, Any]:
+    """Return cameras with their code, kind and leaf grid."""
+    params = _bbox_params(bbox) | {"grid": grid_id}
+    rows = session.execute(
+        text(
+            """
+            SELECT id, code, name, kind, analytics, grid_id, ST_X(geom) AS lon, ST_Y(geom) AS lat
+            FROM camera
+            WHERE (CAST(:x0 AS float8) IS NULL OR geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326))
+              AND (CAST(:grid AS int) IS NULL OR grid_id = :grid)
+            ORDER BY code
+            """
+        ),
+        params,
+    ).all()
+    return collection(
+        [
+            _feature(
+                {"type": "Point", "coordinates": [round(r.lon, 7), round(r.lat, 7)]},
+                {
+                    "id": r.id,
+                    "code": r.code,
+                    "name": r.name,
+                    "kind": r.kind,
+                    "analytics": r.analytics,
+                    "grid_id": r.grid_id,
+                },
+                r.id,
+            )
+            for r in rows
+        ]
+    )
+
+
+def _bbox_params(bbox: tuple[float, float, float, float] | None) -> dict[str, Any]:
+    if bbox is None:
+        return {"x0": None, "y0": None, "x1": None, "y1": None}
+    return {"x0": bbox[0], "y0": bbox[1], "x1": bbox[2], "y1": bbox[3]}

@@ -1,0 +1,722 @@
+"""Import and export grids, households, workers, service points, cameras and departments.
+
+Every import validates every record first and reports bad ones by row/feature with the reason;
+then it loads everything in the caller's transaction, so a failed import leaves nothing behind.
+Households are loaded with COPY after their leaf grid is found by location in one bulk pass.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from geoalchemy2.shape import from_shape
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from app.errors import BadParameter, ImportRejected
+from app.models import Camera, Department, Grid, GridAssignment, ServicePoint, Worker
+from app.models.people import ROLES, SENSITIVE_TAGS
+from app.models.places import SERVICE_POINT_KINDS
+from app.services import tables
+from gis.assign import assign_points
+from gis.crs import geodesic_area_m2
+
+LOGGER = logging.getLogger(__name__)
+Progress = Callable[[str, int, int], None]
+
+KINDS = (
+    "departments",
+    "grids",
+    "workers",
+    "assignments",
+    "households",
+    "service_points",
+    "cameras",
+)
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "sample_boundaries"
+SAMPLE_FILES = {
+    "departments": "departments.csv",
+    "grids": "grids.geojson",
+    "workers": "workers.csv",
+    "assignments": "assignments.csv",
+    "households": "households.csv",
+    "service_points": "service_points.geojson",
+    "cameras": "cameras.geojson",
+}
+# Area (m²) of a child outside its parent, or of two siblings' overlap, tolerated as rounding noise.
+TOPOLOGY_TOLERANCE_M2 = 0.01
+COPY_CHUNK = 100_000
+
+
+def _noop(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def _where(frame: pd.DataFrame, i: int) -> str:
+    return (
+        f"feature {i + 1}"
+        if isinstance(frame, gpd.GeoDataFrame) and "lon" not in frame
+        else f"row {i + 2}"
+    )
+
+
+def _require(frame: pd.DataFrame, source: str, columns: tuple[str, ...]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise BadParameter(
+            "columns",
+            f"{source}: missing column(s) {', '.join(missing)} (found {', '.join(map(str, frame.columns))}); "
+            "use the field mapping option to name them",
+        )
+
+
+def _str(value: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return str(value).strip()
+
+
+def import_file(
+    session: Session,
+    kind: str,
+    path: str | Path,
+    *,
+    crs: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    progress: Progress = _noop,
+) -> int:
+    """Import one file of the given kind; return the number of records loaded."""
+    if kind not in KINDS:
+        raise BadParameter("kind", f"unknown kind '{kind}' (use {', '.join(KINDS)})")
+    source = Path(path).name
+    spatial = kind in ("grids", "households", "service_points", "cameras")
+    frame = tables.read_records(path, crs=crs, mapping=mapping, need_geometry=spatial)
+    progress("read", len(frame), len(frame))
+    loader = {
+        "departments": import_departments,
+        "grids": import_grids,
+        "workers": import_workers,
+        "assignments": import_assignments,
+        "households": import_households,
+        "service_points": import_service_points,
+        "cameras": import_cameras,
+    }[kind]
+    return loader(session, frame, source=source, progress=progress)
+
+
+# ---------------------------------------------------------------------------------------------
+def import_departments(
+    session: Session, frame: pd.DataFrame, *, source: str, progress: Progress = _noop
+) -> int:
+    """Load functional departments (code, name, phone, duties)."""
+    _require(frame, source, ("code", "name"))
+    problems = []
+    seen: set[str] = set()
+    existing = set(session.scalars(select(Department.code)))
+    for i, row in frame.iterrows():
+        code, name = _str(row["code"]), _str(row["name"])
+        if not code or not name:
+            problems.append({"where": _where(frame, i), "reason": "code and name are required"})
+        elif code in seen or code in existing:
+            problems.append(
+                {"where": _where(frame, i), "field": "code", "reason": f"duplicate code '{code}'"}
+            )
+        seen.add(code)
+    if problems:
+        raise ImportRejected(source, problems)
+    session.add_all(
+        Department(
+            code=_str(r["code"]),
+            name=_str(r["name"]),
+            phone=_str(r.get("phone")) or None,
+            duties=_str(r.get("duties")) or None,
+        )
+        for _, r in frame.iterrows()
+    )
+    session.flush()
+    return len(frame)
+
+
+def import_grids(
+    session: Session, frame: gpd.GeoDataFrame, *, source: str, progress: Progress = _noop
+) -> int:
+    """Load grids; each finds its parent by code (in the file or already loaded).
+
+    Checks: code, name and level present; level 1–5 and deeper than the parent; (Multi)Polygon,
+    valid; a child lies inside its parent and siblings don't overlap (checked in PostGIS after the
+    insert, inside the same transaction).
+    """
+    _require(frame, source, ("code", "name", "level"))
+    problems: list[dict[str, Any]] = []
+    existing = {g.code: g for g in session.scalars(select(Grid).where(Grid.valid_to.is_(None)))}
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for i in range(len(frame)):
+        row = frame.iloc[i]
+        where = _where(frame, i)
+        code = _str(row["code"])
+        geom = row.geometry
+        try:
+            level = int(float(_str(row["level"])))
+        except ValueError:
+            problems.append(
+                {"where": where, "field": "level", "reason": f"not a number: '{row['level']}'"}
+            )
+            continue
+        parent = _str(row.get("parent_code")) if "parent_code" in frame.columns else ""
+        kind = (
+            _str(row.get("kind")) or "comprehensive" if "kind" in frame.columns else "comprehensive"
+        )
+        reason = None
+        if not code or not _str(row["name"]):
+            reason = ("code", "code and name are required")
+        elif not code.replace("-", "").replace("_", "").isalnum():
+            reason = ("code", f"code '{code}' may hold only letters, digits, - and _")
+        elif code in seen or code in existing:
+            reason = ("code", f"duplicate code '{code}'")
+        elif not 1 <= level <= 5:
+            reason = ("level", f"level {level} is not 1–5")
+        elif kind not in ("comprehensive", "dedicated"):
+            reason = ("kind", f"kind '{kind}' is not comprehensive or dedicated")
+        elif geom is None or geom.is_empty:
+            reason = ("geometry", "no geometry")
+        elif geom.geom_type not in ("Polygon", "MultiPolygon"):
+            reason = ("geometry", f"{geom.geom_type} is not a Polygon or MultiPolygon")
+        elif not geom.is_valid:
+            reason = ("geometry", f"invalid geometry: {shapely.is_valid_reason(geom)}")
+        elif level > 1 and not parent:
+            reason = ("parent_code", f"a level-{level} grid needs a parent_code")
+        seen.add(code)
+        if reason:
+            problems.append({"where": where, "field": reason[0], "reason": reason[1], "code": code})
+            continue
+        if geom.geom_type == "Polygon":
+            geom = shapely.MultiPolygon([geom])
+        rows.append(
+            {
+                "where": where,
+                "code": code,
+                "name": _str(row["name"]),
+                "level": level,
+                "kind": kind,
+                "parent": parent or None,
+                "geom": geom,
+            }
+        )
+    levels = {r["code"]: r["level"] for r in rows} | {c: g.level for c, g in existing.items()}
+    for r in rows:
+        if r["parent"] and r["parent"] not in levels:
+            problems.append(
+                {
+                    "where": r["where"],
+                    "field": "parent_code",
+                    "reason": f"parent '{r['parent']}' not found",
+                    "code": r["code"],
+                }
+            )
+        elif r["parent"] and levels[r["parent"]] >= r["level"]:
+            problems.append(
+                {
+                    "where": r["where"],
+                    "field": "level",
+                    "reason": f"level {r['level']} is not below its parent's level {levels[r['parent']]}",
+                    "code": r["code"],
+                }
+            )
+    if problems:
+        raise ImportRejected(source, problems)
+    ids = dict((c, g.id) for c, g in existing.items())
+    new_ids: list[int] = []
+    where_of: dict[str, str] = {}
+    for r in sorted(rows, key=lambda r: r["level"]):
+        grid = Grid(
+            code=r["code"],
+            name=r["name"],
+            level=r["level"],
+            kind=r["kind"],
+            parent_id=ids.get(r["parent"]) if r["parent"] else None,
+            geom=from_shape(r["geom"], srid=4326),
+            area_m2=geodesic_area_m2(r["geom"]),
+        )
+        session.add(grid)
+        session.flush()
+        ids[r["code"]] = grid.id
+        new_ids.append(grid.id)
+        where_of[r["code"]] = r["where"]
+    progress("grids", len(rows), len(rows))
+    problems = check_topology(session, new_ids)
+    if problems:
+        for p in problems:
+            p["where"] = where_of.get(p["code"], p.get("where", ""))
+        raise ImportRejected(source, problems)
+    return len(rows)
+
+
+def check_topology(session: Session, grid_ids: list[int]) -> list[dict[str, Any]]:
+    """Return the hierarchy rules the given grids break: outside the parent, overlapping a sibling."""
+    if not grid_ids:
+        return []
+    problems: list[dict[str, Any]] = []
+    outside = session.execute(
+        text(
+            """
+            SELECT c.code, p.code AS parent, ST_Area(ST_Difference(c.geom, p.geom)::geography) AS a,
+                   ST_AsGeoJSON(ST_PointOnSurface(ST_Difference(c.geom, p.geom)), 7) AS loc
+            FROM grid c JOIN grid p ON p.id = c.parent_id
+            WHERE c.id = ANY(:ids) AND NOT ST_CoveredBy(c.geom, p.geom)
+            """
+        ),
+        {"ids": grid_ids},
+    )
+    for code, parent, area, loc in outside:
+        if area > TOPOLOGY_TOLERANCE_M2:
+            problems.append(
+                {
+                    "code": code,
+                    "field": "geometry",
+                    "reason": f"{area:.2f} m² lies outside its parent {parent}",
+                    "location": loc,
+                }
+            )
+    overlaps = session.execute(
+        text(
+            """
+            SELECT a.code, b.code, ST_Area(ST_Intersection(a.geom, b.geom)::geography) AS a,
+                   ST_AsGeoJSON(ST_PointOnSurface(ST_Intersection(a.geom, b.geom)), 7) AS loc
+            FROM grid a JOIN grid b
+              ON a.parent_id IS NOT DISTINCT FROM b.parent_id AND a.id <> b.id
+             AND a.valid_to IS NULL AND b.valid_to IS NULL AND ST_Intersects(a.geom, b.geom)
+            WHERE a.id = ANY(:ids) AND (b.id <> ALL(:ids) OR a.id < b.id)
+              AND ST_Relate(a.geom, b.geom, '2********')
+            """
+        ),
+        {"ids": grid_ids},
+    )
+    for code, other, area, loc in overlaps:
+        if area > TOPOLOGY_TOLERANCE_M2:
+            problems.append(
+                {
+                    "code": code,
+                    "field": "geometry",
+                    "reason": f"overlaps sibling {other} by {area:.2f} m²",
+                    "location": loc,
+                }
+            )
+    return problems
+
+
+def import_workers(
+    session: Session, frame: pd.DataFrame, *, source: str, progress: Progress = _noop
+) -> int:
+    """Load workers (code, name, phone, on_duty)."""
+    _require(frame, source, ("name",))
+    problems = []
+    has_code = "code" in frame.columns
+    existing = set(session.scalars(select(Worker.code).where(Worker.code.is_not(None))))
+    seen: set[str] = set()
+    for i, row in frame.iterrows():
+        code = _str(row["code"]) if has_code else ""
+        phone = _str(row.get("phone")) if "phone" in frame.columns else ""
+        if not _str(row["name"]):
+            problems.append(
+                {"where": _where(frame, i), "field": "name", "reason": "name is required"}
+            )
+        if code and (code in seen or code in existing):
+            problems.append(
+                {"where": _where(frame, i), "field": "code", "reason": f"duplicate code '{code}'"}
+            )
+        if phone and not phone.replace("-", "").isdigit():
+            problems.append(
+                {
+                    "where": _where(frame, i),
+                    "field": "phone",
+                    "reason": f"'{phone}' is not a phone number",
+                }
+            )
+        seen.add(code)
+    if problems:
+        raise ImportRejected(source, problems)
+    session.add_all(
+        Worker(
+            code=(_str(r["code"]) or None) if has_code else None,
+            name=_str(r["name"]),
+            phone=_str(r.get("phone")) or None,
+            on_duty=_str(r.get("on_duty")).lower() not in ("false", "0", "no", "否"),
+        )
+        for _, r in frame.iterrows()
+    )
+    session.flush()
+    return len(frame)
+
+
+def import_assignments(
+    session: Session, frame: pd.DataFrame, *, source: str, progress: Progress = _noop
+) -> int:
+    """Load who is responsible for which grid (worker_code, grid_code, role)."""
+    _require(frame, source, ("worker_code", "grid_code", "role"))
+    workers = dict(
+        session.execute(select(Worker.code, Worker.id).where(Worker.code.is_not(None))).all()
+    )
+    grids = dict(session.execute(select(Grid.code, Grid.id).where(Grid.valid_to.is_(None))).all())
+    problems, rows = [], []
+    for i, row in frame.iterrows():
+        w, g, role = _str(row["worker_code"]), _str(row["grid_code"]), _str(row["role"])
+        if w not in workers:
+            problems.append(
+                {
+                    "where": _where(frame, i),
+                    "field": "worker_code",
+                    "reason": f"worker '{w}' not found",
+                }
+            )
+        elif g not in grids:
+            problems.append(
+                {"where": _where(frame, i), "field": "grid_code", "reason": f"grid '{g}' not found"}
+            )
+        elif role not in ROLES:
+            problems.append(
+                {
+                    "where": _where(frame, i),
+                    "field": "role",
+                    "reason": f"role '{role}' is not one of {', '.join(ROLES)}",
+                }
+            )
+        else:
+            rows.append({"worker_id": workers[w], "grid_id": grids[g], "role": role})
+    if problems:
+        raise ImportRejected(source, problems)
+    session.bulk_insert_mappings(GridAssignment, rows)  # type: ignore[arg-type]
+    session.flush()
+    return len(rows)
+
+
+def leaf_grids(session: Session) -> tuple[list[int], list[str], list]:
+    """Return ids, codes and shapes of the current leaf grids (no current children)."""
+    rows = session.execute(
+        text(
+            """
+            SELECT g.id, g.code, ST_AsBinary(g.geom) FROM grid g
+            WHERE g.valid_to IS NULL AND NOT EXISTS (
+                SELECT 1 FROM grid c WHERE c.parent_id = g.id AND c.valid_to IS NULL)
+            ORDER BY g.code
+            """
+        )
+    ).all()
+    return (
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        list(shapely.from_wkb([bytes(r[2]) for r in rows])),
+    )
+
+
+def _locate_rows(
+    session: Session, frame: gpd.GeoDataFrame, source: str, what: str
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Find each point's leaf grid; report points in none, and points whose given grid_code differs."""
+    ids, codes, shapes = leaf_grids(session)
+    if not ids:
+        raise ImportRejected(
+            source, [{"where": "file", "reason": "no grids are loaded yet: import grids first"}]
+        )
+    xs = frame.geometry.x.to_numpy()
+    ys = frame.geometry.y.to_numpy()
+    idx = assign_points(xs, ys, shapes, codes)
+    problems = []
+    for i in np.flatnonzero(idx < 0)[:1000]:
+        problems.append(
+            {
+                "where": _where(frame, int(i)),
+                "reason": f"{what} at ({xs[i]:.7f}, {ys[i]:.7f}) lies in no leaf grid",
+            }
+        )
+    if "grid_code" in frame.columns:
+        given = frame["grid_code"].astype(str).str.strip().to_numpy()
+        found = np.asarray(codes, dtype=object)[np.where(idx >= 0, idx, 0)]
+        wrong = np.flatnonzero((idx >= 0) & (given != "") & (given != found))
+        for i in wrong[:1000]:
+            problems.append(
+                {
+                    "where": _where(frame, int(i)),
+                    "field": "grid_code",
+                    "reason": f"lies in grid {found[i]}, not in {given[i]} as the file says",
+                }
+            )
+    grid_ids = np.asarray(ids, dtype=np.int64)[np.where(idx >= 0, idx, 0)]
+    return grid_ids, problems
+
+
+def import_households(
+    session: Session, frame: gpd.GeoDataFrame, *, source: str, progress: Progress = _noop
+) -> int:
+    """Load households in bulk (COPY); each finds its leaf grid by location."""
+    n = len(frame)
+    if frame.geometry.geom_type.ne("Point").any():
+        bad = np.flatnonzero(frame.geometry.geom_type.ne("Point").to_numpy())
+        raise ImportRejected(
+            source,
+            [
+                {"where": _where(frame, int(i)), "reason": "household geometry must be a Point"}
+                for i in bad[:1000]
+            ],
+        )
+    problems: list[dict[str, Any]] = []
+    people = (
+        pd.to_numeric(frame["people"], errors="coerce")
+        if "people" in frame.columns
+        else pd.Series(np.ones(n))
+    )
+    for i in np.flatnonzero(~(people.between(0, 200)).to_numpy())[:1000]:
+        problems.append(
+            {
+                "where": _where(frame, int(i)),
+                "field": "people",
+                "reason": f"people '{frame['people'].iat[i]}' is not a number 0–200",
+            }
+        )
+    members: dict[str, int] = {}
+    member_ids = np.full(n, -1, dtype=np.int64)
+    if "linked_member_code" in frame.columns:
+        members = dict(
+            session.execute(select(Worker.code, Worker.id).where(Worker.code.is_not(None))).all()
+        )
+        codes = frame["linked_member_code"].astype(str).str.strip()
+        member_ids = codes.map(members).fillna(-1).astype(np.int64).to_numpy()
+        for i in np.flatnonzero((member_ids < 0) & (codes != "").to_numpy())[:1000]:
+            problems.append(
+                {
+                    "where": _where(frame, int(i)),
+                    "field": "linked_member_code",
+                    "reason": f"worker '{codes.iat[i]}' not found",
+                }
+            )
+    tags = frame["tags"].astype(str).str.strip() if "tags" in frame.columns else pd.Series([""] * n)
+    known = set(SENSITIVE_TAGS)
+    bad_tags = tags.map(
+        lambda t: [x for x in t.replace(",", ";").split(";") if x and x not in known]
+    )
+    for i in np.flatnonzero(bad_tags.map(bool).to_numpy())[:1000]:
+        problems.append(
+            {
+                "where": _where(frame, int(i)),
+                "field": "tags",
+                "reason": f"unknown tag(s) {', '.join(bad_tags.iat[i])} (known: {', '.join(known)})",
+            }
+        )
+    grid_ids, located = _locate_rows(session, frame, source, "household")
+    problems += located
+    if problems:
+        raise ImportRejected(source, problems)
+    progress("located", n, n)
+    out = pd.DataFrame(
+        {
+            "geom": "SRID=4326;POINT("
+            + frame.geometry.x.map(repr)
+            + " "
+            + frame.geometry.y.map(repr)
+            + ")",
+            "building": _text_col(frame, "building"),
+            "unit": _text_col(frame, "unit"),
+            "room": _text_col(frame, "room"),
+            "address": _text_col(frame, "address"),
+            "people": people.fillna(1).astype(int),
+            "grid_id": grid_ids,
+            "linked_member_id": pd.Series(member_ids).where(member_ids >= 0, None).astype("Int64"),
+            "tags": "{" + tags.str.replace(";", ",", regex=False) + "}",
+            "head_name": _text_col(frame, "head_name"),
+            "head_phone": _text_col(frame, "head_phone"),
+        }
+    )
+    copy_frame(session, "household", out, progress=progress)
+    return n
+
+
+def _text_col(frame: pd.DataFrame, name: str) -> pd.Series:
+    if name not in frame.columns:
+        return pd.Series([None] * len(frame), dtype=object)
+    col = frame[name].astype(str).str.strip()
+    return col.where(col != "", None)
+
+
+def copy_frame(
+    session: Session, table: str, frame: pd.DataFrame, *, progress: Progress = _noop
+) -> None:
+    """COPY a frame into a table in chunks, inside the session's transaction."""
+    raw = session.connection().connection.driver_connection
+    cols = ", ".join(f'"{c}"' for c in frame.columns)
+    total = len(frame)
+    with (
+        raw.cursor() as cur,
+        cur.copy(f"COPY \"{table}\" ({cols}) FROM STDIN WITH (FORMAT csv, NULL '\\N')") as copy,
+    ):
+        for start in range(0, total, COPY_CHUNK):
+            buf = io.StringIO()
+            frame.iloc[start : start + COPY_CHUNK].to_csv(
+                buf, index=False, header=False, na_rep="\\N"
+            )
+            copy.write(buf.getvalue())
+            progress("copied", min(start + COPY_CHUNK, total), total)
+
+
+def _point_rows(
+    session: Session, frame: gpd.GeoDataFrame, source: str, what: str, *, required_leaf: bool
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    bad = np.flatnonzero(frame.geometry.geom_type.ne("Point").to_numpy())
+    problems = [
+        {"where": _where(frame, int(i)), "reason": f"{what} geometry must be a Point"}
+        for i in bad[:1000]
+    ]
+    if problems:
+        return np.zeros(0, dtype=np.int64), problems
+    grid_ids, located = _locate_rows(session, frame, source, what)
+    if not required_leaf:
+        located = [p for p in located if p.get("field") == "grid_code"]
+    return grid_ids, located
+
+
+def import_service_points(
+    session: Session, frame: gpd.GeoDataFrame, *, source: str, progress: Progress = _noop
+) -> int:
+    """Load service points (name, kind, radius_m); the leaf grid is found by location when any."""
+    _require(frame, source, ("name", "kind"))
+    grid_ids, problems = _point_rows(session, frame, source, "service point", required_leaf=False)
+    ids, codes, shapes = leaf_grids(session)
+    idx = assign_points(frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy(), shapes, codes)
+    radius = (
+        pd.to_numeric(frame["radius_m"], errors="coerce")
+        if "radius_m" in frame.columns
+        else pd.Series(np.full(len(frame), 1000.0))
+    )
+    for i in range(len(frame)):
+        kind = _str(frame["kind"].iat[i])
+        if kind not in SERVICE_POINT_KINDS:
+            problems.append(
+                {
+                    "where": _where(frame, i),
+                    "field": "kind",
+                    "reason": f"kind '{kind}' is not one of {', '.join(SERVICE_POINT_KINDS)}",
+                }
+            )
+        if not 0 < radius.iat[i] <= 50000:
+            problems.append(
+                {
+                    "where": _where(frame, i),
+                    "field": "radius_m",
+                    "reason": f"radius '{frame['radius_m'].iat[i]}' is not 0–50000 m",
+                }
+            )
+    if problems:
+        raise ImportRejected(source, problems)
+    session.add_all(
+        ServicePoint(
+            name=_str(frame["name"].iat[i]),
+            kind=_str(frame["kind"].iat[i]),
+            geom=from_shape(frame.geometry.iat[i], srid=4326),
+            radius_m=float(radius.iat[i]),
+            status=_str(frame["status"].iat[i])
+            if "status" in frame.columns and _str(frame["status"].iat[i])
+            else "active",
+            grid_id=ids[idx[i]] if idx[i] >= 0 else None,
+        )
+        for i in range(len(frame))
+    )
+    session.flush()
+    return len(frame)
+
+
+def import_cameras(
+    session: Session, frame: gpd.GeoDataFrame, *, source: str, progress: Progress = _noop
+) -> int:
+    """Load cameras (code, name, kind, analytics); each finds its leaf grid by location."""
+    _require(frame, source, ("code",))
+    grid_ids, problems = _point_rows(session, frame, source, "camera", required_leaf=True)
+    existing = set(session.scalars(select(Camera.code)))
+    seen: set[str] = set()
+    for i in range(len(frame)):
+        code = _str(frame["code"].iat[i])
+        kind = _str(frame["kind"].iat[i]) if "kind" in frame.columns else "fixed"
+        if not code or code in seen or code in existing:
+            problems.append(
+                {
+                    "where": _where(frame, i),
+                    "field": "code",
+                    "reason": f"missing or duplicate code '{code}'",
+                }
+            )
+        if kind not in ("fixed", "dome", "panoramic", "other"):
+            problems.append(
+                {
+                    "where": _where(frame, i),
+                    "field": "kind",
+                    "reason": f"kind '{kind}' is not fixed, dome, panoramic or other",
+                }
+            )
+        seen.add(code)
+    if problems:
+        raise ImportRejected(source, problems)
+    session.add_all(
+        Camera(
+            code=_str(frame["code"].iat[i]),
+            name=_str(frame["name"].iat[i]) if "name" in frame.columns else None,
+            kind=_str(frame["kind"].iat[i]) if "kind" in frame.columns else "fixed",
+            analytics=_str(frame["analytics"].iat[i]).lower() in ("true", "1", "yes", "是")
+            if "analytics" in frame.columns
+            else False,
+            geom=from_shape(frame.geometry.iat[i], srid=4326),
+            grid_id=int(grid_ids[i]),
+        )
+        for i in range(len(frame))
+    )
+    session.flush()
+    return len(frame)
+
+
+# ---------------------------------------------------------------------------------------------
+def refresh_household_counts(session: Session) -> None:
+    """Recount households of every current grid (a grid counts those of all its descendants)."""
+    session.execute(
+        text(
+            """
+            WITH RECURSIVE tree AS (
+                SELECT id, id AS root FROM grid WHERE valid_to IS NULL
+                UNION ALL
+                SELECT c.id, t.root FROM grid c JOIN tree t ON c.parent_id = t.id WHERE c.valid_to IS NULL
+            ), counts AS (
+                SELECT t.root, count(h.id) AS n FROM tree t LEFT JOIN household h ON h.grid_id = t.id
+                GROUP BY t.root
+            )
+            UPDATE grid g SET household_count = counts.n FROM counts
+            WHERE g.id = counts.root AND g.household_count IS DISTINCT FROM counts.n
+            """
+        )
+    )
+
+
+def load_directory(
+    session: Session,
+    folder: str | Path = SAMPLE_DIR,
+    *,
+    crs: str | None = None,
+    progress: Progress = _noop,
+) -> dict[str, int]:
+    """Load every known file of a folder (the sample layout) in dependency order, in one transaction."""
+    folder = Path(folder)
+    counts: dict[str, int] = {}
+    for kind in KINDS:
+        path = folder / SAMPLE_FILES[kind]
+        if path.exists():
+            counts[kind] = import_file(session, kind, path, crs=crs, progress=progress)
+    refresh_household_counts(session)
+    return counts
+
+
+def is_loaded(session: Session) -> bool:
+    """Tell whether any grid is loaded."""
+    return session.scalar(select(Grid.id).limit(1)) is not None

@@ -1,0 +1,15 @@
+"""HTML pages: the e-map, and the browser-side libraries it loads (served from npm packages)."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app.web import emap, vendor
+
+BLUEPRINTS = [emap.bp, vendor.bp]
+
+
+def register(app: Flask) -> None:
+    """Register every page blueprint on the app."""
+    for bp in BLUEPRINTS:
+        app.register_blueprint(bp)

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Install what the platform needs, idempotently: Debian packages (as root), the Python
+# virtualenv with the project, and the browser-side libraries from the npm registry.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEB_PACKAGES=(postgresql-15 postgresql-15-postgis-3 chromium chromium-driver fonts-wqy-zenhei nodejs npm)
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+missing=()
+for pkg in "${DEB_PACKAGES[@]}"; do
+  # node/npm may come from elsewhere than Debian; accept them when on PATH
+  case "$pkg" in nodejs) command -v node >/dev/null && continue ;; npm) command -v npm >/dev/null && continue ;; esac
+  installed "$pkg" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing Debian packages: ${missing[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+  else
+    echo "setup: missing Debian packages: ${missing[*]}" >&2
+    echo "setup: install them as root: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.gridgov-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing Python packages"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[test]'
+  touch "$stamp"
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing browser-side libraries (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+echo "setup: ready"
