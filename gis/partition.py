@@ -53,6 +53,9 @@ from scipy.spatial import cKDTree
 from shapely.geometry import MultiPolygon, Polygon, mapping
 from shapely.geometry.base import BaseGeometry
 
+from gis.crs import local_metric_crs
+from gis.errors import GisError
+
 LOGGER = logging.getLogger(__name__)
 
 DEFAULT_TOLERANCE = 0.05
@@ -74,14 +77,17 @@ _TRIALS_SMALL = 6
 _TRIALS_MEDIUM = 3
 
 
-class PartitionError(Exception):
+class PartitionError(GisError):
     """A partition request that cannot be carried out; says what is wrong and where."""
 
     http_status = 422
+    code = "partition_impossible"
 
     def __init__(self, message: str, *, where: tuple[float, float] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+        details = {}
+        if where is not None:
+            details["location"] = {"type": "Point", "coordinates": [where[0], where[1]]}
+        super().__init__(message, **details)
         self.where = where
 
 
@@ -387,11 +393,7 @@ class _MetricFrame:
     @classmethod
     def for_geometry(cls, geom: BaseGeometry) -> _MetricFrame:
         lon, lat = geom.centroid.x, geom.centroid.y
-        if 73.0 <= lon <= 136.5 and 3.0 <= lat <= 54.0:
-            zone = int(np.clip(round((lon - 75.0) / 3.0), 0, 20))
-            crs = CRS.from_epsg(4534 + zone)  # CGCS2000 3-degree Gauss-Krueger, CM 75E..135E
-        else:
-            crs = CRS.from_proj4(f"+proj=aeqd +lat_0={lat} +lon_0={lon} +datum=WGS84 +units=m")
+        crs = CRS.from_user_input(local_metric_crs(lon, lat))
         tr = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
         # Work near the origin so squared coordinates keep their precision.
         ox, oy = tr.transform(lon, lat)
