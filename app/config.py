@@ -17,6 +17,8 @@ DEFAULTS: dict[str, Any] = {
     # Default service-circle radius (metres) and the five-minute-walk preset.
     "SERVICE_RADIUS_M": 1000.0,
     "FIVE_MINUTE_RADIUS_M": 400.0,
+    # Road lines (GeoJSON) that automatic divisions follow; None: the sample street's roads.
+    "ROADS_FILE": None,
     # Request bodies larger than this are refused (bytes).
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
 }
@@ -30,6 +32,7 @@ ENV_KEYS = (
     "SECRET_KEY",
     "SERVICE_RADIUS_M",
     "FIVE_MINUTE_RADIUS_M",
+    "ROADS_FILE",
 )
 
 

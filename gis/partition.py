@@ -75,6 +75,9 @@ _NON_ROAD_CUT_PENALTY = 1.0
 # Random spanning trees drawn per bisection (more for small sets, where each is cheap).
 _TRIALS_SMALL = 6
 _TRIALS_MEDIUM = 3
+# Further whole draws on small grids whose first proposal misses the tolerance.
+_RETRY_UNITS = 3_000
+_RETRIES = 8
 
 
 class PartitionError(GisError):
@@ -113,6 +116,7 @@ class PartitionReport:
     tolerance: float
     total_households: int
     building_points: int
+    largest_building_point: int
     households_per_part: list[int]
     mean: float
     max_deviation: float
@@ -266,6 +270,17 @@ def partition_grid(
     rng = np.random.default_rng(seed)
     units = _build_units(grid_m, bpts, counts.astype(np.float64), roads_m)
     labels = _partition_units(units, k, tolerance, rng)
+    # Coarse households (big buildings) can leave a part outside the tolerance; on small grids
+    # a few more draws from the same seed's stream are cheap, and the most even one is kept.
+    if len(units.polys) <= _RETRY_UNITS:
+        spread = _spread(units.weight, labels, k)
+        for _ in range(_RETRIES):
+            if spread[0] <= tolerance * units.weight.sum() / k + 1e-9:
+                break
+            other = _partition_units(units, k, tolerance, rng, explore=True)
+            other_spread = _spread(units.weight, other, k)
+            if other_spread < spread:
+                labels, spread = other, other_spread
 
     return _make_proposal(
         grid=grid,
@@ -281,6 +296,12 @@ def partition_grid(
         n_buildings=len(bpts),
         has_roads=roads_m is not None,
     )
+
+
+def _spread(weight: np.ndarray, labels: np.ndarray, k: int) -> tuple[float, float]:
+    """Largest deviation from the mean and the standard deviation of part weights."""
+    pw = np.bincount(labels, weights=weight, minlength=k)
+    return float(np.abs(pw - pw.mean()).max()), float(pw.std())
 
 
 def split_into_patches(
@@ -424,7 +445,9 @@ class _MetricFrame:
         """
         segs_ll, segs_m = [], []
         for ring_ll, ring_m in zip(
-            shapely.get_rings(lonlat), shapely.get_rings(metric), strict=True
+            shapely.get_rings(shapely.get_parts(lonlat)),
+            shapely.get_rings(shapely.get_parts(metric)),
+            strict=True,
         ):
             c_ll, c_m = shapely.get_coordinates(ring_ll), shapely.get_coordinates(ring_m)
             segs_ll.append(np.stack([c_ll[:-1], c_ll[1:]], axis=1))
@@ -487,11 +510,15 @@ def _clip_roads(
         if g.geom_type not in ("LineString", "MultiLineString"):
             raise PartitionError(f"roads must be LineStrings, got a {g.geom_type}")
     metric = [shapely.transform(g, frame.forward_points) for g in lines]
-    clipped = shapely.intersection(shapely.union_all(metric), grid_m)
-    clipped = shapely.line_merge(shapely.union_all(shapely.get_parts(clipped)))
-    if clipped.is_empty or clipped.length == 0:
+    merged = shapely.union_all(metric)
+    if shapely.intersection(merged, grid_m).length == 0:
         return None
-    return clipped
+    # Keep the roads a little beyond the grid: cut at the boundary here, their ends would sit a
+    # hair off it and never meet it in the noding.
+    minx, miny, maxx, maxy = grid_m.bounds
+    pad = 0.05 * math.hypot(maxx - minx, maxy - miny) + 1.0
+    near = shapely.box(minx - pad, miny - pad, maxx + pad, maxy + pad)
+    return shapely.line_merge(shapely.intersection(merged, near))
 
 
 # --------------------------------------------------------------------------------------------
@@ -601,19 +628,16 @@ def _special_faces(
     roads_m: BaseGeometry | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cut the cells that cross the grid boundary or a road into faces (pieces inside the grid)."""
+    # Whole ridges (not clipped) go into one noding with the grid boundary and the roads, so
+    # each crossing is computed once and every line ends exactly on a node; faces outside the
+    # grid are dropped below.
     segs = _unique_segments(cells[special_idx])
-    lines = shapely.linestrings(segs.reshape(-1, 2, 2))
-    inside = shapely.contains_properly(grid_m, lines)
-    crossing = lines[~inside]
-    pieces = [lines[inside]]
-    if len(crossing):
-        pieces.append(shapely.get_parts(shapely.intersection(crossing, grid_m)))
+    pieces = [shapely.linestrings(segs.reshape(-1, 2, 2))]
     pieces.append(shapely.get_parts(shapely.boundary(grid_m)))
     if roads_m is not None:
         pieces.append(shapely.get_parts(roads_m))
     work = np.concatenate(pieces)
     work = work[~shapely.is_empty(work)]
-    work = work[np.isin(shapely.get_type_id(work), (1, 2))]
     noded = shapely.get_parts(shapely.union_all(work))
     faces = shapely.get_parts(shapely.polygonize(noded))
     faces = faces[shapely.area(faces) > 0]
@@ -806,7 +830,9 @@ def _contract(units: _Units) -> tuple[_Graph, np.ndarray]:
     return g, group
 
 
-def _partition_units(units: _Units, k: int, tol: float, rng: np.random.Generator) -> np.ndarray:
+def _partition_units(
+    units: _Units, k: int, tol: float, rng: np.random.Generator, *, explore: bool = False
+) -> np.ndarray:
     g, group = _contract(units)
     labels = np.zeros(g.n, dtype=np.int64)
     if k == 1:
@@ -819,7 +845,7 @@ def _partition_units(units: _Units, k: int, tol: float, rng: np.random.Generator
             labels[nodes] = offset
             continue
         k1 = kk // 2
-        side1 = _bisect(g, nodes, k1, kk - k1, mean, tol, rng)
+        side1 = _bisect(g, nodes, k1, kk - k1, mean, tol, rng, explore=explore)
         stack.append((nodes[~side1], kk - k1, offset + k1))
         stack.append((nodes[side1], k1, offset))
     _rebalance(g, labels, k, mean, tol)
@@ -835,6 +861,8 @@ def _bisect(
     mean: float,
     tol: float,
     rng: np.random.Generator,
+    *,
+    explore: bool = False,
 ) -> np.ndarray:
     """Split ``nodes`` (connected) into a side for k1 parts and one for k2; return side 1's mask."""
     nn = len(nodes)
@@ -874,6 +902,9 @@ def _bisect(
     eye = identity(nn, format="csr")
     for trial in range(trials):
         theta = long_axis + turns[trial % len(turns)] + rng.normal(0.0, 0.05)
+        if explore:
+            # A retry looks further afield: any direction, and the other side of the cut.
+            theta = rng.uniform(0.0, math.pi)
         proj = math.cos(theta) * x + math.sin(theta) * y
         by_proj = np.argsort(proj, kind="stable")
         cum = np.cumsum(w_nodes[by_proj])
@@ -1241,6 +1272,7 @@ def _make_proposal(
         tolerance=tolerance,
         total_households=total,
         building_points=n_buildings,
+        largest_building_point=max_building,
         households_per_part=[int(c) for c in counts],
         mean=mean,
         max_deviation=max_dev,

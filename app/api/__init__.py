@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.api import coverage, grids, places, transfer
+from app.api import coverage, grids, partition, places, transfer
 
-BLUEPRINTS = [grids.bp, places.bp, transfer.bp, coverage.bp]
+BLUEPRINTS = [grids.bp, places.bp, transfer.bp, coverage.bp, partition.bp]
 
 
 def register(app: Flask) -> None:

@@ -91,6 +91,14 @@ def test_urban_grid_is_tiled_contiguous_and_balanced(
     assert proposal.report.polsby_popper_mean > 0.35
 
 
+def test_single_piece_multipolygon_grid_as_stored_in_the_database() -> None:
+    s = urban_grid(500, seed=9)
+    grid = shapely.MultiPolygon([s.grid])
+    proposal = partition_grid(grid, s.households, k=3, roads=s.roads)
+    assert_sound(grid, s.households, proposal, 3)
+    assert_balanced(proposal, 500, 3)
+
+
 def test_boundaries_follow_roads_where_balance_allows() -> None:
     # Four equal blocks between two crossing roads, 4 parts: the cut is the roads themselves.
     grid = _square(400.0)
