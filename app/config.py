@@ -20,6 +20,8 @@ DEFAULTS: dict[str, Any] = {
     # Limits every grid boundary drawn or edited must respect.
     "GRID_MIN_AREA_M2": 100.0,
     "GRID_MAX_VERTICES": 20_000,
+    # Road lines (GeoJSON) that automatic divisions follow; None: the sample street's roads.
+    "ROADS_FILE": None,
     # Request bodies larger than this are refused (bytes).
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
 }
@@ -33,6 +35,7 @@ ENV_KEYS = (
     "SECRET_KEY",
     "SERVICE_RADIUS_M",
     "FIVE_MINUTE_RADIUS_M",
+    "ROADS_FILE",
 )
 
 

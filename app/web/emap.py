@@ -39,11 +39,13 @@ EMAP_SCRIPTS: list[str] = [
     "/static/js/emap.js",
     "/static/js/coverage.js",
     "/static/js/grid_edit.js",
+    "/static/js/partition.js",
 ]
 EMAP_STYLES: list[str] = [
     "/static/css/emap.css",
     "/static/css/coverage.css",
     "/static/css/grid_edit.css",
+    "/static/css/partition.css",
 ]
 
 # Households carry no personal data on the map: just a point.

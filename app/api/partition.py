@@ -1,0 +1,161 @@
+"""Automatic division of a grid (户数相近、地域相连) and 片区 patches with party members.
+
+POST /api/grids/<id>/partition  {"k" | "target_size" | "size_range", "seed"?, "roads"?,
+                                 "dry_run"? (default true), "names"?, "base_version"?,
+                                 "replace_children"?}
+POST /api/grids/<id>/patches    {"members"?, "size_range"? (default [5, 10]), "seed"?, "roads"?,
+                                 "dry_run"? (default true), "base_version"?, "replace_children"?}
+
+``roads``: true (default) uses the configured road layer, false none, or inline GeoJSON lines.
+A dry run answers 200 with the proposal; a commit answers 201 with the new grids.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+
+from app.db import get_session, transaction
+from app.errors import BadParameter
+from app.services import partition as svc
+
+bp = Blueprint("partition_api", __name__, url_prefix="/api/grids")
+
+SAMPLE_ROADS = Path(__file__).resolve().parents[2] / "data" / "sample_boundaries" / "roads.geojson"
+
+
+def _body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if body is None and not request.data:
+        return {}
+    if not isinstance(body, dict):
+        raise BadParameter("body", "send a JSON object")
+    return body
+
+
+def _int(body: dict[str, Any], name: str, *, minimum: int | None = None) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadParameter(name, f"{value!r} is not a whole number")
+    if minimum is not None and value < minimum:
+        raise BadParameter(name, f"{value} is below {minimum}")
+    return value
+
+
+def _positive(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BadParameter(name, f"{value!r} is not a finite number")
+    if value <= 0:
+        raise BadParameter(name, f"{value} must be positive")
+    return float(value)
+
+
+def _range(body: dict[str, Any], name: str) -> tuple[float, float] | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise BadParameter(name, f"{value!r} must be [low, high]")
+    low, high = (_positive(v, name) for v in value)
+    if low > high:
+        raise BadParameter(name, f"low {low:g} exceeds high {high:g}")
+    return low, high
+
+
+def _bool(body: dict[str, Any], name: str, default: bool) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise BadParameter(name, f"{value!r} is not true or false")
+    return value
+
+
+def _roads(body: dict[str, Any]) -> list:
+    value = body.get("roads", True)
+    if value is False or value is None:
+        return []
+    if value is True:
+        path = current_app.config.get("ROADS_FILE") or SAMPLE_ROADS
+        return svc.load_roads(path)
+    return svc.roads_from_geojson(value)
+
+
+def _size_request(body: dict[str, Any]) -> dict[str, Any]:
+    given = [name for name in ("k", "target_size", "size_range") if body.get(name) is not None]
+    if len(given) != 1:
+        raise BadParameter(
+            "k",
+            "give exactly one of k, target_size or size_range (e.g. k=3 or size_range=[50, 80])",
+        )
+    target = body.get("target_size")
+    return {
+        "k": _int(body, "k", minimum=1),
+        "target_size": None if target is None else _positive(target, "target_size"),
+        "size_range": _range(body, "size_range"),
+    }
+
+
+@bp.post("/<int:grid_id>/partition")
+def partition(grid_id: int):  # type: ignore[no-untyped-def]
+    """Propose (dry run, the default) or commit a balanced, contiguous division of a grid."""
+    body = _body()
+    sizes = _size_request(body)
+    seed = _int(body, "seed", minimum=0) or 0
+    roads = _roads(body)
+    session = get_session()
+    if _bool(body, "dry_run", True):
+        grid, proposal, _ = svc.propose(session, grid_id, seed=seed, roads=roads, **sizes)
+        names = body.get("names")
+        result = svc.proposal_geojson(grid, proposal, names=names)
+        result["dry_run"] = True
+        return jsonify(result)
+    with transaction(session):
+        result = svc.commit(
+            session,
+            grid_id,
+            seed=seed,
+            roads=roads,
+            names=body.get("names"),
+            base_version=_int(body, "base_version", minimum=1),
+            replace_children=_bool(body, "replace_children", False),
+            **sizes,
+        )
+    return jsonify(result), 201
+
+
+@bp.post("/<int:grid_id>/patches")
+def patches(grid_id: int):  # type: ignore[no-untyped-def]
+    """Cut a micro-grid into 片区 of 5-10 households with one party member each."""
+    body = _body()
+    members = body.get("members")
+    if members is not None and (
+        not isinstance(members, list)
+        or not all(isinstance(m, int) and not isinstance(m, bool) for m in members)
+    ):
+        raise BadParameter("members", "give a list of worker ids")
+    size_range = _range(body, "size_range") or (5.0, 10.0)
+    seed = _int(body, "seed", minimum=0) or 0
+    roads = _roads(body)
+    session = get_session()
+    if _bool(body, "dry_run", True):
+        return jsonify(
+            svc.propose_patches(
+                session, grid_id, member_ids=members, size_range=size_range, seed=seed, roads=roads
+            )
+        )
+    with transaction(session):
+        result = svc.commit_patches(
+            session,
+            grid_id,
+            member_ids=members,
+            size_range=size_range,
+            seed=seed,
+            roads=roads,
+            base_version=_int(body, "base_version", minimum=1),
+            replace_children=_bool(body, "replace_children", False),
+        )
+    return jsonify(result), 201
