@@ -3,6 +3,7 @@
 from app.models.base import Base
 from app.models.case import Case, CaseEvent
 from app.models.grid import Grid
+from app.models.override import OverrideArea
 from app.models.people import GridAssignment, Household, Worker
 from app.models.places import Camera, Department, ServicePoint
 
@@ -15,6 +16,7 @@ __all__ = [
     "Grid",
     "GridAssignment",
     "Household",
+    "OverrideArea",
     "ServicePoint",
     "Worker",
 ]
