@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.api import grids, places
+from app.api import grids, locate, overrides, places
 
-BLUEPRINTS = [grids.bp, places.bp]
+BLUEPRINTS = [grids.bp, places.bp, locate.bp, overrides.bp]
 
 
 def register(app: Flask) -> None:

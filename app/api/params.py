@@ -40,3 +40,35 @@ def bbox_arg(name: str = "bbox") -> tuple[float, float, float, float] | None:
     if x0 > x1 or y0 > y1:
         raise BadParameter(name, f"'{raw}': min must not exceed max")
     return x0, y0, x1, y1
+
+
+def float_arg(
+    name: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    default: float | None = None,
+) -> float | None:
+    """Return a number query parameter, or ``default`` when it is absent."""
+    raw = request.args.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise BadParameter(name, f"'{raw}' is not a number") from exc
+    if value != value or value in (float("inf"), float("-inf")):
+        raise BadParameter(name, f"'{raw}' is not a finite number")
+    if minimum is not None and value < minimum or maximum is not None and value > maximum:
+        raise BadParameter(name, f"{value} is outside {minimum}..{maximum}")
+    return value
+
+
+def str_arg(name: str, *, max_length: int = 200) -> str | None:
+    """Return a text query parameter stripped of blanks, or None when absent or empty."""
+    raw = request.args.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    if len(raw) > max_length:
+        raise BadParameter(name, f"longer than {max_length} characters")
+    return raw.strip()

@@ -29,16 +29,24 @@ Who owns it (``owner``) and the escalation ladder behind it (``fallback``):
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import logging
-import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
 
+import numpy as np
+import pandas as pd
+import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from app.errors import BadParameter
 from app.models.people import ROLE_NAMES
-from gis.crs import parse_crs, to_wgs84
+from gis.assign import PolygonIndex
+from gis.crs import degree_span, parse_crs, to_wgs84, to_wgs84_masked
 
 LOGGER = logging.getLogger(__name__)
 
@@ -47,10 +55,6 @@ COMMAND_CENTRE = {"kind": "command_centre", "name": "指挥中心"}
 WORKER_ROLES = ("worker_full", "worker_part")
 CHIEF_ROLES = ("micro_chief", "grid_chief")
 METHODS = ("inside", "boundary", "nearest", "ancestor", "unassigned")
-
-# Metres per degree of latitude, a little under the true minimum (110,574 m at the equator), so a
-# box built from it is never too small.
-_M_PER_DEG = 110_000.0
 
 _HITS_SQL = text(
     """
@@ -124,13 +128,6 @@ _NEIGHBOURS_SQL = text(
     ORDER BY d, code
     """
 )
-
-
-def degree_box(lat: float, metres: float) -> tuple[float, float]:
-    """Return (dlon, dlat) in degrees that surely span ``metres`` around latitude ``lat``."""
-    dlat = metres / _M_PER_DEG
-    coslat = max(math.cos(math.radians(min(abs(lat), 89.9))), 1e-6)
-    return dlat / coslat, dlat
 
 
 def grid_ref(row: Any) -> dict[str, Any]:
@@ -228,7 +225,7 @@ def _find_grid(
         method = "inside" if len(leaves) == 1 and first.interior else "boundary"
         return method, first.id
     if tolerance_m > 0:
-        dx, dy = degree_box(lat, tolerance_m)
+        dx, dy = (float(v) for v in degree_span(lat, tolerance_m))
         near = session.execute(
             _NEAREST_SQL, {"lon": lon, "lat": lat, "dx": dx, "dy": dy, "tol": tolerance_m}
         ).first()
@@ -335,7 +332,7 @@ def neighbour_owners(
     nearest first (ties to the smallest code) — the targets of a one-step transfer of a case
     reported near a boundary.
     """
-    dx, dy = degree_box(lat, within_m)
+    dx, dy = (float(v) for v in degree_span(lat, within_m))
     rows = session.execute(
         _NEIGHBOURS_SQL,
         {"lon": lon, "lat": lat, "dx": dx, "dy": dy, "within": within_m, "grid_id": grid_id},
@@ -354,3 +351,334 @@ def neighbour_owners(
             }
         )
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch: many points at once. The current grids, people and override areas are fetched once;
+# points are placed in numpy/shapely by the same rules (gis.assign shares the boundary rule).
+
+_GRIDS_SQL = text(
+    """
+    SELECT g.id, g.code, g.name, g.level, g.parent_id,
+           NOT EXISTS (SELECT 1 FROM grid c WHERE c.parent_id = g.id AND c.valid_to IS NULL)
+               AS is_leaf,
+           ST_AsBinary(g.geom) AS wkb
+    FROM grid g WHERE g.valid_to IS NULL ORDER BY g.code
+    """
+)
+
+_PEOPLE_SQL = text(
+    """
+    SELECT a.grid_id, a.role, w.id AS worker_id, w.name, w.phone, w.on_duty
+    FROM grid_assignment a JOIN worker w ON w.id = a.worker_id
+    JOIN grid g ON g.id = a.grid_id AND g.valid_to IS NULL
+    ORDER BY a.grid_id, w.id
+    """
+)
+
+_OVERRIDES_SQL = text(
+    """
+    SELECT o.id, o.name, o.category, o.area_m2, ST_AsBinary(o.geom) AS wkb,
+           d.id AS department_id, d.code AS department_code, d.name AS department_name,
+           d.phone AS department_phone,
+           w.id AS worker_id, w.name AS worker_name, w.phone AS worker_phone, w.on_duty
+    FROM override_area o
+    LEFT JOIN department d ON d.id = o.department_id
+    LEFT JOIN worker w ON w.id = o.worker_id
+    WHERE o.category = :category
+    ORDER BY o.area_m2, o.id
+    """
+)
+
+
+@dataclass
+class BatchResult:
+    """Where each point of a batch went, column by column (row i is input point i).
+
+    ``grid_row`` indexes ``grids`` (-1: unassigned or invalid), ``method`` indexes
+    ``BATCH_METHODS``; ``errors`` holds the reason of each refused point.
+    """
+
+    crs: str
+    lon: np.ndarray
+    lat: np.ndarray
+    method: np.ndarray
+    grid_row: np.ndarray
+    distance_m: np.ndarray
+    override_row: np.ndarray
+    grids: list[dict[str, Any]]
+    routes: list[tuple[dict[str, Any] | None, list[dict[str, Any]]]]
+    overrides: list[Any] = field(default_factory=list)
+    errors: dict[int, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.lon.shape[0])
+
+    def counts(self) -> dict[str, int]:
+        """Return how many points each method placed."""
+        found = np.bincount(self.method, minlength=len(BATCH_METHODS))
+        return {m: int(found[i]) for i, m in enumerate(BATCH_METHODS)}
+
+    def record(self, i: int) -> dict[str, Any]:
+        """Return point ``i`` as locate_point would describe it (chain left out)."""
+        method = BATCH_METHODS[int(self.method[i])]
+        if method == "invalid":
+            return {"index": i, "method": method, "error": self.errors.get(i, "bad coordinates")}
+        g = int(self.grid_row[i])
+        owner, fallback = self.routes[g] if g >= 0 else route([], {})
+        override = None
+        o = int(self.override_row[i])
+        if o >= 0:
+            owner, fallback, override = apply_override(owner, fallback, self.overrides[o])
+        grid = self.grids[g] if g >= 0 else None
+        return {
+            "index": i,
+            "point": {"lon": float(self.lon[i]), "lat": float(self.lat[i])},
+            "method": method,
+            "grid": grid if method in ("inside", "boundary", "nearest") else None,
+            "ancestor": grid if method == "ancestor" else None,
+            "owner": owner,
+            "next": fallback[0] if fallback else None,
+            "override": override,
+        }
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """Yield flat rows for a CSV: index, lon, lat, method, grid and owner columns."""
+        owner_cache: dict[tuple[int, int], dict[str, Any] | None] = {}
+        for i in range(len(self)):
+            method = BATCH_METHODS[int(self.method[i])]
+            g, o = int(self.grid_row[i]), int(self.override_row[i])
+            if (g, o) not in owner_cache:
+                owner, _ = self.routes[g] if g >= 0 else (None, [])
+                if o >= 0:
+                    owner = override_owner(self.overrides[o])
+                owner_cache[(g, o)] = owner
+            owner = owner_cache[(g, o)]
+            grid = self.grids[g] if g >= 0 else None
+            yield {
+                "index": i,
+                "lon": "" if method == "invalid" else f"{self.lon[i]:.7f}",
+                "lat": "" if method == "invalid" else f"{self.lat[i]:.7f}",
+                "method": method,
+                "grid_id": grid["id"] if grid else "",
+                "grid_code": grid["code"] if grid else "",
+                "grid_name": grid["name"] if grid else "",
+                "grid_level": grid["level"] if grid else "",
+                "owner_kind": owner["kind"] if owner else "command_centre",
+                "owner_id": (owner.get("worker_id") or owner.get("department_id") or "")
+                if owner
+                else "",
+                "owner_name": owner["name"] if owner else COMMAND_CENTRE["name"],
+                "owner_role": owner["role_name"] if owner else "",
+                "owner_phone": (owner.get("phone") or "") if owner else "",
+                "override_id": self.overrides[o].id if o >= 0 else "",
+                "error": self.errors.get(i, ""),
+            }
+
+
+BATCH_METHODS = (*METHODS, "invalid")
+CSV_COLUMNS = (
+    "index",
+    "lon",
+    "lat",
+    "method",
+    "grid_id",
+    "grid_code",
+    "grid_name",
+    "grid_level",
+    "owner_kind",
+    "owner_id",
+    "owner_name",
+    "owner_role",
+    "owner_phone",
+    "override_id",
+    "error",
+)
+
+
+def locate_batch(
+    session: Session,
+    x: Sequence[float] | np.ndarray,
+    y: Sequence[float] | np.ndarray,
+    crs: str | None = None,
+    *,
+    category: str | None = None,
+    tolerance_m: float = NEAREST_TOLERANCE_M,
+) -> BatchResult:
+    """Locate many points given in ``crs``: each one's grid, method and owner, as locate_point.
+
+    Points with bad coordinates are kept with method ``invalid`` and the reason; nothing is dropped.
+    """
+    spec = parse_crs(crs)
+    lon, lat, errors = to_wgs84_masked(x, y, spec)
+    n = lon.shape[0]
+    rows = session.execute(_GRIDS_SQL).all()
+    refs = [grid_ref(r) for r in rows]
+    parent = {r.id: r.parent_id for r in rows}
+    row_of = {r.id: i for i, r in enumerate(rows)}
+    leaf_rows = [i for i, r in enumerate(rows) if r.is_leaf]
+    shapes = shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else np.empty(0, object)
+    codes = [r.code for r in rows]
+
+    method = np.full(n, METHODS.index("unassigned"), dtype=np.int8)
+    method[list(errors)] = BATCH_METHODS.index("invalid")
+    grid_row = np.full(n, -1, dtype=np.int64)
+    distance = np.full(n, np.nan)
+    ok = np.isfinite(lon)
+    todo = np.flatnonzero(ok)
+    if leaf_rows and todo.size:
+        leaf_idx = np.asarray(leaf_rows)
+        index = PolygonIndex(
+            shapes[leaf_idx],
+            [codes[i] for i in leaf_rows],
+        )
+        hit, interior = index.assign_with_interior(lon[todo], lat[todo])
+        found = hit >= 0
+        placed = todo[found]
+        grid_row[placed] = leaf_idx[hit[found]]
+        method[placed] = np.where(
+            interior[found], METHODS.index("inside"), METHODS.index("boundary")
+        )
+        todo = todo[~found]
+        if todo.size and tolerance_m > 0:
+            near, dist = index.nearest(lon[todo], lat[todo], tolerance_m)
+            got = near >= 0
+            grid_row[todo[got]] = leaf_idx[near[got]]
+            distance[todo[got]] = dist[got]
+            method[todo[got]] = METHODS.index("nearest")
+            todo = todo[~got]
+    levels = sorted({r.level for r in rows if not r.is_leaf}, reverse=True)
+    for level in levels:
+        if not todo.size:
+            break
+        group = np.asarray([i for i, r in enumerate(rows) if r.level == level and not r.is_leaf])
+        hit = PolygonIndex(shapes[group], [codes[i] for i in group]).assign(lon[todo], lat[todo])
+        got = hit >= 0
+        grid_row[todo[got]] = group[hit[got]]
+        method[todo[got]] = METHODS.index("ancestor")
+        todo = todo[~got]
+
+    people: dict[int, list[dict[str, Any]]] = {}
+    for p in session.execute(_PEOPLE_SQL).all():
+        people.setdefault(p.grid_id, []).append(
+            {
+                "worker_id": p.worker_id,
+                "name": p.name,
+                "role": p.role,
+                "phone": p.phone,
+                "on_duty": p.on_duty,
+            }
+        )
+    routes: list[tuple[dict[str, Any] | None, list[dict[str, Any]]]] = [(None, [])] * len(rows)
+    for g in np.unique(grid_row[grid_row >= 0]):
+        chain_ids = []
+        gid: int | None = rows[int(g)].id
+        while gid is not None:
+            chain_ids.append(gid)
+            gid = parent.get(gid)
+        chain = [refs[row_of[c]] for c in reversed(chain_ids)]
+        routes[int(g)] = route(chain, people)
+
+    overrides: list[Any] = []
+    override_row = np.full(n, -1, dtype=np.int64)
+    if category:
+        overrides = session.execute(_OVERRIDES_SQL, {"category": category}).all()
+        if overrides and ok.any():
+            pts = np.flatnonzero(ok)
+            # Keys in (area, id) order, the order the single locate's SQL sorts by.
+            keys = [f"{i:09d}" for i in range(len(overrides))]
+            areas = shapely.from_wkb([bytes(o.wkb) for o in overrides])
+            hit = PolygonIndex(areas, keys).assign(lon[pts], lat[pts])
+            override_row[pts[hit >= 0]] = hit[hit >= 0]
+    return BatchResult(
+        crs=spec.name,
+        lon=lon,
+        lat=lat,
+        method=method,
+        grid_row=grid_row,
+        distance_m=distance,
+        override_row=override_row,
+        grids=refs,
+        routes=routes,
+        overrides=overrides,
+        errors=errors,
+    )
+
+
+def parse_points(
+    data: bytes | str, fmt: str
+) -> tuple[list[Any] | None, np.ndarray, np.ndarray, str | None]:
+    """Read points from GeoJSON (``fmt="geojson"``) or CSV (``fmt="csv"``).
+
+    Returns (ids or None, x, y, the CRS the data names or None). GeoJSON: a FeatureCollection of
+    Points (an ``id`` or ``properties.id`` is kept), a bare Point, or a list of [x, y] pairs; an
+    old-style ``crs`` member is honoured. CSV: columns lon/lat or x/y (any case), optional id.
+    """
+    if isinstance(data, bytes):
+        data = data.decode("utf-8-sig")
+    if fmt == "csv":
+        return _csv_points(data)
+    if fmt != "geojson":
+        raise BadParameter("format", f"'{fmt}' is not geojson or csv")
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        raise BadParameter("body", f"not JSON: {exc}") from exc
+    named_crs = None
+    if isinstance(doc, dict) and isinstance(doc.get("crs"), dict):
+        named_crs = (doc["crs"].get("properties") or {}).get("name")
+    if isinstance(doc, list):
+        pairs = doc
+        ids = None
+    elif isinstance(doc, dict) and doc.get("type") == "FeatureCollection":
+        feats = doc.get("features") or []
+        pairs, ids = [], []
+        for i, f in enumerate(feats):
+            geom = (f or {}).get("geometry") or {}
+            if geom.get("type") != "Point":
+                raise BadParameter(
+                    "body", f"feature {i}: {geom.get('type') or 'no geometry'} is not a Point"
+                )
+            pairs.append(geom.get("coordinates"))
+            ids.append(f.get("id", (f.get("properties") or {}).get("id")))
+        if all(v is None for v in ids):
+            ids = None
+    elif isinstance(doc, dict) and doc.get("type") == "Point":
+        pairs, ids = [doc.get("coordinates")], None
+    else:
+        raise BadParameter("body", "expected a GeoJSON FeatureCollection of Points")
+    try:
+        xy = np.asarray(pairs, dtype=float).reshape(-1, 2) if pairs else np.empty((0, 2))
+    except (TypeError, ValueError) as exc:
+        raise BadParameter("body", f"coordinates are not [x, y] number pairs ({exc})") from exc
+    return ids, xy[:, 0], xy[:, 1], named_crs
+
+
+def _csv_points(data: str) -> tuple[list[Any] | None, np.ndarray, np.ndarray, str | None]:
+    try:
+        frame = pd.read_csv(io.StringIO(data), dtype=str, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise BadParameter("body", f"not a CSV: {exc}") from exc
+    cols = {c.strip().lower(): c for c in frame.columns}
+    for xname, yname in (("lon", "lat"), ("x", "y"), ("lng", "lat"), ("longitude", "latitude")):
+        if xname in cols and yname in cols:
+            break
+    else:
+        raise BadParameter(
+            "body", f"the CSV needs lon/lat or x/y columns (found {', '.join(frame.columns)})"
+        )
+    x = pd.to_numeric(frame[cols[xname]].str.strip(), errors="coerce").to_numpy(dtype=float)
+    y = pd.to_numeric(frame[cols[yname]].str.strip(), errors="coerce").to_numpy(dtype=float)
+    ids = frame[cols["id"]].tolist() if "id" in cols else None
+    return ids, x, y, None
+
+
+def write_csv(result: BatchResult, out: IO[str], ids: Sequence[Any] | None = None) -> None:
+    """Write a batch result as CSV, one row per input point, in input order."""
+    columns = ("id", *CSV_COLUMNS) if ids is not None else CSV_COLUMNS
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in result.rows():
+        if ids is not None:
+            row["id"] = ids[row["index"]]
+        writer.writerow(row)
