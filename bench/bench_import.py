@@ -35,8 +35,12 @@ def synthetic_households(n: int, seed: int = 7) -> pd.DataFrame:
     grids = gpd.read_file(importer.SAMPLE_DIR / "grids.geojson")
     micro = grids[(grids["level"] == 4) & grids["code"].str.startswith("340188001")]
     rng = np.random.default_rng(seed)
-    inner = micro.to_crs(4548).buffer(-2).to_crs(4326)  # 2 m inside: rounding never moves a point out
-    buildings = shapely.get_coordinates(inner.sample_points(size=max(1, n // (20 * len(micro))) + 1, rng=rng).explode())
+    inner = (
+        micro.to_crs(4548).buffer(-2).to_crs(4326)
+    )  # 2 m inside: rounding never moves a point out
+    buildings = shapely.get_coordinates(
+        inner.sample_points(size=max(1, n // (20 * len(micro))) + 1, rng=rng).explode()
+    )
     pick = rng.integers(0, len(buildings), n)
     return pd.DataFrame(
         {
@@ -69,7 +73,9 @@ def main() -> None:
         path = Path(tmp) / "households.csv"
         t0 = time.perf_counter()
         synthetic_households(args.households).to_csv(path, index=False)
-        print(f"generated {args.households:,} households ({path.stat().st_size / 1e6:.0f} MB CSV) in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"generated {args.households:,} households ({path.stat().st_size / 1e6:.0f} MB CSV) in {time.perf_counter() - t0:.1f} s"
+        )
         with app.app_context():
             session = get_db().session()
             with transaction(session):
@@ -91,7 +97,9 @@ def main() -> None:
             loaded = session.execute(text("SELECT count(*) FROM household")).scalar()
             session.close()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"imported {n:,} households ({loaded:,} in the table) in {elapsed:.1f} s — {n / elapsed:,.0f} rows/s")
+    print(
+        f"imported {n:,} households ({loaded:,} in the table) in {elapsed:.1f} s — {n / elapsed:,.0f} rows/s"
+    )
     for stage, secs in stages.items():
         print(f"  until '{stage}': {secs:.1f} s")
     print(f"peak memory of this process: {peak_mb:,.0f} MB")

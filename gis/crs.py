@@ -261,6 +261,18 @@ def to_wgs84(x, y, crs: str | CrsSpec | None = None, *, what: str = "coordinates
     return np.asarray(lon), np.asarray(lat)
 
 
+def to_wgs84_point(x: float, y: float, crs: str | CrsSpec | None = None) -> tuple[float, float]:
+    """Transform one point to WGS84 lon/lat: ``to_wgs84`` for a single point, without the array
+    overhead when the point is plainly in range (a single locate is a few hundred microseconds)."""
+    spec = crs if isinstance(crs, CrsSpec) else parse_crs(crs)
+    x, y = float(x), float(y)
+    plain = math.isfinite(x) and math.isfinite(y) and abs(x) <= 180 and abs(y) <= 90
+    if plain and spec.kind == "geographic" and spec.epsg in (4326, 4490):
+        return x, y
+    lon, lat = to_wgs84([x], [y], spec)
+    return float(lon[0]), float(lat[0])
+
+
 def to_wgs84_masked(x, y, crs: str | CrsSpec | None = None, *, max_messages: int = 1000):  # type: ignore[no-untyped-def]
     """Transform what can be transformed; return (lon, lat, errors) with NaN where refused.
 

@@ -7,7 +7,7 @@ import io
 from flask import Blueprint, Response, jsonify, request
 
 from app.api.params import float_arg, int_arg, str_arg
-from app.db import get_session
+from app.db import get_read_session, get_session
 from app.errors import BadParameter
 from app.services import locate as svc
 
@@ -35,7 +35,7 @@ def locate():  # type: ignore[no-untyped-def]
     tolerance = float_arg("tolerance", minimum=0, maximum=500, default=svc.NEAREST_TOLERANCE_M)
     return jsonify(
         svc.locate_point(
-            get_session(),
+            get_read_session(),
             x,
             y,
             str_arg("crs", max_length=60),
@@ -49,7 +49,7 @@ def locate():  # type: ignore[no-untyped-def]
 def neighbours():  # type: ignore[no-untyped-def]
     """Leaf grids near a point other than its own, with their owners (for a one-step transfer)."""
     x, y = _xy()
-    located = svc.locate_point(get_session(), x, y, str_arg("crs", max_length=60))
+    located = svc.locate_point(get_read_session(), x, y, str_arg("crs", max_length=60))
     grid_id = int_arg("grid", minimum=1)
     if grid_id is None:
         grid_id = located["grid"]["id"] if located["grid"] else 0
@@ -61,7 +61,7 @@ def neighbours():  # type: ignore[no-untyped-def]
             "grid_id": grid_id or None,
             "within_m": within,
             "neighbours": svc.neighbour_owners(
-                get_session(), grid_id, point["lon"], point["lat"], within_m=within
+                get_read_session(), grid_id, point["lon"], point["lat"], within_m=within
             ),
         }
     )
