@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.api import grids, locate, overrides, places
+from app.api import coverage, grids, locate, overrides, places, transfer
 
-BLUEPRINTS = [grids.bp, places.bp, locate.bp, overrides.bp]
+BLUEPRINTS = [grids.bp, places.bp, transfer.bp, coverage.bp, locate.bp, overrides.bp]
 
 
 def register(app: Flask) -> None:

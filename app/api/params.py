@@ -49,7 +49,7 @@ def float_arg(
     maximum: float | None = None,
     default: float | None = None,
 ) -> float | None:
-    """Return a number query parameter, or ``default`` when it is absent."""
+    """Return a finite number query parameter, or ``default`` when it is absent."""
     raw = request.args.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -72,3 +72,16 @@ def str_arg(name: str, *, max_length: int = 200) -> str | None:
     if len(raw) > max_length:
         raise BadParameter(name, f"longer than {max_length} characters")
     return raw.strip()
+
+
+def bool_arg(name: str, *, default: bool = False) -> bool:
+    """Return a yes/no query parameter (1/0, true/false, yes/no, on/off)."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise BadParameter(name, f"'{raw}' is not a yes/no value (1/0, true/false)")

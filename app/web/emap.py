@@ -28,8 +28,16 @@ CLUSTER_CSS = [
 ]
 # Feature scripts of the e-map (loaded after emap.js, in this order); each registers itself with
 # GridGov.onReady(function (map, layers) { … }).
-EMAP_SCRIPTS: list[str] = ["/static/js/emap.js", "/static/js/locate.js"]
-EMAP_STYLES: list[str] = ["/static/css/emap.css", "/static/css/locate.css"]
+EMAP_SCRIPTS: list[str] = [
+    "/static/js/emap.js",
+    "/static/js/coverage.js",
+    "/static/js/locate.js",
+]
+EMAP_STYLES: list[str] = [
+    "/static/css/emap.css",
+    "/static/css/coverage.css",
+    "/static/css/locate.css",
+]
 
 # Households carry no personal data on the map: just a point.
 HOUSEHOLD_MARKER = (
