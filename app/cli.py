@@ -277,7 +277,14 @@ def locate_batch_cmd(
 @click.option(
     "--sample/--no-sample", default=False, help="Load the sample data when no grid is loaded."
 )
-def serve(host: str, port: int, workers: int, sample: bool) -> None:
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    help="Log every request to standard output (costs a good part of a fast request's time; "
+    "leave it to a front proxy when one logs already).",
+)
+def serve(host: str, port: int, workers: int, sample: bool, access_log: bool) -> None:
     """Serve the e-map and the API with gunicorn (starting the private database when needed)."""
     from gunicorn.app.base import BaseApplication
 
@@ -300,7 +307,7 @@ def serve(host: str, port: int, workers: int, sample: bool) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("threads", 4)
-            self.cfg.set("accesslog", "-")
+            self.cfg.set("accesslog", "-" if access_log else None)
 
         def load(self):  # type: ignore[no-untyped-def]
             return app
