@@ -4,8 +4,9 @@ How a point is placed (``method``), in this order:
 
 1. ``inside`` — it lies in the interior of exactly one current leaf grid.
 2. ``boundary`` — it lies on the edge or a vertex of one or more leaf grids. It goes to the one
-   whose **code sorts first** (string order). ``gis.assign.assign_points`` applies the same rule
-   in bulk, so single and batch locate agree on every shared edge and vertex.
+   whose **code sorts first** (byte order: Python's string order, PostgreSQL's ``COLLATE "C"``).
+   ``gis.assign`` applies the same rule in bulk, so single and batch locate agree on every
+   shared edge and vertex.
 3. ``nearest`` — no leaf grid covers it, but one lies within ``NEAREST_TOLERANCE_M`` metres
    (measured on the ellipsoid); the nearest wins, ties to the smallest code. This catches points
    just outside the territory's edge and in digitising slivers between grids.
@@ -648,6 +649,12 @@ def locate_batch(
             areas = shapely.from_wkb([bytes(o.wkb) for o in overrides])
             hit = PolygonIndex(areas, keys).assign(lon[pts], lat[pts])
             override_row[pts[hit >= 0]] = hit[hit >= 0]
+    LOGGER.info(
+        "located %d points (%s): %s",
+        n,
+        spec.name,
+        {m: int(c) for m, c in zip(BATCH_METHODS, np.bincount(method, minlength=6), strict=True)},
+    )
     return BatchResult(
         crs=spec.name,
         lon=lon,
