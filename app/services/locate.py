@@ -30,11 +30,10 @@ Who owns it (``owner``) and the escalation ladder behind it (``fallback``):
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -501,38 +500,55 @@ class BatchResult:
             "override": override,
         }
 
-    def rows(self) -> Iterator[dict[str, Any]]:
-        """Yield flat rows for a CSV: index, lon, lat, method, grid and owner columns."""
-        owner_cache: dict[tuple[int, int], dict[str, Any] | None] = {}
-        for i in range(len(self)):
-            method = BATCH_METHODS[int(self.method[i])]
-            g, o = int(self.grid_row[i]), int(self.override_row[i])
-            if (g, o) not in owner_cache:
-                owner, _ = self.routes[g] if g >= 0 else (None, [])
-                if o >= 0:
-                    owner = override_owner(self.overrides[o])
-                owner_cache[(g, o)] = owner
-            owner = owner_cache[(g, o)]
-            grid = self.grids[g] if g >= 0 else None
-            yield {
-                "index": i,
-                "lon": "" if method == "invalid" else f"{self.lon[i]:.7f}",
-                "lat": "" if method == "invalid" else f"{self.lat[i]:.7f}",
-                "method": method,
-                "grid_id": grid["id"] if grid else "",
-                "grid_code": grid["code"] if grid else "",
-                "grid_name": grid["name"] if grid else "",
-                "grid_level": grid["level"] if grid else "",
-                "owner_kind": owner["kind"] if owner else "command_centre",
-                "owner_id": (owner.get("worker_id") or owner.get("department_id") or "")
-                if owner
-                else "",
-                "owner_name": owner["name"] if owner else COMMAND_CENTRE["name"],
-                "owner_role": owner["role_name"] if owner else "",
-                "owner_phone": (owner.get("phone") or "") if owner else "",
-                "override_id": self.overrides[o].id if o >= 0 else "",
-                "error": self.errors.get(i, ""),
-            }
+    def frame(self) -> pd.DataFrame:
+        """Return one flat row per point (input order): index, lon, lat, method, grid and owner
+        columns, as written to CSV. Built column by column, not point by point."""
+        n = len(self)
+        g, o = self.grid_row, self.override_row
+        has_grid = g >= 0
+
+        def grid_column(key: str) -> np.ndarray:
+            values = np.array([grid[key] for grid in self.grids] + [""], dtype=object)
+            return values[np.where(has_grid, g, len(self.grids))]
+
+        # Owners depend on (grid, override) only: work out each pair once.
+        width = len(self.overrides) + 1
+        keys, inverse = np.unique((g + 1) * width + (o + 1), return_inverse=True)
+        inverse = inverse.reshape(-1)
+        pairs = [(int(k // width) - 1, int(k % width) - 1) for k in keys]
+        owner_cols: dict[str, list[Any]] = {
+            k: [] for k in ("owner_kind", "owner_id", "owner_name", "owner_role", "owner_phone")
+        }
+        for gi, oi in pairs:
+            owner = self.routes[gi][0] if gi >= 0 else None
+            if oi >= 0:
+                owner = override_owner(self.overrides[oi])
+            owner_cols["owner_kind"].append(owner["kind"] if owner else "command_centre")
+            owner_cols["owner_id"].append(
+                (owner.get("worker_id") or owner.get("department_id") or "") if owner else ""
+            )
+            owner_cols["owner_name"].append(owner["name"] if owner else COMMAND_CENTRE["name"])
+            owner_cols["owner_role"].append(owner["role_name"] if owner else "")
+            owner_cols["owner_phone"].append((owner.get("phone") or "") if owner else "")
+        override_ids = np.array([a.id for a in self.overrides] + [""], dtype=object)
+        errors = np.full(n, "", dtype=object)
+        if self.errors:
+            errors[list(self.errors)] = list(self.errors.values())
+        columns: dict[str, Any] = {
+            "index": np.arange(n),
+            "lon": self.lon,
+            "lat": self.lat,
+            "method": np.array(BATCH_METHODS, dtype=object)[self.method],
+            "grid_id": grid_column("id"),
+            "grid_code": grid_column("code"),
+            "grid_name": grid_column("name"),
+            "grid_level": grid_column("level"),
+        }
+        for key, values in owner_cols.items():
+            columns[key] = np.array(values, dtype=object)[inverse]
+        columns["override_id"] = override_ids[np.where(o >= 0, o, len(self.overrides))]
+        columns["error"] = errors
+        return pd.DataFrame(columns, columns=list(CSV_COLUMNS))
 
 
 BATCH_METHODS = (*METHODS, "invalid")
@@ -740,10 +756,7 @@ def _csv_points(data: str) -> tuple[list[Any] | None, np.ndarray, np.ndarray, st
 
 def write_csv(result: BatchResult, out: IO[str], ids: Sequence[Any] | None = None) -> None:
     """Write a batch result as CSV, one row per input point, in input order."""
-    columns = ("id", *CSV_COLUMNS) if ids is not None else CSV_COLUMNS
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in result.rows():
-        if ids is not None:
-            row["id"] = ids[row["index"]]
-        writer.writerow(row)
+    frame = result.frame()
+    if ids is not None:
+        frame.insert(0, "id", list(ids))
+    frame.to_csv(out, index=False, float_format="%.7f", na_rep="", lineterminator="\n")
