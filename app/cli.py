@@ -300,7 +300,7 @@ def serve(host: str, port: int, workers: int, sample: bool, access_log: bool) ->
             click.echo("loading the sample street and village …")
             with transaction(session):
                 importer.load_directory(session, progress=_progress())
-    app.extensions["gridgov_db"].engine.dispose()  # no connections shared across the fork
+    app.extensions["gridgov_db"].dispose()  # no connections shared across the fork
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:

@@ -65,7 +65,7 @@ def prepare_database() -> str:
         with transaction(session):
             importer.load_directory(session)
         session.close()
-    app.extensions["gridgov_db"].engine.dispose()
+    app.extensions["gridgov_db"].dispose()
     return url
 
 

@@ -56,7 +56,7 @@ def database_url(cluster) -> str:  # type: ignore[no-untyped-def]
         with transaction(session):
             importer.load_directory(session)
         session.close()
-    app.extensions["gridgov_db"].engine.dispose()
+    app.extensions["gridgov_db"].dispose()
     return url
 
 
@@ -117,7 +117,7 @@ def live_server(database_url: str) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(timeout=5)
-        server_app.extensions["gridgov_db"].engine.dispose()
+        server_app.extensions["gridgov_db"].dispose()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import io
 from flask import Blueprint, Response, jsonify, request
 
 from app.api.params import float_arg, int_arg, str_arg
-from app.db import get_read_session, get_session
+from app.db import get_session, run_read
 from app.errors import BadParameter
 from app.services import locate as svc
 
@@ -33,15 +33,10 @@ def locate():  # type: ignore[no-untyped-def]
     """Locate one point: its grid chain, owner and fallback (params lon, lat, crs, category)."""
     x, y = _xy()
     tolerance = float_arg("tolerance", minimum=0, maximum=500, default=svc.NEAREST_TOLERANCE_M)
+    crs = str_arg("crs", max_length=60)
+    category = str_arg("category", max_length=40)
     return jsonify(
-        svc.locate_point(
-            get_read_session(),
-            x,
-            y,
-            str_arg("crs", max_length=60),
-            category=str_arg("category", max_length=40),
-            tolerance_m=tolerance,
-        )
+        run_read(lambda s: svc.locate_point(s, x, y, crs, category=category, tolerance_m=tolerance))
     )
 
 
@@ -49,22 +44,24 @@ def locate():  # type: ignore[no-untyped-def]
 def neighbours():  # type: ignore[no-untyped-def]
     """Leaf grids near a point other than its own, with their owners (for a one-step transfer)."""
     x, y = _xy()
-    located = svc.locate_point(get_read_session(), x, y, str_arg("crs", max_length=60))
-    grid_id = int_arg("grid", minimum=1)
-    if grid_id is None:
-        grid_id = located["grid"]["id"] if located["grid"] else 0
+    crs = str_arg("crs", max_length=60)
+    given = int_arg("grid", minimum=1)
     within = float_arg("within", minimum=0, maximum=1000, default=50.0)
-    point = located["point"]
-    return jsonify(
-        {
+
+    def read(session):  # type: ignore[no-untyped-def]
+        located = svc.locate_point(session, x, y, crs)
+        grid_id = given or (located["grid"]["id"] if located["grid"] else 0)
+        point = located["point"]
+        return {
             "point": point,
             "grid_id": grid_id or None,
             "within_m": within,
             "neighbours": svc.neighbour_owners(
-                get_read_session(), grid_id, point["lon"], point["lat"], within_m=within
+                session, grid_id, point["lon"], point["lat"], within_m=within
             ),
         }
-    )
+
+    return jsonify(run_read(read))
 
 
 def _body_format() -> str:

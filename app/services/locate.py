@@ -261,10 +261,12 @@ def _find_grid(
 ) -> tuple[str, int | None, tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]]] | None]:
     """Return (method, id of the grid the point belongs to, its chain and people when the one
     query already holds them) following the module's rules."""
-    # The driver's own connection (the session's, so inside its transaction if it has one): the
-    # hot statement of every locate skips SQLAlchemy's result machinery, about 0.2 ms of CPU.
-    raw = session.connection().connection.driver_connection
-    hits_json, people_json = raw.execute(_LOCATE_SQL_DRIVER, {"lon": lon, "lat": lat}).fetchone()
+    # Straight to the driver (on the session's connection, inside its transaction if it has
+    # one): the hot statement of every locate skips the compiling and result layers, about
+    # 0.2 ms of CPU, while SQLAlchemy still sees its errors (a dead connection is invalidated).
+    hits_json, people_json = (
+        session.connection().exec_driver_sql(_LOCATE_SQL_DRIVER, {"lon": lon, "lat": lat}).one()
+    )
     hits = hits_json or []
     people: dict[int, list[dict[str, Any]]] = {}
     for p in people_json or []:

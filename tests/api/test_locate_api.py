@@ -243,3 +243,30 @@ def test_override_area_in_gcj02(client) -> None:  # type: ignore[no-untyped-def]
     stored = shapely.geometry.shape(res.get_json()["geometry"])
     assert stored.contains(shapely.Point(POINT))
     assert abs(stored.bounds[0] - 117.229) < 1e-6
+
+
+def test_locate_survives_a_dead_pooled_connection(live_server: str, database_url: str) -> None:
+    """The read pool does not ping before use: a connection the server dropped is replaced."""
+    import urllib.request
+
+    from sqlalchemy import create_engine, text
+
+    def get() -> int:
+        with urllib.request.urlopen(f"{live_server}/api/locate?lon=117.23&lat=31.82") as res:
+            return res.status
+
+    assert get() == 200
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            killed = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND backend_type = 'client backend' AND state = 'idle'"
+                )
+            ).scalar()
+    finally:
+        engine.dispose()
+    assert killed >= 1
+    assert get() == 200 and get() == 200
