@@ -208,6 +208,66 @@ def export_cmd(
     click.echo(f"exported {n} {kind} to {path}")
 
 
+@main.command("locate")
+@click.argument("x", type=float)
+@click.argument("y", type=float)
+@click.option("--crs", default=None, help="wgs84 (default), cgcs2000, gcj02, bd09 or EPSG:<code>.")
+@click.option("--category", default=None, help="Case category (applies its override areas).")
+def locate_cmd(x: float, y: float, crs: str | None, category: str | None) -> None:
+    """Locate one point (X=lon or easting, Y=lat or northing): micro-grid, owner, fallback."""
+    from app.db import get_session
+    from app.services import locate as svc
+
+    app = _app()
+    with app.app_context():
+        try:
+            result = svc.locate_point(get_session(), x, y, crs, category=category)
+        except (AppError, GisError) as exc:
+            raise _fail(exc) from exc
+    click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+@main.command("locate-batch")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="CSV to write (default: standard output).",
+)
+@click.option("--crs", default=None, help="CRS of the points (default: the file's, else wgs84).")
+@click.option("--category", default=None, help="Case category (applies its override areas).")
+def locate_batch_cmd(
+    path: Path, output: Path | None, crs: str | None, category: str | None
+) -> None:
+    """Locate every point of a CSV (lon/lat or x/y columns, optional id) or GeoJSON file.
+
+    Writes one CSV row per point, in input order: method, micro-grid, owner. Points with bad
+    coordinates are kept with method 'invalid' and the reason.
+    """
+    from app.db import get_session
+    from app.services import locate as svc
+
+    fmt = "csv" if path.suffix.lower() == ".csv" else "geojson"
+    app = _app()
+    with app.app_context():
+        started = time.perf_counter()
+        try:
+            ids, x, y, named = svc.parse_points(path.read_bytes(), fmt)
+            result = svc.locate_batch(get_session(), x, y, crs or named, category=category)
+        except (AppError, GisError) as exc:
+            raise _fail(exc) from exc
+        took = time.perf_counter() - started
+        if output is None:
+            svc.write_csv(result, sys.stdout, ids)
+        else:
+            with output.open("w", encoding="utf-8", newline="") as out:
+                svc.write_csv(result, out, ids)
+    counts = ", ".join(f"{k} {v}" for k, v in result.counts().items() if v)
+    click.echo(f"located {len(result)} points in {took:.2f} s: {counts}", err=True)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -217,7 +277,14 @@ def export_cmd(
 @click.option(
     "--sample/--no-sample", default=False, help="Load the sample data when no grid is loaded."
 )
-def serve(host: str, port: int, workers: int, sample: bool) -> None:
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    help="Log every request to standard output (costs a good part of a fast request's time; "
+    "leave it to a front proxy when one logs already).",
+)
+def serve(host: str, port: int, workers: int, sample: bool, access_log: bool) -> None:
     """Serve the e-map and the API with gunicorn (starting the private database when needed)."""
     from gunicorn.app.base import BaseApplication
 
@@ -233,14 +300,14 @@ def serve(host: str, port: int, workers: int, sample: bool) -> None:
             click.echo("loading the sample street and village …")
             with transaction(session):
                 importer.load_directory(session, progress=_progress())
-    app.extensions["gridgov_db"].engine.dispose()  # no connections shared across the fork
+    app.extensions["gridgov_db"].dispose()  # no connections shared across the fork
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("threads", 4)
-            self.cfg.set("accesslog", "-")
+            self.cfg.set("accesslog", "-" if access_log else None)
 
         def load(self):  # type: ignore[no-untyped-def]
             return app

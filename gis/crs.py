@@ -51,6 +51,9 @@ def parse_crs(value: str | None) -> CrsSpec:
     if value is None or str(value).strip() == "":
         return CrsSpec("wgs84", "geographic", 4326)
     raw = str(value).strip()
+    urn = re.fullmatch(r"(?i)urn:ogc:def:crs:(?:EPSG:[\d.]*:(\d+)|OGC:1\.3:CRS84)", raw)
+    if urn:  # the names GeoJSON's old "crs" member uses
+        raw = f"EPSG:{urn.group(1)}" if urn.group(1) else "wgs84"
     key = raw.lower().replace("-", "").replace("_", "")
     if key in ("gcj02", "gcj", "amap", "tencent"):
         return CrsSpec("gcj02", "gcj02")
@@ -231,11 +234,20 @@ def to_wgs84(x, y, crs: str | CrsSpec | None = None, *, what: str = "coordinates
     if spec.kind == "projected":
         if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
             raise CoordinateError(f"{what}: not a number")
+        degrees = (np.abs(x) <= 180) & (np.abs(y) <= 90)
+        if degrees.any():
+            i = int(np.flatnonzero(degrees)[0])
+            raise CoordinateError(
+                f"{what}: ({x.flat[i]}, {y.flat[i]}) look like lon/lat degrees, but {spec.name} "
+                "is projected and takes metres (easting, northing); use crs=wgs84 for degrees",
+                index=i,
+            )
         lon, lat = _transformer(f"EPSG:{spec.epsg}", WGS84).transform(x, y)
         lon, lat = np.asarray(lon), np.asarray(lat)
         if not (np.all(np.isfinite(lon)) and np.all(np.isfinite(lat))):
             raise CoordinateError(f"{what}: outside the area of {spec.name}")
         check_lonlat(lon, lat, what=what)
+        _check_area_of_use(lon, lat, spec, what)
         return lon, lat
     check_lonlat(x, y, what=what)
     if spec.kind == "gcj02":
@@ -247,6 +259,108 @@ def to_wgs84(x, y, crs: str | CrsSpec | None = None, *, what: str = "coordinates
         return x, y
     lon, lat = _transformer(f"EPSG:{spec.epsg}", WGS84).transform(x, y)
     return np.asarray(lon), np.asarray(lat)
+
+
+def to_wgs84_point(x: float, y: float, crs: str | CrsSpec | None = None) -> tuple[float, float]:
+    """Transform one point to WGS84 lon/lat: ``to_wgs84`` for a single point, without the array
+    overhead when the point is plainly in range (a single locate is a few hundred microseconds)."""
+    spec = crs if isinstance(crs, CrsSpec) else parse_crs(crs)
+    x, y = float(x), float(y)
+    plain = math.isfinite(x) and math.isfinite(y) and abs(x) <= 180 and abs(y) <= 90
+    if plain and spec.kind == "geographic" and spec.epsg in (4326, 4490):
+        return x, y
+    lon, lat = to_wgs84([x], [y], spec)
+    return float(lon[0]), float(lat[0])
+
+
+def to_wgs84_masked(x, y, crs: str | CrsSpec | None = None, *, max_messages: int = 1000):  # type: ignore[no-untyped-def]
+    """Transform what can be transformed; return (lon, lat, errors) with NaN where refused.
+
+    ``errors`` maps the row index of each refused point to the message ``to_wgs84`` gives for it
+    (the first ``max_messages`` of them; later ones get a short message), so a batch keeps its
+    good points and says what is wrong with each bad one.
+    """
+    spec = crs if isinstance(crs, CrsSpec) else parse_crs(crs)
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    try:
+        lon, lat = to_wgs84(x, y, spec)
+        return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float), {}
+    except CoordinateError:
+        pass
+    finite = np.isfinite(x) & np.isfinite(y)
+    if spec.kind == "projected":
+        suspect = ~finite | ((np.abs(x) <= 180) & (np.abs(y) <= 90))
+        with np.errstate(invalid="ignore"):
+            tlon, tlat = _transformer(f"EPSG:{spec.epsg}", WGS84).transform(
+                np.where(suspect, 0.0, x), np.where(suspect, 0.0, y)
+            )
+        tlon, tlat = np.asarray(tlon, dtype=float), np.asarray(tlat, dtype=float)
+        suspect |= ~np.isfinite(tlon) | ~np.isfinite(tlat)
+        suspect |= (np.abs(tlon) > 180) | (np.abs(tlat) > 90)
+        area = _crs(spec.epsg).area_of_use if spec.epsg else None
+        if area is not None:
+            s = _AREA_SLACK_DEG
+            suspect |= (tlon < area.west - s) | (tlon > area.east + s)
+            suspect |= (tlat < area.south - s) | (tlat > area.north + s)
+    else:
+        suspect = ~finite | (np.abs(x) > 180) | (np.abs(y) > 90)
+    lon = np.full(x.shape, np.nan)
+    lat = np.full(x.shape, np.nan)
+    good = ~suspect
+    if good.any():
+        lon[good], lat[good] = to_wgs84(x[good], y[good], spec)
+    errors: dict[int, str] = {}
+    for n, i in enumerate(np.flatnonzero(suspect)):
+        if n >= max_messages:
+            errors[int(i)] = "bad coordinates"
+            continue
+        try:
+            to_wgs84(x[i : i + 1], y[i : i + 1], spec)
+            errors[int(i)] = "bad coordinates"
+        except CoordinateError as exc:
+            errors[int(i)] = exc.message.replace("coordinates: ", "")
+    return lon, lat, errors
+
+
+# How far (degrees) a projected point may fall outside its CRS's published area of use: a
+# Gauss-Krüger zone is 3° wide and is used a little beyond its edges in practice.
+_AREA_SLACK_DEG = 1.5
+
+
+def _check_area_of_use(lon: np.ndarray, lat: np.ndarray, spec: CrsSpec, what: str) -> None:
+    """Refuse projected coordinates that land far outside the area their CRS is made for."""
+    area = _crs(spec.epsg).area_of_use if spec.epsg else None
+    if area is None:
+        return
+    s = _AREA_SLACK_DEG
+    out = (
+        (lon < area.west - s)
+        | (lon > area.east + s)
+        | (lat < area.south - s)
+        | (lat > area.north + s)
+    )
+    if out.any():
+        i = int(np.flatnonzero(out)[0])
+        raise CoordinateError(
+            f"{what}: in {spec.name} the point lands at ({float(lon.flat[i]):.6f}, "
+            f"{float(lat.flat[i]):.6f}), outside the CRS's area (lon {area.west}..{area.east}, "
+            f"lat {area.south}..{area.north}); is it the right zone, or are the easting and "
+            "northing swapped?",
+            index=i,
+        )
+
+
+def degree_span(lat, metres: float):  # type: ignore[no-untyped-def]
+    """Return (dlon, dlat) in degrees that surely span ``metres`` on the ground around ``lat``.
+
+    Slightly generous (a degree of latitude taken as 110 km, under its true minimum), for boxes
+    that pre-select candidates before an exact metric test.
+    """
+    lat = np.asarray(lat, dtype=float)
+    dlat = metres / 110_000.0
+    coslat = np.maximum(np.cos(np.radians(np.minimum(np.abs(lat), 89.9))), 1e-6)
+    return dlat / coslat, dlat + 0.0 * coslat
 
 
 def from_wgs84(lon, lat, crs: str | CrsSpec | None = None):  # type: ignore[no-untyped-def]

@@ -56,7 +56,7 @@ def database_url(cluster) -> str:  # type: ignore[no-untyped-def]
         with transaction(session):
             importer.load_directory(session)
         session.close()
-    app.extensions["gridgov_db"].engine.dispose()
+    app.extensions["gridgov_db"].dispose()
     return url
 
 
@@ -70,7 +70,7 @@ def app(database_url: str):  # type: ignore[no-untyped-def]
 def db_session(app) -> Iterator[Session]:  # type: ignore[no-untyped-def]
     """A session inside a transaction that is rolled back after the test; the app's requests join it."""
     database = app.extensions["gridgov_db"]
-    original = database.factory
+    original = database.factory, database.read_factory
     connection = database.engine.connect()
     outer = connection.begin()
     database.bind_to(connection)
@@ -81,7 +81,7 @@ def db_session(app) -> Iterator[Session]:  # type: ignore[no-untyped-def]
         session.close()
         outer.rollback()
         connection.close()
-        database.factory = original
+        database.factory, database.read_factory = original
 
 
 @pytest.fixture()
@@ -117,7 +117,7 @@ def live_server(database_url: str) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(timeout=5)
-        server_app.extensions["gridgov_db"].engine.dispose()
+        server_app.extensions["gridgov_db"].dispose()
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.api import coverage, grid_edit, grids, partition, places, transfer
+from app.api import coverage, grid_edit, grids, locate, overrides, partition, places, transfer
 
-BLUEPRINTS = [grids.bp, grid_edit.bp, places.bp, transfer.bp, coverage.bp, partition.bp]
+BLUEPRINTS = [
+    grids.bp,
+    grid_edit.bp,
+    places.bp,
+    transfer.bp,
+    coverage.bp,
+    partition.bp,
+    locate.bp,
+    overrides.bp,
+]
 
 
 def register(app: Flask) -> None:

@@ -42,10 +42,16 @@ def bbox_arg(name: str = "bbox") -> tuple[float, float, float, float] | None:
     return x0, y0, x1, y1
 
 
-def float_arg(name: str, *, default: float | None = None) -> float | None:
+def float_arg(
+    name: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    default: float | None = None,
+) -> float | None:
     """Return a finite number query parameter, or ``default`` when it is absent."""
     raw = request.args.get(name)
-    if raw is None or raw == "":
+    if raw is None or raw.strip() == "":
         return default
     try:
         value = float(raw)
@@ -53,7 +59,19 @@ def float_arg(name: str, *, default: float | None = None) -> float | None:
         raise BadParameter(name, f"'{raw}' is not a number") from exc
     if value != value or value in (float("inf"), float("-inf")):
         raise BadParameter(name, f"'{raw}' is not a finite number")
+    if minimum is not None and value < minimum or maximum is not None and value > maximum:
+        raise BadParameter(name, f"{value} is outside {minimum}..{maximum}")
     return value
+
+
+def str_arg(name: str, *, max_length: int = 200) -> str | None:
+    """Return a text query parameter stripped of blanks, or None when absent or empty."""
+    raw = request.args.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    if len(raw) > max_length:
+        raise BadParameter(name, f"longer than {max_length} characters")
+    return raw.strip()
 
 
 def bool_arg(name: str, *, default: bool = False) -> bool:

@@ -4,6 +4,7 @@ from app.models.base import Base
 from app.models.case import Case, CaseEvent
 from app.models.grid import Grid
 from app.models.grid_history import GridChange, GridState
+from app.models.override import OverrideArea
 from app.models.people import GridAssignment, Household, Worker
 from app.models.places import Camera, Department, ServicePoint
 
@@ -18,6 +19,7 @@ __all__ = [
     "GridChange",
     "GridState",
     "Household",
+    "OverrideArea",
     "ServicePoint",
     "Worker",
 ]

@@ -40,12 +40,14 @@ EMAP_SCRIPTS: list[str] = [
     "/static/js/coverage.js",
     "/static/js/grid_edit.js",
     "/static/js/partition.js",
+    "/static/js/locate.js",
 ]
 EMAP_STYLES: list[str] = [
     "/static/css/emap.css",
     "/static/css/coverage.css",
     "/static/css/grid_edit.css",
     "/static/css/partition.css",
+    "/static/css/locate.css",
 ]
 
 # Households carry no personal data on the map: just a point.

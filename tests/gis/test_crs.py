@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import prcoords
 import pytest
 
 from gis import crs
@@ -66,3 +67,98 @@ def test_gauss_kruger_zone_round_trip() -> None:
     assert 400000 < float(x) < 600000
     lon, lat = crs.to_wgs84(x, y, "EPSG:4548")
     assert abs(float(lon) - 117.25) < 1e-9 and abs(float(lat) - 31.83) < 1e-9
+
+
+# --- agreement with an independent implementation (prcoords, public domain, its own code) -----
+def _china_points(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.uniform(74, 134, n), rng.uniform(18, 53, n)
+
+
+@pytest.mark.parametrize(
+    "ours,theirs",
+    [
+        (crs.wgs84_to_gcj02, "wgs_gcj"),
+        (crs.gcj02_to_bd09, "gcj_bd"),
+        (crs.wgs84_to_bd09, "wgs_bd"),
+    ],
+)
+def test_forward_agrees_with_prcoords(ours, theirs) -> None:  # type: ignore[no-untyped-def]
+    lon, lat = _china_points(500, 11)
+    got_lon, got_lat = ours(lon, lat)
+    fn = getattr(prcoords, theirs)
+    ref = np.array([fn(prcoords.Coords(la, lo)) for lo, la in zip(lon, lat, strict=True)])
+    _, _, dist = crs.GEOD.inv(got_lon, got_lat, ref[:, 1], ref[:, 0])
+    assert np.max(dist) < 0.01  # the same published formula: centimetres at most
+
+
+@pytest.mark.parametrize(
+    "ours,theirs",
+    [
+        (crs.gcj02_to_wgs84, "gcj_wgs_bored"),
+        (crs.bd09_to_gcj02, "bd_gcj"),
+        (crs.bd09_to_wgs84, "bd_wgs_bored"),
+    ],
+)
+def test_inverse_agrees_with_prcoords(ours, theirs) -> None:  # type: ignore[no-untyped-def]
+    lon, lat = _china_points(300, 12)
+    got_lon, got_lat = ours(lon, lat)
+    fn = getattr(prcoords, theirs)
+    ref = np.array([fn(prcoords.Coords(la, lo)) for lo, la in zip(lon, lat, strict=True)])
+    _, _, dist = crs.GEOD.inv(got_lon, got_lat, ref[:, 1], ref[:, 0])
+    assert np.max(dist) < 0.5  # both iterate; the issue asks for under half a metre
+
+
+def test_published_reference_pair() -> None:
+    """A pair often quoted for central Beijing: WGS84 (116.391305, 39.907253) ↔ GCJ-02
+    (116.397549, 39.908657), about 550 m apart."""
+    lon, lat = crs.wgs84_to_gcj02(116.391305, 39.907253)
+    _, _, d = crs.GEOD.inv(float(lon), float(lat), 116.397549, 39.908657)
+    assert d < 5.0
+    back = crs.gcj02_to_wgs84(116.397549, 39.908657)
+    _, _, d = crs.GEOD.inv(float(back[0]), float(back[1]), 116.391305, 39.907253)
+    assert d < 5.0
+
+
+def test_projected_crs_refuses_degrees_and_far_points() -> None:
+    with pytest.raises(CoordinateError, match="look like lon/lat degrees"):
+        crs.to_wgs84(117.2, 31.8, "EPSG:4548")
+    # A valid easting/northing of zone CM 117°E, read as zone CM 75°E, lands far off its area.
+    x, y = crs.from_wgs84(117.2, 31.8, "EPSG:4548")
+    with pytest.raises(CoordinateError, match="outside the CRS's area"):
+        crs.to_wgs84(x, y, "EPSG:4534")
+    # Easting and northing swapped.
+    with pytest.raises(CoordinateError):
+        crs.to_wgs84(y, x, "EPSG:4548")
+
+
+def test_masked_transform_keeps_good_points_and_names_bad_ones() -> None:
+    lon, lat, errors = crs.to_wgs84_masked(
+        [117.2, 31.8, 521500.0, np.nan, 117.3], [31.8, 117.2, 3521300.0, 1.0, 31.9]
+    )
+    assert np.allclose(lon[[0, 4]], [117.2, 117.3]) and np.isnan(lon[1:4]).all()
+    assert set(errors) == {1, 2, 3}
+    assert (
+        "swapped" in errors[1] and "projected metres" in errors[2] and "not a number" in errors[3]
+    )
+
+
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("urn:ogc:def:crs:EPSG::4548", "EPSG:4548"),
+        ("urn:ogc:def:crs:OGC:1.3:CRS84", "wgs84"),
+        ("EPSG:4527", "EPSG:4527"),
+        ("EPSG:4498", "EPSG:4498"),
+    ],
+)
+def test_parse_geojson_crs_names(name: str, expected: str) -> None:
+    assert crs.parse_crs(name).name == expected
+
+
+def test_degree_span_covers_the_distance() -> None:
+    for lat in (0.0, 31.8, 60.0):
+        dlon, dlat = crs.degree_span(lat, 30.0)
+        _, _, east = crs.GEOD.inv(117.0, lat, 117.0 + float(dlon), lat)
+        _, _, north = crs.GEOD.inv(117.0, lat, 117.0, lat + float(dlat))
+        assert 30.0 <= east < 31.0 and 30.0 <= north < 31.0

@@ -1,0 +1,106 @@
+"""Locate API: which micro-grid and which person own a point, one point or many."""
+
+from __future__ import annotations
+
+import io
+
+from flask import Blueprint, Response, jsonify, request
+
+from app.api.params import float_arg, int_arg, str_arg
+from app.db import get_session, run_read
+from app.errors import BadParameter
+from app.services import locate as svc
+
+bp = Blueprint("locate_api", __name__, url_prefix="/api/locate")
+
+MAX_BATCH_POINTS = 1_000_000
+
+
+def _xy() -> tuple[float, float]:
+    """Read the point: lon/lat, or x/y (easting/northing for a projected CRS)."""
+    for xname, yname in (("lon", "lat"), ("x", "y")):
+        x, y = float_arg(xname), float_arg(yname)
+        if x is not None or y is not None:
+            if x is None or y is None:
+                missing = xname if x is None else yname
+                raise BadParameter(missing, f"give both {xname} and {yname}")
+            return x, y
+    raise BadParameter("lon", "give the point as lon=…&lat=… (or x=…&y=… with a projected crs)")
+
+
+@bp.get("")
+def locate():  # type: ignore[no-untyped-def]
+    """Locate one point: its grid chain, owner and fallback (params lon, lat, crs, category)."""
+    x, y = _xy()
+    tolerance = float_arg("tolerance", minimum=0, maximum=500, default=svc.NEAREST_TOLERANCE_M)
+    crs = str_arg("crs", max_length=60)
+    category = str_arg("category", max_length=40)
+    return jsonify(
+        run_read(lambda s: svc.locate_point(s, x, y, crs, category=category, tolerance_m=tolerance))
+    )
+
+
+@bp.get("/neighbours")
+def neighbours():  # type: ignore[no-untyped-def]
+    """Leaf grids near a point other than its own, with their owners (for a one-step transfer)."""
+    x, y = _xy()
+    crs = str_arg("crs", max_length=60)
+    given = int_arg("grid", minimum=1)
+    within = float_arg("within", minimum=0, maximum=1000, default=50.0)
+
+    def read(session):  # type: ignore[no-untyped-def]
+        located = svc.locate_point(session, x, y, crs)
+        grid_id = given or (located["grid"]["id"] if located["grid"] else 0)
+        point = located["point"]
+        return {
+            "point": point,
+            "grid_id": grid_id or None,
+            "within_m": within,
+            "neighbours": svc.neighbour_owners(
+                session, grid_id, point["lon"], point["lat"], within_m=within
+            ),
+        }
+
+    return jsonify(run_read(read))
+
+
+def _body_format() -> str:
+    fmt = str_arg("format")
+    if fmt:
+        if fmt not in ("geojson", "csv"):
+            raise BadParameter("format", f"'{fmt}' is not geojson or csv")
+        return fmt
+    ctype = (request.mimetype or "").lower()
+    return "csv" if ctype in ("text/csv", "application/csv", "text/plain") else "geojson"
+
+
+@bp.post("/batch")
+def batch():  # type: ignore[no-untyped-def]
+    """Locate many points (GeoJSON or CSV body, crs= names their CRS); JSON or CSV back."""
+    ids, x, y, named_crs = svc.parse_points(request.get_data(), _body_format())
+    if x.size > MAX_BATCH_POINTS:
+        raise BadParameter(
+            "body", f"{x.size} points; at most {MAX_BATCH_POINTS} per request (use the CLI)"
+        )
+    crs = str_arg("crs", max_length=60) or named_crs
+    result = svc.locate_batch(get_session(), x, y, crs, category=str_arg("category", max_length=40))
+    out = str_arg("output") or (
+        "csv" if "text/csv" in (request.headers.get("Accept") or "") else "json"
+    )
+    if out == "csv":
+        buf = io.StringIO()
+        svc.write_csv(result, buf, ids)
+        return Response(
+            buf.getvalue(), mimetype="text/csv", headers={"X-Located": str(len(result))}
+        )
+    if out != "json":
+        raise BadParameter("output", f"'{out}' is not json or csv")
+    records = []
+    for i in range(len(result)):
+        rec = result.record(i)
+        if ids is not None:
+            rec["id"] = ids[i]
+        records.append(rec)
+    return jsonify(
+        {"crs": result.crs, "count": len(result), "counts": result.counts(), "results": records}
+    )

@@ -1,0 +1,58 @@
+"""Override areas API: list, draw, edit and delete per-category owners of a place."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from app.api.params import bbox_arg, str_arg
+from app.db import get_session, transaction
+from app.errors import BadParameter
+from app.services import overrides as svc
+
+bp = Blueprint("overrides_api", __name__, url_prefix="/api/override-areas")
+
+
+def _feature() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or body.get("type") != "Feature":
+        raise BadParameter("body", "expected a GeoJSON Feature with geometry and properties")
+    return body
+
+
+@bp.get("")
+def list_areas():  # type: ignore[no-untyped-def]
+    """Override areas as GeoJSON (filters: category, bbox)."""
+    return jsonify(svc.list_areas(get_session(), category=str_arg("category"), bbox=bbox_arg()))
+
+
+@bp.post("")
+def create_area():  # type: ignore[no-untyped-def]
+    """Draw a new override area (a Feature; crs= names the geometry's CRS)."""
+    session = get_session()
+    with transaction(session):
+        feature = svc.create_area(session, _feature(), str_arg("crs", max_length=60))
+    return jsonify(feature), 201
+
+
+@bp.get("/<int:area_id>")
+def get_area(area_id: int):  # type: ignore[no-untyped-def]
+    """One override area."""
+    return jsonify(svc.get_area(get_session(), area_id))
+
+
+@bp.put("/<int:area_id>")
+def update_area(area_id: int):  # type: ignore[no-untyped-def]
+    """Edit an override area (geometry and/or properties; properties.version guards edits)."""
+    session = get_session()
+    with transaction(session):
+        feature = svc.update_area(session, area_id, _feature(), str_arg("crs", max_length=60))
+    return jsonify(feature)
+
+
+@bp.delete("/<int:area_id>")
+def delete_area(area_id: int):  # type: ignore[no-untyped-def]
+    """Delete an override area."""
+    session = get_session()
+    with transaction(session):
+        svc.delete_area(session, area_id)
+    return "", 204

@@ -1,0 +1,344 @@
+"""Benchmark one locate over HTTP: GET /api/locate served by gunicorn (``gridgov serve``).
+
+Starts the production server of this checkout (``python -m app.cli serve --no-access-log``:
+gunicorn, 2 worker processes of 4 threads) on a free loopback port against a scratch database ``gridgov_bench_locate`` of the
+private cluster (or GRIDGOV_BENCH_DATABASE_URL) with the sample loaded, then measures from a load
+generator in this process (threads, keep-alive connections, loopback only, bounded request
+counts):
+
+- latency: one client, requests one after another — p50 / p90 / p99;
+- throughput: several clients at once — requests per second, and the latency under that load.
+
+With Debian's ``wrk`` installed (``apt-get install wrk``) the load comes from wrk as well (a C
+load generator takes far less of the two cores than Python threads do); both are printed.
+
+Targets (2 cores, server and load generator on the same machine): p50 under 5 ms and at least
+1,000 requests/s.
+
+    python bench/bench_locate_http.py [--requests 20000] [--clients 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from app import create_app
+from app import migrate as mig
+from app.db import get_db, transaction
+from app.embedded_pg import default_cluster
+from app.services import importer
+from gis.crs import from_wgs84
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare_database() -> str:
+    url = os.environ.get("GRIDGOV_BENCH_DATABASE_URL")
+    if not url:
+        cluster = default_cluster()
+        cluster.start()
+        url = cluster.recreate_database("gridgov_bench_locate")
+    mig.upgrade(url)
+    app = create_app({"DATABASE_URL": url})
+    with app.app_context():
+        session = get_db().session()
+        with transaction(session):
+            importer.load_directory(session)
+        session.close()
+    app.extensions["gridgov_db"].dispose()
+    return url
+
+
+def query_paths(n: int, seed: int = 3) -> list[str]:
+    """Random points over the sample street: 70 % WGS84, 20 % GCJ-02, 10 % Gauss-Krüger metres."""
+    rng = np.random.default_rng(seed)
+    lon = rng.uniform(117.2275, 117.2540, n)
+    lat = rng.uniform(31.8148, 31.8318, n)
+    kind = rng.random(n)
+    paths = []
+    for i in range(n):
+        if kind[i] < 0.7:
+            paths.append(f"/api/locate?lon={lon[i]:.7f}&lat={lat[i]:.7f}")
+        elif kind[i] < 0.9:
+            x, y = from_wgs84(lon[i], lat[i], "gcj02")
+            paths.append(f"/api/locate?lon={float(x):.7f}&lat={float(y):.7f}&crs=gcj02")
+        else:
+            x, y = from_wgs84(lon[i], lat[i], "EPSG:4548")
+            paths.append(f"/api/locate?x={float(x):.2f}&y={float(y):.2f}&crs=EPSG:4548")
+    return paths
+
+
+def start_server(url: str, port: int, workers: int) -> subprocess.Popen:
+    env = dict(os.environ, DATABASE_URL=url, PYTHONPATH=str(ROOT))
+    cmd = [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+    ]
+    # Served without the per-request access log (``--no-access-log``): formatting a log line
+    # costs a good part of a fast request, and it is not what is measured here.
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/api/locate?lon=117.24&lat=31.82")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return proc
+        except OSError:
+            time.sleep(0.2)
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+    stop_server(proc)
+    raise SystemExit("server did not answer within 60 s")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)  # gunicorn's master and its workers: ours alone
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def run_client(port: int, paths: list[str], out: list[float], errors: list[str]) -> None:
+    """Send the requests one after another on one keep-alive connection; record latencies."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    for path in paths:
+        t = time.perf_counter()
+        conn.request("GET", path)
+        res = conn.getresponse()
+        res.read()
+        out.append(time.perf_counter() - t)
+        if res.status != 200:
+            errors.append(f"{res.status} {path}")
+    conn.close()
+
+
+def process_tree(pid: int) -> list[int]:
+    """Return a process and all its descendants (the gunicorn master and workers)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
+def database_backends(url: str) -> list[int]:
+    """Return the PostgreSQL backend processes serving the benchmark database."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(
+                conn.execute(
+                    text(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                    )
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """Return the CPU time (user + system) the processes have used so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def percentiles(lat: list[float]) -> str:
+    a = np.asarray(lat) * 1000
+    return (
+        f"p50 {np.percentile(a, 50):.2f} ms, p90 {np.percentile(a, 90):.2f} ms, "
+        f"p99 {np.percentile(a, 99):.2f} ms"
+    )
+
+
+WRK_SCRIPT = """
+local paths = {%s}
+local i = 0
+request = function()
+  i = i %% #paths + 1
+  return wrk.format("GET", paths[i])
+end
+"""
+
+
+def run_wrk(port: int, paths: list[str], connections: int, threads: int, seconds: int) -> dict:
+    """Run wrk for ``seconds`` (bounded) over the paths; return requests/s and latency p50/p99."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(WRK_SCRIPT % ", ".join(f'"{p}"' for p in paths))
+        script = f.name
+    try:
+        out = subprocess.run(
+            [
+                "wrk",
+                f"-t{threads}",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--latency",
+                "-s",
+                script,
+                f"http://127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 30,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(script)
+
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return float("nan")
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rate": float(rate.group(1)) if rate else float("nan"),
+        "p50": ms("50%"),
+        "p90": ms("90%"),
+        "p99": ms("99%"),
+        "non_2xx": int(bad.group(1)) if bad else 0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=20000, help="requests in the load phase")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent keep-alive clients")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    args = parser.parse_args()
+
+    url = prepare_database()
+    port = free_port()
+    proc = start_server(url, port, args.workers)
+    try:
+        paths = query_paths(max(args.requests, 2000))
+        errors: list[str] = []
+        warm: list[float] = []
+        run_client(port, paths[:1000], warm, errors)
+
+        single: list[float] = []
+        run_client(port, paths[:2000], single, errors)
+        p50 = float(np.percentile(single, 50) * 1000)
+        print(f"one client, {len(single)} sequential requests: {percentiles(single)}")
+
+        per = args.requests // args.clients
+        lat: list[float] = []
+        threads = [
+            threading.Thread(
+                target=run_client, args=(port, paths[i * per : (i + 1) * per], lat, errors)
+            )
+            for i in range(args.clients)
+        ]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        took = time.perf_counter() - t0
+        rate = len(lat) / took
+        print(
+            f"{args.clients} clients, {len(lat)} requests in {took:.2f} s: {rate:,.0f} requests/s; "
+            f"under load {percentiles(lat)}"
+        )
+        if errors:
+            print(f"{len(errors)} non-200 answers, e.g. {errors[:3]}")
+        if shutil.which("wrk"):
+            one = run_wrk(port, paths[:2000], connections=1, threads=1, seconds=5)
+            print(
+                f"wrk, 1 connection, 5 s: {one['rate']:,.0f} requests/s; p50 {one['p50']:.2f} ms, "
+                f"p90 {one['p90']:.2f} ms, p99 {one['p99']:.2f} ms"
+            )
+            web, dbs = process_tree(proc.pid), database_backends(url)
+            web0, db0 = cpu_seconds(web), cpu_seconds(dbs)
+            many = run_wrk(port, paths[:2000], connections=8, threads=1, seconds=10)
+            served = many["rate"] * 10 or float("nan")
+            web_ms = (cpu_seconds(web) - web0) / served * 1000
+            db_ms = (cpu_seconds(dbs) - db0) / served * 1000
+            per = web_ms + db_ms
+            print(
+                f"server CPU per request: {per:.2f} ms (gunicorn {web_ms:.2f} ms, PostgreSQL "
+                f"{db_ms:.2f} ms) — about {2000 / per:,.0f} requests/s if the 2 cores served "
+                "nothing else"
+            )
+            print(
+                f"wrk, 8 connections, 10 s: {many['rate']:,.0f} requests/s; under load "
+                f"p50 {many['p50']:.2f} ms, p90 {many['p90']:.2f} ms, p99 {many['p99']:.2f} ms"
+                + (f"; {many['non_2xx']} non-2xx" if many["non_2xx"] else "")
+            )
+            p50 = min(p50, one["p50"])
+            rate = max(rate, many["rate"])
+        else:
+            print("(wrk not installed: the Python load generator's figures stand alone)")
+    finally:
+        stop_server(proc)
+    print(
+        f"targets: p50 under 5 ms — {'met' if p50 < 5 else 'NOT met'} ({p50:.2f} ms); "
+        f"at least 1,000 requests/s — {'met' if rate >= 1000 else 'NOT met'} ({rate:,.0f}/s)"
+    )
+    load = os.getloadavg()[0]
+    if load > 2.5:
+        print(f"note: load average {load:.1f} on 2 cores — other work shares the machine")
+
+
+if __name__ == "__main__":
+    main()
