@@ -1,7 +1,16 @@
 """The schema as typed SQLAlchemy models; Alembic migrations in ``migrations/`` create it."""
 
 from app.models.base import Base
-from app.models.case import Case, CaseEvent
+from app.models.case import (
+    CameraEvent,
+    Case,
+    CaseCategory,
+    CaseEvent,
+    CaseMerge,
+    CasePhoto,
+    CaseSetting,
+    WorkCalendarDay,
+)
 from app.models.grid import Grid
 from app.models.people import GridAssignment, Household, Worker
 from app.models.places import Camera, Department, ServicePoint
@@ -9,12 +18,18 @@ from app.models.places import Camera, Department, ServicePoint
 __all__ = [
     "Base",
     "Camera",
+    "CameraEvent",
     "Case",
+    "CaseCategory",
     "CaseEvent",
+    "CaseMerge",
+    "CasePhoto",
+    "CaseSetting",
     "Department",
     "Grid",
     "GridAssignment",
     "Household",
     "ServicePoint",
     "Worker",
+    "WorkCalendarDay",
 ]
