@@ -12,6 +12,7 @@ from app.models.case import (
     WorkCalendarDay,
 )
 from app.models.grid import Grid
+from app.models.override import OverrideArea
 from app.models.people import GridAssignment, Household, Worker
 from app.models.places import Camera, Department, ServicePoint
 
@@ -29,6 +30,7 @@ __all__ = [
     "Grid",
     "GridAssignment",
     "Household",
+    "OverrideArea",
     "ServicePoint",
     "Worker",
     "WorkCalendarDay",
