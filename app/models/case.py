@@ -215,7 +215,9 @@ class CameraEvent(Base):
     camera_id: Mapped[int] = mapped_column(ForeignKey("camera.id", ondelete="CASCADE"))
     event_type: Mapped[str] = mapped_column(String(40))
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     case_id: Mapped[int | None] = mapped_column(ForeignKey("case.id", ondelete="SET NULL"))
     # True when the event joined an open case of the same camera and type inside the window.
     merged: Mapped[bool] = mapped_column(Boolean, server_default="false")

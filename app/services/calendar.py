@@ -170,7 +170,8 @@ def read_calendar_file(path: str | Path) -> list[dict[str, object]]:
                 {
                     "day": day,
                     "is_workday": flag == "true",
-                    "name": (raw.get("name") or "").strip() or ("调休上班" if flag == "true" else "休"),
+                    "name": (raw.get("name") or "").strip()
+                    or ("调休上班" if flag == "true" else "休"),
                     "source": (raw.get("source") or "").strip() or None,
                 }
             )
@@ -187,9 +188,7 @@ def replace_years(session: Session, rows: list[dict[str, object]]) -> list[int]:
     years = sorted({r["day"].year for r in rows})  # type: ignore[attr-defined]
     if not years:
         raise BadParameter("file", "holds no calendar rows")
-    session.execute(
-        delete(WorkCalendarDay).where(extract("year", WorkCalendarDay.day).in_(years))
-    )
+    session.execute(delete(WorkCalendarDay).where(extract("year", WorkCalendarDay.day).in_(years)))
     session.add_all(WorkCalendarDay(**r) for r in rows)  # type: ignore[arg-type]
     session.flush()
     LOGGER.info("calendar: replaced years %s with %d rows", years, len(rows))
