@@ -193,7 +193,7 @@ _EXPORT_SQL = """
            g.code AS grid_code, g.name AS grid_name, w.name AS assignee_name,
            d.name AS department_name, c.escalation_level,
            ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat, c.reported_x, c.reported_y, c.reported_crs,
-           c.address, c.reporter_name, c.reporter_contact, c.deadline, c.resolved_at,
+           c.address, c.reporter_name, c.reporter_contact, c.deadline, c.resolved_at AS reported_back_at,
            (c.status IN ('reported', 'dispatched', 'accepted') AND c.deadline < :now) AS overdue,
            c.satisfaction, c.solved,
            {state_cols}
@@ -234,7 +234,7 @@ def ledger_rows(
         row["source_name"] = SOURCE_NAMES.get(row.pop("source"), "")
         row["status_name"] = STATUS_NAMES[row.pop("status")]
         row["escalation_name"] = ESCALATION_NAMES[row.pop("escalation_level")]
-        resolved_at = row.pop("resolved_at")
+        resolved_at = row.pop("reported_back_at")
         row["on_time"] = (
             None
             if resolved_at is None or row["deadline"] is None

@@ -29,7 +29,7 @@ from typing import Any
 
 from geoalchemy2.shape import from_shape
 from shapely.geometry import Point
-from sqlalchemy import func, select, text, update
+from sqlalchemy import any_, func, literal, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -1384,7 +1384,8 @@ def camera_event(
         }
     category = session.scalar(
         select(CaseCategory).where(
-            CaseCategory.active.is_(True), CaseCategory.camera_event_types.any(event_type)
+            CaseCategory.active.is_(True),
+            literal(event_type) == any_(CaseCategory.camera_event_types),
         )
     )
     lon, lat = session.execute(
