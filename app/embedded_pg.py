@@ -289,9 +289,30 @@ class Cluster:
 
 
 def default_cluster(project_root: Path | None = None) -> Cluster:
-    """Return the cluster of this checkout (``GRIDGOV_PG_DIR`` overrides the folder)."""
+    """Return the cluster of this checkout (``GRIDGOV_PG_DIR`` overrides the folder).
+
+    As root, the server runs as ``postgres``, which must be able to reach the folder; when a parent
+    of the checkout is closed to other accounts (a checkout under /root, say), the cluster lives in
+    a folder of the system's temporary area named after the checkout instead.
+    """
     root = os.environ.get("GRIDGOV_PG_DIR")
     if root:
         return Cluster(Path(root).resolve())
-    base = project_root or Path(__file__).resolve().parent.parent
+    base = (project_root or Path(__file__).resolve().parent.parent).resolve()
+    if os.geteuid() == 0 and not _searchable_by_others(base):
+        digest = hashlib.sha1(str(base).encode()).hexdigest()[:12]
+        fallback = Path("/var/tmp") / f"gridgov-pg-{digest}"
+        LOGGER.info("%s is closed to the postgres account; the cluster lives in %s", base, fallback)
+        return Cluster(fallback)
     return Cluster(base / "var" / "pg")
+
+
+def _searchable_by_others(path: Path) -> bool:
+    """Tell whether every folder from / down to ``path`` lets other accounts pass through."""
+    for folder in [path, *path.parents]:
+        try:
+            if not os.stat(folder).st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+    return True

@@ -288,3 +288,13 @@ def geodesic_area_m2(geom) -> float:  # type: ignore[no-untyped-def]
     """Return the area of a lon/lat (Multi)Polygon on the WGS84 ellipsoid, in m²."""
     area, _ = GEOD.geometry_area_perimeter(geom)
     return abs(area)
+
+
+def equal_area_transformers(lon: float, lat: float) -> tuple[Transformer, Transformer]:
+    """Return (to metres, back to lon/lat) for a Lambert azimuthal equal-area map centred here.
+
+    Areas measured in it are true on the WGS84 ellipsoid anywhere on Earth (inside China too,
+    where a Gauss-Krüger zone is conformal but not equal-area).
+    """
+    proj = f"+proj=laea +lat_0={lat:.9f} +lon_0={lon:.9f} +ellps=WGS84 +units=m +no_defs"
+    return _transformer(WGS84, proj), _transformer(proj, WGS84)

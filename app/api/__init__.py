@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.api import cases, grids, open311, places
+from app.api import cases, coverage, grids, open311, places, transfer
 
-BLUEPRINTS = [grids.bp, places.bp, cases.bp, open311.bp]
+BLUEPRINTS = [grids.bp, places.bp, transfer.bp, coverage.bp, cases.bp, open311.bp]
 
 
 def register(app: Flask) -> None:

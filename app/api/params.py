@@ -40,3 +40,30 @@ def bbox_arg(name: str = "bbox") -> tuple[float, float, float, float] | None:
     if x0 > x1 or y0 > y1:
         raise BadParameter(name, f"'{raw}': min must not exceed max")
     return x0, y0, x1, y1
+
+
+def float_arg(name: str, *, default: float | None = None) -> float | None:
+    """Return a finite number query parameter, or ``default`` when it is absent."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise BadParameter(name, f"'{raw}' is not a number") from exc
+    if value != value or value in (float("inf"), float("-inf")):
+        raise BadParameter(name, f"'{raw}' is not a finite number")
+    return value
+
+
+def bool_arg(name: str, *, default: bool = False) -> bool:
+    """Return a yes/no query parameter (1/0, true/false, yes/no, on/off)."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise BadParameter(name, f"'{raw}' is not a yes/no value (1/0, true/false)")

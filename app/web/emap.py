@@ -28,8 +28,16 @@ CLUSTER_CSS = [
 ]
 # Feature scripts of the e-map (loaded after emap.js, in this order); each registers itself with
 # GridGov.onReady(function (map, layers) { … }).
-EMAP_SCRIPTS: list[str] = ["/static/js/emap.js", "/static/js/emap_cases.js"]
-EMAP_STYLES: list[str] = ["/static/css/emap.css", "/static/css/cases.css"]
+EMAP_SCRIPTS: list[str] = [
+    "/static/js/emap.js",
+    "/static/js/coverage.js",
+    "/static/js/emap_cases.js",
+]
+EMAP_STYLES: list[str] = [
+    "/static/css/emap.css",
+    "/static/css/coverage.css",
+    "/static/css/cases.css",
+]
 
 # Households carry no personal data on the map: just a point.
 HOUSEHOLD_MARKER = (

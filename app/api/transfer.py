@@ -1,0 +1,69 @@
+"""Import and export over HTTP: upload a file of one kind, or download the current records."""
+
+from __future__ import annotations
+
+import tempfile
+from io import BytesIO
+from pathlib import Path
+
+from flask import Blueprint, jsonify, request, send_file
+
+from app.db import get_session, transaction
+from app.errors import BadParameter
+from app.services import exporter, importer, tables
+
+bp = Blueprint("transfer_api", __name__, url_prefix="/api")
+
+UPLOAD_SUFFIXES = {".geojson", ".json", ".csv", ".gpkg", ".zip"}
+MEDIA_TYPES = {
+    "geojson": ("application/geo+json", ".geojson"),
+    "gpkg": ("application/geopackage+sqlite3", ".gpkg"),
+    "csv": ("text/csv; charset=utf-8", ".csv"),
+}
+
+
+@bp.post("/import/<kind>")
+def import_upload(kind: str):  # type: ignore[no-untyped-def]
+    """Import an uploaded file (form field ``file``; ``crs`` and ``map`` fields optional); all or nothing."""
+    if kind not in importer.KINDS:
+        raise BadParameter("kind", f"unknown kind '{kind}' (use {', '.join(importer.KINDS)})")
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise BadParameter("file", "no file uploaded (multipart form field 'file')")
+    suffix = Path(upload.filename).suffix.lower()
+    if suffix not in UPLOAD_SUFFIXES:
+        raise BadParameter(
+            "file", f"'{upload.filename}': use .geojson, .csv, .gpkg or a zipped Shapefile (.zip)"
+        )
+    mapping = tables.parse_mapping(request.form.getlist("map"))
+    session = get_session()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(upload.filename).name
+        upload.save(path)
+        with transaction(session):
+            n = importer.import_file(
+                session, kind, path, crs=request.form.get("crs") or None, mapping=mapping
+            )
+            importer.refresh_household_counts(session)
+    return jsonify(imported=n, kind=kind), 201
+
+
+@bp.get("/export/<kind>")
+def export_download(kind: str):  # type: ignore[no-untyped-def]
+    """Download the current records of a kind (``format``: geojson, gpkg or csv; ``crs`` optional)."""
+    fmt = request.args.get("format", "geojson")
+    if fmt not in MEDIA_TYPES:
+        raise BadParameter(
+            "format", f"'{fmt}' is not one of {', '.join(MEDIA_TYPES)} (Shapefile: use the CLI)"
+        )
+    media, suffix = MEDIA_TYPES[fmt]
+    tmp = tempfile.NamedTemporaryFile(suffix=suffix, delete=False)
+    tmp.close()
+    path = Path(tmp.name)
+    path.unlink()  # the GeoPackage driver wants to create the file itself
+    exporter.export(get_session(), kind, path, fmt=fmt, crs=request.args.get("crs") or None)
+    data = path.read_bytes()
+    path.unlink()
+    return send_file(
+        BytesIO(data), mimetype=media, as_attachment=True, download_name=f"{kind}{suffix}"
+    )
