@@ -70,7 +70,7 @@
         });
       }
       if (c.status !== "closed" && c.status !== "cancelled") {
-        C.call("GET", "/api/cases/" + c.id + "/duplicates").then(function (d) {
+        return C.call("GET", "/api/cases/" + c.id + "/duplicates").then(function (d) {
           if (!d.length) { return; }
           document.getElementById("dups").innerHTML = "<p>附近50米内的同类事件（可能重复）：" + d.map(function (x) {
             return C.esc(x.code) + "（" + C.esc(x.status_name) + "，" + x.distance_m + " 米）";
