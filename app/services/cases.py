@@ -786,7 +786,7 @@ def create_case(
             case,
             "dispatch",
             SYSTEM,
-            ActionInput(note="按网格自动派单", params={"routing": routing}),
+            ActionInput(note="按网格自动派单", lon=lon, lat=lat, params={"routing": routing}),
             now,
         )
     session.flush()
