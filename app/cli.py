@@ -266,6 +266,62 @@ def locate_batch_cmd(
                 svc.write_csv(result, out, ids)
     counts = ", ".join(f"{k} {v}" for k, v in result.counts().items() if v)
     click.echo(f"located {len(result)} points in {took:.2f} s: {counts}", err=True)
+@main.group()
+def calendar() -> None:
+    """The working-day calendar that case deadlines count on (holidays, make-up working days)."""
+
+
+@calendar.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def calendar_load(path: Path) -> None:
+    """Load a calendar CSV (date,is_workday,name,source); it replaces the years it names."""
+    from app.db import get_session, transaction
+    from app.services import calendar as cal
+
+    app = _app()
+    with app.app_context():
+        session = get_session()
+        try:
+            with transaction(session):
+                years = cal.replace_years(session, cal.read_calendar_file(path))
+        except (AppError, GisError) as exc:
+            raise _fail(exc) from exc
+    click.echo(f"calendar: loaded {path.name} for {', '.join(map(str, years))}")
+
+
+@calendar.command("show")
+@click.option("--year", type=int, default=None)
+def calendar_show(year: int | None) -> None:
+    """List the holidays and make-up working days."""
+    from app.db import get_session
+    from app.services import calendar as cal
+
+    app = _app()
+    with app.app_context():
+        for row in cal.calendar_rows(get_session(), year):
+            flag = "上班" if row["is_workday"] else "休"
+            click.echo(f"{row['date']}  {flag}  {row['name']}")
+
+
+@main.group()
+def cases() -> None:
+    """The case loop: scheduled work."""
+
+
+@cases.command("sweep")
+def cases_sweep() -> None:
+    """Close verified cases whose rating window has passed (run it from cron, e.g. hourly)."""
+    from app.db import get_session, transaction
+    from app.services import cases as svc
+
+    app = _app()
+    with app.app_context():
+        session = get_session()
+        with transaction(session):
+            closed = svc.close_unrated(session)
+    click.echo(
+        f"closed {len(closed)} unrated case(s)" + (": " + ", ".join(closed) if closed else "")
+    )
 
 
 @main.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.api import coverage, grid_edit, grids, locate, overrides, partition, places, transfer
+from app.api import cases, coverage, grid_edit, grids, locate, open311, overrides, partition, places, transfer
 
 BLUEPRINTS = [
     grids.bp,
@@ -15,6 +15,8 @@ BLUEPRINTS = [
     partition.bp,
     locate.bp,
     overrides.bp,
+    cases.bp,
+    open311.bp,
 ]
 
 

@@ -1,7 +1,16 @@
 """The schema as typed SQLAlchemy models; Alembic migrations in ``migrations/`` create it."""
 
 from app.models.base import Base
-from app.models.case import Case, CaseEvent
+from app.models.case import (
+    CameraEvent,
+    Case,
+    CaseCategory,
+    CaseEvent,
+    CaseMerge,
+    CasePhoto,
+    CaseSetting,
+    WorkCalendarDay,
+)
 from app.models.grid import Grid
 from app.models.grid_history import GridChange, GridState
 from app.models.override import OverrideArea
@@ -11,8 +20,13 @@ from app.models.places import Camera, Department, ServicePoint
 __all__ = [
     "Base",
     "Camera",
+    "CameraEvent",
     "Case",
+    "CaseCategory",
     "CaseEvent",
+    "CaseMerge",
+    "CasePhoto",
+    "CaseSetting",
     "Department",
     "Grid",
     "GridAssignment",
@@ -22,4 +36,5 @@ __all__ = [
     "OverrideArea",
     "ServicePoint",
     "Worker",
+    "WorkCalendarDay",
 ]

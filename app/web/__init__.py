@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.web import emap, vendor
+from app.web import cases, emap, vendor
 
-BLUEPRINTS = [emap.bp, vendor.bp]
+BLUEPRINTS = [emap.bp, vendor.bp, cases.bp]
 
 
 def register(app: Flask) -> None:

@@ -41,6 +41,7 @@ EMAP_SCRIPTS: list[str] = [
     "/static/js/grid_edit.js",
     "/static/js/partition.js",
     "/static/js/locate.js",
+    "/static/js/emap_cases.js",
 ]
 EMAP_STYLES: list[str] = [
     "/static/css/emap.css",
@@ -48,6 +49,7 @@ EMAP_STYLES: list[str] = [
     "/static/css/grid_edit.css",
     "/static/css/partition.css",
     "/static/css/locate.css",
+    "/static/css/cases.css",
 ]
 
 # Households carry no personal data on the map: just a point.

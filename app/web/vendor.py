@@ -13,6 +13,7 @@ PACKAGES = {
     "leaflet": "dist",
     "leaflet.markercluster": "dist",
     "@geoman-io/leaflet-geoman-free": "dist",
+    "chart.js": "dist",
 }
 
 

@@ -1,0 +1,441 @@
+"""Case API: report, act on, list, export and measure cases; camera events; settings; calendar."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, jsonify, request
+
+from app.api.params import bbox_arg, int_arg
+from app.db import get_session, transaction
+from app.errors import BadParameter
+from app.services import calendar as cal
+from app.services import case_reports as reports
+from app.services import cases as svc
+
+bp = Blueprint("cases_api", __name__, url_prefix="/api")
+
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+
+
+# ---------------------------------------------------------------- request parsing
+
+
+def body() -> dict[str, Any]:
+    """Return the request's fields from JSON or from a form (multipart or urlencoded)."""
+    if request.is_json:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise BadParameter("body", "must be a JSON object")
+        return data
+    return {k: v for k, v in request.form.items()}
+
+
+def _float(data: dict[str, Any], name: str, *, required: bool = False) -> float | None:
+    raw = data.get(name)
+    if raw in (None, ""):
+        if required:
+            raise BadParameter(name, "is required")
+        return None
+    if isinstance(raw, bool):
+        raise BadParameter(name, f"{raw!r} is not a number")
+    try:
+        return float(raw)
+    except (TypeError, ValueError) as exc:
+        raise BadParameter(name, f"'{raw}' is not a number") from exc
+
+
+def _int(data: dict[str, Any], name: str) -> int | None:
+    raw = data.get(name)
+    if raw in (None, ""):
+        return None
+    if isinstance(raw, bool):
+        raise BadParameter(name, f"{raw!r} is not an integer")
+    try:
+        return int(raw)
+    except (TypeError, ValueError) as exc:
+        raise BadParameter(name, f"'{raw}' is not an integer") from exc
+
+
+def _bool(data: dict[str, Any], name: str) -> bool | None:
+    raw = data.get(name)
+    if raw in (None, ""):
+        return None
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("true", "1", "yes", "是"):
+        return True
+    if text in ("false", "0", "no", "否"):
+        return False
+    raise BadParameter(name, f"'{raw}' is not true or false")
+
+
+def _photos(data: dict[str, Any], *names: str) -> list[bytes]:
+    """Collect uploaded files and base64 fields named ``names`` (photo, photo_base64 …)."""
+    blobs: list[bytes] = []
+    for name in names:
+        for f in request.files.getlist(name):
+            content = f.read()
+            if content:
+                blobs.append(content)
+        encoded = data.get(f"{name}_base64")
+        if encoded:
+            if isinstance(encoded, str) and encoded.startswith("data:"):
+                encoded = encoded.split(",", 1)[-1]
+            try:
+                blobs.append(base64.b64decode(encoded, validate=True))
+            except (binascii.Error, TypeError) as exc:
+                raise BadParameter(f"{name}_base64", "is not valid base64") from exc
+    return blobs
+
+
+def _moment(name: str, raw: str | None, *, end: bool = False) -> datetime | None:
+    """Parse an ISO date or date-time; a bare date is local midnight (the next one for ``end``)."""
+    if not raw:
+        return None
+    try:
+        if len(raw) == 10:
+            moment = datetime.combine(date.fromisoformat(raw), time(0), LOCAL_TZ)
+            return moment + timedelta(days=1) if end else moment
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadParameter(name, f"'{raw}' is not an ISO date or date-time") from exc
+    return value if value.tzinfo else value.replace(tzinfo=LOCAL_TZ)
+
+
+def _filters() -> svc.CaseFilter:
+    args = request.args
+    status = [s for s in (args.get("status") or "").split(",") if s]
+    overdue = _bool(dict(args), "overdue")
+    return svc.CaseFilter(
+        status=status or None,
+        category=args.get("category") or None,
+        source=args.get("source") or None,
+        grid_id=int_arg("grid", minimum=1),
+        assignee_id=int_arg("assignee", minimum=1),
+        department_id=int_arg("department", minimum=1),
+        overdue=overdue,
+        open_only=bool(_bool(dict(args), "open")),
+        code=args.get("code") or None,
+        created_from=_moment("from", args.get("from")),
+        created_to=_moment("to", args.get("to"), end=True),
+        bbox=bbox_arg(),
+    )
+
+
+def actor_from(data: dict[str, Any]) -> svc.Actor:
+    """Read the acting person: ``actor: {role, worker_id, department_id, name}`` or flat fields."""
+    raw = data.get("actor")
+    if isinstance(raw, dict):
+        fields = raw
+    else:
+        fields = {
+            "role": data.get("actor_role"),
+            "worker_id": data.get("actor_worker_id"),
+            "department_id": data.get("actor_department_id"),
+            "name": data.get("actor_name"),
+        }
+    role = fields.get("role")
+    if not role:
+        raise BadParameter("actor.role", f"is required ({', '.join(svc.ACTOR_ROLES)})")
+    return svc.Actor(
+        role=str(role),
+        worker_id=_int(fields, "worker_id"),
+        department_id=_int(fields, "department_id"),
+        name=(str(fields["name"])[:40] if fields.get("name") else None),
+    )
+
+
+# ---------------------------------------------------------------- cases
+
+
+@bp.post("/cases")
+def create_case():  # type: ignore[no-untyped-def]
+    """Report a case: coordinates + CRS, category, description, source, contact, photo, key."""
+    data = body()
+    x = _float(data, "x") if data.get("x") not in (None, "") else _float(data, "lon")
+    y = _float(data, "y") if data.get("y") not in (None, "") else _float(data, "lat")
+    if x is None or y is None:
+        raise BadParameter("x", "coordinates are required: x and y (or lon and lat)")
+    category = data.get("category")
+    if not category:
+        raise BadParameter("category", "is required")
+    report = svc.Report(
+        x=x,
+        y=y,
+        crs=data.get("crs") or None,
+        category=str(category),
+        source=str(data.get("source") or "resident"),
+        description=(str(data["description"]) if data.get("description") else None),
+        reporter_contact=(
+            str(data["reporter_contact"])[:60] if data.get("reporter_contact") else None
+        ),
+        reporter_name=(str(data["reporter_name"])[:60] if data.get("reporter_name") else None),
+        address=(str(data["address"])[:200] if data.get("address") else None),
+        idempotency_key=request.headers.get("Idempotency-Key") or data.get("idempotency_key"),
+        photos=_photos(data, "photo"),
+    )
+    session = get_session()
+    with transaction(session):
+        result = svc.create_case(session, report)
+    return jsonify(result), 201 if result["created"] else 200
+
+
+@bp.get("/cases")
+def list_cases():  # type: ignore[no-untyped-def]
+    """List cases (filters: status, category, source, grid, assignee, overdue, open, from, to, bbox)."""
+    limit = int_arg("limit", minimum=1, maximum=5000, default=200)
+    offset = int_arg("offset", minimum=0, default=0)
+    result = svc.list_cases(get_session(), _filters(), limit=limit, offset=offset)
+    if request.args.get("format") == "geojson":
+        return jsonify(
+            {
+                "type": "FeatureCollection",
+                "total": result["total"],
+                "features": [
+                    {
+                        "type": "Feature",
+                        "id": c["id"],
+                        "geometry": {
+                            "type": "Point",
+                            "coordinates": [c["point"]["lon"], c["point"]["lat"]],
+                        },
+                        "properties": c,
+                    }
+                    for c in result["items"]
+                ],
+            }
+        )
+    return jsonify(result)
+
+
+@bp.get("/cases/workflow")
+def workflow():  # type: ignore[no-untyped-def]
+    """The state machine: every (state, action) -> next state and who may take it."""
+    return jsonify(
+        {
+            "states": [{"code": s, "name": svc.STATUS_NAMES[s]} for s in svc.STATES],
+            "actions": [{"code": a, "name": svc.ACTION_NAMES[a]} for a in svc.ACTIONS],
+            "transitions": [
+                {"from": s, "action": a, "to": t.to, "who": sorted(t.who)}
+                for (s, a), t in svc.TRANSITIONS.items()
+            ],
+        }
+    )
+
+
+@bp.get("/cases/<ref>")
+def get_case(ref: str):  # type: ignore[no-untyped-def]
+    """One case with its events, photos, routing and merged duplicates (contact masked)."""
+    return jsonify(svc.case_view(get_session(), ref))
+
+
+@bp.get("/cases/<ref>/duplicates")
+def duplicates(ref: str):  # type: ignore[no-untyped-def]
+    """Open cases of the same category near this one."""
+    session = get_session()
+    case = svc.case_view(session, ref, with_events=False)
+    radius = int_arg("radius", minimum=1, maximum=5000)
+    return jsonify(
+        svc.find_duplicates(
+            session,
+            case["point"]["lon"],
+            case["point"]["lat"],
+            case["category"],
+            radius_m=radius,
+            exclude_id=case["id"],
+        )
+    )
+
+
+PARAM_FIELDS = (
+    "worker_id",
+    "grid_id",
+    "into",
+    "satisfaction",
+    "reason",
+    "x",
+    "y",
+    "crs",
+    "within_m",
+)
+
+
+@bp.post("/cases/<ref>/actions/<action>")
+def act(ref: str, action: str):  # type: ignore[no-untyped-def]
+    """Take an action on a case; 409 lists the allowed ones when the state forbids it."""
+    data = body()
+    params = {k: data[k] for k in PARAM_FIELDS if data.get(k) not in (None, "")}
+    if "solved" in data:
+        params["solved"] = _bool(data, "solved")
+    for key in ("worker_id", "grid_id"):
+        if key in params:
+            params[key] = _int(params, key)
+    action_input = svc.ActionInput(
+        note=(str(data["note"]) if data.get("note") else None),
+        lon=_float(data, "lon"),
+        lat=_float(data, "lat"),
+        crs=data.get("where_crs") or None,
+        photos=_photos(data, "photo"),
+        params=params,
+        version=_int(data, "version"),
+    )
+    actor = actor_from(data)
+    session = get_session()
+    with transaction(session):
+        result = svc.perform(session, ref, action, actor, action_input)
+    return jsonify(result)
+
+
+@bp.get("/cases/photos/<int:photo_id>")
+def photo(photo_id: int):  # type: ignore[no-untyped-def]
+    """A case photo (re-encoded JPEG, no metadata)."""
+    p = svc.photo(get_session(), photo_id)
+    return Response(p.content, mimetype=p.mime, headers={"Cache-Control": "private, max-age=3600"})
+
+
+@bp.get("/cases/export.<fmt>")
+def export(fmt: str):  # type: ignore[no-untyped-def]
+    """The case ledger as CSV or Excel, a timestamp column for every state (contacts masked)."""
+    session = get_session()
+    settings = svc.get_settings(session)
+    content, mime, ext = reports.export_cases(
+        session, fmt, _filters(), timezone_name=settings["timezone"]
+    )
+    stamp = datetime.now(LOCAL_TZ).strftime("%Y%m%d-%H%M")
+    return Response(
+        content,
+        mimetype=mime,
+        headers={"Content-Disposition": f'attachment; filename="cases-{stamp}.{ext}"'},
+    )
+
+
+@bp.get("/cases/kpis")
+def kpis():  # type: ignore[no-untyped-def]
+    """KPIs per grid (level=), per worker, per category or overall, for cases created in from..to."""
+    return jsonify(
+        reports.kpis(
+            get_session(),
+            group=request.args.get("group", "grid"),
+            level=int_arg("level", minimum=1, maximum=5, default=3) or 3,
+            date_from=_moment("from", request.args.get("from")),
+            date_to=_moment("to", request.args.get("to"), end=True),
+        )
+    )
+
+
+@bp.post("/cases/sweep")
+def sweep():  # type: ignore[no-untyped-def]
+    """Close verified cases whose rating window has passed."""
+    session = get_session()
+    with transaction(session):
+        closed = svc.close_unrated(session)
+    return jsonify({"closed": closed})
+
+
+# ---------------------------------------------------------------- residents
+
+
+@bp.get("/public/cases/<code>")
+def public_case(code: str):  # type: ignore[no-untyped-def]
+    """What a resident sees of a case by its code (no personal data)."""
+    return jsonify(svc.public_view(get_session(), code))
+
+
+@bp.post("/public/cases/<code>/rate")
+def rate(code: str):  # type: ignore[no-untyped-def]
+    """A resident rates a verified case 1–5 and says whether the problem was solved."""
+    data = body()
+    params: dict[str, Any] = {"satisfaction": data.get("satisfaction")}
+    if "solved" in data:
+        params["solved"] = _bool(data, "solved")
+    session = get_session()
+    with transaction(session):
+        svc.perform(
+            session,
+            code,
+            "rate",
+            svc.Actor("resident", name="居民"),
+            svc.ActionInput(
+                note=(str(data["note"]) if data.get("note") else None),
+                params=params,
+                version=_int(data, "version"),
+            ),
+        )
+    return jsonify(svc.public_view(session, code))
+
+
+# ---------------------------------------------------------------- cameras, categories, settings
+
+
+@bp.post("/camera-events")
+def camera_event():  # type: ignore[no-untyped-def]
+    """A camera's analytics event: a case at the camera, or merged into the open one."""
+    data = body()
+    camera = data.get("camera") or data.get("camera_code")
+    if not camera:
+        raise BadParameter("camera", "is required (the camera code)")
+    occurred = _moment("time", data.get("time"))
+    snaps = _photos(data, "snapshot")
+    session = get_session()
+    with transaction(session):
+        result = svc.camera_event(
+            session,
+            str(camera),
+            str(data.get("event_type") or ""),
+            occurred_at=occurred,
+            snapshot=snaps[0] if snaps else None,
+            description=(str(data["description"]) if data.get("description") else None),
+        )
+    return jsonify(result), 200 if result["merged"] else 201
+
+
+@bp.get("/case-categories")
+def case_categories():  # type: ignore[no-untyped-def]
+    """Case categories with time limits (working hours) and escalation departments."""
+    return jsonify(svc.categories(get_session()))
+
+
+@bp.get("/case-settings")
+def get_settings():  # type: ignore[no-untyped-def]
+    """The case-loop settings."""
+    return jsonify(svc.get_settings(get_session()))
+
+
+@bp.put("/case-settings")
+def put_settings():  # type: ignore[no-untyped-def]
+    """Change settings (e.g. ``{"camera_review_required": true}``)."""
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadParameter("body", "must be a JSON object of settings")
+    session = get_session()
+    with transaction(session):
+        result = svc.update_settings(session, data)
+    return jsonify(result)
+
+
+@bp.get("/calendar")
+def calendar_days():  # type: ignore[no-untyped-def]
+    """Holidays and make-up working days (year=)."""
+    return jsonify(cal.calendar_rows(get_session(), int_arg("year", minimum=1900, maximum=2200)))
+
+
+@bp.get("/calendar/deadline")
+def deadline():  # type: ignore[no-untyped-def]
+    """The moment ``hours`` working hours after ``start`` on the configured calendar."""
+    start = _moment("start", request.args.get("start")) or datetime.now(LOCAL_TZ)
+    hours = _float(dict(request.args), "hours", required=True)
+    assert hours is not None
+    calendar = cal.load_calendar(get_session())
+    return jsonify(
+        {
+            "start": start.isoformat(),
+            "hours": hours,
+            "deadline": calendar.add_working_hours(start, hours).isoformat(),
+        }
+    )

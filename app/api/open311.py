@@ -1,0 +1,90 @@
+"""Open311 GeoReport v2 (JSON): services, and service requests mapped onto cases."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from app.api.cases import body
+from app.db import get_session, transaction
+from app.errors import AppError, NotFound
+from app.services import open311 as svc
+from gis.errors import GisError
+
+bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
+
+
+@bp.errorhandler(AppError)
+@bp.errorhandler(GisError)
+def _georeport_error(err: AppError | GisError):  # type: ignore[no-untyped-def]
+    # GeoReport clients expect a list of {code, description}.
+    return jsonify([{"code": err.http_status, "description": err.message}]), err.http_status
+
+
+@bp.get("/services.json")
+def services():  # type: ignore[no-untyped-def]
+    """Every category as a GeoReport service."""
+    return jsonify(svc.services(get_session()))
+
+
+@bp.post("/requests.json")
+def post_request():  # type: ignore[no-untyped-def]
+    """Create a service request (form-encoded or JSON; an optional ``media`` file)."""
+    data = body()
+    media = request.files.get("media")
+    session = get_session()
+    with transaction(session):
+        answer, created = svc.create_request(
+            session,
+            data,
+            media=media.read() if media else None,
+            idempotency_key=request.headers.get("Idempotency-Key"),
+        )
+    return jsonify(answer), 201 if created else 200
+
+
+@bp.get("/requests.json")
+def get_requests():  # type: ignore[no-untyped-def]
+    """Service requests: by service_request_id (comma list), or filtered by code, dates, status."""
+    ids = [i for i in (request.args.get("service_request_id") or "").split(",") if i]
+    return jsonify(
+        svc.get_requests(
+            get_session(),
+            ids=ids or None,
+            service_code=request.args.get("service_code"),
+            start_date=request.args.get("start_date"),
+            end_date=request.args.get("end_date"),
+            status=request.args.get("status"),
+            base_url=request.host_url.rstrip("/"),
+        )
+    )
+
+
+@bp.get("/requests/<code>.json")
+def get_request(code: str):  # type: ignore[no-untyped-def]
+    """One service request (as a one-element list, as the standard has it)."""
+    found = svc.get_requests(get_session(), ids=[code], base_url=request.host_url.rstrip("/"))
+    if not found:
+        raise NotFound(f"service request {code} does not exist")
+    return jsonify(found)
+
+
+@bp.get("/discovery.json")
+def discovery():  # type: ignore[no-untyped-def]
+    """The GeoReport discovery document of this endpoint."""
+    base = request.host_url.rstrip("/") + "/open311/v2/"
+    return jsonify(
+        {
+            "changeset": "2026-11-22T00:00:00Z",
+            "contact": "网格化服务管理中心",
+            "key_service": "",
+            "endpoints": [
+                {
+                    "specification": "http://wiki.open311.org/GeoReport_v2",
+                    "url": base,
+                    "changeset": "2026-11-22T00:00:00Z",
+                    "type": "production",
+                    "formats": ["application/json"],
+                }
+            ],
+        }
+    )

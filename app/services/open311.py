@@ -1,0 +1,203 @@
+"""Open311 GeoReport v2 mapped onto cases: services are categories, requests are cases.
+
+- ``service_code`` is the category code; ``service_request_id`` is the case code.
+- ``lat``/``long`` are WGS84 as the standard says; the extension field ``crs`` (wgs84, cgcs2000,
+  gcj02, bd09, EPSG:…) lets Chinese clients send the coordinates of their map as they are.
+- ``status`` is ``open`` until the case is closed or cancelled; ``status_notes`` carries the
+  platform's own state in Chinese and the latest handling note.
+- ``email``/``phone`` become the reporter contact and ``first_name``/``last_name`` the reporter
+  name; both are masked in every answer. ``media_url`` is kept out: a photo comes as an uploaded
+  ``media`` file (fetching URLs from the internet is not something an intranet server does).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from app.errors import BadParameter
+from app.services import cases as svc
+
+MAX_RESULTS = 1000
+DEFAULT_SPAN = timedelta(days=90)
+
+
+def services(session: Session) -> list[dict[str, Any]]:
+    """Return the GeoReport service list: one service per active category."""
+    return [
+        {
+            "service_code": c["code"],
+            "service_name": c["name"],
+            "description": c["description"] or c["name"],
+            "metadata": False,
+            "type": "realtime",
+            "keywords": ",".join(c["camera_event_types"]),
+            "group": c["escalation_department"]["name"] if c["escalation_department"] else "其他",
+        }
+        for c in svc.categories(session)
+    ]
+
+
+def _float(form: dict[str, Any], name: str) -> float | None:
+    raw = form.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return float(raw)
+    except (TypeError, ValueError) as exc:
+        raise BadParameter(name, f"'{raw}' is not a number") from exc
+
+
+def create_request(
+    session: Session,
+    form: dict[str, Any],
+    *,
+    media: bytes | None = None,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Create a case from a GeoReport POST; return (the GeoReport answer, whether it was new)."""
+    code = (form.get("service_code") or "").strip()
+    if not code:
+        raise BadParameter("service_code", "is required")
+    lat, lon = _float(form, "lat"), _float(form, "long")
+    if lat is None or lon is None:
+        raise BadParameter(
+            "lat", "lat and long are required (address-only requests cannot be routed)"
+        )
+    name = " ".join(p for p in (form.get("last_name"), form.get("first_name")) if p) or None
+    contact = (form.get("phone") or form.get("email") or "").strip() or None
+    result = svc.create_case(
+        session,
+        svc.Report(
+            x=lon,
+            y=lat,
+            crs=form.get("crs") or None,
+            category=code,
+            source="resident",
+            description=(form.get("description") or "").strip() or None,
+            reporter_contact=contact,
+            reporter_name=name,
+            address=(form.get("address_string") or "").strip() or None,
+            idempotency_key=idempotency_key or form.get("idempotency_key") or None,
+            photos=[media] if media else [],
+        ),
+        now=now,
+    )
+    case = result["case"]
+    notice = f"处置时限：{case['deadline']}" if case["deadline"] else ""
+    if result.get("duplicates"):
+        notice += "；附近已有同类事件：" + "、".join(d["code"] for d in result["duplicates"][:3])
+    return (
+        [{"service_request_id": case["code"], "service_notice": notice, "account_id": None}],
+        result["created"],
+    )
+
+
+def _request(row: dict[str, Any], notes: dict[int, str | None], base_url: str) -> dict[str, Any]:
+    closed = row["status"] in ("closed", "cancelled")
+    note = notes.get(row["id"])
+    responsible = (
+        (row["department"] or {}).get("name") or (row["grid"] or {}).get("name") or "指挥中心"
+    )
+    return {
+        "service_request_id": row["code"],
+        "status": "closed" if closed else "open",
+        "status_notes": row["status_name"] + (f"：{note}" if note else ""),
+        "service_name": row["category_name"],
+        "service_code": row["category"],
+        "description": row["description"],
+        "agency_responsible": responsible,
+        "service_notice": f"处置时限：{row['deadline']}" if row["deadline"] else "",
+        "requested_datetime": row["created_at"],
+        "updated_datetime": row["updated_at"],
+        "expected_datetime": row["deadline"],
+        "address": row["address"] or "",
+        "address_id": None,
+        "zipcode": None,
+        "lat": row["point"]["lat"],
+        "long": row["point"]["lon"],
+        "media_url": f"{base_url}{row['photo']}" if row.get("photo") else None,
+    }
+
+
+def _parse_time(name: str, raw: str | None) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadParameter(name, f"'{raw}' is not a W3C date-time") from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def get_requests(
+    session: Session,
+    *,
+    ids: list[str] | None = None,
+    service_code: str | None = None,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    status: str | None = None,
+    base_url: str = "",
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Return GeoReport service requests: by id, or filtered (the last 90 days by default)."""
+    now = now or datetime.now(UTC)
+    if ids:
+        rows = []
+        for code in ids[:MAX_RESULTS]:
+            found = svc.list_cases(session, svc.CaseFilter(code=code), limit=1, now=now)["items"]
+            rows.extend(found)
+    else:
+        start = _parse_time("start_date", start_date)
+        end = _parse_time("end_date", end_date)
+        if start is None and end is None:
+            start = now - DEFAULT_SPAN
+        states = None
+        if status:
+            if status not in ("open", "closed"):
+                raise BadParameter("status", f"'{status}' is not open or closed")
+            states = (
+                ["closed", "cancelled"]
+                if status == "closed"
+                else ["reported", "dispatched", "accepted", "resolved", "verified"]
+            )
+        rows = svc.list_cases(
+            session,
+            svc.CaseFilter(
+                category=service_code or None, status=states, created_from=start, created_to=end
+            ),
+            limit=MAX_RESULTS,
+            now=now,
+        )["items"]
+    ids_ = [r["id"] for r in rows]
+    notes: dict[int, str | None] = {}
+    photos: dict[int, int] = {}
+    if ids_:
+        notes = dict(
+            session.execute(
+                text(
+                    """SELECT DISTINCT ON (case_id) case_id, note FROM case_event
+                       WHERE case_id = ANY(:ids) AND note IS NOT NULL
+                         AND action IN ('resolve', 'cancel', 'reopen', 'rate')
+                       ORDER BY case_id, at DESC, id DESC"""
+                ),
+                {"ids": ids_},
+            ).all()
+        )
+        photos = dict(
+            session.execute(
+                text(
+                    """SELECT DISTINCT ON (case_id) case_id, id FROM case_photo
+                       WHERE case_id = ANY(:ids) ORDER BY case_id, id"""
+                ),
+                {"ids": ids_},
+            ).all()
+        )
+    for r in rows:
+        r["photo"] = f"/api/cases/photos/{photos[r['id']]}" if r["id"] in photos else None
+    return [_request(r, notes, base_url) for r in rows]

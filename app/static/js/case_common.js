@@ -1,0 +1,49 @@
+/* Helpers shared by the case pages: escaping, JSON calls, time formatting. */
+(function () {
+  "use strict";
+  var Cases = {
+    esc: function (s) {
+      return String(s == null ? "" : s).replace(/[&<>"']/g, function (c) {
+        return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+      });
+    },
+    /* Call the API; resolve with the JSON body, reject with the error message it gave. */
+    call: function (method, url, body) {
+      var opts = { method: method, headers: { Accept: "application/json" } };
+      if (body instanceof FormData) { opts.body = body; } else if (body !== undefined) {
+        opts.body = JSON.stringify(body);
+        opts.headers["Content-Type"] = "application/json";
+      }
+      return fetch(url, opts).then(function (r) {
+        return r.json().then(function (data) {
+          if (!r.ok) {
+            var err = (data && data.error) || {};
+            var msg = err.message || ("HTTP " + r.status);
+            if (err.allowed) { msg += "（当前可执行：" + (err.allowed.join("、") || "无") + "）"; }
+            throw new Error(msg);
+          }
+          return data;
+        });
+      });
+    },
+    time: function (iso) {
+      if (!iso) { return ""; }
+      var d = new Date(iso);
+      var p = function (n) { return (n < 10 ? "0" : "") + n; };
+      return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " + p(d.getHours()) + ":" + p(d.getMinutes());
+    },
+    badge: function (c) {
+      return '<span class="gg-status gg-status-' + Cases.esc(c.status) + '">' + Cases.esc(c.status_name) + "</span>" +
+        (c.overdue ? '<span class="gg-overdue">超期</span>' : "");
+    },
+    pct: function (v) { return v == null ? "—" : (v * 100).toFixed(1) + "%"; },
+    marker: function (c) {
+      return L.circleMarker([c.point.lat, c.point.lon], {
+        radius: c.overdue ? 9 : 7, color: "#fff", weight: 2, fillOpacity: 0.95,
+        fillColor: c.overdue ? "#d32f2f" : ({ reported: "#6a1b9a", dispatched: "#ef6c00", accepted: "#1565c0",
+          resolved: "#00897b", verified: "#2e7d32" }[c.status] || "#757575")
+      });
+    }
+  };
+  window.Cases = Cases;
+})();

@@ -1,0 +1,110 @@
+/* The centre's case desk: filtered list (overdue first), the cases on a map, and actions. */
+(function () {
+  "use strict";
+  var C = window.Cases, map, markers, current = null;
+  var ACTOR = { role: "centre", name: "受理台" };
+
+  function query() {
+    var f = document.getElementById("filters"), q = new URLSearchParams();
+    var status = f.status.value;
+    if (status) { q.set("status", status); } else { q.set("open", "true"); }
+    ["category", "source"].forEach(function (k) { if (f[k].value) { q.set(k, f[k].value); } });
+    if (f.overdue.checked) { q.set("overdue", "true"); }
+    return q;
+  }
+
+  function load() {
+    var q = query();
+    document.getElementById("export-csv").href = "/api/cases/export.csv?" + q;
+    document.getElementById("export-xlsx").href = "/api/cases/export.xlsx?" + q;
+    return C.call("GET", "/api/cases?limit=500&" + q).then(function (res) {
+      var rows = res.items.map(function (c) {
+        return '<tr data-id="' + c.id + '" class="' + (c.overdue ? "gg-row-overdue" : "") + '"><td>' + C.esc(c.code) + "</td><td>" +
+          C.esc(c.category_name) + "</td><td>" + C.badge(c) + "</td><td>" + C.esc(c.grid ? c.grid.name : "未定位") + "</td><td>" +
+          C.esc(c.assignee ? c.assignee.name : (c.department ? c.department.name : "")) + "</td><td>" + C.time(c.deadline) +
+          "</td><td>" + C.esc(c.source_name) + "</td><td>" + C.esc(c.reporter_contact) + "</td></tr>";
+      });
+      document.querySelector("#case-table tbody").innerHTML = rows.join("") || '<tr><td colspan="8">暂无事件</td></tr>';
+      document.getElementById("case-count").textContent = "共 " + res.total + " 件";
+      markers.clearLayers();
+      res.items.forEach(function (c) {
+        C.marker(c).bindTooltip(c.code + " " + c.category_name + " " + c.status_name).on("click", function () { show(c.id); }).addTo(markers);
+      });
+      if (res.items.length) { map.fitBounds(markers.getBounds(), { maxZoom: 17, padding: [20, 20] }); }
+    });
+  }
+
+  var FORMS = {
+    dispatch: '<label>派给网格员ID（留空按网格自动派单）<input name="worker_id" inputmode="numeric"></label>',
+    merge: '<label>合并到事件编号<input name="into"></label>',
+    cancel: '<label>原因<select name="reason"><option value="duplicate">重复上报</option><option value="not_a_problem">不属于问题</option><option value="false_alarm">误报</option><option value="other">其他</option></select></label>',
+    transfer: '<label>转派给网格员ID（留空为相邻网格）<input name="worker_id" inputmode="numeric"></label>'
+  };
+  var NAMES = { dispatch: "派单", cancel: "作废", merge: "合并", escalate: "上报升级", transfer: "转派", verify: "核查通过", reopen: "核查不通过", close: "结案" };
+
+  function show(id) {
+    return C.call("GET", "/api/cases/" + id).then(function (c) {
+      current = c;
+      var acts = c.allowed_actions.filter(function (a) { return NAMES[a]; });
+      var ev = c.events.map(function (e) {
+        return "<li>" + C.time(e.at) + " " + C.esc(e.action_name) + "（" + C.esc(e.actor) + "）" + (e.note ? "：" + C.esc(e.note) : "") + "</li>";
+      }).join("");
+      var photos = c.photos.map(function (p) { return '<img class="gg-thumb" src="' + C.esc(p.url) + '" alt="照片">'; }).join("");
+      var html = '<section class="gg-case" data-code="' + C.esc(c.code) + '"><h3>' + C.esc(c.code) + " " + C.badge(c) + "</h3>" +
+        "<p>" + C.esc(c.category_name) + " · " + C.esc(c.source_name) + " · 时限 " + C.time(c.deadline) + "</p>" +
+        "<p>" + C.esc(c.description) + "</p><p>网格：" + C.esc(c.grid ? c.grid.name : "未定位") + "；处置人：" +
+        C.esc(c.assignee ? c.assignee.name : (c.department ? c.department.name : "—")) + "（" + C.esc(c.escalation_name) + "）</p>" +
+        photos + '<ol class="gg-events">' + ev + "</ol>" + '<div id="dups"></div>';
+      if (acts.length) {
+        html += '<form id="act-form"><textarea name="note" placeholder="说明（作废、上报、转派、核查不通过须填写）"></textarea>' +
+          acts.map(function (a) { return FORMS[a] || ""; }).join("") +
+          acts.map(function (a) { return '<button type="button" data-action="' + a + '">' + NAMES[a] + "</button>"; }).join(" ") +
+          '</form><p id="act-msg" class="gg-msg"></p>';
+      }
+      document.getElementById("case-detail").innerHTML = html + "</section>";
+      var form = document.getElementById("act-form");
+      if (form) {
+        form.addEventListener("click", function (ev) {
+          var a = ev.target.getAttribute("data-action");
+          if (a) { act(a, form); }
+        });
+      }
+      if (c.status !== "closed" && c.status !== "cancelled") {
+        return C.call("GET", "/api/cases/" + c.id + "/duplicates").then(function (d) {
+          if (!d.length) { return; }
+          document.getElementById("dups").innerHTML = "<p>附近50米内的同类事件（可能重复）：" + d.map(function (x) {
+            return C.esc(x.code) + "（" + C.esc(x.status_name) + "，" + x.distance_m + " 米）";
+          }).join("、") + "</p>";
+        });
+      }
+    });
+  }
+
+  function act(action, form) {
+    var body = { actor: ACTOR, version: current.version };
+    Array.prototype.forEach.call(form.elements, function (el) { if (el.name && el.value) { body[el.name] = el.value; } });
+    C.call("POST", "/api/cases/" + current.id + "/actions/" + action, body).then(function () {
+      return load().then(function () { return show(current.id); });
+    }).then(function () {
+      document.getElementById("act-msg").textContent = NAMES[action] + "：已完成";
+    }).catch(function (err) { document.getElementById("act-msg").textContent = err.message; });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    map = L.map("desk-map", { preferCanvas: true }).setView([31.8, 117.2], 14);
+    markers = L.featureGroup().addTo(map);
+    C.call("GET", "/api/grids?level=4").then(function (fc) {
+      L.geoJSON(fc, { style: { color: "#2e7d32", weight: 1, fillOpacity: 0.03 }, interactive: false }).addTo(map);
+    });
+    C.call("GET", "/api/case-categories").then(function (cats) {
+      var sel = document.querySelector("#filters select[name=category]");
+      cats.forEach(function (c) { sel.insertAdjacentHTML("beforeend", '<option value="' + C.esc(c.code) + '">' + C.esc(c.name) + "</option>"); });
+    });
+    document.getElementById("filters").addEventListener("submit", function (ev) { ev.preventDefault(); load(); });
+    document.querySelector("#case-table tbody").addEventListener("click", function (ev) {
+      var tr = ev.target.closest("tr[data-id]");
+      if (tr) { show(tr.getAttribute("data-id")); }
+    });
+    load().then(function () { document.documentElement.setAttribute("data-desk-ready", "1"); });
+  });
+})();

@@ -1,0 +1,60 @@
+"""Case pages: the centre's desk, a worker's phone page, a resident's page, and the KPI charts."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+
+from app.web.vendor import vendor_url
+
+bp = Blueprint("case_pages", __name__, url_prefix="/cases")
+
+LEAFLET = {
+    "css": [vendor_url("leaflet", "leaflet.css"), "/static/css/cases.css"],
+    "js": [vendor_url("leaflet", "leaflet.js"), "/static/js/case_common.js"],
+}
+
+
+@bp.get("/desk")
+def desk():  # type: ignore[no-untyped-def]
+    """The command centre's case desk: filters, list (overdue first), map, actions."""
+    return render_template(
+        "cases/desk.html", title="事件受理台", assets=LEAFLET, script="/static/js/case_desk.js"
+    )
+
+
+@bp.get("/worker")
+def worker():  # type: ignore[no-untyped-def]
+    """A grid worker's phone page: my cases on a map; accept, resolve with note, photo, GPS."""
+    return render_template(
+        "cases/worker.html",
+        title="我的事件",
+        assets=LEAFLET,
+        script="/static/js/case_worker.js",
+        worker_id=request.args.get("worker", ""),
+    )
+
+
+@bp.get("/track")
+def track():  # type: ignore[no-untyped-def]
+    """A resident's page: the state of a case by its code, and the rating when it is done."""
+    return render_template(
+        "cases/track.html",
+        title="事件查询与评价",
+        assets={"css": ["/static/css/cases.css"], "js": ["/static/js/case_common.js"]},
+        script="/static/js/case_track.js",
+        code=request.args.get("code", ""),
+    )
+
+
+@bp.get("/kpi")
+def kpi():  # type: ignore[no-untyped-def]
+    """KPIs per grid and per worker with charts."""
+    return render_template(
+        "cases/kpi.html",
+        title="事件考核指标",
+        assets={
+            "css": ["/static/css/cases.css"],
+            "js": [vendor_url("chart.js", "chart.umd.min.js"), "/static/js/case_common.js"],
+        },
+        script="/static/js/case_kpi.js",
+    )

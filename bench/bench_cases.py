@@ -1,0 +1,237 @@
+"""Benchmark: 200 concurrent case reports against gunicorn, each stored exactly once and routed.
+
+Run from the repository root: ``python bench/bench_cases.py [--reports 200] [--workers 2]``.
+It makes a throwaway database on the private cluster (``gridgov_bench``), migrates it, loads
+the sample street, starts gunicorn on a free loopback port against this checkout's app, fires
+the reports all at once, then fires every report again with the same idempotency key (a client
+retrying after a timeout), and checks in the database that each report was stored once, routed
+to a grid and dispatched. Prints the throughput and the latency percentiles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from app import create_app  # noqa: E402
+from app import migrate as mig  # noqa: E402
+from app.db import get_db, transaction  # noqa: E402
+from app.embedded_pg import default_cluster  # noqa: E402
+from app.services import importer  # noqa: E402
+
+CATEGORIES = ["streetlight", "garbage", "road_occupation", "noise", "facility", "dispute"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare(cluster) -> str:  # type: ignore[no-untyped-def]
+    url = cluster.recreate_database("gridgov_bench")
+    mig.upgrade(url)
+    app = create_app({"DATABASE_URL": url})
+    with app.app_context():
+        session = get_db().session()
+        with transaction(session):
+            importer.load_directory(session)
+        session.close()
+    app.extensions["gridgov_db"].engine.dispose()
+    return url
+
+
+def start_server(url: str, port: int, workers: int, threads: int) -> subprocess.Popen:
+    env = dict(os.environ, GRIDGOV_DATABASE_URL=url)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--chdir",
+            str(ROOT),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--worker-class",
+            "gthread",
+            "--backlog",
+            "512",
+            "--log-level",
+            "warning",
+            "app:create_app()",
+        ],
+        env=env,
+        cwd=ROOT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/api/case-categories")
+            if conn.getresponse().status == 200:
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise SystemExit("gunicorn did not answer within 60 s")
+
+
+def post(port: int, body: dict) -> tuple[int, float, dict]:
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("POST", "/api/cases", json.dumps(body), {"Content-Type": "application/json"})
+    res = conn.getresponse()
+    data = json.loads(res.read() or b"{}")
+    conn.close()
+    return res.status, time.perf_counter() - started, data
+
+
+def fire(port: int, bodies: list[dict]) -> tuple[list[tuple[int, float, dict]], float]:
+    """Send every body at once (one thread each, released together); return results and wall time."""
+    gate = threading.Barrier(len(bodies) + 1)
+
+    def one(body: dict) -> tuple[int, float, dict]:
+        gate.wait()
+        return post(port, body)
+
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        futures = [pool.submit(one, b) for b in bodies]
+        gate.wait()
+        started = time.perf_counter()
+        results = [f.result() for f in futures]
+        wall = time.perf_counter() - started
+    return results, wall
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reports", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=8, help="threads per worker")
+    args = parser.parse_args()
+
+    cluster = default_cluster()
+    cluster.start()
+    print("preparing the bench database (migrate, load the sample) …", flush=True)
+    url = prepare(cluster)
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        points = conn.execute(
+            text("SELECT ST_X(geom), ST_Y(geom) FROM household ORDER BY id")
+        ).all()
+    rng = random.Random(20261122)
+    bodies = []
+    for i in range(args.reports):
+        lon, lat = rng.choice(points)
+        bodies.append(
+            {
+                # Up to ~20 m away from a building, in any direction.
+                "x": lon + rng.uniform(-0.0002, 0.0002),
+                "y": lat + rng.uniform(-0.00015, 0.00015),
+                "crs": "wgs84",
+                "category": CATEGORIES[i % len(CATEGORIES)],
+                "description": f"压测上报 {i}",
+                "source": "resident",
+                "reporter_contact": f"139{i:08d}",
+                "idempotency_key": f"bench-{i:05d}",
+            }
+        )
+    port = free_port()
+    server = start_server(url, port, args.workers, args.threads)
+    try:
+        post(port, {**bodies[0], "idempotency_key": "bench-warmup"})  # first connections, imports
+        results, wall = fire(port, bodies)
+        retry_results, retry_wall = fire(port, bodies)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+    statuses = [s for s, _, _ in results]
+    latencies = [t for _, t, _ in results]
+    retry_statuses = [s for s, _, _ in retry_results]
+    with engine.connect() as conn:
+        stored = conn.execute(
+            text(
+                """SELECT count(*) AS n, count(DISTINCT idempotency_key) AS keys,
+                          count(*) FILTER (WHERE grid_id IS NOT NULL) AS routed,
+                          count(*) FILTER (WHERE status = 'dispatched'
+                                           AND (assignee_id IS NOT NULL OR department_id IS NOT NULL))
+                              AS dispatched,
+                          count(*) FILTER (WHERE deadline IS NOT NULL) AS with_deadline
+                   FROM "case" WHERE idempotency_key LIKE 'bench-0%'"""
+            )
+        ).one()
+        events = conn.execute(
+            text(
+                """SELECT count(*) FROM case_event e JOIN "case" c ON c.id = e.case_id
+                   WHERE c.idempotency_key LIKE 'bench-0%' AND e.action = 'dispatch'"""
+            )
+        ).scalar()
+    engine.dispose()
+    cluster.psql("postgres", 'DROP DATABASE IF EXISTS "gridgov_bench" WITH (FORCE)')
+
+    n = args.reports
+    ok = (
+        statuses.count(201) == n
+        and retry_statuses.count(200) == n
+        and stored.n == n
+        and stored.keys == n
+        and stored.routed == n
+        and stored.dispatched == n
+        and stored.with_deadline == n
+        and events == n
+        and all(
+            r[2]["case"]["id"] == s[2]["case"]["id"]
+            for r, s in zip(retry_results, results, strict=True)
+        )
+    )
+    print(
+        f"gunicorn: {args.workers} workers × {args.threads} threads on 127.0.0.1, {os.cpu_count()} cores"
+    )
+    print(f"{n} concurrent reports: {wall:.2f} s wall, {n / wall:.1f} reports/s")
+    print(
+        f"latency: p50 {pct(latencies, 50) * 1000:.0f} ms, p95 {pct(latencies, 95) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms, mean {statistics.mean(latencies) * 1000:.0f} ms"
+    )
+    retry_lat = [t for _, t, _ in retry_results]
+    print(
+        f"{n} concurrent retries (same keys): {retry_wall:.2f} s, p95 {pct(retry_lat, 95) * 1000:.0f} ms, "
+        f"answers {sorted(set(retry_statuses))} (200 = replayed, nothing new)"
+    )
+    print(
+        f"stored: {stored.n} cases for {stored.keys} keys; routed {stored.routed}; "
+        f"dispatched {stored.dispatched} ({events} dispatch events); with deadline {stored.with_deadline}"
+    )
+    print("check: every report stored exactly once and routed:", "OK" if ok else "FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Case pages: served without external links, and the whole loop in a real browser."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from PIL import Image
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from app.services import cases as svc
+
+EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.I)
+PAGES = ("/cases/desk", "/cases/worker?worker=5", "/cases/track?code=SJ1", "/cases/kpi")
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_load_every_asset_from_the_app(client, path: str) -> None:  # type: ignore[no-untyped-def]
+    res = client.get(path)
+    assert res.status_code == 200
+    html = res.get_data(as_text=True)
+    assert 'lang="zh-CN"' in html and not EXTERNAL.search(html)
+    for asset in re.findall(r'(?:src|href)="(/[^"]+\.(?:js|css))"', html):
+        assert client.get(asset).status_code == 200, asset
+
+
+def test_chart_library_is_served_from_npm(client) -> None:  # type: ignore[no-untyped-def]
+    res = client.get("/vendor/chart.js/chart.umd.min.js")
+    assert res.status_code == 200 and b"Chart" in res.data
+
+
+def _photo() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), (10, 120, 200)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+@pytest.mark.browser
+def test_report_on_emap_handle_on_phone_verify_on_desk_rate_as_resident(
+    live_server: str,
+    page,
+    app,  # type: ignore[no-untyped-def]
+) -> None:
+    engine = app.extensions["gridgov_db"].engine
+    code = None
+    try:
+        # 1. Report on the e-map: switch to reporting, click inside a micro-grid, fill the form.
+        page.goto(f"{live_server}/emap")
+        page.wait_for_selector("html[data-emap-ready='1']", timeout=20000)
+        page.evaluate(
+            """() => { const l = GridGov.layers.grids_level_4.getLayers()[0];
+                       GridGov.map.setView(l.getBounds().getCenter(), 17, {animate: false}); }"""
+        )
+        page.wait_for_timeout(500)
+        target = page.evaluate(
+            """() => {
+              const l = GridGov.layers.grids_level_4.getLayers()[0], map = GridGov.map;
+              const b = l.getBounds();
+              for (let i = 1; i < 10; i++) for (let j = 1; j < 10; j++) {
+                const ll = L.latLng(b.getSouth() + (b.getNorth() - b.getSouth()) * i / 10,
+                                    b.getWest() + (b.getEast() - b.getWest()) * j / 10);
+                const p = map.latLngToContainerPoint(ll);
+                const el = document.elementFromPoint(p.x, p.y);
+                if (l._containsPoint(map.latLngToLayerPoint(ll)) && el && el.tagName === 'CANVAS')
+                  return {x: p.x, y: p.y, name: l.feature.properties.name};
+              }
+              return null;
+            }"""
+        )
+        assert target, "no free spot inside the micro-grid to click"
+        page.click("#gg-report-btn")
+        page.mouse.click(target["x"], target["y"])
+        page.wait_for_selector("#gg-report-form", timeout=10000)
+        assert page.locator(".gg-board").count() == 0  # reporting, not the notice board
+        page.select_option("#gg-report-form select[name=category]", "streetlight")
+        page.fill("#gg-report-form textarea[name=description]", "小区门口路灯不亮")
+        page.fill("#gg-report-form input[name=reporter_contact]", "13700001234")
+        page.click("#gg-report-form button[type=submit]")
+        done = page.wait_for_selector(".gg-reported", timeout=10000)
+        code = done.get_attribute("data-code")
+        worker = done.get_attribute("data-assignee")
+        assert code and code.startswith("SJ") and worker
+        assert target["name"] in done.inner_text()
+        # The new case shows on the e-map's case layer.
+        page.wait_for_function(
+            """code => GridGov.layers.cases.getLayers()
+                         .some(l => l.getTooltip().getContent().includes(code))""",
+            arg=code,
+            timeout=10000,
+        )
+
+        # 2. The worker's phone page: accept, then resolve with a note, a photo and GPS.
+        page.context.grant_permissions(["geolocation"], origin=live_server)
+        page.context.set_geolocation({"latitude": 31.81491, "longitude": 117.22876})
+        page.goto(f"{live_server}/cases/worker?worker={worker}")
+        page.wait_for_selector("html[data-worker-ready='1']", timeout=20000)
+        card = f".gg-card[data-code='{code}']"
+        page.click(f"{card} button[data-action=accept]")
+        page.wait_for_selector(f"{card} form.gg-resolve", timeout=10000)
+        page.wait_for_function(
+            "() => document.getElementById('gps-state').textContent.startsWith('已定位')",
+            timeout=10000,
+        )
+        page.fill(f"{card} textarea[name=note]", "已更换灯泡，恢复照明")
+        page.set_input_files(
+            f"{card} input[type=file]",
+            files=[{"name": "done.jpg", "mimeType": "image/jpeg", "buffer": _photo()}],
+        )
+        page.click(f"{card} .gg-resolve-btn")
+        page.wait_for_function(
+            f"""() => {{ const c = document.querySelector("{card}");
+                         return c && c.innerText.includes('等待核查'); }}""",
+            timeout=10000,
+        )
+
+        # 3. The centre verifies it on the desk.
+        page.goto(f"{live_server}/cases/desk")
+        page.wait_for_selector("html[data-desk-ready='1']", timeout=20000)
+        page.click(f"#case-table tr:has-text('{code}')")
+        page.click("#act-form button[data-action=verify]", timeout=10000)
+        page.wait_for_function(
+            "() => (document.getElementById('act-msg') || {}).textContent === '核查通过：已完成'",
+            timeout=10000,
+        )
+
+        # 4. The resident looks the case up by its code and rates it.
+        page.goto(f"{live_server}/cases/track?code={code}")
+        page.wait_for_selector("#rate-form", timeout=20000)
+        page.check("#rate-form input[name=satisfaction][value='4']")
+        page.fill("#rate-form textarea[name=note]", "处理及时")
+        page.click("#rate-form button[type=submit]")
+        rated = page.wait_for_selector(".gg-rated", timeout=10000)
+        assert "★★★★" in rated.inner_text() and "问题已解决" in rated.inner_text()
+
+        with Session(engine) as s:
+            view = svc.case_view(s, code)
+            assert view["status"] == "closed" and view["satisfaction"] == 4 and view["solved"]
+            actions = [e["action"] for e in view["events"]]
+            assert actions == ["report", "dispatch", "accept", "resolve", "verify", "rate"]
+            resolve = view["events"][3]
+            assert resolve["note"] == "已更换灯泡，恢复照明"
+            assert resolve["point"] == {"lon": 117.22876, "lat": 31.81491}  # the phone's GPS
+            assert len(view["photos"]) == 1
+    finally:
+        with Session(engine) as s:
+            ids = s.scalars(
+                text("SELECT id FROM \"case\" WHERE description = '小区门口路灯不亮'")
+            ).all()
+            svc.delete_cases(s, list(ids))
+            s.commit()
