@@ -65,7 +65,7 @@ def add_case(db_session, point, grid_id: int, status: str, code: str) -> int:  #
     return db_session.execute(
         text(
             'INSERT INTO "case" (code, category, source, reported_x, reported_y, reported_crs, '
-            "geom, grid_id, status) VALUES (:code, 'road', 'patrol', :x, :y, 'wgs84', "
+            "geom, grid_id, status) VALUES (:code, 'dispute', 'patrol', :x, :y, 'wgs84', "
             "ST_SetSRID(ST_MakePoint(:x, :y), 4326), :g, :status) RETURNING id"
         ),
         {"code": code, "x": point.x, "y": point.y, "g": grid_id, "status": status},
