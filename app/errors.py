@@ -10,19 +10,15 @@ from werkzeug.exceptions import HTTPException
 from gis.errors import GisError
 
 
-class AppError(Exception):
-    """A failure the caller can act on; ``http_status`` says which kind."""
+class AppError(GisError):
+    """A failure the caller can act on; ``http_status`` says which kind.
+
+    It shares the spatial layer's error shape (message, details, ``to_dict``), so one handler
+    answers both.
+    """
 
     http_status = 400
     code = "bad_request"
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, **self.details}
 
 
 class BadParameter(AppError):
@@ -73,10 +69,6 @@ class ImportRejected(ValidationFailed):
 
 def register_error_handlers(app: Flask) -> None:
     """Answer domain errors and HTTP errors with a JSON body ``{"error": {...}}``."""
-
-    @app.errorhandler(AppError)
-    def _domain(err: AppError):  # type: ignore[no-untyped-def]
-        return jsonify(error=err.to_dict()), err.http_status
 
     @app.errorhandler(GisError)
     def _gis(err: GisError):  # type: ignore[no-untyped-def]
