@@ -324,6 +324,108 @@ def cases_sweep() -> None:
     )
 
 
+@main.group()
+def users() -> None:
+    """Manage accounts: the first administrator, staff accounts, API tokens."""
+
+
+def _read_password(password_stdin: bool, username: str) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return click.prompt(f"password for {username}", hide_input=True, confirmation_prompt=True)
+
+
+def _create_user(username: str, role: str, password: str | None, **links: object) -> None:
+    from app.db import get_session, transaction
+    from app.services import users as svc
+
+    app = _app()
+    with app.app_context():
+        session = get_session()
+        try:
+            with transaction(session):
+                user = svc.create_user(session, username, role, password, **links)  # type: ignore[arg-type]
+        except (AppError, GisError) as exc:
+            raise _fail(exc) from exc
+    click.echo(f"created {role} account '{username}' (id {user.id})")
+
+
+@users.command("create-admin")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def users_create_admin(username: str, password_stdin: bool) -> None:
+    """Create an administrator (there is no default account or password)."""
+    _create_user(username, "admin", _read_password(password_stdin, username))
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(list(__import__("app.models.auth", fromlist=["USER_ROLES"]).USER_ROLES)))
+@click.option("--name", "display_name", help="The person's name as shown in the corner.")
+@click.option("--worker-code", help="The worker this account is (chiefs, workers, party members).")
+@click.option("--department-code", help="The department of a department account.")
+@click.option("--grid-code", help="The street of a command-centre account (none: every grid).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def users_create(
+    username: str,
+    role: str,
+    display_name: str | None,
+    worker_code: str | None,
+    department_code: str | None,
+    grid_code: str | None,
+    password_stdin: bool,
+) -> None:
+    """Create an account with a role and what it is linked to."""
+    password = None if role == "camera_feed" else _read_password(password_stdin, username)
+    _create_user(
+        username,
+        role,
+        password,
+        display_name=display_name,
+        worker_code=worker_code,
+        department_code=department_code,
+        grid_code=grid_code,
+    )
+
+
+@users.command("list")
+def users_list() -> None:
+    """List the accounts."""
+    from app.db import get_session
+    from app.services import users as svc
+
+    app = _app()
+    with app.app_context():
+        for u in svc.list_users(get_session()):
+            state = "active" if u["active"] else "disabled"
+            click.echo(f"{u['id']:>5}  {u['username']:<24} {u['role']:<13} {state}")
+
+
+@users.command("token")
+@click.argument("username")
+def users_token(username: str) -> None:
+    """Issue an API token for an account (machine clients: camera analytics, batch jobs).
+
+    The token is printed once; only its hash is kept. Send it as ``Authorization: Bearer …``.
+    """
+    from sqlalchemy import select
+
+    from app.auth import limits
+    from app.db import get_session, transaction
+    from app.models import AppUser
+    from app.services import users as svc
+
+    app = _app()
+    with app.app_context():
+        session = get_session()
+        user = session.scalar(select(AppUser).where(AppUser.username == username))
+        if user is None:
+            raise click.ClickException(f"no account '{username}'")
+        with transaction(session):
+            new = svc.start_session(session, user, None, limits(), kind="token")
+    click.echo(new.token)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -356,6 +458,20 @@ def serve(host: str, port: int, workers: int, sample: bool, access_log: bool) ->
             click.echo("loading the sample street and village …")
             with transaction(session):
                 importer.load_directory(session, progress=_progress())
+        if sample:
+            from app.services import sample_accounts
+
+            with transaction(session):
+                made = sample_accounts.ensure(session, sample_accounts.DEFAULT_FILE)
+            if made:
+                click.echo(
+                    f"sample accounts (one per role, random passwords) written to "
+                    f"{sample_accounts.DEFAULT_FILE}:"
+                )
+                for line in made:
+                    click.echo("  " + line)
+            else:
+                click.echo(f"sample accounts: see {sample_accounts.DEFAULT_FILE}")
     app.extensions["gridgov_db"].dispose()  # no connections shared across the fork
 
     class Server(BaseApplication):  # type: ignore[misc]

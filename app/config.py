@@ -22,6 +22,17 @@ DEFAULTS: dict[str, Any] = {
     "GRID_MAX_VERTICES": 20_000,
     # Road lines (GeoJSON) that automatic divisions follow; None: the sample street's roads.
     "ROADS_FILE": None,
+    # Accounts and sessions (app/services/users.py says what each limit does).
+    "SESSION_COOKIE_SECURE": True,
+    "SESSION_IDLE_MINUTES": 30,
+    "SESSION_ABSOLUTE_HOURS": 12,
+    "LOGIN_MAX_FAILURES": 5,
+    "LOGIN_LOCK_MINUTES": 15,
+    "LOGIN_IP_LIMIT": 30,
+    "LOGIN_IP_WINDOW_MINUTES": 10,
+    "TOKEN_DAYS": 365,
+    # Read the caller's address from X-Forwarded-For (only behind a proxy that sets it).
+    "TRUST_PROXY": False,
     # Request bodies larger than this are refused (bytes).
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
 }
@@ -36,7 +47,17 @@ ENV_KEYS = (
     "SERVICE_RADIUS_M",
     "FIVE_MINUTE_RADIUS_M",
     "ROADS_FILE",
+    "SESSION_COOKIE_SECURE",
+    "SESSION_IDLE_MINUTES",
+    "SESSION_ABSOLUTE_HOURS",
+    "LOGIN_MAX_FAILURES",
+    "LOGIN_LOCK_MINUTES",
+    "LOGIN_IP_LIMIT",
+    "LOGIN_IP_WINDOW_MINUTES",
+    "TRUST_PROXY",
 )
+# Settings read from the environment as true/false.
+BOOL_KEYS = {"SESSION_COOKIE_SECURE", "TRUST_PROXY"}
 
 
 def from_environment() -> dict[str, Any]:
@@ -47,5 +68,8 @@ def from_environment() -> dict[str, Any]:
             os.environ.get(key) if key == "DATABASE_URL" else None
         )
         if value:
-            found[key] = value
+            if key in BOOL_KEYS:
+                found[key] = value.strip().lower() in ("1", "true", "yes", "on")
+            else:
+                found[key] = value
     return found

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_app_context
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -31,6 +31,9 @@ class Database:
         self.read_engine: Engine | None = None
         self.factory: sessionmaker[Session] | None = None
         self.read_factory: sessionmaker[Session] | None = None
+        # Called with the session inside every ``transaction`` just before it commits (the
+        # audit entry of the change is written there, so both commit or neither).
+        self.before_commit: list[Callable[[Session], None]] = []
 
     def init_app(self, app: Flask) -> None:
         url = app.config.get("DATABASE_URL")
@@ -122,6 +125,9 @@ def transaction(session: Session) -> Iterator[Session]:
     """Run a block as one transaction: commit on success, roll back on any error."""
     try:
         yield session
+        if has_app_context():
+            for hook in get_db().before_commit:
+                hook(session)
         session.commit()
     except BaseException:
         session.rollback()

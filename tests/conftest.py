@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from app import migrate as mig
 from app.db import get_db, transaction
 from app.embedded_pg import default_cluster
 from app.services import importer
+from app.services import users as user_svc
 
 CHROMIUM = os.environ.get("GRIDGOV_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -60,10 +62,36 @@ def database_url(cluster) -> str:  # type: ignore[no-untyped-def]
     return url
 
 
+TEST_PASSWORD = "Test-password-2026"
+
+
+@pytest.fixture(scope="session")
+def admin_auth(database_url: str) -> dict[str, str]:
+    """A committed admin account with an API token and a browser session (cookie + CSRF)."""
+    app = create_app({"DATABASE_URL": database_url, "TESTING": True})
+    with app.app_context():
+        session = get_db().session()
+        with transaction(session):
+            user = user_svc.create_user(session, "test-admin", "admin", TEST_PASSWORD)
+            limits = dict(user_svc.DEFAULT_LIMITS, SESSION_IDLE_MINUTES=600)
+            token = user_svc.start_session(session, user, None, limits, kind="token")
+            browser = user_svc.start_session(session, user, None, limits)
+        session.close()
+    app.extensions["gridgov_db"].dispose()
+    return {
+        "token": token.token,
+        "cookie": browser.token,
+        "csrf": browser.csrf_token,
+        "password": TEST_PASSWORD,
+    }
+
+
 @pytest.fixture(scope="session")
 def app(database_url: str):  # type: ignore[no-untyped-def]
     """The app on the test database."""
-    return create_app({"DATABASE_URL": database_url, "TESTING": True})
+    return create_app(
+        {"DATABASE_URL": database_url, "TESTING": True, "SESSION_IDLE_MINUTES": 600}
+    )
 
 
 @pytest.fixture()
@@ -85,8 +113,17 @@ def db_session(app) -> Iterator[Session]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture()
-def client(app, db_session):  # type: ignore[no-untyped-def]
-    """A test client whose requests run inside the test's rolled-back transaction."""
+def client(app, db_session, admin_auth):  # type: ignore[no-untyped-def]
+    """A test client signed in as an administrator (API token), whose requests run inside the
+    test's rolled-back transaction."""
+    c = app.test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {admin_auth['token']}"
+    return c
+
+
+@pytest.fixture()
+def anon_client(app, db_session):  # type: ignore[no-untyped-def]
+    """A test client signed in as nobody (a resident), inside the test's transaction."""
     return app.test_client()
 
 
@@ -101,20 +138,41 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class _BearerFor(urllib.request.BaseHandler):
+    """Add a bearer token to requests for one base URL that carry no Authorization header."""
+
+    def __init__(self, base: str, token: str) -> None:
+        self.base, self.token = base, token
+
+    def http_request(self, req: urllib.request.Request) -> urllib.request.Request:
+        if req.full_url.startswith(self.base) and not req.has_header("Authorization"):
+            req.add_unredirected_header("Authorization", f"Bearer {self.token}")
+        return req
+
+
 @pytest.fixture(scope="session")
-def live_server(database_url: str) -> Iterator[str]:
+def live_server(database_url: str, admin_auth: dict[str, str]) -> Iterator[str]:
     """Serve a separate app instance on a free loopback port; yields its base URL.
 
     It sees committed data only; tests that write through it must clean up after themselves.
     """
-    server_app = create_app({"DATABASE_URL": database_url, "TESTING": True})
+    server_app = create_app(
+        {"DATABASE_URL": database_url, "TESTING": True, "SESSION_IDLE_MINUTES": 600}
+    )
     port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    # Requests from the tests to this server (urllib) are an administrator's API calls unless
+    # they say otherwise; anonymous and per-role calls set their own Authorization header.
+    urllib.request.install_opener(
+        urllib.request.build_opener(_BearerFor(base, admin_auth["token"]))
+    )
     server = make_server("127.0.0.1", port, server_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield base
     finally:
+        urllib.request.install_opener(None)  # type: ignore[arg-type]
         server.shutdown()
         thread.join(timeout=5)
         server_app.extensions["gridgov_db"].dispose()
@@ -139,9 +197,26 @@ def browser():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture()
-def page(browser):  # type: ignore[no-untyped-def]
-    """A fresh browser page that fails the test on any page error or failed request."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+def page(browser, live_server, admin_auth):  # type: ignore[no-untyped-def]
+    """A fresh browser page, signed in as an administrator, that fails the test on any page
+    error or failed request."""
+    # Playwright's wait_for_function evaluates strings, which the app's CSP forbids (no
+    # 'unsafe-eval'); tests/web/test_auth_browser.py holds every page to the CSP unbypassed.
+    context = browser.new_context(
+        viewport={"width": 1400, "height": 900}, locale="zh-CN", bypass_csp=True
+    )
+    context.add_cookies(
+        [
+            {
+                "name": "gridgov_session",
+                "value": admin_auth["cookie"],
+                "url": live_server,
+                "httpOnly": True,
+                "secure": True,
+                "sameSite": "Lax",
+            }
+        ]
+    )
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(f"page error: {e}"))

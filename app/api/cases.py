@@ -11,6 +11,9 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, jsonify, request
 
 from app.api.params import bbox_arg, int_arg
+from app.auth import current_principal
+from app.auth.actors import case_actor
+from app.auth.policy import case_scope
 from app.db import get_session, transaction
 from app.errors import BadParameter
 from app.services import calendar as cal
@@ -125,6 +128,7 @@ def _filters() -> svc.CaseFilter:
         created_from=_moment("from", args.get("from")),
         created_to=_moment("to", args.get("to"), end=True),
         bbox=bbox_arg(),
+        scope=case_scope(get_session(), current_principal()),
     )
 
 
@@ -285,7 +289,8 @@ def act(ref: str, action: str):  # type: ignore[no-untyped-def]
         params=params,
         version=_int(data, "version"),
     )
-    actor = actor_from(data)
+    requested = actor_from(data) if (data.get("actor") or data.get("actor_role")) else None
+    actor = case_actor(current_principal(), requested)
     session = get_session()
     with transaction(session):
         result = svc.perform(session, ref, action, actor, action_input)

@@ -1,5 +1,6 @@
 """The schema as typed SQLAlchemy models; Alembic migrations in ``migrations/`` create it."""
 
+from app.models.auth import AppUser, AuditEntry, LoginAttempt, UserSession
 from app.models.base import Base
 from app.models.case import (
     CameraEvent,
@@ -18,6 +19,10 @@ from app.models.people import GridAssignment, Household, Worker
 from app.models.places import Camera, Department, ServicePoint
 
 __all__ = [
+    "AppUser",
+    "AuditEntry",
+    "LoginAttempt",
+    "UserSession",
     "Base",
     "Camera",
     "CameraEvent",

@@ -434,6 +434,8 @@ class CaseFilter:
     created_from: datetime | None = None
     created_to: datetime | None = None
     bbox: tuple[float, float, float, float] | None = None
+    # The cases the caller may see (``app.auth.policy.CaseScope``: anything with ``sql()``).
+    scope: Any = None
 
 
 def _where(f: CaseFilter) -> tuple[str, dict[str, Any]]:
@@ -481,6 +483,10 @@ def _where(f: CaseFilter) -> tuple[str, dict[str, Any]]:
     if f.bbox:
         where.append("c.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")
         params.update(x0=f.bbox[0], y0=f.bbox[1], x1=f.bbox[2], y1=f.bbox[3])
+    if f.scope is not None:
+        cond, scope_params = f.scope.sql("c")
+        where.append(cond)
+        params.update(scope_params)
     return (" WHERE " + " AND ".join(where)) if where else "", params
 
 

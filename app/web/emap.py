@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import Any
 
@@ -12,12 +13,15 @@ from folium.plugins import FastMarkerCluster
 from jinja2 import Template
 from shapely.geometry import mapping
 
+from app.auth import csp_nonce, csrf_token, user_label
 from app.db import get_session
 from app.services import grids as svc
 from app.web.vendor import vendor_url
 from gis.geodesy import geodesic_circle
 
 bp = Blueprint("emap", __name__)
+
+INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)(?:\s+type=\"text/javascript\")?\s*>")
 
 LEAFLET_JS = [
     ("leaflet", vendor_url("leaflet", "leaflet.js")),
@@ -261,7 +265,14 @@ def render_page(m: folium.Map) -> str:
     """Render the whole HTML page around the map: title, styles, panel, feature scripts."""
     fig = m.get_root()
     fig.header.add_child(
-        Element('<meta charset="utf-8"><title>网格化服务管理 · 电子地图</title>'), name="title"
+        Element(
+            '<meta charset="utf-8"><title>网格化服务管理 · 电子地图</title>'
+            f'<meta name="csrf-token" content="{escape(csrf_token())}">'
+            + (f'<meta name="gridgov-user" content="{escape(user_label())}">' if user_label() else "")
+            + '<link rel="stylesheet" href="/static/css/auth.css">'
+            '<script src="/static/js/auth.js"></script>'
+        ),
+        name="title",
     )
     for i, href in enumerate(EMAP_STYLES):
         fig.header.add_child(CssLink(href), name=f"gridgov_css_{i}")
@@ -275,6 +286,8 @@ def render_page(m: folium.Map) -> str:
         )
     )
     html = fig.render()
+    # The CSP admits inline scripts only with this request's nonce (folium writes the map inline).
+    html = INLINE_SCRIPT.sub(f'<script nonce="{csp_nonce()}">', html)
     return html.replace("<html>", '<html lang="zh-CN">', 1) if "<html lang" not in html else html
 
 

@@ -393,13 +393,17 @@ def test_candidates_out_of_range_are_refused(client) -> None:  # type: ignore[no
     assert "candidates" in res.get_json()["error"]["message"]
 
 
-def test_five_minute_preset_is_configurable(database_url, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_five_minute_preset_is_configurable(database_url, admin_auth, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from app import create_app
 
     monkeypatch.setenv("GRIDGOV_FIVE_MINUTE_RADIUS_M", "500")
     other = create_app({"DATABASE_URL": database_url, "TESTING": True})
     try:
-        body = other.test_client().get("/api/coverage/presets").get_json()
+        body = (
+            other.test_client()
+            .get("/api/coverage/presets", headers={"Authorization": f"Bearer {admin_auth['token']}"})
+            .get_json()
+        )
         assert body == {"one_km_m": 1000.0, "five_minute_m": 500.0}
     finally:
         other.extensions["gridgov_db"].engine.dispose()

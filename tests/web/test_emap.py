@@ -28,10 +28,10 @@ def test_vendor_route_serves_only_allowed_packages(client) -> None:  # type: ign
     assert client.get("/vendor/left-pad/index.js").status_code == 404
 
 
-def test_basemap_is_configurable(app, db_session) -> None:  # type: ignore[no-untyped-def]
+def test_basemap_is_configurable(app, client) -> None:  # type: ignore[no-untyped-def]
     app.config.update(BASEMAP="xyz", BASEMAP_URL="/tiles/{z}/{x}/{y}.png")
     try:
-        html = app.test_client().get("/emap").get_data(as_text=True)
+        html = client.get("/emap").get_data(as_text=True)
         assert "/tiles/{z}/{x}/{y}.png" in html
     finally:
         app.config.update(BASEMAP="none", BASEMAP_URL=None)

@@ -1,0 +1,410 @@
+"""Who may do what: the one place that decides every read and write.
+
+Every endpoint of the app has a ``Rule`` in ``RULES`` (an endpoint without one is refused, and a
+test holds the table to the app's routes). A rule names the roles that may call the endpoint and,
+for records that belong to a grid, a record check run before the view: a worker asking for
+another grid's household gets 404, as if it did not exist. List endpoints narrow their query by
+``grid_scope`` / ``case_scope``; masking decisions are ``may_reveal`` and ``sees_tags``.
+
+Roles (``app_user.role``):
+
+- ``admin``: everything, user management, the audit log.
+- ``centre``: the command centre of a street (``app_user.grid_id``; none: every grid) — all its
+  grids and cases, edits grids, dispatches.
+- ``grid_chief`` / ``micro_chief``: the grids they are assigned to and everything below.
+- ``worker`` / ``party_member``: their own micro-grids (and patches) and their own cases; a party
+  member sees the households linked to him.
+- ``department``: the cases escalated to it.
+- ``camera_feed``: a video-analytics system posting camera events with a token.
+- anonymous (a resident): reports a case, reads and rates it by its code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from app.errors import AppError, NotFound
+
+
+class Unauthenticated(AppError):
+    """No valid session: sign in first."""
+
+    http_status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(AppError):
+    """Signed in, but this role may not do this."""
+
+    http_status = 403
+    code = "forbidden"
+
+
+@dataclass
+class Principal:
+    """Who is asking: an account and what it is linked to, or nobody (a resident)."""
+
+    user_id: int | None = None
+    username: str | None = None
+    role: str = "anonymous"
+    worker_id: int | None = None
+    department_id: int | None = None
+    grid_id: int | None = None
+    session_id: int | None = None
+    session_kind: str | None = None
+    csrf_token: str | None = None
+    display_name: str | None = None
+    _grid_scope: frozenset[int] | None = field(default=None, repr=False)
+    _scope_loaded: bool = field(default=False, repr=False)
+
+    @property
+    def authenticated(self) -> bool:
+        return self.user_id is not None
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.username or "匿名 / anonymous"
+
+
+ANONYMOUS_ROLE = "anonymous"
+STAFF = frozenset(
+    {"admin", "centre", "grid_chief", "micro_chief", "worker", "party_member", "department"}
+)
+FIELD = STAFF - {"department"}
+SUPERVISORS = frozenset({"admin", "centre", "grid_chief", "micro_chief"})
+EDITORS = frozenset({"admin", "centre"})
+ADMIN = frozenset({"admin"})
+EVERYONE = STAFF | {"camera_feed", ANONYMOUS_ROLE}
+# Roles that may export ledgers with personal data, and see a full phone number on request.
+EXPORTERS = frozenset({"admin", "centre"})
+
+
+# ---------------------------------------------------------------- grid scope
+
+
+def grid_scope(session: Session, p: Principal) -> frozenset[int] | None:
+    """Return the ids of the grids ``p`` answers for (their subtrees), or None for every grid."""
+    if p.role == "admin" or (p.role == "centre" and p.grid_id is None):
+        return None
+    if p._scope_loaded:
+        return p._grid_scope
+    roots: list[int] = []
+    if p.role == "centre" and p.grid_id is not None:
+        roots = [p.grid_id]
+    elif p.role in ("grid_chief", "micro_chief", "worker", "party_member") and p.worker_id:
+        roots = list(
+            session.scalars(
+                text("SELECT grid_id FROM grid_assignment WHERE worker_id = :w"),
+                {"w": p.worker_id},
+            )
+        )
+    ids: frozenset[int] = frozenset()
+    if roots:
+        ids = frozenset(
+            session.scalars(
+                text(
+                    """WITH RECURSIVE tree AS (
+                           SELECT id FROM grid WHERE id = ANY(:roots)
+                           UNION SELECT c.id FROM grid c JOIN tree t ON c.parent_id = t.id)
+                       SELECT id FROM tree"""
+                ),
+                {"roots": roots},
+            )
+        )
+    p._grid_scope, p._scope_loaded = ids, True
+    return ids
+
+
+def in_scope(session: Session, p: Principal, grid_id: int | None) -> bool:
+    """Say whether ``grid_id`` is one of the grids ``p`` answers for."""
+    scope = grid_scope(session, p)
+    return scope is None or (grid_id is not None and grid_id in scope)
+
+
+@dataclass(frozen=True)
+class CaseScope:
+    """What cases a principal may see: None fields mean no restriction on that side.
+
+    A case is visible when it lies in ``grid_ids``, or is assigned to ``worker_id``, or was
+    escalated to ``department_id`` (an OR of the fields that are set); ``everything`` opens all.
+    """
+
+    everything: bool = False
+    grid_ids: frozenset[int] | None = None
+    worker_id: int | None = None
+    department_id: int | None = None
+
+    def sql(self, alias: str = "c") -> tuple[str, dict[str, Any]]:
+        """Return a SQL condition on a ``"case"`` alias and its parameters."""
+        if self.everything:
+            return "TRUE", {}
+        parts: list[str] = []
+        params: dict[str, Any] = {}
+        if self.grid_ids:
+            parts.append(f"{alias}.grid_id = ANY(:scope_grids)")
+            params["scope_grids"] = sorted(self.grid_ids)
+        if self.worker_id is not None:
+            parts.append(f"{alias}.assignee_id = :scope_worker")
+            params["scope_worker"] = self.worker_id
+        if self.department_id is not None:
+            parts.append(f"{alias}.department_id = :scope_department")
+            params["scope_department"] = self.department_id
+        return ("(" + " OR ".join(parts) + ")") if parts else "FALSE", params
+
+
+def case_scope(session: Session, p: Principal) -> CaseScope:
+    """Return the cases ``p`` may see."""
+    if p.role == "admin":
+        return CaseScope(everything=True)
+    if p.role == "centre":
+        scope = grid_scope(session, p)
+        return CaseScope(everything=True) if scope is None else CaseScope(grid_ids=scope)
+    if p.role in ("grid_chief", "micro_chief", "worker", "party_member"):
+        return CaseScope(grid_ids=grid_scope(session, p) or frozenset(), worker_id=p.worker_id)
+    if p.role == "department":
+        return CaseScope(department_id=p.department_id if p.department_id else -1)
+    return CaseScope()
+
+
+def case_visible(session: Session, p: Principal, case_ref: str | int) -> bool:
+    """Say whether ``p`` may see the case with this id or code."""
+    cond, params = case_scope(session, p).sql("c")
+    ref = str(case_ref)
+    key = "c.id = :ref_id" if ref.isdigit() else "c.code = :ref_code"
+    params.update({"ref_id": int(ref)} if ref.isdigit() else {"ref_code": ref})
+    found = session.execute(
+        text(f'SELECT 1 FROM "case" c WHERE {key} AND {cond}'), params
+    ).first()
+    return found is not None
+
+
+def household_grid(session: Session, household_id: int) -> tuple[int, int | None] | None:
+    """Return (grid id, linked party member) of a household, or None."""
+    row = session.execute(
+        text("SELECT grid_id, linked_member_id FROM household WHERE id = :id"),
+        {"id": household_id},
+    ).first()
+    return (row.grid_id, row.linked_member_id) if row else None
+
+
+def household_visible(session: Session, p: Principal, household_id: int) -> bool:
+    """Say whether ``p`` may see this household at all."""
+    found = household_grid(session, household_id)
+    if found is None or p.role not in FIELD:
+        return False
+    grid_id, member = found
+    if p.role == "party_member":
+        return member is not None and member == p.worker_id
+    return in_scope(session, p, grid_id)
+
+
+def sees_tags(p: Principal) -> bool:
+    """Say whether ``p`` may see a visible household's sensitive tags (独居、残疾、低保 …)."""
+    return p.role in ("admin", "centre", "grid_chief", "micro_chief", "worker", "party_member")
+
+
+def may_reveal(p: Principal, kind: str) -> bool:
+    """Say whether ``p``'s role needs full personal values of ``kind`` (asked for explicitly)."""
+    if kind == "household":
+        return p.role in ("admin", "centre", "grid_chief", "micro_chief", "worker", "party_member")
+    if kind == "case":
+        return p.role in ("admin", "centre", "grid_chief", "micro_chief", "worker", "department")
+    return p.role == "admin"
+
+
+def may_export_personal(p: Principal) -> bool:
+    return p.role in EXPORTERS
+
+
+# ---------------------------------------------------------------- rules
+
+
+Check = Callable[[Session, Principal, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Who may call an endpoint, and the record check to run before the view."""
+
+    roles: frozenset[str]
+    check: Check | None = None
+
+    @property
+    def public(self) -> bool:
+        return ANONYMOUS_ROLE in self.roles
+
+
+def _need(ok: bool, what: str) -> None:
+    if not ok:
+        # 404, not 403: a record outside one's grids is not acknowledged to exist.
+        raise NotFound(f"{what} not found")
+
+
+def grid_arg(name: str = "grid_id") -> Check:
+    """Require the grid named by a URL part to be in the caller's grids."""
+
+    def check(session: Session, p: Principal, args: dict[str, Any]) -> None:
+        _need(in_scope(session, p, args.get(name)), f"grid {args.get(name)}")
+
+    return check
+
+
+def case_arg(name: str = "ref") -> Check:
+    def check(session: Session, p: Principal, args: dict[str, Any]) -> None:
+        _need(case_visible(session, p, args[name]), f"case {args[name]}")
+
+    return check
+
+
+def household_arg(name: str = "household_id") -> Check:
+    def check(session: Session, p: Principal, args: dict[str, Any]) -> None:
+        _need(household_visible(session, p, args[name]), f"household {args[name]}")
+
+    return check
+
+
+def photo_arg(session: Session, p: Principal, args: dict[str, Any]) -> None:
+    case_id = session.scalar(
+        text("SELECT case_id FROM case_photo WHERE id = :id"), {"id": args["photo_id"]}
+    )
+    _need(case_id is not None and case_visible(session, p, case_id), f"photo {args['photo_id']}")
+
+
+def change_arg(session: Session, p: Principal, args: dict[str, Any]) -> None:
+    scope = grid_scope(session, p)
+    if scope is None:
+        return
+    grids = session.scalars(
+        text("SELECT parent_id FROM grid_change WHERE id = :id"), {"id": args["change_id"]}
+    ).all()
+    _need(bool(grids) and all(g in scope for g in grids), f"change {args['change_id']}")
+
+
+def _roles(*groups: Iterable[str]) -> frozenset[str]:
+    out: set[str] = set()
+    for g in groups:
+        out |= set(g)
+    return frozenset(out)
+
+
+PUBLIC = Rule(EVERYONE)
+STAFF_READ = Rule(_roles(STAFF, {"camera_feed"}) - {"camera_feed"})
+
+RULES: dict[str, Rule] = {
+    # pages and assets
+    "static": PUBLIC,
+    "vendor.asset": PUBLIC,
+    "emap.favicon": PUBLIC,
+    "emap.index": Rule(STAFF),
+    "emap.emap": Rule(STAFF),
+    "auth_pages.login_page": PUBLIC,
+    "auth_pages.login_submit": PUBLIC,
+    "auth_pages.logout_page": PUBLIC,
+    "auth_pages.users_page": Rule(ADMIN),
+    "auth_pages.audit_page": Rule(ADMIN),
+    "case_pages.desk": Rule(SUPERVISORS | {"department"}),
+    "case_pages.worker": Rule(STAFF),
+    "case_pages.track": PUBLIC,
+    "case_pages.kpi": Rule(SUPERVISORS),
+    # accounts and audit
+    "auth_api.login": PUBLIC,
+    "auth_api.logout": PUBLIC,
+    "auth_api.me": PUBLIC,
+    "auth_api.password": Rule(STAFF),
+    "auth_api.list_users": Rule(ADMIN),
+    "auth_api.create_user": Rule(ADMIN),
+    "auth_api.update_user": Rule(ADMIN),
+    "auth_api.end_sessions": Rule(ADMIN),
+    "auth_api.audit": Rule(ADMIN),
+    "auth_api.audit_export": Rule(ADMIN),
+    # grids
+    "grids_api.list_grids": Rule(STAFF),
+    "grids_api.get_grid": Rule(STAFF),
+    "grids_api.grid_households": Rule(FIELD, grid_arg()),
+    "grids_api.household": Rule(FIELD, household_arg()),
+    "grids_api.reveal_household": Rule(FIELD, household_arg()),
+    "grid_edit_api.create": Rule(EDITORS),
+    "grid_edit_api.patch": Rule(EDITORS, grid_arg()),
+    "grid_edit_api.remove": Rule(EDITORS, grid_arg()),
+    "grid_edit_api.split": Rule(EDITORS, grid_arg()),
+    "grid_edit_api.merge": Rule(EDITORS),
+    "grid_edit_api.integrity": Rule(SUPERVISORS, grid_arg()),
+    "grid_edit_api.history": Rule(SUPERVISORS, grid_arg()),
+    "grid_edit_api.changes": Rule(SUPERVISORS),
+    "grid_edit_api.undo": Rule(EDITORS, change_arg),
+    "partition_api.partition": Rule(EDITORS, grid_arg()),
+    "partition_api.patches": Rule(EDITORS, grid_arg()),
+    # places, coverage, import / export
+    "places_api.service_points": Rule(STAFF),
+    "places_api.cameras": Rule(STAFF),
+    "coverage_api.report": Rule(STAFF),
+    "coverage_api.uncovered": Rule(SUPERVISORS),
+    "coverage_api.circles": Rule(STAFF),
+    "coverage_api.presets": Rule(STAFF),
+    "coverage_api.recommend": Rule(SUPERVISORS),
+    "coverage_api.accept": Rule(EDITORS),
+    "transfer_api.import_upload": Rule(EDITORS),
+    "transfer_api.export_download": Rule(SUPERVISORS),
+    # locate and override areas
+    "locate_api.locate": Rule(STAFF),
+    "locate_api.neighbours": Rule(STAFF),
+    "locate_api.batch": Rule(EDITORS),
+    "overrides_api.list_areas": Rule(STAFF),
+    "overrides_api.create_area": Rule(EDITORS),
+    "overrides_api.get_area": Rule(STAFF),
+    "overrides_api.update_area": Rule(EDITORS),
+    "overrides_api.delete_area": Rule(EDITORS),
+    # cases
+    "cases_api.create_case": Rule(EVERYONE - {"camera_feed"}),
+    "cases_api.list_cases": Rule(STAFF),
+    "cases_api.workflow": Rule(STAFF),
+    "cases_api.get_case": Rule(STAFF, case_arg()),
+    "cases_api.duplicates": Rule(STAFF, case_arg()),
+    "cases_api.act": Rule(STAFF, case_arg()),
+    "cases_api.reveal_case": Rule(STAFF, case_arg()),
+    "cases_api.photo": Rule(STAFF, photo_arg),
+    "cases_api.export": Rule(SUPERVISORS),
+    "cases_api.kpis": Rule(SUPERVISORS),
+    "cases_api.sweep": Rule(EDITORS),
+    "cases_api.public_case": PUBLIC,
+    "cases_api.rate": PUBLIC,
+    "cases_api.camera_event": Rule(EDITORS | {"camera_feed"}),
+    "cases_api.case_categories": PUBLIC,
+    "cases_api.get_settings": Rule(STAFF),
+    "cases_api.put_settings": Rule(EDITORS),
+    "cases_api.calendar_days": Rule(STAFF),
+    "cases_api.deadline": Rule(STAFF),
+    # Open311 GeoReport v2: residents' clients report and read by id; the list is for staff.
+    "open311.services": PUBLIC,
+    "open311.post_request": PUBLIC,
+    "open311.get_requests": Rule(STAFF),
+    "open311.get_request": PUBLIC,
+    "open311.discovery": PUBLIC,
+    # the API description
+    "openapi.spec": PUBLIC,
+}
+
+
+def rule_for(endpoint: str | None) -> Rule | None:
+    """Return the rule of an endpoint; None means the endpoint has none (refused)."""
+    if endpoint is None:
+        return None
+    return RULES.get(endpoint)
+
+
+def authorize(session: Session, p: Principal, endpoint: str, view_args: dict[str, Any]) -> None:
+    """Raise Unauthenticated / Forbidden / NotFound unless ``p`` may call ``endpoint``."""
+    rule = rule_for(endpoint)
+    if rule is None:
+        raise Forbidden(f"{endpoint}: no access rule is declared for this endpoint")
+    if p.role not in rule.roles:
+        if not p.authenticated:
+            raise Unauthenticated("请先登录 / sign in first")
+        raise Forbidden(f"角色 {p.role} 无权执行此操作 / the role '{p.role}' may not do this")
+    if rule.check is not None:
+        rule.check(session, p, view_args)

@@ -1,0 +1,369 @@
+"""Accounts and sessions: create users, check passwords, sign in and out, API tokens.
+
+Passwords are hashed with Argon2id (``argon2-cffi``). Signing in is limited twice: an account
+is locked for ``LOGIN_LOCK_MINUTES`` after ``LOGIN_MAX_FAILURES`` failures in a row, and one
+address may try at most ``LOGIN_IP_LIMIT`` times in ``LOGIN_IP_WINDOW_MINUTES``. A session is a
+random token given to the browser (a cookie) or to a machine client (a bearer token); only its
+SHA-256 is stored, so the table leaks no usable token. A browser session ends after
+``SESSION_IDLE_MINUTES`` without a request and ``SESSION_ABSOLUTE_HOURS`` after sign-in, or at
+logout — after which the same cookie is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
+
+from app.errors import AppError, BadParameter, Conflict, NotFound, ValidationFailed
+from app.models import AppUser, Department, LoginAttempt, UserSession, Worker
+from app.models.auth import USER_ROLE_NAMES, USER_ROLES
+
+LOGGER = logging.getLogger(__name__)
+
+HASHER = PasswordHasher()  # Argon2id, the library's recommended parameters
+# Verified when the username is unknown, so that a miss takes as long as a wrong password.
+_DUMMY_HASH = HASHER.hash(secrets.token_urlsafe(16))
+MIN_PASSWORD_LENGTH = 10
+
+DEFAULT_LIMITS: dict[str, float] = {
+    "LOGIN_MAX_FAILURES": 5,
+    "LOGIN_LOCK_MINUTES": 15,
+    "LOGIN_IP_LIMIT": 30,
+    "LOGIN_IP_WINDOW_MINUTES": 10,
+    "SESSION_IDLE_MINUTES": 30,
+    "SESSION_ABSOLUTE_HOURS": 12,
+    "TOKEN_DAYS": 365,
+}
+
+
+class LoginFailed(AppError):
+    """Wrong username or password (which of the two is not said)."""
+
+    http_status = 401
+    code = "login_failed"
+
+
+class AccountLocked(AppError):
+    """Too many failures: the account waits until ``locked_until``."""
+
+    http_status = 423
+    code = "account_locked"
+
+
+class TooManyAttempts(AppError):
+    """Too many sign-in attempts from one address."""
+
+    http_status = 429
+    code = "too_many_attempts"
+
+
+@dataclass(frozen=True)
+class NewSession:
+    token: str
+    csrf_token: str
+    session: UserSession
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_password_strength(password: str, username: str | None = None) -> None:
+    """Refuse passwords that are short, all one kind of character, or the username."""
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(
+            f"密码至少 {MIN_PASSWORD_LENGTH} 位 / the password needs at least "
+            f"{MIN_PASSWORD_LENGTH} characters",
+            field="password",
+        )
+    kinds = sum(
+        [
+            any(c.islower() for c in password),
+            any(c.isupper() for c in password),
+            any(c.isdigit() for c in password),
+            any(not c.isalnum() for c in password),
+        ]
+    )
+    if kinds < 2:
+        raise ValidationFailed(
+            "密码需含字母、数字、符号中至少两类 / the password needs at least two kinds of "
+            "characters (letters, digits, symbols)",
+            field="password",
+        )
+    if username and username.lower() in password.lower():
+        raise ValidationFailed(
+            "密码不能包含用户名 / the password must not contain the username", field="password"
+        )
+
+
+def create_user(
+    session: Session,
+    username: str,
+    role: str,
+    password: str | None,
+    *,
+    display_name: str | None = None,
+    worker_code: str | None = None,
+    worker_id: int | None = None,
+    department_code: str | None = None,
+    department_id: int | None = None,
+    grid_code: str | None = None,
+    grid_id: int | None = None,
+) -> AppUser:
+    """Create an account; a person's role needs its link (worker, department, grid)."""
+    if role not in USER_ROLES:
+        raise BadParameter("role", f"'{role}' is not one of {', '.join(USER_ROLES)}")
+    if not username or not isinstance(username, str):
+        raise BadParameter("username", "is required")
+    if session.scalar(select(AppUser.id).where(AppUser.username == username)) is not None:
+        raise Conflict(f"用户名 {username} 已存在 / the username '{username}' is taken")
+    if role == "camera_feed":
+        if password:
+            raise BadParameter("password", "a camera_feed account signs in with a token only")
+    else:
+        if not password:
+            raise BadParameter("password", "is required")
+        check_password_strength(password, username)
+    if worker_code:
+        worker_id = session.scalar(select(Worker.id).where(Worker.code == worker_code))
+        if worker_id is None:
+            raise NotFound(f"worker '{worker_code}' not found")
+    elif worker_id is not None and session.get(Worker, worker_id) is None:
+        raise NotFound(f"worker {worker_id} not found")
+    if department_code:
+        department_id = session.scalar(
+            select(Department.id).where(Department.code == department_code)
+        )
+        if department_id is None:
+            raise NotFound(f"department '{department_code}' not found")
+    if grid_code:
+        grid_id = session.scalar(
+            text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": grid_code}
+        )
+        if grid_id is None:
+            raise NotFound(f"grid '{grid_code}' not found")
+    if role in ("grid_chief", "micro_chief", "worker", "party_member") and worker_id is None:
+        raise BadParameter("worker", f"a {role} account must be linked to a worker")
+    if role == "department" and department_id is None:
+        raise BadParameter("department", "a department account must name its department")
+    if not _username_ok(username):
+        raise BadParameter("username", "3–60 characters: letters, digits and _ . @ -")
+    user = AppUser(
+        username=username,
+        role=role,
+        display_name=display_name,
+        password_hash=HASHER.hash(password) if password else None,
+        worker_id=worker_id,
+        department_id=department_id,
+        grid_id=grid_id,
+        password_changed_at=_now() if password else None,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def _username_ok(username: str) -> bool:
+    return re.fullmatch(r"[A-Za-z0-9_.@-]{3,60}", username) is not None
+
+
+def set_password(session: Session, user: AppUser, password: str) -> None:
+    """Give the account a new password and end its other sessions."""
+    check_password_strength(password, user.username)
+    user.password_hash = HASHER.hash(password)
+    user.password_changed_at = _now()
+    user.failed_logins = 0
+    user.locked_until = None
+    session.execute(
+        update(UserSession)
+        .where(UserSession.user_id == user.id, UserSession.ended_at.is_(None))
+        .values(ended_at=func.now())
+    )
+
+
+def user_dict(u: AppUser) -> dict[str, Any]:
+    return {
+        "id": u.id,
+        "username": u.username,
+        "display_name": u.display_name,
+        "role": u.role,
+        "role_name": USER_ROLE_NAMES.get(u.role, u.role),
+        "worker_id": u.worker_id,
+        "department_id": u.department_id,
+        "grid_id": u.grid_id,
+        "active": u.active,
+        "locked_until": u.locked_until.isoformat() if u.locked_until else None,
+        "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None,
+    }
+
+
+def list_users(session: Session) -> list[dict[str, Any]]:
+    return [user_dict(u) for u in session.scalars(select(AppUser).order_by(AppUser.username))]
+
+
+def get_user(session: Session, user_id: int) -> AppUser:
+    user = session.get(AppUser, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    return user
+
+
+# ---------------------------------------------------------------- signing in
+
+
+def authenticate(
+    session: Session,
+    username: str,
+    password: str,
+    ip: str | None,
+    limits: dict[str, Any],
+    *,
+    now: datetime | None = None,
+) -> AppUser:
+    """Check a username and password within the lockout and rate limits; record the attempt.
+
+    Raises ``TooManyAttempts`` (429), ``AccountLocked`` (423) or ``LoginFailed`` (401). The
+    attempt is recorded whatever the outcome; the caller commits even when this raises.
+    """
+    now = now or _now()
+    window = timedelta(minutes=float(limits["LOGIN_IP_WINDOW_MINUTES"]))
+    if ip is not None:
+        recent = session.scalar(
+            select(func.count())
+            .select_from(LoginAttempt)
+            .where(LoginAttempt.ip == ip, LoginAttempt.at > now - window)
+        )
+        if recent >= int(limits["LOGIN_IP_LIMIT"]):
+            raise TooManyAttempts(
+                "登录尝试过于频繁，请稍后再试 / too many sign-in attempts from this address; "
+                f"wait {int(window.total_seconds() // 60)} minutes",
+                retry_after=int(window.total_seconds()),
+            )
+    user = session.scalar(select(AppUser).where(AppUser.username == username).with_for_update())
+    attempt = LoginAttempt(ip=ip, username=(username or "")[:60], success=False, at=now)
+    session.add(attempt)
+    if user is not None and user.locked_until is not None and user.locked_until > now:
+        session.flush()
+        raise AccountLocked(
+            f"账号已锁定至 {user.locked_until.isoformat()} / the account is locked until "
+            f"{user.locked_until.isoformat()} after repeated failures",
+            locked_until=user.locked_until.isoformat(),
+        )
+    ok = False
+    try:
+        HASHER.verify(user.password_hash if user and user.password_hash else _DUMMY_HASH, password)
+        ok = user is not None and user.password_hash is not None and user.active
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        ok = False
+    if not ok:
+        if user is not None:
+            user.failed_logins = (user.failed_logins or 0) + 1
+            if user.failed_logins >= int(limits["LOGIN_MAX_FAILURES"]):
+                user.locked_until = now + timedelta(minutes=float(limits["LOGIN_LOCK_MINUTES"]))
+                user.failed_logins = 0
+        session.flush()
+        raise LoginFailed("用户名或密码错误 / wrong username or password")
+    assert user is not None
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    if HASHER.check_needs_rehash(user.password_hash):  # type: ignore[arg-type]
+        user.password_hash = HASHER.hash(password)
+    attempt.success = True
+    session.flush()
+    return user
+
+
+def start_session(
+    session: Session,
+    user: AppUser,
+    ip: str | None,
+    limits: dict[str, Any],
+    *,
+    kind: str = "browser",
+    now: datetime | None = None,
+) -> NewSession:
+    """Open a session (``browser``) or issue an API token (``token``) for ``user``."""
+    now = now or _now()
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    lifetime = (
+        timedelta(hours=float(limits["SESSION_ABSOLUTE_HOURS"]))
+        if kind == "browser"
+        else timedelta(days=float(limits["TOKEN_DAYS"]))
+    )
+    row = UserSession(
+        token_hash=token_hash(token),
+        user_id=user.id,
+        kind=kind,
+        csrf_token=csrf,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + lifetime,
+        ip=ip,
+    )
+    session.add(row)
+    session.flush()
+    return NewSession(token=token, csrf_token=csrf, session=row)
+
+
+# Looked up on every request: one statement, the account with it.
+_LOOKUP = text(
+    """SELECT s.id AS session_id, s.kind, s.csrf_token, s.last_seen_at, s.expires_at,
+              u.id AS user_id, u.username, u.display_name, u.role, u.worker_id,
+              u.department_id, u.grid_id
+       FROM user_session s JOIN app_user u ON u.id = s.user_id
+       WHERE s.token_hash = :h AND s.ended_at IS NULL AND u.active
+         AND s.expires_at > now()
+         AND (s.kind = 'token' OR s.last_seen_at > now() - make_interval(secs => :idle))"""
+)
+
+
+def lookup_session(session: Session, token: str, limits: dict[str, Any]) -> Any | None:
+    """Return the live session row of ``token`` with its account, or None; keep it alive.
+
+    ``last_seen_at`` is written at most once a minute, so most requests cost one read.
+    """
+    row = session.execute(
+        _LOOKUP, {"h": token_hash(token), "idle": float(limits["SESSION_IDLE_MINUTES"]) * 60}
+    ).first()
+    if row is None:
+        return None
+    if row.kind == "browser" and (_now() - row.last_seen_at) > timedelta(seconds=60):
+        session.execute(
+            text("UPDATE user_session SET last_seen_at = now() WHERE id = :id"),
+            {"id": row.session_id},
+        )
+    return row
+
+
+def end_session(session: Session, session_id: int) -> None:
+    session.execute(
+        update(UserSession)
+        .where(UserSession.id == session_id, UserSession.ended_at.is_(None))
+        .values(ended_at=func.now())
+    )
+
+
+def end_user_sessions(session: Session, user_id: int) -> int:
+    """End every session and token of an account; return how many were open."""
+    result = session.execute(
+        update(UserSession)
+        .where(UserSession.user_id == user_id, UserSession.ended_at.is_(None))
+        .values(ended_at=func.now())
+    )
+    return result.rowcount or 0
