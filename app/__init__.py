@@ -14,6 +14,9 @@ LOGGER = logging.getLogger(__name__)
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then the environment, then ``test_config`` over everything."""
+    from app import logmask
+
+    logmask.install()
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(DEFAULTS)
     app.config.from_mapping(from_environment())

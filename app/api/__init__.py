@@ -13,6 +13,7 @@ from app.api import (
     open311,
     overrides,
     partition,
+    personal,
     places,
     transfer,
 )
@@ -28,6 +29,7 @@ BLUEPRINTS = [
     overrides.bp,
     cases.bp,
     open311.bp,
+    personal.bp,
 ]
 
 

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, jsonify, request
 
 from app.api.params import bbox_arg, int_arg
-from app.auth import current_principal
+from app.auth import current_principal, record_personal_read
 from app.auth.actors import case_actor
-from app.auth.policy import case_scope
+from app.auth.policy import Forbidden, case_scope
 from app.db import get_session, transaction
 from app.errors import BadParameter
 from app.services import calendar as cal
@@ -184,6 +184,11 @@ def create_case():  # type: ignore[no-untyped-def]
         idempotency_key=request.headers.get("Idempotency-Key") or data.get("idempotency_key"),
         photos=_photos(data, "photo"),
     )
+    if not current_principal().authenticated and report.source != "resident":
+        raise Forbidden(
+            f"未登录只能以居民身份上报 / without signing in a case can only come from a resident, "
+            f"not '{report.source}'"
+        )
     session = get_session()
     with transaction(session):
         result = svc.create_case(session, report)
@@ -312,6 +317,7 @@ def export(fmt: str):  # type: ignore[no-untyped-def]
     content, mime, ext = reports.export_cases(
         session, fmt, _filters(), timezone_name=settings["timezone"]
     )
+    record_personal_read(f"export cases.{fmt}", "case", None, ["masked"], kind="export")
     stamp = datetime.now(LOCAL_TZ).strftime("%Y%m%d-%H%M")
     return Response(
         content,

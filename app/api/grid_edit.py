@@ -3,9 +3,7 @@
 Every edit names the version it was based on (``If-Match: "3"`` or a ``version`` field) and
 gets 409 with the current version when the grid changed meanwhile. ``dry_run`` (query or body)
 runs the whole edit and rolls it back: the answer shows exactly what saving would do. The
-person responsible for an edit is taken from the ``X-User`` header (set by the intranet's
-single sign-on proxy; percent-encoded UTF-8 for names that are not ASCII) or an ``actor``
-field.
+person responsible for an edit is the signed-in account (``app.auth``).
 """
 
 from __future__ import annotations
@@ -13,12 +11,12 @@ from __future__ import annotations
 import re
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
-from urllib.parse import unquote
 
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.api.params import int_arg
+from app.auth import current_principal
 from app.db import get_session, transaction
 from app.errors import BadParameter, Conflict
 from app.services import grid_edit as svc
@@ -78,10 +76,8 @@ def _version(body: dict[str, Any]) -> int | None:
 
 
 def _actor(body: dict[str, Any]) -> str:
-    # HTTP headers are ASCII: a name in Chinese comes percent-encoded (UTF-8).
-    header = unquote(request.headers.get("X-User", ""))
-    who = header or body.get("actor") or "匿名 / anonymous"
-    return str(who).strip()[:80] or "匿名 / anonymous"
+    # The signed-in account, never a name the request claims (a header or a body field).
+    return current_principal().label[:80]
 
 
 def _options(body: dict[str, Any]) -> svc.EditOptions:

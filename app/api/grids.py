@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from app.api.params import bbox_arg, int_arg
+from app.auth import current_principal
+from app.auth.policy import sees_tags
 from app.db import get_session
 from app.services import grids as svc
 
@@ -35,4 +37,14 @@ def grid_households(grid_id: int):  # type: ignore[no-untyped-def]
     """Households of a grid and its descendants (personal data masked)."""
     limit = int_arg("limit", minimum=1, maximum=5000, default=500)
     offset = int_arg("offset", minimum=0, default=0)
-    return jsonify(svc.households_in_grid(get_session(), grid_id, limit=limit, offset=offset))
+    p = current_principal()
+    return jsonify(
+        svc.households_in_grid(
+            get_session(),
+            grid_id,
+            limit=limit,
+            offset=offset,
+            linked_member_id=(p.worker_id or -1) if p.role == "party_member" else None,
+            with_tags=sees_tags(p),
+        )
+    )

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from io import BytesIO
 from pathlib import Path
 
 from flask import Blueprint, jsonify, request, send_file
 
+from app.auth import current_principal, record_personal_read
+from app.auth.policy import Forbidden, may_export_personal
 from app.db import get_session, transaction
 from app.errors import BadParameter
 from app.services import exporter, importer, tables
 
 bp = Blueprint("transfer_api", __name__, url_prefix="/api")
+LOGGER = logging.getLogger(__name__)
+# Kinds whose records describe people (addresses, names, phones): exported by EXPORTERS only.
+PERSONAL_KINDS = frozenset({"households", "workers"})
 
 UPLOAD_SUFFIXES = {".geojson", ".json", ".csv", ".gpkg", ".zip"}
 MEDIA_TYPES = {
@@ -57,13 +63,37 @@ def export_download(kind: str):  # type: ignore[no-untyped-def]
             "format", f"'{fmt}' is not one of {', '.join(MEDIA_TYPES)} (Shapefile: use the CLI)"
         )
     media, suffix = MEDIA_TYPES[fmt]
+    include_personal = request.args.get("include_personal", "").lower() in ("1", "true", "yes")
+    p = current_principal()
+    personal_kind = kind in PERSONAL_KINDS
+    if (personal_kind or include_personal) and not may_export_personal(p):
+        raise Forbidden(
+            f"角色 {p.role} 无权导出{'个人信息' if include_personal else '住户/人员台账'} / "
+            f"the role '{p.role}' may not export {kind}"
+        )
     tmp = tempfile.NamedTemporaryFile(suffix=suffix, delete=False)
     tmp.close()
     path = Path(tmp.name)
     path.unlink()  # the GeoPackage driver wants to create the file itself
-    exporter.export(get_session(), kind, path, fmt=fmt, crs=request.args.get("crs") or None)
+    n = exporter.export(
+        get_session(),
+        kind,
+        path,
+        fmt=fmt,
+        crs=request.args.get("crs") or None,
+        include_personal=include_personal,
+    )
     data = path.read_bytes()
     path.unlink()
+    if personal_kind or include_personal:
+        record_personal_read(
+            f"export {kind}",
+            kind,
+            None,
+            ["*"] if include_personal else ["masked"],
+            kind="export",
+        )
+        LOGGER.info("export of %d %s (personal: %s)", n, kind, include_personal)
     return send_file(
         BytesIO(data), mimetype=media, as_attachment=True, download_name=f"{kind}{suffix}"
     )

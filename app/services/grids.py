@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.errors import NotFound
 from app.models import Grid, GridAssignment, Worker
 from app.models.grid import LEVEL_NAMES
-from app.models.people import ROLE_NAMES
+from app.models.people import ROLE_NAMES, SENSITIVE_TAGS
 from app.models.places import SERVICE_POINT_KINDS
 from app.privacy import mask_name, mask_phone
 
@@ -219,9 +219,19 @@ def ancestors(session: Session, grid_id: int) -> list[dict[str, Any]]:
 
 
 def households_in_grid(
-    session: Session, grid_id: int, *, limit: int, offset: int
+    session: Session,
+    grid_id: int,
+    *,
+    limit: int,
+    offset: int,
+    linked_member_id: int | None = None,
+    with_tags: bool = False,
 ) -> dict[str, Any]:
-    """Return the households of a grid and its descendants, personal data masked."""
+    """Return the households of a grid and its descendants, names and phones masked.
+
+    ``linked_member_id`` keeps only the households linked to that party member; ``with_tags``
+    adds the sensitive tags (for those responsible for the households).
+    """
     get_grid_row(session, grid_id)
     rows = session.execute(
         text(
@@ -231,13 +241,14 @@ def households_in_grid(
                 UNION ALL SELECT c.id FROM grid c JOIN tree t ON c.parent_id = t.id WHERE c.valid_to IS NULL
             )
             SELECT h.id, h.grid_id, h.building, h.unit, h.room, h.address, h.people, h.head_name,
-                   h.head_phone, h.linked_member_id, ST_X(h.geom) AS lon, ST_Y(h.geom) AS lat,
-                   count(*) OVER () AS total
+                   h.head_phone, h.linked_member_id, h.tags, ST_X(h.geom) AS lon,
+                   ST_Y(h.geom) AS lat, count(*) OVER () AS total
             FROM household h JOIN tree t ON h.grid_id = t.id
+            WHERE (CAST(:member AS integer) IS NULL OR h.linked_member_id = :member)
             ORDER BY h.id LIMIT :limit OFFSET :offset
             """
         ),
-        {"id": grid_id, "limit": limit, "offset": offset},
+        {"id": grid_id, "limit": limit, "offset": offset, "member": linked_member_id},
     ).all()
     total = rows[0].total if rows else 0
     feats = [
@@ -254,12 +265,46 @@ def households_in_grid(
                 "head_name": mask_name(r.head_name),
                 "head_phone": mask_phone(r.head_phone),
                 "linked_member_id": r.linked_member_id,
+                **({"tags": list(r.tags or [])} if with_tags else {}),
             },
             r.id,
         )
         for r in rows
     ]
     return collection(feats, total=total, limit=limit, offset=offset)
+
+
+def household(session: Session, household_id: int, *, personal: bool, with_tags: bool) -> dict[str, Any]:
+    """Return one household as a GeoJSON Feature; names and phones masked unless ``personal``."""
+    r = session.execute(
+        text(
+            """SELECT h.id, h.grid_id, g.code AS grid_code, g.name AS grid_name, h.building,
+                      h.unit, h.room, h.address, h.people, h.head_name, h.head_phone,
+                      h.linked_member_id, h.tags, ST_X(h.geom) AS lon, ST_Y(h.geom) AS lat
+               FROM household h JOIN grid g ON g.id = h.grid_id WHERE h.id = :id"""
+        ),
+        {"id": household_id},
+    ).first()
+    if r is None:
+        raise NotFound(f"household {household_id} not found")
+    props: dict[str, Any] = {
+        "id": r.id,
+        "grid_id": r.grid_id,
+        "grid_code": r.grid_code,
+        "grid_name": r.grid_name,
+        "building": r.building,
+        "unit": r.unit,
+        "room": r.room,
+        "address": r.address,
+        "people": r.people,
+        "head_name": r.head_name if personal else mask_name(r.head_name),
+        "head_phone": r.head_phone if personal else mask_phone(r.head_phone),
+        "linked_member_id": r.linked_member_id,
+    }
+    if with_tags:
+        props["tags"] = list(r.tags or [])
+        props["tag_names"] = [SENSITIVE_TAGS.get(t, t) for t in r.tags or []]
+    return _feature({"type": "Point", "coordinates": [round(r.lon, 7), round(r.lat, 7)]}, props, r.id)
 
 
 def service_points(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
+from app.auth import current_principal
 from app.web.vendor import vendor_url
 
 bp = Blueprint("case_pages", __name__, url_prefix="/cases")
@@ -30,8 +31,16 @@ def worker():  # type: ignore[no-untyped-def]
         title="我的事件",
         assets=LEAFLET,
         script="/static/js/case_worker.js",
-        worker_id=request.args.get("worker", ""),
+        worker_id=_worker_of_page(),
     )
+
+
+def _worker_of_page() -> str:
+    """A worker sees his own cases; the centre and the administrator may open anyone's page."""
+    p = current_principal()
+    if p.role in ("admin", "centre"):
+        return request.args.get("worker", "") or (str(p.worker_id) if p.worker_id else "")
+    return str(p.worker_id) if p.worker_id else ""
 
 
 @bp.get("/track")
