@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.api import cases, coverage, grid_edit, grids, locate, open311, overrides, partition, places, transfer
+from app.api import (
+    cases,
+    coverage,
+    grid_edit,
+    grids,
+    locate,
+    open311,
+    openapi,
+    overrides,
+    partition,
+    places,
+    transfer,
+)
 
 BLUEPRINTS = [
     grids.bp,
@@ -17,6 +29,7 @@ BLUEPRINTS = [
     overrides.bp,
     cases.bp,
     open311.bp,
+    openapi.bp,
 ]
 
 
