@@ -38,8 +38,8 @@ def check_area_geometry(geometry: Any, crs: str | None = None) -> shapely.MultiP
         raise ValidationFailed(f"geometry: {geometry['type']} is not a Polygon or MultiPolygon")
     try:
         geom = shapely.geometry.shape(geometry)
-    except (ValueError, TypeError, AttributeError, IndexError) as exc:
-        raise ValidationFailed(f"geometry: cannot be read ({exc})") from exc
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+        raise ValidationFailed(f"geometry: cannot be read ({exc!r})") from exc
     if geom.is_empty:
         raise ValidationFailed("geometry: empty")
     spec = parse_crs(crs)

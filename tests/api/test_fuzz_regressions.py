@@ -71,6 +71,12 @@ def test_override_area_properties_are_checked(client, props) -> None:  # type: i
     assert _error(client.post("/api/override-areas", json=feature), 400)["param"].startswith("properties")
 
 
+@pytest.mark.parametrize("geometry", [{"type": "Polygon", "coordinates": {}}, {"type": "MultiPolygon", "coordinates": [{}]}])
+def test_override_area_coordinates_that_are_objects_are_refused(client, geometry) -> None:  # type: ignore[no-untyped-def]
+    feature = {"type": "Feature", "properties": {"name": "x", "category": "garbage", "department_code": "CG-AH"}, "geometry": geometry}
+    _error(client.post("/api/override-areas", json=feature), 422)
+
+
 def test_open311_fields_must_be_single_values(client) -> None:  # type: ignore[no-untyped-def]
     body = {"service_code": "garbage", "lat": 31.8149, "long": 117.2287, "description": [None, None]}
     response = client.post("/open311/v2/requests.json", json=body)
