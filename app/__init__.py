@@ -30,12 +30,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     Database().init_app(app)
     register_error_handlers(app)
 
-    from app import auth
-
-    auth.init_app(app)
-
     from app import api, web
 
     api.register(app)
     web.register(app)
+
+    from app import auth
+
+    auth.init_app(app)
     return app

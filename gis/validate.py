@@ -172,7 +172,7 @@ def as_geometry(obj: Any) -> BaseGeometry:
             raise MalformedGeometry(
                 f"无法读取几何 / not a readable GeoJSON geometry ({exc})"
             ) from exc
-        except shapely.errors.GEOSException as exc:
+        except (shapely.errors.GEOSException, shapely.errors.GeometryTypeError) as exc:
             raise MalformedGeometry(
                 f"无法读取几何 / not a readable GeoJSON geometry ({exc})"
             ) from exc

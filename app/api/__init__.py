@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from app.api import (
     cases,
@@ -11,6 +12,7 @@ from app.api import (
     grids,
     locate,
     open311,
+    openapi,
     overrides,
     partition,
     personal,
@@ -30,10 +32,19 @@ BLUEPRINTS = [
     cases.bp,
     open311.bp,
     personal.bp,
+    openapi.bp,
 ]
+
+
+class IdConverter(IntegerConverter):
+    """``<int:…>`` in routes: a non-negative integer that fits a PostgreSQL ``integer`` id."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=2**31 - 1, signed=False):  # type: ignore[no-untyped-def]  # noqa: A002
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
 def register(app: Flask) -> None:
     """Register every API blueprint on the app."""
+    app.url_map.converters["int"] = IdConverter
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)

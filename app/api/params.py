@@ -6,11 +6,15 @@ from flask import request
 
 from app.errors import BadParameter
 
+#: The largest value of a PostgreSQL ``integer`` (every id column).
+MAX_INT = 2**31 - 1
+
 
 def int_arg(
     name: str, *, minimum: int | None = None, maximum: int | None = None, default: int | None = None
 ) -> int | None:
     """Return an integer query parameter, or ``default`` when it is absent."""
+    maximum = MAX_INT if maximum is None else min(maximum, MAX_INT)
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default

@@ -418,7 +418,7 @@ RULES: dict[str, Rule] = {
     "open311.get_request": PUBLIC,
     "open311.discovery": PUBLIC,
     # the API description
-    "openapi.spec": PUBLIC,
+    "openapi.openapi_document": PUBLIC,
 }
 
 

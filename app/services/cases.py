@@ -85,6 +85,7 @@ SOURCE_NAMES = {
     "hotline": "热线",
     "superior": "上级交办",
 }
+MAX_ID = 2**31 - 1
 ACTOR_ROLES = ("centre", "worker", "micro_chief", "department", "resident", "system")
 ESCALATION_NAMES = {0: "网格员", 1: "微网格长", 2: "职能部门"}
 OPEN_STATES = ("reported", "dispatched", "accepted", "resolved", "verified")
@@ -249,7 +250,7 @@ def update_settings(session: Session, changes: dict[str, Any]) -> dict[str, Any]
             probe = {**get_settings(session), key: value}
             try:
                 WorkCalendar.build({}, probe["work_periods"], probe["timezone"]).tz  # noqa: B018
-            except (ValueError, TypeError, KeyError) as exc:
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 raise BadParameter(key, f"{value!r} is not usable: {exc}") from exc
         row = session.get(CaseSetting, key)
         if row is None:
@@ -316,8 +317,12 @@ def _now(now: datetime | None) -> datetime:
 def get_case(session: Session, ref: int | str, *, lock: bool = False) -> Case:
     """Return the case with this id or code, or raise NotFound."""
     stmt = select(Case)
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        stmt = stmt.where(Case.id == int(ref))
+    if isinstance(ref, str) and ref.isascii() and ref.isdigit():
+        ref = int(ref)
+    if isinstance(ref, int):
+        if not 0 < ref <= MAX_ID:  # ids are PostgreSQL integers
+            raise NotFound(f"case {ref} does not exist", case=str(ref))
+        stmt = stmt.where(Case.id == ref)
     else:
         stmt = stmt.where(Case.code == ref)
     if lock:

@@ -739,7 +739,7 @@ def accept_site(
     crs: str | None = None,
 ) -> dict[str, Any]:
     """Record a recommended site as a planned service point; return it as a GeoJSON Feature."""
-    if kind not in SERVICE_POINT_KINDS:
+    if not isinstance(kind, str) or kind not in SERVICE_POINT_KINDS:
         raise BadParameter("kind", f"'{kind}' is not one of {', '.join(SERVICE_POINT_KINDS)}")
     radius = check_radius(radius_m)
     x, y = to_wgs84(np.array([lon], dtype=float), np.array([lat], dtype=float), crs, what="site")

@@ -60,6 +60,9 @@ def create_request(
     now: datetime | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
     """Create a case from a GeoReport POST; return (the GeoReport answer, whether it was new)."""
+    for key, value in form.items():
+        if isinstance(value, dict | list):
+            raise BadParameter(key, "must be a single value, not a list or an object")
     code = (form.get("service_code") or "").strip()
     if not code:
         raise BadParameter("service_code", "is required")

@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.errors import BadParameter, Conflict, NotFound, ValidationFailed
 from app.models import Department, OverrideArea, Worker
 from app.services.grids import collection
 from gis.crs import geodesic_area_m2, parse_crs, to_wgs84
@@ -38,8 +38,8 @@ def check_area_geometry(geometry: Any, crs: str | None = None) -> shapely.MultiP
         raise ValidationFailed(f"geometry: {geometry['type']} is not a Polygon or MultiPolygon")
     try:
         geom = shapely.geometry.shape(geometry)
-    except (ValueError, TypeError, AttributeError, IndexError) as exc:
-        raise ValidationFailed(f"geometry: cannot be read ({exc})") from exc
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+        raise ValidationFailed(f"geometry: cannot be read ({exc!r})") from exc
     if geom.is_empty:
         raise ValidationFailed("geometry: empty")
     spec = parse_crs(crs)
@@ -65,6 +65,19 @@ def check_area_geometry(geometry: Any, crs: str | None = None) -> shapely.MultiP
     if geodesic_area_m2(geom) <= 0:
         raise ValidationFailed("geometry: zero area")
     return geom
+
+
+def _props(feature: dict[str, Any]) -> dict[str, Any]:
+    props = feature.get("properties") or {}
+    if not isinstance(props, dict):
+        raise BadParameter("properties", "expected an object")
+    for key in ("department_id", "worker_id", "version"):
+        value = props.get(key)
+        if value is None or (isinstance(value, str) and value.isascii() and value.isdigit()):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadParameter(f"properties.{key}", f"{value!r} is not an integer")
+    return props
 
 
 def _keeper(session: Session, props: dict[str, Any]) -> tuple[int | None, int | None]:
@@ -107,7 +120,7 @@ def create_area(
     session: Session, feature: dict[str, Any], crs: str | None = None
 ) -> dict[str, Any]:
     """Create an override area from a GeoJSON Feature (properties: name, category, a keeper)."""
-    props = feature.get("properties") or {}
+    props = _props(feature)
     geom = check_area_geometry(feature.get("geometry"), crs)
     dep, wrk = _keeper(session, props)
     area = OverrideArea(
@@ -131,7 +144,7 @@ def update_area(
     area = session.get(OverrideArea, area_id)
     if area is None:
         raise NotFound(f"override area {area_id} does not exist", override_area_id=area_id)
-    props = feature.get("properties") or {}
+    props = _props(feature)
     version = props.get("version")
     if version is not None and int(version) != area.version:
         raise Conflict(
