@@ -1,0 +1,315 @@
+"""The authorisation matrix: every role × every endpoint × {own grid, another grid}.
+
+The expectations are written here from the issue's words, not read from ``app.auth.policy``:
+who may call what, and that a record outside one's grids is as good as absent (404). Each call
+runs inside a savepoint that is rolled back, so one call never changes what the next one sees.
+A refusal (401 / 403 / 404) must carry an error and nothing of the record it names.
+
+Own things lie in 爱辉社区第一网格第1微网格 (3401880010010101) of the sample street — in the grids
+of every account of tests/auth/conftest.py; the other things lie in 桃园村 of 青山镇, in nobody's
+but the administrator's. The department's own case is one escalated to it.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from PIL import Image
+from sqlalchemy import text
+
+from tests.auth.conftest import bearer
+from tests.conftest import TEST_PASSWORD
+
+ROLES = [
+    "admin",
+    "centre",
+    "grid_chief",
+    "micro_chief",
+    "worker",
+    "party_member",
+    "department",
+    "camera_feed",
+    "anonymous",
+]
+PEOPLE = {"admin", "centre", "grid_chief", "micro_chief", "worker", "party_member", "department"}
+GRID_PEOPLE = PEOPLE - {"department"}  # those who answer for grids and their households
+SUPERVISORS = {"admin", "centre", "grid_chief", "micro_chief"}
+CENTRE = {"admin", "centre"}  # edit grids, dispatch, settings, exports of personal data
+ADMIN = {"admin"}
+EVERYONE = set(ROLES)
+
+OWN_LEAF, OTHER_LEAF = "3401880010010101", "34018810120101"
+OWN_PARENT, OTHER_PARENT = "34018800100101", "340188101201"
+
+
+@dataclass
+class Call:
+    """One endpoint call; ``{g}`` etc. in the path are filled from the target's objects."""
+
+    name: str
+    method: str
+    path: str
+    roles: set[str]
+    ok: set[int]
+    body: Any = None
+    scoped: bool = False  # names a record: outside one's grids it is 404
+    page: bool = False  # an HTML page: nobody signed in is sent to /login
+    form: dict[str, str] | None = None
+    special: dict[tuple[str, str], set[int]] = field(default_factory=dict)
+
+
+def tiny_png() -> str:
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4), (200, 30, 30)).save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+CALLS: list[Call] = [
+    # pages and assets
+    Call("index", "GET", "/", PEOPLE, {302}, page=True),
+    Call("emap", "GET", "/emap", PEOPLE, {200}, page=True),
+    Call("login page", "GET", "/login", EVERYONE, {200}),
+    Call("login form without its token", "POST", "/login", EVERYONE, {403}, form={"username": "x"}),
+    Call("logout page", "POST", "/logout", EVERYONE, {302}, form={}),
+    Call("users page", "GET", "/admin/users", ADMIN, {200}, page=True),
+    Call("audit page", "GET", "/admin/audit", ADMIN, {200}, page=True),
+    Call("desk", "GET", "/cases/desk", SUPERVISORS | {"department"}, {200}, page=True),
+    Call("worker page", "GET", "/cases/worker", PEOPLE, {200}, page=True),
+    Call("track page", "GET", "/cases/track", EVERYONE, {200}),
+    Call("kpi page", "GET", "/cases/kpi", SUPERVISORS, {200}, page=True),
+    Call("favicon", "GET", "/favicon.ico", EVERYONE, {204}),
+    Call("static", "GET", "/static/js/auth.js", EVERYONE, {200}),
+    Call("vendor", "GET", "/vendor/leaflet/leaflet.js", EVERYONE, {200}),
+    # accounts and audit
+    Call("login api", "POST", "/api/auth/login", EVERYONE, {401}, body={"username": "nobody", "password": "Wrong-pass-1"}),
+    Call("logout api", "POST", "/api/auth/logout", EVERYONE, {200}, body={}),
+    Call("me", "GET", "/api/auth/me", EVERYONE, {200}),
+    Call("password", "POST", "/api/auth/password", PEOPLE, {422}, body={"old_password": TEST_PASSWORD, "new_password": "short"}),
+    Call("users", "GET", "/api/users", ADMIN, {200}),
+    Call("create user", "POST", "/api/users", ADMIN, {400}, body={"username": "someone", "role": "mayor"}),
+    Call("update user", "PATCH", "/api/users/{u}", ADMIN, {200}, body={}),
+    Call("end sessions", "POST", "/api/users/{u}/end-sessions", ADMIN, {200}, body={}),
+    Call("audit", "GET", "/api/audit", ADMIN, {200}),
+    Call("audit export", "GET", "/api/audit/export.csv", ADMIN, {200}),
+    Call("openapi", "GET", "/api/openapi.json", EVERYONE, {200}),
+    # grids
+    Call("grids", "GET", "/api/grids?level=1", PEOPLE, {200}),
+    Call("grid", "GET", "/api/grids/{g}", PEOPLE, {200}),
+    Call("households of a grid", "GET", "/api/grids/{g}/households?limit=3", GRID_PEOPLE, {200}, scoped=True),
+    Call("household", "GET", "/api/households/{h}", GRID_PEOPLE, {200}, scoped=True),
+    Call("reveal household", "POST", "/api/households/{h}/reveal", GRID_PEOPLE, {200}, body={"fields": ["head_phone"]}, scoped=True),
+    Call("draw grid", "POST", "/api/grids", CENTRE, {422}, body=lambda t: {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}, "properties": {"parent_id": t["p"], "name": "自交"}}, scoped=True),
+    Call("rename grid (dry run)", "PATCH", "/api/grids/{g}", CENTRE, {200}, body=lambda t: {"type": "Feature", "geometry": None, "properties": {"name": "试改名", "version": t["gv"]}, "dry_run": True}, scoped=True),
+    Call("delete grid (dry run)", "DELETE", "/api/grids/{g}?dry_run=true", CENTRE, {200, 422}, body=lambda t: {"version": t["gv"]}, scoped=True),
+    Call("split grid", "POST", "/api/grids/{g}/split", CENTRE, {422}, body=lambda t: {"line": {"type": "LineString", "coordinates": [[0, 0], [0.001, 0.001]]}, "version": t["gv"]}, scoped=True),
+    Call("merge grids", "POST", "/api/grids/merge", CENTRE, {400, 422}, body=lambda t: {"ids": [t["g"]], "versions": [t["gv"]]}, scoped=True),
+    Call("integrity", "GET", "/api/grids/{p}/integrity", SUPERVISORS, {200}, scoped=True),
+    Call("history", "GET", "/api/grids/{g}/history", SUPERVISORS, {200}, scoped=True),
+    Call("changes", "GET", "/api/grids/changes?limit=5", SUPERVISORS, {200}),
+    Call("undo", "POST", "/api/grids/changes/{ch}/undo", CENTRE, {200}, body={}, scoped=True),
+    Call("partition (dry run)", "POST", "/api/grids/{g}/partition", CENTRE, {200, 422}, body={"k": 2, "dry_run": True}, scoped=True),
+    Call("patches (dry run)", "POST", "/api/grids/{g}/patches", CENTRE, {200, 422}, body={"dry_run": True}, scoped=True),
+    # places, coverage, import / export
+    Call("service points", "GET", "/api/service-points", PEOPLE, {200}),
+    Call("cameras", "GET", "/api/cameras", PEOPLE, {200}),
+    Call("coverage", "GET", "/api/coverage?level=2", PEOPLE, {200}),
+    Call("uncovered", "GET", "/api/coverage/uncovered", SUPERVISORS, {200}),
+    Call("circles", "GET", "/api/coverage/circles", PEOPLE, {200}),
+    Call("presets", "GET", "/api/coverage/presets", PEOPLE, {200}),
+    Call("recommend", "POST", "/api/coverage/recommend", SUPERVISORS, {200}, body={"k": 1, "method": "greedy"}),
+    Call("accept site", "POST", "/api/coverage/accept", CENTRE, {201}, body={"lon": 117.2287, "lat": 31.8149}),
+    Call("import", "POST", "/api/import/households", CENTRE, {400}, body={}),
+    Call("export grids", "GET", "/api/export/grids?format=csv", SUPERVISORS, {200}),
+    Call("export households", "GET", "/api/export/households?format=csv", SUPERVISORS, {200}, special={(r, t): {403} for r in ("grid_chief", "micro_chief") for t in ("own", "other")}),
+    # locate and override areas
+    Call("locate", "GET", "/api/locate?lon=117.2287344&lat=31.8149002", PEOPLE, {200}),
+    Call("neighbours", "GET", "/api/locate/neighbours?lon=117.2287344&lat=31.8149002", PEOPLE, {200}),
+    Call("locate batch", "POST", "/api/locate/batch", CENTRE, {200}, body={"type": "FeatureCollection", "features": [{"type": "Feature", "id": 1, "geometry": {"type": "Point", "coordinates": [117.2287344, 31.8149002]}, "properties": {}}]}),
+    Call("override areas", "GET", "/api/override-areas", PEOPLE, {200}),
+    Call("draw override area", "POST", "/api/override-areas", CENTRE, {400, 422}, body={"type": "Feature", "geometry": None, "properties": {}}),
+    Call("override area", "GET", "/api/override-areas/{a}", PEOPLE, {200}),
+    Call("edit override area", "PUT", "/api/override-areas/{a}", CENTRE, {200}, body=lambda t: {"type": "Feature", "geometry": None, "properties": {"name": "矩阵市场乙", "version": t["av"]}}),
+    Call("delete override area", "DELETE", "/api/override-areas/{a}", CENTRE, {204}, body=lambda t: {"version": t["av"]}),
+    # cases
+    Call("report case", "POST", "/api/cases", EVERYONE - {"camera_feed"}, {201}, body={"x": 117.2287344, "y": 31.8149002, "category": "garbage", "description": "矩阵测试"}),
+    Call("cases", "GET", "/api/cases", PEOPLE, {200}),
+    Call("workflow", "GET", "/api/cases/workflow", PEOPLE, {200}),
+    Call("case", "GET", "/api/cases/{c}", PEOPLE, {200}, scoped=True),
+    Call("case duplicates", "GET", "/api/cases/{c}/duplicates", PEOPLE, {200}, scoped=True),
+    Call("case action", "POST", "/api/cases/{c}/actions/teleport", PEOPLE, {400}, body={}, scoped=True),
+    Call("reveal case", "POST", "/api/cases/{c}/reveal", PEOPLE, {200}, body={"fields": ["reporter_contact"]}, scoped=True, special={("party_member", "own"): {403}}),
+    Call("case photo", "GET", "/api/cases/photos/{ph}", PEOPLE, {200}, scoped=True),
+    Call("export cases", "GET", "/api/cases/export.csv", SUPERVISORS, {200}),
+    Call("kpis", "GET", "/api/cases/kpis?group=grid", SUPERVISORS, {200}),
+    Call("sweep", "POST", "/api/cases/sweep", CENTRE, {200}, body={}),
+    Call("public case", "GET", "/api/public/cases/{code}", EVERYONE, {200}),
+    Call("rate case", "POST", "/api/public/cases/{code}/rate", EVERYONE, {409}, body={"satisfaction": 5}),
+    Call("camera event", "POST", "/api/camera-events", CENTRE | {"camera_feed"}, {201}, body={"camera": "CAM-AH-0001", "event_type": "street_vending"}),
+    Call("categories", "GET", "/api/case-categories", EVERYONE, {200}),
+    Call("settings", "GET", "/api/case-settings", PEOPLE, {200}),
+    Call("change settings", "PUT", "/api/case-settings", CENTRE, {200}, body={"duplicate_radius_m": 60}),
+    Call("calendar", "GET", "/api/calendar?year=2026", PEOPLE, {200}),
+    Call("deadline", "GET", "/api/calendar/deadline?hours=8", PEOPLE, {200}),
+    # Open311
+    Call("open311 services", "GET", "/open311/v2/services.json", EVERYONE, {200}),
+    Call("open311 report", "POST", "/open311/v2/requests.json", EVERYONE, {200, 201}, body={"service_code": "garbage", "lat": 31.8149002, "long": 117.2287344, "description": "Open311 矩阵"}),
+    Call("open311 list", "GET", "/open311/v2/requests.json", CENTRE, {200}),
+    Call("open311 request", "GET", "/open311/v2/requests/{code}.json", EVERYONE, {200}),
+    Call("open311 discovery", "GET", "/open311/v2/discovery.json", EVERYONE, {200}),
+]
+
+
+def expected(call: Call, role: str, target: str) -> set[int]:
+    if role not in call.roles:
+        if role == "anonymous":
+            return {302} if call.page else {401}
+        return {403}
+    if (role, target) in call.special:
+        return call.special[(role, target)]
+    if call.scoped and target == "other" and role != "admin":
+        return {404}
+    return call.ok
+
+
+def _grid_id(session, code: str) -> int:  # type: ignore[no-untyped-def]
+    return session.scalar(text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": code})
+
+
+def _report(client, x: float, y: float, what: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    res = client.post(
+        "/api/cases",
+        json={
+            "x": x,
+            "y": y,
+            "category": "streetlight",
+            "description": what,
+            "reporter_contact": "13912345678",
+            "reporter_name": "赵六",
+            "photo_base64": tiny_png(),
+        },
+    )
+    assert res.status_code == 201, res.get_json()
+    return client.get(f"/api/cases/{res.get_json()['case']['id']}").get_json()
+
+
+@pytest.fixture()
+def targets(client, db_session, accounts) -> dict[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """The records each call names: in one's own grids, and in nobody's."""
+    out: dict[str, dict[str, Any]] = {}
+    member = accounts["party_member"].worker_id
+    dept = accounts["department"].department_id
+    for target, leaf, parent in (("own", OWN_LEAF, OWN_PARENT), ("other", OTHER_LEAF, OTHER_PARENT)):
+        g, p = _grid_id(db_session, leaf), _grid_id(db_session, parent)
+        lon, lat = db_session.execute(
+            text("SELECT ST_X(q), ST_Y(q) FROM (SELECT ST_PointOnSurface(geom) q FROM grid WHERE id = :g) s"),
+            {"g": g},
+        ).one()
+        h = db_session.scalar(
+            text(
+                """WITH RECURSIVE t AS (SELECT id FROM grid WHERE id = :g
+                       UNION ALL SELECT c.id FROM grid c JOIN t ON c.parent_id = t.id)
+                   SELECT h.id FROM household h JOIN t ON t.id = h.grid_id
+                   ORDER BY (h.linked_member_id = :m) DESC NULLS LAST, h.id LIMIT 1"""
+            ),
+            {"g": g, "m": member},
+        )
+        case = _report(client, lon, lat, f"矩阵{target}事件")
+        rename = client.patch(
+            f"/api/grids/{g}",
+            json={"type": "Feature", "geometry": None, "properties": {"name": f"矩阵{target}"}},
+            headers={"If-Match": f'"{client.get(f"/api/grids/{g}").get_json()["properties"]["version"]}"'},
+        )
+        assert rename.status_code == 200, rename.get_json()
+        out[target] = {
+            "g": g,
+            "p": p,
+            "h": h,
+            "c": case["id"],
+            "code": case["code"],
+            "ph": case["photos"][0]["id"],
+            "ch": rename.get_json()["change"]["id"],
+            "gv": client.get(f"/api/grids/{g}").get_json()["properties"]["version"],
+            "secrets": [
+                f"矩阵{target}事件",
+                "13912345678",
+                "赵六",
+                db_session.scalar(text("SELECT address FROM household WHERE id = :h"), {"h": h}),
+            ],
+        }
+    # The department's own case is one escalated to it.
+    db_session.execute(
+        text('UPDATE "case" SET department_id = :d, escalation_level = 2 WHERE id = :c'),
+        {"d": dept, "c": out["own"]["c"]},
+    )
+    area = client.post(
+        "/api/override-areas",
+        json={
+            "type": "Feature",
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [[[117.228, 31.814], [117.229, 31.814], [117.229, 31.815], [117.228, 31.815], [117.228, 31.814]]],
+            },
+            "properties": {"name": "矩阵市场", "category": "road_occupation", "department_code": "CG-AH"},
+        },
+    )
+    assert area.status_code == 201, area.get_json()
+    for t in out.values():
+        t["a"] = area.get_json()["id"]
+        t["av"] = area.get_json()["properties"]["version"]
+        t["u"] = accounts["worker"].user_id
+    db_session.flush()
+    return out
+
+
+def _send(app, call: Call, role: str, t: dict[str, Any], accounts):  # type: ignore[no-untyped-def]
+    c = app.test_client()
+    headers = bearer(accounts.get(role)) if role != "anonymous" else {}
+    path = call.path.format(**t)
+    kwargs: dict[str, Any] = {"headers": headers}
+    if call.form is not None:
+        kwargs["data"] = call.form
+    elif call.body is not None:
+        kwargs["json"] = call.body(t) if callable(call.body) else call.body
+    return c.open(path, method=call.method, **kwargs)
+
+
+def _leaks(res, t: dict[str, Any]) -> list[str]:  # type: ignore[no-untyped-def]
+    body = res.get_data(as_text=True)
+    found = [s for s in t["secrets"] if s and s in body]
+    if res.status_code in (401, 403, 404) and res.mimetype == "application/json":
+        data = json.loads(body)
+        if set(data) != {"error"} or not set(data["error"]) <= {"code", "message", "reason", "param"}:
+            found.append(f"extra fields {sorted(data)} / {sorted(data.get('error', {}))}")
+    return found
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_authorisation_matrix(role: str, app, db_session, targets, accounts) -> None:  # type: ignore[no-untyped-def]
+    problems: list[str] = []
+    seen = 0
+    for call in CALLS:
+        for target in ("own", "other") if call.scoped or "{" in call.path else ("own",):
+            want = expected(call, role, target)
+            nested = db_session.connection().begin_nested()
+            try:
+                res = _send(app, call, role, targets[target], accounts)
+            finally:
+                nested.rollback()
+            seen += 1
+            if res.status_code not in want:
+                problems.append(
+                    f"{role} {call.name} ({target}): {res.status_code}, expected {sorted(want)}: "
+                    f"{res.get_data(as_text=True)[:160]}"
+                )
+                continue
+            if res.status_code in (401, 403, 404):
+                problems.extend(f"{role} {call.name} ({target}) leaks {x}" for x in _leaks(res, targets[target]))
+                if call.page and role == "anonymous":
+                    assert res.headers["Location"].startswith("/login")
+    assert not problems, "\n".join(problems)
+    assert seen >= len(CALLS)
