@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
 
+from app.services import cases
 from tests.committed import committed_state_restored
 
 
@@ -21,6 +24,51 @@ def get(base: str, path: str) -> dict:
 def restored(database_url: str) -> Iterator[None]:
     with committed_state_restored(database_url):
         yield
+
+
+@pytest.fixture()
+def report_case(
+    live_server: str, database_url: str, restored
+) -> Iterator[Callable[[float, float], dict]]:  # type: ignore[no-untyped-def]
+    """Report open cases through the API (they show on the e-map); removed after the test."""
+    codes: list[str] = []
+
+    def report(lon: float, lat: float) -> dict:
+        body = {
+            "x": lon,
+            "y": lat,
+            "crs": "wgs84",
+            "category": "dispute",
+            "source": "patrol",
+            "description": "测试：编辑时附近的事件",
+        }
+        req = urllib.request.Request(
+            live_server + "/api/cases",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as res:
+            case = json.loads(res.read())["case"]
+        codes.append(case["code"])
+        return case
+
+    yield report
+    engine = create_engine(database_url)
+    try:
+        with Session(engine) as s:
+            ids = s.scalars(
+                text('SELECT id FROM "case" WHERE code = ANY(:codes)'), {"codes": codes}
+            ).all()
+            cases.delete_cases(s, list(ids))
+            s.commit()
+    finally:
+        engine.dispose()
+
+
+def metres_from(a: tuple[float, float], b: tuple[float, float]) -> float:
+    dx = (a[0] - b[0]) * 111_320 * math.cos(math.radians(a[1]))
+    return math.hypot(dx, (a[1] - b[1]) * 110_574)
 
 
 def counted_in_database(database_url: str, grid_ids: list[int]) -> dict[int, dict[str, int]]:
@@ -76,7 +124,7 @@ def table_rows(page) -> list[dict]:  # type: ignore[no-untyped-def]
 
 @pytest.mark.browser
 def test_draw_save_split_and_see_household_counts(  # type: ignore[no-untyped-def]
-    live_server: str, database_url: str, page, restored
+    live_server: str, database_url: str, page, report_case
 ) -> None:  # type: ignore[no-untyped-def]
     micro = next(
         f
@@ -86,6 +134,14 @@ def test_draw_save_split_and_see_household_counts(  # type: ignore[no-untyped-de
     gid = micro["id"]
     minx, miny, maxx, maxy = get(live_server, f"/api/grids/{gid}")["properties"]["bounds"]
     w, h = maxx - minx, maxy - miny
+    # An open case about 6 m (12 px at zoom 18) east of where the split line starts: within
+    # the snapping distance, but only grid boundaries may pull a vertex.
+    split_start = (minx + 0.3 * w, miny - 0.15 * h)
+    case_at = (
+        split_start[0] + 6 / (111_320 * math.cos(math.radians(split_start[1]))),
+        split_start[1],
+    )
+    report_case(*case_at)
 
     page.goto(f"{live_server}/emap")
     # Ready means settled: the map has finished flying to its home extent, so the view set
@@ -105,6 +161,7 @@ def test_draw_save_split_and_see_household_counts(  # type: ignore[no-untyped-de
         [minx, miny, maxx, maxy],
     )
     assert zoom == 18
+    page.wait_for_selector("html[data-cases-count]", timeout=10000)
     page.wait_for_timeout(300)
 
     def click_at(lon: float, lat: float) -> None:
@@ -148,10 +205,15 @@ def test_draw_save_split_and_see_household_counts(  # type: ignore[no-untyped-de
 
     # Split the new grid with a line drawn across it.
     page.click("#gg-split")
-    click_at(minx + 0.3 * w, miny - 0.15 * h)
+    click_at(*split_start)
     click_at(minx + 0.3 * w, maxy + 0.15 * h)
     page.keyboard.press("Enter")
     wait_for(page, "#gg-preview")
+    start = page.evaluate(
+        "() => { const ll = GridGov.edit.drawn.getLatLngs()[0]; return [ll.lng, ll.lat]; }"
+    )
+    assert metres_from(start, case_at) > 3, "the split line snapped to the case marker"
+    assert metres_from(start, split_start) < 1
     preview = table_rows(page)
     assert len(preview) == 2
     page.click("#gg-confirm")

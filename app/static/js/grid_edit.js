@@ -236,8 +236,20 @@
 
   /* ---------------------------------------------------------------- tools */
 
+  /* Snap only to grid boundaries. Other tools put their own things on the map after this
+     script ran (open cases, the located point and its grid, a proposed division), so look at
+     what is there each time a drawing starts: none of it is a place to put a vertex. */
+  function snapToGridsOnly() {
+    var grids = gridLayers();
+    E.map.eachLayer(function (l) {
+      if (l._pmTempLayer || l === E.drawn) { return; }
+      if (!grids.some(function (g) { return g !== l && g.hasLayer(l); })) { l.options.snapIgnore = true; }
+    });
+  }
+
   function startDraw(shape, label, onDone) {
     reset();
+    snapToGridsOnly();
     E.map.pm.enableDraw(shape, {
       snappable: true,
       snapDistance: 15,
@@ -292,6 +304,7 @@
     E.drawn = L.geoJSON(s, { renderer: L.svg(), style: { color: "#d81b60", weight: 3, fillOpacity: 0.1 } })
       .getLayers()[0];
     E.drawn.addTo(E.map);
+    snapToGridsOnly();
     E.drawn.pm.enable({ snappable: true, snapDistance: 15, allowSelfIntersection: false });
     E.mode = "reshape";
     say("<p>拖动顶点修改边界（拖动边中点可加点，右键顶点可删点）。</p>" +
