@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 
 import pytest
+from shapely.geometry import Point, shape
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
@@ -90,16 +92,24 @@ def counted_in_database(database_url: str, grid_ids: list[int]) -> dict[int, dic
     return {r.id: {"filed": r.filed, "inside": r.inside} for r in rows}
 
 
-FREE_SPOT = """(id) => {
+FREE_SPOT = """([id, level]) => {
+  // A spot inside the grid where a click reaches the grid: on the map's canvas (no panel or
+  // control over it) and clear of the markers drawn above the grids (cases, service points).
   const map = GridGov.map; let layer = null;
-  GridGov.layers.grids_level_4.eachLayer(l => { if (l.feature.properties.id === id) layer = l; });
+  GridGov.layers['grids_level_' + level].eachLayer(l => { if (l.feature.properties.id === id) layer = l; });
+  const busy = [];
+  ['cases', 'service_points', 'cameras'].forEach(k => {
+    const g = GridGov.layers[k];
+    if (g && map.hasLayer(g)) g.eachLayer(m => { if (m.getLatLng) busy.push(map.latLngToContainerPoint(m.getLatLng())); });
+  });
   const b = layer.getBounds();
   for (let i = 1; i < 10; i++) for (let j = 1; j < 10; j++) {
     const ll = L.latLng(b.getSouth() + (b.getNorth() - b.getSouth()) * i / 10,
                         b.getWest() + (b.getEast() - b.getWest()) * j / 10);
     const p = map.latLngToContainerPoint(ll);
     const el = document.elementFromPoint(p.x, p.y);
-    if (layer._containsPoint(map.latLngToLayerPoint(ll)) && el && el.tagName === 'CANVAS')
+    if (layer._containsPoint(map.latLngToLayerPoint(ll)) && el && el.tagName === 'CANVAS'
+        && busy.every(q => q.distanceTo(p) > 25))
       return {x: p.x, y: p.y};
   }
   return null;
@@ -172,7 +182,7 @@ def test_draw_save_split_and_see_household_counts(  # type: ignore[no-untyped-de
         page.wait_for_timeout(100)
 
     page.click("#gg-edit-toggle")
-    spot = page.evaluate(FREE_SPOT, gid)
+    spot = page.evaluate(FREE_SPOT, [gid, 4])
     assert spot, "no free spot inside the micro-grid to click"
     page.mouse.click(spot["x"], spot["y"])
     page.wait_for_selector(f".gg-selected[data-grid-id='{gid}']", timeout=5000)
@@ -239,3 +249,119 @@ def test_draw_save_split_and_see_household_counts(  # type: ignore[no-untyped-de
     for p in parts:
         assert in_db[p["id"]] == {"filed": p["households"], "inside": p["households"]}, p
     assert get(live_server, f"/api/grids/{created['id']}")["properties"]["valid_to"] is not None
+
+
+def post(base: str, path: str, body: dict) -> tuple[int, dict]:
+    req = urllib.request.Request(
+        base + path,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as res:
+            return res.status, json.loads(res.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+LABELS = """() => { const out = [];
+  GridGov.layers.labels.eachLayer(m => {
+    const el = m.getElement() && m.getElement().querySelector('.gg-label');
+    if (el) out.push({name: el.textContent, lon: m.getLatLng().lng, lat: m.getLatLng().lat});
+  });
+  return out; }"""
+
+
+@pytest.mark.browser
+def test_labels_follow_rename_merge_and_undo(live_server: str, page, restored) -> None:  # type: ignore[no-untyped-def]
+    """The names written on the map change with the grids, without a reload."""
+    grids = get(live_server, "/api/grids?level=3")["features"]
+    # Two neighbouring 网格 of one community that the server agrees to merge.
+    a, b = next(
+        (x, y)
+        for x in grids
+        for y in grids
+        if x["id"] < y["id"]
+        and x["properties"]["parent_id"] == y["properties"]["parent_id"]
+        and post(
+            live_server,
+            "/api/grids/merge",
+            {
+                "ids": [x["id"], y["id"]],
+                "versions": [x["properties"]["version"], y["properties"]["version"]],
+                "dry_run": True,
+            },
+        )[0]
+        == 200
+    )
+    a_name, b_name, renamed = a["properties"]["name"], b["properties"]["name"], "测试改名网格"
+
+    page.goto(f"{live_server}/emap")
+    page.wait_for_selector("html[data-emap-ready='1']", timeout=20000)
+    # Show the 网格 level on top, as a user does by unticking 微网格 and 片区 in the layer list.
+    bounds = shape(a["geometry"]).union(shape(b["geometry"])).bounds
+    page.evaluate(
+        """(b) => { const map = GridGov.map;
+                    ['grids_level_4', 'grids_level_5', 'households'].forEach(k => {
+                      if (GridGov.layers[k]) map.removeLayer(GridGov.layers[k]); });
+                    map.fitBounds([[b[1], b[0]], [b[3], b[2]]],
+                                  {animate: false, paddingTopLeft: [460, 80], paddingBottomRight: [320, 60]}); }""",
+        list(bounds),
+    )
+    page.wait_for_timeout(300)
+
+    def names() -> list[str]:
+        return sorted(label["name"] for label in page.evaluate(LABELS))
+
+    def label_of(name: str) -> Point:
+        (label,) = [lb for lb in page.evaluate(LABELS) if lb["name"] == name]
+        return Point(label["lon"], label["lat"])
+
+    before = names()
+    assert before.count(a_name) == 1 and before.count(b_name) == 1 and renamed not in before
+
+    page.click("#gg-edit-toggle")
+    spot = page.evaluate(FREE_SPOT, [a["id"], 3])
+    assert spot, "no free spot inside the first grid to click"
+    page.mouse.click(spot["x"], spot["y"])
+    page.wait_for_selector(f".gg-selected[data-grid-id='{a['id']}']", timeout=5000)
+
+    # Save: rename the grid; its label says the new name at once.
+    page.fill("#gg-rename", renamed)
+    page.click("button[data-act='rename']")
+    wait_for(page, "#gg-preview")
+    page.click("#gg-confirm")
+    wait_for(page, "#gg-saved")
+    after_rename = names()
+    assert after_rename.count(renamed) == 1 and a_name not in after_rename
+    assert sorted(before) == sorted([n for n in after_rename if n != renamed] + [a_name])
+    assert shape(a["geometry"]).contains(label_of(renamed))
+
+    # Merge the two: both labels go, the merged grid's label comes, inside the merged grid.
+    page.click("#gg-merge")
+    spot = page.evaluate(FREE_SPOT, [b["id"], 3])
+    assert spot, "no free spot inside the second grid to click"
+    page.mouse.click(spot["x"], spot["y"])
+    page.wait_for_selector(f"#gg-edit-body li:has-text('{b_name}')", timeout=5000)
+    page.click("#gg-merge-preview")
+    wait_for(page, "#gg-preview")
+    page.click("#gg-confirm")
+    wait_for(page, "#gg-saved")
+    (merged,) = table_rows(page)
+    after_merge = names()
+    assert after_merge.count(merged["name"]) == 1
+    assert renamed not in after_merge and b_name not in after_merge
+    merged_shape = shape(get(live_server, f"/api/grids/{merged['id']}")["geometry"])
+    assert merged_shape.contains(label_of(merged["name"]))
+
+    # Undo the merge: the two grids and their labels come back, the merged one's goes.
+    page.click("#gg-history")
+    page.wait_for_selector("#gg-edit-body button[data-act='undo']", timeout=10000)
+    page.click("#gg-edit-body button[data-act='undo'] >> nth=0")
+    wait_for(page, "#gg-saved")
+    assert "已撤销" in page.inner_text("#gg-saved")
+    after_undo = names()
+    assert merged["name"] not in after_undo
+    assert after_undo == after_rename
+    assert shape(b["geometry"]).contains(label_of(b_name))
