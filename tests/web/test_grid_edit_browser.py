@@ -1,4 +1,5 @@
-"""Edit mode in a real browser: draw a grid, save it, split it with a drawn line, see the counts."""
+"""Edit mode in a real browser: draw a grid, save it, split it with a drawn line, see the counts;
+the names on the map follow renames, merges and undo."""
 
 from __future__ import annotations
 
