@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import shapely
 from pyproj import CRS, Geod, Transformer
 from pyproj.exceptions import CRSError
 
@@ -399,8 +400,27 @@ def metric_transformers(lon: float, lat: float) -> tuple[Transformer, Transforme
 
 
 def geodesic_area_m2(geom) -> float:  # type: ignore[no-untyped-def]
-    """Return the area of a lon/lat (Multi)Polygon on the WGS84 ellipsoid, in m²."""
-    area, _ = GEOD.geometry_area_perimeter(geom)
+    """Return the area of a lon/lat (Multi)Polygon on the WGS84 ellipsoid, in m².
+
+    Whatever way its rings wind: every shell counts positive and every hole negative. (The
+    geodesic ring area is signed by orientation, so summing signed rings would add a hole that
+    winds like its shell, or subtract one part of a MultiPolygon from another.) Non-polygonal
+    parts have no area.
+    """
+    total = 0.0
+    for part in shapely.get_parts(geom):
+        if part.geom_type == "MultiPolygon" or part.geom_type == "GeometryCollection":
+            total += geodesic_area_m2(part)
+            continue
+        if part.geom_type != "Polygon" or part.is_empty:
+            continue
+        total += _ring_area_m2(part.exterior) - sum(_ring_area_m2(r) for r in part.interiors)
+    return total
+
+
+def _ring_area_m2(ring) -> float:  # type: ignore[no-untyped-def]
+    lons, lats = ring.xy
+    area, _ = GEOD.polygon_area_perimeter(lons, lats)
     return abs(area)
 
 

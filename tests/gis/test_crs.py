@@ -162,3 +162,44 @@ def test_degree_span_covers_the_distance() -> None:
         _, _, east = crs.GEOD.inv(117.0, lat, 117.0 + float(dlon), lat)
         _, _, north = crs.GEOD.inv(117.0, lat, 117.0, lat + float(dlat))
         assert 30.0 <= east < 31.0 and 30.0 <= north < 31.0
+
+
+def test_geodesic_area_does_not_depend_on_ring_orientation() -> None:
+    import shapely
+    from shapely.geometry import MultiPolygon, Polygon, box
+    from shapely.geometry.polygon import orient
+
+    shell = box(117.20, 31.80, 117.21, 31.81)  # about 950 m x 1110 m
+    hole = box(117.202, 31.802, 117.204, 31.804)
+    other = box(117.22, 31.80, 117.23, 31.81)
+    # Reference: the same shapes in a Lambert azimuthal equal-area map (true areas).
+    to_m, _ = crs.equal_area_transformers(117.21, 31.805)
+
+    def planar(g):  # type: ignore[no-untyped-def]
+        return shapely.transform(
+            g, lambda xy: np.column_stack(to_m.transform(xy[:, 0], xy[:, 1]))
+        ).area
+
+    expected_holed = planar(shell) - planar(hole)
+    expected_two = planar(shell) + planar(other)
+    holed = Polygon(shell.exterior.coords, [hole.exterior.coords])
+    variants = {
+        "ccw shell, cw hole": orient(holed, 1.0),
+        "cw shell, ccw hole": orient(holed, -1.0),
+        "cw shell, cw hole": Polygon(
+            orient(shell, -1.0).exterior.coords, [orient(hole, -1.0).exterior.coords]
+        ),
+        "ccw shell, ccw hole": Polygon(
+            orient(shell, 1.0).exterior.coords, [orient(hole, 1.0).exterior.coords]
+        ),
+    }
+    for label, poly in variants.items():
+        assert crs.geodesic_area_m2(poly) == pytest.approx(expected_holed, rel=1e-6), label
+    two = {
+        "both ccw": MultiPolygon([orient(shell, 1.0), orient(other, 1.0)]),
+        "both cw": MultiPolygon([orient(shell, -1.0), orient(other, -1.0)]),
+        "one of each": MultiPolygon([orient(shell, 1.0), orient(other, -1.0)]),
+    }
+    for label, multi in two.items():
+        assert crs.geodesic_area_m2(multi) == pytest.approx(expected_two, rel=1e-6), label
+    assert crs.geodesic_area_m2(Polygon()) == 0.0

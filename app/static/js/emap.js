@@ -15,7 +15,16 @@
       GridGov.layers = layers;
       GridGov.config = config || {};
       readyFns.splice(0).forEach(function (fn) { fn(map, layers, GridGov.config); });
-      document.documentElement.setAttribute("data-emap-ready", "1");
+      GridGov.whenSettled(function () { document.documentElement.setAttribute("data-emap-ready", "1"); });
+    },
+    /* Run fn once the map has stopped moving. The page fits the map to its home extent just
+       before ready(); Leaflet animates that zoom (from the next animation frame, 250 ms), and a
+       view set while it runs is dropped — so "ready" waits for it to end. */
+    whenSettled: function (fn) {
+      var map = GridGov.map;
+      L.Util.requestAnimFrame(function () {
+        if (map._animatingZoom) { map.once("zoomend", function () { fn(); }); } else { fn(); }
+      });
     },
     escape: function (s) {
       return String(s == null ? "" : s).replace(/[&<>"']/g, function (c) {

@@ -108,6 +108,108 @@
     if (b.isValid() && !E.map.getBounds().contains(b)) { E.map.fitBounds(b.pad(0.5), { maxZoom: 18 }); }
   }
 
+  /* ---------------------------------------------------------------- name labels */
+  // The e-map writes the names of these levels on the map (app/web/emap.py, grid_labels);
+  // after an edit the labels of the grids it retired or changed go and those of its grids come.
+  var LABEL_LEVELS = [2, 3];
+
+  function ringContains(ring, x, y) {
+    var inside = false;
+    for (var i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+      var xi = ring[i][0], yi = ring[i][1], xj = ring[j][0], yj = ring[j][1];
+      if ((yi > y) !== (yj > y) && x < xi + (y - yi) * (xj - xi) / (yj - yi)) { inside = !inside; }
+    }
+    return inside;
+  }
+
+  function polygons(geometry) {
+    if (!geometry) { return []; }
+    if (geometry.type === "Polygon") { return [geometry.coordinates]; }
+    return geometry.type === "MultiPolygon" ? geometry.coordinates : [];
+  }
+
+  function geometryContains(geometry, x, y) {
+    return polygons(geometry).some(function (rings) {
+      return ringContains(rings[0], x, y) && !rings.slice(1).some(function (h) { return ringContains(h, x, y); });
+    });
+  }
+
+  /* A point inside the polygon, as the server's ST_PointOnSurface picks it: on the horizontal
+     line halfway up the largest part, the middle of the widest stretch inside. [lat, lng]. */
+  function labelPoint(geometry) {
+    var best = null;
+    polygons(geometry).forEach(function (rings) {
+      var ys = rings[0].map(function (c) { return c[1]; });
+      var xs = rings[0].map(function (c) { return c[0]; });
+      var size = (Math.max.apply(null, xs) - Math.min.apply(null, xs)) * (Math.max.apply(null, ys) - Math.min.apply(null, ys));
+      if (!best || size > best.size) { best = { rings: rings, size: size, y: (Math.min.apply(null, ys) + Math.max.apply(null, ys)) / 2 }; }
+    });
+    if (!best) { return null; }
+    var y = best.y, cuts = [];
+    best.rings.forEach(function (ring) {
+      for (var i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+        var a = ring[j], b = ring[i];
+        if ((a[1] > y) !== (b[1] > y)) { cuts.push(a[0] + (y - a[1]) * (b[0] - a[0]) / (b[1] - a[1])); }
+      }
+    });
+    cuts.sort(function (p, q) { return p - q; });
+    var x = null, widest = -1;
+    for (var k = 0; k + 1 < cuts.length; k += 2) {
+      if (cuts[k + 1] - cuts[k] > widest) { widest = cuts[k + 1] - cuts[k]; x = (cuts[k] + cuts[k + 1]) / 2; }
+    }
+    return x === null ? null : [y, x];
+  }
+
+  function labelOf(marker) {
+    var html = marker.options.icon && marker.options.icon.options.html;
+    if (!html) { return null; }
+    var div = document.createElement("div");
+    div.innerHTML = html;
+    var el = div.querySelector(".gg-label");
+    var m = el && /gg-label-(\d+)/.exec(el.className);
+    return m ? { level: Number(m[1]), name: el.textContent } : null;
+  }
+
+  /* Note on each label drawn with the page which grid it names (same level and name, inside). */
+  function tagLabels(layers) {
+    if (!layers.labels) { return; }
+    layers.labels.eachLayer(function (marker) {
+      var label = labelOf(marker);
+      var group = label && layers["grids_level_" + label.level];
+      if (!group) { return; }
+      var ll = marker.getLatLng();
+      group.eachLayer(function (l) {
+        var f = l.feature;
+        if (f && f.properties.name === label.name && geometryContains(f.geometry, ll.lng, ll.lat)) {
+          marker.gridId = f.properties.id;
+        }
+      });
+    });
+  }
+
+  function refreshLabels(fc) {
+    var layer = GridGov.layers.labels;
+    if (!layer) { return; }
+    var gone = (fc.retired || []).map(function (r) { return r.id; })
+      .concat(fc.features.map(function (f) { return f.id; }));
+    layer.eachLayer(function (marker) { if (gone.indexOf(marker.gridId) >= 0) { layer.removeLayer(marker); } });
+    fc.features.forEach(function (f) {
+      var p = f.properties;
+      if (LABEL_LEVELS.indexOf(p.level) < 0 || p.valid_to) { return; }
+      var at = labelPoint(f.geometry);
+      if (!at) { return; }
+      var marker = L.marker(at, {
+        interactive: false, keyboard: false,
+        icon: L.divIcon({
+          className: "empty", iconSize: [0, 0],
+          html: '<div class="gg-label gg-label-' + esc(p.level) + '" data-grid-id="' + esc(p.id) + '">' + esc(p.name) + "</div>"
+        })
+      });
+      marker.gridId = p.id;
+      layer.addLayer(marker);
+    });
+  }
+
   /* ---------------------------------------------------------------- panel */
 
   function render(extra) {
@@ -223,6 +325,7 @@
       var fc = res.body;
       (fc.retired || []).forEach(function (r) { removeGrid(r.id); });
       fc.features.forEach(putGrid);
+      refreshLabels(fc);
       stopDrawing();
       clearLayer("preview");
       E.pending = null;
@@ -236,8 +339,20 @@
 
   /* ---------------------------------------------------------------- tools */
 
+  /* Snap only to grid boundaries. Other tools put their own things on the map after this
+     script ran (open cases, the located point and its grid, a proposed division), so look at
+     what is there each time a drawing starts: none of it is a place to put a vertex. */
+  function snapToGridsOnly() {
+    var grids = gridLayers();
+    E.map.eachLayer(function (l) {
+      if (l._pmTempLayer || l === E.drawn) { return; }
+      if (!grids.some(function (g) { return g !== l && g.hasLayer(l); })) { l.options.snapIgnore = true; }
+    });
+  }
+
   function startDraw(shape, label, onDone) {
     reset();
+    snapToGridsOnly();
     E.map.pm.enableDraw(shape, {
       snappable: true,
       snapDistance: 15,
@@ -292,6 +407,7 @@
     E.drawn = L.geoJSON(s, { renderer: L.svg(), style: { color: "#d81b60", weight: 3, fillOpacity: 0.1 } })
       .getLayers()[0];
     E.drawn.addTo(E.map);
+    snapToGridsOnly();
     E.drawn.pm.enable({ snappable: true, snapDistance: 15, allowSelfIntersection: false });
     E.mode = "reshape";
     say("<p>拖动顶点修改边界（拖动边中点可加点，右键顶点可删点）。</p>" +
@@ -395,6 +511,7 @@
       var fc = res.body;
       (fc.retired || []).forEach(function (r) { removeGrid(r.id); });
       fc.features.forEach(putGrid);
+      refreshLabels(fc);
       E.selected = fc.features.length === 1 ? fc.features[0] : null;
       render('<div id="gg-saved"><h3>已撤销 #' + esc(changeId) + "</h3>" + resultTable(fc, true) + "</div>");
     });
@@ -461,6 +578,7 @@
       if (layers[k].eachLayer) { layers[k].eachLayer(mark); }
       layers[k].on("layeradd", function (ev) { mark(ev.layer); });
     });
+    tagLabels(layers);
     GridGov.clickHandlers.unshift(onGridClick);
     map.pm.setGlobalOptions({ finishOnEnter: true, exitModeOnEscape: true });
     map.on("pm:create", function (ev) {
@@ -490,5 +608,6 @@
       if (ev.target.id === "gg-actor") { localStorage.setItem("gg-actor", ev.target.value.trim()); }
     });
   });
+  E.refreshLabels = refreshLabels;
   GridGov.edit = E;
 })();
