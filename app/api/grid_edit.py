@@ -51,9 +51,12 @@ def _int(value: Any, name: str) -> int | None:
     if isinstance(value, bool):
         raise BadParameter(name, f"'{value}' is not an integer")
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError) as exc:
         raise BadParameter(name, f"'{value}' is not an integer") from exc
+    if not 0 <= number <= 2**31 - 1:  # ids and versions are PostgreSQL integers
+        raise BadParameter(name, f"{number} is out of range (0 … 2147483647)")
+    return number
 
 
 def _if_match() -> list[int]:

@@ -61,6 +61,8 @@ def _str(data: dict[str, Any], name: str, *, required: bool = True) -> str | Non
         raise BadParameter(name, "must be a string")
     if len(value) > 200:
         raise BadParameter(name, "is too long (at most 200 characters)")
+    if "\x00" in value:
+        raise BadParameter(name, "must not contain NUL characters")
     return value
 
 
@@ -278,15 +280,22 @@ def _moment(name: str) -> datetime | None:
     return value
 
 
+def _text_arg(name: str) -> str | None:
+    value = request.args.get(name) or None
+    if value is not None and ("\x00" in value or len(value) > 80):
+        raise BadParameter(name, "at most 80 characters, no NUL")
+    return value
+
+
 def _audit_filters() -> dict[str, Any]:
     kind = request.args.get("kind") or None
     if kind and kind not in audit.KINDS:
         raise BadParameter("kind", f"'{kind}' is not one of {', '.join(audit.KINDS)}")
     return {
         "kind": kind,
-        "username": request.args.get("username") or None,
-        "object_type": request.args.get("object_type") or None,
-        "object_id": request.args.get("object_id") or None,
+        "username": _text_arg("username"),
+        "object_type": _text_arg("object_type"),
+        "object_id": _text_arg("object_id"),
         "since": _moment("since"),
         "until": _moment("until"),
     }

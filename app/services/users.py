@@ -129,6 +129,8 @@ def create_user(
         raise BadParameter("role", f"'{role}' is not one of {', '.join(USER_ROLES)}")
     if not username or not isinstance(username, str):
         raise BadParameter("username", "is required")
+    if not _username_ok(username):
+        raise BadParameter("username", "3–60 characters: letters, digits and _ . @ -")
     if session.scalar(select(AppUser.id).where(AppUser.username == username)) is not None:
         raise Conflict(f"用户名 {username} 已存在 / the username '{username}' is taken")
     if role == "camera_feed":
@@ -240,6 +242,7 @@ def authenticate(
     attempt is recorded whatever the outcome; the caller commits even when this raises.
     """
     now = now or _now()
+    username = (username or "").replace("\x00", "")[:60]
     window = timedelta(minutes=float(limits["LOGIN_IP_WINDOW_MINUTES"]))
     if ip is not None:
         recent = session.scalar(

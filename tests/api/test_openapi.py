@@ -76,7 +76,7 @@ def test_errors_are_described_with_the_common_body() -> None:
                 assert body["schema"]["$ref"].endswith(("/Error", "/Open311Errors"))
 
 
-def test_security_schemes_are_placeholders() -> None:
+def test_security_schemes_are_described_and_public_operations_say_so() -> None:
     schemes = spec()["components"]["securitySchemes"]
     assert schemes["cookieSession"] == {
         **schemes["cookieSession"],
@@ -86,7 +86,16 @@ def test_security_schemes_are_placeholders() -> None:
     }
     assert schemes["csrfToken"]["in"] == "header"
     assert schemes["csrfToken"]["name"] == "X-CSRF-Token"
-    assert "security" not in spec()  # described, not enforced yet
+    document = spec()
+    assert document["security"] == [{"bearerToken": []}, {"cookieSession": [], "csrfToken": []}]
+    public = {
+        (m, path)
+        for path, item in document["paths"].items()
+        for m, op in item.items()
+        if m != "parameters" and {} in op.get("security", [])
+    }
+    assert ("post", "/api/cases") in public and ("get", "/api/public/cases/{code}") in public
+    assert ("get", "/api/cases") not in public and ("get", "/api/audit") not in public
 
 
 def test_served_document_is_the_description(client) -> None:  # type: ignore[no-untyped-def]

@@ -108,7 +108,7 @@ CALLS: list[Call] = [
     Call("delete grid (dry run)", "DELETE", "/api/grids/{g}?dry_run=true", CENTRE, {200, 422}, body=lambda t: {"version": t["gv"]}, scoped=True),
     Call("split grid", "POST", "/api/grids/{g}/split", CENTRE, {422}, body=lambda t: {"line": {"type": "LineString", "coordinates": [[0, 0], [0.001, 0.001]]}, "version": t["gv"]}, scoped=True),
     Call("merge grids", "POST", "/api/grids/merge", CENTRE, {400, 422}, body=lambda t: {"ids": [t["g"]], "versions": [t["gv"]]}, scoped=True),
-    Call("integrity", "GET", "/api/grids/{p}/integrity", SUPERVISORS, {200}, scoped=True),
+    Call("integrity", "GET", "/api/grids/{g}/integrity", SUPERVISORS, {200}, scoped=True),
     Call("history", "GET", "/api/grids/{g}/history", SUPERVISORS, {200}, scoped=True),
     Call("changes", "GET", "/api/grids/changes?limit=5", SUPERVISORS, {200}),
     Call("undo", "POST", "/api/grids/changes/{ch}/undo", CENTRE, {200}, body={}, scoped=True),
@@ -283,7 +283,10 @@ def _leaks(res, t: dict[str, Any]) -> list[str]:  # type: ignore[no-untyped-def]
     found = [s for s in t["secrets"] if s and s in body]
     if res.status_code in (401, 403, 404) and res.mimetype == "application/json":
         data = json.loads(body)
-        if set(data) != {"error"} or not set(data["error"]) <= {"code", "message", "reason", "param"}:
+        if isinstance(data, list):  # Open311's error list
+            if not all(set(e) <= {"code", "description"} for e in data):
+                found.append(f"extra fields {data}")
+        elif set(data) != {"error"} or not set(data["error"]) <= {"code", "message", "reason", "param"}:
             found.append(f"extra fields {sorted(data)} / {sorted(data.get('error', {}))}")
     return found
 
