@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine
@@ -31,6 +31,7 @@ class Database:
         self.read_engine: Engine | None = None
         self.factory: sessionmaker[Session] | None = None
         self.read_factory: sessionmaker[Session] | None = None
+        self.own_read_factory: sessionmaker[Session] | None = None
 
     def init_app(self, app: Flask) -> None:
         url = app.config.get("DATABASE_URL")
@@ -49,6 +50,7 @@ class Database:
             url, pool_size=5, max_overflow=10, pool_recycle=3600, isolation_level="AUTOCOMMIT"
         )
         self.read_factory = sessionmaker(self.read_engine, expire_on_commit=False)
+        self.own_read_factory = self.read_factory
         app.extensions["gridgov_db"] = self
         app.teardown_appcontext(_close_session)
 
@@ -108,6 +110,34 @@ def run_read(read: Callable[[Session], T]) -> T:
         if stale is not None:
             stale.close()
         return read(get_read_session())
+
+
+def run_read_dbapi(read: Callable[[Any], T]) -> T:
+    """Run ``read`` on a DBAPI connection checked out of the read pool, with no ORM session
+    (the hot single locate: the session's set-up and close cost more CPU than its query).
+
+    Once more on a fresh connection when the pooled one turns out dead. While the app's
+    sessions are bound to a test's transaction (``bind_to``), ``read`` gets the request's read
+    session instead, so that it sees what the test wrote.
+    """
+    db = get_db()
+    if db.read_factory is not db.own_read_factory or db.read_engine is None:
+        return run_read(read)
+    engine = db.read_engine
+    conn = engine.raw_connection()
+    try:
+        try:
+            return read(conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            if not engine.dialect.is_disconnect(exc, conn.dbapi_connection, None):
+                raise
+            LOGGER.warning("a pooled database connection was dead; reading again on a new one")
+            conn.invalidate(exc)
+            conn.close()
+            conn = engine.raw_connection()
+            return read(conn)
+    finally:
+        conn.close()
 
 
 def _close_session(_exc: BaseException | None = None) -> None:
