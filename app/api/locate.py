@@ -7,7 +7,7 @@ import io
 from flask import Blueprint, Response, jsonify, request
 
 from app.api.params import float_arg, int_arg, str_arg
-from app.db import get_session, run_read
+from app.db import get_session, run_read, run_read_dbapi
 from app.errors import BadParameter
 from app.services import locate as svc
 
@@ -36,7 +36,9 @@ def locate():  # type: ignore[no-untyped-def]
     crs = str_arg("crs", max_length=60)
     category = str_arg("category", max_length=40)
     return jsonify(
-        run_read(lambda s: svc.locate_point(s, x, y, crs, category=category, tolerance_m=tolerance))
+        run_read_dbapi(
+            lambda db: svc.locate_point(db, x, y, crs, category=category, tolerance_m=tolerance)
+        )
     )
 
 

@@ -25,6 +25,12 @@ def list_areas():  # type: ignore[no-untyped-def]
     return jsonify(svc.list_areas(get_session(), category=str_arg("category"), bbox=bbox_arg()))
 
 
+@bp.get("/keepers")
+def keepers():  # type: ignore[no-untyped-def]
+    """Who can keep an override area: departments and workers, for the e-map's drawing tool."""
+    return jsonify(svc.keepers(get_session()))
+
+
 @bp.post("")
 def create_area():  # type: ignore[no-untyped-def]
     """Draw a new override area (a Feature; crs= names the geometry's CRS)."""

@@ -26,7 +26,7 @@ from flask import Flask, Request, current_app, g, has_request_context, redirect,
 from sqlalchemy.orm import Session
 
 from app.auth.policy import Forbidden, Principal, Unauthenticated, authorize
-from app.db import get_db, get_session, run_read
+from app.db import get_db, get_session, run_read_dbapi
 from app.services import audit
 from app.services import users as user_svc
 
@@ -117,11 +117,13 @@ def load_principal() -> Principal:
     token, via = _token_from_request()
     if not token or len(token) > 200:
         return Principal()
+    from app.services.locate import Reader
+
     try:
-        row = run_read(lambda s: user_svc.lookup_session(s, token, limits()))
+        row = run_read_dbapi(lambda db: user_svc.lookup_session(Reader(db), token, limits()))
     finally:
-        # Give the connection back now: the view may not read at all, and a read session left
-        # open across the view would (in tests, where it is a savepoint) undo what the view wrote.
+        # Give a read session back now (tests): one left open across the view would, as a
+        # savepoint of the test's transaction, undo what the view wrote when it closes.
         stale = g.pop("db_read_session", None)
         if stale is not None:
             stale.close()

@@ -40,7 +40,9 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import text
+from psycopg.rows import namedtuple_row
+from sqlalchemy import TextClause, text
+from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 from sqlalchemy.orm import Session
 
 from app.errors import BadParameter
@@ -84,7 +86,6 @@ _LOCATE_SQL = text(
     """
 )
 
-_LOCATE_SQL_DRIVER = str(_LOCATE_SQL).replace(":lon", "%(lon)s").replace(":lat", "%(lat)s")
 
 _NEAREST_SQL = text(
     """
@@ -146,6 +147,48 @@ _NEIGHBOURS_SQL = text(
     ORDER BY d, code COLLATE "C"
     """
 )
+
+
+def _driver(stmt: TextClause) -> str:
+    """Return a statement in the driver's own parameter style (``%(name)s``)."""
+    return str(stmt.compile(dialect=pg_dialect.dialect()))
+
+
+_LOCATE_DRIVER = _driver(_LOCATE_SQL)
+_NEAREST_DRIVER = _driver(_NEAREST_SQL)
+_CHAIN_DRIVER = _driver(_CHAIN_SQL)
+_OVERRIDE_DRIVER = _driver(_OVERRIDE_SQL)
+
+
+class Reader:
+    """Run the single locate's statements straight on the driver, skipping SQLAlchemy's
+    compiling and result layers (a good part of a locate's CPU).
+
+    ``db`` is a Session — the statements run on its connection, inside its transaction if it
+    has one, and SQLAlchemy still sees their errors (a dead connection is invalidated) — or a
+    DBAPI connection checked out of the read pool (``app.db.run_read_dbapi``: no ORM session
+    at all). Rows come back with attribute access either way.
+    """
+
+    __slots__ = ("_session", "_dbapi")
+
+    def __init__(self, db: Session | Any) -> None:
+        self._session = db if isinstance(db, Session) else None
+        self._dbapi = None if isinstance(db, Session) else db
+
+    def all(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        if self._session is not None:
+            return list(self._session.connection().exec_driver_sql(sql, params).all())
+        cur = self._dbapi.cursor(row_factory=namedtuple_row)
+        try:
+            cur.execute(sql, params)
+            return cur.fetchall()
+        finally:
+            cur.close()
+
+    def first(self, sql: str, params: dict[str, Any]) -> Any:
+        rows = self.all(sql, params)
+        return rows[0] if rows else None
 
 
 def grid_ref(row: Any) -> dict[str, Any]:
@@ -211,9 +254,10 @@ def route(
 def chain_and_people(
     session: Session, grid_id: int
 ) -> tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]]]:
-    """Return the chain from the top-level grid down to ``grid_id`` and everyone assigned on it."""
-    rows = session.execute(_CHAIN_SQL, {"id": grid_id}).mappings().all()
-    return _chain_from_rows(rows)
+    """Return the chain from the top-level grid down to ``grid_id`` and everyone assigned on it.
+
+    ``session`` is a Session or a DBAPI connection (see ``Reader``)."""
+    return _chain_from_rows(Reader(session).all(_CHAIN_DRIVER, {"id": grid_id}))
 
 
 def _chain_from_rows(
@@ -224,18 +268,18 @@ def _chain_from_rows(
     depth: dict[int, int] = {}
     people: dict[int, list[dict[str, Any]]] = {}
     for r in rows:
-        gid = r["id"]
+        gid = r.id
         if gid not in chain:
-            chain[gid] = {"id": gid, "code": r["code"], "name": r["name"], "level": r["level"]}
-            depth[gid] = r["depth"]
-        if r["worker_id"] is not None:
+            chain[gid] = {"id": gid, "code": r.code, "name": r.name, "level": r.level}
+            depth[gid] = r.depth
+        if r.worker_id is not None:
             people.setdefault(gid, []).append(
                 {
-                    "worker_id": r["worker_id"],
-                    "name": r["worker_name"],
-                    "role": r["role"],
-                    "phone": r["phone"],
-                    "on_duty": r["on_duty"],
+                    "worker_id": r.worker_id,
+                    "name": r.worker_name,
+                    "role": r.role,
+                    "phone": r.phone,
+                    "on_duty": r.on_duty,
                 }
             )
     ordered = sorted(chain.values(), key=lambda g: -depth[g["id"]])
@@ -257,16 +301,11 @@ def _walk_up(grid_id: int, grids: dict[int, dict[str, Any]]) -> list[dict[str, A
 
 
 def _find_grid(
-    session: Session, lon: float, lat: float, tolerance_m: float
+    reader: Reader, lon: float, lat: float, tolerance_m: float
 ) -> tuple[str, int | None, tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]]] | None]:
     """Return (method, id of the grid the point belongs to, its chain and people when the one
     query already holds them) following the module's rules."""
-    # Straight to the driver (on the session's connection, inside its transaction if it has
-    # one): the hot statement of every locate skips the compiling and result layers, about
-    # 0.2 ms of CPU, while SQLAlchemy still sees its errors (a dead connection is invalidated).
-    hits_json, people_json = (
-        session.connection().exec_driver_sql(_LOCATE_SQL_DRIVER, {"lon": lon, "lat": lat}).one()
-    )
+    hits_json, people_json = reader.first(_LOCATE_DRIVER, {"lon": lon, "lat": lat})
     hits = hits_json or []
     people: dict[int, list[dict[str, Any]]] = {}
     for p in people_json or []:
@@ -279,9 +318,9 @@ def _find_grid(
         method = "inside" if len(leaves) == 1 and pick["interior"] else "boundary"
     elif tolerance_m > 0:
         dx, dy = (float(v) for v in degree_span(lat, tolerance_m))
-        near = session.execute(
-            _NEAREST_SQL, {"lon": lon, "lat": lat, "dx": dx, "dy": dy, "tol": tolerance_m}
-        ).first()
+        near = reader.first(
+            _NEAREST_DRIVER, {"lon": lon, "lat": lat, "dx": dx, "dy": dy, "tol": tolerance_m}
+        )
         if near is not None:
             return "nearest", near.id, None
     if pick is None and hits:
@@ -320,8 +359,8 @@ def override_owner(row: Any) -> dict[str, Any]:
     }
 
 
-def _override(session: Session, lon: float, lat: float, category: str) -> Any:
-    return session.execute(_OVERRIDE_SQL, {"lon": lon, "lat": lat, "category": category}).first()
+def _override(reader: Reader, lon: float, lat: float, category: str) -> Any:
+    return reader.first(_OVERRIDE_DRIVER, {"lon": lon, "lat": lat, "category": category})
 
 
 def apply_override(
@@ -343,7 +382,7 @@ def apply_override(
 
 
 def locate_point(
-    session: Session,
+    session: Session | Any,
     x: float,
     y: float,
     crs: str | None = None,
@@ -353,21 +392,23 @@ def locate_point(
 ) -> dict[str, Any]:
     """Locate one point given in ``crs`` and say which micro-grid and which person own it.
 
-    Raises ``gis.errors.CoordinateError`` / ``UnknownCRS`` (HTTP 400) for bad input.
+    ``session`` is a Session or a DBAPI connection of the read pool (see ``Reader``). Raises
+    ``gis.errors.CoordinateError`` / ``UnknownCRS`` (HTTP 400) for bad input.
     """
     spec = parse_crs(crs)
     lon, lat = to_wgs84_point(x, y, spec)
-    method, grid_id, found = _find_grid(session, lon, lat, tolerance_m)
+    reader = Reader(session)
+    method, grid_id, found = _find_grid(reader, lon, lat, tolerance_m)
     chain: list[dict[str, Any]] = []
     people: dict[int, list[dict[str, Any]]] = {}
     if found is not None:
         chain, people = found
     elif grid_id is not None:
-        chain, people = chain_and_people(session, grid_id)
+        chain, people = _chain_from_rows(reader.all(_CHAIN_DRIVER, {"id": grid_id}))
     owner, fallback = route(chain, people)
     override = None
     if category:
-        row = _override(session, lon, lat, category)
+        row = _override(reader, lon, lat, category)
         if row is not None:
             owner, fallback, override = apply_override(owner, fallback, row)
     leaf = chain[-1] if chain and method in ("inside", "boundary", "nearest") else None

@@ -146,7 +146,12 @@ def update_area(
         raise NotFound(f"override area {area_id} does not exist", override_area_id=area_id)
     props = _props(feature)
     version = props.get("version")
-    if version is not None and int(version) != area.version:
+    if version is not None:
+        try:
+            version = int(version)
+        except (TypeError, ValueError) as exc:
+            raise ValidationFailed(f"version: '{version}' is not a whole number") from exc
+    if version is not None and version != area.version:
         raise Conflict(
             f"override area {area_id} was changed meanwhile (version {area.version}, "
             f"you edited {version}); reload it",
@@ -233,3 +238,15 @@ def list_areas(
         text(_AREA_SQL + f" WHERE {' AND '.join(where)} ORDER BY o.category, o.id"), params
     ).all()
     return collection([_area_feature(r) for r in rows])
+
+
+def keepers(session: Session) -> dict[str, Any]:
+    """Return who can keep an override area: the departments and the workers (id, code, name)."""
+    deps = session.execute(
+        select(Department.id, Department.code, Department.name).order_by(Department.id)
+    ).all()
+    workers = session.execute(select(Worker.id, Worker.code, Worker.name).order_by(Worker.id)).all()
+    return {
+        "departments": [{"id": d.id, "code": d.code, "name": d.name} for d in deps],
+        "workers": [{"id": w.id, "code": w.code, "name": w.name} for w in workers],
+    }

@@ -324,33 +324,31 @@ def start_session(
     return NewSession(token=token, csrf_token=csrf, session=row)
 
 
-# Looked up on every request: one statement, the account with it.
-_LOOKUP = text(
-    """SELECT s.id AS session_id, s.kind, s.csrf_token, s.last_seen_at, s.expires_at,
+# Looked up on every request: one statement (in the driver's parameter style, run through
+# ``app.services.locate.Reader`` on the read pool's bare connection), the account with it.
+_LOOKUP = """SELECT s.id AS session_id, s.kind, s.csrf_token, s.last_seen_at, s.expires_at,
               u.id AS user_id, u.username, u.display_name, u.role, u.worker_id,
               u.department_id, u.grid_id
        FROM user_session s JOIN app_user u ON u.id = s.user_id
-       WHERE s.token_hash = :h AND s.ended_at IS NULL AND u.active
+       WHERE s.token_hash = %(h)s AND s.ended_at IS NULL AND u.active
          AND s.expires_at > now()
-         AND (s.kind = 'token' OR s.last_seen_at > now() - make_interval(secs => :idle))"""
-)
+         AND (s.kind = 'token' OR s.last_seen_at > now() - make_interval(secs => %(idle)s))"""
+_TOUCH = "UPDATE user_session SET last_seen_at = now() WHERE id = %(id)s RETURNING id"
 
 
-def lookup_session(session: Session, token: str, limits: dict[str, Any]) -> Any | None:
+def lookup_session(reader: Any, token: str, limits: dict[str, Any]) -> Any | None:
     """Return the live session row of ``token`` with its account, or None; keep it alive.
 
-    ``last_seen_at`` is written at most once a minute, so most requests cost one read.
+    ``reader`` runs driver-level SQL (``app.services.locate.Reader``). ``last_seen_at`` is
+    written at most once a minute, so most requests cost one read.
     """
-    row = session.execute(
+    row = reader.first(
         _LOOKUP, {"h": token_hash(token), "idle": float(limits["SESSION_IDLE_MINUTES"]) * 60}
-    ).first()
+    )
     if row is None:
         return None
     if row.kind == "browser" and (_now() - row.last_seen_at) > timedelta(seconds=60):
-        session.execute(
-            text("UPDATE user_session SET last_seen_at = now() WHERE id = :id"),
-            {"id": row.session_id},
-        )
+        reader.first(_TOUCH, {"id": row.session_id})
     return row
 
 

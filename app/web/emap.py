@@ -46,6 +46,7 @@ EMAP_SCRIPTS: list[str] = [
     "/static/js/partition.js",
     "/static/js/locate.js",
     "/static/js/emap_cases.js",
+    "/static/js/overrides.js",
 ]
 EMAP_STYLES: list[str] = [
     "/static/css/emap.css",
@@ -54,6 +55,7 @@ EMAP_STYLES: list[str] = [
     "/static/css/partition.css",
     "/static/css/locate.css",
     "/static/css/cases.css",
+    "/static/css/overrides.css",
 ]
 
 # Households carry no personal data on the map: just a point.

@@ -270,3 +270,15 @@ def test_locate_survives_a_dead_pooled_connection(live_server: str, database_url
         engine.dispose()
     assert killed >= 1
     assert get() == 200 and get() == 200
+
+
+def test_override_area_keepers_and_bad_version(client) -> None:  # type: ignore[no-untyped-def]
+    keepers = client.get("/api/override-areas/keepers").get_json()
+    assert "CG-AH" in [d["code"] for d in keepers["departments"]]
+    assert keepers["workers"] and {"id", "code", "name"} <= set(keepers["workers"][0])
+    box = shapely.geometry.mapping(shapely.box(117.23, 31.82, 117.231, 31.821))
+    aid = client.post("/api/override-areas", json=_area(box, department_code="CG-AH")).get_json()[
+        "id"
+    ]
+    res = client.put(f"/api/override-areas/{aid}", json=_area(box, version="abc"))
+    assert res.status_code == 422 and "version" in res.get_json()["error"]["message"]

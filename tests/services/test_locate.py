@@ -341,3 +341,43 @@ def test_neighbour_owners_near_a_shared_edge(db_session, town) -> None:  # type:
     assert 9 < near[0]["distance_m"] < 11
     assert near[0]["owner"]["worker_id"] == town["east_chief"].id
     assert neighbour_owners(db_session, town["west"].id, 118.5030, 30.5010, within_m=50) == []
+
+
+def test_a_dbapi_connection_locates_as_the_session_does(db_session, town) -> None:  # type: ignore[no-untyped-def]
+    """The HTTP locate runs on a bare DBAPI connection of the read pool (no ORM session); it
+    must answer exactly as the session does, on every method and with an override area."""
+    from app.models import Department
+
+    squad = db_session.scalar(select(Department).where(Department.code == "CG-AH"))
+    overrides.create_area(
+        db_session,
+        {
+            "type": "Feature",
+            "geometry": shapely.geometry.mapping(shapely.box(118.502, 30.500, 118.508, 30.5015)),
+            "properties": {"name": "测试主干道", "category": "占道经营", "department_id": squad.id},
+        },
+    )
+    # The session's own connection: the same transaction, so it sees the town and the area.
+    raw = db_session.connection().connection.dbapi_connection
+    points = [
+        (118.5025, 30.5050),
+        (118.5011, 30.5050),
+        (118.5075, 30.5090),
+        (118.5075, 30.5082),
+        (118.5102, 30.5040),
+        (118.5300, 30.5300),
+        (118.5050, 30.5020),
+        (118.5100, 30.5000),
+        (118.5030, 30.5010),
+        (118.5080, 30.5010),
+        (117.23, 31.82),
+    ]
+    methods = set()
+    for lon, lat in points:
+        for category in (None, "占道经营"):
+            via_session = locate_point(db_session, lon, lat, category=category)
+            via_dbapi = locate_point(raw, lon, lat, category=category)
+            assert via_dbapi == via_session
+            methods.add(via_session["method"])
+    assert methods == {"inside", "boundary", "nearest", "ancestor", "unassigned"}
+    assert locate_point(raw, 118.5030, 30.5010, category="占道经营")["override"] is not None
