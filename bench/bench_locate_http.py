@@ -72,6 +72,32 @@ def prepare_database() -> str:
     return url
 
 
+# The locate API needs an account: the bench signs in as a command centre with an API token.
+AUTH: dict[str, str] = {}
+
+
+def issue_token(url: str) -> None:
+    """Create the bench's centre account (once) and put its bearer token in ``AUTH``."""
+    from sqlalchemy import select
+
+    from app.models import AppUser
+    from app.services import users
+
+    app = create_app({"DATABASE_URL": url})
+    with app.app_context():
+        session = get_db().session()
+        with transaction(session):
+            user = session.scalar(select(AppUser).where(AppUser.username == "bench-centre"))
+            if user is None:
+                user = users.create_user(
+                    session, "bench-centre", "centre", users.secrets.token_urlsafe(16) + "a1"
+                )
+            token = users.start_session(session, user, None, users.DEFAULT_LIMITS, kind="token")
+        session.close()
+    app.extensions["gridgov_db"].dispose()
+    AUTH["Authorization"] = f"Bearer {token.token}"
+
+
 def query_paths(n: int, seed: int = 3) -> list[str]:
     """Random points over the sample street: 70 % WGS84, 20 % GCJ-02, 10 % Gauss-Krüger metres."""
     rng = np.random.default_rng(seed)
@@ -120,7 +146,7 @@ def start_server(url: str, port: int, workers: int) -> subprocess.Popen:
     while time.monotonic() < deadline:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/api/locate?lon=117.24&lat=31.82")
+            conn.request("GET", "/api/locate?lon=117.24&lat=31.82", headers=AUTH)
             if conn.getresponse().status == 200:
                 conn.close()
                 return proc
@@ -146,7 +172,7 @@ def run_client(port: int, paths: list[str], out: list[float], errors: list[str])
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     for path in paths:
         t = time.perf_counter()
-        conn.request("GET", path)
+        conn.request("GET", path, headers=AUTH)
         res = conn.getresponse()
         res.read()
         out.append(time.perf_counter() - t)
@@ -239,6 +265,8 @@ def run_wrk(port: int, paths: list[str], connections: int, threads: int, seconds
                 f"-t{threads}",
                 f"-c{connections}",
                 f"-d{seconds}s",
+                "-H",
+                f"Authorization: {AUTH['Authorization']}",
                 "-s",
                 script,
                 f"http://127.0.0.1:{port}",
@@ -308,6 +336,7 @@ def main() -> None:
 
     print(f"before: {load_line()}")
     url = prepare_database()
+    issue_token(url)
     port = free_port()
     proc = start_server(url, port, args.workers)
     ours = {os.getpid()}

@@ -756,15 +756,23 @@ def parse_points(
         ids = None
     elif isinstance(doc, dict) and doc.get("type") == "FeatureCollection":
         feats = doc.get("features") or []
+        if not isinstance(feats, list):
+            raise BadParameter("body", "features: expected a list of Point features")
         pairs, ids = [], []
         for i, f in enumerate(feats):
+            if f is not None and not isinstance(f, dict):
+                raise BadParameter("body", f"feature {i}: expected a GeoJSON Feature object")
             geom = (f or {}).get("geometry") or {}
+            if not isinstance(geom, dict):
+                raise BadParameter("body", f"feature {i}: the geometry is not an object")
             if geom.get("type") != "Point":
                 raise BadParameter(
                     "body", f"feature {i}: {geom.get('type') or 'no geometry'} is not a Point"
                 )
             pairs.append(geom.get("coordinates"))
-            ids.append(f.get("id", (f.get("properties") or {}).get("id")))
+            props = f.get("properties") if isinstance(f.get("properties"), dict) else {}
+            fid = f.get("id", props.get("id"))
+            ids.append(fid if fid is None or isinstance(fid, str | int | float) else str(fid))
         if all(v is None for v in ids):
             ids = None
     elif isinstance(doc, dict) and doc.get("type") == "Point":

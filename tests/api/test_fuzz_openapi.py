@@ -21,10 +21,6 @@ MAX_EXAMPLES = 12
 
 #: 5xx answers found and not fixed yet: operation -> what breaks (each is a bug to fix).
 KNOWN_5XX = {
-    "POST /api/locate/batch": (
-        "a feature that is not an object, or a geometry that is a list, raises KeyError / "
-        "AttributeError in locate.parse_points"
-    ),
     "POST /api/camera-events": "a list in a text field raises TypeError (str.join)",
 }
 

@@ -82,3 +82,31 @@ def test_open311_fields_must_be_single_values(client) -> None:  # type: ignore[n
     response = client.post("/open311/v2/requests.json", json=body)
     assert response.status_code == 400
     assert "description" in response.get_json()[0]["description"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "FeatureCollection", "features": [1]},
+        {"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": [1, 2]}]},
+        {"type": "FeatureCollection", "features": {"a": 1}},
+    ],
+)
+def test_batch_locate_refuses_features_that_are_not_objects(client, body) -> None:  # type: ignore[no-untyped-def]
+    res = client.post("/api/locate/batch", json=body)
+    assert res.status_code == 400 and "feature" in res.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("url", ["/api/grids/merge", "/api/grids"])
+def test_grid_ids_in_edit_bodies_beyond_a_database_integer_are_bad_parameters(client, url) -> None:  # type: ignore[no-untyped-def]
+    body = (
+        {"ids": [2**40, 1], "versions": [1, 1]}
+        if url.endswith("merge")
+        else {"type": "Feature", "geometry": None, "properties": {"parent_id": 2**40}}
+    )
+    res = client.post(url, json=body)
+    assert res.status_code in (400, 404), res.get_json()
+
+
+def test_audit_filters_with_nul_are_bad_parameters(client) -> None:  # type: ignore[no-untyped-def]
+    assert client.get("/api/audit/export.csv?username=a%00b").status_code == 400
