@@ -693,21 +693,25 @@ class Report:
     camera_event_type: str | None = None
 
 
-# What a report needs besides the place, in one round trip: the category, the settings and a
-# fingerprint of the calendar (the calendar itself is kept per process, keyed by it).
+# What a report needs besides the place, in one round trip: whether its idempotency key is
+# stored already, the category, the settings and a fingerprint of the calendar (the calendar
+# itself is kept per process, keyed by that fingerprint).
+_CALENDAR_STAMP = (
+    "SELECT count(*) || ':' || coalesce(sum(hashtextextended(w.day::text || w.is_workday::text,"
+    " 0)), 0) FROM work_calendar w"
+)
 _REPORT_CONTEXT_SQL = text(
-    """
-    SELECT (SELECT row_to_json(cc) FROM case_category cc WHERE cc.code = :category) AS category,
+    f"""
+    SELECT (SELECT id FROM "case" WHERE idempotency_key = :key) AS existing,
+           (SELECT row_to_json(cc) FROM case_category cc WHERE cc.code = :category) AS category,
            (SELECT json_object_agg(s.key, s.value) FROM case_setting s) AS settings,
-           (SELECT md5(coalesce(string_agg(w.day::text || w.is_workday::text, ','
-                                           ORDER BY w.day), ''))
-            FROM work_calendar w) AS calendar_stamp
+           ({_CALENDAR_STAMP}) AS calendar_stamp
     """
 )
 _CALENDAR_ROWS_SQL = text(
-    """
+    f"""
     SELECT coalesce(json_agg(json_build_array(w.day, w.is_workday) ORDER BY w.day), '[]'),
-           md5(coalesce(string_agg(w.day::text || w.is_workday::text, ',' ORDER BY w.day), ''))
+           ({_CALENDAR_STAMP})
     FROM work_calendar w
     """
 )
@@ -748,17 +752,20 @@ CALENDARS = _CalendarCache()
 
 
 def _report_context(
-    session: Session, category_code: str
-) -> tuple[dict[str, Any], dict[str, Any], WorkCalendar]:
-    """Return the active category, the settings and the work calendar for a report."""
-    category, stored, stamp = session.execute(
-        _REPORT_CONTEXT_SQL, {"category": category_code}
+    session: Session, category_code: str, key: str | None
+) -> tuple[int | None, dict[str, Any], dict[str, Any], WorkCalendar | None]:
+    """Return the case stored under ``key`` if any, else the active category, the settings and
+    the work calendar for a report."""
+    existing, category, stored, stamp = session.execute(
+        _REPORT_CONTEXT_SQL, {"category": category_code, "key": key}
     ).one()
+    if existing is not None:
+        return existing, {}, {}, None
     if category is None or not category["active"]:
         get_category(session, category_code)  # raises, naming the known categories
     settings = _merge_settings(stored or {})
     calendar = CALENDARS.get(session, stamp, settings["work_periods"], settings["timezone"])
-    return category, settings, calendar
+    return None, category, settings, calendar
 
 
 # One statement writes a new case with its first events and answers with the case as listed,
@@ -838,9 +845,10 @@ def create_case(
     an idempotency key seen before returns the stored case and creates nothing (a different
     report under the same key is a 409).
 
-    One transaction of four statements: the category and settings, the locate (grid and owner,
-    then the category's override areas), and one write of the case, its report and dispatch
-    events that answers with the case and its likely duplicates.
+    One transaction of four statements: the key, category and settings; the locate (grid and
+    owner, then the category's override areas); one write of the case with its report and
+    dispatch events that answers with the case and its likely duplicates. A retry is two: the
+    first, then the stored case.
     """
     now = _now(now)
     if report.source not in CASE_SOURCES:
@@ -864,7 +872,10 @@ def create_case(
     if key is not None and len(key) > 80:
         raise BadParameter("idempotency_key", "is longer than 80 characters")
     photos = [clean_image(blob) for blob in report.photos]  # a bad photo refuses the report
-    category, settings, calendar = _report_context(session, report.category)
+    existing, category, settings, calendar = _report_context(session, report.category, key)
+    if existing is not None:  # a retry: answer with the stored case
+        return _replay(session, key, fingerprint, now)
+    assert calendar is not None
     routing = locate.locate_point(
         session, report.x, report.y, report.crs, category=category["code"]
     )
@@ -922,7 +933,7 @@ def create_case(
         .mappings()
         .first()
     )
-    if row is None:  # the key is stored: this is a retry
+    if row is None:  # a concurrent report with the same key was stored first
         return _replay(session, key, fingerprint, now)
     for content, mime, width, height in photos:
         session.add(
