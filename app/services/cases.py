@@ -691,6 +691,7 @@ class Report:
     photos: list[bytes] = field(default_factory=list)
     camera_id: int | None = None
     camera_event_type: str | None = None
+    camera_event_at: datetime | None = None
 
 
 # What a report needs besides the place, in one round trip: whether its idempotency key is
@@ -924,7 +925,9 @@ def create_case(
                 "routing": json.dumps(routing, ensure_ascii=False),
                 "camera_event_type": report.camera_event_type,
                 "camera_event_count": 1 if report.camera_id else 0,
-                "last_camera_event_at": now if report.camera_id else None,
+                "last_camera_event_at": (
+                    (report.camera_event_at or now) if report.camera_id else None
+                ),
                 "now": now,
                 "events": json.dumps(events, ensure_ascii=False),
                 "r": float(settings["duplicate_radius_m"]),
@@ -1544,23 +1547,10 @@ def camera_event(
         photo_id = None
         if snapshot:
             photo_id = _store_photo(session, get_case(session, open_case), None, snapshot).id
-        session.add(
-            CameraEvent(
-                camera_id=camera.id,
-                event_type=event_type,
-                occurred_at=occurred_at,
-                received_at=now,
-                case_id=open_case,
-                merged=True,
-                photo_id=photo_id,
-            )
+        view = _log_camera_event(
+            session, camera.id, event_type, occurred_at, now, open_case, True, photo_id
         )
-        session.flush()
-        session.expire_all()
-        return {
-            "merged": True,
-            "case": case_view(session, open_case, now=now, with_events=False),
-        }
+        return {"merged": True, "case": view}
     category = session.scalar(
         select(CaseCategory).where(
             CaseCategory.active.is_(True),
@@ -1582,36 +1572,47 @@ def camera_event(
             photos=[snapshot] if snapshot else [],
             camera_id=camera.id,
             camera_event_type=event_type,
+            camera_event_at=occurred_at,
         ),
         actor=Actor("system", name=f"camera {camera.code}"),
         now=now,
     )
     case_id = result["case"]["id"]
-    session.execute(
-        update(Case)
-        .where(Case.id == case_id)
-        .values(last_camera_event_at=occurred_at)
-        .execution_options(synchronize_session=False)
-    )
     first_photo = session.scalar(
         select(CasePhoto.id).where(CasePhoto.case_id == case_id).order_by(CasePhoto.id)
     )
+    result["merged"] = False
+    result["case"] = _log_camera_event(
+        session, camera.id, event_type, occurred_at, now, case_id, False, first_photo
+    )
+    return result
+
+
+def _log_camera_event(
+    session: Session,
+    camera_id: int,
+    event_type: str,
+    occurred_at: datetime,
+    now: datetime,
+    case_id: int,
+    merged: bool,
+    photo_id: int | None,
+) -> dict[str, Any]:
+    """Record a camera's event against the case it opened or joined; return that case."""
     session.add(
         CameraEvent(
-            camera_id=camera.id,
+            camera_id=camera_id,
             event_type=event_type,
             occurred_at=occurred_at,
             received_at=now,
             case_id=case_id,
-            merged=False,
-            photo_id=first_photo,
+            merged=merged,
+            photo_id=photo_id,
         )
     )
     session.flush()
     session.expire_all()
-    result["merged"] = False
-    result["case"] = case_view(session, case_id, now=now, with_events=False)
-    return result
+    return case_view(session, case_id, now=now, with_events=False)
 
 
 def delete_cases(session: Session, ids: list[int]) -> int:
