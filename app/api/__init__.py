@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.api import cases, coverage, grid_edit, grids, locate, open311, overrides, partition, places, transfer
+from app.api import (
+    cases,
+    coverage,
+    grid_edit,
+    grids,
+    locate,
+    open311,
+    overrides,
+    partition,
+    places,
+    transfer,
+)
 
 BLUEPRINTS = [
     grids.bp,

@@ -276,14 +276,20 @@ def categories(session: Session, *, include_inactive: bool = False) -> list[dict
     if not include_inactive:
         stmt = stmt.where(CaseCategory.active.is_(True))
     depts = {d.code: d for d in session.scalars(select(Department))}
+    settings = get_settings(session)
+    per_day = WorkCalendar.build({}, settings["work_periods"], settings["timezone"]).hours_per_day
     out = []
     for c in session.scalars(stmt):
         dept = depts.get(c.escalation_department_code or "")
+        days, hours = divmod(c.time_limit_hours, per_day)
         out.append(
             {
                 "code": c.code,
                 "name": c.name,
                 "time_limit_hours": c.time_limit_hours,
+                # The same limit in working days and hours (a day is the sum of the work periods).
+                "time_limit": {"days": int(days), "hours": round(hours, 2)},
+                "time_limit_days": round(c.time_limit_hours / per_day, 3),
                 "escalation_department": (
                     {"id": dept.id, "code": dept.code, "name": dept.name} if dept else None
                 ),
@@ -916,7 +922,7 @@ def create_case(
                 **assignment,
                 "camera_id": report.camera_id,
                 "status": status,
-                "deadline": calendar.add_working_hours(now, category["time_limit_hours"]),
+                "deadline": calendar.add_time_limit(now, hours=category["time_limit_hours"]),
                 "contact": report.reporter_contact or None,
                 "name": report.reporter_name or None,
                 "address": report.address,
