@@ -91,14 +91,26 @@ def test_report_on_emap_handle_on_phone_verify_on_desk_rate_as_resident(
             timeout=10000,
         )
 
-        # 2. The worker's phone page: accept, then resolve with a note, a photo and GPS.
+        # 2. The worker's phone page: type the worker's number, see the case in the list and on
+        #    the map, accept it, then resolve it with a note, a photo and the phone's GPS.
         page.context.grant_permissions(["geolocation"], origin=live_server)
         page.context.set_geolocation({"latitude": 31.81491, "longitude": 117.22876})
-        page.goto(f"{live_server}/cases/worker?worker={worker}")
+        page.goto(f"{live_server}/cases/worker")
         page.wait_for_selector("html[data-worker-ready='1']", timeout=20000)
+        page.fill("#worker-id", worker)
+        page.click("#who button[type=submit]")
         card = f".gg-card[data-code='{code}']"
+        page.wait_for_selector(card, timeout=10000)
+        assert "已派单" in page.inner_text(f"{card} .gg-status")
+        assert "小区门口路灯不亮" in page.inner_text(card)
+        on_map = page.evaluate(
+            """() => CaseWorkerMap.markers.getLayers().filter(m =>
+                   m.getTooltip().getContent() === '路灯损坏 已派单').length"""
+        )
+        assert on_map, "the worker's map shows no marker for the case"
         page.click(f"{card} button[data-action=accept]")
         page.wait_for_selector(f"{card} form.gg-resolve", timeout=10000)
+        assert "处置中" in page.inner_text(f"{card} .gg-status")
         page.wait_for_function(
             "() => document.getElementById('gps-state').textContent.startsWith('已定位')",
             timeout=10000,
@@ -114,6 +126,7 @@ def test_report_on_emap_handle_on_phone_verify_on_desk_rate_as_resident(
                          return c && c.innerText.includes('等待核查'); }}""",
             timeout=10000,
         )
+        assert "已反馈" in page.inner_text(f"{card} .gg-status")
 
         # 3. The centre verifies it on the desk.
         page.goto(f"{live_server}/cases/desk")
@@ -125,18 +138,30 @@ def test_report_on_emap_handle_on_phone_verify_on_desk_rate_as_resident(
             timeout=10000,
         )
 
-        # 4. The resident looks the case up by its code and rates it.
-        page.goto(f"{live_server}/cases/track?code={code}")
-        page.wait_for_selector("#rate-form", timeout=20000)
+        # 4. The resident types the case code, sees the handling feedback and rates it: the
+        #    case closes, and whether the problem was solved is kept apart from that.
+        page.goto(f"{live_server}/cases/track")
+        page.wait_for_selector("html[data-track-ready='1']", timeout=20000)
+        page.fill("#case-code", code)
+        page.click("#lookup button[type=submit]")
+        page.wait_for_selector("#rate-form", timeout=10000)
+        status = page.inner_text("#case-status")
+        assert code in status and "已核查" in status
+        assert "已更换灯泡，恢复照明" in status  # the worker's report-back note
+        assert page.locator("#case-status img.gg-thumb").count() == 1  # and the photo
         page.check("#rate-form input[name=satisfaction][value='4']")
-        page.fill("#rate-form textarea[name=note]", "处理及时")
+        page.check("#rate-form input[name=solved][value='false']")
+        page.fill("#rate-form textarea[name=note]", "处理及时，但灯又灭了")
         page.click("#rate-form button[type=submit]")
         rated = page.wait_for_selector(".gg-rated", timeout=10000)
-        assert "★★★★" in rated.inner_text() and "问题已解决" in rated.inner_text()
+        assert "已结案" in rated.inner_text() and "★★★★" in rated.inner_text()
+        assert "★★★★★" not in rated.inner_text() and "问题未解决" in rated.inner_text()
+        assert "已结案" in page.inner_text("#case-status .gg-status")
 
         with Session(engine) as s:
             view = svc.case_view(s, code)
-            assert view["status"] == "closed" and view["satisfaction"] == 4 and view["solved"]
+            assert view["status"] == "closed" and view["satisfaction"] == 4
+            assert view["solved"] is False  # closed, yet not fixed
             actions = [e["action"] for e in view["events"]]
             assert actions == ["report", "dispatch", "accept", "resolve", "verify", "rate"]
             resolve = view["events"][3]
