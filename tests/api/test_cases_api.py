@@ -379,3 +379,57 @@ def test_kpis_per_grid_and_worker(client, db_session) -> None:  # type: ignore[n
     overall = client.get("/api/cases/kpis?group=all").get_json()["items"][0]
     assert overall["total"] == 3 and overall["closed"] == 2
     assert client.get("/api/cases/kpis?group=planet").status_code == 400
+
+
+def test_kpis_keep_closed_and_fixed_apart(client, db_session) -> None:  # type: ignore[no-untyped-def]
+    fixed = walk_to(client, "verified")
+    ok(act(client, fixed["id"], "rate", {"role": "resident"}, satisfaction=5, solved=True))
+    unfixed = walk_to(client, "verified")
+    ok(act(client, unfixed["id"], "rate", {"role": "resident"}, satisfaction=3, solved=False))
+    walk_to(client, "verified")  # closed by the rating timeout: no answer about the problem
+    svc.close_unrated(db_session, now=datetime.now(UTC) + timedelta(hours=100))
+    overall = client.get("/api/cases/kpis?group=all").get_json()["items"][0]
+    assert overall["total"] == 3 and overall["closed"] == 3 and overall["closure_rate"] == 1.0
+    assert overall["solved"] == 1 and overall["solved_rate"] == 0.5
+    assert overall["rated"] == 2 and overall["satisfaction"] == 4.0
+
+
+def test_export_gives_each_state_the_time_it_was_reached(client, db_session) -> None:  # type: ignore[no-untyped-def]
+    from zoneinfo import ZoneInfo
+
+    t0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 China time
+    case = svc.create_case(
+        db_session, svc.Report(x=POINT[0], y=POINT[1], category="streetlight"), now=t0
+    )["case"]
+    worker = svc.Actor("worker", worker_id=case["assignee"]["id"])
+    centre = svc.Actor("centre")
+    steps = [
+        (1, "accept", worker, svc.ActionInput()),
+        (2, "resolve", worker, svc.ActionInput(note="初次处置")),
+        (3, "reopen", centre, svc.ActionInput(note="未修好")),  # back to dispatched
+        (4, "accept", worker, svc.ActionInput()),
+        (5, "resolve", worker, svc.ActionInput(note="再次处置")),
+        (6, "verify", centre, svc.ActionInput()),
+        (7, "rate", svc.Actor("resident"), svc.ActionInput(params={"satisfaction": 4})),
+    ]
+    for hours, action, actor, data in steps:
+        svc.perform(db_session, case["id"], action, actor, data, now=t0 + timedelta(hours=hours))
+    cst = ZoneInfo("Asia/Shanghai")
+
+    def local(hours: int) -> str:
+        return (t0 + timedelta(hours=hours)).astimezone(cst).strftime("%Y-%m-%d %H:%M:%S")
+
+    res = client.get(f"/api/cases/export.csv?code={case['code']}")
+    (row,) = list(csv.DictReader(io.StringIO(res.data.decode("utf-8-sig"))))
+    # A state reached twice shows its latest time.
+    assert row["已上报时间"] == local(0)
+    assert row["已派单时间"] == local(3)
+    assert row["处置中时间"] == local(4)
+    assert row["已反馈时间"] == local(5)
+    assert row["已核查时间"] == local(6)
+    assert row["已结案时间"] == local(7)
+    assert row["已作废时间"] == ""
+    wb = load_workbook(io.BytesIO(client.get(f"/api/cases/export.xlsx?code={case['code']}").data))
+    header, values = ([c.value for c in r] for r in wb.active.iter_rows(max_row=2))
+    assert dict(zip(header, values, strict=True))["已反馈时间"] == local(5)
+    assert dict(zip(header, values, strict=True))["已派单时间"] == local(3)

@@ -175,3 +175,77 @@ def test_report_on_emap_handle_on_phone_verify_on_desk_rate_as_resident(
             ).all()
             svc.delete_cases(s, list(ids))
             s.commit()
+
+
+def _closed_case(s: Session, *, solved: bool, satisfaction: int) -> int:
+    """Report, handle, verify and rate a case through the service (committed by the caller)."""
+    case = svc.create_case(
+        s,
+        svc.Report(x=117.2287344, y=31.8149002, category="streetlight", description="KPI页面"),
+    )["case"]
+    worker = svc.Actor("worker", worker_id=case["assignee"]["id"])
+    svc.perform(s, case["id"], "accept", worker)
+    svc.perform(s, case["id"], "resolve", worker, svc.ActionInput(note="已修复"))
+    svc.perform(s, case["id"], "verify", svc.Actor("centre"))
+    svc.perform(
+        s,
+        case["id"],
+        "rate",
+        svc.Actor("resident"),
+        svc.ActionInput(params={"satisfaction": satisfaction, "solved": solved}),
+    )
+    return case["id"]
+
+
+@pytest.mark.browser
+def test_kpi_page_charts_the_figures_of_the_api(live_server: str, page, app) -> None:  # type: ignore[no-untyped-def]
+    engine = app.extensions["gridgov_db"].engine
+    with Session(engine) as s:
+        ids = [
+            _closed_case(s, solved=True, satisfaction=5),
+            _closed_case(s, solved=False, satisfaction=2),
+            svc.create_case(
+                s,
+                svc.Report(x=117.2287344, y=31.8149002, category="garbage", description="KPI页面"),
+            )["case"]["id"],
+        ]
+        grid = svc.case_view(s, ids[0])["grid"]
+        s.commit()
+    try:
+        page.goto(f"{live_server}/cases/kpi")
+        page.wait_for_selector("html[data-kpi-ready='1']", timeout=20000)
+        page.select_option("#kpi-form select[name=view]", "grid:4")  # by micro-grid
+        page.click("#kpi-form button[type=submit]")
+        row = page.wait_for_selector(f"#kpi-table tr:has-text('{grid['name']}')", timeout=10000)
+        cells = [c.inner_text() for c in row.query_selector_all("td")]
+        # 名称 事件数 结案数 结案率 按期结案率 时长 满意度 满意率 问题解决率 超期
+        assert cells[1:4] == ["3", "2", "66.7%"]
+        assert cells[4] == "100.0%" and cells[6] == "3.5" and cells[7] == "50.0%"
+        assert cells[8] == "50.0%"  # one of the two closed cases was not fixed
+        charts = page.evaluate(
+            """() => Object.fromEntries(Object.entries(CaseKpiCharts).map(([id, ch]) => [id, {
+                   labels: ch.data.labels,
+                   sets: ch.data.datasets.map(d => [d.label, d.data])}]))"""
+        )
+        rates = charts["chart-rates"]
+        at = rates["labels"].index(grid["name"])
+        by_label = {label: data[at] for label, data in rates["sets"]}
+        assert by_label == {"结案率（%）": 66.7, "按期结案率（%）": 100, "问题解决率（%）": 50}
+        sat = {label: data[at] for label, data in charts["chart-satisfaction"]["sets"]}
+        assert sat["满意度（1–5）"] == 3.5
+        # The page shows what the API says.
+        api = page.request.get(f"{live_server}/api/cases/kpis?group=grid&level=4").json()
+        item = next(i for i in api["items"] if i["key"] == grid["id"])
+        assert (item["total"], item["closed"], item["solved_rate"]) == (3, 2, 0.5)
+        # Drawn on the canvas, not just configured: the chart area has coloured pixels.
+        painted = page.evaluate(
+            """() => { const c = document.getElementById('chart-rates');
+                       const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                       let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+                       return n; }"""
+        )
+        assert painted > 1000
+    finally:
+        with Session(engine) as s:
+            svc.delete_cases(s, ids)
+            s.commit()
