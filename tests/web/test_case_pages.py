@@ -249,3 +249,65 @@ def test_kpi_page_charts_the_figures_of_the_api(live_server: str, page, app) -> 
         with Session(engine) as s:
             svc.delete_cases(s, ids)
             s.commit()
+
+
+@pytest.mark.browser
+def test_desk_lists_overdue_first_shows_them_red_and_merges_a_duplicate(
+    live_server: str,
+    page,
+    app,  # type: ignore[no-untyped-def]
+) -> None:
+    engine = app.extensions["gridgov_db"].engine
+    here = dict(x=117.2287344, y=31.8149002, description="受理台测试")
+    with Session(engine) as s:
+        first = svc.create_case(s, svc.Report(category="garbage", **here))["case"]
+        late = svc.create_case(s, svc.Report(category="fire_hazard", **here))["case"]
+        again = svc.create_case(s, svc.Report(category="garbage", **here))["case"]
+        s.execute(
+            text("""UPDATE "case" SET deadline = now() - interval '2 hours' WHERE id = :id"""),
+            {"id": late["id"]},
+        )
+        s.commit()
+    ids = [first["id"], late["id"], again["id"]]
+    try:
+        page.goto(f"{live_server}/cases/desk")
+        page.wait_for_selector("html[data-desk-ready='1']", timeout=20000)
+        rows = page.locator("#case-table tbody tr")
+        top = rows.nth(0)
+        assert late["code"] in top.inner_text() and "超期" in top.inner_text()
+        assert "gg-row-overdue" in (top.get_attribute("class") or "")
+        assert "超期" not in page.inner_text(f"#case-table tr:has-text('{first['code']}')")
+        colours = page.evaluate(
+            """() => Object.fromEntries(CaseDeskMap.markers.getLayers().map(m =>
+                   [m.getTooltip().getContent().split(' ')[0], m.options.fillColor]))"""
+        )
+        assert colours[late["code"]] == "#d32f2f"  # overdue in red on the desk's map
+        assert colours[first["code"]] != "#d32f2f"
+
+        # The later garbage report is offered as a duplicate of the first and merged into it.
+        page.click(f"#case-table tr:has-text('{again['code']}')")
+        page.wait_for_selector(f"#dups:has-text('{first['code']}')", timeout=10000)
+        page.fill("#act-form input[name=into]", first["code"])
+        page.fill("#act-form textarea[name=note]", "同一处垃圾")
+        page.click("#act-form button[data-action=merge]")
+        page.wait_for_function(
+            "() => (document.getElementById('act-msg') || {}).textContent === '合并：已完成'",
+            timeout=10000,
+        )
+        assert "已作废" in page.inner_text("#case-detail .gg-status")
+        assert again["code"] not in page.inner_text("#case-table")  # open cases only
+
+        # Only the overdue ones.
+        page.check("#filters input[name=overdue]")
+        page.click("#filters button[type=submit]")
+        page.wait_for_function(
+            "n => document.querySelectorAll('#case-table tbody tr').length === n", arg=1
+        )
+        assert late["code"] in page.inner_text("#case-table tbody")
+        with Session(engine) as s:
+            merged = svc.case_view(s, first["id"])["merged"]
+            assert [m["code"] for m in merged] == [again["code"]]
+    finally:
+        with Session(engine) as s:
+            svc.delete_cases(s, ids)
+            s.commit()
