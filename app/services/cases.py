@@ -775,6 +775,10 @@ def _report_context(
     return None, category, settings, calendar
 
 
+# The report's answer reads the new row through the list query (the write's own rows are not
+# visible to the rest of its statement, so the list query runs over what the INSERT returned).
+assert _LIST_SQL.count('FROM "case" c') == 1, "the report write reuses the list query"
+
 # One statement writes a new case with its first events and answers with the case as listed,
 # the ids of the events and the likely duplicates. A report whose idempotency key is already
 # stored inserts nothing (a concurrent one with the same key waits for the first to commit).
