@@ -712,7 +712,13 @@ _REPORT_CONTEXT_SQL = text(
     SELECT (SELECT id FROM "case" WHERE idempotency_key = :key) AS existing,
            (SELECT row_to_json(cc) FROM case_category cc WHERE cc.code = :category) AS category,
            (SELECT json_object_agg(s.key, s.value) FROM case_setting s) AS settings,
-           ({_CALENDAR_STAMP}) AS calendar_stamp
+           ({_CALENDAR_STAMP}) AS calendar_stamp,
+           -- The category as override areas name it (by code, or by its Chinese name as drawn
+           -- on the e-map); none: the locate need not look for override areas at all.
+           (SELECT o.category FROM override_area o
+            WHERE o.category = :category
+               OR o.category = (SELECT cc.name FROM case_category cc WHERE cc.code = :category)
+            ORDER BY o.category = :category DESC LIMIT 1) AS override_category
     """
 )
 _CALENDAR_ROWS_SQL = text(
@@ -758,21 +764,28 @@ class _CalendarCache:
 CALENDARS = _CalendarCache()
 
 
-def _report_context(
-    session: Session, category_code: str, key: str | None
-) -> tuple[int | None, dict[str, Any], dict[str, Any], WorkCalendar | None]:
-    """Return the case stored under ``key`` if any, else the active category, the settings and
-    the work calendar for a report."""
-    existing, category, stored, stamp = session.execute(
+@dataclass
+class _ReportContext:
+    existing: int | None
+    category: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    calendar: WorkCalendar | None = None
+    override_category: str | None = None
+
+
+def _report_context(session: Session, category_code: str, key: str | None) -> _ReportContext:
+    """Return the case stored under ``key`` if any, else the active category, the settings, the
+    work calendar and the category's name among override areas, for a report."""
+    existing, category, stored, stamp, override_category = session.execute(
         _REPORT_CONTEXT_SQL, {"category": category_code, "key": key}
     ).one()
     if existing is not None:
-        return existing, {}, {}, None
+        return _ReportContext(existing)
     if category is None or not category["active"]:
         get_category(session, category_code)  # raises, naming the known categories
     settings = _merge_settings(stored or {})
     calendar = CALENDARS.get(session, stamp, settings["work_periods"], settings["timezone"])
-    return None, category, settings, calendar
+    return _ReportContext(None, category, settings, calendar, override_category)
 
 
 # The report's answer reads the new row through the list query (the write's own rows are not
@@ -856,10 +869,10 @@ def create_case(
     an idempotency key seen before returns the stored case and creates nothing (a different
     report under the same key is a 409).
 
-    One transaction of four statements: the key, category and settings; the locate (grid and
-    owner, then the category's override areas); one write of the case with its report and
-    dispatch events that answers with the case and its likely duplicates. A retry is two: the
-    first, then the stored case.
+    One transaction of three or four statements: the key, category, settings and whether the
+    category has override areas; the locate (grid and owner, then the override areas when there
+    are any); one write of the case with its report and dispatch events that answers with the
+    case and its likely duplicates. A retry is two: the first, then the stored case.
     """
     now = _now(now)
     if report.source not in CASE_SOURCES:
@@ -883,12 +896,13 @@ def create_case(
     if key is not None and len(key) > 80:
         raise BadParameter("idempotency_key", "is longer than 80 characters")
     photos = [clean_image(blob) for blob in report.photos]  # a bad photo refuses the report
-    existing, category, settings, calendar = _report_context(session, report.category, key)
-    if existing is not None:  # a retry: answer with the stored case
+    context = _report_context(session, report.category, key)
+    if context.existing is not None:  # a retry: answer with the stored case
         return _replay(session, key, fingerprint, now)
+    category, settings, calendar = context.category, context.settings, context.calendar
     assert calendar is not None
     routing = locate.locate_point(
-        session, report.x, report.y, report.crs, category=category["code"]
+        session, report.x, report.y, report.crs, category=context.override_category
     )
     lon, lat = routing["point"]["lon"], routing["point"]["lat"]
     actor = actor or Actor("resident" if report.source == "resident" else "system")
