@@ -433,3 +433,40 @@ def test_export_gives_each_state_the_time_it_was_reached(client, db_session) -> 
     header, values = ([c.value for c in r] for r in wb.active.iter_rows(max_row=2))
     assert dict(zip(header, values, strict=True))["已反馈时间"] == local(5)
     assert dict(zip(header, values, strict=True))["已派单时间"] == local(3)
+
+
+def test_camera_snapshots_are_kept_with_the_case(client, db_session) -> None:  # type: ignore[no-untyped-def]
+    import base64
+
+    def snap(colour: tuple[int, int, int]) -> str:
+        buf = io.BytesIO()
+        Image.new("RGB", (48, 36), colour).save(buf, format="JPEG")
+        return base64.b64encode(buf.getvalue()).decode()
+
+    t0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+    body = {"camera": "CAM-AH-0004", "event_type": "garbage_overflow", "time": t0.isoformat()}
+    first = client.post("/api/camera-events", json={**body, "snapshot_base64": snap((200, 0, 0))})
+    assert first.status_code == 201, first.get_json()
+    case = first.get_json()["case"]
+    again = client.post(
+        "/api/camera-events",
+        data={
+            **body,
+            "time": (t0 + timedelta(minutes=3)).isoformat(),
+            "snapshot": (io.BytesIO(base64.b64decode(snap((0, 0, 200)))), "s.jpg"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert again.status_code == 200 and again.get_json()["case"]["id"] == case["id"]
+    photos = client.get(f"/api/cases/{case['id']}").get_json()["photos"]
+    assert len(photos) == 2
+    shot = Image.open(io.BytesIO(client.get(photos[1]["url"]).data))
+    assert shot.size == (48, 36) and shot.getpixel((24, 18))[2] > 150  # the second, blue one
+    linked = db_session.execute(
+        text("SELECT merged, photo_id FROM camera_event WHERE case_id = :id ORDER BY occurred_at"),
+        {"id": case["id"]},
+    ).all()
+    assert [m for m, _ in linked] == [False, True]
+    assert [p for _, p in linked] == [photos[0]["id"], photos[1]["id"]]
+    bad = client.post("/api/camera-events", json={**body, "snapshot_base64": "***"})
+    assert bad.status_code == 400 and bad.get_json()["error"]["param"] == "snapshot_base64"
