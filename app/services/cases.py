@@ -1237,15 +1237,21 @@ def _assignment_from_routing(
     return fields, details
 
 
+def _worker(session: Session, worker_id: Any) -> Worker:
+    """Return the worker an action names by ``worker_id`` (422 when there is none)."""
+    worker = session.get(Worker, int(worker_id))
+    if worker is None:
+        raise ValidationFailed(f"worker {worker_id} does not exist", field="worker_id")
+    return worker
+
+
 def _h_dispatch(
     session: Session, case: Case, actor: Actor, data: ActionInput, now: datetime
 ) -> dict[str, Any]:
     params = data.params
     worker_id = params.get("worker_id")
     if worker_id is not None:
-        worker = session.get(Worker, int(worker_id))
-        if worker is None:
-            raise ValidationFailed(f"worker {worker_id} does not exist", field="worker_id")
+        worker = _worker(session, worker_id)
         case.assignee_id = worker.id
         case.department_id = None
         case.escalation_level = 0
@@ -1388,9 +1394,7 @@ def _h_transfer(
     if worker_id is not None:
         chosen = next((c for c in candidates if c["owner"]["worker_id"] == int(worker_id)), None)
         if chosen is None and "centre" in parts_of(session, case, actor):
-            worker = session.get(Worker, int(worker_id))
-            if worker is None:
-                raise ValidationFailed(f"worker {worker_id} does not exist", field="worker_id")
+            worker = _worker(session, worker_id)
             grid_id = data.params.get("grid_id")
             chosen = {
                 "grid": {"id": int(grid_id)} if grid_id else None,
