@@ -266,6 +266,8 @@ def locate_batch_cmd(
                 svc.write_csv(result, out, ids)
     counts = ", ".join(f"{k} {v}" for k, v in result.counts().items() if v)
     click.echo(f"located {len(result)} points in {took:.2f} s: {counts}", err=True)
+
+
 @main.group()
 def calendar() -> None:
     """The working-day calendar that case deadlines count on (holidays, make-up working days)."""

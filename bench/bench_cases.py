@@ -166,10 +166,12 @@ def main() -> int:
         )
     port = free_port()
     server = start_server(url, port, args.workers, args.threads)
+    load_before = os.getloadavg()
     try:
         post(port, {**bodies[0], "idempotency_key": "bench-warmup"})  # first connections, imports
         results, wall = fire(port, bodies)
         retry_results, retry_wall = fire(port, bodies)
+        load_after = os.getloadavg()
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
@@ -212,9 +214,17 @@ def main() -> int:
             r[2]["case"]["id"] == s[2]["case"]["id"]
             for r, s in zip(retry_results, results, strict=True)
         )
+        # Every answer carries the routing: the micro-grid and its owner.
+        and all(s[2]["routing"]["grid"] and s[2]["routing"]["owner"] for s in results)
     )
     print(
         f"gunicorn: {args.workers} workers × {args.threads} threads on 127.0.0.1, {os.cpu_count()} cores"
+    )
+    print(
+        "load average (1, 5, 15 min) before {:.2f} {:.2f} {:.2f}, after {:.2f} {:.2f} {:.2f}"
+        " (the machine is shared: other work in it slows the figures)".format(
+            *load_before, *load_after
+        )
     )
     print(f"{n} concurrent reports: {wall:.2f} s wall, {n / wall:.1f} reports/s")
     print(

@@ -438,15 +438,25 @@ def calendar_days():  # type: ignore[no-untyped-def]
 
 @bp.get("/calendar/deadline")
 def deadline():  # type: ignore[no-untyped-def]
-    """The moment ``hours`` working hours after ``start`` on the configured calendar."""
+    """The deadline of ``days`` working days and ``hours`` working hours after ``start`` on the
+    configured calendar (holidays skipped, make-up working days counted)."""
     start = _moment("start", request.args.get("start")) or datetime.now(LOCAL_TZ)
-    hours = _float(dict(request.args), "hours", required=True)
-    assert hours is not None
+    args = dict(request.args)
+    days = _float(args, "days") or 0.0
+    hours = _float(args, "hours") or 0.0
+    if "days" not in args and "hours" not in args:
+        raise BadParameter("hours", "give hours and/or days (working time to add)")
+    for name, value in (("days", days), ("hours", hours)):
+        if value < 0:
+            raise BadParameter(name, f"{value} is negative")
     calendar = cal.load_calendar(get_session())
+    end = calendar.add_time_limit(start, days=days, hours=hours)
     return jsonify(
         {
             "start": start.isoformat(),
+            "days": days,
             "hours": hours,
-            "deadline": calendar.add_working_hours(start, hours).isoformat(),
+            "hours_per_day": calendar.hours_per_day,
+            "deadline": end.isoformat(),
         }
     )

@@ -1,5 +1,9 @@
 """Working-time arithmetic on a configurable calendar: weekends, public holidays, make-up days.
 
+Time limits are counted in working hours and working days (``add_working_hours``,
+``add_working_days``, ``add_time_limit`` for "2 days and 4 hours"); a working day is the sum
+of the day's work periods.
+
 A day is a working day when the calendar says so (a make-up working day 调休上班 on a weekend,
 or a holiday on a weekday), otherwise when it is Monday to Friday. Within a working day only the
 work periods count (08:30–12:00 and 13:30–18:00 by default). Deadlines are computed in local
@@ -111,6 +115,29 @@ class WorkCalendar:
                     remaining -= available
             day += timedelta(days=1)
         raise ValidationFailed(f"no working time within {MAX_DAYS} days of {start.isoformat()}")
+
+    def add_working_days(self, start: datetime, days: float) -> datetime:
+        """Return the moment ``days`` working days after ``start``.
+
+        A working day is the whole of its work periods: from 10:00 on a working day, one working
+        day later is 10:00 on the next working day (holidays skipped, make-up days counted);
+        from outside working time (an evening, a Sunday) the count starts at the next period,
+        so one working day is the end of the next working day.
+        """
+        if days < 0:
+            raise ValidationFailed(f"cannot add {days} working days (negative)")
+        return self.add_working_hours(start, days * self.hours_per_day)
+
+    def add_time_limit(self, start: datetime, *, days: float = 0, hours: float = 0) -> datetime:
+        """Return the deadline of a time limit of ``days`` working days and ``hours`` working
+        hours (e.g. 2 days and 4 hours) counted from ``start``."""
+        if days < 0 or hours < 0:
+            raise ValidationFailed(f"a time limit cannot be negative ({days} days, {hours} hours)")
+        return self.add_working_hours(start, days * self.hours_per_day + hours)
+
+    def working_days_between(self, start: datetime, end: datetime) -> float:
+        """Return the working days from ``start`` to ``end`` (working hours / hours per day)."""
+        return self.working_hours_between(start, end) / self.hours_per_day
 
     def working_hours_between(self, start: datetime, end: datetime) -> float:
         """Return the working hours from ``start`` to ``end`` (negative when end is earlier)."""

@@ -6,6 +6,8 @@ Definitions (cases created in the period, cancelled ones left out):
   deadline / closed cases;
 - average handling time: hours from report to the last report-back, over resolved cases;
 - satisfaction: the mean rating (1–5) and the share of ratings of 4 or 5, over rated cases;
+- solved rate (问题解决率): cases the resident said were solved / cases with that answer —
+  a separate fact from closure (a case closes on a rating or a timeout, solved or not);
 - overdue: cases still waiting for handling past their deadline, now.
 """
 
@@ -57,6 +59,7 @@ _KPI_SQL = """
            count(*) FILTER (WHERE satisfaction IS NOT NULL) AS rated,
            count(*) FILTER (WHERE satisfaction >= 4) AS satisfied,
            count(*) FILTER (WHERE solved IS TRUE) AS solved,
+           count(*) FILTER (WHERE solved IS NOT NULL) AS solved_answered,
            count(*) FILTER (WHERE status IN ('reported', 'dispatched', 'accepted')
                             AND deadline < :now) AS overdue
     FROM base
@@ -117,6 +120,7 @@ def kpis(
                 "rated": r.rated,
                 "satisfied_rate": _rate(r.satisfied, r.rated),
                 "solved": r.solved,
+                "solved_rate": _rate(r.solved, r.solved_answered),
                 "overdue": r.overdue,
             }
         )

@@ -23,9 +23,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from geoalchemy2.shape import from_shape
 from shapely.geometry import Point
@@ -49,7 +52,7 @@ from app.models import (
 from app.models.case import CASE_SOURCES, CASE_STATUSES
 from app.privacy import mask_name, mask_phone
 from app.services import locate
-from app.services.calendar import load_calendar
+from app.services.calendar import WorkCalendar
 from app.services.photos import clean_image
 
 LOGGER = logging.getLogger(__name__)
@@ -228,7 +231,10 @@ class ActionInput:
 
 def get_settings(session: Session) -> dict[str, Any]:
     """Return the case-loop settings: stored values over the defaults."""
-    stored = dict(session.execute(select(CaseSetting.key, CaseSetting.value)).all())
+    return _merge_settings(dict(session.execute(select(CaseSetting.key, CaseSetting.value)).all()))
+
+
+def _merge_settings(stored: dict[str, Any]) -> dict[str, Any]:
     return {**SETTINGS_DEFAULTS, **{k: v for k, v in stored.items() if k in SETTINGS_DEFAULTS}}
 
 
@@ -271,14 +277,20 @@ def categories(session: Session, *, include_inactive: bool = False) -> list[dict
     if not include_inactive:
         stmt = stmt.where(CaseCategory.active.is_(True))
     depts = {d.code: d for d in session.scalars(select(Department))}
+    settings = get_settings(session)
+    per_day = WorkCalendar.build({}, settings["work_periods"], settings["timezone"]).hours_per_day
     out = []
     for c in session.scalars(stmt):
         dept = depts.get(c.escalation_department_code or "")
+        days, hours = divmod(c.time_limit_hours, per_day)
         out.append(
             {
                 "code": c.code,
                 "name": c.name,
                 "time_limit_hours": c.time_limit_hours,
+                # The same limit in working days and hours (a day is the sum of the work periods).
+                "time_limit": {"days": int(days), "hours": round(hours, 2)},
+                "time_limit_days": round(c.time_limit_hours / per_day, 3),
                 "escalation_department": (
                     {"id": dept.id, "code": dept.code, "name": dept.name} if dept else None
                 ),
@@ -623,6 +635,34 @@ def public_view(session: Session, code: str, *, now: datetime | None = None) -> 
     }
 
 
+# Open cases of a category near a point (the new case of a report is not yet visible to it).
+_DUPLICATES_SQL = """
+    SELECT c.id, c.code, c.status, c.description, c.created_at,
+           ST_Distance(c.geom::geography, p.pt::geography) AS d
+    FROM "case" c, (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS pt) p
+    WHERE c.category = :category AND c.status NOT IN ('closed', 'cancelled')
+      AND (CAST(:exclude AS int) IS NULL OR c.id <> :exclude)
+      AND ST_DWithin(c.geom::geography, p.pt::geography, :r)
+    ORDER BY d, c.id
+    LIMIT 20
+"""
+
+
+def _duplicate_view(r: Any) -> dict[str, Any]:
+    created = r["created_at"]
+    if isinstance(created, str):  # from a JSON aggregate
+        created = datetime.fromisoformat(created)
+    return {
+        "id": r["id"],
+        "code": r["code"],
+        "status": r["status"],
+        "status_name": STATUS_NAMES[r["status"]],
+        "description": r["description"],
+        "created_at": _iso(created),
+        "distance_m": round(float(r["d"]), 1),
+    }
+
+
 def find_duplicates(
     session: Session,
     lon: float,
@@ -636,32 +676,10 @@ def find_duplicates(
     if radius_m is None:
         radius_m = float(get_settings(session)["duplicate_radius_m"])
     rows = session.execute(
-        text(
-            """
-            SELECT c.id, c.code, c.status, c.description, c.created_at,
-                   ST_Distance(c.geom::geography, p.pt::geography) AS d
-            FROM "case" c, (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS pt) p
-            WHERE c.category = :category AND c.status NOT IN ('closed', 'cancelled')
-              AND (CAST(:exclude AS int) IS NULL OR c.id <> :exclude)
-              AND ST_DWithin(c.geom::geography, p.pt::geography, :r)
-            ORDER BY d, c.id
-            LIMIT 20
-            """
-        ),
+        text(_DUPLICATES_SQL),
         {"lon": lon, "lat": lat, "category": category, "exclude": exclude_id, "r": radius_m},
-    ).all()
-    return [
-        {
-            "id": r.id,
-            "code": r.code,
-            "status": r.status,
-            "status_name": STATUS_NAMES[r.status],
-            "description": r.description,
-            "created_at": _iso(r.created_at),
-            "distance_m": round(float(r.d), 1),
-        }
-        for r in rows
-    ]
+    ).mappings()
+    return [_duplicate_view(r) for r in rows]
 
 
 # ---------------------------------------------------------------- creating
@@ -671,13 +689,6 @@ def _request_hash(fields: dict[str, Any]) -> str:
     return hashlib.sha256(
         json.dumps(fields, sort_keys=True, ensure_ascii=False, default=str).encode()
     ).hexdigest()
-
-
-def _next_code(session: Session, now: datetime, tz: str) -> str:
-    from zoneinfo import ZoneInfo
-
-    seq = session.execute(text("SELECT nextval('case_code_seq')")).scalar_one()
-    return f"SJ{now.astimezone(ZoneInfo(tz)):%Y%m%d}{seq:06d}"
 
 
 @dataclass
@@ -697,6 +708,163 @@ class Report:
     photos: list[bytes] = field(default_factory=list)
     camera_id: int | None = None
     camera_event_type: str | None = None
+    camera_event_at: datetime | None = None
+
+
+# What a report needs besides the place, in one round trip: whether its idempotency key is
+# stored already, the category, the settings and a fingerprint of the calendar (the calendar
+# itself is kept per process, keyed by that fingerprint).
+_CALENDAR_STAMP = (
+    "SELECT count(*) || ':' || coalesce(sum(hashtextextended(w.day::text || w.is_workday::text,"
+    " 0)), 0) FROM work_calendar w"
+)
+_REPORT_CONTEXT_SQL = text(
+    f"""
+    SELECT (SELECT id FROM "case" WHERE idempotency_key = :key) AS existing,
+           (SELECT row_to_json(cc) FROM case_category cc WHERE cc.code = :category) AS category,
+           (SELECT json_object_agg(s.key, s.value) FROM case_setting s) AS settings,
+           ({_CALENDAR_STAMP}) AS calendar_stamp,
+           -- The category as override areas name it (by code, or by its Chinese name as drawn
+           -- on the e-map); none: the locate need not look for override areas at all.
+           (SELECT o.category FROM override_area o
+            WHERE o.category = :category
+               OR o.category = (SELECT cc.name FROM case_category cc WHERE cc.code = :category)
+            ORDER BY o.category = :category DESC LIMIT 1) AS override_category
+    """
+)
+_CALENDAR_ROWS_SQL = text(
+    f"""
+    SELECT coalesce(json_agg(json_build_array(w.day, w.is_workday) ORDER BY w.day), '[]'),
+           ({_CALENDAR_STAMP})
+    FROM work_calendar w
+    """
+)
+
+
+class _CalendarCache:
+    """Work calendars by (calendar fingerprint, work periods, time zone).
+
+    The fingerprint is read with every report (a digest of the few dozen override rows), so a
+    calendar loaded or edited by any process is seen by the next report; nothing goes stale.
+    """
+
+    def __init__(self, size: int = 8) -> None:
+        self._items: dict[tuple[str, str, str], WorkCalendar] = {}
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(
+        self, session: Session, stamp: str, periods: list[list[str]], timezone: str
+    ) -> WorkCalendar:
+        shape = json.dumps(periods)
+        found = self._items.get((stamp, shape, timezone))
+        if found is not None:
+            return found
+        rows, current = session.execute(_CALENDAR_ROWS_SQL).one()
+        calendar = WorkCalendar.build(
+            {date.fromisoformat(d): bool(w) for d, w in rows}, periods, timezone
+        )
+        with self._lock:
+            if len(self._items) >= self._size:
+                self._items.pop(next(iter(self._items)))
+            # Keyed by the fingerprint of what was read, which may be newer than ``stamp``.
+            self._items[(current, shape, timezone)] = calendar
+        return calendar
+
+
+CALENDARS = _CalendarCache()
+
+
+@dataclass
+class _ReportContext:
+    existing: int | None
+    category: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    calendar: WorkCalendar | None = None
+    override_category: str | None = None
+
+
+def _report_context(session: Session, category_code: str, key: str | None) -> _ReportContext:
+    """Return the case stored under ``key`` if any, else the active category, the settings, the
+    work calendar and the category's name among override areas, for a report."""
+    existing, category, stored, stamp, override_category = session.execute(
+        _REPORT_CONTEXT_SQL, {"category": category_code, "key": key}
+    ).one()
+    if existing is not None:
+        return _ReportContext(existing)
+    if category is None or not category["active"]:
+        get_category(session, category_code)  # raises, naming the known categories
+    settings = _merge_settings(stored or {})
+    calendar = CALENDARS.get(session, stamp, settings["work_periods"], settings["timezone"])
+    return _ReportContext(None, category, settings, calendar, override_category)
+
+
+# The report's answer reads the new row through the list query (the write's own rows are not
+# visible to the rest of its statement, so the list query runs over what the INSERT returned).
+assert _LIST_SQL.count('FROM "case" c') == 1, "the report write reuses the list query"
+
+# One statement writes a new case with its first events and answers with the case as listed,
+# the ids of the events and the likely duplicates. A report whose idempotency key is already
+# stored inserts nothing (a concurrent one with the same key waits for the first to commit).
+_INSERT_REPORT_SQL = text(
+    """
+    WITH new_case AS (
+        INSERT INTO "case" (
+            code, category, description, source, reported_x, reported_y, reported_crs, geom,
+            grid_id, assignee_id, department_id, escalation_level, camera_id, status, deadline,
+            reporter_contact, reporter_name, address, idempotency_key, idempotency_hash, routing,
+            camera_event_type, camera_event_count, last_camera_event_at, created_at, updated_at,
+            version)
+        SELECT 'SJ' || :day || lpad(s.n::text, greatest(6, length(s.n::text)), '0'),
+               :category, :description, :source, :rx, :ry, :rcrs,
+               ST_SetSRID(ST_MakePoint(:lon, :lat), 4326),
+               :grid_id, :assignee_id, :department_id, :escalation_level, :camera_id, :status,
+               :deadline, :contact, :name, :address, :key, :hash, CAST(:routing AS jsonb),
+               :camera_event_type, :camera_event_count, :last_camera_event_at, :now, :now, 1
+        FROM (SELECT nextval('case_code_seq') AS n) s
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING *
+    ),
+    ev AS (
+        INSERT INTO case_event (case_id, action, from_status, to_status, actor, actor_role,
+                                actor_worker_id, at, note, geom, details)
+        SELECT c.id, e.j ->> 'action', e.j ->> 'from_status', e.j ->> 'to_status',
+               e.j ->> 'actor', e.j ->> 'actor_role', (e.j ->> 'actor_worker_id')::int, :now,
+               e.j ->> 'note', c.geom, nullif(e.j -> 'details', 'null'::jsonb)
+        FROM new_case c,
+             jsonb_array_elements(CAST(:events AS jsonb)) WITH ORDINALITY AS e(j, n)
+        ORDER BY e.n
+        RETURNING id, action
+    )
+    SELECT v.*,
+           (SELECT json_agg(ev.id ORDER BY ev.id) FROM ev) AS event_ids,
+           (SELECT json_agg(dup ORDER BY dup.d, dup.id) FROM (__DUPLICATES__) dup)
+               AS duplicates
+    FROM (__LIST__) v
+    """.replace("__LIST__", _LIST_SQL.replace('FROM "case" c', "FROM new_case c")).replace(
+        "__DUPLICATES__", _DUPLICATES_SQL.replace(":exclude", "CAST(NULL AS int)")
+    )
+)
+
+
+def _event_row(
+    action: str,
+    from_status: str | None,
+    to_status: str,
+    actor: Actor,
+    note: str | None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "action": action,
+        "from_status": from_status,
+        "to_status": to_status,
+        "actor": actor.label,
+        "actor_role": actor.role,
+        "actor_worker_id": actor.worker_id,
+        "note": note,
+        "details": details,
+    }
 
 
 def create_case(
@@ -711,6 +879,11 @@ def create_case(
     Returns ``{"case": view, "created": bool, "routing": …, "duplicates": […]}``. A report with
     an idempotency key seen before returns the stored case and creates nothing (a different
     report under the same key is a 409).
+
+    One transaction of three or four statements: the key, category, settings and whether the
+    category has override areas; the locate (grid and owner, then the override areas when there
+    are any); one write of the case with its report and dispatch events that answers with the
+    case and its likely duplicates. A retry is two: the first, then the stored case.
     """
     now = _now(now)
     if report.source not in CASE_SOURCES:
@@ -731,90 +904,117 @@ def create_case(
         }
     )
     key = (report.idempotency_key or "").strip() or None
-    if key is not None:
-        if len(key) > 80:
-            raise BadParameter("idempotency_key", "is longer than 80 characters")
-        # Serialise reports carrying the same key: the second waits, then finds the first.
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 5))"), {"k": key})
-        existing = session.scalar(select(Case).where(Case.idempotency_key == key))
-        if existing is not None:
-            if existing.idempotency_hash and existing.idempotency_hash != fingerprint:
-                raise IdempotencyMismatch(
-                    f"idempotency key '{key}' was used for a different report ({existing.code})",
-                    case=existing.code,
-                )
-            return {
-                "case": case_view(session, existing.id, now=now, with_events=False),
-                "created": False,
-                "routing": existing.routing,
-                "duplicates": [],
-            }
-    category = get_category(session, report.category)
-    settings = get_settings(session)
-    routing = locate.locate_point(session, report.x, report.y, report.crs, category=category.code)
+    if key is not None and len(key) > 80:
+        raise BadParameter("idempotency_key", "is longer than 80 characters")
+    photos = [clean_image(blob) for blob in report.photos]  # a bad photo refuses the report
+    context = _report_context(session, report.category, key)
+    if context.existing is not None:  # a retry: answer with the stored case
+        return _replay(session, key, fingerprint, now)
+    category, settings, calendar = context.category, context.settings, context.calendar
+    assert calendar is not None
+    routing = locate.locate_point(
+        session, report.x, report.y, report.crs, category=context.override_category
+    )
     lon, lat = routing["point"]["lon"], routing["point"]["lat"]
-    calendar = load_calendar(
-        session, periods=settings["work_periods"], timezone=settings["timezone"]
-    )
-    case = Case(
-        code=_next_code(session, now, settings["timezone"]),
-        category=category.code,
-        description=report.description,
-        source=report.source,
-        reported_x=report.x,
-        reported_y=report.y,
-        reported_crs=routing["crs"],
-        geom=from_shape(Point(lon, lat), srid=4326),
-        grid_id=routing["grid"]["id"] if routing["grid"] else None,
-        status="reported",
-        deadline=calendar.add_working_hours(now, category.time_limit_hours),
-        reporter_contact=(report.reporter_contact or None),
-        reporter_name=(report.reporter_name or None),
-        address=report.address,
-        idempotency_key=key,
-        idempotency_hash=fingerprint,
-        routing=routing,
-        camera_id=report.camera_id,
-        camera_event_type=report.camera_event_type,
-        camera_event_count=1 if report.camera_id else 0,
-        last_camera_event_at=now if report.camera_id else None,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(case)
-    session.flush()
     actor = actor or Actor("resident" if report.source == "resident" else "system")
-    event = _record(
-        session, case, "report", None, "reported", actor, now, report.description, (lon, lat)
-    )
-    for data in report.photos:
-        _store_photo(session, case, event, data)
-    review = report.source == "camera" and settings["camera_review_required"]
-    owner = routing.get("owner")
-    if owner and not review:
-        _apply(
-            session,
-            case,
-            "dispatch",
-            SYSTEM,
-            ActionInput(note="按网格自动派单", lon=lon, lat=lat, params={"routing": routing}),
-            now,
+    review = report.source == "camera" and bool(settings["camera_review_required"])
+    assignment: dict[str, Any] = {
+        "grid_id": routing["grid"]["id"] if routing["grid"] else None,
+        "assignee_id": None,
+        "department_id": None,
+        "escalation_level": 0,
+    }
+    events = [_event_row("report", None, "reported", actor, report.description)]
+    status = "reported"
+    if routing.get("owner") and not review:
+        # The automatic dispatch, written with the report: the same step as perform() takes.
+        step = TRANSITIONS[("reported", "dispatch")]
+        assert SYSTEM.role in step.who
+        fields, details = _assignment_from_routing(routing, assignment["grid_id"], None)
+        assignment.update(fields)
+        status = step.to
+        events.append(_event_row("dispatch", "reported", status, SYSTEM, "按网格自动派单", details))
+    tz = settings["timezone"]
+    row = (
+        session.execute(
+            _INSERT_REPORT_SQL,
+            {
+                "day": f"{now.astimezone(ZoneInfo(tz)):%Y%m%d}",
+                "category": category["code"],
+                "description": report.description,
+                "source": report.source,
+                "rx": report.x,
+                "ry": report.y,
+                "rcrs": routing["crs"],
+                "lon": lon,
+                "lat": lat,
+                **assignment,
+                "camera_id": report.camera_id,
+                "status": status,
+                "deadline": calendar.add_time_limit(now, hours=category["time_limit_hours"]),
+                "contact": report.reporter_contact or None,
+                "name": report.reporter_name or None,
+                "address": report.address,
+                "key": key,
+                "hash": fingerprint,
+                "routing": json.dumps(routing, ensure_ascii=False),
+                "camera_event_type": report.camera_event_type,
+                "camera_event_count": 1 if report.camera_id else 0,
+                "last_camera_event_at": (
+                    (report.camera_event_at or now) if report.camera_id else None
+                ),
+                "now": now,
+                "events": json.dumps(events, ensure_ascii=False),
+                "r": float(settings["duplicate_radius_m"]),
+            },
         )
-    session.flush()
-    duplicates = find_duplicates(
-        session,
-        lon,
-        lat,
-        category.code,
-        radius_m=settings["duplicate_radius_m"],
-        exclude_id=case.id,
+        .mappings()
+        .first()
     )
+    if row is None:  # a concurrent report with the same key was stored first
+        return _replay(session, key, fingerprint, now)
+    for content, mime, width, height in photos:
+        session.add(
+            CasePhoto(
+                case_id=row["id"],
+                event_id=row["event_ids"][0],
+                content=content,
+                mime=mime,
+                width=width,
+                height=height,
+            )
+        )
+    if photos:
+        session.flush()
     return {
-        "case": case_view(session, case.id, now=now, with_events=False),
+        "case": _row_view(SimpleNamespace(**row)),
         "created": True,
         "routing": routing,
-        "duplicates": duplicates,
+        "duplicates": [_duplicate_view(d) for d in row["duplicates"] or []],
         "review_required": review,
+    }
+
+
+_REPLAY_SQL = text(
+    "SELECT v.*, k.idempotency_hash, k.routing FROM ("
+    + _LIST_SQL
+    + ' WHERE c.idempotency_key = :key) v JOIN "case" k ON k.id = v.id'
+)
+
+
+def _replay(session: Session, key: str | None, fingerprint: str, now: datetime) -> dict[str, Any]:
+    """Answer a retry with the case stored under its key (one statement)."""
+    row = session.execute(_REPLAY_SQL, {"key": key, "now": now}).mappings().one()
+    if row["idempotency_hash"] and row["idempotency_hash"] != fingerprint:
+        raise IdempotencyMismatch(
+            f"idempotency key '{key}' was used for a different report ({row['code']})",
+            case=row["code"],
+        )
+    return {
+        "case": _row_view(SimpleNamespace(**row)),
+        "created": False,
+        "routing": row["routing"],
+        "duplicates": [],
     }
 
 
@@ -1020,29 +1220,40 @@ def _case_point(session: Session, case: Case) -> tuple[float, float]:
     return float(row[0]), float(row[1])
 
 
-def _assign_from_routing(case: Case, routing: dict[str, Any]) -> dict[str, Any]:
+def _assignment_from_routing(
+    routing: dict[str, Any], grid_id: int | None, code: str | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return who holds a case routed by ``routing`` (grid, assignee or department, level) and
+    what the dispatch event records; a place nobody owns is a conflict."""
     owner = routing.get("owner")
     if not owner:
         raise Conflict(
-            f"nobody owns the place of case {case.code} "
+            f"nobody owns the place of case {code} "
             f"({routing['point']['lon']:.6f}, {routing['point']['lat']:.6f}): "
             "dispatch it to a worker by worker_id",
-            case=case.code,
+            case=code,
             location={
                 "type": "Point",
                 "coordinates": [routing["point"]["lon"], routing["point"]["lat"]],
             },
         )
-    case.grid_id = routing["grid"]["id"] if routing.get("grid") else case.grid_id
+    fields: dict[str, Any] = {
+        "grid_id": routing["grid"]["id"] if routing.get("grid") else grid_id,
+    }
     if owner.get("kind") == "department":
-        case.assignee_id = None
-        case.department_id = owner["department_id"]
-        case.escalation_level = 2
+        fields.update(assignee_id=None, department_id=owner["department_id"], escalation_level=2)
     else:
-        case.assignee_id = owner["worker_id"]
-        case.department_id = None
-        case.escalation_level = 0
-    return {"assignee": owner, "grid": routing.get("grid"), "method": routing.get("method")}
+        fields.update(assignee_id=owner["worker_id"], department_id=None, escalation_level=0)
+    details = {"assignee": owner, "grid": routing.get("grid"), "method": routing.get("method")}
+    return fields, details
+
+
+def _worker(session: Session, worker_id: Any) -> Worker:
+    """Return the worker an action names by ``worker_id`` (422 when there is none)."""
+    worker = session.get(Worker, int(worker_id))
+    if worker is None:
+        raise ValidationFailed(f"worker {worker_id} does not exist", field="worker_id")
+    return worker
 
 
 def _h_dispatch(
@@ -1051,9 +1262,7 @@ def _h_dispatch(
     params = data.params
     worker_id = params.get("worker_id")
     if worker_id is not None:
-        worker = session.get(Worker, int(worker_id))
-        if worker is None:
-            raise ValidationFailed(f"worker {worker_id} does not exist", field="worker_id")
+        worker = _worker(session, worker_id)
         case.assignee_id = worker.id
         case.department_id = None
         case.escalation_level = 0
@@ -1077,7 +1286,10 @@ def _h_dispatch(
             lon, lat = _case_point(session, case)
             routing = locate.locate_point(session, lon, lat, None, category=case.category)
         case.routing = routing
-    return _assign_from_routing(case, routing)
+    fields, details = _assignment_from_routing(routing, case.grid_id, case.code)
+    for name, value in fields.items():
+        setattr(case, name, value)
+    return details
 
 
 def _h_accept(session: Session, case: Case, actor: Actor, data: ActionInput, now: datetime) -> None:
@@ -1193,9 +1405,7 @@ def _h_transfer(
     if worker_id is not None:
         chosen = next((c for c in candidates if c["owner"]["worker_id"] == int(worker_id)), None)
         if chosen is None and "centre" in parts_of(session, case, actor):
-            worker = session.get(Worker, int(worker_id))
-            if worker is None:
-                raise ValidationFailed(f"worker {worker_id} does not exist", field="worker_id")
+            worker = _worker(session, worker_id)
             grid_id = data.params.get("grid_id")
             chosen = {
                 "grid": {"id": int(grid_id)} if grid_id else None,
@@ -1376,23 +1586,10 @@ def camera_event(
         photo_id = None
         if snapshot:
             photo_id = _store_photo(session, get_case(session, open_case), None, snapshot).id
-        session.add(
-            CameraEvent(
-                camera_id=camera.id,
-                event_type=event_type,
-                occurred_at=occurred_at,
-                received_at=now,
-                case_id=open_case,
-                merged=True,
-                photo_id=photo_id,
-            )
+        view = _log_camera_event(
+            session, camera.id, event_type, occurred_at, now, open_case, True, photo_id
         )
-        session.flush()
-        session.expire_all()
-        return {
-            "merged": True,
-            "case": case_view(session, open_case, now=now, with_events=False),
-        }
+        return {"merged": True, "case": view}
     category = session.scalar(
         select(CaseCategory).where(
             CaseCategory.active.is_(True),
@@ -1414,36 +1611,47 @@ def camera_event(
             photos=[snapshot] if snapshot else [],
             camera_id=camera.id,
             camera_event_type=event_type,
+            camera_event_at=occurred_at,
         ),
         actor=Actor("system", name=f"camera {camera.code}"),
         now=now,
     )
     case_id = result["case"]["id"]
-    session.execute(
-        update(Case)
-        .where(Case.id == case_id)
-        .values(last_camera_event_at=occurred_at)
-        .execution_options(synchronize_session=False)
-    )
     first_photo = session.scalar(
         select(CasePhoto.id).where(CasePhoto.case_id == case_id).order_by(CasePhoto.id)
     )
+    result["merged"] = False
+    result["case"] = _log_camera_event(
+        session, camera.id, event_type, occurred_at, now, case_id, False, first_photo
+    )
+    return result
+
+
+def _log_camera_event(
+    session: Session,
+    camera_id: int,
+    event_type: str,
+    occurred_at: datetime,
+    now: datetime,
+    case_id: int,
+    merged: bool,
+    photo_id: int | None,
+) -> dict[str, Any]:
+    """Record a camera's event against the case it opened or joined; return that case."""
     session.add(
         CameraEvent(
-            camera_id=camera.id,
+            camera_id=camera_id,
             event_type=event_type,
             occurred_at=occurred_at,
             received_at=now,
             case_id=case_id,
-            merged=False,
-            photo_id=first_photo,
+            merged=merged,
+            photo_id=photo_id,
         )
     )
     session.flush()
     session.expire_all()
-    result["merged"] = False
-    result["case"] = case_view(session, case_id, now=now, with_events=False)
-    return result
+    return case_view(session, case_id, now=now, with_events=False)
 
 
 def delete_cases(session: Session, ids: list[int]) -> int:

@@ -277,3 +277,14 @@ def test_unknown_action_and_actor_are_bad_requests(client) -> None:  # type: ign
     # not accept a case for a worker).
     assert client.post(f"/api/cases/{case['id']}/actions/accept", json={}).status_code == 403
     assert act(client, "SJ00000000000000", "accept", CENTRE).status_code == 404
+
+
+def test_dispatch_or_transfer_to_an_unknown_worker_is_refused(client) -> None:  # type: ignore[no-untyped-def]
+    case = walk_to(client, "reported")
+    res = act(client, case["id"], "dispatch", CENTRE, worker_id=999999)
+    assert res.status_code == 422 and res.get_json()["error"]["field"] == "worker_id"
+    case = ok(act(client, case["id"], "dispatch", CENTRE, worker_id=6))
+    assert case["assignee"]["id"] == 6
+    res = act(client, case["id"], "transfer", CENTRE, note="转派", worker_id=999999)
+    assert res.status_code == 422 and "999999" in res.get_json()["error"]["message"]
+    assert act(client, case["id"], "dispatch", CENTRE, worker_id="x").status_code == 400

@@ -379,3 +379,94 @@ def test_kpis_per_grid_and_worker(client, db_session) -> None:  # type: ignore[n
     overall = client.get("/api/cases/kpis?group=all").get_json()["items"][0]
     assert overall["total"] == 3 and overall["closed"] == 2
     assert client.get("/api/cases/kpis?group=planet").status_code == 400
+
+
+def test_kpis_keep_closed_and_fixed_apart(client, db_session) -> None:  # type: ignore[no-untyped-def]
+    fixed = walk_to(client, "verified")
+    ok(act(client, fixed["id"], "rate", {"role": "resident"}, satisfaction=5, solved=True))
+    unfixed = walk_to(client, "verified")
+    ok(act(client, unfixed["id"], "rate", {"role": "resident"}, satisfaction=3, solved=False))
+    walk_to(client, "verified")  # closed by the rating timeout: no answer about the problem
+    svc.close_unrated(db_session, now=datetime.now(UTC) + timedelta(hours=100))
+    overall = client.get("/api/cases/kpis?group=all").get_json()["items"][0]
+    assert overall["total"] == 3 and overall["closed"] == 3 and overall["closure_rate"] == 1.0
+    assert overall["solved"] == 1 and overall["solved_rate"] == 0.5
+    assert overall["rated"] == 2 and overall["satisfaction"] == 4.0
+
+
+def test_export_gives_each_state_the_time_it_was_reached(client, db_session) -> None:  # type: ignore[no-untyped-def]
+    from zoneinfo import ZoneInfo
+
+    t0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 China time
+    case = svc.create_case(
+        db_session, svc.Report(x=POINT[0], y=POINT[1], category="streetlight"), now=t0
+    )["case"]
+    worker = svc.Actor("worker", worker_id=case["assignee"]["id"])
+    centre = svc.Actor("centre")
+    steps = [
+        (1, "accept", worker, svc.ActionInput()),
+        (2, "resolve", worker, svc.ActionInput(note="初次处置")),
+        (3, "reopen", centre, svc.ActionInput(note="未修好")),  # back to dispatched
+        (4, "accept", worker, svc.ActionInput()),
+        (5, "resolve", worker, svc.ActionInput(note="再次处置")),
+        (6, "verify", centre, svc.ActionInput()),
+        (7, "rate", svc.Actor("resident"), svc.ActionInput(params={"satisfaction": 4})),
+    ]
+    for hours, action, actor, data in steps:
+        svc.perform(db_session, case["id"], action, actor, data, now=t0 + timedelta(hours=hours))
+    cst = ZoneInfo("Asia/Shanghai")
+
+    def local(hours: int) -> str:
+        return (t0 + timedelta(hours=hours)).astimezone(cst).strftime("%Y-%m-%d %H:%M:%S")
+
+    res = client.get(f"/api/cases/export.csv?code={case['code']}")
+    (row,) = list(csv.DictReader(io.StringIO(res.data.decode("utf-8-sig"))))
+    # A state reached twice shows its latest time.
+    assert row["已上报时间"] == local(0)
+    assert row["已派单时间"] == local(3)
+    assert row["处置中时间"] == local(4)
+    assert row["已反馈时间"] == local(5)
+    assert row["已核查时间"] == local(6)
+    assert row["已结案时间"] == local(7)
+    assert row["已作废时间"] == ""
+    wb = load_workbook(io.BytesIO(client.get(f"/api/cases/export.xlsx?code={case['code']}").data))
+    header, values = ([c.value for c in r] for r in wb.active.iter_rows(max_row=2))
+    assert dict(zip(header, values, strict=True))["已反馈时间"] == local(5)
+    assert dict(zip(header, values, strict=True))["已派单时间"] == local(3)
+
+
+def test_camera_snapshots_are_kept_with_the_case(client, db_session) -> None:  # type: ignore[no-untyped-def]
+    import base64
+
+    def snap(colour: tuple[int, int, int]) -> str:
+        buf = io.BytesIO()
+        Image.new("RGB", (48, 36), colour).save(buf, format="JPEG")
+        return base64.b64encode(buf.getvalue()).decode()
+
+    t0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+    body = {"camera": "CAM-AH-0004", "event_type": "garbage_overflow", "time": t0.isoformat()}
+    first = client.post("/api/camera-events", json={**body, "snapshot_base64": snap((200, 0, 0))})
+    assert first.status_code == 201, first.get_json()
+    case = first.get_json()["case"]
+    again = client.post(
+        "/api/camera-events",
+        data={
+            **body,
+            "time": (t0 + timedelta(minutes=3)).isoformat(),
+            "snapshot": (io.BytesIO(base64.b64decode(snap((0, 0, 200)))), "s.jpg"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert again.status_code == 200 and again.get_json()["case"]["id"] == case["id"]
+    photos = client.get(f"/api/cases/{case['id']}").get_json()["photos"]
+    assert len(photos) == 2
+    shot = Image.open(io.BytesIO(client.get(photos[1]["url"]).data))
+    assert shot.size == (48, 36) and shot.getpixel((24, 18))[2] > 150  # the second, blue one
+    linked = db_session.execute(
+        text("SELECT merged, photo_id FROM camera_event WHERE case_id = :id ORDER BY occurred_at"),
+        {"id": case["id"]},
+    ).all()
+    assert [m for m, _ in linked] == [False, True]
+    assert [p for _, p in linked] == [photos[0]["id"], photos[1]["id"]]
+    bad = client.post("/api/camera-events", json={**body, "snapshot_base64": "***"})
+    assert bad.status_code == 400 and bad.get_json()["error"]["param"] == "snapshot_base64"

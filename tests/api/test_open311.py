@@ -49,6 +49,8 @@ def test_round_trip(client) -> None:  # type: ignore[no-untyped-def]
     # Work done on the platform shows in Open311.
     ok(act(client, code, "accept", handler_of(case)))
     ok(act(client, code, "resolve", handler_of(case), note="已更换灯具"))
+    req = client.get(f"/open311/v2/requests/{code}.json").get_json()[0]
+    assert req["status"] == "open" and req["status_notes"] == "已反馈：已更换灯具"
     ok(act(client, code, "verify", CENTRE))
     ok(act(client, code, "rate", {"role": "resident"}, satisfaction=4))
     req = client.get(f"/open311/v2/requests/{code}.json").get_json()[0]
@@ -80,3 +82,26 @@ def test_idempotency_header_is_honoured(client) -> None:  # type: ignore[no-unty
     again = client.post("/open311/v2/requests.json", data=form, headers={"Idempotency-Key": "o-1"})
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.get_json() == again.get_json()
+
+
+def test_media_posted_through_open311_is_served_back(client) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 24), (0, 128, 0)).save(buf, format="JPEG")
+    form = {
+        "service_code": "garbage",
+        "lat": str(POINT[1]),
+        "long": str(POINT[0]),
+        "media": (io.BytesIO(buf.getvalue()), "bin.jpg"),
+    }
+    res = client.post("/open311/v2/requests.json", data=form, content_type="multipart/form-data")
+    assert res.status_code == 201, res.get_json()
+    code = res.get_json()[0]["service_request_id"]
+    req = client.get(f"/open311/v2/requests/{code}.json").get_json()[0]
+    assert req["media_url"] and req["media_url"].startswith("http")
+    photo = client.get(req["media_url"].split("localhost", 1)[-1])
+    assert photo.status_code == 200 and photo.mimetype == "image/jpeg"
+    assert Image.open(io.BytesIO(photo.data)).size == (32, 24)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from app.errors import ValidationFailed
 from app.services import calendar as cal
+from app.services import cases as svc
 
 CST = ZoneInfo("Asia/Shanghai")
 
@@ -129,3 +130,73 @@ def test_calendar_file_replaces_the_years_it_names(db_session, tmp_path) -> None
     bad.write_text("date,is_workday,name,source\n2027-13-01,maybe,x,y\n", encoding="utf-8")
     with pytest.raises(ValidationFailed, match="row 2"):
         cal.read_calendar_file(bad)
+
+
+def test_working_days_skip_weekends_and_holidays_and_count_make_up_days(
+    calendar: cal.WorkCalendar,
+) -> None:
+    # Thursday 2026-11-26 10:00 + 2 working days: Friday, then Monday (the weekend skipped).
+    assert calendar.add_working_days(at(2026, 11, 26, 10), 2) == at(2026, 11, 30, 10)
+    # Friday 2026-02-13 10:00 + 1 day: Saturday 2-14 is a make-up working day.
+    assert calendar.add_working_days(at(2026, 2, 13, 10), 1) == at(2026, 2, 14, 10)
+    # + 2 days: the nine days of the Spring Festival are skipped to Tuesday 2-24.
+    assert calendar.add_working_days(at(2026, 2, 13, 10), 2) == at(2026, 2, 24, 10)
+    # National Day 2025: Tuesday 9-30 10:00 + 3 days = 10-9, 10-10, and Saturday 10-11 (made up).
+    assert calendar.add_working_days(at(2025, 9, 30, 10), 3) == at(2025, 10, 11, 10)
+    # From outside working time the count starts at the next period: a Sunday-evening report
+    # with one working day is due at the end of Monday.
+    assert calendar.add_working_days(at(2026, 11, 29, 21), 1) == at(2026, 11, 30, 18)
+    # Half a day from 09:00: 4 working hours, across lunch.
+    assert calendar.add_working_days(at(2026, 11, 23, 9), 0.5) == at(2026, 11, 23, 14, 30)
+    assert calendar.working_days_between(at(2026, 2, 13, 10), at(2026, 2, 24, 10)) == 2
+
+
+def test_time_limit_in_days_and_hours(calendar: cal.WorkCalendar) -> None:
+    # 1 working day and 3 hours from Friday 2026-11-27 16:00: Monday 16:00, then 2 h that day
+    # and 1 h on Tuesday.
+    assert calendar.add_time_limit(at(2026, 11, 27, 16), days=1, hours=3) == at(2026, 12, 1, 9, 30)
+    assert calendar.add_time_limit(at(2026, 11, 27, 16), hours=3) == calendar.add_working_hours(
+        at(2026, 11, 27, 16), 3
+    )
+    with pytest.raises(ValidationFailed):
+        calendar.add_time_limit(at(2026, 11, 27, 16), days=-1)
+    # Shorter work periods make shorter days.
+    short = cal.WorkCalendar.build({}, [("09:00", "12:00")])
+    assert short.add_working_days(at(2026, 11, 27, 10), 1) == at(2026, 11, 30, 10)
+
+
+def test_deadline_api_takes_days_and_hours(client) -> None:  # type: ignore[no-untyped-def]
+    res = client.get("/api/calendar/deadline?start=2026-02-13T10:00:00%2B08:00&days=2&hours=1")
+    assert res.status_code == 200, res.get_json()
+    body = res.get_json()
+    assert datetime.fromisoformat(body["deadline"]) == at(2026, 2, 24, 11)
+    assert body["hours_per_day"] == 8.0
+    assert client.get("/api/calendar/deadline?days=-1").status_code == 400
+    assert client.get("/api/calendar/deadline").status_code == 400
+    assert client.get("/api/calendar/deadline?hours=x").status_code == 400
+
+
+def test_categories_state_their_limit_in_working_days_and_hours(client) -> None:  # type: ignore[no-untyped-def]
+    cats = {c["code"]: c for c in client.get("/api/case-categories").get_json()}
+    assert cats["streetlight"]["time_limit"] == {"days": 3, "hours": 0}  # 24 working hours
+    assert cats["fire_hazard"]["time_limit"] == {"days": 0, "hours": 4}
+    assert cats["illegal_building"]["time_limit_days"] == 5
+
+
+def test_a_report_s_deadline_follows_the_calendar(db_session) -> None:  # type: ignore[no-untyped-def]
+    # Reported Friday 2026-02-13 at 17:00 (China time): 4 working hours for a fire hazard
+    # are 1 h on Friday and 3 h on the make-up Saturday; 3 days for a streetlight run past
+    # the Spring Festival.
+    fire = svc.create_case(
+        db_session,
+        svc.Report(x=117.2287344, y=31.8149002, category="fire_hazard"),
+        now=at(2026, 2, 13, 17),
+    )["case"]
+    light = svc.create_case(
+        db_session,
+        svc.Report(x=117.2287344, y=31.8149002, category="streetlight"),
+        now=at(2026, 2, 13, 17),
+    )["case"]
+    assert datetime.fromisoformat(fire["deadline"]) == at(2026, 2, 14, 11, 30)
+    # 1 h Friday, 8 h on the make-up Saturday 2-14, 8 h on 2-24, the last 7 h on 2-25.
+    assert datetime.fromisoformat(light["deadline"]) == at(2026, 2, 25, 17)

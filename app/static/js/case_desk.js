@@ -59,8 +59,10 @@
         html += '<form id="act-form"><textarea name="note" placeholder="说明（作废、上报、转派、核查不通过须填写）"></textarea>' +
           acts.map(function (a) { return FORMS[a] || ""; }).join("") +
           acts.map(function (a) { return '<button type="button" data-action="' + a + '">' + NAMES[a] + "</button>"; }).join(" ") +
-          '</form><p id="act-msg" class="gg-msg"></p>';
+          "</form>";
       }
+      // Also after an action that ends the case (cancel, merge, close): the message has a place.
+      html += '<p id="act-msg" class="gg-msg"></p>';
       document.getElementById("case-detail").innerHTML = html + "</section>";
       var form = document.getElementById("act-form");
       if (form) {
@@ -72,7 +74,7 @@
       if (c.status !== "closed" && c.status !== "cancelled") {
         return C.call("GET", "/api/cases/" + c.id + "/duplicates").then(function (d) {
           if (!d.length) { return; }
-          document.getElementById("dups").innerHTML = "<p>附近50米内的同类事件（可能重复）：" + d.map(function (x) {
+          document.getElementById("dups").innerHTML = "<p>附近的同类未结事件（可能重复）：" + d.map(function (x) {
             return C.esc(x.code) + "（" + C.esc(x.status_name) + "，" + x.distance_m + " 米）";
           }).join("、") + "</p>";
         });
@@ -93,6 +95,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     map = L.map("desk-map", { preferCanvas: true }).setView([31.8, 117.2], 14);
     markers = L.featureGroup().addTo(map);
+    window.CaseDeskMap = { map: map, markers: markers };  // the desk's map, for tests and add-ons
     C.call("GET", "/api/grids?level=4").then(function (fc) {
       L.geoJSON(fc, { style: { color: "#2e7d32", weight: 1, fillOpacity: 0.03 }, interactive: false }).addTo(map);
     });

@@ -20,15 +20,16 @@
       document.querySelector("#kpi-table tbody").innerHTML = res.items.map(function (i) {
         return "<tr><td>" + C.esc(i.name) + "</td><td>" + i.total + "</td><td>" + i.closed + "</td><td>" + C.pct(i.closure_rate) +
           "</td><td>" + C.pct(i.on_time_closure_rate) + "</td><td>" + (i.avg_handling_hours == null ? "—" : i.avg_handling_hours) +
-          "</td><td>" + (i.satisfaction == null ? "—" : i.satisfaction) + "</td><td>" + C.pct(i.satisfied_rate) + "</td><td>" + i.overdue + "</td></tr>";
-      }).join("") || '<tr><td colspan="9">暂无数据</td></tr>';
+          "</td><td>" + (i.satisfaction == null ? "—" : i.satisfaction) + "</td><td>" + C.pct(i.satisfied_rate) + "</td><td>" + C.pct(i.solved_rate) + "</td><td>" + i.overdue + "</td></tr>";
+      }).join("") || '<tr><td colspan="10">暂无数据</td></tr>';
       var labels = items.map(function (i) { return i.name; });
       var pct = function (v) { return v == null ? null : Math.round(v * 1000) / 10; };
       draw("chart-rates", {
         type: "bar",
         data: { labels: labels, datasets: [
           { label: "结案率（%）", data: items.map(function (i) { return pct(i.closure_rate); }), backgroundColor: "#1565c0" },
-          { label: "按期结案率（%）", data: items.map(function (i) { return pct(i.on_time_closure_rate); }), backgroundColor: "#2e7d32" }
+          { label: "按期结案率（%）", data: items.map(function (i) { return pct(i.on_time_closure_rate); }), backgroundColor: "#2e7d32" },
+          { label: "问题解决率（%）", data: items.map(function (i) { return pct(i.solved_rate); }), backgroundColor: "#00897b" }
         ] },
         options: { animation: false, responsive: true, maintainAspectRatio: false, scales: { y: { min: 0, max: 100 } } }
       });
@@ -47,5 +48,6 @@
   document.addEventListener("DOMContentLoaded", function () {
     document.getElementById("kpi-form").addEventListener("submit", function (ev) { ev.preventDefault(); load(); });
     load().then(function () { document.documentElement.setAttribute("data-kpi-ready", "1"); });
+    window.CaseKpiCharts = charts;  // the drawn charts, for tests and add-ons
   });
 })();

@@ -66,6 +66,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     map = L.map("worker-map", { preferCanvas: true }).setView([31.8, 117.2], 14);
     markers = L.featureGroup().addTo(map);
+    window.CaseWorkerMap = { map: map, markers: markers };  // the page's map, for tests and add-ons
     var state = document.getElementById("gps-state");
     if (navigator.geolocation) {
       navigator.geolocation.watchPosition(function (pos) {
