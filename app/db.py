@@ -134,20 +134,23 @@ def run_read_dbapi(read: Callable[[Any], T]) -> T:
     if db.read_factory is not db.own_read_factory or db.read_engine is None:
         return run_read(read)
     engine = db.read_engine
-    conn = engine.raw_connection()
-    try:
+    # Every pooled connection may have died together (a server restart): each dead one found is
+    # thrown away, and the read tried again, at most once per connection the pool can hold.
+    attempts = engine.pool.size() + engine.pool._max_overflow + 1  # type: ignore[attr-defined]
+    for attempt in range(attempts):
+        conn = engine.raw_connection()
         try:
             return read(conn)
         except engine.dialect.loaded_dbapi.Error as exc:
-            if not engine.dialect.is_disconnect(exc, conn.dbapi_connection, None):
+            if attempt == attempts - 1 or not engine.dialect.is_disconnect(
+                exc, conn.dbapi_connection, None
+            ):
                 raise
-            LOGGER.warning("a pooled database connection was dead; reading again on a new one")
+            LOGGER.warning("a pooled database connection was dead; reading again on another")
             conn.invalidate(exc)
+        finally:
             conn.close()
-            conn = engine.raw_connection()
-            return read(conn)
-    finally:
-        conn.close()
+    raise AssertionError("unreachable")
 
 
 def _close_session(_exc: BaseException | None = None) -> None:

@@ -26,7 +26,7 @@ from flask import Flask, Request, current_app, g, has_request_context, redirect,
 from sqlalchemy.orm import Session
 
 from app.auth.policy import Forbidden, Principal, Unauthenticated, authorize
-from app.db import get_db, get_session, run_read_dbapi
+from app.db import get_session, run_read_dbapi
 from app.services import audit
 from app.services import users as user_svc
 
@@ -354,9 +354,13 @@ def _object_of(endpoint: str, args: dict[str, Any]) -> tuple[str | None, Any]:
 def record_personal_read(
     what: str, object_type: str, object_id: Any, fields: list[str], kind: str = "read_personal"
 ) -> None:
-    """Record that personal data was read (a full value shown, an export) — its own commit."""
-    db = get_db()
-    session = db.session()
+    """Record that personal data was read (a full value shown, an export), and commit it.
+
+    It is written through the request's session, which a read commits nowhere else, so the
+    entry is on record before the response with the data leaves.
+    """
+    session = get_session()
+    g.audit_skip = True  # this commit is the entry itself, not a change to describe
     try:
         audit.record(
             session,
@@ -369,7 +373,7 @@ def record_personal_read(
         )
         session.commit()
     finally:
-        session.close()
+        g.audit_skip = False
 
 
 def init_app(app: Flask) -> None:

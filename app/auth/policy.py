@@ -175,8 +175,13 @@ def case_visible(session: Session, p: Principal, case_ref: str | int) -> bool:
     """Say whether ``p`` may see the case with this id or code."""
     cond, params = case_scope(session, p).sql("c")
     ref = str(case_ref)
-    key = "c.id = :ref_id" if ref.isdigit() else "c.code = :ref_code"
-    params.update({"ref_id": int(ref)} if ref.isdigit() else {"ref_code": ref})
+    numeric = ref.isascii() and ref.isdigit()
+    if numeric and not 0 < int(ref) <= 2**31 - 1:
+        return False  # no such id can exist
+    if len(ref) > 80 or "\x00" in ref:
+        return False
+    key = "c.id = :ref_id" if numeric else "c.code = :ref_code"
+    params.update({"ref_id": int(ref)} if numeric else {"ref_code": ref})
     found = session.execute(
         text(f'SELECT 1 FROM "case" c WHERE {key} AND {cond}'), params
     ).first()
@@ -388,6 +393,7 @@ RULES: dict[str, Rule] = {
     "locate_api.neighbours": Rule(STAFF),
     "locate_api.batch": Rule(EDITORS),
     "overrides_api.list_areas": Rule(STAFF),
+    "overrides_api.keepers": Rule(EDITORS),
     "overrides_api.create_area": Rule(EDITORS),
     "overrides_api.get_area": Rule(STAFF),
     "overrides_api.update_area": Rule(EDITORS),

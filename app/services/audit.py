@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
-from app.models import AuditEntry
+from app.models import AuditEntry, GridChange
 
 LOGGER = logging.getLogger(__name__)
 
@@ -71,17 +71,34 @@ def record(
     return entry
 
 
+@event.listens_for(Session, "after_flush")
+def _note_grid_changes(session: Session, _context: Any) -> None:
+    """Remember the grid edits flushed in this transaction (for their audit entry)."""
+    ids = [o.id for o in session.new if isinstance(o, GridChange)]
+    if ids:
+        session.info.setdefault("audit_grid_changes", []).extend(ids)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_grid_changes(session: Session, _previous: Any) -> None:
+    session.info.pop("audit_grid_changes", None)
+
+
 def grid_boundary_changes(session: Session) -> list[dict[str, Any]]:
     """Return the grid edits of the current transaction with the boundaries before and after.
 
     A grid changed in place had its old state saved in ``grid_state`` by the same edit; a grid
     retired by a split or merge keeps its row (``valid_to`` set) and so its old boundary.
     """
+    noted = session.info.pop("audit_grid_changes", [])
+    if not noted:
+        return []
     changes = session.execute(
         text(
             "SELECT id, kind, parent_id, before_ids, after_ids FROM grid_change "
-            "WHERE at = now() ORDER BY id"
-        )
+            "WHERE id = ANY(:ids) ORDER BY id"
+        ),
+        {"ids": sorted(set(noted))},
     ).all()
     out: list[dict[str, Any]] = []
     for ch in changes:

@@ -42,7 +42,8 @@ def test_a_grid_reshape_is_recorded_with_the_boundary_before_and_after(client, d
     (before,) = entry["before"][0]
     (after,) = entry["after"][0]["grids"]
     assert shape(before["geometry"]).equals_exact(old, 1e-6)
-    assert shape(after["geometry"]).symmetric_difference(smaller).area < 1e-12
+    # the log keeps 7 decimals (about 1 cm)
+    assert shape(after["geometry"]).hausdorff_distance(smaller) < 2e-7
     assert entry["detail"]["body"]["geometry"] == "<dict>"  # not the whole geometry again
 
 
@@ -61,7 +62,7 @@ def test_a_split_records_the_old_grid_and_both_parts(client, db_session) -> None
     parts = entry["after"][0]["grids"]
     assert before["id"] == grid["id"] and len(parts) == 2
     whole = shape(before["geometry"])
-    assert abs(sum(shape(p["geometry"]).area for p in parts) - whole.area) < 1e-9 * whole.area * 10
+    assert abs(sum(shape(p["geometry"]).area for p in parts) - whole.area) < 1e-4 * whole.area
 
 
 def test_a_refused_change_leaves_no_entry_and_a_dry_run_changes_nothing(client, db_session) -> None:  # type: ignore[no-untyped-def]

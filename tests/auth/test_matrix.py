@@ -131,6 +131,7 @@ CALLS: list[Call] = [
     Call("neighbours", "GET", "/api/locate/neighbours?lon=117.2287344&lat=31.8149002", PEOPLE, {200}),
     Call("locate batch", "POST", "/api/locate/batch", CENTRE, {200}, body={"type": "FeatureCollection", "features": [{"type": "Feature", "id": 1, "geometry": {"type": "Point", "coordinates": [117.2287344, 31.8149002]}, "properties": {}}]}),
     Call("override areas", "GET", "/api/override-areas", PEOPLE, {200}),
+    Call("override area keepers", "GET", "/api/override-areas/keepers", CENTRE, {200}),
     Call("draw override area", "POST", "/api/override-areas", CENTRE, {400, 422}, body={"type": "Feature", "geometry": None, "properties": {}}),
     Call("override area", "GET", "/api/override-areas/{a}", PEOPLE, {200}),
     Call("edit override area", "PUT", "/api/override-areas/{a}", CENTRE, {200}, body=lambda t: {"type": "Feature", "geometry": None, "properties": {"name": "矩阵市场乙", "version": t["av"]}}),
