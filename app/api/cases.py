@@ -388,6 +388,9 @@ def rate(code: str):  # type: ignore[no-untyped-def]
 def camera_event():  # type: ignore[no-untyped-def]
     """A camera's analytics event: a case at the camera, or merged into the open one."""
     data = body()
+    for name in ("camera", "camera_code", "event_type", "time", "description", "snapshot_base64"):
+        if data.get(name) is not None and not isinstance(data[name], str | int | float):
+            raise BadParameter(name, "must be a single value, not a list or an object")
     camera = data.get("camera") or data.get("camera_code")
     if not camera:
         raise BadParameter("camera", "is required (the camera code)")

@@ -21,7 +21,6 @@ MAX_EXAMPLES = 12
 
 #: 5xx answers found and not fixed yet: operation -> what breaks (each is a bug to fix).
 KNOWN_5XX = {
-    "POST /api/camera-events": "a list in a text field raises TypeError (str.join)",
 }
 
 

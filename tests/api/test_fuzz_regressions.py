@@ -110,3 +110,10 @@ def test_grid_ids_in_edit_bodies_beyond_a_database_integer_are_bad_parameters(cl
 
 def test_audit_filters_with_nul_are_bad_parameters(client) -> None:  # type: ignore[no-untyped-def]
     assert client.get("/api/audit/export.csv?username=a%00b").status_code == 400
+
+
+@pytest.mark.parametrize("field", ["camera", "event_type", "time", "description", "snapshot_base64"])
+def test_camera_event_fields_must_be_single_values(client, field) -> None:  # type: ignore[no-untyped-def]
+    body = {"camera": "CAM-AH-0001", "event_type": "street_vending", field: ["a", "b"]}
+    res = client.post("/api/camera-events", json=body)
+    assert res.status_code == 400 and res.get_json()["error"]["param"] == field

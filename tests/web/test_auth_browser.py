@@ -1,0 +1,143 @@
+"""Sign in and out in a real Chromium, and every page obeys its Content Security Policy.
+
+These pages are opened without Playwright's CSP bypass (the ``page`` fixture has it for
+``wait_for_function``): a script the CSP blocks, inline code without the nonce or an ``eval``,
+shows up as a ``securitypolicyviolation`` event and fails the test.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from app.services import users as user_svc
+
+PASSWORD = "Browser-pass-2026"
+WATCH_CSP = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation', e => window.__cspViolations.push(
+    e.violatedDirective + ' ' + (e.blockedURI || '') + ' ' + (e.sourceFile || '') + ':' + e.lineNumber));
+"""
+
+
+@pytest.fixture(scope="module")
+def centre_account(database_url: str):  # type: ignore[no-untyped-def]
+    """A committed centre account for signing in through the form; removed afterwards."""
+    engine = create_engine(database_url)
+    from sqlalchemy.orm import Session
+
+    with Session(engine) as s, s.begin():
+        user_svc.create_user(s, "browser-centre", "centre", PASSWORD, display_name="值班长", grid_code="340188001")
+    yield "browser-centre"
+    with engine.begin() as conn:
+        uid = conn.execute(text("SELECT id FROM app_user WHERE username = 'browser-centre'")).scalar()
+        conn.execute(text("DELETE FROM user_session WHERE user_id = :u"), {"u": uid})
+        conn.execute(text("DELETE FROM login_attempt WHERE username = 'browser-centre'"))
+        conn.execute(text("DELETE FROM app_user WHERE id = :u"), {"u": uid})
+    engine.dispose()
+
+
+def _context(browser):  # type: ignore[no-untyped-def]
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    ctx.add_init_script(WATCH_CSP)
+    return ctx
+
+
+def _settle(page, predicate: str, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    """Wait for a condition by polling page.evaluate (wait_for_function needs eval)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if page.evaluate(predicate):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {predicate}")
+
+
+@pytest.mark.browser
+def test_sign_in_use_the_emap_sign_out_and_the_old_cookie_is_dead(browser, live_server, centre_account) -> None:  # type: ignore[no-untyped-def]
+    ctx = _context(browser)
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{live_server}/emap")
+        assert "/login" in page.url  # signed out: sent to the sign-in page
+        page.fill("#username", centre_account)
+        page.fill("#password", "Wrong-password-9")
+        page.click("#login-submit")
+        assert "用户名或密码错误" in page.inner_text("#login-error")
+        page.fill("#username", centre_account)
+        page.fill("#password", PASSWORD)
+        page.click("#login-submit")
+        page.wait_for_url(f"{live_server}/emap")
+        _settle(page, "() => document.documentElement.dataset.emapReady === '1'")
+        assert "值班长（指挥中心）" in page.inner_text("#gg-user")
+        cookie = next(c for c in ctx.cookies() if c["name"] == "gridgov_session")
+        assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Lax"
+        assert page.evaluate("() => document.cookie").find("gridgov_session") == -1
+        # A change from the page carries the CSRF token (the fetch wrapper adds it).
+        status = page.evaluate(
+            """() => fetch('/api/case-settings', {method: 'PUT', headers: {'Content-Type': 'application/json'},
+                                                  body: JSON.stringify({duplicate_radius_m: 50})}).then(r => r.status)"""
+        )
+        assert status == 200
+        by_xhr = page.evaluate(
+            """() => new Promise(res => {
+                  const x = new XMLHttpRequest(); x.open('PUT', '/api/case-settings');
+                  x.setRequestHeader('Content-Type', 'application/json');
+                  x.onload = () => res(x.status); x.send(JSON.stringify({duplicate_radius_m: 50})); })"""
+        )
+        assert by_xhr == 200  # XHR gets the token too
+        page.click("#gg-logout")
+        page.wait_for_url(f"{live_server}/login")
+        assert page.evaluate("() => window.__cspViolations") == []
+        assert errors == []
+    finally:
+        ctx.close()
+    # The cookie of the ended session, replayed in a fresh browser, is refused.
+    again = browser.new_context()
+    try:
+        again.add_cookies([{**cookie, "expires": -1}])
+        p2 = again.new_page()
+        res = p2.goto(f"{live_server}/api/grids?level=1")
+        assert res.status == 401
+        p2.goto(f"{live_server}/emap")
+        assert "/login" in p2.url
+    finally:
+        again.close()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    "path, ready",
+    [
+        ("/emap", "() => document.documentElement.dataset.emapReady === '1'"),
+        ("/cases/desk", "() => document.querySelectorAll('#case-list tr, #case-list li, .gg-case').length > 0 || document.readyState === 'complete'"),
+        ("/cases/worker?worker=5", "() => document.readyState === 'complete'"),
+        ("/cases/kpi", "() => document.querySelector('canvas') !== null"),
+        ("/cases/track", "() => document.readyState === 'complete'"),
+        ("/admin/users", "() => document.querySelector('#users') !== null"),
+        ("/admin/audit", "() => document.querySelector('#audit') !== null"),
+        ("/login", "() => document.querySelector('#login-form') !== null"),
+    ],
+)
+def test_pages_run_under_their_content_security_policy(browser, live_server, admin_auth, path, ready) -> None:  # type: ignore[no-untyped-def]
+    ctx = _context(browser)
+    ctx.add_cookies(
+        [{"name": "gridgov_session", "value": admin_auth["cookie"], "url": live_server, "httpOnly": True, "secure": True}]
+    )
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        res = page.goto(f"{live_server}{path}")
+        assert res.status == 200
+        assert "script-src 'self' 'nonce-" in res.headers["content-security-policy"]
+        _settle(page, ready)
+        page.wait_for_timeout(500)  # late scripts (charts, layers) run too
+        assert page.evaluate("() => window.__cspViolations") == []
+        assert errors == []
+    finally:
+        ctx.close()
