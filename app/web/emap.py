@@ -13,7 +13,7 @@ from folium.plugins import FastMarkerCluster
 from jinja2 import Template
 from shapely.geometry import mapping
 
-from app.auth import csp_nonce, csrf_token, user_label
+from app.auth import csp_nonce, csrf_token, current_principal, user_label
 from app.db import get_session
 from app.services import grids as svc
 from app.web.vendor import vendor_url
@@ -290,7 +290,11 @@ def render_page(m: folium.Map) -> str:
     html = fig.render()
     # The CSP admits inline scripts only with this request's nonce (folium writes the map inline).
     html = INLINE_SCRIPT.sub(f'<script nonce="{csp_nonce()}">', html)
-    return html.replace("<html>", '<html lang="zh-CN">', 1) if "<html lang" not in html else html
+    # The role decides which tools are shown (the server refuses the rest anyway).
+    role = escape(current_principal().role)
+    if "<html lang" not in html:
+        return html.replace("<html>", f'<html lang="zh-CN" data-gg-role="{role}">', 1)
+    return html
 
 
 @bp.get("/")
