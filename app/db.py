@@ -134,22 +134,27 @@ def run_read_dbapi(read: Callable[[Any], T]) -> T:
     if db.read_factory is not db.own_read_factory or db.read_engine is None:
         return run_read(read)
     engine = db.read_engine
+    # One connection serves every such read of a request (the session look-up, then the
+    # locate): it goes back to the pool when the request ends (``_close_session``).
     # Every pooled connection may have died together (a server restart): each dead one found is
     # thrown away, and the read tried again, at most once per connection the pool can hold.
     attempts = engine.pool.size() + engine.pool._max_overflow + 1  # type: ignore[attr-defined]
     for attempt in range(attempts):
-        conn = engine.raw_connection()
+        conn = g.get("db_dbapi_conn")
+        if conn is None:
+            conn = g.db_dbapi_conn = engine.raw_connection()
         try:
             return read(conn)
         except engine.dialect.loaded_dbapi.Error as exc:
-            if attempt == attempts - 1 or not engine.dialect.is_disconnect(
-                exc, conn.dbapi_connection, None
-            ):
+            dead = engine.dialect.is_disconnect(exc, conn.dbapi_connection, None)
+            if not dead:
                 raise
             LOGGER.warning("a pooled database connection was dead; reading again on another")
+            g.pop("db_dbapi_conn", None)
             conn.invalidate(exc)
-        finally:
             conn.close()
+            if attempt == attempts - 1:
+                raise
     raise AssertionError("unreachable")
 
 
@@ -158,6 +163,9 @@ def _close_session(_exc: BaseException | None = None) -> None:
         sess = g.pop(key, None)
         if sess is not None:
             sess.close()
+    conn = g.pop("db_dbapi_conn", None)
+    if conn is not None:
+        conn.close()
 
 
 @contextmanager

@@ -199,7 +199,7 @@ def _before_request():  # type: ignore[no-untyped-def]
         args = dict(request.view_args or {})
         if request.method not in SAFE_METHODS:
             args["_body"] = _json_body()
-        authorize(get_session(), p, endpoint, args)
+        authorize(get_session, p, endpoint, args)
     except Unauthenticated:
         if not request.path.startswith(("/api/", "/open311/")) and request.method == "GET":
             return redirect(url_for("auth_pages.login_page", next=request.full_path.rstrip("?")))

@@ -435,8 +435,13 @@ def rule_for(endpoint: str | None) -> Rule | None:
     return RULES.get(endpoint)
 
 
-def authorize(session: Session, p: Principal, endpoint: str, view_args: dict[str, Any]) -> None:
-    """Raise Unauthenticated / Forbidden / NotFound unless ``p`` may call ``endpoint``."""
+def authorize(
+    session: Callable[[], Session], p: Principal, endpoint: str, view_args: dict[str, Any]
+) -> None:
+    """Raise Unauthenticated / Forbidden / NotFound unless ``p`` may call ``endpoint``.
+
+    ``session`` gives the request's session; it is asked for only when a record is checked.
+    """
     rule = rule_for(endpoint)
     if rule is None:
         raise Forbidden(f"{endpoint}: no access rule is declared for this endpoint")
@@ -445,4 +450,4 @@ def authorize(session: Session, p: Principal, endpoint: str, view_args: dict[str
             raise Unauthenticated("请先登录 / sign in first")
         raise Forbidden(f"角色 {p.role} 无权执行此操作 / the role '{p.role}' may not do this")
     if rule.check is not None:
-        rule.check(session, p, view_args)
+        rule.check(session(), p, view_args)
