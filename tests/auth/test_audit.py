@@ -12,11 +12,17 @@ from tests.api.case_helpers import report
 from tests.auth.conftest import bearer
 
 
-def _entries(db_session, **where):  # type: ignore[no-untyped-def]
-    cond = " AND ".join(f"{k} = :{k}" for k in where) or "TRUE"
+def _entries(db_session, since: int = 0, **where):  # type: ignore[no-untyped-def]
+    """Entries matching ``where`` after entry ``since`` (other tests' committed entries stay:
+    the log is append-only)."""
+    cond = " AND ".join([f"{k} = :{k}" for k in where] + ["id > :since"])
     return db_session.execute(
-        text(f"SELECT * FROM audit_log WHERE {cond} ORDER BY id"), where
+        text(f"SELECT * FROM audit_log WHERE {cond} ORDER BY id"), {**where, "since": since}
     ).mappings().all()
+
+
+def _last_id(db_session) -> int:  # type: ignore[no-untyped-def]
+    return db_session.scalar(text("SELECT coalesce(max(id), 0) FROM audit_log"))
 
 
 def _leaf(client):  # type: ignore[no-untyped-def]
@@ -29,6 +35,7 @@ def _leaf(client):  # type: ignore[no-untyped-def]
 
 def test_a_grid_reshape_is_recorded_with_the_boundary_before_and_after(client, db_session) -> None:  # type: ignore[no-untyped-def]
     grid = _leaf(client)
+    start = _last_id(db_session)
     old = shape(grid["geometry"])
     smaller = old.buffer(-0.00003)
     res = client.patch(
@@ -36,7 +43,7 @@ def test_a_grid_reshape_is_recorded_with_the_boundary_before_and_after(client, d
         json={"type": "Feature", "geometry": mapping(smaller), "properties": {"version": grid["properties"]["version"]}},
     )
     assert res.status_code == 200, res.get_json()
-    (entry,) = _entries(db_session, kind="change", object_type="grid", object_id=str(grid["id"]))
+    (entry,) = _entries(db_session, start, kind="change", object_type="grid", object_id=str(grid["id"]))
     assert entry["username"] == "test-admin" and entry["role"] == "admin"
     assert entry["action"] == "PATCH grid_edit_api.patch" and entry["at"] is not None
     # the reshaped grid (a shrink may also touch the parent, which then holds what fell out)
@@ -50,6 +57,7 @@ def test_a_grid_reshape_is_recorded_with_the_boundary_before_and_after(client, d
 
 def test_a_split_records_the_old_grid_and_both_parts(client, db_session) -> None:  # type: ignore[no-untyped-def]
     grid = _leaf(client)
+    start = _last_id(db_session)
     minx, miny, maxx, maxy = shape(grid["geometry"]).bounds
     mid = (minx + maxx) / 2
     line = {"type": "LineString", "coordinates": [[mid, miny - 0.001], [mid, maxy + 0.001]]}
@@ -58,7 +66,7 @@ def test_a_split_records_the_old_grid_and_both_parts(client, db_session) -> None
         json={"line": line, "version": grid["properties"]["version"]},
     )
     assert res.status_code in (200, 201), res.get_json()
-    (entry,) = _entries(db_session, kind="change", object_type="grid", object_id=str(grid["id"]))
+    (entry,) = _entries(db_session, start, kind="change", object_type="grid", object_id=str(grid["id"]))
     (before,) = [g for g in entry["before"][0] if g["id"] == grid["id"]]
     parts = [g for g in entry["after"][0]["grids"] if g["id"] != grid["id"]]
     assert len(parts) == 2
