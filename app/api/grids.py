@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from app.api.params import bbox_arg, int_arg
-from app.auth import current_principal
+from app.auth import current_principal, record_personal_read
 from app.auth.policy import sees_tags
 from app.db import get_session
 from app.services import grids as svc
@@ -38,13 +38,21 @@ def grid_households(grid_id: int):  # type: ignore[no-untyped-def]
     limit = int_arg("limit", minimum=1, maximum=5000, default=500)
     offset = int_arg("offset", minimum=0, default=0)
     p = current_principal()
-    return jsonify(
-        svc.households_in_grid(
-            get_session(),
-            grid_id,
-            limit=limit,
-            offset=offset,
-            linked_member_id=(p.worker_id or -1) if p.role == "party_member" else None,
-            with_tags=sees_tags(p),
-        )
+    tags = sees_tags(p)
+    result = svc.households_in_grid(
+        get_session(),
+        grid_id,
+        limit=limit,
+        offset=offset,
+        linked_member_id=(p.worker_id or -1) if p.role == "party_member" else None,
+        with_tags=tags,
     )
+    # Addresses (and, for those responsible, sensitive tags) are personal data: the read is
+    # logged with what was shown, never the values.
+    record_personal_read(
+        f"list households ({len(result['features'])})",
+        "grid",
+        grid_id,
+        ["address", "head_name(masked)", "head_phone(masked)"] + (["tags"] if tags else []),
+    )
+    return jsonify(result)

@@ -42,9 +42,15 @@ def _fields(allowed: tuple[str, ...]) -> list[str]:
 def household(household_id: int):  # type: ignore[no-untyped-def]
     """One household in the caller's grids (names and phones masked; tags for those responsible)."""
     p = current_principal()
-    return jsonify(
-        svc.household(get_session(), household_id, personal=False, with_tags=sees_tags(p))
+    tags = sees_tags(p)
+    feature = svc.household(get_session(), household_id, personal=False, with_tags=tags)
+    record_personal_read(
+        "read household",
+        "household",
+        household_id,
+        ["address", "head_name(masked)", "head_phone(masked)"] + (["tags"] if tags else []),
     )
+    return jsonify(feature)
 
 
 @bp.post("/households/<int:household_id>/reveal")
