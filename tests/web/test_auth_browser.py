@@ -47,10 +47,15 @@ def _context(browser):  # type: ignore[no-untyped-def]
 
 def _settle(page, predicate: str, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
     """Wait for a condition by polling page.evaluate (wait_for_function needs eval)."""
+    from playwright.sync_api import Error as PlaywrightError
+
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if page.evaluate(predicate):
-            return
+        try:
+            if page.evaluate(predicate):
+                return
+        except PlaywrightError:  # the page is navigating (a reload): ask again
+            pass
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {predicate}")
 
@@ -141,3 +146,39 @@ def test_pages_run_under_their_content_security_policy(browser, live_server, adm
         assert errors == []
     finally:
         ctx.close()
+
+
+@pytest.mark.browser
+def test_an_administrator_creates_and_disables_an_account(browser, live_server, admin_auth, database_url) -> None:  # type: ignore[no-untyped-def]
+    ctx = _context(browser)
+    ctx.add_cookies(
+        [{"name": "gridgov_session", "value": admin_auth["cookie"], "url": live_server, "httpOnly": True, "secure": True}]
+    )
+    page = ctx.new_page()
+    engine = create_engine(database_url)
+    try:
+        page.goto(f"{live_server}/admin/users")
+        page.fill("#user-form input[name=username]", "new-worker")
+        page.fill("#user-form input[name=display_name]", "周网格员")
+        page.select_option("#user-form select[name=role]", "worker")
+        page.fill("#user-form input[name=password]", "short")
+        page.fill("#user-form input[name=worker_code]", "W00006")
+        page.click("#user-create")
+        page.wait_for_selector("#users-msg.gg-error")
+        assert "至少 10 位" in page.inner_text("#users-msg")  # the server's reason, shown
+        page.fill("#user-form input[name=password]", "Zhou-2026-grid")
+        page.click("#user-create")
+        page.wait_for_selector("tr[data-username='new-worker']")
+        row = "tr[data-username='new-worker']"
+        assert "网格员" in page.inner_text(row) and "正常" in page.inner_text(row)
+        page.click(f"{row} button[data-act=disable]")
+        _settle(page, f"() => (document.querySelector(\"{row} .state\") || {{}}).textContent === '停用'")
+        with engine.connect() as conn:
+            active = conn.execute(text("SELECT active FROM app_user WHERE username = 'new-worker'")).scalar()
+        assert active is False
+        assert page.evaluate("() => window.__cspViolations") == []
+    finally:
+        ctx.close()
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM app_user WHERE username = 'new-worker'"))
+        engine.dispose()
