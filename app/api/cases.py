@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, jsonify, request
 
-from app.api.params import bbox_arg, int_arg
+from app.api.params import bbox_arg, body_fields, int_arg
 from app.auth import current_principal, record_personal_read
 from app.auth.actors import case_actor
 from app.auth.policy import Forbidden, case_scope
@@ -28,14 +28,7 @@ LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 # ---------------------------------------------------------------- request parsing
 
 
-def body() -> dict[str, Any]:
-    """Return the request's fields from JSON or from a form (multipart or urlencoded)."""
-    if request.is_json:
-        data = request.get_json(silent=True)
-        if not isinstance(data, dict):
-            raise BadParameter("body", "must be a JSON object")
-        return data
-    return {k: v for k, v in request.form.items()}
+body = body_fields
 
 
 def _float(data: dict[str, Any], name: str, *, required: bool = False) -> float | None:
@@ -336,6 +329,7 @@ def kpis():  # type: ignore[no-untyped-def]
             level=int_arg("level", minimum=1, maximum=5, default=3) or 3,
             date_from=_moment("from", request.args.get("from")),
             date_to=_moment("to", request.args.get("to"), end=True),
+            scope=case_scope(get_session(), current_principal()),
         )
     )
 

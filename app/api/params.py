@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import request
 
 from app.errors import BadParameter
 
 #: The largest value of a PostgreSQL ``integer`` (every id column).
 MAX_INT = 2**31 - 1
+
+
+def body_fields() -> dict[str, Any]:
+    """Return the request's fields from JSON or from a form (multipart or urlencoded)."""
+    if request.is_json:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise BadParameter("body", "must be a JSON object")
+        return data
+    return {k: v for k, v in request.form.items()}
 
 
 def int_arg(

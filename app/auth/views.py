@@ -20,7 +20,7 @@ from flask import (
     url_for,
 )
 
-from app.api.params import int_arg
+from app.api.params import body_fields, int_arg
 from app.auth import (
     CSRF_HEADER,
     SESSION_COOKIE,
@@ -42,13 +42,7 @@ pages_bp = Blueprint("auth_pages", __name__)
 LOGIN_CSRF_COOKIE = "gridgov_login_csrf"
 
 
-def _body() -> dict[str, Any]:
-    if request.is_json:
-        data = request.get_json(silent=True)
-        if not isinstance(data, dict):
-            raise BadParameter("body", "must be a JSON object")
-        return data
-    return {k: v for k, v in request.form.items()}
+_body = body_fields
 
 
 def _str(data: dict[str, Any], name: str, *, required: bool = True) -> str | None:

@@ -86,12 +86,14 @@ def kpis(
     date_from: datetime | None = None,
     date_to: datetime | None = None,
     now: datetime | None = None,
+    scope: Any = None,
 ) -> dict[str, Any]:
-    """Return the KPIs per grid (at ``level``), per worker, per category or overall."""
+    """Return the KPIs per grid (at ``level``), per worker, per category or overall, over the
+    cases of ``scope`` (``app.auth.policy.CaseScope``; None: every case)."""
     if group not in GROUPS:
         raise BadParameter("group", f"'{group}' is not one of {', '.join(GROUPS)}")
     now = now or datetime.now(UTC)
-    where, params = _where(CaseFilter(created_from=date_from, created_to=date_to))
+    where, params = _where(CaseFilter(created_from=date_from, created_to=date_to, scope=scope))
     where = (where + " AND " if where else " WHERE ") + "c.status <> 'cancelled'"
     if group == "worker":
         where += " AND c.assignee_id IS NOT NULL"
