@@ -474,6 +474,16 @@ def serve(host: str, port: int, workers: int, sample: bool, access_log: bool) ->
                     click.echo("  " + line)
             else:
                 click.echo(f"sample accounts: see {sample_accounts.DEFAULT_FILE}")
+        else:
+            from sqlalchemy import func, select
+
+            from app.models import AppUser
+
+            if not session.scalar(select(func.count()).select_from(AppUser)):
+                click.echo(
+                    "no account yet: create the first administrator with "
+                    "'gridgov users create-admin NAME'"
+                )
     app.extensions["gridgov_db"].dispose()  # no connections shared across the fork
 
     class Server(BaseApplication):  # type: ignore[misc]

@@ -381,7 +381,12 @@ def init_app(app: Flask) -> None:
     app.before_request(_before_request)
     app.after_request(_after_request)
     get_db_hooks(app).append(audit_before_commit)
-    app.jinja_env.globals.update(csp_nonce=csp_nonce, csrf_token=csrf_token, user_label=user_label)
+    app.jinja_env.globals.update(
+        csp_nonce=csp_nonce,
+        csrf_token=csrf_token,
+        user_label=user_label,
+        user_role=lambda: current_principal().role,
+    )
 
     from app.auth import views
 

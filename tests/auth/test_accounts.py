@@ -232,3 +232,14 @@ def test_gridgov_creates_the_first_admin_from_the_command_line(database_url: str
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM app_user WHERE username = 'root-admin'"))
         engine.dispose()
+
+
+def test_page_menus_offer_only_what_the_role_may_open(app, anon_client, accounts) -> None:  # type: ignore[no-untyped-def]
+    from tests.auth.conftest import bearer
+
+    resident = anon_client.get("/cases/track").get_data(as_text=True)
+    assert "工作人员登录" in resident and "受理台" not in resident and "电子地图" not in resident
+    worker = app.test_client().get("/cases/worker", headers=bearer(accounts["worker"])).get_data(as_text=True)
+    assert "网格员" in worker and "考核指标" not in worker and "受理台" not in worker
+    centre = app.test_client().get("/cases/desk", headers=bearer(accounts["centre"])).get_data(as_text=True)
+    assert "考核指标" in centre and "受理台" in centre
