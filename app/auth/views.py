@@ -92,6 +92,9 @@ def _sign_in(username: str, password: str) -> tuple[dict[str, Any], str]:
         )
         session.commit()
         raise
+    previous = current_principal()
+    if previous.session_id is not None and previous.session_kind == "browser":
+        svc.end_session(session, previous.session_id)  # a sign-in never keeps an older session
     new = svc.start_session(session, user, ip, limits())
     g.audit_skip = True
     audit.record(

@@ -243,3 +243,17 @@ def test_page_menus_offer_only_what_the_role_may_open(app, anon_client, accounts
     assert "网格员" in worker and "考核指标" not in worker and "受理台" not in worker
     centre = app.test_client().get("/cases/desk", headers=bearer(accounts["centre"])).get_data(as_text=True)
     assert "考核指标" in centre and "受理台" in centre
+
+
+def test_signing_in_again_ends_the_earlier_session(anon_client, person) -> None:  # type: ignore[no-untyped-def]
+    login(anon_client)
+    first = session_cookie(anon_client)
+    csrf = anon_client.get("/api/auth/me").get_json()["csrf_token"]
+    again = anon_client.post(
+        "/api/auth/login",
+        json={"username": "duty-officer", "password": PASSWORD},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert again.status_code == 200 and session_cookie(anon_client) != first
+    anon_client.set_cookie("gridgov_session", first)
+    assert anon_client.get("/api/grids?level=1").status_code == 401

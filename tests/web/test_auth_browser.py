@@ -182,3 +182,30 @@ def test_an_administrator_creates_and_disables_an_account(browser, live_server, 
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM app_user WHERE username = 'new-worker'"))
         engine.dispose()
+
+
+@pytest.mark.browser
+def test_a_page_whose_session_ran_out_goes_to_the_sign_in_page(browser, live_server, centre_account, database_url) -> None:  # type: ignore[no-untyped-def]
+    ctx = _context(browser)
+    page = ctx.new_page()
+    try:
+        page.goto(f"{live_server}/login?next=/cases/desk")
+        page.fill("#username", centre_account)
+        page.fill("#password", PASSWORD)
+        page.click("#login-submit")
+        page.wait_for_url(f"{live_server}/cases/desk")
+        engine = create_engine(database_url)
+        with engine.begin() as conn:  # the idle timeout, as the server sees it
+            conn.execute(
+                text(
+                    "UPDATE user_session SET last_seen_at = now() - interval '1 day' "
+                    "WHERE user_id = (SELECT id FROM app_user WHERE username = :u)"
+                ),
+                {"u": centre_account},
+            )
+        engine.dispose()
+        page.evaluate("() => { fetch('/api/cases?limit=1'); }")
+        page.wait_for_url(f"{live_server}/login?next=%2Fcases%2Fdesk")
+        assert page.query_selector("#login-form") is not None
+    finally:
+        ctx.close()

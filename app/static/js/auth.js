@@ -21,8 +21,15 @@
       if (!headers.has("X-CSRF-Token")) headers.set("X-CSRF-Token", token());
       init = Object.assign({}, init, { headers: headers, credentials: "same-origin" });
     }
-    return nativeFetch(input, init);
+    return nativeFetch(input, init).then(function (response) {
+      // The session ran out (idle or absolute timeout, or ended elsewhere): sign in again.
+      if (response.status === 401 && sameOrigin(url) && signedIn()) {
+        window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname + window.location.search));
+      }
+      return response;
+    });
   };
+  function signedIn() { return !!document.querySelector('meta[name="gridgov-user"]'); }
   var nativeOpen = XMLHttpRequest.prototype.open;
   var nativeSend = XMLHttpRequest.prototype.send;
   XMLHttpRequest.prototype.open = function (method, url) {
