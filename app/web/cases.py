@@ -32,6 +32,7 @@ def worker():  # type: ignore[no-untyped-def]
         assets=LEAFLET,
         script="/static/js/case_worker.js",
         worker_id=_worker_of_page(),
+        on_behalf=current_principal().role == "admin",
     )
 
 

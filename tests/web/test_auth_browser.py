@@ -209,3 +209,40 @@ def test_a_page_whose_session_ran_out_goes_to_the_sign_in_page(browser, live_ser
         assert page.query_selector("#login-form") is not None
     finally:
         ctx.close()
+
+
+@pytest.mark.browser
+def test_the_desk_shows_a_full_number_only_when_asked_and_logs_it(page, live_server, app) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy.orm import Session
+
+    from app.services import cases as svc
+
+    engine = app.extensions["gridgov_db"].engine
+    with Session(engine) as s:
+        case = svc.create_case(
+            s,
+            svc.Report(x=117.2287344, y=31.8149002, category="garbage", description="号码查看测试",
+                       reporter_contact="13611112222", reporter_name="吴九"),
+        )["case"]
+        s.commit()
+    try:
+        page.goto(f"{live_server}/cases/desk")
+        page.wait_for_selector("html[data-desk-ready='1']", timeout=20000)
+        row = f"#case-table tr:has-text('{case['code']}')"
+        assert "13611112222" not in page.inner_text(row) and "136****2222" in page.inner_text(row)
+        page.click(row)
+        page.wait_for_selector("#reveal-reporter")
+        assert "136****2222" in page.inner_text("#reporter")
+        page.click("#reveal-reporter")
+        page.wait_for_selector("#reporter:has-text('13611112222')")
+        assert "吴九" in page.inner_text("#reporter")
+        with engine.connect() as conn:
+            logged = conn.execute(
+                text("SELECT count(*) FROM audit_log WHERE kind = 'read_personal' AND object_type = 'case' AND object_id = :i"),
+                {"i": str(case["id"])},
+            ).scalar()
+        assert logged == 1
+    finally:
+        with Session(engine) as s:
+            svc.delete_cases(s, [case["id"]])
+            s.commit()

@@ -2,7 +2,6 @@
 (function () {
   "use strict";
   var C = window.Cases, map, markers, current = null;
-  var ACTOR = { role: "centre", name: "受理台" };
 
   function query() {
     var f = document.getElementById("filters"), q = new URLSearchParams();
@@ -54,6 +53,8 @@
         "<p>" + C.esc(c.category_name) + " · " + C.esc(c.source_name) + " · 时限 " + C.time(c.deadline) + "</p>" +
         "<p>" + C.esc(c.description) + "</p><p>网格：" + C.esc(c.grid ? c.grid.name : "未定位") + "；处置人：" +
         C.esc(c.assignee ? c.assignee.name : (c.department ? c.department.name : "—")) + "（" + C.esc(c.escalation_name) + "）</p>" +
+        (c.reporter_contact || c.reporter_name ? '<p>报告人：<span id="reporter">' + C.esc(c.reporter_name || "") + " " +
+          C.esc(c.reporter_contact || "") + '</span> <button type="button" id="reveal-reporter" title="完整号码仅在需要联系时查看，查看记入审计日志">查看完整号码</button></p>' : "") +
         photos + '<ol class="gg-events">' + ev + "</ol>" + '<div id="dups"></div>';
       if (acts.length) {
         html += '<form id="act-form"><textarea name="note" placeholder="说明（作废、上报、转派、核查不通过须填写）"></textarea>' +
@@ -64,6 +65,15 @@
       // Also after an action that ends the case (cancel, merge, close): the message has a place.
       html += '<p id="act-msg" class="gg-msg"></p>';
       document.getElementById("case-detail").innerHTML = html + "</section>";
+      var reveal = document.getElementById("reveal-reporter");
+      if (reveal) {
+        reveal.addEventListener("click", function () {
+          C.call("POST", "/api/cases/" + c.id + "/reveal", { fields: ["reporter_name", "reporter_contact"] }).then(function (r) {
+            document.getElementById("reporter").textContent = (r.reporter_name || "") + " " + (r.reporter_contact || "");
+            reveal.remove();
+          }).catch(function (err) { document.getElementById("act-msg").textContent = err.message; });
+        });
+      }
       var form = document.getElementById("act-form");
       if (form) {
         form.addEventListener("click", function (ev) {
@@ -83,7 +93,8 @@
   }
 
   function act(action, form) {
-    var body = { actor: ACTOR, version: current.version };
+    // Who acts is the signed-in account (the server takes it from the session).
+    var body = { version: current.version };
     Array.prototype.forEach.call(form.elements, function (el) { if (el.name && el.value) { body[el.name] = el.value; } });
     C.call("POST", "/api/cases/" + current.id + "/actions/" + action, body).then(function () {
       return load().then(function () { return show(current.id); });

@@ -40,9 +40,13 @@
   function send(el, action, form) {
     var c = cases[el.getAttribute("data-id")];
     var fd = new FormData();
-    var a = actor();
-    fd.append("actor_role", a.role);
-    fd.append("actor_worker_id", String(a.worker_id));
+    // A worker acts as himself (the server knows him from the session); an administrator
+    // opening another worker's page acts for that worker, which the server records as such.
+    if (document.getElementById("worker-id").getAttribute("data-on-behalf") === "1") {
+      var a = actor();
+      fd.append("actor_role", a.role);
+      fd.append("actor_worker_id", String(a.worker_id));
+    }
     fd.append("version", String(c.version));
     var note = el.querySelector("textarea[name=note]");
     if (note && note.value) { fd.append("note", note.value); }
