@@ -127,7 +127,8 @@ _OVERRIDE_SQL = text(
     FROM override_area o
     LEFT JOIN department d ON d.id = o.department_id
     LEFT JOIN worker w ON w.id = o.worker_id
-    WHERE o.category = :category
+    WHERE (o.category = :category
+           OR o.category = (SELECT cc.code FROM case_category cc WHERE cc.name = :category))
       AND ST_Intersects(o.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
     ORDER BY o.area_m2, o.id
     LIMIT 1
@@ -486,7 +487,8 @@ _OVERRIDES_SQL = text(
     FROM override_area o
     LEFT JOIN department d ON d.id = o.department_id
     LEFT JOIN worker w ON w.id = o.worker_id
-    WHERE o.category = :category
+    WHERE (o.category = :category
+           OR o.category = (SELECT cc.code FROM case_category cc WHERE cc.name = :category))
     ORDER BY o.area_m2, o.id
     """
 )

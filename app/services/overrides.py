@@ -116,6 +116,24 @@ def _text(props: dict[str, Any], key: str, max_len: int) -> str:
     return value
 
 
+def _category(session: Session, given: str) -> str:
+    """Return the category code of ``given`` (a code, or a category's Chinese name).
+
+    Cases carry the code; an area stored under anything else would never apply to them.
+    """
+    code = session.scalar(
+        text("SELECT code FROM case_category WHERE code = :c OR name = :c ORDER BY code = :c DESC LIMIT 1"),
+        {"c": given},
+    )
+    if code is None:
+        known = session.scalars(text("SELECT code FROM case_category ORDER BY code")).all()
+        raise ValidationFailed(
+            f"category: '{given}' is no case category (use one of {', '.join(known)})",
+            field="category",
+        )
+    return code
+
+
 def create_area(
     session: Session, feature: dict[str, Any], crs: str | None = None
 ) -> dict[str, Any]:
@@ -125,7 +143,7 @@ def create_area(
     dep, wrk = _keeper(session, props)
     area = OverrideArea(
         name=_text(props, "name", 120),
-        category=_text(props, "category", CATEGORY_MAX),
+        category=_category(session, _text(props, "category", CATEGORY_MAX)),
         geom=from_shape(geom, srid=4326),
         area_m2=geodesic_area_m2(geom),
         department_id=dep,
@@ -164,7 +182,7 @@ def update_area(
     if "name" in props:
         area.name = _text(props, "name", 120)
     if "category" in props:
-        area.category = _text(props, "category", CATEGORY_MAX)
+        area.category = _category(session, _text(props, "category", CATEGORY_MAX))
     if any(k in props for k in ("department_id", "department_code", "worker_id", "worker_code")):
         area.department_id, area.worker_id = _keeper(session, props)
     try:
@@ -229,7 +247,10 @@ def list_areas(
     """Return override areas as a FeatureCollection (filters: category, bbox)."""
     where, params = ["TRUE"], {}
     if category:
-        where.append("o.category = :category")
+        where.append(
+            "(o.category = :category OR o.category = "
+            "(SELECT cc.code FROM case_category cc WHERE cc.name = :category))"
+        )
         params["category"] = category
     if bbox:
         where.append("o.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")

@@ -98,7 +98,7 @@ def test_settings_and_calendar_changes_reach_the_next_report(client, db_session)
     assert client.post("/api/cases", json=far).get_json()["duplicates"]
 
 
-def test_override_areas_named_by_code_or_name_route_the_case(client, db_session) -> None:  # type: ignore[no-untyped-def]
+def test_override_areas_drawn_by_code_or_name_route_the_case(client, db_session) -> None:  # type: ignore[no-untyped-def]
     import shapely
     import shapely.geometry
 
@@ -113,7 +113,9 @@ def test_override_areas_named_by_code_or_name_route_the_case(client, db_session)
             "department_code": "CG-AH",
         },
     }
-    assert client.post("/api/override-areas", json=area).status_code == 201
+    drawn = client.post("/api/override-areas", json=area)
+    assert drawn.status_code == 201
+    assert drawn.get_json()["properties"]["category"] == "road_occupation"  # stored as the code
     res, seen = _statements(
         db_session,
         lambda: client.post("/api/cases", json={**BODY, "category": "road_occupation"}),
@@ -122,14 +124,14 @@ def test_override_areas_named_by_code_or_name_route_the_case(client, db_session)
     assert len(seen) == 4, seen  # the override areas are looked at
     assert case["department"]["name"] == "安和城管中队" and case["assignee"] is None
     assert case["escalation_level"] == 2 and case["status"] == "dispatched"
-    assert res.get_json()["routing"]["override"]["category"] == "占道经营"
+    assert res.get_json()["routing"]["override"]["category"] == "road_occupation"
     # Other categories at the same place stay with the grid's worker.
     other = client.post("/api/cases", json=BODY).get_json()["case"]
     assert other["assignee"] is not None and other["department"] is None
-    # An area named by the category code wins over one named by its Chinese name.
+    # Both are stored by code now; of two areas at a place the smaller one keeps the case.
     worker_area = {
         "type": "Feature",
-        "geometry": box,
+        "geometry": shapely.geometry.mapping(shapely.Point(POINT).buffer(0.0002, quad_segs=2)),
         "properties": {"name": "市场", "category": "road_occupation", "worker_id": 6},
     }
     assert client.post("/api/override-areas", json=worker_area).status_code == 201, "area"
