@@ -407,5 +407,4 @@ __all__ = [
     "current_principal",
     "init_app",
     "limits",
-    "redirect",
 ]

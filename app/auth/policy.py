@@ -21,7 +21,7 @@ Roles (``app_user.role``):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -322,15 +322,7 @@ def body_grids(session: Session, p: Principal, args: dict[str, Any]) -> None:
                 _need(in_scope(session, p, gid), f"grid {gid}")
 
 
-def _roles(*groups: Iterable[str]) -> frozenset[str]:
-    out: set[str] = set()
-    for g in groups:
-        out |= set(g)
-    return frozenset(out)
-
-
 PUBLIC = Rule(EVERYONE)
-STAFF_READ = Rule(_roles(STAFF, {"camera_feed"}) - {"camera_feed"})
 
 RULES: dict[str, Rule] = {
     # pages and assets
