@@ -22,15 +22,9 @@ DEFAULTS: dict[str, Any] = {
     "GRID_MAX_VERTICES": 20_000,
     # Road lines (GeoJSON) that automatic divisions follow; None: the sample street's roads.
     "ROADS_FILE": None,
-    # Accounts and sessions (app/services/users.py says what each limit does).
+    # Accounts and sessions. The sign-in and session limits (SESSION_IDLE_MINUTES, LOGIN_* …)
+    # default to app.services.users.DEFAULT_LIMITS; set them here or in the environment.
     "SESSION_COOKIE_SECURE": True,
-    "SESSION_IDLE_MINUTES": 30,
-    "SESSION_ABSOLUTE_HOURS": 12,
-    "LOGIN_MAX_FAILURES": 5,
-    "LOGIN_LOCK_MINUTES": 15,
-    "LOGIN_IP_LIMIT": 30,
-    "LOGIN_IP_WINDOW_MINUTES": 10,
-    "TOKEN_DAYS": 365,
     # Read the caller's address from X-Forwarded-For (only behind a proxy that sets it).
     "TRUST_PROXY": False,
     # Request bodies larger than this are refused (bytes).

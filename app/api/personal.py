@@ -24,6 +24,14 @@ HOUSEHOLD_FIELDS = ("head_name", "head_phone")
 CASE_FIELDS = ("reporter_name", "reporter_contact")
 
 
+def _revealable(kind: str, allowed: tuple[str, ...]) -> list[str]:
+    """Check that the caller's role may see full values of ``kind``; return the fields asked."""
+    p = current_principal()
+    if not may_reveal(p, kind):
+        raise Forbidden(f"角色 {p.role} 无权查看完整个人信息 / the role '{p.role}' may not")
+    return _fields(allowed)
+
+
 def _fields(allowed: tuple[str, ...]) -> list[str]:
     data: Any = request.get_json(silent=True) if request.is_json else dict(request.form)
     if not isinstance(data, dict):
@@ -56,10 +64,7 @@ def household(household_id: int):  # type: ignore[no-untyped-def]
 @bp.post("/households/<int:household_id>/reveal")
 def reveal_household(household_id: int):  # type: ignore[no-untyped-def]
     """The full value of a household's masked fields (``fields``: head_name, head_phone); logged."""
-    p = current_principal()
-    if not may_reveal(p, "household"):
-        raise Forbidden(f"角色 {p.role} 无权查看完整个人信息 / the role '{p.role}' may not")
-    names = _fields(HOUSEHOLD_FIELDS)
+    names = _revealable("household", HOUSEHOLD_FIELDS)
     feature = svc.household(get_session(), household_id, personal=True, with_tags=False)
     record_personal_read("reveal household", "household", household_id, names)
     return jsonify({"id": household_id, **{n: feature["properties"][n] for n in names}})
@@ -68,10 +73,7 @@ def reveal_household(household_id: int):  # type: ignore[no-untyped-def]
 @bp.post("/cases/<ref>/reveal")
 def reveal_case(ref: str):  # type: ignore[no-untyped-def]
     """The full reporter name / contact of a case (``fields``); logged."""
-    p = current_principal()
-    if not may_reveal(p, "case"):
-        raise Forbidden(f"角色 {p.role} 无权查看完整个人信息 / the role '{p.role}' may not")
-    names = _fields(CASE_FIELDS)
+    names = _revealable("case", CASE_FIELDS)
     view = case_svc.case_view(get_session(), ref, personal=True, with_events=False)
     record_personal_read("reveal case", "case", view["id"], names)
     return jsonify({"id": view["id"], "code": view["code"], **{n: view.get(n) for n in names}})

@@ -82,8 +82,11 @@ def current_principal() -> Principal:
 
 
 def limits() -> dict[str, Any]:
+    """The sign-in and session limits: the configuration's, else ``users.DEFAULT_LIMITS``."""
     cfg = current_app.config
-    return {k: cfg.get(k, v) for k, v in user_svc.DEFAULT_LIMITS.items()}
+    return {
+        k: v if cfg.get(k) is None else cfg[k] for k, v in user_svc.DEFAULT_LIMITS.items()
+    }
 
 
 def client_ip(req: Request | None = None) -> str | None:

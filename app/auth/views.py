@@ -171,10 +171,8 @@ def password():  # type: ignore[no-untyped-def]
     session = get_session()
     user = svc.get_user(session, p.user_id)  # type: ignore[arg-type]
     old = _str(data, "old_password") or ""
-    try:
-        svc.HASHER.verify(user.password_hash or "", old)
-    except Exception as exc:  # argon2 raises several kinds; all mean "not the password"
-        raise svc.LoginFailed("原密码错误 / the current password is wrong") from exc
+    if not svc.password_matches(user, old):
+        raise svc.LoginFailed("原密码错误 / the current password is wrong")
     with transaction(session):
         svc.set_password(session, user, _str(data, "new_password") or "")
     return jsonify(changed=True)

@@ -162,8 +162,6 @@ def create_user(
         raise BadParameter("worker", f"a {role} account must be linked to a worker")
     if role == "department" and department_id is None:
         raise BadParameter("department", "a department account must name its department")
-    if not _username_ok(username):
-        raise BadParameter("username", "3–60 characters: letters, digits and _ . @ -")
     user = AppUser(
         username=username,
         role=role,
@@ -227,6 +225,16 @@ def get_user(session: Session, user_id: int) -> AppUser:
 # ---------------------------------------------------------------- signing in
 
 
+def password_matches(user: AppUser | None, password: str) -> bool:
+    """Say whether ``password`` is the account's (as slow for no account as for a wrong one)."""
+    stored = user.password_hash if user is not None and user.password_hash else None
+    try:
+        HASHER.verify(stored or _DUMMY_HASH, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+    return stored is not None
+
+
 def authenticate(
     session: Session,
     username: str,
@@ -266,12 +274,7 @@ def authenticate(
             f"{user.locked_until.isoformat()} after repeated failures",
             locked_until=user.locked_until.isoformat(),
         )
-    ok = False
-    try:
-        HASHER.verify(user.password_hash if user and user.password_hash else _DUMMY_HASH, password)
-        ok = user is not None and user.password_hash is not None and user.active
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        ok = False
+    ok = password_matches(user, password) and user is not None and user.active
     if not ok:
         if user is not None:
             user.failed_logins = (user.failed_logins or 0) + 1
