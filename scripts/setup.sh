@@ -17,8 +17,9 @@ done
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ]; then
     echo "setup: installing Debian packages: ${missing[*]}"
-    apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+    # A fresh machine may have another apt run holding the dpkg lock: wait for it.
+    apt-get -o DPkg::Lock::Timeout=600 update -q
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q "${missing[@]}"
   else
     echo "setup: missing Debian packages: ${missing[*]}" >&2
     echo "setup: install them as root: apt-get install ${missing[*]}" >&2
