@@ -331,6 +331,7 @@ RULES: dict[str, Rule] = {
     "emap.favicon": PUBLIC,
     "emap.index": Rule(STAFF),
     "emap.emap": Rule(STAFF),
+    "emap.layers": Rule(STAFF),
     "auth_pages.login_page": PUBLIC,
     "auth_pages.login_submit": PUBLIC,
     "auth_pages.logout_page": PUBLIC,

@@ -160,33 +160,6 @@
     return x === null ? null : [y, x];
   }
 
-  function labelOf(marker) {
-    var html = marker.options.icon && marker.options.icon.options.html;
-    if (!html) { return null; }
-    var div = document.createElement("div");
-    div.innerHTML = html;
-    var el = div.querySelector(".gg-label");
-    var m = el && /gg-label-(\d+)/.exec(el.className);
-    return m ? { level: Number(m[1]), name: el.textContent } : null;
-  }
-
-  /* Note on each label drawn with the page which grid it names (same level and name, inside). */
-  function tagLabels(layers) {
-    if (!layers.labels) { return; }
-    layers.labels.eachLayer(function (marker) {
-      var label = labelOf(marker);
-      var group = label && layers["grids_level_" + label.level];
-      if (!group) { return; }
-      var ll = marker.getLatLng();
-      group.eachLayer(function (l) {
-        var f = l.feature;
-        if (f && f.properties.name === label.name && geometryContains(f.geometry, ll.lng, ll.lat)) {
-          marker.gridId = f.properties.id;
-        }
-      });
-    });
-  }
-
   function refreshLabels(fc) {
     var layer = GridGov.layers.labels;
     if (!layer) { return; }
@@ -198,15 +171,7 @@
       if (LABEL_LEVELS.indexOf(p.level) < 0 || p.valid_to) { return; }
       var at = labelPoint(f.geometry);
       if (!at) { return; }
-      var marker = L.marker(at, {
-        interactive: false, keyboard: false,
-        icon: L.divIcon({
-          className: "empty", iconSize: [0, 0],
-          html: '<div class="gg-label gg-label-' + esc(p.level) + '" data-grid-id="' + esc(p.id) + '">' + esc(p.name) + "</div>"
-        })
-      });
-      marker.gridId = p.id;
-      layer.addLayer(marker);
+      layer.addLayer(GridGov.labelMarker({ grid_id: p.id, name: p.name, level: p.level }, at));
     });
   }
 
@@ -578,7 +543,6 @@
       if (layers[k].eachLayer) { layers[k].eachLayer(mark); }
       layers[k].on("layeradd", function (ev) { mark(ev.layer); });
     });
-    tagLabels(layers);
     GridGov.clickHandlers.unshift(onGridClick);
     map.pm.setGlobalOptions({ finishOnEnter: true, exitModeOnEscape: true });
     map.on("pm:create", function (ev) {
