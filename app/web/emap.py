@@ -8,6 +8,7 @@ DOM as text. Leaflet and its plugins are served by the app from npm packages (no
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, url_for
@@ -77,7 +78,8 @@ def basemap_layers() -> list[dict[str, Any]]:
             {
                 "url": cfg["BASEMAP_URL"],
                 "name": "底图",
-                "attribution": cfg.get("BASEMAP_ATTRIBUTION") or "底图",
+                # Leaflet shows the attribution as HTML: escape the configured text.
+                "attribution": escape(cfg.get("BASEMAP_ATTRIBUTION") or "底图"),
                 "subdomains": "abc",
                 "overlay": False,
             }

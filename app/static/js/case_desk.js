@@ -27,7 +27,7 @@
       document.getElementById("case-count").textContent = "共 " + res.total + " 件";
       markers.clearLayers();
       res.items.forEach(function (c) {
-        C.marker(c).bindTooltip(c.code + " " + c.category_name + " " + c.status_name).on("click", function () { show(c.id); }).addTo(markers);
+        C.marker(c).bindTooltip(C.esc(c.code + " " + c.category_name + " " + c.status_name)).on("click", function () { show(c.id); }).addTo(markers);
       });
       if (res.items.length) { map.fitBounds(markers.getBounds(), { maxZoom: 17, padding: [20, 20] }); }
     });

@@ -30,7 +30,7 @@
       res.items.forEach(function (c) { cases[c.id] = c; });
       document.getElementById("my-cases").innerHTML = res.items.map(card).join("") || "<p>暂无待办事件。</p>";
       markers.clearLayers();
-      res.items.forEach(function (c) { C.marker(c).bindTooltip(c.category_name + " " + c.status_name).addTo(markers); });
+      res.items.forEach(function (c) { C.marker(c).bindTooltip(C.esc(c.category_name + " " + c.status_name)).addTo(markers); });
       if (res.items.length) { map.fitBounds(markers.getBounds(), { maxZoom: 17, padding: [20, 20] }); }
     }).catch(function (err) { document.getElementById("my-cases").textContent = err.message; });
   }

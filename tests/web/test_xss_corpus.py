@@ -1,0 +1,371 @@
+"""Stored XSS: a corpus of payloads in every free-text field, every page opened as every role.
+
+The payloads go in through the JSON API (grid names, override areas, cases, notes, accounts) and
+through the importer's upload (households, workers, departments, service points, cameras), into
+a database of this test's own (the sample, then the payloads; dropped afterwards). Every page is
+then opened in Chromium as each role, under the real CSP (not bypassed), with a dialog listener
+and a CSP-violation listener: no dialog may open, no violation may happen, no element of the
+payloads may exist in the DOM, and the payloads are shown as literal text where they are shown.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+from werkzeug.serving import make_server
+
+from app import create_app
+from app import migrate as mig
+from app.db import get_db, transaction
+from app.services import importer
+from app.services import users as user_svc
+from tests.conftest import TEST_PASSWORD, _free_port
+
+pytestmark = pytest.mark.browser
+
+# Every payload carries the class or the call that would prove it ran: an element of class
+# ``ggxss`` in the DOM, or a dialog.
+PAYLOADS = [
+    "${alert('tpl')}",
+    "`+alert('bt')+`",
+    "</script><script>alert('sc')</script>",
+    "<img src=x class=ggxss onerror=alert('img')>",
+    "{{constructor.constructor('alert(1)')()}}",
+    "javascript:alert('js')",
+    "\"'><b class=ggxss>q</b>‘’“”＂",
+    "\u202eevil\u202c bidi \u200f<svg class=ggxss onload=alert(2)>",
+]
+OWN_STREET = "340188001"
+OWN_MICRO = "3401880010010101"
+OWN_GRID = "34018800100101"  # level 3, parent of OWN_MICRO
+OWN_COMMUNITY = "340188001001"  # level 2
+ROLE_LINKS = {
+    "centre": {"grid_code": OWN_STREET},
+    "grid_chief": {"worker_code": "W00003"},
+    "micro_chief": {"worker_code": "W00009"},
+    "worker": {"worker_code": "W00005"},
+    "party_member": {"worker_code": "W00010"},
+    "department": {"department_code": "CG-AH"},
+}
+WATCH = """
+window.__violations = [];
+document.addEventListener('securitypolicyviolation', e => window.__violations.push(
+    e.violatedDirective + ' ' + (e.blockedURI || '') + ' ' + (e.sourceFile || '') + ':' + e.lineNumber));
+"""
+
+
+class Corpus:
+    """The server on the corpus database, the accounts, and what was stored where."""
+
+    def __init__(self, base: str, app: Any) -> None:
+        self.base = base
+        self.app = app
+        self.tokens: dict[str, str] = {}
+        self.cookies: dict[str, str] = {}
+        self.grid_ids: dict[str, int] = {}
+        self.case_codes: list[str] = []
+        self.case_ids: list[int] = []
+        self.stored: dict[str, list[str]] = {}
+
+    def api(self, role: str, method: str, path: str, **kw: Any) -> Any:
+        client = self.app.test_client()
+        res = client.open(
+            path, method=method, headers={"Authorization": f"Bearer {self.tokens[role]}"}, **kw
+        )
+        assert res.status_code < 300, (method, path, res.status_code, res.get_data(as_text=True))
+        return res.get_json()
+
+
+def _csv(rows: list[dict[str, Any]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+def _points(center: tuple[float, float], n: int) -> list[tuple[float, float]]:
+    lon, lat = center
+    return [(lon + 0.00004 * (i % 4), lat + 0.00004 * (i // 4)) for i in range(n)]
+
+
+def _store(c: Corpus) -> None:
+    """Put every payload in every free-text field, through the API and the importer."""
+    with c.app.app_context():
+        session = get_db().session()
+        gid = {
+            code: session.scalar(text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": code})
+            for code in (OWN_MICRO, OWN_GRID, OWN_COMMUNITY)
+        }
+        micro_ids = list(
+            session.scalars(
+                text(
+                    "SELECT id FROM grid WHERE parent_id = :p AND valid_to IS NULL ORDER BY code"
+                ),
+                {"p": gid[OWN_GRID]},
+            )
+        )
+        inside = session.execute(
+            text("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM grid WHERE id = :g) s"),
+            {"g": gid[OWN_MICRO]},
+        ).one()
+        session.close()
+    c.grid_ids = gid
+    # Grids: the community and the grid (labelled on the map) and the micro-grids (tooltips).
+    renamed = [gid[OWN_COMMUNITY], gid[OWN_GRID], *micro_ids]
+    names = []
+    for i, grid_id in enumerate(renamed):
+        name = PAYLOADS[i % len(PAYLOADS)]
+        feat = c.api("admin", "GET", f"/api/grids/{grid_id}")
+        c.api(
+            "admin",
+            "PATCH",
+            f"/api/grids/{grid_id}",
+            json={"type": "Feature", "geometry": None, "properties": {"name": name, "version": feat["properties"]["version"]}},
+        )
+        names.append(name)
+    c.stored["grid names"] = names
+    # Through the importer: departments, workers (assigned to the micro-grid), households,
+    # service points, cameras.
+    depts = [{"code": f"XD{i}", "name": p[:60], "phone": "0551-1", "duties": p} for i, p in enumerate(PAYLOADS)]
+    c.api("admin", "POST", "/api/import/departments", data={"file": (io.BytesIO(_csv(depts)), "d.csv")})
+    workers = [{"code": f"XW{i}", "name": p[:60], "phone": f"1390000000{i}", "on_duty": "true"} for i, p in enumerate(PAYLOADS)]
+    c.api("admin", "POST", "/api/import/workers", data={"file": (io.BytesIO(_csv(workers)), "w.csv")})
+    assign = [{"worker_code": f"XW{i}", "grid_code": OWN_MICRO, "role": "worker_part"} for i in range(len(PAYLOADS))]
+    c.api("admin", "POST", "/api/import/assignments", data={"file": (io.BytesIO(_csv(assign)), "a.csv")})
+    c.stored["worker names"] = [p[:60] for p in PAYLOADS]
+    spots = _points((inside[0], inside[1]), len(PAYLOADS))
+    households = [
+        {
+            "lon": x, "lat": y, "building": p[:80], "unit": "1", "room": "1", "address": p, "people": 1,
+            "grid_code": OWN_MICRO, "head_name": p[:60], "head_phone": "13900000000", "tags": "",
+            "linked_member_code": "W00010",
+        }
+        for (x, y), p in zip(spots, PAYLOADS)
+    ]
+    c.api("admin", "POST", "/api/import/households", data={"file": (io.BytesIO(_csv(households)), "h.csv")})
+    points = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "geometry": {"type": "Point", "coordinates": [x, y]},
+             "properties": {"name": p, "kind": "point", "radius_m": 300}}
+            for (x, y), p in zip(spots, PAYLOADS)
+        ],
+    }
+    c.api("admin", "POST", "/api/import/service_points",
+          data={"file": (io.BytesIO(json.dumps(points).encode()), "sp.geojson")})
+    c.stored["service point names"] = list(PAYLOADS)
+    cams = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "geometry": {"type": "Point", "coordinates": [x, y]},
+             "properties": {"code": f"XC{i}-{p[:20]}", "name": p, "kind": "fixed", "analytics": "true"}}
+            for i, ((x, y), p) in enumerate(zip(spots, PAYLOADS))
+        ],
+    }
+    c.api("admin", "POST", "/api/import/cameras",
+          data={"file": (io.BytesIO(json.dumps(cams).encode()), "cam.geojson")})
+    c.stored["camera names"] = list(PAYLOADS)
+    # Through the API: override areas, cases and their notes, accounts.
+    x, y = inside
+    for i, p in enumerate(PAYLOADS):
+        d = 0.00002 * (i + 1)
+        ring = [[x - d, y - d], [x + d, y - d], [x + d, y + d], [x - d, y + d], [x - d, y - d]]
+        c.api(
+            "admin", "POST", "/api/override-areas",
+            json={"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
+                  "properties": {"name": p, "category": "垃圾暴露堆放", "department_code": f"XD{i}"}},
+        )
+    for i, p in enumerate(PAYLOADS):
+        case = c.api(
+            "admin", "POST", "/api/cases",
+            json={"x": x, "y": y, "category": "road_occupation", "description": p, "address": p[:200],
+                  "reporter_name": p[:60], "reporter_contact": "13900000001", "source": "patrol"},
+        )
+        cid = case.get("id") or case.get("case", {}).get("id")
+        c.case_ids.append(cid)
+        detail = c.api("admin", "GET", f"/api/cases/{cid}")
+        c.case_codes.append(detail["code"])
+        c.api("admin", "POST", f"/api/cases/{cid}/actions/accept",
+              json={"note": p, "version": detail["version"], "actor": {"role": "worker", "worker_id": detail["assignee"]["id"]}})
+    c.stored["case descriptions"] = list(PAYLOADS)
+    for i, p in enumerate(PAYLOADS):
+        c.api("admin", "POST", "/api/users",
+              json={"username": f"xss-{i}", "role": "worker", "password": TEST_PASSWORD,
+                    "display_name": p[:60], "worker_code": f"XW{i}"})
+    c.stored["account names"] = [p[:60] for p in PAYLOADS]
+
+
+@pytest.fixture(scope="module")
+def corpus(cluster) -> Iterator[Corpus]:  # type: ignore[no-untyped-def]
+    url = cluster.recreate_database("gridgov_xss")
+    mig.upgrade(url)
+    app = create_app({"DATABASE_URL": url, "TESTING": True, "SESSION_IDLE_MINUTES": 600})
+    with app.app_context():
+        session = get_db().session()
+        with transaction(session):
+            importer.load_directory(session)
+        session.close()
+    engine = create_engine(url)
+    port = _free_port()
+    c = Corpus(f"http://127.0.0.1:{port}", app)
+    with Session(engine) as s, s.begin():
+        for role, links in {"admin": {}, **ROLE_LINKS}.items():
+            user = user_svc.create_user(s, f"x-{role}", role, TEST_PASSWORD, display_name=f"测试{role}", **links)  # type: ignore[arg-type]
+            limits = dict(user_svc.DEFAULT_LIMITS, SESSION_IDLE_MINUTES=600)
+            c.tokens[role] = user_svc.start_session(s, user, None, limits, kind="token").token
+            c.cookies[role] = user_svc.start_session(s, user, None, limits).token
+    _store(c)
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield c
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        app.extensions["gridgov_db"].dispose()
+        engine.dispose()
+        cluster.psql("postgres", 'DROP DATABASE IF EXISTS "gridgov_xss" WITH (FORCE)')
+
+
+def _settle(page, predicate: str, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if page.evaluate(predicate):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {predicate}")
+
+
+class Visit:
+    """One role's browser, watching for dialogs, CSP violations and page errors."""
+
+    def __init__(self, browser, corpus: Corpus, role: str | None) -> None:  # type: ignore[no-untyped-def]
+        self.ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+        self.ctx.add_init_script(WATCH)
+        if role:
+            self.ctx.add_cookies([{"name": "gridgov_session", "value": corpus.cookies[role], "url": corpus.base,
+                                   "httpOnly": True, "secure": True, "sameSite": "Lax"}])
+        self.page = self.ctx.new_page()
+        self.dialogs: list[str] = []
+        self.errors: list[str] = []
+        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.base = corpus.base
+        self.role = role
+
+    def open(self, path: str) -> None:
+        res = self.page.goto(self.base + path)
+        assert res is not None and res.status == 200, (self.role, path, res and res.status)
+        self.page.wait_for_load_state("networkidle")
+
+    def check(self, where: str) -> None:
+        page = self.page
+        page.wait_for_timeout(300)  # let an onerror / onload of an injected element fire
+        assert self.dialogs == [], (self.role, where, self.dialogs)
+        assert page.evaluate("() => window.__violations") == [], (self.role, where)
+        assert page.evaluate("() => document.querySelectorAll('.ggxss').length") == 0, (self.role, where)
+        assert self.errors == [], (self.role, where, self.errors)
+
+    def close(self) -> None:
+        self.ctx.close()
+
+
+def _emap_texts(page) -> str:  # type: ignore[no-untyped-def]
+    """Open every tooltip of the grids, service points and cameras and read them as text."""
+    return page.evaluate(
+        """() => {
+          const out = [];
+          for (const k of ['grids_level_2', 'grids_level_3', 'grids_level_4', 'service_points', 'cameras']) {
+            const group = GridGov.layers[k];
+            if (!group) continue;
+            if (!GridGov.map.hasLayer(group)) GridGov.map.addLayer(group);
+            group.eachLayer(l => {
+              if (!l.getTooltip()) return;
+              l.openTooltip(l.getLatLng ? l.getLatLng() : l.getCenter());
+              const el = l.getTooltip().getElement();
+              if (el) out.push(el.textContent);
+              l.closeTooltip();
+            });
+          }
+          document.querySelectorAll('.gg-label').forEach(el => out.push(el.textContent));
+          return out.join('\\n');
+        }"""
+    )
+
+
+PAGES = {
+    "admin": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/admin/users", "/admin/audit"],
+    "centre": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi"],
+    "grid_chief": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi"],
+    "micro_chief": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi"],
+    "worker": ["/emap", "/cases/worker"],
+    "party_member": ["/emap", "/cases/worker"],
+    "department": ["/emap", "/cases/desk", "/cases/worker"],
+}
+
+
+@pytest.mark.parametrize("role", list(PAGES))
+def test_every_page_shows_the_payloads_as_text(browser, corpus: Corpus, role: str) -> None:  # type: ignore[no-untyped-def]
+    v = Visit(browser, corpus, role)
+    try:
+        for path in PAGES[role]:
+            v.open(path)
+            if path == "/emap":
+                _settle(v.page, "() => document.documentElement.dataset.emapReady === '1'")
+                shown = _emap_texts(v.page)
+                if role != "department":
+                    for name in corpus.stored["grid names"]:
+                        assert name in shown, (role, name)
+                # The notice board of the micro-grid lists the payload-named workers as text.
+                if role in ("admin", "centre", "grid_chief", "micro_chief", "worker"):
+                    v.page.evaluate(f"() => GridGov.showNoticeBoard({corpus.grid_ids[OWN_MICRO]})")
+                    v.page.wait_for_selector(".gg-board .gg-people", timeout=10000)
+                    board = v.page.evaluate("() => document.querySelector('.gg-board').textContent")
+                    for name in corpus.stored["worker names"]:
+                        assert name in board, (role, name)
+                if role in ("admin", "centre", "grid_chief", "micro_chief"):
+                    for name in corpus.stored["service point names"] + corpus.stored["camera names"]:
+                        assert name in shown, (role, name)
+            elif path == "/cases/desk":
+                v.page.wait_for_selector("#case-table tbody tr", timeout=10000)
+                if role != "department":
+                    v.page.click(f"#case-table tr[data-id='{corpus.case_ids[0]}']")
+                    v.page.wait_for_selector(".gg-case", timeout=10000)
+                    detail = v.page.evaluate("() => document.querySelector('#case-detail').textContent")
+                    assert PAYLOADS[0] in detail
+            elif path == "/cases/worker" and role in ("admin", "centre", "worker"):
+                if role != "worker":  # the centre opens the assignee's page
+                    assignee = corpus.api("admin", "GET", f"/api/cases/{corpus.case_ids[1]}")["assignee"]["id"]
+                    v.open(f"/cases/worker?worker={assignee}")
+                v.page.wait_for_selector(".gg-card", timeout=10000)
+                cards = v.page.evaluate("() => document.querySelector('#my-cases').textContent")
+                assert PAYLOADS[1] in cards
+            elif path == "/admin/users":
+                v.page.wait_for_selector("table tbody tr", timeout=10000)
+                listed = v.page.evaluate("() => document.body.textContent")
+                for name in corpus.stored["account names"]:
+                    assert name in listed, name
+            v.check(path)
+    finally:
+        v.close()
+
+
+def test_a_resident_sees_the_payloads_as_text(browser, corpus: Corpus) -> None:  # type: ignore[no-untyped-def]
+    v = Visit(browser, corpus, None)
+    try:
+        for path in ("/login", "/cases/track"):
+            v.open(path)
+            v.check(path)
+    finally:
+        v.close()
