@@ -75,6 +75,7 @@ class Corpus:
         self.case_codes: list[str] = []
         self.case_ids: list[int] = []
         self.stored: dict[str, list[str]] = {}
+        self.inside: tuple[float, float] = (0.0, 0.0)
 
     def api(self, role: str, method: str, path: str, **kw: Any) -> Any:
         client = self.app.test_client()
@@ -120,6 +121,7 @@ def _store(c: Corpus) -> None:
         ).one()
         session.close()
     c.grid_ids = gid
+    c.inside = (inside[0], inside[1])
     # Grids: the community and the grid (labelled on the map) and the micro-grids (tooltips).
     renamed = [gid[OWN_COMMUNITY], gid[OWN_GRID], *micro_ids]
     names = []
@@ -304,6 +306,31 @@ def _emap_texts(page) -> str:  # type: ignore[no-untyped-def]
     )
 
 
+def _emap_panels(v: Visit, corpus: Corpus) -> None:
+    """The e-map's panels that show stored names: locate, coverage per grid, override areas."""
+    page = v.page
+    lon, lat = corpus.inside
+    page.fill("#gg-locate-input", f"{lon:.7f}, {lat:.7f}")
+    page.select_option("#gg-locate-crs", "wgs84")
+    page.click("#gg-locate-go")
+    page.wait_for_selector("html[data-locate-done]", timeout=10000)
+    located = page.evaluate("() => document.getElementById('gg-panel').textContent")
+    assert corpus.stored["grid names"][2] in located  # the payload-named micro-grid, as text
+    v.check("locate")
+    page.click("#gg-cov-toggle")
+    page.wait_for_selector("html[data-coverage='ready']", timeout=30000)
+    v.check("coverage")
+    page.click("#gg-cov-toggle")
+    page.click("#gg-ov-toggle")
+    page.wait_for_selector("#gg-ov-category option[value='garbage']", state="attached")
+    page.select_option("#gg-ov-category", "garbage")
+    page.wait_for_selector("#gg-ov-list table", timeout=10000)
+    listed = page.evaluate("() => document.getElementById('gg-ov-list').textContent")
+    for name in PAYLOADS:
+        assert name in listed, name
+    v.check("override areas")
+
+
 PAGES = {
     "admin": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/admin/users", "/admin/audit"],
     "centre": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi"],
@@ -337,6 +364,8 @@ def test_every_page_shows_the_payloads_as_text(browser, corpus: Corpus, role: st
                 if role in ("admin", "centre", "grid_chief", "micro_chief"):
                     for name in corpus.stored["service point names"] + corpus.stored["camera names"]:
                         assert name in shown, (role, name)
+                if role in ("admin", "centre"):
+                    _emap_panels(v, corpus)
             elif path == "/cases/desk":
                 v.page.wait_for_selector("#case-table tbody tr", timeout=10000)
                 if role != "department":
