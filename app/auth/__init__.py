@@ -204,7 +204,7 @@ def _before_request():  # type: ignore[no-untyped-def]
             args["_body"] = _json_body()
         authorize(get_session, p, endpoint, args)
     except Unauthenticated:
-        if not request.path.startswith(("/api/", "/open311/")) and request.method == "GET":
+        if not request.path.startswith(("/api/", "/open311/", "/tiles/")) and request.method == "GET":
             return redirect(url_for("auth_pages.login_page", next=request.full_path.rstrip("?")))
         raise
     return None

@@ -332,6 +332,7 @@ RULES: dict[str, Rule] = {
     "emap.index": Rule(STAFF),
     "emap.emap": Rule(STAFF),
     "emap.layers": Rule(STAFF),
+    "tiles.tile": Rule(STAFF),
     "auth_pages.login_page": PUBLIC,
     "auth_pages.login_submit": PUBLIC,
     "auth_pages.logout_page": PUBLIC,

@@ -14,11 +14,14 @@ from app.models.case import (
 )
 from app.models.grid import Grid
 from app.models.grid_history import GridChange, GridState
+from app.models.maps import BasemapFeature, MapLayerVersion
 from app.models.override import OverrideArea
 from app.models.people import GridAssignment, Household, Worker
 from app.models.places import Camera, Department, ServicePoint
 
 __all__ = [
+    "BasemapFeature",
+    "MapLayerVersion",
     "AppUser",
     "AuditEntry",
     "LoginAttempt",

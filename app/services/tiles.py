@@ -1,0 +1,207 @@
+"""Vector tiles of the e-map, cut by PostGIS and cached per scope and data version.
+
+``tile(session, principal, layer, z, x, y)`` returns gzipped MVT bytes. The tile functions
+(migration 0010) take the caller's scope, so a tile holds only what the caller may see; the
+cache key holds the scope (a digest of its grid ids) and the layer's data version, which
+statement triggers raise on every change — an edit, split, merge, division or undo shows on the
+next tile request, with no explicit invalidation.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from app.auth.policy import Principal, case_scope, grid_scope
+from app.errors import BadParameter, NotFound
+
+MAX_ZOOM = 22
+# Which data version a tile layer depends on.
+LAYERS = {
+    "grids": "grids",
+    "households": "households",
+    "points": "points",
+    "cases": "cases",
+    "overrides": "overrides",
+    "basemap": "basemap",
+}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one caller's tiles hold: a digest names it in the cache."""
+
+    grids: tuple[int, ...] | None  # None: every grid
+    outline: tuple[int, ...]
+    member: int | None
+    case_everything: bool
+    case_grids: tuple[int, ...] | None
+    case_worker: int | None
+    case_department: int | None
+
+    def key(self, layer: str) -> str:
+        if layer == "basemap":
+            return "all"
+        if layer == "cases":
+            parts: tuple[Any, ...] = (
+                self.case_everything, self.case_grids, self.case_worker, self.case_department
+            )
+        elif layer == "households":
+            parts = (self.grids, self.member)
+        elif layer == "grids":
+            parts = (self.grids, self.outline)
+        else:
+            parts = (self.grids,)
+        return hashlib.blake2b(repr(parts).encode(), digest_size=12).hexdigest()
+
+
+def ancestors(session: Session, ids: frozenset[int]) -> frozenset[int]:
+    """The ancestors of the given grids that are not among them (shown as outlines only)."""
+    if not ids:
+        return frozenset()
+    rows = session.scalars(
+        text(
+            """WITH RECURSIVE up AS (
+                   SELECT parent_id AS id FROM grid WHERE id = ANY(:ids) AND parent_id IS NOT NULL
+                   UNION SELECT g.parent_id FROM grid g JOIN up ON g.id = up.id
+                   WHERE g.parent_id IS NOT NULL)
+               SELECT id FROM up"""
+        ),
+        {"ids": sorted(ids)},
+    )
+    return frozenset(rows) - ids
+
+
+def scope_of(session: Session, p: Principal) -> Scope:
+    """The scope of ``p``'s tiles."""
+    grids = grid_scope(session, p)
+    cs = case_scope(session, p)
+    return Scope(
+        grids=None if grids is None else tuple(sorted(grids)),
+        outline=() if grids is None else tuple(sorted(ancestors(session, grids))),
+        member=p.worker_id if p.role == "party_member" else None,
+        case_everything=cs.everything,
+        case_grids=None if cs.grid_ids is None else tuple(sorted(cs.grid_ids)),
+        case_worker=cs.worker_id,
+        case_department=cs.department_id,
+    )
+
+
+class TileCache:
+    """A bounded LRU of gzipped tiles, by (layer, z, x, y, scope digest, data version)."""
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.items: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self.lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple[Any, ...]) -> bytes | None:
+        with self.lock:
+            value = self.items.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self.items.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: tuple[Any, ...], value: bytes) -> None:
+        with self.lock:
+            if key in self.items:
+                return
+            self.items[key] = value
+            self.size += len(value)
+            while self.size > self.max_bytes and self.items:
+                _, old = self.items.popitem(last=False)
+                self.size -= len(old)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+            self.size = 0
+
+
+CACHE = TileCache()
+
+
+def check_tile(z: int, x: int, y: int) -> None:
+    """Refuse a tile address outside the pyramid."""
+    if not 0 <= z <= MAX_ZOOM:
+        raise BadParameter("z", f"zoom {z} is outside 0–{MAX_ZOOM}")
+    n = 1 << z
+    if not (0 <= x < n and 0 <= y < n):
+        raise BadParameter("x/y", f"tile {x}/{y} does not exist at zoom {z} (0–{n - 1})")
+
+
+def data_version(session: Session, layer: str) -> str:
+    """The layer's data version: its counter and the time of the change that raised it (a
+    counter alone could come back after a rolled-back change)."""
+    row = session.execute(
+        text("SELECT version, changed_at FROM map_layer_version WHERE layer = :l"),
+        {"l": LAYERS[layer]},
+    ).first()
+    return f"{row[0]}@{row[1].timestamp()}" if row else "0"
+
+
+def render(session: Session, scope: Scope, layer: str, z: int, x: int, y: int) -> bytes:
+    """Cut one tile in PostGIS (raw MVT bytes, possibly empty)."""
+    arr = "CAST(:grids AS integer[])"
+    calls = {
+        "grids": (
+            f"SELECT gridgov_tile_grids(:z, :x, :y, {arr}, CAST(:outline AS integer[]))",
+            {"grids": _arr(scope.grids), "outline": list(scope.outline)},
+        ),
+        "households": (
+            f"SELECT gridgov_tile_households(:z, :x, :y, {arr}, CAST(:member AS integer))",
+            {"grids": _arr(scope.grids), "member": scope.member},
+        ),
+        "points": (f"SELECT gridgov_tile_points(:z, :x, :y, {arr})", {"grids": _arr(scope.grids)}),
+        "overrides": (
+            f"SELECT gridgov_tile_overrides(:z, :x, :y, {arr})",
+            {"grids": _arr(scope.grids)},
+        ),
+        "cases": (
+            "SELECT gridgov_tile_cases(:z, :x, :y, :every, CAST(:cgrids AS integer[]),"
+            " CAST(:worker AS integer), CAST(:dept AS integer))",
+            {
+                "every": scope.case_everything,
+                "cgrids": _arr(scope.case_grids),
+                "worker": scope.case_worker,
+                "dept": scope.case_department,
+            },
+        ),
+        "basemap": ("SELECT gridgov_tile_basemap(:z, :x, :y)", {}),
+    }
+    sql, params = calls[layer]
+    data = session.scalar(text(sql), {"z": z, "x": x, "y": y, **params})
+    return bytes(data or b"")
+
+
+def _arr(ids: tuple[int, ...] | None) -> list[int] | None:
+    return None if ids is None else list(ids)
+
+
+def tile(session: Session, p: Principal, layer: str, z: int, x: int, y: int) -> tuple[bytes, str]:
+    """Return the gzipped tile for ``p`` and its entity tag (cached per scope and version)."""
+    if layer not in LAYERS:
+        raise NotFound(f"no tile layer '{layer}' (layers: {', '.join(LAYERS)})")
+    check_tile(z, x, y)
+    version = data_version(session, layer)
+    scope = scope_of(session, p)
+    key = (layer, z, x, y, scope.key(layer), version)
+    etag = hashlib.blake2b(repr(key).encode(), digest_size=10).hexdigest()
+    cached = CACHE.get(key)
+    if cached is not None:
+        return cached, etag
+    body = gzip.compress(render(session, scope, layer, z, x, y), compresslevel=6, mtime=0)
+    CACHE.put(key, body)
+    return body, etag
