@@ -39,6 +39,9 @@ SUPERUSER = "gridgov"
 OWNER_ROLE = "gridgov_owner"
 #: Serves requests: no superuser, no DDL, only the privileges the app needs.
 APP_ROLE = "gridgov_app"
+# Two processes starting at once (a command while the server starts) take turns setting the
+# roles and grants up: psql runs the statements of one call in one transaction.
+LOCK_STARTS = "SELECT pg_advisory_xact_lock(7302, 0)"
 # Unix socket paths are limited to 107 bytes; keep a margin for ".s.PGSQL.5432".
 MAX_SOCKET_DIR = 90
 
@@ -296,7 +299,8 @@ class Cluster:
 
     def ensure_roles(self) -> None:
         """Create the owner's and the app's roles unless they exist, with their attributes."""
-        self.psql("postgres", ";\n".join(db_roles.role_statements(OWNER_ROLE, APP_ROLE)))
+        statements = [LOCK_STARTS, *db_roles.role_statements(OWNER_ROLE, APP_ROLE)]
+        self.psql("postgres", ";\n".join(statements))
 
     def ensure_database(self, name: str = DB_NAME) -> None:
         """Create the roles, the database (owned by the owner role) and its postgis extension
@@ -316,6 +320,7 @@ class Cluster:
                 f"CREATE DATABASE {db_roles.ident(name)} OWNER {db_roles.ident(OWNER_ROLE)}",
             )
         statements = [
+            LOCK_STARTS,
             "CREATE EXTENSION IF NOT EXISTS postgis",
             *db_roles.own_statements(OWNER_ROLE),
             *db_roles.hardening_statements(OWNER_ROLE, APP_ROLE),

@@ -7,16 +7,13 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, pool, text
 from sqlalchemy.exc import DBAPIError
 
 from app import migrate as mig
-from app.embedded_pg import APP_ROLE, OWNER_ROLE, SUPERUSER, Cluster
-
-ROOT = Path(__file__).resolve().parent.parent
+from app.embedded_pg import APP_ROLE, OWNER_ROLE, SUPERUSER, Cluster, default_cluster
 
 
 def _engine(url: str) -> Engine:
@@ -237,7 +234,9 @@ def old_cluster() -> Iterator[Cluster]:
     and everything in it owned by the bootstrap superuser, which the app connected as."""
     if os.environ.get("GRIDGOV_TEST_DATABASE_URL"):
         pytest.skip("the embedded cluster is not in use")
-    root = ROOT / "var" / f"pg-test-upgrade-{os.getpid()}"
+    # Next to the checkout's own cluster, where the account that runs PostgreSQL can reach.
+    own = default_cluster().root
+    root = own.with_name(f"{own.name}-upgrade-test-{os.getpid()}")
     shutil.rmtree(root, ignore_errors=True)
     cluster = Cluster(root)
     try:
