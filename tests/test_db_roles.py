@@ -322,3 +322,43 @@ def test_an_older_cluster_is_upgraded_in_place_on_start(old_cluster: Cluster) ->
                 conn.rollback()
     finally:
         app_engine.dispose()
+
+
+@pytest.fixture()
+def scratch(cluster):  # type: ignore[no-untyped-def]
+    """A fresh, empty database on the embedded cluster: (the app's URL, the owner's URL)."""
+    if os.environ.get("GRIDGOV_TEST_DATABASE_URL"):
+        pytest.skip("the embedded cluster is not in use")
+    name = "gridgov_test_roles"
+    yield cluster.recreate_database(name), cluster.owner_url(name)
+    cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_migrate_runs_as_the_migration_url_and_grants_the_app_role(scratch) -> None:  # type: ignore[no-untyped-def]
+    """`gridgov migrate` with an external server's two settings: the schema is created by the
+    owner, the app's role gets its privileges; the app's role alone could not have migrated."""
+    from click.testing import CliRunner
+
+    from app.cli import main
+
+    app_url, owner_url = scratch
+    alone = CliRunner(env={"GRIDGOV_DATABASE_URL": app_url}).invoke(main, ["migrate"])
+    assert alone.exit_code != 0 and "permission denied" in str(alone.exception)
+    env = {"GRIDGOV_DATABASE_URL": app_url, "GRIDGOV_MIGRATION_DATABASE_URL": owner_url}
+    done = CliRunner(env=env).invoke(main, ["migrate"])
+    assert done.exit_code == 0, done.output
+    engine = _engine(app_url)
+    try:
+        with engine.connect() as conn:
+            assert (
+                conn.execute(
+                    text("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'grid'")
+                ).scalar_one()
+                == OWNER_ROLE
+            )
+            conn.execute(text("INSERT INTO department (code, name) VALUES ('X-CLI', 'x')"))
+            with pytest.raises(DBAPIError) as refused:
+                conn.execute(text("DELETE FROM audit_log"))
+            assert refused.value.orig.sqlstate == "42501"
+    finally:
+        engine.dispose()
