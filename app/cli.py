@@ -57,6 +57,7 @@ def db_start() -> None:
     except EmbeddedDatabaseError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"running: {cluster.url()}")
+    click.echo(f"owner (migrations): {cluster.owner_url()}")
 
 
 @db.command("stop")
@@ -75,11 +76,14 @@ def db_status() -> None:
 @main.command()
 @click.option("--to", "target", default="heads", show_default=True, help="Revision to upgrade to.")
 def migrate(target: str) -> None:
-    """Upgrade the schema (Alembic) to the newest revision."""
+    """Upgrade the schema (Alembic) to the newest revision.
+
+    Runs as MIGRATION_DATABASE_URL's role (the embedded cluster's owner role), then grants
+    DATABASE_URL's role its privileges."""
     from app import migrate as mig
 
     app = _app()
-    mig.upgrade(app.config["DATABASE_URL"], target)
+    mig.upgrade_app(app.config, target)
     click.echo(f"schema at {target}")
 
 
@@ -105,7 +109,7 @@ def load_sample(force: bool) -> None:
     from app.services import importer
 
     app = _app()
-    mig.upgrade(app.config["DATABASE_URL"])
+    mig.upgrade_app(app.config)
     with app.app_context():
         session = get_session()
         if importer.is_loaded(session) and not force:
@@ -453,7 +457,7 @@ def serve(host: str, port: int, workers: int, sample: bool, access_log: bool) ->
     from app.services import importer
 
     app = _app()
-    mig.upgrade(app.config["DATABASE_URL"])
+    mig.upgrade_app(app.config)
     with app.app_context():
         session = get_session()
         if sample and not importer.is_loaded(session):

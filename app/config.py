@@ -7,7 +7,14 @@ from typing import Any
 
 DEFAULTS: dict[str, Any] = {
     # None: the embedded private cluster of this checkout (see app/embedded_pg.py).
+    # The app serves every request through this URL's role: give it only the privileges the app
+    # needs (README, "The database"), never a superuser or the schema's owner.
     "DATABASE_URL": None,
+    # The role that owns the schema and runs the migrations (`gridgov migrate`, and the upgrade
+    # `gridgov serve` does on start); after each upgrade it grants DATABASE_URL's role its
+    # privileges. None: the embedded cluster's owner role, or with an external DATABASE_URL that
+    # same URL (one role for both, as before).
+    "MIGRATION_DATABASE_URL": None,
     "JSON_AS_ASCII": False,
     # Basemap of the e-map: "none", "tianditu" (needs TIANDITU_KEY) or "xyz" (BASEMAP_URL).
     "BASEMAP": "none",
@@ -33,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
 
 ENV_KEYS = (
     "DATABASE_URL",
+    "MIGRATION_DATABASE_URL",
     "BASEMAP",
     "BASEMAP_URL",
     "BASEMAP_ATTRIBUTION",

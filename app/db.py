@@ -43,6 +43,9 @@ class Database:
             cluster.start()
             url = cluster.url()
             app.config["DATABASE_URL"] = url
+            app.config["MIGRATION_DATABASE_URL"] = cluster.owner_url()
+        elif not app.config.get("MIGRATION_DATABASE_URL"):
+            app.config["MIGRATION_DATABASE_URL"] = url
         self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
         self.factory = sessionmaker(self.engine, expire_on_commit=False)
         # Reads that need no transaction (a locate) skip BEGIN and ROLLBACK: two round trips

@@ -3,6 +3,12 @@
 The cluster lives in a folder of the project (``var/pg`` by default) and listens on a Unix socket
 only, never on TCP. PostgreSQL refuses to run as root, so when the caller is root the cluster is
 created and served by the unprivileged ``postgres`` account that Debian's package creates.
+
+Three roles: the cluster's bootstrap superuser (``gridgov``) only creates the roles, databases and
+the PostGIS extension; ``gridgov_owner`` owns the database and its schema and runs the
+migrations; the app serves requests as ``gridgov_app``, which has no more privileges than it needs
+(see app/db_roles.py). A cluster made by an older version, where the app connected as the
+superuser, is brought to this on its next start.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from app import db_roles
+
 LOGGER = logging.getLogger(__name__)
 
 PG_BIN_CANDIDATES = (
@@ -25,7 +33,15 @@ PG_BIN_CANDIDATES = (
     "/usr/lib/postgresql/15/bin",
 )
 DB_NAME = "gridgov"
+#: The cluster's bootstrap superuser: administration only, never the app's connection.
 SUPERUSER = "gridgov"
+#: Owns the database and its schema; runs the migrations.
+OWNER_ROLE = "gridgov_owner"
+#: Serves requests: no superuser, no DDL, only the privileges the app needs.
+APP_ROLE = "gridgov_app"
+# Two processes starting at once (a command while the server starts) take turns setting the
+# roles and grants up: psql runs the statements of one call in one transaction.
+LOCK_STARTS = "SELECT pg_advisory_xact_lock(7302, 0)"
 # Unix socket paths are limited to 107 bytes; keep a margin for ".s.PGSQL.5432".
 MAX_SOCKET_DIR = 90
 
@@ -81,11 +97,14 @@ class Cluster:
         digest = hashlib.sha1(str(self.root).encode()).hexdigest()[:12]
         return Path(tempfile.gettempdir()) / f"gridgov-{digest}"
 
-    def url(self, database: str = DB_NAME) -> str:
-        """Return the SQLAlchemy URL of a database on this cluster."""
-        return (
-            f"postgresql+psycopg://{SUPERUSER}@/{database}?host={self.socket_dir}&port={self.port}"
-        )
+    def url(self, database: str = DB_NAME, role: str = APP_ROLE) -> str:
+        """Return the SQLAlchemy URL of a database on this cluster, as the app's role unless
+        another role is named."""
+        return f"postgresql+psycopg://{role}@/{database}?host={self.socket_dir}&port={self.port}"
+
+    def owner_url(self, database: str = DB_NAME) -> str:
+        """Return the URL of a database as its owner (migrations)."""
+        return self.url(database, OWNER_ROLE)
 
     # -- process ownership -------------------------------------------------------------------
     def _run_as(self) -> str | None:
@@ -175,8 +194,12 @@ class Cluster:
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the server (creating the cluster first if needed) and the database."""
+        self.start_server(timeout)
+        self.ensure_database()
+
+    def start_server(self, timeout: float = 30.0) -> None:
+        """Start the server unless it runs, creating the cluster first if needed."""
         if self.is_running():
-            self.ensure_database()
             return
         self.init()
         bin_dir = _pg_bin()
@@ -217,7 +240,6 @@ class Cluster:
             if time.monotonic() > deadline:
                 raise EmbeddedDatabaseError("PostgreSQL started but does not answer on its socket")
             time.sleep(0.1)
-        self.ensure_database()
 
     def stop(self) -> bool:
         """Stop the server; return False when it was not running."""
@@ -241,6 +263,7 @@ class Cluster:
             "initialised": (self.data_dir / "PG_VERSION").exists(),
             "running": self.is_running(),
             "url": self.url(),
+            "owner_url": self.owner_url(),
         }
 
     def psql(self, database: str, sql: str) -> str:
@@ -274,16 +297,41 @@ class Cluster:
             raise EmbeddedDatabaseError(f"psql failed: {res.stderr.strip()}")
         return res.stdout.strip()
 
+    def ensure_roles(self) -> None:
+        """Create the owner's and the app's roles unless they exist, with their attributes."""
+        statements = [LOCK_STARTS, *db_roles.role_statements(OWNER_ROLE, APP_ROLE)]
+        self.psql("postgres", ";\n".join(statements))
+
     def ensure_database(self, name: str = DB_NAME) -> None:
-        """Create the database and its postgis extension unless they exist."""
-        exists = self.psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
+        """Create the roles, the database (owned by the owner role) and its postgis extension
+        unless they exist, and give the app's role its privileges.
+
+        Idempotent; on a database made by an older version (everything owned by the
+        superuser, the app connecting as it) this hands the database and its objects to the
+        owner role and grants the app's role what it needs, in one transaction.
+        """
+        self.ensure_roles()
+        exists = self.psql(
+            "postgres", f"SELECT 1 FROM pg_database WHERE datname = {db_roles.literal(name)}"
+        )
         if exists != "1":
-            self.psql("postgres", f'CREATE DATABASE "{name}"')
-        self.psql(name, "CREATE EXTENSION IF NOT EXISTS postgis")
+            self.psql(
+                "postgres",
+                f"CREATE DATABASE {db_roles.ident(name)} OWNER {db_roles.ident(OWNER_ROLE)}",
+            )
+        statements = [
+            LOCK_STARTS,
+            "CREATE EXTENSION IF NOT EXISTS postgis",
+            *db_roles.own_statements(OWNER_ROLE),
+            *db_roles.hardening_statements(OWNER_ROLE, APP_ROLE),
+            *db_roles.grant_statements(OWNER_ROLE, APP_ROLE),
+        ]
+        self.psql(name, ";\n".join(statements))
 
     def recreate_database(self, name: str) -> str:
-        """Drop and create a database (for test runs); return its URL."""
-        self.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        """Drop and create a database (for test runs); return its URL as the app's role
+        (``owner_url(name)`` migrates it)."""
+        self.psql("postgres", f"DROP DATABASE IF EXISTS {db_roles.ident(name)} WITH (FORCE)")
         self.ensure_database(name)
         return self.url(name)
 

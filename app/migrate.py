@@ -1,13 +1,24 @@
-"""Run the Alembic migrations from code (the CLI and the tests use this)."""
+"""Run the Alembic migrations from code (the CLI and the tests use this).
+
+Migrations run as the schema's owner; after an upgrade the owner grants the app's role (the
+role of DATABASE_URL) its privileges on every table, old and new (app/db_roles.py).
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine, pool, text
+
+from app import db_roles
 
 ROOT = Path(__file__).resolve().parent.parent
+LOGGER = logging.getLogger(__name__)
 
 
 def alembic_config(url: str) -> Config:
@@ -19,11 +30,49 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, target: str = "heads") -> None:
-    """Upgrade the schema to ``target`` (every head by default)."""
+def upgrade(url: str, target: str = "heads", app_url: str | None = None) -> None:
+    """Upgrade the schema to ``target`` (every head by default) as the role of ``url``; then,
+    when ``app_url`` connects as another role, grant that role its privileges."""
     command.upgrade(alembic_config(url), target)
+    if app_url:
+        grant_app_role(url, app_url)
+
+
+def upgrade_app(config: Mapping[str, Any], target: str = "heads") -> None:
+    """Upgrade the database of an app's config: as MIGRATION_DATABASE_URL's role, granting
+    DATABASE_URL's role."""
+    app_url = config["DATABASE_URL"]
+    upgrade(config.get("MIGRATION_DATABASE_URL") or app_url, target, app_url=app_url)
 
 
 def downgrade(url: str, target: str = "base") -> None:
     """Downgrade the schema to ``target`` (nothing by default)."""
     command.downgrade(alembic_config(url), target)
+
+
+def _role_of(url: str) -> str:
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return str(conn.execute(text("SELECT current_user")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def grant_app_role(owner_url: str, app_url: str) -> bool:
+    """Give the role of ``app_url`` its privileges on what the role of ``owner_url`` owns, and
+    make the owner's future tables and sequences the app's too. Return False (nothing done)
+    when both URLs are the same role."""
+    owner, app_role = _role_of(owner_url), _role_of(app_url)
+    if owner == app_role:
+        LOGGER.info("the app and the migrations share the role %s: no grants", owner)
+        return False
+    engine = create_engine(owner_url, poolclass=pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            for sql in db_roles.grant_statements(owner, app_role):
+                cursor.execute(sql)  # no parameters: the % of format() stays as it is
+    finally:
+        engine.dispose()
+    return True

@@ -47,7 +47,7 @@ def free_port() -> int:
 
 def prepare(cluster) -> str:  # type: ignore[no-untyped-def]
     url = cluster.recreate_database("gridgov_bench")
-    mig.upgrade(url)
+    mig.upgrade(cluster.owner_url("gridgov_bench"), app_url=url)
     app = create_app({"DATABASE_URL": url})
     with app.app_context():
         session = get_db().session()

@@ -186,11 +186,13 @@ def bench_split_in_database(repeat: int) -> bool:
     from gis.metric import polygon_area_m2
 
     url = os.environ.get("GRIDGOV_BENCH_DATABASE_URL")
+    owner_url = url
     if not url:
         cluster = default_cluster()
         cluster.start()
         url = cluster.recreate_database("gridgov_bench_grid_edit")
-    mig.upgrade(url)
+        owner_url = cluster.owner_url("gridgov_bench_grid_edit")
+    mig.upgrade(owner_url, app_url=url)
     app = create_app({"DATABASE_URL": url})
     engine = app.extensions["gridgov_db"].engine
     grid = wiggly_ring(2000, 0.006)

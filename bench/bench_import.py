@@ -63,11 +63,13 @@ def main() -> None:
     args = parser.parse_args()
 
     url = os.environ.get("GRIDGOV_BENCH_DATABASE_URL")
+    owner_url = url
     if not url:
         cluster = default_cluster()
         cluster.start()
         url = cluster.recreate_database("gridgov_bench")
-    mig.upgrade(url)
+        owner_url = cluster.owner_url("gridgov_bench")
+    mig.upgrade(owner_url, app_url=url)
     app = create_app({"DATABASE_URL": url})
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "households.csv"

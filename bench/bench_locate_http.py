@@ -57,11 +57,13 @@ def free_port() -> int:
 
 def prepare_database() -> str:
     url = os.environ.get("GRIDGOV_BENCH_DATABASE_URL")
+    owner_url = url
     if not url:
         cluster = default_cluster()
         cluster.start()
         url = cluster.recreate_database("gridgov_bench_locate")
-    mig.upgrade(url)
+        owner_url = cluster.owner_url("gridgov_bench_locate")
+    mig.upgrade(owner_url, app_url=url)
     app = create_app({"DATABASE_URL": url})
     with app.app_context():
         session = get_db().session()

@@ -24,12 +24,14 @@ def _url() -> str:
     from app.config import from_environment
     from app.embedded_pg import default_cluster
 
-    env_url = from_environment().get("DATABASE_URL")
-    if env_url:
-        return env_url
+    # Migrations run as the schema's owner: the migration role when one is named, else the
+    # embedded cluster's owner role (app/db_roles.py, "gridgov migrate" also grants the app).
+    env = from_environment()
+    if env.get("DATABASE_URL"):
+        return env.get("MIGRATION_DATABASE_URL") or env["DATABASE_URL"]
     cluster = default_cluster()
     cluster.start()
-    return cluster.url()
+    return cluster.owner_url()
 
 
 def _include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]

@@ -22,8 +22,9 @@ CORE_TABLES = {
 
 @pytest.fixture()
 def scratch_url(cluster):  # type: ignore[no-untyped-def]
-    url = cluster.recreate_database("gridgov_test_migrations")
-    yield url
+    """A fresh database as its owner (the role the migrations run as)."""
+    cluster.recreate_database("gridgov_test_migrations")
+    yield cluster.owner_url("gridgov_test_migrations")
     cluster.psql("postgres", 'DROP DATABASE IF EXISTS "gridgov_test_migrations" WITH (FORCE)')
 
 

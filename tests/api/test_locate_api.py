@@ -263,6 +263,7 @@ def test_locate_survives_a_dead_pooled_connection(live_server: str, database_url
                 text(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND usename = current_user "  # the app's role may end only its own
                     "AND backend_type = 'client backend' AND state = 'idle'"
                 )
             ).scalar()
