@@ -209,8 +209,9 @@ def _store(c: Corpus) -> None:
 
 @pytest.fixture(scope="module")
 def corpus(cluster) -> Iterator[Corpus]:  # type: ignore[no-untyped-def]
-    url = cluster.recreate_database("gridgov_xss")
-    mig.upgrade(url)
+    cluster.recreate_database("gridgov_xss")
+    url = cluster.url("gridgov_xss")  # the app's role; migrated by the owner
+    mig.upgrade(cluster.owner_url("gridgov_xss"), app_url=url)
     app = create_app({"DATABASE_URL": url, "TESTING": True, "SESSION_IDLE_MINUTES": 600})
     with app.app_context():
         session = get_db().session()
