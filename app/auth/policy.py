@@ -17,6 +17,12 @@ Roles (``app_user.role``):
 - ``department``: the cases escalated to it.
 - ``camera_feed``: a video-analytics system posting camera events with a token.
 - anonymous (a resident): reports a case, reads and rates it by its code.
+
+Everything is held to the caller's grids (``grid_scope``): lists narrow themselves, a record
+outside is 404, the grids above one's own are outlines only (``grid_view``), an override area is
+edited only within one's territory (``area_visible``), a case is sent only to one's grids and
+workers (``Actor.scope``), and imports are the administrator's or held to a centre's street
+(``import_scope``). Global settings are the administrator's.
 """
 
 from __future__ import annotations
