@@ -14,7 +14,7 @@ from flask import Blueprint, Response, jsonify, request
 from app.api.params import bbox_arg, body_fields, int_arg
 from app.auth import current_principal, record_personal_read
 from app.auth.actors import case_actor
-from app.auth.policy import Forbidden, case_scope, grid_scope
+from app.auth.policy import Forbidden, case_scope, grid_scope, need_camera
 from app.db import get_session, transaction
 from app.errors import BadParameter
 from app.services import calendar as cal
@@ -399,6 +399,7 @@ def camera_event():  # type: ignore[no-untyped-def]
     occurred = _moment("time", data.get("time"))
     snaps = _photos(data, "snapshot")
     session = get_session()
+    need_camera(session, current_principal(), str(camera))
     with transaction(session):
         result = svc.camera_event(
             session,

@@ -496,6 +496,19 @@ def body_parent(session: Session, p: Principal, args: dict[str, Any]) -> None:
     parent = _int_or_none(raw)
     if parent is not None:
         _need(in_scope(session, p, parent), f"grid {parent}")
+    elif raw is None and grid_scope(session, p) is not None:
+        raise Forbidden(
+            "只有管理员可以绘制顶级网格 / only the administrator draws a top-level grid "
+            "(name properties.parent_id, one of your grids)"
+        )
+
+
+def need_camera(session: Session, p: Principal, code: str) -> None:
+    """A camera event from a person (not the feed) names a camera in the caller's grids (404)."""
+    if p.role == "camera_feed" or grid_scope(session, p) is None:
+        return  # the video-analytics system posts for every camera
+    grid_id = session.scalar(text("SELECT grid_id FROM camera WHERE code = :c"), {"c": code[:80]})
+    _need(in_scope(session, p, grid_id), f"camera {code}")
 
 
 def body_grids(session: Session, p: Principal, args: dict[str, Any]) -> None:

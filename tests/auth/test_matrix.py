@@ -128,6 +128,7 @@ CALLS: list[Call] = [
     Call("household", "GET", "/api/households/{h}", GRID_PEOPLE, {200}, scoped=True),
     Call("reveal household", "POST", "/api/households/{h}/reveal", GRID_PEOPLE, {200}, body={"fields": ["head_phone"]}, scoped=True),
     Call("draw grid", "POST", "/api/grids", CENTRE, {422}, body=lambda t: {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}, "properties": {"parent_id": t["p"], "name": "自交"}}, scoped=True),
+    Call("draw a top-level grid", "POST", "/api/grids", CENTRE, {422}, body={"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}, "properties": {"name": "自交"}}, special={("centre", "own"): {403}}),
     Call("rename grid (dry run)", "PATCH", "/api/grids/{g}", CENTRE, {200}, body=lambda t: {"type": "Feature", "geometry": None, "properties": {"name": "试改名", "version": t["gv"]}, "dry_run": True}, scoped=True),
     Call("delete grid (dry run)", "DELETE", "/api/grids/{g}?dry_run=true", CENTRE, {200, 422}, body=lambda t: {"version": t["gv"]}, scoped=True),
     Call("split grid", "POST", "/api/grids/{g}/split", CENTRE, {422}, body=lambda t: {"line": {"type": "LineString", "coordinates": [[0, 0], [0.001, 0.001]]}, "version": t["gv"]}, scoped=True),

@@ -343,3 +343,19 @@ def test_coverage_is_of_ones_own_grids(app, db_session, accounts) -> None:  # ty
     (tx, ty) = _point_in(db_session, "34018810120101")
     assert centre("POST", "/api/coverage/accept", json={"lon": tx, "lat": ty}).status_code == 404
     assert db_session.scalar(text("SELECT count(*) FROM service_point WHERE ST_X(geom) = :x"), {"x": tx}) == 0
+
+
+def test_a_centre_neither_draws_a_top_level_grid_nor_raises_another_streets_camera_events(app, db_session, accounts) -> None:  # type: ignore[no-untyped-def]
+    centre = _as(app, accounts, "centre")
+    (tx, ty) = _point_in(db_session, "34018810120101")
+    square = _square(tx, ty, 0.0002)
+    square["properties"] = {"name": "新的顶级网格"}
+    res = centre("POST", "/api/grids", json=square)
+    assert res.status_code == 403, res.get_json()
+    _town_camera(db_session)
+    before = db_session.scalar(text('SELECT count(*) FROM "case"'))
+    res = centre("POST", "/api/camera-events", json={"camera": "CAM-TY-0001", "event_type": "street_vending"})
+    assert res.status_code == 404, res.get_json()
+    assert db_session.scalar(text('SELECT count(*) FROM "case"')) == before
+    res = centre("POST", "/api/camera-events", json={"camera": "CAM-AH-0001", "event_type": "street_vending"})
+    assert res.status_code == 201, res.get_json()
