@@ -41,7 +41,8 @@ def locate():  # type: ignore[no-untyped-def]
     result = run_read_dbapi(
         lambda db: svc.locate_point(db, x, y, crs, category=category, tolerance_m=tolerance)
     )
-    _need_own(result.get("grid"))
+    # The micro-grid, or for a point in a hole of them the lowest grid covering it.
+    _need_own(result.get("grid") or (result["chain"][-1] if result.get("chain") else None))
     return jsonify(result)
 
 
@@ -60,11 +61,12 @@ def _masked(entry: dict) -> dict:
             return person
         return {**person, "name": mask_name(person.get("name")), "phone": mask_phone(person.get("phone"))}
 
-    return {
-        **entry,
-        "owner": mask(entry.get("owner")),
-        "fallback": [mask(f) for f in entry.get("fallback") or []],
-    }
+    out = {**entry, "owner": mask(entry.get("owner"))}
+    if "fallback" in entry:
+        out["fallback"] = [mask(f) for f in entry["fallback"] or []]
+    if "next" in entry:
+        out["next"] = mask(entry["next"])
+    return out
 
 
 @bp.get("/neighbours")
@@ -122,9 +124,11 @@ def batch():  # type: ignore[no-untyped-def]
     out = str_arg("output") or (
         "csv" if "text/csv" in (request.headers.get("Accept") or "") else "json"
     )
+    # Owners of points outside the caller's grids: named, their names and phones masked.
+    scope = grid_scope(get_session(), current_principal())
     if out == "csv":
         buf = io.StringIO()
-        svc.write_csv(result, buf, ids)
+        svc.write_csv(result, buf, ids, scope=scope)
         return Response(
             buf.getvalue(), mimetype="text/csv", headers={"X-Located": str(len(result))}
         )
@@ -133,6 +137,9 @@ def batch():  # type: ignore[no-untyped-def]
     records = []
     for i in range(len(result)):
         rec = result.record(i)
+        grid = rec.get("grid") or rec.get("ancestor")
+        if scope is not None and not (grid and grid["id"] in scope):
+            rec = _masked(rec)
         if ids is not None:
             rec["id"] = ids[i]
         records.append(rec)

@@ -359,3 +359,25 @@ def test_a_centre_neither_draws_a_top_level_grid_nor_raises_another_streets_came
     assert db_session.scalar(text('SELECT count(*) FROM "case"')) == before
     res = centre("POST", "/api/camera-events", json={"camera": "CAM-AH-0001", "event_type": "street_vending"})
     assert res.status_code == 201, res.get_json()
+
+
+def test_a_batch_locate_masks_the_owners_of_points_outside_ones_street(app, db_session, accounts) -> None:  # type: ignore[no-untyped-def]
+    import csv
+    import io
+
+    (ox, oy), (tx, ty) = _point_in(db_session, "3401880010010101"), _point_in(db_session, "34018810120101")
+    points = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "id": i, "properties": {}, "geometry": {"type": "Point", "coordinates": [x, y]}}
+            for i, (x, y) in enumerate(((ox, oy), (tx, ty)))
+        ],
+    }
+    for role, masked in (("admin", False), ("centre", True)):
+        res = _as(app, accounts, role)("POST", "/api/locate/batch", json=points)
+        own, town = res.get_json()["results"]
+        assert "*" not in own["owner"]["phone"]
+        assert ("*" in town["owner"]["phone"]) is masked, role
+        res = _as(app, accounts, role)("POST", "/api/locate/batch?output=csv", json=points)
+        own, town = list(csv.DictReader(io.StringIO(res.get_data(as_text=True))))
+        assert "*" not in own["owner_phone"] and ("*" in town["owner_phone"]) is masked, role
