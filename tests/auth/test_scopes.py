@@ -381,3 +381,13 @@ def test_a_batch_locate_masks_the_owners_of_points_outside_ones_street(app, db_s
         res = _as(app, accounts, role)("POST", "/api/locate/batch?output=csv", json=points)
         own, town = list(csv.DictReader(io.StringIO(res.get_data(as_text=True))))
         assert "*" not in own["owner_phone"] and ("*" in town["owner_phone"]) is masked, role
+
+
+def test_patches_name_only_ones_own_party_members(app, db_session, accounts) -> None:  # type: ignore[no-untyped-def]
+    stranger = db_session.scalar(text("SELECT id FROM worker WHERE code = 'W01043'"))
+    member = db_session.scalar(text("SELECT id FROM worker WHERE code = 'W00010'"))
+    leaf = _grid(db_session, "3401880010010101")
+    res = _as(app, accounts, "centre")("POST", f"/api/grids/{leaf}/patches", json={"members": [member, stranger]})
+    assert res.status_code == 404 and str(stranger) in res.get_json()["error"]["message"]
+    res = _as(app, accounts, "centre")("POST", f"/api/grids/{leaf}/patches", json={"members": [member]})
+    assert res.status_code in (200, 422), res.get_json()
