@@ -243,39 +243,6 @@ def worker_in_scope(session: Session, p: Principal, worker_id: int | None) -> bo
     )
 
 
-def scope_filter(
-    session: Session, p: Principal, column: str, key: str = "scope_grids"
-) -> tuple[str, dict[str, Any]]:
-    """Return a SQL condition keeping rows whose ``column`` (a grid id) is in ``p``'s grids."""
-    scope = grid_scope(session, p)
-    if scope is None:
-        return "TRUE", {}
-    return f"{column} = ANY(:{key})", {key: sorted(scope)}
-
-
-def territory_covers(session: Session, p: Principal, geojson: str) -> bool:
-    """Say whether a WGS84 GeoJSON geometry lies within ``p``'s grids (the union of its top
-    grids; a hair of tolerance, 0.5 m, for a shape drawn along the boundary)."""
-    scope = grid_scope(session, p)
-    if scope is None:
-        return True
-    if not scope:
-        return False
-    return bool(
-        session.scalar(
-            text(
-                """SELECT ST_CoveredBy(
-                       ST_SetSRID(ST_GeomFromGeoJSON(:gj), 4326),
-                       ST_Buffer(ST_Union(g.geom)::geography, 0.5)::geometry)
-                   FROM grid g
-                   WHERE g.id = ANY(:ids) AND g.valid_to IS NULL
-                     AND (g.parent_id IS NULL OR NOT g.parent_id = ANY(:ids))"""
-            ),
-            {"gj": geojson, "ids": sorted(scope)},
-        )
-    )
-
-
 @dataclass(frozen=True)
 class CaseScope:
     """What cases a principal may see: None fields mean no restriction on that side.
