@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,7 +14,7 @@ from flask import Blueprint, Response, jsonify, request
 from app.api.params import bbox_arg, body_fields, int_arg
 from app.auth import current_principal, record_personal_read
 from app.auth.actors import case_actor
-from app.auth.policy import Forbidden, case_scope
+from app.auth.policy import Forbidden, case_scope, grid_scope, need_camera
 from app.db import get_session, transaction
 from app.errors import BadParameter
 from app.services import calendar as cal
@@ -237,12 +238,16 @@ def get_case(ref: str):  # type: ignore[no-untyped-def]
     return jsonify(svc.case_view(get_session(), ref))
 
 
+# Duplicates are looked for nearby: a wider search is a way to browse other grids' cases.
+MAX_DUPLICATE_RADIUS_M = 500
+
+
 @bp.get("/cases/<ref>/duplicates")
 def duplicates(ref: str):  # type: ignore[no-untyped-def]
     """Open cases of the same category near this one."""
     session = get_session()
     case = svc.case_view(session, ref, with_events=False)
-    radius = int_arg("radius", minimum=1, maximum=5000)
+    radius = int_arg("radius", minimum=1, maximum=MAX_DUPLICATE_RADIUS_M)
     return jsonify(
         svc.find_duplicates(
             session,
@@ -251,8 +256,10 @@ def duplicates(ref: str):  # type: ignore[no-untyped-def]
             case["category"],
             radius_m=radius,
             exclude_id=case["id"],
+            scope=case_scope(session, current_principal()),
         )
     )
+
 
 
 PARAM_FIELDS = (
@@ -288,8 +295,9 @@ def act(ref: str, action: str):  # type: ignore[no-untyped-def]
         version=_int(data, "version"),
     )
     requested = actor_from(data) if (data.get("actor") or data.get("actor_role")) else None
-    actor = case_actor(current_principal(), requested)
     session = get_session()
+    p = current_principal()
+    actor = replace(case_actor(p, requested), scope=grid_scope(session, p))
     with transaction(session):
         result = svc.perform(session, ref, action, actor, action_input)
     return jsonify(result)
@@ -391,6 +399,7 @@ def camera_event():  # type: ignore[no-untyped-def]
     occurred = _moment("time", data.get("time"))
     snaps = _photos(data, "snapshot")
     session = get_session()
+    need_camera(session, current_principal(), str(camera))
     with transaction(session):
         result = svc.camera_event(
             session,

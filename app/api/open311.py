@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from app.api.cases import body
+from app.auth import current_principal
+from app.auth.policy import case_scope
 from app.db import get_session, transaction
 from app.errors import AppError, NotFound
 from app.services import open311 as svc
@@ -55,6 +57,7 @@ def get_requests():  # type: ignore[no-untyped-def]
             end_date=request.args.get("end_date"),
             status=request.args.get("status"),
             base_url=request.host_url.rstrip("/"),
+            scope=case_scope(get_session(), current_principal()),
         )
     )
 

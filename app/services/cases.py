@@ -191,6 +191,9 @@ class Actor:
     worker_id: int | None = None
     department_id: int | None = None
     name: str | None = None
+    # The grids the acting account answers for (from app.auth.policy.grid_scope); None: every
+    # grid. Where a case may be dispatched, transferred or merged to is bounded by it.
+    scope: frozenset[int] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.role not in ACTOR_ROLES:
@@ -671,13 +674,20 @@ def find_duplicates(
     *,
     radius_m: float | None = None,
     exclude_id: int | None = None,
+    scope: Any = None,
 ) -> list[dict[str, Any]]:
-    """Return open cases of ``category`` within ``radius_m`` metres of a point, nearest first."""
+    """Return open cases of ``category`` within ``radius_m`` metres of a point, nearest first
+    (``scope``, an ``app.auth.policy.CaseScope``: only the cases it lets one see)."""
     if radius_m is None:
         radius_m = float(get_settings(session)["duplicate_radius_m"])
+    sql, extra = _DUPLICATES_SQL, {}
+    if scope is not None:
+        cond, extra = scope.sql("c")
+        sql = sql.replace("WHERE c.category = :category", f"WHERE {cond} AND c.category = :category")
     rows = session.execute(
-        text(_DUPLICATES_SQL),
-        {"lon": lon, "lat": lat, "category": category, "exclude": exclude_id, "r": radius_m},
+        text(sql),
+        {"lon": lon, "lat": lat, "category": category, "exclude": exclude_id, "r": radius_m}
+        | extra,
     ).mappings()
     return [_duplicate_view(r) for r in rows]
 
@@ -1248,12 +1258,74 @@ def _assignment_from_routing(
     return fields, details
 
 
-def _worker(session: Session, worker_id: Any) -> Worker:
-    """Return the worker an action names by ``worker_id`` (422 when there is none)."""
+def _worker(session: Session, worker_id: Any, actor: Actor | None = None) -> Worker:
+    """Return the worker an action names by ``worker_id`` (422 when there is none, or when he
+    works in none of the acting account's grids)."""
     worker = session.get(Worker, int(worker_id))
-    if worker is None:
+    if worker is None or not _worker_in_scope(session, worker.id, actor):
         raise ValidationFailed(f"worker {worker_id} does not exist", field="worker_id")
     return worker
+
+
+def _worker_in_scope(session: Session, worker_id: int, actor: Actor | None) -> bool:
+    if actor is None or actor.scope is None:
+        return True
+    return (
+        session.scalar(
+            text("SELECT 1 FROM grid_assignment WHERE worker_id = :w AND grid_id = ANY(:ids) LIMIT 1"),
+            {"w": worker_id, "ids": sorted(actor.scope)},
+        )
+        is not None
+    )
+
+
+# How far from a case its new grid may lie: a transfer or a manual dispatch names the grid
+# containing the case, or a real neighbour this close to it (metres).
+MAX_TRANSFER_M = 200.0
+
+
+def _target_grid(
+    session: Session, case: Case, actor: Actor, grid_id: Any, within_m: float
+) -> int:
+    """Check the grid a case is sent to: a current grid that contains the case's place or lies
+    within ``within_m`` of it, in the acting account's grids (422 naming the problem)."""
+    try:
+        gid = int(grid_id)
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(f"grid_id: '{grid_id}' is not a grid id", field="grid_id") from exc
+    lon, lat = _case_point(session, case)
+    near = session.scalar(
+        text(
+            """SELECT ST_DWithin(g.geom::geography,
+                                 ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :d)
+               FROM grid g WHERE g.id = :g AND g.valid_to IS NULL"""
+        ),
+        {"g": gid, "lon": lon, "lat": lat, "d": within_m},
+    )
+    if near is None or (actor.scope is not None and gid not in actor.scope):
+        raise ValidationFailed(f"grid {gid} does not exist", field="grid_id")
+    if not near:
+        raise ValidationFailed(
+            f"grid {gid} neither contains case {case.code} nor lies within {within_m:.0f} m of it",
+            field="grid_id",
+            location={"type": "Point", "coordinates": [lon, lat]},
+        )
+    return gid
+
+
+def _within_m(data: ActionInput) -> float:
+    raw = data.params.get("within_m")
+    if raw in (None, ""):
+        return 50.0
+    try:
+        value = float(raw)
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(f"within_m: '{raw}' is not a number", field="within_m") from exc
+    if not 0 <= value <= MAX_TRANSFER_M:  # also refuses NaN
+        raise ValidationFailed(
+            f"within_m: {value} is outside 0..{MAX_TRANSFER_M:.0f} m", field="within_m"
+        )
+    return value
 
 
 def _h_dispatch(
@@ -1262,12 +1334,12 @@ def _h_dispatch(
     params = data.params
     worker_id = params.get("worker_id")
     if worker_id is not None:
-        worker = _worker(session, worker_id)
+        worker = _worker(session, worker_id, actor)
+        if params.get("grid_id") is not None:
+            case.grid_id = _target_grid(session, case, actor, params["grid_id"], _within_m(data))
         case.assignee_id = worker.id
         case.department_id = None
         case.escalation_level = 0
-        if params.get("grid_id") is not None:
-            case.grid_id = int(params["grid_id"])
         return {"assignee": {"worker_id": worker.id, "name": worker.name}, "manual": True}
     routing = params.get("routing")
     if routing is None:
@@ -1287,6 +1359,11 @@ def _h_dispatch(
             routing = locate.locate_point(session, lon, lat, None, category=case.category)
         case.routing = routing
     fields, details = _assignment_from_routing(routing, case.grid_id, case.code)
+    if actor.scope is not None and fields.get("grid_id") not in actor.scope:
+        # A corrected place outside the acting account's grids: not its case to route there.
+        raise ValidationFailed(
+            "该位置不在您负责的网格内 / the corrected place is not in your grids", field="x"
+        )
     for name, value in fields.items():
         setattr(case, name, value)
     return details
@@ -1393,22 +1470,37 @@ def _h_transfer(
     session: Session, case: Case, actor: Actor, data: ActionInput, now: datetime
 ) -> dict[str, Any]:
     lon, lat = _case_point(session, case)
-    within = float(data.params.get("within_m") or 50)
+    within = _within_m(data)
     worker_id = data.params.get("worker_id")
+    centre = "centre" in parts_of(session, case, actor)
     candidates = (
         locate.neighbour_owners(session, case.grid_id, lon, lat, within_m=within)
         if case.grid_id is not None
         else []
     )
-    candidates = [c for c in candidates if c.get("owner") and c["owner"].get("worker_id")]
+    # The real neighbours within the distance. A handler may hand a case across its boundary
+    # to one of them; the centre only within its own grids.
+    candidates = [
+        c
+        for c in candidates
+        if c.get("owner")
+        and c["owner"].get("worker_id")
+        and (not centre or actor.scope is None or c["grid"]["id"] in actor.scope)
+    ]
     chosen = None
     if worker_id is not None:
-        chosen = next((c for c in candidates if c["owner"]["worker_id"] == int(worker_id)), None)
-        if chosen is None and "centre" in parts_of(session, case, actor):
-            worker = _worker(session, worker_id)
+        try:
+            wanted = int(worker_id)
+        except (TypeError, ValueError) as exc:
+            raise ValidationFailed(f"worker {worker_id} does not exist", field="worker_id") from exc
+        chosen = next((c for c in candidates if c["owner"]["worker_id"] == wanted), None)
+        if chosen is None and centre:
+            worker = _worker(session, wanted, actor)
             grid_id = data.params.get("grid_id")
             chosen = {
-                "grid": {"id": int(grid_id)} if grid_id else None,
+                "grid": (
+                    {"id": _target_grid(session, case, actor, grid_id, within)} if grid_id else None
+                ),
                 "owner": {"worker_id": worker.id, "name": worker.name},
             }
     elif candidates:
@@ -1463,6 +1555,8 @@ def _h_merge(
     if into_ref in (None, ""):
         raise ValidationFailed("merge needs 'into': the case to merge into", field="into")
     target = get_case(session, into_ref)
+    if actor.scope is not None and target.grid_id not in actor.scope:
+        raise NotFound(f"case {into_ref} not found")  # another street's case does not exist here
     if target.id == case.id:
         raise ValidationFailed(f"case {case.code} cannot be merged into itself", field="into")
     if target.status in ("closed", "cancelled"):

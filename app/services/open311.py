@@ -147,13 +147,20 @@ def get_requests(
     status: str | None = None,
     base_url: str = "",
     now: datetime | None = None,
+    scope: Any = None,
 ) -> list[dict[str, Any]]:
-    """Return GeoReport service requests: by id, or filtered (the last 90 days by default)."""
+    """Return GeoReport service requests: by id, or filtered (the last 90 days by default);
+    ``scope`` (an ``app.auth.policy.CaseScope``) narrows the filtered list to what it lets one see."""
     now = now or datetime.now(UTC)
     if ids:
         rows = []
         for code in ids[:MAX_RESULTS]:
-            found = svc.list_cases(session, svc.CaseFilter(code=code), limit=1, now=now)["items"]
+            found = svc.list_cases(
+                session,
+                svc.CaseFilter(code=code, **({"scope": scope} if scope is not None else {})),
+                limit=1,
+                now=now,
+            )["items"]
             rows.extend(found)
     else:
         start = _parse_time("start_date", start_date)
@@ -172,7 +179,11 @@ def get_requests(
         rows = svc.list_cases(
             session,
             svc.CaseFilter(
-                category=service_code or None, status=states, created_from=start, created_to=end
+                category=service_code or None,
+                status=states,
+                created_from=start,
+                created_to=end,
+                **({"scope": scope} if scope is not None else {}),
             ),
             limit=MAX_RESULTS,
             now=now,
