@@ -142,6 +142,10 @@ CALLS: list[Call] = [
     Call("patches (dry run)", "POST", "/api/grids/{g}/patches", CENTRE, {200, 422}, body={"dry_run": True}, scoped=True),
     # places, coverage, import / export
     Call("service points", "GET", "/api/service-points", PEOPLE, {200}),
+    # Tiles answer every member of staff; what a tile holds is the caller's (tests/web/test_tiles.py).
+    Call("grid tile", "GET", "/tiles/grids/14/13528/6652.mvt", PEOPLE, {200}),
+    Call("household tile", "GET", "/tiles/households/14/13528/6652.mvt", PEOPLE, {200}),
+    Call("case tile", "GET", "/tiles/cases/14/13528/6652.mvt", PEOPLE, {200}),
     Call("cameras", "GET", "/api/cameras", PEOPLE, {200}),
     # coverage: of one's own grids (a department answers for none)
     Call("coverage", "GET", "/api/coverage?level=2", GRID_PEOPLE, {200}),
