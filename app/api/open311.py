@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, g, jsonify, request
 
-from app.api.cases import body
+from app.api.cases import body, public_limits
+from app.auth import client_ip, current_principal
+from app.auth.policy import EDITORS, Forbidden
 from app.db import get_session, transaction
-from app.errors import AppError, NotFound
+from app.errors import AppError, BadParameter
+from app.services import public_cases
 from app.services import open311 as svc
 from gis.errors import GisError
 
@@ -42,10 +45,41 @@ def post_request():  # type: ignore[no-untyped-def]
     return jsonify(answer), 201 if created else 200
 
 
+# At most this many codes in one anonymous read.
+PUBLIC_MAX_IDS = 20
+
+
+def _public_read(ids: list[str]) -> list[dict]:  # type: ignore[type-arg]
+    """Read requests by their codes as a resident: each try counted, misses 404 alike."""
+    if len(ids) > PUBLIC_MAX_IDS:
+        raise BadParameter("service_request_id", f"at most {PUBLIC_MAX_IDS} codes at once")
+    session = get_session()
+    ip, limits = client_ip(), public_limits()
+    g.audit_skip = True
+    public_cases.reserve(session, ip, limits)
+    session.commit()  # kept even when the request then fails
+    found = svc.get_requests(session, ids=ids, base_url=request.host_url.rstrip("/"))
+    if len(found) < len(set(public_cases.normalize(i) for i in ids)):
+        raise public_cases.not_found()
+    public_cases.refund(session, ip, limits)
+    session.commit()
+    return found
+
+
 @bp.get("/requests.json")
 def get_requests():  # type: ignore[no-untyped-def]
-    """Service requests: by service_request_id (comma list), or filtered by code, dates, status."""
+    """Service requests: by service_request_id (comma list), or filtered by code, dates, status.
+
+    Without signing in (and for roles other than the centre's) only by service_request_id:
+    one's own codes."""
     ids = [i for i in (request.args.get("service_request_id") or "").split(",") if i]
+    if current_principal().role not in EDITORS:
+        if not ids:
+            raise Forbidden(
+                "未登录只能按事件编号查询 / without signing in, requests are read by their "
+                "service_request_id only"
+            )
+        return jsonify(_public_read(ids))
     return jsonify(
         svc.get_requests(
             get_session(),
@@ -61,11 +95,8 @@ def get_requests():  # type: ignore[no-untyped-def]
 
 @bp.get("/requests/<code>.json")
 def get_request(code: str):  # type: ignore[no-untyped-def]
-    """One service request (as a one-element list, as the standard has it)."""
-    found = svc.get_requests(get_session(), ids=[code], base_url=request.host_url.rstrip("/"))
-    if not found:
-        raise NotFound(f"service request {code} does not exist")
-    return jsonify(found)
+    """One service request by its public code (as a one-element list, as the standard has it)."""
+    return jsonify(_public_read([code]))
 
 
 @bp.get("/discovery.json")

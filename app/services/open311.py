@@ -1,6 +1,9 @@
 """Open311 GeoReport v2 mapped onto cases: services are categories, requests are cases.
 
-- ``service_code`` is the category code; ``service_request_id`` is the case code.
+- ``service_code`` is the category code; ``service_request_id`` is the case's public code (the
+  unguessable one residents get; ids and internal codes are not accepted). The answer to a new
+  request carries the extension field ``secret``: the reporter's proof for rating it.
+- Without signing in, requests are read only by their codes: nobody lists other people's cases.
 - ``lat``/``long`` are WGS84 as the standard says; the extension field ``crs`` (wgs84, cgcs2000,
   gcj02, bd09, EPSG:…) lets Chinese clients send the coordinates of their map as they are.
 - ``status`` is ``open`` until the case is closed or cancelled; ``status_notes`` carries the
@@ -20,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import BadParameter
 from app.services import cases as svc
+from app.services import public_cases
 
 MAX_RESULTS = 1000
 DEFAULT_SPAN = timedelta(days=90)
@@ -91,11 +95,17 @@ def create_request(
         now=now,
     )
     case = result["case"]
+    # Other cases are not named: their codes are what lets somebody read them.
     notice = f"处置时限：{case['deadline']}" if case["deadline"] else ""
-    if result.get("duplicates"):
-        notice += "；附近已有同类事件：" + "、".join(d["code"] for d in result["duplicates"][:3])
     return (
-        [{"service_request_id": case["code"], "service_notice": notice, "account_id": None}],
+        [
+            {
+                "service_request_id": case["public_code"],
+                "service_notice": notice,
+                "account_id": None,
+                "secret": result.get("secret"),
+            }
+        ],
         result["created"],
     )
 
@@ -107,7 +117,7 @@ def _request(row: dict[str, Any], notes: dict[int, str | None], base_url: str) -
         (row["department"] or {}).get("name") or (row["grid"] or {}).get("name") or "指挥中心"
     )
     return {
-        "service_request_id": row["code"],
+        "service_request_id": row["public_code"],
         "status": "closed" if closed else "open",
         "status_notes": row["status_name"] + (f"：{note}" if note else ""),
         "service_name": row["category_name"],
@@ -152,9 +162,12 @@ def get_requests(
     now = now or datetime.now(UTC)
     if ids:
         rows = []
-        for code in ids[:MAX_RESULTS]:
-            found = svc.list_cases(session, svc.CaseFilter(code=code), limit=1, now=now)["items"]
-            rows.extend(found)
+        for raw in ids[:MAX_RESULTS]:
+            case = public_cases.find(session, raw)
+            if case is None:
+                continue
+            found = svc.list_cases(session, svc.CaseFilter(code=case.code), limit=1, now=now)
+            rows.extend(found["items"])
     else:
         start = _parse_time("start_date", start_date)
         end = _parse_time("end_date", end_date)
