@@ -410,8 +410,7 @@ def rate(code: str):  # type: ignore[no-untyped-def]
     if not public_cases.proves_reporter(case, secret, data.get("phone")):
         raise public_cases.ProofRequired(
             "评价需要上报时获得的凭证或上报时留的电话 / rating needs the secret given in the "
-            "report's answer or the phone number given with the report",
-            field="secret",
+            "report's answer or the phone number given with the report"
         )
     params: dict[str, Any] = {"satisfaction": data.get("satisfaction")}
     if "solved" in data:

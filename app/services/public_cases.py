@@ -93,7 +93,7 @@ def display(code: str | None) -> str | None:
 
 def not_found() -> NotFound:
     # One answer for a malformed, mistyped or unknown code: nothing tells them apart.
-    return NotFound("没有这个编号的事件 / no case has this code", case=None)
+    return NotFound("没有这个编号的事件 / no case has this code")
 
 
 def find(session: Session, raw: Any, *, lock: bool = False) -> Case | None:
