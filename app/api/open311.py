@@ -9,8 +9,8 @@ from app.auth import client_ip, current_principal
 from app.auth.policy import EDITORS, Forbidden
 from app.db import get_session, transaction
 from app.errors import AppError, BadParameter
-from app.services import public_cases
 from app.services import open311 as svc
+from app.services import public_cases
 from gis.errors import GisError
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")

@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import BadParameter
 from app.models.people import ROLE_NAMES
+from app.services import csv_safe
 from gis.assign import PolygonIndex
 from gis.crs import degree_span, parse_crs, to_wgs84_masked, to_wgs84_point
 
@@ -812,4 +813,5 @@ def write_csv(result: BatchResult, out: IO[str], ids: Sequence[Any] | None = Non
     frame = result.frame()
     if ids is not None:
         frame.insert(0, "id", list(ids))
-    frame.to_csv(out, index=False, float_format="%.7f", na_rep="", lineterminator="\n")
+    # Text cells (ids, reasons, names) cannot start a formula; coordinates stay numbers.
+    csv_safe.frame_to_csv(frame, out, index=False, float_format="%.7f", na_rep="")
