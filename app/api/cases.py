@@ -399,6 +399,18 @@ def public_case(code: str):  # type: ignore[no-untyped-def]
     return jsonify(svc.public_view(session, case))
 
 
+@bp.get("/public/cases/<code>/photos/<int:photo_id>")
+def public_photo(code: str, photo_id: int):  # type: ignore[no-untyped-def]
+    """A photo of a case, by the case's public code (re-encoded JPEG, no metadata)."""
+    case, refund = public_lookup(code)
+    session = get_session()
+    p = public_cases.photo(session, case, photo_id)
+    refund()
+    g.audit_skip = True
+    session.commit()
+    return Response(p.content, mimetype=p.mime, headers={"Cache-Control": "private, max-age=3600"})
+
+
 @bp.post("/public/cases/<code>/rate")
 def rate(code: str):  # type: ignore[no-untyped-def]
     """The reporter rates a verified case 1–5 and says whether the problem was solved; the

@@ -420,6 +420,7 @@ RULES: dict[str, Rule] = {
     "cases_api.sweep": Rule(EDITORS),
     "cases_api.public_case": PUBLIC,
     "cases_api.rate": PUBLIC,
+    "cases_api.public_photo": PUBLIC,
     "cases_api.camera_event": Rule(EDITORS | {"camera_feed"}),
     "cases_api.case_categories": PUBLIC,
     "cases_api.get_settings": Rule(STAFF),

@@ -636,7 +636,9 @@ def public_view(session: Session, case: Case, *, now: datetime | None = None) ->
             }
             for e in view["events"]
         ],
-        "photos": [p["url"] for p in view["photos"]],
+        "photos": [
+            f"/api/public/cases/{view['public_code']}/photos/{p['id']}" for p in view["photos"]
+        ],
     }
 
 
@@ -1657,6 +1659,7 @@ def camera_event(
         select(CasePhoto.id).where(CasePhoto.case_id == case_id).order_by(CasePhoto.id)
     )
     result["merged"] = False
+    result.pop("secret", None)  # nobody reported it: there is nobody to give a secret to
     result["case"] = _log_camera_event(
         session, camera.id, event_type, occurred_at, now, case_id, False, first_photo
     )

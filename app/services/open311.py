@@ -215,5 +215,9 @@ def get_requests(
             ).all()
         )
     for r in rows:
-        r["photo"] = f"/api/cases/photos/{photos[r['id']]}" if r["id"] in photos else None
+        r["photo"] = (
+            f"/api/public/cases/{r['public_code']}/photos/{photos[r['id']]}"
+            if r["id"] in photos
+            else None
+        )
     return [_request(r, notes, base_url) for r in rows]

@@ -26,7 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.errors import AppError, NotFound
-from app.models import Case
+from app.models import Case, CasePhoto
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
 _VALUE = {ch: i for i, ch in enumerate(ALPHABET)}
@@ -106,6 +106,14 @@ def find(session: Session, raw: Any, *, lock: bool = False) -> Case | None:
     if case_id is None:
         return None
     return session.get(Case, case_id, with_for_update=lock)
+
+
+def photo(session: Session, case: Case, photo_id: int) -> CasePhoto:
+    """Return a photo of ``case`` or raise the same 404 as an unknown code."""
+    found = session.get(CasePhoto, photo_id) if 0 < photo_id <= 2**31 - 1 else None
+    if found is None or found.case_id != case.id:
+        raise not_found()
+    return found
 
 
 # ---------------------------------------------------------------- reporter's proof

@@ -154,6 +154,8 @@ CALLS: list[Call] = [
     Call("public case by internal code", "GET", "/api/public/cases/{code}", EVERYONE, {404}),
     Call("rate case", "POST", "/api/public/cases/{pcode}/rate", EVERYONE, {409}, body={"satisfaction": 5, "phone": "13912345678"}),
     Call("rate case without proof", "POST", "/api/public/cases/{pcode}/rate", EVERYONE, {403}, body={"satisfaction": 5}),
+    Call("public case photo", "GET", "/api/public/cases/{pcode}/photos/{ph}", EVERYONE, {200}),
+    Call("public case photo of another case", "GET", "/api/public/cases/{opcode}/photos/{ph}", EVERYONE, {404}),
     Call("rate case by id", "POST", "/api/public/cases/{c}/rate", EVERYONE, {404}, body={"satisfaction": 5, "phone": "13912345678"}),
     Call("camera event", "POST", "/api/camera-events", CENTRE | {"camera_feed"}, {201}, body={"camera": "CAM-AH-0001", "event_type": "street_vending"}),
     Call("categories", "GET", "/api/case-categories", EVERYONE, {200}),
@@ -268,6 +270,7 @@ def targets(client, db_session, accounts) -> dict[str, dict[str, Any]]:  # type:
         },
     )
     assert area.status_code == 201, area.get_json()
+    out["own"]["opcode"], out["other"]["opcode"] = out["other"]["pcode"], out["own"]["pcode"]
     for t in out.values():
         t["a"] = area.get_json()["id"]
         t["av"] = area.get_json()["properties"]["version"]

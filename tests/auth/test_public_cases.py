@@ -336,3 +336,26 @@ def test_a_caller_reports_only_through_its_own_channels(  # type: ignore[no-unty
     if status == 403:
         message = res.get_json()["error"]["message"]
         assert source in message or "camera" in message
+
+
+def test_photos_are_read_by_the_public_code_only(anon_client, db_session) -> None:  # type: ignore[no-untyped-def]
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (20, 10), (200, 0, 0)).save(buf, format="JPEG")
+    photo = base64.b64encode(buf.getvalue()).decode()
+    mine = _report(anon_client, photo_base64=photo)
+    other = _report(anon_client, photo_base64=photo, description="别人的照片")
+    view = anon_client.get(f"/api/public/cases/{mine['code']}").get_json()
+    assert len(view["photos"]) == 1 and view["photos"][0].startswith(f"/api/public/cases/{mine['code']}/")
+    res = anon_client.get(view["photos"][0])
+    assert res.status_code == 200 and res.mimetype == "image/jpeg"
+    photo_id = view["photos"][0].rsplit("/", 1)[-1]
+    # The same photo under another case's code, or the staff address, is not there.
+    assert anon_client.get(f"/api/public/cases/{other['code']}/photos/{photo_id}").status_code == 404
+    assert anon_client.get(f"/api/cases/photos/{photo_id}").status_code == 401
+    georeport = anon_client.get(f"/open311/v2/requests/{mine['code']}.json").get_json()[0]
+    assert georeport["media_url"].endswith(view["photos"][0])
