@@ -609,10 +609,13 @@ def public_view(session: Session, case: Case, *, now: datetime | None = None) ->
     No personal data: no reporter's name or phone, no worker's name or phone, no internal code,
     id or other case."""
     view = case_view(session, case.id, now=now)
+    scrub = personal_scrubber(
+        [case.reporter_name, (view["assignee"] or {}).get("name"), *routing_names(case.routing)]
+    )
     return {
         "code": view["public_code"],
         "category_name": view["category_name"],
-        "description": view["description"],
+        "description": scrub(view["description"]),
         "status": view["status"],
         "status_name": view["status_name"],
         "point": view["point"],
@@ -632,7 +635,7 @@ def public_view(session: Session, case: Case, *, now: datetime | None = None) ->
                 "status_name": STATUS_NAMES[e["to_status"]],
                 "at": e["at"],
                 # Handling notes are the feedback residents wait for; internal notes stay inside.
-                "note": e["note"] if e["action"] in ("resolve", "rate", "cancel") else None,
+                "note": scrub(e["note"]) if e["action"] in ("resolve", "rate", "cancel") else None,
             }
             for e in view["events"]
         ],
@@ -640,6 +643,31 @@ def public_view(session: Session, case: Case, *, now: datetime | None = None) ->
             f"/api/public/cases/{view['public_code']}/photos/{p['id']}" for p in view["photos"]
         ],
     }
+
+
+def routing_names(routing: dict[str, Any] | None) -> list[str]:
+    """The names of the workers in a case's routing (owner and fallback ladder)."""
+    routing = routing or {}
+    people = [routing.get("owner") or {}, *(routing.get("fallback") or [])]
+    return [p.get("name") or "" for p in people if p.get("kind") == "worker"]
+
+
+def personal_scrubber(names: list[str | None]) -> Any:
+    """Return a function masking phone and ID numbers, and the given people's names, in a text
+    a resident will read (a description or note may quote them)."""
+    from app.logmask import mask_text
+
+    known = sorted({n for n in names if n and len(n) >= 2}, key=len, reverse=True)
+
+    def scrub(text_: str | None) -> str | None:
+        if not text_:
+            return text_
+        out = mask_text(text_)
+        for name in known:
+            out = out.replace(name, mask_name(name) or "")
+        return out
+
+    return scrub
 
 
 def public_report_answer(result: dict[str, Any]) -> dict[str, Any]:

@@ -112,7 +112,9 @@ def create_request(
 
 def _request(row: dict[str, Any], notes: dict[int, str | None], base_url: str) -> dict[str, Any]:
     closed = row["status"] in ("closed", "cancelled")
-    note = notes.get(row["id"])
+    # What a reader of a request sees quotes nobody's phone or the handler's name.
+    scrub = svc.personal_scrubber([(row["assignee"] or {}).get("name"), *row.get("_names", [])])
+    note = scrub(notes.get(row["id"]))
     responsible = (
         (row["department"] or {}).get("name") or (row["grid"] or {}).get("name") or "指挥中心"
     )
@@ -122,13 +124,13 @@ def _request(row: dict[str, Any], notes: dict[int, str | None], base_url: str) -
         "status_notes": row["status_name"] + (f"：{note}" if note else ""),
         "service_name": row["category_name"],
         "service_code": row["category"],
-        "description": row["description"],
+        "description": scrub(row["description"]),
         "agency_responsible": responsible,
         "service_notice": f"处置时限：{row['deadline']}" if row["deadline"] else "",
         "requested_datetime": row["created_at"],
         "updated_datetime": row["updated_at"],
         "expected_datetime": row["deadline"],
-        "address": row["address"] or "",
+        "address": scrub(row["address"]) or "",
         "address_id": None,
         "zipcode": None,
         "lat": row["point"]["lat"],
@@ -214,6 +216,15 @@ def get_requests(
                 {"ids": ids_},
             ).all()
         )
+        names = {
+            i: [reporter, *svc.routing_names(routing)]
+            for i, reporter, routing in session.execute(
+                text('SELECT id, reporter_name, routing FROM "case" WHERE id = ANY(:ids)'),
+                {"ids": ids_},
+            ).all()
+        }
+        for r in rows:
+            r["_names"] = names.get(r["id"], [])
     for r in rows:
         r["photo"] = (
             f"/api/public/cases/{r['public_code']}/photos/{photos[r['id']]}"

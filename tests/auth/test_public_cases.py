@@ -196,9 +196,14 @@ def test_open311_report_answer_names_no_other_case(anon_client) -> None:  # type
 
 
 def test_public_answers_carry_no_personal_data(client, anon_client, db_session) -> None:  # type: ignore[no-untyped-def]
-    answer = _report(anon_client)
-    _to_verified(client, db_session, answer["code"])
+    # The reporter quotes himself, and the worker's note quotes the worker.
+    answer = _report(anon_client, description="我是欧阳明华，电话13912340000，路灯坏了")
     row = _stored(db_session, answer["code"])
+    case = client.get(f"/api/cases/{row.id}").get_json()
+    ok(act(client, row.id, "accept", handler_of(case)))
+    note = f"{row.worker_name}已处理，有事打{row.worker_phone}"
+    ok(act(client, row.id, "resolve", handler_of(case), note=note))
+    ok(act(client, row.id, "verify", CENTRE))
     values = _personal_values(row)
     assert row.worker_name and row.worker_phone and len(values) >= 4
     track = anon_client.get(f"/api/public/cases/{answer['code']}")
@@ -211,6 +216,8 @@ def test_public_answers_carry_no_personal_data(client, anon_client, db_session) 
         for value in values:
             assert value not in blob and value not in blob_text, value
         assert row.code not in blob_text
+        assert "路灯坏了" in blob_text  # the description itself is there, its personal data not
+    assert "已处理" in json.dumps(track.get_json(), ensure_ascii=False)
     page = anon_client.get(f"/cases/track?code={answer['code']}")
     assert page.status_code == 200
     for value in values:
