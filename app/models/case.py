@@ -262,3 +262,5 @@ class PublicRateLimit(Base):
     client: Mapped[str] = mapped_column(String(64), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     hits: Mapped[int] = mapped_column(Integer, server_default="0")
+
+    __table_args__ = (Index("ix_public_rate_limit_window_start", "window_start"),)

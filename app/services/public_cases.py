@@ -180,13 +180,13 @@ def reserve(
     The caller commits the count at once, so it stays when the request then fails; a try that
     succeeds gives its count back (``refund``) in its own transaction. Concurrent tries each get
     their own count, so a burst cannot pass more than the limit. Rows of windows older than a
-    day of the same address are removed on the way."""
+    day are removed on the way."""
     now = now or datetime.now(UTC)
     start, retry = _window(limits, now)
     client = client or "-"
     session.execute(
-        text("DELETE FROM public_rate_limit WHERE client = :client AND window_start < :old"),
-        {"client": client, "old": start - timedelta(days=1)},
+        text("DELETE FROM public_rate_limit WHERE window_start < :old"),
+        {"old": start - timedelta(days=1)},
     )
     hits = int(session.scalar(_HIT_SQL, {"bucket": "public_case", "client": client, "start": start}))
     if hits > int(limits["PUBLIC_CASE_LIMIT"]):

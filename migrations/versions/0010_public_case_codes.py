@@ -80,6 +80,7 @@ def upgrade() -> None:
             "bucket", "client", "window_start", name=op.f("pk_public_rate_limit")
         ),
     )
+    op.create_index("ix_public_rate_limit_window_start", "public_rate_limit", ["window_start"])
 
 
 def downgrade() -> None:
