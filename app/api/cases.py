@@ -180,7 +180,7 @@ def create_case():  # type: ignore[no-untyped-def]
     )
     p = current_principal()
     if report.source in svc.CASE_SOURCES and not may_report_source(p, report.source):
-        raise Forbidden(source_refusal(p.role, report.source), field="source")
+        raise Forbidden(source_refusal(p.role, report.source), param="source")
     session = get_session()
     with transaction(session):
         result = svc.create_case(session, report)
@@ -373,19 +373,27 @@ def public_limits() -> dict[str, Any]:
     }
 
 
-def public_lookup(code: str) -> tuple[Any, Any]:
-    """Count the try, then find the case by its public code (404 the same way for anything
-    else). Returns (the case, a function giving the try back once it succeeded)."""
+def count_public_try() -> Any:
+    """Count a try on a public case endpoint against the caller's address (429 past the limit),
+    committed at once so that it stays when the request then fails. Returns the function that
+    gives the try back once it succeeded (in the caller's transaction)."""
     session = get_session()
     ip, limits, now = client_ip(), public_limits(), datetime.now(LOCAL_TZ)
     g.audit_skip = True  # the count is bookkeeping, not a change to audit
     public_cases.reserve(session, ip, limits, now=now)
-    session.commit()  # kept even when the request then fails
+    session.commit()
     g.audit_skip = False
-    case = public_cases.find(session, code)
+    return lambda: public_cases.refund(session, ip, limits, now=now)
+
+
+def public_lookup(code: str) -> tuple[Any, Any]:
+    """Count the try, then find the case by its public code (404 the same way for anything
+    else). Returns (the case, a function giving the try back once it succeeded)."""
+    refund = count_public_try()
+    case = public_cases.find(get_session(), code)
     if case is None:
         raise public_cases.not_found()
-    return case, lambda: public_cases.refund(session, ip, limits, now=now)
+    return case, refund
 
 
 @bp.get("/public/cases/<code>")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request
 
-from app.api.cases import body, public_limits
-from app.auth import client_ip, current_principal
+from app.api.cases import body, count_public_try
+from app.auth import current_principal
 from app.auth.policy import EDITORS, Forbidden
 from app.db import get_session, transaction
 from app.errors import AppError, BadParameter
@@ -53,15 +53,13 @@ def _public_read(ids: list[str]) -> list[dict]:  # type: ignore[type-arg]
     """Read requests by their codes as a resident: each try counted, misses 404 alike."""
     if len(ids) > PUBLIC_MAX_IDS:
         raise BadParameter("service_request_id", f"at most {PUBLIC_MAX_IDS} codes at once")
+    refund = count_public_try()
     session = get_session()
-    ip, limits = client_ip(), public_limits()
-    g.audit_skip = True
-    public_cases.reserve(session, ip, limits)
-    session.commit()  # kept even when the request then fails
     found = svc.get_requests(session, ids=ids, base_url=request.host_url.rstrip("/"))
-    if len(found) < len(set(public_cases.normalize(i) for i in ids)):
+    if len(found) < len({public_cases.normalize(i) for i in ids}):
         raise public_cases.not_found()
-    public_cases.refund(session, ip, limits)
+    refund()
+    g.audit_skip = True
     session.commit()
     return found
 
