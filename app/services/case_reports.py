@@ -294,7 +294,7 @@ def export_cases(
         for cell in ws[1]:
             cell.font = Font(bold=True)
         for line in table:
-            ws.append(line)
+            ws.append([csv_safe.xlsx_value(v) for v in line])
         csv_safe.xlsx_text_cells(ws)  # a description '=HYPERLINK(…)' stays text
         ws.freeze_panes = "B2"
         for i, title in enumerate(header, start=1):

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -60,6 +61,14 @@ def writer(buf: io.StringIO | Any) -> Any:
                 inner.writerow(safe_row(row))
 
     return _Safe()
+
+
+def xlsx_value(value: Any) -> Any:
+    """Return ``value`` as an Excel cell can hold it: control characters XML cannot carry
+    (which openpyxl refuses with an error) are dropped from text."""
+    if isinstance(value, str):
+        return ILLEGAL_CHARACTERS_RE.sub("", value)
+    return value
 
 
 def xlsx_text_cells(ws: Any) -> None:

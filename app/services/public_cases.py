@@ -22,7 +22,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.errors import AppError, NotFound
@@ -96,16 +96,12 @@ def not_found() -> NotFound:
     return NotFound("没有这个编号的事件 / no case has this code")
 
 
-def find(session: Session, raw: Any, *, lock: bool = False) -> Case | None:
+def find(session: Session, raw: Any) -> Case | None:
     """Return the case with this public code, or None (malformed codes included)."""
     code = normalize(raw)
     if code is None:
         return None
-    stmt = "SELECT id FROM \"case\" WHERE public_code = :code"
-    case_id = session.scalar(text(stmt), {"code": code})
-    if case_id is None:
-        return None
-    return session.get(Case, case_id, with_for_update=lock)
+    return session.scalar(select(Case).where(Case.public_code == code))
 
 
 def photo(session: Session, case: Case, photo_id: int) -> CasePhoto:
