@@ -364,6 +364,23 @@ def import_scope(session: Session, p: Principal, kind: str) -> frozenset[int] | 
     )
 
 
+# Who may report a case through which channel: anyone as a resident (the camera feed excepted),
+# field staff from patrol, the centre from the hotline or a superior's referral. Camera cases come
+# only from the camera feed's events (/api/camera-events), never from a report.
+SOURCE_ROLES: dict[str, frozenset[str]] = {
+    "resident": EVERYONE - {"camera_feed"},
+    "patrol": FIELD,
+    "hotline": EDITORS,
+    "superior": EDITORS,
+    "camera": frozenset(),
+}
+
+
+def may_report_source(p: Principal, source: str) -> bool:
+    """Say whether ``p`` may report a case as coming from ``source``."""
+    return p.role in SOURCE_ROLES.get(source, frozenset())
+
+
 # ---------------------------------------------------------------- rules
 
 
@@ -571,6 +588,7 @@ RULES: dict[str, Rule] = {
     "cases_api.sweep": Rule(EDITORS),
     "cases_api.public_case": PUBLIC,
     "cases_api.rate": PUBLIC,
+    "cases_api.public_photo": PUBLIC,
     "cases_api.camera_event": Rule(EDITORS | {"camera_feed"}),
     "cases_api.case_categories": PUBLIC,
     "cases_api.get_settings": Rule(STAFF),
@@ -580,7 +598,7 @@ RULES: dict[str, Rule] = {
     # Open311 GeoReport v2: residents' clients report and read by id; the list is for staff.
     "open311.services": PUBLIC,
     "open311.post_request": PUBLIC,
-    "open311.get_requests": Rule(EDITORS),
+    "open311.get_requests": PUBLIC,
     "open311.get_request": PUBLIC,
     "open311.discovery": PUBLIC,
     # the API description

@@ -51,7 +51,7 @@ from app.models import (
 )
 from app.models.case import CASE_SOURCES, CASE_STATUSES
 from app.privacy import mask_name, mask_phone
-from app.services import locate
+from app.services import locate, public_cases
 from app.services.calendar import WorkCalendar
 from app.services.photos import clean_image
 
@@ -359,7 +359,8 @@ def is_overdue(status: str, deadline: datetime | None, now: datetime) -> bool:
 
 
 _LIST_SQL = """
-    SELECT c.id, c.code, c.category, cat.name AS category_name, c.description, c.source, c.status,
+    SELECT c.id, c.code, c.public_code, c.category, cat.name AS category_name, c.description,
+           c.source, c.status,
            ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat, c.reported_x, c.reported_y, c.reported_crs,
            c.grid_id, g.code AS grid_code, g.name AS grid_name,
            c.assignee_id, w.name AS assignee_name, w.phone AS assignee_phone,
@@ -387,6 +388,7 @@ def _row_view(r: Any, *, personal: bool = False) -> dict[str, Any]:
     return {
         "id": r.id,
         "code": r.code,
+        "public_code": public_cases.display(r.public_code),
         "category": r.category,
         "category_name": r.category_name,
         "description": r.description,
@@ -604,13 +606,19 @@ def events_of(session: Session, case_id: int) -> list[dict[str, Any]]:
     ]
 
 
-def public_view(session: Session, code: str, *, now: datetime | None = None) -> dict[str, Any]:
-    """Return what a resident sees of a case by its code: state and timeline, no personal data."""
-    view = case_view(session, code, now=now)
+def public_view(session: Session, case: Case, *, now: datetime | None = None) -> dict[str, Any]:
+    """Return what a resident sees of a case (found by its public code): state and timeline.
+
+    No personal data: no reporter's name or phone, no worker's name or phone, no internal code,
+    id or other case."""
+    view = case_view(session, case.id, now=now)
+    scrub = personal_scrubber(
+        [case.reporter_name, (view["assignee"] or {}).get("name"), *routing_names(case.routing)]
+    )
     return {
-        "code": view["code"],
+        "code": view["public_code"],
         "category_name": view["category_name"],
-        "description": view["description"],
+        "description": scrub(view["description"]),
         "status": view["status"],
         "status_name": view["status_name"],
         "point": view["point"],
@@ -630,11 +638,61 @@ def public_view(session: Session, code: str, *, now: datetime | None = None) -> 
                 "status_name": STATUS_NAMES[e["to_status"]],
                 "at": e["at"],
                 # Handling notes are the feedback residents wait for; internal notes stay inside.
-                "note": e["note"] if e["action"] in ("resolve", "rate", "cancel") else None,
+                "note": scrub(e["note"]) if e["action"] in ("resolve", "rate", "cancel") else None,
             }
             for e in view["events"]
         ],
-        "photos": [p["url"] for p in view["photos"]],
+        "photos": [
+            f"/api/public/cases/{view['public_code']}/photos/{p['id']}" for p in view["photos"]
+        ],
+    }
+
+
+def routing_names(routing: dict[str, Any] | None) -> list[str]:
+    """The names of the workers in a case's routing (owner and fallback ladder)."""
+    routing = routing or {}
+    people = [routing.get("owner") or {}, *(routing.get("fallback") or [])]
+    return [p.get("name") or "" for p in people if p.get("kind") == "worker"]
+
+
+def personal_scrubber(names: list[str | None]) -> Any:
+    """Return a function masking phone and ID numbers, and the given people's names, in a text
+    a resident will read (a description or note may quote them)."""
+    from app.logmask import mask_text
+
+    known = sorted({n for n in names if n and len(n) >= 2}, key=len, reverse=True)
+
+    def scrub(text_: str | None) -> str | None:
+        if not text_:
+            return text_
+        out = mask_text(text_)
+        for name in known:
+            out = out.replace(name, mask_name(name) or "")
+        return out
+
+    return scrub
+
+
+def public_report_answer(result: dict[str, Any]) -> dict[str, Any]:
+    """The answer to a resident's report: the public code, the state, the reporter's secret and
+    who is responsible (the grid, and the handler's role with a masked name) — nothing else."""
+    case = result["case"]
+    routing = result.get("routing") or {}
+    owner = routing.get("owner") or locate.COMMAND_CENTRE
+    grid = routing.get("grid") or {}
+    worker = owner.get("kind") == "worker"
+    return {
+        "created": result["created"],
+        "code": case["public_code"],
+        "status": case["status"],
+        "status_name": case["status_name"],
+        "secret": result.get("secret"),
+        "responsible": {
+            "grid": grid.get("name"),
+            # A worker's role and masked name; a department or the centre by its own name.
+            "role_name": owner.get("role_name") if worker else None,
+            "name": mask_name(owner.get("name")) if worker else owner.get("name"),
+        },
     }
 
 
@@ -824,13 +882,14 @@ _INSERT_REPORT_SQL = text(
             grid_id, assignee_id, department_id, escalation_level, camera_id, status, deadline,
             reporter_contact, reporter_name, address, idempotency_key, idempotency_hash, routing,
             camera_event_type, camera_event_count, last_camera_event_at, created_at, updated_at,
-            version)
+            version, reporter_secret_hash)
         SELECT 'SJ' || :day || lpad(s.n::text, greatest(6, length(s.n::text)), '0'),
                :category, :description, :source, :rx, :ry, :rcrs,
                ST_SetSRID(ST_MakePoint(:lon, :lat), 4326),
                :grid_id, :assignee_id, :department_id, :escalation_level, :camera_id, :status,
                :deadline, :contact, :name, :address, :key, :hash, CAST(:routing AS jsonb),
-               :camera_event_type, :camera_event_count, :last_camera_event_at, :now, :now, 1
+               :camera_event_type, :camera_event_count, :last_camera_event_at, :now, :now, 1,
+               :secret_hash
         FROM (SELECT nextval('case_code_seq') AS n) s
         ON CONFLICT (idempotency_key) DO NOTHING
         RETURNING *
@@ -945,6 +1004,8 @@ def create_case(
         status = step.to
         events.append(_event_row("dispatch", "reported", status, SYSTEM, "按网格自动派单", details))
     tz = settings["timezone"]
+    # The reporter's proof, given once in this answer; only its hash is kept.
+    secret, secret_hash = public_cases.new_secret()
     row = (
         session.execute(
             _INSERT_REPORT_SQL,
@@ -976,6 +1037,7 @@ def create_case(
                 "now": now,
                 "events": json.dumps(events, ensure_ascii=False),
                 "r": float(settings["duplicate_radius_m"]),
+                "secret_hash": secret_hash,
             },
         )
         .mappings()
@@ -1002,6 +1064,7 @@ def create_case(
         "routing": routing,
         "duplicates": [_duplicate_view(d) for d in row["duplicates"] or []],
         "review_required": review,
+        "secret": secret,
     }
 
 
@@ -1025,6 +1088,9 @@ def _replay(session: Session, key: str | None, fingerprint: str, now: datetime) 
         "created": False,
         "routing": row["routing"],
         "duplicates": [],
+        # Only a hash of the secret is stored: a retry cannot give it again (the reporter's
+        # phone still proves the report).
+        "secret": None,
     }
 
 
@@ -1715,6 +1781,7 @@ def camera_event(
         select(CasePhoto.id).where(CasePhoto.case_id == case_id).order_by(CasePhoto.id)
     )
     result["merged"] = False
+    result.pop("secret", None)  # nobody reported it: there is nobody to give a secret to
     result["case"] = _log_camera_event(
         session, camera.id, event_type, occurred_at, now, case_id, False, first_photo
     )

@@ -48,6 +48,7 @@ from sqlalchemy.orm import Session
 from app.errors import BadParameter
 from app.models.people import ROLE_NAMES
 from app.privacy import mask_name, mask_phone
+from app.services import csv_safe
 from gis.assign import PolygonIndex
 from gis.crs import degree_span, parse_crs, to_wgs84_masked, to_wgs84_point
 
@@ -824,4 +825,5 @@ def write_csv(
         frame.loc[hide, "owner_phone"] = frame.loc[hide, "owner_phone"].map(mask_phone)
     if ids is not None:
         frame.insert(0, "id", list(ids))
-    frame.to_csv(out, index=False, float_format="%.7f", na_rep="", lineterminator="\n")
+    # Text cells (ids, reasons, names) cannot start a formula; coordinates stay numbers.
+    csv_safe.frame_to_csv(frame, out, index=False, float_format="%.7f", na_rep="")

@@ -201,8 +201,15 @@ CALLS: list[Call] = [
     Call("export cases", "GET", "/api/cases/export.csv", SUPERVISORS, {200}),
     Call("kpis", "GET", "/api/cases/kpis?group=grid", SUPERVISORS, {200}),
     Call("sweep", "POST", "/api/cases/sweep", CENTRE, {200}, body={}),
-    Call("public case", "GET", "/api/public/cases/{code}", EVERYONE, {200}),
-    Call("rate case", "POST", "/api/public/cases/{code}/rate", EVERYONE, {409}, body={"satisfaction": 5}),
+    # Public endpoints take only the public code: an id or the internal code is as good as absent.
+    Call("public case", "GET", "/api/public/cases/{pcode}", EVERYONE, {200}),
+    Call("public case by id", "GET", "/api/public/cases/{c}", EVERYONE, {404}),
+    Call("public case by internal code", "GET", "/api/public/cases/{code}", EVERYONE, {404}),
+    Call("rate case", "POST", "/api/public/cases/{pcode}/rate", EVERYONE, {409}, body={"satisfaction": 5, "phone": "13912345678"}),
+    Call("rate case without proof", "POST", "/api/public/cases/{pcode}/rate", EVERYONE, {403}, body={"satisfaction": 5}),
+    Call("public case photo", "GET", "/api/public/cases/{pcode}/photos/{ph}", EVERYONE, {200}),
+    Call("public case photo of another case", "GET", "/api/public/cases/{opcode}/photos/{ph}", EVERYONE, {404}),
+    Call("rate case by id", "POST", "/api/public/cases/{c}/rate", EVERYONE, {404}, body={"satisfaction": 5, "phone": "13912345678"}),
     Call("camera event", "POST", "/api/camera-events", CENTRE | {"camera_feed"}, {201}, body={"camera": "CAM-AH-0001", "event_type": "street_vending"}),
     Call("categories", "GET", "/api/case-categories", EVERYONE, {200}),
     Call("settings", "GET", "/api/case-settings", PEOPLE, {200}),
@@ -212,8 +219,11 @@ CALLS: list[Call] = [
     # Open311
     Call("open311 services", "GET", "/open311/v2/services.json", EVERYONE, {200}),
     Call("open311 report", "POST", "/open311/v2/requests.json", EVERYONE, {200, 201}, body={"service_code": "garbage", "lat": 31.8149002, "long": 117.2287344, "description": "Open311 矩阵"}),
-    Call("open311 list", "GET", "/open311/v2/requests.json", CENTRE, {200}),
-    Call("open311 request", "GET", "/open311/v2/requests/{code}.json", EVERYONE, {200}),
+    Call("open311 list", "GET", "/open311/v2/requests.json", EVERYONE, {200}, special={(r, "own"): {403} for r in EVERYONE - CENTRE}),
+    Call("open311 list by code", "GET", "/open311/v2/requests.json?service_request_id={pcode}", EVERYONE, {200}),
+    Call("open311 list by internal code", "GET", "/open311/v2/requests.json?service_request_id={code}", EVERYONE, {404}),
+    Call("open311 request", "GET", "/open311/v2/requests/{pcode}.json", EVERYONE, {200}),
+    Call("open311 request by internal code", "GET", "/open311/v2/requests/{code}.json", EVERYONE, {404}),
     Call("open311 discovery", "GET", "/open311/v2/discovery.json", EVERYONE, {200}),
 ]
 
@@ -290,6 +300,7 @@ def targets(client, db_session, accounts) -> dict[str, dict[str, Any]]:  # type:
             "h": h,
             "c": case["id"],
             "code": case["code"],
+            "pcode": case["public_code"],
             "ph": case["photos"][0]["id"],
             "ch": rename.get_json()["change"]["id"],
             "gv": client.get(f"/api/grids/{g}").get_json()["properties"]["version"],
@@ -305,6 +316,7 @@ def targets(client, db_session, accounts) -> dict[str, dict[str, Any]]:  # type:
         text('UPDATE "case" SET department_id = :d, escalation_level = 2 WHERE id = :c'),
         {"d": dept, "c": out["own"]["c"]},
     )
+    out["own"]["opcode"], out["other"]["opcode"] = out["other"]["pcode"], out["own"]["pcode"]
     for t in out.values():
         res = client.post("/api/override-areas", json=area(t, "矩阵市场"))
         assert res.status_code == 201, res.get_json()

@@ -152,7 +152,7 @@ def _store(c: Corpus) -> None:
             "grid_code": OWN_MICRO, "head_name": p[:60], "head_phone": "13900000000", "tags": "",
             "linked_member_code": "W00010",
         }
-        for (x, y), p in zip(spots, PAYLOADS)
+        for (x, y), p in zip(spots, PAYLOADS, strict=True)
     ]
     c.api("admin", "POST", "/api/import/households", data={"file": (io.BytesIO(_csv(households)), "h.csv")})
     points = {
@@ -160,7 +160,7 @@ def _store(c: Corpus) -> None:
         "features": [
             {"type": "Feature", "geometry": {"type": "Point", "coordinates": [x, y]},
              "properties": {"name": p, "kind": "point", "radius_m": 300}}
-            for (x, y), p in zip(spots, PAYLOADS)
+            for (x, y), p in zip(spots, PAYLOADS, strict=True)
         ],
     }
     c.api("admin", "POST", "/api/import/service_points",
@@ -171,7 +171,7 @@ def _store(c: Corpus) -> None:
         "features": [
             {"type": "Feature", "geometry": {"type": "Point", "coordinates": [x, y]},
              "properties": {"code": f"XC{i}-{p[:20]}", "name": p, "kind": "fixed", "analytics": "true"}}
-            for i, ((x, y), p) in enumerate(zip(spots, PAYLOADS))
+            for i, ((x, y), p) in enumerate(zip(spots, PAYLOADS, strict=True))
         ],
     }
     c.api("admin", "POST", "/api/import/cameras",
@@ -187,7 +187,7 @@ def _store(c: Corpus) -> None:
             json={"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
                   "properties": {"name": p, "category": "垃圾暴露堆放", "department_code": f"XD{i}"}},
         )
-    for i, p in enumerate(PAYLOADS):
+    for p in PAYLOADS:
         case = c.api(
             "admin", "POST", "/api/cases",
             json={"x": x, "y": y, "category": "road_occupation", "description": p, "address": p[:200],
