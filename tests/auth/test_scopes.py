@@ -326,11 +326,12 @@ def test_open311_staff_list_holds_only_ones_streets_requests(app, client, db_ses
     own = _report(client, db_session, "3401880010010101", "Open311甲")
     other = _report(client, db_session, "34018810120101", "Open311乙")
     listed = {r["service_request_id"] for r in _as(app, accounts, "centre")("GET", "/open311/v2/requests.json").get_json()}
-    assert own["code"] in listed and other["code"] not in listed
-    by_id = _as(app, accounts, "centre")("GET", f"/open311/v2/requests.json?service_request_id={other['code']}").get_json()
-    assert by_id == []
+    assert own["public_code"] in listed and other["public_code"] not in listed
+    # The staff's internal code is no Open311 id (only the resident's public code is).
+    by_id = _as(app, accounts, "centre")("GET", f"/open311/v2/requests.json?service_request_id={other['code']}")
+    assert by_id.status_code == 404
     everything = {r["service_request_id"] for r in _as(app, accounts, "admin")("GET", "/open311/v2/requests.json").get_json()}
-    assert {own["code"], other["code"]} <= everything
+    assert {own["public_code"], other["public_code"]} <= everything
 
 
 def test_coverage_is_of_ones_own_grids(app, db_session, accounts) -> None:  # type: ignore[no-untyped-def]

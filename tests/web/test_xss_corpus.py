@@ -187,16 +187,18 @@ def _store(c: Corpus) -> None:
             json={"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
                   "properties": {"name": p, "category": "垃圾暴露堆放", "department_code": f"XD{i}"}},
         )
-    for p in PAYLOADS:
+    for i, p in enumerate(PAYLOADS):
+        # The reporter's name is another payload: public answers mask a name their text quotes.
         case = c.api(
             "admin", "POST", "/api/cases",
             json={"x": x, "y": y, "category": "road_occupation", "description": p, "address": p[:200],
-                  "reporter_name": p[:60], "reporter_contact": "13900000001", "source": "patrol"},
+                  "reporter_name": PAYLOADS[(i + 1) % len(PAYLOADS)][:60],
+                  "reporter_contact": "13900000001", "source": "patrol"},
         )
         cid = case.get("id") or case.get("case", {}).get("id")
         c.case_ids.append(cid)
         detail = c.api("admin", "GET", f"/api/cases/{cid}")
-        c.case_codes.append(detail["code"])
+        c.case_codes.append(detail["public_code"])
         c.api("admin", "POST", f"/api/cases/{cid}/actions/accept",
               json={"note": p, "version": detail["version"], "actor": {"role": "worker", "worker_id": detail["assignee"]["id"]}})
     c.stored["case descriptions"] = list(PAYLOADS)
@@ -397,5 +399,12 @@ def test_a_resident_sees_the_payloads_as_text(browser, corpus: Corpus) -> None: 
         for path in ("/login", "/cases/track"):
             v.open(path)
             v.check(path)
+        # A resident follows each case by its public code: the description shows as text.
+        for code, payload in zip(corpus.case_codes, PAYLOADS, strict=True):
+            v.open(f"/cases/track?code={code}")
+            v.page.wait_for_selector("#case-status .gg-case", timeout=10000)
+            shown = v.page.evaluate("() => document.getElementById('case-status').textContent")
+            assert payload in shown, payload
+            v.check(f"track {code}")
     finally:
         v.close()
