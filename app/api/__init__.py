@@ -10,6 +10,7 @@ from app.api import (
     coverage,
     grid_edit,
     grids,
+    guard,
     locate,
     open311,
     openapi,
@@ -46,5 +47,6 @@ class IdConverter(IntegerConverter):
 def register(app: Flask) -> None:
     """Register every API blueprint on the app."""
     app.url_map.converters["int"] = IdConverter
+    guard.init_app(app)  # before any other hook: refuse NUL text and deep JSON first
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, jsonify, request
 
-from app.api.params import bbox_arg, body_fields, int_arg
+from app.api.params import MAX_INT, bbox_arg, body_fields, int_arg
 from app.auth import current_principal, record_personal_read
 from app.auth.actors import case_actor
 from app.auth.policy import Forbidden, case_scope
@@ -40,9 +41,12 @@ def _float(data: dict[str, Any], name: str, *, required: bool = False) -> float 
     if isinstance(raw, bool):
         raise BadParameter(name, f"{raw!r} is not a number")
     try:
-        return float(raw)
+        value = float(raw)
     except (TypeError, ValueError) as exc:
         raise BadParameter(name, f"'{raw}' is not a number") from exc
+    if not math.isfinite(value):
+        raise BadParameter(name, f"'{raw}' is not a finite number")
+    return value
 
 
 def _int(data: dict[str, Any], name: str) -> int | None:
@@ -52,9 +56,12 @@ def _int(data: dict[str, Any], name: str) -> int | None:
     if isinstance(raw, bool):
         raise BadParameter(name, f"{raw!r} is not an integer")
     try:
-        return int(raw)
+        value = int(raw)
     except (TypeError, ValueError) as exc:
         raise BadParameter(name, f"'{raw}' is not an integer") from exc
+    if not -MAX_INT <= value <= MAX_INT:
+        raise BadParameter(name, f"{value} is out of range (a record id is at most {MAX_INT})")
+    return value
 
 
 def _bool(data: dict[str, Any], name: str) -> bool | None:
@@ -278,6 +285,12 @@ def act(ref: str, action: str):  # type: ignore[no-untyped-def]
     for key in ("worker_id", "grid_id"):
         if key in params:
             params[key] = _int(params, key)
+    for key in ("x", "y", "within_m"):
+        if key in params:
+            params[key] = _float(params, key)
+    for key in ("crs", "reason", "into"):
+        if key in params and not isinstance(params[key], str | int):
+            raise BadParameter(key, "must be a single value, not a list or an object")
     action_input = svc.ActionInput(
         note=(str(data["note"]) if data.get("note") else None),
         lon=_float(data, "lon"),
@@ -443,9 +456,11 @@ def deadline():  # type: ignore[no-untyped-def]
     hours = _float(args, "hours") or 0.0
     if "days" not in args and "hours" not in args:
         raise BadParameter("hours", "give hours and/or days (working time to add)")
-    for name, value in (("days", days), ("hours", hours)):
+    for name, value, most in (("days", days, 3660), ("hours", hours, 24 * 3660)):
         if value < 0:
             raise BadParameter(name, f"{value} is negative")
+        if value > most:
+            raise BadParameter(name, f"{value} is more than {most}")
     calendar = cal.load_calendar(get_session())
     end = calendar.add_time_limit(start, days=days, hours=hours)
     return jsonify(

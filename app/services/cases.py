@@ -1256,6 +1256,16 @@ def _worker(session: Session, worker_id: Any) -> Worker:
     return worker
 
 
+def _grid_id(session: Session, grid_id: Any) -> int:
+    """Return the id of the current grid an action names by ``grid_id`` (422 when there is none)."""
+    found = session.scalar(
+        text("SELECT id FROM grid WHERE id = :id AND valid_to IS NULL"), {"id": int(grid_id)}
+    )
+    if found is None:
+        raise ValidationFailed(f"grid {grid_id} does not exist", field="grid_id")
+    return int(found)
+
+
 def _h_dispatch(
     session: Session, case: Case, actor: Actor, data: ActionInput, now: datetime
 ) -> dict[str, Any]:
@@ -1267,7 +1277,7 @@ def _h_dispatch(
         case.department_id = None
         case.escalation_level = 0
         if params.get("grid_id") is not None:
-            case.grid_id = int(params["grid_id"])
+            case.grid_id = _grid_id(session, params["grid_id"])
         return {"assignee": {"worker_id": worker.id, "name": worker.name}, "manual": True}
     routing = params.get("routing")
     if routing is None:
@@ -1408,7 +1418,7 @@ def _h_transfer(
             worker = _worker(session, worker_id)
             grid_id = data.params.get("grid_id")
             chosen = {
-                "grid": {"id": int(grid_id)} if grid_id else None,
+                "grid": {"id": _grid_id(session, grid_id)} if grid_id else None,
                 "owner": {"worker_id": worker.id, "name": worker.name},
             }
     elif candidates:

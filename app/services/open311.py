@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import math
+
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,9 +48,12 @@ def _float(form: dict[str, Any], name: str) -> float | None:
     if raw in (None, ""):
         return None
     try:
-        return float(raw)
+        value = float(raw)
     except (TypeError, ValueError) as exc:
         raise BadParameter(name, f"'{raw}' is not a number") from exc
+    if not math.isfinite(value):
+        raise BadParameter(name, f"'{raw}' is not a finite number")
+    return value
 
 
 def create_request(
@@ -63,7 +68,13 @@ def create_request(
     for key, value in form.items():
         if isinstance(value, dict | list):
             raise BadParameter(key, "must be a single value, not a list or an object")
-    code = (form.get("service_code") or "").strip()
+    for key, value in form.items():
+        if value is not None and not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise BadParameter(key, "must be text or a number")
+    code = form.get("service_code") or ""
+    if not isinstance(code, str):
+        raise BadParameter("service_code", "must be text (a service code)")
+    code = code.strip()
     if not code:
         raise BadParameter("service_code", "is required")
     lat, lon = _float(form, "lat"), _float(form, "long")
