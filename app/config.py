@@ -28,6 +28,9 @@ DEFAULTS: dict[str, Any] = {
     # How many proxies in front of the app add to X-Forwarded-For (0: none, read the
     # connection's address; 1: one proxy, take the rightmost entry; true counts as 1).
     "TRUST_PROXY": 0,
+    # Photos a resident without an account may upload from one address in the window.
+    "ANON_PHOTO_LIMIT": 20,
+    "ANON_PHOTO_WINDOW_MINUTES": 10,
     # Request bodies larger than this are refused (bytes).
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
 }
@@ -50,6 +53,8 @@ ENV_KEYS = (
     "LOGIN_IP_LIMIT",
     "LOGIN_IP_WINDOW_MINUTES",
     "TRUST_PROXY",
+    "ANON_PHOTO_LIMIT",
+    "ANON_PHOTO_WINDOW_MINUTES",
 )
 # Settings read from the environment as true/false.
 BOOL_KEYS = {"SESSION_COOKIE_SECURE"}

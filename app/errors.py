@@ -80,7 +80,11 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(GisError)
     def _gis(err: GisError):  # type: ignore[no-untyped-def]
-        return jsonify(error=err.to_dict()), err.http_status
+        response = jsonify(error=err.to_dict())
+        response.status_code = err.http_status
+        if isinstance(err.details.get("retry_after"), int):
+            response.headers["Retry-After"] = str(err.details["retry_after"])
+        return response
 
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException):  # type: ignore[no-untyped-def]

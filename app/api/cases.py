@@ -9,16 +9,17 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from app.api.params import MAX_INT, bbox_arg, body_fields, int_arg
-from app.auth import current_principal, record_personal_read
+from app.auth import client_ip, current_principal, record_personal_read
 from app.auth.actors import case_actor
 from app.auth.policy import Forbidden, case_scope
 from app.db import get_session, transaction
 from app.errors import BadParameter
 from app.services import calendar as cal
 from app.services import case_reports as reports
+from app.services import photos, ratelimit
 from app.services import cases as svc
 
 bp = Blueprint("cases_api", __name__, url_prefix="/api")
@@ -79,17 +80,24 @@ def _bool(data: dict[str, Any], name: str) -> bool | None:
 
 
 def _photos(data: dict[str, Any], *names: str) -> list[bytes]:
-    """Collect uploaded files and base64 fields named ``names`` (photo, photo_base64 …)."""
+    """Collect uploaded files and base64 fields named ``names`` (photo, photo_base64 …).
+
+    At most ``photos.MAX_PHOTOS_PER_REQUEST`` of them, each at most ``photos.MAX_BYTES``."""
+    files = [f for name in names for f in request.files.getlist(name)]
+    encoded_fields = [data.get(f"{name}_base64") for name in names]
+    photos.check_count(len(files) + sum(1 for e in encoded_fields if e))
     blobs: list[bytes] = []
     for name in names:
         for f in request.files.getlist(name):
-            content = f.read()
+            content = f.read(photos.MAX_BYTES + 1)
             if content:
                 blobs.append(content)
         encoded = data.get(f"{name}_base64")
         if encoded:
             if isinstance(encoded, str) and encoded.startswith("data:"):
                 encoded = encoded.split(",", 1)[-1]
+            if isinstance(encoded, str) and len(encoded) > photos.MAX_BYTES * 4 // 3 + 4:
+                raise BadParameter(f"{name}_base64", f"is larger than {photos.MAX_BYTES} bytes")
             try:
                 blobs.append(base64.b64decode(encoded, validate=True))
             except (binascii.Error, TypeError) as exc:
@@ -155,6 +163,22 @@ def actor_from(data: dict[str, Any]) -> svc.Actor:
     )
 
 
+def limit_anonymous_photos(session: Any, count: int) -> None:
+    """Count photos sent without an account against the address's allowance (429 past it)."""
+    if not count or current_principal().authenticated:
+        return
+    cfg = current_app.config
+    ratelimit.hit(
+        session,
+        "anon_photo",
+        client_ip() or "unknown",
+        weight=count,
+        limit=int(cfg.get("ANON_PHOTO_LIMIT") or 20),
+        window=timedelta(minutes=float(cfg.get("ANON_PHOTO_WINDOW_MINUTES") or 10)),
+        what="photos",
+    )
+
+
 # ---------------------------------------------------------------- cases
 
 
@@ -190,6 +214,7 @@ def create_case():  # type: ignore[no-untyped-def]
             f"not '{report.source}'"
         )
     session = get_session()
+    limit_anonymous_photos(session, len(report.photos))
     with transaction(session):
         result = svc.create_case(session, report)
     return jsonify(result), 201 if result["created"] else 200

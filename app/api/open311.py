@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from app.api.cases import body
+from app.api.cases import body, limit_anonymous_photos
 from app.db import get_session, transaction
 from app.errors import AppError, NotFound
 from app.services import open311 as svc
+from app.services.photos import MAX_BYTES
 from gis.errors import GisError
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
@@ -32,11 +33,12 @@ def post_request():  # type: ignore[no-untyped-def]
     data = body()
     media = request.files.get("media")
     session = get_session()
+    limit_anonymous_photos(session, 1 if media else 0)
     with transaction(session):
         answer, created = svc.create_request(
             session,
             data,
-            media=media.read() if media else None,
+            media=media.read(MAX_BYTES + 1) if media else None,
             idempotency_key=request.headers.get("Idempotency-Key"),
         )
     return jsonify(answer), 201 if created else 200
