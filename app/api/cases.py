@@ -93,6 +93,8 @@ def _photos(data: dict[str, Any], *names: str) -> list[bytes]:
             if content:
                 blobs.append(content)
         encoded = data.get(f"{name}_base64")
+        if encoded not in (None, "") and not isinstance(encoded, str):
+            raise BadParameter(f"{name}_base64", "must be a base64 text")
         if encoded:
             if isinstance(encoded, str) and encoded.startswith("data:"):
                 encoded = encoded.split(",", 1)[-1]
@@ -122,6 +124,11 @@ def _moment(name: str, raw: str | None, *, end: bool = False) -> datetime | None
 def _filters() -> svc.CaseFilter:
     args = request.args
     status = [s for s in (args.get("status") or "").split(",") if s]
+    for s in status:
+        if s not in svc.STATES:
+            raise BadParameter("status", f"'{s}' is not one of {', '.join(svc.STATES)}")
+    if args.get("source") and args["source"] not in svc.CASE_SOURCES:
+        raise BadParameter("source", f"'{args['source']}' is not one of {', '.join(svc.CASE_SOURCES)}")
     overdue = _bool(dict(args), "overdue")
     return svc.CaseFilter(
         status=status or None,
@@ -182,10 +189,26 @@ def limit_anonymous_photos(session: Any, count: int) -> None:
 # ---------------------------------------------------------------- cases
 
 
+#: The report's fields that are text (a JSON number, list or object there is refused).
+REPORT_TEXT_FIELDS = (
+    "crs",
+    "category",
+    "source",
+    "description",
+    "reporter_contact",
+    "reporter_name",
+    "address",
+    "idempotency_key",
+)
+
+
 @bp.post("/cases")
 def create_case():  # type: ignore[no-untyped-def]
     """Report a case: coordinates + CRS, category, description, source, contact, photo, key."""
     data = body()
+    for name in REPORT_TEXT_FIELDS:
+        if data.get(name) is not None and not isinstance(data[name], str):
+            raise BadParameter(name, "must be text")
     x = _float(data, "x") if data.get("x") not in (None, "") else _float(data, "lon")
     y = _float(data, "y") if data.get("y") not in (None, "") else _float(data, "lat")
     if x is None or y is None:
@@ -225,6 +248,8 @@ def list_cases():  # type: ignore[no-untyped-def]
     """List cases (filters: status, category, source, grid, assignee, overdue, open, from, to, bbox)."""
     limit = int_arg("limit", minimum=1, maximum=5000, default=200)
     offset = int_arg("offset", minimum=0, default=0)
+    if request.args.get("format") not in (None, "", "json", "geojson"):
+        raise BadParameter("format", f"'{request.args['format']}' is not json or geojson")
     result = svc.list_cases(get_session(), _filters(), limit=limit, offset=offset)
     if request.args.get("format") == "geojson":
         return jsonify(
@@ -481,7 +506,7 @@ def deadline():  # type: ignore[no-untyped-def]
     hours = _float(args, "hours") or 0.0
     if "days" not in args and "hours" not in args:
         raise BadParameter("hours", "give hours and/or days (working time to add)")
-    for name, value, most in (("days", days, 3660), ("hours", hours, 24 * 3660)):
+    for name, value, most in (("days", days, 3650), ("hours", hours, 10000)):
         if value < 0:
             raise BadParameter(name, f"{value} is negative")
         if value > most:

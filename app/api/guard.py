@@ -68,9 +68,10 @@ def _refuse_nul() -> None:
         if source is None:
             continue
         for key, values in source.lists():
+            key = key or ""  # a multipart part may come without a usable name
             if NUL in key:
                 raise BadParameter(key.replace(NUL, "\\0"), "must not contain NUL characters")
-            if any(NUL in v for v in values):
+            if any(NUL in (v or "") for v in values):
                 raise BadParameter(key, "must not contain NUL characters")
 
 

@@ -56,6 +56,22 @@ def _float(form: dict[str, Any], name: str) -> float | None:
     return value
 
 
+#: The request fields read from a GeoReport POST.
+FIELDS = (
+    "service_code",
+    "lat",
+    "long",
+    "crs",
+    "description",
+    "address_string",
+    "first_name",
+    "last_name",
+    "phone",
+    "email",
+    "idempotency_key",
+)
+
+
 def create_request(
     session: Session,
     form: dict[str, Any],
@@ -65,10 +81,10 @@ def create_request(
     now: datetime | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
     """Create a case from a GeoReport POST; return (the GeoReport answer, whether it was new)."""
-    for key, value in form.items():
+    for key in FIELDS:  # other keys are ignored, as GeoReport allows
+        value = form.get(key)
         if isinstance(value, dict | list):
             raise BadParameter(key, "must be a single value, not a list or an object")
-    for key, value in form.items():
         if value is not None and not isinstance(value, str | int | float) or isinstance(value, bool):
             raise BadParameter(key, "must be text or a number")
     code = form.get("service_code") or ""

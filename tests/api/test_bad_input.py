@@ -127,3 +127,30 @@ def test_the_database_down_answers_503_with_retry_after(admin_auth) -> None:  # 
         assert int(res.headers["Retry-After"]) > 0
         assert res.get_json()["error"]["code"] == "service_unavailable"
     dead.extensions["gridgov_db"].dispose()
+
+
+@pytest.mark.parametrize(
+    "method, url",
+    [("DELETE", "/api/override-areas/2217373944792126976"), ("PUT", "/api/override-areas/99999999999"), ("PATCH", "/api/grids/2147483648"), ("DELETE", "/api/grids/2147483648")],
+)
+def test_ids_past_the_largest_answer_404_for_every_method(client, method, url) -> None:  # type: ignore[no-untyped-def]
+    res = client.open(url, method=method, json={"type": "Feature", "properties": {}, "geometry": None})
+    assert res.status_code == 404, (res.status_code, res.get_data(as_text=True)[:200])
+
+
+def test_a_form_part_without_a_name_is_no_server_error(client) -> None:  # type: ignore[no-untyped-def]
+    body = b'--b\r\nContent-Disposition: form-data; name="%0D"\r\n\r\nnull\r\n--b--\r\n'
+    res = client.post("/api/import/grids", data=body, content_type="multipart/form-data; boundary=b")
+    assert res.status_code < 500
+
+
+def test_case_list_filters_are_checked(client) -> None:  # type: ignore[no-untyped-def]
+    assert _param(client.get("/api/cases?source=AAA")) == "source"
+    assert _param(client.get("/api/cases?status=open,nope")) == "status"
+    assert _param(client.get("/api/cases?format=AAA")) == "format"
+
+
+@pytest.mark.parametrize("field, value", [("photo_base64", {}), ("idempotency_key", 5), ("description", ["a"]), ("category", True)])
+def test_report_text_fields_must_be_text(anon_client, field, value) -> None:  # type: ignore[no-untyped-def]
+    body = {"x": POINT[0], "y": POINT[1], "category": "streetlight", field: value}
+    assert _param(anon_client.post("/api/cases", json=body)) == field
