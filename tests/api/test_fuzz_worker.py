@@ -35,6 +35,7 @@ UNSTATED_RULES = [
     re.compile(r"min must not exceed max|is out of range \(lon"),  # bbox corners in order, on Earth
     re.compile(r"must be minlon,minlat,maxlon,maxlat|holds a value that is not a number"),
     re.compile(r"^unknown CRS"),  # a CRS name or an EPSG code the registry knows
+    re.compile(r"^coordinates: "),  # coordinates checked against their CRS (degrees or metres)
 ]
 
 #: 422 answers about data the schema cannot judge: a record named that does not exist, a
