@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import CHECKS, load_all_checks
 
 from app.api.openapi import spec
-from tests.auth.conftest import accounts  # noqa: F401  (the fixture)
 
 MAX_EXAMPLES = 8
 
@@ -80,7 +79,7 @@ schema = schemathesis.openapi.from_dict(spec())
     database=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_worker_gets_no_server_error_and_only_documented_answers(case, app, client, accounts) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_worker_gets_no_server_error_and_only_documented_answers(case, app, client, accounts) -> None:  # type: ignore[no-untyped-def]
     headers = {"Authorization": f"Bearer {accounts['worker'].token}"}
     case.operation.schema.app = app  # checks that send requests of their own send them here
     response = case.call(app=app, headers=headers)
