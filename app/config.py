@@ -32,8 +32,12 @@ DEFAULTS: dict[str, Any] = {
     # Accounts and sessions. The sign-in and session limits (SESSION_IDLE_MINUTES, LOGIN_* …)
     # default to app.services.users.DEFAULT_LIMITS; set them here or in the environment.
     "SESSION_COOKIE_SECURE": True,
-    # Read the caller's address from X-Forwarded-For (only behind a proxy that sets it).
-    "TRUST_PROXY": False,
+    # How many proxies in front of the app add to X-Forwarded-For (0: none, read the
+    # connection's address; 1: one proxy, take the rightmost entry; true counts as 1).
+    "TRUST_PROXY": 0,
+    # Photos a resident without an account may upload from one address in the window.
+    "ANON_PHOTO_LIMIT": 20,
+    "ANON_PHOTO_WINDOW_MINUTES": 10,
     # Request bodies larger than this are refused (bytes).
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
 }
@@ -59,9 +63,11 @@ ENV_KEYS = (
     "PUBLIC_CASE_LIMIT",
     "PUBLIC_CASE_WINDOW_MINUTES",
     "TRUST_PROXY",
+    "ANON_PHOTO_LIMIT",
+    "ANON_PHOTO_WINDOW_MINUTES",
 )
 # Settings read from the environment as true/false.
-BOOL_KEYS = {"SESSION_COOKIE_SECURE", "TRUST_PROXY"}
+BOOL_KEYS = {"SESSION_COOKIE_SECURE"}
 
 
 def from_environment() -> dict[str, Any]:

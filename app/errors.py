@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import psycopg
 from flask import Flask, jsonify
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from gis.errors import GisError
+
+LOGGER = logging.getLogger(__name__)
+#: What a 503 for an unreachable database asks the client to wait (seconds).
+RETRY_AFTER_SECONDS = 5
 
 
 class AppError(GisError):
@@ -72,10 +79,59 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(GisError)
     def _gis(err: GisError):  # type: ignore[no-untyped-def]
-        return jsonify(error=err.to_dict()), err.http_status
+        response = jsonify(error=err.to_dict())
+        response.status_code = err.http_status
+        if isinstance(err.details.get("retry_after"), int):
+            response.headers["Retry-After"] = str(err.details["retry_after"])
+        return response
 
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException):  # type: ignore[no-untyped-def]
-        return jsonify(
+        response = jsonify(
             error={"code": err.name.lower().replace(" ", "_"), "message": err.description}
-        ), err.code
+        )
+        response.status_code = err.code or 500
+        # Keep what the error says in its headers (a 405's Allow, a 401's WWW-Authenticate).
+        for name, value in err.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(psycopg.OperationalError)
+    @app.errorhandler(psycopg.InterfaceError)
+    def _database_down(err: Exception):  # type: ignore[no-untyped-def]
+        # The database cannot be reached (down, restarting, out of connections): a passing
+        # condition the client may retry, not a fault of the request.
+        orig = err.orig if isinstance(err, DBAPIError) else err
+        LOGGER.error("database unavailable: %s", (str(orig).splitlines() or ["?"])[0])
+        response = jsonify(
+            error={
+                "code": "service_unavailable",
+                "message": "数据库暂不可用，请稍后重试 / the database is unavailable; retry shortly",
+            }
+        )
+        response.status_code = 503
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+    @app.errorhandler(DataError)
+    def _data_error(err: DataError):  # type: ignore[no-untyped-def]
+        # A value the database refuses (out of range, malformed): the request's fault.
+        LOGGER.warning("value refused by the database: %s", (str(err.orig).splitlines() or ["?"])[0])
+        return jsonify(
+            error={"code": "bad_request", "message": "请求中的值无效 / a value in the request is invalid"}
+        ), 400
+
+    @app.errorhandler(IntegrityError)
+    def _integrity_error(err: IntegrityError):  # type: ignore[no-untyped-def]
+        # A reference to a record that does not exist, or a duplicate the checks missed.
+        LOGGER.warning("integrity error: %s", (str(err.orig).splitlines() or ["?"])[0])
+        return jsonify(
+            error={
+                "code": "conflict",
+                "message": "请求引用了不存在或冲突的记录 / the request names a record that does "
+                "not exist or conflicts with another",
+            }
+        ), 409

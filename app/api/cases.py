@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -11,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from app.api.params import bbox_arg, body_fields, int_arg
+from app.api.params import MAX_INT, bbox_arg, body_fields, int_arg
 from app.auth import client_ip, current_principal, record_personal_read
 from app.auth.actors import case_actor
 from app.auth.policy import (
@@ -27,7 +28,7 @@ from app.errors import BadParameter
 from app.services import calendar as cal
 from app.services import case_reports as reports
 from app.services import cases as svc
-from app.services import public_cases
+from app.services import photos, public_cases, ratelimit
 
 bp = Blueprint("cases_api", __name__, url_prefix="/api")
 
@@ -49,9 +50,12 @@ def _float(data: dict[str, Any], name: str, *, required: bool = False) -> float 
     if isinstance(raw, bool):
         raise BadParameter(name, f"{raw!r} is not a number")
     try:
-        return float(raw)
+        value = float(raw)
     except (TypeError, ValueError) as exc:
         raise BadParameter(name, f"'{raw}' is not a number") from exc
+    if not math.isfinite(value):
+        raise BadParameter(name, f"'{raw}' is not a finite number")
+    return value
 
 
 def _int(data: dict[str, Any], name: str) -> int | None:
@@ -61,9 +65,12 @@ def _int(data: dict[str, Any], name: str) -> int | None:
     if isinstance(raw, bool):
         raise BadParameter(name, f"{raw!r} is not an integer")
     try:
-        return int(raw)
+        value = int(raw)
     except (TypeError, ValueError) as exc:
         raise BadParameter(name, f"'{raw}' is not an integer") from exc
+    if not -MAX_INT <= value <= MAX_INT:
+        raise BadParameter(name, f"{value} is out of range (a record id is at most {MAX_INT})")
+    return value
 
 
 def _bool(data: dict[str, Any], name: str) -> bool | None:
@@ -81,17 +88,26 @@ def _bool(data: dict[str, Any], name: str) -> bool | None:
 
 
 def _photos(data: dict[str, Any], *names: str) -> list[bytes]:
-    """Collect uploaded files and base64 fields named ``names`` (photo, photo_base64 …)."""
+    """Collect uploaded files and base64 fields named ``names`` (photo, photo_base64 …).
+
+    At most ``photos.MAX_PHOTOS_PER_REQUEST`` of them, each at most ``photos.MAX_BYTES``."""
+    files = [f for name in names for f in request.files.getlist(name)]
+    encoded_fields = [data.get(f"{name}_base64") for name in names]
+    photos.check_count(len(files) + sum(1 for e in encoded_fields if e))
     blobs: list[bytes] = []
     for name in names:
         for f in request.files.getlist(name):
-            content = f.read()
+            content = f.read(photos.MAX_BYTES + 1)
             if content:
                 blobs.append(content)
         encoded = data.get(f"{name}_base64")
+        if encoded not in (None, "") and not isinstance(encoded, str):
+            raise BadParameter(f"{name}_base64", "must be a base64 text")
         if encoded:
             if isinstance(encoded, str) and encoded.startswith("data:"):
                 encoded = encoded.split(",", 1)[-1]
+            if isinstance(encoded, str) and len(encoded) > photos.MAX_BYTES * 4 // 3 + 4:
+                raise BadParameter(f"{name}_base64", f"is larger than {photos.MAX_BYTES} bytes")
             try:
                 blobs.append(base64.b64decode(encoded, validate=True))
             except (binascii.Error, TypeError) as exc:
@@ -116,6 +132,11 @@ def _moment(name: str, raw: str | None, *, end: bool = False) -> datetime | None
 def _filters() -> svc.CaseFilter:
     args = request.args
     status = [s for s in (args.get("status") or "").split(",") if s]
+    for s in status:
+        if s not in svc.STATES:
+            raise BadParameter("status", f"'{s}' is not one of {', '.join(svc.STATES)}")
+    if args.get("source") and args["source"] not in svc.CASE_SOURCES:
+        raise BadParameter("source", f"'{args['source']}' is not one of {', '.join(svc.CASE_SOURCES)}")
     overdue = _bool(dict(args), "overdue")
     return svc.CaseFilter(
         status=status or None,
@@ -157,13 +178,45 @@ def actor_from(data: dict[str, Any]) -> svc.Actor:
     )
 
 
+def limit_anonymous_photos(session: Any, count: int) -> None:
+    """Count photos sent without an account against the address's allowance (429 past it)."""
+    if not count or current_principal().authenticated:
+        return
+    cfg = current_app.config
+    ratelimit.hit(
+        session,
+        "anon_photo",
+        client_ip() or "unknown",
+        weight=count,
+        limit=int(cfg.get("ANON_PHOTO_LIMIT") or 20),
+        window=timedelta(minutes=float(cfg.get("ANON_PHOTO_WINDOW_MINUTES") or 10)),
+        what="photos",
+    )
+
+
 # ---------------------------------------------------------------- cases
+
+
+#: The report's fields that are text (a JSON number, list or object there is refused).
+REPORT_TEXT_FIELDS = (
+    "crs",
+    "category",
+    "source",
+    "description",
+    "reporter_contact",
+    "reporter_name",
+    "address",
+    "idempotency_key",
+)
 
 
 @bp.post("/cases")
 def create_case():  # type: ignore[no-untyped-def]
     """Report a case: coordinates + CRS, category, description, source, contact, photo, key."""
     data = body()
+    for name in REPORT_TEXT_FIELDS:
+        if data.get(name) is not None and not isinstance(data[name], str):
+            raise BadParameter(name, "must be text")
     x = _float(data, "x") if data.get("x") not in (None, "") else _float(data, "lon")
     y = _float(data, "y") if data.get("y") not in (None, "") else _float(data, "lat")
     if x is None or y is None:
@@ -190,6 +243,7 @@ def create_case():  # type: ignore[no-untyped-def]
     if report.source in svc.CASE_SOURCES and not may_report_source(p, report.source):
         raise Forbidden(source_refusal(p.role, report.source), param="source")
     session = get_session()
+    limit_anonymous_photos(session, len(report.photos))
     with transaction(session):
         result = svc.create_case(session, report)
     status = 201 if result["created"] else 200
@@ -220,6 +274,8 @@ def list_cases():  # type: ignore[no-untyped-def]
     """List cases (filters: status, category, source, grid, assignee, overdue, open, from, to, bbox)."""
     limit = int_arg("limit", minimum=1, maximum=5000, default=200)
     offset = int_arg("offset", minimum=0, default=0)
+    if request.args.get("format") not in (None, "", "json", "geojson"):
+        raise BadParameter("format", f"'{request.args['format']}' is not json or geojson")
     result = svc.list_cases(get_session(), _filters(), limit=limit, offset=offset)
     if request.args.get("format") == "geojson":
         return jsonify(
@@ -311,6 +367,12 @@ def act(ref: str, action: str):  # type: ignore[no-untyped-def]
     for key in ("worker_id", "grid_id"):
         if key in params:
             params[key] = _int(params, key)
+    for key in ("x", "y", "within_m"):
+        if key in params:
+            params[key] = _float(params, key)
+    for key in ("crs", "reason", "into"):
+        if key in params and not isinstance(params[key], str | int):
+            raise BadParameter(key, "must be a single value, not a list or an object")
     action_input = svc.ActionInput(
         note=(str(data["note"]) if data.get("note") else None),
         lon=_float(data, "lon"),
@@ -536,9 +598,11 @@ def deadline():  # type: ignore[no-untyped-def]
     hours = _float(args, "hours") or 0.0
     if "days" not in args and "hours" not in args:
         raise BadParameter("hours", "give hours and/or days (working time to add)")
-    for name, value in (("days", days), ("hours", hours)):
+    for name, value, most in (("days", days, 3650), ("hours", hours, 10000)):
         if value < 0:
             raise BadParameter(name, f"{value} is negative")
+        if value > most:
+            raise BadParameter(name, f"{value} is more than {most}")
     calendar = cal.load_calendar(get_session())
     end = calendar.add_time_limit(start, days=days, hours=hours)
     return jsonify(

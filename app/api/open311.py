@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request
 
-from app.api.cases import body, count_public_try
+from app.api.cases import body, count_public_try, limit_anonymous_photos
 from app.auth import current_principal
 from app.auth.policy import EDITORS, Forbidden, case_scope
 from app.db import get_session, transaction
 from app.errors import AppError, BadParameter
 from app.services import open311 as svc
 from app.services import public_cases
+from app.services.photos import MAX_BYTES
 from gis.errors import GisError
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
@@ -35,11 +36,12 @@ def post_request():  # type: ignore[no-untyped-def]
     data = body()
     media = request.files.get("media")
     session = get_session()
+    limit_anonymous_photos(session, 1 if media else 0)
     with transaction(session):
         answer, created = svc.create_request(
             session,
             data,
-            media=media.read() if media else None,
+            media=media.read(MAX_BYTES + 1) if media else None,
             idempotency_key=request.headers.get("Idempotency-Key"),
         )
     return jsonify(answer), 201 if created else 200

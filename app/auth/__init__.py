@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import secrets
 import sys
@@ -90,12 +91,47 @@ def limits() -> dict[str, Any]:
     }
 
 
+def proxy_hops() -> int:
+    """How many proxies in front of the app to trust (``TRUST_PROXY``: a number; true is 1)."""
+    raw = current_app.config.get("TRUST_PROXY")
+    if raw is True:
+        return 1
+    if raw in (None, False, ""):
+        return 0
+    try:
+        return max(0, int(str(raw).strip()))
+    except ValueError:
+        return 1 if str(raw).strip().lower() in ("true", "yes", "on") else 0
+
+
+def _address(value: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address((value or "").strip()))
+    except ValueError:
+        return None
+
+
 def client_ip(req: Request | None = None) -> str | None:
-    """The caller's address; behind the intranet's proxy set ``TRUST_PROXY`` to read X-Forwarded-For."""
+    """The caller's address.
+
+    Behind ``TRUST_PROXY`` = n proxies the address is the n-th entry from the right of
+    X-Forwarded-For — the one the outermost trusted proxy added (werkzeug ProxyFix's rule);
+    entries further left are the client's own words and are never used. With fewer entries
+    than hops, or an entry that is no address, the connection's address is used.
+    """
     req = req or request
-    if current_app.config.get("TRUST_PROXY") and req.headers.get("X-Forwarded-For"):
-        return req.headers["X-Forwarded-For"].split(",")[0].strip() or None
-    return req.remote_addr or None
+    hops = proxy_hops()
+    if hops:
+        entries = [
+            e.strip()
+            for header in req.headers.getlist("X-Forwarded-For")
+            for e in header.split(",")
+        ]
+        if len(entries) >= hops:
+            found = _address(entries[-hops])
+            if found is not None:
+                return found
+    return _address(req.remote_addr)
 
 
 def who() -> audit.Who:

@@ -171,8 +171,22 @@ def password():  # type: ignore[no-untyped-def]
     session = get_session()
     user = svc.get_user(session, p.user_id)  # type: ignore[arg-type]
     old = _str(data, "old_password") or ""
-    if not svc.password_matches(user, old):
-        raise svc.LoginFailed("原密码错误 / the current password is wrong")
+    ip = client_ip()
+    try:
+        # The same limits as signing in: a stolen session cannot guess the password freely.
+        svc.check_attempt(
+            session, user.username, user, old, ip, limits(),
+            message="原密码错误，或失败次数过多请稍后再试 / the current password is wrong, or "
+            "too many failures: wait a while and try again",
+        )
+    except AppError as exc:
+        g.audit_skip = True
+        audit.record(
+            session, who(), "login_failed", f"password change: {exc.code}",
+            object_type="user", object_id=user.id, status=exc.http_status,
+        )
+        session.commit()
+        raise
     with transaction(session):
         svc.set_password(session, user, _str(data, "new_password") or "")
     return jsonify(changed=True)
@@ -247,6 +261,7 @@ def update_user(user_id: int):  # type: ignore[no-untyped-def]
         if data.get("unlock"):
             user.locked_until = None
             user.failed_logins = 0
+            svc.unlock(session, user.username)
     return jsonify(svc.user_dict(user))
 
 

@@ -1,6 +1,6 @@
 """The schema as typed SQLAlchemy models; Alembic migrations in ``migrations/`` create it."""
 
-from app.models.auth import AppUser, AuditEntry, LoginAttempt, UserSession
+from app.models.auth import AppUser, AuditEntry, LoginAttempt, LoginLock, RateHit, UserSession
 from app.models.base import Base
 from app.models.case import (
     CameraEvent,
@@ -26,6 +26,8 @@ __all__ = [
     "AppUser",
     "AuditEntry",
     "LoginAttempt",
+    "LoginLock",
+    "RateHit",
     "UserSession",
     "Base",
     "Camera",

@@ -115,6 +115,35 @@ class LoginAttempt(Base):
     __table_args__ = (Index("ix_login_attempt_ip_at", "ip", "at"),)
 
 
+class LoginLock(Base):
+    """Failed sign-ins of one account from one address, and how long that pair must wait.
+
+    The wait grows with each failure past the limit; another address is not held back, so
+    nobody can lock an account out for everyone."""
+
+    __tablename__ = "login_lock"
+
+    username: Mapped[str] = mapped_column(String(60), primary_key=True)
+    ip: Mapped[str] = mapped_column(String(64), primary_key=True)  # '' when unknown
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_failure_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RateHit(Base):
+    """One use of a rate-limited action (e.g. an anonymous photo upload) by one address."""
+
+    __tablename__ = "rate_hit"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(80))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    weight: Mapped[int] = mapped_column(Integer, default=1)
+
+    __table_args__ = (Index("ix_rate_hit_bucket_key_at", "bucket", "key", "at"),)
+
+
 class AuditEntry(Base):
     """One change or one read of personal data: who, when, what; rows are never changed
     (a trigger refuses UPDATE and DELETE)."""

@@ -53,7 +53,8 @@ from app.models.case import CASE_SOURCES, CASE_STATUSES
 from app.privacy import mask_name, mask_phone
 from app.services import locate, public_cases
 from app.services.calendar import WorkCalendar
-from app.services.photos import clean_image
+from app.services.photos import MAX_PHOTOS_PER_CASE, clean_image
+from app.services.photos import check_count as check_photo_count
 
 LOGGER = logging.getLogger(__name__)
 
@@ -975,6 +976,7 @@ def create_case(
     key = (report.idempotency_key or "").strip() or None
     if key is not None and len(key) > 80:
         raise BadParameter("idempotency_key", "is longer than 80 characters")
+    check_photo_count(len(report.photos))
     photos = [clean_image(blob) for blob in report.photos]  # a bad photo refuses the report
     context = _report_context(session, report.category, key)
     if context.existing is not None:  # a retry: answer with the stored case
@@ -1124,6 +1126,13 @@ def _record(
     return event
 
 
+def _photo_count(session: Session, case_id: int) -> int:
+    return int(
+        session.scalar(select(func.count()).select_from(CasePhoto).where(CasePhoto.case_id == case_id))
+        or 0
+    )
+
+
 def _store_photo(session: Session, case: Case, event: CaseEvent | None, data: bytes) -> CasePhoto:
     content, mime, width, height = clean_image(data)
     photo = CasePhoto(
@@ -1266,6 +1275,8 @@ def _apply(
     to_state = details.pop("_to", step.to)
     case.status = to_state
     case.updated_at = now
+    if data.photos:
+        check_photo_count(len(data.photos), _photo_count(session, case.id))
     event = _record(session, case, action, state, to_state, actor, now, note, where, details)
     for blob in data.photos:
         _store_photo(session, case, event, blob)
@@ -1359,6 +1370,8 @@ def _target_grid(
         gid = int(grid_id)
     except (TypeError, ValueError) as exc:
         raise ValidationFailed(f"grid_id: '{grid_id}' is not a grid id", field="grid_id") from exc
+    if not 0 < gid <= 2**31 - 1:  # grid ids are PostgreSQL integers
+        raise ValidationFailed(f"grid {gid} does not exist", field="grid_id")
     lon, lat = _case_point(session, case)
     near = session.scalar(
         text(
@@ -1744,7 +1757,8 @@ def camera_event(
             .execution_options(synchronize_session=False)
         )
         photo_id = None
-        if snapshot:
+        # A case full of photos keeps counting the camera's events, without more snapshots.
+        if snapshot and _photo_count(session, open_case) < MAX_PHOTOS_PER_CASE:
             photo_id = _store_photo(session, get_case(session, open_case), None, snapshot).id
         view = _log_camera_event(
             session, camera.id, event_type, occurred_at, now, open_case, True, photo_id

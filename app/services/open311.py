@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -50,9 +51,28 @@ def _float(form: dict[str, Any], name: str) -> float | None:
     if raw in (None, ""):
         return None
     try:
-        return float(raw)
+        value = float(raw)
     except (TypeError, ValueError) as exc:
         raise BadParameter(name, f"'{raw}' is not a number") from exc
+    if not math.isfinite(value):
+        raise BadParameter(name, f"'{raw}' is not a finite number")
+    return value
+
+
+#: The request fields read from a GeoReport POST.
+FIELDS = (
+    "service_code",
+    "lat",
+    "long",
+    "crs",
+    "description",
+    "address_string",
+    "first_name",
+    "last_name",
+    "phone",
+    "email",
+    "idempotency_key",
+)
 
 
 def create_request(
@@ -64,10 +84,16 @@ def create_request(
     now: datetime | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
     """Create a case from a GeoReport POST; return (the GeoReport answer, whether it was new)."""
-    for key, value in form.items():
+    for key in FIELDS:  # other keys are ignored, as GeoReport allows
+        value = form.get(key)
         if isinstance(value, dict | list):
             raise BadParameter(key, "must be a single value, not a list or an object")
-    code = (form.get("service_code") or "").strip()
+        if value is not None and not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise BadParameter(key, "must be text or a number")
+    code = form.get("service_code") or ""
+    if not isinstance(code, str):
+        raise BadParameter("service_code", "must be text (a service code)")
+    code = code.strip()
     if not code:
         raise BadParameter("service_code", "is required")
     lat, lon = _float(form, "lat"), _float(form, "long")

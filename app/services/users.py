@@ -1,8 +1,11 @@
 """Accounts and sessions: create users, check passwords, sign in and out, API tokens.
 
-Passwords are hashed with Argon2id (``argon2-cffi``). Signing in is limited twice: an account
-is locked for ``LOGIN_LOCK_MINUTES`` after ``LOGIN_MAX_FAILURES`` failures in a row, and one
-address may try at most ``LOGIN_IP_LIMIT`` times in ``LOGIN_IP_WINDOW_MINUTES``. A session is a
+Passwords are hashed with Argon2id (``argon2-cffi``). Signing in is limited twice: after
+``LOGIN_MAX_FAILURES`` failures in a row of one account from one address, that pair waits one
+minute, doubling with each further failure up to ``LOGIN_LOCK_MINUTES`` (other addresses are not
+held back), and one address may try at most ``LOGIN_IP_LIMIT`` times in
+``LOGIN_IP_WINDOW_MINUTES``. Both are counted atomically (advisory locks). A locked, unknown or
+wrong sign-in answers alike, after the same Argon2 work. A session is a
 random token given to the browser (a cookie) or to a machine client (a bearer token); only its
 SHA-256 is stored, so the table leaks no usable token. A browser session ends after
 ``SESSION_IDLE_MINUTES`` without a request and ``SESSION_ABSOLUTE_HOURS`` after sign-in, or at
@@ -51,13 +54,6 @@ class LoginFailed(AppError):
 
     http_status = 401
     code = "login_failed"
-
-
-class AccountLocked(AppError):
-    """Too many failures: the account waits until ``locked_until``."""
-
-    http_status = 423
-    code = "account_locked"
 
 
 class TooManyAttempts(AppError):
@@ -188,6 +184,7 @@ def set_password(session: Session, user: AppUser, password: str) -> None:
     user.password_changed_at = _now()
     user.failed_logins = 0
     user.locked_until = None
+    unlock(session, user.username)
     session.execute(
         update(UserSession)
         .where(UserSession.user_id == user.id, UserSession.ended_at.is_(None))
@@ -212,7 +209,22 @@ def user_dict(u: AppUser) -> dict[str, Any]:
 
 
 def list_users(session: Session) -> list[dict[str, Any]]:
-    return [user_dict(u) for u in session.scalars(select(AppUser).order_by(AppUser.username))]
+    """Every account; ``locked_until`` is the latest wait of any of its addresses."""
+    locks = dict(
+        session.execute(
+            text(
+                "SELECT username, max(locked_until) FROM login_lock "
+                "WHERE locked_until > now() GROUP BY username"
+            )
+        ).all()
+    )
+    out = []
+    for u in session.scalars(select(AppUser).order_by(AppUser.username)):
+        row = user_dict(u)
+        if u.username in locks:
+            row["locked_until"] = locks[u.username].isoformat()
+        out.append(row)
+    return out
 
 
 def get_user(session: Session, user_id: int) -> AppUser:
@@ -235,6 +247,117 @@ def password_matches(user: AppUser | None, password: str) -> bool:
     return stored is not None
 
 
+SIGN_IN_FAILED = (
+    "用户名或密码错误，或失败次数过多请稍后再试 / wrong username or password, or too many "
+    "failures: wait a while and try again"
+)
+
+
+def _advisory_lock(session: Session, key: str) -> None:
+    """Serialise, until the transaction ends, every sign-in that counts under ``key``."""
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 7303))"), {"k": key})
+
+
+def _ip_attempts(session: Session, ip: str, since: datetime) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(LoginAttempt)
+            .where(LoginAttempt.ip == ip, LoginAttempt.at > since)
+        )
+        or 0
+    )
+
+
+def lock_delay(failures: int, limits: dict[str, Any]) -> timedelta | None:
+    """How long an (account, address) pair waits after ``failures`` failures in a row.
+
+    None below ``LOGIN_MAX_FAILURES``; then one minute, doubling with every further failure,
+    at most ``LOGIN_LOCK_MINUTES``.
+    """
+    first = int(limits["LOGIN_MAX_FAILURES"])
+    if failures < first:
+        return None
+    minutes = min(2.0 ** min(failures - first, 20), float(limits["LOGIN_LOCK_MINUTES"]))
+    return timedelta(minutes=minutes)
+
+
+def _too_many(window: timedelta) -> TooManyAttempts:
+    return TooManyAttempts(
+        "登录尝试过于频繁，请稍后再试 / too many sign-in attempts from this address; "
+        f"wait {int(window.total_seconds() // 60)} minutes",
+        retry_after=int(window.total_seconds()),
+    )
+
+
+def check_attempt(
+    session: Session,
+    username: str,
+    user: AppUser | None,
+    password: str,
+    ip: str | None,
+    limits: dict[str, Any],
+    *,
+    now: datetime | None = None,
+    message: str = SIGN_IN_FAILED,
+) -> AppUser:
+    """Check ``password`` for ``username`` within the limits and record the attempt.
+
+    The per-address limit and the per-(account, address) lock are counted under advisory
+    locks held to the end of the transaction, so concurrent attempts cannot overtake each
+    other. A locked pair, an unknown account and a wrong password all cost one Argon2
+    verification and raise the same ``LoginFailed`` (``message``); ``TooManyAttempts`` (429)
+    says only that this address tries too often. The caller commits even when this raises.
+    """
+    now = now or _now()
+    window = timedelta(minutes=float(limits["LOGIN_IP_WINDOW_MINUTES"]))
+    ip_limit = int(limits["LOGIN_IP_LIMIT"])
+    # A quick refusal that spends no hash; the counting that holds is the locked one below.
+    if ip is not None and _ip_attempts(session, ip, now - window) >= ip_limit:
+        raise _too_many(window)
+    ok = password_matches(user, password) and user is not None and user.active
+    if ip is not None:
+        _advisory_lock(session, f"login-ip:{ip}")
+        if _ip_attempts(session, ip, now - window) >= ip_limit:
+            raise _too_many(window)
+    pair = {"u": username, "ip": ip or ""}
+    _advisory_lock(session, f"login:{username}|{ip or ''}")
+    attempt = LoginAttempt(ip=ip, username=username, success=False, at=now)
+    session.add(attempt)
+    lock = session.execute(
+        text("SELECT failures, locked_until FROM login_lock WHERE username = :u AND ip = :ip"),
+        pair,
+    ).first()
+    locked = lock is not None and lock.locked_until is not None and lock.locked_until > now
+    if locked or not ok:
+        if not locked:
+            failures = session.scalar(
+                text(
+                    """INSERT INTO login_lock (username, ip, failures, last_failure_at)
+                       VALUES (:u, :ip, 1, :now)
+                       ON CONFLICT (username, ip) DO UPDATE SET
+                         failures = CASE WHEN login_lock.last_failure_at < :stale THEN 1
+                                         ELSE login_lock.failures + 1 END,
+                         last_failure_at = :now
+                       RETURNING failures"""
+                ),
+                pair | {"now": now, "stale": now - timedelta(days=1)},
+            )
+            delay = lock_delay(int(failures), limits)
+            if delay is not None:
+                session.execute(
+                    text("UPDATE login_lock SET locked_until = :t WHERE username = :u AND ip = :ip"),
+                    pair | {"t": now + delay},
+                )
+        session.flush()
+        raise LoginFailed(message)
+    assert user is not None
+    session.execute(text("DELETE FROM login_lock WHERE username = :u AND ip = :ip"), pair)
+    attempt.success = True
+    session.flush()
+    return user
+
+
 def authenticate(
     session: Session,
     username: str,
@@ -244,54 +367,29 @@ def authenticate(
     *,
     now: datetime | None = None,
 ) -> AppUser:
-    """Check a username and password within the lockout and rate limits; record the attempt.
+    """Sign in with a username and password (see ``check_attempt``); return the account.
 
-    Raises ``TooManyAttempts`` (429), ``AccountLocked`` (423) or ``LoginFailed`` (401). The
-    attempt is recorded whatever the outcome; the caller commits even when this raises.
+    Raises ``TooManyAttempts`` (429) or ``LoginFailed`` (401, the same for a locked, an
+    unknown and a wrong sign-in). The attempt is recorded whatever the outcome; the caller
+    commits even when this raises.
     """
     now = now or _now()
     username = (username or "").replace("\x00", "")[:60]
-    window = timedelta(minutes=float(limits["LOGIN_IP_WINDOW_MINUTES"]))
-    if ip is not None:
-        recent = session.scalar(
-            select(func.count())
-            .select_from(LoginAttempt)
-            .where(LoginAttempt.ip == ip, LoginAttempt.at > now - window)
-        )
-        if recent >= int(limits["LOGIN_IP_LIMIT"]):
-            raise TooManyAttempts(
-                "登录尝试过于频繁，请稍后再试 / too many sign-in attempts from this address; "
-                f"wait {int(window.total_seconds() // 60)} minutes",
-                retry_after=int(window.total_seconds()),
-            )
-    user = session.scalar(select(AppUser).where(AppUser.username == username).with_for_update())
-    attempt = LoginAttempt(ip=ip, username=(username or "")[:60], success=False, at=now)
-    session.add(attempt)
-    if user is not None and user.locked_until is not None and user.locked_until > now:
-        session.flush()
-        raise AccountLocked(
-            f"账号已锁定至 {user.locked_until.isoformat()} / the account is locked until "
-            f"{user.locked_until.isoformat()} after repeated failures",
-            locked_until=user.locked_until.isoformat(),
-        )
-    ok = password_matches(user, password) and user is not None and user.active
-    if not ok:
-        if user is not None:
-            user.failed_logins = (user.failed_logins or 0) + 1
-            if user.failed_logins >= int(limits["LOGIN_MAX_FAILURES"]):
-                user.locked_until = now + timedelta(minutes=float(limits["LOGIN_LOCK_MINUTES"]))
-                user.failed_logins = 0
-        session.flush()
-        raise LoginFailed("用户名或密码错误 / wrong username or password")
-    assert user is not None
+    user = session.scalar(select(AppUser).where(AppUser.username == username))
+    user = check_attempt(session, username, user, password, ip, limits, now=now)
     user.failed_logins = 0
     user.locked_until = None
     user.last_login_at = now
     if HASHER.check_needs_rehash(user.password_hash):  # type: ignore[arg-type]
         user.password_hash = HASHER.hash(password)
-    attempt.success = True
     session.flush()
     return user
+
+
+def unlock(session: Session, username: str) -> int:
+    """Lift every sign-in lock of an account (all addresses); return how many there were."""
+    result = session.execute(text("DELETE FROM login_lock WHERE username = :u"), {"u": username})
+    return result.rowcount or 0
 
 
 def start_session(
