@@ -233,12 +233,14 @@ def city(
     lat = flat[:, 1].reshape(n + 1, n + 1)
 
     def block(i0: int, j0: int, k: int) -> Polygon:
-        """The polygon of the k×k cells from (i0, j0), through every lattice vertex on its edge."""
+        """The polygon of the k×k cells from (i0, j0) (fewer at the city's edge), through every
+        lattice vertex on its edge."""
+        ki, kj = min(k, n - i0), min(k, n - j0)
         ring = (
-            [(i, j0) for i in range(i0, i0 + k)]
-            + [(i0 + k, j) for j in range(j0, j0 + k)]
-            + [(i, j0 + k) for i in range(i0 + k, i0, -1)]
-            + [(i0, j) for j in range(j0 + k, j0, -1)]
+            [(i, j0) for i in range(i0, i0 + ki)]
+            + [(i0 + ki, j) for j in range(j0, j0 + kj)]
+            + [(i, j0 + kj) for i in range(i0 + ki, i0, -1)]
+            + [(i0, j) for j in range(j0 + kj, j0, -1)]
         )
         return Polygon([(lon[i, j], lat[i, j]) for i, j in ring])
 
