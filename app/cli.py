@@ -19,11 +19,14 @@ LOGGER = logging.getLogger(__name__)
 
 def _app():  # type: ignore[no-untyped-def]
     from app import create_app
+    from app.services.basemap import BasemapConfigError
 
     try:
         return create_app()
     except EmbeddedDatabaseError as exc:
         raise click.ClickException(str(exc)) from exc
+    except BasemapConfigError as exc:
+        raise click.ClickException(f"basemap settings: {exc}") from exc
 
 
 def _fail(exc: AppError | GisError) -> click.ClickException:
