@@ -67,6 +67,8 @@ ENV_KEYS = (
     "LOGIN_LOCK_MINUTES",
     "LOGIN_IP_LIMIT",
     "LOGIN_IP_WINDOW_MINUTES",
+    "PUBLIC_CASE_LIMIT",
+    "PUBLIC_CASE_WINDOW_MINUTES",
     "TRUST_PROXY",
 )
 # Settings read from the environment as true/false.

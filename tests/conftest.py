@@ -239,3 +239,36 @@ def page(browser, live_server, admin_auth):  # type: ignore[no-untyped-def]
     yield pg
     context.close()
     assert not errors, errors
+
+
+@pytest.fixture(scope="session")
+def accounts(database_url: str, admin_auth: dict[str, str]):  # type: ignore[no-untyped-def]
+    """One committed account per role (and the test admin), each with a bearer token
+    (see tests/auth/conftest.py for who they are)."""
+    from sqlalchemy import text
+
+    from tests.auth.conftest import ROLE_ACCOUNTS, Account
+
+    app = create_app({"DATABASE_URL": database_url, "TESTING": True})
+    out: dict[str, Account] = {}
+    with app.app_context():
+        session = get_db().session()
+        with transaction(session):
+            for role, links in ROLE_ACCOUNTS.items():
+                username = f"t-{role.replace('_', '-')}"
+                user = user_svc.create_user(
+                    session,
+                    username,
+                    role,
+                    None if role == "camera_feed" else TEST_PASSWORD,
+                    **links,  # type: ignore[arg-type]
+                )
+                tok = user_svc.start_session(session, user, None, user_svc.DEFAULT_LIMITS, kind="token")
+                out[role] = Account(
+                    role, username, user.id, tok.token, user.worker_id, user.department_id
+                )
+            admin_id = session.scalar(text("SELECT id FROM app_user WHERE username = 'test-admin'"))
+        session.close()
+    app.extensions["gridgov_db"].dispose()
+    out["admin"] = Account("admin", "test-admin", admin_id, admin_auth["token"], None, None)
+    return out

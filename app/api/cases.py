@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from app.api.params import bbox_arg, body_fields, int_arg
-from app.auth import current_principal, record_personal_read
+from app.auth import client_ip, current_principal, record_personal_read
 from app.auth.actors import case_actor
-from app.auth.policy import Forbidden, case_scope
+from app.auth.policy import (
+    STAFF,
+    Forbidden,
+    case_scope,
+    grid_scope,
+    may_report_source,
+    need_camera,
+)
 from app.db import get_session, transaction
 from app.errors import BadParameter
 from app.services import calendar as cal
 from app.services import case_reports as reports
 from app.services import cases as svc
+from app.services import public_cases
 
 bp = Blueprint("cases_api", __name__, url_prefix="/api")
 
@@ -177,15 +186,33 @@ def create_case():  # type: ignore[no-untyped-def]
         idempotency_key=request.headers.get("Idempotency-Key") or data.get("idempotency_key"),
         photos=_photos(data, "photo"),
     )
-    if not current_principal().authenticated and report.source != "resident":
-        raise Forbidden(
-            f"未登录只能以居民身份上报 / without signing in a case can only come from a resident, "
-            f"not '{report.source}'"
-        )
+    p = current_principal()
+    if report.source in svc.CASE_SOURCES and not may_report_source(p, report.source):
+        raise Forbidden(source_refusal(p.role, report.source), param="source")
     session = get_session()
     with transaction(session):
         result = svc.create_case(session, report)
-    return jsonify(result), 201 if result["created"] else 200
+    status = 201 if result["created"] else 200
+    if p.role not in STAFF:
+        # A resident gets the public code, the state, the secret and who is responsible: no
+        # routing chain, no names or phones, no other cases.
+        return jsonify(svc.public_report_answer(result)), status
+    return jsonify(result), status
+
+
+def source_refusal(role: str, source: str) -> str:
+    """The message refusing a report channel the caller does not own."""
+    if source == "camera":
+        return (
+            "摄像头事件只能由视频分析系统经 /api/camera-events 上报 / source 'camera' is only "
+            "for camera events posted by the camera feed to /api/camera-events"
+        )
+    if role == "anonymous":
+        return (
+            f"未登录只能以居民身份上报 / without signing in a case can only come from a "
+            f"resident, not '{source}'"
+        )
+    return f"角色 {role} 不能以 '{source}' 渠道上报 / the role '{role}' may not report as '{source}'"
 
 
 @bp.get("/cases")
@@ -237,12 +264,16 @@ def get_case(ref: str):  # type: ignore[no-untyped-def]
     return jsonify(svc.case_view(get_session(), ref))
 
 
+# Duplicates are looked for nearby: a wider search is a way to browse other grids' cases.
+MAX_DUPLICATE_RADIUS_M = 500
+
+
 @bp.get("/cases/<ref>/duplicates")
 def duplicates(ref: str):  # type: ignore[no-untyped-def]
     """Open cases of the same category near this one."""
     session = get_session()
     case = svc.case_view(session, ref, with_events=False)
-    radius = int_arg("radius", minimum=1, maximum=5000)
+    radius = int_arg("radius", minimum=1, maximum=MAX_DUPLICATE_RADIUS_M)
     return jsonify(
         svc.find_duplicates(
             session,
@@ -251,8 +282,10 @@ def duplicates(ref: str):  # type: ignore[no-untyped-def]
             case["category"],
             radius_m=radius,
             exclude_id=case["id"],
+            scope=case_scope(session, current_principal()),
         )
     )
+
 
 
 PARAM_FIELDS = (
@@ -288,8 +321,9 @@ def act(ref: str, action: str):  # type: ignore[no-untyped-def]
         version=_int(data, "version"),
     )
     requested = actor_from(data) if (data.get("actor") or data.get("actor_role")) else None
-    actor = case_actor(current_principal(), requested)
     session = get_session()
+    p = current_principal()
+    actor = replace(case_actor(p, requested), scope=grid_scope(session, p))
     with transaction(session):
         result = svc.perform(session, ref, action, actor, action_input)
     return jsonify(result)
@@ -346,24 +380,82 @@ def sweep():  # type: ignore[no-untyped-def]
 # ---------------------------------------------------------------- residents
 
 
+def public_limits() -> dict[str, Any]:
+    """The limits on public case endpoints: the configuration's, else the defaults."""
+    cfg = current_app.config
+    return {
+        k: v if cfg.get(k) is None else cfg[k] for k, v in public_cases.DEFAULT_LIMITS.items()
+    }
+
+
+def count_public_try() -> Any:
+    """Count a try on a public case endpoint against the caller's address (429 past the limit),
+    committed at once so that it stays when the request then fails. Returns the function that
+    gives the try back once it succeeded (in the caller's transaction)."""
+    session = get_session()
+    ip, limits, now = client_ip(), public_limits(), datetime.now(LOCAL_TZ)
+    g.audit_skip = True  # the count is bookkeeping, not a change to audit
+    public_cases.reserve(session, ip, limits, now=now)
+    session.commit()
+    g.audit_skip = False
+    return lambda: public_cases.refund(session, ip, limits, now=now)
+
+
+def public_lookup(code: str) -> tuple[Any, Any]:
+    """Count the try, then find the case by its public code (404 the same way for anything
+    else). Returns (the case, a function giving the try back once it succeeded)."""
+    refund = count_public_try()
+    case = public_cases.find(get_session(), code)
+    if case is None:
+        raise public_cases.not_found()
+    return case, refund
+
+
 @bp.get("/public/cases/<code>")
 def public_case(code: str):  # type: ignore[no-untyped-def]
-    """What a resident sees of a case by its code (no personal data)."""
-    return jsonify(svc.public_view(get_session(), code))
+    """What a resident sees of a case by its public code (no personal data)."""
+    case, refund = public_lookup(code)
+    session = get_session()
+    refund()
+    g.audit_skip = True
+    session.commit()
+    return jsonify(svc.public_view(session, case))
+
+
+@bp.get("/public/cases/<code>/photos/<int:photo_id>")
+def public_photo(code: str, photo_id: int):  # type: ignore[no-untyped-def]
+    """A photo of a case, by the case's public code (re-encoded JPEG, no metadata)."""
+    case, refund = public_lookup(code)
+    session = get_session()
+    p = public_cases.photo(session, case, photo_id)
+    refund()
+    g.audit_skip = True
+    session.commit()
+    return Response(p.content, mimetype=p.mime, headers={"Cache-Control": "private, max-age=3600"})
 
 
 @bp.post("/public/cases/<code>/rate")
 def rate(code: str):  # type: ignore[no-untyped-def]
-    """A resident rates a verified case 1–5 and says whether the problem was solved."""
+    """The reporter rates a verified case 1–5 and says whether the problem was solved; the
+    secret from the report's answer (``secret`` or the ``X-Case-Secret`` header) or the phone
+    given with the report (``phone``) proves who is rating."""
     data = body()
+    case, refund = public_lookup(code)
+    secret = data.get("secret") or request.headers.get("X-Case-Secret")
+    if not public_cases.proves_reporter(case, secret, data.get("phone")):
+        raise public_cases.ProofRequired(
+            "评价需要上报时获得的凭证或上报时留的电话 / rating needs the secret given in the "
+            "report's answer or the phone number given with the report"
+        )
     params: dict[str, Any] = {"satisfaction": data.get("satisfaction")}
     if "solved" in data:
         params["solved"] = _bool(data, "solved")
     session = get_session()
     with transaction(session):
+        refund()
         svc.perform(
             session,
-            code,
+            case.id,
             "rate",
             svc.Actor("resident", name="居民"),
             svc.ActionInput(
@@ -372,7 +464,7 @@ def rate(code: str):  # type: ignore[no-untyped-def]
                 version=_int(data, "version"),
             ),
         )
-    return jsonify(svc.public_view(session, code))
+    return jsonify(svc.public_view(session, case))
 
 
 # ---------------------------------------------------------------- cameras, categories, settings
@@ -391,6 +483,7 @@ def camera_event():  # type: ignore[no-untyped-def]
     occurred = _moment("time", data.get("time"))
     snaps = _photos(data, "snapshot")
     session = get_session()
+    need_camera(session, current_principal(), str(camera))
     with transaction(session):
         result = svc.camera_event(
             session,

@@ -8,11 +8,18 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 
 from app.api.params import bool_arg, float_arg, int_arg
+from app.auth import current_principal
+from app.auth.policy import grid_scope, in_scope, scoped_grid
 from app.db import get_session, transaction
-from app.errors import BadParameter
+from app.errors import BadParameter, NotFound
 from app.services import coverage as svc
 
 bp = Blueprint("coverage_api", __name__, url_prefix="/api/coverage")
+
+
+def _grid(given: int | None) -> int | None:
+    """The grid a figure covers: the one given (if it is the caller's), else the caller's own."""
+    return scoped_grid(get_session(), current_principal(), given)
 
 
 @bp.get("")
@@ -26,7 +33,7 @@ def report():  # type: ignore[no-untyped-def]
             get_session(),
             radius_m=float_arg("radius_m"),
             level=int_arg("level", minimum=1, maximum=5, default=3),  # type: ignore[arg-type]
-            grid_id=int_arg("grid", minimum=1),
+            grid_id=_grid(int_arg("grid", minimum=1)),
             include_planned=bool_arg("include_planned"),
             with_area=bool_arg("area", default=True),
             geometry=fmt == "geojson",
@@ -46,7 +53,7 @@ def uncovered():  # type: ignore[no-untyped-def]
         svc.uncovered(
             get_session(),
             radius_m=float_arg("radius_m"),
-            grid_id=int_arg("grid", minimum=1),
+            grid_id=_grid(int_arg("grid", minimum=1)),
             include_planned=bool_arg("include_planned"),
             layers=layers,
         )
@@ -61,6 +68,7 @@ def circles():  # type: ignore[no-untyped-def]
             get_session(),
             radius_m=float_arg("radius_m"),
             include_planned=bool_arg("include_planned"),
+            scope=grid_scope(get_session(), current_principal()),
         )
     )
 
@@ -120,7 +128,7 @@ def recommend():  # type: ignore[no-untyped-def]
             new_radius_m=_number(body, "new_radius_m"),
             candidates=candidates,
             source=body.get("source", "households"),
-            grid_id=_integer(body, "grid"),
+            grid_id=_grid(_integer(body, "grid")),
             include_planned=bool(body.get("include_planned", False)),
             method=body.get("method", "auto"),
             weight=body.get("weight", "households"),
@@ -149,4 +157,7 @@ def accept():  # type: ignore[no-untyped-def]
             radius_m=_number(body, "radius_m", float(current_app.config["SERVICE_RADIUS_M"])),  # type: ignore[arg-type]
             crs=body.get("crs"),
         )
+        if not in_scope(session, current_principal(), feature["properties"]["grid_id"]):
+            # Rolled back with the transaction: a site goes only into the caller's grids.
+            raise NotFound("该位置不在您负责的网格内 / the site is not in your grids")
     return jsonify(feature), 201

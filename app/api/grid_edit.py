@@ -17,6 +17,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from app.api.params import int_arg
 from app.auth import current_principal
+from app.auth.policy import grid_scope
 from app.db import get_session, transaction
 from app.errors import BadParameter, Conflict
 from app.services import grid_edit as svc
@@ -285,11 +286,13 @@ def history(grid_id: int):  # type: ignore[no-untyped-def]
 @bp.get("/changes")
 def changes():  # type: ignore[no-untyped-def]
     """Edits of the grid map, newest first (?grid= those touching a grid or its children)."""
+    session = get_session()
     return jsonify(
         svc.list_changes(
-            get_session(),
+            session,
             grid_id=int_arg("grid", minimum=1),
             limit=int_arg("limit", minimum=1, maximum=1000, default=100) or 100,
+            scope=grid_scope(session, current_principal()),
         )
     )
 

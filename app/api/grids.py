@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify
 
 from app.api.params import bbox_arg, int_arg
 from app.auth import current_principal, record_personal_read
-from app.auth.policy import sees_tags
+from app.auth.policy import grid_scope, grid_view, outline_scope, sees_tags
 from app.db import get_session
 from app.services import grids as svc
 
@@ -15,21 +15,28 @@ bp = Blueprint("grids_api", __name__, url_prefix="/api/grids")
 
 @bp.get("")
 def list_grids():  # type: ignore[no-untyped-def]
-    """List current grids (filters: level, parent, bbox)."""
+    """List current grids (filters: level, parent, bbox): the caller's grids, and the outlines
+    of the grids above them."""
+    session, p = get_session(), current_principal()
     return jsonify(
         svc.list_grids(
-            get_session(),
+            session,
             level=int_arg("level", minimum=1, maximum=5),
             parent_id=int_arg("parent", minimum=1),
             bbox=bbox_arg(),
+            scope=grid_scope(session, p),
+            outline=outline_scope(session, p),
         )
     )
 
 
 @bp.get("/<int:grid_id>")
 def get_grid(grid_id: int):  # type: ignore[no-untyped-def]
-    """One grid with its notice board, ancestors and children."""
-    return jsonify(svc.grid_feature(get_session(), grid_id))
+    """One grid with its notice board, ancestors and children (a grid above the caller's: its
+    outline only)."""
+    session = get_session()
+    view = grid_view(session, current_principal(), grid_id)
+    return jsonify(svc.grid_feature(session, grid_id, outline=view == "outline"))
 
 
 @bp.get("/<int:grid_id>/households")

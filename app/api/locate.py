@@ -7,8 +7,11 @@ import io
 from flask import Blueprint, Response, jsonify, request
 
 from app.api.params import float_arg, int_arg, str_arg
+from app.auth import current_principal
+from app.auth.policy import grid_scope, in_scope
 from app.db import get_session, run_read, run_read_dbapi
-from app.errors import BadParameter
+from app.errors import BadParameter, NotFound
+from app.privacy import mask_name, mask_phone
 from app.services import locate as svc
 
 bp = Blueprint("locate_api", __name__, url_prefix="/api/locate")
@@ -35,11 +38,35 @@ def locate():  # type: ignore[no-untyped-def]
     tolerance = float_arg("tolerance", minimum=0, maximum=500, default=svc.NEAREST_TOLERANCE_M)
     crs = str_arg("crs", max_length=60)
     category = str_arg("category", max_length=40)
-    return jsonify(
-        run_read_dbapi(
-            lambda db: svc.locate_point(db, x, y, crs, category=category, tolerance_m=tolerance)
-        )
+    result = run_read_dbapi(
+        lambda db: svc.locate_point(db, x, y, crs, category=category, tolerance_m=tolerance)
     )
+    # The micro-grid, or for a point in a hole of them the lowest grid covering it.
+    _need_own(result.get("grid") or (result["chain"][-1] if result.get("chain") else None))
+    return jsonify(result)
+
+
+def _need_own(grid: dict | None) -> None:
+    """A point is located (with its owner's phone) only in the caller's grids: 404 elsewhere."""
+    if grid_scope(get_session(), current_principal()) is None:
+        return
+    if grid is None or not in_scope(get_session(), current_principal(), grid["id"]):
+        raise NotFound("该位置不在您负责的网格内 / the point is not in your grids")
+
+
+def _masked(entry: dict) -> dict:
+    """A neighbour outside the caller's grids: its people's names and phones masked."""
+    def mask(person: dict | None) -> dict | None:
+        if not person or person.get("kind") != "worker":
+            return person
+        return {**person, "name": mask_name(person.get("name")), "phone": mask_phone(person.get("phone"))}
+
+    out = {**entry, "owner": mask(entry.get("owner"))}
+    if "fallback" in entry:
+        out["fallback"] = [mask(f) for f in entry["fallback"] or []]
+    if "next" in entry:
+        out["next"] = mask(entry["next"])
+    return out
 
 
 @bp.get("/neighbours")
@@ -63,7 +90,15 @@ def neighbours():  # type: ignore[no-untyped-def]
             ),
         }
 
-    return jsonify(run_read(read))
+    result = run_read(read)
+    # The point's own grid must be the caller's; a neighbour across the caller's boundary is
+    # named (the target of a transfer), its people's names and phones masked.
+    _need_own({"id": result["grid_id"]} if result["grid_id"] else None)
+    session, p = get_session(), current_principal()
+    result["neighbours"] = [
+        n if in_scope(session, p, n["grid"]["id"]) else _masked(n) for n in result["neighbours"]
+    ]
+    return jsonify(result)
 
 
 def _body_format() -> str:
@@ -89,9 +124,11 @@ def batch():  # type: ignore[no-untyped-def]
     out = str_arg("output") or (
         "csv" if "text/csv" in (request.headers.get("Accept") or "") else "json"
     )
+    # Owners of points outside the caller's grids: named, their names and phones masked.
+    scope = grid_scope(get_session(), current_principal())
     if out == "csv":
         buf = io.StringIO()
-        svc.write_csv(result, buf, ids)
+        svc.write_csv(result, buf, ids, scope=scope)
         return Response(
             buf.getvalue(), mimetype="text/csv", headers={"X-Located": str(len(result))}
         )
@@ -100,6 +137,9 @@ def batch():  # type: ignore[no-untyped-def]
     records = []
     for i in range(len(result)):
         rec = result.record(i)
+        grid = rec.get("grid") or rec.get("ancestor")
+        if scope is not None and not (grid and grid["id"] in scope):
+            rec = _masked(rec)
         if ids is not None:
             rec["id"] = ids[i]
         records.append(rec)

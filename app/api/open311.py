@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, g, jsonify, request
 
-from app.api.cases import body
+from app.api.cases import body, count_public_try
+from app.auth import current_principal
+from app.auth.policy import EDITORS, Forbidden, case_scope
 from app.db import get_session, transaction
-from app.errors import AppError, NotFound
+from app.errors import AppError, BadParameter
 from app.services import open311 as svc
+from app.services import public_cases
 from gis.errors import GisError
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
@@ -42,30 +45,56 @@ def post_request():  # type: ignore[no-untyped-def]
     return jsonify(answer), 201 if created else 200
 
 
+# At most this many codes in one anonymous read.
+PUBLIC_MAX_IDS = 20
+
+
+def _public_read(ids: list[str]) -> list[dict]:  # type: ignore[type-arg]
+    """Read requests by their codes as a resident: each try counted, misses 404 alike."""
+    if len(ids) > PUBLIC_MAX_IDS:
+        raise BadParameter("service_request_id", f"at most {PUBLIC_MAX_IDS} codes at once")
+    refund = count_public_try()
+    session = get_session()
+    found = svc.get_requests(session, ids=ids, base_url=request.host_url.rstrip("/"))
+    if len(found) < len({public_cases.normalize(i) for i in ids}):
+        raise public_cases.not_found()
+    refund()
+    g.audit_skip = True
+    session.commit()
+    return found
+
+
 @bp.get("/requests.json")
 def get_requests():  # type: ignore[no-untyped-def]
-    """Service requests: by service_request_id (comma list), or filtered by code, dates, status."""
+    """Service requests: by service_request_id (comma list), or filtered by code, dates, status.
+
+    Without signing in (and for roles other than the centre's) only by service_request_id:
+    one's own codes."""
     ids = [i for i in (request.args.get("service_request_id") or "").split(",") if i]
+    if ids:
+        return jsonify(_public_read(ids))
+    if current_principal().role not in EDITORS:
+        raise Forbidden(
+            "未登录只能按事件编号查询 / without signing in, requests are read by their "
+            "service_request_id only"
+        )
     return jsonify(
         svc.get_requests(
             get_session(),
-            ids=ids or None,
             service_code=request.args.get("service_code"),
             start_date=request.args.get("start_date"),
             end_date=request.args.get("end_date"),
             status=request.args.get("status"),
             base_url=request.host_url.rstrip("/"),
+            scope=case_scope(get_session(), current_principal()),
         )
     )
 
 
 @bp.get("/requests/<code>.json")
 def get_request(code: str):  # type: ignore[no-untyped-def]
-    """One service request (as a one-element list, as the standard has it)."""
-    found = svc.get_requests(get_session(), ids=[code], base_url=request.host_url.rstrip("/"))
-    if not found:
-        raise NotFound(f"service request {code} does not exist")
-    return jsonify(found)
+    """One service request by its public code (as a one-element list, as the standard has it)."""
+    return jsonify(_public_read([code]))
 
 
 @bp.get("/discovery.json")

@@ -18,8 +18,10 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
+from app.auth import current_principal
+from app.auth.policy import worker_in_scope
 from app.db import get_session, transaction
-from app.errors import BadParameter
+from app.errors import BadParameter, NotFound
 from app.services import partition as svc
 
 bp = Blueprint("partition_api", __name__, url_prefix="/api/grids")
@@ -141,6 +143,11 @@ def patches(grid_id: int):  # type: ignore[no-untyped-def]
     seed = _int(body, "seed", minimum=0) or 0
     roads = _roads(body)
     session = get_session()
+    if members is not None:
+        p = current_principal()
+        elsewhere = sorted({m for m in members if not worker_in_scope(session, p, m)})
+        if elsewhere:  # another street's people are not the caller's to name
+            raise NotFound(f"workers {elsewhere} do not exist", members=elsewhere)
     if _bool(body, "dry_run", True):
         return jsonify(
             svc.propose_patches(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from app.api.params import bbox_arg, int_arg
+from app.auth import current_principal
+from app.auth.policy import grid_scope
 from app.db import get_session
 from app.services import grids as svc
 
@@ -14,10 +16,16 @@ bp = Blueprint("places_api", __name__, url_prefix="/api")
 @bp.get("/service-points")
 def service_points():  # type: ignore[no-untyped-def]
     """Service points (filter: bbox)."""
-    return jsonify(svc.service_points(get_session(), bbox=bbox_arg()))
+    session = get_session()
+    scope = grid_scope(session, current_principal())
+    return jsonify(svc.service_points(session, bbox=bbox_arg(), scope=scope))
 
 
 @bp.get("/cameras")
 def cameras():  # type: ignore[no-untyped-def]
     """Cameras (filters: bbox, grid)."""
-    return jsonify(svc.cameras(get_session(), bbox=bbox_arg(), grid_id=int_arg("grid", minimum=1)))
+    session = get_session()
+    scope = grid_scope(session, current_principal())
+    return jsonify(
+        svc.cameras(session, bbox=bbox_arg(), grid_id=int_arg("grid", minimum=1), scope=scope)
+    )

@@ -10,7 +10,7 @@ from pathlib import Path
 from flask import Blueprint, jsonify, request, send_file
 
 from app.auth import current_principal, record_personal_read
-from app.auth.policy import Forbidden, may_export_personal
+from app.auth.policy import Forbidden, grid_scope, import_scope, may_export_personal, sees_tags
 from app.db import get_session, transaction
 from app.errors import BadParameter
 from app.services import exporter, importer, tables
@@ -33,6 +33,8 @@ def import_upload(kind: str):  # type: ignore[no-untyped-def]
     """Import an uploaded file (form field ``file``; ``crs`` and ``map`` fields optional); all or nothing."""
     if kind not in importer.KINDS:
         raise BadParameter("kind", f"unknown kind '{kind}' (use {', '.join(importer.KINDS)})")
+    session = get_session()
+    scope = import_scope(session, current_principal(), kind)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise BadParameter("file", "no file uploaded (multipart form field 'file')")
@@ -42,13 +44,17 @@ def import_upload(kind: str):  # type: ignore[no-untyped-def]
             "file", f"'{upload.filename}': use .geojson, .csv, .gpkg or a zipped Shapefile (.zip)"
         )
     mapping = tables.parse_mapping(request.form.getlist("map"))
-    session = get_session()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / Path(upload.filename).name
         upload.save(path)
         with transaction(session):
             n = importer.import_file(
-                session, kind, path, crs=request.form.get("crs") or None, mapping=mapping
+                session,
+                kind,
+                path,
+                crs=request.form.get("crs") or None,
+                mapping=mapping,
+                scope=scope,
             )
             importer.refresh_household_counts(session)
     return jsonify(imported=n, kind=kind), 201
@@ -82,6 +88,8 @@ def export_download(kind: str):  # type: ignore[no-untyped-def]
         fmt=fmt,
         crs=request.args.get("crs") or None,
         include_personal=include_personal,
+        scope=grid_scope(get_session(), p),
+        with_tags=sees_tags(p),
     )
     data = path.read_bytes()
     path.unlink()

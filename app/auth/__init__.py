@@ -68,6 +68,7 @@ PERSONAL_FIELDS = frozenset(
         "snapshot",
         "snapshot_base64",
         "media_url",
+        "secret",
     }
 )
 

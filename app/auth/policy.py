@@ -17,6 +17,12 @@ Roles (``app_user.role``):
 - ``department``: the cases escalated to it.
 - ``camera_feed``: a video-analytics system posting camera events with a token.
 - anonymous (a resident): reports a case, reads and rates it by its code.
+
+Everything is held to the caller's grids (``grid_scope``): lists narrow themselves, a record
+outside is 404, the grids above one's own are outlines only (``grid_view``), an override area is
+edited only within one's territory (``area_visible``), a case is sent only to one's grids and
+workers (``Actor.scope``), and imports are the administrator's or held to a centre's street
+(``import_scope``). Global settings are the administrator's.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.errors import AppError, NotFound
+from app.errors import AppError, BadParameter, NotFound
 
 
 class Unauthenticated(AppError):
@@ -124,6 +130,117 @@ def in_scope(session: Session, p: Principal, grid_id: int | None) -> bool:
     """Say whether ``grid_id`` is one of the grids ``p`` answers for."""
     scope = grid_scope(session, p)
     return scope is None or (grid_id is not None and grid_id in scope)
+
+
+def outline_scope(session: Session, p: Principal) -> frozenset[int]:
+    """Return the ancestors of ``p``'s grids that are not its own: shown as outlines only.
+
+    A worker sees its micro-grids in full and, for orientation, the outline (shape, code, name
+    and level; no notice board, no household count, no children) of the grids above them. A
+    street centre's street is a top-level grid, so it has none; neither has the administrator.
+    """
+    scope = grid_scope(session, p)
+    if not scope:
+        return frozenset()
+    ids = frozenset(
+        session.scalars(
+            text(
+                """WITH RECURSIVE up AS (
+                       SELECT parent_id AS id FROM grid WHERE id = ANY(:ids)
+                       UNION SELECT g.parent_id FROM grid g JOIN up ON g.id = up.id)
+                   SELECT id FROM up WHERE id IS NOT NULL"""
+            ),
+            {"ids": sorted(scope)},
+        )
+    )
+    return ids - scope
+
+
+def grid_view(session: Session, p: Principal, grid_id: int | None) -> str | None:
+    """Say how much of a grid ``p`` may see: ``"full"``, ``"outline"`` or None (not at all)."""
+    if in_scope(session, p, grid_id):
+        return "full"
+    if grid_id is not None and grid_id in outline_scope(session, p):
+        return "outline"
+    return None
+
+
+def scope_roots(session: Session, p: Principal) -> list[int] | None:
+    """Return the current top grids of ``p``'s grids (those whose parent is not its), or None
+    for every grid."""
+    scope = grid_scope(session, p)
+    if scope is None:
+        return None
+    return list(
+        session.scalars(
+            text(
+                """SELECT id FROM grid WHERE id = ANY(:ids) AND valid_to IS NULL
+                     AND (parent_id IS NULL OR NOT parent_id = ANY(:ids)) ORDER BY code"""
+            ),
+            {"ids": sorted(scope)},
+        )
+    )
+
+
+def scoped_grid(session: Session, p: Principal, given: int | None, param: str = "grid") -> int | None:
+    """Return the grid a territory-wide figure is computed for: ``given`` if it is ``p``'s
+    (404 if not); with none given, every grid for an unscoped caller, else ``p``'s one top grid
+    (a caller with several must name one: 400)."""
+    if given is not None:
+        _need(in_scope(session, p, given), f"grid {given}")
+        return given
+    roots = scope_roots(session, p)
+    if roots is None:
+        return None
+    if not roots:
+        raise NotFound("no grid of yours / 没有您负责的网格")
+    if len(roots) > 1:
+        raise BadParameter(
+            param,
+            f"您负责多个网格，请指定 {param}= / name one of your grids ({', '.join(map(str, roots))})",
+        )
+    return roots[0]
+
+
+_TERRITORY_SQL = """(SELECT ST_Union(t.geom) FROM grid t WHERE t.id = ANY(:ids) AND t.valid_to IS NULL
+                         AND (t.parent_id IS NULL OR NOT t.parent_id = ANY(:ids)))"""
+
+
+def area_visible(session: Session, p: Principal, area_id: int, *, whole: bool = False) -> bool:
+    """Say whether an override area reaches into ``p``'s grids (``whole``: lies within them,
+    0.5 m of tolerance along the boundary — what it takes to edit or delete it)."""
+    scope = grid_scope(session, p)
+    if scope is None:
+        return True
+    if not scope:
+        return False
+    cond = (
+        f"ST_CoveredBy(o.geom, ST_Buffer({_TERRITORY_SQL}::geography, 0.5)::geometry)"
+        if whole
+        else f"ST_Intersects(o.geom, {_TERRITORY_SQL}) AND NOT ST_Touches(o.geom, {_TERRITORY_SQL})"
+    )
+    return bool(
+        session.scalar(
+            text(f"SELECT {cond} FROM override_area o WHERE o.id = :id"),
+            {"id": area_id, "ids": sorted(scope)},
+        )
+    )
+
+
+def worker_in_scope(session: Session, p: Principal, worker_id: int | None) -> bool:
+    """Say whether a worker is assigned to one of ``p``'s grids."""
+    scope = grid_scope(session, p)
+    if scope is None:
+        return True
+    if worker_id is None or not scope:
+        return False
+    return (
+        session.scalar(
+            text("SELECT 1 FROM grid_assignment WHERE worker_id = :w AND grid_id = ANY(:ids) LIMIT 1"),
+            {"w": worker_id, "ids": sorted(scope)},
+        )
+        is not None
+    )
 
 
 @dataclass(frozen=True)
@@ -229,6 +346,41 @@ def may_export_personal(p: Principal) -> bool:
     return p.role in EXPORTERS
 
 
+# What a street centre may import, each record held to its grids (refused whole otherwise);
+# grids, workers and departments shape the whole system and are the administrator's.
+CENTRE_IMPORTS = frozenset({"assignments", "households", "service_points", "cameras"})
+
+
+def import_scope(session: Session, p: Principal, kind: str) -> frozenset[int] | None:
+    """Return the grids an import of ``kind`` by ``p`` is held to (None: any); Forbidden if
+    ``p`` may not import that kind at all."""
+    if p.role == "admin":
+        return None
+    if p.role == "centre" and kind in CENTRE_IMPORTS:
+        return grid_scope(session, p)
+    raise Forbidden(
+        f"角色 {p.role} 无权导入 {kind} / the role '{p.role}' may not import {kind} "
+        "(grids, workers and departments: the administrator only)"
+    )
+
+
+# Who may report a case through which channel: anyone as a resident (the camera feed excepted),
+# field staff from patrol, the centre from the hotline or a superior's referral. Camera cases come
+# only from the camera feed's events (/api/camera-events), never from a report.
+SOURCE_ROLES: dict[str, frozenset[str]] = {
+    "resident": EVERYONE - {"camera_feed"},
+    "patrol": FIELD,
+    "hotline": EDITORS,
+    "superior": EDITORS,
+    "camera": frozenset(),
+}
+
+
+def may_report_source(p: Principal, source: str) -> bool:
+    """Say whether ``p`` may report a case as coming from ``source``."""
+    return p.role in SOURCE_ROLES.get(source, frozenset())
+
+
 # ---------------------------------------------------------------- rules
 
 
@@ -258,6 +410,24 @@ def grid_arg(name: str = "grid_id") -> Check:
 
     def check(session: Session, p: Principal, args: dict[str, Any]) -> None:
         _need(in_scope(session, p, args.get(name)), f"grid {args.get(name)}")
+
+    return check
+
+
+def grid_or_outline_arg(name: str = "grid_id") -> Check:
+    """Require the grid to be the caller's, or above the caller's grids (seen as an outline)."""
+
+    def check(session: Session, p: Principal, args: dict[str, Any]) -> None:
+        _need(grid_view(session, p, args.get(name)) is not None, f"grid {args.get(name)}")
+
+    return check
+
+
+def area_arg(*, whole: bool) -> Check:
+    """Require an override area to reach into the caller's grids (``whole``: to lie within)."""
+
+    def check(session: Session, p: Principal, args: dict[str, Any]) -> None:
+        _need(area_visible(session, p, args["area_id"], whole=whole), f"override area {args['area_id']}")
 
     return check
 
@@ -310,6 +480,19 @@ def body_parent(session: Session, p: Principal, args: dict[str, Any]) -> None:
     parent = _int_or_none(raw)
     if parent is not None:
         _need(in_scope(session, p, parent), f"grid {parent}")
+    elif raw is None and grid_scope(session, p) is not None:
+        raise Forbidden(
+            "只有管理员可以绘制顶级网格 / only the administrator draws a top-level grid "
+            "(name properties.parent_id, one of your grids)"
+        )
+
+
+def need_camera(session: Session, p: Principal, code: str) -> None:
+    """A camera event from a person (not the feed) names a camera in the caller's grids (404)."""
+    if p.role == "camera_feed" or grid_scope(session, p) is None:
+        return  # the video-analytics system posts for every camera
+    grid_id = session.scalar(text("SELECT grid_id FROM camera WHERE code = :c"), {"c": code[:80]})
+    _need(in_scope(session, p, grid_id), f"camera {code}")
 
 
 def body_grids(session: Session, p: Principal, args: dict[str, Any]) -> None:
@@ -357,7 +540,7 @@ RULES: dict[str, Rule] = {
     "auth_api.audit_export": Rule(ADMIN),
     # grids
     "grids_api.list_grids": Rule(STAFF),
-    "grids_api.get_grid": Rule(STAFF),
+    "grids_api.get_grid": Rule(STAFF, grid_or_outline_arg()),
     "grids_api.grid_households": Rule(FIELD, grid_arg()),
     "personal_api.household": Rule(FIELD, household_arg()),
     "personal_api.reveal_household": Rule(FIELD, household_arg()),
@@ -376,24 +559,24 @@ RULES: dict[str, Rule] = {
     # places, coverage, import / export
     "places_api.service_points": Rule(STAFF),
     "places_api.cameras": Rule(STAFF),
-    "coverage_api.report": Rule(STAFF),
+    "coverage_api.report": Rule(FIELD),
     "coverage_api.uncovered": Rule(SUPERVISORS),
-    "coverage_api.circles": Rule(STAFF),
+    "coverage_api.circles": Rule(FIELD),
     "coverage_api.presets": Rule(STAFF),
     "coverage_api.recommend": Rule(SUPERVISORS),
     "coverage_api.accept": Rule(EDITORS),
     "transfer_api.import_upload": Rule(EDITORS),
     "transfer_api.export_download": Rule(SUPERVISORS),
     # locate and override areas
-    "locate_api.locate": Rule(STAFF),
-    "locate_api.neighbours": Rule(STAFF),
+    "locate_api.locate": Rule(FIELD),
+    "locate_api.neighbours": Rule(FIELD),
     "locate_api.batch": Rule(EDITORS),
     "overrides_api.list_areas": Rule(STAFF),
     "overrides_api.keepers": Rule(EDITORS),
     "overrides_api.create_area": Rule(EDITORS),
-    "overrides_api.get_area": Rule(STAFF),
-    "overrides_api.update_area": Rule(EDITORS),
-    "overrides_api.delete_area": Rule(EDITORS),
+    "overrides_api.get_area": Rule(STAFF, area_arg(whole=False)),
+    "overrides_api.update_area": Rule(EDITORS, area_arg(whole=True)),
+    "overrides_api.delete_area": Rule(EDITORS, area_arg(whole=True)),
     # cases
     "cases_api.create_case": Rule(EVERYONE - {"camera_feed"}),
     "cases_api.list_cases": Rule(STAFF),
@@ -407,16 +590,17 @@ RULES: dict[str, Rule] = {
     "cases_api.sweep": Rule(EDITORS),
     "cases_api.public_case": PUBLIC,
     "cases_api.rate": PUBLIC,
+    "cases_api.public_photo": PUBLIC,
     "cases_api.camera_event": Rule(EDITORS | {"camera_feed"}),
     "cases_api.case_categories": PUBLIC,
     "cases_api.get_settings": Rule(STAFF),
-    "cases_api.put_settings": Rule(EDITORS),
+    "cases_api.put_settings": Rule(ADMIN),  # global: every street's deadlines and windows
     "cases_api.calendar_days": Rule(STAFF),
     "cases_api.deadline": Rule(STAFF),
     # Open311 GeoReport v2: residents' clients report and read by id; the list is for staff.
     "open311.services": PUBLIC,
     "open311.post_request": PUBLIC,
-    "open311.get_requests": Rule(EDITORS),
+    "open311.get_requests": PUBLIC,
     "open311.get_request": PUBLIC,
     "open311.discovery": PUBLIC,
     # the API description

@@ -10,6 +10,7 @@ from app.models.case import (
     CaseMerge,
     CasePhoto,
     CaseSetting,
+    PublicRateLimit,
     WorkCalendarDay,
 )
 from app.models.grid import Grid
@@ -42,6 +43,7 @@ __all__ = [
     "GridState",
     "Household",
     "OverrideArea",
+    "PublicRateLimit",
     "ServicePoint",
     "Worker",
     "WorkCalendarDay",

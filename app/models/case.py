@@ -47,7 +47,14 @@ class Case(Base):
     __tablename__ = "case"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The internal code (SJ + date + sequence) staff use; residents get ``public_code``.
     code: Mapped[str] = mapped_column(String(32), unique=True)
+    # What a resident receives: 75 random bits and a check character (app.services.public_cases).
+    public_code: Mapped[str] = mapped_column(
+        String(16), unique=True, server_default=text("case_public_code()")
+    )
+    # SHA-256 of the secret given once in the report's answer (proof of being the reporter).
+    reporter_secret_hash: Mapped[str | None] = mapped_column(String(64))
     category: Mapped[str] = mapped_column(ForeignKey("case_category.code", onupdate="CASCADE"))
     description: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(12))
@@ -244,3 +251,16 @@ class CasePhoto(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (Index("ix_case_photo_case_id", "case_id"),)
+
+
+class PublicRateLimit(Base):
+    """Failed tries on the public case endpoints per client address and time window."""
+
+    __tablename__ = "public_rate_limit"
+
+    bucket: Mapped[str] = mapped_column(String(20), primary_key=True)
+    client: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer, server_default="0")
+
+    __table_args__ = (Index("ix_public_rate_limit_window_start", "window_start"),)

@@ -8,7 +8,6 @@ in the current transaction, for the entry of a grid edit. Entries never hold per
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
@@ -20,6 +19,7 @@ from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
 from app.models import AuditEntry, GridChange
+from app.services import csv_safe
 
 LOGGER = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def export_csv(session: Session, **filters: Any) -> str:
     """The entries as CSV (UTF-8 with BOM, so Excel reads the Chinese)."""
     buf = io.StringIO()
     buf.write("\ufeff")
-    w = csv.writer(buf)
+    w = csv_safe.writer(buf)  # a username or note '=…' stays text
     cols = ["id", "at", "username", "role", "ip", "kind", "action", "object_type", "object_id",
             "status", "detail", "before", "after"]
     w.writerow(cols)

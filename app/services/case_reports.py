@@ -13,7 +13,6 @@ Definitions (cases created in the period, cancelled ones left out):
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import BadParameter
 from app.privacy import mask_name, mask_phone
+from app.services import csv_safe
 from app.services.cases import (
     ESCALATION_NAMES,
     SOURCE_NAMES,
@@ -281,7 +281,7 @@ def export_cases(
     table = [[_cell(row[key], tz) for key, _ in COLUMNS] for row in rows]
     if fmt == "csv":
         buf = io.StringIO()
-        writer = csv.writer(buf)
+        writer = csv_safe.writer(buf)
         writer.writerow(header)
         writer.writerows(table)
         # A byte-order mark makes Excel read the CSV as UTF-8 (Chinese text stays legible).
@@ -294,7 +294,8 @@ def export_cases(
         for cell in ws[1]:
             cell.font = Font(bold=True)
         for line in table:
-            ws.append(line)
+            ws.append([csv_safe.xlsx_value(v) for v in line])
+        csv_safe.xlsx_text_cells(ws)  # a description '=HYPERLINK(…)' stays text
         ws.freeze_panes = "B2"
         for i, title in enumerate(header, start=1):
             ws.column_dimensions[get_column_letter(i)].width = max(10, min(40, len(title) * 2 + 4))

@@ -51,7 +51,7 @@ from app.models import (
 )
 from app.models.case import CASE_SOURCES, CASE_STATUSES
 from app.privacy import mask_name, mask_phone
-from app.services import locate
+from app.services import locate, public_cases
 from app.services.calendar import WorkCalendar
 from app.services.photos import clean_image
 
@@ -191,6 +191,9 @@ class Actor:
     worker_id: int | None = None
     department_id: int | None = None
     name: str | None = None
+    # The grids the acting account answers for (from app.auth.policy.grid_scope); None: every
+    # grid. Where a case may be dispatched, transferred or merged to is bounded by it.
+    scope: frozenset[int] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.role not in ACTOR_ROLES:
@@ -356,7 +359,8 @@ def is_overdue(status: str, deadline: datetime | None, now: datetime) -> bool:
 
 
 _LIST_SQL = """
-    SELECT c.id, c.code, c.category, cat.name AS category_name, c.description, c.source, c.status,
+    SELECT c.id, c.code, c.public_code, c.category, cat.name AS category_name, c.description,
+           c.source, c.status,
            ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat, c.reported_x, c.reported_y, c.reported_crs,
            c.grid_id, g.code AS grid_code, g.name AS grid_name,
            c.assignee_id, w.name AS assignee_name, w.phone AS assignee_phone,
@@ -384,6 +388,7 @@ def _row_view(r: Any, *, personal: bool = False) -> dict[str, Any]:
     return {
         "id": r.id,
         "code": r.code,
+        "public_code": public_cases.display(r.public_code),
         "category": r.category,
         "category_name": r.category_name,
         "description": r.description,
@@ -601,13 +606,19 @@ def events_of(session: Session, case_id: int) -> list[dict[str, Any]]:
     ]
 
 
-def public_view(session: Session, code: str, *, now: datetime | None = None) -> dict[str, Any]:
-    """Return what a resident sees of a case by its code: state and timeline, no personal data."""
-    view = case_view(session, code, now=now)
+def public_view(session: Session, case: Case, *, now: datetime | None = None) -> dict[str, Any]:
+    """Return what a resident sees of a case (found by its public code): state and timeline.
+
+    No personal data: no reporter's name or phone, no worker's name or phone, no internal code,
+    id or other case."""
+    view = case_view(session, case.id, now=now)
+    scrub = personal_scrubber(
+        [case.reporter_name, (view["assignee"] or {}).get("name"), *routing_names(case.routing)]
+    )
     return {
-        "code": view["code"],
+        "code": view["public_code"],
         "category_name": view["category_name"],
-        "description": view["description"],
+        "description": scrub(view["description"]),
         "status": view["status"],
         "status_name": view["status_name"],
         "point": view["point"],
@@ -627,11 +638,61 @@ def public_view(session: Session, code: str, *, now: datetime | None = None) -> 
                 "status_name": STATUS_NAMES[e["to_status"]],
                 "at": e["at"],
                 # Handling notes are the feedback residents wait for; internal notes stay inside.
-                "note": e["note"] if e["action"] in ("resolve", "rate", "cancel") else None,
+                "note": scrub(e["note"]) if e["action"] in ("resolve", "rate", "cancel") else None,
             }
             for e in view["events"]
         ],
-        "photos": [p["url"] for p in view["photos"]],
+        "photos": [
+            f"/api/public/cases/{view['public_code']}/photos/{p['id']}" for p in view["photos"]
+        ],
+    }
+
+
+def routing_names(routing: dict[str, Any] | None) -> list[str]:
+    """The names of the workers in a case's routing (owner and fallback ladder)."""
+    routing = routing or {}
+    people = [routing.get("owner") or {}, *(routing.get("fallback") or [])]
+    return [p.get("name") or "" for p in people if p.get("kind") == "worker"]
+
+
+def personal_scrubber(names: list[str | None]) -> Any:
+    """Return a function masking phone and ID numbers, and the given people's names, in a text
+    a resident will read (a description or note may quote them)."""
+    from app.logmask import mask_text
+
+    known = sorted({n for n in names if n and len(n) >= 2}, key=len, reverse=True)
+
+    def scrub(text_: str | None) -> str | None:
+        if not text_:
+            return text_
+        out = mask_text(text_)
+        for name in known:
+            out = out.replace(name, mask_name(name) or "")
+        return out
+
+    return scrub
+
+
+def public_report_answer(result: dict[str, Any]) -> dict[str, Any]:
+    """The answer to a resident's report: the public code, the state, the reporter's secret and
+    who is responsible (the grid, and the handler's role with a masked name) — nothing else."""
+    case = result["case"]
+    routing = result.get("routing") or {}
+    owner = routing.get("owner") or locate.COMMAND_CENTRE
+    grid = routing.get("grid") or {}
+    worker = owner.get("kind") == "worker"
+    return {
+        "created": result["created"],
+        "code": case["public_code"],
+        "status": case["status"],
+        "status_name": case["status_name"],
+        "secret": result.get("secret"),
+        "responsible": {
+            "grid": grid.get("name"),
+            # A worker's role and masked name; a department or the centre by its own name.
+            "role_name": owner.get("role_name") if worker else None,
+            "name": mask_name(owner.get("name")) if worker else owner.get("name"),
+        },
     }
 
 
@@ -671,13 +732,20 @@ def find_duplicates(
     *,
     radius_m: float | None = None,
     exclude_id: int | None = None,
+    scope: Any = None,
 ) -> list[dict[str, Any]]:
-    """Return open cases of ``category`` within ``radius_m`` metres of a point, nearest first."""
+    """Return open cases of ``category`` within ``radius_m`` metres of a point, nearest first
+    (``scope``, an ``app.auth.policy.CaseScope``: only the cases it lets one see)."""
     if radius_m is None:
         radius_m = float(get_settings(session)["duplicate_radius_m"])
+    sql, extra = _DUPLICATES_SQL, {}
+    if scope is not None:
+        cond, extra = scope.sql("c")
+        sql = sql.replace("WHERE c.category = :category", f"WHERE {cond} AND c.category = :category")
     rows = session.execute(
-        text(_DUPLICATES_SQL),
-        {"lon": lon, "lat": lat, "category": category, "exclude": exclude_id, "r": radius_m},
+        text(sql),
+        {"lon": lon, "lat": lat, "category": category, "exclude": exclude_id, "r": radius_m}
+        | extra,
     ).mappings()
     return [_duplicate_view(r) for r in rows]
 
@@ -814,13 +882,14 @@ _INSERT_REPORT_SQL = text(
             grid_id, assignee_id, department_id, escalation_level, camera_id, status, deadline,
             reporter_contact, reporter_name, address, idempotency_key, idempotency_hash, routing,
             camera_event_type, camera_event_count, last_camera_event_at, created_at, updated_at,
-            version)
+            version, reporter_secret_hash)
         SELECT 'SJ' || :day || lpad(s.n::text, greatest(6, length(s.n::text)), '0'),
                :category, :description, :source, :rx, :ry, :rcrs,
                ST_SetSRID(ST_MakePoint(:lon, :lat), 4326),
                :grid_id, :assignee_id, :department_id, :escalation_level, :camera_id, :status,
                :deadline, :contact, :name, :address, :key, :hash, CAST(:routing AS jsonb),
-               :camera_event_type, :camera_event_count, :last_camera_event_at, :now, :now, 1
+               :camera_event_type, :camera_event_count, :last_camera_event_at, :now, :now, 1,
+               :secret_hash
         FROM (SELECT nextval('case_code_seq') AS n) s
         ON CONFLICT (idempotency_key) DO NOTHING
         RETURNING *
@@ -935,6 +1004,8 @@ def create_case(
         status = step.to
         events.append(_event_row("dispatch", "reported", status, SYSTEM, "按网格自动派单", details))
     tz = settings["timezone"]
+    # The reporter's proof, given once in this answer; only its hash is kept.
+    secret, secret_hash = public_cases.new_secret()
     row = (
         session.execute(
             _INSERT_REPORT_SQL,
@@ -966,6 +1037,7 @@ def create_case(
                 "now": now,
                 "events": json.dumps(events, ensure_ascii=False),
                 "r": float(settings["duplicate_radius_m"]),
+                "secret_hash": secret_hash,
             },
         )
         .mappings()
@@ -992,6 +1064,7 @@ def create_case(
         "routing": routing,
         "duplicates": [_duplicate_view(d) for d in row["duplicates"] or []],
         "review_required": review,
+        "secret": secret,
     }
 
 
@@ -1015,6 +1088,9 @@ def _replay(session: Session, key: str | None, fingerprint: str, now: datetime) 
         "created": False,
         "routing": row["routing"],
         "duplicates": [],
+        # Only a hash of the secret is stored: a retry cannot give it again (the reporter's
+        # phone still proves the report).
+        "secret": None,
     }
 
 
@@ -1248,12 +1324,74 @@ def _assignment_from_routing(
     return fields, details
 
 
-def _worker(session: Session, worker_id: Any) -> Worker:
-    """Return the worker an action names by ``worker_id`` (422 when there is none)."""
+def _worker(session: Session, worker_id: Any, actor: Actor | None = None) -> Worker:
+    """Return the worker an action names by ``worker_id`` (422 when there is none, or when he
+    works in none of the acting account's grids)."""
     worker = session.get(Worker, int(worker_id))
-    if worker is None:
+    if worker is None or not _worker_in_scope(session, worker.id, actor):
         raise ValidationFailed(f"worker {worker_id} does not exist", field="worker_id")
     return worker
+
+
+def _worker_in_scope(session: Session, worker_id: int, actor: Actor | None) -> bool:
+    if actor is None or actor.scope is None:
+        return True
+    return (
+        session.scalar(
+            text("SELECT 1 FROM grid_assignment WHERE worker_id = :w AND grid_id = ANY(:ids) LIMIT 1"),
+            {"w": worker_id, "ids": sorted(actor.scope)},
+        )
+        is not None
+    )
+
+
+# How far from a case its new grid may lie: a transfer or a manual dispatch names the grid
+# containing the case, or a real neighbour this close to it (metres).
+MAX_TRANSFER_M = 200.0
+
+
+def _target_grid(
+    session: Session, case: Case, actor: Actor, grid_id: Any, within_m: float
+) -> int:
+    """Check the grid a case is sent to: a current grid that contains the case's place or lies
+    within ``within_m`` of it, in the acting account's grids (422 naming the problem)."""
+    try:
+        gid = int(grid_id)
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(f"grid_id: '{grid_id}' is not a grid id", field="grid_id") from exc
+    lon, lat = _case_point(session, case)
+    near = session.scalar(
+        text(
+            """SELECT ST_DWithin(g.geom::geography,
+                                 ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :d)
+               FROM grid g WHERE g.id = :g AND g.valid_to IS NULL"""
+        ),
+        {"g": gid, "lon": lon, "lat": lat, "d": within_m},
+    )
+    if near is None or (actor.scope is not None and gid not in actor.scope):
+        raise ValidationFailed(f"grid {gid} does not exist", field="grid_id")
+    if not near:
+        raise ValidationFailed(
+            f"grid {gid} neither contains case {case.code} nor lies within {within_m:.0f} m of it",
+            field="grid_id",
+            location={"type": "Point", "coordinates": [lon, lat]},
+        )
+    return gid
+
+
+def _within_m(data: ActionInput) -> float:
+    raw = data.params.get("within_m")
+    if raw in (None, ""):
+        return 50.0
+    try:
+        value = float(raw)
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(f"within_m: '{raw}' is not a number", field="within_m") from exc
+    if not 0 <= value <= MAX_TRANSFER_M:  # also refuses NaN
+        raise ValidationFailed(
+            f"within_m: {value} is outside 0..{MAX_TRANSFER_M:.0f} m", field="within_m"
+        )
+    return value
 
 
 def _h_dispatch(
@@ -1262,12 +1400,12 @@ def _h_dispatch(
     params = data.params
     worker_id = params.get("worker_id")
     if worker_id is not None:
-        worker = _worker(session, worker_id)
+        worker = _worker(session, worker_id, actor)
+        if params.get("grid_id") is not None:
+            case.grid_id = _target_grid(session, case, actor, params["grid_id"], _within_m(data))
         case.assignee_id = worker.id
         case.department_id = None
         case.escalation_level = 0
-        if params.get("grid_id") is not None:
-            case.grid_id = int(params["grid_id"])
         return {"assignee": {"worker_id": worker.id, "name": worker.name}, "manual": True}
     routing = params.get("routing")
     if routing is None:
@@ -1287,6 +1425,11 @@ def _h_dispatch(
             routing = locate.locate_point(session, lon, lat, None, category=case.category)
         case.routing = routing
     fields, details = _assignment_from_routing(routing, case.grid_id, case.code)
+    if actor.scope is not None and fields.get("grid_id") not in actor.scope:
+        # A corrected place outside the acting account's grids: not its case to route there.
+        raise ValidationFailed(
+            "该位置不在您负责的网格内 / the corrected place is not in your grids", field="x"
+        )
     for name, value in fields.items():
         setattr(case, name, value)
     return details
@@ -1393,22 +1536,37 @@ def _h_transfer(
     session: Session, case: Case, actor: Actor, data: ActionInput, now: datetime
 ) -> dict[str, Any]:
     lon, lat = _case_point(session, case)
-    within = float(data.params.get("within_m") or 50)
+    within = _within_m(data)
     worker_id = data.params.get("worker_id")
+    centre = "centre" in parts_of(session, case, actor)
     candidates = (
         locate.neighbour_owners(session, case.grid_id, lon, lat, within_m=within)
         if case.grid_id is not None
         else []
     )
-    candidates = [c for c in candidates if c.get("owner") and c["owner"].get("worker_id")]
+    # The real neighbours within the distance. A handler may hand a case across its boundary
+    # to one of them; the centre only within its own grids.
+    candidates = [
+        c
+        for c in candidates
+        if c.get("owner")
+        and c["owner"].get("worker_id")
+        and (not centre or actor.scope is None or c["grid"]["id"] in actor.scope)
+    ]
     chosen = None
     if worker_id is not None:
-        chosen = next((c for c in candidates if c["owner"]["worker_id"] == int(worker_id)), None)
-        if chosen is None and "centre" in parts_of(session, case, actor):
-            worker = _worker(session, worker_id)
+        try:
+            wanted = int(worker_id)
+        except (TypeError, ValueError) as exc:
+            raise ValidationFailed(f"worker {worker_id} does not exist", field="worker_id") from exc
+        chosen = next((c for c in candidates if c["owner"]["worker_id"] == wanted), None)
+        if chosen is None and centre:
+            worker = _worker(session, wanted, actor)
             grid_id = data.params.get("grid_id")
             chosen = {
-                "grid": {"id": int(grid_id)} if grid_id else None,
+                "grid": (
+                    {"id": _target_grid(session, case, actor, grid_id, within)} if grid_id else None
+                ),
                 "owner": {"worker_id": worker.id, "name": worker.name},
             }
     elif candidates:
@@ -1463,6 +1621,8 @@ def _h_merge(
     if into_ref in (None, ""):
         raise ValidationFailed("merge needs 'into': the case to merge into", field="into")
     target = get_case(session, into_ref)
+    if actor.scope is not None and target.grid_id not in actor.scope:
+        raise NotFound(f"case {into_ref} not found")  # another street's case does not exist here
     if target.id == case.id:
         raise ValidationFailed(f"case {case.code} cannot be merged into itself", field="into")
     if target.status in ("closed", "cancelled"):
@@ -1621,6 +1781,7 @@ def camera_event(
         select(CasePhoto.id).where(CasePhoto.case_id == case_id).order_by(CasePhoto.id)
     )
     result["merged"] = False
+    result.pop("secret", None)  # nobody reported it: there is nobody to give a secret to
     result["case"] = _log_camera_event(
         session, camera.id, event_type, occurred_at, now, case_id, False, first_photo
     )

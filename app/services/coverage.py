@@ -501,17 +501,24 @@ def _uncovered(
 
 
 def circles(
-    session: Session, *, radius_m: float | None = None, include_planned: bool = False
+    session: Session,
+    *,
+    radius_m: float | None = None,
+    include_planned: bool = False,
+    scope: frozenset[int] | None = None,
 ) -> dict[str, Any]:
-    """Return each serving point's circle, true to its radius on the ground, as GeoJSON."""
+    """Return each serving point's circle, true to its radius on the ground, as GeoJSON
+    (``scope``: only the points in these grids)."""
     radius_m = check_radius(radius_m)
     statuses = ["active", "planned"] if include_planned else ["active"]
     rows = session.execute(
         text(
             "SELECT id, name, kind, status, radius_m, ST_X(geom) AS lon, ST_Y(geom) AS lat"
-            " FROM service_point WHERE status = ANY(:st) ORDER BY id"
+            " FROM service_point WHERE status = ANY(:st)"
+            " AND (CAST(:scope AS int[]) IS NULL OR grid_id = ANY(CAST(:scope AS int[])))"
+            " ORDER BY id"
         ),
-        {"st": statuses},
+        {"st": statuses, "scope": None if scope is None else sorted(scope)},
     ).all()
     features = []
     for r in rows:

@@ -1252,10 +1252,17 @@ def history(session: Session, grid_id: int, *, at: datetime | None = None) -> di
 
 
 def list_changes(
-    session: Session, *, grid_id: int | None = None, limit: int = 100
+    session: Session,
+    *,
+    grid_id: int | None = None,
+    limit: int = 100,
+    scope: frozenset[int] | None = None,
 ) -> dict[str, Any]:
-    """Return changes, newest first: all, or those that touched a grid or its children."""
+    """Return changes, newest first: all, or those that touched a grid or its children
+    (``scope``: only changes under a grid in it)."""
     query = select(GridChange).order_by(GridChange.id.desc()).limit(limit)
+    if scope is not None:
+        query = query.where(GridChange.parent_id.in_(sorted(scope)))
     if grid_id is not None:
         query = query.where(
             (any_(GridChange.before_ids) == grid_id)

@@ -53,6 +53,7 @@ def _grid_props(row: Any) -> dict[str, Any]:
         "is_leaf": row.is_leaf,
         "valid_from": row.valid_from.isoformat() if row.valid_from else None,
         "valid_to": row.valid_to.isoformat() if row.valid_to else None,
+        "outline": False,
     }
 
 
@@ -63,10 +64,19 @@ def list_grids(
     parent_id: int | None = None,
     bbox: tuple[float, float, float, float] | None = None,
     precision: int = 7,
+    scope: frozenset[int] | None = None,
+    outline: frozenset[int] = frozenset(),
 ) -> dict[str, Any]:
-    """Return current grids as a FeatureCollection, filtered by level, parent and bbox."""
+    """Return current grids as a FeatureCollection, filtered by level, parent and bbox.
+
+    ``scope`` (None: every grid) keeps the caller's grids; ``outline`` adds those grids as bare
+    outlines (``properties.outline`` true: shape, code, name and level only).
+    """
     where = ["g.valid_to IS NULL"]
     params: dict[str, Any] = {"prec": precision}
+    if scope is not None:
+        where.append("(g.id = ANY(:scope) OR g.id = ANY(:outline))")
+        params.update(scope=sorted(scope), outline=sorted(outline))
     if level is not None:
         where.append("g.level = :level")
         params["level"] = level
@@ -83,7 +93,26 @@ def list_grids(
         ),
         params,
     ).all()
-    return collection([_feature(r.gj, _grid_props(r), r.id) for r in rows])
+    return collection(
+        [
+            _feature(r.gj, _outline_props(r) if r.id in outline else _grid_props(r), r.id)
+            for r in rows
+        ]
+    )
+
+
+def _outline_props(row: Any) -> dict[str, Any]:
+    """What an outline-only grid shows: where it is and what it is called, nothing it holds."""
+    return {
+        "id": row.id,
+        "code": row.code,
+        "name": row.name,
+        "level": row.level,
+        "level_name": LEVEL_NAMES.get(row.level, str(row.level)),
+        "kind": row.kind,
+        "parent_id": row.parent_id,
+        "outline": True,
+    }
 
 
 def grid_features(session: Session, ids: list[int], *, precision: int = 7) -> list[dict[str, Any]]:
@@ -114,9 +143,17 @@ def grid_labels(session: Session, *, levels: tuple[int, ...]) -> list[dict[str, 
     return [{"name": r.name, "level": r.level, "lon": r.lon, "lat": r.lat} for r in rows]
 
 
-def household_points(session: Session) -> list[list[float]]:
-    """Return [lat, lon] of every household, for the clustered map layer (no personal data)."""
-    rows = session.execute(text("SELECT ST_Y(geom), ST_X(geom) FROM household ORDER BY id")).all()
+def household_points(session: Session, scope: frozenset[int] | None = None) -> list[list[float]]:
+    """Return [lat, lon] of every household (``scope``: in these grids), for the clustered map
+    layer (no personal data)."""
+    rows = session.execute(
+        text(
+            "SELECT ST_Y(geom), ST_X(geom) FROM household"
+            " WHERE CAST(:scope AS int[]) IS NULL OR grid_id = ANY(CAST(:scope AS int[]))"
+            " ORDER BY id"
+        ),
+        {"scope": None if scope is None else sorted(scope)},
+    ).all()
     return [[round(lat, 6), round(lon, 6)] for lat, lon in rows]
 
 
@@ -176,14 +213,21 @@ def notice_board(session: Session, grid_id: int) -> dict[str, Any]:
     return {"responsible": people}
 
 
-def grid_feature(session: Session, grid_id: int) -> dict[str, Any]:
-    """Return one grid as a GeoJSON Feature with its notice board and its chain of ancestors."""
+def grid_feature(session: Session, grid_id: int, *, outline: bool = False) -> dict[str, Any]:
+    """Return one grid as a GeoJSON Feature with its notice board and its chain of ancestors.
+
+    ``outline``: only its shape, code, name, level and ancestors (no notice board, no children).
+    """
     row = session.execute(
         text(f"SELECT {GRID_COLUMNS}, ST_AsGeoJSON(g.geom, 7) AS gj FROM grid g WHERE g.id = :id"),
         {"id": grid_id},
     ).first()
     if row is None:
         raise NotFound(f"grid {grid_id} does not exist", grid_id=grid_id)
+    if outline:
+        props = _outline_props(row)
+        props["ancestors"] = ancestors(session, grid_id)
+        return _feature(row.gj, props, row.id)
     props = _grid_props(row)
     props["bounds"] = grid_bounds(session, grid_id)
     props.update(notice_board(session, grid_id))
@@ -308,19 +352,23 @@ def household(session: Session, household_id: int, *, personal: bool, with_tags:
 
 
 def service_points(
-    session: Session, *, bbox: tuple[float, float, float, float] | None = None
+    session: Session,
+    *,
+    bbox: tuple[float, float, float, float] | None = None,
+    scope: frozenset[int] | None = None,
 ) -> dict[str, Any]:
-    """Return service points with their radius and kind."""
+    """Return service points with their radius and kind (``scope``: only those in these grids)."""
     rows = session.execute(
         text(
             """
             SELECT id, name, kind, radius_m, status, grid_id, ST_X(geom) AS lon, ST_Y(geom) AS lat
             FROM service_point
             WHERE (CAST(:x0 AS float8) IS NULL OR geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326))
+              AND (CAST(:scope AS int[]) IS NULL OR grid_id = ANY(CAST(:scope AS int[])))
             ORDER BY id
             """
         ),
-        _bbox_params(bbox),
+        _bbox_params(bbox) | {"scope": None if scope is None else sorted(scope)},
     ).all()
     return collection(
         [
@@ -347,9 +395,13 @@ def cameras(
     *,
     bbox: tuple[float, float, float, float] | None = None,
     grid_id: int | None = None,
+    scope: frozenset[int] | None = None,
 ) -> dict[str, Any]:
-    """Return cameras with their code, kind and leaf grid."""
-    params = _bbox_params(bbox) | {"grid": grid_id}
+    """Return cameras with their code, kind and leaf grid (``scope``: only those in these grids)."""
+    params = _bbox_params(bbox) | {
+        "grid": grid_id,
+        "scope": None if scope is None else sorted(scope),
+    }
     rows = session.execute(
         text(
             """
@@ -357,6 +409,7 @@ def cameras(
             FROM camera
             WHERE (CAST(:x0 AS float8) IS NULL OR geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326))
               AND (CAST(:grid AS int) IS NULL OR grid_id = :grid)
+              AND (CAST(:scope AS int[]) IS NULL OR grid_id = ANY(CAST(:scope AS int[])))
             ORDER BY code
             """
         ),

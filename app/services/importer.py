@@ -104,18 +104,27 @@ def import_file(
     crs: str | None = None,
     mapping: Mapping[str, str] | None = None,
     progress: Progress = _noop,
+    scope: frozenset[int] | None = None,
     feature_kind: str | None = None,
 ) -> int:
     """Import one file of the given kind; return the number of records loaded.
 
+    ``scope`` (the importing account's grids; None: every grid) admits only records that fall
+    in those grids — households, cameras and service points by location, assignments by grid —
+    and refuses the whole file otherwise, naming each record. Other kinds take no scope.
     ``feature_kind`` (kind ``basemap`` only) gives every row that basemap kind (road, building,
-    water, green, rail) instead of the file's ``kind`` column."""
+    water, green, rail) instead of the file's ``kind`` column.
+    """
     if kind == BASEMAP_KIND:
+        if scope is not None:
+            raise BadParameter("kind", "basemap features belong to no grid: they cannot be scoped")
         frame = tables.read_records(path, crs=crs, mapping=mapping, need_geometry=True)
         progress("read", len(frame), len(frame))
         return import_basemap(session, frame, source=Path(path).name, kind=feature_kind)
     if kind not in KINDS:
         raise BadParameter("kind", f"unknown kind '{kind}' (use {', '.join(KINDS)})")
+    if scope is not None and kind not in SCOPED_KINDS:
+        raise BadParameter("kind", f"'{kind}' records belong to no grid: they cannot be scoped")
     source = Path(path).name
     spatial = kind in ("grids", "households", "service_points", "cameras")
     frame = tables.read_records(path, crs=crs, mapping=mapping, need_geometry=spatial)
@@ -129,7 +138,14 @@ def import_file(
         "service_points": import_service_points,
         "cameras": import_cameras,
     }[kind]
+    if kind in SCOPED_KINDS:
+        return loader(session, frame, source=source, progress=progress, scope=scope)
     return loader(session, frame, source=source, progress=progress)
+
+
+# Kinds whose every record falls in a grid: an import of them can be held to some grids.
+SCOPED_KINDS = ("assignments", "households", "service_points", "cameras")
+OUTSIDE_SCOPE = "在您负责的网格之外 / outside your grids"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -502,7 +518,12 @@ def import_workers(
 
 
 def import_assignments(
-    session: Session, frame: pd.DataFrame, *, source: str, progress: Progress = _noop
+    session: Session,
+    frame: pd.DataFrame,
+    *,
+    source: str,
+    progress: Progress = _noop,
+    scope: frozenset[int] | None = None,
 ) -> int:
     """Load who is responsible for which grid (worker_code, grid_code, role)."""
     _require(frame, source, ("worker_code", "grid_code", "role"))
@@ -524,6 +545,10 @@ def import_assignments(
         elif g not in grids:
             problems.append(
                 {"where": _where(frame, i), "field": "grid_code", "reason": f"grid '{g}' not found"}
+            )
+        elif scope is not None and grids[g] not in scope:
+            problems.append(
+                {"where": _where(frame, i), "field": "grid_code", "reason": f"grid '{g}': {OUTSIDE_SCOPE}"}
             )
         elif role not in ROLES:
             problems.append(
@@ -562,9 +587,14 @@ def leaf_grids(session: Session) -> tuple[list[int], list[str], list]:
 
 
 def _locate_rows(
-    session: Session, frame: gpd.GeoDataFrame, source: str, what: str
+    session: Session,
+    frame: gpd.GeoDataFrame,
+    source: str,
+    what: str,
+    scope: frozenset[int] | None = None,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """Find each point's leaf grid; report points in none, and points whose given grid_code differs."""
+    """Find each point's leaf grid; report points in none, points whose given grid_code differs,
+    and points in a grid outside ``scope`` (field ``location``)."""
     ids, codes, shapes = leaf_grids(session)
     if not ids:
         raise ImportRejected(
@@ -594,11 +624,26 @@ def _locate_rows(
                 }
             )
     grid_ids = np.asarray(ids, dtype=np.int64)[np.where(idx >= 0, idx, 0)]
+    if scope is not None:
+        outside = np.flatnonzero((idx >= 0) & ~np.isin(grid_ids, np.fromiter(scope, np.int64)))
+        for i in outside[:1000]:
+            problems.append(
+                {
+                    "where": _where(frame, int(i)),
+                    "field": "location",
+                    "reason": f"{what} lies in grid {codes[idx[i]]}: {OUTSIDE_SCOPE}",
+                }
+            )
     return grid_ids, problems
 
 
 def import_households(
-    session: Session, frame: gpd.GeoDataFrame, *, source: str, progress: Progress = _noop
+    session: Session,
+    frame: gpd.GeoDataFrame,
+    *,
+    source: str,
+    progress: Progress = _noop,
+    scope: frozenset[int] | None = None,
 ) -> int:
     """Load households in bulk (COPY); each finds its leaf grid by location."""
     n = len(frame)
@@ -654,7 +699,7 @@ def import_households(
                 "reason": f"unknown tag(s) {', '.join(bad_tags.iat[i])} (known: {', '.join(known)})",
             }
         )
-    grid_ids, located = _locate_rows(session, frame, source, "household")
+    grid_ids, located = _locate_rows(session, frame, source, "household", scope)
     problems += located
     if problems:
         raise ImportRejected(source, problems)
@@ -710,7 +755,13 @@ def copy_frame(
 
 
 def _point_rows(
-    session: Session, frame: gpd.GeoDataFrame, source: str, what: str, *, required_leaf: bool
+    session: Session,
+    frame: gpd.GeoDataFrame,
+    source: str,
+    what: str,
+    *,
+    required_leaf: bool,
+    scope: frozenset[int] | None = None,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     bad = np.flatnonzero(frame.geometry.geom_type.ne("Point").to_numpy())
     problems = [
@@ -719,18 +770,26 @@ def _point_rows(
     ]
     if problems:
         return np.zeros(0, dtype=np.int64), problems
-    grid_ids, located = _locate_rows(session, frame, source, what)
-    if not required_leaf:
-        located = [p for p in located if p.get("field") == "grid_code"]
+    grid_ids, located = _locate_rows(session, frame, source, what, scope)
+    if not required_leaf and scope is None:
+        # Outside every grid is allowed, unless the import is held to some grids.
+        located = [p for p in located if p.get("field") in ("grid_code", "location")]
     return grid_ids, located
 
 
 def import_service_points(
-    session: Session, frame: gpd.GeoDataFrame, *, source: str, progress: Progress = _noop
+    session: Session,
+    frame: gpd.GeoDataFrame,
+    *,
+    source: str,
+    progress: Progress = _noop,
+    scope: frozenset[int] | None = None,
 ) -> int:
     """Load service points (name, kind, radius_m); the leaf grid is found by location when any."""
     _require(frame, source, ("name", "kind"))
-    grid_ids, problems = _point_rows(session, frame, source, "service point", required_leaf=False)
+    grid_ids, problems = _point_rows(
+        session, frame, source, "service point", required_leaf=False, scope=scope
+    )
     ids, codes, shapes = leaf_grids(session)
     idx = assign_points(frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy(), shapes, codes)
     radius = (
@@ -776,11 +835,18 @@ def import_service_points(
 
 
 def import_cameras(
-    session: Session, frame: gpd.GeoDataFrame, *, source: str, progress: Progress = _noop
+    session: Session,
+    frame: gpd.GeoDataFrame,
+    *,
+    source: str,
+    progress: Progress = _noop,
+    scope: frozenset[int] | None = None,
 ) -> int:
     """Load cameras (code, name, kind, analytics); each finds its leaf grid by location."""
     _require(frame, source, ("code",))
-    grid_ids, problems = _point_rows(session, frame, source, "camera", required_leaf=True)
+    grid_ids, problems = _point_rows(
+        session, frame, source, "camera", required_leaf=True, scope=scope
+    )
     existing = set(session.scalars(select(Camera.code)))
     seen: set[str] = set()
     for i in range(len(frame)):

@@ -47,6 +47,8 @@ from sqlalchemy.orm import Session
 
 from app.errors import BadParameter
 from app.models.people import ROLE_NAMES
+from app.privacy import mask_name, mask_phone
+from app.services import csv_safe
 from gis.assign import PolygonIndex
 from gis.crs import degree_span, parse_crs, to_wgs84_masked, to_wgs84_point
 
@@ -807,9 +809,21 @@ def _csv_points(data: str) -> tuple[list[Any] | None, np.ndarray, np.ndarray, st
     return ids, x, y, None
 
 
-def write_csv(result: BatchResult, out: IO[str], ids: Sequence[Any] | None = None) -> None:
-    """Write a batch result as CSV, one row per input point, in input order."""
+def write_csv(
+    result: BatchResult,
+    out: IO[str],
+    ids: Sequence[Any] | None = None,
+    scope: frozenset[int] | None = None,
+) -> None:
+    """Write a batch result as CSV, one row per input point, in input order (``scope``: a
+    worker owning a point outside these grids has his name and phone masked)."""
     frame = result.frame()
+    if scope is not None:
+        inside = frame["grid_id"].map(lambda g: g != "" and int(g) in scope)
+        hide = (frame["owner_kind"] == "worker") & ~inside
+        frame.loc[hide, "owner_name"] = frame.loc[hide, "owner_name"].map(mask_name)
+        frame.loc[hide, "owner_phone"] = frame.loc[hide, "owner_phone"].map(mask_phone)
     if ids is not None:
         frame.insert(0, "id", list(ids))
-    frame.to_csv(out, index=False, float_format="%.7f", na_rep="", lineterminator="\n")
+    # Text cells (ids, reasons, names) cannot start a formula; coordinates stay numbers.
+    csv_safe.frame_to_csv(frame, out, index=False, float_format="%.7f", na_rep="")

@@ -1,6 +1,9 @@
 """Open311 GeoReport v2 mapped onto cases: services are categories, requests are cases.
 
-- ``service_code`` is the category code; ``service_request_id`` is the case code.
+- ``service_code`` is the category code; ``service_request_id`` is the case's public code (the
+  unguessable one residents get; ids and internal codes are not accepted). The answer to a new
+  request carries the extension field ``secret``: the reporter's proof for rating it.
+- Without signing in, requests are read only by their codes: nobody lists other people's cases.
 - ``lat``/``long`` are WGS84 as the standard says; the extension field ``crs`` (wgs84, cgcs2000,
   gcj02, bd09, EPSG:…) lets Chinese clients send the coordinates of their map as they are.
 - ``status`` is ``open`` until the case is closed or cancelled; ``status_notes`` carries the
@@ -20,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import BadParameter
 from app.services import cases as svc
+from app.services import public_cases
 
 MAX_RESULTS = 1000
 DEFAULT_SPAN = timedelta(days=90)
@@ -91,34 +95,42 @@ def create_request(
         now=now,
     )
     case = result["case"]
+    # Other cases are not named: their codes are what lets somebody read them.
     notice = f"处置时限：{case['deadline']}" if case["deadline"] else ""
-    if result.get("duplicates"):
-        notice += "；附近已有同类事件：" + "、".join(d["code"] for d in result["duplicates"][:3])
     return (
-        [{"service_request_id": case["code"], "service_notice": notice, "account_id": None}],
+        [
+            {
+                "service_request_id": case["public_code"],
+                "service_notice": notice,
+                "account_id": None,
+                "secret": result.get("secret"),
+            }
+        ],
         result["created"],
     )
 
 
 def _request(row: dict[str, Any], notes: dict[int, str | None], base_url: str) -> dict[str, Any]:
     closed = row["status"] in ("closed", "cancelled")
-    note = notes.get(row["id"])
+    # What a reader of a request sees quotes nobody's phone or the handler's name.
+    scrub = svc.personal_scrubber([(row["assignee"] or {}).get("name"), *row.get("_names", [])])
+    note = scrub(notes.get(row["id"]))
     responsible = (
         (row["department"] or {}).get("name") or (row["grid"] or {}).get("name") or "指挥中心"
     )
     return {
-        "service_request_id": row["code"],
+        "service_request_id": row["public_code"],
         "status": "closed" if closed else "open",
         "status_notes": row["status_name"] + (f"：{note}" if note else ""),
         "service_name": row["category_name"],
         "service_code": row["category"],
-        "description": row["description"],
+        "description": scrub(row["description"]),
         "agency_responsible": responsible,
         "service_notice": f"处置时限：{row['deadline']}" if row["deadline"] else "",
         "requested_datetime": row["created_at"],
         "updated_datetime": row["updated_at"],
         "expected_datetime": row["deadline"],
-        "address": row["address"] or "",
+        "address": scrub(row["address"]) or "",
         "address_id": None,
         "zipcode": None,
         "lat": row["point"]["lat"],
@@ -147,14 +159,19 @@ def get_requests(
     status: str | None = None,
     base_url: str = "",
     now: datetime | None = None,
+    scope: Any = None,
 ) -> list[dict[str, Any]]:
-    """Return GeoReport service requests: by id, or filtered (the last 90 days by default)."""
+    """Return GeoReport service requests: by id, or filtered (the last 90 days by default);
+    ``scope`` (an ``app.auth.policy.CaseScope``) narrows the filtered list to what it lets one see."""
     now = now or datetime.now(UTC)
     if ids:
         rows = []
-        for code in ids[:MAX_RESULTS]:
-            found = svc.list_cases(session, svc.CaseFilter(code=code), limit=1, now=now)["items"]
-            rows.extend(found)
+        for raw in ids[:MAX_RESULTS]:
+            case = public_cases.find(session, raw)
+            if case is None:
+                continue
+            found = svc.list_cases(session, svc.CaseFilter(code=case.code), limit=1, now=now)
+            rows.extend(found["items"])
     else:
         start = _parse_time("start_date", start_date)
         end = _parse_time("end_date", end_date)
@@ -172,7 +189,11 @@ def get_requests(
         rows = svc.list_cases(
             session,
             svc.CaseFilter(
-                category=service_code or None, status=states, created_from=start, created_to=end
+                category=service_code or None,
+                status=states,
+                created_from=start,
+                created_to=end,
+                **({"scope": scope} if scope is not None else {}),
             ),
             limit=MAX_RESULTS,
             now=now,
@@ -201,6 +222,19 @@ def get_requests(
                 {"ids": ids_},
             ).all()
         )
+        names = {
+            i: [reporter, *svc.routing_names(routing)]
+            for i, reporter, routing in session.execute(
+                text('SELECT id, reporter_name, routing FROM "case" WHERE id = ANY(:ids)'),
+                {"ids": ids_},
+            ).all()
+        }
+        for r in rows:
+            r["_names"] = names.get(r["id"], [])
     for r in rows:
-        r["photo"] = f"/api/cases/photos/{photos[r['id']]}" if r["id"] in photos else None
+        r["photo"] = (
+            f"/api/public/cases/{r['public_code']}/photos/{photos[r['id']]}"
+            if r["id"] in photos
+            else None
+        )
     return [_request(r, notes, base_url) for r in rows]

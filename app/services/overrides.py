@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.errors import BadParameter, Conflict, NotFound, ValidationFailed
-from app.models import Department, OverrideArea, Worker
+from app.models import Department, GridAssignment, OverrideArea, Worker
 from app.services.grids import collection
 from gis.crs import geodesic_area_m2, parse_crs, to_wgs84
 from gis.errors import CoordinateError
@@ -243,9 +243,21 @@ def list_areas(
     *,
     category: str | None = None,
     bbox: tuple[float, float, float, float] | None = None,
+    scope: frozenset[int] | None = None,
 ) -> dict[str, Any]:
-    """Return override areas as a FeatureCollection (filters: category, bbox)."""
-    where, params = ["TRUE"], {}
+    """Return override areas as a FeatureCollection (filters: category, bbox; ``scope``: those
+    reaching into these grids)."""
+    where: list[str] = ["TRUE"]
+    params: dict[str, Any] = {}
+    if scope is not None:
+        territory = (
+            "(SELECT ST_Union(t.geom) FROM grid t WHERE t.id = ANY(:scope) AND t.valid_to IS NULL"
+            " AND (t.parent_id IS NULL OR NOT t.parent_id = ANY(:scope)))"
+        )
+        where.append(
+            f"ST_Intersects(o.geom, {territory}) AND NOT ST_Touches(o.geom, {territory})"
+        )
+        params["scope"] = sorted(scope)
     if category:
         where.append(
             "(o.category = :category OR o.category = "
@@ -261,12 +273,20 @@ def list_areas(
     return collection([_area_feature(r) for r in rows])
 
 
-def keepers(session: Session) -> dict[str, Any]:
-    """Return who can keep an override area: the departments and the workers (id, code, name)."""
+def keepers(session: Session, scope: frozenset[int] | None = None) -> dict[str, Any]:
+    """Return who can keep an override area: the departments and the workers (id, code, name;
+    ``scope``: only the workers assigned to these grids)."""
     deps = session.execute(
         select(Department.id, Department.code, Department.name).order_by(Department.id)
     ).all()
-    workers = session.execute(select(Worker.id, Worker.code, Worker.name).order_by(Worker.id)).all()
+    query = select(Worker.id, Worker.code, Worker.name).order_by(Worker.id)
+    if scope is not None:
+        query = query.where(
+            Worker.id.in_(
+                select(GridAssignment.worker_id).where(GridAssignment.grid_id.in_(sorted(scope)))
+            )
+        )
+    workers = session.execute(query).all()
     return {
         "departments": [{"id": d.id, "code": d.code, "name": d.name} for d in deps],
         "workers": [{"id": w.id, "code": w.code, "name": w.name} for w in workers],

@@ -12,6 +12,7 @@ import pandas as pd
 import shapely
 
 from app.errors import BadParameter, ImportRejected
+from app.services import csv_safe
 from gis.crs import parse_crs, to_wgs84
 from gis.errors import GisError
 
@@ -166,7 +167,7 @@ def write_frame(frame: gpd.GeoDataFrame, path: str | Path, fmt: str | None = Non
             out.insert(0, "lon", geoms.x.round(7))
         else:
             out["wkt"] = geoms.to_wkt()
-        out.to_csv(path, index=False, encoding="utf-8")
+        csv_safe.frame_to_csv(out, path, index=False, encoding="utf-8")
         return path
     driver = {"geojson": "GeoJSON", "shapefile": "ESRI Shapefile", "gpkg": "GPKG"}[fmt]
     frame.to_file(path, driver=driver, engine="pyogrio")

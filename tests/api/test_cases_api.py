@@ -317,21 +317,26 @@ def test_photos_are_reencoded_without_exif_or_gps(client) -> None:  # type: igno
 
 def test_resident_page_api_shows_status_and_takes_the_rating(client) -> None:  # type: ignore[no-untyped-def]
     case = walk_to(client, "resolved")
-    public = client.get(f"/api/public/cases/{case['code']}").get_json()
+    code = case["public_code"]
+    public = client.get(f"/api/public/cases/{code}").get_json()
     assert public["status"] == "resolved" and public["can_rate"] is False
+    assert public["code"] == code and case["code"] not in str(public)
     assert "reporter_contact" not in public and "assignee" not in public
+    proof = {"phone": "13912345678"}  # the phone the report gave
     assert (
-        client.post(f"/api/public/cases/{case['code']}/rate", json={"satisfaction": 5}).status_code
+        client.post(f"/api/public/cases/{code}/rate", json={"satisfaction": 5, **proof}).status_code
         == 409
     )
     ok(act(client, case["id"], "verify", CENTRE))
     res = client.post(
-        f"/api/public/cases/{case['code']}/rate",
-        json={"satisfaction": 5, "solved": True, "note": "很及时"},
+        f"/api/public/cases/{code}/rate",
+        json={"satisfaction": 5, "solved": True, "note": "很及时", **proof},
     )
     assert res.status_code == 200
     assert res.get_json()["status"] == "closed" and res.get_json()["satisfaction"] == 5
     assert client.get("/api/public/cases/SJ0").status_code == 404
+    assert client.get(f"/api/public/cases/{case['code']}").status_code == 404
+    assert client.get(f"/api/public/cases/{case['id']}").status_code == 404
 
 
 def test_export_csv_and_excel_have_a_timestamp_for_every_state(client) -> None:  # type: ignore[no-untyped-def]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tests.api.case_helpers import CENTRE, POINT, act, handler_of, ok
 
 
@@ -28,7 +30,8 @@ def test_round_trip(client) -> None:  # type: ignore[no-untyped-def]
     res = client.post("/open311/v2/requests.json", data=form)
     assert res.status_code == 201, res.get_json()
     answer = res.get_json()
-    assert len(answer) == 1 and answer[0]["service_request_id"].startswith("SJ")
+    assert len(answer) == 1 and re.fullmatch(r"[0-9A-Z]{4}(-[0-9A-Z]{4}){3}", answer[0]["service_request_id"])
+    assert answer[0]["secret"]
     code = answer[0]["service_request_id"]
 
     one = client.get(f"/open311/v2/requests/{code}.json").get_json()
@@ -40,27 +43,31 @@ def test_round_trip(client) -> None:  # type: ignore[no-untyped-def]
     assert req["address"] == "馨苑小区1栋东侧" and req["expected_datetime"]
     assert req["status_notes"].startswith("已派单")
 
-    # The same request through the platform's own API.
-    case = client.get(f"/api/cases/{code}").get_json()
+    # The same request through the platform's own API (staff use the internal code).
+    listed = client.get("/api/cases?category=streetlight&limit=5000").get_json()["items"]
+    internal = next(c for c in listed if c["public_code"] == code)
+    assert internal["code"].startswith("SJ") and internal["code"] != code
+    code_internal = internal["code"]
+    case = client.get(f"/api/cases/{code_internal}").get_json()
     assert case["source"] == "resident" and case["status"] == "dispatched"
     assert case["reporter_contact"] == "138****1111" and case["reporter_name"] == "李**"
     assert case["reported"]["crs"] == "wgs84" and case["address"] == "馨苑小区1栋东侧"
 
     # Work done on the platform shows in Open311.
-    ok(act(client, code, "accept", handler_of(case)))
-    ok(act(client, code, "resolve", handler_of(case), note="已更换灯具"))
+    ok(act(client, code_internal, "accept", handler_of(case)))
+    ok(act(client, code_internal, "resolve", handler_of(case), note="已更换灯具"))
     req = client.get(f"/open311/v2/requests/{code}.json").get_json()[0]
     assert req["status"] == "open" and req["status_notes"] == "已反馈：已更换灯具"
-    ok(act(client, code, "verify", CENTRE))
-    ok(act(client, code, "rate", {"role": "resident"}, satisfaction=4))
+    ok(act(client, code_internal, "verify", CENTRE))
+    ok(act(client, code_internal, "rate", {"role": "resident"}, satisfaction=4))
     req = client.get(f"/open311/v2/requests/{code}.json").get_json()[0]
     assert req["status"] == "closed"
     listed = client.get("/open311/v2/requests.json?status=closed&service_code=streetlight")
     assert code in [r["service_request_id"] for r in listed.get_json()]
     open_ = client.get("/open311/v2/requests.json?status=open").get_json()
     assert code not in [r["service_request_id"] for r in open_]
-    both = client.get(f"/open311/v2/requests.json?service_request_id={code},SJ0").get_json()
-    assert [r["service_request_id"] for r in both] == [code]
+    both = client.get(f"/open311/v2/requests.json?service_request_id={code},{code}").get_json()
+    assert {r["service_request_id"] for r in both} == {code}
 
 
 def test_open311_errors_use_the_georeport_shape(client) -> None:  # type: ignore[no-untyped-def]
@@ -81,7 +88,9 @@ def test_idempotency_header_is_honoured(client) -> None:  # type: ignore[no-unty
     first = client.post("/open311/v2/requests.json", data=form, headers={"Idempotency-Key": "o-1"})
     again = client.post("/open311/v2/requests.json", data=form, headers={"Idempotency-Key": "o-1"})
     assert (first.status_code, again.status_code) == (201, 200)
-    assert first.get_json() == again.get_json()
+    # The retry names the same request; the secret is given only once (only its hash is kept).
+    assert first.get_json()[0]["secret"] and again.get_json()[0]["secret"] is None
+    assert {**first.get_json()[0], "secret": None} == again.get_json()[0]
 
 
 def test_media_posted_through_open311_is_served_back(client) -> None:  # type: ignore[no-untyped-def]

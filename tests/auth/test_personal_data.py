@@ -158,5 +158,5 @@ def test_a_reported_point_is_routed_the_same_for_a_resident(anon_client) -> None
     )
     assert res.status_code == 201
     body = res.get_json()
-    assert body["case"]["grid"] is not None
+    assert body["responsible"]["grid"] is not None and "case" not in body
     assert "13600002222" not in str(body)

@@ -83,16 +83,23 @@ def test_sign_in_use_the_emap_sign_out_and_the_old_cookie_is_dead(browser, live_
         assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Lax"
         assert page.evaluate("() => document.cookie").find("gridgov_session") == -1
         # A change from the page carries the CSRF token (the fetch wrapper adds it).
+        # (A batch locate: a POST the centre may make that changes nothing.)
+        points = (
+            '{"type": "FeatureCollection", "features": [{"type": "Feature", "id": 1, "properties": {},'
+            ' "geometry": {"type": "Point", "coordinates": [117.2287, 31.8149]}}]}'
+        )
         status = page.evaluate(
-            """() => fetch('/api/case-settings', {method: 'PUT', headers: {'Content-Type': 'application/json'},
-                                                  body: JSON.stringify({duplicate_radius_m: 50})}).then(r => r.status)"""
+            """(body) => fetch('/api/locate/batch', {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                                     body}).then(r => r.status)""",
+            points,
         )
         assert status == 200
         by_xhr = page.evaluate(
-            """() => new Promise(res => {
-                  const x = new XMLHttpRequest(); x.open('PUT', '/api/case-settings');
+            """(body) => new Promise(res => {
+                  const x = new XMLHttpRequest(); x.open('POST', '/api/locate/batch');
                   x.setRequestHeader('Content-Type', 'application/json');
-                  x.onload = () => res(x.status); x.send(JSON.stringify({duplicate_radius_m: 50})); })"""
+                  x.onload = () => res(x.status); x.send(body); })""",
+            points,
         )
         assert by_xhr == 200  # XHR gets the token too
         page.click("#gg-logout")

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app.services import cases as svc
 
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.I)
-PAGES = ("/cases/desk", "/cases/worker?worker=5", "/cases/track?code=SJ1", "/cases/kpi")
+PAGES = ("/cases/desk", "/cases/worker?worker=5", "/cases/track?code=0000-0000-0000-0000", "/cases/kpi")
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -81,7 +81,9 @@ def test_report_on_emap_handle_on_phone_verify_on_desk_rate_as_resident(
         done = page.wait_for_selector(".gg-reported", timeout=10000)
         code = done.get_attribute("data-code")
         worker = done.get_attribute("data-assignee")
+        public_code = done.get_attribute("data-public-code")
         assert code and code.startswith("SJ") and worker
+        assert public_code and len(public_code) == 19 and done.get_attribute("data-secret")
         assert target["name"] in done.inner_text()
         # The new case shows on the e-map's case layer.
         page.wait_for_function(
@@ -142,16 +144,17 @@ def test_report_on_emap_handle_on_phone_verify_on_desk_rate_as_resident(
         #    case closes, and whether the problem was solved is kept apart from that.
         page.goto(f"{live_server}/cases/track")
         page.wait_for_selector("html[data-track-ready='1']", timeout=20000)
-        page.fill("#case-code", code)
+        page.fill("#case-code", public_code)
         page.click("#lookup button[type=submit]")
         page.wait_for_selector("#rate-form", timeout=10000)
         status = page.inner_text("#case-status")
-        assert code in status and "已核查" in status
+        assert public_code in status and code not in status and "已核查" in status
         assert "已更换灯泡，恢复照明" in status  # the worker's report-back note
         assert page.locator("#case-status img.gg-thumb").count() == 1  # and the photo
         page.check("#rate-form input[name=satisfaction][value='4']")
         page.check("#rate-form input[name=solved][value='false']")
         page.fill("#rate-form textarea[name=note]", "处理及时，但灯又灭了")
+        page.fill("#rate-form input[name=proof]", "137 0000 1234")  # the phone of the report
         page.click("#rate-form button[type=submit]")
         rated = page.wait_for_selector(".gg-rated", timeout=10000)
         assert "已结案" in rated.inner_text() and "★★★★" in rated.inner_text()

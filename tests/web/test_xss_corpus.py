@@ -152,7 +152,7 @@ def _store(c: Corpus) -> None:
             "grid_code": OWN_MICRO, "head_name": p[:60], "head_phone": "13900000000", "tags": "",
             "linked_member_code": "W00010",
         }
-        for (x, y), p in zip(spots, PAYLOADS)
+        for (x, y), p in zip(spots, PAYLOADS, strict=True)
     ]
     c.api("admin", "POST", "/api/import/households", data={"file": (io.BytesIO(_csv(households)), "h.csv")})
     points = {
@@ -160,7 +160,7 @@ def _store(c: Corpus) -> None:
         "features": [
             {"type": "Feature", "geometry": {"type": "Point", "coordinates": [x, y]},
              "properties": {"name": p, "kind": "point", "radius_m": 300}}
-            for (x, y), p in zip(spots, PAYLOADS)
+            for (x, y), p in zip(spots, PAYLOADS, strict=True)
         ],
     }
     c.api("admin", "POST", "/api/import/service_points",
@@ -171,7 +171,7 @@ def _store(c: Corpus) -> None:
         "features": [
             {"type": "Feature", "geometry": {"type": "Point", "coordinates": [x, y]},
              "properties": {"code": f"XC{i}-{p[:20]}", "name": p, "kind": "fixed", "analytics": "true"}}
-            for i, ((x, y), p) in enumerate(zip(spots, PAYLOADS))
+            for i, ((x, y), p) in enumerate(zip(spots, PAYLOADS, strict=True))
         ],
     }
     c.api("admin", "POST", "/api/import/cameras",
@@ -188,15 +188,17 @@ def _store(c: Corpus) -> None:
                   "properties": {"name": p, "category": "垃圾暴露堆放", "department_code": f"XD{i}"}},
         )
     for i, p in enumerate(PAYLOADS):
+        # The reporter's name is another payload: public answers mask a name their text quotes.
         case = c.api(
             "admin", "POST", "/api/cases",
             json={"x": x, "y": y, "category": "road_occupation", "description": p, "address": p[:200],
-                  "reporter_name": p[:60], "reporter_contact": "13900000001", "source": "patrol"},
+                  "reporter_name": PAYLOADS[(i + 1) % len(PAYLOADS)][:60],
+                  "reporter_contact": "13900000001", "source": "patrol"},
         )
         cid = case.get("id") or case.get("case", {}).get("id")
         c.case_ids.append(cid)
         detail = c.api("admin", "GET", f"/api/cases/{cid}")
-        c.case_codes.append(detail["code"])
+        c.case_codes.append(detail["public_code"])
         c.api("admin", "POST", f"/api/cases/{cid}/actions/accept",
               json={"note": p, "version": detail["version"], "actor": {"role": "worker", "worker_id": detail["assignee"]["id"]}})
     c.stored["case descriptions"] = list(PAYLOADS)
@@ -397,5 +399,12 @@ def test_a_resident_sees_the_payloads_as_text(browser, corpus: Corpus) -> None: 
         for path in ("/login", "/cases/track"):
             v.open(path)
             v.check(path)
+        # A resident follows each case by its public code: the description shows as text.
+        for code, payload in zip(corpus.case_codes, PAYLOADS, strict=True):
+            v.open(f"/cases/track?code={code}")
+            v.page.wait_for_selector("#case-status .gg-case", timeout=10000)
+            shown = v.page.evaluate("() => document.getElementById('case-status').textContent")
+            assert payload in shown, payload
+            v.check(f"track {code}")
     finally:
         v.close()

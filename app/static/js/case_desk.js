@@ -51,6 +51,7 @@
       var photos = c.photos.map(function (p) { return '<img class="gg-thumb" src="' + C.esc(p.url) + '" alt="照片">'; }).join("");
       var html = '<section class="gg-case" data-code="' + C.esc(c.code) + '"><h3>' + C.esc(c.code) + " " + C.badge(c) + "</h3>" +
         "<p>" + C.esc(c.category_name) + " · " + C.esc(c.source_name) + " · 时限 " + C.time(c.deadline) + "</p>" +
+        '<p>居民查询码：<span class="gg-public-code">' + C.esc(c.public_code || "") + "</span></p>" +
         "<p>" + C.esc(c.description) + "</p><p>网格：" + C.esc(c.grid ? c.grid.name : "未定位") + "；处置人：" +
         C.esc(c.assignee ? c.assignee.name : (c.department ? c.department.name : "—")) + "（" + C.esc(c.escalation_name) + "）</p>" +
         (c.reporter_contact || c.reporter_name ? '<p>报告人：<span id="reporter">' + C.esc(c.reporter_name || "") + " " +

@@ -18,6 +18,7 @@
       }).join(" ") + "</fieldset>" +
         '<fieldset><legend>问题是否解决</legend><label><input type="radio" name="solved" value="true" checked> 已解决</label>' +
         '<label><input type="radio" name="solved" value="false"> 未解决</label></fieldset>' +
+        '<label>上报凭证或上报电话 <input name="proof" autocomplete="off" required value="' + C.esc(secretFromLink()) + '"></label>' +
         '<textarea name="note" placeholder="意见建议（选填）"></textarea><button type="submit">提交评价</button></form>';
     } else if (c.status === "closed") {
       html += '<p class="gg-rated">已结案' + (c.satisfaction ? "，满意度 " + "★★★★★".slice(0, c.satisfaction) : "") +
@@ -34,10 +35,21 @@
           note: form.note.value || null,
           version: c.version
         };
+        // The secret from the report's answer, or the phone given with the report: the server
+        // tries the value as either.
+        var proof = form.proof.value.trim();
+        body.secret = proof;
+        body.phone = proof;
         C.call("POST", "/api/public/cases/" + encodeURIComponent(c.code) + "/rate", body).then(render)
           .catch(function (err) { document.querySelector("#case-status .gg-msg").textContent = err.message; });
       });
     }
+  }
+
+  // A link from the report's answer may carry the secret after '#secret=' (never sent to a server).
+  function secretFromLink() {
+    var m = /(?:^#|&)secret=([^&]+)/.exec(location.hash || "");
+    return m ? decodeURIComponent(m[1]) : "";
   }
 
   function lookup(code) {
@@ -50,7 +62,7 @@
     document.getElementById("lookup").addEventListener("submit", function (ev) {
       ev.preventDefault();
       var code = document.getElementById("case-code").value.trim();
-      history.replaceState(null, "", "?code=" + encodeURIComponent(code));
+      history.replaceState(null, "", "?code=" + encodeURIComponent(code) + (location.hash || ""));
       lookup(code);
     });
     lookup(document.getElementById("case-code").value.trim()).then(function () {

@@ -76,8 +76,11 @@
             if (!res.ok) { out.innerHTML = '<p class="gg-error">' + esc(res.d.error && res.d.error.message) + "</p>"; return; }
             var c = res.d.case, owner = res.d.routing.owner;
             var dups = (res.d.duplicates || []).map(function (d) { return esc(d.code) + "（" + d.distance_m + " 米）"; }).join("、");
-            out.innerHTML = '<div class="gg-reported" data-code="' + esc(c.code) + '" data-assignee="' + esc(c.assignee ? c.assignee.id : "") + '">' +
-              "<p>已上报，事件编号 <strong>" + esc(c.code) + "</strong></p><p>所属网格：" + esc(c.grid ? c.grid.name : "未定位（转指挥中心）") + "</p>" +
+            out.innerHTML = '<div class="gg-reported" data-code="' + esc(c.code) + '" data-public-code="' + esc(c.public_code) +
+              '" data-secret="' + esc(res.d.secret || "") + '" data-assignee="' + esc(c.assignee ? c.assignee.id : "") + '">' +
+              "<p>已上报，事件编号 <strong>" + esc(c.code) + "</strong></p>" +
+              "<p>居民查询码 <strong>" + esc(c.public_code) + "</strong>" +
+              (res.d.secret ? "，评价凭证 <strong>" + esc(res.d.secret) + "</strong>（只显示这一次，请转告上报人）" : "") + "</p><p>所属网格：" + esc(c.grid ? c.grid.name : "未定位（转指挥中心）") + "</p>" +
               "<p>派单给：" + esc(owner ? owner.name + "（" + owner.role_name + "）" : "指挥中心") + "</p>" +
               "<p>处置时限：" + esc(c.deadline) + "</p>" + (dups ? "<p>附近可能重复：" + dups + "</p>" : "") + "</div>";
             form.querySelector("button").disabled = true;

@@ -1,0 +1,79 @@
+"""Spreadsheet cells that cannot attack the reader (OWASP CSV injection).
+
+A text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is read by
+Excel, LibreOffice and WPS as a formula (``=HYPERLINK(…)``, ``@SUM(…)``, ``-1+2``, DDE). Every
+CSV the app writes passes its text cells through ``neutralize``, which puts a single quote in
+front of such a value (shown as text, the quote hidden by the spreadsheet); numbers stay numbers,
+so a negative number in a numeric column keeps its value. Excel files write every text as a
+string cell (``xlsx_text_cells``), never as a formula.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralize(value: Any) -> Any:
+    """Return ``value`` safe for a CSV cell: text starting with a formula character is quoted."""
+    if isinstance(value, str) and value.startswith(TRIGGERS):
+        return "'" + value
+    return value
+
+
+def safe_row(row: Iterable[Any]) -> list[Any]:
+    return [neutralize(v) for v in row]
+
+
+def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return a copy of ``frame`` whose text cells (and column names) are neutralized."""
+    out = pd.DataFrame(frame).copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(neutralize)
+    out.columns = [neutralize(c) if isinstance(c, str) else c for c in out.columns]
+    return out
+
+
+def frame_to_csv(frame: pd.DataFrame, out: Any, **kwargs: Any) -> None:
+    """Write ``frame`` as CSV with neutralized text cells. Lines end with CRLF (RFC 4180), so a
+    carriage return or line feed inside a text cell is quoted and never splits a row."""
+    safe_frame(frame).to_csv(out, lineterminator="\r\n", **kwargs)
+
+
+def writer(buf: io.StringIO | Any) -> Any:
+    """A ``csv.writer`` whose rows are neutralized."""
+    inner = csv.writer(buf)
+
+    class _Safe:
+        def writerow(self, row: Iterable[Any]) -> Any:
+            return inner.writerow(safe_row(row))
+
+        def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
+            for row in rows:
+                inner.writerow(safe_row(row))
+
+    return _Safe()
+
+
+def xlsx_value(value: Any) -> Any:
+    """Return ``value`` as an Excel cell can hold it: control characters XML cannot carry
+    (which openpyxl refuses with an error) are dropped from text."""
+    if isinstance(value, str):
+        return ILLEGAL_CHARACTERS_RE.sub("", value)
+    return value
+
+
+def xlsx_text_cells(ws: Any) -> None:
+    """Make every text cell of an openpyxl worksheet a string cell, never a formula."""
+    for row in ws.iter_rows():
+        for cell in row:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"
