@@ -24,6 +24,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
 
+    from app.services.basemap import check_config
+
+    check_config(app.config)  # a basemap that cannot work is refused here, with the reason
+
     from app.db import Database
     from app.errors import register_error_handlers
 

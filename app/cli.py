@@ -19,11 +19,14 @@ LOGGER = logging.getLogger(__name__)
 
 def _app():  # type: ignore[no-untyped-def]
     from app import create_app
+    from app.services.basemap import BasemapConfigError
 
     try:
         return create_app()
     except EmbeddedDatabaseError as exc:
         raise click.ClickException(str(exc)) from exc
+    except BasemapConfigError as exc:
+        raise click.ClickException(f"basemap settings: {exc}") from exc
 
 
 def _fail(exc: AppError | GisError) -> click.ClickException:
@@ -135,6 +138,7 @@ def load_sample(force: bool) -> None:
             "households",
             "service_points",
             "cameras",
+            "basemap",
         ]
     ),
 )
@@ -151,8 +155,22 @@ def load_sample(force: bool) -> None:
     metavar="FIELD=COLUMN",
     help="Take FIELD from COLUMN (repeatable).",
 )
-def import_cmd(kind: str, path: Path, crs: str | None, mapping: tuple[str, ...]) -> None:
-    """Import a GeoJSON, Shapefile, GeoPackage or CSV (lon/lat columns) file; all or nothing."""
+@click.option(
+    "--kind",
+    "feature_kind",
+    default=None,
+    type=click.Choice(["road", "building", "water", "green", "rail"]),
+    help="basemap only: every feature of the file is of this kind (else the file's kind column).",
+)
+def import_cmd(
+    kind: str, path: Path, crs: str | None, mapping: tuple[str, ...], feature_kind: str | None
+) -> None:
+    """Import a GeoJSON, Shapefile, GeoPackage or CSV (lon/lat columns) file; all or nothing.
+
+    KIND basemap loads the e-map's own basemap (roads, buildings, water, green areas, rails):
+    columns kind, class, name, min_zoom (all optional with --kind)."""
+    if feature_kind and kind != "basemap":
+        raise click.UsageError("--kind applies to the basemap import only")
     from app.db import get_session, transaction
     from app.services import importer, tables
 
@@ -169,11 +187,42 @@ def import_cmd(kind: str, path: Path, crs: str | None, mapping: tuple[str, ...])
                     crs=crs,
                     mapping=tables.parse_mapping(list(mapping)),
                     progress=_progress(),
+                    feature_kind=feature_kind,
                 )
                 importer.refresh_household_counts(session)
         except (AppError, GisError) as exc:
             raise _fail(exc) from exc
     click.echo(f"imported {n} {kind} from {path.name} in {time.perf_counter() - started:.1f} s")
+
+
+@main.group()
+def basemap() -> None:
+    """The e-map's own basemap."""
+
+
+@basemap.command("build")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--min-zoom", default=8, show_default=True, type=click.IntRange(0, 22))
+@click.option("--max-zoom", default=16, show_default=True, type=click.IntRange(0, 22))
+def basemap_build(out: Path, min_zoom: int, max_zoom: int) -> None:
+    """Write the own basemap (imported roads, buildings, water …) to a PMTiles file OUT, for
+    GRIDGOV_BASEMAP_PMTILES (a file to copy to an intranet server, or to serve without the
+    database doing the cutting)."""
+    from app.db import get_session
+    from app.services import basemap as svc
+
+    app = _app()
+    started = time.perf_counter()
+    with app.app_context():
+        try:
+            counts = svc.build_pmtiles(get_session(), out, min_zoom=min_zoom, max_zoom=max_zoom)
+        except svc.BasemapConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"wrote {counts['tiles']} tiles ({counts['bytes'] / 1e6:.1f} MB of "
+        f"{counts['addressed']} addressed, zooms {min_zoom}–{max_zoom}) to {out} "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
 
 
 @main.command("export")

@@ -16,10 +16,17 @@ DEFAULTS: dict[str, Any] = {
     # same URL (one role for both, as before).
     "MIGRATION_DATABASE_URL": None,
     "JSON_AS_ASCII": False,
-    # Basemap of the e-map: "none", "tianditu" (needs TIANDITU_KEY) or "xyz" (BASEMAP_URL).
-    "BASEMAP": "none",
+    # Basemap of the e-map (app/services/basemap.py, README "Basemap"): "own" (the project's own
+    # roads, buildings and water as vector tiles), "pmtiles" (the file BASEMAP_PMTILES),
+    # "tianditu" (needs TIANDITU_KEY), "xyz" (BASEMAP_URL) or "none". None: "pmtiles" when
+    # BASEMAP_PMTILES is set, else "own". GCJ-02/BD-09 basemaps are refused at start-up.
+    "BASEMAP": None,
+    "BASEMAP_PMTILES": None,
     "BASEMAP_URL": None,
+    "BASEMAP_SUBDOMAINS": "abc",
     "BASEMAP_ATTRIBUTION": "",
+    "BASEMAP_MAX_ZOOM": None,
+    "BASEMAP_CRS": "wgs84",
     "TIANDITU_KEY": None,
     # Default service-circle radius (metres) and the five-minute-walk preset.
     "SERVICE_RADIUS_M": 1000.0,
@@ -46,8 +53,12 @@ ENV_KEYS = (
     "DATABASE_URL",
     "MIGRATION_DATABASE_URL",
     "BASEMAP",
+    "BASEMAP_PMTILES",
     "BASEMAP_URL",
+    "BASEMAP_SUBDOMAINS",
     "BASEMAP_ATTRIBUTION",
+    "BASEMAP_MAX_ZOOM",
+    "BASEMAP_CRS",
     "TIANDITU_KEY",
     "SECRET_KEY",
     "SERVICE_RADIUS_M",

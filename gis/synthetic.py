@@ -186,3 +186,122 @@ def metric_to_lonlat(
 def as_lines(geoms: list[BaseGeometry]) -> list[LineString]:
     """Return the LineStrings of a list of (multi)line geometries."""
     return [g for geom in geoms for g in shapely.get_parts(geom)]
+
+
+@dataclass(frozen=True)
+class SyntheticCity:
+    """A synthetic city district: a grid hierarchy that tiles exactly, households, roads and
+    buildings, all in lon/lat.
+
+    ``grids`` rows are (code, name, level, parent_code, polygon), parents before children;
+    levels 1 street, 2 community, 3 grid, 4 micro-grid. Siblings share their edges exactly and
+    every child is made of the same vertices as its parent's outline, so the hierarchy rules hold.
+    """
+
+    grids: list[tuple[str, str, int, str | None, Polygon]]
+    households: np.ndarray  # (n, 2) lon/lat
+    household_grid: np.ndarray  # (n,) index into the micro-grids (level-4 rows, in order)
+    roads: list[tuple[str, LineString]]  # (class, line)
+    buildings: list[Polygon]
+
+
+def city(
+    micro_grids: int,
+    households: int,
+    *,
+    seed: int = 0,
+    cell_m: float = 60.0,
+    centre: tuple[float, float] = DEFAULT_CENTRE,
+    buildings: bool = False,
+) -> SyntheticCity:
+    """Make a city of about ``micro_grids`` micro-grids (a square lattice of jittered cells,
+    4×4 micro-grids a grid, 4×4 grids a community, 5×5 communities a street) and ``households``
+    households spread over the micro-grids. Roads run along the grid and community edges.
+    ``buildings`` adds one building footprint per micro-grid (for a basemap)."""
+    rng = np.random.default_rng(seed)
+    n = max(4, int(np.ceil(np.sqrt(micro_grids) / 4.0)) * 4)  # cells a side, a multiple of 4
+    # Lattice vertices, jittered by up to 15 % of a cell (quads stay convex).
+    jitter = rng.uniform(-0.15, 0.15, (n + 1, n + 1, 2)) * cell_m
+    jitter[0, :, :] = jitter[-1, :, :] = jitter[:, 0, :] = jitter[:, -1, :] = 0.0
+    ii, jj = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
+    vx = ii * cell_m + jitter[:, :, 0]
+    vy = jj * cell_m + jitter[:, :, 1]
+    size = n * cell_m
+    to_lonlat = metric_to_lonlat(centre, size, size)
+    flat = to_lonlat(np.column_stack([vx.ravel(), vy.ravel()]))
+    lon = flat[:, 0].reshape(n + 1, n + 1)
+    lat = flat[:, 1].reshape(n + 1, n + 1)
+
+    def block(i0: int, j0: int, k: int) -> Polygon:
+        """The polygon of the k×k cells from (i0, j0) (fewer at the city's edge), through every
+        lattice vertex on its edge."""
+        ki, kj = min(k, n - i0), min(k, n - j0)
+        ring = (
+            [(i, j0) for i in range(i0, i0 + ki)]
+            + [(i0 + ki, j) for j in range(j0, j0 + kj)]
+            + [(i, j0 + kj) for i in range(i0 + ki, i0, -1)]
+            + [(i0, j) for j in range(j0 + kj, j0, -1)]
+        )
+        return Polygon([(lon[i, j], lat[i, j]) for i, j in ring])
+
+    grids: list[tuple[str, str, int, str | None, Polygon]] = []
+    sizes = {1: 80, 2: 16, 3: 4, 4: 1}  # cells a side of a grid of each level
+    micro_index: dict[tuple[int, int], int] = {}
+    code_of: dict[tuple[int, int, int], str] = {}
+    for level in (1, 2, 3, 4):
+        k = min(sizes[level], n)
+        counters: dict[str | None, int] = {}
+        for i0 in range(0, n, k):
+            for j0 in range(0, n, k):
+                parent = None
+                if level > 1:
+                    pk = min(sizes[level - 1], n)
+                    parent = code_of[(level - 1, i0 // pk * pk, j0 // pk * pk)]
+                counters[parent] = counters.get(parent, 0) + 1
+                c = counters[parent]
+                code = f"C{c:03d}" if parent is None else f"{parent}{c:03d}" if level < 4 else f"{parent}{c:02d}"
+                code_of[(level, i0, j0)] = code
+                name = {1: "街道", 2: "社区", 3: "网格", 4: "微网格"}[level]
+                grids.append((code, f"{code}{name}", level, parent, block(i0, j0, k)))
+                if level == 4:
+                    micro_index[(i0, j0)] = len(micro_index)
+    # Households: points inside their cell (bilinear in a convex quad, kept off the edges).
+    cells = np.array(sorted(micro_index, key=micro_index.get))
+    pick = rng.integers(0, len(cells), households)
+    u = rng.uniform(0.1, 0.9, households)
+    v = rng.uniform(0.1, 0.9, households)
+    ci, cj = cells[pick, 0], cells[pick, 1]
+
+    def corner(di: int, dj: int) -> tuple[np.ndarray, np.ndarray]:
+        return vx[ci + di, cj + dj], vy[ci + di, cj + dj]
+
+    (x00, y00), (x10, y10), (x01, y01), (x11, y11) = (
+        corner(0, 0), corner(1, 0), corner(0, 1), corner(1, 1)
+    )
+    hx = (1 - u) * (1 - v) * x00 + u * (1 - v) * x10 + (1 - u) * v * x01 + u * v * x11
+    hy = (1 - u) * (1 - v) * y00 + u * (1 - v) * y10 + (1 - u) * v * y01 + u * v * y11
+    points = to_lonlat(np.column_stack([hx, hy]))
+    # Roads along grid (minor) and community (primary) edges, street edges (trunk).
+    roads: list[tuple[str, LineString]] = []
+    for step, cls in ((4, "minor"), (16, "primary"), (80, "trunk")):
+        for i in range(0, n + 1, step):
+            if cls == "minor" and i % 16 == 0 or cls == "primary" and i % 80 == 0:
+                continue
+            roads.append((cls, LineString(np.column_stack([lon[i, :], lat[i, :]]))))
+            roads.append((cls, LineString(np.column_stack([lon[:, i], lat[:, i]]))))
+    footprints: list[Polygon] = []
+    if buildings:
+        for i0, j0 in cells:
+            cx = (vx[i0, j0] + vx[i0 + 1, j0 + 1]) / 2
+            cy = (vy[i0, j0] + vy[i0 + 1, j0 + 1]) / 2
+            box = np.array(
+                [[cx - 15, cy - 6], [cx + 15, cy - 6], [cx + 15, cy + 6], [cx - 15, cy + 6]]
+            )
+            footprints.append(Polygon(to_lonlat(box)))
+    return SyntheticCity(
+        grids=grids,
+        households=points,
+        household_grid=pick,
+        roads=roads,
+        buildings=footprints,
+    )

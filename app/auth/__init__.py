@@ -241,7 +241,7 @@ def _before_request():  # type: ignore[no-untyped-def]
             args["_body"] = _json_body()
         authorize(get_session, p, endpoint, args)
     except Unauthenticated:
-        if not request.path.startswith(("/api/", "/open311/", "/tiles/")) and request.method == "GET":
+        if not request.path.startswith(("/api/", "/open311/", "/tiles/", "/basemap/")) and request.method == "GET":
             return redirect(url_for("auth_pages.login_page", next=request.full_path.rstrip("?")))
         raise
     return None
@@ -266,20 +266,10 @@ def _after_request(response):  # type: ignore[no-untyped-def]
 
 
 def tile_origins() -> list[str]:
-    """The origins of the configured basemap's tiles, for the CSP."""
-    cfg = current_app.config
-    basemap = (cfg.get("BASEMAP") or "none").lower()
-    if basemap == "tianditu":
-        return ["https://*.tianditu.gov.cn"]
-    url = cfg.get("BASEMAP_URL")
-    if url:
-        parts = urlsplit(url.replace("{s}", "a"))
-        if parts.scheme and parts.netloc:
-            host = parts.netloc
-            if "{s}" in url:
-                host = "*." + host.split(".", 1)[1] if "." in host else host
-            return [f"{parts.scheme}://{host}"]
-    return []
+    """The origins of the configured basemap's tiles, for the CSP (app.services.basemap)."""
+    from app.services.basemap import tile_origins as origins
+
+    return origins(current_app.config)
 
 
 def content_security_policy(nonce: str) -> str:
@@ -290,7 +280,7 @@ def content_security_policy(nonce: str) -> str:
         "style-src 'self' 'unsafe-inline'; "
         f"img-src 'self' data: blob: {tiles}".rstrip()
         + "; "
-        "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+        f"font-src 'self' data:; connect-src 'self' {tiles}".rstrip() + "; object-src 'none'; base-uri 'self'; "
         "form-action 'self'; frame-ancestors 'none'"
     )
 

@@ -516,6 +516,8 @@ RULES: dict[str, Rule] = {
     "emap.emap": Rule(STAFF),
     "emap.layers": Rule(STAFF),
     "tiles.tile": Rule(STAFF),
+    "basemap.archive": Rule(STAFF),
+    "basemap.tile": Rule(STAFF),
     "auth_pages.login_page": PUBLIC,
     "auth_pages.login_submit": PUBLIC,
     "auth_pages.logout_page": PUBLIC,

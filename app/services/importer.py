@@ -41,6 +41,18 @@ KINDS = (
     "service_points",
     "cameras",
 )
+# The project's own basemap (roads, buildings, water …): a CLI import (`gridgov import basemap`),
+# not one of the HTTP import kinds.
+BASEMAP_KIND = "basemap"
+SAMPLE_BASEMAP = (
+    # (file, basemap kind for every row or None for the file's own column, field mapping)
+    ("roads.geojson", "road", {"class": "kind"}),
+    ("basemap.geojson", None, {}),
+)
+# Road classes as files name them → the basemap's classes (which set the zoom they appear at).
+ROAD_CLASSES = {"main": "primary", "arterial": "primary", "lane": "minor", "residential": "minor",
+                "service": "minor", "street": "minor"}
+LINE_KINDS = ("road", "rail")
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "sample_boundaries"
 SAMPLE_FILES = {
     "departments": "departments.csv",
@@ -93,13 +105,22 @@ def import_file(
     mapping: Mapping[str, str] | None = None,
     progress: Progress = _noop,
     scope: frozenset[int] | None = None,
+    feature_kind: str | None = None,
 ) -> int:
     """Import one file of the given kind; return the number of records loaded.
 
     ``scope`` (the importing account's grids; None: every grid) admits only records that fall
     in those grids — households, cameras and service points by location, assignments by grid —
     and refuses the whole file otherwise, naming each record. Other kinds take no scope.
+    ``feature_kind`` (kind ``basemap`` only) gives every row that basemap kind (road, building,
+    water, green, rail) instead of the file's ``kind`` column.
     """
+    if kind == BASEMAP_KIND:
+        if scope is not None:
+            raise BadParameter("kind", "basemap features belong to no grid: they cannot be scoped")
+        frame = tables.read_records(path, crs=crs, mapping=mapping, need_geometry=True)
+        progress("read", len(frame), len(frame))
+        return import_basemap(session, frame, source=Path(path).name, kind=feature_kind)
     if kind not in KINDS:
         raise BadParameter("kind", f"unknown kind '{kind}' (use {', '.join(KINDS)})")
     if scope is not None and kind not in SCOPED_KINDS:
@@ -168,30 +189,53 @@ def import_grids(
     Checks: code, name and level present; level 1–5 and deeper than the parent; (Multi)Polygon,
     valid; a child lies inside its parent and siblings don't overlap (checked in PostGIS after the
     insert, inside the same transaction).
+
+    Linear in the number of grids: the checks of a row read plain lists (validity for all rows
+    in one vectorised call), the grids go in with one COPY per level (a parent's level before
+    its children's, parent ids looked up per level), and the hierarchy checks are two set-based
+    queries that use the spatial and parent indexes.
     """
     _require(frame, source, ("code", "name", "level"))
     problems: list[dict[str, Any]] = []
-    existing = {g.code: g for g in session.scalars(select(Grid).where(Grid.valid_to.is_(None)))}
+    existing = dict(
+        session.execute(
+            select(Grid.code, Grid.level).where(Grid.valid_to.is_(None))
+        ).all()
+    )
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for i in range(len(frame)):
-        row = frame.iloc[i]
+    n = len(frame)
+    codes = [_str(v) for v in frame["code"]]
+    names = [_str(v) for v in frame["name"]]
+    raw_levels = list(frame["level"])
+    parents = [_str(v) for v in frame["parent_code"]] if "parent_code" in frame.columns else [""] * n
+    kinds = (
+        [_str(v) or "comprehensive" for v in frame["kind"]]
+        if "kind" in frame.columns
+        else ["comprehensive"] * n
+    )
+    geoms = np.asarray(frame.geometry.values, dtype=object)
+    polygonal = np.array(
+        [g is not None and g.geom_type in ("Polygon", "MultiPolygon") for g in geoms], dtype=bool
+    )
+    valid = np.zeros(n, dtype=bool)
+    if polygonal.any():
+        valid[polygonal] = shapely.is_valid(geoms[polygonal])
+    for i in range(n):
         where = _where(frame, i)
-        code = _str(row["code"])
-        geom = row.geometry
+        code = codes[i]
+        geom = geoms[i]
         try:
-            level = int(float(_str(row["level"])))
+            level = int(float(_str(raw_levels[i])))
         except ValueError:
             problems.append(
-                {"where": where, "field": "level", "reason": f"not a number: '{row['level']}'"}
+                {"where": where, "field": "level", "reason": f"not a number: '{raw_levels[i]}'"}
             )
             continue
-        parent = _str(row.get("parent_code")) if "parent_code" in frame.columns else ""
-        kind = (
-            _str(row.get("kind")) or "comprehensive" if "kind" in frame.columns else "comprehensive"
-        )
+        parent = parents[i]
+        kind = kinds[i]
         reason = None
-        if not code or not _str(row["name"]):
+        if not code or not names[i]:
             reason = ("code", "code and name are required")
         elif not code.replace("-", "").replace("_", "").isalnum():
             reason = ("code", f"code '{code}' may hold only letters, digits, - and _")
@@ -203,9 +247,9 @@ def import_grids(
             reason = ("kind", f"kind '{kind}' is not comprehensive or dedicated")
         elif geom is None or geom.is_empty:
             reason = ("geometry", "no geometry")
-        elif geom.geom_type not in ("Polygon", "MultiPolygon"):
+        elif not polygonal[i]:
             reason = ("geometry", f"{geom.geom_type} is not a Polygon or MultiPolygon")
-        elif not geom.is_valid:
+        elif not valid[i]:
             reason = ("geometry", f"invalid geometry: {shapely.is_valid_reason(geom)}")
         elif level > 1 and not parent:
             reason = ("parent_code", f"a level-{level} grid needs a parent_code")
@@ -219,14 +263,14 @@ def import_grids(
             {
                 "where": where,
                 "code": code,
-                "name": _str(row["name"]),
+                "name": names[i],
                 "level": level,
                 "kind": kind,
                 "parent": parent or None,
                 "geom": geom,
             }
         )
-    levels = {r["code"]: r["level"] for r in rows} | {c: g.level for c, g in existing.items()}
+    levels = {r["code"]: r["level"] for r in rows} | existing
     for r in rows:
         if r["parent"] and r["parent"] not in levels:
             problems.append(
@@ -248,25 +292,37 @@ def import_grids(
             )
     if problems:
         raise ImportRejected(source, problems)
-    ids = dict((c, g.id) for c, g in existing.items())
+    ids = dict(
+        session.execute(select(Grid.code, Grid.id).where(Grid.valid_to.is_(None))).all()
+    )
     new_ids: list[int] = []
-    where_of: dict[str, str] = {}
-    for r in sorted(rows, key=lambda r: r["level"]):
-        grid = Grid(
-            code=r["code"],
-            name=r["name"],
-            level=r["level"],
-            kind=r["kind"],
-            parent_id=ids.get(r["parent"]) if r["parent"] else None,
-            geom=from_shape(r["geom"], srid=4326),
-            area_m2=geodesic_area_m2(r["geom"]),
+    where_of = {r["code"]: r["where"] for r in rows}
+    done = 0
+    for level in sorted({r["level"] for r in rows}):
+        group = [r for r in rows if r["level"] == level]
+        shapes = np.asarray([r["geom"] for r in group], dtype=object)
+        out = pd.DataFrame(
+            {
+                "code": [r["code"] for r in group],
+                "name": [r["name"] for r in group],
+                "level": level,
+                "kind": [r["kind"] for r in group],
+                "parent_id": pd.array(
+                    [ids[r["parent"]] if r["parent"] else None for r in group], dtype="Int64"
+                ),
+                "geom": shapely.to_wkb(shapely.set_srid(shapes, 4326), hex=True, include_srid=True),
+                "area_m2": [repr(geodesic_area_m2(g)) for g in shapes],
+            }
         )
-        session.add(grid)
-        session.flush()
-        ids[r["code"]] = grid.id
-        new_ids.append(grid.id)
-        where_of[r["code"]] = r["where"]
-    progress("grids", len(rows), len(rows))
+        copy_frame(session, "grid", out)
+        for code, gid in session.execute(
+            text("SELECT code, id FROM grid WHERE valid_to IS NULL AND code = ANY(:codes)"),
+            {"codes": list(out["code"])},
+        ):
+            ids[code] = gid
+            new_ids.append(gid)
+        done += len(group)
+        progress("grids", done, len(rows))
     problems = check_topology(session, new_ids)
     if problems:
         for p in problems:
@@ -285,8 +341,9 @@ def check_topology(session: Session, grid_ids: list[int]) -> list[dict[str, Any]
             """
             SELECT c.code, p.code AS parent, ST_Area(ST_Difference(c.geom, p.geom)::geography) AS a,
                    ST_AsGeoJSON(ST_PointOnSurface(ST_Difference(c.geom, p.geom)), 7) AS loc
-            FROM grid c JOIN grid p ON p.id = c.parent_id
-            WHERE c.id = ANY(:ids) AND NOT ST_CoveredBy(c.geom, p.geom)
+            FROM unnest(CAST(:ids AS integer[])) AS n(id)
+            JOIN grid c ON c.id = n.id JOIN grid p ON p.id = c.parent_id
+            WHERE NOT ST_CoveredBy(c.geom, p.geom)
             """
         ),
         {"ids": grid_ids},
@@ -306,10 +363,19 @@ def check_topology(session: Session, grid_ids: list[int]) -> list[dict[str, Any]
             """
             SELECT a.code, b.code, ST_Area(ST_Intersection(a.geom, b.geom)::geography) AS a,
                    ST_AsGeoJSON(ST_PointOnSurface(ST_Intersection(a.geom, b.geom)), 7) AS loc
-            FROM grid a JOIN grid b
-              ON a.parent_id IS NOT DISTINCT FROM b.parent_id AND a.id <> b.id
-             AND a.valid_to IS NULL AND b.valid_to IS NULL AND ST_Intersects(a.geom, b.geom)
-            WHERE a.id = ANY(:ids) AND (b.id <> ALL(:ids) OR a.id < b.id)
+            FROM unnest(CAST(:ids AS integer[])) AS n(id)
+            JOIN grid a ON a.id = n.id
+            -- Candidates by the spatial index alone (OFFSET 0 keeps the other conditions out of
+            -- this scan: the planner, without statistics for rows just loaded, would otherwise
+            -- AND the partial code index into every probe, reading it whole each time).
+            CROSS JOIN LATERAL (
+                SELECT g.id, g.code, g.geom, g.parent_id, g.valid_to FROM grid g
+                WHERE g.geom && a.geom OFFSET 0
+            ) b
+            LEFT JOIN unnest(CAST(:ids AS integer[])) AS nb(id) ON nb.id = b.id
+            WHERE a.valid_to IS NULL AND b.valid_to IS NULL AND a.id <> b.id
+              AND a.parent_id IS NOT DISTINCT FROM b.parent_id
+              AND (nb.id IS NULL OR a.id < b.id) AND ST_Intersects(a.geom, b.geom)
               AND ST_Relate(a.geom, b.geom, '2********')
             """
         ),
@@ -326,6 +392,85 @@ def check_topology(session: Session, grid_ids: list[int]) -> list[dict[str, Any]
                 }
             )
     return problems
+
+
+def import_basemap(
+    session: Session,
+    frame: gpd.GeoDataFrame,
+    *,
+    source: str,
+    kind: str | None = None,
+    progress: Progress = _noop,
+) -> int:
+    """Load basemap features (kind, class, name, min_zoom — all optional but the kind, which
+    ``kind`` may give for the whole file). Roads and rails are lines, the rest polygons; a
+    missing min_zoom comes from the kind and class (app.services.basemap.min_zoom)."""
+    from app.models.maps import BASEMAP_KINDS
+    from app.services.basemap import min_zoom
+
+    if kind is not None and kind not in BASEMAP_KINDS:
+        raise BadParameter("kind", f"basemap kind '{kind}' is not one of {', '.join(BASEMAP_KINDS)}")
+    if kind is None:
+        _require(frame, source, ("kind",))
+    n = len(frame)
+    kinds = [kind] * n if kind else [_str(v).lower() for v in frame["kind"]]
+    classes = [_str(v).lower() for v in frame["class"]] if "class" in frame.columns else [""] * n
+    names = [_str(v) for v in frame["name"]] if "name" in frame.columns else [""] * n
+    zooms = [_str(v) for v in frame["min_zoom"]] if "min_zoom" in frame.columns else [""] * n
+    geoms = np.asarray(frame.geometry.values, dtype=object)
+    valid = shapely.is_valid(geoms)
+    problems: list[dict[str, Any]] = []
+    rows: list[tuple[str, str | None, str | None, int, Any]] = []
+    for i in range(n):
+        k, cls, geom = kinds[i], classes[i], geoms[i]
+        if k == "road":
+            cls = ROAD_CLASSES.get(cls, cls)
+        reason = None
+        zoom = 0
+        if k not in BASEMAP_KINDS:
+            reason = ("kind", f"kind '{k}' is not one of {', '.join(BASEMAP_KINDS)}")
+        elif len(cls) > 20:
+            reason = ("class", f"class '{cls[:30]}…' is longer than 20 characters")
+        elif len(names[i]) > 120:
+            reason = ("name", "name is longer than 120 characters")
+        elif geom is None or geom.is_empty:
+            reason = ("geometry", "no geometry")
+        elif k in LINE_KINDS and geom.geom_type not in ("LineString", "MultiLineString"):
+            reason = ("geometry", f"a {k} must be a LineString or MultiLineString, not {geom.geom_type}")
+        elif k not in LINE_KINDS and geom.geom_type not in ("Polygon", "MultiPolygon"):
+            reason = ("geometry", f"a {k} must be a Polygon or MultiPolygon, not {geom.geom_type}")
+        elif not valid[i]:
+            reason = ("geometry", f"invalid geometry: {shapely.is_valid_reason(geom)}")
+        else:
+            try:
+                zoom = int(float(zooms[i])) if zooms[i] else min_zoom(k, cls)
+            except ValueError:
+                zoom = -1
+            if not 0 <= zoom <= 22:
+                reason = ("min_zoom", f"min_zoom '{zooms[i]}' is not a whole number 0–22")
+        if reason:
+            problems.append({"where": _where(frame, i), "field": reason[0], "reason": reason[1]})
+            continue
+        rows.append((k, cls or None, names[i] or None, zoom, geom))
+    if problems:
+        raise ImportRejected(source, problems[:1000])
+    if not rows:
+        return 0
+    out = pd.DataFrame(
+        {
+            "kind": [r[0] for r in rows],
+            "class": [r[1] for r in rows],
+            "name": [r[2] for r in rows],
+            "min_zoom": [r[3] for r in rows],
+            "geom": shapely.to_wkb(
+                shapely.set_srid(np.asarray([r[4] for r in rows], dtype=object), 4326),
+                hex=True,
+                include_srid=True,
+            ),
+        }
+    )
+    copy_frame(session, "basemap_feature", out, progress=progress)
+    return len(rows)
 
 
 def import_workers(
@@ -778,6 +923,13 @@ def load_directory(
         path = folder / SAMPLE_FILES[kind]
         if path.exists():
             counts[kind] = import_file(session, kind, path, crs=crs, progress=progress)
+    for name, kind, mapping in SAMPLE_BASEMAP:
+        path = folder / name
+        if path.exists():
+            counts[f"basemap {name}"] = import_file(
+                session, BASEMAP_KIND, path, crs=crs, mapping=mapping, feature_kind=kind,
+                progress=progress,
+            )
     refresh_household_counts(session)
     return counts
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.web import cases, emap, tiles, vendor
+from app.web import basemap, cases, emap, tiles, vendor
 
-BLUEPRINTS = [emap.bp, vendor.bp, cases.bp, tiles.bp]
+BLUEPRINTS = [emap.bp, vendor.bp, cases.bp, tiles.bp, basemap.bp]
 
 
 def register(app: Flask) -> None:

@@ -139,6 +139,8 @@ class Generator:
         self.assignments: list[dict] = []
         self.service_points: list[dict] = []
         self.cameras: list[dict] = []
+        self.buildings: list[tuple[float, float, str]] = []  # metres, for the basemap
+        self.basemap: list[dict] = []
         self._phones: set[str] = set()
 
     # -- helpers ------------------------------------------------------------------------------
@@ -205,6 +207,7 @@ class Generator:
             x, y = lat.point_in_cell(*cell)
             lon, la = self.lonlat(x, y)
             bno = f"{estate}{b + 1}栋"
+            self.buildings.append((x, y, bno))
             for k in range(int(count)):
                 unit = str(k % 3 + 1)
                 room = f"{k // 6 + 1}0{k % 2 + 1}"
@@ -321,6 +324,34 @@ class Generator:
                         )
                         self.link_members(idx, mcode, (10, 20))
         self.street_places(lat, areas)
+        self.street_basemap(lat, road_i, road_j)
+
+    def street_basemap(self, lat: Lattice, road_i: int, road_j: int) -> None:
+        """Minor roads, a river, a lake and parks of the street for the basemap (no random draws,
+        so the other files stay as they were)."""
+        for i in range(2, 26, 2):
+            if i != road_i:
+                self.basemap_feature("road", "minor", "", geometry.LineString(lat.line(i=i, span=(0, 20))))
+        for j in range(2, 20, 3):
+            if j != road_j:
+                self.basemap_feature("road", "minor", "", geometry.LineString(lat.line(j=j, span=(0, 26))))
+        x0, x1 = lat.nodes[0, 0][0] - 300.0, lat.nodes[26, 0][0] + 300.0
+        xs = np.linspace(x0, x1, 40)
+        south = lat.nodes[0, 0][1] - 60.0
+        bank = south - 25.0 * np.sin(xs / 180.0)
+        river = geometry.Polygon(
+            list(zip(xs, bank, strict=True)) + list(zip(xs[::-1], bank[::-1] - 70.0, strict=True))
+        )
+        self.basemap_feature("water", "river", "南淝河", river)
+        self.basemap_feature("green", "park", "滨河公园", river.buffer(45.0).difference(river))
+        park = geometry.Polygon(
+            [tuple(lat.nodes[19, 14]), tuple(lat.nodes[21, 14]), tuple(lat.nodes[21, 16]), tuple(lat.nodes[19, 16])]
+        ).buffer(-12.0)
+        self.basemap_feature("green", "park", "安和公园", park)
+        self.basemap_feature("water", "lake", "镜湖", park.centroid.buffer(35.0, quad_segs=8))
+
+    def basemap_feature(self, kind: str, cls: str, name: str, geom) -> None:  # type: ignore[no-untyped-def]
+        self.basemap.append({"kind": kind, "class": cls, "name": name, "geom": self.geo(geom)})
 
     def secondary_roads(self, lat: Lattice, crect: Rect, cname: str) -> None:
         i0, j0, i1, j1 = crect
@@ -473,6 +504,22 @@ class Generator:
         ]
         (HERE / "cameras.geojson").write_text(
             json.dumps(fc(cams), ensure_ascii=False, indent=0) + "\n", encoding="utf-8"
+        )
+        buildings = [
+            {"kind": "building", "class": "residential", "name": name, "geom": self.geo(
+                geometry.box(x - 14.0, y - 5.5, x + 14.0, y + 5.5))}
+            for x, y, name in self.buildings
+        ]
+        features = [
+            {
+                "type": "Feature",
+                "properties": {"kind": f["kind"], "class": f["class"], "name": f["name"]},
+                "geometry": _rounded(f["geom"]),
+            }
+            for f in self.basemap + buildings
+        ]
+        (HERE / "basemap.geojson").write_text(
+            json.dumps(fc(features), ensure_ascii=False, indent=0) + "\n", encoding="utf-8"
         )
         _csv(HERE / "households.csv", self.households)
         _csv(HERE / "workers.csv", self.workers)

@@ -106,6 +106,9 @@ CALLS: list[Call] = [
     Call("favicon", "GET", "/favicon.ico", EVERYONE, {204}),
     Call("static", "GET", "/static/js/auth.js", EVERYONE, {200}),
     Call("vendor", "GET", "/vendor/leaflet/leaflet.js", EVERYONE, {200}),
+    # the PMTiles basemap (none configured in the tests: 404 for those who may read it)
+    Call("basemap file", "GET", "/basemap/basemap.pmtiles", PEOPLE, {404}),
+    Call("basemap tile", "GET", "/basemap/tiles/15/0/0", PEOPLE, {404}),
     # accounts and audit
     Call("login api", "POST", "/api/auth/login", EVERYONE, {401}, body={"username": "nobody", "password": "Wrong-pass-1"}),
     Call("logout api", "POST", "/api/auth/logout", EVERYONE, {200}, body={}),

@@ -209,3 +209,57 @@ def test_households_given_in_a_gauss_kruger_zone(db_session, tmp_path: Path) -> 
         )
     ).scalar()
     assert got == code
+
+
+def test_a_bad_grid_among_thousands_is_named(db_session, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The bulk path (COPY per level, set-based hierarchy checks) still names each bad record."""
+    import shapely
+
+    from gis.synthetic import city
+
+    c = city(2500, 0, seed=3, centre=(110.0, 25.0))
+    frame = gpd.GeoDataFrame(
+        {
+            "code": [g[0] for g in c.grids],
+            "name": [g[1] for g in c.grids],
+            "level": [g[2] for g in c.grids],
+            "parent_code": [g[3] or "" for g in c.grids],
+        },
+        geometry=[g[4] for g in c.grids],
+        crs=4326,
+    )
+    micro = frame.index[frame["level"] == 4]
+    assert len(micro) >= 2500
+    shifted, outside, invalid = int(micro[1234]), int(micro[2001]), int(micro[77])
+    frame.loc[shifted, "geometry"] = shapely.affinity.translate(
+        frame.geometry[shifted], xoff=0.0002
+    )  # about 20 m into its eastern sibling
+    frame.loc[outside, "geometry"] = shapely.affinity.translate(
+        frame.geometry[outside], xoff=0.05
+    )  # far outside its parent
+    path = tmp_path / "city.geojson"
+    good = frame.geometry[invalid]
+    frame.loc[invalid, "geometry"] = shapely.Polygon(
+        [(110, 25), (110.001, 25.001), (110.001, 25), (110, 25.001), (110, 25)]
+    )
+    frame.to_file(path, driver="GeoJSON")
+    before = _count(db_session, "grid")
+    with pytest.raises(ImportRejected) as err:
+        importer.import_file(db_session, "grids", path)
+    assert [(p["where"], p["code"]) for p in err.value.problems] == [
+        (f"feature {invalid + 1}", frame["code"][invalid])
+    ]
+    assert _count(db_session, "grid") == before
+    frame.loc[invalid, "geometry"] = good
+    frame.to_file(path, driver="GeoJSON")
+    with pytest.raises(ImportRejected) as err:
+        importer.import_file(db_session, "grids", path)
+    named = {(p["where"], p["code"]) for p in err.value.problems}
+    assert (f"feature {shifted + 1}", frame["code"][shifted]) in named
+    assert (f"feature {outside + 1}", frame["code"][outside]) in named
+    reasons = " ".join(p["reason"] for p in err.value.problems if p["code"] == frame["code"][outside])
+    assert "outside its parent" in reasons
+    reasons = " ".join(p["reason"] for p in err.value.problems if p["code"] == frame["code"][shifted])
+    assert "overlaps sibling" in reasons
+    # every problem is about one of the two moved grids (or a sibling they now overlap)
+    assert all(p["where"].startswith("feature ") for p in err.value.problems)

@@ -1,0 +1,412 @@
+"""Benchmark the e-map at city scale: a 10k and a 100k micro-grid city, imported with the CLI,
+then the page, the vector tiles and the server's memory.
+
+For each size it
+- generates the city with ``gis.synthetic.city`` (grids of four levels, households, roads and
+  building footprints for the own basemap) and writes the files the CLI reads;
+- imports them with ``gridgov import`` (grids, households, basemap), timing each; the grid
+  import's growth exponent between the sizes is printed (1.0 = linear);
+- starts gunicorn (2 workers × 4 threads) on the city and measures ``GET /emap`` (HTML size),
+  vector tiles at zooms 10–17 (grids, households, basemap; cold = first request of a tile, the
+  PostGIS cut; warm = the fastest of three more requests, from a worker's tile cache; p50/p95
+  and the largest tile),
+  the gunicorn workers' RSS while serving tiles, and the baseline: the whole city as GeoJSON in
+  one response (``GET /api/emap/layers``, what the page loaded before tiles);
+- checks answers: the grids in a tile (decoded with mapbox-vector-tile) against a SQL count.
+``--browser`` also opens the page in Debian's Chromium (Playwright) and reports the time until
+``html[data-emap-ready='1']`` and the JS heap (``browser_figures``; works with whatever page is
+served).
+
+    python bench/bench_emap_scale.py [--sizes 10000,100000] [--households 200000,1000000] [--browser]
+
+Scratch databases ``gridgov_bench_<size>`` of the private cluster are recreated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import http.client
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import text  # noqa: E402
+
+from app import create_app  # noqa: E402
+from app import migrate as mig  # noqa: E402
+from app.db import get_db, transaction  # noqa: E402
+from app.embedded_pg import default_cluster  # noqa: E402
+from app.services import users as user_svc  # noqa: E402
+from gis.synthetic import city  # noqa: E402
+
+GRIDGOV = str(Path(sys.executable).parent / "gridgov")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--enable-unsafe-swiftshader",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+# -- the city -----------------------------------------------------------------------------------
+def write_city(folder: Path, micro: int, households: int, seed: int = 1) -> dict[str, float]:
+    """Write grids.geojson, households.csv and basemap.geojson of a synthetic city."""
+    started = time.perf_counter()
+    c = city(micro, households, seed=seed, buildings=True)
+    grids = gpd.GeoDataFrame(
+        {
+            "code": [g[0] for g in c.grids],
+            "name": [g[1] for g in c.grids],
+            "level": [g[2] for g in c.grids],
+            "parent_code": [g[3] or "" for g in c.grids],
+        },
+        geometry=[g[4] for g in c.grids],
+        crs=4326,
+    )
+    grids.to_file(folder / "grids.geojson", driver="GeoJSON", COORDINATE_PRECISION=7)
+    rng = np.random.default_rng(seed)
+    n = len(c.households)
+    pd.DataFrame(
+        {
+            "lon": c.households[:, 0].round(7),
+            "lat": c.households[:, 1].round(7),
+            "building": [f"{k % 40 + 1}栋" for k in range(n)],
+            "unit": rng.integers(1, 6, n),
+            "room": rng.integers(101, 3300, n),
+            "people": rng.integers(1, 6, n),
+            "head_name": "测试",
+            "head_phone": "13900000000",
+            "tags": "",
+        }
+    ).to_csv(folder / "households.csv", index=False)
+    basemap = gpd.GeoDataFrame(
+        {
+            "kind": ["road"] * len(c.roads) + ["building"] * len(c.buildings),
+            "class": [r[0] for r in c.roads] + ["residential"] * len(c.buildings),
+        },
+        geometry=[r[1] for r in c.roads] + list(c.buildings),
+        crs=4326,
+    )
+    basemap.to_file(folder / "basemap.geojson", driver="GeoJSON", COORDINATE_PRECISION=7)
+    micro_n = sum(1 for g in c.grids if g[2] == 4)
+    return {
+        "seconds": time.perf_counter() - started,
+        "grids": len(c.grids),
+        "micro": micro_n,
+        "households": n,
+        "basemap": len(basemap),
+    }
+
+
+def cli(url: str, *args: str) -> float:
+    """Run ``gridgov ARGS`` against the database; return its wall time."""
+    started = time.perf_counter()
+    env = dict(os.environ, GRIDGOV_DATABASE_URL=url)
+    res = subprocess.run([GRIDGOV, *args], env=env, cwd=ROOT, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"gridgov {' '.join(args)} failed:\n{res.stdout}\n{res.stderr}")
+    return time.perf_counter() - started
+
+
+def admin_token(url: str) -> str:
+    app = create_app({"DATABASE_URL": url})
+    with app.app_context():
+        session = get_db().session()
+        with transaction(session):
+            user = user_svc.create_user(session, "bench-admin", "admin", "Bench-password-2026")
+            limits = dict(user_svc.DEFAULT_LIMITS, SESSION_IDLE_MINUTES=600)
+            token = user_svc.start_session(session, user, None, limits, kind="token").token
+        session.close()
+    app.extensions["gridgov_db"].engine.dispose()
+    return token
+
+
+# -- the server ---------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(url: str, port: int, workers: int = 2, threads: int = 4) -> subprocess.Popen:
+    env = dict(os.environ, GRIDGOV_DATABASE_URL=url)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--chdir", str(ROOT), "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
+         "--log-level", "warning", "app:create_app()"],
+        env=env,
+        cwd=ROOT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/login")
+            if conn.getresponse().status == 200:
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise SystemExit("gunicorn did not answer within 60 s")
+
+
+def worker_rss_mb(master: int) -> list[float]:
+    """Resident memory of each gunicorn worker (children of the master), in MB."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("PPid", "").strip() == str(master):
+            out.append(int(fields["VmRSS"].split()[0]) / 1024)
+    return sorted(out)
+
+
+def get(port: int, path: str, token: str) -> tuple[int, bytes, float, dict[str, str]]:
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    conn.request("GET", path, headers={"Authorization": f"Bearer {token}", "Accept-Encoding": "gzip"})
+    res = conn.getresponse()
+    body = res.read()
+    elapsed = time.perf_counter() - started
+    headers = {k.lower(): v for k, v in res.getheaders()}
+    conn.close()
+    return res.status, body, elapsed, headers
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 1 << z
+    x = int((lon + 180.0) / 360.0 * n)
+    y = int((1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n)
+    return x, y
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+def measure_tiles(port: int, token: str, centre: tuple[float, float], per_zoom: int = 16) -> dict:
+    """Request a block of tiles around the centre at zooms 10–17, each twice (cold, warm)."""
+    out: dict[str, dict] = {}
+    side = int(math.sqrt(per_zoom))
+    for layer in ("grids", "households", "basemap"):
+        cold: list[float] = []
+        warm: list[float] = []
+        sizes: list[int] = []
+        by_zoom: dict[int, float] = {}
+        for z in range(10, 18):
+            cx, cy = tile_of(centre[0], centre[1], z)
+            addrs = [(cx + dx, cy + dy) for dx in range(-(side // 2), side - side // 2)
+                     for dy in range(-(side // 2), side - side // 2)]
+            zc = []
+            for x, y in addrs:
+                status, body, t, _ = get(port, f"/tiles/{layer}/{z}/{x}/{y}.mvt", token)
+                assert status == 200, (status, body[:200])
+                cold.append(t)
+                zc.append(t)
+                sizes.append(len(body))
+            for x, y in addrs:
+                # Each gunicorn worker keeps its own tile cache: of three more requests of the
+                # tile, the fastest is the one served from a cache.
+                warm.append(min(get(port, f"/tiles/{layer}/{z}/{x}/{y}.mvt", token)[2] for _ in range(3)))
+            by_zoom[z] = pct(zc, 95)
+        out[layer] = {
+            "cold_p50": pct(cold, 50), "cold_p95": pct(cold, 95), "warm_p95": pct(warm, 95),
+            "max_kb": max(sizes) / 1024, "tiles": len(cold), "by_zoom": by_zoom,
+        }
+    return out
+
+
+def check_grid_tile(url: str, port: int, token: str, centre: tuple[float, float]) -> tuple[int, int]:
+    """Grids (and labels) in one z15 tile: decoded tile vs a SQL count of what it must hold."""
+    import mapbox_vector_tile
+
+    z = 15
+    x, y = tile_of(centre[0], centre[1], z)
+    status, body, _, headers = get(port, f"/tiles/grids/{z}/{x}/{y}.mvt", token)
+    raw = gzip.decompress(body) if headers.get("content-encoding") == "gzip" else body
+    decoded = mapbox_vector_tile.decode(raw)
+    in_tile = len(decoded.get("grids", {}).get("features", []))
+    app = create_app({"DATABASE_URL": url})
+    with app.app_context():
+        session = get_db().session()
+        expected = session.scalar(
+            text("SELECT count(*) FROM grid WHERE valid_to IS NULL AND level <= 5 "
+                 "AND geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326) AND ST_Intersects("
+                 "ST_Transform(geom, 3857), ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096))"),
+            {"z": z, "x": x, "y": y},
+        )
+        session.close()
+    app.extensions["gridgov_db"].engine.dispose()
+    return in_tile, int(expected)
+
+
+def browser_figures(base: str, token: str, timeout_s: float = 180.0) -> dict[str, float]:
+    """Open ``/emap`` in Debian's Chromium: seconds until html[data-emap-ready='1'], the JS heap
+    used then (MB) and the renderer's frame time while panning (ms per frame, p95)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=CHROMIUM_ARGS,  # a new context is a fresh, empty profile
+        )
+        context = browser.new_context(
+            viewport={"width": 1600, "height": 1000},
+            extra_http_headers={"Authorization": f"Bearer {token}"},
+        )
+        page = context.new_page()
+        cdp = context.new_cdp_session(page)
+        cdp.send("Performance.enable")
+        started = time.perf_counter()
+        page.goto(f"{base}/emap", timeout=timeout_s * 1000)
+        page.wait_for_selector("html[data-emap-ready='1']", state="attached", timeout=timeout_s * 1000)
+        ready = time.perf_counter() - started
+        metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+        heap = metrics.get("JSHeapUsedSize", 0) / 1e6
+        # Pan with the mouse and time animation frames.
+        page.evaluate(
+            "window.__frames = []; (function f(t){ window.__frames.push(t); requestAnimationFrame(f); })"
+            "(performance.now())"
+        )
+        page.mouse.move(800, 500)
+        page.mouse.down()
+        for k in range(30):
+            page.mouse.move(800 - 10 * k, 500 - 6 * k)
+        page.mouse.up()
+        page.wait_for_timeout(500)
+        frames = page.evaluate("window.__frames")
+        gaps = [b - a for a, b in zip(frames, frames[1:], strict=False)]
+        browser.close()
+    return {"ready_s": ready, "heap_mb": heap, "frame_p95_ms": pct(gaps, 95) if gaps else float("nan")}
+
+
+# -- one city -----------------------------------------------------------------------------------
+def run_city(cluster, micro: int, households: int, browser: bool) -> dict:  # type: ignore[no-untyped-def]
+    name = f"gridgov_bench_{micro}"
+    url = cluster.recreate_database(name)
+    mig.upgrade(cluster.owner_url(name), app_url=url)
+    result: dict = {"size": micro}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        made = write_city(folder, micro, households)
+        result.update(made)
+        print(f"\n== {made['micro']:,} micro-grids ({made['grids']:,} grids), "
+              f"{made['households']:,} households — files written in {made['seconds']:.1f} s", flush=True)
+        result["import_grids_s"] = cli(url, "import", "grids", str(folder / "grids.geojson"))
+        print(f"gridgov import grids:      {result['import_grids_s']:6.1f} s", flush=True)
+        result["import_households_s"] = cli(url, "import", "households", str(folder / "households.csv"))
+        print(f"gridgov import households: {result['import_households_s']:6.1f} s", flush=True)
+        result["import_basemap_s"] = cli(url, "import", "basemap", str(folder / "basemap.geojson"))
+        print(f"gridgov import basemap:    {result['import_basemap_s']:6.1f} s "
+              f"({made['basemap']:,} roads and buildings)", flush=True)
+    token = admin_token(url)
+    app = create_app({"DATABASE_URL": url})
+    with app.app_context():
+        session = get_db().session()
+        row = session.execute(
+            text("SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Extent(geom)::geometry) c "
+                 "FROM grid WHERE level = 1) t")
+        ).one()
+        session.close()
+    app.extensions["gridgov_db"].engine.dispose()
+    centre = (float(row[0]), float(row[1]))
+    port = free_port()
+    proc = start_server(url, port)
+    try:
+        status, body, t, _ = get(port, "/emap", token)
+        result["emap_kb"], result["emap_s"] = len(body) / 1024, t
+        print(f"GET /emap: {status}, {len(body) / 1024:.0f} KB in {t * 1000:.0f} ms", flush=True)
+        result["rss_start"] = worker_rss_mb(proc.pid)
+        tiles = measure_tiles(port, token, centre)
+        result["tiles"] = tiles
+        result["rss_tiles"] = worker_rss_mb(proc.pid)
+        for layer, f in tiles.items():
+            zooms = " ".join(f"z{z}:{v * 1000:.0f}" for z, v in f["by_zoom"].items())
+            print(f"tiles {layer:10s} {f['tiles']} tiles: cold p50 {f['cold_p50'] * 1000:5.1f} ms, "
+                  f"p95 {f['cold_p95'] * 1000:5.1f} ms; warm p95 {f['warm_p95'] * 1000:5.1f} ms; "
+                  f"largest {f['max_kb']:.0f} KB (cold p95 by zoom, ms: {zooms})", flush=True)
+        print(f"gunicorn workers' RSS: {result['rss_start']} MB at start, "
+              f"{[round(r) for r in result['rss_tiles']]} MB after the tiles", flush=True)
+        in_tile, expected = check_grid_tile(url, port, token, centre)
+        result["check"] = (in_tile, expected)
+        print(f"check: grids in a z15 tile {in_tile}, SQL count {expected} — "
+              f"{'match' if in_tile == expected else 'DIFFER'}", flush=True)
+        if browser:
+            try:
+                figures = browser_figures(f"http://127.0.0.1:{port}", token)
+                result["browser"] = figures
+                print(f"Chromium: ready in {figures['ready_s']:.1f} s, JS heap {figures['heap_mb']:.0f} MB, "
+                      f"pan frames p95 {figures['frame_p95_ms']:.0f} ms", flush=True)
+            except Exception as exc:  # a page that never gets ready is a figure too
+                print(f"Chromium: {type(exc).__name__}: {str(exc).splitlines()[0]}", flush=True)
+        # Baseline: the whole city as GeoJSON in one response (what the page loaded before tiles).
+        status, body, t, headers = get(port, "/api/emap/layers", token)
+        raw = gzip.decompress(body) if headers.get("content-encoding") == "gzip" else body
+        result["baseline_mb"], result["baseline_s"] = len(raw) / 1e6, t
+        result["rss_baseline"] = worker_rss_mb(proc.pid)
+        print(f"baseline GET /api/emap/layers (every grid and household as GeoJSON): {status}, "
+              f"{len(raw) / 1e6:.1f} MB in {t:.1f} s; workers' RSS after it "
+              f"{[round(r) for r in result['rss_baseline']]} MB", flush=True)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000", help="micro-grid counts, comma-separated")
+    parser.add_argument(
+        "--households",
+        default="200000,1000000",
+        help="households of each city, comma-separated (the issue's 2M for 100k micro-grids "
+        "needs about twice the 1M household import time)",
+    )
+    parser.add_argument("--browser", action="store_true", help="also time the page in Chromium")
+    args = parser.parse_args()
+    print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
+          f"{os.cpu_count()} cores")
+    cluster = default_cluster()
+    cluster.start()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    households = [int(h) for h in args.households.split(",")]
+    results = [run_city(cluster, s, h, args.browser) for s, h in zip(sizes, households, strict=False)]
+    if len(results) > 1:
+        a, b = results[0], results[-1]
+        k = math.log(b["import_grids_s"] / a["import_grids_s"]) / math.log(b["grids"] / a["grids"])
+        print(f"\ngrid import growth exponent {a['grids']:,} → {b['grids']:,} grids: {k:.2f} "
+              f"(1.0 = linear); {b['import_grids_s']:.1f} s at the larger size (target < 60 s)")
+    print(json.dumps([{k: v for k, v in r.items() if k != "tiles"} for r in results], default=str)[:4000])
+
+
+if __name__ == "__main__":
+    main()
