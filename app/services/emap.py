@@ -89,13 +89,18 @@ def _world_px(lon: float, lat: float, zoom: float) -> tuple[float, float]:
 
 
 def labels(
-    session: Session, principal: Principal, bbox: tuple[float, float, float, float], zoom: float
+    session: Session,
+    principal: Principal,
+    bbox: tuple[float, float, float, float],
+    zoom: float,
+    max_level: int | None = None,
 ) -> dict[str, Any]:
     """The grid names to write in ``bbox`` at ``zoom``: one point per grid (inside it), placed
     greedily so that no two text boxes overlap at that zoom — bigger grids (higher levels) first,
-    then bigger areas. Only the caller's grids."""
+    then bigger areas. Levels deeper than ``max_level`` (hidden by the user) are left out. Only
+    the caller's grids."""
     scope = grid_scope(session, principal)
-    levels = label_levels(zoom)
+    levels = [lv for lv in label_levels(zoom) if max_level is None or lv <= max_level]
     rows = session.execute(
         text(
             "SELECT id, name, level, ST_X(p) AS lon, ST_Y(p) AS lat FROM ("

@@ -145,7 +145,8 @@ def labels():  # type: ignore[no-untyped-def]
     bbox = bbox_arg("bbox")
     if bbox is None:
         raise BadParameter("bbox", "is required: minlon,minlat,maxlon,maxlat")
-    return jsonify(svc.labels(get_session(), current_principal(), bbox, _zoom()))
+    max_level = int_arg("max_level", minimum=0, maximum=9)
+    return jsonify(svc.labels(get_session(), current_principal(), bbox, _zoom(), max_level))
 
 
 @bp.get("/api/emap/pick")

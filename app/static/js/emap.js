@@ -185,9 +185,9 @@
   /* A Leaflet layer standing for some MapLibre layers: adding it to the map (the layer list, or
      a script) shows them, removing it hides them. */
   var GlToggle = L.Layer.extend({
-    initialize: function (ids) { this.ids = ids; },
-    onAdd: function () { this._apply("visible"); },
-    onRemove: function () { this._apply("none"); },
+    initialize: function (ids, namesFollow) { this.ids = ids; this.namesFollow = namesFollow; },
+    onAdd: function () { this._apply("visible"); if (this.namesFollow) { labelsSoon(); } },
+    onRemove: function () { this._apply("none"); if (this.namesFollow) { labelsSoon(); } },
     _apply: function (vis) {
       var gl = GridGov.gl, ids = this.ids;
       if (!gl) { return; }
@@ -197,12 +197,25 @@
   });
 
   var pendingIdle = [];
-  /* Resolves once MapLibre has loaded and drawn every tile in view. */
+  /* Resolves once MapLibre has loaded and drawn every tile in view: on its "idle" event, or
+     when a look every 100 ms finds every tile in (a reload of a source does not always end in
+     an "idle" event). */
   GridGov.tilesIdle = function () {
     return new Promise(function (resolve) {
       var gl = GridGov.gl;
       if (!gl) { resolve(); return; }
-      pendingIdle.push(resolve);
+      var done = false, ticks = 0, timer = null;
+      var finish = function () {
+        if (done) { return; }
+        done = true;
+        clearInterval(timer);
+        resolve();
+      };
+      pendingIdle.push(finish);
+      timer = setInterval(function () {
+        ticks += 1;
+        if (ticks > 2 && gl.loaded() && gl.areTilesLoaded() && !gl.isMoving()) { finish(); }
+      }, 100);
       gl.triggerRepaint();
     });
   };
@@ -237,7 +250,13 @@
 
   /* ---------------------------------------------------------------- labels from the server */
 
-  var labelSeq = 0;
+  var labelSeq = 0, labelTimer = null;
+  /* Names follow the grid levels shown: refresh them once the layer list settles. */
+  function labelsSoon() {
+    if (!GridGov.map || !GridGov.layers.labels) { return; }
+    if (labelTimer) { clearTimeout(labelTimer); }
+    labelTimer = setTimeout(function () { labelTimer = null; GridGov.refreshLabels(); }, 0);
+  }
   GridGov.refreshLabels = function () {
     var map = GridGov.map, layer = GridGov.layers.labels;
     if (!map || !layer) { return Promise.resolve(); }
@@ -246,7 +265,7 @@
     var clamp = function (v, lo, hi) { return Math.min(Math.max(v, lo), hi); };
     var bbox = [clamp(b.getWest(), -180, 180), clamp(b.getSouth(), -90, 90),
       clamp(b.getEast(), -180, 180), clamp(b.getNorth(), -90, 90)].map(function (v) { return v.toFixed(6); });
-    var url = "/api/emap/labels?bbox=" + bbox.join(",") + "&zoom=" + map.getZoom();
+    var url = "/api/emap/labels?bbox=" + bbox.join(",") + "&zoom=" + map.getZoom() + "&max_level=" + deepestShown();
     return fetch(url, { headers: { Accept: "application/json" } })
       .then(function (r) { return r.ok ? r.json() : { labels: [] }; })
       .then(function (body) {
@@ -438,7 +457,7 @@
 
     var names = settings.level_names || {};
     [1, 2, 3, 4, 5].forEach(function (level) {
-      var t = new GlToggle(["grids-fill-" + level, "grids-line-" + level, "grids-outline-" + level]);
+      var t = new GlToggle(["grids-fill-" + level, "grids-line-" + level, "grids-outline-" + level], true);
       t.addTo(map);
       layers["grids_level_" + level] = t;
       overlays[names[level] || String(level)] = t;
