@@ -232,3 +232,7 @@ def page(browser, live_server, admin_auth):  # type: ignore[no-untyped-def]
     yield pg
     context.close()
     assert not errors, errors
+
+
+# One committed account per role, for the tests of every folder (tests/accounts.py).
+from tests.accounts import accounts  # noqa: E402,F401

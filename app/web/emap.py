@@ -16,10 +16,9 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, redirect, render_template, url_for
 
 from app.api.params import bbox_arg, float_arg, int_arg
-from app.errors import BadParameter
-
 from app.auth import current_principal
 from app.db import get_session
+from app.errors import BadParameter
 from app.services import emap as svc
 from app.web.vendor import vendor_url
 

@@ -8,7 +8,6 @@ import urllib.request
 import pytest
 from sqlalchemy import create_engine, text
 
-
 from tests.web.emap_page import rendered_grids
 
 

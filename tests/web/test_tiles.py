@@ -13,7 +13,7 @@ import mapbox_vector_tile
 import pytest
 from sqlalchemy import text
 
-from tests.auth.conftest import accounts, bearer  # noqa: F401  (the fixture)
+from tests.auth.conftest import bearer
 
 STREET_A, STREET_B = "340188001", "340188101"
 OWN_MICRO = "3401880010010101"
