@@ -496,6 +496,7 @@
 
     /* A click: the server picks the grid under it; a tool may take it, else its notice board. */
     map.on("click", function (e) {
+      if (map.pm && map.pm.globalDrawModeEnabled()) { return; }  // drawing: the click is a vertex
       GridGov.pickAt(e.latlng).then(function (feature) {
         if (!feature) { return; }
         if (GridGov.clickHandlers.some(function (hd) { return hd(feature, null, e) === false; })) { return; }
