@@ -1,144 +1,201 @@
-"""What the e-map draws for one caller: its grids, labels, household points, service points,
-circles and cameras — only within the caller's grids, as plain JSON data.
+"""What the e-map asks for besides its tiles, for one caller: where it opens, the grid names to
+write at a view, and the grid under a click — only within the caller's grids.
 
-The page never receives data inside generated JavaScript or HTML: it fetches this JSON and puts
-every name into the DOM as text. A caller sees the grids it answers for (their subtrees) and,
-for orientation, the outlines of their ancestors (name and level only: no notice board, no
-counts); households only as bare points.
+The map itself comes as vector tiles (``app.services.tiles``); nothing here sends the whole
+city. Level styles are defined here once and travel to the page's scripts in its settings.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from shapely.geometry import mapping
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.auth.policy import Principal, grid_scope
 from app.services import grids as grid_svc
-from gis.geodesy import geodesic_circle
+from app.services import tiles as tile_svc
 
-LABEL_LEVELS = (2, 3)
 LEVEL_NAMES = {1: "街道/乡镇", 2: "社区/村", 3: "网格", 4: "微网格", 5: "片区"}
+# How each level of grids is drawn, the one place for the e-map, the edit mode and the
+# automatic division. ``dash`` is a dash pattern in pixels (empty: a solid line).
+LEVEL_STYLES: dict[int, dict[str, Any]] = {
+    1: {"color": "#b71c1c", "weight": 4, "fill_opacity": 0.0, "dash": []},
+    2: {"color": "#e65100", "weight": 3, "fill_opacity": 0.03, "dash": []},
+    3: {"color": "#1565c0", "weight": 2, "fill_opacity": 0.05, "dash": []},
+    4: {"color": "#2e7d32", "weight": 1, "fill_opacity": 0.08, "dash": [4, 3]},
+    5: {"color": "#6a1b9a", "weight": 1, "fill_opacity": 0.08, "dash": [2, 3]},
+}
+# Font size (px) of a level's name on the map.
+LABEL_FONT = {1: 16, 2: 15, 3: 13, 4: 12, 5: 12}
+MAX_LABELS = 400
 
 
-def _ancestors(session: Session, ids: frozenset[int]) -> set[int]:
-    """The ancestors of the given grids that are not among them (outline only)."""
-    if not ids:
-        return set()
-    rows = session.scalars(
-        text(
-            """WITH RECURSIVE up AS (
-                   SELECT parent_id AS id FROM grid WHERE id = ANY(:ids) AND parent_id IS NOT NULL
-                   UNION SELECT g.parent_id FROM grid g JOIN up ON g.id = up.id
-                   WHERE g.parent_id IS NOT NULL)
-               SELECT id FROM up"""
-        ),
-        {"ids": list(ids)},
-    )
-    return set(rows) - set(ids)
+def deepest_level(zoom: float) -> int:
+    """The deepest grid level the tiles draw at a zoom (as gridgov_tile_grids filters)."""
+    z = math.floor(zoom)
+    return 2 if z < 11 else 3 if z < 13 else 4 if z < 15 else 5
 
 
-def layers(session: Session, principal: Principal) -> dict[str, Any]:
-    """Return the e-map's data for ``principal``, scoped to its grids."""
+def label_levels(zoom: float) -> list[int]:
+    """The levels whose names are written at a zoom: the deepest drawn and the two above it."""
+    deepest = deepest_level(zoom)
+    return [level for level in (deepest - 2, deepest - 1, deepest) if level >= 1]
+
+
+def home(session: Session, principal: Principal) -> list[float] | None:
+    """The extent the map opens on: the caller's grids, or the biggest top grid for everyone's view."""
     scope = grid_scope(session, principal)
-    every = grid_svc.list_grids(session)["features"]
-    outline_ids = _ancestors(session, scope) if scope is not None else set()
-    grids: list[dict[str, Any]] = []
-    for f in every:
-        gid = f["properties"]["id"]
-        if scope is None or gid in scope:
-            grids.append(f)
-        elif gid in outline_ids:
-            p = f["properties"]
-            grids.append(
-                {
-                    "type": "Feature",
-                    "id": gid,
-                    "geometry": f["geometry"],
-                    "properties": {
-                        "id": gid,
-                        "name": p["name"],
-                        "code": p["code"],
-                        "level": p["level"],
-                        "outline": True,
-                    },
-                }
-            )
-    ids = [f["properties"]["id"] for f in grids if not f["properties"].get("outline")]
-    labels = [
-        {"grid_id": r.id, "name": r.name, "level": r.level, "lon": r.lon, "lat": r.lat}
-        for r in session.execute(
-            text(
-                "SELECT id, name, level, ST_X(p) AS lon, ST_Y(p) AS lat FROM ("
-                " SELECT id, name, level, ST_PointOnSurface(geom) AS p FROM grid"
-                " WHERE valid_to IS NULL AND level = ANY(:levels)"
-                " AND (CAST(:all AS boolean) OR id = ANY(:ids))) s ORDER BY level, name"
-            ),
-            {"levels": list(LABEL_LEVELS), "all": scope is None, "ids": ids},
-        )
-    ]
-    member = principal.worker_id if principal.role == "party_member" else None
-    households = [
-        [round(lat, 6), round(lon, 6)]
-        for lat, lon in session.execute(
-            text(
-                "SELECT ST_Y(geom), ST_X(geom) FROM household"
-                " WHERE (CAST(:all AS boolean) OR grid_id = ANY(:ids))"
-                " AND (CAST(:member AS integer) IS NULL OR linked_member_id = :member)"
-                " ORDER BY id"
-            ),
-            {"all": scope is None, "ids": ids, "member": member},
-        )
-    ]
-    visible = set(ids)
-
-    def mine(f: dict[str, Any]) -> bool:
-        return scope is None or f["properties"].get("grid_id") in visible
-
-    points = [f for f in grid_svc.service_points(session)["features"] if mine(f)]
-    circles = [
-        {
-            "type": "Feature",
-            "properties": {"id": f["properties"]["id"], "radius_m": f["properties"]["radius_m"]},
-            "geometry": mapping(
-                geodesic_circle(*f["geometry"]["coordinates"], f["properties"]["radius_m"])
-            ),
-        }
-        for f in points
-    ]
-    cameras = [f for f in grid_svc.cameras(session)["features"] if mine(f)]
-    return {
-        "grids": {"type": "FeatureCollection", "features": grids},
-        "labels": labels,
-        "households": households,
-        "service_points": {"type": "FeatureCollection", "features": points},
-        "service_circles": {"type": "FeatureCollection", "features": circles},
-        "cameras": {"type": "FeatureCollection", "features": cameras},
-        "home": _home(session, scope, ids),
-        "places": [
-            {"id": f["properties"]["id"], "name": f["properties"]["name"], "level": f["properties"]["level"]}
-            for f in grids
-            if f["properties"]["level"] <= 2 and not f["properties"].get("outline")
-        ],
-        "level_names": LEVEL_NAMES,
-        "label_levels": list(LABEL_LEVELS),
-    }
-
-
-def _home(session: Session, scope: frozenset[int] | None, ids: list[int]) -> list[float] | None:
-    """The extent the map opens on: the biggest top grid for everyone's view, else the caller's grids."""
     if scope is None:
-        home = grid_svc.home_extent(session)
-        return list(home) if home else None
-    if not ids:
+        extent = grid_svc.home_extent(session)
+        return list(extent) if extent else None
+    if not scope:
         return None
     row = session.execute(
         text(
             "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM ("
-            " SELECT ST_Extent(geom) AS e FROM grid WHERE id = ANY(:ids)) s"
+            " SELECT ST_Extent(geom) AS e FROM grid WHERE id = ANY(:ids) AND valid_to IS NULL) s"
         ),
-        {"ids": ids},
+        {"ids": sorted(scope)},
     ).first()
     return list(row) if row and row[0] is not None else None
+
+
+def places(session: Session, principal: Principal) -> list[dict[str, Any]]:
+    """Streets and communities (levels 1 and 2) of the caller's grids, for the place picker."""
+    scope = grid_scope(session, principal)
+    rows = session.execute(
+        text(
+            "SELECT id, name, level FROM grid WHERE valid_to IS NULL AND level <= 2"
+            " AND (CAST(:all AS boolean) OR id = ANY(:ids)) ORDER BY code LIMIT 2000"
+        ),
+        {"all": scope is None, "ids": sorted(scope or ())},
+    ).all()
+    return [{"id": r.id, "name": r.name, "level": r.level} for r in rows]
+
+
+def _text_width(name: str, size: int) -> float:
+    """An estimate of a label's width in pixels: wide (CJK) characters a full em, others half."""
+    wide = sum(1 for ch in name if ord(ch) > 0x2E7F)
+    return wide * size + (len(name) - wide) * size * 0.6 + 8
+
+
+def _world_px(lon: float, lat: float, zoom: float) -> tuple[float, float]:
+    scale = 256.0 * 2.0**zoom
+    lat = max(min(lat, 85.05112878), -85.05112878)
+    s = math.sin(math.radians(lat))
+    return (lon + 180.0) / 360.0 * scale, (0.5 - math.log((1 + s) / (1 - s)) / (4 * math.pi)) * scale
+
+
+def labels(
+    session: Session,
+    principal: Principal,
+    bbox: tuple[float, float, float, float],
+    zoom: float,
+    max_level: int | None = None,
+) -> dict[str, Any]:
+    """The grid names to write in ``bbox`` at ``zoom``: one point per grid (inside it), placed
+    greedily so that no two text boxes overlap at that zoom — bigger grids (higher levels) first,
+    then bigger areas. Levels deeper than ``max_level`` (hidden by the user) are left out. Only
+    the caller's grids."""
+    scope = grid_scope(session, principal)
+    levels = [lv for lv in label_levels(zoom) if max_level is None or lv <= max_level]
+    rows = session.execute(
+        text(
+            "SELECT id, name, level, ST_X(p) AS lon, ST_Y(p) AS lat FROM ("
+            " SELECT g.id, g.name, g.level, g.area_m2, ST_PointOnSurface(g.geom) AS p FROM grid g"
+            " WHERE g.valid_to IS NULL AND g.level = ANY(:levels)"
+            " AND g.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)"
+            " AND (CAST(:all AS boolean) OR g.id = ANY(:ids))) s"
+            " WHERE ST_Intersects(p, ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326))"
+            " ORDER BY level, area_m2 DESC NULLS LAST, id LIMIT 5000"
+        ),
+        {
+            "levels": levels,
+            "x0": bbox[0], "y0": bbox[1], "x1": bbox[2], "y1": bbox[3],
+            "all": scope is None,
+            "ids": sorted(scope or ()),
+        },
+    ).all()
+    placed: list[dict[str, Any]] = []
+    cells: dict[tuple[int, int], list[tuple[float, float, float, float]]] = {}
+    cell = 128.0
+    for r in rows:
+        size = LABEL_FONT.get(r.level, 12)
+        w, h = _text_width(r.name, size), size + 6
+        x, y = _world_px(r.lon, r.lat, zoom)
+        box = (x - w / 2, y - h / 2, x + w / 2, y + h / 2)
+        keys = [
+            (i, j)
+            for i in range(int(box[0] // cell), int(box[2] // cell) + 1)
+            for j in range(int(box[1] // cell), int(box[3] // cell) + 1)
+        ]
+        if any(
+            box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
+            for k in keys
+            for b in cells.get(k, ())
+        ):
+            continue
+        for k in keys:
+            cells.setdefault(k, []).append(box)
+        placed.append(
+            {"grid_id": r.id, "name": r.name, "level": r.level, "lon": r.lon, "lat": r.lat,
+             "width": round(w), "height": h}
+        )
+        if len(placed) >= MAX_LABELS:
+            break
+    return {"zoom": zoom, "levels": levels, "labels": placed}
+
+
+def pick(
+    session: Session,
+    principal: Principal,
+    lon: float,
+    lat: float,
+    zoom: float,
+    max_level: int | None = None,
+) -> dict[str, Any]:
+    """The grid under a click: the deepest level drawn at ``zoom`` (and not deeper than
+    ``max_level``, the deepest level the user shows) that contains the point, among the caller's grids (a GeoJSON FeatureCollection of one feature, or none). Where the
+    point lies in none of them but in an ancestor shown as an outline, that outline comes with
+    its name and code only."""
+    scope = grid_scope(session, principal)
+    deepest = deepest_level(zoom)
+    if max_level is not None:
+        deepest = min(deepest, max_level)
+    outline: frozenset[int] = frozenset()
+    if scope is not None:
+        outline = tile_svc.ancestors(session, scope)
+    row = session.execute(
+        text(
+            "SELECT g.id, g.level, (NOT CAST(:all AS boolean) AND NOT g.id = ANY(:ids)) AS outline"
+            " FROM grid g"
+            " WHERE g.valid_to IS NULL AND g.level <= :deepest"
+            " AND ST_Covers(g.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))"
+            " AND (CAST(:all AS boolean) OR g.id = ANY(:ids) OR g.id = ANY(:outline))"
+            " ORDER BY outline, g.level DESC, g.code LIMIT 1"
+        ),
+        {
+            "all": scope is None,
+            "ids": sorted(scope or ()),
+            "outline": sorted(outline),
+            "deepest": deepest,
+            "lon": lon,
+            "lat": lat,
+        },
+    ).first()
+    if row is None:
+        return grid_svc.collection([])
+    (feature,) = grid_svc.grid_features(session, [row.id])
+    if row.outline:
+        p = feature["properties"]
+        feature = {
+            "type": "Feature",
+            "id": row.id,
+            "geometry": feature["geometry"],
+            "properties": {
+                "id": row.id, "name": p["name"], "code": p["code"], "level": p["level"], "outline": True,
+            },
+        }
+    return grid_svc.collection([feature])

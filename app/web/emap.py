@@ -1,9 +1,11 @@
 """The e-map (电子地图): a page of the app's own template and scripts, and the data it draws.
 
 The page carries no data in generated JavaScript or HTML: its settings travel as a JSON data
-block (``<script type="application/json">``, never executed) and its layers are fetched from
-``/api/emap/layers`` as JSON, scoped to the caller's grids; the scripts put every name into the
-DOM as text. Leaflet and its plugins are served by the app from npm packages (no CDN).
+block (``<script type="application/json">``, never executed). The map is drawn from vector
+tiles (``/tiles/…``, MapLibre GL inside Leaflet); grid names come from ``/api/emap/labels`` and
+the grid under a click from ``/api/emap/pick``, all scoped to the caller's grids, and the
+scripts put every name into the DOM as text. Leaflet, MapLibre and their plugins are served by
+the app from npm packages (no CDN), so the page stays small whatever the data.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, url_for
 
+from app.api.params import bbox_arg, float_arg, int_arg
 from app.auth import current_principal
 from app.db import get_session
+from app.errors import BadParameter
 from app.services import emap as svc
 from app.web.vendor import vendor_url
 
@@ -22,12 +26,16 @@ bp = Blueprint("emap", __name__)
 
 LEAFLET_JS = [
     vendor_url("leaflet", "leaflet.js"),
+    # Vector tiles: MapLibre GL (its CSP build: no blob: worker, no eval) inside Leaflet.
+    vendor_url("maplibre-gl", "maplibre-gl-csp.js"),
+    vendor_url("@maplibre/maplibre-gl-leaflet", "leaflet-maplibre-gl.js"),
     # Drawing and editing tools of the edit mode; must load right after Leaflet.
     vendor_url("@geoman-io/leaflet-geoman-free", "leaflet-geoman.min.js"),
     vendor_url("leaflet.markercluster", "leaflet.markercluster.js"),
 ]
 LEAFLET_CSS = [
     vendor_url("leaflet", "leaflet.css"),
+    vendor_url("maplibre-gl", "maplibre-gl.css"),
     vendor_url("@geoman-io/leaflet-geoman-free", "leaflet-geoman.css"),
     vendor_url("leaflet.markercluster", "MarkerCluster.css"),
     vendor_url("leaflet.markercluster", "MarkerCluster.Default.css"),
@@ -95,11 +103,17 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.get("/emap")
 def emap():  # type: ignore[no-untyped-def]
-    """The e-map page: the shell; the layers come from /api/emap/layers."""
+    """The e-map page: the shell and its settings; the map comes from tiles."""
+    principal = current_principal()
     settings = {
         "basemap": basemap_layers(),
-        "layers_url": url_for("emap.layers"),
-        "role": current_principal().role,
+        "home": svc.home(get_session(), principal),
+        "places": svc.places(get_session(), principal),
+        "level_styles": svc.LEVEL_STYLES,
+        "level_names": svc.LEVEL_NAMES,
+        "tiles": "/tiles/{layer}/{z}/{x}/{y}.mvt",
+        "worker": vendor_url("maplibre-gl", "maplibre-gl-csp-worker.js"),
+        "role": principal.role,
     }
     html = render_template(
         "emap.html",
@@ -111,10 +125,38 @@ def emap():  # type: ignore[no-untyped-def]
     return html, 200, {"Content-Type": "text/html; charset=utf-8"}
 
 
-@bp.get("/api/emap/layers")
-def layers():  # type: ignore[no-untyped-def]
-    """The e-map's layers for the caller, as JSON scoped to its grids."""
-    return jsonify(svc.layers(get_session(), current_principal()))
+def _zoom() -> float:
+    zoom = float_arg("zoom", minimum=0, maximum=24)
+    if zoom is None:
+        raise BadParameter("zoom", "is required (the map's zoom, 0–24)")
+    return zoom
+
+
+@bp.get("/api/emap/home")
+def home():  # type: ignore[no-untyped-def]
+    """The extent the e-map opens on for the caller: its grids (minlon, minlat, maxlon, maxlat)."""
+    return jsonify({"bbox": svc.home(get_session(), current_principal())})
+
+
+@bp.get("/api/emap/labels")
+def labels():  # type: ignore[no-untyped-def]
+    """Grid names to write in a view at a zoom, placed so that none overlap; the caller's grids."""
+    bbox = bbox_arg("bbox")
+    if bbox is None:
+        raise BadParameter("bbox", "is required: minlon,minlat,maxlon,maxlat")
+    max_level = int_arg("max_level", minimum=0, maximum=9)
+    return jsonify(svc.labels(get_session(), current_principal(), bbox, _zoom(), max_level))
+
+
+@bp.get("/api/emap/pick")
+def pick():  # type: ignore[no-untyped-def]
+    """The grid under a click (the deepest level drawn at the zoom), as GeoJSON; the caller's grids."""
+    lon = float_arg("lon", minimum=-180, maximum=180)
+    lat = float_arg("lat", minimum=-90, maximum=90)
+    if lon is None or lat is None:
+        raise BadParameter("lon/lat", "both are required (WGS84 degrees)")
+    max_level = int_arg("max_level", minimum=1, maximum=9)
+    return jsonify(svc.pick(get_session(), current_principal(), lon, lat, _zoom(), max_level))
 
 
 @bp.get("/favicon.ico")

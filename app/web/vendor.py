@@ -14,6 +14,9 @@ PACKAGES = {
     "leaflet.markercluster": "dist",
     "@geoman-io/leaflet-geoman-free": "dist",
     "chart.js": "dist",
+    "maplibre-gl": "dist",
+    # The Leaflet binding of MapLibre GL keeps its script at the package root: only that file.
+    "@maplibre/maplibre-gl-leaflet": "leaflet-maplibre-gl.js",
 }
 
 
@@ -36,12 +39,17 @@ def asset(subpath: str):  # type: ignore[no-untyped-def]
     for package, folder in PACKAGES.items():
         prefix = package + "/"
         if subpath.startswith(prefix):
+            name = subpath[len(prefix) :]
+            if folder.endswith(".js"):  # a single file of the package
+                if name != folder:
+                    abort(404, description=f"no such asset: {subpath}")
+                name, folder = folder, ""
             root = node_modules() / package / folder
             if not root.is_dir():
                 abort(
                     404,
                     description=f"{package} is not installed: run `npm ci` (./scripts/setup.sh does it)",
                 )
-            resp = send_from_directory(root, subpath[len(prefix) :], max_age=86400)
+            resp = send_from_directory(root, name, max_age=86400)
             return resp
     abort(404, description=f"no such asset: {subpath}")

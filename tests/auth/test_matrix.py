@@ -104,6 +104,10 @@ CALLS: list[Call] = [
     Call("track page", "GET", "/cases/track", EVERYONE, {200}),
     Call("kpi page", "GET", "/cases/kpi", SUPERVISORS, {200}, page=True),
     Call("favicon", "GET", "/favicon.ico", EVERYONE, {204}),
+    # the e-map's calls: scoped by content (another's grids give no grid, no name), never 404
+    Call("emap home", "GET", "/api/emap/home", PEOPLE, {200}),
+    Call("emap labels", "GET", "/api/emap/labels?bbox={bbox}&zoom=16", PEOPLE, {200}),
+    Call("emap pick", "GET", "/api/emap/pick?lon={lon}&lat={lat}&zoom=17", PEOPLE, {200}),
     Call("static", "GET", "/static/js/auth.js", EVERYONE, {200}),
     Call("vendor", "GET", "/vendor/leaflet/leaflet.js", EVERYONE, {200}),
     # the PMTiles basemap (none configured in the tests: 404 for those who may read it)
@@ -307,6 +311,9 @@ def targets(client, db_session, accounts) -> dict[str, dict[str, Any]]:  # type:
             "ph": case["photos"][0]["id"],
             "ch": rename.get_json()["change"]["id"],
             "gv": client.get(f"/api/grids/{g}").get_json()["properties"]["version"],
+            "lon": lon,
+            "lat": lat,
+            "bbox": f"{lon - 0.003:.6f},{lat - 0.002:.6f},{lon + 0.003:.6f},{lat + 0.002:.6f}",
             "secrets": [
                 f"矩阵{target}事件",
                 "13912345678",

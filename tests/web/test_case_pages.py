@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import io
+import json
 import re
+import urllib.request
 
 import pytest
 from PIL import Image
+from shapely.geometry import shape
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.services import cases as svc
+from tests.web.emap_page import free_spot
 
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.I)
 PAGES = ("/cases/desk", "/cases/worker?worker=5", "/cases/track?code=0000-0000-0000-0000", "/cases/kpi")
@@ -31,6 +35,11 @@ def test_chart_library_is_served_from_npm(client) -> None:  # type: ignore[no-un
     assert res.status_code == 200 and b"Chart" in res.data
 
 
+def _get(base: str, path: str) -> dict:
+    with urllib.request.urlopen(base + path, timeout=30) as res:
+        return json.loads(res.read())
+
+
 def _photo() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (40, 30), (10, 120, 200)).save(buf, format="JPEG")
@@ -49,26 +58,15 @@ def test_report_on_emap_handle_on_phone_verify_on_desk_rate_as_resident(
         # 1. Report on the e-map: switch to reporting, click inside a micro-grid, fill the form.
         page.goto(f"{live_server}/emap")
         page.wait_for_selector("html[data-emap-ready='1']", timeout=20000)
+        micro = _get(live_server, "/api/grids?level=4")["features"][0]
+        minx, miny, maxx, maxy = shape(micro["geometry"]).bounds
         page.evaluate(
-            """() => { const l = GridGov.layers.grids_level_4.getLayers()[0];
-                       GridGov.map.setView(l.getBounds().getCenter(), 17, {animate: false}); }"""
+            "(b) => GridGov.map.setView([(b[1] + b[3]) / 2, (b[0] + b[2]) / 2], 17, {animate: false})",
+            [minx, miny, maxx, maxy],
         )
-        page.wait_for_timeout(500)
-        target = page.evaluate(
-            """() => {
-              const l = GridGov.layers.grids_level_4.getLayers()[0], map = GridGov.map;
-              const b = l.getBounds();
-              for (let i = 1; i < 10; i++) for (let j = 1; j < 10; j++) {
-                const ll = L.latLng(b.getSouth() + (b.getNorth() - b.getSouth()) * i / 10,
-                                    b.getWest() + (b.getEast() - b.getWest()) * j / 10);
-                const p = map.latLngToContainerPoint(ll);
-                const el = document.elementFromPoint(p.x, p.y);
-                if (l._containsPoint(map.latLngToLayerPoint(ll)) && el && el.tagName === 'CANVAS')
-                  return {x: p.x, y: p.y, name: l.feature.properties.name};
-              }
-              return null;
-            }"""
-        )
+        target = free_spot(page, micro["geometry"])
+        if target:
+            target["name"] = micro["properties"]["name"]
         assert target, "no free spot inside the micro-grid to click"
         page.click("#gg-report-btn")
         page.mouse.click(target["x"], target["y"])

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.request
 
 import pytest
+from shapely.geometry import shape
+
+from tests.web.emap_page import free_spot, rendered_grids, settle
 
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.I)
 ANY_URL = re.compile(r"https?://[^\s\"'<>)]+")
@@ -37,43 +42,56 @@ def test_basemap_is_configurable(app, client) -> None:  # type: ignore[no-untype
         app.config.update(BASEMAP="none", BASEMAP_URL=None)
 
 
+def test_emap_page_stays_small_and_holds_no_grid(client) -> None:  # type: ignore[no-untyped-def]
+    html = client.get("/emap").get_data(as_text=True)
+    assert len(html.encode()) < 300_000
+    # The page has settings (where to open, level styles), not the city: no grid shape in it.
+    assert '"coordinates"' not in html and "MultiPolygon" not in html
+    assert client.get("/api/emap/layers").status_code == 404
+
+
 @pytest.mark.browser
 def test_browser_draws_grids_and_shows_the_notice_board(live_server: str, page) -> None:  # type: ignore[no-untyped-def]
     page.goto(f"{live_server}/emap")
     page.wait_for_selector("html[data-emap-ready='1']", timeout=20000)
-    # Grids are drawn as vector paths (canvas renderer): ask Leaflet how many grid features it holds.
-    counts = page.evaluate(
-        """() => Object.entries(GridGov.layers)
-               .filter(([k]) => k.startsWith('grids_level_'))
-               .map(([k, l]) => [k, l.getLayers().length, GridGov.map.hasLayer(l)])"""
+    # The map opens on the caller's grids (the sample street) and draws them from tiles.
+    assert len(rendered_grids(page, 4)) > 150 and len(rendered_grids(page, 1)) >= 1
+    # Names are written without overlap.
+    settle(page)
+    boxes = page.evaluate(
+        """() => Array.from(document.querySelectorAll('.gg-label')).map(el => {
+              const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })"""
     )
-    drawn = {k: n for k, n, shown in counts if shown}
-    assert drawn["grids_level_4"] > 150 and drawn["grids_level_1"] == 2
-    # Click inside a micro-grid: its notice board opens with its people.
-    # Pick a spot inside the micro-grid where nothing else (a cluster icon, a marker) sits on top.
+    assert len(boxes) > 10
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+    # The metric scale bar only, a legend and a layer list that collapse.
+    assert page.locator(".leaflet-control-scale-line").count() == 1
+    assert page.locator("details.gg-legend").count() == 1
+    assert page.locator(".leaflet-control-layers.leaflet-control-layers-expanded").count() == 0
+    # Click inside a micro-grid: the server picks it, its notice board opens with its people.
+    micro = get_json(live_server, "/api/grids?level=4")["features"][0]
+    b = micro["properties"]
     page.evaluate(
-        """() => { const l = GridGov.layers.grids_level_4.getLayers()[0];
-                   GridGov.map.setView(l.getBounds().getCenter(), 17, {animate: false}); }"""
+        """(g) => { const c = g.geometry.coordinates[0][0][0];
+                    GridGov.map.setView([c[1], c[0]], 17, {animate: false}); }""",
+        micro,
     )
-    page.wait_for_timeout(500)  # the canvas redraws on the next animation frame
-    target = page.evaluate(
-        """() => {
-          const l = GridGov.layers.grids_level_4.getLayers()[0], map = GridGov.map;
-          const b = l.getBounds();
-          for (let i = 1; i < 10; i++) for (let j = 1; j < 10; j++) {
-            const ll = L.latLng(b.getSouth() + (b.getNorth() - b.getSouth()) * i / 10,
-                                b.getWest() + (b.getEast() - b.getWest()) * j / 10);
-            const p = map.latLngToContainerPoint(ll);
-            const el = document.elementFromPoint(p.x, p.y);
-            if (l._containsPoint(map.latLngToLayerPoint(ll)) && el && el.tagName === 'CANVAS')
-              return {x: p.x, y: p.y, name: l.feature.properties.name};
-          }
-          return null;
-        }"""
+    minx, miny, maxx, maxy = shape(micro["geometry"]).bounds
+    page.evaluate(
+        "(b) => GridGov.map.setView([(b[1] + b[3]) / 2, (b[0] + b[2]) / 2], 17, {animate: false})",
+        [minx, miny, maxx, maxy],
     )
+    target = free_spot(page, micro["geometry"])
     assert target, "no free spot inside the micro-grid to click"
     page.mouse.click(target["x"], target["y"])
     board = page.wait_for_selector(".gg-board", timeout=10000)
     text = board.inner_text()
     assert "网格公示牌" in text and "微网格长" in text and "专职网格员" in text
-    assert page.inner_text(".gg-board .gg-name") == target["name"]
+    assert page.inner_text(".gg-board .gg-name") == b["name"]
+
+
+def get_json(base: str, path: str) -> dict:
+    with urllib.request.urlopen(base + path, timeout=30) as res:
+        return json.loads(res.read())

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.services import cases
 from tests.committed import committed_state_restored
+from tests.web.emap_page import free_spot, rendered_grids, settle
 
 
 def get(base: str, path: str) -> dict:
@@ -93,30 +94,6 @@ def counted_in_database(database_url: str, grid_ids: list[int]) -> dict[int, dic
     return {r.id: {"filed": r.filed, "inside": r.inside} for r in rows}
 
 
-FREE_SPOT = """([id, level]) => {
-  // A spot inside the grid where a click reaches the grid: on the map's canvas (no panel or
-  // control over it) and clear of the markers drawn above the grids (cases, service points).
-  const map = GridGov.map; let layer = null;
-  GridGov.layers['grids_level_' + level].eachLayer(l => { if (l.feature.properties.id === id) layer = l; });
-  const busy = [];
-  ['cases', 'service_points', 'cameras'].forEach(k => {
-    const g = GridGov.layers[k];
-    if (g && map.hasLayer(g)) g.eachLayer(m => { if (m.getLatLng) busy.push(map.latLngToContainerPoint(m.getLatLng())); });
-  });
-  const b = layer.getBounds();
-  for (let i = 1; i < 10; i++) for (let j = 1; j < 10; j++) {
-    const ll = L.latLng(b.getSouth() + (b.getNorth() - b.getSouth()) * i / 10,
-                        b.getWest() + (b.getEast() - b.getWest()) * j / 10);
-    const p = map.latLngToContainerPoint(ll);
-    const el = document.elementFromPoint(p.x, p.y);
-    if (layer._containsPoint(map.latLngToLayerPoint(ll)) && el && el.tagName === 'CANVAS'
-        && busy.every(q => q.distanceTo(p) > 25))
-      return {x: p.x, y: p.y};
-  }
-  return null;
-}"""
-
-
 def wait_for(page, selector: str) -> None:  # type: ignore[no-untyped-def]
     """Wait for the panel to show ``selector``; fail with the server's message if it shows an error."""
     page.wait_for_selector(f"{selector}, #gg-error", timeout=10000)
@@ -183,7 +160,7 @@ def test_draw_save_split_and_see_household_counts(  # type: ignore[no-untyped-de
         page.wait_for_timeout(100)
 
     page.click("#gg-edit-toggle")
-    spot = page.evaluate(FREE_SPOT, [gid, 4])
+    spot = free_spot(page, micro["geometry"])
     assert spot, "no free spot inside the micro-grid to click"
     page.mouse.click(spot["x"], spot["y"])
     page.wait_for_selector(f".gg-selected[data-grid-id='{gid}']", timeout=5000)
@@ -234,10 +211,7 @@ def test_draw_save_split_and_see_household_counts(  # type: ignore[no-untyped-de
     assert counts == [p["households"] for p in preview]
     assert sum(counts) == created["households"] and min(counts) > 0
     # The map now shows the two grids; the server agrees on the counts.
-    on_map = page.evaluate(
-        """() => { const ids = []; GridGov.layers.grids_level_5.eachLayer(
-                     l => ids.push(l.feature.properties.id)); return ids; }"""
-    )
+    on_map = rendered_grids(page, 5)
     assert {p["id"] for p in parts} <= set(on_map) and created["id"] not in on_map
     for p in parts:
         props = get(live_server, f"/api/grids/{p['id']}")["properties"]
@@ -310,7 +284,7 @@ def test_labels_follow_rename_merge_and_undo(live_server: str, page, restored) -
                                   {animate: false, paddingTopLeft: [460, 80], paddingBottomRight: [320, 60]}); }""",
         list(bounds),
     )
-    page.wait_for_timeout(300)
+    settle(page)
 
     def names() -> list[str]:
         return sorted(label["name"] for label in page.evaluate(LABELS))
@@ -323,7 +297,7 @@ def test_labels_follow_rename_merge_and_undo(live_server: str, page, restored) -
     assert before.count(a_name) == 1 and before.count(b_name) == 1 and renamed not in before
 
     page.click("#gg-edit-toggle")
-    spot = page.evaluate(FREE_SPOT, [a["id"], 3])
+    spot = free_spot(page, a["geometry"])
     assert spot, "no free spot inside the first grid to click"
     page.mouse.click(spot["x"], spot["y"])
     page.wait_for_selector(f".gg-selected[data-grid-id='{a['id']}']", timeout=5000)
@@ -341,7 +315,7 @@ def test_labels_follow_rename_merge_and_undo(live_server: str, page, restored) -
 
     # Merge the two: both labels go, the merged grid's label comes, inside the merged grid.
     page.click("#gg-merge")
-    spot = page.evaluate(FREE_SPOT, [b["id"], 3])
+    spot = free_spot(page, b["geometry"])
     assert spot, "no free spot inside the second grid to click"
     page.mouse.click(spot["x"], spot["y"])
     page.wait_for_selector(f"#gg-edit-body li:has-text('{b_name}')", timeout=5000)

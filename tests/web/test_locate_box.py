@@ -8,6 +8,7 @@ import urllib.request
 import pytest
 
 from gis.crs import from_wgs84
+from tests.web.emap_page import spots_inside
 
 POINT = (117.23, 31.82)
 
@@ -51,12 +52,10 @@ def test_locate_box_typed_click_and_errors(live_server: str, page) -> None:  # t
 
     # A click on the map in pick mode locates that spot (even on top of a grid).
     page.check("#gg-locate-pick")
-    other = page.evaluate(
-        """() => { const l = GridGov.layers.grids_level_4.getLayers()[5], map = GridGov.map;
-                   const c = l.getBounds().getCenter();
-                   map.setView(c, 17, {animate: false});
-                   return {id: l.feature.properties.id, lon: c.lng, lat: c.lat}; }"""
-    )
+    micro = _api(live_server, "/api/grids?level=4")["features"][5]
+    lon, lat = spots_inside(micro["geometry"])[0]
+    other = {"id": micro["id"], "lon": lon, "lat": lat}
+    page.evaluate("(o) => GridGov.map.setView([o.lat, o.lon], 17, {animate: false})", other)
     page.wait_for_timeout(300)
     before = page.get_attribute("html", "data-locate-done")
     spot = page.evaluate(

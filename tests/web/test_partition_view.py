@@ -8,6 +8,8 @@ import urllib.request
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.web.emap_page import rendered_grids
+
 
 def api(live_server: str, path: str) -> dict:
     with urllib.request.urlopen(f"{live_server}{path}") as res:  # loopback only
@@ -151,9 +153,7 @@ def test_cut_patches_with_party_members_and_commit(
         assert [r.household_count for r in rows] == counts
         assert all(r.level == 5 and r.code.startswith(micro["properties"]["code"]) for r in rows)
         # The new patches are on the map, the replaced ones are gone.
-        on_map = page.evaluate(
-            "() => GridGov.layers.grids_level_5.getLayers().map(l => l.feature.properties.id)"
-        )
+        on_map = rendered_grids(page, 5)
         assert set(created) <= set(on_map)
         replaced = set(subtree) - {mid}
         assert replaced and not replaced & set(on_map)

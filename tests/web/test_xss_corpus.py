@@ -76,6 +76,8 @@ class Corpus:
         self.case_ids: list[int] = []
         self.stored: dict[str, list[str]] = {}
         self.inside: tuple[float, float] = (0.0, 0.0)
+        self.grid_points: list[tuple[float, float]] = []  # a point inside each renamed grid
+        self.spots: list[tuple[float, float]] = []  # where the service points and cameras are
 
     def api(self, role: str, method: str, path: str, **kw: Any) -> Any:
         client = self.app.test_client()
@@ -119,9 +121,17 @@ def _store(c: Corpus) -> None:
             text("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM grid WHERE id = :g) s"),
             {"g": gid[OWN_MICRO]},
         ).one()
+        grid_points = session.execute(
+            text(
+                "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM grid"
+                " WHERE id = ANY(:ids)) s"
+            ),
+            {"ids": micro_ids},
+        ).all()
         session.close()
     c.grid_ids = gid
     c.inside = (inside[0], inside[1])
+    c.grid_points = [(x, y) for x, y in grid_points]
     # Grids: the community and the grid (labelled on the map) and the micro-grids (tooltips).
     renamed = [gid[OWN_COMMUNITY], gid[OWN_GRID], *micro_ids]
     names = []
@@ -146,6 +156,7 @@ def _store(c: Corpus) -> None:
     c.api("admin", "POST", "/api/import/assignments", data={"file": (io.BytesIO(_csv(assign)), "a.csv")})
     c.stored["worker names"] = [p[:60] for p in PAYLOADS]
     spots = _points((inside[0], inside[1]), len(PAYLOADS))
+    c.spots = spots
     households = [
         {
             "lon": x, "lat": y, "building": p[:80], "unit": "1", "room": "1", "address": p, "people": 1,
@@ -286,27 +297,47 @@ class Visit:
         self.ctx.close()
 
 
-def _emap_texts(page) -> str:  # type: ignore[no-untyped-def]
-    """Open every tooltip of the grids, service points and cameras and read them as text."""
-    return page.evaluate(
-        """() => {
-          const out = [];
-          for (const k of ['grids_level_2', 'grids_level_3', 'grids_level_4', 'service_points', 'cameras']) {
-            const group = GridGov.layers[k];
-            if (!group) continue;
-            if (!GridGov.map.hasLayer(group)) GridGov.map.addLayer(group);
-            group.eachLayer(l => {
-              if (!l.getTooltip()) return;
-              l.openTooltip(l.getLatLng ? l.getLatLng() : l.getCenter());
-              const el = l.getTooltip().getElement();
-              if (el) out.push(el.textContent);
-              l.closeTooltip();
-            });
-          }
-          document.querySelectorAll('.gg-label').forEach(el => out.push(el.textContent));
-          return out.join('\\n');
-        }"""
-    )
+def _emap_texts(page, corpus: Corpus) -> str:  # type: ignore[no-untyped-def]
+    """Read what the e-map shows as text: the grid names written on the map at several zooms,
+    the panel of each grid picked by a click (the notice board with its chain, or an
+    ancestor's outline), and the hover tooltips of the service points and cameras."""
+    out: list[str] = []
+    lon, lat = corpus.inside
+    for zoom in (13, 15, 17):
+        page.evaluate(
+            "([lon, lat, z]) => GridGov.map.setView([lat, lon], z, {animate: false})", [lon, lat, zoom]
+        )
+        page.evaluate("() => GridGov.refreshLabels()")
+        out.append(page.evaluate(
+            "() => Array.from(document.querySelectorAll('.gg-label')).map(el => el.textContent).join('\\n')"
+        ))
+    for x, y in [corpus.inside, *corpus.grid_points]:
+        out.append(page.evaluate(
+            """async ([lon, lat]) => {
+                 GridGov.map.setView([lat, lon], 17, {animate: false});
+                 const f = await GridGov.pickAt(L.latLng(lat, lon));
+                 if (!f) return '';
+                 await GridGov.openGrid(f);
+                 return document.getElementById('gg-panel').textContent;
+               }""",
+            [x, y],
+        ))
+    page.evaluate("([lon, lat]) => GridGov.map.setView([lat, lon], 19, {animate: false})", [lon, lat])
+    page.evaluate("() => GridGov.tilesIdle()")
+    for x, y in corpus.spots:
+        p = page.evaluate(
+            """([lon, lat]) => { const p = GridGov.map.latLngToContainerPoint([lat, lon]);
+                                 const r = GridGov.map.getContainer().getBoundingClientRect();
+                                 return {x: r.left + p.x, y: r.top + p.y}; }""",
+            [x, y],
+        )
+        page.mouse.move(p["x"], p["y"])
+        page.wait_for_timeout(150)
+        out.append(page.evaluate(
+            "() => Array.from(document.querySelectorAll('.leaflet-tooltip.gg-hover')).map(el => el.textContent).join('\\n')"
+        ))
+        page.mouse.move(5, 890)
+    return "\n".join(out)
 
 
 def _emap_panels(v: Visit, corpus: Corpus) -> None:
@@ -353,7 +384,7 @@ def test_every_page_shows_the_payloads_as_text(browser, corpus: Corpus, role: st
             v.open(path)
             if path == "/emap":
                 _settle(v.page, "() => document.documentElement.dataset.emapReady === '1'")
-                shown = _emap_texts(v.page)
+                shown = _emap_texts(v.page, corpus)
                 if role != "department":
                     for name in corpus.stored["grid names"]:
                         assert name in shown, (role, name)

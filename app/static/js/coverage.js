@@ -237,6 +237,8 @@
         button.replaceWith(Object.assign(document.createElement("span"), {
           className: "gg-cov-accepted", textContent: "已采纳：" + f.properties.name
         }));
+        if (GridGov.refreshCircles) { GridGov.refreshCircles(); }  // the new point's circle on the map
+        GridGov.refreshTiles();
         document.documentElement.setAttribute("data-coverage-accepted", String(f.id));
         $("gg-cov-planned").checked = true;
         return load();

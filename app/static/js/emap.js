@@ -1,11 +1,16 @@
-/* The e-map's own script: the notice-board panel, and a registry that feature scripts hook into. */
+/* The e-map's own script: the map (vector tiles drawn by MapLibre GL inside Leaflet), grid names
+   placed by the server, the grid under a click picked by the server, the notice-board panel, and
+   a registry that feature scripts hook into. Nothing holds the whole city: the page asks for the
+   tiles, names and grids of what is in view. */
 (function () {
   "use strict";
   var readyFns = [];
   var GridGov = {
     map: null,
+    gl: null,            // the MapLibre map drawing the tiles
     layers: {},
     config: {},
+    settings: {},
     /* Feature scripts call this; fn(map, layers, config) runs once the map exists. */
     onReady: function (fn) {
       if (GridGov.map) { fn(GridGov.map, GridGov.layers, GridGov.config); } else { readyFns.push(fn); }
@@ -31,23 +36,23 @@
         return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
       });
     },
-    /* Grid layers call this for every feature: a click opens the grid's notice board. */
-    bindGrid: function (feature, layer) {
-      layer.on("click", function (e) {
-        if (GridGov.clickHandlers.some(function (h) { return h(feature, layer, e) === false; })) { return; }
-        L.DomEvent.stopPropagation(e);
-        GridGov.showNoticeBoard(feature.properties.id);
-      });
-    },
-    /* Handlers that may take a grid click first (edit mode, locate); return false to stop it. */
+    /* Handlers that may take a grid click first (edit mode, division, locate, reporting):
+       h(feature, layer, event); return false to stop it. */
     clickHandlers: [],
     panel: function (html) {
       var panel = document.getElementById("gg-panel");
       document.getElementById("gg-panel-body").innerHTML = html;
       panel.hidden = false;
     },
+    /* The panel showing one element (built with text nodes). */
+    panelElement: function (node) {
+      var body = document.getElementById("gg-panel-body");
+      body.textContent = "";
+      body.appendChild(node);
+      document.getElementById("gg-panel").hidden = false;
+    },
     showNoticeBoard: function (gridId) {
-      fetch("/api/grids/" + encodeURIComponent(gridId), { headers: { Accept: "application/json" } })
+      return fetch("/api/grids/" + encodeURIComponent(gridId), { headers: { Accept: "application/json" } })
         .then(function (r) { return r.json().then(function (body) { return { ok: r.ok, body: body }; }); })
         .then(function (res) {
           if (!res.ok) { GridGov.panel('<p class="gg-error">' + GridGov.escape(res.body.error && res.body.error.message) + "</p>"); return; }
@@ -74,42 +79,6 @@
         (rows || '<tr><td colspan="4">暂无</td></tr>') + "</tbody></table></section>";
     }
   };
-  /* A place picker (街道/乡镇, 社区/村) that flies the map to the chosen grid. */
-  GridGov.onReady(function (map, layers, config) {
-    var places = config.places || [];
-    if (!places.length) { return; }
-    var Picker = L.Control.extend({
-      options: { position: "topleft" },
-      onAdd: function () {
-        var div = L.DomUtil.create("div", "leaflet-bar gg-picker");
-        var html = '<select id="gg-place" title="定位到"><option value="">定位到…</option>';
-        places.forEach(function (p) {
-          html += '<option value="' + GridGov.escape(p.id) + '">' + (p.level > 1 ? "　" : "") + GridGov.escape(p.name) + "</option>";
-        });
-        div.innerHTML = html + "</select>";
-        L.DomEvent.disableClickPropagation(div);
-        div.querySelector("select").addEventListener("change", function (ev) {
-          if (!ev.target.value) { return; }
-          fetch("/api/grids/" + ev.target.value).then(function (r) { return r.json(); }).then(function (f) {
-            var b = f.properties.bounds;
-            map.fitBounds([[b[1], b[0]], [b[3], b[2]]]);
-            GridGov.panel(GridGov.noticeBoardHtml(f.properties));
-          });
-        });
-        return div;
-      }
-    });
-    map.addControl(new Picker());
-  });
-  /* ---------------------------------------------------------------- building the map */
-
-  var LEVEL_STYLE = {
-    1: { color: "#b71c1c", weight: 4, fillOpacity: 0.0 },
-    2: { color: "#e65100", weight: 3, fillOpacity: 0.03 },
-    3: { color: "#1565c0", weight: 2, fillOpacity: 0.05 },
-    4: { color: "#2e7d32", weight: 1, fillOpacity: 0.08, dashArray: "4 3" },
-    5: { color: "#6a1b9a", weight: 1, fillOpacity: 0.08, dashArray: "2 3" }
-  };
 
   /* An element with text (never parsed as HTML). */
   function el(tag, className, text) {
@@ -133,6 +102,19 @@
   }
   GridGov.tipRows = tipRows;
 
+  /* ---------------------------------------------------------------- level styles */
+
+  /* The Leaflet path style of a grid level, from the one table of level styles (settings). */
+  GridGov.levelStyle = function (level, extra) {
+    var s = (GridGov.settings.level_styles || {})[level] || (GridGov.settings.level_styles || {})[5] ||
+      { color: "#6a1b9a", weight: 1, fill_opacity: 0.08, dash: [] };
+    var style = {
+      color: s.color, weight: s.weight, fillColor: s.color, fillOpacity: s.fill_opacity,
+      dashArray: s.dash && s.dash.length ? s.dash.join(" ") : null
+    };
+    return L.extend(style, extra || {});
+  };
+
   /* A grid's name on the map: a marker whose label is text, remembering the grid it names. */
   GridGov.labelMarker = function (label, latlng) {
     var div = el("div", "gg-label gg-label-" + Number(label.level), label.name);
@@ -146,94 +128,401 @@
     return marker;
   };
 
-  GridGov.gridTooltip = function (layer) {
-    var p = layer.feature.properties;
-    if (p.outline) { return tipRows([["名称", p.name], ["编码", p.code]]); }
-    return tipRows([["名称", p.name], ["编码", p.code], ["户数", p.household_count]]);
-  };
+  /* ---------------------------------------------------------------- vector tiles */
 
-  function gridLayer(level, features) {
-    var style = LEVEL_STYLE[level] || LEVEL_STYLE[5];
-    return L.geoJSON({ type: "FeatureCollection", features: features }, {
-      style: function (f) {
-        if (f.properties.outline) { return L.extend({}, style, { fillOpacity: 0, dashArray: "6 4", weight: 2 }); }
-        return L.extend({ fillColor: style.color }, style);
-      },
-      interactive: true,
-      onEachFeature: function (f, l) {
-        l.bindTooltip(GridGov.gridTooltip, { sticky: true });
-        if (f.properties.outline) { return; }  // orientation only: no notice board
-        GridGov.bindGrid(f, l);
-        l.on("mouseover", function () { l.setStyle({ weight: 4, fillOpacity: 0.2 }); });
-        l.on("mouseout", function () { l.setStyle(L.extend({ fillColor: style.color }, style)); });
-      }
-    });
+  var TILE_SOURCES = { grids: 16, households: 16, points: 16, overrides: 16, basemap: 16 };
+  var tileVersion = 0;
+
+  function tileUrl(layer) {
+    var path = (GridGov.settings.tiles || "/tiles/{layer}/{z}/{x}/{y}.mvt").replace("{layer}", layer);
+    // Tiles are fetched by MapLibre's worker: the URL must be absolute.
+    return window.location.origin + path + (tileVersion ? "?v=" + tileVersion : "");
   }
 
-  function build(settings, data) {
-    var map = L.map("gg-map", { preferCanvas: true, maxZoom: 19, minZoom: 3, zoomControl: true });
-    L.control.scale({ imperial: false }).addTo(map);
+  function glStyle() {
+    var sources = {}, layers = [];
+    Object.keys(TILE_SOURCES).forEach(function (name) {
+      sources[name] = { type: "vector", tiles: [tileUrl(name)], minzoom: 0, maxzoom: TILE_SOURCES[name] };
+    });
+    // The default basemap: the project's own roads, buildings and water, muted.
+    layers.push({ id: "basemap-water", type: "fill", source: "basemap", "source-layer": "basemap",
+      filter: ["==", ["get", "kind"], "water"], paint: { "fill-color": "#c9dbe6" } });
+    layers.push({ id: "basemap-buildings", type: "fill", source: "basemap", "source-layer": "basemap",
+      filter: ["==", ["get", "kind"], "building"], paint: { "fill-color": "#e2ddd3", "fill-outline-color": "#d3ccbf" } });
+    layers.push({ id: "basemap-roads", type: "line", source: "basemap", "source-layer": "basemap",
+      filter: ["==", ["geometry-type"], "LineString"],
+      paint: { "line-color": "#ffffff", "line-width": ["interpolate", ["linear"], ["zoom"], 10, 1, 16, 5, 19, 12] } });
+    [1, 2, 3, 4, 5].forEach(function (level) {
+      var s = GridGov.levelStyle(level);
+      var mine = ["all", ["==", ["get", "level"], level], ["!", ["to-boolean", ["get", "outline"]]]];
+      layers.push({ id: "grids-fill-" + level, type: "fill", source: "grids", "source-layer": "grids", filter: mine,
+        paint: { "fill-color": s.color, "fill-opacity": s.fillOpacity } });
+      var line = { "line-color": s.color, "line-width": s.weight };
+      var dash = ((GridGov.settings.level_styles || {})[level] || {}).dash;
+      if (dash && dash.length) { line["line-dasharray"] = dash.map(function (d) { return d / Math.max(s.weight, 1); }); }
+      layers.push({ id: "grids-line-" + level, type: "line", source: "grids", "source-layer": "grids", filter: mine, paint: line });
+      layers.push({ id: "grids-outline-" + level, type: "line", source: "grids", "source-layer": "grids",
+        filter: ["all", ["==", ["get", "level"], level], ["to-boolean", ["get", "outline"]]],
+        paint: { "line-color": s.color, "line-width": 2, "line-dasharray": [3, 2] } });
+    });
+    layers.push({ id: "overrides-fill", type: "fill", source: "overrides", "source-layer": "override_areas",
+      paint: { "fill-color": "#6200ea", "fill-opacity": 0.08 } });
+    layers.push({ id: "overrides-line", type: "line", source: "overrides", "source-layer": "override_areas",
+      paint: { "line-color": "#6200ea", "line-width": 1.5, "line-dasharray": [2, 2] } });
+    // Households: density circles (a count per cell) below zoom 16, bare points above.
+    layers.push({ id: "households", type: "circle", source: "households", "source-layer": "households",
+      paint: {
+        "circle-radius": ["interpolate", ["linear"], ["sqrt", ["get", "households"]], 1, 3, 4, 6, 10, 11, 30, 18],
+        "circle-color": "#1565c0", "circle-opacity": 0.55, "circle-stroke-color": "#ffffff", "circle-stroke-width": 0.5
+      } });
+    layers.push({ id: "cameras", type: "circle", source: "points", "source-layer": "cameras",
+      paint: { "circle-radius": 3, "circle-color": "#37474f", "circle-opacity": 0.8 } });
+    layers.push({ id: "service_points", type: "circle", source: "points", "source-layer": "service_points",
+      paint: { "circle-radius": 6, "circle-color": "#c62828", "circle-stroke-color": "#ffffff", "circle-stroke-width": 2 } });
+    return { version: 8, sources: sources, layers: layers };
+  }
+
+  /* A Leaflet layer standing for some MapLibre layers: adding it to the map (the layer list, or
+     a script) shows them, removing it hides them. */
+  var GlToggle = L.Layer.extend({
+    initialize: function (ids, namesFollow) { this.ids = ids; this.namesFollow = namesFollow; },
+    onAdd: function () { this._apply("visible"); if (this.namesFollow) { labelsSoon(); } },
+    onRemove: function () { this._apply("none"); if (this.namesFollow) { labelsSoon(); } },
+    _apply: function (vis) {
+      var gl = GridGov.gl, ids = this.ids;
+      if (!gl) { return; }
+      var run = function () { ids.forEach(function (id) { if (gl.getLayer(id)) { gl.setLayoutProperty(id, "visibility", vis); } }); };
+      if (gl.isStyleLoaded()) { run(); } else { gl.once("load", run); }
+    }
+  });
+
+  var pendingIdle = [];
+  /* Resolves once MapLibre has loaded and drawn every tile in view: on its "idle" event, or
+     when a look every 100 ms finds every tile in (a reload of a source does not always end in
+     an "idle" event). */
+  GridGov.tilesIdle = function () {
+    return new Promise(function (resolve) {
+      var gl = GridGov.gl;
+      if (!gl) { resolve(); return; }
+      var done = false, ticks = 0, timer = null;
+      var finish = function () {
+        if (done) { return; }
+        done = true;
+        clearInterval(timer);
+        resolve();
+      };
+      pendingIdle.push(finish);
+      timer = setInterval(function () {
+        ticks += 1;
+        if (ticks > 2 && gl.loaded() && gl.areTilesLoaded() && !gl.isMoving()) { finish(); }
+      }, 100);
+      gl.triggerRepaint();
+    });
+  };
+
+  /* Ask for every tile again (after an edit, a split, a merge, an undo or a division). */
+  GridGov.refreshTiles = function () {
+    var gl = GridGov.gl;
+    tileVersion += 1;
+    document.documentElement.setAttribute("data-tiles-version", String(tileVersion));
+    if (!gl) { return Promise.resolve(); }
+    Object.keys(TILE_SOURCES).forEach(function (name) {
+      if (name === "basemap") { return; }
+      var src = gl.getSource(name);
+      if (src && src.setTiles) { src.setTiles([tileUrl(name)]); }
+    });
+    return GridGov.tilesIdle();
+  };
+
+  /* Ids of the grids MapLibre draws in view (of a level, or all). */
+  GridGov.renderedGrids = function (level) {
+    var gl = GridGov.gl;
+    var ids = [];
+    [1, 2, 3, 4, 5].forEach(function (l) {
+      if (level && l !== level) { return; }
+      if (!gl.getLayer("grids-line-" + l)) { return; }
+      gl.queryRenderedFeatures({ layers: ["grids-line-" + l, "grids-fill-" + l] }).forEach(function (f) {
+        if (ids.indexOf(f.id) < 0) { ids.push(f.id); }
+      });
+    });
+    return ids;
+  };
+
+  /* ---------------------------------------------------------------- labels from the server */
+
+  var labelSeq = 0, labelTimer = null;
+  /* Names follow the grid levels shown: refresh them once the layer list settles. */
+  function labelsSoon() {
+    if (!GridGov.map || !GridGov.layers.labels) { return; }
+    if (labelTimer) { clearTimeout(labelTimer); }
+    labelTimer = setTimeout(function () { labelTimer = null; GridGov.refreshLabels(); }, 0);
+  }
+  GridGov.refreshLabels = function () {
+    var map = GridGov.map, layer = GridGov.layers.labels;
+    if (!map || !layer) { return Promise.resolve(); }
+    var mine = ++labelSeq;
+    var b = map.getBounds();
+    var clamp = function (v, lo, hi) { return Math.min(Math.max(v, lo), hi); };
+    var bbox = [clamp(b.getWest(), -180, 180), clamp(b.getSouth(), -90, 90),
+      clamp(b.getEast(), -180, 180), clamp(b.getNorth(), -90, 90)].map(function (v) { return v.toFixed(6); });
+    var url = "/api/emap/labels?bbox=" + bbox.join(",") + "&zoom=" + map.getZoom() + "&max_level=" + deepestShown();
+    return fetch(url, { headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : { labels: [] }; })
+      .then(function (body) {
+        if (mine !== labelSeq) { return; }
+        layer.clearLayers();
+        body.labels.forEach(function (lb) { layer.addLayer(GridGov.labelMarker(lb, [lb.lat, lb.lon])); });
+        document.documentElement.setAttribute("data-labels-seq", String(mine));
+      });
+  };
+
+  /* After an edit: new tiles and new names. */
+  GridGov.refreshMap = function () {
+    return Promise.all([GridGov.refreshTiles(), GridGov.refreshLabels()]);
+  };
+
+  /* ---------------------------------------------------------------- picking a grid */
+
+  /* The deepest grid level shown: the levels ticked in the layer list. */
+  function deepestShown() {
+    var deepest = 0;
+    [1, 2, 3, 4, 5].forEach(function (l) {
+      var t = GridGov.layers["grids_level_" + l];
+      if (t && GridGov.map.hasLayer(t)) { deepest = l; }
+    });
+    return deepest;
+  }
+
+  /* The grid at a place, as the server picks it (the deepest level drawn at this zoom). */
+  GridGov.pickAt = function (latlng) {
+    var map = GridGov.map;
+    var deepest = deepestShown();
+    if (!deepest) { return Promise.resolve(null); }
+    var url = "/api/emap/pick?lon=" + latlng.lng + "&lat=" + latlng.lat + "&zoom=" + map.getZoom() +
+      "&max_level=" + deepest;
+    return fetch(url, { headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : { features: [] }; })
+      .then(function (fc) { return fc.features[0] || null; });
+  };
+
+  /* What a click on a grid does unless a tool takes it: the notice board (an outline, shown
+     for orientation, gives its name and code only). */
+  GridGov.openGrid = function (feature) {
+    var p = feature.properties;
+    if (p.outline) {
+      var box = el("section", "gg-outline");
+      box.setAttribute("data-grid-id", String(p.id));
+      box.appendChild(el("h2", null, "上级网格"));
+      box.appendChild(tipRows([["名称", p.name], ["编码", p.code]]));
+      GridGov.panelElement(box);
+      return Promise.resolve();
+    }
+    return GridGov.showNoticeBoard(p.id);
+  };
+
+  /* Hover: what is drawn under the pointer, as a tooltip of text rows (null: nothing). */
+  GridGov.tipAt = function (point) {
+    var gl = GridGov.gl;
+    if (!gl || !gl.isStyleLoaded()) { return null; }
+    var box = [[point.x - 4, point.y - 4], [point.x + 4, point.y + 4]];
+    var wanted = ["service_points", "cameras", "households"].filter(function (id) {
+      return gl.getLayer(id) && gl.getLayoutProperty(id, "visibility") !== "none";
+    });
+    var found = wanted.length ? gl.queryRenderedFeatures(box, { layers: wanted }) : [];
+    var rows = [];
+    found.forEach(function (f) {
+      var p = f.properties;
+      if (f.layer.id === "service_points") {
+        rows.push(["阵地", p.name], ["服务半径", Math.round(p.radius_m) + " 米"]);
+      } else if (f.layer.id === "cameras") {
+        rows.push(["探头", p.code], ["名称", p.name || ""]);
+      } else {
+        rows.push(["住户", p.households + " 户"]);
+      }
+    });
+    if (!rows.length) {
+      var grids = [];
+      [5, 4, 3, 2, 1].forEach(function (l) {
+        if (gl.getLayer("grids-fill-" + l) && GridGov.map.hasLayer(GridGov.layers["grids_level_" + l] || {})) {
+          grids = grids.concat(gl.queryRenderedFeatures([point.x, point.y], { layers: ["grids-fill-" + l] }));
+        }
+      });
+      if (grids.length) {
+        var g = grids[0].properties;
+        rows.push(["名称", g.name], ["编码", g.code], ["户数", g.household_count]);
+      }
+    }
+    return rows.length ? tipRows(rows) : null;
+  };
+
+  /* ---------------------------------------------------------------- controls */
+
+  /* A place picker (街道/乡镇, 社区/村) that flies the map to the chosen grid. */
+  GridGov.onReady(function (map, layers, config) {
+    var places = config.places || [];
+    if (!places.length) { return; }
+    var Picker = L.Control.extend({
+      options: { position: "topleft" },
+      onAdd: function () {
+        var div = L.DomUtil.create("div", "leaflet-bar gg-picker");
+        var select = el("select");
+        select.id = "gg-place";
+        select.title = "定位到";
+        var first = el("option", null, "定位到…");
+        first.value = "";
+        select.appendChild(first);
+        places.forEach(function (p) {
+          var o = el("option", null, (p.level > 1 ? "　" : "") + p.name);
+          o.value = String(p.id);
+          select.appendChild(o);
+        });
+        div.appendChild(select);
+        L.DomEvent.disableClickPropagation(div);
+        select.addEventListener("change", function (ev) {
+          if (!ev.target.value) { return; }
+          fetch("/api/grids/" + encodeURIComponent(ev.target.value)).then(function (r) { return r.json(); }).then(function (f) {
+            var b = f.properties.bounds;
+            map.fitBounds([[b[1], b[0]], [b[3], b[2]]]);
+            GridGov.panel(GridGov.noticeBoardHtml(f.properties));
+          });
+        });
+        return div;
+      }
+    });
+    map.addControl(new Picker());
+  });
+
+  /* The legend: a collapsible list of what the symbols mean. */
+  function legend(settings) {
+    var Legend = L.Control.extend({
+      options: { position: "bottomleft" },
+      onAdd: function () {
+        var box = el("details", "leaflet-bar gg-legend");
+        box.appendChild(el("summary", null, "图例"));
+        var list = el("ul");
+        var names = settings.level_names || {};
+        [1, 2, 3, 4, 5].forEach(function (l) {
+          var s = (settings.level_styles || {})[l];
+          if (!s) { return; }
+          var li = el("li");
+          var sw = el("i", "gg-swatch gg-swatch-line");
+          sw.style.borderColor = s.color;
+          sw.style.borderStyle = s.dash && s.dash.length ? "dashed" : "solid";
+          li.appendChild(sw);
+          li.appendChild(document.createTextNode(names[l] || String(l)));
+          list.appendChild(li);
+        });
+        [["#1565c0", "住户（圆越大户数越多）"], ["#c62828", "党群服务阵地"], ["#37474f", "监控探头"],
+          ["#6200ea", "管辖例外区域"]].forEach(function (row) {
+          var li = el("li");
+          var sw = el("i", "gg-swatch gg-swatch-dot");
+          sw.style.background = row[0];
+          li.appendChild(sw);
+          li.appendChild(document.createTextNode(row[1]));
+          list.appendChild(li);
+        });
+        box.appendChild(list);
+        L.DomEvent.disableClickPropagation(box);
+        return box;
+      }
+    });
+    return new Legend();
+  }
+
+  /* ---------------------------------------------------------------- building the map */
+
+  function build(settings) {
+    var map = L.map("gg-map", { maxZoom: 19, minZoom: 3, zoomControl: true });
+    L.control.scale({ imperial: false, metric: true }).addTo(map);
     var base = {}, overlays = {}, layers = {};
     (settings.basemap || []).forEach(function (b) {
       var t = L.tileLayer(b.url, { attribution: b.attribution, subdomains: b.subdomains || "abc", maxZoom: 19 });
       t.addTo(map);
       if (b.overlay) { overlays[b.name] = t; } else { base[b.name] = t; }
     });
-    var names = data.level_names || {};
+    var h = settings.home;
+    if (h) { map.fitBounds([[h[1], h[0]], [h[3], h[2]]], { animate: false }); } else { map.setView([35.0, 105.0], 4, { animate: false }); }
+
+    maplibregl.setWorkerUrl(window.location.origin + settings.worker);
+    var glLayer = L.maplibreGL({ style: glStyle(), interactive: false, attributionControl: false });
+    glLayer.addTo(map);
+    var gl = glLayer.getMaplibreMap();
+    GridGov.gl = gl;
+    layers.tiles = glLayer;
+    gl.on("idle", function () { pendingIdle.splice(0).forEach(function (fn) { fn(); }); });
+    gl.on("error", function (ev) {
+      // A tile that failed (e.g. cancelled while moving) is asked for again on the next view.
+      if (window.console) { window.console.warn("map:", ev && ev.error && ev.error.message); }
+    });
+
+    var names = settings.level_names || {};
     [1, 2, 3, 4, 5].forEach(function (level) {
-      var feats = data.grids.features.filter(function (f) { return f.properties.level === level; });
-      if (!feats.length) { return; }
-      var layer = gridLayer(level, feats);
-      if (level !== 5) { layer.addTo(map); }
-      layers["grids_level_" + level] = layer;
-      overlays[(names[level] || String(level)) + "（" + feats.length + "）"] = layer;
+      var t = new GlToggle(["grids-fill-" + level, "grids-line-" + level, "grids-outline-" + level], true);
+      t.addTo(map);
+      layers["grids_level_" + level] = t;
+      overlays[names[level] || String(level)] = t;
     });
     var labels = L.featureGroup();
-    (data.labels || []).forEach(function (lb) { labels.addLayer(GridGov.labelMarker(lb, [lb.lat, lb.lon])); });
     labels.addTo(map);
     layers.labels = labels;
     overlays["网格名称标注"] = labels;
+    [["households", ["households"], "住户"], ["service_points", ["service_points"], "党群服务阵地"],
+      ["cameras", ["cameras"], "监控探头"], ["overrides", ["overrides-fill", "overrides-line"], "管辖例外区域"]]
+      .forEach(function (row) {
+        var t = new GlToggle(row[1]);
+        t.addTo(map);
+        layers[row[0]] = t;
+        overlays[row[2]] = t;
+      });
 
-    var households = L.markerClusterGroup({ chunkedLoading: true });
-    households.addLayers((data.households || []).map(function (row) {
-      return L.circleMarker([row[0], row[1]], { radius: 4, color: "#1565c0", weight: 1, fillOpacity: 0.7 });
-    }));
-    households.addTo(map);
-    layers.households = households;
-    overlays["住户（" + (data.households || []).length + "）"] = households;
-
-    var circles = L.geoJSON(data.service_circles, {
+    var circles = L.geoJSON(null, {
       style: function () { return { color: "#c62828", weight: 1, fillColor: "#c62828", fillOpacity: 0.05 }; },
       interactive: false
     }).addTo(map);
     layers.service_circles = circles;
     overlays["服务圈（按服务半径）"] = circles;
+    GridGov.refreshCircles = function () {
+      return fetch("/api/coverage/circles", { headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (fc) {
+          circles.clearLayers();
+          if (fc) { circles.addData(fc); }
+        });
+    };
+    GridGov.refreshCircles();
 
-    var points = L.featureGroup();
-    data.service_points.features.forEach(function (f) {
-      var c = f.geometry.coordinates, p = f.properties;
-      L.circleMarker([c[1], c[0]], { radius: 6, color: "#ffffff", weight: 2, fill: true, fillColor: "#c62828", fillOpacity: 0.95 })
-        .bindTooltip(tipRows([["阵地", p.name], ["类型", p.kind_name], ["服务半径", Math.round(p.radius_m) + " 米"]]))
-        .addTo(points);
+    L.control.layers(base, overlays, { collapsed: true }).addTo(map);
+    legend(settings).addTo(map);
+
+    /* A click: the server picks the grid under it; a tool may take it, else its notice board. */
+    map.on("click", function (e) {
+      if (map.pm && map.pm.globalDrawModeEnabled()) { return; }  // drawing: the click is a vertex
+      GridGov.pickAt(e.latlng).then(function (feature) {
+        if (!feature) { return; }
+        if (GridGov.clickHandlers.some(function (hd) { return hd(feature, null, e) === false; })) { return; }
+        GridGov.openGrid(feature);
+      });
     });
-    points.addTo(map);
-    layers.service_points = points;
-    overlays["党群服务阵地"] = points;
-
-    var cams = L.featureGroup();
-    data.cameras.features.forEach(function (f) {
-      var c = f.geometry.coordinates, p = f.properties;
-      L.circleMarker([c[1], c[0]], { radius: 3, color: "#37474f", weight: 1, fill: true, fillOpacity: 0.8 })
-        .bindTooltip(tipRows([["探头", p.code], ["名称", p.name || ""]]))
-        .addTo(cams);
+    /* Hover: a tooltip of what is under the pointer, read from the drawn tiles. */
+    var hover = L.tooltip({ direction: "top", offset: [0, -8], className: "gg-hover" });
+    var hoverAt = null;
+    map.on("mousemove", function (e) {
+      if (hoverAt) { return; }
+      hoverAt = e;
+      L.Util.requestAnimFrame(function () {
+        var ev = hoverAt;
+        hoverAt = null;
+        var tip = GridGov.tipAt(ev.containerPoint);
+        if (!tip) { if (map.hasLayer(hover)) { map.closeTooltip(hover); } return; }
+        hover.setContent(tip).setLatLng(ev.latlng);
+        if (!map.hasLayer(hover)) { map.openTooltip(hover); }
+      });
     });
-    layers.cameras = cams;
-    overlays["监控探头"] = cams;
+    map.on("mouseout", function () { if (map.hasLayer(hover)) { map.closeTooltip(hover); } });
+    map.on("moveend", function () { GridGov.refreshLabels(); });
 
-    L.control.layers(base, overlays, { collapsed: false }).addTo(map);
-    var h = data.home;
-    if (h) { map.fitBounds([[h[1], h[0]], [h[3], h[2]]]); } else { map.setView([35.0, 105.0], 4); }
-    GridGov.ready(map, layers, { level_names: names, places: data.places || [], label_levels: data.label_levels || [] });
+    GridGov.ready(map, layers, { level_names: names, places: settings.places || [] });
+    GridGov.refreshLabels();
   }
 
   function start() {
@@ -242,17 +531,15 @@
     var node = document.getElementById("gg-emap-settings");
     if (!node || !document.getElementById("gg-map")) { return; }
     var settings = JSON.parse(node.textContent);
-    fetch(settings.layers_url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
-      .then(function (r) {
-        if (!r.ok) { throw new Error("地图数据加载失败（" + r.status + "）"); }
-        return r.json();
-      })
-      .then(function (data) { build(settings, data); })
-      .catch(function (err) {
-        var msg = el("p", "gg-error", err.message || String(err));
-        document.getElementById("gg-panel-body").appendChild(msg);
-        document.getElementById("gg-panel").hidden = false;
-      });
+    GridGov.settings = settings;
+    try {
+      build(settings);
+    } catch (err) {
+      var msg = el("p", "gg-error", "地图加载失败：" + (err.message || String(err)));
+      document.getElementById("gg-panel-body").appendChild(msg);
+      document.getElementById("gg-panel").hidden = false;
+      throw err;
+    }
   }
 
   window.GridGov = GridGov;

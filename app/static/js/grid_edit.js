@@ -16,6 +16,8 @@
     drawn: null,         // the layer being drawn or edited
     preview: null,       // layer showing a dry-run result
     marks: null,         // layer showing errors and integrity issues
+    context: null,       // the selected grid and its siblings, fetched
+    contextSeq: 0,
     map: null
   };
   var esc = function (s) { return GridGov.escape(s); };
@@ -33,44 +35,41 @@
       .then(function (r) { return r.json().then(function (b) { return { ok: r.ok, status: r.status, body: b }; }); });
   }
 
-  /* ---------------------------------------------------------------- map layers */
+  /* ---------------------------------------------------------------- the grids being edited */
 
-  function gridLayers() {
-    return Object.keys(GridGov.layers).filter(function (k) { return k.indexOf("grids_level_") === 0; })
-      .map(function (k) { return GridGov.layers[k]; });
-  }
-
-  function findGrid(id) {
-    var found = null;
-    gridLayers().forEach(function (group) {
-      group.eachLayer(function (l) { if (l.feature && l.feature.properties.id === id) { found = l; } });
-    });
-    return found;
-  }
-
-  function levelLayer(level) {
-    var key = "grids_level_" + level;
-    var group = GridGov.layers[key];
-    if (!group) {
-      group = L.geoJSON(null, {
-        style: { color: "#6a1b9a", weight: 1, fillOpacity: 0.08, dashArray: "2 3" },
-        onEachFeature: function (f, l) { GridGov.bindGrid(f, l); }
-      });
-      GridGov.layers[key] = group;
-    }
-    if (!E.map.hasLayer(group)) { E.map.addLayer(group); }
-    return group;
-  }
-
-  function removeGrid(id) {
-    gridLayers().forEach(function (group) {
-      group.eachLayer(function (l) { if (l.feature && l.feature.properties.id === id) { group.removeLayer(l); } });
+  /* The map itself is drawn from tiles; the edit mode works on what it fetches: the selected
+     grid and its siblings (/api/grids?parent=…), drawn as outlines that drawings snap to. */
+  function showContext(feature) {
+    clearLayer("context");
+    if (!feature) { return Promise.resolve(); }
+    var p = feature.properties;
+    var mine = ++E.contextSeq;
+    var url = p.parent_id ? "/api/grids?parent=" + encodeURIComponent(p.parent_id) : null;
+    var load = url ? api("GET", url).then(function (res) { return res.ok ? res.body.features : [feature]; }) :
+      Promise.resolve([feature]);
+    return load.then(function (features) {
+      if (mine !== E.contextSeq || !E.on) { return; }
+      clearLayer("context");
+      E.context = L.geoJSON({ type: "FeatureCollection", features: features }, {
+        renderer: L.svg(),
+        interactive: false,
+        style: function (f) {
+          var chosen = f.properties.id === (E.selected && E.selected.properties.id);
+          return GridGov.levelStyle(f.properties.level, { fillOpacity: chosen ? 0.12 : 0, weight: chosen ? 3 : 2, dashArray: null });
+        }
+      }).addTo(E.map);
     });
   }
 
-  function putGrid(feature) {
-    removeGrid(feature.id);
-    levelLayer(feature.properties.level).addData(feature);
+  function select(feature) {
+    E.selected = feature;
+    render();
+    return showContext(feature);
+  }
+
+  /* After a save or an undo: new tiles, new names, the siblings again. */
+  function refreshAfterEdit() {
+    return Promise.all([GridGov.refreshMap(), showContext(E.selected)]);
   }
 
   function clearLayer(name) {
@@ -106,73 +105,6 @@
       .addTo(E.map);
     var b = E.marks.getBounds();
     if (b.isValid() && !E.map.getBounds().contains(b)) { E.map.fitBounds(b.pad(0.5), { maxZoom: 18 }); }
-  }
-
-  /* ---------------------------------------------------------------- name labels */
-  // The e-map writes the names of these levels on the map (app/web/emap.py, grid_labels);
-  // after an edit the labels of the grids it retired or changed go and those of its grids come.
-  var LABEL_LEVELS = [2, 3];
-
-  function ringContains(ring, x, y) {
-    var inside = false;
-    for (var i = 0, j = ring.length - 1; i < ring.length; j = i++) {
-      var xi = ring[i][0], yi = ring[i][1], xj = ring[j][0], yj = ring[j][1];
-      if ((yi > y) !== (yj > y) && x < xi + (y - yi) * (xj - xi) / (yj - yi)) { inside = !inside; }
-    }
-    return inside;
-  }
-
-  function polygons(geometry) {
-    if (!geometry) { return []; }
-    if (geometry.type === "Polygon") { return [geometry.coordinates]; }
-    return geometry.type === "MultiPolygon" ? geometry.coordinates : [];
-  }
-
-  function geometryContains(geometry, x, y) {
-    return polygons(geometry).some(function (rings) {
-      return ringContains(rings[0], x, y) && !rings.slice(1).some(function (h) { return ringContains(h, x, y); });
-    });
-  }
-
-  /* A point inside the polygon, as the server's ST_PointOnSurface picks it: on the horizontal
-     line halfway up the largest part, the middle of the widest stretch inside. [lat, lng]. */
-  function labelPoint(geometry) {
-    var best = null;
-    polygons(geometry).forEach(function (rings) {
-      var ys = rings[0].map(function (c) { return c[1]; });
-      var xs = rings[0].map(function (c) { return c[0]; });
-      var size = (Math.max.apply(null, xs) - Math.min.apply(null, xs)) * (Math.max.apply(null, ys) - Math.min.apply(null, ys));
-      if (!best || size > best.size) { best = { rings: rings, size: size, y: (Math.min.apply(null, ys) + Math.max.apply(null, ys)) / 2 }; }
-    });
-    if (!best) { return null; }
-    var y = best.y, cuts = [];
-    best.rings.forEach(function (ring) {
-      for (var i = 0, j = ring.length - 1; i < ring.length; j = i++) {
-        var a = ring[j], b = ring[i];
-        if ((a[1] > y) !== (b[1] > y)) { cuts.push(a[0] + (y - a[1]) * (b[0] - a[0]) / (b[1] - a[1])); }
-      }
-    });
-    cuts.sort(function (p, q) { return p - q; });
-    var x = null, widest = -1;
-    for (var k = 0; k + 1 < cuts.length; k += 2) {
-      if (cuts[k + 1] - cuts[k] > widest) { widest = cuts[k + 1] - cuts[k]; x = (cuts[k] + cuts[k + 1]) / 2; }
-    }
-    return x === null ? null : [y, x];
-  }
-
-  function refreshLabels(fc) {
-    var layer = GridGov.layers.labels;
-    if (!layer) { return; }
-    var gone = (fc.retired || []).map(function (r) { return r.id; })
-      .concat(fc.features.map(function (f) { return f.id; }));
-    layer.eachLayer(function (marker) { if (gone.indexOf(marker.gridId) >= 0) { layer.removeLayer(marker); } });
-    fc.features.forEach(function (f) {
-      var p = f.properties;
-      if (LABEL_LEVELS.indexOf(p.level) < 0 || p.valid_to) { return; }
-      var at = labelPoint(f.geometry);
-      if (!at) { return; }
-      layer.addLayer(GridGov.labelMarker({ grid_id: p.id, name: p.name, level: p.level }, at));
-    });
   }
 
   /* ---------------------------------------------------------------- panel */
@@ -288,17 +220,16 @@
     api(edit.method, edit.url, edit.body, edit.version).then(function (res) {
       if (!res.ok) { sayError(res); return; }
       var fc = res.body;
-      (fc.retired || []).forEach(function (r) { removeGrid(r.id); });
-      fc.features.forEach(putGrid);
-      refreshLabels(fc);
       stopDrawing();
       clearLayer("preview");
       E.pending = null;
       E.mode = null;
       E.mergeSet = [];
       E.selected = fc.features.length === 1 ? fc.features[0] : null;
-      render('<div id="gg-saved"><h3>已保存：' + esc(fc.change.kind_name) + "（#" + esc(fc.change.id) + "）</h3>" +
-        resultTable(fc, true) + "</div>");
+      return refreshAfterEdit().then(function () {
+        render('<div id="gg-saved"><h3>已保存：' + esc(fc.change.kind_name) + "（#" + esc(fc.change.id) + "）</h3>" +
+          resultTable(fc, true) + "</div>");
+      });
     });
   }
 
@@ -308,10 +239,9 @@
      script ran (open cases, the located point and its grid, a proposed division), so look at
      what is there each time a drawing starts: none of it is a place to put a vertex. */
   function snapToGridsOnly() {
-    var grids = gridLayers();
     E.map.eachLayer(function (l) {
-      if (l._pmTempLayer || l === E.drawn) { return; }
-      if (!grids.some(function (g) { return g !== l && g.hasLayer(l); })) { l.options.snapIgnore = true; }
+      if (l._pmTempLayer || l === E.drawn || !l.options) { return; }
+      if (!(E.context && E.context !== l && E.context.hasLayer(l))) { l.options.snapIgnore = true; }
     });
   }
 
@@ -474,21 +404,18 @@
     api("POST", "/api/grids/changes/" + changeId + "/undo", {}).then(function (res) {
       if (!res.ok) { sayError(res); return; }
       var fc = res.body;
-      (fc.retired || []).forEach(function (r) { removeGrid(r.id); });
-      fc.features.forEach(putGrid);
-      refreshLabels(fc);
       E.selected = fc.features.length === 1 ? fc.features[0] : null;
-      render('<div id="gg-saved"><h3>已撤销 #' + esc(changeId) + "</h3>" + resultTable(fc, true) + "</div>");
+      return refreshAfterEdit().then(function () {
+        render('<div id="gg-saved"><h3>已撤销 #' + esc(changeId) + "</h3>" + resultTable(fc, true) + "</div>");
+      });
     });
   }
 
   function selectParent() {
     api("GET", "/api/grids/" + E.selected.properties.parent_id).then(function (res) {
       if (!res.ok) { sayError(res); return; }
-      var layer = findGrid(res.body.id);
-      E.selected = layer ? layer.feature : res.body;
       reset();
-      render();
+      select(res.body);
     });
   }
 
@@ -511,10 +438,10 @@
       showMergeSet();
       return false;
     }
+    if (feature.properties.outline) { return false; }  // outside one's grids: nothing to edit
     reset();
     clearLayer("marks");
-    E.selected = feature;
-    render();
+    select(feature);
     return false;
   }
 
@@ -528,6 +455,7 @@
     } else {
       reset();
       clearLayer("marks");
+      clearLayer("context");
       E.selected = null;
       document.getElementById("gg-panel").hidden = true;
     }
@@ -572,6 +500,5 @@
       if (ev.target.id === "gg-actor") { localStorage.setItem("gg-actor", ev.target.value.trim()); }
     });
   });
-  E.refreshLabels = refreshLabels;
   GridGov.edit = E;
 })();

@@ -155,13 +155,9 @@
       locate({ lon: latlng.lng, lat: latlng.lat, crs: "wgs84" });
     }
 
-    /* In pick mode a click anywhere — on a grid or not — locates that spot. */
-    GridGov.clickHandlers.push(function (feature, layer, e) {
-      if (!pick.checked) { return true; }
-      L.DomEvent.stopPropagation(e);
-      pickAt(e.latlng);
-      return false;
-    });
+    /* In pick mode a click anywhere — on a grid or not — locates that spot (and opens no
+       notice board). */
+    GridGov.clickHandlers.push(function () { return !pick.checked; });
     map.on("click", function (e) { if (pick.checked) { pickAt(e.latlng); } });
     pick.addEventListener("change", function () {
       map.getContainer().classList.toggle("gg-picking", pick.checked);

@@ -251,6 +251,7 @@
       say('<p class="gg-ok" id="gg-ov-saved" data-area-id="' + esc(res.body.id) + '">已保存：' +
         esc(res.body.properties.name) + "（责任方 " + esc(res.body.properties.keeper) + "，版本 " +
         esc(res.body.properties.version) + "）</p>");
+      GridGov.refreshTiles();  // the areas on the map's tiles too
       return loadAreas().then(function () { done("saved"); });
     });
   }
@@ -296,6 +297,7 @@
       clearMarks();
       say('<p class="gg-ok" id="gg-ov-saved" data-area-id="' + esc(res.body.id) + '">已保存修改：' +
         esc(res.body.properties.name) + "（版本 " + esc(res.body.properties.version) + "）</p>");
+      GridGov.refreshTiles();  // the areas on the map's tiles too
       return loadAreas().then(function () { done("updated"); });
     });
   }
@@ -318,6 +320,7 @@
       O.deleting = null;
       stopWork();
       say('<p class="gg-ok" id="gg-ov-deleted" data-area-id="' + esc(f.id) + '">已删除：' + esc(f.properties.name) + "</p>");
+      GridGov.refreshTiles();  // the areas on the map's tiles too
       return loadAreas().then(function () { done("deleted"); });
     });
   }

@@ -7,7 +7,7 @@
   var PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
     "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#800000", "#aaffc3", "#808000",
     "#ffd8b1", "#000075", "#808080"];
-  var LEVEL_NAMES = { 1: "街道/乡镇", 2: "社区/村", 3: "网格", 4: "微网格", 5: "片区" };
+  function levelName(level) { return (GridGov.settings.level_names || {})[level] || String(level); }
   var e = function (s) { return GridGov.escape(s); };
   function pct(x) { return (x * 100).toFixed(1) + "%"; }
   function mark(state) { document.documentElement.setAttribute("data-partition", state); }
@@ -158,6 +158,7 @@
     /* While the mode is on, a click on a grid chooses it instead of opening its notice board. */
     GridGov.clickHandlers.push(function (feature) {
       if (!state.on) { return true; }
+      if (feature.properties.outline) { return false; }
       select(feature.properties.id);
       return false;
     });
@@ -205,23 +206,6 @@
     });
     $("gg-part-patches").addEventListener("click", function () { propose(true); });
 
-    function refreshGrids(parentId, retired) {
-      return fetch("/api/grids?parent=" + parentId).then(function (r) { return r.json(); }).then(function (fc) {
-        Object.keys(layers).forEach(function (key) {
-          if (key.indexOf("grids_level_") !== 0) { return; }
-          layers[key].eachLayer(function (l) {
-            if (retired.indexOf(l.feature.properties.id) >= 0) { layers[key].removeLayer(l); }
-          });
-        });
-        fc.features.forEach(function (f) {
-          var key = "grids_level_" + f.properties.level;
-          if (!layers[key]) {
-            layers[key] = L.geoJSON(null, { onEachFeature: GridGov.bindGrid, style: { color: "#6a1b9a", weight: 1, fillOpacity: 0.05 } }).addTo(map);
-          }
-          layers[key].addData(f);
-        });
-      });
-    }
     $("gg-part-commit").addEventListener("click", function () {
       if (!state.proposal || !state.grid) { return; }
       var body = Object.assign({}, state.lastRequest, {
@@ -234,10 +218,10 @@
         var codes = res.features.map(function (f) { return f.properties.code; });
         var gridId = state.grid.id;
         clearProposal();
-        status("已提交：新建 " + codes.length + " 个" + LEVEL_NAMES[res.features[0].properties.level] +
+        status("已提交：新建 " + codes.length + " 个" + levelName(res.features[0].properties.level) +
           "（" + codes.join("、") + "），迁移住户 " + res.moved.household + " 户");
-        return refreshGrids(gridId, res.retired).then(function () { return select(gridId); }).then(function () {
-          status("已提交：新建 " + codes.length + " 个" + LEVEL_NAMES[res.features[0].properties.level] +
+        return GridGov.refreshMap().then(function () { return select(gridId); }).then(function () {
+          status("已提交：新建 " + codes.length + " 个" + levelName(res.features[0].properties.level) +
             "（" + codes.join("、") + "），迁移住户 " + res.moved.household + " 户");
           mark("committed");
         });

@@ -1,0 +1,63 @@
+"""Helpers for browser tests of the tiled e-map: where to click inside a grid, what is drawn."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shapely.geometry import Point, shape
+
+FREE_SPOT = """async (spots) => {
+  // A spot where a click reaches the map itself: on the tiles MapLibre draws (no panel, control or
+  // label over it) and clear of the markers drawn above the grids (cases, service points,
+  // cameras). Page coordinates, or null.
+  await GridGov.tilesIdle();
+  const map = GridGov.map, gl = GridGov.gl, r = map.getContainer().getBoundingClientRect();
+  const busy = [];
+  const cases = GridGov.layers.cases;
+  if (cases && map.hasLayer(cases)) cases.eachLayer(m => { if (m.getLatLng) busy.push(map.latLngToContainerPoint(m.getLatLng())); });
+  for (const [lon, lat] of spots) {
+    const p = map.latLngToContainerPoint([lat, lon]);
+    if (p.x < 0 || p.y < 0 || p.x > r.width || p.y > r.height) continue;
+    const el = document.elementFromPoint(r.left + p.x, r.top + p.y);
+    if (!el || !el.closest('.leaflet-gl-layer')) continue;
+    if (!busy.every(q => q.distanceTo(p) > 25)) continue;
+    const near = gl.queryRenderedFeatures([[p.x - 25, p.y - 25], [p.x + 25, p.y + 25]],
+                                          {layers: ['service_points', 'cameras']});
+    if (near.length) continue;
+    return {x: r.left + p.x, y: r.top + p.y, lon: lon, lat: lat};
+  }
+  return null;
+}"""
+
+
+def spots_inside(geometry: dict[str, Any], n: int = 9) -> list[list[float]]:
+    """Points well inside a grid (lon, lat), middle first."""
+    g = shape(geometry)
+    minx, miny, maxx, maxy = g.bounds
+    inner = g.buffer(-0.08 * min(maxx - minx, maxy - miny))
+    pts = []
+    for i in range(1, n + 1):
+        for j in range(1, n + 1):
+            p = Point(minx + (maxx - minx) * j / (n + 1), miny + (maxy - miny) * i / (n + 1))
+            if inner.contains(p):
+                pts.append(p)
+    c = g.representative_point()
+    pts.sort(key=lambda p: p.distance(c))
+    return [[p.x, p.y] for p in pts]
+
+
+def free_spot(page, geometry: dict[str, Any]) -> dict[str, float] | None:  # type: ignore[no-untyped-def]
+    """A free spot inside the grid to click on, in page coordinates."""
+    return page.evaluate(FREE_SPOT, spots_inside(geometry))
+
+
+def settle(page) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the tiles in view are drawn and the names of the view are placed."""
+    page.evaluate("() => GridGov.tilesIdle()")
+    page.evaluate("() => GridGov.refreshLabels()")
+
+
+def rendered_grids(page, level: int | None = None) -> list[int]:  # type: ignore[no-untyped-def]
+    """Ids of the grids drawn in view (of a level, or all), once the tiles are in."""
+    page.evaluate("() => GridGov.tilesIdle()")
+    return page.evaluate("(level) => GridGov.renderedGrids(level)", level)
