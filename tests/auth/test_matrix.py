@@ -311,8 +311,6 @@ def targets(client, db_session, accounts) -> dict[str, dict[str, Any]]:  # type:
             "ph": case["photos"][0]["id"],
             "ch": rename.get_json()["change"]["id"],
             "gv": client.get(f"/api/grids/{g}").get_json()["properties"]["version"],
-            "lon": lon,
-            "lat": lat,
             "bbox": f"{lon - 0.003:.6f},{lat - 0.002:.6f},{lon + 0.003:.6f},{lat + 0.002:.6f}",
             "secrets": [
                 f"矩阵{target}事件",
