@@ -2,7 +2,10 @@
 transactions that roll back, a live server for browser tests, and a headless Chromium page.
 
 The database is the private cluster's ``gridgov_test`` (recreated each run), or the server named
-by GRIDGOV_TEST_DATABASE_URL (a throwaway database: the tests write to it).
+by GRIDGOV_TEST_DATABASE_URL (a throwaway database: the tests write to it; migrated as the role
+of GRIDGOV_TEST_MIGRATION_DATABASE_URL when set). It is migrated as the schema's owner, and every
+test serves requests as the app's unprivileged role, so the whole suite shows that the app needs
+no more (tests/test_db_roles.py).
 """
 
 from __future__ import annotations
@@ -50,10 +53,21 @@ def cluster():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def database_url(cluster) -> str:  # type: ignore[no-untyped-def]
-    """A fresh, migrated test database with the sample street and village loaded."""
-    url = os.environ.get("GRIDGOV_TEST_DATABASE_URL") or cluster.recreate_database("gridgov_test")
-    mig.upgrade(url)
+def owner_database_url(cluster) -> str:  # type: ignore[no-untyped-def]
+    """The test database as its owner (the migrations' role): a fresh, empty database."""
+    external = os.environ.get("GRIDGOV_TEST_DATABASE_URL")
+    if external:
+        return os.environ.get("GRIDGOV_TEST_MIGRATION_DATABASE_URL") or external
+    cluster.recreate_database("gridgov_test")
+    return cluster.owner_url("gridgov_test")
+
+
+@pytest.fixture(scope="session")
+def database_url(cluster, owner_database_url: str) -> str:  # type: ignore[no-untyped-def]
+    """The test database as the app's role, migrated (by the owner), with the sample street and
+    village loaded (by the app's role, as `gridgov load-sample` does)."""
+    url = os.environ.get("GRIDGOV_TEST_DATABASE_URL") or cluster.url("gridgov_test")
+    mig.upgrade(owner_database_url, app_url=url)
     app = create_app({"DATABASE_URL": url, "TESTING": True})
     with app.app_context():
         session = get_db().session()

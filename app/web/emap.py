@@ -20,6 +20,7 @@ from app.auth import current_principal
 from app.db import get_session
 from app.errors import BadParameter
 from app.services import emap as svc
+from app.services.basemap import basemap_settings
 from app.web.vendor import vendor_url
 
 bp = Blueprint("emap", __name__)
@@ -62,39 +63,6 @@ EMAP_STYLES: list[str] = [
 ]
 
 
-def basemap_layers() -> list[dict[str, Any]]:
-    """The configured basemap as tile-layer settings (none, Tianditu with a key, or an XYZ URL)."""
-    cfg = current_app.config
-    kind = (cfg.get("BASEMAP") or "none").lower()
-    if kind == "tianditu" and cfg.get("TIANDITU_KEY"):
-        key = cfg["TIANDITU_KEY"]
-        return [
-            {
-                "url": f"https://t{{s}}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile"
-                "&VERSION=1.0.0&LAYER="
-                f"{layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={{z}}&TILEROW={{y}}"
-                f"&TILECOL={{x}}&tk={key}",
-                "name": name,
-                "attribution": "天地图",
-                "subdomains": "01234567",
-                "overlay": layer == "cva",
-            }
-            for layer, name in (("vec", "天地图矢量"), ("cva", "天地图注记"))
-        ]
-    if kind == "xyz" and cfg.get("BASEMAP_URL"):
-        return [
-            {
-                "url": cfg["BASEMAP_URL"],
-                "name": "底图",
-                # Leaflet shows the attribution as HTML: escape the configured text.
-                "attribution": escape(cfg.get("BASEMAP_ATTRIBUTION") or "底图"),
-                "subdomains": "abc",
-                "overlay": False,
-            }
-        ]
-    return []
-
-
 @bp.get("/")
 def index():  # type: ignore[no-untyped-def]
     """Send the visitor to the e-map."""
@@ -106,7 +74,7 @@ def emap():  # type: ignore[no-untyped-def]
     """The e-map page: the shell and its settings; the map comes from tiles."""
     principal = current_principal()
     settings = {
-        "basemap": basemap_layers(),
+        "basemap": basemap_settings(current_app.config),
         "home": svc.home(get_session(), principal),
         "places": svc.places(get_session(), principal),
         "level_styles": svc.LEVEL_STYLES,

@@ -213,7 +213,7 @@ def test_the_csp_admits_the_configured_tile_server(app, client) -> None:  # type
         csp = client.get("/emap").headers["Content-Security-Policy"]
         assert "img-src 'self' data: blob: https://tiles.intranet.example" in csp
     finally:
-        app.config.update(BASEMAP="none", BASEMAP_URL=None)
+        app.config.update(BASEMAP=None, BASEMAP_URL=None)  # back to the default (own basemap)
 
 
 def test_every_endpoint_has_exactly_one_access_rule(app) -> None:  # type: ignore[no-untyped-def]

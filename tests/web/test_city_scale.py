@@ -48,8 +48,9 @@ class City:
 @pytest.fixture(scope="module")
 def city(cluster) -> Iterator[City]:  # type: ignore[no-untyped-def]
     started = time.monotonic()
-    url = cluster.recreate_database("gridgov_city")
-    mig.upgrade(url)
+    cluster.recreate_database("gridgov_city")
+    url = cluster.url("gridgov_city")  # the app's role; migrated by the owner
+    mig.upgrade(cluster.owner_url("gridgov_city"), app_url=url)
     app = create_app({"DATABASE_URL": url, "TESTING": True, "SESSION_IDLE_MINUTES": 600})
     with app.app_context():
         session = get_db().session()

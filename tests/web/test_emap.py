@@ -39,7 +39,7 @@ def test_basemap_is_configurable(app, client) -> None:  # type: ignore[no-untype
         html = client.get("/emap").get_data(as_text=True)
         assert "/tiles/{z}/{x}/{y}.png" in html
     finally:
-        app.config.update(BASEMAP="none", BASEMAP_URL=None)
+        app.config.update(BASEMAP=None, BASEMAP_URL=None)  # back to the default (own basemap)
 
 
 def test_emap_page_stays_small_and_holds_no_grid(client) -> None:  # type: ignore[no-untyped-def]
@@ -95,3 +95,27 @@ def test_browser_draws_grids_and_shows_the_notice_board(live_server: str, page) 
 def get_json(base: str, path: str) -> dict:
     with urllib.request.urlopen(base + path, timeout=30) as res:
         return json.loads(res.read())
+
+
+def test_the_page_names_its_basemap(app, client) -> None:  # type: ignore[no-untyped-def]
+    """By default the page draws the project's own basemap tiles; a configured XYZ server is a
+    raster source instead."""
+    import json
+    import re as _re
+
+    def settings() -> dict:  # type: ignore[type-arg]
+        html = client.get("/emap").get_data(as_text=True)
+        block = _re.search(r'<script type="application/json" id="gg-emap-settings">(.*?)</script>', html, _re.S)
+        assert block
+        return json.loads(block.group(1))["basemap"]
+
+    own = settings()
+    assert own["kind"] == "own" and own["sources"][0]["type"] == "vector"
+    assert own["sources"][0]["tiles"] == ["/tiles/basemap/{z}/{x}/{y}.mvt"]
+    assert client.get("/tiles/basemap/14/13528/6652.mvt").status_code == 200
+    app.config.update(BASEMAP="xyz", BASEMAP_URL="https://tiles.intranet.example/{z}/{x}/{y}.png")
+    try:
+        xyz = settings()
+        assert xyz["kind"] == "xyz" and xyz["sources"][0]["type"] == "raster"
+    finally:
+        app.config.update(BASEMAP=None, BASEMAP_URL=None)

@@ -130,7 +130,7 @@
 
   /* ---------------------------------------------------------------- vector tiles */
 
-  var TILE_SOURCES = { grids: 16, households: 16, points: 16, overrides: 16, basemap: 16 };
+  var TILE_SOURCES = { grids: 16, households: 16, points: 16, overrides: 16 };
   var tileVersion = 0;
 
   function tileUrl(layer) {
@@ -139,19 +139,34 @@
     return window.location.origin + path + (tileVersion ? "?v=" + tileVersion : "");
   }
 
+  function absolute(path) { return /^https?:/.test(path) ? path : window.location.origin + path; }
+
+  /* The vector basemap's source and its muted layers (green, water, buildings, roads). */
+  function basemapLayers(sources, layers, bm, vbase) {
+    var layerName = (vbase.layers || []).indexOf("basemap") >= 0 || !(vbase.layers || []).length ? "basemap" : vbase.layers[0];
+    sources.basemap = { type: "vector", tiles: vbase.tiles.map(absolute), minzoom: bm.min_zoom || 0,
+      maxzoom: bm.max_zoom || 16 };
+    layers.push({ id: "basemap-green", type: "fill", source: "basemap", "source-layer": layerName,
+      filter: ["==", ["get", "kind"], "green"], paint: { "fill-color": "#dfe8d3" } });
+    layers.push({ id: "basemap-water", type: "fill", source: "basemap", "source-layer": layerName,
+      filter: ["==", ["get", "kind"], "water"], paint: { "fill-color": "#c9dbe6" } });
+    layers.push({ id: "basemap-buildings", type: "fill", source: "basemap", "source-layer": layerName,
+      filter: ["==", ["get", "kind"], "building"], paint: { "fill-color": "#e2ddd3", "fill-outline-color": "#d3ccbf" } });
+    layers.push({ id: "basemap-roads", type: "line", source: "basemap", "source-layer": layerName,
+      filter: ["==", ["geometry-type"], "LineString"],
+      paint: { "line-color": "#ffffff", "line-width": ["interpolate", ["linear"], ["zoom"], 10, 1, 16, 5, 19, 12] } });
+  }
+
   function glStyle() {
     var sources = {}, layers = [];
     Object.keys(TILE_SOURCES).forEach(function (name) {
       sources[name] = { type: "vector", tiles: [tileUrl(name)], minzoom: 0, maxzoom: TILE_SOURCES[name] };
     });
-    // The default basemap: the project's own roads, buildings and water, muted.
-    layers.push({ id: "basemap-water", type: "fill", source: "basemap", "source-layer": "basemap",
-      filter: ["==", ["get", "kind"], "water"], paint: { "fill-color": "#c9dbe6" } });
-    layers.push({ id: "basemap-buildings", type: "fill", source: "basemap", "source-layer": "basemap",
-      filter: ["==", ["get", "kind"], "building"], paint: { "fill-color": "#e2ddd3", "fill-outline-color": "#d3ccbf" } });
-    layers.push({ id: "basemap-roads", type: "line", source: "basemap", "source-layer": "basemap",
-      filter: ["==", ["geometry-type"], "LineString"],
-      paint: { "line-color": "#ffffff", "line-width": ["interpolate", ["linear"], ["zoom"], 10, 1, 16, 5, 19, 12] } });
+    // A vector basemap (the project's own roads, buildings and water, or a PMTiles file of
+    // them), muted; raster basemaps (Tianditu, XYZ, a raster PMTiles) lie under it in Leaflet.
+    var bm = GridGov.settings.basemap || { sources: [] };
+    var vbase = (bm.sources || []).filter(function (src) { return src.type === "vector"; })[0];
+    if (vbase) { basemapLayers(sources, layers, bm, vbase); }
     [1, 2, 3, 4, 5].forEach(function (level) {
       var s = GridGov.levelStyle(level);
       var mine = ["all", ["==", ["get", "level"], level], ["!", ["to-boolean", ["get", "outline"]]]];
@@ -435,11 +450,19 @@
     var map = L.map("gg-map", { maxZoom: 19, minZoom: 3, zoomControl: true });
     L.control.scale({ imperial: false, metric: true }).addTo(map);
     var base = {}, overlays = {}, layers = {};
-    (settings.basemap || []).forEach(function (b) {
-      var t = L.tileLayer(b.url, { attribution: b.attribution, subdomains: b.subdomains || "abc", maxZoom: 19 });
+    // Raster basemaps (Tianditu, an XYZ server, a raster PMTiles) are Leaflet tile layers under
+    // the vector layers; the attribution goes in as text.
+    var bm = settings.basemap || { sources: [] };
+    (bm.sources || []).filter(function (src) { return src.type === "raster"; }).forEach(function (src) {
+      var t = L.tileLayer(absolute(src.tiles[0]), { maxZoom: 19, maxNativeZoom: bm.max_zoom || 18, tileSize: src.tile_size || 256 });
       t.addTo(map);
-      if (b.overlay) { overlays[b.name] = t; } else { base[b.name] = t; }
+      if (src.role === "labels") { overlays["底图注记"] = t; } else { base["底图"] = t; }
     });
+    if (bm.attribution) {
+      var credit = L.control({ position: "bottomright" });
+      credit.onAdd = function () { return el("div", "gg-basemap-credit", bm.attribution); };
+      credit.addTo(map);
+    }
     var h = settings.home;
     if (h) { map.fitBounds([[h[1], h[0]], [h[3], h[2]]], { animate: false }); } else { map.setView([35.0, 105.0], 4, { animate: false }); }
 
