@@ -10,9 +10,6 @@ the app from npm packages (no CDN), so the page stays small whatever the data.
 
 from __future__ import annotations
 
-from html import escape
-from typing import Any
-
 from flask import Blueprint, current_app, jsonify, redirect, render_template, url_for
 
 from app.api.params import bbox_arg, float_arg, int_arg
