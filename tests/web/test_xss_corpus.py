@@ -264,6 +264,17 @@ def _settle(page, predicate: str, timeout: float = 20.0) -> None:  # type: ignor
     raise AssertionError(f"timed out waiting for {predicate}")
 
 
+# What each page shows once its data has come (the checks read it).
+READY = {
+    "/cases/desk": "#case-table tbody tr",
+    "/cases/kpi": "#kpi-table tbody tr",
+    "/cases/worker": "#my-cases > *",
+    "/admin/users": "table tbody tr",
+    "/cases/track": "#lookup",
+    "/login": "form",
+}
+
+
 class Visit:
     """One role's browser, watching for dialogs, CSP violations and page errors."""
 
@@ -284,10 +295,13 @@ class Visit:
     def open(self, path: str) -> None:
         res = self.page.goto(self.base + path)
         assert res is not None and res.status == 200, (self.role, path, res and res.status)
-        # The page's own calls settle; a map may keep fetching tiles as it draws, so a quiet
-        # network is waited for only so long (each check below waits for what it reads).
+        # Wait for what the page fills in from its data; a map keeps fetching tiles as it
+        # draws, so a quiet network is waited for only briefly.
+        ready = READY.get(path.split("?")[0])
+        if ready:
+            self.page.wait_for_selector(ready, state="attached", timeout=20000)
         try:
-            self.page.wait_for_load_state("networkidle", timeout=8000)
+            self.page.wait_for_load_state("networkidle", timeout=1500)
         except PlaywrightTimeout:
             pass
 
