@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.auth.policy import Principal, case_scope, grid_scope
+from app.auth.policy import Principal, case_scope, grid_scope, outline_scope
 from app.errors import BadParameter, NotFound
 
 MAX_ZOOM = 22
@@ -62,30 +62,13 @@ class Scope:
         return hashlib.blake2b(repr(parts).encode(), digest_size=12).hexdigest()
 
 
-def ancestors(session: Session, ids: frozenset[int]) -> frozenset[int]:
-    """The ancestors of the given grids that are not among them (shown as outlines only)."""
-    if not ids:
-        return frozenset()
-    rows = session.scalars(
-        text(
-            """WITH RECURSIVE up AS (
-                   SELECT parent_id AS id FROM grid WHERE id = ANY(:ids) AND parent_id IS NOT NULL
-                   UNION SELECT g.parent_id FROM grid g JOIN up ON g.id = up.id
-                   WHERE g.parent_id IS NOT NULL)
-               SELECT id FROM up"""
-        ),
-        {"ids": sorted(ids)},
-    )
-    return frozenset(rows) - ids
-
-
 def scope_of(session: Session, p: Principal) -> Scope:
     """The scope of ``p``'s tiles."""
     grids = grid_scope(session, p)
     cs = case_scope(session, p)
     return Scope(
         grids=None if grids is None else tuple(sorted(grids)),
-        outline=() if grids is None else tuple(sorted(ancestors(session, grids))),
+        outline=() if grids is None else tuple(sorted(outline_scope(session, p))),
         member=p.worker_id if p.role == "party_member" else None,
         case_everything=cs.everything,
         case_grids=None if cs.grid_ids is None else tuple(sorted(cs.grid_ids)),
