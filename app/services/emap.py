@@ -13,9 +13,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.auth.policy import Principal, grid_scope
+from app.auth.policy import Principal, grid_scope, outline_scope
 from app.services import grids as grid_svc
-from app.services import tiles as tile_svc
 
 LEVEL_NAMES = {1: "街道/乡镇", 2: "社区/村", 3: "网格", 4: "微网格", 5: "片区"}
 # How each level of grids is drawn, the one place for the e-map, the edit mode and the
@@ -166,7 +165,7 @@ def pick(
         deepest = min(deepest, max_level)
     outline: frozenset[int] = frozenset()
     if scope is not None:
-        outline = tile_svc.ancestors(session, scope)
+        outline = outline_scope(session, principal)
     row = session.execute(
         text(
             "SELECT g.id, g.level, (NOT CAST(:all AS boolean) AND NOT g.id = ANY(:ids)) AS outline"
