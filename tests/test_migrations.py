@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
+import sqlalchemy.exc
+from psycopg.errors import CheckViolation
 from sqlalchemy import create_engine, inspect, text
 
 from app import migrate as mig
@@ -51,17 +54,24 @@ def test_database_enforces_geometry_rules(scratch_url: str) -> None:
     engine = create_engine(scratch_url)
     bowtie = "SRID=4326;MULTIPOLYGON(((117 31,117.01 31.01,117.01 31,117 31.01,117 31)))"
     square = "MULTIPOLYGON(((117 31,117.01 31,117.01 31.01,117 31.01,117 31)))"
+    # Each statement with the error PostgreSQL must give: the check constraint it breaks by name,
+    # or the column's SRID check (the message names both SRIDs).
     statements = [
-        f"INSERT INTO grid (code, name, level, geom, area_m2) VALUES ('X1', 'x', 1, '{bowtie}', 1)",
-        f"INSERT INTO grid (code, name, level, geom, area_m2) VALUES ('X2', 'x', 1, 'SRID=3857;{square}', 1)",
-        f"INSERT INTO grid (code, name, level, geom, area_m2) VALUES ('X3', 'x', 7, 'SRID=4326;{square}', 1)",
-        "INSERT INTO service_point (name, kind, geom) VALUES ('p', 'station', 'SRID=4326;POINT(191 31)')",
+        (f"INSERT INTO grid (code, name, level, geom, area_m2) VALUES ('X1', 'x', 1, '{bowtie}', 1)",
+         CheckViolation, 'violates check constraint "ck_grid_geom_valid"'),
+        (f"INSERT INTO grid (code, name, level, geom, area_m2) VALUES ('X2', 'x', 1, 'SRID=3857;{square}', 1)",
+         psycopg.errors.InvalidParameterValue, "Geometry SRID (3857) does not match column SRID (4326)"),
+        (f"INSERT INTO grid (code, name, level, geom, area_m2) VALUES ('X3', 'x', 7, 'SRID=4326;{square}', 1)",
+         CheckViolation, 'violates check constraint "ck_grid_level_range"'),
+        ("INSERT INTO service_point (name, kind, geom) VALUES ('p', 'station', 'SRID=4326;POINT(191 31)')",
+         CheckViolation, 'violates check constraint "ck_service_point_lonlat_range"'),
     ]
     try:
-        for sql in statements:
-            with engine.connect() as conn, pytest.raises(Exception) as err:
+        for sql, kind, message in statements:
+            with engine.connect() as conn, pytest.raises(sqlalchemy.exc.DBAPIError) as err:
                 conn.execute(text(sql))
-            assert "violates check constraint" in str(err.value) or "SRID" in str(err.value), sql
+            assert isinstance(err.value.orig, kind), (sql, type(err.value.orig))
+            assert message in str(err.value.orig), (sql, str(err.value.orig))
         with engine.begin() as conn:
             conn.execute(
                 text(
