@@ -1,6 +1,6 @@
 """Open cases on the e-map's tiles carry their code and category name
 
-Revision ID: 0011_case_tiles
+Revision ID: 0013_case_tiles
 Revises: 0010_map_tiles
 Create Date: 2026-12-04 21:40:00
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0011_case_tiles"
+revision: str = "0013_case_tiles"
 down_revision: str | Sequence[str] | None = "0010_map_tiles"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
