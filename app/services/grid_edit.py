@@ -37,6 +37,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import ARRAY, Integer, any_, bindparam, delete, func, select, text, true, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from app.errors import AppError, Conflict, NotFound, ValidationFailed
 from app.models import Camera, Case, Grid, GridAssignment, Household, ServicePoint
@@ -171,7 +172,14 @@ def _peek(session: Session, grid_id: int) -> Grid:
 
 
 def _locked(session: Session, grid_id: int) -> Grid:
-    """Return the grid row locked for update, read fresh from the database."""
+    """Return the grid row locked for update, read fresh from the database.
+
+    A copy read before the lock (to find the parent to lock) is let go first: the row may
+    have changed while we waited, which the version check below reports as a stale edit.
+    """
+    known = session.identity_map.get(identity_key(Grid, grid_id))
+    if known is not None and known not in session.dirty:
+        session.expunge(known)
     grid = session.get(Grid, grid_id, with_for_update=True, populate_existing=True)
     if grid is None:
         raise NotFound(f"网格不存在 / grid {grid_id} does not exist", grid_id=grid_id)
@@ -1035,7 +1043,7 @@ def divide_grid(
     moves and can be undone like a split.
     """
     peek = _peek(session, grid_id)
-    known = [c.id for c in _children_unlocked(session, grid_id)]
+    known = _child_ids(session, grid_id)
     _lock(session, [peek.parent_id, grid_id, *known])
     grid = _locked(session, grid_id)
     _require_current(session, grid)
@@ -1062,7 +1070,7 @@ def divide_grid(
             grid_id=grid.id,
             children=[c.code for c in children],
         )
-    deep = [c.code for c in children if _children_unlocked(session, c.id)]
+    deep = [c.code for c in children if _child_ids(session, c.id)]
     if deep:
         raise Conflict(
             "下级网格还有下级 / these child grids have children of their own and cannot be "
@@ -1174,12 +1182,10 @@ def divide_grid(
     return Division(change, grid, created, children, moves, result)
 
 
-def _children_unlocked(session: Session, grid_id: int) -> list[Grid]:
+def _child_ids(session: Session, grid_id: int) -> list[int]:
     return list(
         session.scalars(
-            select(Grid)
-            .where(Grid.parent_id == grid_id, Grid.valid_to.is_(None))
-            .order_by(Grid.code)
+            select(Grid.id).where(Grid.parent_id == grid_id, Grid.valid_to.is_(None))
         )
     )
 
