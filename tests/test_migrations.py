@@ -4,6 +4,9 @@ revision steps down and up on its own, the models match the migrations, seed dat
 from __future__ import annotations
 
 import ast
+import re
+from collections import Counter
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -205,9 +208,11 @@ def test_seed_data_is_written_into_its_migration(scratch_url: str) -> None:
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     names |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     assert not names & {"open", "read_text", "DictReader", "Path", "reader"}
-    module = ScriptDirectory.from_config(mig.alembic_config(scratch_url)).get_revision(
-        "0005_case_loop"
-    ).module
+    module = (
+        ScriptDirectory.from_config(mig.alembic_config(scratch_url))
+        .get_revision("0005_case_loop")
+        .module
+    )
     mig.upgrade(scratch_url, "0005_case_loop")
     engine = create_engine(scratch_url)
     try:
@@ -252,3 +257,27 @@ def test_an_override_area_names_a_known_case_category(scratch_url: str) -> None:
             assert conn.execute(text("SELECT category FROM override_area")).scalar() == "rubbish"
     finally:
         engine.dispose()
+
+
+#: Named before the scheme; their ids live on in every database's alembic_version.
+NAMED_BEFORE_THE_SCHEME = {"7c1e5b2d9a40"}
+#: Numbers given twice before the scheme was checked.
+NUMBERS_SHARED_BEFORE = {"0010"}
+
+
+def test_revisions_follow_one_naming_scheme() -> None:
+    """A revision is named NNNN_<what_it_does> in a file of the same name, its number unique
+    and above the numbers of the revisions it follows."""
+    scripts = list(
+        ScriptDirectory.from_config(mig.alembic_config("postgresql://")).walk_revisions()
+    )
+    named = [s for s in scripts if s.revision not in NAMED_BEFORE_THE_SCHEME]
+    for s in named:
+        assert re.fullmatch(r"\d{4}(_[a-z0-9]+)*", s.revision), s.revision
+        # (the base, 0001, lives in 0001_core_schema.py: revisions name it as their parent)
+        assert Path(s.path).stem == s.revision or s.revision == "0001", s.path
+        for parent in s._all_down_revisions:
+            if parent not in NAMED_BEFORE_THE_SCHEME:
+                assert int(s.revision[:4]) > int(parent[:4]), (s.revision, parent)
+    numbers = Counter(s.revision[:4] for s in named)
+    assert {n for n, c in numbers.items() if c > 1} <= NUMBERS_SHARED_BEFORE, numbers

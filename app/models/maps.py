@@ -38,7 +38,8 @@ class BasemapFeature(Base):
     __tablename__ = "basemap_feature"
     __table_args__ = (
         CheckConstraint(
-            "kind IN ('road', 'building', 'water', 'green', 'rail')", name="basemap_feature_kind_check"
+            "kind IN ('road', 'building', 'water', 'green', 'rail')",
+            name="basemap_feature_kind_check",
         ),
         Index("ix_basemap_feature_geom", "geom", postgresql_using="gist"),
     )

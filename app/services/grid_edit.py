@@ -1184,9 +1184,7 @@ def divide_grid(
 
 def _child_ids(session: Session, grid_id: int) -> list[int]:
     return list(
-        session.scalars(
-            select(Grid.id).where(Grid.parent_id == grid_id, Grid.valid_to.is_(None))
-        )
+        session.scalars(select(Grid.id).where(Grid.parent_id == grid_id, Grid.valid_to.is_(None)))
     )
 
 
@@ -1376,9 +1374,7 @@ def _check_restorable(session: Session, change: GridChange, grids: Mapping[int, 
             restore[int(gid_s)] = _shape(prev)
     else:  # the grids the change retired (a divided grid itself stays)
         restore = {
-            gid: _shape(grids[gid])
-            for gid in change.before_ids
-            if grids[gid].valid_to is not None
+            gid: _shape(grids[gid]) for gid in change.before_ids if grids[gid].valid_to is not None
         }
     exclude = [*change.after_ids, *restore]
     relaxed = BoundaryLimits(min_area_m2=0.0, max_vertices=10**9)

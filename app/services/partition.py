@@ -158,7 +158,11 @@ def proposal_geojson(
 def part_names(grid: Grid, count: int, names: Sequence[str] | None = None) -> list[str]:
     """Names of the new grids: the given ones, or the grid's name with a number."""
     if names is not None:
-        if not isinstance(names, list | tuple) or len(names) != count or not all(isinstance(n, str) and n.strip() for n in names):
+        if (
+            not isinstance(names, list | tuple)
+            or len(names) != count
+            or not all(isinstance(n, str) and n.strip() for n in names)
+        ):
             raise BadParameter("names", f"give {count} non-empty names, one per part")
         return [n.strip() for n in names]
     word = "片区" if grid.level + 1 == 5 else "微网格" if grid.level + 1 == 4 else "网格"

@@ -151,7 +151,12 @@ def test_a_split_racing_a_division_of_the_same_grid_one_wins_one_gets_409(  # ty
         _, now = call(live_server, "GET", f"/api/grids/{gid}")
         version = now["properties"]["version"]
         answers = race(
-            ("POST", f"{live_server}|/api/grids/{gid}/split", {"line": line, "version": version}, {}),
+            (
+                "POST",
+                f"{live_server}|/api/grids/{gid}/split",
+                {"line": line, "version": version},
+                {},
+            ),
             (
                 "POST",
                 f"{live_server}|/api/grids/{gid}/partition",
@@ -166,7 +171,9 @@ def test_a_split_racing_a_division_of_the_same_grid_one_wins_one_gets_409(  # ty
         winner = answers[0 if statuses[0] == 200 else 1][1]
         winners.add(winner["change"]["kind"])
         # Either edit is undone the same way, and the grid is as it was for the next round.
-        status, body = call(live_server, "POST", f"/api/grids/changes/{winner['change']['id']}/undo")
+        status, body = call(
+            live_server, "POST", f"/api/grids/changes/{winner['change']['id']}/undo"
+        )
         assert status == 200, body
         _, back = call(live_server, "GET", f"/api/grids/{gid}")
         assert back["properties"]["valid_to"] is None

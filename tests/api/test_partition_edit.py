@@ -31,9 +31,7 @@ def _level3_with_children(db_session) -> dict:  # type: ignore[no-untyped-def]
 
 
 def _where_everything_is(db_session) -> dict[str, dict[int, int | None]]:  # type: ignore[no-untyped-def]
-    return {
-        t: dict(db_session.execute(text(f"SELECT id, grid_id FROM {t}")).all()) for t in PLACED
-    }
+    return {t: dict(db_session.execute(text(f"SELECT id, grid_id FROM {t}")).all()) for t in PLACED}
 
 
 def _current_children(db_session, grid_id: int) -> dict[int, tuple[str, int]]:  # type: ignore[no-untyped-def]
@@ -170,7 +168,9 @@ def test_undoing_a_cut_into_patches_restores_links_and_members(client, db_sessio
     assert db_session.scalar(text("SELECT count(*) FROM grid_assignment")) > assignments
     undo = client.post(f"/api/grids/changes/{body['change']['id']}/undo")
     assert undo.status_code == 200, undo.get_json()
-    assert dict(db_session.execute(text("SELECT id, linked_member_id FROM household")).all()) == links
+    assert (
+        dict(db_session.execute(text("SELECT id, linked_member_id FROM household")).all()) == links
+    )
     assert db_session.scalar(text("SELECT count(*) FROM grid_assignment")) == assignments
     assert _where_everything_is(db_session) == placed
 

@@ -1,6 +1,6 @@
 """Override areas name their category by a case-category code (foreign key)
 
-Revision ID: 0011_override_area_category_fk
+Revision ID: 0012_override_area_category_fk
 Revises: 0009_override_category_codes
 Create Date: 2026-12-04 21:50:00
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from alembic import op
 from sqlalchemy import text
 
-revision: str = "0011_override_area_category_fk"
+revision: str = "0012_override_area_category_fk"
 down_revision: str | Sequence[str] | None = "0009_override_category_codes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
