@@ -1006,18 +1006,22 @@ class Division:
     result: dict[str, Any]
 
 
-def held_households(session: Session, grid_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Return ids and lon/lat of the households these grids hold directly, ordered by id."""
-    ids, xy = [], []
+def _held_households(
+    session: Session, grid_ids: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return ids, lon/lat and holding grid of the households these grids hold directly,
+    ordered by id (the order ``gis.partition`` numbers them in)."""
+    ids, xy, src = [], [], []
     for gid in grid_ids:
         i, p = _points_of(session, "household", gid)
         ids.append(i)
         xy.append(p)
-    if not ids:
-        return np.empty(0, dtype=np.int64), np.empty((0, 2))
-    all_ids, all_xy = np.concatenate(ids), np.concatenate(xy)
+        src.append(np.full(len(i), gid, dtype=np.int64))
+    all_ids = np.concatenate(ids) if ids else np.empty(0, dtype=np.int64)
+    if len(all_ids) == 0:
+        return all_ids, np.empty((0, 2)), all_ids.copy()
     order = np.argsort(all_ids, kind="stable")
-    return all_ids[order], all_xy[order]
+    return all_ids[order], np.concatenate(xy)[order], np.concatenate(src)[order]
 
 
 def divide_grid(
@@ -1079,11 +1083,7 @@ def divide_grid(
             children=deep,
         )
     holders = [grid.id, *(c.id for c in children)]
-    holder_of: dict[int, int] = {}
-    for gid in holders:
-        ids_, _ = _points_of(session, "household", gid)
-        holder_of.update((int(i), gid) for i in ids_)
-    hh_ids, lonlat = held_households(session, holders)
+    hh_ids, lonlat, hh_src = _held_households(session, holders)
     proposal = plan(grid, hh_ids, lonlat)
     n = len(proposal.parts)
     codes = next_codes(session, grid, n)
@@ -1120,17 +1120,14 @@ def divide_grid(
     session.flush()
     moves = _Moves()
     for row, chosen in zip(created, proposal.households, strict=True):
-        by_src: dict[int, list[int]] = {}
-        for i in np.asarray(chosen, dtype=np.int64).tolist():
-            hid = int(hh_ids[i])
-            by_src.setdefault(holder_of[hid], []).append(hid)
-        for src, pids in sorted(by_src.items()):
+        chosen = np.asarray(chosen, dtype=np.int64)
+        for src in np.unique(hh_src[chosen]).tolist():
+            pids = hh_ids[chosen[hh_src[chosen] == src]].tolist()
             _move_ids(session, "household", pids, row.id)
             moves.add("household", pids, src, row.id)
+    # The rest by containment (and a household the plan left out, should there be one).
     for src in holders:
         for kind in POINT_TABLES:
-            if kind == "household":
-                continue
             ids, xy = _points_of(session, kind, src)
             if len(ids) == 0:
                 continue
