@@ -219,3 +219,43 @@ def test_new_codes_follow_the_siblings_pattern(client, db_session) -> None:  # t
     ).one()
     codes = grid_edit.next_codes(db_session, sample, 1)
     assert codes[0].startswith("340188001001") and len(codes[0]) == len("34018800100101")
+
+
+def _leaf(client, index: int):  # type: ignore[no-untyped-def]
+    leaves = client.get("/api/grids?level=4").get_json()["features"]
+    return [
+        f for f in leaves if f["properties"]["is_leaf"] and f["properties"]["household_count"] > 20
+    ][index]
+
+
+def _line_across(feature) -> dict:  # type: ignore[no-untyped-def]
+    minx, miny, maxx, maxy = shape(feature["geometry"]).bounds
+    x = (minx + maxx) / 2
+    return {"type": "LineString", "coordinates": [[x, miny - 0.001], [x, maxy + 0.001]]}
+
+
+def test_whichever_comes_second_of_a_split_and_a_division_is_refused(client) -> None:  # type: ignore[no-untyped-def]
+    # Split first: the division made on the same version finds the grid history.
+    grid = _leaf(client, 0)
+    version = grid["properties"]["version"]
+    split = client.post(
+        f"/api/grids/{grid['id']}/split", json={"line": _line_across(grid), "version": version}
+    )
+    assert split.status_code == 200, split.get_json()
+    late = client.post(
+        f"/api/grids/{grid['id']}/partition",
+        json={"k": 2, "roads": False, "dry_run": False, "base_version": version},
+    )
+    assert late.status_code == 409 and late.get_json()["error"]["code"] == "grid_retired"
+    # Division first: the split made on the same version is stale.
+    grid = _leaf(client, 1)
+    version = grid["properties"]["version"]
+    divided = client.post(
+        f"/api/grids/{grid['id']}/partition",
+        json={"k": 2, "roads": False, "dry_run": False, "base_version": version},
+    )
+    assert divided.status_code == 201, divided.get_json()
+    late = client.post(
+        f"/api/grids/{grid['id']}/split", json={"line": _line_across(grid), "version": version}
+    )
+    assert late.status_code == 409 and late.get_json()["error"]["code"] == "stale_version"
