@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from shapely.geometry import mapping, shape
+from shapely.ops import unary_union
 
 from tests.committed import committed_state_restored
 
@@ -179,3 +180,70 @@ def test_a_split_racing_a_division_of_the_same_grid_one_wins_one_gets_409(  # ty
         assert back["properties"]["valid_to"] is None
         assert back["properties"]["household_count"] == grid["properties"]["household_count"]
     assert winners <= {"split", "divide"}
+
+
+def _polygonal(g: Any) -> dict[str, Any]:
+    """The polygonal part of an overlay's result, as GeoJSON (no stray lines or points)."""
+    parts = [p for p in getattr(g, "geoms", [g]) if p.geom_type in ("Polygon", "MultiPolygon")]
+    return mapping(unary_union(parts))
+
+
+def _sibling_pair(base: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two sibling micro-grids that share an edge."""
+    leaves = call(base, "GET", "/api/grids?level=4")[1]["features"]
+    for a in leaves:
+        for b in leaves:
+            if a["id"] >= b["id"] or a["properties"]["parent_id"] != b["properties"]["parent_id"]:
+                continue
+            shared = shape(a["geometry"]).intersection(shape(b["geometry"]))
+            if shared.length > 0.001:  # about 100 m of common edge
+                return a, b
+    raise AssertionError("no two sibling micro-grids share an edge")
+
+
+def test_two_neighbours_growing_into_the_same_strip_one_wins_one_is_refused(live_server, restored) -> None:  # type: ignore[no-untyped-def]
+    """Neighbouring grids are edited by different people at once: the version check cannot
+    catch it (each edits its own grid); the lock per parent must, or both would take the strip."""
+    a, b = _sibling_pair(live_server)
+    parent = a["properties"]["parent_id"]
+    ga, gb = shape(a["geometry"]), shape(b["geometry"])
+    strip = gb.intersection(ga.buffer(0.0002))  # about 20 m of b along the common edge
+    for round_ in range(3):
+        _, now_b = call(live_server, "GET", f"/api/grids/{b['id']}")
+        smaller_b = shape(now_b["geometry"]).difference(strip)
+        status, body = call(live_server, "PATCH", f"/api/grids/{b['id']}",
+                            {"geometry": _polygonal(smaller_b), "version": now_b["properties"]["version"]})
+        assert status == 200, body  # the strip is now a gap of the parent
+        _, now_a = call(live_server, "GET", f"/api/grids/{a['id']}")
+        _, now_b = call(live_server, "GET", f"/api/grids/{b['id']}")
+        grown_a = shape(now_a["geometry"]).union(strip)
+        grown_b = shape(now_b["geometry"]).union(strip)
+        answers = race(
+            ("PATCH", f"{live_server}|/api/grids/{a['id']}",
+             {"geometry": _polygonal(grown_a), "version": now_a["properties"]["version"]}, {}),
+            ("PATCH", f"{live_server}|/api/grids/{b['id']}",
+             {"geometry": _polygonal(grown_b), "version": now_b["properties"]["version"]}, {}),
+        )
+        statuses = sorted(s for s, _ in answers)
+        assert statuses == [200, 422], (round_, answers)
+        refused = next(body for s, body in answers if s == 422)["error"]
+        assert "overlap" in refused["message"].lower() or "重叠" in refused["message"], refused
+        report = call(live_server, "GET", f"/api/grids/{parent}/integrity")[1]["summary"]
+        assert report["overlap_count"] == 0, report
+        # The strip belongs to exactly one of them now.
+        _, after_a = call(live_server, "GET", f"/api/grids/{a['id']}")
+        _, after_b = call(live_server, "GET", f"/api/grids/{b['id']}")
+        in_a = shape(after_a["geometry"]).intersection(strip).area / strip.area
+        in_b = shape(after_b["geometry"]).intersection(strip).area / strip.area
+        assert sorted([round(in_a), round(in_b)]) == [0, 1], (in_a, in_b)
+        # Both as they were, for the next round.
+        if in_a > 0.5:
+            status, body = call(live_server, "PATCH", f"/api/grids/{a['id']}",
+                                {"geometry": a["geometry"],
+                                 "version": after_a["properties"]["version"]})
+            assert status == 200, body
+            _, after_b = call(live_server, "GET", f"/api/grids/{b['id']}")
+            status, body = call(live_server, "PATCH", f"/api/grids/{b['id']}",
+                                {"geometry": b["geometry"],
+                                 "version": after_b["properties"]["version"]})
+            assert status == 200, body
