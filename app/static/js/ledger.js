@@ -206,8 +206,20 @@
     Array.prototype.forEach.call(f.querySelectorAll("select[data-choices]"), function (s) {
       options(s, S[s.getAttribute("data-choices")]);
     });
+    // Filters a link may carry (the same names as the API's).
     var params = new URLSearchParams(window.location.search);
+    var linkedGrid = params.get("grid");
+    if (linkedGrid && /^[0-9]{1,10}$/.test(linkedGrid) && !f.grid.querySelector('option[value="' + linkedGrid + '"]')) {
+      var o = document.createElement("option");
+      o.value = linkedGrid;
+      o.textContent = "链接所指网格";
+      f.grid.appendChild(o);
+    }
     params.forEach(function (v, k) { if (f.elements[k]) { f.elements[k].value = v; } });
+    if (["20", "50", "100", "200"].indexOf(params.get("limit")) >= 0) {
+      state.limit = Number(params.get("limit"));
+      document.getElementById("ledger-size").value = params.get("limit");
+    }
     f.addEventListener("submit", function (ev) { ev.preventDefault(); state.offset = 0; load(); });
     document.getElementById("ledger-prev").addEventListener("click", function () {
       state.offset = Math.max(0, state.offset - state.limit); load();
