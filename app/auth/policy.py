@@ -614,6 +614,7 @@ RULES: dict[str, Rule] = {
     "overview_pages.points": Rule(FIELD),
     "overview_pages.cameras": Rule(FIELD),
     "overview_pages.report": PUBLIC,
+    "overview_pages.report_basemap": PUBLIC,  # roads, buildings, water only
     "overview_api.overview": Rule(SUPERVISORS),
     "overview_api.households": Rule(FIELD),
     "overview_api.people": Rule(FIELD - {"party_member"}),

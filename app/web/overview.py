@@ -7,9 +7,10 @@ enters the page as text.
 
 from __future__ import annotations
 
+import gzip
 from typing import Any
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, Response, current_app, render_template, request
 from sqlalchemy import text
 
 from app.auth import current_principal
@@ -18,7 +19,9 @@ from app.db import get_session
 from app.models.people import ROLE_NAMES, SENSITIVE_TAGS
 from app.models.places import SERVICE_POINT_KINDS
 from app.services import ledgers
+from app.services import tiles as tile_svc
 from app.services.basemap import basemap_settings
+from app.web.tiles import MVT
 from app.web.vendor import vendor_url
 
 bp = Blueprint("overview_pages", __name__)
@@ -132,21 +135,54 @@ def report():  # type: ignore[no-untyped-def]
         )
     ).one()
     basemap = basemap_settings(current_app.config)
-    rasters = [s for s in basemap.get("sources", []) if s.get("type") == "raster"]
+    # Raster basemaps of other servers (Tianditu, XYZ) as they are; the own vector basemap
+    # through the residents' basemap tiles below. The staff's tile routes stay closed.
+    rasters = [
+        s
+        for s in basemap.get("sources", [])
+        if s.get("type") == "raster" and not str(s["tiles"][0]).startswith("/")
+    ]
+    vector = None
+    if basemap["kind"] == "own":
+        vector = {"tiles": [RESIDENT_BASEMAP], "max_zoom": basemap.get("max_zoom") or 16}
     settings = {
         "extent": [round(v, 6) for v in extent] if extent[0] is not None else None,
         "rasters": rasters,
-        "attribution": basemap.get("attribution") if rasters else "",
+        "vector": vector,
+        "worker": vendor_url("maplibre-gl", "maplibre-gl-csp-worker.js"),
+        "attribution": basemap.get("attribution") if rasters or vector else "",
         "max_photos": 3,
         "max_bytes": 15 * 1024 * 1024,
     }
+    css = [vendor_url("leaflet", "leaflet.css"), *CSS]
+    js = [vendor_url("leaflet", "leaflet.js")]
+    if vector:
+        css.insert(1, vendor_url("maplibre-gl", "maplibre-gl.css"))
+        js += [
+            vendor_url("maplibre-gl", "maplibre-gl-csp.js"),
+            vendor_url("@maplibre/maplibre-gl-leaflet", "leaflet-maplibre-gl.js"),
+        ]
     return render_template(
         "report.html",
         title="居民随手拍 · 事件上报",
         settings=settings,
-        assets={
-            "css": [vendor_url("leaflet", "leaflet.css"), *CSS],
-            "js": [vendor_url("leaflet", "leaflet.js"), "/static/js/case_common.js"],
-        },
+        assets={"css": css, "js": [*js, "/static/js/case_common.js"]},
         script="/static/js/report.js",
     )
+
+
+RESIDENT_BASEMAP = "/report/basemap/{z}/{x}/{y}.mvt"
+
+
+@bp.get("/report/basemap/<int:z>/<int:x>/<int:y>.mvt")
+def report_basemap(z: int, x: int, y: int):  # type: ignore[no-untyped-def]
+    """A tile of the own basemap (roads, buildings, water: no grid, household or case) for the
+    residents' report page."""
+    body, etag = tile_svc.tile(get_session(), current_principal(), "basemap", z, x, y)
+    headers = {"ETag": f'"{etag}"', "Cache-Control": "public, max-age=3600"}
+    if request.if_none_match.contains(etag):
+        return Response(status=304, headers=headers)
+    if "gzip" in (request.headers.get("Accept-Encoding") or ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(body, mimetype=MVT, headers=headers)
+    return Response(gzip.decompress(body), mimetype=MVT, headers=headers)

@@ -114,6 +114,7 @@ CALLS: list[Call] = [
     Call("service-point ledger page", "GET", "/ledgers/points", GRID_PEOPLE, {200}, page=True),
     Call("camera ledger page", "GET", "/ledgers/cameras", GRID_PEOPLE, {200}, page=True),
     Call("report page", "GET", "/report", EVERYONE, {200}),
+    Call("report page basemap", "GET", "/report/basemap/14/13528/6652.mvt", EVERYONE, {200}),
     # the e-map's calls: scoped by content (another's grids give no grid, no name), never 404
     Call("emap home", "GET", "/api/emap/home", PEOPLE, {200}),
     Call("emap labels", "GET", "/api/emap/labels?bbox={bbox}&zoom=16", PEOPLE, {200}),

@@ -132,6 +132,10 @@ def test_resident_reports_on_a_phone_and_follows_the_case(live_server, browser, 
         assert "位置" in page.inner_text("[data-error-for='place']")
         assert page.inner_text("[data-error-for='description']") == "请填写问题描述"
         page.select_option("#report-category", "garbage")
+        # A tap on the map pins the place; the phone's GPS then moves the pin to where one stands.
+        page.click("#report-map", position={"x": 180, "y": 120})
+        assert page.inner_text("#report-where").startswith("已在地图上选择")
+        assert page.inner_text("[data-error-for='place']") == ""
         page.click("#report-gps")
         page.wait_for_function("() => document.getElementById('report-where').textContent.startsWith('已定位')")
         page.fill("#report-description", "楼下垃圾堆放多日无人清运")

@@ -21,6 +21,14 @@
     return t.getUTCFullYear() + "-" + p(t.getUTCMonth() + 1) + "-" + p(t.getUTCDate());
   }
 
+  /* A moment in China time as YYYY-MM-DD HH:mm, whatever the browser's own time zone. */
+  function chinaTime(iso) {
+    var d = new Date(iso);
+    var t = new Date(d.getTime() + 8 * 3600 * 1000);
+    var p = function (n) { return (n < 10 ? "0" : "") + n; };
+    return chinaDate(d) + " " + p(t.getUTCHours()) + ":" + p(t.getUTCMinutes());
+  }
+
   function draw(id, config) {
     if (charts[id]) {
       charts[id].data = config.data;
@@ -85,7 +93,7 @@
       onClick: function (ev, elements) {
         if (elements.length) { window.location.assign("/emap?grid=" + o.worst_grids[elements[0].index].id); }
       } } });
-    document.getElementById("ov-updated").textContent = "数据更新于 " + C.time(o.generated_at);
+    document.getElementById("ov-updated").textContent = "数据更新于 " + chinaTime(o.generated_at);
   }
 
   function load() {

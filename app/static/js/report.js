@@ -53,8 +53,28 @@
     fieldError("place", "");
   }
 
+  /* The own basemap (roads, buildings, water, green), drawn as on the e-map. */
+  function basemapStyle(v) {
+    var src = "basemap", lyr = "basemap";
+    var tiles = v.tiles.map(function (t) { return window.location.origin + t; });
+    return { version: 8, sources: { basemap: { type: "vector", tiles: tiles, minzoom: 0, maxzoom: v.max_zoom } },
+      layers: [
+        { id: "bg", type: "background", paint: { "background-color": "#f2efe9" } },
+        { id: "green", type: "fill", source: src, "source-layer": lyr, filter: ["==", ["get", "kind"], "green"], paint: { "fill-color": "#dfe8d3" } },
+        { id: "water", type: "fill", source: src, "source-layer": lyr, filter: ["==", ["get", "kind"], "water"], paint: { "fill-color": "#c9dbe6" } },
+        { id: "buildings", type: "fill", source: src, "source-layer": lyr, filter: ["==", ["get", "kind"], "building"],
+          paint: { "fill-color": "#e2ddd3", "fill-outline-color": "#c9c1b3" } },
+        { id: "roads", type: "line", source: src, "source-layer": lyr, filter: ["==", ["geometry-type"], "LineString"],
+          paint: { "line-color": "#ffffff", "line-width": ["interpolate", ["linear"], ["zoom"], 10, 1, 16, 5, 19, 12] } }
+      ] };
+  }
+
   function initMap() {
     map = L.map("report-map", { zoomControl: true });
+    if (S.vector && window.maplibregl && L.maplibreGL) {
+      maplibregl.setWorkerUrl(window.location.origin + S.worker);
+      L.maplibreGL({ style: basemapStyle(S.vector), interactive: false, attributionControl: false }).addTo(map);
+    }
     S.rasters.forEach(function (src) {
       L.tileLayer(src.tiles[0], { maxZoom: 19, tileSize: src.tile_size || 256 }).addTo(map);
     });
@@ -91,6 +111,7 @@
       if (f.size > S.max_bytes) { fieldError("photo", "“" + f.name + "”超过15MB，已忽略"); return false; }
       return true;
     });
+    document.getElementById("report-photo-count").textContent = files.length ? "已选择 " + files.length + " 张" : "未选择照片";
     files.forEach(function (f) {
       var img = document.createElement("img");
       img.alt = "照片预览";
