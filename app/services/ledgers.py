@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from app.auth.policy import Forbidden
 from app.errors import BadParameter, NotFound
 from app.models.grid import LEVEL_NAMES
 from app.models.people import ROLE_NAMES, SENSITIVE_TAGS
@@ -115,8 +116,6 @@ def check_tag(tag: str | None, with_tags: bool) -> str | None:
     if tag is None:
         return None
     if not with_tags:
-        from app.auth.policy import Forbidden
-
         raise Forbidden("您的角色无权按敏感标签筛选 / the role may not filter by sensitive tags")
     if tag not in SENSITIVE_TAGS:
         raise BadParameter("tag", f"未知标签 '{tag}'，可选：{'、'.join(SENSITIVE_TAGS)}")
