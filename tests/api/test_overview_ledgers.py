@@ -184,7 +184,9 @@ def test_overview_figures_match_the_tables_for_each_role(role, app, db_session, 
     assert (c["today"], c["open"], c["overdue"], c["closed_this_month"], c["closed_on_time_this_month"]) == want["cases"]
     assert c["satisfaction"] == want["satisfaction"]
     assert [(g["id"], g["overdue"]) for g in o["worst_grids"]] == want["worst"]
-    assert len(o["trend"]) == 14 and o["trend"][-1]["reported"] >= c["today"] - 0
+    # The last fourteen days in China time, today last, with today's reports.
+    assert len(o["trend"]) == 14 and o["trend"][-1]["day"] == datetime.now(CHINA).date().isoformat()
+    assert o["trend"][-1]["reported"] == c["today"] > 0
 
 
 def test_overview_is_held_to_the_callers_grids(app, db_session, cases, accounts) -> None:  # type: ignore[no-untyped-def]
