@@ -131,6 +131,11 @@
   }
 
   function done(answer) {
+    if (!answer.code && answer.case) {
+      // Signed in as staff: the full answer; show what a resident would get.
+      answer = { code: answer.case.public_code, status_name: answer.case.status_name, secret: answer.secret,
+        responsible: { grid: answer.case.grid ? answer.case.grid.name : null } };
+    }
     document.getElementById("report-form").hidden = true;
     var box = document.getElementById("report-done");
     box.hidden = false;
