@@ -37,6 +37,7 @@
     if (status === 429) { return { text: "提交过于频繁，请稍后再试" }; }
     if (status === 413) { return { field: "photo", text: "照片太大，每张不超过15MB" }; }
     if (status === 503) { return { text: "系统繁忙，请稍后再试" }; }
+    if (!field && /coordinat|crs/i.test(err.code || "")) { field = "place"; }
     if (field) { return { field: field, text: TEXT_OF[field] }; }
     if (status === 422 && /locat|grid|territor|outside|placed/i.test(err.code + " " + err.message)) {
       return { field: "place", text: "该位置不在本平台的服务范围内，请重新选择位置" };
