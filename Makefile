@@ -11,7 +11,7 @@ run: setup
 	.venv/bin/gridgov serve --sample --host $(HOST) --port $(PORT)
 
 test: setup
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest --durations=20
 
 lint: setup
 	.venv/bin/ruff check app gis tests bench data migrations

@@ -545,6 +545,14 @@ def serve(host: str, port: int, workers: int, sample: bool, access_log: bool) ->
             self.cfg.set("workers", workers)
             self.cfg.set("threads", 4)
             self.cfg.set("accesslog", "-" if access_log else None)
+            # gunicorn's control socket defaults to one path per account (the home folder): two
+            # checkouts served by the same account would share it. Each gets its own.
+            ctl = Path(__file__).resolve().parents[1] / "var" / f"gunicorn-{port}.ctl"
+            if len(str(ctl)) < 100:  # a Unix socket path is limited to about 108 bytes
+                ctl.parent.mkdir(parents=True, exist_ok=True)
+                self.cfg.set("control_socket", str(ctl))
+            else:
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):  # type: ignore[no-untyped-def]
             return app

@@ -13,12 +13,25 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, pool, text
 
 from app import db_roles
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGGER = logging.getLogger(__name__)
+
+
+#: Tables of PostGIS and its extensions in the public schema: not the project's.
+POSTGIS_TABLES = frozenset({"spatial_ref_sys", "layer", "topology"})
+
+
+def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
+    """Which schema objects Alembic compares with the models (autogenerate and the schema
+    test): not PostGIS's own tables; spatial indexes as GeoAlchemy2 reads them."""
+    if type_ == "table" and name in POSTGIS_TABLES:
+        return False
+    return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 
 
 def alembic_config(url: str) -> Config:

@@ -8,6 +8,7 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, pool
 
+from app.migrate import include_object
 from app.models import Base
 
 config = context.config
@@ -34,11 +35,7 @@ def _url() -> str:
     return cluster.owner_url()
 
 
-def _include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
-    # PostGIS's own tables (spatial_ref_sys, topology …) are not ours.
-    if type_ == "table" and name in {"spatial_ref_sys", "layer", "topology"}:
-        return False
-    return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
+_include_object = include_object  # PostGIS's own tables are not ours (app/migrate.py)
 
 
 def run_migrations_offline() -> None:

@@ -264,8 +264,8 @@ def _at_arg() -> datetime | None:
     raw = request.args.get("at")
     if not raw:
         return None
-    # An unencoded "+08:00" arrives as " 08:00".
-    raw = re.sub(r" (\d{2}:\d{2})$", r"+\1", raw.strip())
+    # An unencoded "+08:00" after a time arrives as " 08:00" ("2026-12-04 14:00" is a time).
+    raw = re.sub(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:\d{2})$", r"\1+\2", raw.strip())
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
             # A date means the end of that day: the boundary in force on it.

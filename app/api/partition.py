@@ -7,7 +7,8 @@ POST /api/grids/<id>/patches    {"members"?, "size_range"? (default [5, 10]), "s
                                  "dry_run"? (default true), "base_version"?, "replace_children"?}
 
 ``roads``: true (default) uses the configured road layer, false none, or inline GeoJSON lines.
-A dry run answers 200 with the proposal; a commit answers 201 with the new grids.
+A dry run answers 200 with the proposal; a commit answers 201 with the new grids and the
+recorded change (``change.id``: undo it with POST /api/grids/changes/<id>/undo).
 """
 
 from __future__ import annotations
@@ -76,6 +77,11 @@ def _bool(body: dict[str, Any], name: str, default: bool) -> bool:
     return value
 
 
+def _actor() -> str:
+    # The signed-in account, as grid edits record it (never a name the request claims).
+    return current_principal().label[:80]
+
+
 def _roads(body: dict[str, Any]) -> list:
     value = body.get("roads", True)
     if value is False or value is None:
@@ -119,6 +125,7 @@ def partition(grid_id: int):  # type: ignore[no-untyped-def]
         result = svc.commit(
             session,
             grid_id,
+            actor=_actor(),
             seed=seed,
             roads=roads,
             names=body.get("names"),
@@ -158,6 +165,7 @@ def patches(grid_id: int):  # type: ignore[no-untyped-def]
         result = svc.commit_patches(
             session,
             grid_id,
+            actor=_actor(),
             member_ids=members,
             size_range=size_range,
             seed=seed,

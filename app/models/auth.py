@@ -125,7 +125,7 @@ class LoginLock(Base):
 
     username: Mapped[str] = mapped_column(String(60), primary_key=True)
     ip: Mapped[str] = mapped_column(String(64), primary_key=True)  # '' when unknown
-    failures: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_failure_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -139,7 +139,7 @@ class RateHit(Base):
     bucket: Mapped[str] = mapped_column(String(40))
     key: Mapped[str] = mapped_column(String(80))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    weight: Mapped[int] = mapped_column(Integer, default=1)
+    weight: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     __table_args__ = (Index("ix_rate_hit_bucket_key_at", "bucket", "key", "at"),)
 

@@ -28,13 +28,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base
 
-CHANGE_KINDS = ("create", "update", "delete", "split", "merge", "undo")
+CHANGE_KINDS = ("create", "update", "delete", "split", "merge", "divide", "undo")
 CHANGE_NAMES = {
     "create": "新建",
     "update": "修改",
     "delete": "删除",
     "split": "拆分",
     "merge": "合并",
+    "divide": "自动划分",
     "undo": "撤销",
 }
 
@@ -63,7 +64,8 @@ class GridChange(Base):
 
     __table_args__ = (
         CheckConstraint(
-            "kind IN ('create', 'update', 'delete', 'split', 'merge', 'undo')", name="kind_known"
+            "kind IN ('create', 'update', 'delete', 'split', 'merge', 'divide', 'undo')",
+            name="kind_known",
         ),
         Index("ix_grid_change_before_ids", "before_ids", postgresql_using="gin"),
         Index("ix_grid_change_after_ids", "after_ids", postgresql_using="gin"),

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from geoalchemy2 import Geometry, WKBElement
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Integer, SmallInteger, String, func
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base
@@ -29,8 +38,10 @@ class BasemapFeature(Base):
     __tablename__ = "basemap_feature"
     __table_args__ = (
         CheckConstraint(
-            "kind IN ('road', 'building', 'water', 'green', 'rail')", name="basemap_feature_kind_check"
+            "kind IN ('road', 'building', 'water', 'green', 'rail')",
+            name="basemap_feature_kind_check",
         ),
+        Index("ix_basemap_feature_geom", "geom", postgresql_using="gist"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -19,7 +19,9 @@ class OverrideArea(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
-    category: Mapped[str] = mapped_column(String(40))
+    category: Mapped[str] = mapped_column(
+        String(40), ForeignKey("case_category.code", onupdate="CASCADE")
+    )
     geom: Mapped[WKBElement] = mapped_column(
         Geometry("MULTIPOLYGON", srid=4326, spatial_index=False)
     )

@@ -40,7 +40,10 @@ SCOPES = {
     "cameras": "g.id = ANY(:scope)",
     "workers": "EXISTS (SELECT 1 FROM grid_assignment a WHERE a.worker_id = w.id AND a.grid_id = ANY(:scope))",
 }
-PERSONAL = {"households": {"head_name": mask_name, "head_phone": mask_phone}, "workers": {}}
+PERSONAL = {
+    "households": {"head_name": mask_name, "head_phone": mask_phone},
+    "workers": {"name": mask_name, "phone": mask_phone},
+}
 
 
 def export(

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,6 +37,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import ARRAY, Integer, any_, bindparam, delete, func, select, text, true, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from app.errors import AppError, Conflict, NotFound, ValidationFailed
 from app.models import Camera, Case, Grid, GridAssignment, Household, ServicePoint
@@ -170,7 +172,14 @@ def _peek(session: Session, grid_id: int) -> Grid:
 
 
 def _locked(session: Session, grid_id: int) -> Grid:
-    """Return the grid row locked for update, read fresh from the database."""
+    """Return the grid row locked for update, read fresh from the database.
+
+    A copy read before the lock (to find the parent to lock) is let go first: the row may
+    have changed while we waited, which the version check below reports as a stale edit.
+    """
+    known = session.identity_map.get(identity_key(Grid, grid_id))
+    if known is not None and known not in session.dirty:
+        session.expunge(known)
     grid = session.get(Grid, grid_id, with_for_update=True, populate_existing=True)
     if grid is None:
         raise NotFound(f"网格不存在 / grid {grid_id} does not exist", grid_id=grid_id)
@@ -356,48 +365,95 @@ def _recount(session: Session, grid_ids: Iterable[int]) -> None:
     )
 
 
+_TRAILING_NUMBER = re.compile(r"(.*\D)?(\d+)")
+_SEPARATORS = "-_"
+
+
+def code_pattern(code: str, prefix: str = "") -> tuple[str, int, int] | None:
+    """Split a code into its stem, the width of its trailing number and that number.
+
+    A code that starts with ``prefix`` (its parent's code) keeps the whole prefix in its stem,
+    so ``340188001002`` under ``340188001`` is stem ``340188001`` and number ``002``, and
+    ``HEL-02-003`` under ``HEL-02`` is stem ``HEL-02-`` and number ``003``. None when the
+    code does not end in a number.
+    """
+    if prefix and code.startswith(prefix):
+        m = _TRAILING_NUMBER.fullmatch(code[len(prefix) :])
+        if m is not None:
+            return prefix + (m[1] or ""), len(m[2]), int(m[2])
+    m = _TRAILING_NUMBER.fullmatch(code)
+    if m is None:
+        return None
+    return m[1] or "", len(m[2]), int(m[2])
+
+
 def next_codes(
     session: Session, parent: Grid | None, count: int, *, like: Grid | None = None
 ) -> list[str]:
-    """Return ``count`` unused codes that continue the hierarchical code under ``parent``.
+    """Return ``count`` unused codes for new grids under ``parent`` (None: the top level).
 
-    A child's code is its parent's code plus a fixed-width sequence number (3 digits under a
-    street or town, 2 below, or the width its siblings already use). Numbers continue after
-    the highest ever used under the parent, history included, so a code is never reused for a
-    different territory. Top-level grids continue the numbering of their neighbours' codes.
+    The one rule for every new grid (drawn, split, merged, divided): new codes follow the
+    pattern the siblings already use, stem and width, counted on after the highest number ever
+    given with that stem under the parent, history included, so a code is never reused for a
+    different territory. Splitting ``HEL-02-002`` (siblings ``HEL-02-001`` …) gives
+    ``HEL-02-003`` …; the first children of ``340188001`` get ``340188001001`` …. ``like``
+    (the grid being split or merged) names the pattern when siblings mix several. Without
+    siblings, the parent's code is continued with its own separator (``HEL-02-002-01``) or
+    none (``34018800101``), 3 digits under a street or town, 2 below.
     """
     if parent is not None:
         prefix = parent.code
         rows = session.scalars(select(Grid.code).where(Grid.parent_id == parent.id)).all()
-        default_width = 3 if parent.level == 1 else 2
     else:
-        base = like.code if like is not None else "1"
-        prefix = base[:-3] if len(base) > 3 else ""
-        rows = session.scalars(
-            select(Grid.code).where(Grid.parent_id.is_(None), Grid.code.startswith(prefix))
-        ).all()
-        default_width = 3
-    suffixes = [
-        c[len(prefix) :] for c in rows if c.startswith(prefix) and c[len(prefix) :].isdigit()
-    ]
-    width = max((len(s) for s in suffixes), default=default_width)
-    start = max((int(s) for s in suffixes), default=0) + 1
+        prefix = ""
+        rows = session.scalars(select(Grid.code).where(Grid.parent_id.is_(None))).all()
+    numbers: dict[str, list[tuple[int, int]]] = {}
+    for code in rows:
+        found = code_pattern(code, prefix)
+        if found is not None:
+            numbers.setdefault(found[0], []).append(found[1:])
+    own = code_pattern(like.code, prefix) if like is not None else None
+    if own is not None and own[0] in numbers:
+        stem = own[0]
+    elif numbers:
+        stem = max(numbers, key=lambda s: (len(numbers[s]), max(n for _, n in numbers[s])))
+    elif parent is not None:
+        sep = next((c for c in reversed(parent.code) if c in _SEPARATORS), "")
+        stem = parent.code + sep
+    else:
+        raise ValidationFailed(
+            "顶级网格须填写编码 / a top-level grid needs its code (the administrative code of "
+            "the street or town)",
+            field="code",
+        )
+    used = numbers.get(stem, [])
+    default_width = 3 if parent is not None and parent.level == 1 else 2
+    width = max((w for w, _ in used), default=default_width)
+    start = max((n for _, n in used), default=0) + 1
     if start + count - 1 >= 10**width:
         raise ValidationFailed(
-            f"编码已用尽 / no free {width}-digit codes are left under {prefix or 'the top level'}",
+            f"编码已用尽 / no free {width}-digit codes are left after {stem or 'the top level'}",
             parent_code=prefix,
         )
     taken = set(
         session.scalars(
             select(Grid.code).where(
-                Grid.code.in_([f"{prefix}{n:0{width}d}" for n in range(start, start + count)])
+                Grid.code.in_([f"{stem}{n:0{width}d}" for n in range(start, start + 2 * count)])
             )
         ).all()
     )
     out, n = [], start
     while len(out) < count:
-        code = f"{prefix}{n:0{width}d}"
-        if code not in taken:
+        code = f"{stem}{n:0{width}d}"
+        if n >= 10**width:
+            raise ValidationFailed(
+                f"编码已用尽 / no free {width}-digit codes are left after {stem}",
+                parent_code=prefix,
+            )
+        if code not in taken and not (
+            n >= start + 2 * count
+            and session.scalar(select(Grid.id).where(Grid.code == code).limit(1))
+        ):
             out.append(code)
         n += 1
     return out
@@ -923,6 +979,213 @@ def merge_grids(
 
 
 # --------------------------------------------------------------------------------------------
+# division into child grids (automatic division, 片区 patches)
+
+
+@dataclass(frozen=True)
+class DivisionPlan:
+    """New child grids proposed for a grid: their polygons (tiling it), names, the households
+    of each (indices into the held households handed to the planner) and, for 片区, the
+    party member of each (None: nobody)."""
+
+    parts: Sequence[BaseGeometry]
+    names: Sequence[str]
+    households: Sequence[Sequence[int]]
+    members: Sequence[int | None] | None = None
+
+
+@dataclass
+class Division:
+    """A committed division: the change, the divided grid, the new and the replaced children."""
+
+    change: GridChange
+    grid: Grid
+    created: list[Grid]
+    retired: list[Grid]
+    moves: _Moves
+    result: dict[str, Any]
+
+
+def _held_households(
+    session: Session, grid_ids: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return ids, lon/lat and holding grid of the households these grids hold directly,
+    ordered by id (the order ``gis.partition`` numbers them in)."""
+    ids, xy, src = [], [], []
+    for gid in grid_ids:
+        i, p = _points_of(session, "household", gid)
+        ids.append(i)
+        xy.append(p)
+        src.append(np.full(len(i), gid, dtype=np.int64))
+    all_ids = np.concatenate(ids) if ids else np.empty(0, dtype=np.int64)
+    if len(all_ids) == 0:
+        return all_ids, np.empty((0, 2)), all_ids.copy()
+    order = np.argsort(all_ids, kind="stable")
+    return all_ids[order], np.concatenate(xy)[order], np.concatenate(src)[order]
+
+
+def divide_grid(
+    session: Session,
+    grid_id: int,
+    plan: Callable[[Grid, np.ndarray, np.ndarray], DivisionPlan],
+    *,
+    base_version: int | None,
+    actor: str,
+    replace_children: bool = False,
+    max_level: int = 5,
+) -> Division:
+    """Divide a grid into new child grids one level down, as ``plan`` proposes.
+
+    ``plan(grid, household_ids, lonlat)`` runs under the locks, on the households the grid
+    and its current children hold (ordered by id), so the proposal is made on what is there
+    when it is written. Current children are replaced (kept as history) only when asked, and
+    only when they have no children of their own. Households go to the part the plan gives
+    them; cameras, service points and open cases to the part that contains them; party
+    members (片区) are assigned to their part and linked to its households. The grid itself
+    keeps its boundary but takes a new version (its state is kept): an edit based on the
+    version before the division is refused. The change is recorded as ``divide`` with its
+    moves and can be undone like a split.
+    """
+    peek = _peek(session, grid_id)
+    known = _child_ids(session, grid_id)
+    _lock(session, [peek.parent_id, grid_id, *known])
+    grid = _locked(session, grid_id)
+    _require_current(session, grid)
+    if base_version is not None:
+        _check_version(grid, base_version)
+    if grid.parent_id != peek.parent_id:
+        raise StaleVersion(grid, base_version or grid.version)
+    if grid.level >= max_level:
+        raise ValidationFailed(
+            f"片区已是最低层级 / grid {grid.code} is a level-{grid.level} grid and cannot be "
+            "divided further",
+            grid_id=grid.id,
+        )
+    children = _children(session, grid.id)
+    if sorted(c.id for c in children) != sorted(known):
+        raise Conflict(
+            f"下级网格刚被修改 / the child grids of {grid.code} changed meanwhile; try again",
+            grid_id=grid.id,
+        )
+    if children and not replace_children:
+        raise Conflict(
+            f"网格已有 {len(children)} 个下级网格 / grid {grid.code} already has {len(children)} "
+            "current child grids; commit with replace_children to replace them",
+            grid_id=grid.id,
+            children=[c.code for c in children],
+        )
+    deep = [c.code for c in children if _child_ids(session, c.id)]
+    if deep:
+        raise Conflict(
+            "下级网格还有下级 / these child grids have children of their own and cannot be "
+            f"replaced: {', '.join(deep)}",
+            grid_id=grid.id,
+            children=deep,
+        )
+    holders = [grid.id, *(c.id for c in children)]
+    hh_ids, lonlat, hh_src = _held_households(session, holders)
+    proposal = plan(grid, hh_ids, lonlat)
+    n = len(proposal.parts)
+    codes = next_codes(session, grid, n)
+    now = _now(session)
+    change = _new_change(
+        session,
+        "divide",
+        actor=actor,
+        parent_id=grid.id,
+        before=[grid.id, *(c.id for c in children)],
+        now=now,
+    )
+    state = _save_state(session, grid, change, now)  # a new version: the grid's children change
+    for c in children:
+        c.valid_to = now
+    session.flush()  # frees the codes of the replaced children
+    created: list[Grid] = []
+    shapes: list[BaseGeometry] = []
+    for code, name, part in zip(codes, proposal.names, proposal.parts, strict=True):
+        geom = to_multipolygon(part)
+        shapes.append(geom)
+        row = Grid(
+            code=code,
+            name=name,
+            level=grid.level + 1,
+            kind=grid.kind,
+            parent_id=grid.id,
+            geom=from_shape(geom, srid=4326),
+            area_m2=polygon_area_m2(geom),
+            valid_from=now,
+        )
+        session.add(row)
+        created.append(row)
+    session.flush()
+    moves = _Moves()
+    for row, chosen in zip(created, proposal.households, strict=True):
+        chosen = np.asarray(chosen, dtype=np.int64)
+        for src in np.unique(hh_src[chosen]).tolist():
+            pids = hh_ids[chosen[hh_src[chosen] == src]].tolist()
+            _move_ids(session, "household", pids, row.id)
+            moves.add("household", pids, src, row.id)
+    # The rest by containment (and a household the plan left out, should there be one).
+    for src in holders:
+        for kind in POINT_TABLES:
+            ids, xy = _points_of(session, kind, src)
+            if len(ids) == 0:
+                continue
+            owner = topology.assign_points(shapes, xy, outside="nearest")
+            for k, row in enumerate(created):
+                chosen_ids = ids[owner == k].tolist()
+                _move_ids(session, kind, chosen_ids, row.id)
+                moves.add(kind, chosen_ids, src, row.id)
+    added: list[int] = []
+    links: list[list[int | None]] = []
+    for row, member in zip(created, proposal.members or [None] * n, strict=True):
+        if member is None:
+            continue
+        a = GridAssignment(worker_id=member, grid_id=row.id, role="party_member")
+        session.add(a)
+        session.flush()
+        added.append(a.id)
+        hh = Household.__table__
+        links.extend(
+            [int(hid), prev]
+            for hid, prev in session.execute(
+                select(hh.c.id, hh.c.linked_member_id).where(
+                    hh.c.grid_id == row.id, hh.c.linked_member_id.is_distinct_from(member)
+                )
+            ).all()
+        )
+        session.execute(update(hh).where(hh.c.grid_id == row.id).values(linked_member_id=member))
+    after = [row.id for row in created]
+    _finish(
+        session,
+        change,
+        moves,
+        after,
+        state_ids={str(grid.id): state.id},
+        assignments_added=added,
+        links_before=links,
+        divided=grid.id,
+    )
+    _recount(session, [grid.id, *after])
+    result = _result(
+        session,
+        change,
+        moves,
+        after=after,
+        retired=[c.id for c in children],
+        notes={"areas_m2": [round(r.area_m2, 3) for r in created]},
+    )
+    LOGGER.info("divided grid %s into %s (change %d)", grid.code, ",".join(codes), change.id)
+    return Division(change, grid, created, children, moves, result)
+
+
+def _child_ids(session: Session, grid_id: int) -> list[int]:
+    return list(
+        session.scalars(select(Grid.id).where(Grid.parent_id == grid_id, Grid.valid_to.is_(None)))
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # undo
 
 
@@ -1008,6 +1271,13 @@ def undo_change(session: Session, change_id: int, *, actor: str) -> dict[str, An
             states[gid_s] = st.id
             g.name, g.kind, g.geom, g.area_m2 = prev.name, prev.kind, prev.geom, prev.area_m2
             restored_states.append(int(gid_s))
+    if change.kind == "divide":
+        # The divided grid keeps its boundary; a new version tells edits based on the
+        # divided state that its children changed again.
+        g = grids[int(detail["divided"])]
+        st = _save_state(session, g, undo, now)
+        session.flush()
+        states[str(g.id)] = st.id
     # 3. The grids the change created are retired; those it retired come back.
     for gid in change.after_ids:
         if change.kind != "update":
@@ -1064,6 +1334,16 @@ def undo_change(session: Session, change_id: int, *, actor: str) -> dict[str, An
     added = detail.get("assignments_added", [])
     if added:
         session.execute(delete(GridAssignment).where(GridAssignment.id.in_(added)))
+    # 7. Households linked to the party members of retired 片区 get their former links back.
+    links = detail.get("links_before", [])
+    if links:
+        hh = Household.__table__
+        session.execute(
+            update(hh)
+            .where(hh.c.id == bindparam("hid"))
+            .values(linked_member_id=bindparam("prev")),
+            [{"hid": int(h), "prev": prev} for h, prev in links],
+        )
     change.undone_by_id = undo.id
     after = list(change.before_ids)
     _finish(session, undo, moves, after, state_ids=states)
@@ -1089,8 +1369,10 @@ def _check_restorable(session: Session, change: GridChange, grids: Mapping[int, 
             prev = session.get(GridState, sid)
             assert prev is not None
             restore[int(gid_s)] = _shape(prev)
-    else:
-        restore = {gid: _shape(grids[gid]) for gid in change.before_ids}
+    else:  # the grids the change retired (a divided grid itself stays)
+        restore = {
+            gid: _shape(grids[gid]) for gid in change.before_ids if grids[gid].valid_to is not None
+        }
     exclude = [*change.after_ids, *restore]
     relaxed = BoundaryLimits(min_area_m2=0.0, max_vertices=10**9)
     for gid, shape in restore.items():

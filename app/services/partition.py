@@ -2,14 +2,14 @@
 
 A proposal is computed by ``gis.partition`` from the grid's polygon, the households it holds (in
 itself and its current descendants) and an optional road layer; nothing is written. Committing
-recomputes the same proposal (same input and seed give the same answer) and, in the caller's
-transaction: creates the parts as new child grids one level down, with codes that continue the
-grid's own code; moves the households by part, and cameras, service points and open cases by
-containment; and, for patches, gives each patch its party member and links its households to
-that member. Current children of the grid are replaced (kept as history) only when asked.
-
-This commit path is our own. The split-by-line edit (grid editing) has its own transactional
-path; the two write grids, codes and moves the same way and can share one later.
+hands the proposal to :func:`app.services.grid_edit.divide_grid`, the one path of every grid
+write: it takes the grid-edit locks, makes the proposal again on the households held then (same
+input and seed give the same answer), creates the parts as child grids one level down with
+codes from ``grid_edit.next_codes``, moves households by part and cameras, service points and
+open cases by containment, records the change (history, audit with the boundaries before and
+after, undo) and recounts the grids that changed. For patches it also gives each patch its
+party member and links its households to that member. Current children of the grid are
+replaced (kept as history) only when asked.
 """
 
 from __future__ import annotations
@@ -17,32 +17,25 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import shapely
-from geoalchemy2.shape import from_shape, to_shape
-from shapely.geometry import MultiPolygon, Polygon, shape
+from geoalchemy2.shape import to_shape
+from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from app.errors import BadParameter, Conflict, NotFound, ValidationFailed
-from app.models import Camera, Case, Grid, GridAssignment, Household, ServicePoint, Worker
+from app.models import Grid, GridAssignment, Household, Worker
 from app.models.grid import LEVEL_NAMES
-from app.services.importer import refresh_household_counts
-from gis.assign import assign_points
-from gis.crs import geodesic_area_m2
+from app.services import grid_edit
 from gis.partition import Proposal, partition_grid, split_into_patches
 
 LOGGER = logging.getLogger(__name__)
 
-#: Cases in these states stay with the grid they were handled in.
-FINISHED_CASE_STATES = ("closed", "cancelled")
-#: The tables whose rows follow the new grids by containment (households follow by part).
-CONTAINED = {"camera": Camera, "service_point": ServicePoint, "case": Case}
+#: What a division moves, by the names of ``grid_edit``'s moves.
 MOVE_NAMES = {
     "household": "住户",
     "camera": "监控探头",
@@ -80,11 +73,8 @@ def roads_from_geojson(value: Any, *, field: str = "roads") -> list[BaseGeometry
     return out
 
 
-def _grid(session: Session, grid_id: int, *, lock: bool = False) -> Grid:
-    stmt = select(Grid).where(Grid.id == grid_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    grid = session.scalars(stmt).first()
+def _grid(session: Session, grid_id: int) -> Grid:
+    grid = session.scalars(select(Grid).where(Grid.id == grid_id)).first()
     if grid is None:
         raise NotFound(f"grid {grid_id} does not exist", grid_id=grid_id)
     if grid.valid_to is not None:
@@ -120,16 +110,6 @@ def _households(session: Session, grid_ids: Sequence[int]) -> tuple[np.ndarray, 
     return arr[:, 0].astype(np.int64), arr[:, 1:3]
 
 
-def _current_children(session: Session, grid_id: int) -> list[Grid]:
-    return list(
-        session.scalars(
-            select(Grid)
-            .where(Grid.parent_id == grid_id, Grid.valid_to.is_(None))
-            .order_by(Grid.code)
-        )
-    )
-
-
 def propose(
     session: Session,
     grid_id: int,
@@ -139,10 +119,9 @@ def propose(
     size_range: tuple[float, float] | None = None,
     seed: int = 0,
     roads: Sequence[BaseGeometry] | None = None,
-    lock: bool = False,
 ) -> tuple[Grid, Proposal, np.ndarray]:
     """Compute a division of the grid; return the grid, the proposal and the household ids."""
-    grid = _grid(session, grid_id, lock=lock)
+    grid = _grid(session, grid_id)
     ids, lonlat = _households(session, _subtree_ids(session, grid.id))
     proposal = partition_grid(
         to_shape(grid.geom),
@@ -179,59 +158,45 @@ def proposal_geojson(
 def part_names(grid: Grid, count: int, names: Sequence[str] | None = None) -> list[str]:
     """Names of the new grids: the given ones, or the grid's name with a number."""
     if names is not None:
-        if not isinstance(names, list | tuple) or len(names) != count or not all(isinstance(n, str) and n.strip() for n in names):
+        if (
+            not isinstance(names, list | tuple)
+            or len(names) != count
+            or not all(isinstance(n, str) and n.strip() for n in names)
+        ):
             raise BadParameter("names", f"give {count} non-empty names, one per part")
         return [n.strip() for n in names]
     word = "片区" if grid.level + 1 == 5 else "微网格" if grid.level + 1 == 4 else "网格"
     return [f"{grid.name}第{i + 1}{word}" for i in range(count)]
 
 
-def next_child_codes(session: Session, parent: Grid, count: int) -> list[str]:
-    """Return ``count`` codes continuing ``parent``'s code, never reusing one ever given.
-
-    A child's code is the parent's code plus a sequence number of fixed width (3 digits under a
-    street or town, 2 below, or the width the children already use), counted on from the
-    highest number ever used under the parent, history included.
-    """
-    used = session.scalars(select(Grid.code).where(Grid.parent_id == parent.id)).all()
-    tails = [c[len(parent.code) :] for c in used if c.startswith(parent.code)]
-    tails = [t for t in tails if t.isdigit()]
-    width = max((len(t) for t in tails), default=3 if parent.level == 1 else 2)
-    start = max((int(t) for t in tails), default=0) + 1
-    if start + count - 1 >= 10**width:
-        raise ValidationFailed(
-            f"编码已用尽 / no free {width}-digit codes are left under {parent.code}",
-            parent_code=parent.code,
-        )
-    codes = [f"{parent.code}{n:0{width}d}" for n in range(start, start + count)]
-    clash = session.scalars(
-        select(Grid.code).where(Grid.code.in_(codes), Grid.valid_to.is_(None))
-    ).all()
-    if clash:
-        raise Conflict(f"编码已被占用 / codes already in use: {', '.join(sorted(clash))}")
-    return codes
+def _moved(division: grid_edit.Division) -> dict[str, int]:
+    return {kind: len(division.moves.rows.get(kind, [])) for kind in MOVE_NAMES}
 
 
-def _to_multipolygon(geom: BaseGeometry) -> MultiPolygon:
-    if isinstance(geom, Polygon):
-        return MultiPolygon([geom])
-    return MultiPolygon(list(shapely.get_parts(geom)))
-
-
-def _move(session: Session, table: Any, ids: Sequence[int], dst: int) -> None:
-    """Give the rows with these ids to grid ``dst``."""
-    if len(ids) == 0:
-        return
-    session.execute(
-        update(table).where(table.c.id.in_(bindparam("ids", expanding=True))).values(grid_id=dst),
-        {"ids": [int(i) for i in ids]},
-    )
+def _body(
+    division: grid_edit.Division, proposal: Proposal, labels: Sequence[str]
+) -> dict[str, Any]:
+    """The proposal as committed: the new grids' ids, codes and versions, the change (for the
+    history and undo), what was replaced and what moved."""
+    body = proposal_geojson(division.grid, proposal, names=labels)
+    for f, row in zip(body["features"], division.created, strict=True):
+        f["id"] = row.id
+        f["properties"].update(id=row.id, code=row.code, version=row.version)
+    moved = _moved(division)
+    body["dry_run"] = False
+    body["created"] = [row.id for row in division.created]
+    body["retired"] = [c.id for c in division.retired]
+    body["moved"] = moved
+    body["moved_names"] = {MOVE_NAMES[k]: v for k, v in moved.items()}
+    body["change"] = division.result["change"]
+    return body
 
 
 def commit(
     session: Session,
     grid_id: int,
     *,
+    actor: str,
     k: int | None = None,
     target_size: float | None = None,
     size_range: tuple[float, float] | None = None,
@@ -241,15 +206,16 @@ def commit(
     base_version: int | None = None,
     replace_children: bool = False,
 ) -> dict[str, Any]:
-    """Divide the grid into new child grids as proposed; run inside the caller's transaction."""
-    grid = _grid(session, grid_id, lock=True)
-    return _commit_parts(
-        session,
-        grid,
-        base_version=base_version,
-        replace_children=replace_children,
-        names=names,
-        compute=lambda lonlat: partition_grid(
+    """Divide the grid into new child grids as proposed; run inside the caller's transaction.
+
+    The proposal is made again under the grid-edit locks, on the households held then (the
+    same input and seed give the proposal that was shown), and written by
+    :func:`app.services.grid_edit.divide_grid`.
+    """
+    made: dict[str, Any] = {}
+
+    def plan(grid: Grid, _ids: np.ndarray, lonlat: np.ndarray) -> grid_edit.DivisionPlan:
+        proposal = partition_grid(
             to_shape(grid.geom),
             lonlat,
             k=k,
@@ -257,114 +223,24 @@ def commit(
             size_range=size_range,
             roads=roads or None,
             seed=seed,
-        ),
+        )
+        labels = part_names(grid, len(proposal.parts), names)
+        made.update(proposal=proposal, labels=labels)
+        return grid_edit.DivisionPlan(
+            parts=[p.geometry for p in proposal.parts],
+            names=labels,
+            households=[p.household_indices for p in proposal.parts],
+        )
+
+    division = grid_edit.divide_grid(
+        session,
+        grid_id,
+        plan,
+        base_version=base_version,
+        actor=actor,
+        replace_children=replace_children,
     )
-
-
-def _commit_parts(
-    session: Session,
-    grid: Grid,
-    *,
-    base_version: int | None,
-    replace_children: bool,
-    names: Sequence[str] | None,
-    compute: Any,
-) -> dict[str, Any]:
-    if base_version is not None and grid.version != base_version:
-        raise Conflict(
-            f"网格已被修改 / grid {grid.code} is at version {grid.version}, "
-            f"the proposal was made on version {base_version}; ask for a new proposal",
-            grid_id=grid.id,
-            version=grid.version,
-        )
-    if grid.level >= 5:
-        raise ValidationFailed(
-            f"片区已是最低层级 / grid {grid.code} is a level-5 patch and cannot be divided further",
-            grid_id=grid.id,
-        )
-    children = _current_children(session, grid.id)
-    if children and not replace_children:
-        raise Conflict(
-            f"网格已有 {len(children)} 个下级网格 / grid {grid.code} already has {len(children)} "
-            "current child grids; commit with replace_children to replace them",
-            grid_id=grid.id,
-            children=[c.code for c in children],
-        )
-    deep = [
-        c.code
-        for c in children
-        if session.scalar(
-            select(func.count()).where(Grid.parent_id == c.id, Grid.valid_to.is_(None))
-        )
-    ]
-    if deep:
-        raise Conflict(
-            "下级网格还有下级 / these child grids have children of their own and cannot be "
-            f"replaced: {', '.join(deep)}",
-            grid_id=grid.id,
-            children=deep,
-        )
-    holders = [grid.id] + [c.id for c in children]
-    hh_ids, lonlat = _households(session, holders)
-    proposal: Proposal = compute(lonlat)
-    count = len(proposal.parts)
-    labels = part_names(grid, count, names)
-    now: datetime = session.scalar(select(func.now()))  # type: ignore[assignment]
-    for c in children:
-        c.valid_to = now
-    session.flush()
-    codes = next_child_codes(session, grid, count)
-    new_grids: list[Grid] = []
-    for part, code, name in zip(proposal.parts, codes, labels, strict=True):
-        geom = _to_multipolygon(part.geometry)
-        row = Grid(
-            code=code,
-            name=name,
-            level=grid.level + 1,
-            kind=grid.kind,
-            parent_id=grid.id,
-            geom=from_shape(geom, srid=4326),
-            area_m2=geodesic_area_m2(geom),
-            valid_from=now,
-        )
-        session.add(row)
-        new_grids.append(row)
-    session.flush()
-    moved = {"household": 0}
-    for part, row in zip(proposal.parts, new_grids, strict=True):
-        chosen = hh_ids[part.household_indices]
-        _move(session, Household.__table__, chosen, row.id)
-        moved["household"] += len(chosen)
-    polygons = [p.geometry for p in proposal.parts]
-    for kind, model in CONTAINED.items():
-        where = [model.grid_id.in_(holders)]
-        if kind == "case":
-            where.append(model.status.notin_(FINISHED_CASE_STATES))
-        rows = session.execute(
-            select(model.id, func.ST_X(model.geom), func.ST_Y(model.geom)).where(*where)
-        ).all()
-        moved[kind] = 0
-        if not rows:
-            continue
-        arr = np.asarray(rows, dtype=float)
-        owner = assign_points(arr[:, 1], arr[:, 2], polygons, codes)
-        for i, row in enumerate(new_grids):
-            chosen = arr[owner == i, 0].astype(np.int64).tolist()
-            _move(session, model.__table__, chosen, row.id)
-            moved[kind] += len(chosen)
-    session.flush()
-    refresh_household_counts(session)
-    LOGGER.info("divided grid %s into %d grids %s", grid.code, count, ",".join(codes))
-    body = proposal_geojson(grid, proposal, names=labels)
-    for f, row in zip(body["features"], new_grids, strict=True):
-        f["id"] = row.id
-        f["properties"].update(id=row.id, code=row.code, version=row.version)
-    body["dry_run"] = False
-    body["created"] = [row.id for row in new_grids]
-    body["retired"] = [c.id for c in children]
-    body["moved"] = moved
-    body["moved_names"] = {MOVE_NAMES[k]: v for k, v in moved.items()}
-    return body
+    return _body(division, made["proposal"], made["labels"])
 
 
 # --- 片区 patches ----------------------------------------------------------------------------
@@ -392,15 +268,19 @@ def _check_members(session: Session, member_ids: Sequence[int]) -> list[int]:
     return ids
 
 
-def _patch_grid(session: Session, grid_id: int, *, lock: bool) -> Grid:
-    grid = _grid(session, grid_id, lock=lock)
+def _patch_grid(session: Session, grid_id: int) -> Grid:
+    grid = _grid(session, grid_id)
+    _require_micro_grid(grid)
+    return grid
+
+
+def _require_micro_grid(grid: Grid) -> None:
     if grid.level != 4:
         raise ValidationFailed(
             f"片区只能在微网格内划分 / patches are cut from a level-4 micro-grid; "
             f"grid {grid.code} is level {grid.level}",
             grid_id=grid.id,
         )
-    return grid
 
 
 def propose_patches(
@@ -413,18 +293,20 @@ def propose_patches(
     roads: Sequence[BaseGeometry] | None = None,
 ) -> dict[str, Any]:
     """Cut a micro-grid into 片区 of ``size_range`` households, one party member each."""
-    grid = _patch_grid(session, grid_id, lock=False)
-    return _patches(session, grid, member_ids, size_range, seed, roads)[0]
+    grid = _patch_grid(session, grid_id)
+    _, lonlat = _households(session, _subtree_ids(session, grid.id))
+    return _patches(session, grid, lonlat, member_ids, size_range, seed, roads)[0]
 
 
 def _patches(
     session: Session,
     grid: Grid,
+    lonlat: np.ndarray,
     member_ids: Sequence[int] | None,
     size_range: tuple[float, float],
     seed: int,
     roads: Sequence[BaseGeometry] | None,
-) -> tuple[dict[str, Any], Any, np.ndarray]:
+) -> tuple[dict[str, Any], Any]:
     members = _check_members(
         session, party_members_of(session, grid.id) if member_ids is None else member_ids
     )
@@ -433,7 +315,6 @@ def _patches(
             f"网格没有党员 / grid {grid.code} has no party member assigned; give members",
             grid_id=grid.id,
         )
-    ids, lonlat = _households(session, _subtree_ids(session, grid.id))
     result = split_into_patches(
         to_shape(grid.geom), lonlat, members, size_range=size_range, roads=roads or None, seed=seed
     )
@@ -448,13 +329,14 @@ def _patches(
     ]
     body["unassigned_members"] = result.unassigned_members
     body["dry_run"] = True
-    return body, result, ids
+    return body, result
 
 
 def commit_patches(
     session: Session,
     grid_id: int,
     *,
+    actor: str,
     member_ids: Sequence[int] | None = None,
     size_range: tuple[float, float] = (5, 10),
     seed: int = 0,
@@ -462,18 +344,33 @@ def commit_patches(
     base_version: int | None = None,
     replace_children: bool = False,
 ) -> dict[str, Any]:
-    """Create the patches as level-5 grids, assign their members and link their households."""
-    grid = _patch_grid(session, grid_id, lock=True)
-    preview, result, _ = _patches(session, grid, member_ids, size_range, seed, roads)
-    k = len(result.proposal.parts)
-    body = _commit_parts(
+    """Create the patches as level-5 grids, assign their members and link their households
+    (through :func:`app.services.grid_edit.divide_grid`, so the cut can be undone)."""
+    _patch_grid(session, grid_id)
+    made: dict[str, Any] = {}
+
+    def plan(grid: Grid, _ids: np.ndarray, lonlat: np.ndarray) -> grid_edit.DivisionPlan:
+        _require_micro_grid(grid)
+        preview, result = _patches(session, grid, lonlat, member_ids, size_range, seed, roads)
+        labels = part_names(grid, len(result.proposal.parts))
+        made.update(preview=preview, result=result, labels=labels)
+        return grid_edit.DivisionPlan(
+            parts=[p.geometry for p in result.proposal.parts],
+            names=labels,
+            households=[p.household_indices for p in result.proposal.parts],
+            members=list(result.members),
+        )
+
+    division = grid_edit.divide_grid(
         session,
-        grid,
+        grid_id,
+        plan,
         base_version=base_version,
+        actor=actor,
         replace_children=replace_children,
-        names=None,
-        compute=lambda _lonlat: result.proposal,
     )
+    preview, result = made["preview"], made["result"]
+    body = _body(division, result.proposal, made["labels"])
     for f, member, part in zip(
         body["features"], result.members, result.proposal.parts, strict=True
     ):
@@ -481,16 +378,7 @@ def commit_patches(
         f["properties"]["member_name"] = preview["features"][part.index]["properties"][
             "member_name"
         ]
-        if member is None:
-            continue
-        session.add(GridAssignment(worker_id=member, grid_id=f["id"], role="party_member"))
-        session.execute(
-            update(Household.__table__)
-            .where(Household.__table__.c.grid_id == f["id"])
-            .values(linked_member_id=member)
-        )
-    session.flush()
     body["households_per_member"] = preview["households_per_member"]
     body["unassigned_members"] = preview["unassigned_members"]
-    LOGGER.info("cut micro-grid %s into %d patches", grid.code, k)
+    LOGGER.info("cut micro-grid %s into %d patches", division.grid.code, len(division.created))
     return body

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -132,7 +133,12 @@ def data_version(session: Session, layer: str) -> str:
         text("SELECT version, changed_at FROM map_layer_version WHERE layer = :l"),
         {"l": LAYERS[layer]},
     ).first()
-    return f"{row[0]}@{row[1].timestamp()}" if row else "0"
+    version = f"{row[0]}@{row[1].timestamp()}" if row else "0"
+    if layer == "cases":
+        # A case turns overdue with time alone, and a renamed category changes its tooltip:
+        # cached case tiles last a minute at most.
+        version += f"/{int(time.time() // 60)}"
+    return version
 
 
 def render(session: Session, scope: Scope, layer: str, z: int, x: int, y: int) -> bytes:

@@ -18,6 +18,7 @@ from app.db import get_session
 from app.errors import BadParameter
 from app.services import emap as svc
 from app.services.basemap import basemap_settings
+from app.services.cases import STATUS_NAMES as CASE_STATUS_NAMES
 from app.web.vendor import vendor_url
 
 bp = Blueprint("emap", __name__)
@@ -77,6 +78,7 @@ def emap():  # type: ignore[no-untyped-def]
         "places": svc.places(get_session(), principal),
         "level_styles": svc.LEVEL_STYLES,
         "level_names": svc.LEVEL_NAMES,
+        "case_status_names": CASE_STATUS_NAMES,
         "tiles": "/tiles/{layer}/{z}/{x}/{y}.mvt",
         "worker": vendor_url("maplibre-gl", "maplibre-gl-csp-worker.js"),
         "role": principal.role,

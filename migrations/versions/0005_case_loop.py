@@ -4,14 +4,14 @@ Revision ID: 0005_case_loop
 Revises: 0001
 Create Date: 2026-11-22 10:00:00
 
-Seeds the categories from data/case_categories.csv, the calendar (Chinese public holidays and
-make-up working days) from data/calendar/cn_workdays.csv, and the settings' defaults.
+Seeds the categories, the calendar (Chinese public holidays and make-up working days, 2025 to
+2027) and the settings' defaults, with the values written into this file: what the data files
+held when the revision was made, so the migration writes the same rows whatever those files
+say later (the running app reloads the calendar with ``gridgov calendar load``).
 """
 
-import csv
 from collections.abc import Sequence
 from datetime import date
-from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
@@ -22,7 +22,6 @@ down_revision: str | Sequence[str] | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-DATA = Path(__file__).resolve().parents[2] / "data"
 # The defaults of app.services.cases.SETTINGS_DEFAULTS at the time of this revision.
 SETTINGS = {
     "camera_review_required": False,
@@ -33,10 +32,157 @@ SETTINGS = {
     "timezone": "Asia/Shanghai",
 }
 
-
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as fh:
-        return list(csv.DictReader(fh))
+# The case categories as of this revision (frozen: later edits of data/case_categories.csv
+# do not change what this migration wrote). Columns: code, name, time limit in hours,
+# escalation department, verification required, camera event types, description.
+CATEGORIES = [
+    (
+        "fire_hazard",
+        "消防安全隐患",
+        4.0,
+        "PCS-AH",
+        True,
+        ["fire_lane_blocked", "smoke"],
+        "堵塞消防通道、电动车楼道充电等",
+    ),
+    ("dispute", "矛盾纠纷", 16.0, "PCS-AH", True, [], "邻里、家庭、物业等矛盾纠纷"),
+    (
+        "road_occupation",
+        "占道经营",
+        8.0,
+        "CG-AH",
+        True,
+        ["street_vending", "outside_shop_business"],
+        "店外经营、流动摊贩占道",
+    ),
+    (
+        "illegal_parking",
+        "车辆乱停放",
+        4.0,
+        "CG-AH",
+        False,
+        ["non_motor_parking", "vehicle_parking"],
+        "机动车、非机动车乱停乱放",
+    ),
+    (
+        "garbage",
+        "垃圾暴露堆放",
+        8.0,
+        "CG-AH",
+        False,
+        ["garbage_overflow"],
+        "垃圾桶满溢、建筑垃圾乱堆",
+    ),
+    ("illegal_building", "违章搭建", 40.0, "CG-AH", True, [], "私搭乱建"),
+    ("streetlight", "路灯损坏", 24.0, "WY-AH", True, [], "路灯不亮、灯杆损坏"),
+    ("facility", "公共设施损坏", 40.0, "WY-AH", True, [], "井盖、护栏、健身器材等损坏"),
+    ("property", "物业问题", 40.0, "WY-AH", True, [], "物业服务、设施维修纠纷"),
+    ("noise", "噪声扰民", 16.0, "HB-AH", True, [], "施工、商业、生活噪声"),
+    ("oil_smoke", "油烟污水", 24.0, "HB-AH", True, [], "餐饮油烟、污水直排"),
+    ("food_safety", "食品安全", 24.0, "SJ-AH", True, [], "食品安全、无证经营"),
+    ("other", "其他", 40.0, None, True, [], "其他需网格处理的事项"),
+]
+# The notices the calendar rows come from.
+SOURCES = [
+    "国办发明电〔2024〕12号 国务院办公厅关于2025年部分节假日安排的通知（2024-11-12）",
+    "国务院办公厅关于2026年部分节假日安排的通知（2025-11-04）",
+    "《全国年节及纪念日放假办法》（2024年修订）法定假日及周末补假；2027年调休上班日待国务院办公厅通知公布后补入",
+]
+# Public holidays and make-up working days as of this revision (frozen, like CATEGORIES):
+# day, is a working day, name, index into SOURCES (None: no source).
+CALENDAR = [
+    ("2025-01-01", False, "元旦", 0),
+    ("2025-01-26", True, "春节调休上班", 0),
+    ("2025-01-28", False, "春节", 0),
+    ("2025-01-29", False, "春节", 0),
+    ("2025-01-30", False, "春节", 0),
+    ("2025-01-31", False, "春节", 0),
+    ("2025-02-01", False, "春节", 0),
+    ("2025-02-02", False, "春节", 0),
+    ("2025-02-03", False, "春节", 0),
+    ("2025-02-04", False, "春节", 0),
+    ("2025-02-08", True, "春节调休上班", 0),
+    ("2025-04-04", False, "清明节", 0),
+    ("2025-04-05", False, "清明节", 0),
+    ("2025-04-06", False, "清明节", 0),
+    ("2025-04-27", True, "劳动节调休上班", 0),
+    ("2025-05-01", False, "劳动节", 0),
+    ("2025-05-02", False, "劳动节", 0),
+    ("2025-05-03", False, "劳动节", 0),
+    ("2025-05-04", False, "劳动节", 0),
+    ("2025-05-05", False, "劳动节", 0),
+    ("2025-05-31", False, "端午节", 0),
+    ("2025-06-01", False, "端午节", 0),
+    ("2025-06-02", False, "端午节", 0),
+    ("2025-09-28", True, "国庆节调休上班", 0),
+    ("2025-10-01", False, "国庆节、中秋节", 0),
+    ("2025-10-02", False, "国庆节、中秋节", 0),
+    ("2025-10-03", False, "国庆节、中秋节", 0),
+    ("2025-10-04", False, "国庆节、中秋节", 0),
+    ("2025-10-05", False, "国庆节、中秋节", 0),
+    ("2025-10-06", False, "国庆节、中秋节", 0),
+    ("2025-10-07", False, "国庆节、中秋节", 0),
+    ("2025-10-08", False, "国庆节、中秋节", 0),
+    ("2025-10-11", True, "国庆节调休上班", 0),
+    ("2026-01-01", False, "元旦", 1),
+    ("2026-01-02", False, "元旦", 1),
+    ("2026-01-03", False, "元旦", 1),
+    ("2026-01-04", True, "元旦调休上班", 1),
+    ("2026-02-14", True, "春节调休上班", 1),
+    ("2026-02-15", False, "春节", 1),
+    ("2026-02-16", False, "春节", 1),
+    ("2026-02-17", False, "春节", 1),
+    ("2026-02-18", False, "春节", 1),
+    ("2026-02-19", False, "春节", 1),
+    ("2026-02-20", False, "春节", 1),
+    ("2026-02-21", False, "春节", 1),
+    ("2026-02-22", False, "春节", 1),
+    ("2026-02-23", False, "春节", 1),
+    ("2026-02-28", True, "春节调休上班", 1),
+    ("2026-04-04", False, "清明节", 1),
+    ("2026-04-05", False, "清明节", 1),
+    ("2026-04-06", False, "清明节", 1),
+    ("2026-05-01", False, "劳动节", 1),
+    ("2026-05-02", False, "劳动节", 1),
+    ("2026-05-03", False, "劳动节", 1),
+    ("2026-05-04", False, "劳动节", 1),
+    ("2026-05-05", False, "劳动节", 1),
+    ("2026-05-09", True, "劳动节调休上班", 1),
+    ("2026-06-19", False, "端午节", 1),
+    ("2026-06-20", False, "端午节", 1),
+    ("2026-06-21", False, "端午节", 1),
+    ("2026-09-20", True, "国庆节调休上班", 1),
+    ("2026-09-25", False, "中秋节", 1),
+    ("2026-09-26", False, "中秋节", 1),
+    ("2026-09-27", False, "中秋节", 1),
+    ("2026-10-01", False, "国庆节", 1),
+    ("2026-10-02", False, "国庆节", 1),
+    ("2026-10-03", False, "国庆节", 1),
+    ("2026-10-04", False, "国庆节", 1),
+    ("2026-10-05", False, "国庆节", 1),
+    ("2026-10-06", False, "国庆节", 1),
+    ("2026-10-07", False, "国庆节", 1),
+    ("2026-10-10", True, "国庆节调休上班", 1),
+    ("2027-01-01", False, "元旦", 2),
+    ("2027-02-05", False, "春节", 2),
+    ("2027-02-06", False, "春节", 2),
+    ("2027-02-07", False, "春节", 2),
+    ("2027-02-08", False, "春节", 2),
+    ("2027-02-09", False, "春节", 2),
+    ("2027-02-10", False, "春节", 2),
+    ("2027-04-05", False, "清明节", 2),
+    ("2027-05-01", False, "劳动节", 2),
+    ("2027-05-02", False, "劳动节", 2),
+    ("2027-05-03", False, "劳动节", 2),
+    ("2027-05-04", False, "劳动节", 2),
+    ("2027-06-09", False, "端午节", 2),
+    ("2027-09-15", False, "中秋节", 2),
+    ("2027-10-01", False, "国庆节", 2),
+    ("2027-10-02", False, "国庆节", 2),
+    ("2027-10-03", False, "国庆节", 2),
+    ("2027-10-04", False, "国庆节", 2),
+    ("2027-10-05", False, "国庆节", 2),
+]
 
 
 def upgrade() -> None:
@@ -248,27 +394,27 @@ def upgrade() -> None:
         category,
         [
             {
-                "code": r["code"],
-                "name": r["name"],
-                "time_limit_hours": float(r["time_limit_hours"]),
-                "escalation_department_code": r["escalation_department_code"] or None,
-                "verify_required": r["verify_required"].strip().lower() == "true",
-                "camera_event_types": [t for t in r["camera_event_types"].split(";") if t],
-                "description": r["description"] or None,
+                "code": code,
+                "name": name,
+                "time_limit_hours": hours,
+                "escalation_department_code": department,
+                "verify_required": verify,
+                "camera_event_types": types,
+                "description": description,
             }
-            for r in _rows(DATA / "case_categories.csv")
+            for code, name, hours, department, verify, types, description in CATEGORIES
         ],
     )
     op.bulk_insert(
         calendar,
         [
             {
-                "day": date.fromisoformat(r["date"]),
-                "is_workday": r["is_workday"].strip().lower() == "true",
-                "name": r["name"],
-                "source": r["source"] or None,
+                "day": date.fromisoformat(day),
+                "is_workday": workday,
+                "name": name,
+                "source": None if source is None else SOURCES[source],
             }
-            for r in _rows(DATA / "calendar" / "cn_workdays.csv")
+            for day, workday, name, source in CALENDAR
         ],
     )
     op.bulk_insert(settings, [{"key": k, "value": v} for k, v in SETTINGS.items()])

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import shapely
@@ -507,6 +508,37 @@ def test_history_gives_the_boundary_as_of_a_date(client) -> None:  # type: ignor
     assert gone.status_code == 404
     listed = client.get(f"/api/grids/changes?grid={gid}").get_json()["changes"]
     assert listed[0]["id"] == change["id"]
+
+
+def test_history_at_without_an_offset_means_china_time(client) -> None:  # type: ignore[no-untyped-def]
+    """`at=` as a date means the end of that day in China; a date-time without an offset is a
+    China time (a server in UTC must not read it eight hours off)."""
+    grid = leaf_with_households(client)
+    gid, props = grid["id"], grid["properties"]
+    old = shape(grid["geometry"])
+    minx, miny, maxx, maxy = old.bounds
+    smaller = old.intersection(box(minx - 1, miny - 1, (minx + maxx) / 2, maxy + 1))
+    res = client.patch(f"/api/grids/{gid}", json={"geometry": mapping(smaller), "version": props["version"]})
+    assert res.status_code == 200, res.get_json()
+    hist = client.get(f"/api/grids/{gid}/history").get_json()
+    edited_at = datetime.fromisoformat(hist["features"][0]["properties"]["valid_to"])
+    china = edited_at.astimezone(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
+
+    def shape_at(at: str):  # type: ignore[no-untyped-def]
+        res = client.get(f"/api/grids/{gid}/history", query_string={"at": at})
+        assert res.status_code == 200, (at, res.get_json())
+        return shape(res.get_json()["geometry"])
+
+    assert same_area(shape_at((china - timedelta(seconds=1)).isoformat()), old)
+    assert same_area(shape_at((china + timedelta(seconds=1)).isoformat()), smaller)
+    # The same wall-clock reading taken as UTC would be eight hours later: the new boundary.
+    utc_naive = edited_at.astimezone(UTC).replace(tzinfo=None)
+    assert same_area(shape_at((utc_naive - timedelta(seconds=1)).isoformat() + "+00:00"), old)
+    # A China date: the boundary in force at the end of that day.
+    assert same_area(shape_at(china.date().isoformat()), smaller)
+    assert same_area(shape_at(china.strftime("%Y-%m-%d %H:%M:%S")), smaller if china.microsecond == 0 else old)
+    # As the pages show times (YYYY-MM-DD HH:mm), a minute later.
+    assert same_area(shape_at((china + timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M")), smaller)
 
 
 def test_bad_requests_name_the_parameter(client) -> None:  # type: ignore[no-untyped-def]

@@ -133,3 +133,49 @@ def test_a_split_racing_a_reshape_leaves_one_consistent_result(live_server, rest
             change = split_body["change"]["id"]
             status, body = call(live_server, "POST", f"/api/grids/changes/{change}/undo")
             assert status == 200, body
+
+
+def test_a_split_racing_a_division_of_the_same_grid_one_wins_one_gets_409(  # type: ignore[no-untyped-def]
+    live_server, restored
+) -> None:
+    leaves = call(live_server, "GET", "/api/grids?level=4")[1]["features"]
+    grid = [
+        f for f in leaves if f["properties"]["is_leaf"] and f["properties"]["household_count"] > 20
+    ][2]
+    gid = grid["id"]
+    minx, miny, maxx, maxy = shape(grid["geometry"]).bounds
+    x = (minx + maxx) / 2
+    line = {"type": "LineString", "coordinates": [[x, miny - 0.001], [x, maxy + 0.001]]}
+    winners = set()
+    for _ in range(4):
+        _, now = call(live_server, "GET", f"/api/grids/{gid}")
+        version = now["properties"]["version"]
+        answers = race(
+            (
+                "POST",
+                f"{live_server}|/api/grids/{gid}/split",
+                {"line": line, "version": version},
+                {},
+            ),
+            (
+                "POST",
+                f"{live_server}|/api/grids/{gid}/partition",
+                {"k": 2, "roads": False, "dry_run": False, "base_version": version},
+                {},
+            ),
+        )
+        statuses = [status for status, _ in answers]
+        assert statuses in ([200, 409], [409, 201]), answers
+        loser = answers[statuses.index(409)][1]["error"]
+        assert loser["code"] in ("stale_version", "grid_retired"), loser
+        winner = answers[0 if statuses[0] == 200 else 1][1]
+        winners.add(winner["change"]["kind"])
+        # Either edit is undone the same way, and the grid is as it was for the next round.
+        status, body = call(
+            live_server, "POST", f"/api/grids/changes/{winner['change']['id']}/undo"
+        )
+        assert status == 200, body
+        _, back = call(live_server, "GET", f"/api/grids/{gid}")
+        assert back["properties"]["valid_to"] is None
+        assert back["properties"]["household_count"] == grid["properties"]["household_count"]
+    assert winners <= {"split", "divide"}

@@ -12,17 +12,13 @@ FREE_SPOT = """async (spots) => {
   // cameras). Page coordinates, or null.
   await GridGov.tilesIdle();
   const map = GridGov.map, gl = GridGov.gl, r = map.getContainer().getBoundingClientRect();
-  const busy = [];
-  const cases = GridGov.layers.cases;
-  if (cases && map.hasLayer(cases)) cases.eachLayer(m => { if (m.getLatLng) busy.push(map.latLngToContainerPoint(m.getLatLng())); });
   for (const [lon, lat] of spots) {
     const p = map.latLngToContainerPoint([lat, lon]);
     if (p.x < 0 || p.y < 0 || p.x > r.width || p.y > r.height) continue;
     const el = document.elementFromPoint(r.left + p.x, r.top + p.y);
     if (!el || !el.closest('.leaflet-gl-layer')) continue;
-    if (!busy.every(q => q.distanceTo(p) > 25)) continue;
     const near = gl.queryRenderedFeatures([[p.x - 25, p.y - 25], [p.x + 25, p.y + 25]],
-                                          {layers: ['service_points', 'cameras']});
+                                          {layers: ['service_points', 'cameras', 'cases']});
     if (near.length) continue;
     return {x: r.left + p.x, y: r.top + p.y, lon: lon, lat: lat};
   }

@@ -85,8 +85,7 @@ def test_report_on_emap_handle_on_phone_verify_on_desk_rate_as_resident(
         assert target["name"] in done.inner_text()
         # The new case shows on the e-map's case layer.
         page.wait_for_function(
-            """code => GridGov.layers.cases.getLayers()
-                         .some(l => l.getTooltip().getContent().includes(code))""",
+            "code => GridGov.renderedCases().some(c => c.code === code && c.status === 'dispatched')",
             arg=code,
             timeout=10000,
         )

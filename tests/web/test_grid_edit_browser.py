@@ -149,8 +149,7 @@ def test_draw_save_split_and_see_household_counts(  # type: ignore[no-untyped-de
         [minx, miny, maxx, maxy],
     )
     assert zoom == 18
-    page.wait_for_selector("html[data-cases-count]", timeout=10000)
-    page.wait_for_timeout(300)
+    page.evaluate("() => GridGov.tilesIdle()")
 
     def click_at(lon: float, lat: float) -> None:
         p = page.evaluate(

@@ -130,7 +130,7 @@
 
   /* ---------------------------------------------------------------- vector tiles */
 
-  var TILE_SOURCES = { grids: 16, households: 16, points: 16, overrides: 16 };
+  var TILE_SOURCES = { grids: 16, households: 16, points: 16, overrides: 16, cases: 16 };
   var tileVersion = 0;
 
   function tileUrl(layer) {
@@ -156,6 +156,8 @@
       filter: ["==", ["geometry-type"], "LineString"],
       paint: { "line-color": "#ffffff", "line-width": ["interpolate", ["linear"], ["zoom"], 10, 1, 16, 5, 19, 12] } });
   }
+
+  var CASE_COLORS = { reported: "#6a1b9a", dispatched: "#ef6c00", accepted: "#1565c0", resolved: "#00897b", verified: "#2e7d32" };
 
   function glStyle() {
     var sources = {}, layers = [];
@@ -194,6 +196,16 @@
       paint: { "circle-radius": 3, "circle-color": "#37474f", "circle-opacity": 0.8 } });
     layers.push({ id: "service_points", type: "circle", source: "points", "source-layer": "service_points",
       paint: { "circle-radius": 6, "circle-color": "#c62828", "circle-stroke-color": "#ffffff", "circle-stroke-width": 2 } });
+    // Open cases on top: overdue ones larger and red, the others by status.
+    var status = ["match", ["get", "status"]];
+    Object.keys(CASE_COLORS).forEach(function (k) { status.push(k, CASE_COLORS[k]); });
+    status.push("#757575");
+    layers.push({ id: "cases", type: "circle", source: "cases", "source-layer": "cases", minzoom: 11,
+      paint: {
+        "circle-radius": ["case", ["to-boolean", ["get", "overdue"]], 8, 6],
+        "circle-color": ["case", ["to-boolean", ["get", "overdue"]], "#d32f2f", status],
+        "circle-stroke-color": "#ffffff", "circle-stroke-width": 2, "circle-opacity": 0.95
+      } });
     return { version: 8, sources: sources, layers: layers };
   }
 
@@ -261,6 +273,13 @@
       });
     });
     return ids;
+  };
+
+  /* The open cases MapLibre draws in view (their tile properties: id, code, status, overdue …). */
+  GridGov.renderedCases = function () {
+    var gl = GridGov.gl;
+    if (!gl || !gl.getLayer("cases")) { return []; }
+    return gl.queryRenderedFeatures({ layers: ["cases"] }).map(function (f) { return f.properties; });
   };
 
   /* ---------------------------------------------------------------- labels from the server */
@@ -340,14 +359,18 @@
     var gl = GridGov.gl;
     if (!gl || !gl.isStyleLoaded()) { return null; }
     var box = [[point.x - 4, point.y - 4], [point.x + 4, point.y + 4]];
-    var wanted = ["service_points", "cameras", "households"].filter(function (id) {
+    var wanted = ["cases", "service_points", "cameras", "households"].filter(function (id) {
       return gl.getLayer(id) && gl.getLayoutProperty(id, "visibility") !== "none";
     });
     var found = wanted.length ? gl.queryRenderedFeatures(box, { layers: wanted }) : [];
     var rows = [];
     found.forEach(function (f) {
       var p = f.properties;
-      if (f.layer.id === "service_points") {
+      if (f.layer.id === "cases") {
+        var names = GridGov.settings.case_status_names || {};
+        rows.push(["事件", p.code], ["类型", p.category_name || p.category],
+          ["状态", (names[p.status] || p.status) + (p.overdue ? "（超期）" : "")]);
+      } else if (f.layer.id === "service_points") {
         rows.push(["阵地", p.name], ["服务半径", Math.round(p.radius_m) + " 米"]);
       } else if (f.layer.id === "cameras") {
         rows.push(["探头", p.code], ["名称", p.name || ""]);
@@ -490,7 +513,8 @@
     layers.labels = labels;
     overlays["网格名称标注"] = labels;
     [["households", ["households"], "住户"], ["service_points", ["service_points"], "党群服务阵地"],
-      ["cameras", ["cameras"], "监控探头"], ["overrides", ["overrides-fill", "overrides-line"], "管辖例外区域"]]
+      ["cameras", ["cameras"], "监控探头"], ["overrides", ["overrides-fill", "overrides-line"], "管辖例外区域"],
+      ["cases", ["cases"], "未结事件"]]
       .forEach(function (row) {
         var t = new GlToggle(row[1]);
         t.addTo(map);

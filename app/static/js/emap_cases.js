@@ -1,34 +1,12 @@
-/* E-map feature: open cases on the map (overdue in red, drawn last so they stay on top), and
-   "上报事件": click a place, fill in the form, and the case is reported, routed and dispatched. */
+/* E-map feature "上报事件": click a place, fill in the form, and the case is reported, routed and
+   dispatched; the case then shows on the map's case tiles (overdue in red, drawn on top). */
 (function () {
   "use strict";
   var esc = function (s) { return GridGov.escape(s); };
-  var COLORS = { reported: "#6a1b9a", dispatched: "#ef6c00", accepted: "#1565c0", resolved: "#00897b", verified: "#2e7d32" };
 
-  GridGov.onReady(function (map, layers) {
-    var layer = L.featureGroup();
-    layers.cases = layer;
+  GridGov.onReady(function (map) {
+    // The open cases themselves come with the map's tiles (the "cases" layer, drawn on top).
     var reporting = false, categories = [];
-
-    function loadCases() {
-      return fetch("/api/cases?format=geojson&open=true&limit=2000", { headers: { Accept: "application/json" } })
-        .then(function (r) { return r.json(); })
-        .then(function (fc) {
-          layer.clearLayers();
-          // The API lists overdue first; draw them last so they are on top.
-          fc.features.slice().reverse().forEach(function (f) {
-            var p = f.properties, c = f.geometry.coordinates;
-            L.circleMarker([c[1], c[0]], {
-              radius: p.overdue ? 9 : 7, color: "#fff", weight: 2, fillOpacity: 0.95,
-              fillColor: p.overdue ? "#d32f2f" : (COLORS[p.status] || "#757575")
-            }).bindTooltip(esc(p.code) + " " + esc(p.category_name) + " · " + esc(p.status_name) + (p.overdue ? "（超期）" : ""))
-              .addTo(layer);
-          });
-          document.documentElement.setAttribute("data-cases-count", String(fc.features.length));
-        });
-    }
-    layer.addTo(map);
-    loadCases();
     fetch("/api/case-categories").then(function (r) { return r.json(); }).then(function (c) { categories = c; });
 
     var Button = L.Control.extend({
@@ -87,7 +65,7 @@
             reporting = false;
             map.getContainer().classList.remove("gg-reporting");
             document.getElementById("gg-report-btn").classList.remove("gg-on");
-            loadCases();
+            GridGov.refreshTiles();
           });
       });
     });
