@@ -134,11 +134,13 @@
   function load() {
     var q = filters();
     if (S.export) {
-      var e = new URLSearchParams({ format: "csv" });
-      if (q.get("grid")) { e.set("grid", q.get("grid")); }
-      var a = document.getElementById("ledger-export");
-      a.href = S.export + "?" + e;
-      a.hidden = false;
+      [["ledger-export", "csv"], ["ledger-export-geojson", "geojson"]].forEach(function (x) {
+        var e = new URLSearchParams({ format: x[1] });
+        if (q.get("grid")) { e.set("grid", q.get("grid")); }
+        var a = document.getElementById(x[0]);
+        a.href = S.export + "?" + e;
+        a.hidden = false;
+      });
     }
     if (state.sort) { q.set("sort", state.sort); q.set("order", state.order); }
     q.set("limit", String(state.limit));
