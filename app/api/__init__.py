@@ -15,6 +15,7 @@ from app.api import (
     open311,
     openapi,
     overrides,
+    overview,
     partition,
     personal,
     places,
@@ -33,6 +34,7 @@ BLUEPRINTS = [
     cases.bp,
     open311.bp,
     personal.bp,
+    overview.bp,
     openapi.bp,
 ]
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 from flask import Blueprint, jsonify, request, send_file
 
+from app.api.params import int_arg
 from app.auth import current_principal, record_personal_read
 from app.auth.policy import Forbidden, grid_scope, import_scope, may_export_personal, sees_tags
 from app.db import get_session, transaction
 from app.errors import BadParameter
-from app.services import exporter, importer, tables
+from app.services import exporter, importer, ledgers, tables
 
 bp = Blueprint("transfer_api", __name__, url_prefix="/api")
 LOGGER = logging.getLogger(__name__)
@@ -62,7 +63,8 @@ def import_upload(kind: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/export/<kind>")
 def export_download(kind: str):  # type: ignore[no-untyped-def]
-    """Download the current records of a kind (``format``: geojson, gpkg or csv; ``crs`` optional)."""
+    """Download the current records of a kind (``format``: geojson, gpkg or csv; ``crs`` and
+    ``grid``, one of the caller's grids and those below it, optional)."""
     fmt = request.args.get("format", "geojson")
     if fmt not in MEDIA_TYPES:
         raise BadParameter(
@@ -77,6 +79,11 @@ def export_download(kind: str):  # type: ignore[no-untyped-def]
             f"角色 {p.role} 无权导出{'个人信息' if include_personal else '住户/人员台账'} / "
             f"the role '{p.role}' may not export {kind}"
         )
+    session = get_session()
+    scope = grid_scope(session, p)
+    grid = int_arg("grid", minimum=1)
+    if grid is not None:  # the records of one grid and everything below it (as the ledgers)
+        scope = frozenset(ledgers.grid_filter(session, scope, grid) or ())
     tmp = tempfile.NamedTemporaryFile(suffix=suffix, delete=False)
     tmp.close()
     path = Path(tmp.name)
@@ -88,7 +95,7 @@ def export_download(kind: str):  # type: ignore[no-untyped-def]
         fmt=fmt,
         crs=request.args.get("crs") or None,
         include_personal=include_personal,
-        scope=grid_scope(get_session(), p),
+        scope=scope,
         with_tags=sees_tags(p),
     )
     data = path.read_bytes()

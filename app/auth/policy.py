@@ -605,6 +605,22 @@ RULES: dict[str, Rule] = {
     "open311.get_requests": PUBLIC,
     "open311.get_request": PUBLIC,
     "open311.discovery": PUBLIC,
+    # the 一张图 overview, the ledgers (台账) and a resident's report page
+    "overview_pages.overview": Rule(SUPERVISORS),
+    "overview_pages.ledgers_index": Rule(FIELD),
+    "overview_pages.households": Rule(FIELD),
+    "overview_pages.people": Rule(FIELD - {"party_member"}),
+    "overview_pages.workers": Rule(SUPERVISORS),
+    "overview_pages.points": Rule(FIELD),
+    "overview_pages.cameras": Rule(FIELD),
+    "overview_pages.report": PUBLIC,
+    "overview_pages.report_basemap": PUBLIC,  # roads, buildings, water only
+    "overview_api.overview": Rule(SUPERVISORS),
+    "overview_api.households": Rule(FIELD),
+    "overview_api.people": Rule(FIELD - {"party_member"}),
+    "overview_api.workers": Rule(SUPERVISORS),
+    "overview_api.service_points": Rule(FIELD),
+    "overview_api.cameras": Rule(FIELD),
     # the API description
     "openapi.openapi_document": PUBLIC,
 }

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.web import basemap, cases, emap, tiles, vendor
+from app.web import basemap, cases, emap, overview, tiles, vendor
 
-BLUEPRINTS = [emap.bp, vendor.bp, cases.bp, tiles.bp, basemap.bp]
+BLUEPRINTS = [emap.bp, vendor.bp, cases.bp, tiles.bp, basemap.bp, overview.bp]
 
 
 def register(app: Flask) -> None:

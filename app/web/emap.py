@@ -49,6 +49,7 @@ EMAP_SCRIPTS: list[str] = [
     "/static/js/locate.js",
     "/static/js/emap_cases.js",
     "/static/js/overrides.js",
+    "/static/js/emap_link.js",
 ]
 EMAP_STYLES: list[str] = [
     "/static/css/emap.css",

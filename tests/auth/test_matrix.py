@@ -104,6 +104,17 @@ CALLS: list[Call] = [
     Call("track page", "GET", "/cases/track", EVERYONE, {200}),
     Call("kpi page", "GET", "/cases/kpi", SUPERVISORS, {200}, page=True),
     Call("favicon", "GET", "/favicon.ico", EVERYONE, {204}),
+    # the 一张图 overview (supervisors), the ledgers (those who answer for grids; the population
+    # ledger not for a party member, the workers' ledger for supervisors), the report page (anyone)
+    Call("overview page", "GET", "/overview", SUPERVISORS, {200}, page=True),
+    Call("ledgers page", "GET", "/ledgers", GRID_PEOPLE, {200}, page=True),
+    Call("household ledger page", "GET", "/ledgers/households", GRID_PEOPLE, {200}, page=True),
+    Call("population ledger page", "GET", "/ledgers/people", GRID_PEOPLE - {"party_member"}, {200}, page=True),
+    Call("worker ledger page", "GET", "/ledgers/workers", SUPERVISORS, {200}, page=True),
+    Call("service-point ledger page", "GET", "/ledgers/points", GRID_PEOPLE, {200}, page=True),
+    Call("camera ledger page", "GET", "/ledgers/cameras", GRID_PEOPLE, {200}, page=True),
+    Call("report page", "GET", "/report", EVERYONE, {200}),
+    Call("report page basemap", "GET", "/report/basemap/14/13528/6652.mvt", EVERYONE, {200}),
     # the e-map's calls: scoped by content (another's grids give no grid, no name), never 404
     Call("emap home", "GET", "/api/emap/home", PEOPLE, {200}),
     Call("emap labels", "GET", "/api/emap/labels?bbox={bbox}&zoom=16", PEOPLE, {200}),
@@ -208,6 +219,15 @@ CALLS: list[Call] = [
     Call("export cases", "GET", "/api/cases/export.csv", SUPERVISORS, {200}),
     Call("kpis", "GET", "/api/cases/kpis?group=grid", SUPERVISORS, {200}),
     Call("sweep", "POST", "/api/cases/sweep", CENTRE, {200}, body={}),
+    # the overview and the ledgers: of one's own grids; tags only for those responsible
+    Call("overview", "GET", "/api/overview", SUPERVISORS, {200}),
+    Call("household ledger", "GET", "/api/ledgers/households?grid={g}", GRID_PEOPLE, {200}, scoped=True),
+    Call("household ledger by tag", "GET", "/api/ledgers/households?tag=elderly_alone", GRID_PEOPLE, {200}, special={("admin", "own"): {403}}),
+    Call("population ledger", "GET", "/api/ledgers/people?grid={g}", GRID_PEOPLE - {"party_member"}, {200}, scoped=True),
+    Call("worker ledger", "GET", "/api/ledgers/workers?grid={g}", SUPERVISORS, {200}, scoped=True),
+    Call("service-point ledger", "GET", "/api/ledgers/service-points?grid={g}", GRID_PEOPLE, {200}, scoped=True),
+    Call("camera ledger", "GET", "/api/ledgers/cameras?grid={g}", GRID_PEOPLE, {200}, scoped=True),
+    Call("export of a grid", "GET", "/api/export/cameras?format=csv&grid={g}", SUPERVISORS, {200}, scoped=True),
     # Public endpoints take only the public code: an id or the internal code is as good as absent.
     Call("public case", "GET", "/api/public/cases/{pcode}", EVERYONE, {200}),
     Call("public case by id", "GET", "/api/public/cases/{c}", EVERYONE, {404}),

@@ -133,6 +133,10 @@ def test_sign_in_use_the_emap_sign_out_and_the_old_cookie_is_dead(browser, live_
         ("/admin/users", "() => document.querySelector('#users') !== null"),
         ("/admin/audit", "() => document.querySelector('#audit') !== null"),
         ("/login", "() => document.querySelector('#login-form') !== null"),
+        ("/overview", "() => document.documentElement.dataset.overviewReady === '1'"),
+        ("/ledgers/households", "() => document.documentElement.dataset.ledgerReady === '1'"),
+        ("/ledgers/workers", "() => document.documentElement.dataset.ledgerReady === '1'"),
+        ("/report", "() => document.documentElement.dataset.reportReady === '1'"),
     ],
 )
 def test_pages_run_under_their_content_security_policy(browser, live_server, admin_auth, path, ready) -> None:  # type: ignore[no-untyped-def]

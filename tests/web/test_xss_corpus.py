@@ -156,6 +156,7 @@ def _store(c: Corpus) -> None:
     assign = [{"worker_code": f"XW{i}", "grid_code": OWN_MICRO, "role": "worker_part"} for i in range(len(PAYLOADS))]
     c.api("admin", "POST", "/api/import/assignments", data={"file": (io.BytesIO(_csv(assign)), "a.csv")})
     c.stored["worker names"] = [p[:60] for p in PAYLOADS]
+    c.stored["household addresses"] = list(PAYLOADS)
     spots = _points((inside[0], inside[1]), len(PAYLOADS))
     c.spots = spots
     households = [
@@ -272,6 +273,19 @@ READY = {
     "/admin/users": "table tbody tr",
     "/cases/track": "#lookup",
     "/login": "form",
+    "/overview": "html[data-overview-ready='1']",
+    "/ledgers/households": "html[data-ledger-ready='1']",
+    "/ledgers/workers": "html[data-ledger-ready='1']",
+    "/ledgers/points": "html[data-ledger-ready='1']",
+    "/ledgers/cameras": "html[data-ledger-ready='1']",
+    "/report": "html[data-report-ready='1']",
+}
+# The ledgers (opened filtered to the micro-grid holding the corpus) and what each shows.
+LEDGERS = {
+    "/ledgers/households": "household addresses",
+    "/ledgers/workers": "worker names",
+    "/ledgers/points": "service point names",
+    "/ledgers/cameras": "camera names",
 }
 
 
@@ -386,11 +400,11 @@ def _emap_panels(v: Visit, corpus: Corpus) -> None:
 
 
 PAGES = {
-    "admin": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/admin/users", "/admin/audit"],
-    "centre": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi"],
-    "grid_chief": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi"],
-    "micro_chief": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi"],
-    "worker": ["/emap", "/cases/worker"],
+    "admin": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/admin/users", "/admin/audit", "/overview", *LEDGERS],
+    "centre": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/overview", *LEDGERS],
+    "grid_chief": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/overview", *LEDGERS],
+    "micro_chief": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/overview", *LEDGERS],
+    "worker": ["/emap", "/cases/worker", "/ledgers/households", "/ledgers/points", "/ledgers/cameras"],
     "party_member": ["/emap", "/cases/worker"],
     "department": ["/emap", "/cases/desk", "/cases/worker"],
 }
@@ -434,6 +448,11 @@ def test_every_page_shows_the_payloads_as_text(browser, corpus: Corpus, role: st
                 v.page.wait_for_selector(".gg-card", timeout=10000)
                 cards = v.page.evaluate("() => document.querySelector('#my-cases').textContent")
                 assert PAYLOADS[1] in cards
+            elif path in LEDGERS:
+                v.open(f"{path}?grid={corpus.grid_ids[OWN_MICRO]}&limit=200")
+                listed = v.page.evaluate("() => document.getElementById('ledger-table').textContent")
+                for name in corpus.stored[LEDGERS[path]]:
+                    assert name in listed, (role, path, name)
             elif path == "/admin/users":
                 v.page.wait_for_selector("table tbody tr", timeout=10000)
                 listed = v.page.evaluate("() => document.body.textContent")
@@ -447,7 +466,7 @@ def test_every_page_shows_the_payloads_as_text(browser, corpus: Corpus, role: st
 def test_a_resident_sees_the_payloads_as_text(browser, corpus: Corpus) -> None:  # type: ignore[no-untyped-def]
     v = Visit(browser, corpus, None)
     try:
-        for path in ("/login", "/cases/track"):
+        for path in ("/login", "/cases/track", "/report"):
             v.open(path)
             v.check(path)
         # A resident follows each case by its public code: the description shows as text.

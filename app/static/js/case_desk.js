@@ -1,12 +1,14 @@
 /* The centre's case desk: filtered list (overdue first), the cases on a map, and actions. */
 (function () {
   "use strict";
-  var C = window.Cases, map, markers, current = null;
+  var C = window.Cases, map, markers, current = null, linked = {};
 
   function query() {
     var f = document.getElementById("filters"), q = new URLSearchParams();
     var status = f.status.value;
-    if (status) { q.set("status", status); } else { q.set("open", "true"); }
+    if (status === "all") { /* every state */ } else if (status) { q.set("status", status); } else { q.set("open", "true"); }
+    // Filters a link may carry (the overview's click-through): a grid, a period of report.
+    ["grid", "from", "to"].forEach(function (k) { if (linked[k]) { q.set(k, linked[k]); } });
     ["category", "source"].forEach(function (k) { if (f[k].value) { q.set(k, f[k].value); } });
     if (f.overdue.checked) { q.set("overdue", "true"); }
     return q;
@@ -115,6 +117,10 @@
       var sel = document.querySelector("#filters select[name=category]");
       cats.forEach(function (c) { sel.insertAdjacentHTML("beforeend", '<option value="' + C.esc(c.code) + '">' + C.esc(c.name) + "</option>"); });
     });
+    var params = new URLSearchParams(window.location.search), f = document.getElementById("filters");
+    ["grid", "from", "to"].forEach(function (k) { if (/^[0-9-]{1,10}$/.test(params.get(k) || "")) { linked[k] = params.get(k); } });
+    if (params.get("status")) { f.status.value = params.get("status"); }
+    if (params.get("overdue") === "true") { f.overdue.checked = true; }
     document.getElementById("filters").addEventListener("submit", function (ev) { ev.preventDefault(); load(); });
     document.querySelector("#case-table tbody").addEventListener("click", function (ev) {
       var tr = ev.target.closest("tr[data-id]");

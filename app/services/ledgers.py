@@ -1,0 +1,487 @@
+"""Ledgers (台账): paged, sorted, filtered lists of households, population by grid, workers and
+party members, service points and cameras — each held to the caller's grids.
+
+Names and phones of households are masked here (full values only through the household's
+``reveal`` call); sensitive tags are listed and filtered only for those allowed to see them.
+Every list answers ``{"items", "total", "limit", "offset", "sort", "order"}``; sorting is by a
+named column of a fixed list, then by id, so pages never overlap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from app.auth.policy import Forbidden
+from app.errors import BadParameter, NotFound
+from app.models.grid import LEVEL_NAMES
+from app.models.people import ROLE_NAMES, SENSITIVE_TAGS
+from app.models.places import SERVICE_POINT_KINDS
+from app.privacy import mask_name, mask_phone
+
+CAMERA_KINDS = {"fixed": "固定枪机", "dome": "球机", "panoramic": "全景", "other": "其他"}
+POINT_STATUSES = {"active": "在用", "planned": "规划", "closed": "停用"}
+
+# Sortable columns of each ledger: name in the request -> SQL expression.
+SORTS: dict[str, dict[str, str]] = {
+    "households": {
+        "address": "h.address",
+        "grid": "g.code",
+        "people": "h.people",
+        "id": "h.id",
+    },
+    "people": {
+        "code": "g.code",
+        "name": "g.name",
+        "households": "households",
+        "people": "people",
+        "tagged": "tagged",
+    },
+    "workers": {
+        "code": "w.code",
+        "name": "w.name",
+        "households": "linked_households",
+        "on_duty": "w.on_duty",
+    },
+    "service_points": {
+        "name": "s.name",
+        "kind": "s.kind",
+        "radius": "s.radius_m",
+        "status": "s.status",
+        "grid": "g.code",
+    },
+    "cameras": {"code": "c.code", "name": "c.name", "kind": "c.kind", "grid": "g.code"},
+}
+DEFAULT_SORT = {
+    "households": "address",
+    "people": "code",
+    "workers": "code",
+    "service_points": "name",
+    "cameras": "code",
+}
+ID_COLUMN = {
+    "households": "h.id",
+    "people": "g.id",
+    "workers": "w.id",
+    "service_points": "s.id",
+    "cameras": "c.id",
+}
+
+
+def _order(kind: str, sort: str | None, order: str | None) -> tuple[str, str, str]:
+    sort = sort or DEFAULT_SORT[kind]
+    if sort not in SORTS[kind]:
+        raise BadParameter("sort", f"排序字段 '{sort}' 无效，可选：{'、'.join(SORTS[kind])}")
+    order = (order or "asc").lower()
+    if order not in ("asc", "desc"):
+        raise BadParameter("order", f"排序方向 '{order}' 无效，可选：asc、desc")
+    nulls = "NULLS LAST" if order == "asc" else "NULLS FIRST"
+    return f"{SORTS[kind][sort]} {order.upper()} {nulls}, {ID_COLUMN[kind]} {order.upper()}", sort, order
+
+
+def subtree(session: Session, grid_id: int) -> list[int]:
+    """Return a current grid and every grid below it."""
+    return list(
+        session.scalars(
+            text(
+                """WITH RECURSIVE t AS (SELECT id FROM grid WHERE id = :g AND valid_to IS NULL
+                       UNION SELECT c.id FROM grid c JOIN t ON c.parent_id = t.id
+                       WHERE c.valid_to IS NULL)
+                   SELECT id FROM t"""
+            ),
+            {"g": grid_id},
+        )
+    )
+
+
+def grid_filter(
+    session: Session, scope: frozenset[int] | None, grid_id: int | None
+) -> list[int] | None:
+    """Return the grids a ledger covers: the scope, narrowed to ``grid_id``'s subtree (404 if
+    that grid is not the caller's); None: every grid."""
+    if grid_id is None:
+        return None if scope is None else sorted(scope)
+    if scope is not None and grid_id not in scope:
+        raise NotFound(f"网格 {grid_id} 不存在或不在您的管辖范围内", param="grid")
+    ids = subtree(session, grid_id)
+    if not ids:
+        raise NotFound(f"网格 {grid_id} 不存在", param="grid")
+    return ids if scope is None else sorted(set(ids) & scope)
+
+
+def check_tag(tag: str | None, with_tags: bool) -> str | None:
+    """Check a tag filter: a known tag, asked for by one allowed to see tags."""
+    if tag is None:
+        return None
+    if not with_tags:
+        raise Forbidden("您的角色无权按敏感标签筛选 / the role may not filter by sensitive tags")
+    if tag not in SENSITIVE_TAGS:
+        raise BadParameter("tag", f"未知标签 '{tag}'，可选：{'、'.join(SENSITIVE_TAGS)}")
+    return tag
+
+
+def _page(rows: list[Any], items: list[dict[str, Any]], limit: int, offset: int, sort: str, order: str) -> dict[str, Any]:
+    return {
+        "items": items,
+        "total": rows[0].total if rows else 0,
+        "limit": limit,
+        "offset": offset,
+        "sort": sort,
+        "order": order,
+    }
+
+
+def _like(q: str) -> str:
+    return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def households(
+    session: Session,
+    grids: list[int] | None,
+    *,
+    linked_member_id: int | None = None,
+    with_tags: bool = False,
+    tag: str | None = None,
+    linked: bool | None = None,
+    q: str | None = None,
+    sort: str | None = None,
+    order: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """The household ledger: address, grid, head count, masked head name and phone, the linked
+    party member, and (for those allowed) the sensitive tags."""
+    order_sql, sort, order = _order("households", sort, order)
+    where, params = ["TRUE"], {}
+    if grids is not None:
+        where.append("h.grid_id = ANY(:grids)")
+        params["grids"] = grids
+    if linked_member_id is not None:
+        where.append("h.linked_member_id = :member")
+        params["member"] = linked_member_id
+    if tag:
+        where.append(":tag = ANY(h.tags)")
+        params["tag"] = tag
+    if linked is not None:
+        where.append("h.linked_member_id IS NOT NULL" if linked else "h.linked_member_id IS NULL")
+    if q:
+        where.append("(h.address ILIKE :q OR h.building ILIKE :q)")
+        params["q"] = _like(q)
+    rows = session.execute(
+        text(
+            f"""SELECT h.id, h.address, h.building, h.unit, h.room, h.people, h.tags,
+                       h.head_name, h.head_phone, g.id AS grid_id, g.code AS grid_code,
+                       g.name AS grid_name, m.name AS member_name, count(*) OVER () AS total
+                FROM household h JOIN grid g ON g.id = h.grid_id
+                LEFT JOIN worker m ON m.id = h.linked_member_id
+                WHERE {" AND ".join(where)}
+                ORDER BY {order_sql} LIMIT :limit OFFSET :offset"""
+        ),
+        {**params, "limit": limit, "offset": offset},
+    ).all()
+    items = []
+    for r in rows:
+        item = {
+            "id": r.id,
+            "address": r.address,
+            "building": r.building,
+            "unit": r.unit,
+            "room": r.room,
+            "people": r.people,
+            "grid": {"id": r.grid_id, "code": r.grid_code, "name": r.grid_name},
+            "head_name": mask_name(r.head_name),
+            "head_phone": mask_phone(r.head_phone),
+            "linked_member": r.member_name,
+        }
+        if with_tags:
+            item["tags"] = [{"code": t, "name": SENSITIVE_TAGS.get(t, t)} for t in (r.tags or [])]
+        items.append(item)
+    return _page(rows, items, limit, offset, sort, order)
+
+
+def population(
+    session: Session,
+    grids: list[int] | None,
+    *,
+    level: int = 4,
+    with_tags: bool = False,
+    tag: str | None = None,
+    sort: str | None = None,
+    order: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """The population ledger by grid: for every current grid of ``level`` among ``grids``, its
+    households and people (its own and those below it), the households linked to a party member
+    and, for those allowed, the households of each sensitive tag (``tag``: count only those)."""
+    order_sql, sort, order = _order("people", sort, order)
+    if not with_tags and sort == "tagged":
+        raise BadParameter("sort", "您的角色无权按敏感标签排序")
+    where, params = ["g.valid_to IS NULL", "g.level = :level"], {"level": level}
+    if grids is not None:
+        where.append("g.id = ANY(:grids)")
+        params["grids"] = grids
+    hh_where = ""
+    if tag:
+        hh_where = "WHERE :tag = ANY(h.tags)"
+        params["tag"] = tag
+    tag_cols = ",\n".join(
+        f"count(h.id) FILTER (WHERE '{code}' = ANY(h.tags)) AS tag_{code}" for code in SENSITIVE_TAGS
+    )
+    rows = session.execute(
+        text(
+            f"""WITH RECURSIVE sel AS (SELECT g.id FROM grid g WHERE {" AND ".join(where)}),
+                down AS (SELECT id AS top, id FROM sel
+                         UNION ALL SELECT d.top, c.id FROM grid c JOIN down d ON c.parent_id = d.id
+                         WHERE c.valid_to IS NULL),
+                agg AS (SELECT d.top, count(h.id) AS households,
+                               coalesce(sum(h.people), 0) AS people,
+                               count(h.id) FILTER (WHERE h.linked_member_id IS NOT NULL) AS linked,
+                               count(h.id) FILTER (WHERE cardinality(h.tags) > 0) AS tagged,
+                               {tag_cols}
+                        FROM down d LEFT JOIN (SELECT * FROM household h {hh_where}) h
+                             ON h.grid_id = d.id
+                        GROUP BY d.top)
+                SELECT g.id, g.code, g.name, g.level, p.name AS parent_name, a.*,
+                       count(*) OVER () AS total
+                FROM agg a JOIN grid g ON g.id = a.top LEFT JOIN grid p ON p.id = g.parent_id
+                ORDER BY {order_sql} LIMIT :limit OFFSET :offset"""
+        ),
+        {**params, "limit": limit, "offset": offset},
+    ).all()
+    items = []
+    for r in rows:
+        item = {
+            "id": r.id,
+            "code": r.code,
+            "name": r.name,
+            "level": r.level,
+            "level_name": LEVEL_NAMES.get(r.level, str(r.level)),
+            "parent": r.parent_name,
+            "households": r.households,
+            "people": int(r.people),
+            "linked_households": r.linked,
+        }
+        if with_tags:
+            item["tagged"] = r.tagged
+            item["tags"] = {code: getattr(r, f"tag_{code}") for code in SENSITIVE_TAGS}
+        items.append(item)
+    return _page(rows, items, limit, offset, sort, order)
+
+
+def workers(
+    session: Session,
+    grids: list[int] | None,
+    *,
+    role: str | None = None,
+    on_duty: bool | None = None,
+    q: str | None = None,
+    sort: str | None = None,
+    order: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """The worker and party-member ledger: each person with an assignment in ``grids``, the
+    assignments (grid and role), the households linked to him (in ``grids``); phones masked."""
+    order_sql, sort, order = _order("workers", sort, order)
+    if role is not None and role not in ROLE_NAMES:
+        raise BadParameter("role", f"未知岗位 '{role}'，可选：{'、'.join(ROLE_NAMES)}")
+    a_where, params = ["TRUE"], {}
+    if grids is not None:
+        a_where.append("a.grid_id = ANY(:grids)")
+        params["grids"] = grids
+    if role:
+        a_where.append("a.role = :role")
+        params["role"] = role
+    w_where = ["TRUE"]
+    if on_duty is not None:
+        w_where.append("w.on_duty" if on_duty else "NOT w.on_duty")
+    if q:
+        w_where.append("(w.name ILIKE :q OR w.code ILIKE :q)")
+        params["q"] = _like(q)
+    hh_scope = "AND h.grid_id = ANY(:grids)" if grids is not None else ""
+    rows = session.execute(
+        text(
+            f"""WITH sel AS (SELECT DISTINCT a.worker_id FROM grid_assignment a
+                             JOIN grid g ON g.id = a.grid_id AND g.valid_to IS NULL
+                             WHERE {" AND ".join(a_where)})
+                SELECT w.id, w.code, w.name, w.phone, w.on_duty,
+                       (SELECT count(*) FROM household h WHERE h.linked_member_id = w.id {hh_scope})
+                           AS linked_households,
+                       count(*) OVER () AS total
+                FROM worker w JOIN sel ON sel.worker_id = w.id
+                WHERE {" AND ".join(w_where)}
+                ORDER BY {order_sql} LIMIT :limit OFFSET :offset"""
+        ),
+        {**params, "limit": limit, "offset": offset},
+    ).all()
+    ids = [r.id for r in rows]
+    assignments: dict[int, list[dict[str, Any]]] = {}
+    if ids:
+        a_scope = "AND a.grid_id = ANY(:grids)" if grids is not None else ""
+        for a in session.execute(
+            text(
+                f"""SELECT a.worker_id, a.role, g.id, g.code, g.name FROM grid_assignment a
+                    JOIN grid g ON g.id = a.grid_id AND g.valid_to IS NULL
+                    WHERE a.worker_id = ANY(:ids) {a_scope} ORDER BY g.code, a.role"""
+            ),
+            {"ids": ids, **({"grids": grids} if grids is not None else {})},
+        ):
+            assignments.setdefault(a.worker_id, []).append(
+                {
+                    "role": a.role,
+                    "role_name": ROLE_NAMES.get(a.role, a.role),
+                    "grid": {"id": a.id, "code": a.code, "name": a.name},
+                }
+            )
+    items = [
+        {
+            "id": r.id,
+            "code": r.code,
+            "name": r.name,
+            "phone": mask_phone(r.phone),
+            "on_duty": r.on_duty,
+            "assignments": assignments.get(r.id, []),
+            "linked_households": r.linked_households,
+        }
+        for r in rows
+    ]
+    return _page(rows, items, limit, offset, sort, order)
+
+
+def service_points(
+    session: Session,
+    grids: list[int] | None,
+    *,
+    kind: str | None = None,
+    status: str | None = None,
+    q: str | None = None,
+    sort: str | None = None,
+    order: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """The service-point ledger: name, kind, status, radius, grid, address, position."""
+    order_sql, sort, order = _order("service_points", sort, order)
+    where, params = ["TRUE"], {}
+    if grids is not None:
+        where.append("s.grid_id = ANY(:grids)")
+        params["grids"] = grids
+    if kind is not None:
+        if kind not in SERVICE_POINT_KINDS:
+            raise BadParameter("kind", f"未知阵地类型 '{kind}'，可选：{'、'.join(SERVICE_POINT_KINDS)}")
+        where.append("s.kind = :kind")
+        params["kind"] = kind
+    if status is not None:
+        if status not in POINT_STATUSES:
+            raise BadParameter("status", f"未知状态 '{status}'，可选：{'、'.join(POINT_STATUSES)}")
+        where.append("s.status = :status")
+        params["status"] = status
+    if q:
+        where.append("(s.name ILIKE :q OR s.address ILIKE :q)")
+        params["q"] = _like(q)
+    rows = session.execute(
+        text(
+            f"""SELECT s.id, s.name, s.kind, s.status, s.radius_m, s.address,
+                       ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat,
+                       g.id AS grid_id, g.code AS grid_code, g.name AS grid_name,
+                       count(*) OVER () AS total
+                FROM service_point s LEFT JOIN grid g ON g.id = s.grid_id
+                WHERE {" AND ".join(where)}
+                ORDER BY {order_sql} LIMIT :limit OFFSET :offset"""
+        ),
+        {**params, "limit": limit, "offset": offset},
+    ).all()
+    items = [
+        {
+            "id": r.id,
+            "name": r.name,
+            "kind": r.kind,
+            "kind_name": SERVICE_POINT_KINDS.get(r.kind, r.kind),
+            "status": r.status,
+            "status_name": POINT_STATUSES.get(r.status, r.status),
+            "radius_m": r.radius_m,
+            "address": r.address,
+            "point": {"lon": round(r.lon, 7), "lat": round(r.lat, 7)},
+            "grid": {"id": r.grid_id, "code": r.grid_code, "name": r.grid_name} if r.grid_id else None,
+        }
+        for r in rows
+    ]
+    return _page(rows, items, limit, offset, sort, order)
+
+
+def cameras(
+    session: Session,
+    grids: list[int] | None,
+    *,
+    kind: str | None = None,
+    analytics: bool | None = None,
+    q: str | None = None,
+    sort: str | None = None,
+    order: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """The camera ledger: code, name, kind, video analytics, grid, position."""
+    order_sql, sort, order = _order("cameras", sort, order)
+    where, params = ["TRUE"], {}
+    if grids is not None:
+        where.append("c.grid_id = ANY(:grids)")
+        params["grids"] = grids
+    if kind is not None:
+        if kind not in CAMERA_KINDS:
+            raise BadParameter("kind", f"未知探头类型 '{kind}'，可选：{'、'.join(CAMERA_KINDS)}")
+        where.append("c.kind = :kind")
+        params["kind"] = kind
+    if analytics is not None:
+        where.append("c.analytics" if analytics else "NOT c.analytics")
+    if q:
+        where.append("(c.code ILIKE :q OR c.name ILIKE :q)")
+        params["q"] = _like(q)
+    rows = session.execute(
+        text(
+            f"""SELECT c.id, c.code, c.name, c.kind, c.analytics,
+                       ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat,
+                       g.id AS grid_id, g.code AS grid_code, g.name AS grid_name,
+                       count(*) OVER () AS total
+                FROM camera c LEFT JOIN grid g ON g.id = c.grid_id
+                WHERE {" AND ".join(where)}
+                ORDER BY {order_sql} LIMIT :limit OFFSET :offset"""
+        ),
+        {**params, "limit": limit, "offset": offset},
+    ).all()
+    items = [
+        {
+            "id": r.id,
+            "code": r.code,
+            "name": r.name,
+            "kind": r.kind,
+            "kind_name": CAMERA_KINDS.get(r.kind, r.kind),
+            "analytics": r.analytics,
+            "point": {"lon": round(r.lon, 7), "lat": round(r.lat, 7)},
+            "grid": {"id": r.grid_id, "code": r.grid_code, "name": r.grid_name} if r.grid_id else None,
+        }
+        for r in rows
+    ]
+    return _page(rows, items, limit, offset, sort, order)
+
+
+def grid_choices(session: Session, scope: frozenset[int] | None, max_level: int = 3) -> list[dict[str, Any]]:
+    """The caller's current grids down to ``max_level``, for a ledger's grid filter."""
+    cond = (
+        "g.level <= :lvl"
+        if scope is None
+        else "g.id = ANY(:scope) AND (g.level <= :lvl OR g.parent_id IS NULL"
+        " OR NOT g.parent_id = ANY(:scope))"
+    )
+    rows = session.execute(
+        text(
+            f"""SELECT g.id, g.code, g.name, g.level FROM grid g
+                WHERE g.valid_to IS NULL AND {cond}
+                ORDER BY g.code LIMIT 3000"""
+        ),
+        {"lvl": max_level, **({"scope": sorted(scope)} if scope is not None else {})},
+    ).all()
+    return [{"id": r.id, "code": r.code, "name": r.name, "level": r.level} for r in rows]
