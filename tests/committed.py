@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from sqlalchemy import create_engine, text
 
 # Tables whose rows the test may add (deleted again), and those whose grid_id may move.
-ADDED = ("grid_state", "grid_change", "grid_assignment", '"case"')
+ADDED = ("grid_state", "grid_change", "grid_assignment", "camera_event", '"case"')
 PLACED = ("household", "camera", "service_point", '"case"')
 GRID_STATE = (
     "name, kind, parent_id, ST_AsEWKB(geom), area_m2, version, valid_from, valid_to, "
