@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -473,6 +474,11 @@ def import_basemap(
     return len(rows)
 
 
+#: A worker's phone: a mobile number (1[3-9] and nine digits) or a landline with its area code
+#: (0551-65000110, 055165000110), with an optional extension.
+PHONE = re.compile(r"1[3-9]\d{9}|0\d{2,3}-?\d{7,8}(?:-\d{1,6})?")
+
+
 def import_workers(
     session: Session, frame: pd.DataFrame, *, source: str, progress: Progress = _noop
 ) -> int:
@@ -493,7 +499,7 @@ def import_workers(
             problems.append(
                 {"where": _where(frame, i), "field": "code", "reason": f"duplicate code '{code}'"}
             )
-        if phone and not phone.replace("-", "").isdigit():
+        if phone and not PHONE.fullmatch(phone.replace(" ", "")):
             problems.append(
                 {
                     "where": _where(frame, i),
