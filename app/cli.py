@@ -32,7 +32,8 @@ def _app():  # type: ignore[no-untyped-def]
 def _fail(exc: AppError | GisError) -> click.ClickException:
     lines = [exc.message]
     for p in (exc.details.get("problems") or [])[:50]:
-        lines.append(f"  {p.get('where', '')}: {p.get('reason', '')}")
+        # A problem is {"where", "reason"} (imports) or a sentence naming its row (calendars).
+        lines.append(f"  {p.get('where', '')}: {p.get('reason', '')}" if isinstance(p, dict) else f"  {p}")
     return click.ClickException("\n".join(lines))
 
 
