@@ -269,7 +269,10 @@ def partition_grid(
     roads_m = _clip_roads(roads, frame, grid_m)
     rng = np.random.default_rng(seed)
     units = _build_units(grid_m, bpts, counts.astype(np.float64), roads_m)
-    labels = _partition_units(units, k, tolerance, rng)
+    # Seed 0 cuts along the long axis and its 30° turns; another seed turns that fan by a part
+    # of 30° of its own (the golden ratio spreads successive seeds evenly).
+    turn = ((seed * 0.6180339887498949) % 1.0) * (math.pi / 6) if seed else 0.0
+    labels = _partition_units(units, k, tolerance, rng, turn=turn)
     # Coarse households (big buildings) can leave a part outside the tolerance; on small grids
     # a few more draws from the same seed's stream are cheap, and the most even one is kept.
     if len(units.polys) <= _RETRY_UNITS:
@@ -277,7 +280,7 @@ def partition_grid(
         for _ in range(_RETRIES):
             if spread[0] <= tolerance * units.weight.sum() / k + 1e-9:
                 break
-            other = _partition_units(units, k, tolerance, rng, explore=True)
+            other = _partition_units(units, k, tolerance, rng, explore=True, turn=turn)
             other_spread = _spread(units.weight, other, k)
             if other_spread < spread:
                 labels, spread = other, other_spread
@@ -831,7 +834,13 @@ def _contract(units: _Units) -> tuple[_Graph, np.ndarray]:
 
 
 def _partition_units(
-    units: _Units, k: int, tol: float, rng: np.random.Generator, *, explore: bool = False
+    units: _Units,
+    k: int,
+    tol: float,
+    rng: np.random.Generator,
+    *,
+    explore: bool = False,
+    turn: float = 0.0,
 ) -> np.ndarray:
     g, group = _contract(units)
     labels = np.zeros(g.n, dtype=np.int64)
@@ -845,7 +854,7 @@ def _partition_units(
             labels[nodes] = offset
             continue
         k1 = kk // 2
-        side1 = _bisect(g, nodes, k1, kk - k1, mean, tol, rng, explore=explore)
+        side1 = _bisect(g, nodes, k1, kk - k1, mean, tol, rng, explore=explore, turn=turn)
         stack.append((nodes[~side1], kk - k1, offset + k1))
         stack.append((nodes[side1], k1, offset))
     _rebalance(g, labels, k, mean, tol)
@@ -863,8 +872,12 @@ def _bisect(
     rng: np.random.Generator,
     *,
     explore: bool = False,
+    turn: float = 0.0,
 ) -> np.ndarray:
-    """Split ``nodes`` (connected) into a side for k1 parts and one for k2; return side 1's mask."""
+    """Split ``nodes`` (connected) into a side for k1 parts and one for k2; return side 1's mask.
+
+    ``turn`` turns every trial's cut line by that angle (radians): another seed tries another
+    fan of directions, so "another proposal" is another cut, not the same one again."""
     nn = len(nodes)
     local = np.full(g.n, -1, dtype=np.int64)
     local[nodes] = np.arange(nn)
@@ -901,7 +914,7 @@ def _bisect(
     best_tree: tuple[csr_matrix, np.ndarray, int, bool] | None = None
     eye = identity(nn, format="csr")
     for trial in range(trials):
-        theta = long_axis + turns[trial % len(turns)] + rng.normal(0.0, 0.05)
+        theta = long_axis + turn + turns[trial % len(turns)] + rng.normal(0.0, 0.05)
         if explore:
             # A retry looks further afield: any direction, and the other side of the cut.
             theta = rng.uniform(0.0, math.pi)
