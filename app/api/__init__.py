@@ -18,6 +18,7 @@ from app.api import (
     partition,
     personal,
     places,
+    search,
     transfer,
 )
 
@@ -33,6 +34,7 @@ BLUEPRINTS = [
     cases.bp,
     open311.bp,
     personal.bp,
+    search.bp,
     openapi.bp,
 ]
 

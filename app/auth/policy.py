@@ -605,6 +605,8 @@ RULES: dict[str, Rule] = {
     "open311.get_requests": PUBLIC,
     "open311.get_request": PUBLIC,
     "open311.discovery": PUBLIC,
+    # the search box (every kind held to the caller's grids inside the service)
+    "search_api.search": Rule(STAFF),
     # the API description
     "openapi.openapi_document": PUBLIC,
 }
