@@ -65,12 +65,18 @@ def normalise(q: str | None) -> str:
     return value
 
 
-def _match(expr: str, q: str) -> str:
-    """The condition a text expression meets: it holds the query, or resembles it."""
-    if len(q) >= 3:
-        return f"({expr} ILIKE :pat OR :q <% {expr})"
-    # Two characters make no trigram inside a pattern: the padded trigrams of similarity only.
-    return f"(:q <% {expr})"
+def _hits(table: str, alias: str, exprs: tuple[str, ...], q: str, where: str = "") -> str:
+    """The ids of ``table`` whose texts match: each way of matching on its own (a union of
+    index scans, each capped), so that an exact or containing match is never crowded out by
+    many merely similar ones."""
+    ways = []
+    if len(q) >= 3:  # two characters make no trigram inside a pattern
+        ways.append(" OR ".join(f"{e} ILIKE :pat" for e in exprs))
+    ways.append(" OR ".join(f"{e} = :q" for e in exprs))
+    ways.append(" OR ".join(f":q <% {e}" for e in exprs))
+    return " UNION ".join(
+        f"(SELECT {alias}.id FROM {table} {alias} WHERE ({w}){where} LIMIT :cand)" for w in ways
+    )
 
 
 def _score(*exprs: str) -> str:
@@ -133,15 +139,12 @@ def _grids(
         return []
     rows = session.execute(
         text(
-            f"""WITH hit AS (
-                    SELECT g.id, g.code, g.name, g.level, {_score('g.name', 'g.code')} AS score
-                    FROM grid g
-                    WHERE g.valid_to IS NULL AND ({_match('g.name', q)} OR {_match('g.code', q)})
-                      {_grid_filter(scope, 'g.id')}
-                    LIMIT :cand)
-                SELECT hit.*, ST_X(pt) AS lon, ST_Y(pt) AS lat
-                FROM (SELECT * FROM hit ORDER BY score DESC, code LIMIT :k) hit
-                JOIN grid g ON g.id = hit.id
+            f"""WITH hit AS ({_hits('grid', 'g', ('g.name', 'g.code'), q,
+                                    ' AND g.valid_to IS NULL' + _grid_filter(scope, 'g.id'))}),
+                top AS (SELECT g.id, g.code, g.name, g.level, {_score('g.name', 'g.code')} AS score
+                        FROM hit JOIN grid g ON g.id = hit.id ORDER BY score DESC, g.code LIMIT :k)
+                SELECT top.*, ST_X(pt) AS lon, ST_Y(pt) AS lat
+                FROM top JOIN grid g ON g.id = top.id
                 CROSS JOIN LATERAL ST_PointOnSurface(g.geom) pt"""
         ),
         params,
@@ -177,16 +180,13 @@ def _households(
         where = _grid_filter(scope, "h.grid_id")
     rows = session.execute(
         text(
-            f"""WITH hit AS (
-                    SELECT h.id, {HOUSEHOLD_TEXT} AS label, {_score(HOUSEHOLD_TEXT)} AS score
-                    FROM household h
-                    WHERE {_match(HOUSEHOLD_TEXT, q)}{where}
-                    LIMIT :cand)
-                SELECT hit.*, h.head_name, h.grid_id, g.name AS grid_name,
+            f"""WITH hit AS ({_hits('household', 'h', (HOUSEHOLD_TEXT,), q, where)}),
+                top AS (SELECT h.id, {HOUSEHOLD_TEXT} AS label, {_score(HOUSEHOLD_TEXT)} AS score
+                        FROM hit JOIN household h ON h.id = hit.id
+                        ORDER BY score DESC, label, h.id LIMIT :k)
+                SELECT top.*, h.head_name, h.grid_id, g.name AS grid_name,
                        ST_X(h.geom) AS lon, ST_Y(h.geom) AS lat
-                FROM (SELECT * FROM hit ORDER BY score DESC, label LIMIT :k) hit
-                JOIN household h ON h.id = hit.id
-                JOIN grid g ON g.id = h.grid_id"""
+                FROM top JOIN household h ON h.id = top.id JOIN grid g ON g.id = h.grid_id"""
         ),
         {**params, **extra},
     ).all()
@@ -214,15 +214,12 @@ def _workers(
     in_scope = "" if scope is None else " AND a.grid_id = ANY(:scope_grids)"
     rows = session.execute(
         text(
-            f"""WITH hit AS (
-                    SELECT w.id, w.code, w.name, {_score('w.name', 'w.code')} AS score
-                    FROM worker w
-                    WHERE ({_match('w.name', q)} OR {_match('w.code', q)})
-                      AND EXISTS (SELECT 1 FROM grid_assignment a
-                                  WHERE a.worker_id = w.id{in_scope})
-                    LIMIT :cand)
+            f"""WITH hit AS ({_hits('worker', 'w', ('w.name', 'w.code'), q,
+                    f' AND EXISTS (SELECT 1 FROM grid_assignment a WHERE a.worker_id = w.id{in_scope})')}),
+                top AS (SELECT w.id, w.code, w.name, {_score('w.name', 'w.code')} AS score
+                        FROM hit JOIN worker w ON w.id = hit.id ORDER BY score DESC, w.name LIMIT :k)
                 SELECT hit.*, a.role, a.grid_id, g.name AS grid_name, ST_X(pt) AS lon, ST_Y(pt) AS lat
-                FROM (SELECT * FROM hit ORDER BY score DESC, name LIMIT :k) hit
+                FROM top hit
                 CROSS JOIN LATERAL (
                     SELECT a.role, a.grid_id FROM grid_assignment a JOIN grid g ON g.id = a.grid_id
                     WHERE a.worker_id = hit.id{in_scope}
@@ -258,14 +255,12 @@ def _cases(
         return []
     rows = session.execute(
         text(
-            f"""WITH hit AS (
-                    SELECT c.id, c.code, {_score('c.code')} AS score
-                    FROM "case" c
-                    WHERE {_match('c.code', q)} AND {cond}
-                    LIMIT :cand)
+            f"""WITH hit AS ({_hits('"case"', 'c', ('c.code',), q, f' AND {cond}')}),
+                top AS (SELECT c.id, c.code, {_score('c.code')} AS score
+                        FROM hit JOIN "case" c ON c.id = hit.id ORDER BY score DESC, c.code DESC LIMIT :k)
                 SELECT hit.*, c.status, c.grid_id, cat.name AS category_name,
                        ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat
-                FROM (SELECT * FROM hit ORDER BY score DESC, code DESC LIMIT :k) hit
+                FROM top hit
                 JOIN "case" c ON c.id = hit.id
                 JOIN case_category cat ON cat.code = c.category"""
         ),
@@ -297,7 +292,7 @@ def _service_points(
             f"""SELECT s.id, s.name, s.kind, s.grid_id, s.address, {_score('s.name')} AS score,
                        ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat
                 FROM service_point s
-                WHERE {_match('s.name', q)}{_grid_filter(scope, 's.grid_id')}
+                WHERE s.id IN ({_hits('service_point', 's', ('s.name',), q, _grid_filter(scope, 's.grid_id'))})
                 ORDER BY score DESC, s.name LIMIT :k"""
         ),
         params,
@@ -328,8 +323,7 @@ def _cameras(
             f"""SELECT m.id, m.code, m.name, m.grid_id, {_score('m.code', 'm.name')} AS score,
                        ST_X(m.geom) AS lon, ST_Y(m.geom) AS lat
                 FROM camera m
-                WHERE ({_match('m.code', q)} OR {_match('m.name', q)})
-                  {_grid_filter(scope, 'm.grid_id')}
+                WHERE m.id IN ({_hits('camera', 'm', ('m.code', 'm.name'), q, _grid_filter(scope, 'm.grid_id'))})
                 ORDER BY score DESC, m.code LIMIT :k"""
         ),
         params,
