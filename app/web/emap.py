@@ -48,6 +48,7 @@ EMAP_SCRIPTS: list[str] = [
     "/static/js/locate.js",
     "/static/js/emap_cases.js",
     "/static/js/overrides.js",
+    "/static/js/search.js",
 ]
 EMAP_STYLES: list[str] = [
     "/static/css/emap.css",
@@ -57,6 +58,7 @@ EMAP_STYLES: list[str] = [
     "/static/css/locate.css",
     "/static/css/cases.css",
     "/static/css/overrides.css",
+    "/static/css/search.css",
 ]
 
 
