@@ -4,7 +4,7 @@ cameras by any part of a name, code or address, forgiving a typo.
 Every kind is matched by a trigram index (``pg_trgm``, migration ``0011_search``): a text that
 holds the query (``ILIKE '%q%'``, from three characters on) or resembles it
 (``q <% text``: the word similarity of the query to the closest part of the text reaches
-``WORD_SIMILARITY``). Results are ranked by that similarity, exact and containing matches first,
+``similarity_threshold(q)``, asked only when the texts holding the query are too few). Results are ranked by that similarity, exact and containing matches first,
 and held to what the caller may see (``app.auth.policy``): grids, households, workers, service
 points and cameras of the caller's grids (a party member: the households linked to him), cases
 of its case scope. A suggestion carries no personal data of residents: a household shows its
@@ -42,8 +42,6 @@ KIND_NAMES = {
 MIN_LENGTH = 2
 MAX_LENGTH = 60
 MAX_LIMIT = 30
-# How close a text must come to the query (pg_trgm's word similarity, 0–1) to be suggested.
-WORD_SIMILARITY = 0.5
 # The most rows of one kind a query ranks: a query found in very many addresses ranks the
 # first this many it finds (the user narrows it by typing more).
 CANDIDATES = 400
@@ -65,18 +63,42 @@ def normalise(q: str | None) -> str:
     return value
 
 
-def _hits(table: str, alias: str, exprs: tuple[str, ...], q: str, where: str = "") -> str:
-    """The ids of ``table`` whose texts match: each way of matching on its own (a union of
-    index scans, each capped), so that an exact or containing match is never crowded out by
-    many merely similar ones."""
-    ways = []
-    if len(q) >= 3:  # two characters make no trigram inside a pattern
-        ways.append(" OR ".join(f"{e} ILIKE :pat" for e in exprs))
-    ways.append(" OR ".join(f"{e} = :q" for e in exprs))
-    ways.append(" OR ".join(f":q <% {e}" for e in exprs))
-    return " UNION ".join(
-        f"(SELECT {alias}.id FROM {table} {alias} WHERE ({w}){where} LIMIT :cand)" for w in ways
+def _hits(
+    table: str,
+    alias: str,
+    exprs: tuple[str, ...],
+    q: str,
+    where: str = "",
+    fuzzy: tuple[str, ...] | None = None,
+) -> str:
+    """Two CTEs, ``strong`` and ``hit``: the ids of ``table`` whose texts hold the query (two
+    characters: equal it), and — only when there is none — those whose ``fuzzy`` texts (names
+    and addresses; codes are matched exactly) resemble it: a typo. Each is an index scan of its
+    own, capped at ``CANDIDATES``; the costly similarity scan runs only when nothing holds the
+    query."""
+    if len(q) >= 3:
+        strong = " OR ".join(f"{e} ILIKE :pat" for e in exprs)
+    else:  # two characters make no trigram inside a pattern
+        strong = " OR ".join(f"{e} = :q" for e in exprs)
+    fuzzy = exprs if fuzzy is None else fuzzy
+    out = f"strong AS (SELECT {alias}.id FROM {table} {alias} WHERE ({strong}){where} LIMIT :cand), "
+    if not fuzzy:
+        return out + "hit AS (SELECT id FROM strong)"
+    similar = " OR ".join(f":q <% {e}" for e in fuzzy)
+    return out + (
+        f"hit AS (SELECT id FROM strong UNION ALL ("
+        f"SELECT {alias}.id FROM {table} {alias} WHERE ({similar}){where} "
+        f"AND NOT EXISTS (SELECT 1 FROM strong) LIMIT :cand))"
     )
+
+
+def similarity_threshold(q: str) -> float:
+    """How similar a text must be to be suggested: one character wrong in the middle of a
+    query of n characters found in the middle of a text leaves (n - 4) of its n + 1 padded
+    trigrams (the two word-start ones cannot match); a little less than that, within 0.45–0.8
+    (the higher, the fewer index entries the scan reads)."""
+    n = len(q.replace(" ", ""))
+    return round(max(0.45, min(0.8, (n - 4.5) / (n + 1))), 3)
 
 
 def _score(*exprs: str) -> str:
@@ -116,7 +138,7 @@ def search(
         params["scope_grids"] = sorted(scope)
     session.execute(
         text("SELECT set_config('pg_trgm.word_similarity_threshold', :t, true)"),
-        {"t": str(WORD_SIMILARITY)},
+        {"t": str(similarity_threshold(q))},
     )
     items: list[dict[str, Any]] = []
     for kind in kinds:
@@ -139,8 +161,9 @@ def _grids(
         return []
     rows = session.execute(
         text(
-            f"""WITH hit AS ({_hits('grid', 'g', ('g.name', 'g.code'), q,
-                                    ' AND g.valid_to IS NULL' + _grid_filter(scope, 'g.id'))}),
+            f"""WITH {_hits('grid', 'g', ('g.name', 'g.code'), q,
+                                    ' AND g.valid_to IS NULL' + _grid_filter(scope, 'g.id'),
+                                    fuzzy=('g.name',))},
                 top AS (SELECT g.id, g.code, g.name, g.level, {_score('g.name', 'g.code')} AS score
                         FROM hit JOIN grid g ON g.id = hit.id ORDER BY score DESC, g.code LIMIT :k)
                 SELECT top.*, ST_X(pt) AS lon, ST_Y(pt) AS lat
@@ -180,7 +203,7 @@ def _households(
         where = _grid_filter(scope, "h.grid_id")
     rows = session.execute(
         text(
-            f"""WITH hit AS ({_hits('household', 'h', (HOUSEHOLD_TEXT,), q, where)}),
+            f"""WITH {_hits('household', 'h', (HOUSEHOLD_TEXT,), q, where)},
                 top AS (SELECT h.id, {HOUSEHOLD_TEXT} AS label, {_score(HOUSEHOLD_TEXT)} AS score
                         FROM hit JOIN household h ON h.id = hit.id
                         ORDER BY score DESC, label, h.id LIMIT :k)
@@ -214,8 +237,8 @@ def _workers(
     in_scope = "" if scope is None else " AND a.grid_id = ANY(:scope_grids)"
     rows = session.execute(
         text(
-            f"""WITH hit AS ({_hits('worker', 'w', ('w.name', 'w.code'), q,
-                    f' AND EXISTS (SELECT 1 FROM grid_assignment a WHERE a.worker_id = w.id{in_scope})')}),
+            f"""WITH {_hits('worker', 'w', ('w.name', 'w.code'), q, fuzzy=('w.name',), where=
+                    f' AND EXISTS (SELECT 1 FROM grid_assignment a WHERE a.worker_id = w.id{in_scope})')},
                 top AS (SELECT w.id, w.code, w.name, {_score('w.name', 'w.code')} AS score
                         FROM hit JOIN worker w ON w.id = hit.id ORDER BY score DESC, w.name LIMIT :k)
                 SELECT hit.*, a.role, a.grid_id, g.name AS grid_name, ST_X(pt) AS lon, ST_Y(pt) AS lat
@@ -255,7 +278,7 @@ def _cases(
         return []
     rows = session.execute(
         text(
-            f"""WITH hit AS ({_hits('"case"', 'c', ('c.code',), q, f' AND {cond}')}),
+            f"""WITH {_hits('"case"', 'c', ('c.code',), q, f' AND {cond}', fuzzy=())},
                 top AS (SELECT c.id, c.code, {_score('c.code')} AS score
                         FROM hit JOIN "case" c ON c.id = hit.id ORDER BY score DESC, c.code DESC LIMIT :k)
                 SELECT hit.*, c.status, c.grid_id, cat.name AS category_name,
@@ -289,10 +312,11 @@ def _service_points(
         return []
     rows = session.execute(
         text(
-            f"""SELECT s.id, s.name, s.kind, s.grid_id, s.address, {_score('s.name')} AS score,
+            f"""WITH {_hits('service_point', 's', ('s.name',), q, _grid_filter(scope, 's.grid_id'))}
+                SELECT s.id, s.name, s.kind, s.grid_id, s.address, {_score('s.name')} AS score,
                        ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat
                 FROM service_point s
-                WHERE s.id IN ({_hits('service_point', 's', ('s.name',), q, _grid_filter(scope, 's.grid_id'))})
+                WHERE s.id IN (SELECT id FROM hit)
                 ORDER BY score DESC, s.name LIMIT :k"""
         ),
         params,
@@ -320,10 +344,12 @@ def _cameras(
         return []
     rows = session.execute(
         text(
-            f"""SELECT m.id, m.code, m.name, m.grid_id, {_score('m.code', 'm.name')} AS score,
+            f"""WITH {_hits('camera', 'm', ('m.code', 'm.name'), q, _grid_filter(scope, 'm.grid_id'),
+                            fuzzy=('m.name',))}
+                SELECT m.id, m.code, m.name, m.grid_id, {_score('m.code', 'm.name')} AS score,
                        ST_X(m.geom) AS lon, ST_Y(m.geom) AS lat
                 FROM camera m
-                WHERE m.id IN ({_hits('camera', 'm', ('m.code', 'm.name'), q, _grid_filter(scope, 'm.grid_id'))})
+                WHERE m.id IN (SELECT id FROM hit)
                 ORDER BY score DESC, m.code LIMIT :k"""
         ),
         params,
