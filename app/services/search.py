@@ -56,6 +56,8 @@ def escape_like(q: str) -> str:
 def normalise(q: str | None) -> str:
     """Return the query stripped and with single blanks; 400 when too short or too long."""
     value = " ".join((q or "").split())
+    if any(ord(ch) < 32 for ch in value):
+        raise BadParameter("q", "含有控制字符 / contains a control character")
     if len(value) < MIN_LENGTH:
         raise BadParameter("q", f"请至少输入{MIN_LENGTH}个字 / at least {MIN_LENGTH} characters")
     if len(value) > MAX_LENGTH:

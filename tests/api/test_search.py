@@ -133,6 +133,7 @@ def test_places_are_found_and_bad_queries_refused_in_chinese(client, db_session)
         res = client.get(f"/api/search?q={q}")
         assert res.status_code == 400
         assert "字" in res.get_json()["error"]["message"]
+    assert client.get("/api/search?q=%E7%88%B1%00%E8%BE%89").status_code == 400
     assert client.get("/api/search?q=%E7%88%B1%E8%BE%89&limit=0").status_code == 400
     assert client.get("/api/search?q=%E7%88%B1%E8%BE%89&kinds=people").status_code == 400
     # Wildcards are text, not patterns.
