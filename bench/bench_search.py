@@ -60,6 +60,7 @@ SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁�
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉萍红娥玲芬燕鹏辉建国文斌宇浩凯"
 ESTATE = "春晖馨苑和园锦绣华府翠湖金桂银杏丽景嘉禾瑞祥福安康宁泰和盛世新城明珠阳光绿洲碧水蓝天怡景雅居"
 SUFFIX = ("小区", "花园", "家园")
+TYPOS = {"区": "去", "园": "圆", "家": "佳"}
 
 
 def estate_name(i: int) -> str:
@@ -180,9 +181,9 @@ def queries(session, rng: random.Random, n: int) -> list[tuple[str, str, str | N
         out.append(("address", a, None))
         short = a.split("社区", 1)[1]
         out.append(("address (part)", short, None))
-        i = rng.randrange(0, 3)
-        wrong = "锦" if short[i] != "锦" else "绣"
-        out.append(("address (typo)", short[:i] + wrong + short[i + 1:], short))
+        # One character of the estate's kind written wrong (小区 -> 小去, 花园 -> 花圆, 家园 -> 佳园).
+        i = next(k for k in range(3, 6) if short[k] in TYPOS)
+        out.append(("address (typo)", short[:i] + TYPOS[short[i]] + short[i + 1:], short))
     for name, code in session.execute(
         text("SELECT name, code FROM worker ORDER BY random() LIMIT :n"), {"n": n}
     ).all():
@@ -305,7 +306,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--micro", type=int, default=100_000)
     parser.add_argument("--households", type=int, default=2_000_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--per-kind", type=int, default=12, help="queries drawn per kind")
     parser.add_argument("--keep", action="store_true", help="reuse the loaded scratch database")
     args = parser.parse_args()

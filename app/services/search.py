@@ -45,6 +45,9 @@ MAX_LIMIT = 30
 # The most rows of one kind a query ranks: a query found in very many addresses ranks the
 # first this many it finds (the user narrows it by typing more).
 CANDIDATES = 400
+# The most merely similar rows of one kind ranked (all of them, as a rule: a typo of a long
+# address leaves a few thousand texts at most above the similarity asked for).
+SIMILAR_CANDIDATES = 2000
 
 HOUSEHOLD_TEXT = "household_search_text(h.address, h.building, h.unit, h.room)"
 
@@ -90,17 +93,18 @@ def _hits(
     return out + (
         f"hit AS (SELECT id FROM strong UNION ALL ("
         f"SELECT {alias}.id FROM {table} {alias} WHERE ({similar}){where} "
-        f"AND NOT EXISTS (SELECT 1 FROM strong) LIMIT :cand))"
+        f"AND NOT EXISTS (SELECT 1 FROM strong) LIMIT :similar_cand))"
     )
 
 
 def similarity_threshold(q: str) -> float:
-    """How similar a text must be to be suggested: one character wrong in the middle of a
-    query of n characters found in the middle of a text leaves (n - 4) of its n + 1 padded
-    trigrams (the two word-start ones cannot match); a little less than that, within 0.45–0.8
-    (the higher, the fewer index entries the scan reads)."""
+    """How similar a text must be to be suggested. One character wrong inside a query of n
+    characters that is found inside a longer text costs about six of its n + 1 padded trigrams
+    (three around the wrong character, two word-start ones that cannot match inside a text, and
+    the extent's own); a little less than that is asked, within 0.45–0.75 (the higher, the
+    fewer index entries the scan reads)."""
     n = len(q.replace(" ", ""))
-    return round(max(0.45, min(0.8, (n - 4.5) / (n + 1))), 3)
+    return round(max(0.45, min(0.75, (n - 6.5) / (n + 1))), 3)
 
 
 def _score(*exprs: str) -> str:
@@ -135,6 +139,7 @@ def search(
         "pat": f"%{escape_like(q)}%",
         "k": limit,
         "cand": CANDIDATES,
+        "similar_cand": SIMILAR_CANDIDATES,
     }
     if scope is not None:
         params["scope_grids"] = sorted(scope)
@@ -147,7 +152,8 @@ def search(
         if kind not in KINDS:
             raise BadParameter("kinds", f"'{kind}' is not one of {', '.join(KINDS)}")
         items += FINDERS[kind](session, p, q, scope, params)
-    items.sort(key=lambda i: (-i["score"], KINDS.index(i["kind"]), i["label"]))
+    # Best first; a kind's own order (its tie-breaks) kept among equal scores.
+    items.sort(key=lambda i: (-i["score"], KINDS.index(i["kind"])))
     out = []
     for item in items[:limit]:
         item["score"] = round(float(item["score"]), 3)
@@ -208,7 +214,8 @@ def _households(
             f"""WITH {_hits('household', 'h', (HOUSEHOLD_TEXT,), q, where)},
                 top AS (SELECT h.id, {HOUSEHOLD_TEXT} AS label, {_score(HOUSEHOLD_TEXT)} AS score
                         FROM hit JOIN household h ON h.id = hit.id
-                        ORDER BY score DESC, label, h.id LIMIT :k)
+                        ORDER BY score DESC, similarity(:q, {HOUSEHOLD_TEXT}) DESC, label, h.id
+                        LIMIT :k)
                 SELECT top.*, h.head_name, h.grid_id, g.name AS grid_name,
                        ST_X(h.geom) AS lon, ST_Y(h.geom) AS lat
                 FROM top JOIN household h ON h.id = top.id JOIN grid g ON g.id = h.grid_id"""
