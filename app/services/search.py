@@ -2,10 +2,11 @@
 cameras by any part of a name, code or address, forgiving a typo.
 
 Every kind is matched by a trigram index (``pg_trgm``, migration ``0011_search``): a text that
-holds the query (``ILIKE '%q%'``, from three characters on) or resembles it
-(``q <% text``: the word similarity of the query to the closest part of the text reaches
-``similarity_threshold(q)``, asked only when the texts holding the query are too few). Results are ranked by that similarity, exact and containing matches first,
-and held to what the caller may see (``app.auth.policy``): grids, households, workers, service
+holds the query (``ILIKE '%q%'``, from three characters on; two characters: equal to it) or,
+when none does, resembles it (``q <% text``: the word similarity of the query to the closest
+part of a name or address reaches ``similarity_threshold(q)``; codes are matched exactly).
+Results are ranked equal first, then containing, then by that similarity, and held to what
+the caller may see (``app.auth.policy``): grids, households, workers, service
 points and cameras of the caller's grids (a party member: the households linked to him), cases
 of its case scope. A suggestion carries no personal data of residents: a household shows its
 address, its head's name masked.
