@@ -104,9 +104,29 @@ def _progress():  # type: ignore[no-untyped-def]
     return report
 
 
+def _sample_history(session) -> None:  # type: ignore[no-untyped-def]
+    """Add the sample's months of case history unless there are cases already."""
+    from sqlalchemy import text
+
+    from app.db import transaction
+    from app.services import sample_history
+
+    if session.scalar(text('SELECT EXISTS (SELECT 1 FROM "case")')):
+        return
+    click.echo("writing the sample's case history (three months of cases) …")
+    with transaction(session):
+        counts = sample_history.generate(session)
+    click.echo("sample cases: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
 @main.command("load-sample")
 @click.option("--force", is_flag=True, help="Load even when grids are already loaded.")
-def load_sample(force: bool) -> None:
+@click.option(
+    "--history/--no-history",
+    default=False,
+    help="Also write three months of case history (when there are no cases yet).",
+)
+def load_sample(force: bool, history: bool) -> None:
     """Load the sample street and village from data/sample_boundaries (one transaction)."""
     from app import migrate as mig
     from app.db import get_session, transaction
@@ -118,13 +138,15 @@ def load_sample(force: bool) -> None:
         session = get_session()
         if importer.is_loaded(session) and not force:
             click.echo("grids are already loaded; nothing to do (--force to load anyway)")
-            return
-        try:
-            with transaction(session):
-                counts = importer.load_directory(session, progress=_progress())
-        except (AppError, GisError) as exc:
-            raise _fail(exc) from exc
-    click.echo("loaded: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        else:
+            try:
+                with transaction(session):
+                    counts = importer.load_directory(session, progress=_progress())
+            except (AppError, GisError) as exc:
+                raise _fail(exc) from exc
+            click.echo("loaded: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        if history:
+            _sample_history(session)
 
 
 @main.command("import")
@@ -515,6 +537,7 @@ def serve(host: str, port: int, workers: int, sample: bool, access_log: bool) ->
             with transaction(session):
                 importer.load_directory(session, progress=_progress())
         if sample:
+            _sample_history(session)
             from app.services import sample_accounts
 
             with transaction(session):

@@ -322,6 +322,7 @@ class Cluster:
         statements = [
             LOCK_STARTS,
             "CREATE EXTENSION IF NOT EXISTS postgis",
+            "CREATE EXTENSION IF NOT EXISTS pg_trgm",
             *db_roles.own_statements(OWNER_ROLE),
             *db_roles.hardening_statements(OWNER_ROLE, APP_ROLE),
             *db_roles.grant_statements(OWNER_ROLE, APP_ROLE),

@@ -19,6 +19,7 @@ from app.api import (
     partition,
     personal,
     places,
+    search,
     transfer,
 )
 
@@ -35,6 +36,7 @@ BLUEPRINTS = [
     open311.bp,
     personal.bp,
     overview.bp,
+    search.bp,
     openapi.bp,
 ]
 

@@ -621,6 +621,8 @@ RULES: dict[str, Rule] = {
     "overview_api.workers": Rule(SUPERVISORS),
     "overview_api.service_points": Rule(FIELD),
     "overview_api.cameras": Rule(FIELD),
+    # the search box (every kind held to the caller's grids inside the service)
+    "search_api.search": Rule(STAFF),
     # the API description
     "openapi.openapi_document": PUBLIC,
 }

@@ -18,8 +18,12 @@ LEAFLET = {
 @bp.get("/desk")
 def desk():  # type: ignore[no-untyped-def]
     """The command centre's case desk: filters, list (overdue first), map, actions."""
+    assets = {
+        "css": LEAFLET["css"] + ["/static/css/search.css"],
+        "js": LEAFLET["js"] + ["/static/js/search.js"],
+    }
     return render_template(
-        "cases/desk.html", title="事件受理台", assets=LEAFLET, script="/static/js/case_desk.js"
+        "cases/desk.html", title="事件受理台", assets=assets, script="/static/js/case_desk.js"
     )
 
 

@@ -50,6 +50,7 @@ EMAP_SCRIPTS: list[str] = [
     "/static/js/emap_cases.js",
     "/static/js/overrides.js",
     "/static/js/emap_link.js",
+    "/static/js/search.js",
 ]
 EMAP_STYLES: list[str] = [
     "/static/css/emap.css",
@@ -59,6 +60,7 @@ EMAP_STYLES: list[str] = [
     "/static/css/locate.css",
     "/static/css/cases.css",
     "/static/css/overrides.css",
+    "/static/css/search.css",
 ]
 
 

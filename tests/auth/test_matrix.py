@@ -165,6 +165,9 @@ CALLS: list[Call] = [
     Call("household tile", "GET", "/tiles/households/14/13528/6652.mvt", PEOPLE, {200}),
     Call("case tile", "GET", "/tiles/cases/14/13528/6652.mvt", PEOPLE, {200}),
     Call("cameras", "GET", "/api/cameras", PEOPLE, {200}),
+    # the search box: every member of staff; what it finds is the caller's (tests/api/test_search.py)
+    Call("search", "GET", "/api/search?q=%E7%88%B1%E8%BE%89", PEOPLE, {200}),
+    Call("search too short", "GET", "/api/search?q=a", PEOPLE, {400}),
     # coverage: of one's own grids (a department answers for none)
     Call("coverage", "GET", "/api/coverage?level=2", GRID_PEOPLE, {200}),
     Call("coverage of a grid", "GET", "/api/coverage?grid={g}&area=false", GRID_PEOPLE, {200}, scoped=True),

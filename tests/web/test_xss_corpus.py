@@ -399,6 +399,22 @@ def _emap_panels(v: Visit, corpus: Corpus) -> None:
     v.check("override areas")
 
 
+def _search_box(v: Visit, corpus: Corpus) -> None:
+    """The search box's suggestions show payload-named grids and workers as text."""
+    box = v.page.locator("#gg-search input")
+    for name in corpus.stored["grid names"][:3] + corpus.stored["worker names"][:3]:
+        box.fill(name)
+        want, listed = " ".join(name.split()), ""
+        for _ in range(100):  # the suggestions of this query, not the last one's
+            listed = v.page.evaluate("() => document.querySelector('#gg-search .gg-search-list').textContent")
+            if want in listed:
+                break
+            v.page.wait_for_timeout(100)
+        assert want in listed, (name, listed[:200])
+    box.fill("")
+    v.check("search box")
+
+
 PAGES = {
     "admin": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/admin/users", "/admin/audit", "/overview", *LEDGERS],
     "centre": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/overview", *LEDGERS],
@@ -433,6 +449,7 @@ def test_every_page_shows_the_payloads_as_text(browser, corpus: Corpus, role: st
                     for name in corpus.stored["service point names"] + corpus.stored["camera names"]:
                         assert name in shown, (role, name)
                 if role in ("admin", "centre"):
+                    _search_box(v, corpus)
                     _emap_panels(v, corpus)
             elif path == "/cases/desk":
                 v.page.wait_for_selector("#case-table tbody tr", timeout=10000)

@@ -110,6 +110,7 @@
     map = L.map("desk-map", { preferCanvas: true }).setView([31.8, 117.2], 14);
     markers = L.featureGroup().addTo(map);
     window.CaseDeskMap = { map: map, markers: markers };  // the desk's map, for tests and add-ons
+    window.CaseDesk = { show: show };  // the search box opens a case here
     C.call("GET", "/api/grids?level=4").then(function (fc) {
       L.geoJSON(fc, { style: { color: "#2e7d32", weight: 1, fillOpacity: 0.03 }, interactive: false }).addTo(map);
     });
@@ -126,6 +127,9 @@
       var tr = ev.target.closest("tr[data-id]");
       if (tr) { show(tr.getAttribute("data-id")); }
     });
-    load().then(function () { document.documentElement.setAttribute("data-desk-ready", "1"); });
+    var asked = new URLSearchParams(location.search).get("case");  // /cases/desk?case=<id>
+    load().then(function () {
+      return asked && /^[0-9]+$/.test(asked) ? show(asked).catch(function () {}) : null;
+    }).then(function () { document.documentElement.setAttribute("data-desk-ready", "1"); });
   });
 })();

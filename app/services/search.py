@@ -1,0 +1,390 @@
+"""The search box: grids, households, workers and party members, cases, service points and
+cameras by any part of a name, code or address, forgiving a typo.
+
+Every kind is matched by a trigram index (``pg_trgm``, migration ``0014_search``): a text that
+holds the query (``ILIKE '%q%'``, from three characters on; two characters: equal to it) or,
+when none does, resembles it (``q <% text``: the word similarity of the query to the closest
+part of a name or address reaches ``similarity_threshold(q)``; codes are matched exactly).
+Results are ranked equal first, then containing, then by that similarity, and held to what
+the caller may see (``app.auth.policy``): grids, households, workers, service
+points and cameras of the caller's grids (a party member: the households linked to him), cases
+of its case scope. A suggestion carries no personal data of residents: a household shows its
+address, its head's name masked.
+
+Each result has ``kind``, ``label``, ``detail``, ``lon``/``lat`` (a grid: a point inside it),
+``grid_id`` and ``open``: what choosing it opens (``{"grid": id}``, ``{"household": id}``,
+``{"case": id}``, ``{"service_point": id}``, ``{"camera": id}``, ``{"worker": id}``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from app.auth.policy import Principal, case_scope, grid_scope
+from app.errors import BadParameter
+from app.models.grid import LEVEL_NAMES
+from app.models.people import ROLE_NAMES
+from app.models.places import SERVICE_POINT_KINDS
+from app.privacy import mask_name
+from app.services.cases import STATUS_NAMES
+
+KINDS = ("grid", "household", "worker", "case", "service_point", "camera")
+KIND_NAMES = {
+    "grid": "网格",
+    "household": "住户",
+    "worker": "人员",
+    "case": "事件",
+    "service_point": "服务点",
+    "camera": "摄像头",
+}
+MIN_LENGTH = 2
+MAX_LENGTH = 60
+MAX_LIMIT = 30
+# The most rows of one kind a query ranks: a query found in very many addresses ranks the
+# first this many it finds (the user narrows it by typing more).
+CANDIDATES = 400
+# The most merely similar rows of one kind ranked (all of them, as a rule: a typo of a long
+# address leaves a few thousand texts at most above the similarity asked for).
+SIMILAR_CANDIDATES = 2000
+
+HOUSEHOLD_TEXT = "household_search_text(h.address, h.building, h.unit, h.room)"
+
+
+def escape_like(q: str) -> str:
+    return q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def normalise(q: str | None) -> str:
+    """Return the query stripped and with single blanks; 400 when too short or too long."""
+    value = " ".join((q or "").split())
+    if any(ord(ch) < 32 for ch in value):
+        raise BadParameter("q", "含有控制字符 / contains a control character")
+    if len(value) < MIN_LENGTH:
+        raise BadParameter("q", f"请至少输入{MIN_LENGTH}个字 / at least {MIN_LENGTH} characters")
+    if len(value) > MAX_LENGTH:
+        raise BadParameter("q", f"不能超过{MAX_LENGTH}个字 / at most {MAX_LENGTH} characters")
+    return value
+
+
+def _hits(
+    table: str,
+    alias: str,
+    exprs: tuple[str, ...],
+    q: str,
+    where: str = "",
+    fuzzy: tuple[str, ...] | None = None,
+) -> str:
+    """Two CTEs, ``strong`` and ``hit``: the ids of ``table`` whose texts hold the query (two
+    characters: equal it), and — only when there is none — those whose ``fuzzy`` texts (names
+    and addresses; codes are matched exactly) resemble it: a typo. Each is an index scan of its
+    own, capped at ``CANDIDATES``; the costly similarity scan runs only when nothing holds the
+    query."""
+    if len(q) >= 3:
+        strong = " OR ".join(f"{e} ILIKE :pat" for e in exprs)
+    else:  # two characters make no trigram inside a pattern
+        strong = " OR ".join(f"{e} = :q" for e in exprs)
+    fuzzy = exprs if fuzzy is None else fuzzy
+    out = f"strong AS (SELECT {alias}.id FROM {table} {alias} WHERE ({strong}){where} LIMIT :cand), "
+    if not fuzzy:
+        return out + "hit AS (SELECT id FROM strong)"
+    similar = " OR ".join(f":q <% {e}" for e in fuzzy)
+    return out + (
+        f"hit AS (SELECT id FROM strong UNION ALL ("
+        f"SELECT {alias}.id FROM {table} {alias} WHERE ({similar}){where} "
+        f"AND NOT EXISTS (SELECT 1 FROM strong) LIMIT :similar_cand))"
+    )
+
+
+def similarity_threshold(q: str) -> float:
+    """How similar a text must be to be suggested. One character wrong inside a query of n
+    characters that is found inside a longer text costs about six of its n + 1 padded trigrams
+    (three around the wrong character, two word-start ones that cannot match inside a text, and
+    the extent's own); a little less than that is asked, within 0.45–0.75 (the higher, the
+    fewer index entries the scan reads)."""
+    n = len(q.replace(" ", ""))
+    return round(max(0.45, min(0.75, (n - 6.5) / (n + 1))), 3)
+
+
+def _score(*exprs: str) -> str:
+    """Rank: equal to the query, then holding it, then by word similarity."""
+    parts = []
+    for e in exprs:
+        parts.append(
+            f"(CASE WHEN lower({e}) = lower(:q) THEN 3 WHEN {e} ILIKE :pat THEN 1 ELSE 0 END"
+            f" + word_similarity(:q, coalesce({e}, '')))"
+        )
+    return parts[0] if len(parts) == 1 else "GREATEST(" + ", ".join(parts) + ")"
+
+
+def _grid_filter(scope: frozenset[int] | None, column: str) -> str:
+    return "" if scope is None else f" AND {column} = ANY(:scope_grids)"
+
+
+def search(
+    session: Session,
+    p: Principal,
+    q: str | None,
+    *,
+    limit: int = 10,
+    kinds: tuple[str, ...] = KINDS,
+) -> dict[str, Any]:
+    """Return ``{"q", "items": [...]}``: the best ``limit`` matches over ``kinds``."""
+    q = normalise(q)
+    limit = max(1, min(int(limit), MAX_LIMIT))
+    scope = grid_scope(session, p)
+    params: dict[str, Any] = {
+        "q": q,
+        "pat": f"%{escape_like(q)}%",
+        "k": limit,
+        "cand": CANDIDATES,
+        "similar_cand": SIMILAR_CANDIDATES,
+    }
+    if scope is not None:
+        params["scope_grids"] = sorted(scope)
+    session.execute(
+        text("SELECT set_config('pg_trgm.word_similarity_threshold', :t, true)"),
+        {"t": str(similarity_threshold(q))},
+    )
+    items: list[dict[str, Any]] = []
+    for kind in kinds:
+        if kind not in KINDS:
+            raise BadParameter("kinds", f"'{kind}' is not one of {', '.join(KINDS)}")
+        items += FINDERS[kind](session, p, q, scope, params)
+    # Best first; a kind's own order (its tie-breaks) kept among equal scores.
+    items.sort(key=lambda i: (-i["score"], KINDS.index(i["kind"])))
+    out = []
+    for item in items[:limit]:
+        item["score"] = round(float(item["score"]), 3)
+        item["kind_name"] = KIND_NAMES[item["kind"]]
+        out.append(item)
+    return {"q": q, "items": out}
+
+
+def _grids(
+    session: Session, p: Principal, q: str, scope: frozenset[int] | None, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    if scope is not None and not scope:
+        return []
+    rows = session.execute(
+        text(
+            f"""WITH {_hits('grid', 'g', ('g.name', 'g.code'), q,
+                                    ' AND g.valid_to IS NULL' + _grid_filter(scope, 'g.id'),
+                                    fuzzy=('g.name',))},
+                top AS (SELECT g.id, g.code, g.name, g.level, {_score('g.name', 'g.code')} AS score
+                        FROM hit JOIN grid g ON g.id = hit.id ORDER BY score DESC, g.code LIMIT :k)
+                SELECT top.*, ST_X(pt) AS lon, ST_Y(pt) AS lat
+                FROM top JOIN grid g ON g.id = top.id
+                CROSS JOIN LATERAL ST_PointOnSurface(g.geom) pt"""
+        ),
+        params,
+    ).all()
+    return [
+        {
+            "kind": "grid",
+            "id": r.id,
+            "label": r.name,
+            "detail": f"{LEVEL_NAMES.get(r.level, r.level)} · {r.code}",
+            "lon": r.lon,
+            "lat": r.lat,
+            "grid_id": r.id,
+            "open": {"grid": r.id},
+            "score": r.score,
+        }
+        for r in rows
+    ]
+
+
+def _households(
+    session: Session, p: Principal, q: str, scope: frozenset[int] | None, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    if p.role not in ("admin", "centre", "grid_chief", "micro_chief", "worker", "party_member"):
+        return []
+    extra = {}
+    if p.role == "party_member":
+        where = " AND h.linked_member_id = :me"
+        extra["me"] = p.worker_id or -1
+    elif scope is not None and not scope:
+        return []
+    else:
+        where = _grid_filter(scope, "h.grid_id")
+    rows = session.execute(
+        text(
+            f"""WITH {_hits('household', 'h', (HOUSEHOLD_TEXT,), q, where)},
+                top AS (SELECT h.id, {HOUSEHOLD_TEXT} AS label, {_score(HOUSEHOLD_TEXT)} AS score
+                        FROM hit JOIN household h ON h.id = hit.id
+                        ORDER BY score DESC, similarity(:q, {HOUSEHOLD_TEXT}) DESC, label, h.id
+                        LIMIT :k)
+                SELECT top.*, h.head_name, h.grid_id, g.name AS grid_name,
+                       ST_X(h.geom) AS lon, ST_Y(h.geom) AS lat
+                FROM top JOIN household h ON h.id = top.id JOIN grid g ON g.id = h.grid_id"""
+        ),
+        {**params, **extra},
+    ).all()
+    return [
+        {
+            "kind": "household",
+            "id": r.id,
+            "label": r.label,
+            "detail": " · ".join(x for x in ("户主 " + (mask_name(r.head_name) or "—"), r.grid_name) if x),
+            "lon": r.lon,
+            "lat": r.lat,
+            "grid_id": r.grid_id,
+            "open": {"household": r.id},
+            "score": r.score,
+        }
+        for r in rows
+    ]
+
+
+def _workers(
+    session: Session, p: Principal, q: str, scope: frozenset[int] | None, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    if p.role == "department" or (scope is not None and not scope):
+        return []
+    in_scope = "" if scope is None else " AND a.grid_id = ANY(:scope_grids)"
+    rows = session.execute(
+        text(
+            f"""WITH {_hits('worker', 'w', ('w.name', 'w.code'), q, fuzzy=('w.name',), where=
+                    f' AND EXISTS (SELECT 1 FROM grid_assignment a WHERE a.worker_id = w.id{in_scope})')},
+                top AS (SELECT w.id, w.code, w.name, {_score('w.name', 'w.code')} AS score
+                        FROM hit JOIN worker w ON w.id = hit.id ORDER BY score DESC, w.name LIMIT :k)
+                SELECT hit.*, a.role, a.grid_id, g.name AS grid_name, ST_X(pt) AS lon, ST_Y(pt) AS lat
+                FROM top hit
+                CROSS JOIN LATERAL (
+                    SELECT a.role, a.grid_id FROM grid_assignment a JOIN grid g ON g.id = a.grid_id
+                    WHERE a.worker_id = hit.id{in_scope}
+                    ORDER BY g.level DESC, a.grid_id LIMIT 1) a
+                JOIN grid g ON g.id = a.grid_id
+                CROSS JOIN LATERAL ST_PointOnSurface(g.geom) pt"""
+        ),
+        params,
+    ).all()
+    return [
+        {
+            "kind": "worker",
+            "id": r.id,
+            "label": r.name,
+            "detail": " · ".join(
+                x for x in (ROLE_NAMES.get(r.role, r.role), r.grid_name, r.code) if x
+            ),
+            "lon": r.lon,
+            "lat": r.lat,
+            "grid_id": r.grid_id,
+            "open": {"grid": r.grid_id, "worker": r.id},
+            "score": r.score,
+        }
+        for r in rows
+    ]
+
+
+def _cases(
+    session: Session, p: Principal, q: str, scope: frozenset[int] | None, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    cond, cparams = case_scope(session, p).sql("c")
+    if cond == "FALSE":
+        return []
+    rows = session.execute(
+        text(
+            f"""WITH {_hits('"case"', 'c', ('c.code',), q, f' AND {cond}', fuzzy=())},
+                top AS (SELECT c.id, c.code, {_score('c.code')} AS score
+                        FROM hit JOIN "case" c ON c.id = hit.id ORDER BY score DESC, c.code DESC LIMIT :k)
+                SELECT hit.*, c.status, c.grid_id, cat.name AS category_name,
+                       ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat
+                FROM top hit
+                JOIN "case" c ON c.id = hit.id
+                JOIN case_category cat ON cat.code = c.category"""
+        ),
+        {**params, **cparams},
+    ).all()
+    return [
+        {
+            "kind": "case",
+            "id": r.id,
+            "label": r.code,
+            "detail": f"{r.category_name} · {STATUS_NAMES.get(r.status, r.status)}",
+            "lon": r.lon,
+            "lat": r.lat,
+            "grid_id": r.grid_id,
+            "open": {"case": r.id},
+            "score": r.score,
+        }
+        for r in rows
+    ]
+
+
+def _service_points(
+    session: Session, p: Principal, q: str, scope: frozenset[int] | None, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    if scope is not None and not scope:
+        return []
+    rows = session.execute(
+        text(
+            f"""WITH {_hits('service_point', 's', ('s.name',), q, _grid_filter(scope, 's.grid_id'))}
+                SELECT s.id, s.name, s.kind, s.grid_id, s.address, {_score('s.name')} AS score,
+                       ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat
+                FROM service_point s
+                WHERE s.id IN (SELECT id FROM hit)
+                ORDER BY score DESC, s.name LIMIT :k"""
+        ),
+        params,
+    ).all()
+    return [
+        {
+            "kind": "service_point",
+            "id": r.id,
+            "label": r.name,
+            "detail": " · ".join(x for x in (SERVICE_POINT_KINDS.get(r.kind, r.kind), r.address) if x),
+            "lon": r.lon,
+            "lat": r.lat,
+            "grid_id": r.grid_id,
+            "open": {"service_point": r.id},
+            "score": r.score,
+        }
+        for r in rows
+    ]
+
+
+def _cameras(
+    session: Session, p: Principal, q: str, scope: frozenset[int] | None, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    if scope is not None and not scope:
+        return []
+    rows = session.execute(
+        text(
+            f"""WITH {_hits('camera', 'm', ('m.code', 'm.name'), q, _grid_filter(scope, 'm.grid_id'),
+                            fuzzy=('m.name',))}
+                SELECT m.id, m.code, m.name, m.grid_id, {_score('m.code', 'm.name')} AS score,
+                       ST_X(m.geom) AS lon, ST_Y(m.geom) AS lat
+                FROM camera m
+                WHERE m.id IN (SELECT id FROM hit)
+                ORDER BY score DESC, m.code LIMIT :k"""
+        ),
+        params,
+    ).all()
+    return [
+        {
+            "kind": "camera",
+            "id": r.id,
+            "label": r.name or r.code,
+            "detail": r.code,
+            "lon": r.lon,
+            "lat": r.lat,
+            "grid_id": r.grid_id,
+            "open": {"camera": r.id},
+            "score": r.score,
+        }
+        for r in rows
+    ]
+
+
+FINDERS = {
+    "grid": _grids,
+    "household": _households,
+    "worker": _workers,
+    "case": _cases,
+    "service_point": _service_points,
+    "camera": _cameras,
+}

@@ -1,0 +1,354 @@
+"""Benchmark the search box (``GET /api/search``) on a city of 100k micro-grids and 2M households.
+
+It generates the city with ``gis.synthetic.city`` (as ``bench/bench_emap_scale.py`` does) with
+one address per household (street, community, estate, building, unit, room), imports grids and
+households with ``gridgov import``, adds a worker per micro-grid (and a micro-grid chief per grid)
+and some cases through ``app.services.cases.create_case``, then times, in alternating rounds:
+
+- the search as served: ``app.services.search.search`` (trigram indexes, ``pg_trgm``);
+- the strongest simple baseline: the same queries with a plain ``ILIKE '%q%'`` and the trigram
+  indexes out of the planner's reach (``enable_bitmapscan = off``: sequential scans, parallel
+  workers allowed), ranked the same way;
+
+over queries drawn from the data: whole and partial addresses, addresses with one character
+wrong, worker names and numbers, grid names and codes, case codes. It prints p50/p95 of each,
+the load average, and checks the answers: for every query without a typo the baseline and the
+indexed search rank the same text first. The HTTP endpoint is timed too (Flask's test client,
+the whole request: policy, session, JSON).
+
+    python bench/bench_search.py [--micro 100000] [--households 2000000] [--rounds 5] [--keep]
+
+The scratch database ``gridgov_bench_search`` of the private cluster is recreated unless
+``--keep`` finds it loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_emap_scale import cli, pct  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from app import create_app  # noqa: E402
+from app import migrate as mig  # noqa: E402
+from app.auth.policy import Principal  # noqa: E402
+from app.db import get_db, transaction  # noqa: E402
+from app.embedded_pg import default_cluster  # noqa: E402
+from app.models import AppUser  # noqa: E402
+from app.services import cases as case_svc  # noqa: E402
+from app.services import search as search_svc  # noqa: E402
+from app.services import users as user_svc  # noqa: E402
+from gis.synthetic import city  # noqa: E402
+
+DB = "gridgov_bench_search"
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉萍红娥玲芬燕鹏辉建国文斌宇浩凯"
+ESTATE = "春晖馨苑和园锦绣华府翠湖金桂银杏丽景嘉禾瑞祥福安康宁泰和盛世新城明珠阳光绿洲碧水蓝天怡景雅居"
+SUFFIX = ("小区", "花园", "家园")
+TYPOS = {"区": "去", "园": "圆", "家": "佳"}
+
+
+def estate_name(i: int) -> str:
+    n = len(ESTATE)
+    return ESTATE[i % n] + ESTATE[(i // n) % n] + ESTATE[(i // (n * n)) % n] + SUFFIX[i % 3]
+
+
+def address(k: int, per_estate: int = 400) -> str:
+    e = k // per_estate
+    r = k % per_estate
+    building, unit, room = r // 40 + 1, (r // 8) % 5 + 1, (r % 8) // 2 * 100 + 101 + r % 2
+    return f"滨江街道第{e % 60 + 1}社区{estate_name(e)}{building}栋{unit}单元{room}室"
+
+
+def worker_name(i: int) -> str:
+    rng = random.Random(i)
+    return rng.choice(SURNAMES) + rng.choice(GIVEN) + (rng.choice(GIVEN) if i % 3 else "")
+
+
+def build(cluster, micro: int, households: int, folder: Path) -> dict[str, float]:
+    url = cluster.recreate_database(DB)
+    mig.upgrade(cluster.owner_url(DB), app_url=url)
+    figures: dict[str, float] = {}
+    started = time.perf_counter()
+    c = city(micro, households, seed=3)
+    grids = gpd.GeoDataFrame(
+        {
+            "code": [g[0] for g in c.grids],
+            "name": [g[1] for g in c.grids],
+            "level": [g[2] for g in c.grids],
+            "parent_code": [g[3] or "" for g in c.grids],
+        },
+        geometry=[g[4] for g in c.grids],
+        crs=4326,
+    )
+    grids.to_file(folder / "grids.geojson", driver="GeoJSON", COORDINATE_PRECISION=7)
+    n = len(c.households)
+    pd.DataFrame(
+        {
+            "lon": c.households[:, 0].round(7),
+            "lat": c.households[:, 1].round(7),
+            "address": [address(k) for k in range(n)],
+            "people": np.random.default_rng(3).integers(1, 6, n),
+            "head_name": [worker_name(k + 7) for k in range(n)],
+            "tags": "",
+        }
+    ).to_csv(folder / "households.csv", index=False)
+    figures["generate_s"] = time.perf_counter() - started
+    print(f"generated {len(c.grids):,} grids, {n:,} households in {figures['generate_s']:.0f} s", flush=True)
+    figures["import_grids_s"] = cli(url, "import", "grids", str(folder / "grids.geojson"))
+    print(f"imported grids in {figures['import_grids_s']:.0f} s", flush=True)
+    owner = create_engine(cluster.owner_url(DB))
+    with owner.begin() as conn:  # the household index is built once after the bulk load
+        conn.execute(text("DROP INDEX ix_household_search_trgm"))
+    figures["import_households_s"] = cli(url, "import", "households", str(folder / "households.csv"))
+    print(f"imported households in {figures['import_households_s']:.0f} s", flush=True)
+    started = time.perf_counter()
+    with owner.begin() as conn:
+        conn.execute(text("SET maintenance_work_mem = '256MB'"))
+        conn.execute(
+            text(
+                "CREATE INDEX ix_household_search_trgm ON household USING gin "
+                "((household_search_text(address, building, unit, room)) gin_trgm_ops)"
+            )
+        )
+    figures["household_index_s"] = time.perf_counter() - started
+    print(f"household trigram index built in {figures['household_index_s']:.0f} s", flush=True)
+    owner.dispose()
+    people(url)
+    return figures
+
+
+def people(url: str) -> None:
+    """A full-time worker per micro-grid, a chief per grid, and 1,000 cases."""
+    app = create_app({"DATABASE_URL": url})
+    with app.app_context():
+        session = get_db().session()
+        with transaction(session):
+            grids = session.execute(
+                text("SELECT id, level FROM grid WHERE level IN (3, 4) ORDER BY id")
+            ).all()
+            names = [worker_name(i) for i in range(len(grids))]
+            session.execute(
+                text(
+                    """INSERT INTO worker (code, name, phone)
+                       SELECT 'W' || lpad(i::text, 6, '0'), n, '139' || lpad(i::text, 8, '0')
+                       FROM unnest(CAST(:names AS text[])) WITH ORDINALITY AS t(n, i)"""
+                ),
+                {"names": names},
+            )
+            session.execute(
+                text(
+                    """INSERT INTO grid_assignment (worker_id, grid_id, role)
+                       SELECT w.id, g.id, CASE g.level WHEN 4 THEN 'worker_full' ELSE 'micro_chief' END
+                       FROM unnest(CAST(:gids AS int[]), CAST(:levels AS int[])) WITH ORDINALITY AS g(id, level, i)
+                       JOIN worker w ON w.code = 'W' || lpad(g.i::text, 6, '0')"""
+                ),
+                {"gids": [g.id for g in grids], "levels": [g.level for g in grids]},
+            )
+            points = session.execute(
+                text("SELECT ST_X(geom), ST_Y(geom) FROM household TABLESAMPLE SYSTEM (1) LIMIT 1000")
+            ).all()
+            for x, y in points:
+                case_svc.create_case(
+                    session, case_svc.Report(x=x, y=y, category="streetlight", description="路灯不亮")
+                )
+        session.close()
+    app.extensions["gridgov_db"].dispose()
+
+
+def queries(session, rng: random.Random, n: int) -> list[tuple[str, str, str | None]]:  # type: ignore[no-untyped-def]
+    """(kind of query, query, the text meant when the query has a typo), drawn from the data."""
+    out: list[tuple[str, str, str | None]] = []
+    addrs = session.execute(
+        text("SELECT address FROM household ORDER BY random() LIMIT :n"), {"n": n}
+    ).scalars().all()
+    for a in addrs:
+        out.append(("address", a, None))
+        short = a.split("社区", 1)[1]
+        out.append(("address (part)", short, None))
+        # One character of the estate's kind written wrong (小区 -> 小去, 花园 -> 花圆, 家园 -> 佳园).
+        i = next(k for k in range(3, 6) if short[k] in TYPOS)
+        out.append(("address (typo)", short[:i] + TYPOS[short[i]] + short[i + 1:], short))
+    for name, code in session.execute(
+        text("SELECT name, code FROM worker ORDER BY random() LIMIT :n"), {"n": n}
+    ).all():
+        out.append(("worker name", name, None))
+        out.append(("worker number", code, None))
+    for name, code in session.execute(
+        text("SELECT name, code FROM grid WHERE level = 4 ORDER BY random() LIMIT :n"), {"n": n}
+    ).all():
+        out.append(("grid name", name, None))
+        out.append(("grid code", code, None))
+    for (code,) in session.execute(text('SELECT code FROM "case" ORDER BY random() LIMIT :n'), {"n": n}).all():
+        out.append(("case code", code, None))
+    rng.shuffle(out)
+    return out
+
+
+BASELINE = {
+    "grid": ("SELECT name AS label, {score} AS score FROM grid WHERE valid_to IS NULL AND "
+             "(name ILIKE :pat OR code ILIKE :pat)", ("name", "code")),
+    "household": ("SELECT household_search_text(address, building, unit, room) AS label, {score} AS score "
+                  "FROM household WHERE household_search_text(address, building, unit, room) ILIKE :pat",
+                  ("household_search_text(address, building, unit, room)",)),
+    "worker": ("SELECT name AS label, {score} AS score FROM worker WHERE name ILIKE :pat OR code ILIKE :pat",
+               ("name", "code")),
+    "case": ('SELECT code AS label, {score} AS score FROM "case" WHERE code ILIKE :pat', ("code",)),
+}
+
+
+def baseline(session, q: str, limit: int = 10) -> list[tuple[str, float]]:  # type: ignore[no-untyped-def]
+    """A plain ILIKE '%q%' per kind (no trigram index: sequential scans), ranked like the search."""
+    session.execute(text("SET LOCAL enable_bitmapscan = off"))
+    params = {"q": q, "pat": f"%{search_svc.escape_like(q)}%", "k": limit}
+    rows: list[tuple[str, float]] = []
+    for sql, cols in BASELINE.values():
+        score = search_svc._score(*cols)
+        rows += [
+            (r.label, float(r.score))
+            for r in session.execute(text(sql.format(score=score) + " ORDER BY score DESC, label LIMIT :k"), params)
+        ]
+    rows.sort(key=lambda r: -r[1])
+    return rows[:limit]
+
+
+def admin_token(app) -> str:  # type: ignore[no-untyped-def]
+    """A bearer token of the bench's administrator (made on first use)."""
+    with app.app_context():
+        session = get_db().session()
+        with transaction(session):
+            user = session.query(AppUser).filter_by(username="bench-admin").one_or_none()
+            if user is None:
+                user = user_svc.create_user(session, "bench-admin", "admin", "Bench-password-2026")
+            limits = dict(user_svc.DEFAULT_LIMITS, SESSION_IDLE_MINUTES=600)
+            token = user_svc.start_session(session, user, None, limits, kind="token").token
+        session.close()
+    return token
+
+
+def run(url: str, rounds: int, per_kind: int) -> dict[str, object]:
+    app = create_app({"DATABASE_URL": url})
+    admin = Principal(user_id=1, username="bench", role="admin")
+    kinds = ("grid", "household", "worker", "case")  # the city has no service points or cameras
+    token = admin_token(app)
+    client = app.test_client()
+    out: dict[str, object] = {}
+    with app.app_context():
+        session = get_db().session()
+        qs = queries(session, random.Random(5), per_kind)
+        session.rollback()
+        times: dict[str, list[float]] = {"indexed alone": [], "indexed": [], "baseline": [], "http": []}
+        # First the search alone, twice over the queries (the baseline's sequential scans push
+        # the indexes out of the caches: the alternating rounds below time it after them).
+        for _ in range(2):
+            for _kind, q, _typo in qs:
+                started = time.perf_counter()
+                search_svc.search(session, admin, q, limit=10, kinds=kinds)
+                times["indexed alone"].append((time.perf_counter() - started) * 1000)
+                session.rollback()
+        print(f"alone: load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+        by_kind: dict[str, list[float]] = {}
+        agree = disagree = 0
+        typo_found = typo_total = 0
+        mismatches: list[str] = []
+        for rnd in range(rounds):
+            for kind, q, typo in qs:
+                order = ("indexed", "baseline") if (rnd % 2 == 0) else ("baseline", "indexed")
+                answers: dict[str, list] = {}
+                for which in order:
+                    started = time.perf_counter()
+                    if which == "indexed":
+                        res = search_svc.search(session, admin, q, limit=10, kinds=kinds)["items"]
+                        answers[which] = [(i["label"], i["score"]) for i in res]
+                    else:
+                        answers[which] = baseline(session, q)
+                    elapsed = (time.perf_counter() - started) * 1000
+                    session.rollback()
+                    times[which].append(elapsed)
+                    if which == "indexed":
+                        by_kind.setdefault(kind, []).append(elapsed)
+                started = time.perf_counter()
+                res = client.get("/api/search", query_string={"q": q, "kinds": ",".join(kinds)},
+                                 headers={"Authorization": f"Bearer {token}"})
+                times["http"].append((time.perf_counter() - started) * 1000)
+                assert res.status_code == 200, res.get_json()
+                if rnd == 0:
+                    ix, bl = answers["indexed"], answers["baseline"]
+                    if typo:  # the address meant is among the first three suggestions
+                        typo_total += 1
+                        typo_found += any(label.endswith(typo) for label, _ in ix[:3])
+                    elif ix and bl and ix[0][0] == bl[0][0]:
+                        agree += 1
+                    else:
+                        disagree += 1
+                        mismatches.append(f"{q}: {ix[:1]} vs {bl[:1]}")
+            print(f"round {rnd + 1}/{rounds}: load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}",
+                  flush=True)
+        session.close()
+    app.extensions["gridgov_db"].dispose()
+    for which, values in times.items():
+        out[which] = {"p50": pct(values, 50), "p95": pct(values, 95), "mean": statistics.fmean(values),
+                      "n": len(values)}
+    out["indexed_by_kind_p95"] = {k: round(pct(v, 95), 1) for k, v in by_kind.items()}
+    out["same_top_result"] = f"{agree}/{agree + disagree}"
+    out["typo_found"] = f"{typo_found}/{typo_total} (baseline: 0, ILIKE finds no misspelt text)"
+    out["mismatches"] = mismatches[:10]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--micro", type=int, default=100_000)
+    parser.add_argument("--households", type=int, default=2_000_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--per-kind", type=int, default=10, help="queries drawn per kind")
+    parser.add_argument("--keep", action="store_true", help="reuse the loaded scratch database")
+    args = parser.parse_args()
+    print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
+          f"{os.cpu_count()} cores", flush=True)
+    cluster = default_cluster()
+    cluster.start()
+    url = cluster.url(DB)
+    loaded = False
+    if args.keep:
+        try:
+            eng = create_engine(url)
+            with eng.connect() as conn:
+                loaded = conn.execute(text("SELECT count(*) FROM household")).scalar() > 0
+            eng.dispose()
+        except Exception:  # noqa: BLE001 - no such database yet
+            loaded = False
+    if not loaded:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(build(cluster, args.micro, args.households, Path(tmp)), flush=True)
+    eng = create_engine(url)
+    with eng.connect() as conn:
+        counts = conn.execute(text(
+            "SELECT (SELECT count(*) FROM grid WHERE level = 4), (SELECT count(*) FROM household), "
+            "(SELECT count(*) FROM worker), (SELECT count(*) FROM \"case\")")).one()
+    eng.dispose()
+    print(f"city: {counts[0]:,} micro-grids, {counts[1]:,} households, {counts[2]:,} workers, "
+          f"{counts[3]:,} cases", flush=True)
+    result = run(url, args.rounds, args.per_kind)
+    for k, v in result.items():
+        print(f"{k}: {v}")
+    print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
