@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import psycopg
-from flask import Flask, jsonify
+from flask import Flask, jsonify, render_template, request
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -74,11 +74,63 @@ class ImportRejected(ValidationFailed):
         self.problems = problems
 
 
+#: Paths that answer machines: errors there stay JSON whatever the client.
+MACHINE_PREFIXES = ("/api/", "/open311/", "/tiles/", "/basemap/", "/vendor/", "/static/")
+
+PAGE_ERRORS = {
+    401: ("请先登录", "请先登录后再打开此页面。"),
+    403: ("无权访问", "您的账号无权打开此页面。如需使用，请联系系统管理员。"),
+    404: ("页面不存在", "您要打开的页面不存在，或不在您负责的范围内。"),
+    405: ("请求方式不被允许", "此页面不接受这种请求方式，请从菜单打开。"),
+}
+
+
+def is_page_request() -> bool:
+    """Say whether the request is for a page (a person's browser), not the API or a tile."""
+    return not request.path.startswith(MACHINE_PREFIXES) and request.path not in (
+        "/favicon.ico",
+        "/robots.txt",
+    )
+
+
+def _chinese_part(message: str) -> str:
+    """The Chinese half of a bilingual message ("中文 / English"), else the message."""
+    head = message.split(" / ", 1)[0].strip()
+    return head if any("\u4e00" <= ch <= "\u9fff" for ch in head) else ""
+
+
+def error_page(status: int, message: str | None = None, headers: Any = None):  # type: ignore[no-untyped-def]
+    """A Chinese HTML page for a failed page request, in the page shell, with a way back."""
+    from app.web.menu import home_path
+
+    heading, default = PAGE_ERRORS.get(status, ("出错了", "请求未能完成，请返回后重试。"))
+    text_ = default if status in (404, 405) else (_chinese_part(message or "") or default)
+    back, label = home_path()
+    html = render_template(
+        "error.html", title=heading, status=status, heading=heading, message=text_,
+        back=back, back_label=label,
+    )
+    response = app_response(html, status)
+    for name, value in headers or []:
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
+def app_response(html: str, status: int):  # type: ignore[no-untyped-def]
+    from flask import Response
+
+    return Response(html, status=status, mimetype="text/html")
+
+
 def register_error_handlers(app: Flask) -> None:
-    """Answer domain errors and HTTP errors with a JSON body ``{"error": {...}}``."""
+    """Answer domain errors and HTTP errors with a JSON body ``{"error": {...}}``; a page
+    request gets a Chinese HTML page instead."""
 
     @app.errorhandler(GisError)
     def _gis(err: GisError):  # type: ignore[no-untyped-def]
+        if is_page_request() and err.http_status != 401:
+            return error_page(err.http_status, err.message)
         response = jsonify(error=err.to_dict())
         response.status_code = err.http_status
         if isinstance(err.details.get("retry_after"), int):
@@ -87,6 +139,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException):  # type: ignore[no-untyped-def]
+        if is_page_request() and (err.code or 500) >= 400:
+            return error_page(err.code or 500, None, err.get_headers())
         response = jsonify(
             error={"code": err.name.lower().replace(" ", "_"), "message": err.description}
         )

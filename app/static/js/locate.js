@@ -85,6 +85,10 @@
           '<div id="gg-locate-msg" class="gg-error" role="alert"></div></form>';
         L.DomEvent.disableClickPropagation(div);
         L.DomEvent.disableScrollPropagation(div);
+        // On a phone the box folds to its title (CSS); a tap on the title opens it.
+        div.querySelector(".gg-locate-title").addEventListener("click", function () {
+          div.classList.toggle("gg-open");
+        });
         return div;
       }
     });
