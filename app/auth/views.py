@@ -417,7 +417,6 @@ def users_page():  # type: ignore[no-untyped-def]
 def audit_page():  # type: ignore[no-untyped-def]
     """The audit log, for the administrator."""
     from app.services import audit as audit_svc
-
     from app.web.labels import audit_rows
 
     session = get_session()

@@ -110,8 +110,9 @@ def audit_rows(session: Session, entries: list[dict[str, Any]]) -> list[dict[str
         out.append(
             e
             | {
+                "who": "命令行" if e["role"] == "operator" and e["username"] == "cli" else (e["username"] or ""),
                 "kind_name": AUDIT_KIND_NAMES.get(e["kind"], e["kind"]),
-                "role_name": USER_ROLE_NAMES.get(e["role"] or "", "" if not e["role"] else "其他"),
+                "role_name": USER_ROLE_NAMES.get(e["role"] or "", {None: "", "operator": "运维"}.get(e["role"], "其他")),
                 "action_name": audit_action(e["kind"], e["action"]),
                 "object_name": obj,
             }

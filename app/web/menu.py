@@ -25,26 +25,24 @@ class Module:
 
     path: str
     label: str
-    icon: str = ""
     roles: frozenset[str] | None = None  # narrows the endpoint's rule; None: as the rule says
 
 
 FIELD_STAFF = frozenset({"admin", "centre", "grid_chief", "micro_chief", "worker", "party_member"})
 
 MODULES: list[Module] = [
-    Module("/overview", "一张图", "📊", frozenset({"admin", "centre", "grid_chief", "micro_chief"})),
-    Module("/emap", "电子地图", "🗺"),
-    Module("/cases/desk", "受理台", "📋"),
-    Module("/cases/worker", "我的事件", "📱", FIELD_STAFF),
+    Module("/overview", "一张图", frozenset({"admin", "centre", "grid_chief", "micro_chief"})),
+    Module("/emap", "电子地图"),
+    Module("/cases/desk", "受理台"),
+    Module("/cases/worker", "我的事件", FIELD_STAFF),
     Module(
         "/ledgers",
         "台账",
-        "📒",
         frozenset({"admin", "centre", "grid_chief", "micro_chief", "department"}),
     ),
-    Module("/cases/kpi", "考核指标", "📈"),
-    Module("/admin/users", "账号管理", "👤"),
-    Module("/admin/audit", "审计日志", "🧾"),
+    Module("/cases/kpi", "考核指标"),
+    Module("/admin/users", "账号管理"),
+    Module("/admin/audit", "审计日志"),
 ]
 
 
