@@ -85,6 +85,55 @@ PAGE_ERRORS = {
 }
 
 
+# A Chinese lead for a message written in English only (the machine ``code`` stays as it is).
+CODE_ZH = {
+    "bad_request": "请求有误",
+    "bad_parameter": "参数有误",
+    "validation_failed": "数据不符合规则",
+    "import_rejected": "导入被拒绝，未导入任何数据",
+    "not_found": "未找到所请求的记录",
+    "conflict": "与当前状态冲突，请刷新后重试",
+    "forbidden": "无权执行此操作",
+    "unauthenticated": "请先登录",
+    "bad_coordinates": "坐标有误",
+    "unknown_crs": "不支持的坐标系",
+    "gis_error": "空间数据有误",
+    "illegal_transition": "事件当前状态不允许此操作",
+    "stale_version": "记录已被他人修改，请刷新后重试",
+    "idempotency_mismatch": "重复提交的内容不一致",
+    "grid_retired": "网格已撤销",
+    "undo_refused": "无法撤销",
+    "version_required": "缺少版本号，请刷新后重试",
+    "too_many_requests": "请求过于频繁，请稍后再试",
+    "too_many_attempts": "尝试次数过多，请稍后再试",
+    "reporter_proof_required": "需要上报人验证",
+    "login_failed": "用户名或密码错误",
+    "busy": "系统繁忙，请稍后再试",
+}
+HTTP_ZH = {
+    400: "请求有误",
+    404: "接口不存在",
+    405: "不支持该请求方式",
+    413: "请求内容过大",
+    415: "不支持的内容类型",
+    429: "请求过于频繁，请稍后再试",
+}
+
+
+def has_chinese(message: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in message)
+
+
+def chinese_first(code: str, message: str, param: Any = None) -> str:
+    """Give an English-only message a Chinese lead: "中文 / English" (a parameter's name first)."""
+    if has_chinese(message):
+        return message
+    lead = CODE_ZH.get(code, "请求未能完成")
+    if isinstance(param, str) and param and message.startswith(param):
+        return f"{param}：{lead} / {message}"
+    return f"{lead} / {message}"
+
+
 def is_page_request() -> bool:
     """Say whether the request is for a page (a person's browser), not the API or a tile."""
     return not request.path.startswith(MACHINE_PREFIXES) and request.path not in (
@@ -96,7 +145,7 @@ def is_page_request() -> bool:
 def _chinese_part(message: str) -> str:
     """The Chinese half of a bilingual message ("中文 / English"), else the message."""
     head = message.split(" / ", 1)[0].strip()
-    return head if any("\u4e00" <= ch <= "\u9fff" for ch in head) else ""
+    return head if has_chinese(head) else ""
 
 
 def error_page(status: int, message: str | None = None, headers: Any = None):  # type: ignore[no-untyped-def]
@@ -131,7 +180,10 @@ def register_error_handlers(app: Flask) -> None:
     def _gis(err: GisError):  # type: ignore[no-untyped-def]
         if is_page_request() and err.http_status != 401:
             return error_page(err.http_status, err.message)
-        response = jsonify(error=err.to_dict())
+        body = err.to_dict()
+        if isinstance(body.get("message"), str):
+            body["message"] = chinese_first(err.code, body["message"], body.get("param"))
+        response = jsonify(error=body)
         response.status_code = err.http_status
         if isinstance(err.details.get("retry_after"), int):
             response.headers["Retry-After"] = str(err.details["retry_after"])
@@ -141,9 +193,9 @@ def register_error_handlers(app: Flask) -> None:
     def _http(err: HTTPException):  # type: ignore[no-untyped-def]
         if is_page_request() and (err.code or 500) >= 400:
             return error_page(err.code or 500, None, err.get_headers())
-        response = jsonify(
-            error={"code": err.name.lower().replace(" ", "_"), "message": err.description}
-        )
+        code = err.name.lower().replace(" ", "_")
+        lead = HTTP_ZH.get(err.code or 500, "请求未能完成")
+        response = jsonify(error={"code": code, "message": f"{lead} / {err.description}"})
         response.status_code = err.code or 500
         # Keep what the error says in its headers (a 405's Allow, a 401's WWW-Authenticate).
         for name, value in err.get_headers():

@@ -34,17 +34,18 @@ def cookies(database_url: str, accounts) -> Iterator[dict[str, str]]:  # type: i
     """A browser session (cookie) for every role's account; ended afterwards."""
     engine = create_engine(database_url)
     out: dict[str, str] = {}
+    ids: list[int] = []
     limits = dict(user_svc.DEFAULT_LIMITS, SESSION_IDLE_MINUTES=600)
     with Session(engine) as s, s.begin():
         for role in ROLES:
             user = s.get(AppUser, accounts[role].user_id)
-            out[role] = user_svc.start_session(s, user, None, limits).token
+            new = user_svc.start_session(s, user, None, limits)
+            out[role] = new.token
+            s.flush()
+            ids.append(new.session.id)
     yield out
-    with engine.begin() as conn:
-        conn.execute(
-            text("DELETE FROM user_session WHERE user_id = ANY(:ids) AND kind = 'browser'"),
-            {"ids": [accounts[r].user_id for r in ROLES]},
-        )
+    with engine.begin() as conn:  # only the sessions made here (other tests keep theirs)
+        conn.execute(text("DELETE FROM user_session WHERE id = ANY(:ids)"), {"ids": ids})
     engine.dispose()
 
 

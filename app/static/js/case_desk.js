@@ -46,7 +46,7 @@
       current = c;
       var acts = c.allowed_actions.filter(function (a) { return NAMES[a]; });
       var ev = c.events.map(function (e) {
-        return "<li>" + C.time(e.at) + " " + C.esc(e.action_name) + "（" + C.esc(e.actor) + "）" + (e.note ? "：" + C.esc(e.note) : "") + "</li>";
+        return "<li>" + C.time(e.at) + " " + C.esc(e.action_name) + "（" + C.esc(e.actor_name || e.actor) + "）" + (e.note ? "：" + C.esc(e.note) : "") + "</li>";
       }).join("");
       var photos = c.photos.map(function (p) { return '<img class="gg-thumb" src="' + C.esc(p.url) + '" alt="照片">'; }).join("");
       var html = '<section class="gg-case" data-code="' + C.esc(c.code) + '"><h3>' + C.esc(c.code) + " " + C.badge(c) + "</h3>" +

@@ -19,6 +19,13 @@
   /* The same for a date only: "YYYY-MM-DD" in China time. */
   function formatDate(value) { return formatTime(value).slice(0, 10); }
   window.GridGovTime = { format: formatTime, date: formatDate };
+  /* What a person reads of an API error: the Chinese half of "中文 / English". */
+  function chinese(message) {
+    var text = String(message == null ? "" : message);
+    var head = text.split(" / ")[0];
+    return /[\u4e00-\u9fff]/.test(head) ? head : text;
+  }
+  window.GridGovText = { message: chinese };
 
   document.addEventListener("DOMContentLoaded", function () {
     var button = document.getElementById("gg-menu-button");
