@@ -53,6 +53,21 @@ OBJECT_NAMES = {
     "grid_change": "网格变更",
     "import": "导入",
     "audit_log": "审计日志",
+    # an endpoint's module, for changes that name no record
+    "cases": "事件",
+    "auth": "账号",
+    "grids": "网格",
+    "grid_edit": "网格编辑",
+    "partition": "自动划分",
+    "overrides": "管辖例外区域",
+    "coverage": "服务圈",
+    "transfer": "导入导出",
+    "locate": "坐标定位",
+    "personal": "个人信息",
+    "places": "服务点与摄像头",
+    "open311": "居民上报接口",
+    "auth_pages": "账号",
+    "emap": "电子地图",
 }
 FAILURES = {
     "login_failed": "用户名或密码错误",
@@ -100,7 +115,7 @@ def audit_rows(session: Session, entries: list[dict[str, Any]]) -> list[dict[str
     out = []
     for e in entries:
         otype, oid = e["object_type"], e["object_id"]
-        name = OBJECT_NAMES.get(otype or "", MODULE_NAMES.get(otype or "", otype or ""))
+        name = OBJECT_NAMES.get(otype or "", MODULE_NAMES.get(otype or "", "其他" if otype else ""))
         if otype == "user" and oid:
             obj = f"{name} {users.get(oid, oid)}"
         elif otype == "grid" and oid:
