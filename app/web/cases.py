@@ -21,8 +21,16 @@ LEAFLET = {
 @bp.get("/desk")
 def desk():  # type: ignore[no-untyped-def]
     """The command centre's case desk: filters, list (overdue first), map, actions."""
+    p = current_principal()
+    session = get_session()
+    # Whom the desk may send a case to, by name: the workers of the caller's grids.
+    workers = names.workers(session, grid_scope(session, p)) if p.role != "department" else []
     return render_template(
-        "cases/desk.html", title="事件受理台", assets=LEAFLET, script="/static/js/case_desk.js"
+        "cases/desk.html",
+        title="事件受理台",
+        assets=LEAFLET,
+        script="/static/js/case_desk.js",
+        workers=workers,
     )
 
 

@@ -262,3 +262,32 @@ def test_the_map_keeps_the_phone_screen(role: str, browser, live_server, cookies
         assert page.locator("#gg-locate-input").is_visible()
     finally:
         ctx.close()
+
+
+# ---------------------------------------------------------------- pickers by name
+
+
+def _picker_workers(html: str) -> list[dict]:
+    import json
+
+    block = re.search(r'<script type="application/json" id="desk-workers">(.*?)</script>', html, re.S)
+    assert block, "the desk carries no workers to pick from"
+    return json.loads(block.group(1))
+
+
+def test_the_desk_and_worker_page_pick_workers_by_name_within_the_callers_grids(app, accounts, db_session) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    centre = _picker_workers(client.get("/cases/desk", headers=bearer(accounts["centre"])).get_data(as_text=True))
+    chief = _picker_workers(client.get("/cases/desk", headers=bearer(accounts["grid_chief"])).get_data(as_text=True))
+    codes = {w["code"] for w in centre}
+    assert {"W00003", "W00005", "W00009"} <= codes and all(w["name"] for w in centre)
+    assert {w["code"] for w in chief} < codes  # a grid chief picks among his grid's workers only
+    assert "W00005" in {w["code"] for w in chief}
+    w5 = next(w for w in centre if w["code"] == "W00005")
+    name = db_session.execute(text("SELECT name FROM worker WHERE code = 'W00005'")).scalar()
+    assert w5["name"] == name
+    # The centre chooses a worker by name on the worker page; a worker sees his own name.
+    page = client.get("/cases/worker", headers=bearer(accounts["centre"])).get_data(as_text=True)
+    assert 'id="worker-pick"' in page and f">{name}（W00005" in page
+    page = client.get("/cases/worker", headers=bearer(accounts["worker"])).get_data(as_text=True)
+    assert 'id="worker-pick"' not in page and f"网格员：{name}（W00005）" in page
