@@ -291,3 +291,13 @@ def test_the_desk_and_worker_page_pick_workers_by_name_within_the_callers_grids(
     assert 'id="worker-pick"' in page and f">{name}（W00005" in page
     page = client.get("/cases/worker", headers=bearer(accounts["worker"])).get_data(as_text=True)
     assert 'id="worker-pick"' not in page and f"网格员：{name}（W00005）" in page
+
+
+def test_pages_for_nobody_signed_in_read_as_chinese(app) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    for path in ("/login", "/cases/track", "/no/such/page"):
+        res = client.get(path)
+        html = res.get_data(as_text=True)
+        assert "网格化服务管理平台" in html and 'id="gg-nav"' not in html  # no menu for nobody
+        visible = re.sub(r"<script.*?</script>|<[^>]+>", " ", html, flags=re.S)
+        assert not _visible_problems(visible), (path, _visible_problems(visible))
