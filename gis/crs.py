@@ -99,9 +99,10 @@ def check_lonlat(lon: np.ndarray, lat: np.ndarray, *, what: str = "coordinates")
     i = int(np.flatnonzero(bad)[0])
     x, y = float(lon.flat[i]), float(lat.flat[i])
     if not (math.isfinite(x) and math.isfinite(y)):
-        raise CoordinateError(f"{what}: not a number ({x}, {y})", index=i)
+        raise CoordinateError(f"坐标不是数字 ({x}, {y}) / {what}: not a number ({x}, {y})", index=i)
     if abs(y) > 90 and abs(x) <= 90 and abs(y) <= 180:
         raise CoordinateError(
+            f"纬度 {y} 超出范围 [-90, 90]，经纬度可能写反了（是否应为 经度 {y}、纬度 {x}？） / "
             f"{what}: latitude {y} is out of range [-90, 90]; lon/lat look swapped "
             f"(did you mean lon={y}, lat={x}?)",
             index=i,
@@ -110,12 +111,15 @@ def check_lonlat(lon: np.ndarray, lat: np.ndarray, *, what: str = "coordinates")
     if abs(x) > 180 or abs(y) > 90:
         if abs(x) > 1000 or abs(y) > 1000:
             raise CoordinateError(
+                f"({x}, {y}) 像是投影坐标（米），请选择其坐标系（如 CGCS2000 高斯投影带 EPSG:4548） / "
                 f"{what}: ({x}, {y}) look like projected metres; name their CRS "
                 "(e.g. crs=EPSG:4548 for a CGCS2000 Gauss-Krüger zone)",
                 index=i,
             )
         raise CoordinateError(
-            f"{what}: ({x}, {y}) out of range (longitude -180..180, latitude -90..90)", index=i
+            f"坐标 ({x}, {y}) 超出范围（经度 -180..180，纬度 -90..90） / "
+            f"{what}: ({x}, {y}) out of range (longitude -180..180, latitude -90..90)",
+            index=i,
         )
 
 

@@ -193,7 +193,7 @@ def scoped_grid(session: Session, p: Principal, given: int | None, param: str = 
     if roots is None:
         return None
     if not roots:
-        raise NotFound("no grid of yours / 没有您负责的网格")
+        raise NotFound("没有您负责的网格 / no grid of yours")
     if len(roots) > 1:
         raise BadParameter(
             param,
@@ -399,10 +399,29 @@ class Rule:
         return ANONYMOUS_ROLE in self.roles
 
 
+_WHAT = {
+    "grid": "网格",
+    "case": "事件",
+    "household": "住户",
+    "photo": "照片",
+    "change": "变更记录",
+    "override area": "管辖例外区域",
+    "camera": "摄像头",
+}
+
+
+def _chinese_what(what: str) -> str:
+    """"case SJ…" → "事件 SJ…"."""
+    for en, zh in sorted(_WHAT.items(), key=lambda kv: -len(kv[0])):
+        if what.startswith(en + " "):
+            return f"{zh} {what[len(en) + 1:]} "
+    return what
+
+
 def _need(ok: bool, what: str) -> None:
     if not ok:
         # 404, not 403: a record outside one's grids is not acknowledged to exist.
-        raise NotFound(f"{what} not found")
+        raise NotFound(f"{_chinese_what(what)}不存在或不在您的范围内 / {what} not found")
 
 
 def grid_arg(name: str = "grid_id") -> Check:
@@ -648,6 +667,8 @@ def authorize(
     if p.role not in rule.roles:
         if not p.authenticated:
             raise Unauthenticated("请先登录 / sign in first")
-        raise Forbidden(f"角色 {p.role} 无权执行此操作 / the role '{p.role}' may not do this")
+        from app.models.auth import USER_ROLE_NAMES
+
+        raise Forbidden(f"{USER_ROLE_NAMES.get(p.role, p.role)}角色无权执行此操作 / the role '{p.role}' may not do this")
     if rule.check is not None:
         rule.check(session(), p, view_args)

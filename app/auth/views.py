@@ -405,8 +405,11 @@ def logout_page():  # type: ignore[no-untyped-def]
 @pages_bp.get("/admin/users")
 def users_page():  # type: ignore[no-untyped-def]
     """Accounts, for the administrator."""
+    from app.web.labels import link_names
+
+    session = get_session()
     return render_template(
-        "auth/users.html", users=svc.list_users(get_session()), role_names=USER_ROLE_NAMES
+        "auth/users.html", users=link_names(session, svc.list_users(session)), role_names=USER_ROLE_NAMES
     )
 
 
@@ -414,6 +417,8 @@ def users_page():  # type: ignore[no-untyped-def]
 def audit_page():  # type: ignore[no-untyped-def]
     """The audit log, for the administrator."""
     from app.services import audit as audit_svc
+    from app.web.labels import audit_rows
 
-    entries = audit_svc.entries(get_session(), limit=200, **_audit_filters())["items"]
-    return render_template("auth/audit.html", entries=entries)
+    session = get_session()
+    entries = audit_svc.entries(session, limit=200, **_audit_filters())["items"]
+    return render_template("auth/audit.html", entries=audit_rows(session, entries))

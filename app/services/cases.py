@@ -577,14 +577,41 @@ def case_view(
     return view
 
 
+ACTOR_ROLE_NAMES = {
+    "centre": "指挥中心",
+    "worker": "网格员",
+    "micro_chief": "网格长",
+    "department": "职能部门",
+    "resident": "居民",
+    "system": "系统",
+}
+
+
+def actor_name(label: str | None, role: str | None, worker_name: str | None = None) -> str:
+    """Who acted, in words: the role in Chinese and the person's name ("网格员 张三"), from the
+    recorded actor label ("worker worker:5 张三") and the worker's name when there is one."""
+    role = role or (label or "").split(" ", 1)[0]
+    role_name = ACTOR_ROLE_NAMES.get(role, "")
+    words = [
+        w for w in (label or "").split(" ")[1:] if not w.startswith(("worker:", "department:"))
+    ]
+    name = worker_name or " ".join(words).strip()
+    if not role_name:
+        return name or "—"
+    if not name or name == role_name or role in ("resident", "system"):
+        return role_name
+    return f"{role_name} {name}"
+
+
 def events_of(session: Session, case_id: int) -> list[dict[str, Any]]:
     """Return the recorded transitions of a case, oldest first."""
     rows = session.execute(
         text(
             """SELECT e.id, e.action, e.from_status, e.to_status, e.actor, e.actor_role,
-                      e.actor_worker_id, e.at, e.note, e.details,
+                      e.actor_worker_id, e.at, e.note, e.details, w.name AS worker_name,
                       ST_X(e.geom) AS lon, ST_Y(e.geom) AS lat
-               FROM case_event e WHERE e.case_id = :id ORDER BY e.at, e.id"""
+               FROM case_event e LEFT JOIN worker w ON w.id = e.actor_worker_id
+               WHERE e.case_id = :id ORDER BY e.at, e.id"""
         ),
         {"id": case_id},
     ).all()
@@ -596,6 +623,7 @@ def events_of(session: Session, case_id: int) -> list[dict[str, Any]]:
             "from_status": r.from_status,
             "to_status": r.to_status,
             "actor": r.actor,
+            "actor_name": actor_name(r.actor, r.actor_role, r.worker_name),
             "actor_role": r.actor_role,
             "actor_worker_id": r.actor_worker_id,
             "at": _iso(r.at),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.web import basemap, cases, emap, overview, tiles, vendor
+from app.web import basemap, cases, emap, menu, overview, tiles, vendor
 
 BLUEPRINTS = [emap.bp, vendor.bp, cases.bp, tiles.bp, basemap.bp, overview.bp]
 
@@ -13,3 +13,4 @@ def register(app: Flask) -> None:
     """Register every page blueprint on the app."""
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
+    menu.register(app)

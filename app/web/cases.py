@@ -5,6 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 
 from app.auth import current_principal
+from app.auth.policy import grid_scope
+from app.db import get_session
+from app.services import names
 from app.web.vendor import vendor_url
 
 bp = Blueprint("case_pages", __name__, url_prefix="/cases")
@@ -18,25 +21,41 @@ LEAFLET = {
 @bp.get("/desk")
 def desk():  # type: ignore[no-untyped-def]
     """The command centre's case desk: filters, list (overdue first), map, actions."""
+    p = current_principal()
+    session = get_session()
+    # Whom the desk may send a case to, by name: the workers of the caller's grids.
+    workers = names.workers(session, grid_scope(session, p)) if p.role != "department" else []
     assets = {
         "css": LEAFLET["css"] + ["/static/css/search.css"],
         "js": LEAFLET["js"] + ["/static/js/search.js"],
     }
     return render_template(
-        "cases/desk.html", title="事件受理台", assets=assets, script="/static/js/case_desk.js"
+        "cases/desk.html",
+        title="事件受理台",
+        assets=assets,
+        script="/static/js/case_desk.js",
+        workers=workers,
     )
 
 
 @bp.get("/worker")
 def worker():  # type: ignore[no-untyped-def]
     """A grid worker's phone page: my cases on a map; accept, resolve with note, photo, GPS."""
+    p = current_principal()
+    session = get_session()
+    worker_id = _worker_of_page()
+    # The administrator and the centre choose a worker by name (their grids' workers).
+    choices = names.workers(session, grid_scope(session, p)) if p.role in ("admin", "centre") else []
     return render_template(
         "cases/worker.html",
         title="我的事件",
         assets=LEAFLET,
         script="/static/js/case_worker.js",
-        worker_id=_worker_of_page(),
-        on_behalf=current_principal().role == "admin",
+        worker_id=worker_id,
+        worker_name=names.worker_name(session, int(worker_id)) if worker_id.isdigit() else "",
+        choices=choices,
+        on_behalf=p.role == "admin",
+        may_choose=p.role in ("admin", "centre"),
     )
 
 

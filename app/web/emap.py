@@ -88,7 +88,6 @@ def emap():  # type: ignore[no-untyped-def]
     html = render_template(
         "emap.html",
         settings=settings,
-        role=current_principal().role,
         css=LEAFLET_CSS + EMAP_STYLES,
         js=LEAFLET_JS + EMAP_SCRIPTS,
     )

@@ -153,7 +153,10 @@ def test_draw_save_split_and_see_household_counts(  # type: ignore[no-untyped-de
 
     def click_at(lon: float, lat: float) -> None:
         p = page.evaluate(
-            "([lon, lat]) => GridGov.map.latLngToContainerPoint([lat, lon])", [lon, lat]
+            """([lon, lat]) => { const p = GridGov.map.latLngToContainerPoint([lat, lon]);
+                                 const r = GridGov.map.getContainer().getBoundingClientRect();
+                                 return {x: r.left + p.x, y: r.top + p.y}; }""",
+            [lon, lat],
         )
         page.mouse.click(p["x"], p["y"])
         page.wait_for_timeout(100)

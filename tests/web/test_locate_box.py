@@ -80,5 +80,6 @@ def test_locate_box_typed_click_and_errors(live_server: str, page) -> None:  # t
     page.select_option("#gg-locate-crs", "wgs84")
     page.click("#gg-locate-go")
     page.wait_for_selector("#gg-locate-msg:not(:empty)")
-    assert "swapped" in page.inner_text("#gg-locate-msg")
+    assert "写反" in page.inner_text("#gg-locate-msg")  # in Chinese: no English in the box
+    assert "swapped" not in page.inner_text("#gg-locate-msg")
     assert "无法定位" in page.inner_text("#gg-locate-msg")

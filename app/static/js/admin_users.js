@@ -9,7 +9,7 @@
                         body: JSON.stringify(body || {}) })
       .then(function (r) {
         return r.json().then(function (data) {
-          if (!r.ok) { throw new Error((data.error && data.error.message) || ("HTTP " + r.status)); }
+          if (!r.ok) { throw new Error(window.GridGovText.message((data.error && data.error.message) || ("请求失败（" + r.status + "）"))); }
           return data;
         });
       });

@@ -18,7 +18,7 @@
         return r.json().then(function (data) {
           if (!r.ok) {
             var err = (data && data.error) || {};
-            var msg = err.message || ("HTTP " + r.status);
+            var msg = window.GridGovText.message(err.message || ("请求失败（" + r.status + "）"));
             if (err.allowed) { msg += "（当前可执行：" + (err.allowed.join("、") || "无") + "）"; }
             throw new Error(msg);
           }
@@ -26,12 +26,8 @@
         });
       });
     },
-    time: function (iso) {
-      if (!iso) { return ""; }
-      var d = new Date(iso);
-      var p = function (n) { return (n < 10 ? "0" : "") + n; };
-      return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " + p(d.getHours()) + ":" + p(d.getMinutes());
-    },
+    /* China time, YYYY-MM-DD HH:mm (the shell's one helper). */
+    time: function (iso) { return window.GridGovTime.format(iso); },
     badge: function (c) {
       return '<span class="gg-status gg-status-' + Cases.esc(c.status) + '">' + Cases.esc(c.status_name) + "</span>" +
         (c.overdue ? '<span class="gg-overdue">超期</span>' : "");

@@ -36,11 +36,35 @@
   }
 
   var FORMS = {
-    dispatch: '<label>派给网格员ID（留空按网格自动派单）<input name="worker_id" inputmode="numeric"></label>',
-    merge: '<label>合并到事件编号<input name="into"></label>',
+    dispatch: '<label>派给网格员 <input type="search" class="gg-worker-filter" placeholder="输入姓名或编号筛选"> ' +
+      '<select name="worker_id" class="gg-worker-pick" data-empty="按网格自动派单"></select></label>',
+    merge: '<label>合并到事件编号<input name="into" list="gg-dup-codes" autocomplete="off" placeholder="附近的同类事件可直接选择"></label>',
     cancel: '<label>原因<select name="reason"><option value="duplicate">重复上报</option><option value="not_a_problem">不属于问题</option><option value="false_alarm">误报</option><option value="other">其他</option></select></label>',
-    transfer: '<label>转派给网格员ID（留空为相邻网格）<input name="worker_id" inputmode="numeric"></label>'
+    transfer: '<label>转派给网格员 <input type="search" class="gg-worker-filter" placeholder="输入姓名或编号筛选"> ' +
+      '<select name="worker_id" class="gg-worker-pick" data-empty="相邻网格（自动）"></select></label>'
   };
+  var WORKERS = [];
+
+  /* Fill a worker picker with names (text only), narrowed by what the filter box holds. */
+  function fillWorkers(select, filter) {
+    var words = (filter || "").trim().toLowerCase();
+    var keep = select.value;
+    while (select.firstChild) { select.removeChild(select.firstChild); }
+    var none = document.createElement("option");
+    none.value = "";
+    none.textContent = select.getAttribute("data-empty");
+    select.appendChild(none);
+    WORKERS.forEach(function (w) {
+      var label = w.name + "（" + (w.code || w.id) + (w.grids ? "，" + w.grids : "") + "）";
+      if (words && label.toLowerCase().indexOf(words) < 0) { return; }
+      var o = document.createElement("option");
+      o.value = String(w.id);
+      o.textContent = label;
+      select.appendChild(o);
+    });
+    select.value = keep;
+    if (select.value !== keep) { select.value = ""; }
+  }
   var NAMES = { dispatch: "派单", cancel: "作废", merge: "合并", escalate: "上报升级", transfer: "转派", verify: "核查通过", reopen: "核查不通过", close: "结案" };
 
   function show(id) {
@@ -48,7 +72,7 @@
       current = c;
       var acts = c.allowed_actions.filter(function (a) { return NAMES[a]; });
       var ev = c.events.map(function (e) {
-        return "<li>" + C.time(e.at) + " " + C.esc(e.action_name) + "（" + C.esc(e.actor) + "）" + (e.note ? "：" + C.esc(e.note) : "") + "</li>";
+        return "<li>" + C.time(e.at) + " " + C.esc(e.action_name) + "（" + C.esc(e.actor_name || e.actor) + "）" + (e.note ? "：" + C.esc(e.note) : "") + "</li>";
       }).join("");
       var photos = c.photos.map(function (p) { return '<img class="gg-thumb" src="' + C.esc(p.url) + '" alt="照片">'; }).join("");
       var html = '<section class="gg-case" data-code="' + C.esc(c.code) + '"><h3>' + C.esc(c.code) + " " + C.badge(c) + "</h3>" +
@@ -79,6 +103,14 @@
       }
       var form = document.getElementById("act-form");
       if (form) {
+        Array.prototype.forEach.call(form.querySelectorAll(".gg-worker-pick"), function (sel) {
+          fillWorkers(sel, "");
+          var box = sel.parentNode.querySelector(".gg-worker-filter");
+          box.addEventListener("input", function () {
+            fillWorkers(sel, box.value);
+            if (sel.options.length === 2) { sel.selectedIndex = 1; }  // one match: take it
+          });
+        });
         form.addEventListener("click", function (ev) {
           var a = ev.target.getAttribute("data-action");
           if (a) { act(a, form); }
@@ -87,6 +119,14 @@
       if (c.status !== "closed" && c.status !== "cancelled") {
         return C.call("GET", "/api/cases/" + c.id + "/duplicates").then(function (d) {
           if (!d.length) { return; }
+          var codes = document.getElementById("gg-dup-codes");
+          while (codes.firstChild) { codes.removeChild(codes.firstChild); }
+          d.forEach(function (x) {
+            var o = document.createElement("option");
+            o.value = x.code;
+            o.label = x.category_name ? x.category_name + "，" + x.distance_m + " 米" : x.distance_m + " 米";
+            codes.appendChild(o);
+          });
           document.getElementById("dups").innerHTML = "<p>附近的同类未结事件（可能重复）：" + d.map(function (x) {
             return C.esc(x.code) + "（" + C.esc(x.status_name) + "，" + x.distance_m + " 米）";
           }).join("、") + "</p>";
@@ -107,6 +147,8 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    var data = document.getElementById("desk-workers");
+    WORKERS = data ? JSON.parse(data.textContent) : [];
     map = L.map("desk-map", { preferCanvas: true }).setView([31.8, 117.2], 14);
     markers = L.featureGroup().addTo(map);
     window.CaseDeskMap = { map: map, markers: markers };  // the desk's map, for tests and add-ons

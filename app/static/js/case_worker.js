@@ -24,7 +24,7 @@
   }
 
   function load() {
-    if (!workerId) { document.getElementById("my-cases").innerHTML = "<p>请输入网格员编号。</p>"; return Promise.resolve(); }
+    if (!workerId) { document.getElementById("my-cases").innerHTML = "<p>请选择网格员。</p>"; return Promise.resolve(); }
     return C.call("GET", "/api/cases?assignee=" + encodeURIComponent(workerId) + "&status=dispatched,accepted,resolved&limit=200").then(function (res) {
       cases = {};
       res.items.forEach(function (c) { cases[c.id] = c; });
@@ -85,6 +85,14 @@
       history.replaceState(null, "", "?worker=" + encodeURIComponent(workerId || ""));
       load();
     });
+    var pick = document.getElementById("worker-pick");
+    if (pick) {
+      pick.addEventListener("change", function () {
+        if (!pick.value) { return; }
+        document.getElementById("worker-id").value = pick.value;
+        document.getElementById("who").requestSubmit();
+      });
+    }
     var list = document.getElementById("my-cases");
     list.addEventListener("click", function (ev) {
       var action = ev.target.getAttribute("data-action");

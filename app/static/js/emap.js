@@ -536,9 +536,12 @@
           if (fc) { circles.addData(fc); }
         });
     };
-    GridGov.refreshCircles();
+    if (settings.role !== "department") { GridGov.refreshCircles(); }  // households' circles: field staff
 
     L.control.layers(base, overlays, { collapsed: true }).addTo(map);
+    /* The wheel over a panel or tool scrolls that panel; it never zooms the map. */
+    var controls = map.getContainer().querySelector(".leaflet-control-container");
+    if (controls) { L.DomEvent.disableScrollPropagation(controls); }
     legend(settings).addTo(map);
 
     /* A click: the server picks the grid under it; a tool may take it, else its notice board. */

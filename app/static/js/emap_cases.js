@@ -60,7 +60,7 @@
               "<p>居民查询码 <strong>" + esc(c.public_code) + "</strong>" +
               (res.d.secret ? "，评价凭证 <strong>" + esc(res.d.secret) + "</strong>（只显示这一次，请转告上报人）" : "") + "</p><p>所属网格：" + esc(c.grid ? c.grid.name : "未定位（转指挥中心）") + "</p>" +
               "<p>派单给：" + esc(owner ? owner.name + "（" + owner.role_name + "）" : "指挥中心") + "</p>" +
-              "<p>处置时限：" + esc(c.deadline) + "</p>" + (dups ? "<p>附近可能重复：" + dups + "</p>" : "") + "</div>";
+              "<p>处置时限：" + esc(window.GridGovTime.format(c.deadline)) + "</p>" + (dups ? "<p>附近可能重复：" + dups + "</p>" : "") + "</div>";
             form.querySelector("button").disabled = true;
             reporting = false;
             map.getContainer().classList.remove("gg-reporting");

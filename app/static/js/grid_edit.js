@@ -24,13 +24,10 @@
   var PART_COLORS = ["#d81b60", "#1e88e5", "#43a047", "#fb8c00", "#8e24aa", "#00897b"];
   var MOVE_NAMES = { household: "住户", camera: "探头", service_point: "服务阵地", "case": "未结事件", child: "下级网格" };
 
-  function actor() { return (localStorage.getItem("gg-actor") || "").trim(); }
-
   function api(method, url, body, version) {
     var headers = { Accept: "application/json" };
     if (body !== undefined) { headers["Content-Type"] = "application/json"; }
     if (version !== undefined && version !== null) { headers["If-Match"] = '"' + version + '"'; }
-    if (actor()) { headers["X-User"] = encodeURIComponent(actor()); }
     return fetch(url, { method: method, headers: headers, body: body === undefined ? undefined : JSON.stringify(body) })
       .then(function (r) { return r.json().then(function (b) { return { ok: r.ok, status: r.status, body: b }; }); });
   }
@@ -111,8 +108,8 @@
 
   function render(extra) {
     var s = E.selected;
-    var html = '<section class="gg-edit"><h2>编辑模式 · 网格边界</h2>' +
-      '<label class="gg-actor">操作人 <input id="gg-actor" value="' + esc(actor()) + '" placeholder="姓名"></label>';
+    // The signed-in account acts (the server records it); there is nobody to name here.
+    var html = '<section class="gg-edit"><h2>编辑模式 · 网格边界</h2>';
     if (!s) {
       html += '<p class="gg-hint">在地图上点击一个网格以选中它。</p>';
     } else {
@@ -391,7 +388,7 @@
       var rows = res.body.changes.map(function (c) {
         var can = !c.undone_by && c.kind !== "undo";
         return "<tr><td>#" + c.id + "</td><td>" + esc(c.kind_name) + "</td><td>" + esc(c.actor) + "</td><td>" +
-          esc(c.at.slice(0, 19).replace("T", " ")) + "</td><td>" +
+          esc(window.GridGovTime.format(c.at)) + "</td><td>" +
           (can ? '<button data-act="undo" data-change="' + c.id + '">撤销</button>' : (c.undone_by ? "已撤销" : "")) + "</td></tr>";
       }).join("");
       say('<h3>修改记录</h3><table class="gg-result"><thead><tr><th></th><th>操作</th><th>操作人</th><th>时间</th><th></th></tr></thead><tbody>' +
@@ -495,9 +492,6 @@
       var act = target.getAttribute("data-act");
       if (act === "undo") { undo(target.getAttribute("data-change")); return; }
       if (ACTIONS[act]) { ACTIONS[act](); }
-    });
-    document.getElementById("gg-panel-body").addEventListener("change", function (ev) {
-      if (ev.target.id === "gg-actor") { localStorage.setItem("gg-actor", ev.target.value.trim()); }
     });
   });
   GridGov.edit = E;

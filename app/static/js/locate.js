@@ -85,6 +85,10 @@
           '<div id="gg-locate-msg" class="gg-error" role="alert"></div></form>';
         L.DomEvent.disableClickPropagation(div);
         L.DomEvent.disableScrollPropagation(div);
+        // On a phone the box folds to its title (CSS); a tap on the title opens it.
+        div.querySelector(".gg-locate-title").addEventListener("click", function () {
+          div.classList.toggle("gg-open");
+        });
         return div;
       }
     });
@@ -131,7 +135,7 @@
         .then(function (res) { return res.json().then(function (body) { return { ok: res.ok, body: body }; }); })
         .then(function (res) {
           if (!res.ok) {
-            msg.textContent = "无法定位：" + ((res.body.error && res.body.error.message) || "请求失败");
+            msg.textContent = "无法定位：" + window.GridGovText.message((res.body.error && res.body.error.message) || "请求失败");
             return;
           }
           return show(res.body);
