@@ -85,6 +85,8 @@ def audit_action(kind: str, action: str) -> str:
         return f"{module}·{VERBS[method]}"
     if action.startswith("export"):
         return "导出" + {"cases.csv": "事件（CSV）", "cases.xlsx": "事件（Excel）"}.get(action[7:], "数据")
+    if action.startswith("household ledger"):
+        return "查看住户台账" + action[len("household ledger"):].replace("(", "（").replace(")", "）")
     if action.startswith("list households"):
         return "查看住户名单" + action[len("list households"):].replace("(", "（").replace(")", "）")
     if kind == "login_failed":
