@@ -12,9 +12,11 @@ Create Date: 2026-12-04 21:30:00
   scan over at most 64 × 64 cells (the totals, for a caller who sees every grid) or over the
   cells of the caller's grids (a probe per grid), never a pass over the households.
 - ``grid_tile``: every current grid per zoom band (the levels a band shows), transformed to Web
-  Mercator, simplified to a quarter pixel of the band's first zoom, with its label point.
-  Statement triggers on ``grid`` keep it current on every import, edit, split, merge, division
-  and undo (geometry, level or validity changed). A grid tile reads one band's partial index.
+  Mercator, simplified to a quarter pixel of the band's first zoom, with its label point and
+  what the tile shows of it (code, name, household count). Statement triggers on ``grid`` keep
+  it current on every import, edit, split, merge, division and undo (shape, level or validity
+  changed: the rows are cut again; code, name or count changed: updated). A grid tile is one
+  scan of one band's partial index.
 - ``basemap_feature``: partial spatial indexes per ``min_zoom`` bucket, so the zoom filter is
   applied by the index (a z10 tile no longer reads every building to drop it).
 """
@@ -143,12 +145,13 @@ def _grid_rows(source: str) -> str:
     for band, _first, deepest in BANDS:
         tol = WORLD_M / (1 << BAND_TOLERANCE_ZOOM[band]) / 4096.0 / 4.0
         parts.append(
-            f"SELECT s.id, {band}, s.level, ST_Simplify(ST_Transform(s.geom, 3857), {tol!r}, true), "
+            f"SELECT s.id, {band}, s.level, s.code, s.name, s.household_count, "
+            f"ST_Simplify(ST_Transform(s.geom, 3857), {tol!r}, true), "
             f"ST_Transform(ST_PointOnSurface(s.geom), 3857) FROM ({source}) s "
             f"WHERE s.valid_to IS NULL AND s.level <= {deepest}"
         )
     return (
-        "INSERT INTO grid_tile (grid_id, band, level, geom, label) "
+        "INSERT INTO grid_tile (grid_id, band, level, code, name, household_count, geom, label) "
         + " UNION ALL ".join(parts)
     )
 
@@ -172,6 +175,14 @@ BEGIN
         "WHERE n.level IS DISTINCT FROM o.level OR n.valid_to IS DISTINCT FROM o.valid_to "
         "OR NOT (n.geom = o.geom)"
     )};
+    -- What the tile shows of a grid that kept its shape: code, name, household count.
+    UPDATE grid_tile t SET code = n.code, name = n.name, household_count = n.household_count
+    FROM new_rows n JOIN old_rows o ON o.id = n.id
+    WHERE t.grid_id = n.id AND n.valid_to IS NULL
+      AND (n.code IS DISTINCT FROM o.code OR n.name IS DISTINCT FROM o.name
+           OR n.household_count IS DISTINCT FROM o.household_count)
+      AND NOT (n.level IS DISTINCT FROM o.level OR n.valid_to IS DISTINCT FROM o.valid_to
+               OR NOT (n.geom = o.geom));
   END IF;
   RETURN NULL;
 END $$
@@ -179,24 +190,26 @@ END $$
 
 
 def _grid_band(band: int) -> str:
-    """The grid tile body of one band (a literal band, so its partial index is used)."""
+    """The grid tile body of one band (a literal band, so its partial index is used): one index
+    scan for the shapes and the label points."""
     return f"""
-    SELECT ST_AsMVT(t, 'grids', 4096, 'geom', 'id') INTO shapes FROM (
-      SELECT g.id, g.code, g.name, g.level, g.household_count,
-             (scope IS NOT NULL AND g.id = ANY(outline)) AS outline,
-             ST_AsMVTGeom(s.geom, env3857, 4096, 64, true) AS geom
-      FROM grid_tile s JOIN grid g ON g.id = s.grid_id
+    WITH t AS MATERIALIZED (
+      SELECT s.grid_id AS id, s.code, s.name, s.level, s.household_count, s.geom, s.label
+      FROM grid_tile s
       WHERE s.band = {band} AND s.geom && env3857
         AND (scope IS NULL OR s.grid_id IN (SELECT unnest(scope))
              OR s.grid_id IN (SELECT unnest(outline)))
-    ) t WHERE t.geom IS NOT NULL;
-    SELECT ST_AsMVT(t, 'grid_labels', 4096, 'geom', 'id') INTO labels FROM (
-      SELECT g.id, g.name, g.level,
-             ST_AsMVTGeom(s.label, env3857, 4096, 0, true) AS geom
-      FROM grid_tile s JOIN grid g ON g.id = s.grid_id
-      WHERE s.band = {band} AND s.geom && env3857
-        AND (scope IS NULL OR s.grid_id IN (SELECT unnest(scope)))
-    ) t WHERE t.geom IS NOT NULL;"""
+    )
+    SELECT
+      (SELECT ST_AsMVT(q, 'grids', 4096, 'geom', 'id') FROM (
+         SELECT t.id, t.code, t.name, t.level, t.household_count,
+                (scope IS NOT NULL AND t.id = ANY(outline)) AS outline,
+                ST_AsMVTGeom(t.geom, env3857, 4096, 64, true) AS geom
+         FROM t) q WHERE q.geom IS NOT NULL),
+      (SELECT ST_AsMVT(q, 'grid_labels', 4096, 'geom', 'id') FROM (
+         SELECT t.id, t.name, t.level, ST_AsMVTGeom(t.label, env3857, 4096, 0, true) AS geom
+         FROM t WHERE scope IS NULL OR NOT (t.id = ANY(outline))) q WHERE q.geom IS NOT NULL)
+    INTO shapes, labels;"""
 
 
 def _band_branches() -> str:
@@ -356,6 +369,9 @@ def upgrade() -> None:
             grid_id integer NOT NULL,
             band smallint NOT NULL,
             level smallint NOT NULL,
+            code varchar(40) NOT NULL,
+            name varchar(120) NOT NULL,
+            household_count integer NOT NULL,
             geom geometry(Geometry, 3857) NOT NULL,
             label geometry(Point, 3857) NOT NULL,
             PRIMARY KEY (grid_id, band)

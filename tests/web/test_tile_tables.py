@@ -65,6 +65,24 @@ def assert_cells_exact(db_session) -> None:  # type: ignore[no-untyped-def]
         assert abs(gsx - sx) < 1e-7 and abs(gsy - sy) < 1e-7, key
 
 
+def assert_grid_tiles_current(db_session) -> None:  # type: ignore[no-untyped-def]
+    """Every current grid, and nothing else, in each zoom band that shows its level, with its
+    code, name and household count of now."""
+    want = set(
+        db_session.execute(
+            text("SELECT g.id, b.band, g.code, g.name, g.household_count FROM grid g "
+                 "JOIN (VALUES (1, 2), (2, 3), (3, 4), (4, 5)) AS b(band, deepest) ON g.level <= b.deepest "
+                 "WHERE g.valid_to IS NULL")
+        ).all()
+    )
+    got = set(
+        db_session.execute(
+            text("SELECT grid_id, band, code, name, household_count FROM grid_tile")
+        ).all()
+    )
+    assert got == want
+
+
 def test_density_cells_follow_every_household_change(db_session) -> None:  # type: ignore[no-untyped-def]
     assert_cells_exact(db_session)
     gid, lon, lat = db_session.execute(
@@ -155,9 +173,11 @@ def test_a_split_and_its_undo_show_on_the_next_low_zoom_tiles(client, db_session
         now = shown(z)
         assert gid not in now and parts <= now, z
     assert {z: households(z) for z in (11, 13)} == before
+    assert_grid_tiles_current(db_session)
     undo = client.post(f"/api/grids/changes/{res.get_json()['change']['id']}/undo")
     assert undo.status_code == 200, undo.get_json()
     for z in (13, 16):
         now = shown(z)
         assert gid in now and not (parts & now), z
     assert_cells_exact(db_session)
+    assert_grid_tiles_current(db_session)
