@@ -8,8 +8,8 @@ Create Date: 2026-12-04 21:30:00
   1/64 of a tile a side, i.e. a tile of zoom z + 6), with the sums of the households' Web
   Mercator coordinates for the cell's centre; ``grid_id = 0`` rows hold the totals of every
   grid. Statement triggers with transition tables keep it exact on every insert (a COPY of a
-  whole import is one statement), update and delete of households. A density tile is an index
-  scan over at most 64 × 64 cells (the totals, for a caller who sees every grid) or over the
+  whole import is one statement), update and delete of households. A density tile (zooms up to
+  15; zoom 15 reads zoom 14's cells, 32 a tile a side) is an index scan over at most 64 × 64 cells (the totals, for a caller who sees every grid) or over the
   cells of the caller's grids (a probe per grid), never a pass over the households.
 - ``grid_tile``: every current grid per zoom band (the levels a band shows), transformed to Web
   Mercator, simplified to a quarter pixel of the band's first zoom, with its label point and
@@ -242,12 +242,15 @@ RETURNS bytea LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
 DECLARE
   env3857 geometry := ST_TileEnvelope(z, x, y);
   env geometry := ST_Transform(env3857, 4326);
-  zs integer := greatest(z, {CELL_ZOOMS[0]});   -- the zoom of the stored cells read
-  shift integer := greatest({CELL_ZOOMS[0]} - z, 0);  -- cells of zs folded into one of z
-  lo_x integer := x << ({CELL_BITS} + greatest({CELL_ZOOMS[0]} - z, 0));
-  lo_y integer := y << ({CELL_BITS} + greatest({CELL_ZOOMS[0]} - z, 0));
-  hi_x integer := ((x + 1) << ({CELL_BITS} + greatest({CELL_ZOOMS[0]} - z, 0))) - 1;
-  hi_y integer := ((y + 1) << ({CELL_BITS} + greatest({CELL_ZOOMS[0]} - z, 0))) - 1;
+  -- The stored cells read: zoom z's own from {CELL_ZOOMS[0]} to {CELL_ZOOMS[-1]}; zoom {CELL_ZOOMS[0]}'s folded
+  -- together below; zoom {CELL_ZOOMS[-1]}'s (1/32 of a tile a side) at zoom {CELL_ZOOMS[-1] + 1}.
+  zs integer := least(greatest(z, {CELL_ZOOMS[0]}), {CELL_ZOOMS[-1]});
+  bits integer := least(greatest(z, {CELL_ZOOMS[0]}), {CELL_ZOOMS[-1]}) + {CELL_BITS} - z;
+  shift integer := greatest({CELL_ZOOMS[0]} - z, 0);
+  lo_x integer := x << bits;
+  lo_y integer := y << bits;
+  hi_x integer := ((x + 1) << bits) - 1;
+  hi_y integer := ((y + 1) << bits) - 1;
   scale float8 := 2.0 ^ z;
   mvt bytea;
 BEGIN
@@ -260,15 +263,15 @@ BEGIN
       WHERE h.geom && env AND (scope IS NULL OR h.grid_id IN (SELECT unnest(scope)))
         AND (member IS NULL OR h.linked_member_id = member)
     ) t WHERE t.geom IS NOT NULL;
-  ELSIF z > {CELL_ZOOMS[-1]} OR member IS NOT NULL THEN
-    -- Few households a tile (or a party member's own): grouped on the fly into the same cells.
+  ELSIF member IS NOT NULL THEN
+    -- A party member's own households (a few): grouped on the fly into cells of the same size.
     SELECT ST_AsMVT(t, 'households', 4096, 'geom') INTO mvt FROM (
       SELECT count(*)::integer AS households, sum(p.people)::integer AS people,
              ST_MakePoint(round((avg(p.fx) * scale - x) * 4096), round((avg(p.fy) * scale - y) * 4096)) AS geom
       FROM (SELECT h.people, {_FX} AS fx, {_FY} AS fy
             FROM household h
             WHERE h.geom && env AND (scope IS NULL OR h.grid_id IN (SELECT unnest(scope)))
-              AND (member IS NULL OR h.linked_member_id = member)) p
+              AND h.linked_member_id = member) p
       WHERE floor(p.fx * scale)::integer = x AND floor(p.fy * scale)::integer = y
       GROUP BY floor(p.fx * scale * {1 << CELL_BITS}), floor(p.fy * scale * {1 << CELL_BITS})
     ) t;
@@ -282,6 +285,7 @@ BEGIN
       WHERE c.grid_id = 0 AND c.z = zs
         AND (c.cx >> {CELL_BITS}) BETWEEN lo_x >> {CELL_BITS} AND hi_x >> {CELL_BITS}
         AND (c.cy >> {CELL_BITS}) BETWEEN lo_y >> {CELL_BITS} AND hi_y >> {CELL_BITS}
+        AND c.cx BETWEEN lo_x AND hi_x AND c.cy BETWEEN lo_y AND hi_y
       GROUP BY c.cx >> shift, c.cy >> shift
       HAVING sum(c.households) > 0
     ) t;
