@@ -320,6 +320,52 @@ def compare_sql(url: str, centre: tuple[float, float], side: int = 2) -> dict[st
     return out
 
 
+STREET_SCOPE = """WITH RECURSIVE t AS (
+    (SELECT id FROM grid WHERE valid_to IS NULL AND level = 1 ORDER BY ST_Distance(
+      ST_PointOnSurface(geom), ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) LIMIT 1)
+  UNION SELECT g.id FROM grid g JOIN t ON g.parent_id = t.id WHERE g.valid_to IS NULL)
+  SELECT array_agg(id) FROM t"""
+
+
+def scoped_sql(url: str, centre: tuple[float, float], side: int = 2) -> tuple[int, dict[str, dict[int, float]], list]:
+    """Tiles of a street centre (the street nearest the centre and every grid under it): p95 per
+    zoom of today's functions, seconds, and its density totals checked against a direct count
+    of the street's households in each tile's envelope."""
+    import mapbox_vector_tile
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    out: dict[str, dict[int, float]] = {"grids": {}, "households": {}}
+    checks = []
+    with engine.connect() as conn:
+        scope = conn.execute(text(STREET_SCOPE), {"lon": centre[0], "lat": centre[1]}).scalar()
+        calls = {
+            "grids": text("SELECT gridgov_tile_grids(:z, :x, :y, CAST(:s AS integer[]), ARRAY[]::integer[])"),
+            "households": text("SELECT gridgov_tile_households(:z, :x, :y, CAST(:s AS integer[]), NULL)"),
+        }
+        for z in range(10, 18):
+            for layer, sql in calls.items():
+                times = []
+                for x, y in tile_block(centre, z, side):
+                    started = time.perf_counter()
+                    conn.execute(sql, {"z": z, "x": x, "y": y, "s": scope}).scalar()
+                    times.append(time.perf_counter() - started)
+                out[layer][z] = pct(times, 95)
+            x, y = tile_of(centre[0], centre[1], z)
+            raw = conn.execute(calls["households"], {"z": z, "x": x, "y": y, "s": scope}).scalar()
+            feats = mapbox_vector_tile.decode(bytes(raw or b"")).get("households", {}).get("features", [])
+            counted = conn.execute(
+                text("SELECT count(*) FROM household WHERE geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326) "
+                     "AND ST_Intersects(ST_Transform(geom, 3857), ST_TileEnvelope(:z, :x, :y)) "
+                     "AND grid_id IN (SELECT unnest(CAST(:s AS integer[])))"),
+                {"z": z, "x": x, "y": y, "s": scope},
+            ).scalar()
+            checks.append((z, sum(f["properties"]["households"] for f in feats), int(counted)))
+        conn.rollback()
+    engine.dispose()
+    return len(scope), out, checks
+
+
 def check_density_tiles(url: str, port: int, token: str, centre: tuple[float, float]) -> list[tuple[int, int, int]]:
     """Households in the centre's density tile at zooms 10–17 (decoded) vs a direct count of the
     households in the tile's envelope: (z, in the tile, counted)."""
@@ -498,6 +544,13 @@ def measure_city(cluster, name: str, url: str, result: dict, browser: bool) -> N
         for layer, zs in sql.items():
             zooms = " ".join(f"z{z}:{n * 1000:.1f}/{o * 1000:.0f}" for z, (n, o) in zs.items())
             print(f"PostGIS {layer:10s} p95 by zoom, new/old ms (alternating): {zooms}", flush=True)
+        n_scope, scoped, scoped_check = scoped_sql(url, centre)
+        result["scoped"], result["scoped_check"] = scoped, scoped_check
+        for layer, zs in scoped.items():
+            zooms = " ".join(f"z{z}:{v * 1000:.1f}" for z, v in zs.items())
+            print(f"PostGIS {layer:10s} p95 by zoom for a street centre ({n_scope:,} grids), ms: {zooms}", flush=True)
+        print("check: a street centre's density tile vs a direct count of its households in the envelope: "
+              + ", ".join(f"z{z} {a}{'=' if a == b else '≠'}{b}" for z, a, b in scoped_check), flush=True)
         print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
         density = check_density_tiles(url, port, token, centre)
         result["density_check"] = density
@@ -519,12 +572,15 @@ def measure_city(cluster, name: str, url: str, result: dict, browser: bool) -> N
                 print(f"Chromium: {type(exc).__name__}: {str(exc).splitlines()[0]}", flush=True)
         # Baseline: the whole city as GeoJSON in one response (what the page loaded before tiles).
         status, body, t, headers = get(port, "/api/emap/layers", token)
-        raw = gzip.decompress(body) if headers.get("content-encoding") == "gzip" else body
-        result["baseline_mb"], result["baseline_s"] = len(raw) / 1e6, t
-        result["rss_baseline"] = worker_rss_mb(proc.pid)
-        print(f"baseline GET /api/emap/layers (every grid and household as GeoJSON): {status}, "
-              f"{len(raw) / 1e6:.1f} MB in {t:.1f} s; workers' RSS after it "
-              f"{[round(r) for r in result['rss_baseline']]} MB", flush=True)
+        if status == 404:
+            print("baseline GET /api/emap/layers: 404, the whole-city GeoJSON is no longer served", flush=True)
+        else:
+            raw = gzip.decompress(body) if headers.get("content-encoding") == "gzip" else body
+            result["baseline_mb"], result["baseline_s"] = len(raw) / 1e6, t
+            result["rss_baseline"] = worker_rss_mb(proc.pid)
+            print(f"baseline GET /api/emap/layers (every grid and household as GeoJSON): {status}, "
+                  f"{len(raw) / 1e6:.1f} MB in {t:.1f} s; workers' RSS after it "
+                  f"{[round(r) for r in result['rss_baseline']]} MB", flush=True)
     finally:
         proc.terminate()
         proc.wait(30)

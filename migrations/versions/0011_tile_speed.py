@@ -9,10 +9,11 @@ Create Date: 2026-12-04 21:30:00
   Mercator coordinates for the cell's centre; ``grid_id = 0`` rows hold the totals of every
   grid. Statement triggers with transition tables keep it exact on every insert (a COPY of a
   whole import is one statement), update and delete of households. A density tile (zooms up to
-  15; zoom 15 reads zoom 14's cells, 32 a tile a side) is an index scan over at most 64 × 64 cells (the totals, for a caller who sees every grid) or over the
-  cells of the caller's grids (a probe per grid), never a pass over the households.
+  15; zoom 15 reads zoom 14's cells, 32 a tile a side) is an index scan over at most 64 × 64
+  cells (the totals, for a caller who sees every grid) or over the cells of the caller's grids
+  (a probe per grid), never a pass over the households.
 - ``grid_tile``: every current grid per zoom band (the levels a band shows), transformed to Web
-  Mercator, simplified to a quarter pixel of the band's first zoom, with its label point and
+  Mercator, simplified to one tile unit of the band's first zoom, with its label point and
   what the tile shows of it (code, name, household count). Statement triggers on ``grid`` keep
   it current on every import, edit, split, merge, division and undo (shape, level or validity
   changed: the rows are cut again; code, name or count changed: updated). A grid tile is one
@@ -36,7 +37,8 @@ CELL_BITS = 6  # 64 × 64 cells a tile
 CELL_ZOOMS = (10, 11, 12, 13, 14)  # zooms with pre-aggregated density (below 10: zoom 10's cells)
 # Zoom bands of the grid layer: (band, first zoom, deepest level shown).
 BANDS = ((1, 0, 2), (2, 11, 3), (3, 13, 4), (4, 15, 5))
-# The simplification tolerance of a band: a quarter of a tile unit (4096 a tile) of this zoom.
+# The simplification tolerance of a band: one tile unit (1/4096 of a tile) at this zoom, an
+# eighth of a pixel of a 512-pixel tile there and a quarter at the band's next zoom.
 BAND_TOLERANCE_ZOOM = {1: 10, 2: 11, 3: 13, 4: 15}
 WORLD_M = 40075016.685578488
 # Basemap buckets of min_zoom: (name, SQL predicate, first zoom that shows the bucket).
@@ -143,7 +145,7 @@ def _grid_rows(source: str) -> str:
     """Insert the grid_tile rows of the current grids among ``source`` (rows of grid)."""
     parts = []
     for band, _first, deepest in BANDS:
-        tol = WORLD_M / (1 << BAND_TOLERANCE_ZOOM[band]) / 4096.0 / 4.0
+        tol = WORLD_M / (1 << BAND_TOLERANCE_ZOOM[band]) / 4096.0
         parts.append(
             f"SELECT s.id, {band}, s.level, s.code, s.name, s.household_count, "
             f"ST_Simplify(ST_Transform(s.geom, 3857), {tol!r}, true), "
