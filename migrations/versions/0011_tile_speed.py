@@ -141,19 +141,34 @@ END $$
 """
 
 
+def _to_units(geom: str, zoom: int, flip: bool = True) -> str:
+    """SQL turning a Web Mercator geometry into the tile units of ``zoom`` over the whole world
+    (4096 a tile, y down): a tile's own units are these less 4096 × its x and y."""
+    k = (1 << zoom) * 4096
+    return f"ST_Affine({geom}, {k / WORLD_M!r}, 0, 0, {-k / WORLD_M!r}, {k / 2.0!r}, {k / 2.0!r})"
+
+
 def _grid_rows(source: str) -> str:
-    """Insert the grid_tile rows of the current grids among ``source`` (rows of grid)."""
+    """Insert the grid_tile rows of the current grids among ``source`` (rows of grid): the
+    simplified shape, the label point and, for the band's first zoom, the shape already in
+    tile units, snapped and oriented as a tile holds it (kept only when it stays valid)."""
     parts = []
     for band, _first, deepest in BANDS:
-        tol = WORLD_M / (1 << BAND_TOLERANCE_ZOOM[band]) / 4096.0
+        zoom = BAND_TOLERANCE_ZOOM[band]
+        tol = WORLD_M / (1 << zoom) / 4096.0
+        snapped = f"ST_SnapToGrid({_to_units('m.geom', zoom)}, 1)"
         parts.append(
-            f"SELECT s.id, {band}, s.level, s.code, s.name, s.household_count, "
-            f"ST_Simplify(ST_Transform(s.geom, 3857), {tol!r}, true), "
-            f"ST_Transform(ST_PointOnSurface(s.geom), 3857) FROM ({source}) s "
-            f"WHERE s.valid_to IS NULL AND s.level <= {deepest}"
+            f"""SELECT m.id, {band}, m.level, m.code, m.name, m.household_count, m.geom, m.label,
+                CASE WHEN ST_Dimension(u.px) = 2 AND NOT ST_IsEmpty(u.px) AND ST_IsValid(u.px)
+                     THEN ST_ForcePolygonCCW(u.px) END
+            FROM (SELECT s.id, s.level, s.code, s.name, s.household_count,
+                         ST_Simplify(ST_Transform(s.geom, 3857), {tol!r}, true) AS geom,
+                         ST_Transform(ST_PointOnSurface(s.geom), 3857) AS label
+                  FROM ({source}) s WHERE s.valid_to IS NULL AND s.level <= {deepest}) m
+            CROSS JOIN LATERAL (SELECT {snapped} AS px) u"""
         )
     return (
-        "INSERT INTO grid_tile (grid_id, band, level, code, name, household_count, geom, label) "
+        "INSERT INTO grid_tile (grid_id, band, level, code, name, household_count, geom, label, px) "
         + " UNION ALL ".join(parts)
     )
 
@@ -193,10 +208,16 @@ END $$
 
 def _grid_band(band: int) -> str:
     """The grid tile body of one band (a literal band, so its partial index is used): one index
-    scan for the shapes and the label points."""
+    scan for the shapes and the label points. At the band's first zoom and the next, a shape
+    that lies within the tile and its buffer is its stored tile-unit shape moved to the tile
+    (scaled by 2 at the next zoom; no clipping, no validation needed); others are cut by
+    ST_AsMVTGeom."""
+    first = BAND_TOLERANCE_ZOOM[band]
     return f"""
+    fast := z BETWEEN {first} AND {first + 1};
+    k := 2.0 ^ (z - {first});
     WITH t AS MATERIALIZED (
-      SELECT s.grid_id AS id, s.code, s.name, s.level, s.household_count, s.geom, s.label
+      SELECT s.grid_id AS id, s.code, s.name, s.level, s.household_count, s.geom, s.label, s.px
       FROM grid_tile s
       WHERE s.band = {band} AND s.geom && env3857
         AND (scope IS NULL OR s.grid_id IN (SELECT unnest(scope))
@@ -206,11 +227,15 @@ def _grid_band(band: int) -> str:
       (SELECT ST_AsMVT(q, 'grids', 4096, 'geom', 'id') FROM (
          SELECT t.id, t.code, t.name, t.level, t.household_count,
                 (scope IS NOT NULL AND t.id = ANY(outline)) AS outline,
-                ST_AsMVTGeom(t.geom, env3857, 4096, 64, true) AS geom
+                CASE WHEN fast AND t.px IS NOT NULL AND t.geom @ inner_env
+                     THEN ST_Affine(t.px, k, 0, 0, k, -4096.0 * x, -4096.0 * y)
+                     ELSE ST_AsMVTGeom(t.geom, env3857, 4096, 64, true) END AS geom
          FROM t) q WHERE q.geom IS NOT NULL),
       (SELECT ST_AsMVT(q, 'grid_labels', 4096, 'geom', 'id') FROM (
-         SELECT t.id, t.name, t.level, ST_AsMVTGeom(t.label, env3857, 4096, 0, true) AS geom
-         FROM t WHERE scope IS NULL OR NOT (t.id = ANY(outline))) q WHERE q.geom IS NOT NULL)
+         SELECT t.id, t.name, t.level,
+                ST_SnapToGrid(ST_Affine(t.label, unit, 0, 0, -unit, unit * half - 4096.0 * x,
+                                        unit * half - 4096.0 * y), 1) AS geom
+         FROM t WHERE t.label && env3857 AND (scope IS NULL OR NOT (t.id = ANY(outline)))) q)
     INTO shapes, labels;"""
 
 
@@ -229,6 +254,12 @@ CREATE FUNCTION gridgov_tile_grids(z integer, x integer, y integer, scope intege
 RETURNS bytea LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
 DECLARE
   env3857 geometry := ST_TileEnvelope(z, x, y);
+  -- Shapes within this box need no clipping (the tile and its 64-unit buffer).
+  inner_env geometry := ST_Expand(ST_TileEnvelope(z, x, y), {WORLD_M} / (2.0 ^ z) / 64.0);
+  unit float8 := 4096.0 * (2.0 ^ z) / {WORLD_M};  -- tile units a metre
+  half float8 := {WORLD_M} / 2.0;
+  fast boolean;
+  k float8;
   shapes bytea;
   labels bytea;
 BEGIN
@@ -257,14 +288,17 @@ DECLARE
   mvt bytea;
 BEGIN
   IF z >= 16 THEN
-    -- Bare points (no name, no address, no tag).
+    -- Bare points (no name, no address, no tag), each in the one tile that holds it.
     SELECT ST_AsMVT(t, 'households', 4096, 'geom') INTO mvt FROM (
-      SELECT 1 AS households, h.people,
-             ST_AsMVTGeom(ST_Transform(h.geom, 3857), env3857, 4096, 0, true) AS geom
-      FROM household h
-      WHERE h.geom && env AND (scope IS NULL OR h.grid_id IN (SELECT unnest(scope)))
-        AND (member IS NULL OR h.linked_member_id = member)
-    ) t WHERE t.geom IS NOT NULL;
+      SELECT 1 AS households, p.people,
+             ST_MakePoint(round((p.fx * scale - x) * 4096), round((p.fy * scale - y) * 4096)) AS geom
+      FROM (SELECT h.people, {_FX} AS fx, {_FY} AS fy
+            FROM household h
+            WHERE h.geom && ST_Expand(env, 1e-7)
+              AND (scope IS NULL OR h.grid_id IN (SELECT unnest(scope)))
+              AND (member IS NULL OR h.linked_member_id = member)) p
+      WHERE floor(p.fx * scale)::integer = x AND floor(p.fy * scale)::integer = y
+    ) t;
   ELSIF member IS NOT NULL THEN
     -- A party member's own households (a few): grouped on the fly into cells of the same size.
     SELECT ST_AsMVT(t, 'households', 4096, 'geom') INTO mvt FROM (
@@ -272,7 +306,8 @@ BEGIN
              ST_MakePoint(round((avg(p.fx) * scale - x) * 4096), round((avg(p.fy) * scale - y) * 4096)) AS geom
       FROM (SELECT h.people, {_FX} AS fx, {_FY} AS fy
             FROM household h
-            WHERE h.geom && env AND (scope IS NULL OR h.grid_id IN (SELECT unnest(scope)))
+            WHERE h.geom && ST_Expand(env, 1e-7)
+              AND (scope IS NULL OR h.grid_id IN (SELECT unnest(scope)))
               AND h.linked_member_id = member) p
       WHERE floor(p.fx * scale)::integer = x AND floor(p.fy * scale)::integer = y
       GROUP BY floor(p.fx * scale * {1 << CELL_BITS}), floor(p.fy * scale * {1 << CELL_BITS})
@@ -380,6 +415,7 @@ def upgrade() -> None:
             household_count integer NOT NULL,
             geom geometry(Geometry, 3857) NOT NULL,
             label geometry(Point, 3857) NOT NULL,
+            px geometry,
             PRIMARY KEY (grid_id, band)
         )
         """

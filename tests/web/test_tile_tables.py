@@ -181,3 +181,27 @@ def test_a_split_and_its_undo_show_on_the_next_low_zoom_tiles(client, db_session
         assert gid in now and not (parts & now), z
     assert_cells_exact(db_session)
     assert_grid_tiles_current(db_session)
+
+
+def test_stored_tile_shapes_are_what_postgis_cuts(db_session) -> None:  # type: ignore[no-untyped-def]
+    """A band's stored tile-unit shape, moved to the tile around it, has the orientation a tile
+    needs (the one ST_AsMVTGeom gives) and the same area within 2 %."""
+    rows = db_session.execute(
+        text(
+            """WITH r AS (
+                 SELECT b.first, t.geom, t.px, 40075016.685578488 / (2.0 ^ b.first) AS size,
+                        floor((ST_X(t.label) + 20037508.342789244) / (40075016.685578488 / (2.0 ^ b.first)))::int AS tx,
+                        floor((20037508.342789244 - ST_Y(t.label)) / (40075016.685578488 / (2.0 ^ b.first)))::int AS ty
+                 FROM grid_tile t JOIN (VALUES (1, 10), (2, 11), (3, 13), (4, 15)) AS b(band, first)
+                   ON b.band = t.band
+                 WHERE t.px IS NOT NULL)
+               SELECT ST_IsPolygonCCW(m.cut), ST_IsPolygonCCW(m.moved), ST_Area(m.cut), ST_Area(m.moved)
+               FROM (SELECT ST_AsMVTGeom(geom, ST_TileEnvelope(first, tx, ty), 4096, 64, false) AS cut,
+                            ST_Translate(px, -4096.0 * tx, -4096.0 * ty) AS moved FROM r) m
+               WHERE m.cut IS NOT NULL"""
+        )
+    ).all()
+    assert len(rows) > 200
+    for cut_ccw, moved_ccw, cut_area, moved_area in rows:
+        assert cut_ccw and moved_ccw
+        assert abs(moved_area - cut_area) <= 0.02 * cut_area + 2
