@@ -251,7 +251,9 @@ def _band_branches() -> str:
 
 GRID_FUNCTION = f"""
 CREATE FUNCTION gridgov_tile_grids(z integer, x integer, y integer, scope integer[], outline integer[])
-RETURNS bytea LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+RETURNS bytea LANGUAGE plpgsql STABLE PARALLEL SAFE
+-- Index scans whatever the statistics say (a table just filled by an import has none yet).
+SET enable_seqscan = off AS $$
 DECLARE
   env3857 geometry := ST_TileEnvelope(z, x, y);
   -- Shapes within this box need no clipping (the tile and its 64-unit buffer).
@@ -271,7 +273,9 @@ END $$
 _FX, _FY = _mercator("h.geom")
 HOUSEHOLD_FUNCTION = f"""
 CREATE FUNCTION gridgov_tile_households(z integer, x integer, y integer, scope integer[], member integer)
-RETURNS bytea LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+RETURNS bytea LANGUAGE plpgsql STABLE PARALLEL SAFE
+-- Index scans whatever the statistics say (a table just filled by an import has none yet).
+SET enable_seqscan = off AS $$
 DECLARE
   env3857 geometry := ST_TileEnvelope(z, x, y);
   env geometry := ST_Transform(env3857, 4326);
@@ -333,8 +337,11 @@ BEGIN
              ST_MakePoint(round((sum(c.sx) / sum(c.households) * scale - x) * 4096),
                           round((sum(c.sy) / sum(c.households) * scale - y) * 4096)) AS geom
       FROM (SELECT DISTINCT unnest(scope) AS id) s
-      JOIN household_cell c ON c.grid_id = s.id AND c.z = zs
-        AND c.cx BETWEEN lo_x AND hi_x AND c.cy BETWEEN lo_y AND hi_y
+      CROSS JOIN LATERAL (
+        SELECT c.cx, c.cy, c.households, c.people, c.sx, c.sy FROM household_cell c
+        WHERE c.grid_id = s.id AND c.z = zs
+          AND c.cx BETWEEN lo_x AND hi_x AND c.cy BETWEEN lo_y AND hi_y
+        OFFSET 0) c  -- a probe per grid, never a join over the whole table
       GROUP BY c.cx >> shift, c.cy >> shift
       HAVING sum(c.households) > 0
     ) t;
@@ -358,7 +365,9 @@ def _basemap_branches() -> str:
 
 BASEMAP_FUNCTION = f"""
 CREATE FUNCTION gridgov_tile_basemap(z integer, x integer, y integer)
-RETURNS bytea LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+RETURNS bytea LANGUAGE plpgsql STABLE PARALLEL SAFE
+-- Index scans whatever the statistics say (a table just filled by an import has none yet).
+SET enable_seqscan = off AS $$
 DECLARE
   env3857 geometry := ST_TileEnvelope(z, x, y);
   env geometry := ST_Transform(env3857, 4326);
