@@ -139,7 +139,7 @@ def admin_token(url: str) -> str:
     with app.app_context():
         session = get_db().session()
         with transaction(session):
-            user = user_svc.create_user(session, "bench-admin", "admin", "Bench-password-2026")
+            user = user_svc.create_user(session, f"bench-admin-{int(time.time())}", "admin", "Bench-password-2026")
             limits = dict(user_svc.DEFAULT_LIMITS, SESSION_IDLE_MINUTES=600)
             token = user_svc.start_session(session, user, None, limits, kind="token").token
         session.close()
