@@ -12,14 +12,20 @@ For each size it
   and the largest tile),
   the gunicorn workers' RSS while serving tiles, and the baseline: the whole city as GeoJSON in
   one response (``GET /api/emap/layers``, what the page loaded before tiles);
-- checks answers: the grids in a tile (decoded with mapbox-vector-tile) against a SQL count.
+- times the tile functions in PostGIS beside the previous ones (revision 0010's queries, installed
+  in the scratch database as ``bench_old_tile_*``), alternating old and new tile by tile;
+- checks answers: the grids in a tile (decoded with mapbox-vector-tile) against a SQL count, and
+  the households of density tiles at each zoom against a direct count of the households in the
+  tile's envelope.
 ``--browser`` also opens the page in Debian's Chromium (Playwright) and reports the time until
 ``html[data-emap-ready='1']`` and the JS heap (``browser_figures``; works with whatever page is
 served).
 
-    python bench/bench_emap_scale.py [--sizes 10000,100000] [--households 200000,1000000] [--browser]
+    python bench/bench_emap_scale.py [--sizes 10000,100000] [--households 200000,2000000] [--browser]
+                                     [--reuse]
 
-Scratch databases ``gridgov_bench_<size>`` of the private cluster are recreated.
+Scratch databases ``gridgov_bench_<size>`` of the private cluster are recreated (``--reuse``
+keeps one that already holds its city and skips the generation and the imports).
 """
 
 from __future__ import annotations
@@ -133,7 +139,7 @@ def admin_token(url: str) -> str:
     with app.app_context():
         session = get_db().session()
         with transaction(session):
-            user = user_svc.create_user(session, "bench-admin", "admin", "Bench-password-2026")
+            user = user_svc.create_user(session, f"bench-admin-{int(time.time())}", "admin", "Bench-password-2026")
             limits = dict(user_svc.DEFAULT_LIMITS, SESSION_IDLE_MINUTES=600)
             token = user_svc.start_session(session, user, None, limits, kind="token").token
         session.close()
@@ -220,27 +226,168 @@ def measure_tiles(port: int, token: str, centre: tuple[float, float], per_zoom: 
         cold: list[float] = []
         warm: list[float] = []
         sizes: list[int] = []
-        by_zoom: dict[int, float] = {}
+        by_zoom: dict[int, tuple[float, float]] = {}
         for z in range(10, 18):
-            cx, cy = tile_of(centre[0], centre[1], z)
-            addrs = [(cx + dx, cy + dy) for dx in range(-(side // 2), side - side // 2)
-                     for dy in range(-(side // 2), side - side // 2)]
-            zc = []
+            zc: list[float] = []
+            zw: list[float] = []
+            addrs = tile_block(centre, z, side)
             for x, y in addrs:
                 status, body, t, _ = get(port, f"/tiles/{layer}/{z}/{x}/{y}.mvt", token)
                 assert status == 200, (status, body[:200])
-                cold.append(t)
                 zc.append(t)
                 sizes.append(len(body))
             for x, y in addrs:
                 # Each gunicorn worker keeps its own tile cache: of three more requests of the
                 # tile, the fastest is the one served from a cache.
-                warm.append(min(get(port, f"/tiles/{layer}/{z}/{x}/{y}.mvt", token)[2] for _ in range(3)))
-            by_zoom[z] = pct(zc, 95)
+                zw.append(min(get(port, f"/tiles/{layer}/{z}/{x}/{y}.mvt", token)[2] for _ in range(3)))
+            by_zoom[z] = (pct(zc, 95), pct(zw, 95))
+            cold += zc
+            warm += zw
         out[layer] = {
             "cold_p50": pct(cold, 50), "cold_p95": pct(cold, 95), "warm_p95": pct(warm, 95),
             "max_kb": max(sizes) / 1024, "tiles": len(cold), "by_zoom": by_zoom,
         }
+    return out
+
+
+def tile_block(centre: tuple[float, float], z: int, side: int) -> list[tuple[int, int]]:
+    """A side × side block of tile addresses around the centre at zoom z."""
+    cx, cy = tile_of(centre[0], centre[1], z)
+    return [(cx + dx, cy + dy) for dx in range(-(side // 2), side - side // 2)
+            for dy in range(-(side // 2), side - side // 2)]
+
+
+OLD_TILE_FUNCTIONS = ("grids", "households", "basemap")
+
+
+def install_old_tile_functions(owner_url: str) -> None:
+    """Install revision 0010's tile functions as ``bench_old_tile_*`` (the queries before the
+    pre-aggregated and pre-simplified tables) to time them beside today's."""
+    import importlib.util
+
+    from sqlalchemy import create_engine
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_rev_0010", ROOT / "migrations" / "versions" / "0010_map_tiles.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    engine = create_engine(owner_url)
+    with engine.begin() as conn:
+        for sql in module.FUNCTIONS:
+            for name in OLD_TILE_FUNCTIONS:
+                if f"gridgov_tile_{name}(" in sql:
+                    conn.execute(text(
+                        sql.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
+                        .replace(f"gridgov_tile_{name}(", f"bench_old_tile_{name}(")
+                    ))
+                    conn.execute(text(f"GRANT EXECUTE ON FUNCTION bench_old_tile_{name} TO PUBLIC"))
+    engine.dispose()
+
+
+def compare_sql(url: str, centre: tuple[float, float], side: int = 2) -> dict[str, dict[int, tuple[float, float]]]:
+    """Time each tile function in PostGIS (as the app's role, every grid) beside the previous one,
+    alternating which goes first tile by tile; p95 per zoom, seconds (new, old)."""
+    from sqlalchemy import create_engine
+
+    calls = {
+        "grids": ("{f}(:z, :x, :y, NULL, ARRAY[]::integer[])"),
+        "households": ("{f}(:z, :x, :y, NULL, NULL)"),
+        "basemap": ("{f}(:z, :x, :y)"),
+    }
+    engine = create_engine(url)
+    out: dict[str, dict[int, tuple[float, float]]] = {}
+    with engine.connect() as conn:
+        for layer, call in calls.items():
+            new_sql = text("SELECT length(" + call.format(f=f"gridgov_tile_{layer}") + ")")
+            old_sql = text("SELECT length(" + call.format(f=f"bench_old_tile_{layer}") + ")")
+            out[layer] = {}
+            k = 0
+            for z in range(10, 18):
+                times: dict[str, list[float]] = {"new": [], "old": []}
+                for x, y in tile_block(centre, z, side):
+                    order = (("new", new_sql), ("old", old_sql)) if k % 2 == 0 else (
+                        ("old", old_sql), ("new", new_sql))
+                    k += 1
+                    for which, sql in order:
+                        started = time.perf_counter()
+                        conn.execute(sql, {"z": z, "x": x, "y": y}).scalar()
+                        times[which].append(time.perf_counter() - started)
+                out[layer][z] = (pct(times["new"], 95), pct(times["old"], 95))
+            conn.rollback()
+    engine.dispose()
+    return out
+
+
+STREET_SCOPE = """WITH RECURSIVE t AS (
+    (SELECT id FROM grid WHERE valid_to IS NULL AND level = 1 ORDER BY ST_Distance(
+      ST_PointOnSurface(geom), ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) LIMIT 1)
+  UNION SELECT g.id FROM grid g JOIN t ON g.parent_id = t.id WHERE g.valid_to IS NULL)
+  SELECT array_agg(id) FROM t"""
+
+
+def scoped_sql(url: str, centre: tuple[float, float], side: int = 2) -> tuple[int, dict[str, dict[int, float]], list]:
+    """Tiles of a street centre (the street nearest the centre and every grid under it): p95 per
+    zoom of today's functions, seconds, and its density totals checked against a direct count
+    of the street's households in each tile's envelope."""
+    import mapbox_vector_tile
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    out: dict[str, dict[int, float]] = {"grids": {}, "households": {}}
+    checks = []
+    with engine.connect() as conn:
+        scope = conn.execute(text(STREET_SCOPE), {"lon": centre[0], "lat": centre[1]}).scalar()
+        calls = {
+            "grids": text("SELECT gridgov_tile_grids(:z, :x, :y, CAST(:s AS integer[]), ARRAY[]::integer[])"),
+            "households": text("SELECT gridgov_tile_households(:z, :x, :y, CAST(:s AS integer[]), NULL)"),
+        }
+        for z in range(10, 18):
+            for layer, sql in calls.items():
+                times = []
+                for x, y in tile_block(centre, z, side):
+                    started = time.perf_counter()
+                    conn.execute(sql, {"z": z, "x": x, "y": y, "s": scope}).scalar()
+                    times.append(time.perf_counter() - started)
+                out[layer][z] = pct(times, 95)
+            x, y = tile_of(centre[0], centre[1], z)
+            raw = conn.execute(calls["households"], {"z": z, "x": x, "y": y, "s": scope}).scalar()
+            feats = mapbox_vector_tile.decode(bytes(raw or b"")).get("households", {}).get("features", [])
+            counted = conn.execute(
+                text("SELECT count(*) FROM household WHERE geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326) "
+                     "AND ST_Intersects(ST_Transform(geom, 3857), ST_TileEnvelope(:z, :x, :y)) "
+                     "AND grid_id IN (SELECT unnest(CAST(:s AS integer[])))"),
+                {"z": z, "x": x, "y": y, "s": scope},
+            ).scalar()
+            checks.append((z, sum(f["properties"]["households"] for f in feats), int(counted)))
+        conn.rollback()
+    engine.dispose()
+    return len(scope), out, checks
+
+
+def check_density_tiles(url: str, port: int, token: str, centre: tuple[float, float]) -> list[tuple[int, int, int]]:
+    """Households in the centre's density tile at zooms 10–17 (decoded) vs a direct count of the
+    households in the tile's envelope: (z, in the tile, counted)."""
+    import mapbox_vector_tile
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    out = []
+    with engine.connect() as conn:
+        for z in range(10, 18):
+            x, y = tile_of(centre[0], centre[1], z)
+            status, body, _, headers = get(port, f"/tiles/households/{z}/{x}/{y}.mvt", token)
+            raw = gzip.decompress(body) if headers.get("content-encoding") == "gzip" else body
+            feats = mapbox_vector_tile.decode(raw).get("households", {}).get("features", [])
+            in_tile = sum(f["properties"]["households"] for f in feats)
+            counted = conn.execute(
+                text("SELECT count(*) FROM household WHERE geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326) "
+                     "AND ST_Intersects(ST_Transform(geom, 3857), ST_TileEnvelope(:z, :x, :y))"),
+                {"z": z, "x": x, "y": y},
+            ).scalar()
+            out.append((z, in_tile, int(counted)))
+    engine.dispose()
     return out
 
 
@@ -309,11 +456,44 @@ def browser_figures(base: str, token: str, timeout_s: float = 180.0) -> dict[str
 
 
 # -- one city -----------------------------------------------------------------------------------
-def run_city(cluster, micro: int, households: int, browser: bool) -> dict:  # type: ignore[no-untyped-def]
+def existing_city(url: str) -> dict | None:
+    """The sizes of a scratch database's city, or None when it holds none."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            grids, micro = conn.execute(
+                text("SELECT count(*), count(*) FILTER (WHERE level = 4) FROM grid WHERE valid_to IS NULL")
+            ).one()
+            homes = conn.execute(text("SELECT count(*) FROM household")).scalar()
+    except Exception:  # no such database, or not migrated
+        return None
+    finally:
+        engine.dispose()
+    return {"grids": grids, "micro": micro, "households": homes} if grids and homes else None
+
+
+def run_city(cluster, micro: int, households: int, browser: bool, reuse: bool = False) -> dict:  # type: ignore[no-untyped-def]
     name = f"gridgov_bench_{micro}"
-    url = cluster.recreate_database(name)
-    mig.upgrade(cluster.owner_url(name), app_url=url)
     result: dict = {"size": micro}
+    url = cluster.url(name)
+    made = existing_city(url) if reuse else None
+    if made is not None:
+        mig.upgrade(cluster.owner_url(name), app_url=url)
+        result.update(made)
+        print(f"\n== {made['micro']:,} micro-grids ({made['grids']:,} grids), "
+              f"{made['households']:,} households — the city already in {name}", flush=True)
+    else:
+        url = cluster.recreate_database(name)
+        mig.upgrade(cluster.owner_url(name), app_url=url)
+        build_city(url, micro, households, result)
+    measure_city(cluster, name, url, result, browser)
+    return result
+
+
+def build_city(url: str, micro: int, households: int, result: dict) -> None:
+    """Generate the city's files and import them with the CLI, timing each step."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         made = write_city(folder, micro, households)
@@ -327,6 +507,10 @@ def run_city(cluster, micro: int, households: int, browser: bool) -> dict:  # ty
         result["import_basemap_s"] = cli(url, "import", "basemap", str(folder / "basemap.geojson"))
         print(f"gridgov import basemap:    {result['import_basemap_s']:6.1f} s "
               f"({made['basemap']:,} roads and buildings)", flush=True)
+
+
+def measure_city(cluster, name: str, url: str, result: dict, browser: bool) -> None:  # type: ignore[no-untyped-def]
+    """Serve the city with gunicorn and measure the page, the tiles, memory and the baseline."""
     token = admin_token(url)
     app = create_app({"DATABASE_URL": url})
     with app.app_context():
@@ -349,10 +533,29 @@ def run_city(cluster, micro: int, households: int, browser: bool) -> dict:  # ty
         result["tiles"] = tiles
         result["rss_tiles"] = worker_rss_mb(proc.pid)
         for layer, f in tiles.items():
-            zooms = " ".join(f"z{z}:{v * 1000:.0f}" for z, v in f["by_zoom"].items())
+            zooms = " ".join(f"z{z}:{c * 1000:.0f}/{w * 1000:.0f}" for z, (c, w) in f["by_zoom"].items())
             print(f"tiles {layer:10s} {f['tiles']} tiles: cold p50 {f['cold_p50'] * 1000:5.1f} ms, "
                   f"p95 {f['cold_p95'] * 1000:5.1f} ms; warm p95 {f['warm_p95'] * 1000:5.1f} ms; "
-                  f"largest {f['max_kb']:.0f} KB (cold p95 by zoom, ms: {zooms})", flush=True)
+                  f"largest {f['max_kb']:.0f} KB (p95 by zoom, cold/warm ms: {zooms})", flush=True)
+        print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+        install_old_tile_functions(cluster.owner_url(name))
+        sql = compare_sql(url, centre)
+        result["sql"] = sql
+        for layer, zs in sql.items():
+            zooms = " ".join(f"z{z}:{n * 1000:.1f}/{o * 1000:.0f}" for z, (n, o) in zs.items())
+            print(f"PostGIS {layer:10s} p95 by zoom, new/old ms (alternating): {zooms}", flush=True)
+        n_scope, scoped, scoped_check = scoped_sql(url, centre)
+        result["scoped"], result["scoped_check"] = scoped, scoped_check
+        for layer, zs in scoped.items():
+            zooms = " ".join(f"z{z}:{v * 1000:.1f}" for z, v in zs.items())
+            print(f"PostGIS {layer:10s} p95 by zoom for a street centre ({n_scope:,} grids), ms: {zooms}", flush=True)
+        print("check: a street centre's density tile vs a direct count of its households in the envelope: "
+              + ", ".join(f"z{z} {a}{'=' if a == b else '≠'}{b}" for z, a, b in scoped_check), flush=True)
+        print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+        density = check_density_tiles(url, port, token, centre)
+        result["density_check"] = density
+        print("check: households in the centre's density tile vs a direct count in its envelope: "
+              + ", ".join(f"z{z} {a}{'=' if a == b else '≠'}{b}" for z, a, b in density), flush=True)
         print(f"gunicorn workers' RSS: {result['rss_start']} MB at start, "
               f"{[round(r) for r in result['rss_tiles']]} MB after the tiles", flush=True)
         in_tile, expected = check_grid_tile(url, port, token, centre)
@@ -369,17 +572,19 @@ def run_city(cluster, micro: int, households: int, browser: bool) -> dict:  # ty
                 print(f"Chromium: {type(exc).__name__}: {str(exc).splitlines()[0]}", flush=True)
         # Baseline: the whole city as GeoJSON in one response (what the page loaded before tiles).
         status, body, t, headers = get(port, "/api/emap/layers", token)
-        raw = gzip.decompress(body) if headers.get("content-encoding") == "gzip" else body
-        result["baseline_mb"], result["baseline_s"] = len(raw) / 1e6, t
-        result["rss_baseline"] = worker_rss_mb(proc.pid)
-        print(f"baseline GET /api/emap/layers (every grid and household as GeoJSON): {status}, "
-              f"{len(raw) / 1e6:.1f} MB in {t:.1f} s; workers' RSS after it "
-              f"{[round(r) for r in result['rss_baseline']]} MB", flush=True)
+        if status == 404:
+            print("baseline GET /api/emap/layers: 404, the whole-city GeoJSON is no longer served", flush=True)
+        else:
+            raw = gzip.decompress(body) if headers.get("content-encoding") == "gzip" else body
+            result["baseline_mb"], result["baseline_s"] = len(raw) / 1e6, t
+            result["rss_baseline"] = worker_rss_mb(proc.pid)
+            print(f"baseline GET /api/emap/layers (every grid and household as GeoJSON): {status}, "
+                  f"{len(raw) / 1e6:.1f} MB in {t:.1f} s; workers' RSS after it "
+                  f"{[round(r) for r in result['rss_baseline']]} MB", flush=True)
     finally:
         proc.terminate()
         proc.wait(30)
     print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
-    return result
 
 
 def main() -> None:
@@ -392,6 +597,8 @@ def main() -> None:
         "needs about twice the 1M household import time)",
     )
     parser.add_argument("--browser", action="store_true", help="also time the page in Chromium")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep a scratch database that already holds its city (no imports)")
     args = parser.parse_args()
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
           f"{os.cpu_count()} cores")
@@ -399,8 +606,9 @@ def main() -> None:
     cluster.start()
     sizes = [int(s) for s in args.sizes.split(",")]
     households = [int(h) for h in args.households.split(",")]
-    results = [run_city(cluster, s, h, args.browser) for s, h in zip(sizes, households, strict=False)]
-    if len(results) > 1:
+    results = [run_city(cluster, s, h, args.browser, args.reuse)
+               for s, h in zip(sizes, households, strict=False)]
+    if len(results) > 1 and all("import_grids_s" in r for r in results):
         a, b = results[0], results[-1]
         k = math.log(b["import_grids_s"] / a["import_grids_s"]) / math.log(b["grids"] / a["grids"])
         print(f"\ngrid import growth exponent {a['grids']:,} → {b['grids']:,} grids: {k:.2f} "

