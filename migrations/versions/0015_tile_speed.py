@@ -1,6 +1,6 @@
 """Fast tiles at city scale: pre-aggregated household density, pre-simplified grids, basemap by zoom
 
-Revision ID: 0011_tile_speed
+Revision ID: 0015_tile_speed
 Revises: 0010_map_tiles
 Create Date: 2026-12-04 21:30:00
 
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from alembic import op
 
-revision: str = "0011_tile_speed"
+revision: str = "0015_tile_speed"
 down_revision: str | Sequence[str] | None = "0010_map_tiles"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
