@@ -26,14 +26,27 @@ LOGGER = logging.getLogger(__name__)
 POSTGIS_TABLES = frozenset({"spatial_ref_sys", "layer", "topology"})
 
 
+#: Tables of tile data derived from grids and households by triggers (revision 0015).
+TILE_TABLES = frozenset({"grid_tile", "household_cell"})
+
+
 def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
     """Which schema objects Alembic compares with the models (autogenerate and the schema
-    test): not PostGIS's own tables; spatial indexes as GeoAlchemy2 reads them; not the search's
+    test): not PostGIS's own tables; spatial indexes as GeoAlchemy2 reads them; not the tile
+    tables kept by triggers; not the search's
     GIN trigram indexes (``*_trgm``, revision 0014), which live in that revision only: several are
     over expressions, which autogenerate cannot compare."""
     if type_ == "table" and name in POSTGIS_TABLES:
         return False
     if type_ == "index" and reflected and compare_to is None and (name or "").endswith("_trgm"):
+        return False
+    # The e-map's tile tables are caches kept by triggers (revision 0015), with partial
+    # indexes per zoom band: they belong to that revision, not to the models.
+    if type_ == "table" and name in TILE_TABLES:
+        return False
+    if type_ == "index" and reflected and compare_to is None and (
+        (name or "").startswith(("ix_grid_tile_", "ix_household_cell_", "ix_basemap_feature_z"))
+    ):
         return False
     return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 
