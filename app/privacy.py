@@ -18,12 +18,3 @@ def mask_name(name: str | None) -> str | None:
     if not name:
         return name
     return name[0] + "*" * max(1, len(name) - 1)
-
-
-def mask_id_number(number: str | None) -> str | None:
-    """Keep the first six and last four characters of an ID number."""
-    if not number:
-        return number
-    if len(number) <= 10:
-        return "*" * len(number)
-    return number[:6] + "*" * (len(number) - 10) + number[-4:]

@@ -123,11 +123,6 @@ def check_lonlat(lon: np.ndarray, lat: np.ndarray, *, what: str = "coordinates")
         )
 
 
-def likely_swapped_for_china(lon: float, lat: float) -> bool:
-    """Tell whether a point outside China would fall inside it with lon and lat exchanged."""
-    return not in_china_bbox(lon, lat) and in_china_bbox(lat, lon)
-
-
 def in_china_bbox(lon: float | np.ndarray, lat: float | np.ndarray) -> np.ndarray | bool:
     """Tell whether points lie in the rough box where GCJ-02 applies its offset."""
     lon = np.asarray(lon)

@@ -102,21 +102,6 @@ class Recommendation:
         )
 
 
-def coverage_matrix(
-    hh_lon: Any,
-    hh_lat: Any,
-    cand_lon: Any,
-    cand_lat: Any,
-    radius_m: Any = DEFAULT_RADIUS_M,
-) -> sparse.csr_array:
-    """Return a candidates x households 0/1 matrix: 1 where the household is within the radius."""
-    hh_lon_a, hh_lat_a = _as_lonlat(hh_lon, hh_lat, "households")
-    c_lon, c_lat = _as_lonlat(cand_lon, cand_lat, "candidates")
-    i, j, _ = pairs_within(hh_lon_a, hh_lat_a, c_lon, c_lat, radius_m)
-    data = np.ones(i.size, dtype=np.int8)
-    return sparse.csr_array((data, (j, i)), shape=(c_lon.size, hh_lon_a.size))
-
-
 def recommend_sites(
     hh_lon: Any,
     hh_lat: Any,

@@ -15,7 +15,6 @@ import numpy as np
 import shapely
 from pyproj import Transformer
 from shapely.geometry import LineString, Polygon
-from shapely.geometry.base import BaseGeometry
 
 #: Centre of the synthetic street (a district of Hefei), lon/lat.
 DEFAULT_CENTRE = (117.283, 31.861)
@@ -181,11 +180,6 @@ def metric_to_lonlat(
         return np.column_stack([lon, lat])
 
     return convert
-
-
-def as_lines(geoms: list[BaseGeometry]) -> list[LineString]:
-    """Return the LineStrings of a list of (multi)line geometries."""
-    return [g for geom in geoms for g in shapely.get_parts(geom)]
 
 
 @dataclass(frozen=True)

@@ -354,11 +354,6 @@ def allowed_actions(state: str) -> list[str]:
     return [a for (s, a) in TRANSITIONS if s == state]
 
 
-def is_overdue(status: str, deadline: datetime | None, now: datetime) -> bool:
-    """Say whether a case still waiting for handling is past its deadline."""
-    return status in PENDING_STATES and deadline is not None and deadline < now
-
-
 _LIST_SQL = """
     SELECT c.id, c.code, c.public_code, c.category, cat.name AS category_name, c.description,
            c.source, c.status,
@@ -1855,17 +1850,3 @@ def _log_camera_event(
     session.flush()
     session.expire_all()
     return case_view(session, case_id, now=now, with_events=False)
-
-
-def delete_cases(session: Session, ids: list[int]) -> int:
-    """Delete cases and everything hanging off them (tests and demos clean up with this)."""
-    if not ids:
-        return 0
-    session.execute(text("DELETE FROM camera_event WHERE case_id = ANY(:ids)"), {"ids": ids})
-    session.execute(
-        text('UPDATE "case" SET merged_into_id = NULL WHERE merged_into_id = ANY(:ids)'),
-        {"ids": ids},
-    )
-    n = session.execute(text('DELETE FROM "case" WHERE id = ANY(:ids)'), {"ids": ids}).rowcount
-    session.flush()
-    return int(n or 0)

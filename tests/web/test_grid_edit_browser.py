@@ -14,7 +14,7 @@ from shapely.geometry import Point, shape
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from app.services import cases
+from tests.cleanup import delete_cases
 from tests.committed import committed_state_restored
 from tests.web.emap_page import free_spot, rendered_grids, settle
 
@@ -64,7 +64,7 @@ def report_case(
             ids = s.scalars(
                 text('SELECT id FROM "case" WHERE code = ANY(:codes)'), {"codes": codes}
             ).all()
-            cases.delete_cases(s, list(ids))
+            delete_cases(s, list(ids))
             s.commit()
     finally:
         engine.dispose()

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.services import cases as svc
+from tests.cleanup import delete_cases
 
 
 def _get(base: str, path: str) -> dict:
@@ -70,7 +71,7 @@ def test_overview_shows_the_figures_links_to_map_and_desk_and_prints_on_one_page
         assert page.locator(f".gg-board[data-grid-id='{worst['id']}']").count() == 1
     finally:
         with Session(engine) as s:
-            svc.delete_cases(s, [case["id"]])
+            delete_cases(s, [case["id"]])
             s.commit()
 
 
@@ -169,5 +170,5 @@ def test_resident_reports_on_a_phone_and_follows_the_case(live_server, browser, 
         context.close()
         with Session(engine) as s:
             ids = s.scalars(text("SELECT id FROM \"case\" WHERE description = '楼下垃圾堆放多日无人清运'")).all()
-            svc.delete_cases(s, list(ids))
+            delete_cases(s, list(ids))
             s.commit()

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.services import cases as svc
+from tests.cleanup import delete_cases
 
 POINT = (117.2287344, 31.8149002)  # inside 爱辉社区第一网格第1微网格
 
@@ -107,4 +107,4 @@ def test_search_lands_on_a_household_a_worker_and_a_case(live_server: str, page,
         assert page.url.endswith("/emap")
     finally:
         with Session(engine) as s, s.begin():
-            svc.delete_cases(s, [case["id"]])
+            delete_cases(s, [case["id"]])
