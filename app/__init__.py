@@ -29,7 +29,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     check_config(app.config)  # a basemap that cannot work is refused here, with the reason
 
     from app.db import Database
-    from app.errors import register_error_handlers
+    from app.web.errors import register_error_handlers
 
     Database().init_app(app)
     register_error_handlers(app)

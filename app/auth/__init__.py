@@ -224,7 +224,7 @@ def _before_request():  # type: ignore[no-untyped-def]
     g.csp_nonce = secrets.token_urlsafe(16)
     endpoint = request.endpoint
     if endpoint is None:  # 404 / 405: Flask answers (a page's answer shows who is signed in)
-        from app.errors import is_page_request
+        from app.web.errors import is_page_request
 
         g.principal = load_principal() if is_page_request() else Principal()
         return None

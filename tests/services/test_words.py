@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from app.errors import chinese_first
 from app.services.cases import actor_name
+from app.web.errors import chinese_first
 from app.web.labels import audit_action
 from app.web.timefmt import china_time
 
