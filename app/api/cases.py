@@ -6,13 +6,13 @@ import base64
 import binascii
 import math
 from dataclasses import replace
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from app.api.params import MAX_INT, bbox_arg, body_fields, int_arg
+from app.api.params import MAX_INT, bbox_arg, body_fields, int_arg, moment
 from app.auth import client_ip, current_principal, record_personal_read
 from app.auth.actors import case_actor
 from app.auth.policy import (
@@ -116,17 +116,8 @@ def _photos(data: dict[str, Any], *names: str) -> list[bytes]:
 
 
 def _moment(name: str, raw: str | None, *, end: bool = False) -> datetime | None:
-    """Parse an ISO date or date-time; a bare date is local midnight (the next one for ``end``)."""
-    if not raw:
-        return None
-    try:
-        if len(raw) == 10:
-            moment = datetime.combine(date.fromisoformat(raw), time(0), LOCAL_TZ)
-            return moment + timedelta(days=1) if end else moment
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise BadParameter(name, f"'{raw}' is not an ISO date or date-time") from exc
-    return value if value.tzinfo else value.replace(tzinfo=LOCAL_TZ)
+    """An ISO date or date-time; a bare date is China midnight (the next one for ``end``)."""
+    return moment(name, raw, day="next" if end else "start")
 
 
 def _filters() -> svc.CaseFilter:

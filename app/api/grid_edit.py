@@ -9,13 +9,13 @@ person responsible for an edit is the signed-in account (``app.auth``).
 from __future__ import annotations
 
 import re
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.api.params import int_arg
+from app.api.params import int_arg, moment
 from app.auth import current_principal
 from app.auth.policy import grid_scope
 from app.db import get_session, transaction
@@ -261,20 +261,8 @@ def integrity(grid_id: int):  # type: ignore[no-untyped-def]
 
 
 def _at_arg() -> datetime | None:
-    raw = request.args.get("at")
-    if not raw:
-        return None
-    # An unencoded "+08:00" after a time arrives as " 08:00" ("2026-12-04 14:00" is a time).
-    raw = re.sub(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:\d{2})$", r"\1+\2", raw.strip())
-    try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
-            # A date means the end of that day: the boundary in force on it.
-            day = datetime.fromisoformat(raw).date()
-            return datetime.combine(day, time.max, tzinfo=CST)
-        value = datetime.fromisoformat(raw)
-    except ValueError as exc:
-        raise BadParameter("at", f"'{raw}' is not an ISO date or date-time") from exc
-    return value if value.tzinfo else value.replace(tzinfo=CST)
+    # A date means the end of that day: the boundary in force on it.
+    return moment("at", request.args.get("at"), day="end")
 
 
 @bp.get("/<int:grid_id>/history")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from datetime import date, datetime, time, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from flask import request
 
@@ -10,6 +13,8 @@ from app.errors import BadParameter
 
 #: The largest value of a PostgreSQL ``integer`` (every id column).
 MAX_INT = 2**31 - 1
+#: Dates and times without an offset are China time.
+CHINA = ZoneInfo("Asia/Shanghai")
 
 
 def body_fields() -> dict[str, Any]:
@@ -101,3 +106,28 @@ def bool_arg(name: str, *, default: bool = False) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise BadParameter(name, f"'{raw}' is not a yes/no value (1/0, true/false)")
+
+
+def moment(
+    name: str, raw: str | None, *, day: Literal["start", "next", "end"] = "start"
+) -> datetime | None:
+    """Parse an ISO date or date-time from a request (None when absent).
+
+    A date-time without an offset, and a bare date, are China time. A bare date means the
+    start of that day, or with ``day="next"`` the start of the next (an exclusive end), or with
+    ``day="end"`` its last instant (the state in force on that day). "Z" means UTC; an
+    unencoded "+08:00" after a time arrives as " 08:00" and is read as such."""
+    if raw is None or not str(raw).strip():
+        return None
+    text = re.sub(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:\d{2})$", r"\1+\2", str(raw).strip())
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            d = date.fromisoformat(text)
+            if day == "end":
+                return datetime.combine(d, time.max, CHINA)
+            start = datetime.combine(d, time(0), CHINA)
+            return start + timedelta(days=1) if day == "next" else start
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadParameter(name, f"'{raw}' is not an ISO date or date-time") from exc
+    return value if value.tzinfo else value.replace(tzinfo=CHINA)

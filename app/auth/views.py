@@ -20,7 +20,7 @@ from flask import (
     url_for,
 )
 
-from app.api.params import body_fields, int_arg
+from app.api.params import body_fields, int_arg, moment
 from app.auth import (
     CSRF_HEADER,
     SESSION_COOKIE,
@@ -276,18 +276,7 @@ def end_sessions(user_id: int):  # type: ignore[no-untyped-def]
 
 
 def _moment(name: str) -> datetime | None:
-    raw = request.args.get(name)
-    if not raw:
-        return None
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise BadParameter(name, f"'{raw}' is not an ISO date or date-time") from exc
-    if value.tzinfo is None:
-        from zoneinfo import ZoneInfo
-
-        value = value.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
-    return value
+    return moment(name, request.args.get(name))
 
 
 def _text_arg(name: str) -> str | None:

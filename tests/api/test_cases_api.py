@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.services import cases as svc
 from tests.api.case_helpers import CENTRE, POINT, act, handler_of, ok, report, walk_to
+from tests.cleanup import delete_cases
 
 
 def _jpeg_with_gps() -> bytes:
@@ -134,7 +135,7 @@ def test_concurrent_reports_with_one_key_store_one_case(app) -> None:  # type: i
             ids = s.scalars(
                 text('SELECT id FROM "case" WHERE idempotency_key = :k'), {"k": key}
             ).all()
-            svc.delete_cases(s, list(ids))
+            delete_cases(s, list(ids))
             s.commit()
 
 

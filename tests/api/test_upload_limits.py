@@ -20,9 +20,9 @@ from sqlalchemy import text
 
 from app import create_app
 from app.db import get_db, transaction
-from app.services import cases as case_svc
 from app.services import photos
 from tests.api.case_helpers import POINT, report
+from tests.cleanup import delete_cases
 from tests.own_server import own_server
 
 #: The peak resident memory one gunicorn worker may reach during the burst (MiB). Before the
@@ -187,6 +187,6 @@ def test_a_burst_of_oversized_images_keeps_the_worker_within_its_memory_budget(d
         with app.app_context():
             session = get_db().session()
             with transaction(session):
-                case_svc.delete_cases(session, created)
+                delete_cases(session, created)
             session.close()
         app.extensions["gridgov_db"].dispose()

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from app.services import users as user_svc
+from tests.cleanup import delete_cases
 
 PASSWORD = "Browser-pass-2026"
 WATCH_CSP = """
@@ -255,5 +256,5 @@ def test_the_desk_shows_a_full_number_only_when_asked_and_logs_it(page, live_ser
         assert logged == 1
     finally:
         with Session(engine) as s:
-            svc.delete_cases(s, [case["id"]])
+            delete_cases(s, [case["id"]])
             s.commit()

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.services import cases as svc
+from tests.cleanup import delete_cases
 from tests.web.emap_page import free_spot
 
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.I)
@@ -173,7 +174,7 @@ def test_report_on_emap_handle_on_phone_verify_on_desk_rate_as_resident(
             ids = s.scalars(
                 text("SELECT id FROM \"case\" WHERE description = '小区门口路灯不亮'")
             ).all()
-            svc.delete_cases(s, list(ids))
+            delete_cases(s, list(ids))
             s.commit()
 
 
@@ -247,7 +248,7 @@ def test_kpi_page_charts_the_figures_of_the_api(live_server: str, page, app) -> 
         assert painted > 1000
     finally:
         with Session(engine) as s:
-            svc.delete_cases(s, ids)
+            delete_cases(s, ids)
             s.commit()
 
 
@@ -309,5 +310,5 @@ def test_desk_lists_overdue_first_shows_them_red_and_merges_a_duplicate(
             assert [m["code"] for m in merged] == [again["code"]]
     finally:
         with Session(engine) as s:
-            svc.delete_cases(s, ids)
+            delete_cases(s, ids)
             s.commit()
