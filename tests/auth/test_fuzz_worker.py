@@ -28,6 +28,7 @@ WITHOUT_REJECTION = [c for c in ALL_CHECKS if c.__name__ != "negative_data_rejec
 #: right answer to a request the schema alone calls valid (and nothing else is excused).
 UNSTATED_RULES = [
     re.compile(r"must not contain NUL"),  # no NUL in any text or key (PostgreSQL cannot store it)
+    re.compile(r"contains a control character"),  # a search text is typed: no control characters
     # parameters that go in pairs, or one of two pairs (lon/lat or x/y)
     re.compile(r"give both lon and lat|give both x and y|give the point as|coordinates are required"),
     re.compile(r"min must not exceed max|is out of range \(lon"),  # bbox corners in order, on Earth
@@ -55,8 +56,10 @@ def _checks_for(case, response):  # type: ignore[no-untyped-def]
             body.get("error", {}).get("message", "") if isinstance(body, dict)
             else (body[0].get("description", "") if isinstance(body, list) and body else "")
         )
+        # A message may carry a Chinese lead before the English one ("不支持的坐标系 / unknown CRS …").
+        texts = [message, message.split(" / ", 1)[-1]]
         rules = UNSTATED_RULES if response.status_code == 400 else UNKNOWN_RECORDS
-        if any(rule.search(message) for rule in rules):
+        if any(rule.search(t) for rule in rules for t in texts):
             return WITHOUT_ACCEPTANCE
     if response.status_code < 300:
         query = case.query or {}
