@@ -20,6 +20,7 @@ from app.api import (
     personal,
     places,
     transfer,
+    visits,
 )
 
 BLUEPRINTS = [
@@ -35,6 +36,7 @@ BLUEPRINTS = [
     open311.bp,
     personal.bp,
     overview.bp,
+    visits.bp,
     openapi.bp,
 ]
 
