@@ -49,7 +49,7 @@ def _day(name: str) -> date | None:
 
 def _own_household(session, p: Principal, data: dict) -> None:  # type: ignore[no-untyped-def]
     household = data.get("household_id")
-    if isinstance(household, int) and not isinstance(household, bool):
+    if isinstance(household, int) and not isinstance(household, bool) and 0 < household < 2**31:
         if not household_visible(session, p, household):
             raise NotFound(f"住户 {household} 不存在或不在您的网格内 / household {household} not found")
 

@@ -18,6 +18,7 @@ Definitions (every period in China time, the ``timezone`` setting of the case lo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -32,6 +33,7 @@ from app.models.people import SENSITIVE_TAGS
 from app.privacy import mask_name
 from app.services import cases as case_svc
 from gis.crs import parse_crs, to_wgs84_point
+from gis.errors import GisError
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -160,8 +162,15 @@ def point_of(x: Any, y: Any, crs: Any, name: str = "lon") -> tuple[float, float,
         raise BadParameter(name, "位置须为数字") from exc
     if crs is not None and not isinstance(crs, str):
         raise BadParameter("crs", "crs 须为文字")
-    spec = parse_crs(crs)
-    lon, lat = to_wgs84_point(fx, fy, spec)
+    try:
+        spec = parse_crs(crs)
+    except GisError as exc:
+        raise BadParameter("crs", f"无法识别的坐标系 '{str(crs)[:40]}'：{exc}") from exc
+    try:
+        lon, lat = to_wgs84_point(fx, fy, spec)
+    except GisError as exc:
+        bad = "lat" if spec.kind != "projected" and math.isfinite(fy) and abs(fy) > 90 else "lon"
+        raise BadParameter(bad, f"位置无效：{exc}") from exc
     return lon, lat, spec.name
 
 
@@ -187,6 +196,8 @@ def text_of(data: dict[str, Any], name: str) -> str | None:
         raise BadParameter(name, f"{name} 须为文字")
     if len(value) > MAX_TEXT:
         raise BadParameter(name, f"{name} 超过 {MAX_TEXT} 字")
+    if "\x00" in value:
+        raise BadParameter(name, f"{name} 含有无效字符")
     return value
 
 
@@ -194,6 +205,8 @@ def key_of(value: Any) -> str | None:
     key = (str(value) if value is not None else "").strip() or None
     if key is not None and len(key) > 80:
         raise BadParameter("idempotency_key", "幂等键超过 80 个字符")
+    if key is not None and "\x00" in key:
+        raise BadParameter("idempotency_key", "幂等键含有无效字符")
     return key
 
 
@@ -280,11 +293,11 @@ def record_visit(
         if found is not None:
             return _own_replay(session, found, worker_id), False
     kind = data.get("kind") or "adhoc"
-    if kind not in VISIT_KINDS:
+    if not isinstance(kind, str) or kind not in VISIT_KINDS:
         raise BadParameter("kind", f"走访类型 '{str(kind)[:20]}' 无效，可选：{'、'.join(VISIT_KINDS)}")
     household = data.get("household_id")
-    if isinstance(household, bool) or not isinstance(household, int):
-        raise BadParameter("household_id", "须指明住户 household_id（整数）")
+    if isinstance(household, bool) or not isinstance(household, int) or not 0 < household < 2**31:
+        raise BadParameter("household_id", "须指明住户 household_id（正整数）")
     lon, lat, crs = point_of(data.get("lon"), data.get("lat"), data.get("crs"))
     settings = get_settings(session)
     params = {
@@ -344,7 +357,7 @@ def report_case(
     if row.case_id is not None:
         raise Conflict(f"该走访已上报事件 {row.case_id} / a case was reported from this visit already")
     category = data.get("category")
-    if not isinstance(category, str) or not category:
+    if not isinstance(category, str) or not category or len(category) > 40 or "\x00" in category:
         raise BadParameter("category", "须选择事件类别 category")
     described = text_of(data, "description") or row.problems or "走访发现问题"
     description = f"【走访发现 · 走访记录 {visit_id}】{described}"

@@ -116,6 +116,10 @@ def test_gcj02_and_bd09_positions_are_taken_as_locate_takes_them(app, db_session
         ({"lon": None}, "lon"),
         ({"accuracy": -3}, "accuracy"),
         ({"household_id": "abc"}, "household_id"),
+        ({"household_id": 2**40}, "household_id"),
+        ({"kind": ["monthly"]}, "kind"),
+        ({"note": "门\x00口"}, "note"),
+        ({"lat": 95}, "lat"),
     ],
 )
 def test_bad_visits_are_refused_naming_the_field(app, db_session, accounts, change, field) -> None:  # type: ignore[no-untyped-def]
