@@ -117,3 +117,50 @@ def test_worker_checks_in_visits_reports_and_works_offline(browser, live_server,
             svc.delete_cases(s, list(cases))
             s.commit()
         engine.dispose()
+
+
+PAYLOAD = '<img src=x onerror="window.__xss=1">"><script>window.__xss=2</script>'
+
+
+def test_the_visits_page_runs_under_its_csp_and_shows_what_was_written_as_text(browser, live_server, database_url, accounts) -> None:  # type: ignore[no-untyped-def]
+    from tests.web.test_auth_browser import WATCH_CSP, _settle
+
+    engine = create_engine(database_url)
+    wid = accounts["worker"].worker_id
+    with engine.begin() as conn:
+        hid = conn.scalar(
+            text("SELECT h.id FROM household h JOIN grid_assignment a ON a.grid_id = h.grid_id "
+                 "OR h.grid_id IN (SELECT id FROM grid WHERE parent_id = a.grid_id) WHERE a.worker_id = :w "
+                 "ORDER BY h.id LIMIT 1"),
+            {"w": wid},
+        )
+        vid = conn.scalar(
+            text("INSERT INTO visit (worker_id, household_id, grid_id, kind, visited_at, problems, note) "
+                 "SELECT :w, id, grid_id, 'adhoc', now(), :p, :p FROM household WHERE id = :h RETURNING id"),
+            {"w": wid, "h": hid, "p": PAYLOAD},
+        )
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
+    context.add_init_script(WATCH_CSP)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{live_server}/login")
+        page.fill("#username", accounts["worker"].username)
+        page.fill("#password", TEST_PASSWORD)
+        page.click("#login-submit")
+        page.wait_for_url(lambda url: "/login" not in url)
+        res = page.goto(f"{live_server}/visits")
+        assert res.status == 200
+        assert "script-src 'self' 'nonce-" in res.headers["content-security-policy"]
+        _settle(page, "() => document.documentElement.dataset.visitsReady === '1'")
+        item = page.locator(f"#recent-list [data-visit='{vid}']")
+        assert PAYLOAD in item.text_content()
+        assert page.evaluate("() => window.__xss === undefined")
+        assert page.evaluate("() => window.__cspViolations") == []
+        assert errors == []
+    finally:
+        context.close()
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM visit WHERE id = :v"), {"v": vid})
+        engine.dispose()
