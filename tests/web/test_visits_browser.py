@@ -49,6 +49,7 @@ def test_worker_checks_in_visits_reports_and_works_offline(browser, live_server,
         page.click("#visits-link")
         page.wait_for_selector("html[data-visits-ready='1']")
         before = _api(page, "/api/visits/coverage?group=worker")["rows"][0]
+        assert page.get_attribute("#coverage-all", "data-visited") == str(before["all"]["visited"])
         items = _api(page, "/api/visits/due?limit=200")["items"]
         assert len(items) >= 3
         first, second, third = items[:3]
@@ -90,6 +91,9 @@ def test_worker_checks_in_visits_reports_and_works_offline(browser, live_server,
 
         after = _api(page, "/api/visits/coverage?group=worker")["rows"][0]
         assert after["all"]["visited"] == before["all"]["visited"] + 3
+        # The page's own figures moved with them.
+        page.wait_for_selector(f"#coverage-all[data-visited='{after['all']['visited']}']")
+        assert f"已访 {after['all']['visited']} 户" in page.text_content("#coverage-all")
         with engine.connect() as conn:
             rows = conn.execute(
                 text("SELECT household_id, place_flag, case_id FROM visit WHERE worker_id = :w AND recorded_at >= :t ORDER BY id"),

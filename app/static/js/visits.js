@@ -145,7 +145,22 @@
     }).catch(function (err) { $("recent-list").textContent = err.message; });
   }
 
-  function refresh() { return Promise.all([loadDue(), loadRecent()]); }
+  function figures(label, f) {
+    return label + "：应访 " + f.due + " 户，已访 " + f.visited + " 户，超期 " + f.overdue + " 户，按时率 " + C.pct(f.on_time_share);
+  }
+
+  function loadCoverage() {
+    return C.call("GET", "/api/visits/coverage?group=worker").then(function (res) {
+      var row = res.rows[0];
+      if (!row) { $("coverage-key").textContent = "您没有负责走访的网格"; $("coverage-all").textContent = ""; return; }
+      var key = $("coverage-key"), all = $("coverage-all");
+      key.textContent = figures(res.month + " 重点人群月走访", row.key);
+      all.textContent = figures(res.quarter + " 全部住户季遍访", row.all);
+      all.setAttribute("data-visited", String(row.all.visited));
+    }).catch(function (err) { $("coverage-key").textContent = err.message; });
+  }
+
+  function refresh() { return Promise.all([loadDue(), loadRecent(), loadCoverage()]); }
 
   /* ---- the visit form */
   function showResult(res) {
