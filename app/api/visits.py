@@ -34,7 +34,7 @@ def _at() -> datetime:
     """The moment figures are computed for: ``at=`` (ISO time with its zone), else now."""
     now = datetime.now(UTC)
     raw = str_arg("at", max_length=40)
-    return svc.parse_time(raw, "at", now) if raw else now
+    return svc.parse_time(raw, "at", now, window=False) if raw else now
 
 
 def _day(name: str) -> date | None:
@@ -98,7 +98,7 @@ def list_visits():  # type: ignore[no-untyped-def]
     p = current_principal()
     start, end = _day("from"), _day("to")
     flagged = str_arg("flagged", max_length=5)
-    if flagged not in (None, "true", "false", "1", "0"):
+    if flagged not in (None, "true", "false"):
         raise BadParameter("flagged", "flagged 须为 true 或 false")
     grid = int_arg("grid", minimum=1)
     if grid is not None and not in_scope(session, p, grid):
@@ -108,7 +108,7 @@ def list_visits():  # type: ignore[no-untyped-def]
         worker_id=int_arg("worker", minimum=1),
         household_id=int_arg("household", minimum=1),
         grid_id=grid,
-        flagged=None if flagged is None else flagged in ("true", "1"),
+        flagged=None if flagged is None else flagged == "true",
         start=datetime(start.year, start.month, start.day, tzinfo=tz) if start else None,
         end=(
             datetime.fromordinal(end.toordinal() + 1).replace(tzinfo=tz) if end else None

@@ -93,12 +93,13 @@ def settings_view(settings: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- times and periods
 
 
-def parse_time(value: Any, name: str, now: datetime) -> datetime:
-    """Parse a client time with its zone (ISO 8601); none given: now. A time without a zone, or
-    more than five minutes in the future, is refused."""
-    if value in (None, ""):
+def parse_time(value: Any, name: str, now: datetime, *, window: bool = True) -> datetime:
+    """Parse a client time with its zone (ISO 8601); none given: now. A time without a zone is
+    refused; so (``window``) is a time more than five minutes ahead or 400 days back, and any
+    time outside the years 1900–2999."""
+    if value is None:
         return now
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not value.strip():
         raise BadParameter(name, f"{name} 须为带时区的 ISO 8601 时间")
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
@@ -106,11 +107,13 @@ def parse_time(value: Any, name: str, now: datetime) -> datetime:
         raise BadParameter(name, f"{name} '{value[:40]}' 不是有效时间（例：2026-12-04T09:30:00+08:00）") from exc
     if parsed.tzinfo is None:
         raise BadParameter(name, f"{name} 须带时区（例：2026-12-04T09:30:00+08:00）")
+    if not 1900 <= parsed.year <= 2999:
+        raise BadParameter(name, f"时间超出范围：{name} 须在 1900 年到 2999 年之间")
     parsed = parsed.astimezone(UTC)
-    if parsed > now + timedelta(minutes=5):
-        raise BadParameter(name, f"{name} 不能晚于当前时间")
-    if parsed < now - timedelta(days=400):
-        raise BadParameter(name, f"{name} 过早（超过 400 天）")
+    if window and parsed > now + timedelta(minutes=5):
+        raise BadParameter(name, f"时间超出范围：{name} 不能晚于当前时间")
+    if window and parsed < now - timedelta(days=400):
+        raise BadParameter(name, f"时间超出范围：{name} 早于 400 天前")
     return parsed
 
 
@@ -162,15 +165,16 @@ def point_of(x: Any, y: Any, crs: Any, name: str = "lon") -> tuple[float, float,
         raise BadParameter(name, "位置须为数字") from exc
     if crs is not None and not isinstance(crs, str):
         raise BadParameter("crs", "crs 须为文字")
+    # Errors of the CRS helpers keep their words (as locate says them) and name the field.
     try:
         spec = parse_crs(crs)
     except GisError as exc:
-        raise BadParameter("crs", f"无法识别的坐标系 '{str(crs)[:40]}'：{exc}") from exc
+        raise type(exc)(exc.message, **{**exc.details, "param": "crs"}) from exc
     try:
         lon, lat = to_wgs84_point(fx, fy, spec)
     except GisError as exc:
         bad = "lat" if spec.kind != "projected" and math.isfinite(fy) and abs(fy) > 90 else "lon"
-        raise BadParameter(bad, f"位置无效：{exc}") from exc
+        raise type(exc)(exc.message, **{**exc.details, "param": bad}) from exc
     return lon, lat, spec.name
 
 
@@ -197,7 +201,7 @@ def text_of(data: dict[str, Any], name: str) -> str | None:
     if len(value) > MAX_TEXT:
         raise BadParameter(name, f"{name} 超过 {MAX_TEXT} 字")
     if "\x00" in value:
-        raise BadParameter(name, f"{name} 含有无效字符")
+        raise BadParameter(name, f"{name} 含有 NUL 字符 / must not contain NUL characters")
     return value
 
 
@@ -206,7 +210,7 @@ def key_of(value: Any) -> str | None:
     if key is not None and len(key) > 80:
         raise BadParameter("idempotency_key", "幂等键超过 80 个字符")
     if key is not None and "\x00" in key:
-        raise BadParameter("idempotency_key", "幂等键含有无效字符")
+        raise BadParameter("idempotency_key", "幂等键含有 NUL 字符 / must not contain NUL characters")
     return key
 
 
