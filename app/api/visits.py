@@ -208,6 +208,7 @@ def checkins():  # type: ignore[no-untyped-def]
     day = _day("date") or datetime.now(svc.TZ).date()
     session = get_session()
     p = current_principal()
-    result = svc.attendance(session, field_scope(session, p).sql("k", grid_column=None), day)
+    scope = field_scope(session, p)
+    result = svc.attendance(session, scope.sql("k", grid_column=None), day, scope.worker_ids(session))
     record_personal_read(f"checkins {day.isoformat()}", "checkin", None, ["checkins"])
     return jsonify(result)

@@ -700,9 +700,12 @@ def check_in(
     return checkin_view(row), created
 
 
-def attendance(session: Session, scope: tuple[str, dict[str, Any]], day: date) -> dict[str, Any]:
-    """The check-ins of one China-time day, and per worker the first and last and whether any
-    was outside their grids."""
+def attendance(
+    session: Session, scope: tuple[str, dict[str, Any]], day: date, workers: frozenset[int] | None
+) -> dict[str, Any]:
+    """The check-ins of one China-time day, and the attendance of every worker in scope (those
+    assigned to a grid in it, on duty; ``workers`` None: all): first and last check-in, how many
+    were outside their grids, and who did not check in at all."""
     cond, params = scope
     start = datetime(day.year, day.month, day.day, tzinfo=TZ).astimezone(UTC)
     params = {**params, "d0": start, "d1": start + timedelta(days=1)}
@@ -713,24 +716,47 @@ def attendance(session: Session, scope: tuple[str, dict[str, Any]], day: date) -
         ),
         params,
     ).all()
-    workers: dict[int, dict[str, Any]] = {}
+    roster = session.execute(
+        text(
+            """SELECT w.id, w.code, w.name FROM worker w
+               WHERE w.on_duty AND EXISTS (SELECT 1 FROM grid_assignment a WHERE a.worker_id = w.id)
+                 AND (CAST(:all AS boolean) OR w.id = ANY(:ids))
+               ORDER BY w.code NULLS LAST, w.id"""
+        ),
+        {"all": workers is None, "ids": sorted(workers or [])},
+    ).all()
+    table: dict[int, dict[str, Any]] = {
+        r.id: {
+            "worker": {"id": r.id, "code": r.code, "name": r.name},
+            "count": 0,
+            "first_local": None,
+            "last_local": None,
+            "outside": 0,
+            "present": False,
+        }
+        for r in roster
+    }
     for r in rows:
-        w = workers.setdefault(
+        w = table.setdefault(
             r.worker_id,
             {
-                "worker": {"id": r.worker_id, "name": r.worker_name},
+                "worker": {"id": r.worker_id, "code": None, "name": r.worker_name},
                 "count": 0,
-                "first_local": local_text(r.checked_at),
+                "first_local": None,
                 "last_local": None,
                 "outside": 0,
+                "present": False,
             },
         )
         w["count"] += 1
+        w["present"] = True
+        w["first_local"] = w["first_local"] or local_text(r.checked_at)
         w["last_local"] = local_text(r.checked_at)
         w["outside"] += 0 if r.inside else 1
     return {
         "date": day.isoformat(),
-        "workers": list(workers.values()),
+        "present": sum(1 for w in table.values() if w["present"]),
+        "absent": sum(1 for w in table.values() if not w["present"]),
+        "workers": list(table.values()),
         "checkins": [checkin_view(r) for r in rows],
     }
-

@@ -251,7 +251,11 @@ def test_check_in_inside_and_outside_ones_grids(app, db_session, accounts) -> No
     today = datetime.now(UTC).astimezone().date().isoformat()
     day = _as(app, accounts["micro_chief"]).get("/api/checkins").get_json()
     mine = [w for w in day["workers"] if w["worker"]["id"] == accounts["worker"].worker_id]
-    assert mine and mine[0]["count"] == 2 and mine[0]["outside"] == 1
+    assert mine and mine[0]["count"] == 2 and mine[0]["outside"] == 1 and mine[0]["present"] is True
+    # The micro-grid chief did not check in: listed as absent.
+    chief = [w for w in day["workers"] if w["worker"]["id"] == accounts["micro_chief"].worker_id]
+    assert chief and chief[0]["present"] is False and chief[0]["count"] == 0
+    assert day["absent"] >= 1 and day["present"] >= 1
     assert _as(app, accounts["party_member"]).get("/api/checkins").get_json()["checkins"] == []
     assert _as(app, accounts["department"]).get("/api/checkins").status_code == 403
     assert _as(app, accounts["admin"]).post("/api/checkins", json={"lon": lon, "lat": lat}).status_code == 403
