@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
-from gis.crs import wgs84_to_gcj02
+from gis.crs import wgs84_to_bd09, wgs84_to_gcj02
 from tests.auth.conftest import bearer
 
 OWN_GRID = "34018800100101"  # W00005's grid (tests/accounts.py)
@@ -106,6 +106,30 @@ def test_gcj02_and_bd09_positions_are_taken_as_locate_takes_them(app, db_session
     assert res.status_code == 201, res.get_json()
     assert res.get_json()["visit"]["distance_m"] < 1
     assert res.get_json()["visit"]["place_flag"] is False
+    bx, by = wgs84_to_bd09(lon, lat)
+    res = worker.post("/api/visits", json={"household_id": hid, "lon": float(bx), "lat": float(by), "crs": "bd09"})
+    assert res.status_code == 201, res.get_json()
+    assert res.get_json()["visit"]["distance_m"] < 1
+
+
+def test_settings_change_the_key_groups_and_the_distance_limit(app, client, db_session, accounts) -> None:  # type: ignore[no-untyped-def]
+    worker = _as(app, accounts["worker"])
+    hid, lon, lat = _households(db_session, accounts["worker"].worker_id)[0]
+    step = 150 / (111320 * math.cos(math.radians(lat)))  # 150 m east
+    assert worker.post("/api/visits", json={"household_id": hid, "lon": lon + step, "lat": lat}).get_json()["visit"]["place_flag"] is True
+    assert worker.put("/api/visit-settings", json={"max_distance_m": 200}).status_code == 403
+    res = client.put("/api/visit-settings", json={"max_distance_m": 200, "key_tags": ["veteran"]})
+    assert res.status_code == 200, res.get_json()
+    assert res.get_json()["key_tag_names"] == ["退役军人"]
+    assert worker.post("/api/visits", json={"household_id": hid, "lon": lon + step, "lat": lat}).get_json()["visit"]["place_flag"] is False
+    homes = [h for h, _, _ in _households(db_session, accounts["worker"].worker_id)]
+    db_session.execute(text("UPDATE household SET tags = '{}' WHERE id = ANY(:ids)"), {"ids": homes})
+    db_session.execute(text("UPDATE household SET tags = ARRAY['veteran'] WHERE id = ANY(:ids)"), {"ids": homes[:3]})
+    [row] = worker.get("/api/visits/coverage?group=worker").get_json()["rows"]
+    assert row["key"]["due"] == 3
+    bad = client.put("/api/visit-settings", json={"key_tags": ["vip"]})
+    assert bad.status_code == 400 and bad.get_json()["error"]["param"] == "key_tags"
+    assert client.put("/api/visit-settings", json={"max_distance_m": -5}).status_code == 400
 
 
 @pytest.mark.parametrize(
