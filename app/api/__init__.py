@@ -21,6 +21,7 @@ from app.api import (
     places,
     search,
     transfer,
+    visits,
 )
 
 BLUEPRINTS = [
@@ -37,6 +38,7 @@ BLUEPRINTS = [
     personal.bp,
     overview.bp,
     search.bp,
+    visits.bp,
     openapi.bp,
 ]
 

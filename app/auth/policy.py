@@ -88,6 +88,9 @@ ADMIN = frozenset({"admin"})
 EVERYONE = STAFF | {"camera_feed", ANONYMOUS_ROLE}
 # Roles that may export ledgers with personal data, and see a full phone number on request.
 EXPORTERS = frozenset({"admin", "centre"})
+# Those who record field work (visits, check-ins) as themselves, and those who may read it.
+WORKERS = frozenset({"grid_chief", "micro_chief", "worker", "party_member"})
+FIELD_READERS = FIELD
 
 
 # ---------------------------------------------------------------- grid scope
@@ -241,6 +244,77 @@ def worker_in_scope(session: Session, p: Principal, worker_id: int | None) -> bo
         )
         is not None
     )
+
+
+@dataclass(frozen=True)
+class FieldScope:
+    """Whose field work (visits, check-ins) a principal may see: personal data of the worker and
+    of the households. The worker themself; the chiefs over the grid (a record in their grids or
+    by a worker assigned there) and the street's centre; the administrator. Not other workers,
+    not party members (but their own), not departments."""
+
+    everything: bool = False
+    worker_id: int | None = None
+    grid_ids: frozenset[int] | None = None
+
+    def sql(self, alias: str, *, grid_column: str | None = "grid_id") -> tuple[str, dict[str, Any]]:
+        if self.everything:
+            return "TRUE", {}
+        parts: list[str] = []
+        params: dict[str, Any] = {}
+        if self.worker_id is not None:
+            parts.append(f"{alias}.worker_id = :fs_worker")
+            params["fs_worker"] = self.worker_id
+        if self.grid_ids:
+            params["fs_grids"] = sorted(self.grid_ids)
+            if grid_column:
+                parts.append(f"{alias}.{grid_column} = ANY(:fs_grids)")
+            parts.append(
+                f"EXISTS (SELECT 1 FROM grid_assignment fa WHERE fa.worker_id = {alias}.worker_id"
+                " AND fa.grid_id = ANY(:fs_grids))"
+            )
+        return ("(" + " OR ".join(parts) + ")") if parts else "FALSE", params
+
+    def worker_ids(self, session: Session) -> frozenset[int] | None:
+        """The workers whose field work this scope covers (None: everyone)."""
+        if self.everything:
+            return None
+        ids = {self.worker_id} if self.worker_id is not None else set()
+        if self.grid_ids:
+            ids |= set(
+                session.scalars(
+                    text("SELECT worker_id FROM grid_assignment WHERE grid_id = ANY(:g)"),
+                    {"g": sorted(self.grid_ids)},
+                )
+            )
+        return frozenset(ids)
+
+
+def field_scope(session: Session, p: Principal) -> FieldScope:
+    """Return whose visits and check-ins ``p`` may see."""
+    if p.role == "admin":
+        return FieldScope(everything=True)
+    if p.role == "centre":
+        scope = grid_scope(session, p)
+        return FieldScope(everything=True) if scope is None else FieldScope(grid_ids=scope)
+    if p.role in ("grid_chief", "micro_chief"):
+        return FieldScope(worker_id=p.worker_id, grid_ids=grid_scope(session, p) or frozenset())
+    if p.role in ("worker", "party_member"):
+        return FieldScope(worker_id=p.worker_id if p.worker_id else -1)
+    return FieldScope()
+
+
+def visit_arg(name: str = "visit_id") -> Check:
+    """Require a visit to be in the caller's field scope (404 otherwise)."""
+
+    def check(session: Session, p: Principal, args: dict[str, Any]) -> None:
+        cond, params = field_scope(session, p).sql("v")
+        found = session.execute(
+            text(f"SELECT 1 FROM visit v WHERE v.id = :id AND {cond}"), {**params, "id": args[name]}
+        ).first()
+        _need(found is not None, f"visit {args[name]}")
+
+    return check
 
 
 @dataclass(frozen=True)
@@ -642,6 +716,18 @@ RULES: dict[str, Rule] = {
     "overview_api.cameras": Rule(FIELD),
     # the search box (every kind held to the caller's grids inside the service)
     "search_api.search": Rule(STAFF),
+    # field work: visits, their plan and coverage, check-ins (personal data of worker and household)
+    "visits_api.create_visit": Rule(WORKERS),
+    "visits_api.list_visits": Rule(FIELD_READERS),
+    "visits_api.get_visit": Rule(FIELD_READERS, visit_arg()),
+    "visits_api.report_case": Rule(WORKERS, visit_arg()),
+    "visits_api.coverage": Rule(FIELD_READERS),
+    "visits_api.due": Rule(WORKERS),
+    "visits_api.get_settings": Rule(FIELD_READERS),
+    "visits_api.put_settings": Rule(ADMIN),
+    "visits_api.check_in": Rule(WORKERS),
+    "visits_api.checkins": Rule(FIELD_READERS),
+    "visit_pages.visits": Rule(WORKERS),
     # the API description
     "openapi.openapi_document": PUBLIC,
 }

@@ -13,6 +13,7 @@ from app.models.case import (
     PublicRateLimit,
     WorkCalendarDay,
 )
+from app.models.field import Checkin, Visit, VisitSetting
 from app.models.grid import Grid
 from app.models.grid_history import GridChange, GridState
 from app.models.maps import BasemapFeature, MapLayerVersion
@@ -38,6 +39,7 @@ __all__ = [
     "CaseMerge",
     "CasePhoto",
     "CaseSetting",
+    "Checkin",
     "Department",
     "Grid",
     "GridAssignment",
@@ -47,6 +49,8 @@ __all__ = [
     "OverrideArea",
     "PublicRateLimit",
     "ServicePoint",
+    "Visit",
+    "VisitSetting",
     "Worker",
     "WorkCalendarDay",
 ]

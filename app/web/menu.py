@@ -35,6 +35,7 @@ MODULES: list[Module] = [
     Module("/emap", "电子地图"),
     Module("/cases/desk", "受理台"),
     Module("/cases/worker", "我的事件", FIELD_STAFF),
+    Module("/visits", "走访打卡"),
     Module("/ledgers", "台账"),
     Module("/cases/kpi", "考核指标"),
     Module("/admin/users", "账号管理"),

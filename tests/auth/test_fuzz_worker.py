@@ -35,6 +35,7 @@ UNSTATED_RULES = [
     re.compile(r"must be minlon,minlat,maxlon,maxlat|holds a value that is not a number"),
     re.compile(r"^unknown CRS"),  # a CRS name or an EPSG code the registry knows
     re.compile(r"^coordinates: "),  # coordinates checked against their CRS (degrees or metres)
+    re.compile(r"时间超出范围"),  # a visit's or check-in's time: not ahead of now, not long past
 ]
 
 #: 422 answers about data the schema cannot judge: a record named that does not exist, a

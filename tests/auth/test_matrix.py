@@ -42,6 +42,7 @@ SUPERVISORS = {"admin", "centre", "grid_chief", "micro_chief"}
 CENTRE = {"admin", "centre"}  # edit grids, dispatch, settings, exports of personal data
 ADMIN = {"admin"}
 EVERYONE = set(ROLES)
+WORKERS = {"grid_chief", "micro_chief", "worker", "party_member"}  # record field work as themselves
 
 OWN_LEAF, OTHER_LEAF = "3401880010010101", "34018810120101"
 OWN_PARENT, OTHER_PARENT = "34018800100101", "340188101201"
@@ -246,6 +247,20 @@ CALLS: list[Call] = [
     Call("change settings", "PUT", "/api/case-settings", ADMIN, {200}, body={"duplicate_radius_m": 60}),
     Call("calendar", "GET", "/api/calendar?year=2026", PEOPLE, {200}),
     Call("deadline", "GET", "/api/calendar/deadline?hours=8", PEOPLE, {200}),
+    # field work: recorded by those who work in the grids as themselves; a visit is seen by its
+    # worker, the chiefs over it and the centre (not by another worker or a party member)
+    Call("visits page", "GET", "/visits", WORKERS, {200}, page=True),
+    Call("record visit", "POST", "/api/visits", WORKERS, {201}, body=lambda t: {"household_id": t["h"], "lon": t["lon"], "lat": t["lat"]}, scoped=True),
+    Call("visits", "GET", "/api/visits", GRID_PEOPLE, {200}),
+    Call("visit", "GET", "/api/visits/{v}", GRID_PEOPLE, {200}, scoped=True, special={("party_member", "own"): {404}}),
+    Call("case from visit", "POST", "/api/visits/{v}/case", WORKERS, {201}, body={"category": "garbage"}, scoped=True, special={("party_member", "own"): {404}}),
+    Call("visit coverage", "GET", "/api/visits/coverage?group=worker", GRID_PEOPLE, {200}),
+    Call("visit coverage by grid", "GET", "/api/visits/coverage?group=grid&level=3", GRID_PEOPLE, {200}),
+    Call("visits due", "GET", "/api/visits/due", WORKERS, {200}),
+    Call("visit settings", "GET", "/api/visit-settings", GRID_PEOPLE, {200}),
+    Call("change visit settings", "PUT", "/api/visit-settings", ADMIN, {200}, body={"max_distance_m": 120}),
+    Call("check in", "POST", "/api/checkins", WORKERS, {201}, body=lambda t: {"lon": t["lon"], "lat": t["lat"]}),
+    Call("check-ins", "GET", "/api/checkins", GRID_PEOPLE, {200}),
     # Open311
     Call("open311 services", "GET", "/open311/v2/services.json", EVERYONE, {200}),
     Call("open311 report", "POST", "/open311/v2/requests.json", EVERYONE, {200, 201}, body={"service_code": "garbage", "lat": 31.8149002, "long": 117.2287344, "description": "Open311 矩阵"}),
@@ -354,6 +369,13 @@ def targets(client, db_session, accounts) -> dict[str, dict[str, Any]]:  # type:
         t["a"] = res.get_json()["id"]
         t["av"] = res.get_json()["properties"]["version"]
         t["u"] = accounts["worker"].user_id
+    # A visit in each: the worker's own, and one by a worker of 桃园村.
+    for t, wid in ((out["own"], accounts["worker"].worker_id), (out["other"], out["other"]["w"])):
+        t["v"] = db_session.scalar(
+            text("INSERT INTO visit (worker_id, household_id, grid_id, kind, visited_at, note) "
+                 "SELECT :w, id, grid_id, 'monthly', now(), '矩阵走访' FROM household WHERE id = :h RETURNING id"),
+            {"w": wid, "h": t["h"]},
+        )
     out["own"]["away"], out["other"]["away"] = out["other"], out["own"]
     db_session.flush()
     return out

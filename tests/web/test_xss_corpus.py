@@ -215,6 +215,14 @@ def _store(c: Corpus) -> None:
         c.api("admin", "POST", f"/api/cases/{cid}/actions/accept",
               json={"note": p, "version": detail["version"], "actor": {"role": "worker", "worker_id": detail["assignee"]["id"]}})
     c.stored["case descriptions"] = list(PAYLOADS)
+    # Visits by the worker to the payload-addressed households, with payload notes and problems.
+    due = c.api("worker", "GET", "/api/visits/due?limit=2000")["items"]
+    targets = {i["household"]["address"]: i["household"] for i in due if i["household"]["address"] in PAYLOADS}
+    for p in PAYLOADS:
+        h = targets[p]
+        c.api("worker", "POST", "/api/visits",
+              json={"household_id": h["id"], "lon": h["lon"], "lat": h["lat"], "note": p, "problems": p})
+    c.stored["visit problems"] = list(PAYLOADS)
     for i, p in enumerate(PAYLOADS):
         c.api("admin", "POST", "/api/users",
               json={"username": f"xss-{i}", "role": "worker", "password": TEST_PASSWORD,
@@ -279,6 +287,7 @@ READY = {
     "/ledgers/points": "html[data-ledger-ready='1']",
     "/ledgers/cameras": "html[data-ledger-ready='1']",
     "/report": "html[data-report-ready='1']",
+    "/visits": "html[data-visits-ready='1']",
 }
 # The ledgers (opened filtered to the micro-grid holding the corpus) and what each shows.
 LEDGERS = {
@@ -420,8 +429,8 @@ PAGES = {
     "centre": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/overview", *LEDGERS],
     "grid_chief": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/overview", *LEDGERS],
     "micro_chief": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/overview", *LEDGERS],
-    "worker": ["/emap", "/cases/worker", "/ledgers/households", "/ledgers/points", "/ledgers/cameras"],
-    "party_member": ["/emap", "/cases/worker"],
+    "worker": ["/emap", "/cases/worker", "/ledgers/households", "/ledgers/points", "/ledgers/cameras", "/visits"],
+    "party_member": ["/emap", "/cases/worker", "/visits"],
     "department": ["/emap", "/cases/desk", "/cases/worker"],
 }
 
@@ -470,6 +479,10 @@ def test_every_page_shows_the_payloads_as_text(browser, corpus: Corpus, role: st
                 listed = v.page.evaluate("() => document.getElementById('ledger-table').textContent")
                 for name in corpus.stored[LEDGERS[path]]:
                     assert name in listed, (role, path, name)
+            elif path == "/visits" and role == "worker":
+                listed = v.page.evaluate("() => document.getElementById('recent-list').textContent")
+                for p in corpus.stored["visit problems"]:
+                    assert p in listed, p
             elif path == "/admin/users":
                 v.page.wait_for_selector("table tbody tr", timeout=10000)
                 listed = v.page.evaluate("() => document.body.textContent")
