@@ -123,7 +123,14 @@ def test_cut_patches_with_party_members_and_commit(
         open_view(page, live_server)
         choose(page, mid)
         assert page.is_visible("#gg-part-patches")
-        page.fill("#gg-part-members", ",".join(map(str, members)))
+        # The micro-grid's party members are offered by name, all ticked: keep only the patches'.
+        page.wait_for_selector("#gg-part-members input", state="attached", timeout=10000)
+        offered = page.eval_on_selector_all("#gg-part-members input", "els => els.map(e => Number(e.value))")
+        assert set(members) <= set(offered)
+        names = page.inner_text("#gg-part-members")
+        assert "（" in names and not any(str(m) == names.strip() for m in members)  # names, not ids
+        for wid in offered:
+            (page.check if wid in members else page.uncheck)(f"#gg-part-members input[value='{wid}']")
         page.click("#gg-part-patches")
         wait(page, "proposed")
         labels = page.evaluate(

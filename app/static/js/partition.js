@@ -96,7 +96,8 @@
           '<label class="gg-part-check"><input type="checkbox" id="gg-part-roads" checked> 边界优先沿道路</label>' +
           '<div class="gg-part-buttons"><button type="button" id="gg-part-propose" disabled>生成方案</button>' +
           '<button type="button" id="gg-part-next" disabled>换一个方案</button></div>' +
-          '<div id="gg-part-patch" hidden><label>联户党员（编号，逗号分隔）<input type="text" id="gg-part-members"></label>' +
+          '<div id="gg-part-patch" hidden><fieldset class="gg-part-members"><legend>联户党员（每人一片）</legend>' +
+          '<div id="gg-part-members"></div></fieldset>' +
           '<button type="button" id="gg-part-patches">划分片区（5–10 户）</button></div>' +
           '<div id="gg-part-result"></div>' +
           '<div id="gg-part-commit-box" hidden><label class="gg-part-check" id="gg-part-replace-label" hidden>' +
@@ -148,11 +149,34 @@
         $("gg-part-propose").disabled = false;
         $("gg-part-next").disabled = false;
         $("gg-part-patch").hidden = p.level !== 4;
-        var members = (p.responsible || []).filter(function (w) { return w.role === "party_member"; })
-          .map(function (w) { return w.worker_id; });
-        $("gg-part-members").value = members.join(",");
-        mark("selected");
-        return p;
+        var box = $("gg-part-members");
+        box.textContent = "";
+        if (p.level !== 4) { mark("selected"); return p; }
+        // The party members of the micro-grid and its patches, by name: each ticked one gets a patch.
+        return fetch("/api/ledgers/workers?role=party_member&limit=200&grid=" + encodeURIComponent(p.id),
+          { headers: { Accept: "application/json" } })
+          .then(function (r) { return r.ok ? r.json() : { items: [] }; })
+          .then(function (list) {
+            (list.items || []).forEach(function (w) {
+              var label = document.createElement("label");
+              label.className = "gg-part-member";
+              var tick = document.createElement("input");
+              tick.type = "checkbox";
+              tick.value = String(w.id);
+              tick.checked = true;
+              label.appendChild(tick);
+              label.appendChild(document.createTextNode(" " + w.name + (w.code ? "（" + w.code + "）" : "")));
+              box.appendChild(label);
+            });
+            if (!(list.items || []).length) {
+              var none = document.createElement("p");
+              none.className = "gg-hint";
+              none.textContent = "本微网格没有联户党员：请先在账号或导入中指派。";
+              box.appendChild(none);
+            }
+            mark("selected");
+            return p;
+          });
       });
     }
     /* While the mode is on, a click on a grid chooses it instead of opening its notice board. */
@@ -189,7 +213,8 @@
       var body = request();
       if (patches) {
         body = { seed: body.seed, roads: body.roads };
-        var ids = $("gg-part-members").value.split(/[,，\s]+/).filter(Boolean).map(Number);
+        var ids = Array.prototype.map.call(document.querySelectorAll("#gg-part-members input:checked"),
+          function (t) { return Number(t.value); });
         if (ids.length) { body.members = ids; }
       }
       state.lastRequest = body;
