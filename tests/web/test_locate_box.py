@@ -56,7 +56,7 @@ def test_locate_box_typed_click_and_errors(live_server: str, page) -> None:  # t
     lon, lat = spots_inside(micro["geometry"])[0]
     other = {"id": micro["id"], "lon": lon, "lat": lat}
     page.evaluate("(o) => GridGov.map.setView([o.lat, o.lon], 17, {animate: false})", other)
-    page.wait_for_timeout(300)
+    page.evaluate("() => GridGov.tilesIdle()")  # the view has settled and its tiles are drawn
     before = page.get_attribute("html", "data-locate-done")
     spot = page.evaluate(
         """(o) => { const p = GridGov.map.latLngToContainerPoint([o.lat, o.lon]);

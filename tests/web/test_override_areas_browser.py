@@ -92,7 +92,7 @@ def test_draw_edit_delete_override_area(live_server: str, page, areas_removed) -
                              map.panBy([-100, 0], {animate: false}); }""",
         [cx, cy],
     )
-    page.wait_for_timeout(300)
+    page.evaluate("() => GridGov.tilesIdle()")  # the view has settled and its tiles are drawn
 
     def screen(lon: float, lat: float) -> dict:
         return page.evaluate(
