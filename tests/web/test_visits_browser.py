@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from app.services import cases as svc
+from tests.cleanup import delete_cases
 from tests.conftest import TEST_PASSWORD
 
 
@@ -118,7 +118,7 @@ def test_worker_checks_in_visits_reports_and_works_offline(browser, live_server,
             ).all()
             s.execute(text("DELETE FROM visit WHERE worker_id = :w AND recorded_at >= :t"), {"w": wid, "t": started})
             s.execute(text("DELETE FROM checkin WHERE worker_id = :w AND recorded_at >= :t"), {"w": wid, "t": started})
-            svc.delete_cases(s, list(cases))
+            delete_cases(s, list(cases))
             s.commit()
         engine.dispose()
 
