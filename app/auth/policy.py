@@ -755,6 +755,7 @@ RULES: dict[str, Rule] = {
     "points_api.household_entry": Rule(SUPERVISORS, household_arg()),
     "points_api.exchange": Rule(SUPERVISORS, household_arg()),
     "points_api.ranking": Rule(FIELD),
+    "points_pages.points": Rule(FIELD),
     # the API description
     "openapi.openapi_document": PUBLIC,
 }

@@ -270,6 +270,7 @@ CALLS: list[Call] = [
     Call("household points", "GET", "/api/points/households/{h}", GRID_PEOPLE, {200}, scoped=True),
     Call("give household points", "POST", "/api/points/households/{h}/entries", SUPERVISORS, {201}, body={"rule_code": "HH-JL-01"}, scoped=True),
     Call("exchange household points", "POST", "/api/points/households/{h}/exchange", SUPERVISORS, {201}, body={"points": 1, "item": "矩阵兑换"}, scoped=True),
+    Call("points page", "GET", "/points", GRID_PEOPLE, {200}, page=True),
     Call("points ranking", "GET", "/api/points/ranking?group=grid", GRID_PEOPLE, {200}),
     # Open311
     Call("open311 services", "GET", "/open311/v2/services.json", EVERYONE, {200}),
