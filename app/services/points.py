@@ -106,8 +106,8 @@ def parse_quarter(raw: str | None) -> tuple[str, date, date]:
         year, q = d.year, (d.month - 1) // 3 + 1
     else:
         m = re.fullmatch(r"(\d{4})[Qq]([1-4])", raw.strip())
-        if not m:
-            raise BadParameter("quarter", f"季度（quarter）'{raw[:20]}' 须形如 2026Q4")
+        if not m or not 1900 <= int(m.group(1)) <= 2999:
+            raise BadParameter("quarter", f"季度（quarter）'{raw[:20]}' 须形如 2026Q4（1900–2999 年）")
         year, q = int(m.group(1)), int(m.group(2))
     start = date(year, 3 * q - 2, 1)
     end = date(year + 1, 1, 1) if q == 4 else date(year, 3 * q + 1, 1)
