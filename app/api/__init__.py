@@ -19,6 +19,7 @@ from app.api import (
     partition,
     personal,
     places,
+    points,
     search,
     transfer,
     visits,
@@ -39,6 +40,7 @@ BLUEPRINTS = [
     overview.bp,
     search.bp,
     visits.bp,
+    points.bp,
     openapi.bp,
 ]
 

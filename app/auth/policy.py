@@ -481,6 +481,8 @@ _WHAT = {
     "change": "变更记录",
     "override area": "管辖例外区域",
     "camera": "摄像头",
+    "party member": "党员",
+    "point entry": "积分记录",
 }
 
 
@@ -596,6 +598,21 @@ def body_grids(session: Session, p: Principal, args: dict[str, Any]) -> None:
             gid = _int_or_none(raw)
             if gid is not None:
                 _need(in_scope(session, p, gid), f"grid {gid}")
+
+
+def point_member_arg(session: Session, p: Principal, args: dict[str, Any]) -> None:
+    """Require a party member whose ledger the caller may read (404 otherwise)."""
+    from app.services.points import member_visible
+
+    _need(member_visible(session, p, args["member_id"]), f"party member {args['member_id']}")
+
+
+def point_entry_arg(session: Session, p: Principal, args: dict[str, Any]) -> None:
+    """Require a point entry of a member the caller answers for (404 otherwise)."""
+    from app.services.points import entry_member, member_visible
+
+    member = entry_member(session, args["entry_id"])
+    _need(member is not None and member_visible(session, p, member), f"point entry {args['entry_id']}")
 
 
 PUBLIC = Rule(EVERYONE)
@@ -728,6 +745,17 @@ RULES: dict[str, Rule] = {
     "visits_api.check_in": Rule(WORKERS),
     "visits_api.checkins": Rule(FIELD_READERS),
     "visit_pages.visits": Rule(WORKERS),
+    # points ledgers: a member their own, chiefs their grids', the centre its street's
+    "points_api.list_rules": Rule(FIELD),
+    "points_api.save_rule": Rule(EDITORS),
+    "points_api.propose_entry": Rule(frozenset({"party_member", "grid_chief", "micro_chief"})),
+    "points_api.review_entry": Rule(SUPERVISORS, point_entry_arg),
+    "points_api.member_ledger": Rule(FIELD, point_member_arg),
+    "points_api.household_ledger": Rule(FIELD, household_arg()),
+    "points_api.household_entry": Rule(SUPERVISORS, household_arg()),
+    "points_api.exchange": Rule(SUPERVISORS, household_arg()),
+    "points_api.ranking": Rule(FIELD),
+    "points_pages.points": Rule(FIELD),
     # the API description
     "openapi.openapi_document": PUBLIC,
 }

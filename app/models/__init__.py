@@ -20,6 +20,7 @@ from app.models.maps import BasemapFeature, MapLayerVersion
 from app.models.override import OverrideArea
 from app.models.people import GridAssignment, Household, Worker
 from app.models.places import Camera, Department, ServicePoint
+from app.models.points import HouseholdPointEntry, PointEntry, PointExchange, PointRule
 
 __all__ = [
     "BasemapFeature",
@@ -47,6 +48,10 @@ __all__ = [
     "GridState",
     "Household",
     "OverrideArea",
+    "HouseholdPointEntry",
+    "PointEntry",
+    "PointExchange",
+    "PointRule",
     "PublicRateLimit",
     "ServicePoint",
     "Visit",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.web import basemap, cases, emap, menu, overview, tiles, vendor, visits
+from app.web import basemap, cases, emap, menu, overview, points, tiles, vendor, visits
 
-BLUEPRINTS = [emap.bp, vendor.bp, cases.bp, tiles.bp, basemap.bp, overview.bp, visits.bp]
+BLUEPRINTS = [emap.bp, vendor.bp, cases.bp, tiles.bp, basemap.bp, overview.bp, visits.bp, points.bp]
 
 
 def register(app: Flask) -> None:

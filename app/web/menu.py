@@ -37,6 +37,7 @@ MODULES: list[Module] = [
     Module("/cases/worker", "我的事件", FIELD_STAFF),
     Module("/visits", "走访打卡"),
     Module("/ledgers", "台账"),
+    Module("/points", "积分排名"),
     Module("/cases/kpi", "考核指标"),
     Module("/admin/users", "账号管理"),
     Module("/admin/audit", "审计日志"),

@@ -261,6 +261,17 @@ CALLS: list[Call] = [
     Call("change visit settings", "PUT", "/api/visit-settings", ADMIN, {200}, body={"max_distance_m": 120}),
     Call("check in", "POST", "/api/checkins", WORKERS, {201}, body=lambda t: {"lon": t["lon"], "lat": t["lat"]}),
     Call("check-ins", "GET", "/api/checkins", GRID_PEOPLE, {200}),
+    # points ledgers: a member their own, chiefs their grids', the centre its street's
+    Call("point rules", "GET", "/api/points/rules", GRID_PEOPLE, {200}),
+    Call("save point rule", "POST", "/api/points/rules", CENTRE, {201}, body={"code": "MX-01", "name": "矩阵规则", "kind": "奖励分", "points": 1}),
+    Call("propose point entry", "POST", "/api/points/entries", {"party_member", "grid_chief", "micro_chief"}, {201}, body=lambda t: {"member_id": t["m"], "rule_code": "DY-JL-02"}, scoped=True),
+    Call("review point entry", "POST", "/api/points/entries/{pe}/review", SUPERVISORS, {200}, body={"decision": "approve"}, scoped=True, special={("admin", "own"): {409}, ("admin", "other"): {409}, ("centre", "own"): {409}}),
+    Call("member point ledger", "GET", "/api/points/members/{m}", GRID_PEOPLE, {200}, scoped=True, special={("worker", "own"): {404}}),
+    Call("household points", "GET", "/api/points/households/{h}", GRID_PEOPLE, {200}, scoped=True),
+    Call("give household points", "POST", "/api/points/households/{h}/entries", SUPERVISORS, {201}, body={"rule_code": "HH-JL-01"}, scoped=True),
+    Call("exchange household points", "POST", "/api/points/households/{h}/exchange", SUPERVISORS, {201}, body={"points": 1, "item": "矩阵兑换"}, scoped=True),
+    Call("points page", "GET", "/points", GRID_PEOPLE, {200}, page=True),
+    Call("points ranking", "GET", "/api/points/ranking?group=grid", GRID_PEOPLE, {200}),
     # Open311
     Call("open311 services", "GET", "/open311/v2/services.json", EVERYONE, {200}),
     Call("open311 report", "POST", "/open311/v2/requests.json", EVERYONE, {200, 201}, body={"service_code": "garbage", "lat": 31.8149002, "long": 117.2287344, "description": "Open311 矩阵"}),
@@ -375,6 +386,26 @@ def targets(client, db_session, accounts) -> dict[str, dict[str, Any]]:  # type:
             text("INSERT INTO visit (worker_id, household_id, grid_id, kind, visited_at, note) "
                  "SELECT :w, id, grid_id, 'monthly', now(), '矩阵走访' FROM household WHERE id = :h RETURNING id"),
             {"w": wid, "h": t["h"]},
+        )
+    # A party member in each (the party member's own account in its grid), with a proposed entry,
+    # and a household with points to spend.
+    out["own"]["m"] = member
+    db_session.execute(text("INSERT INTO worker (code, name) VALUES ('MX-PM', '矩阵党员')"))
+    out["other"]["m"] = db_session.scalar(
+        text("INSERT INTO grid_assignment (worker_id, grid_id, role) SELECT id, :g, 'party_member'"
+             " FROM worker WHERE code = 'MX-PM' RETURNING worker_id"),
+        {"g": out["other"]["g"]},
+    )
+    for t in out.values():
+        t["pe"] = db_session.scalar(
+            text("INSERT INTO point_entry (member_id, rule_id, occurred_on) SELECT :m, id, DATE '2026-11-01'"
+                 " FROM point_rule WHERE code = 'DY-JL-02' AND version = 1 RETURNING id"),
+            {"m": t["m"]},
+        )
+        db_session.execute(
+            text("INSERT INTO household_point_entry (household_id, rule_id, occurred_on) SELECT :h, id, DATE '2026-11-01'"
+                 " FROM point_rule WHERE code = 'HH-JL-01' AND version = 1"),
+            {"h": t["h"]},
         )
     out["own"]["away"], out["other"]["away"] = out["other"], out["own"]
     db_session.flush()

@@ -288,6 +288,7 @@ READY = {
     "/ledgers/cameras": "html[data-ledger-ready='1']",
     "/report": "html[data-report-ready='1']",
     "/visits": "html[data-visits-ready='1']",
+    "/points": "html[data-points-ready='1']",
 }
 # The ledgers (opened filtered to the micro-grid holding the corpus) and what each shows.
 LEDGERS = {
@@ -425,12 +426,12 @@ def _search_box(v: Visit, corpus: Corpus) -> None:
 
 
 PAGES = {
-    "admin": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/admin/users", "/admin/audit", "/overview", *LEDGERS],
-    "centre": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/overview", *LEDGERS],
-    "grid_chief": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/overview", *LEDGERS],
-    "micro_chief": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/overview", *LEDGERS],
-    "worker": ["/emap", "/cases/worker", "/ledgers/households", "/ledgers/points", "/ledgers/cameras", "/visits"],
-    "party_member": ["/emap", "/cases/worker", "/visits"],
+    "admin": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/admin/users", "/admin/audit", "/overview", *LEDGERS, "/points"],
+    "centre": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/overview", *LEDGERS, "/points"],
+    "grid_chief": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/overview", *LEDGERS, "/points"],
+    "micro_chief": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/overview", *LEDGERS, "/points"],
+    "worker": ["/emap", "/cases/worker", "/ledgers/households", "/ledgers/points", "/ledgers/cameras", "/visits", "/points"],
+    "party_member": ["/emap", "/cases/worker", "/visits", "/points"],
     "department": ["/emap", "/cases/desk", "/cases/worker"],
 }
 
