@@ -60,12 +60,31 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+#: Key of the advisory lock that serialises schema upgrades: app nodes started at the same time
+#: each upgrade and grant, and two GRANTs on one object at once fail ("tuple concurrently updated").
+UPGRADE_LOCK = (7302, 1)
+
+
 def upgrade(url: str, target: str = "heads", app_url: str | None = None) -> None:
     """Upgrade the schema to ``target`` (every head by default) as the role of ``url``; then,
-    when ``app_url`` connects as another role, grant that role its privileges."""
-    command.upgrade(alembic_config(url), target)
-    if app_url:
-        grant_app_role(url, app_url)
+    when ``app_url`` connects as another role, grant that role its privileges. One process at a
+    time per database does it (an advisory lock held for the whole upgrade); the next finds
+    the schema current and the grants given."""
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        # Autocommit: the lock is the session's, and no transaction stays open beside the upgrade.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:a, :b)"), {"a": UPGRADE_LOCK[0], "b": UPGRADE_LOCK[1]})
+            try:
+                command.upgrade(alembic_config(url), target)
+                if app_url:
+                    grant_app_role(url, app_url)
+            finally:
+                conn.execute(
+                    text("SELECT pg_advisory_unlock(:a, :b)"), {"a": UPGRADE_LOCK[0], "b": UPGRADE_LOCK[1]}
+                )
+    finally:
+        engine.dispose()
 
 
 def upgrade_app(config: Mapping[str, Any], target: str = "heads") -> None:

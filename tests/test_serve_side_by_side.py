@@ -49,7 +49,11 @@ def test_two_servers_of_one_account_each_have_their_own_control_socket(
         for port, proc in zip(ports, procs, strict=True):
             assert _wait(f"http://127.0.0.1:{port}", proc, tmp_path / f"serve-{port}.log") == 200
         for port in ports:
-            assert (ROOT / "var" / f"gunicorn-{port}.ctl").exists(), port
+            ctl = ROOT / "var" / f"gunicorn-{port}.ctl"
+            deadline = time.monotonic() + 20  # gunicorn opens it once it listens
+            while not ctl.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert ctl.exists(), port
         assert not (home / ".gunicorn" / "gunicorn.ctl").exists()  # nothing shared in the home folder
         assert all(p.poll() is None for p in procs)  # neither pushed the other out
     finally:
@@ -60,3 +64,30 @@ def test_two_servers_of_one_account_each_have_their_own_control_socket(
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+def test_app_nodes_starting_together_upgrade_and_grant_one_at_a_time(database_url: str, owner_database_url: str) -> None:
+    """Each app node upgrades the schema and grants the app's role when it starts; started at
+    the same moment, none may fail (two GRANTs on one object at once: "tuple concurrently
+    updated")."""
+    import threading
+
+    from app import migrate as mig
+
+    n = 4
+    barrier = threading.Barrier(n)
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            mig.upgrade(owner_database_url, app_url=database_url)
+        except BaseException as exc:  # noqa: BLE001 - every failure is the finding
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
