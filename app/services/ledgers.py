@@ -137,6 +137,25 @@ def _like(q: str) -> str:
     return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def _one_of(
+    where: list[str],
+    params: dict[str, Any],
+    column: str,
+    name: str,
+    value: str | None,
+    allowed: Any,
+    what: str,
+) -> None:
+    """Narrow to ``column = value`` when a value is given, after checking it is one of
+    ``allowed`` (a 400 naming the parameter and the choices otherwise)."""
+    if value is None:
+        return
+    if value not in allowed:
+        raise BadParameter(name, f"未知{what} '{value}'，可选：{'、'.join(allowed)}")
+    where.append(f"{column} = :{name}")
+    params[name] = value
+
+
 def households(
     session: Session,
     grids: list[int] | None,
@@ -286,15 +305,11 @@ def workers(
     """The worker and party-member ledger: each person with an assignment in ``grids``, the
     assignments (grid and role), the households linked to him (in ``grids``); phones masked."""
     order_sql, sort, order = _order("workers", sort, order)
-    if role is not None and role not in ROLE_NAMES:
-        raise BadParameter("role", f"未知岗位 '{role}'，可选：{'、'.join(ROLE_NAMES)}")
     a_where, params = ["TRUE"], {}
     if grids is not None:
         a_where.append("a.grid_id = ANY(:grids)")
         params["grids"] = grids
-    if role:
-        a_where.append("a.role = :role")
-        params["role"] = role
+    _one_of(a_where, params, "a.role", "role", role, ROLE_NAMES, "岗位")
     w_where = ["TRUE"]
     if on_duty is not None:
         w_where.append("w.on_duty" if on_duty else "NOT w.on_duty")
@@ -369,16 +384,8 @@ def service_points(
     if grids is not None:
         where.append("s.grid_id = ANY(:grids)")
         params["grids"] = grids
-    if kind is not None:
-        if kind not in SERVICE_POINT_KINDS:
-            raise BadParameter("kind", f"未知阵地类型 '{kind}'，可选：{'、'.join(SERVICE_POINT_KINDS)}")
-        where.append("s.kind = :kind")
-        params["kind"] = kind
-    if status is not None:
-        if status not in POINT_STATUSES:
-            raise BadParameter("status", f"未知状态 '{status}'，可选：{'、'.join(POINT_STATUSES)}")
-        where.append("s.status = :status")
-        params["status"] = status
+    _one_of(where, params, "s.kind", "kind", kind, SERVICE_POINT_KINDS, "阵地类型")
+    _one_of(where, params, "s.status", "status", status, POINT_STATUSES, "状态")
     if q:
         where.append("(s.name ILIKE :q OR s.address ILIKE :q)")
         params["q"] = _like(q)
@@ -430,11 +437,7 @@ def cameras(
     if grids is not None:
         where.append("c.grid_id = ANY(:grids)")
         params["grids"] = grids
-    if kind is not None:
-        if kind not in CAMERA_KINDS:
-            raise BadParameter("kind", f"未知探头类型 '{kind}'，可选：{'、'.join(CAMERA_KINDS)}")
-        where.append("c.kind = :kind")
-        params["kind"] = kind
+    _one_of(where, params, "c.kind", "kind", kind, CAMERA_KINDS, "探头类型")
     if analytics is not None:
         where.append("c.analytics" if analytics else "NOT c.analytics")
     if q:
