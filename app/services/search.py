@@ -163,6 +163,29 @@ def search(
     return {"q": q, "items": out}
 
 
+def _result(
+    kind: str,
+    r: Any,
+    label: str,
+    detail: str,
+    *,
+    grid_id: int | None,
+    opens: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One suggestion: what it is, its text, where it lies and what choosing it opens."""
+    return {
+        "kind": kind,
+        "id": r.id,
+        "label": label,
+        "detail": detail,
+        "lon": r.lon,
+        "lat": r.lat,
+        "grid_id": grid_id,
+        "open": opens or {kind: r.id},
+        "score": r.score,
+    }
+
+
 def _grids(
     session: Session, p: Principal, q: str, scope: frozenset[int] | None, params: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -182,17 +205,7 @@ def _grids(
         params,
     ).all()
     return [
-        {
-            "kind": "grid",
-            "id": r.id,
-            "label": r.name,
-            "detail": f"{LEVEL_NAMES.get(r.level, r.level)} · {r.code}",
-            "lon": r.lon,
-            "lat": r.lat,
-            "grid_id": r.id,
-            "open": {"grid": r.id},
-            "score": r.score,
-        }
+        _result("grid", r, r.name, f"{LEVEL_NAMES.get(r.level, r.level)} · {r.code}", grid_id=r.id)
         for r in rows
     ]
 
@@ -224,17 +237,13 @@ def _households(
         {**params, **extra},
     ).all()
     return [
-        {
-            "kind": "household",
-            "id": r.id,
-            "label": r.label,
-            "detail": " · ".join(x for x in ("户主 " + (mask_name(r.head_name) or "—"), r.grid_name) if x),
-            "lon": r.lon,
-            "lat": r.lat,
-            "grid_id": r.grid_id,
-            "open": {"household": r.id},
-            "score": r.score,
-        }
+        _result(
+            "household",
+            r,
+            r.label,
+            " · ".join(x for x in ("户主 " + (mask_name(r.head_name) or "—"), r.grid_name) if x),
+            grid_id=r.grid_id,
+        )
         for r in rows
     ]
 
@@ -263,19 +272,14 @@ def _workers(
         params,
     ).all()
     return [
-        {
-            "kind": "worker",
-            "id": r.id,
-            "label": r.name,
-            "detail": " · ".join(
-                x for x in (ROLE_NAMES.get(r.role, r.role), r.grid_name, r.code) if x
-            ),
-            "lon": r.lon,
-            "lat": r.lat,
-            "grid_id": r.grid_id,
-            "open": {"grid": r.grid_id, "worker": r.id},
-            "score": r.score,
-        }
+        _result(
+            "worker",
+            r,
+            r.name,
+            " · ".join(x for x in (ROLE_NAMES.get(r.role, r.role), r.grid_name, r.code) if x),
+            grid_id=r.grid_id,
+            opens={"grid": r.grid_id, "worker": r.id},
+        )
         for r in rows
     ]
 
@@ -300,17 +304,9 @@ def _cases(
         {**params, **cparams},
     ).all()
     return [
-        {
-            "kind": "case",
-            "id": r.id,
-            "label": r.code,
-            "detail": f"{r.category_name} · {STATUS_NAMES.get(r.status, r.status)}",
-            "lon": r.lon,
-            "lat": r.lat,
-            "grid_id": r.grid_id,
-            "open": {"case": r.id},
-            "score": r.score,
-        }
+        _result(
+            "case", r, r.code, f"{r.category_name} · {STATUS_NAMES.get(r.status, r.status)}", grid_id=r.grid_id
+        )
         for r in rows
     ]
 
@@ -332,17 +328,13 @@ def _service_points(
         params,
     ).all()
     return [
-        {
-            "kind": "service_point",
-            "id": r.id,
-            "label": r.name,
-            "detail": " · ".join(x for x in (SERVICE_POINT_KINDS.get(r.kind, r.kind), r.address) if x),
-            "lon": r.lon,
-            "lat": r.lat,
-            "grid_id": r.grid_id,
-            "open": {"service_point": r.id},
-            "score": r.score,
-        }
+        _result(
+            "service_point",
+            r,
+            r.name,
+            " · ".join(x for x in (SERVICE_POINT_KINDS.get(r.kind, r.kind), r.address) if x),
+            grid_id=r.grid_id,
+        )
         for r in rows
     ]
 
@@ -365,17 +357,7 @@ def _cameras(
         params,
     ).all()
     return [
-        {
-            "kind": "camera",
-            "id": r.id,
-            "label": r.name or r.code,
-            "detail": r.code,
-            "lon": r.lon,
-            "lat": r.lat,
-            "grid_id": r.grid_id,
-            "open": {"camera": r.id},
-            "score": r.score,
-        }
+        _result("camera", r, r.name or r.code, r.code, grid_id=r.grid_id)
         for r in rows
     ]
 
