@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PACKAGES=(postgresql-15 postgresql-15-postgis-3 chromium chromium-driver fonts-wqy-zenhei nodejs npm wrk)
+DEB_PACKAGES=(postgresql-15 postgresql-15-postgis-3 chromium chromium-driver fonts-wqy-zenhei nodejs npm wrk nginx-light)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
