@@ -513,29 +513,31 @@ def _import_message(message: str, problems: list[dict[str, object]]) -> str | No
     if not m:
         return None
     shown = "；".join(
-        f"{p.get('where', '?')}：{p.get('reason', '')}" for p in problems[:5] if isinstance(p, dict)
+        f"{p.get('where_zh') or p.get('where', '?')}：{chinese_part(str(p.get('reason', '')))}"
+        for p in problems[:5]
+        if isinstance(p, dict)
     )
     more = f"（另有 {len(problems) - 5} 条）" if len(problems) > 5 else ""
     return f"{m.group(1)}：{m.group(2)} 条记录有误，未导入任何数据 — {shown}{more}"
 
 
 def localise_problems(problems: list[object]) -> list[object]:
-    """Per-row problems of an import refusal with Chinese ``where`` and ``reason`` (the English
-    kept as ``where_en`` / ``reason_en``); a calendar's problem sentences become Chinese."""
+    """Per-row problems of an import refusal for people: ``reason`` as "中文 / English" (the
+    English also as ``reason_en``), ``where`` kept as the file's locator ("row 3") with
+    ``where_zh`` ("第 3 行"); a calendar's problem sentences become "中文 / English"."""
     out: list[object] = []
     for p in problems:
         if isinstance(p, dict):
             q = dict(p)
-            for key in ("where", "reason"):
-                value = q.get(key)
-                if isinstance(value, str) and value and not has_chinese(value):
-                    zh = field_zh(value) if key == "where" else translate(value)
-                    if zh and zh != value:
-                        q[key] = _clean(zh)
-                        q[f"{key}_en"] = value
-                elif isinstance(value, str) and key == "reason" and english_part(value):
-                    q["reason"] = chinese_part(value)
-                    q["reason_en"] = english_part(value)
+            where, reason = q.get("where"), q.get("reason")
+            if isinstance(where, str) and where:
+                q["where_zh"] = _clean(field_zh(where)) if not has_chinese(where) else where
+            if isinstance(reason, str) and reason:
+                en = english_part(reason)
+                zh = chinese_part(reason) or translate(reason)
+                if zh and en:
+                    q["reason"] = f"{_clean(zh)} / {en}"
+                    q["reason_en"] = en
             out.append(q)
         elif isinstance(p, str) and not has_chinese(p):
             zh = translate(p)

@@ -238,8 +238,9 @@ def test_an_import_with_a_bad_row_is_refused_row_by_row_in_chinese(client) -> No
     assert res.status_code == 422 and err["code"] == "import_rejected", err
     assert "未导入任何数据" in err["message"].split(" / ")[0]
     row = err["problems"][0]
-    assert row["where"] == "第 3 行" and row["where_en"] == "row 3"
-    assert has_chinese(row["reason"]) and "abc" in row["reason"] and "not a number" in row["reason_en"]
+    assert row["where"] == "row 3" and row["where_zh"] == "第 3 行"
+    assert row["reason"].startswith("不是数字：“abc”") and "not a number" in row["reason_en"]
+    assert "第 3 行：不是数字：“abc”" in err["message"].split(" / ")[0]
     json.dumps(err, ensure_ascii=False)
 
 
