@@ -426,6 +426,9 @@ def _specificity(pattern: str) -> int:
     return len(re.sub(r"\((?:[^()]|\([^()]*\))*\)|\\.|[.+*?\[\]]", "", pattern))
 
 
+#: Longer messages are not matched (the patterns stay quick whatever a value holds).
+MAX_LENGTH = 2000
+
 _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(p, re.S), t)
     for p, t in sorted(CATALOGUE, key=lambda entry: -_specificity(entry[0]))
@@ -479,6 +482,8 @@ def translate(message: str, _depth: int = 0) -> str | None:
     message = message.strip()
     if has_chinese(message):
         return chinese_part(message) or message
+    if len(message) > MAX_LENGTH:
+        return None  # a value echoed at length: the generic lead is enough, and quick
     m = _PREFIX.fullmatch(message) if _depth < 4 else None
     if m and (" " not in m.group(1) or m.group(1) in FIELDS or _where(m.group(1))):
         rest = translate(m.group(2), _depth + 1)
@@ -508,17 +513,27 @@ ACTION_ZH: dict[str, str] = {
 IMPORT_HEAD = re.compile(r"(.+?): (\d+) bad record\(s\), nothing was loaded — .*", re.S)
 
 
-def _import_message(message: str, problems: list[dict[str, object]]) -> str | None:
+def _import_message(message: str, problems: list[object]) -> tuple[str, str] | None:
+    """The Chinese and the English of an import refusal, rebuilt from its (localised) problems."""
     m = IMPORT_HEAD.fullmatch(message)
     if not m:
         return None
-    shown = "；".join(
+    rows = [p for p in problems if isinstance(p, dict)]
+    zh = "；".join(
         f"{p.get('where_zh') or p.get('where', '?')}：{chinese_part(str(p.get('reason', '')))}"
-        for p in problems[:5]
-        if isinstance(p, dict)
+        for p in rows[:5]
     )
-    more = f"（另有 {len(problems) - 5} 条）" if len(problems) > 5 else ""
-    return f"{m.group(1)}：{m.group(2)} 条记录有误，未导入任何数据 — {shown}{more}"
+    en = "; ".join(
+        f"{p.get('where', '?')}: {p.get('reason_en') or english_part(str(p.get('reason', '')))}"
+        for p in rows[:5]
+    )
+    more = len(problems) - 5
+    return (
+        f"{m.group(1)}：{m.group(2)} 条记录有误，未导入任何数据 — {zh}"
+        + (f"（另有 {more} 条）" if more > 0 else ""),
+        f"{m.group(1)}: {m.group(2)} bad record(s), nothing was loaded — {en}"
+        + (f" (and {more} more)" if more > 0 else ""),
+    )
 
 
 def localise_problems(problems: list[object]) -> list[object]:
@@ -563,11 +578,12 @@ def localise(
         return out
     en = english_part(message)
     zh = chinese_part(message)
+    rows = out.get("problems")
+    rebuilt = _import_message(message, rows) if isinstance(rows, list) else None
+    if rebuilt:
+        zh, en = rebuilt
     if not zh:
-        if isinstance(out.get("problems"), list) and str(out.get("code")) == "import_rejected":
-            zh = _import_message(message, out["problems"]) or ""  # type: ignore[arg-type]
-        if not zh:
-            zh = translate(message) or ""
+        zh = translate(message) or ""
         if not zh:
             param = out.get("param")
             head = lead(str(out.get("code", "")))

@@ -261,3 +261,28 @@ def test_the_locate_box_says_once_why_a_point_cannot_be_located(live_server: str
     shown = page.inner_text("#gg-locate-msg")
     assert shown.startswith("无法定位：纬度 117.228197 超出范围"), shown
     assert shown.count("无法定位") == 1 and "latitude" not in shown
+
+
+def test_a_page_shows_the_chinese_of_an_english_error(app) -> None:  # type: ignore[no-untyped-def]
+    from app.web.errors import error_page
+
+    with app.test_request_context("/cases/desk"):
+        res = error_page(409, "case SJ1234 was changed by someone else meanwhile: reload it")
+        page = res.get_data(as_text=True)
+    assert res.status_code == 409 and res.mimetype == "text/html"
+    assert "事件 SJ1234 已被他人修改：请刷新后重试" in page and "meanwhile" not in page
+
+
+def test_an_import_refusal_with_chinese_reasons_still_leads_in_chinese(client) -> None:  # type: ignore[no-untyped-def]
+    csv = "code,lon,lat\nC1,117.2301,31.8201\nC2,31.82,117.23\n"
+    res = client.post(
+        "/api/import/cameras",
+        data={"file": (io.BytesIO(csv.encode()), "cams.csv")},
+        content_type="multipart/form-data",
+    )
+    err = _error(res)
+    assert res.status_code == 422 and err["code"] == "import_rejected"
+    chinese, english = err["message"].split(" / ", 1)
+    assert chinese.startswith("cams.csv：1 条记录有误，未导入任何数据 — 第 3 行：纬度 117.23 超出范围")
+    assert english == err["message_en"] and "row 3: latitude 117.23" in english
+    assert not has_chinese(english)
