@@ -144,7 +144,9 @@ def register_error_handlers(app: Flask) -> None:
             return error_page(err.code or 500, None, err.get_headers())
         code = err.name.lower().replace(" ", "_")
         lead = HTTP_ZH.get(err.code or 500, "请求未能完成")
-        response = jsonify(error={"code": code, "message": f"{lead} / {err.description}"})
+        response = jsonify(
+            error={"code": code, "message": f"{lead} / {err.description}", "message_en": err.description}
+        )
         response.status_code = err.code or 500
         # Keep what the error says in its headers (a 405's Allow, a 401's WWW-Authenticate).
         for name, value in err.get_headers():

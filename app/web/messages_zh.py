@@ -451,7 +451,7 @@ def english_part(message: str) -> str:
     if not has_chinese(message):
         return message
     head, _, tail = message.partition(" / ")
-    return tail.strip() if has_chinese(head) and tail and not has_chinese(tail) else ""
+    return tail.strip() if has_chinese(head) else ""
 
 
 def _fill(match: re.Match[str], template: str) -> str:

@@ -46,6 +46,8 @@ def _variants(node: ast.expr) -> list[str] | None:
     or None when it is not built from text in this place (a variable, a call)."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return [node.value]
+    if isinstance(node, ast.Name) and node.id in CONSTANTS:
+        return [CONSTANTS[node.id]]
     if isinstance(node, ast.JoinedStr):
         parts: list[list[str]] = []
         for v in node.values:
@@ -192,6 +194,9 @@ def test_an_unknown_message_keeps_a_chinese_lead_and_its_english() -> None:
     assert body["message"] == "未找到 / something new" and body["message_en"] == "something new"
     bilingual = localise({"code": "conflict", "message": "网格已被修改 / stale"}, lambda c: "?")
     assert bilingual["message"] == "网格已被修改 / stale" and bilingual["message_en"] == "stale"
+    named = localise({"code": "grid_retired", "message": "网格已成为历史 / grid 3401 (城东) is history"}, str)
+    assert named["message"] == "网格已成为历史 / grid 3401 (城东) is history"
+    assert named["message_en"] == "grid 3401 (城东) is history"
 
 
 # ---------------------------------------------------------------------------------- requests
