@@ -143,7 +143,7 @@ def register_error_handlers(app: Flask) -> None:
         if is_page_request() and (err.code or 500) >= 400:
             return error_page(err.code or 500, None, err.get_headers())
         code = err.name.lower().replace(" ", "_")
-        lead = HTTP_ZH.get(err.code or 500, "请求未能完成")
+        lead = messages_zh.translate(err.description or "") or HTTP_ZH.get(err.code or 500, "请求未能完成")
         response = jsonify(
             error={"code": code, "message": f"{lead} / {err.description}", "message_en": err.description}
         )

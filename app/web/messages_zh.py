@@ -251,6 +251,8 @@ CATALOGUE: list[tuple[str, str]] = [
     (r"zoom (\S+) is outside 0–(\S+)", "缩放级别 {1} 超出范围 0–{2}"),
     (r"no PMTiles basemap is configured \(BASEMAP_PMTILES\)", "未配置 PMTiles 底图（BASEMAP_PMTILES）"),
     (r"no access rule is declared for this endpoint", "此接口未声明访问规则"),
+    (r"no such asset: (.+)", "找不到资源文件：{1}"),
+    (r"(.+) is not installed: run `npm ci` \(\./scripts/setup\.sh does it\)", "{1} 未安装：请运行 npm ci（./scripts/setup.sh 会执行）"),
     # ---- bodies, files, GeoJSON
     (r"send a JSON object", "请发送一个 JSON 对象"),
     (r"must be a JSON object", "必须是 JSON 对象"),

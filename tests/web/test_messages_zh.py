@@ -124,6 +124,7 @@ def _messages() -> list[tuple[str, str]]:
                 index = HELPERS[_name(node.func) or ""]
                 if len(node.args) > index:
                     texts.append(node.args[index])
+                texts += [k.value for k in node.keywords if k.arg in ("description", "message")]
             elif isinstance(node, ast.Dict):
                 keys = {k.value: v for k, v in zip(node.keys, node.values, strict=True) if isinstance(k, ast.Constant)}
                 if "where" in keys and "reason" in keys:
