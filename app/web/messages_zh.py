@@ -1,8 +1,8 @@
 """Chinese for the English error messages of the services: a catalogue of (pattern, template).
 
-A message is translated whole when one entry matches it; else a leading "where: " (a field, a
-row, a feature, a file) is put into Chinese and the rest is translated the same way; a list
-joined with "; " is translated part by part. ``translate`` answers None when nothing fits —
+A list joined with "; " is translated part by part when every part is known; a leading
+"where: " (a field, a row, a feature, a file) is put into Chinese and the rest translated the
+same way; else the message is translated whole by the first entry that matches it. ``translate`` answers None when nothing fits —
 ``tests/web/test_messages_zh.py`` walks the source so that no message of the code is left so.
 
 Templates are ``str.format`` strings over the match: ``{1}`` … the groups as written, ``{t}``
@@ -486,6 +486,11 @@ def translate(message: str, _depth: int = 0) -> str | None:
         return chinese_part(message) or message
     if len(message) > MAX_LENGTH:
         return None  # a value echoed at length: the generic lead is enough, and quick
+    if "; " in message and _depth < 4:
+        # A list ("row 3: …; row 4: …") first, so that no pattern runs across two items.
+        parts = [translate(part, _depth + 1) for part in message.split("; ")]
+        if all(parts):
+            return "；".join(p for p in parts if p)
     m = _PREFIX.fullmatch(message) if _depth < 4 else None
     if m and (" " not in m.group(1) or m.group(1) in FIELDS or _where(m.group(1))):
         rest = translate(m.group(2), _depth + 1)
@@ -495,10 +500,6 @@ def translate(message: str, _depth: int = 0) -> str | None:
         m = pattern.fullmatch(message)
         if m:
             return _fill(m, template)
-    if "; " in message and _depth < 4:
-        parts = [translate(part, _depth + 1) for part in message.split("; ")]
-        if all(parts):
-            return "；".join(p for p in parts if p)
     return None
 
 

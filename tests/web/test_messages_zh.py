@@ -184,6 +184,11 @@ def test_every_message_of_the_code_reads_in_chinese() -> None:
         ("status: 'lost' is not one of open, closed", "status（状态）：“lost”不是可选值之一（可选：open, closed）"),
         ("body: feature 3: the geometry is not an object", "body（请求内容）：第 3 个要素：几何图形不是对象"),
         ("overlaps sibling 340188001 by 12.50 m²", "与同级网格 340188001 重叠 12.50 平方米"),
+        (
+            "cal.csv: row 3: date '2026-13-01' is not YYYY-MM-DD; row 4: date 'x' is not YYYY-MM-DD",
+            "cal.csv：第 3 行：日期“2026-13-01”不是 YYYY-MM-DD 格式；第 4 行：日期“x”不是 YYYY-MM-DD 格式",
+        ),
+        ("fields: unknown field(s) a, b; use c, d", "fields（字段）：未知的字段：a, b（可用：c, d）"),
     ],
 )
 def test_the_catalogue_names_what_is_wrong_and_where(english: str, chinese: str) -> None:
