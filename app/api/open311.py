@@ -12,6 +12,7 @@ from app.errors import AppError, BadParameter
 from app.services import open311 as svc
 from app.services import public_cases
 from app.services.photos import MAX_BYTES
+from app.web.errors import chinese_first
 from gis.errors import GisError
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
@@ -20,8 +21,9 @@ bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 @bp.errorhandler(AppError)
 @bp.errorhandler(GisError)
 def _georeport_error(err: AppError | GisError):  # type: ignore[no-untyped-def]
-    # GeoReport clients expect a list of {code, description}.
-    return jsonify([{"code": err.http_status, "description": err.message}]), err.http_status
+    # GeoReport clients expect a list of {code, description}: "中文 / English", as elsewhere.
+    description = chinese_first(err.code, err.message, err.details.get("param"))
+    return jsonify([{"code": err.http_status, "description": description}]), err.http_status
 
 
 @bp.get("/services.json")

@@ -11,6 +11,7 @@ from flask import Flask, jsonify, render_template, request
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from app.web import messages_zh
 from gis.errors import GisError
 
 LOGGER = logging.getLogger(__name__)
@@ -64,18 +65,25 @@ HTTP_ZH = {
 }
 
 
-def has_chinese(message: str) -> bool:
-    return any("\u4e00" <= ch <= "\u9fff" for ch in message)
+has_chinese = messages_zh.has_chinese
 
 
 def chinese_first(code: str, message: str, param: Any = None) -> str:
-    """Give an English-only message a Chinese lead: "中文 / English" (a parameter's name first)."""
-    if has_chinese(message):
-        return message
-    lead = CODE_ZH.get(code, "请求未能完成")
-    if isinstance(param, str) and param and message.startswith(param):
-        return f"{param}：{lead} / {message}"
-    return f"{lead} / {message}"
+    """An error message as people read it: "中文 / English", the Chinese from the catalogue of
+    ``app.web.messages_zh`` (else a lead chosen by the code, a parameter's name first)."""
+    body = messages_zh.localise({"code": code, "message": message, "param": param}, code_lead)
+    return str(body["message"])
+
+
+def code_lead(code: str) -> str:
+    """The generic Chinese lead of an error code (for a message the catalogue does not know)."""
+    return CODE_ZH.get(code, "请求未能完成")
+
+
+def localised_body(err: GisError) -> dict[str, Any]:
+    """The JSON body of a domain error: Chinese ``message`` first, the English as ``message_en``,
+    import problems translated row by row (see ``app.web.messages_zh``)."""
+    return messages_zh.localise(err.to_dict(), code_lead, request.endpoint)
 
 
 def is_page_request() -> bool:
@@ -87,9 +95,8 @@ def is_page_request() -> bool:
 
 
 def _chinese_part(message: str) -> str:
-    """The Chinese half of a bilingual message ("中文 / English"), else the message."""
-    head = message.split(" / ", 1)[0].strip()
-    return head if has_chinese(head) else ""
+    """The Chinese of a message: its Chinese half, or its translation ("" when there is none)."""
+    return messages_zh.chinese_part(message) or messages_zh.translate(message) or ""
 
 
 def error_page(status: int, message: str | None = None, headers: Any = None):  # type: ignore[no-untyped-def]
@@ -124,9 +131,7 @@ def register_error_handlers(app: Flask) -> None:
     def _gis(err: GisError):  # type: ignore[no-untyped-def]
         if is_page_request() and err.http_status != 401:
             return error_page(err.http_status, err.message)
-        body = err.to_dict()
-        if isinstance(body.get("message"), str):
-            body["message"] = chinese_first(err.code, body["message"], body.get("param"))
+        body = localised_body(err)
         response = jsonify(error=body)
         response.status_code = err.http_status
         if isinstance(err.details.get("retry_after"), int):
@@ -138,8 +143,10 @@ def register_error_handlers(app: Flask) -> None:
         if is_page_request() and (err.code or 500) >= 400:
             return error_page(err.code or 500, None, err.get_headers())
         code = err.name.lower().replace(" ", "_")
-        lead = HTTP_ZH.get(err.code or 500, "请求未能完成")
-        response = jsonify(error={"code": code, "message": f"{lead} / {err.description}"})
+        lead = messages_zh.translate(err.description or "") or HTTP_ZH.get(err.code or 500, "请求未能完成")
+        response = jsonify(
+            error={"code": code, "message": f"{lead} / {err.description}", "message_en": err.description}
+        )
         response.status_code = err.code or 500
         # Keep what the error says in its headers (a 405's Allow, a 401's WWW-Authenticate).
         for name, value in err.get_headers():

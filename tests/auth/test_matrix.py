@@ -434,7 +434,7 @@ def _leaks(res, t: dict[str, Any], target: str) -> list[str]:  # type: ignore[no
         if isinstance(data, list):  # Open311's error list
             if not all(set(e) <= {"code", "description"} for e in data):
                 found.append(f"extra fields {data}")
-        elif set(data) != {"error"} or not set(data["error"]) <= {"code", "message", "reason", "param"}:
+        elif set(data) != {"error"} or not set(data["error"]) <= {"code", "message", "message_en", "reason", "param"}:
             found.append(f"extra fields {sorted(data)} / {sorted(data.get('error', {}))}")
     return found
 

@@ -28,7 +28,7 @@
   function getJson(url, options) {
     return fetch(url, options).then(function (r) {
       return r.json().then(function (body) {
-        if (!r.ok) { throw new Error((body.error && body.error.message) || r.statusText); }
+        if (!r.ok) { throw new Error((body.error && body.error.message) || ("请求失败（" + r.status + "）")); }
         return body;
       });
     });

@@ -135,7 +135,8 @@
         .then(function (res) { return res.json().then(function (body) { return { ok: res.ok, body: body }; }); })
         .then(function (res) {
           if (!res.ok) {
-            msg.textContent = "无法定位：" + window.GridGovText.message((res.body.error && res.body.error.message) || "请求失败");
+            var why = window.GridGovText.message((res.body.error && res.body.error.message) || "请求失败");
+            msg.textContent = why.indexOf("无法定位") === 0 ? why : "无法定位：" + why;
             return;
           }
           return show(res.body);

@@ -64,7 +64,7 @@
     var head = (doing || "操作") + "失败" + (STATUS_TEXT[res.status] ? "（" + STATUS_TEXT[res.status] + "）" : "");
     var extra = err.current_version ? "当前版本为 " + esc(err.current_version) + "，请重新加载后再改。" : "";
     say('<p class="gg-error" id="gg-ov-error">' + esc(head) + "：" +
-      esc(err.message || ("HTTP " + res.status)) + (extra ? "<br>" + extra : "") + "</p>");
+      esc(err.message || ("请求失败（" + res.status + "）")) + (extra ? "<br>" + extra : "") + "</p>");
     clearMarks();
     if (err.location) {
       O.marks = L.geoJSON(err.location, {

@@ -18,7 +18,7 @@
       body: JSON.stringify(body)
     }).then(function (r) {
       return r.json().then(function (b) {
-        if (!r.ok) { throw new Error((b.error && b.error.message) || r.statusText); }
+        if (!r.ok) { throw new Error((b.error && b.error.message) || ("请求失败（" + r.status + "）")); }
         return b;
       });
     });
