@@ -22,6 +22,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -319,8 +321,6 @@ def network_features(session: Session, network_id: int, *, personal: bool = Fals
         ),
         {"n": network_id},
     ).all()
-    import json
-
     return {
         "type": "FeatureCollection",
         "network": summary,
@@ -515,10 +515,10 @@ def mismatch_export(report: dict[str, Any], fmt: str) -> tuple[bytes, str, str]:
     """The report as CSV or XLSX: (bytes, media type, file suffix)."""
     frame = mismatch_frame(report)
     if fmt == "csv":
-        return csv_safe.frame_to_csv(frame).encode("utf-8-sig"), "text/csv; charset=utf-8", ".csv"
+        text_out = io.StringIO()
+        csv_safe.frame_to_csv(frame, text_out, index=False)
+        return text_out.getvalue().encode("utf-8-sig"), "text/csv; charset=utf-8", ".csv"
     if fmt == "xlsx":
-        import io
-
         from openpyxl import Workbook
 
         wb = Workbook()

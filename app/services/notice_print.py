@@ -142,7 +142,7 @@ def sheet(session: Session, grid_id: int, paper: str = "A4") -> dict[str, Any]:
     ).all()
     phones = show_phones(session, grid_id)
     width, height = PAPERS[paper]
-    map_w, map_h = width - 20, (height - 20) * 0.52
+    map_w, map_h = width - 20, (height - 20) * 0.42
     svg = map_svg(
         shape,
         [(c.name, shapely.from_wkb(bytes(c.wkb))) for c in children],
@@ -161,7 +161,11 @@ def sheet(session: Session, grid_id: int, paper: str = "A4") -> dict[str, Any]:
         },
         "chain": [a["name"] for a in grid_svc.ancestors(session, grid_id)],
         "children": [{"code": c.code, "name": c.name, "households": c.household_count} for c in children],
-        "people": _people(session, [grid_id, *[c.id for c in children]], phones),
+        "people": [
+            p | {"grid_name": "本网格" if p["grid_name"] == row.name
+                 else p["grid_name"].removeprefix(row.name) or p["grid_name"]}
+            for p in _people(session, [grid_id, *[c.id for c in children]], phones)
+        ],
         "phones_shown": phones,
         "points": [
             {"name": p.name, "kind": grid_svc.SERVICE_POINT_KINDS.get(p.kind, p.kind), "address": p.address or ""}
