@@ -160,6 +160,10 @@ def import_network(
             reason = ("code", "编码和名称必填")
         elif len(code) > 40:
             reason = ("code", f"编码 '{code}' 超过 40 个字符")
+        elif len(gname) > 120:
+            reason = ("name", "名称超过 120 个字符")
+        elif len(col["person"][i]) > 60:
+            reason = ("person", "责任人超过 60 个字符")
         elif code in seen:
             reason = ("code", f"编码 '{code}' 重复")
         elif g is None or g.is_empty:
@@ -183,7 +187,7 @@ def import_network(
                 "where": where,
                 "code": code,
                 "name": gname,
-                "person_name": col["person"][i][:60] or None,
+                "person_name": col["person"][i] or None,
                 "person_phone": col["phone"][i] or None,
                 "worker_id": workers.get(col["worker_code"][i]) if col["worker_code"][i] else None,
                 "geom": g,

@@ -277,3 +277,48 @@ def test_notice_board_pdf_shows_the_grid_and_its_people(client, db_session) -> N
     whole = client.get(f"/grids/{community}/notice.pdf")
     assert len(PdfReader(io.BytesIO(whole.data)).pages) == len(community_grids(db_session))
     assert client.get(f"/grids/{gid}/notice.pdf?paper=B5").status_code == 400
+
+
+def test_reimport_is_the_next_version_and_a_gpkg_in_another_crs_reads(client, db_session, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import geopandas as gpd
+
+    models = community_grids(db_session)
+    frame = gpd.GeoDataFrame(
+        {"code": [f"HB-{i}" for i in range(len(models))], "name": [n for _, n, _ in models]},
+        geometry=[g for _, _, g in models],
+        crs=4326,
+    ).to_crs(4548)
+    path = tmp_path / "hb.gpkg"
+    frame.to_file(path, driver="GPKG")
+    first = post_network(client, path, department="HB-AH", name="环保网格", kind="environment")
+    assert first.status_code == 201, first.get_json()
+    second = post_network(client, path, department="HB-AH", name="环保网格", kind="environment")
+    assert second.status_code == 201 and second.get_json()["version"] == 2
+    assert second.get_json()["id"] == first.get_json()["id"]
+    counts = db_session.execute(
+        text("SELECT count(*) FILTER (WHERE valid_to IS NULL), count(*) FROM network_grid WHERE network_id = :n"),
+        {"n": first.get_json()["id"]},
+    ).one()
+    assert tuple(counts) == (len(models), 2 * len(models))
+    # Reprojected from Gauss-Krüger, the copies still nest in their 网格.
+    report = client.get(f"/api/networks/{first.get_json()['id']}/mismatch").get_json()
+    assert report["summary"]["clean"] == len(models)
+
+
+def test_a_centre_imports_only_inside_its_street(app, db_session, tmp_path, accounts) -> None:  # type: ignore[no-untyped-def]
+    from tests.accounts import bearer
+
+    village = db_session.execute(
+        text("SELECT code, name, ST_AsBinary(geom) FROM grid WHERE code = '34018810120101' AND valid_to IS NULL")
+    ).one()
+    outside = write_geojson(tmp_path / "out.geojson", [(village[0], village[1], shapely.from_wkb(bytes(village[2])))])
+    c = app.test_client()
+    with outside.open("rb") as f:
+        res = c.post(
+            "/api/networks/import",
+            data={"file": (io.BytesIO(f.read()), "out.geojson"), "department": "CG-AH", "name": "街道外"},
+            headers=bearer(accounts["centre"]),
+            content_type="multipart/form-data",
+        )
+    assert res.status_code == 422
+    assert "街道之外" in res.get_json()["error"]["problems"][0]["reason"]
