@@ -29,6 +29,16 @@ def police_network(database_url: str):  # type: ignore[no-untyped-def]
             ),
             {"n": nid, "c": COMMUNITY},
         ).rowcount
+        # One more grid: the community's first 网格 moved 38 m east (crosses its neighbour).
+        conn.execute(
+            text(
+                """INSERT INTO network_grid (network_id, code, name, geom, area_m2)
+                   SELECT :n, 'JW-SHIFT', '偏移警务网格', ST_Translate(g.geom, 0.0004, 0), g.area_m2
+                   FROM grid g WHERE g.code = '34018800100101' AND g.valid_to IS NULL"""
+            ),
+            {"n": nid},
+        )
+        n += 1
     try:
         yield nid, n
     finally:
@@ -43,11 +53,19 @@ def test_networks_page_and_emap_layer(live_server: str, page, police_network) ->
     page.goto(f"{live_server}/networks")
     page.select_option("#networks-select", str(nid))
     page.click("#networks-form button[type=submit]")
-    page.wait_for_function(
-        f"() => document.querySelectorAll('#networks-body tr').length === {n}", timeout=20000
-    )
+    page.wait_for_selector("html[data-networks-ready='2']", timeout=20000)
+    assert page.locator("#networks-body tr").count() == n
+    shifted = page.locator("#networks-body tr", has_text="JW-SHIFT")
     rows = page.locator("#networks-body tr").all_inner_texts()
-    assert all(r.rstrip().endswith("是") for r in rows), rows  # every copy nests cleanly
+    assert sum(r.rstrip().endswith("是") for r in rows) == n - 1, rows  # every copy nests cleanly
+    # The shifted one gets an alignment proposal; committed, it nests.
+    shifted.locator("button.networks-propose").click()
+    page.wait_for_function("() => document.getElementById('networks-proposal-text').textContent.includes('边界最大移动')")
+    assert "迁入" in page.inner_text("#networks-proposal-text")
+    page.click("#networks-commit")
+    page.wait_for_selector("html[data-networks-ready='3']", timeout=20000)
+    assert page.locator("#networks-body tr", has_text="JW-SHIFT").inner_text().rstrip().endswith("是")
+    assert page.locator("#networks-body button.networks-propose").count() == 0
     assert "安和派出所" in page.locator("#networks-depts-body").inner_text()
     assert page.get_attribute("#networks-csv", "href").endswith(f"/api/networks/{nid}/mismatch?format=csv&level=3")
 
