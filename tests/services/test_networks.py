@@ -322,3 +322,33 @@ def test_a_centre_imports_only_inside_its_street(app, db_session, tmp_path, acco
         )
     assert res.status_code == 422
     assert "街道之外" in res.get_json()["error"]["problems"][0]["reason"]
+
+
+def test_cli_imports_a_network_and_names_bad_rows(database_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+    from sqlalchemy import create_engine
+
+    from app.cli import main
+
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        models = community_grids(conn)
+    good = write_geojson(tmp_path / "jw.geojson", models)
+    bad = write_geojson(tmp_path / "bad.geojson", [models[0], (None, None, shapely.Point(117.2, 31.8).buffer(0.001).exterior)])
+    runner = CliRunner(env={"GRIDGOV_DATABASE_URL": database_url})
+    try:
+        refused = runner.invoke(main, ["import", "network", str(bad), "--department", "PCS-AH", "--name", "命令行警务网格"])
+        assert refused.exit_code != 0 and "第 2 个要素" in refused.output and "没有几何图形" in refused.output
+        done = runner.invoke(main, ["import", "network", str(good), "--department", "PCS-AH", "--name", "命令行警务网格",
+                                    "--network-kind", "police", "--street", "340188001"])
+        assert done.exit_code == 0, done.output
+        assert f"imported {len(models)} grids" in done.output
+        with engine.connect() as conn:
+            row = conn.execute(text(
+                "SELECT n.kind, g.code, (SELECT count(*) FROM network_grid x WHERE x.network_id = n.id)"
+                " FROM network n JOIN grid g ON g.id = n.grid_id WHERE n.name = '命令行警务网格'")).one()
+        assert tuple(row) == ("police", "340188001", len(models))
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM network WHERE name = '命令行警务网格'"))
+        engine.dispose()
