@@ -277,6 +277,11 @@ def test_notice_board_pdf_shows_the_grid_and_its_people(client, db_session) -> N
     whole = client.get(f"/grids/{community}/notice.pdf")
     assert len(PdfReader(io.BytesIO(whole.data)).pages) == len(community_grids(db_session))
     assert client.get(f"/grids/{gid}/notice.pdf?paper=B5").status_code == 400
+    # The grid chooses to show phones in full.
+    assert client.put(f"/api/grids/{gid}/notice-settings", json={"show_phones": True}).status_code == 200
+    shown = "".join(PdfReader(io.BytesIO(client.get(f"/grids/{gid}/notice.pdf").data)).pages[0].extract_text().split())
+    phones = [p.split("|")[1] for p in people if p.split("|")[1]]
+    assert phones and all(phone in shown for phone in phones)
 
 
 def test_reimport_is_the_next_version_and_a_gpkg_in_another_crs_reads(client, db_session, tmp_path) -> None:  # type: ignore[no-untyped-def]
