@@ -223,6 +223,7 @@ def load_sample(force: bool, history: bool) -> None:
             "service_points",
             "cameras",
             "basemap",
+            "network",
         ]
     ),
 )
@@ -246,15 +247,37 @@ def load_sample(force: bool, history: bool) -> None:
     type=click.Choice(["road", "building", "water", "green", "rail"]),
     help="basemap only: every feature of the file is of this kind (else the file's kind column).",
 )
+@click.option("--department", default=None, help="network only: the department (code or name).")
+@click.option("--name", "network_name", default=None, help="network only: the layer's name.")
+@click.option(
+    "--network-kind",
+    default="other",
+    type=click.Choice(["police", "urban", "environment", "market", "emergency", "health", "other"]),
+    help="network only: what kind of departmental grid it is.",
+)
+@click.option("--street", default=None, help="network only: the code of the grid it belongs to.")
 def import_cmd(
-    kind: str, path: Path, crs: str | None, mapping: tuple[str, ...], feature_kind: str | None
+    kind: str,
+    path: Path,
+    crs: str | None,
+    mapping: tuple[str, ...],
+    feature_kind: str | None,
+    department: str | None,
+    network_name: str | None,
+    network_kind: str,
+    street: str | None,
 ) -> None:
     """Import a GeoJSON, Shapefile, GeoPackage or CSV (lon/lat columns) file; all or nothing.
 
     KIND basemap loads the e-map's own basemap (roads, buildings, water, green areas, rails):
-    columns kind, class, name, min_zoom (all optional with --kind)."""
+    columns kind, class, name, min_zoom (all optional with --kind). KIND network loads a
+    department's own grid layer (多网合一; columns code, name, person, phone, worker_code; a CSV
+    gives each grid as a wkt column) with --department and --name."""
     if feature_kind and kind != "basemap":
         raise click.UsageError("--kind applies to the basemap import only")
+    if kind == "network":
+        _import_network(path, crs, mapping, department, network_name, network_kind, street)
+        return
     from app.db import get_session, transaction
     from app.services import importer, tables
 
@@ -277,6 +300,52 @@ def import_cmd(
         except (AppError, GisError) as exc:
             raise _fail(exc) from exc
     click.echo(f"imported {n} {kind} from {path.name} in {time.perf_counter() - started:.1f} s")
+
+
+def _import_network(
+    path: Path,
+    crs: str | None,
+    mapping: tuple[str, ...],
+    department: str | None,
+    name: str | None,
+    kind: str,
+    street: str | None,
+) -> None:
+    if not department or not name:
+        raise click.UsageError("a network import needs --department and --name")
+    from sqlalchemy import text
+
+    from app.db import get_session, transaction
+    from app.services import networks, tables
+
+    app = _app()
+    with app.app_context():
+        session = get_session()
+        try:
+            with transaction(session):
+                street_id = None
+                if street:
+                    street_id = session.scalar(
+                        text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": street}
+                    )
+                    if street_id is None:
+                        raise click.UsageError(f"--street: no current grid with code {street}")
+                answer = networks.import_network(
+                    session,
+                    path,
+                    department=department,
+                    name=name,
+                    kind=kind,
+                    crs=crs,
+                    mapping=tables.parse_mapping(list(mapping)),
+                    street_id=street_id,
+                )
+        except (AppError, GisError) as exc:
+            raise _fail(exc) from exc
+    click.echo(
+        f"imported {answer['imported']} grids of network {answer['name']} "
+        f"({answer['department']['name']}, version {answer['version']}) from {path.name}"
+    )
 
 
 @main.group()

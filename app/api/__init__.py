@@ -12,6 +12,8 @@ from app.api import (
     grids,
     guard,
     locate,
+    networks,
+    notice,
     open311,
     openapi,
     overrides,
@@ -27,6 +29,8 @@ from app.api import (
 
 BLUEPRINTS = [
     grids.bp,
+    networks.bp,
+    notice.bp,
     grid_edit.bp,
     places.bp,
     transfer.bp,

@@ -91,6 +91,8 @@ EXPORTERS = frozenset({"admin", "centre"})
 # Those who record field work (visits, check-ins) as themselves, and those who may read it.
 WORKERS = frozenset({"grid_chief", "micro_chief", "worker", "party_member"})
 FIELD_READERS = FIELD
+# Those who read departments' networks (多网合一): the centre and the departments themselves.
+NETWORK_READERS = EDITORS | {"department"}
 
 
 # ---------------------------------------------------------------- grid scope
@@ -483,6 +485,7 @@ _WHAT = {
     "camera": "摄像头",
     "party member": "党员",
     "point entry": "积分记录",
+    "network": "专业网格图层",
 }
 
 
@@ -505,6 +508,33 @@ def grid_arg(name: str = "grid_id") -> Check:
 
     def check(session: Session, p: Principal, args: dict[str, Any]) -> None:
         _need(in_scope(session, p, args.get(name)), f"grid {args.get(name)}")
+
+    return check
+
+
+def network_visible(session: Session, p: Principal, network_id: Any) -> bool:
+    """Say whether ``p`` sees a departmental network: the administrator every one, a centre
+    its street's (every one when it has no street), a department its own."""
+    row = session.execute(
+        text("SELECT department_id, grid_id FROM network WHERE id = :n"), {"n": network_id}
+    ).one_or_none()
+    if row is None:
+        return False
+    if p.role == "admin":
+        return True
+    if p.role == "department":
+        return p.department_id is not None and row.department_id == p.department_id
+    if p.role == "centre":
+        scope = grid_scope(session, p)
+        return scope is None or (row.grid_id is not None and row.grid_id in scope)
+    return False
+
+
+def network_arg(name: str = "network_id") -> Check:
+    """Require the network named by a URL part to be one the caller sees (404 otherwise)."""
+
+    def check(session: Session, p: Principal, args: dict[str, Any]) -> None:
+        _need(network_visible(session, p, args.get(name)), f"network {args.get(name)}")
 
     return check
 
@@ -756,6 +786,19 @@ RULES: dict[str, Rule] = {
     "points_api.exchange": Rule(SUPERVISORS, household_arg()),
     "points_api.ranking": Rule(FIELD),
     "points_pages.points": Rule(FIELD),
+    # departments' own grids (多网合一): a centre its street's, a department its own
+    "networks_api.list_networks": Rule(NETWORK_READERS),
+    "networks_api.import_network": Rule(EDITORS),
+    "networks_api.get_network": Rule(NETWORK_READERS, network_arg()),
+    "networks_api.mismatch": Rule(NETWORK_READERS, network_arg()),
+    "networks_api.proposal": Rule(NETWORK_READERS, network_arg()),
+    "networks_api.commit": Rule(NETWORK_READERS, network_arg()),
+    "networks_api.category_network": Rule(ADMIN),  # categories are city-wide
+    "network_pages.networks": Rule(EDITORS),
+    # the notice board (网格公示牌) of a grid to print, and how it shows phones
+    "notice_pages.notice_pdf": Rule(FIELD, grid_arg()),
+    "notice_pages.notice_png": Rule(FIELD, grid_arg()),
+    "notice_api.notice_settings": Rule(SUPERVISORS, grid_arg()),
     # the API description
     "openapi.openapi_document": PUBLIC,
 }

@@ -17,6 +17,7 @@ from app.models.field import Checkin, Visit, VisitSetting
 from app.models.grid import Grid
 from app.models.grid_history import GridChange, GridState
 from app.models.maps import BasemapFeature, MapLayerVersion
+from app.models.network import Network, NetworkGrid, NoticeSetting
 from app.models.override import OverrideArea
 from app.models.people import GridAssignment, Household, Worker
 from app.models.places import Camera, Department, ServicePoint
@@ -47,6 +48,9 @@ __all__ = [
     "GridChange",
     "GridState",
     "Household",
+    "Network",
+    "NetworkGrid",
+    "NoticeSetting",
     "OverrideArea",
     "HouseholdPointEntry",
     "PointEntry",

@@ -167,6 +167,8 @@ class CaseCategory(Base):
     camera_event_types: Mapped[list[str]] = mapped_column(ARRAY(String(40)), server_default="{}")
     description: Mapped[str | None] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    # A departmental network (多网合一) whose grid at the point names who handles the case.
+    network_id: Mapped[int | None] = mapped_column(ForeignKey("network.id", ondelete="SET NULL"))
 
     __table_args__ = (
         CheckConstraint("time_limit_hours > 0", name="time_limit_positive"),

@@ -1007,7 +1007,13 @@ def create_case(
     category, settings, calendar = context.category, context.settings, context.calendar
     assert calendar is not None
     routing = locate.locate_point(
-        session, report.x, report.y, report.crs, category=context.override_category
+        session,
+        report.x,
+        report.y,
+        report.crs,
+        # A category routed by a departmental network (多网合一) is looked up like an override.
+        category=context.override_category
+        or (category["code"] if category and category.get("network_id") else None),
     )
     lon, lat = routing["point"]["lon"], routing["point"]["lat"]
     actor = actor or Actor("resident" if report.source == "resident" else "system")

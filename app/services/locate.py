@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 from app.errors import BadParameter
 from app.models.people import ROLE_NAMES
 from app.privacy import mask_name, mask_phone
-from app.services import csv_safe
+from app.services import csv_safe, networks
 from gis.assign import PolygonIndex
 from gis.crs import degree_span, parse_crs, to_wgs84_masked, to_wgs84_point
 
@@ -414,6 +414,11 @@ def locate_point(
         row = _override(reader, lon, lat, category)
         if row is not None:
             owner, fallback, override = apply_override(owner, fallback, row)
+    network = None
+    if category and override is None:  # a category routed by a departmental network (多网合一)
+        owner, fallback, network = networks.route_by_network(
+            session, lon, lat, category, owner, fallback
+        )
     leaf = chain[-1] if chain and method in ("inside", "boundary", "nearest") else None
     return {
         "point": {"lon": lon, "lat": lat},
@@ -424,6 +429,7 @@ def locate_point(
         "owner": owner,
         "fallback": fallback,
         "override": override,
+        "network": network,
     }
 
 

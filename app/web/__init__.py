@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.web import basemap, cases, emap, menu, overview, points, tiles, vendor, visits
+from app.web import (
+    basemap,
+    cases,
+    emap,
+    menu,
+    networks,
+    notice,
+    overview,
+    points,
+    tiles,
+    vendor,
+    visits,
+)
 
-BLUEPRINTS = [emap.bp, vendor.bp, cases.bp, tiles.bp, basemap.bp, overview.bp, visits.bp, points.bp]
+BLUEPRINTS = [emap.bp, vendor.bp, cases.bp, tiles.bp, basemap.bp, overview.bp, visits.bp, points.bp,
+              networks.bp, notice.bp]
 
 
 def register(app: Flask) -> None:

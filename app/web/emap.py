@@ -51,6 +51,8 @@ EMAP_SCRIPTS: list[str] = [
     "/static/js/overrides.js",
     "/static/js/emap_link.js",
     "/static/js/search.js",
+    "/static/js/emap_print.js",
+    "/static/js/emap_networks.js",
 ]
 EMAP_STYLES: list[str] = [
     "/static/css/emap.css",

@@ -39,6 +39,7 @@ MODULES: list[Module] = [
     Module("/ledgers", "台账"),
     Module("/points", "积分排名"),
     Module("/cases/kpi", "考核指标"),
+    Module("/networks", "多网合一"),
     Module("/admin/users", "账号管理"),
     Module("/admin/audit", "审计日志"),
     # A resident without an account: report a case, follow it by its code.

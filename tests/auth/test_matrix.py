@@ -70,6 +70,14 @@ def households_csv(t: dict[str, Any]) -> dict[str, Any]:
     return {"file": (io.BytesIO(data), "hh.csv")}
 
 
+def network_geojson(t: dict[str, Any]) -> dict[str, Any]:
+    """A one-grid departmental layer inside the target's micro-grid."""
+    x, y, d = t["lon"], t["lat"], 0.00005
+    ring = [[x - d, y - d], [x + d, y - d], [x + d, y + d], [x - d, y + d], [x - d, y - d]]
+    data = json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]}, "properties": {"code": "MX-1", "name": "矩阵专业网格"}}]})
+    return {"file": (io.BytesIO(data.encode()), "net.geojson"), "department": "CG-AH", "name": "矩阵图层"}
+
+
 def area(t: dict[str, Any], name: str = "矩阵新区") -> dict[str, Any]:
     """A small override area around a point inside the target's micro-grid."""
     x, y, d = t["lon"], t["lat"], 0.00005
@@ -281,6 +289,20 @@ CALLS: list[Call] = [
     Call("open311 request", "GET", "/open311/v2/requests/{pcode}.json", EVERYONE, {200}),
     Call("open311 request by internal code", "GET", "/open311/v2/requests/{code}.json", EVERYONE, {404}),
     Call("open311 discovery", "GET", "/open311/v2/discovery.json", EVERYONE, {200}),
+    # departments' own grids (多网合一): a centre its street's networks, a department its own
+    Call("networks", "GET", "/api/networks", CENTRE | {"department"}, {200}),
+    Call("import network", "POST", "/api/networks/import", CENTRE, {201}, form=network_geojson),
+    Call("network", "GET", "/api/networks/{n}", CENTRE | {"department"}, {200}, scoped=True),
+    Call("network mismatch", "GET", "/api/networks/{n}/mismatch", CENTRE | {"department"}, {200}, scoped=True),
+    Call("network mismatch export", "GET", "/api/networks/{n}/mismatch?format=csv", CENTRE | {"department"}, {200}, scoped=True),
+    Call("network alignment", "GET", "/api/networks/{n}/grids/{ng}/alignment", CENTRE | {"department"}, {200}, scoped=True),
+    Call("commit network alignment", "POST", "/api/networks/{n}/grids/{ng}/alignment", CENTRE | {"department"}, {201}, body={}, scoped=True),
+    Call("category network", "PUT", "/api/case-categories/streetlight/network", ADMIN, {200}, body=lambda t: {"network_id": t["n"]}),
+    Call("networks page", "GET", "/networks", CENTRE, {200}, page=True),
+    # the notice board (网格公示牌) to print
+    Call("notice board pdf", "GET", "/grids/{g}/notice.pdf", GRID_PEOPLE, {200}, scoped=True, page=True),
+    Call("notice board png", "GET", "/grids/{g}/notice.png?paper=A3", GRID_PEOPLE, {200}, scoped=True, page=True),
+    Call("notice settings", "PUT", "/api/grids/{g}/notice-settings", SUPERVISORS, {200}, body={"show_phones": True}, scoped=True),
 ]
 
 
@@ -406,6 +428,22 @@ def targets(client, db_session, accounts) -> dict[str, dict[str, Any]]:  # type:
             text("INSERT INTO household_point_entry (household_id, rule_id, occurred_on) SELECT :h, id, DATE '2026-11-01'"
                  " FROM point_rule WHERE code = 'HH-JL-01' AND version = 1"),
             {"h": t["h"]},
+        )
+    # A departmental network in each: the department's own in the sample street, another
+    # department's in 青山镇; one grid each, the shape of the target's micro-grid.
+    streets = {"own": "340188001", "other": "340188101"}
+    for key, t in out.items():
+        dept = dept if key == "own" else db_session.scalar(
+            text("SELECT id FROM department WHERE id <> :d ORDER BY id LIMIT 1"), {"d": dept})
+        t["n"] = db_session.scalar(
+            text("INSERT INTO network (department_id, name, kind, grid_id) SELECT :d, :name, 'urban', id"
+                 " FROM grid WHERE code = :s AND valid_to IS NULL RETURNING id"),
+            {"d": dept, "name": f"矩阵{key}网格", "s": streets[key]},
+        )
+        t["ng"] = db_session.scalar(
+            text("INSERT INTO network_grid (network_id, code, name, geom, area_m2) SELECT :n, 'MX-01', '矩阵',"
+                 " geom, area_m2 FROM grid WHERE id = :g RETURNING id"),
+            {"n": t["n"], "g": t["g"]},
         )
     out["own"]["away"], out["other"]["away"] = out["other"], out["own"]
     db_session.flush()

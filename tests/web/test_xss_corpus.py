@@ -228,6 +228,21 @@ def _store(c: Corpus) -> None:
               json={"username": f"xss-{i}", "role": "worker", "password": TEST_PASSWORD,
                     "display_name": p[:60], "worker_code": f"XW{i}"})
     c.stored["account names"] = [p[:60] for p in PAYLOADS]
+    # A departmental network (多网合一) of the street whose grids and people are payloads.
+    with c.app.app_context():
+        session = get_db().session()
+        street = session.scalar(text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": OWN_STREET})
+        session.close()
+    squares = []
+    for i, p in enumerate(PAYLOADS):
+        x0, y0, d = x + 0.0002 * i, y - 0.0001, 0.00008
+        ring = [[x0, y0], [x0 + d, y0], [x0 + d, y0 + d], [x0, y0 + d], [x0, y0]]
+        squares.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
+                        "properties": {"code": f"XN{i}", "name": p[:120], "person": p[:60]}})
+    c.api("admin", "POST", "/api/networks/import",
+          data={"file": (io.BytesIO(json.dumps({"type": "FeatureCollection", "features": squares}).encode()), "n.geojson"),
+                "department": "CG-AH", "name": PAYLOADS[0][:120], "street_id": str(street)})
+    c.stored["network grid names"] = [p[:120] for p in PAYLOADS]
 
 
 @pytest.fixture(scope="module")
@@ -289,6 +304,7 @@ READY = {
     "/report": "html[data-report-ready='1']",
     "/visits": "html[data-visits-ready='1']",
     "/points": "html[data-points-ready='1']",
+    "/networks": "html[data-networks-ready='1']",
 }
 # The ledgers (opened filtered to the micro-grid holding the corpus) and what each shows.
 LEDGERS = {
@@ -426,8 +442,8 @@ def _search_box(v: Visit, corpus: Corpus) -> None:
 
 
 PAGES = {
-    "admin": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/admin/users", "/admin/audit", "/overview", *LEDGERS, "/points"],
-    "centre": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/overview", *LEDGERS, "/points"],
+    "admin": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/admin/users", "/admin/audit", "/overview", *LEDGERS, "/points", "/networks"],
+    "centre": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/overview", *LEDGERS, "/points", "/networks"],
     "grid_chief": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/overview", *LEDGERS, "/points"],
     "micro_chief": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/overview", *LEDGERS, "/points"],
     "worker": ["/emap", "/cases/worker", "/ledgers/households", "/ledgers/points", "/ledgers/cameras", "/visits", "/points"],
@@ -484,6 +500,10 @@ def test_every_page_shows_the_payloads_as_text(browser, corpus: Corpus, role: st
                 listed = v.page.evaluate("() => document.getElementById('recent-list').textContent")
                 for p in corpus.stored["visit problems"]:
                     assert p in listed, p
+            elif path == "/networks":
+                listed = v.page.evaluate("() => document.getElementById('networks-body').textContent")
+                for name in corpus.stored["network grid names"]:
+                    assert name in listed, (role, name)
             elif path == "/admin/users":
                 v.page.wait_for_selector("table tbody tr", timeout=10000)
                 listed = v.page.evaluate("() => document.body.textContent")

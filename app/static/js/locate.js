@@ -47,6 +47,10 @@
     if (r.override) {
       html += '<p class="gg-override">专属责任区域：' + e(r.override.name) + "（" + e(r.override.category) + "）</p>";
     }
+    if (r.network) {  // a category routed by a departmental network (多网合一)
+      html += '<p class="gg-network">专业网格：' + e(r.network.department.name) + " · " + e(r.network.name) +
+        " · " + e(r.network.grid.name) + (r.network.person ? "（责任人 " + e(r.network.person.name) + "）" : "") + "</p>";
+    }
     html += "<h3>责任人</h3>" + owner;
     html += "<h3>上报升级顺序</h3><ol class=\"gg-fallback\">" + (r.fallback || []).map(personRow).join("") + "</ol>";
     if (neighbours && neighbours.length) {
