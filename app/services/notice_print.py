@@ -9,7 +9,9 @@ their names at a point inside each, service points as markers.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
+import threading
 from typing import Any
 
 import shapely
@@ -273,24 +275,40 @@ def map_svg(
 # --------------------------------------------------------------------------------- printing
 
 
-def _render(html: str, paper: str, fmt: str) -> bytes:
+#: At most this many sheets are printed at once per process (each starts a Chromium).
+_PRINTING = threading.BoundedSemaphore(2)
+
+
+def _render_here(html: str, paper: str, fmt: str) -> bytes:
     from playwright.sync_api import sync_playwright
 
     width, height = PAPERS[paper]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
+            # The sheet is static HTML and SVG: no script runs in it, nothing is fetched.
             if fmt == "pdf":
-                page = browser.new_page()
+                page = browser.new_page(java_script_enabled=False)
                 page.set_content(html, wait_until="load")
                 return page.pdf(format=paper, print_background=True, prefer_css_page_size=True)
             # PNG: the first sheet at 150 dpi
             px_w, px_h = round(width / 25.4 * 96), round(height / 25.4 * 96)
-            page = browser.new_page(viewport={"width": px_w, "height": px_h}, device_scale_factor=150 / 96)
+            page = browser.new_page(
+                viewport={"width": px_w, "height": px_h},
+                device_scale_factor=150 / 96,
+                java_script_enabled=False,
+            )
             page.set_content(html, wait_until="load")
             return page.screenshot(type="png", clip={"x": 0, "y": 0, "width": px_w, "height": px_h})
         finally:
             browser.close()
+
+
+def _render(html: str, paper: str, fmt: str) -> bytes:
+    """Print in a thread of its own: Playwright's synchronous API refuses to run in a thread
+    whose event loop is running (an asyncio server, or a test process that drives a browser)."""
+    with _PRINTING, concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(_render_here, html, paper, fmt).result()
 
 
 def html_to_pdf(html: str, paper: str = "A4") -> bytes:
