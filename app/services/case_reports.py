@@ -31,7 +31,7 @@ from app.services.cases import (
     SOURCE_NAMES,
     STATUS_NAMES,
     CaseFilter,
-    _where,
+    where_clause,
 )
 
 GROUPS = ("grid", "worker", "category", "all")
@@ -93,7 +93,7 @@ def kpis(
     if group not in GROUPS:
         raise BadParameter("group", f"'{group}' is not one of {', '.join(GROUPS)}")
     now = now or datetime.now(UTC)
-    where, params = _where(CaseFilter(created_from=date_from, created_to=date_to, scope=scope))
+    where, params = where_clause(CaseFilter(created_from=date_from, created_to=date_to, scope=scope))
     where = (where + " AND " if where else " WHERE ") + "c.status <> 'cancelled'"
     if group == "worker":
         where += " AND c.assignee_id IS NOT NULL"
@@ -228,7 +228,7 @@ def ledger_rows(
     A state reached more than once (a reopened case) shows the latest time.
     """
     now = now or datetime.now(UTC)
-    where, params = _where(filters or CaseFilter())
+    where, params = where_clause(filters or CaseFilter())
     pivot = ", ".join(
         f"max(e.at) FILTER (WHERE e.to_status = '{s}') AS {s}_at" for s in STATE_COLUMNS
     )
