@@ -455,6 +455,30 @@ def may_report_source(p: Principal, source: str) -> bool:
     return p.role in SOURCE_ROLES.get(source, frozenset())
 
 
+def check_report_source(p: Principal, source: str) -> None:
+    """Refuse (403, naming ``source``) a report channel ``p`` does not own: without an account a
+    case comes from a resident; camera cases come only from the camera feed. A source that is no
+    channel at all is left to the case service to name."""
+    if source not in SOURCE_ROLES or may_report_source(p, source):
+        return
+    if source == "camera":
+        message = (
+            "摄像头事件只能由视频分析系统经 /api/camera-events 上报 / source 'camera' is only "
+            "for camera events posted by the camera feed to /api/camera-events"
+        )
+    elif p.role == ANONYMOUS_ROLE:
+        message = (
+            f"未登录只能以居民身份上报 / without signing in a case can only come from a "
+            f"resident, not '{source}'"
+        )
+    else:
+        message = (
+            f"角色 {p.role} 不能以 '{source}' 渠道上报 / the role '{p.role}' may not report as "
+            f"'{source}'"
+        )
+    raise Forbidden(message, param="source")
+
+
 # ---------------------------------------------------------------- rules
 
 
