@@ -35,6 +35,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.errors import AppError, BadParameter, NotFound
+from app.services import grid_tree
 
 
 class Unauthenticated(AppError):
@@ -114,17 +115,7 @@ def grid_scope(session: Session, p: Principal) -> frozenset[int] | None:
         )
     ids: frozenset[int] = frozenset()
     if roots:
-        ids = frozenset(
-            session.scalars(
-                text(
-                    """WITH RECURSIVE tree AS (
-                           SELECT id FROM grid WHERE id = ANY(:roots)
-                           UNION SELECT c.id FROM grid c JOIN tree t ON c.parent_id = t.id)
-                       SELECT id FROM tree"""
-                ),
-                {"roots": roots},
-            )
-        )
+        ids = grid_tree.scope_of(session, roots)
     p._grid_scope, p._scope_loaded = ids, True
     return ids
 
@@ -145,18 +136,7 @@ def outline_scope(session: Session, p: Principal) -> frozenset[int]:
     scope = grid_scope(session, p)
     if not scope:
         return frozenset()
-    ids = frozenset(
-        session.scalars(
-            text(
-                """WITH RECURSIVE up AS (
-                       SELECT parent_id AS id FROM grid WHERE id = ANY(:ids)
-                       UNION SELECT g.parent_id FROM grid g JOIN up ON g.id = up.id)
-                   SELECT id FROM up WHERE id IS NOT NULL"""
-            ),
-            {"ids": sorted(scope)},
-        )
-    )
-    return ids - scope
+    return frozenset(grid_tree.ancestor_ids(session, scope, include_self=False)) - scope
 
 
 def grid_view(session: Session, p: Principal, grid_id: int | None) -> str | None:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import BadParameter
 from app.privacy import mask_name, mask_phone
-from app.services import csv_safe
+from app.services import csv_safe, grid_tree
 from app.services.cases import (
     ESCALATION_NAMES,
     SOURCE_NAMES,
@@ -36,12 +36,18 @@ from app.services.cases import (
 
 GROUPS = ("grid", "worker", "category", "all")
 
-_KPI_SQL = """
-    WITH RECURSIVE up AS (
-        SELECT id AS leaf, id, parent_id, level FROM grid
-        UNION ALL
-        SELECT up.leaf, p.id, p.parent_id, p.level FROM grid p JOIN up ON p.id = up.parent_id
-    ),
+# Every grid (``leaf``) with each grid above it: a case counts for its grid's ancestor at the
+# asked level.
+_UP = grid_tree.ancestors_cte(
+    "up",
+    "SELECT id AS leaf, id, parent_id, level, 0 AS depth FROM grid",
+    carry=("leaf",),
+    columns=("level",),
+)
+_KPI_SQL = (
+    "WITH RECURSIVE "
+    + _UP.replace("{", "{{").replace("}", "}}")
+    + """,
     at_level AS (SELECT leaf, id FROM up WHERE level = :level),
     base AS (
         SELECT c.*, {key} AS gkey
@@ -65,6 +71,7 @@ _KPI_SQL = """
     FROM base
     GROUP BY gkey
 """
+)
 
 _KEYS = {
     "grid": "COALESCE(al.id, c.grid_id)",
@@ -93,7 +100,9 @@ def kpis(
     if group not in GROUPS:
         raise BadParameter("group", f"'{group}' is not one of {', '.join(GROUPS)}")
     now = now or datetime.now(UTC)
-    where, params = where_clause(CaseFilter(created_from=date_from, created_to=date_to, scope=scope))
+    where, params = where_clause(
+        CaseFilter(created_from=date_from, created_to=date_to, scope=scope)
+    )
     where = (where + " AND " if where else " WHERE ") + "c.status <> 'cancelled'"
     if group == "worker":
         where += " AND c.assignee_id IS NOT NULL"

@@ -19,7 +19,7 @@ from app.models import (
 )
 from app.models.case import CASE_STATUSES
 from app.privacy import mask_name, mask_phone
-from app.services import locate, public_cases
+from app.services import grid_tree, locate, public_cases
 from app.services.cases.settings import get_settings
 from app.services.cases.states import (
     ACTION_NAMES,
@@ -185,10 +185,7 @@ def where_clause(f: CaseFilter) -> tuple[str, dict[str, Any]]:
         params["source"] = f.source
     if f.grid_id is not None:
         # A grid filter covers the grid and everything below it.
-        where.append(
-            """c.grid_id IN (WITH RECURSIVE t AS (SELECT id FROM grid WHERE id = :grid
-                  UNION ALL SELECT g2.id FROM grid g2 JOIN t ON g2.parent_id = t.id) SELECT id FROM t)"""
-        )
+        where.append("c.grid_id IN " + grid_tree.subtree_in("id = :grid"))
         params["grid"] = f.grid_id
     if f.assignee_id is not None:
         where.append("c.assignee_id = :assignee")

@@ -22,7 +22,7 @@ from app.models import (
     Department,
     Worker,
 )
-from app.services import locate
+from app.services import grid_tree, locate
 from app.services.cases.intake import _assignment_from_routing, _photo_count, _record, _store_photo
 from app.services.cases.queries import _now, allowed_actions, case_view, get_case
 from app.services.cases.settings import get_settings
@@ -59,16 +59,7 @@ def _chief_grids(session: Session, worker_id: int) -> set[int]:
 def _grid_chain_ids(session: Session, grid_id: int | None) -> set[int]:
     if grid_id is None:
         return set()
-    return set(
-        session.scalars(
-            text(
-                """WITH RECURSIVE up AS (SELECT id, parent_id FROM grid WHERE id = :id
-                   UNION ALL SELECT p.id, p.parent_id FROM grid p JOIN up ON p.id = up.parent_id)
-                   SELECT id FROM up"""
-            ),
-            {"id": grid_id},
-        ).all()
-    )
+    return grid_tree.ancestor_ids(session, [grid_id], include_self=True)
 
 
 def parts_of(session: Session, case: Case, actor: Actor) -> set[str]:
