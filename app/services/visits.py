@@ -14,6 +14,10 @@ Definitions (every period in China time, the ``timezone`` setting of the case lo
 - A **check-in** is inside when the position lies in one of the grids the worker is assigned
   to (PostGIS ``ST_Covers``); outside it is kept with ``inside = false`` and the distance to the
   nearest of them.
+
+Why one module of this size: visits, coverage of the visit plan and check-ins share the period
+arithmetic and the definitions above, which every query here restates in SQL; kept together,
+a change to a definition is made in one file.
 """
 
 from __future__ import annotations
