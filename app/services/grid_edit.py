@@ -42,6 +42,7 @@ from sqlalchemy.orm.util import identity_key
 from app.errors import AppError, Conflict, NotFound, ValidationFailed
 from app.models import Camera, Case, Grid, GridAssignment, Household, ServicePoint
 from app.models.grid_history import CHANGE_NAMES, GridChange, GridState
+from app.services import grid_tree
 from app.services import grids as grid_read
 from gis import topology
 from gis.metric import polygon_area_m2
@@ -341,28 +342,7 @@ def _save_state(session: Session, grid: Grid, change: GridChange, now: datetime)
 
 def _recount(session: Session, grid_ids: Iterable[int]) -> None:
     """Recount households of these grids (each counts those of its current descendants)."""
-    ids = sorted({int(i) for i in grid_ids if i is not None})
-    if not ids:
-        return
-    session.flush()
-    session.execute(
-        text(
-            """
-            WITH RECURSIVE tree AS (
-                SELECT id, id AS root FROM grid WHERE id = ANY(:ids)
-                UNION ALL
-                SELECT c.id, t.root FROM grid c JOIN tree t ON c.parent_id = t.id
-                WHERE c.valid_to IS NULL
-            ), counts AS (
-                SELECT t.root, count(h.id) AS n FROM tree t
-                LEFT JOIN household h ON h.grid_id = t.id GROUP BY t.root
-            )
-            UPDATE grid g SET household_count = counts.n FROM counts
-            WHERE g.id = counts.root AND g.household_count IS DISTINCT FROM counts.n
-            """
-        ),
-        {"ids": ids},
-    )
+    grid_tree.recount(session, grid_ids)
 
 
 _TRAILING_NUMBER = re.compile(r"(.*\D)?(\d+)")

@@ -26,7 +26,7 @@ from app.errors import BadParameter, ImportRejected
 from app.models import Camera, Department, Grid, GridAssignment, ServicePoint, Worker
 from app.models.people import ROLES, SENSITIVE_TAGS
 from app.models.places import SERVICE_POINT_KINDS
-from app.services import tables
+from app.services import grid_tree, tables
 from gis.assign import assign_points
 from gis.crs import geodesic_area_m2
 
@@ -577,10 +577,9 @@ def leaf_grids(session: Session) -> tuple[list[int], list[str], list]:
     """Return ids, codes and shapes of the current leaf grids (no current children)."""
     rows = session.execute(
         text(
-            """
+            f"""
             SELECT g.id, g.code, ST_AsBinary(g.geom) FROM grid g
-            WHERE g.valid_to IS NULL AND NOT EXISTS (
-                SELECT 1 FROM grid c WHERE c.parent_id = g.id AND c.valid_to IS NULL)
+            WHERE g.valid_to IS NULL AND {grid_tree.is_leaf("g")}
             ORDER BY g.code
             """
         )
@@ -897,22 +896,7 @@ def import_cameras(
 # ---------------------------------------------------------------------------------------------
 def refresh_household_counts(session: Session) -> None:
     """Recount households of every current grid (a grid counts those of all its descendants)."""
-    session.execute(
-        text(
-            """
-            WITH RECURSIVE tree AS (
-                SELECT id, id AS root FROM grid WHERE valid_to IS NULL
-                UNION ALL
-                SELECT c.id, t.root FROM grid c JOIN tree t ON c.parent_id = t.id WHERE c.valid_to IS NULL
-            ), counts AS (
-                SELECT t.root, count(h.id) AS n FROM tree t LEFT JOIN household h ON h.grid_id = t.id
-                GROUP BY t.root
-            )
-            UPDATE grid g SET household_count = counts.n FROM counts
-            WHERE g.id = counts.root AND g.household_count IS DISTINCT FROM counts.n
-            """
-        )
-    )
+    grid_tree.recount(session)
 
 
 def load_directory(
