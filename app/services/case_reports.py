@@ -24,11 +24,15 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.errors import BadParameter
+from app.models.case import sql_list
 from app.privacy import mask_name, mask_phone
 from app.services import csv_safe, grid_tree
 from app.services.cases import (
     ESCALATION_NAMES,
+    OVERDUE_SQL,
+    PENDING_STATES,
     SOURCE_NAMES,
+    STATES,
     STATUS_NAMES,
     CaseFilter,
     where_clause,
@@ -66,8 +70,7 @@ _KPI_SQL = (
            count(*) FILTER (WHERE satisfaction >= 4) AS satisfied,
            count(*) FILTER (WHERE solved IS TRUE) AS solved,
            count(*) FILTER (WHERE solved IS NOT NULL) AS solved_answered,
-           count(*) FILTER (WHERE status IN ('reported', 'dispatched', 'accepted')
-                            AND deadline < :now) AS overdue
+           count(*) FILTER (WHERE status IN {pending} AND deadline < :now) AS overdue
     FROM base
     GROUP BY gkey
 """
@@ -106,7 +109,7 @@ def kpis(
     where = (where + " AND " if where else " WHERE ") + "c.status <> 'cancelled'"
     if group == "worker":
         where += " AND c.assignee_id IS NOT NULL"
-    sql = _KPI_SQL.format(key=_KEYS[group], where=where)
+    sql = _KPI_SQL.format(key=_KEYS[group], where=where, pending=sql_list(PENDING_STATES))
     rows = session.execute(text(sql), {**params, "level": level, "now": now}).all()
     names = _names(session, group, [r.gkey for r in rows])
     items = []
@@ -168,15 +171,7 @@ def _names(session: Session, group: str, keys: list[Any]) -> dict[Any, str]:
 
 # ---------------------------------------------------------------- export
 
-STATE_COLUMNS = (
-    "reported",
-    "dispatched",
-    "accepted",
-    "resolved",
-    "verified",
-    "closed",
-    "cancelled",
-)
+STATE_COLUMNS = STATES
 COLUMNS = [
     ("code", "事件编号"),
     ("category_name", "事件类型"),
@@ -209,7 +204,7 @@ _EXPORT_SQL = """
            d.name AS department_name, c.escalation_level,
            ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat, c.reported_x, c.reported_y, c.reported_crs,
            c.address, c.reporter_name, c.reporter_contact, c.deadline, c.resolved_at AS reported_back_at,
-           (c.status IN ('reported', 'dispatched', 'accepted') AND c.deadline < :now) AS overdue,
+           {overdue} AS overdue,
            c.satisfaction, c.solved,
            {state_cols}
     FROM "case" c
@@ -242,7 +237,7 @@ def ledger_rows(
         f"max(e.at) FILTER (WHERE e.to_status = '{s}') AS {s}_at" for s in STATE_COLUMNS
     )
     state_cols = ", ".join(f"ev.{s}_at" for s in STATE_COLUMNS)
-    sql = _EXPORT_SQL.format(pivot=pivot, state_cols=state_cols, where=where)
+    sql = _EXPORT_SQL.format(pivot=pivot, state_cols=state_cols, where=where, overdue=OVERDUE_SQL)
     out = []
     for r in session.execute(text(sql), {**params, "now": now}).mappings():
         row = dict(r)

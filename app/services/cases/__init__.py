@@ -62,9 +62,11 @@ from app.services.cases.states import (
     ACTOR_ROLES,
     CANCEL_REASONS,
     ESCALATION_NAMES,
+    FINAL_STATES,
     MAX_ID,
     NOTE_REQUIRED,
     OPEN_STATES,
+    OVERDUE_SQL,
     PENDING_STATES,
     SOURCE_NAMES,
     STATES,
@@ -88,7 +90,6 @@ from app.services.cases.workflow import (
 )
 
 __all__ = [
-    "CASE_SOURCES",
     "ACTIONS",
     "ACTION_NAMES",
     "ACTOR_ROLES",
@@ -97,8 +98,10 @@ __all__ = [
     "ActionInput",
     "Actor",
     "CANCEL_REASONS",
+    "CASE_SOURCES",
     "CaseFilter",
     "ESCALATION_NAMES",
+    "FINAL_STATES",
     "HANDLERS",
     "IdempotencyMismatch",
     "IllegalTransition",
@@ -106,6 +109,7 @@ __all__ = [
     "MAX_TRANSFER_M",
     "NOTE_REQUIRED",
     "OPEN_STATES",
+    "OVERDUE_SQL",
     "PENDING_STATES",
     "Report",
     "SETTINGS_DEFAULTS",

@@ -25,6 +25,7 @@ from app.services.cases.states import (
     ACTION_NAMES,
     ESCALATION_NAMES,
     MAX_ID,
+    OVERDUE_SQL,
     SOURCE_NAMES,
     STATUS_NAMES,
     TRANSITIONS,
@@ -64,7 +65,7 @@ def allowed_actions(state: str) -> list[str]:
     return [a for (s, a) in TRANSITIONS if s == state]
 
 
-_LIST_SQL = """
+_LIST_SQL = f"""
     SELECT c.id, c.code, c.public_code, c.category, cat.name AS category_name, c.description,
            c.source, c.status,
            ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat, c.reported_x, c.reported_y, c.reported_crs,
@@ -75,7 +76,7 @@ _LIST_SQL = """
            c.satisfaction, c.solved, c.reporter_contact, c.reporter_name, c.address,
            c.version, c.merged_into_id, c.camera_id, cam.code AS camera_code,
            c.camera_event_type, c.camera_event_count,
-           (c.status IN ('reported', 'dispatched', 'accepted') AND c.deadline < :now) AS overdue,
+           {OVERDUE_SQL} AS overdue,
            count(*) OVER () AS total
     FROM "case" c
     JOIN case_category cat ON cat.code = c.category
@@ -194,7 +195,7 @@ def where_clause(f: CaseFilter) -> tuple[str, dict[str, Any]]:
         where.append("c.department_id = :department")
         params["department"] = f.department_id
     if f.overdue is not None:
-        cond = "(c.status IN ('reported', 'dispatched', 'accepted') AND c.deadline < :now)"
+        cond = OVERDUE_SQL
         where.append(cond if f.overdue else f"NOT {cond}")
     if f.code:
         where.append("c.code = :code")

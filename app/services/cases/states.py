@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.errors import AppError, BadParameter, Conflict
-from app.models.case import CASE_STATUSES
+from app.models.case import CASE_FINAL_STATUSES, CASE_PENDING_STATUSES, CASE_STATUSES, sql_list
 
 STATUS_NAMES = {
     "reported": "已上报",
@@ -44,9 +44,13 @@ SOURCE_NAMES = {
 MAX_ID = 2**31 - 1
 ACTOR_ROLES = ("centre", "worker", "micro_chief", "department", "resident", "system")
 ESCALATION_NAMES = {0: "网格员", 1: "微网格长", 2: "职能部门"}
-OPEN_STATES = ("reported", "dispatched", "accepted", "resolved", "verified")
+OPEN_STATES = tuple(s for s in CASE_STATUSES if s not in CASE_FINAL_STATUSES)
 # States in which the case still waits for handling: these can be overdue.
-PENDING_STATES = ("reported", "dispatched", "accepted")
+PENDING_STATES = CASE_PENDING_STATUSES
+FINAL_STATES = CASE_FINAL_STATUSES
+# SQL: the case ``c`` waits for handling past its deadline (``:now``).
+OVERDUE_SQL = f"(c.status IN {sql_list(PENDING_STATES)} AND c.deadline < :now)"
+
 CANCEL_REASONS = ("duplicate", "not_a_problem", "false_alarm", "other")
 
 
