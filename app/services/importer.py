@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from app.errors import BadParameter, ImportRejected
 from app.models import Camera, Department, Grid, GridAssignment, ServicePoint, Worker
 from app.models.people import ROLES, SENSITIVE_TAGS
-from app.models.places import SERVICE_POINT_KINDS
+from app.models.places import CAMERA_KINDS, SERVICE_POINT_KINDS
 from app.services import grid_tree, tables
 from gis.assign import assign_points
 from gis.crs import geodesic_area_m2
@@ -865,7 +865,7 @@ def import_cameras(
                     "reason": f"missing or duplicate code '{code}'",
                 }
             )
-        if kind not in ("fixed", "dome", "panoramic", "other"):
+        if kind not in CAMERA_KINDS:
             problems.append(
                 {
                     "where": _where(frame, i),

@@ -18,11 +18,10 @@ from app.auth.policy import Forbidden
 from app.errors import BadParameter, NotFound
 from app.models.grid import LEVEL_NAMES
 from app.models.people import ROLE_NAMES, SENSITIVE_TAGS
-from app.models.places import SERVICE_POINT_KINDS
+from app.models.places import CAMERA_KINDS, SERVICE_POINT_KINDS
 from app.privacy import mask_name, mask_phone
 from app.services import grid_tree
 
-CAMERA_KINDS = {"fixed": "固定枪机", "dome": "球机", "panoramic": "全景", "other": "其他"}
 POINT_STATUSES = {"active": "在用", "planned": "规划", "closed": "停用"}
 
 # Sortable columns of each ledger: name in the request -> SQL expression.
