@@ -45,6 +45,7 @@ from app.models.grid_history import CHANGE_NAMES, GridChange, GridState
 from app.services import grid_tree
 from app.services import grids as grid_read
 from gis import topology
+from gis.crs import geodesic_area_m2
 from gis.metric import polygon_area_m2
 from gis.validate import (
     DEFAULT_LIMITS,
@@ -576,7 +577,7 @@ def create_grid(
         kind=kind,
         parent_id=parent_id,
         geom=from_shape(ok.geometry, srid=4326),
-        area_m2=ok.area_m2,
+        area_m2=geodesic_area_m2(ok.geometry),
         valid_from=now,
     )
     session.add(grid)
@@ -660,7 +661,7 @@ def update_grid(
     moves = _Moves()
     if ok is not None:
         grid.geom = from_shape(ok.geometry, srid=4326)
-        grid.area_m2 = ok.area_m2
+        grid.area_m2 = geodesic_area_m2(ok.geometry)
         session.flush()
         _reassign_after_reshape(session, moves, grid, ok.geometry)
     session.flush()
@@ -842,7 +843,7 @@ def split_grid(
     grid.valid_to = now
     session.flush()  # frees the code index before the parts are inserted
     parts: list[Grid] = []
-    for k, (part, area) in enumerate(zip(plan.parts, plan.areas_m2, strict=True)):
+    for k, (part, _area) in enumerate(zip(plan.parts, plan.areas_m2, strict=True)):
         new = Grid(
             code=codes[k],
             name=(names[k].strip() if names else f"{grid.name}（{k + 1}）"),
@@ -850,7 +851,7 @@ def split_grid(
             kind=grid.kind,
             parent_id=grid.parent_id,
             geom=from_shape(to_multipolygon(part), srid=4326),
-            area_m2=area,
+            area_m2=geodesic_area_m2(part),
             valid_from=now,
         )
         session.add(new)
@@ -938,7 +939,7 @@ def merge_grids(
         kind=kinds.pop() if len(kinds) == 1 else "comprehensive",
         parent_id=parent_id,
         geom=from_shape(ok.geometry, srid=4326),
-        area_m2=ok.area_m2,
+        area_m2=geodesic_area_m2(ok.geometry),
         valid_from=now,
     )
     session.add(merged)
@@ -1092,7 +1093,7 @@ def divide_grid(
             kind=grid.kind,
             parent_id=grid.id,
             geom=from_shape(geom, srid=4326),
-            area_m2=polygon_area_m2(geom),
+            area_m2=geodesic_area_m2(geom),
             valid_from=now,
         )
         session.add(row)
