@@ -29,6 +29,7 @@ from app.models.places import CAMERA_KINDS, SERVICE_POINT_KINDS
 from app.services import grid_tree, tables
 from gis.assign import assign_points
 from gis.crs import geodesic_area_m2
+from gis.validate import HIERARCHY_TOLERANCE_M2
 
 LOGGER = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -65,7 +66,7 @@ SAMPLE_FILES = {
     "cameras": "cameras.geojson",
 }
 # Area (m²) of a child outside its parent, or of two siblings' overlap, tolerated as rounding noise.
-TOPOLOGY_TOLERANCE_M2 = 0.01
+TOPOLOGY_TOLERANCE_M2 = HIERARCHY_TOLERANCE_M2
 COPY_CHUNK = 100_000
 
 
