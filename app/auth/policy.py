@@ -23,6 +23,9 @@ outside is 404, the grids above one's own are outlines only (``grid_view``), an 
 edited only within one's territory (``area_visible``), a case is sent only to one's grids and
 workers (``Actor.scope``), and imports are the administrator's or held to a centre's street
 (``import_scope``). Global settings are the administrator's.
+
+Why one module of this size: it is the table of every endpoint's rule, and the rules must be
+read side by side to be checked; the scope queries they call are small and live here too.
 """
 
 from __future__ import annotations
