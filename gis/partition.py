@@ -27,6 +27,9 @@ condition the tests check. Outside it the tolerance may be impossible to meet (a
 larger than the slack, or whole-number counts that cannot come closer, e.g. 7.25 households per
 patch); the partitioner then minimises the excess over the tolerance and the report's
 ``balance_condition_met`` is false.
+
+Why one module of this size: units, the bisection and the refinement share the unit graph and
+the balance argument above, which holds only for the three steps together.
 """
 
 from __future__ import annotations

@@ -30,6 +30,12 @@ from gis.metric import polygon_area_m2
 LOGGER = logging.getLogger(__name__)
 
 
+#: The hierarchy rule's one tolerance, for drawing and for import alike: a child may stick out
+#: of its parent, or overlap a sibling, by at most this much (m²) — floating-point noise, not a
+#: real overlap.
+HIERARCHY_TOLERANCE_M2 = 0.01
+
+
 @dataclass(frozen=True)
 class BoundaryLimits:
     """The limits a grid boundary must respect.
@@ -41,7 +47,7 @@ class BoundaryLimits:
 
     max_vertices: int = 20_000
     min_area_m2: float = 100.0
-    tolerance_m2: float = 0.01
+    tolerance_m2: float = HIERARCHY_TOLERANCE_M2
 
 
 DEFAULT_LIMITS = BoundaryLimits()

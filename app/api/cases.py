@@ -17,10 +17,9 @@ from app.auth import client_ip, current_principal, record_personal_read
 from app.auth.actors import case_actor
 from app.auth.policy import (
     STAFF,
-    Forbidden,
     case_scope,
+    check_report_source,
     grid_scope,
-    may_report_source,
     need_camera,
 )
 from app.db import get_session, transaction
@@ -231,8 +230,7 @@ def create_case():  # type: ignore[no-untyped-def]
         photos=_photos(data, "photo"),
     )
     p = current_principal()
-    if report.source in svc.CASE_SOURCES and not may_report_source(p, report.source):
-        raise Forbidden(source_refusal(p.role, report.source), param="source")
+    check_report_source(p, report.source)
     session = get_session()
     limit_anonymous_photos(session, len(report.photos))
     with transaction(session):
@@ -243,21 +241,6 @@ def create_case():  # type: ignore[no-untyped-def]
         # routing chain, no names or phones, no other cases.
         return jsonify(svc.public_report_answer(result)), status
     return jsonify(result), status
-
-
-def source_refusal(role: str, source: str) -> str:
-    """The message refusing a report channel the caller does not own."""
-    if source == "camera":
-        return (
-            "摄像头事件只能由视频分析系统经 /api/camera-events 上报 / source 'camera' is only "
-            "for camera events posted by the camera feed to /api/camera-events"
-        )
-    if role == "anonymous":
-        return (
-            f"未登录只能以居民身份上报 / without signing in a case can only come from a "
-            f"resident, not '{source}'"
-        )
-    return f"角色 {role} 不能以 '{source}' 渠道上报 / the role '{role}' may not report as '{source}'"
 
 
 @bp.get("/cases")

@@ -39,6 +39,15 @@ CASE_STATUSES = (
     "closed",
     "cancelled",
 )
+# The states a case is finished in; every other state is open.
+CASE_FINAL_STATUSES = ("closed", "cancelled")
+# The open states in which a case still waits for handling: these can be overdue.
+CASE_PENDING_STATUSES = ("reported", "dispatched", "accepted")
+
+
+def sql_list(values: tuple[str, ...]) -> str:
+    """``('a', 'b')`` for an SQL ``IN`` (the values are this module's constants)."""
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
 class Case(Base):
@@ -99,14 +108,8 @@ class Case(Base):
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
         CheckConstraint(POINT_IN_RANGE, name="lonlat_range"),
-        CheckConstraint(
-            "source IN ('resident', 'patrol', 'camera', 'hotline', 'superior')", name="source_known"
-        ),
-        CheckConstraint(
-            "status IN ('reported', 'dispatched', 'accepted', 'resolved', 'verified', 'closed', "
-            "'cancelled')",
-            name="status_known",
-        ),
+        CheckConstraint(f"source IN {sql_list(CASE_SOURCES)}", name="source_known"),
+        CheckConstraint(f"status IN {sql_list(CASE_STATUSES)}", name="status_known"),
         CheckConstraint("satisfaction BETWEEN 1 AND 5", name="satisfaction_range"),
         CheckConstraint("escalation_level BETWEEN 0 AND 2", name="escalation_level_range"),
         Index("ix_case_geom", "geom", postgresql_using="gist"),

@@ -9,6 +9,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.models.base import Base
 from app.models.people import POINT_IN_RANGE
 
+# Camera kinds and their Chinese names (固定枪机, 球机 …).
+CAMERA_KINDS = {"fixed": "固定枪机", "dome": "球机", "panoramic": "全景", "other": "其他"}
 SERVICE_POINT_KINDS = {
     "centre": "党群服务中心",
     "station": "党群服务站",
@@ -72,7 +74,9 @@ class Camera(Base):
 
     __table_args__ = (
         CheckConstraint(POINT_IN_RANGE, name="lonlat_range"),
-        CheckConstraint("kind IN ('fixed', 'dome', 'panoramic', 'other')", name="kind_known"),
+        CheckConstraint(
+            "kind IN (" + ", ".join(f"'{k}'" for k in CAMERA_KINDS) + ")", name="kind_known"
+        ),
         Index("ix_camera_geom", "geom", postgresql_using="gist"),
         Index("ix_camera_grid_id", "grid_id"),
     )

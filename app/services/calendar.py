@@ -13,18 +13,20 @@ time (Asia/Shanghai by default) and returned as aware datetimes.
 from __future__ import annotations
 
 import csv
+import json
 import logging
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, extract, select
+from sqlalchemy import delete, extract, select, text
 from sqlalchemy.orm import Session
 
 from app.errors import BadParameter, ValidationFailed
-from app.models import WorkCalendarDay
+from app.models import CaseSetting, WorkCalendarDay
 
 LOGGER = logging.getLogger(__name__)
 
@@ -169,11 +171,17 @@ def load_calendar(
 ) -> WorkCalendar:
     """Return the calendar stored in ``work_calendar`` with the configured work periods."""
     if periods is None or timezone is None:
-        from app.services.cases import get_settings  # settings live with the case loop
-
-        settings = get_settings(session)
-        periods = periods if periods is not None else settings["work_periods"]
-        timezone = timezone or settings["timezone"]
+        # The case-loop settings hold the work periods and the time zone (these defaults are
+        # theirs: app.services.cases.settings.SETTINGS_DEFAULTS takes them from here).
+        stored = dict(
+            session.execute(
+                select(CaseSetting.key, CaseSetting.value).where(
+                    CaseSetting.key.in_(("work_periods", "timezone"))
+                )
+            ).all()
+        )
+        periods = periods if periods is not None else stored.get("work_periods", DEFAULT_PERIODS)
+        timezone = timezone or stored.get("timezone", DEFAULT_TIMEZONE)
     overrides = dict(session.execute(select(WorkCalendarDay.day, WorkCalendarDay.is_workday)).all())
     return WorkCalendar.build(overrides, periods, timezone)
 
@@ -231,3 +239,52 @@ def calendar_rows(session: Session, year: int | None = None) -> list[dict[str, o
         {"date": d.day.isoformat(), "is_workday": d.is_workday, "name": d.name, "source": d.source}
         for d in session.scalars(stmt)
     ]
+
+
+# A fingerprint of the stored calendar, read with every case report so that the cache below
+# never serves a calendar another process has since changed.
+CALENDAR_STAMP_SQL = (
+    "SELECT count(*) || ':' || coalesce(sum(hashtextextended(w.day::text || w.is_workday::text,"
+    " 0)), 0) FROM work_calendar w"
+)
+_CALENDAR_ROWS_SQL = text(
+    f"""
+    SELECT coalesce(json_agg(json_build_array(w.day, w.is_workday) ORDER BY w.day), '[]'),
+           ({CALENDAR_STAMP_SQL})
+    FROM work_calendar w
+    """
+)
+
+
+class _CalendarCache:
+    """Work calendars by (calendar fingerprint, work periods, time zone).
+
+    The fingerprint is read with every report (a digest of the few dozen override rows), so a
+    calendar loaded or edited by any process is seen by the next report; nothing goes stale.
+    """
+
+    def __init__(self, size: int = 8) -> None:
+        self._items: dict[tuple[str, str, str], WorkCalendar] = {}
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(
+        self, session: Session, stamp: str, periods: list[list[str]], timezone: str
+    ) -> WorkCalendar:
+        shape = json.dumps(periods)
+        found = self._items.get((stamp, shape, timezone))
+        if found is not None:
+            return found
+        rows, current = session.execute(_CALENDAR_ROWS_SQL).one()
+        calendar = WorkCalendar.build(
+            {date.fromisoformat(d): bool(w) for d, w in rows}, periods, timezone
+        )
+        with self._lock:
+            if len(self._items) >= self._size:
+                self._items.pop(next(iter(self._items)))
+            # Keyed by the fingerprint of what was read, which may be newer than ``stamp``.
+            self._items[(current, shape, timezone)] = calendar
+        return calendar
+
+
+CALENDARS = _CalendarCache()

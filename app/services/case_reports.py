@@ -24,24 +24,34 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.errors import BadParameter
+from app.models.case import sql_list
 from app.privacy import mask_name, mask_phone
-from app.services import csv_safe
+from app.services import csv_safe, grid_tree
 from app.services.cases import (
     ESCALATION_NAMES,
+    OVERDUE_SQL,
+    PENDING_STATES,
     SOURCE_NAMES,
+    STATES,
     STATUS_NAMES,
     CaseFilter,
-    _where,
+    where_clause,
 )
 
 GROUPS = ("grid", "worker", "category", "all")
 
-_KPI_SQL = """
-    WITH RECURSIVE up AS (
-        SELECT id AS leaf, id, parent_id, level FROM grid
-        UNION ALL
-        SELECT up.leaf, p.id, p.parent_id, p.level FROM grid p JOIN up ON p.id = up.parent_id
-    ),
+# Every grid (``leaf``) with each grid above it: a case counts for its grid's ancestor at the
+# asked level.
+_UP = grid_tree.ancestors_cte(
+    "up",
+    "SELECT id AS leaf, id, parent_id, level, 0 AS depth FROM grid",
+    carry=("leaf",),
+    columns=("level",),
+)
+_KPI_SQL = (
+    "WITH RECURSIVE "
+    + _UP.replace("{", "{{").replace("}", "}}")
+    + """,
     at_level AS (SELECT leaf, id FROM up WHERE level = :level),
     base AS (
         SELECT c.*, {key} AS gkey
@@ -60,11 +70,11 @@ _KPI_SQL = """
            count(*) FILTER (WHERE satisfaction >= 4) AS satisfied,
            count(*) FILTER (WHERE solved IS TRUE) AS solved,
            count(*) FILTER (WHERE solved IS NOT NULL) AS solved_answered,
-           count(*) FILTER (WHERE status IN ('reported', 'dispatched', 'accepted')
-                            AND deadline < :now) AS overdue
+           count(*) FILTER (WHERE status IN {pending} AND deadline < :now) AS overdue
     FROM base
     GROUP BY gkey
 """
+)
 
 _KEYS = {
     "grid": "COALESCE(al.id, c.grid_id)",
@@ -93,11 +103,13 @@ def kpis(
     if group not in GROUPS:
         raise BadParameter("group", f"'{group}' is not one of {', '.join(GROUPS)}")
     now = now or datetime.now(UTC)
-    where, params = _where(CaseFilter(created_from=date_from, created_to=date_to, scope=scope))
+    where, params = where_clause(
+        CaseFilter(created_from=date_from, created_to=date_to, scope=scope)
+    )
     where = (where + " AND " if where else " WHERE ") + "c.status <> 'cancelled'"
     if group == "worker":
         where += " AND c.assignee_id IS NOT NULL"
-    sql = _KPI_SQL.format(key=_KEYS[group], where=where)
+    sql = _KPI_SQL.format(key=_KEYS[group], where=where, pending=sql_list(PENDING_STATES))
     rows = session.execute(text(sql), {**params, "level": level, "now": now}).all()
     names = _names(session, group, [r.gkey for r in rows])
     items = []
@@ -159,15 +171,7 @@ def _names(session: Session, group: str, keys: list[Any]) -> dict[Any, str]:
 
 # ---------------------------------------------------------------- export
 
-STATE_COLUMNS = (
-    "reported",
-    "dispatched",
-    "accepted",
-    "resolved",
-    "verified",
-    "closed",
-    "cancelled",
-)
+STATE_COLUMNS = STATES
 COLUMNS = [
     ("code", "事件编号"),
     ("category_name", "事件类型"),
@@ -200,7 +204,7 @@ _EXPORT_SQL = """
            d.name AS department_name, c.escalation_level,
            ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat, c.reported_x, c.reported_y, c.reported_crs,
            c.address, c.reporter_name, c.reporter_contact, c.deadline, c.resolved_at AS reported_back_at,
-           (c.status IN ('reported', 'dispatched', 'accepted') AND c.deadline < :now) AS overdue,
+           {overdue} AS overdue,
            c.satisfaction, c.solved,
            {state_cols}
     FROM "case" c
@@ -228,12 +232,12 @@ def ledger_rows(
     A state reached more than once (a reopened case) shows the latest time.
     """
     now = now or datetime.now(UTC)
-    where, params = _where(filters or CaseFilter())
+    where, params = where_clause(filters or CaseFilter())
     pivot = ", ".join(
         f"max(e.at) FILTER (WHERE e.to_status = '{s}') AS {s}_at" for s in STATE_COLUMNS
     )
     state_cols = ", ".join(f"ev.{s}_at" for s in STATE_COLUMNS)
-    sql = _EXPORT_SQL.format(pivot=pivot, state_cols=state_cols, where=where)
+    sql = _EXPORT_SQL.format(pivot=pivot, state_cols=state_cols, where=where, overdue=OVERDUE_SQL)
     out = []
     for r in session.execute(text(sql), {**params, "now": now}).mappings():
         row = dict(r)

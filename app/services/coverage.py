@@ -5,6 +5,10 @@ built on them (``gis.coverage``). Each request reads the service points (a few t
 and brings the kept model up to date by moving, adding or removing only the points that
 changed, which touches only the households those points reach. Every distance is a WGS84
 geodesic; the spatial work lives in ``gis/``, this module only fetches and assembles.
+
+Why one module of this size: the kept household arrays, the per-state model cache and its lock
+are shared by every figure below (coverage, uncovered blocks, site proposals, a point's
+services); cut apart, each part would reach into the others' private state.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from sqlalchemy.orm import Session
 from app.errors import BadParameter, NotFound
 from app.models import ServicePoint
 from app.models.places import SERVICE_POINT_KINDS
+from app.services import grid_tree
 from gis.coverage import DEFAULT_RADIUS_M, CoverageModel, area_coverage, summarize
 from gis.crs import to_wgs84
 from gis.geodesy import geodesic_circle
@@ -723,11 +728,11 @@ def _leaf_grid_at(session: Session, lon: float, lat: float) -> int | None:
     """Return the current leaf grid containing the point (the smallest code on a shared edge)."""
     return session.execute(
         text(
-            """
+            f"""
             SELECT g.id FROM grid g
             WHERE g.valid_to IS NULL
               AND ST_Covers(g.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
-              AND NOT EXISTS (SELECT 1 FROM grid c WHERE c.parent_id = g.id AND c.valid_to IS NULL)
+              AND {grid_tree.is_leaf("g")}
             ORDER BY g.code LIMIT 1
             """
         ),

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from app.auth.policy import Principal, grid_scope, outline_scope
 from app.services import grids as grid_svc
 
-LEVEL_NAMES = {1: "街道/乡镇", 2: "社区/村", 3: "网格", 4: "微网格", 5: "片区"}
 # How each level of grids is drawn, the one place for the e-map, the edit mode and the
 # automatic division. ``dash`` is a dash pattern in pixels (empty: a solid line).
 LEVEL_STYLES: dict[int, dict[str, Any]] = {

@@ -42,8 +42,10 @@ from sqlalchemy.orm.util import identity_key
 from app.errors import AppError, Conflict, NotFound, ValidationFailed
 from app.models import Camera, Case, Grid, GridAssignment, Household, ServicePoint
 from app.models.grid_history import CHANGE_NAMES, GridChange, GridState
+from app.services import grid_tree
 from app.services import grids as grid_read
 from gis import topology
+from gis.crs import geodesic_area_m2
 from gis.metric import polygon_area_m2
 from gis.validate import (
     DEFAULT_LIMITS,
@@ -341,28 +343,7 @@ def _save_state(session: Session, grid: Grid, change: GridChange, now: datetime)
 
 def _recount(session: Session, grid_ids: Iterable[int]) -> None:
     """Recount households of these grids (each counts those of its current descendants)."""
-    ids = sorted({int(i) for i in grid_ids if i is not None})
-    if not ids:
-        return
-    session.flush()
-    session.execute(
-        text(
-            """
-            WITH RECURSIVE tree AS (
-                SELECT id, id AS root FROM grid WHERE id = ANY(:ids)
-                UNION ALL
-                SELECT c.id, t.root FROM grid c JOIN tree t ON c.parent_id = t.id
-                WHERE c.valid_to IS NULL
-            ), counts AS (
-                SELECT t.root, count(h.id) AS n FROM tree t
-                LEFT JOIN household h ON h.grid_id = t.id GROUP BY t.root
-            )
-            UPDATE grid g SET household_count = counts.n FROM counts
-            WHERE g.id = counts.root AND g.household_count IS DISTINCT FROM counts.n
-            """
-        ),
-        {"ids": ids},
-    )
+    grid_tree.recount(session, grid_ids)
 
 
 _TRAILING_NUMBER = re.compile(r"(.*\D)?(\d+)")
@@ -596,7 +577,7 @@ def create_grid(
         kind=kind,
         parent_id=parent_id,
         geom=from_shape(ok.geometry, srid=4326),
-        area_m2=ok.area_m2,
+        area_m2=geodesic_area_m2(ok.geometry),
         valid_from=now,
     )
     session.add(grid)
@@ -680,7 +661,7 @@ def update_grid(
     moves = _Moves()
     if ok is not None:
         grid.geom = from_shape(ok.geometry, srid=4326)
-        grid.area_m2 = ok.area_m2
+        grid.area_m2 = geodesic_area_m2(ok.geometry)
         session.flush()
         _reassign_after_reshape(session, moves, grid, ok.geometry)
     session.flush()
@@ -862,7 +843,7 @@ def split_grid(
     grid.valid_to = now
     session.flush()  # frees the code index before the parts are inserted
     parts: list[Grid] = []
-    for k, (part, area) in enumerate(zip(plan.parts, plan.areas_m2, strict=True)):
+    for k, (part, _area) in enumerate(zip(plan.parts, plan.areas_m2, strict=True)):
         new = Grid(
             code=codes[k],
             name=(names[k].strip() if names else f"{grid.name}（{k + 1}）"),
@@ -870,7 +851,7 @@ def split_grid(
             kind=grid.kind,
             parent_id=grid.parent_id,
             geom=from_shape(to_multipolygon(part), srid=4326),
-            area_m2=area,
+            area_m2=geodesic_area_m2(part),
             valid_from=now,
         )
         session.add(new)
@@ -958,7 +939,7 @@ def merge_grids(
         kind=kinds.pop() if len(kinds) == 1 else "comprehensive",
         parent_id=parent_id,
         geom=from_shape(ok.geometry, srid=4326),
-        area_m2=ok.area_m2,
+        area_m2=geodesic_area_m2(ok.geometry),
         valid_from=now,
     )
     session.add(merged)
@@ -1112,7 +1093,7 @@ def divide_grid(
             kind=grid.kind,
             parent_id=grid.id,
             geom=from_shape(geom, srid=4326),
-            area_m2=polygon_area_m2(geom),
+            area_m2=geodesic_area_m2(geom),
             valid_from=now,
         )
         session.add(row)

@@ -14,6 +14,7 @@ from app.models.grid import LEVEL_NAMES
 from app.models.people import ROLE_NAMES, SENSITIVE_TAGS
 from app.models.places import SERVICE_POINT_KINDS
 from app.privacy import mask_name, mask_phone
+from app.services import grid_tree
 
 ROLE_ORDER = ["grid_chief", "micro_chief", "worker_full", "worker_part", "party_member"]
 
@@ -34,8 +35,7 @@ def collection(features: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
 GRID_COLUMNS = """
     g.id, g.code, g.name, g.level, g.kind, g.parent_id, g.area_m2, g.household_count, g.version,
     g.valid_from, g.valid_to,
-    NOT EXISTS (SELECT 1 FROM grid c WHERE c.parent_id = g.id AND c.valid_to IS NULL) AS is_leaf
-"""
+    """ + grid_tree.is_leaf("g") + " AS is_leaf\n"
 
 
 def _grid_props(row: Any) -> dict[str, Any]:
@@ -245,21 +245,11 @@ def grid_feature(session: Session, grid_id: int, *, outline: bool = False) -> di
 
 def ancestors(session: Session, grid_id: int) -> list[dict[str, Any]]:
     """Return the chain from the top-level grid down to (excluding) this one."""
-    rows = session.execute(
-        text(
-            """
-            WITH RECURSIVE up AS (
-                SELECT id, parent_id, code, name, level, 0 AS depth FROM grid WHERE id = :id
-                UNION ALL
-                SELECT p.id, p.parent_id, p.code, p.name, p.level, up.depth + 1
-                FROM grid p JOIN up ON p.id = up.parent_id
-            )
-            SELECT id, code, name, level FROM up WHERE depth > 0 ORDER BY level
-            """
-        ),
-        {"id": grid_id},
-    ).all()
-    return [{"id": r.id, "code": r.code, "name": r.name, "level": r.level} for r in rows]
+    return grid_tree.chain(session, grid_id)
+
+
+# The grid and every current grid below it.
+_TREE = grid_tree.descendants_cte("tree", "SELECT id FROM grid WHERE id = :id", union_all=True)
 
 
 def households_in_grid(
@@ -279,11 +269,8 @@ def households_in_grid(
     get_grid_row(session, grid_id)
     rows = session.execute(
         text(
-            """
-            WITH RECURSIVE tree AS (
-                SELECT id FROM grid WHERE id = :id
-                UNION ALL SELECT c.id FROM grid c JOIN tree t ON c.parent_id = t.id WHERE c.valid_to IS NULL
-            )
+            f"""
+            WITH RECURSIVE {_TREE}
             SELECT h.id, h.grid_id, h.building, h.unit, h.room, h.address, h.people, h.head_name,
                    h.head_phone, h.linked_member_id, h.tags, ST_X(h.geom) AS lon,
                    ST_Y(h.geom) AS lat, count(*) OVER () AS total

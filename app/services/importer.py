@@ -25,10 +25,11 @@ from sqlalchemy.orm import Session
 from app.errors import BadParameter, ImportRejected
 from app.models import Camera, Department, Grid, GridAssignment, ServicePoint, Worker
 from app.models.people import ROLES, SENSITIVE_TAGS
-from app.models.places import SERVICE_POINT_KINDS
-from app.services import tables
+from app.models.places import CAMERA_KINDS, SERVICE_POINT_KINDS
+from app.services import grid_tree, tables
 from gis.assign import assign_points
 from gis.crs import geodesic_area_m2
+from gis.validate import HIERARCHY_TOLERANCE_M2
 
 LOGGER = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -65,7 +66,7 @@ SAMPLE_FILES = {
     "cameras": "cameras.geojson",
 }
 # Area (m²) of a child outside its parent, or of two siblings' overlap, tolerated as rounding noise.
-TOPOLOGY_TOLERANCE_M2 = 0.01
+TOPOLOGY_TOLERANCE_M2 = HIERARCHY_TOLERANCE_M2
 COPY_CHUNK = 100_000
 
 
@@ -577,10 +578,9 @@ def leaf_grids(session: Session) -> tuple[list[int], list[str], list]:
     """Return ids, codes and shapes of the current leaf grids (no current children)."""
     rows = session.execute(
         text(
-            """
+            f"""
             SELECT g.id, g.code, ST_AsBinary(g.geom) FROM grid g
-            WHERE g.valid_to IS NULL AND NOT EXISTS (
-                SELECT 1 FROM grid c WHERE c.parent_id = g.id AND c.valid_to IS NULL)
+            WHERE g.valid_to IS NULL AND {grid_tree.is_leaf("g")}
             ORDER BY g.code
             """
         )
@@ -866,7 +866,7 @@ def import_cameras(
                     "reason": f"missing or duplicate code '{code}'",
                 }
             )
-        if kind not in ("fixed", "dome", "panoramic", "other"):
+        if kind not in CAMERA_KINDS:
             problems.append(
                 {
                     "where": _where(frame, i),
@@ -897,22 +897,7 @@ def import_cameras(
 # ---------------------------------------------------------------------------------------------
 def refresh_household_counts(session: Session) -> None:
     """Recount households of every current grid (a grid counts those of all its descendants)."""
-    session.execute(
-        text(
-            """
-            WITH RECURSIVE tree AS (
-                SELECT id, id AS root FROM grid WHERE valid_to IS NULL
-                UNION ALL
-                SELECT c.id, t.root FROM grid c JOIN tree t ON c.parent_id = t.id WHERE c.valid_to IS NULL
-            ), counts AS (
-                SELECT t.root, count(h.id) AS n FROM tree t LEFT JOIN household h ON h.grid_id = t.id
-                GROUP BY t.root
-            )
-            UPDATE grid g SET household_count = counts.n FROM counts
-            WHERE g.id = counts.root AND g.household_count IS DISTINCT FROM counts.n
-            """
-        )
-    )
+    grid_tree.recount(session)
 
 
 def load_directory(

@@ -18,10 +18,10 @@ from app.auth.policy import Forbidden
 from app.errors import BadParameter, NotFound
 from app.models.grid import LEVEL_NAMES
 from app.models.people import ROLE_NAMES, SENSITIVE_TAGS
-from app.models.places import SERVICE_POINT_KINDS
+from app.models.places import CAMERA_KINDS, SERVICE_POINT_KINDS
 from app.privacy import mask_name, mask_phone
+from app.services import grid_tree
 
-CAMERA_KINDS = {"fixed": "固定枪机", "dome": "球机", "panoramic": "全景", "other": "其他"}
 POINT_STATUSES = {"active": "在用", "planned": "规划", "closed": "停用"}
 
 # Sortable columns of each ledger: name in the request -> SQL expression.
@@ -81,18 +81,14 @@ def _order(kind: str, sort: str | None, order: str | None) -> tuple[str, str, st
     return f"{SORTS[kind][sort]} {order.upper()} {nulls}, {ID_COLUMN[kind]} {order.upper()}", sort, order
 
 
+# Each selected grid (``top``) with every current grid below it.
+_DOWN = grid_tree.descendants_cte("down", "SELECT id AS top, id FROM sel", key="top", union_all=True)
+
+
 def subtree(session: Session, grid_id: int) -> list[int]:
     """Return a current grid and every grid below it."""
-    return list(
-        session.scalars(
-            text(
-                """WITH RECURSIVE t AS (SELECT id FROM grid WHERE id = :g AND valid_to IS NULL
-                       UNION SELECT c.id FROM grid c JOIN t ON c.parent_id = t.id
-                       WHERE c.valid_to IS NULL)
-                   SELECT id FROM t"""
-            ),
-            {"g": grid_id},
-        )
+    return sorted(
+        grid_tree.subtree_ids(session, [grid_id], current=True, current_root=True)
     )
 
 
@@ -252,9 +248,7 @@ def population(
     rows = session.execute(
         text(
             f"""WITH RECURSIVE sel AS (SELECT g.id FROM grid g WHERE {" AND ".join(where)}),
-                down AS (SELECT id AS top, id FROM sel
-                         UNION ALL SELECT d.top, c.id FROM grid c JOIN down d ON c.parent_id = d.id
-                         WHERE c.valid_to IS NULL),
+                {_DOWN},
                 agg AS (SELECT d.top, count(h.id) AS households,
                                coalesce(sum(h.people), 0) AS people,
                                count(h.id) FILTER (WHERE h.linked_member_id IS NOT NULL) AS linked,

@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 from app.errors import BadParameter
 from app.models.people import ROLE_NAMES
 from app.privacy import mask_name, mask_phone
-from app.services import csv_safe, networks
+from app.services import csv_safe, grid_tree, networks
 from gis.assign import PolygonIndex
 from gis.crs import degree_span, parse_crs, to_wgs84_masked, to_wgs84_point
 
@@ -64,11 +64,11 @@ METHODS = ("inside", "boundary", "nearest", "ancestor", "unassigned")
 # grid.geom selects the candidates) and everyone assigned to those grids. A child lies inside its
 # parent, so the leaf's whole chain is among the covering grids; Python walks it by parent_id.
 _LOCATE_SQL = text(
-    """
+    f"""
     WITH pt AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS p),
     hits AS MATERIALIZED (
         SELECT g.id, g.parent_id, g.code, g.name, g.level,
-               NOT EXISTS (SELECT 1 FROM grid c WHERE c.parent_id = g.id AND c.valid_to IS NULL)
+               {grid_tree.is_leaf("g")}
                    AS is_leaf,
                ST_Contains(g.geom, pt.p) AS interior
         FROM grid g, pt
@@ -90,13 +90,13 @@ _LOCATE_SQL = text(
 
 
 _NEAREST_SQL = text(
-    """
+    f"""
     SELECT id, code, name, level, d FROM (
         SELECT g.id, g.code, g.name, g.level,
                ST_Distance(g.geom::geography, p.pt::geography) AS d
         FROM grid g, (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS pt) p
         WHERE g.valid_to IS NULL AND g.geom && ST_Expand(p.pt, :dx, :dy)
-          AND NOT EXISTS (SELECT 1 FROM grid c WHERE c.parent_id = g.id AND c.valid_to IS NULL)
+          AND {grid_tree.is_leaf("g")}
     ) s
     WHERE d <= :tol
     ORDER BY d, code COLLATE "C"
@@ -104,13 +104,12 @@ _NEAREST_SQL = text(
 )
 
 _CHAIN_SQL = text(
-    """
-    WITH RECURSIVE up AS (
-        SELECT id, parent_id, code, name, level, 0 AS depth FROM grid WHERE id = :id
-        UNION ALL
-        SELECT p.id, p.parent_id, p.code, p.name, p.level, up.depth + 1
-        FROM grid p JOIN up ON p.id = up.parent_id
-    )
+    f"""
+    WITH RECURSIVE {grid_tree.ancestors_cte(
+        "up",
+        "SELECT id, parent_id, code, name, level, 0 AS depth FROM grid WHERE id = :id",
+        columns=("code", "name", "level"),
+    )}
     SELECT up.id, up.code, up.name, up.level, up.depth,
            a.role, w.id AS worker_id, w.name AS worker_name, w.phone, w.on_duty
     FROM up
@@ -138,13 +137,13 @@ _OVERRIDE_SQL = text(
 )
 
 _NEIGHBOURS_SQL = text(
-    """
+    f"""
     SELECT id, code, name, level, d FROM (
         SELECT g.id, g.code, g.name, g.level,
                ST_Distance(g.geom::geography, p.pt::geography) AS d
         FROM grid g, (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS pt) p
         WHERE g.valid_to IS NULL AND g.id <> :grid_id AND g.geom && ST_Expand(p.pt, :dx, :dy)
-          AND NOT EXISTS (SELECT 1 FROM grid c WHERE c.parent_id = g.id AND c.valid_to IS NULL)
+          AND {grid_tree.is_leaf("g")}
     ) s
     WHERE d <= :within
     ORDER BY d, code COLLATE "C"
@@ -468,9 +467,9 @@ def neighbour_owners(
 # points are placed in numpy/shapely by the same rules (gis.assign shares the boundary rule).
 
 _GRIDS_SQL = text(
-    """
+    f"""
     SELECT g.id, g.code, g.name, g.level, g.parent_id,
-           NOT EXISTS (SELECT 1 FROM grid c WHERE c.parent_id = g.id AND c.valid_to IS NULL)
+           {grid_tree.is_leaf("g")}
                AS is_leaf,
            ST_AsBinary(g.geom) AS wkb
     FROM grid g WHERE g.valid_to IS NULL ORDER BY g.code

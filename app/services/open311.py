@@ -208,9 +208,7 @@ def get_requests(
             if status not in ("open", "closed"):
                 raise BadParameter("status", f"'{status}' is not open or closed")
             states = (
-                ["closed", "cancelled"]
-                if status == "closed"
-                else ["reported", "dispatched", "accepted", "resolved", "verified"]
+                list(svc.FINAL_STATES) if status == "closed" else list(svc.OPEN_STATES)
             )
         rows = svc.list_cases(
             session,

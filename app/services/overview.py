@@ -30,6 +30,8 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from app.models.case import CASE_PENDING_STATUSES as PENDING_STATES
+from app.models.case import sql_list
 from app.models.grid import LEVEL_NAMES
 from app.services import coverage
 
@@ -175,7 +177,7 @@ def _cameras(session: Session, scope: frozenset[int] | None) -> dict[str, Any]:
     return {"count": row.n, "analytics": row.analytics}
 
 
-_PENDING = "c.status IN ('reported', 'dispatched', 'accepted')"
+_PENDING = f"c.status IN {sql_list(PENDING_STATES)}"
 
 
 def _cases(session: Session, case_scope: Any, now: datetime) -> dict[str, Any]:

@@ -24,13 +24,13 @@ import numpy as np
 from geoalchemy2.shape import to_shape
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.errors import BadParameter, Conflict, NotFound, ValidationFailed
 from app.models import Grid, GridAssignment, Household, Worker
 from app.models.grid import LEVEL_NAMES
-from app.services import grid_edit
+from app.services import grid_edit, grid_tree
 from gis.partition import Proposal, partition_grid, split_into_patches
 
 LOGGER = logging.getLogger(__name__)
@@ -86,15 +86,7 @@ def _grid(session: Session, grid_id: int) -> Grid:
 
 
 def _subtree_ids(session: Session, grid_id: int) -> list[int]:
-    rows = session.execute(
-        text(
-            "WITH RECURSIVE t AS (SELECT id FROM grid WHERE id = :id UNION ALL"
-            " SELECT c.id FROM grid c JOIN t ON c.parent_id = t.id WHERE c.valid_to IS NULL)"
-            " SELECT id FROM t"
-        ),
-        {"id": grid_id},
-    ).scalars()
-    return list(rows)
+    return sorted(grid_tree.subtree_ids(session, [grid_id], current=True))
 
 
 def _households(session: Session, grid_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,10 @@ Definitions (every period in China time, the ``timezone`` setting of the case lo
 - A **check-in** is inside when the position lies in one of the grids the worker is assigned
   to (PostGIS ``ST_Covers``); outside it is kept with ``inside = false`` and the distance to the
   nearest of them.
+
+Why one module of this size: visits, coverage of the visit plan and check-ins share the period
+arithmetic and the definitions above, which every query here restates in SQL; kept together,
+a change to a definition is made in one file.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from app.models.field import VISIT_KINDS, VisitSetting
 from app.models.people import SENSITIVE_TAGS
 from app.privacy import mask_name
 from app.services import cases as case_svc
+from app.services import grid_tree
 from gis.crs import parse_crs, to_wgs84_point
 from gis.errors import GisError
 
@@ -408,10 +413,7 @@ def list_visits(
         parts.append("v.household_id = :f_household")
         params["f_household"] = f.household_id
     if f.grid_id is not None:
-        parts.append(
-            """v.grid_id IN (WITH RECURSIVE t AS (SELECT id FROM grid WHERE id = :f_grid
-                   UNION SELECT c.id FROM grid c JOIN t ON c.parent_id = t.id) SELECT id FROM t)"""
-        )
+        parts.append("v.grid_id IN " + grid_tree.subtree_in("id = :f_grid"))
         params["f_grid"] = f.grid_id
     if f.flagged is not None:
         parts.append("v.place_flag = :f_flag")
@@ -434,6 +436,15 @@ def list_visits(
 # ---------------------------------------------------------------- plans and coverage
 
 
+# Each field worker (专职/兼职网格员) of the grids in bounds, with every current grid below them.
+_WORKER_GRIDS = grid_tree.descendants_cte(
+    "wg",
+    """SELECT a.worker_id, g.id FROM grid_assignment a JOIN grid g ON g.id = a.grid_id
+       WHERE g.valid_to IS NULL AND a.role IN ('worker_full', 'worker_part')
+         AND (:all_w OR a.worker_id = ANY(:wids))
+         AND (:all_g OR a.worker_id = ANY(:wids) OR g.id = ANY(:gids))""",
+    key="worker_id",
+)
 _HOUSEHOLD_STATE = """
 hs AS (
   SELECT h.id, h.grid_id, (h.tags && CAST(:key_tags AS varchar[])) AS key,
@@ -512,13 +523,7 @@ def coverage(
         params.update({"wids": sorted(worker_ids or []), "all_w": worker_ids is None})
         params.update({"gids": sorted(grid_ids or []), "all_g": grid_ids is None})
         sql = f"""
-        WITH RECURSIVE wg AS (
-            SELECT a.worker_id, g.id FROM grid_assignment a JOIN grid g ON g.id = a.grid_id
-            WHERE g.valid_to IS NULL AND a.role IN ('worker_full', 'worker_part')
-              AND (:all_w OR a.worker_id = ANY(:wids))
-              AND (:all_g OR a.worker_id = ANY(:wids) OR g.id = ANY(:gids))
-            UNION SELECT wg.worker_id, c.id FROM grid c JOIN wg ON c.parent_id = wg.id
-            WHERE c.valid_to IS NULL),
+        WITH RECURSIVE {_WORKER_GRIDS},
         {_HOUSEHOLD_STATE.format(households="h.grid_id IN (SELECT id FROM wg)")}
         SELECT w.id, w.code, w.name, {_FIGURES}
         FROM (SELECT DISTINCT worker_id FROM wg) ws JOIN worker w ON w.id = ws.worker_id
@@ -536,9 +541,7 @@ def coverage(
         WITH RECURSIVE tops AS (
             SELECT id FROM grid WHERE level = :level AND valid_to IS NULL
               AND (:all_g OR id = ANY(:gids))),
-        sub AS (SELECT id AS top, id FROM tops
-                UNION SELECT sub.top, c.id FROM grid c JOIN sub ON c.parent_id = sub.id
-                WHERE c.valid_to IS NULL),
+        {grid_tree.descendants_cte("sub", "SELECT id AS top, id FROM tops", key="top")},
         {_HOUSEHOLD_STATE.format(households="h.grid_id IN (SELECT id FROM sub)")}
         SELECT g.id, g.code, g.name, {_FIGURES}
         FROM tops JOIN grid g ON g.id = tops.id

@@ -16,6 +16,7 @@ from app.api.params import bbox_arg, float_arg, int_arg
 from app.auth import current_principal
 from app.db import get_session
 from app.errors import BadParameter
+from app.models.grid import LEVEL_NAMES
 from app.services import emap as svc
 from app.services.basemap import basemap_settings
 from app.services.cases import STATUS_NAMES as CASE_STATUS_NAMES
@@ -81,7 +82,7 @@ def emap():  # type: ignore[no-untyped-def]
         "home": svc.home(get_session(), principal),
         "places": svc.places(get_session(), principal),
         "level_styles": svc.LEVEL_STYLES,
-        "level_names": svc.LEVEL_NAMES,
+        "level_names": LEVEL_NAMES,
         "case_status_names": CASE_STATUS_NAMES,
         "tiles": "/tiles/{layer}/{z}/{x}/{y}.mvt",
         "worker": vendor_url("maplibre-gl", "maplibre-gl-csp-worker.js"),

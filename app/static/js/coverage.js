@@ -14,7 +14,8 @@
     { min: -1, color: "#d73027", label: "< 50%" }
   ];
   var NO_HOUSEHOLDS = "#bdbdbd";
-  var LEVELS = { 2: "社区/村", 3: "网格", 4: "微网格", 5: "片区" };
+  /* The levels coverage is counted at (below the street), named by the server's table. */
+  var LEVELS = [2, 3, 4, 5];
 
   function shareColor(share) {
     if (share === null || share === undefined) { return NO_HOUSEHOLDS; }
@@ -103,8 +104,8 @@
           '<option value="one_km_m">一公里服务圈</option>' +
           '<option value="five_minute_m">五分钟服务圈</option></select></label>' +
           '<label>统计层级 <select id="gg-cov-level">' +
-          Object.keys(LEVELS).map(function (l) {
-            return '<option value="' + l + '"' + (l === "3" ? " selected" : "") + ">" + LEVELS[l] + "</option>";
+          LEVELS.map(function (l) {
+            return '<option value="' + l + '"' + (l === 3 ? " selected" : "") + ">" + e(GridGov.settings.level_names[l]) + "</option>";
           }).join("") + "</select></label>" +
           '<label class="gg-cov-check"><input type="checkbox" id="gg-cov-planned"> 含规划服务点</label>' +
           '<div id="gg-cov-summary" class="gg-cov-summary">正在计算…</div>' +

@@ -106,8 +106,8 @@
 
   /* The Leaflet path style of a grid level, from the one table of level styles (settings). */
   GridGov.levelStyle = function (level, extra) {
-    var s = (GridGov.settings.level_styles || {})[level] || (GridGov.settings.level_styles || {})[5] ||
-      { color: "#6a1b9a", weight: 1, fill_opacity: 0.08, dash: [] };
+    var styles = GridGov.settings.level_styles;
+    var s = styles[level] || styles[5];
     var style = {
       color: s.color, weight: s.weight, fillColor: s.color, fillOpacity: s.fill_opacity,
       dashArray: s.dash && s.dash.length ? s.dash.join(" ") : null
