@@ -22,6 +22,8 @@ from app.models.places import SERVICE_POINT_KINDS
 from app.privacy import mask_name, mask_phone
 
 CAMERA_KINDS = {"fixed": "固定枪机", "dome": "球机", "panoramic": "全景", "other": "其他"}
+# The coarsest zoom of ``household_cell`` (revision 0015): per leaf grid, fewest rows.
+CELL_ZOOM = 10
 POINT_STATUSES = {"active": "在用", "planned": "规划", "closed": "停用"}
 
 # Sortable columns of each ledger: name in the request -> SQL expression.
@@ -122,10 +124,17 @@ def check_tag(tag: str | None, with_tags: bool) -> str | None:
     return tag
 
 
-def _page(rows: list[Any], items: list[dict[str, Any]], limit: int, offset: int, sort: str, order: str) -> dict[str, Any]:
+def _page(
+    rows: list[Any] | int, items: list[dict[str, Any]], limit: int, offset: int, sort: str, order: str
+) -> dict[str, Any]:
+    """A page of a ledger; ``rows``: the rows (each with the ``total``) or the total itself."""
+    if isinstance(rows, int):
+        total = rows
+    else:
+        total = rows[0].total if rows else 0
     return {
         "items": items,
-        "total": rows[0].total if rows else 0,
+        "total": total,
         "limit": limit,
         "offset": offset,
         "sort": sort,
@@ -192,7 +201,7 @@ def households(
         text(
             f"""SELECT h.id, h.address, h.building, h.unit, h.room, h.people, h.tags,
                        h.head_name, h.head_phone, g.id AS grid_id, g.code AS grid_code,
-                       g.name AS grid_name, m.name AS member_name, count(*) OVER () AS total
+                       g.name AS grid_name, m.name AS member_name
                 FROM household h JOIN grid g ON g.id = h.grid_id
                 LEFT JOIN worker m ON m.id = h.linked_member_id
                 WHERE {" AND ".join(where)}
@@ -200,6 +209,14 @@ def households(
         ),
         {**params, "limit": limit, "offset": offset},
     ).all()
+    if len(rows) < limit and (rows or offset == 0):  # the last page: the total is known
+        total = offset + len(rows)
+    elif len(where) == 1 + (grids is not None):  # no filter but the grids: the kept totals
+        total = household_total(session, grids)
+    else:
+        total = session.scalar(
+            text(f"SELECT count(*) FROM household h WHERE {' AND '.join(where)}"), params
+        )
     items = []
     for r in rows:
         item = {
@@ -217,7 +234,20 @@ def households(
         if with_tags:
             item["tags"] = [{"code": t, "name": SENSITIVE_TAGS.get(t, t)} for t in (r.tags or [])]
         items.append(item)
-    return _page(rows, items, limit, offset, sort, order)
+    return _page(total, items, limit, offset, sort, order)
+
+
+def household_total(session: Session, grids: list[int] | None) -> int:
+    """How many households ``grids`` (None: every grid) hold, from the households per cell and
+    leaf grid the e-map's density tiles keep exact (``household_cell``, by triggers): a few
+    rows a grid at the coarsest zoom instead of a count over the households."""
+    where = "grid_id = 0" if grids is None else "grid_id = ANY(:grids)"
+    return int(
+        session.scalar(
+            text(f"SELECT coalesce(sum(households), 0) FROM household_cell WHERE z = {CELL_ZOOM} AND {where}"),
+            {"grids": grids} if grids is not None else {},
+        )
+    )
 
 
 def population(
@@ -242,6 +272,44 @@ def population(
     if grids is not None:
         where.append("g.id = ANY(:grids)")
         params["grids"] = grids
+    page = {"limit": limit, "offset": offset}
+    total: int | None = None
+    # The page's grids first, so that only their households are counted: by code or name from
+    # the grids alone, by households or people from the kept totals per leaf grid
+    # (``household_cell``). A tag filter or the tagged count as the order counts every grid's
+    # households.
+    if sort in ("code", "name"):
+        ids = session.scalars(
+            text(f"SELECT g.id FROM grid g WHERE {' AND '.join(where)} ORDER BY {order_sql} "
+                 "LIMIT :limit OFFSET :offset"),
+            {**params, **page},
+        ).all()
+    elif sort in ("households", "people") and not tag:
+        ids = session.scalars(
+            text(
+                f"""WITH RECURSIVE sel AS (SELECT g.id FROM grid g WHERE {" AND ".join(where)}),
+                    down AS (SELECT id AS top, id FROM sel
+                             UNION ALL SELECT d.top, c.id FROM grid c JOIN down d ON c.parent_id = d.id
+                             WHERE c.valid_to IS NULL),
+                    agg AS (SELECT d.top, coalesce(sum(c.households), 0) AS households,
+                                   coalesce(sum(c.people), 0) AS people
+                            FROM down d LEFT JOIN household_cell c ON c.grid_id = d.id AND c.z = {CELL_ZOOM}
+                            GROUP BY d.top)
+                    SELECT g.id FROM agg JOIN grid g ON g.id = agg.top
+                    ORDER BY {order_sql} LIMIT :limit OFFSET :offset"""
+            ),
+            {**params, **page},
+        ).all()
+    else:
+        ids = None
+    if ids is not None:
+        if len(ids) < limit and (ids or offset == 0):
+            total = offset + len(ids)
+        else:
+            total = session.scalar(text(f"SELECT count(*) FROM grid g WHERE {' AND '.join(where)}"), params)
+        where.append("g.id = ANY(:page)")
+        params["page"] = list(ids)
+        page = {"limit": limit, "offset": 0}
     hh_where = ""
     if tag:
         hh_where = "WHERE :tag = ANY(h.tags)"
@@ -268,7 +336,7 @@ def population(
                 FROM agg a JOIN grid g ON g.id = a.top LEFT JOIN grid p ON p.id = g.parent_id
                 ORDER BY {order_sql} LIMIT :limit OFFSET :offset"""
         ),
-        {**params, "limit": limit, "offset": offset},
+        {**params, **page},
     ).all()
     items = []
     for r in rows:
@@ -287,7 +355,7 @@ def population(
             item["tagged"] = r.tagged
             item["tags"] = {code: getattr(r, f"tag_{code}") for code in SENSITIVE_TAGS}
         items.append(item)
-    return _page(rows, items, limit, offset, sort, order)
+    return _page(rows if total is None else total, items, limit, offset, sort, order)
 
 
 def workers(
