@@ -235,12 +235,12 @@ def split_place(q: str) -> tuple[str, str]:
 
 
 def place_threshold(qp: str) -> float:
-    """How similar a place must be to a query's place: one character wrong in a place of n
-    characters leaves about n - 4 of its n + 1 trigrams inside a longer place name (the
-    place's end matches, its word-start ones do not); a little less than that is asked, at
-    least 0.3."""
+    """How similar a place must be to a query's place (``word_similarity``: the trigrams
+    shared over those of both, the query and the closest part of the place). One character
+    wrong in a place of n characters, inside a longer place name, leaves about
+    (n - 5) / (n + 4) of it (its word-start trigrams never match inside); at least 0.2."""
     n = len(qp.replace(" ", ""))
-    return round(max(0.3, min(0.75, (n - 5) / (n + 1))), 3)
+    return round(max(0.2, min(0.6, (n - 5) / (n + 4))), 3)
 
 
 def _households(
@@ -273,12 +273,10 @@ def _households(
         # with the unit and room asked for (exactly: a typo there is left to the full scan).
         extra.update(qp=qp, place_cand=PLACE_CANDIDATES, qr=f"%{escape_like(qr)}")
         near = f"""places AS MATERIALIZED (
-                    SELECT sp.place FROM search_place sp
-                    WHERE :qp <% sp.place{place_where} AND NOT EXISTS (SELECT 1 FROM strong)
-                    GROUP BY sp.place
-                    ORDER BY word_similarity(:qp, sp.place) DESC, similarity(:qp, sp.place) DESC,
-                             sp.place
-                    LIMIT :place_cand),
+                    SELECT c.place FROM (
+                        SELECT DISTINCT sp.place FROM search_place sp
+                        WHERE :qp <% sp.place{place_where} AND NOT EXISTS (SELECT 1 FROM strong)) c
+                    ORDER BY word_similarity(:qp, c.place) DESC, c.place LIMIT :place_cand),
                 near AS (SELECT h.id FROM places p
                          JOIN search_place sp ON sp.place = p.place{place_where}
                          JOIN household h ON h.grid_id = sp.grid_id
