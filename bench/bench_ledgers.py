@@ -6,9 +6,10 @@ Times, case by case in alternating order, a page of each ledger as served
 grids first) against the previous queries (every household in scope counted and, for the
 population ledger, every grid's households summed on every page), for three scopes: the whole
 city (the administrator), a street (a centre) and a grid (a grid chief). It checks that both
-answer the same items and total, and prints p50/p95 and the load average.
+answer the same items and total, and prints p50/p95 and the load average. A query past
+``--timeout`` seconds is cancelled and timed as that.
 
-    python bench/bench_ledgers.py [--rounds 5]
+    python bench/bench_ledgers.py [--rounds 3] [--timeout 30]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_emap_scale import pct  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.exc import OperationalError  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from app.embedded_pg import default_cluster  # noqa: E402
@@ -87,9 +89,24 @@ def previous_population(session, grids, *, level=4, sort="code", order="asc", li
     return [r.id for r in rows], (rows[0].total if rows else 0)
 
 
+def run_case(session, which, kind, grids, kw):  # type: ignore[no-untyped-def]
+    """One ledger page, as served or as before: (ids of the items, total)."""
+    if kind == "households":
+        if which == "served":
+            res = ledgers.households(session, grids, **kw)
+            return [h["id"] for h in res["items"]], res["total"]
+        return previous_households(session, grids, **kw)
+    if which == "served":
+        res = ledgers.population(session, grids, **kw)
+        return [g["id"] for g in res["items"]], res["total"]
+    return previous_population(session, grids, **kw)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--timeout", type=int, default=30,
+                        help="seconds a query may take (cancelled then, and timed as that)")
     args = parser.parse_args()
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {os.cpu_count()} cores",
           flush=True)
@@ -120,27 +137,24 @@ def main() -> None:
              {"level": 4, "sort": "households", "order": "desc"}),
         ]
     times: dict[str, dict[str, list[float]]] = {c[0]: {"served": [], "previous": []} for c in cases}
-    mismatches = []
+    mismatches: list[str] = []
+    timed_out: set[str] = set()
     for rnd in range(args.rounds):
         for i, (label, kind, grids, kw) in enumerate(cases):
             order = ("served", "previous") if (rnd + i) % 2 == 0 else ("previous", "served")
             answers = {}
             for which in order:
+                session.execute(text(f"SET statement_timeout = {args.timeout * 1000}"))
                 started = time.perf_counter()
-                if kind == "households":
-                    if which == "served":
-                        res = ledgers.households(session, grids, **kw)
-                        answers[which] = ([h["id"] for h in res["items"]], res["total"])
-                    else:
-                        answers[which] = previous_households(session, grids, **kw)
-                elif which == "served":
-                    res = ledgers.population(session, grids, **kw)
-                    answers[which] = ([g["id"] for g in res["items"]], res["total"])
-                else:
-                    answers[which] = previous_population(session, grids, **kw)
+                try:
+                    answers[which] = run_case(session, which, kind, grids, kw)
+                except OperationalError:  # cancelled at the timeout
+                    answers[which] = None
+                    timed_out.add(f"{label} ({which})")
                 times[label][which].append((time.perf_counter() - started) * 1000)
                 session.rollback()
-            if answers["served"] != answers["previous"] and label not in mismatches:
+            if None not in answers.values() and answers["served"] != answers["previous"] \
+                    and label not in mismatches:
                 mismatches.append(label)
         print(f"round {rnd + 1}/{args.rounds}: load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}",
               flush=True)
@@ -153,6 +167,7 @@ def main() -> None:
     print(f"all cases: served p95 {pct(every, 95):.1f} ms (mean {statistics.fmean(every):.1f}); "
           f"previous p95 {pct(before, 95):.1f} ms (mean {statistics.fmean(before):.1f})")
     print(f"same items and totals: {len(cases) - len(mismatches)}/{len(cases)} {mismatches}")
+    print(f"cancelled at {args.timeout} s: {sorted(timed_out) or 'none'}")
     print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     session.close()
     engine.dispose()

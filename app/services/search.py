@@ -4,7 +4,9 @@ cameras by any part of a name, code or address, forgiving a typo.
 Every kind is matched by a trigram index (``pg_trgm``, migration ``0014_search``): a text that
 holds the query (``ILIKE '%q%'``, from three characters on; two characters: equal to it) or,
 when none does, resembles it (``q <% text``: the word similarity of the query to the closest
-part of a name or address reaches ``similarity_threshold(q)``; codes are matched exactly).
+part of a name or address reaches ``similarity_threshold(q)``; codes are matched exactly). A
+misspelt address is looked up among the households' places first (``search_place``, migration
+``0023_search_speed``: the addresses without unit and room), then among their households.
 Results are ranked equal first, then containing, then by that similarity, and held to what
 the caller may see (``app.auth.policy``): grids, households, workers, service
 points and cameras of the caller's grids (a party member: the households linked to him), cases
