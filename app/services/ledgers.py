@@ -317,6 +317,11 @@ def population(
     tag_cols = ",\n".join(
         f"count(h.id) FILTER (WHERE '{code}' = ANY(h.tags)) AS tag_{code}" for code in SENSITIVE_TAGS
     )
+    if ids is None:  # every grid's households: one pass over them
+        hh_join = f"LEFT JOIN (SELECT * FROM household h {hh_where}) h ON h.grid_id = d.id"
+    else:  # a page of grids: the households of each through the index on their grid
+        hh_and = hh_where.replace("WHERE", "AND")
+        hh_join = f"LEFT JOIN LATERAL (SELECT * FROM household h WHERE h.grid_id = d.id {hh_and}) h ON TRUE"
     rows = session.execute(
         text(
             f"""WITH RECURSIVE sel AS (SELECT g.id FROM grid g WHERE {" AND ".join(where)}),
@@ -328,8 +333,7 @@ def population(
                                count(h.id) FILTER (WHERE h.linked_member_id IS NOT NULL) AS linked,
                                count(h.id) FILTER (WHERE cardinality(h.tags) > 0) AS tagged,
                                {tag_cols}
-                        FROM down d LEFT JOIN (SELECT * FROM household h {hh_where}) h
-                             ON h.grid_id = d.id
+                        FROM down d {hh_join}
                         GROUP BY d.top)
                 SELECT g.id, g.code, g.name, g.level, p.name AS parent_name, a.*,
                        count(*) OVER () AS total
