@@ -293,6 +293,13 @@ def population(
             {**params, **page},
         ).all()
     elif sort in ("households", "people") and not tag:
+        # Every grid's cells in one pass; a caller's grids each through the cells' key.
+        cells = (
+            f"LEFT JOIN household_cell c ON c.grid_id = d.id AND c.z = {CELL_ZOOM}"
+            if grids is None
+            else "LEFT JOIN LATERAL (SELECT households, people FROM household_cell c "
+            f"WHERE c.grid_id = d.id AND c.z = {CELL_ZOOM} OFFSET 0) c ON TRUE"
+        )
         ids = session.scalars(
             text(
                 f"""WITH RECURSIVE sel AS (SELECT g.id FROM grid g WHERE {" AND ".join(where)}),
@@ -301,7 +308,7 @@ def population(
                              WHERE c.valid_to IS NULL),
                     agg AS (SELECT d.top, coalesce(sum(c.households), 0) AS households,
                                    coalesce(sum(c.people), 0) AS people
-                            FROM down d LEFT JOIN household_cell c ON c.grid_id = d.id AND c.z = {CELL_ZOOM}
+                            FROM down d {cells}
                             GROUP BY d.top)
                     SELECT g.id FROM agg JOIN grid g ON g.id = agg.top
                     ORDER BY {order_sql} LIMIT :limit OFFSET :offset"""
