@@ -26,8 +26,9 @@ LOGGER = logging.getLogger(__name__)
 POSTGIS_TABLES = frozenset({"spatial_ref_sys", "layer", "topology"})
 
 
-#: Tables of tile data derived from grids and households by triggers (revision 0015).
-TILE_TABLES = frozenset({"grid_tile", "household_cell"})
+#: Tables derived from grids and households by triggers: tile data (revision 0015) and the
+#: search's places (revision 0023).
+TILE_TABLES = frozenset({"grid_tile", "household_cell", "search_place"})
 
 
 def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]

@@ -111,4 +111,5 @@ class Household(Base):
         Index("ix_household_geom", "geom", postgresql_using="gist"),
         Index("ix_household_grid_id", "grid_id"),
         Index("ix_household_linked_member_id", "linked_member_id"),
+        Index("ix_household_address_id", "address", "id"),
     )

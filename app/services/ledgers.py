@@ -22,6 +22,8 @@ from app.models.places import CAMERA_KINDS, SERVICE_POINT_KINDS
 from app.privacy import mask_name, mask_phone
 from app.services import grid_tree
 
+# The coarsest zoom of ``household_cell`` (revision 0015): per leaf grid, fewest rows.
+CELL_ZOOM = 10
 POINT_STATUSES = {"active": "在用", "planned": "规划", "closed": "停用"}
 
 # Sortable columns of each ledger: name in the request -> SQL expression.
@@ -118,15 +120,28 @@ def check_tag(tag: str | None, with_tags: bool) -> str | None:
     return tag
 
 
-def _page(rows: list[Any], items: list[dict[str, Any]], limit: int, offset: int, sort: str, order: str) -> dict[str, Any]:
+def _page(
+    rows: list[Any] | int, items: list[dict[str, Any]], limit: int, offset: int, sort: str, order: str
+) -> dict[str, Any]:
+    """A page of a ledger; ``rows``: the rows (each with the ``total``) or the total itself."""
+    if isinstance(rows, int):
+        total = rows
+    else:
+        total = rows[0].total if rows else 0
     return {
         "items": items,
-        "total": rows[0].total if rows else 0,
+        "total": total,
         "limit": limit,
         "offset": offset,
         "sort": sort,
         "order": order,
     }
+
+
+def _no_jit(session: Session) -> None:
+    """No JIT compilation for this transaction's ledger queries: the planner's estimates for a
+    tree of grids run high, and compiling costs a second where a page takes milliseconds."""
+    session.execute(text("SELECT set_config('jit', 'off', true)"))
 
 
 def _like(q: str) -> str:
@@ -169,6 +184,7 @@ def households(
     """The household ledger: address, grid, head count, masked head name and phone, the linked
     party member, and (for those allowed) the sensitive tags."""
     order_sql, sort, order = _order("households", sort, order)
+    _no_jit(session)
     where, params = ["TRUE"], {}
     if grids is not None:
         where.append("h.grid_id = ANY(:grids)")
@@ -188,7 +204,7 @@ def households(
         text(
             f"""SELECT h.id, h.address, h.building, h.unit, h.room, h.people, h.tags,
                        h.head_name, h.head_phone, g.id AS grid_id, g.code AS grid_code,
-                       g.name AS grid_name, m.name AS member_name, count(*) OVER () AS total
+                       g.name AS grid_name, m.name AS member_name
                 FROM household h JOIN grid g ON g.id = h.grid_id
                 LEFT JOIN worker m ON m.id = h.linked_member_id
                 WHERE {" AND ".join(where)}
@@ -196,6 +212,14 @@ def households(
         ),
         {**params, "limit": limit, "offset": offset},
     ).all()
+    if len(rows) < limit and (rows or offset == 0):  # the last page: the total is known
+        total = offset + len(rows)
+    elif len(where) == 1 + (grids is not None):  # no filter but the grids: the kept totals
+        total = household_total(session, grids)
+    else:
+        total = session.scalar(
+            text(f"SELECT count(*) FROM household h WHERE {' AND '.join(where)}"), params
+        )
     items = []
     for r in rows:
         item = {
@@ -213,7 +237,20 @@ def households(
         if with_tags:
             item["tags"] = [{"code": t, "name": SENSITIVE_TAGS.get(t, t)} for t in (r.tags or [])]
         items.append(item)
-    return _page(rows, items, limit, offset, sort, order)
+    return _page(total, items, limit, offset, sort, order)
+
+
+def household_total(session: Session, grids: list[int] | None) -> int:
+    """How many households ``grids`` (None: every grid) hold, from the households per cell and
+    leaf grid the e-map's density tiles keep exact (``household_cell``, by triggers): a few
+    rows a grid at the coarsest zoom instead of a count over the households."""
+    where = "grid_id = 0" if grids is None else "grid_id = ANY(:grids)"
+    return int(
+        session.scalar(
+            text(f"SELECT coalesce(sum(households), 0) FROM household_cell WHERE z = {CELL_ZOOM} AND {where}"),
+            {"grids": grids} if grids is not None else {},
+        )
+    )
 
 
 def population(
@@ -232,12 +269,58 @@ def population(
     households and people (its own and those below it), the households linked to a party member
     and, for those allowed, the households of each sensitive tag (``tag``: count only those)."""
     order_sql, sort, order = _order("people", sort, order)
+    _no_jit(session)
     if not with_tags and sort == "tagged":
         raise BadParameter("sort", "您的角色无权按敏感标签排序")
     where, params = ["g.valid_to IS NULL", "g.level = :level"], {"level": level}
     if grids is not None:
         where.append("g.id = ANY(:grids)")
         params["grids"] = grids
+    page = {"limit": limit, "offset": offset}
+    total: int | None = None
+    # The page's grids first, so that only their households are counted: by code or name from
+    # the grids alone, by households or people from the kept totals per leaf grid
+    # (``household_cell``). A tag filter or the tagged count as the order counts every grid's
+    # households.
+    if sort in ("code", "name"):
+        ids = session.scalars(
+            text(f"SELECT g.id FROM grid g WHERE {' AND '.join(where)} ORDER BY {order_sql} "
+                 "LIMIT :limit OFFSET :offset"),
+            {**params, **page},
+        ).all()
+    elif sort in ("households", "people") and not tag:
+        # Every grid's cells in one pass; a caller's grids each through the cells' key.
+        cells = (
+            f"LEFT JOIN household_cell c ON c.grid_id = d.id AND c.z = {CELL_ZOOM}"
+            if grids is None
+            else "LEFT JOIN LATERAL (SELECT households, people FROM household_cell c "
+            f"WHERE c.grid_id = d.id AND c.z = {CELL_ZOOM} OFFSET 0) c ON TRUE"
+        )
+        ids = session.scalars(
+            text(
+                f"""WITH RECURSIVE sel AS (SELECT g.id FROM grid g WHERE {" AND ".join(where)}),
+                    down AS (SELECT id AS top, id FROM sel
+                             UNION ALL SELECT d.top, c.id FROM grid c JOIN down d ON c.parent_id = d.id
+                             WHERE c.valid_to IS NULL),
+                    agg AS (SELECT d.top, coalesce(sum(c.households), 0) AS households,
+                                   coalesce(sum(c.people), 0) AS people
+                            FROM down d {cells}
+                            GROUP BY d.top)
+                    SELECT g.id FROM agg JOIN grid g ON g.id = agg.top
+                    ORDER BY {order_sql} LIMIT :limit OFFSET :offset"""
+            ),
+            {**params, **page},
+        ).all()
+    else:
+        ids = None
+    if ids is not None:
+        if len(ids) < limit and (ids or offset == 0):
+            total = offset + len(ids)
+        else:
+            total = session.scalar(text(f"SELECT count(*) FROM grid g WHERE {' AND '.join(where)}"), params)
+        where.append("g.id = ANY(:page)")
+        params["page"] = list(ids)
+        page = {"limit": limit, "offset": 0}
     hh_where = ""
     if tag:
         hh_where = "WHERE :tag = ANY(h.tags)"
@@ -245,6 +328,11 @@ def population(
     tag_cols = ",\n".join(
         f"count(h.id) FILTER (WHERE '{code}' = ANY(h.tags)) AS tag_{code}" for code in SENSITIVE_TAGS
     )
+    if ids is None:  # every grid's households: one pass over them
+        hh_join = f"LEFT JOIN (SELECT * FROM household h {hh_where}) h ON h.grid_id = d.id"
+    else:  # a page of grids: the households of each through the index on their grid
+        hh_and = hh_where.replace("WHERE", "AND")
+        hh_join = f"LEFT JOIN LATERAL (SELECT * FROM household h WHERE h.grid_id = d.id {hh_and} OFFSET 0) h ON TRUE"
     rows = session.execute(
         text(
             f"""WITH RECURSIVE sel AS (SELECT g.id FROM grid g WHERE {" AND ".join(where)}),
@@ -254,15 +342,14 @@ def population(
                                count(h.id) FILTER (WHERE h.linked_member_id IS NOT NULL) AS linked,
                                count(h.id) FILTER (WHERE cardinality(h.tags) > 0) AS tagged,
                                {tag_cols}
-                        FROM down d LEFT JOIN (SELECT * FROM household h {hh_where}) h
-                             ON h.grid_id = d.id
+                        FROM down d {hh_join}
                         GROUP BY d.top)
                 SELECT g.id, g.code, g.name, g.level, p.name AS parent_name, a.*,
                        count(*) OVER () AS total
                 FROM agg a JOIN grid g ON g.id = a.top LEFT JOIN grid p ON p.id = g.parent_id
                 ORDER BY {order_sql} LIMIT :limit OFFSET :offset"""
         ),
-        {**params, "limit": limit, "offset": offset},
+        {**params, **page},
     ).all()
     items = []
     for r in rows:
@@ -281,7 +368,7 @@ def population(
             item["tagged"] = r.tagged
             item["tags"] = {code: getattr(r, f"tag_{code}") for code in SENSITIVE_TAGS}
         items.append(item)
-    return _page(rows, items, limit, offset, sort, order)
+    return _page(rows if total is None else total, items, limit, offset, sort, order)
 
 
 def workers(

@@ -4,7 +4,9 @@ cameras by any part of a name, code or address, forgiving a typo.
 Every kind is matched by a trigram index (``pg_trgm``, migration ``0014_search``): a text that
 holds the query (``ILIKE '%q%'``, from three characters on; two characters: equal to it) or,
 when none does, resembles it (``q <% text``: the word similarity of the query to the closest
-part of a name or address reaches ``similarity_threshold(q)``; codes are matched exactly).
+part of a name or address reaches ``similarity_threshold(q)``; codes are matched exactly). A
+misspelt address is looked up among the households' places first (``search_place``, migration
+``0023_search_speed``: the addresses without unit and room), then among their households.
 Results are ranked equal first, then containing, then by that similarity, and held to what
 the caller may see (``app.auth.policy``): grids, households, workers, service
 points and cameras of the caller's grids (a party member: the households linked to him), cases
@@ -18,6 +20,7 @@ Each result has ``kind``, ``label``, ``detail``, ``lon``/``lat`` (a grid: a poin
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import text
@@ -69,6 +72,16 @@ def normalise(q: str | None) -> str:
     return value
 
 
+def _strong(table: str, alias: str, exprs: tuple[str, ...], q: str, where: str = "") -> str:
+    """The CTE ``strong``: the ids of ``table`` whose texts hold the query (two characters:
+    equal it), an index scan capped at ``CANDIDATES``."""
+    if len(q) >= 3:
+        strong = " OR ".join(f"{e} ILIKE :pat" for e in exprs)
+    else:  # two characters make no trigram inside a pattern
+        strong = " OR ".join(f"{e} = :q" for e in exprs)
+    return f"strong AS (SELECT {alias}.id FROM {table} {alias} WHERE ({strong}){where} LIMIT :cand)"
+
+
 def _hits(
     table: str,
     alias: str,
@@ -82,12 +95,8 @@ def _hits(
     and addresses; codes are matched exactly) resemble it: a typo. Each is an index scan of its
     own, capped at ``CANDIDATES``; the costly similarity scan runs only when nothing holds the
     query."""
-    if len(q) >= 3:
-        strong = " OR ".join(f"{e} ILIKE :pat" for e in exprs)
-    else:  # two characters make no trigram inside a pattern
-        strong = " OR ".join(f"{e} = :q" for e in exprs)
+    out = _strong(table, alias, exprs, q, where) + ", "
     fuzzy = exprs if fuzzy is None else fuzzy
-    out = f"strong AS (SELECT {alias}.id FROM {table} {alias} WHERE ({strong}){where} LIMIT :cand), "
     if not fuzzy:
         return out + "hit AS (SELECT id FROM strong)"
     similar = " OR ".join(f":q <% {e}" for e in fuzzy)
@@ -106,6 +115,13 @@ def similarity_threshold(q: str) -> float:
     fewer index entries the scan reads)."""
     n = len(q.replace(" ", ""))
     return round(max(0.45, min(0.75, (n - 6.5) / (n + 1))), 3)
+
+
+def _threshold(session: Session, value: float) -> None:
+    """Set the word similarity the trigram index asks for (``<%``), for this transaction."""
+    session.execute(
+        text("SELECT set_config('pg_trgm.word_similarity_threshold', :t, true)"), {"t": str(value)}
+    )
 
 
 def _score(*exprs: str) -> str:
@@ -144,10 +160,7 @@ def search(
     }
     if scope is not None:
         params["scope_grids"] = sorted(scope)
-    session.execute(
-        text("SELECT set_config('pg_trgm.word_similarity_threshold', :t, true)"),
-        {"t": str(similarity_threshold(q))},
-    )
+    _threshold(session, similarity_threshold(q))
     items: list[dict[str, Any]] = []
     for kind in kinds:
         if kind not in KINDS:
@@ -210,32 +223,80 @@ def _grids(
     ]
 
 
+# A query's unit and room (``1单元101室``, ``101室``): what comes before them names a place.
+UNIT_ROOM = re.compile(r"[0-9]+单元.*$|[0-9]+室$")
+# The most places whose households are compared with a misspelt query.
+PLACE_CANDIDATES = 40
+
+
+def split_place(q: str) -> tuple[str, str]:
+    """A query as (place, unit and room): ``馨园小区1栋1单元101室`` -> (``馨园小区1栋``,
+    ``1单元101室``); a query without unit or room is all place."""
+    m = UNIT_ROOM.search(q)
+    return (q, "") if m is None else (q[: m.start()].strip(), q[m.start():])
+
+
+def place_threshold(qp: str) -> float:
+    """How similar a place must be to a query's place (``word_similarity``: the trigrams
+    shared over those of both, the query and the closest part of the place). One character
+    wrong in a place of n characters, inside a longer place name, leaves about
+    (n - 5) / (n + 4) of it (its word-start trigrams never match inside); at least 0.2."""
+    n = len(qp.replace(" ", ""))
+    return round(max(0.2, min(0.6, (n - 5) / (n + 4))), 3)
+
+
 def _households(
     session: Session, p: Principal, q: str, scope: frozenset[int] | None, params: dict[str, Any]
 ) -> list[dict[str, Any]]:
+    """Households by address. A text holding the query is found by the trigram index of the
+    households; a misspelt one in two steps: the places (``search_place``: addresses without
+    unit and room, a few per leaf grid) that resemble the query's place, then the households
+    of those places that resemble the whole query. Only when no place does are all households
+    compared with the query (an address query with a typo in its unit or room). A query of
+    Latin letters and digits only (a code, a number) is matched exactly: no address resembles
+    one."""
     if p.role not in ("admin", "centre", "grid_chief", "micro_chief", "worker", "party_member"):
         return []
-    extra = {}
+    extra: dict[str, Any] = {}
     if p.role == "party_member":
         where = " AND h.linked_member_id = :me"
+        place_where = ""
         extra["me"] = p.worker_id or -1
     elif scope is not None and not scope:
         return []
     else:
         where = _grid_filter(scope, "h.grid_id")
-    rows = session.execute(
-        text(
-            f"""WITH {_hits('household', 'h', (HOUSEHOLD_TEXT,), q, where)},
-                top AS (SELECT h.id, {HOUSEHOLD_TEXT} AS label, {_score(HOUSEHOLD_TEXT)} AS score
-                        FROM hit JOIN household h ON h.id = hit.id
-                        ORDER BY score DESC, similarity(:q, {HOUSEHOLD_TEXT}) DESC, label, h.id
-                        LIMIT :k)
-                SELECT top.*, h.head_name, h.grid_id, g.name AS grid_name,
-                       ST_X(h.geom) AS lon, ST_Y(h.geom) AS lat
-                FROM top JOIN household h ON h.id = top.id JOIN grid g ON g.id = h.grid_id"""
-        ),
-        {**params, **extra},
-    ).all()
+        place_where = _grid_filter(scope, "sp.grid_id")
+    qp, qr = split_place(q)
+    words = not q.isascii()
+    near, hit = "", "hit AS (SELECT id FROM strong)"
+    if words and len(qp) >= MIN_LENGTH:
+        # Nothing holds the query: the places most like its place, then their households
+        # with the unit and room asked for (exactly: a typo there is left to the full scan).
+        extra.update(qp=qp, place_cand=PLACE_CANDIDATES, qr=f"%{escape_like(qr)}")
+        near = f"""places AS MATERIALIZED (
+                    SELECT c.place FROM (
+                        SELECT DISTINCT sp.place FROM search_place sp
+                        WHERE :qp <% sp.place{place_where} AND NOT EXISTS (SELECT 1 FROM strong)) c
+                    ORDER BY word_similarity(:qp, c.place) DESC, c.place LIMIT :place_cand),
+                near AS (SELECT h.id FROM places p
+                         JOIN search_place sp ON sp.place = p.place{place_where}
+                         JOIN household h ON h.grid_id = sp.grid_id
+                          AND household_search_place({HOUSEHOLD_TEXT}) = sp.place
+                         WHERE {HOUSEHOLD_TEXT} LIKE :qr{where} LIMIT :similar_cand), """
+        hit = "hit AS (SELECT id FROM strong UNION ALL SELECT id FROM near)"
+    strong = _strong("household", "h", (HOUSEHOLD_TEXT,), q, where) + ", "
+    if near:  # the places' index scan asks for the similarity of a place
+        _threshold(session, place_threshold(qp))
+    rows = _household_rows(session, f"{strong}{near}{hit}", {**params, **extra})
+    if near:
+        _threshold(session, similarity_threshold(q))
+    if not rows and words and (not near or qr):
+        # Nothing holds the query, and no place resembles its place or none has its unit and
+        # room: every household is compared with the query.
+        rows = _household_rows(
+            session, _hits("household", "h", (HOUSEHOLD_TEXT,), q, where), {**params, **extra}
+        )
     return [
         _result(
             "household",
@@ -246,6 +307,22 @@ def _households(
         )
         for r in rows
     ]
+
+
+def _household_rows(session: Session, hits: str, params: dict[str, Any]) -> list[Any]:
+    return session.execute(
+        text(
+            f"""WITH {hits},
+                top AS (SELECT h.id, {HOUSEHOLD_TEXT} AS label, {_score(HOUSEHOLD_TEXT)} AS score
+                        FROM hit JOIN household h ON h.id = hit.id
+                        ORDER BY score DESC, similarity(:q, {HOUSEHOLD_TEXT}) DESC, label, h.id
+                        LIMIT :k)
+                SELECT top.*, h.head_name, h.grid_id, g.name AS grid_name,
+                       ST_X(h.geom) AS lon, ST_Y(h.geom) AS lat
+                FROM top JOIN household h ON h.id = top.id JOIN grid g ON g.id = h.grid_id"""
+        ),
+        params,
+    ).all()
 
 
 def _workers(

@@ -344,3 +344,62 @@ def test_export_takes_the_ledgers_grid_filter(app, db_session, accounts) -> None
     assert len(lines) == n + 1
     other = _grid(db_session, OTHER_LEAF)
     assert c.get(f"/api/export/cameras?format=csv&grid={other}", headers=centre).status_code == 404
+
+
+def test_ledger_totals_follow_the_households_without_counting_them(app, db_session, accounts) -> None:  # type: ignore[no-untyped-def]
+    """The unfiltered totals come from the households kept per grid: exact after an insert, a
+    move and a delete, on every page (even past the last), and the population ledger ordered
+    by households pages through the same order as the tables give."""
+    c = app.test_client()
+    admin, worker = bearer(accounts["admin"]), bearer(accounts["worker"])
+    scope = _scope(db_session, "worker", accounts["worker"])
+
+    def totals() -> tuple[int, int, int]:
+        every = c.get("/api/ledgers/households?limit=5", headers=admin).get_json()["total"]
+        past = c.get("/api/ledgers/households?limit=5&offset=100000", headers=admin).get_json()
+        assert past["items"] == []
+        mine = c.get("/api/ledgers/households?limit=5&offset=5", headers=worker).get_json()["total"]
+        return every, past["total"], mine
+
+    def counted() -> tuple[int, int, int]:
+        every = db_session.scalar(text("SELECT count(*) FROM household"))
+        mine = db_session.scalar(text("SELECT count(*) FROM household WHERE grid_id = ANY(:s)"), {"s": scope})
+        return every, every, mine
+
+    assert totals() == counted()
+    own, other = _grid(db_session, OWN_LEAF), _grid(db_session, OTHER_LEAF)
+    hid = db_session.scalar(
+        text(
+            """INSERT INTO household (geom, address, people, grid_id)
+               VALUES (ST_SetSRID(ST_MakePoint(117.2287, 31.8149), 4326), '台账测试1号', 3, :g) RETURNING id"""
+        ),
+        {"g": own},
+    )
+    assert totals() == counted()
+    db_session.execute(text("UPDATE household SET grid_id = :g WHERE id = :h"), {"g": other, "h": hid})
+    assert totals() == counted()
+    db_session.execute(text("DELETE FROM household WHERE id = :h"), {"h": hid})
+    assert totals() == counted()
+    # By households, most first, in pages of seven: the order of the tables.
+    want = [
+        r.id
+        for r in db_session.execute(
+            text(
+                """WITH RECURSIVE d AS (SELECT id AS top, id FROM grid WHERE level = 3 AND valid_to IS NULL
+                                        UNION ALL SELECT d.top, c.id FROM grid c JOIN d ON c.parent_id = d.id
+                                        WHERE c.valid_to IS NULL)
+                   SELECT d.top AS id, count(h.id) AS n FROM d LEFT JOIN household h ON h.grid_id = d.id
+                   GROUP BY d.top ORDER BY n DESC, d.top DESC"""
+            )
+        )
+    ]
+    got, offset = [], 0
+    while True:
+        body = c.get(f"/api/ledgers/people?level=3&sort=households&order=desc&limit=7&offset={offset}",
+                     headers=admin).get_json()
+        assert body["total"] == len(want)
+        got += [r["id"] for r in body["items"]]
+        offset += 7
+        if offset >= body["total"]:
+            break
+    assert got == want

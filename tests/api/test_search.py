@@ -138,3 +138,42 @@ def test_places_are_found_and_bad_queries_refused_in_chinese(client, db_session)
     assert client.get("/api/search?q=%E7%88%B1%E8%BE%89&kinds=people").status_code == 400
     # Wildcards are text, not patterns.
     assert search(client, "%%%") == [] and search(client, "__") == []
+
+
+def test_a_misspelt_building_is_found_through_the_places_the_households_keep(client, db_session, accounts):
+    """A building name with one character wrong and no unit or room (too unlike any whole
+    address to be suggested by the address's similarity alone) finds the building, within the
+    caller's grids; the places follow the households when they move or go."""
+    own = db_session.scalar(text("SELECT id FROM grid WHERE code = :c"), {"c": OWN_ADDRESS_GRID})
+    other = db_session.scalar(text("SELECT id FROM grid WHERE code LIKE :c || '%' AND level = 4 LIMIT 1"),
+                              {"c": OTHER_GRID})
+    address = "安和街道爱辉社区翠柏华庭花苑7栋2单元301室"
+    hid = db_session.scalar(
+        text(
+            """INSERT INTO household (geom, building, unit, room, address, people, grid_id)
+               VALUES (ST_SetSRID(ST_MakePoint(117.2287, 31.8149), 4326), '翠柏华庭花苑7栋', '2', '301',
+                       :a, 2, :g) RETURNING id"""
+        ),
+        {"a": address, "g": own},
+    )
+    place = "安和街道爱辉社区翠柏华庭花苑7栋"
+
+    def places() -> list[tuple[int, int]]:
+        return [tuple(r) for r in db_session.execute(
+            text("SELECT grid_id, households FROM search_place WHERE place = :p"), {"p": place})]
+
+    assert places() == [(own, 1)]
+    worker = bearer(accounts["worker"])
+    for q in ("翠柏华廷花苑7栋", "翠柏华廷花苑7栋2单元301室"):
+        items = [i for i in search(client, q, headers=worker) if i["kind"] == "household"]
+        assert items and (items[0]["id"], items[0]["label"]) == (hid, address), (q, items[:2])
+    # Another unit and room of the building: not this household.
+    assert hid not in [i["id"] for i in search(client, "翠柏华廷花苑7栋3单元101室", headers=worker)]
+    # Moved to a grid of 青山镇: the worker of 爱辉 no longer finds it, the administrator does.
+    db_session.execute(text("UPDATE household SET grid_id = :g WHERE id = :h"), {"g": other, "h": hid})
+    assert places() == [(other, 1)]
+    assert hid not in [i["id"] for i in search(client, "翠柏华廷花苑7栋", headers=worker)]
+    assert search(client, "翠柏华廷花苑7栋")[0]["id"] == hid
+    db_session.execute(text("DELETE FROM household WHERE id = :h"), {"h": hid})
+    assert places() == []
+    assert hid not in [i["id"] for i in search(client, "翠柏华廷花苑7栋")]
