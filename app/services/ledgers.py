@@ -299,9 +299,7 @@ def population(
         ids = session.scalars(
             text(
                 f"""WITH RECURSIVE sel AS (SELECT g.id FROM grid g WHERE {" AND ".join(where)}),
-                    down AS (SELECT id AS top, id FROM sel
-                             UNION ALL SELECT d.top, c.id FROM grid c JOIN down d ON c.parent_id = d.id
-                             WHERE c.valid_to IS NULL),
+                    {_DOWN},
                     agg AS (SELECT d.top, coalesce(sum(c.households), 0) AS households,
                                    coalesce(sum(c.people), 0) AS people
                             FROM down d {cells}
