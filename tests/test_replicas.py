@@ -267,6 +267,29 @@ def test_failover_drill(pair, routed, caplog) -> None:  # type: ignore[no-untype
     assert res.headers["X-Read-From"] == "replica-1" and _tile_name(res) == "恢复后改名"
 
 
+def test_reads_spread_over_a_list_of_replicas_and_skip_one_that_is_down(pair) -> None:  # type: ignore[no-untyped-def]
+    good = pair["replica"].url()
+    dead = good.replace(str(pair["replica"].socket_dir), "/nonexistent-gridgov-replica")
+    _gid, _v, tile, locate = _micro(pair)
+    app = create_app({"DATABASE_URL": pair["primary"].url(), "DATABASE_READ_URL": f"{good},{good}",
+                      "TESTING": True})
+    try:
+        c = app.test_client()
+        seen = [c.get(tile, headers=_auth(pair)).headers["X-Read-From"] for _ in range(4)]
+        assert sorted(seen) == ["replica-1", "replica-1", "replica-2", "replica-2"]
+    finally:
+        app.extensions["gridgov_db"].dispose()
+    app = create_app({"DATABASE_URL": pair["primary"].url(), "DATABASE_READ_URL": f"{dead},{good}",
+                      "TESTING": True})
+    try:
+        c = app.test_client()
+        for _ in range(4):
+            res = c.get(locate, headers=_auth(pair))
+            assert res.status_code == 200 and res.headers["X-Read-From"] == "replica-2"
+    finally:
+        app.extensions["gridgov_db"].dispose()
+
+
 def test_the_embedded_app_reads_from_running_replicas_and_status_shows_the_lag(pair, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     for key, value in pair["env"].items():
         monkeypatch.setenv(key, value)
