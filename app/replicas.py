@@ -14,10 +14,12 @@ the private cluster's running replicas, ``gridgov db start --replicas N``). The 
   after its commit (``pg_current_wal_lsn()``) in the ``X-After-LSN`` header and a short-lived
   cookie; a read that brings a position back (the cookie, or the header from a token client)
   goes to a replica only when the replica has replayed that far. The replica's replay position
-  (``pg_last_wal_replay_lsn()``) is read once per request, on the connection the request will
-  use, which also proves the replica is up.
-* A replica that cannot be reached is marked down for ``READ_REPLICA_RETRY_SECONDS`` (one log
-  line) and its reads go to the primary meanwhile; the next request after that tries it again.
+  (``pg_last_wal_replay_lsn()``) is read then, once, on the connection the request will use; a
+  read that brings no position costs no round trip more than on the primary.
+* A replica that cannot be reached (no new connection, or a pooled one found dead by the
+  request's first statement, the session look-up) is marked down for
+  ``READ_REPLICA_RETRY_SECONDS`` (one log line) and the request, and the reads after it, go to
+  another replica or the primary meanwhile; the first request after that tries it again.
 * The sign-in session look-up of a routed read runs on the replica (a session the replica does
   not hold yet is looked up on the primary); its once-a-minute ``last_seen_at`` update goes to
   the primary and is skipped while the primary is down, so reads go on from the replica.
@@ -143,6 +145,12 @@ class Router:
             except DBAPIError as exc:
                 self._mark_down(r, exc)
                 return None
+            if after is None:
+                # Nothing to wait for: no round trip here. A pooled connection that turns out
+                # dead on its first statement (the session look-up) sends the request to
+                # another replica or the primary (``abandon``).
+                self._back(r)
+                return Route(r, conn)
             try:
                 replay = conn.exec_driver_sql("SELECT pg_last_wal_replay_lsn()::text").scalar()
             except DBAPIError as exc:
@@ -155,14 +163,27 @@ class Router:
                 conn.close()
                 self._mark_down(r, RuntimeError("not a streaming replica"))
                 return None
-            if r.down:
-                r.down = False
-                LOGGER.warning("read replica %s is back; reads go to it again", r.name)
+            self._back(r)
             if after is not None and (parse_lsn(replay) or 0) < after:
                 conn.close()
                 return None
             return Route(r, conn)
         return None
+
+    def _back(self, r: Replica) -> None:
+        if r.down:
+            r.down = False
+            LOGGER.warning("read replica %s is back; reads go to it again", r.name)
+
+    def abandon(self, route: Route, exc: BaseException) -> None:
+        """Give up a replica whose connection failed: mark it down, drop its pool."""
+        try:
+            route.conn.invalidate()
+            route.conn.close()
+        except DBAPIError:
+            pass
+        route.replica.engine.dispose()
+        self._mark_down(route.replica, exc)
 
     def _mark_down(self, r: Replica, exc: BaseException) -> None:
         r.down_until = time.monotonic() + self.retry_seconds
@@ -275,10 +296,17 @@ def look_up_session(reader_cls: type, read: Callable[[Any], T]) -> T | None:
     if router is None:
         return _primary(lambda db: read(reader_cls(db)))
     r = route()
-    if r is not None:
-        row = read(_TouchOnPrimary(reader_cls, r.conn.connection))
+    while r is not None:
+        try:
+            row = read(_TouchOnPrimary(reader_cls, r.conn.connection))
+        except DOWN_ERRORS as exc:
+            # The replica went away since its connection was pooled: read elsewhere.
+            router.abandon(r, exc)
+            g.db_route = r = router.pick(_wanted_lsn())
+            continue
         if row is not None:
             return row
+        break
     try:
         return _primary(lambda db: read(reader_cls(db)))
     except DOWN_ERRORS:

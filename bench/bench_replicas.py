@@ -159,6 +159,8 @@ def throughput(port: int, token: str, urls: list[str], expected: dict[str, bytes
             counts[i] += 1
             if status != 200 or body != expected[url] or where != want_from:
                 wrong[i] += 1
+                if wrong[i] <= 2:
+                    print(f"   wrong: {url} {status} from {where}: {body[:160]!r}", flush=True)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
     started = time.monotonic()
