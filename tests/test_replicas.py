@@ -190,6 +190,22 @@ def test_a_browser_carries_its_write_position_in_a_cookie(pair, routed) -> None:
     _caught_up(pair["primary"], pair["replica"])
 
 
+def test_a_session_read_on_the_replica_is_kept_alive_on_the_primary(pair, routed) -> None:  # type: ignore[no-untyped-def]
+    from app.auth import SESSION_COOKIE
+
+    owner = pair["primary"].owner_url()
+    _sql(owner, "UPDATE user_session SET last_seen_at = now() - interval '5 minutes' WHERE kind = 'browser'")
+    _caught_up(pair["primary"], pair["replica"])
+    browser = routed.test_client()
+    browser.set_cookie(SESSION_COOKIE, pair["cookie"])
+    _gid, _v, _tile, locate = _micro(pair)
+    res = browser.get(locate)
+    assert res.status_code == 200 and res.headers["X-Read-From"] == "replica-1"
+    (fresh,) = _sql(owner, "SELECT bool_and(last_seen_at > now() - interval '1 minute') "
+                           "FROM user_session WHERE kind = 'browser'")[0]
+    assert fresh  # the once-a-minute update went to the primary
+
+
 def test_a_case_reported_then_searched_for_is_never_missing(pair, routed) -> None:  # type: ignore[no-untyped-def]
     c = routed.test_client()
     _gid, _v, _tile, locate = _micro(pair)
