@@ -53,28 +53,44 @@ def db() -> None:
 
 
 @db.command("start")
-def db_start() -> None:
+@click.option("--replicas", default=0, show_default=True, type=click.IntRange(0, 9),
+              help="Also start this many streaming replicas (made with pg_basebackup on first use).")
+def db_start(replicas: int) -> None:
     """Start the private cluster (creating it on first use) and create the database."""
+    from app import embedded_replica
+
     cluster = default_cluster()
     try:
         cluster.start()
+        started = embedded_replica.start_replicas(cluster, replicas)
     except EmbeddedDatabaseError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"running: {cluster.url()}")
     click.echo(f"owner (migrations): {cluster.owner_url()}")
+    for r in started:
+        click.echo(f"{r.name} (reads): {r.url()}")
 
 
 @db.command("stop")
 def db_stop() -> None:
     """Stop the private cluster."""
+    from app import embedded_replica
+
     cluster = default_cluster()
+    for name in embedded_replica.stop_replicas(cluster):
+        click.echo(f"{name} stopped")
     click.echo("stopped" if cluster.stop() else "not running")
 
 
 @db.command("status")
 def db_status() -> None:
-    """Say where the private cluster is and whether it runs."""
-    click.echo(json.dumps(default_cluster().status(), indent=2))
+    """Say where the private cluster is and whether it runs, and each replica with its lag."""
+    from app import embedded_replica
+
+    cluster = default_cluster()
+    found = cluster.status()
+    found["replicas"] = embedded_replica.status(cluster)
+    click.echo(json.dumps(found, indent=2))
 
 
 def _database_urls(into: str | None = None) -> tuple[str, str]:

@@ -15,6 +15,11 @@ DEFAULTS: dict[str, Any] = {
     # privileges. None: the embedded cluster's owner role, or with an external DATABASE_URL that
     # same URL (one role for both, as before).
     "MIGRATION_DATABASE_URL": None,
+    # Streaming replicas for the read-only paths (comma-separated URLs; app/replicas.py). None:
+    # the private cluster's running replicas when DATABASE_URL is not set, else none.
+    "DATABASE_READ_URL": None,
+    # How long a replica found unreachable is left alone before it is tried again (seconds).
+    "READ_REPLICA_RETRY_SECONDS": 5,
     "JSON_AS_ASCII": False,
     # Basemap of the e-map (app/services/basemap.py, README "Basemap"): "own" (the project's own
     # roads, buildings and water as vector tiles), "pmtiles" (the file BASEMAP_PMTILES),
@@ -51,6 +56,8 @@ DEFAULTS: dict[str, Any] = {
 
 ENV_KEYS = (
     "DATABASE_URL",
+    "DATABASE_READ_URL",
+    "READ_REPLICA_RETRY_SECONDS",
     "MIGRATION_DATABASE_URL",
     "BASEMAP",
     "BASEMAP_PMTILES",
@@ -86,7 +93,7 @@ def from_environment() -> dict[str, Any]:
     found: dict[str, Any] = {}
     for key in ENV_KEYS:
         value = os.environ.get(f"GRIDGOV_{key}") or (
-            os.environ.get(key) if key == "DATABASE_URL" else None
+            os.environ.get(key) if key in ("DATABASE_URL", "DATABASE_READ_URL") else None
         )
         if value:
             if key in BOOL_KEYS:

@@ -17,7 +17,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.embedded_pg import default_cluster
+from app import replicas
+from app.embedded_pg import DB_NAME, default_cluster
 
 LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,6 +33,8 @@ class Database:
         self.factory: sessionmaker[Session] | None = None
         self.read_factory: sessionmaker[Session] | None = None
         self.own_read_factory: sessionmaker[Session] | None = None
+        # The read replicas (app/replicas.py: where each request reads), None without any.
+        self.router: replicas.Router | None = None
         # Called with the session inside every ``transaction`` just before it commits (the
         # audit entry of the change is written there, so both commit or neither).
         self.before_commit: list[Callable[[Session], None]] = []
@@ -44,6 +47,10 @@ class Database:
             url = cluster.url()
             app.config["DATABASE_URL"] = url
             app.config["MIGRATION_DATABASE_URL"] = cluster.owner_url()
+            if not app.config.get("DATABASE_READ_URL"):
+                from app.embedded_replica import running_urls
+
+                app.config["DATABASE_READ_URL"] = running_urls(cluster, DB_NAME)
         elif not app.config.get("MIGRATION_DATABASE_URL"):
             app.config["MIGRATION_DATABASE_URL"] = url
         self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -66,6 +73,7 @@ class Database:
         self.own_read_factory = self.read_factory
         app.extensions["gridgov_db"] = self
         app.teardown_appcontext(_close_session)
+        replicas.init_app(app, self)
 
     def bind_to(self, connection: Connection) -> None:
         """Make every session join ``connection``'s transaction through savepoints (tests)."""
@@ -79,6 +87,8 @@ class Database:
         for engine in (self.engine, self.read_engine):
             if engine is not None:
                 engine.dispose()
+        if self.router is not None:
+            self.router.dispose()
 
     def session(self) -> Session:
         assert self.factory is not None, "init_app() was not called"
@@ -98,7 +108,7 @@ def get_db() -> Database:
 def get_session() -> Session:
     """Return the session of the current request, opening it on first use."""
     if "db_session" not in g:
-        g.db_session = get_db().session()
+        g.db_session = replicas.session_for_request() or get_db().session()
     return g.db_session
 
 
@@ -106,7 +116,7 @@ def get_read_session() -> Session:
     """Return the read-only session of the current request (no transaction), opening it on
     first use. Never write through it."""
     if "db_read_session" not in g:
-        g.db_read_session = get_db().read_session()
+        g.db_read_session = replicas.session_for_request() or get_db().read_session()
     return g.db_read_session
 
 
@@ -125,14 +135,18 @@ def run_read(read: Callable[[Session], T]) -> T:
         return read(get_read_session())
 
 
-def run_read_dbapi(read: Callable[[Any], T]) -> T:
+def run_read_dbapi(read: Callable[[Any], T], primary: bool = False) -> T:
     """Run ``read`` on a DBAPI connection checked out of the read pool, with no ORM session
     (the hot single locate: the session's set-up and close cost more CPU than its query).
 
     Once more on a fresh connection when the pooled one turns out dead. While the app's
     sessions are bound to a test's transaction (``bind_to``), ``read`` gets the request's read
-    session instead, so that it sees what the test wrote.
+    session instead, so that it sees what the test wrote. A routed read runs on its replica
+    (app/replicas.py) unless ``primary``.
     """
+    replica = None if primary else replicas.dbapi_for_request()
+    if replica is not None:
+        return read(replica)
     db = get_db()
     if db.read_factory is not db.own_read_factory or db.read_engine is None:
         return run_read(read)

@@ -26,8 +26,9 @@ from urllib.parse import urlsplit
 from flask import Flask, Request, current_app, g, has_request_context, redirect, request, url_for
 from sqlalchemy.orm import Session
 
+from app import replicas
 from app.auth.policy import Forbidden, Principal, Unauthenticated, authorize
-from app.db import get_session, run_read_dbapi
+from app.db import get_session
 from app.services import audit
 from app.services import users as user_svc
 
@@ -160,7 +161,8 @@ def load_principal() -> Principal:
     from app.services.locate import Reader
 
     try:
-        row = run_read_dbapi(lambda db: user_svc.lookup_session(Reader(db), token, limits()))
+        # Where the look-up reads, and where its last-use update goes: app/replicas.py.
+        row = replicas.look_up_session(Reader, lambda r: user_svc.lookup_session(r, token, limits()))
     finally:
         # Give a read session back now (tests): one left open across the view would, as a
         # savepoint of the test's transaction, undo what the view wrote when it closes.
