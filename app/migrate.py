@@ -26,8 +26,9 @@ LOGGER = logging.getLogger(__name__)
 POSTGIS_TABLES = frozenset({"spatial_ref_sys", "layer", "topology"})
 
 
-#: Tables of tile data derived from grids and households by triggers (revision 0015).
-TILE_TABLES = frozenset({"grid_tile", "household_cell"})
+#: Tables of tile data derived from grids and households by triggers (revision 0015) and the
+#: shared cache of encoded tiles (revision 0022).
+TILE_TABLES = frozenset({"grid_tile", "household_cell", "tile_cache"})
 
 
 def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
