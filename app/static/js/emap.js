@@ -173,7 +173,9 @@
       var s = GridGov.levelStyle(level);
       var mine = ["all", ["==", ["get", "level"], level], ["!", ["to-boolean", ["get", "outline"]]]];
       layers.push({ id: "grids-fill-" + level, type: "fill", source: "grids", "source-layer": "grids", filter: mine,
-        paint: { "fill-color": s.color, "fill-opacity": s.fillOpacity } });
+        // No antialiasing pass: the line layer above draws every edge anyway, and on a
+        // software-rendered map that pass is a second drawing of every polygon.
+        paint: { "fill-color": s.color, "fill-opacity": s.fillOpacity, "fill-antialias": false } });
       var line = { "line-color": s.color, "line-width": s.weight };
       var dash = ((GridGov.settings.level_styles || {})[level] || {}).dash;
       if (dash && dash.length) { line["line-dasharray"] = dash.map(function (d) { return d / Math.max(s.weight, 1); }); }
@@ -183,7 +185,7 @@
         paint: { "line-color": s.color, "line-width": 2, "line-dasharray": [3, 2] } });
     });
     layers.push({ id: "overrides-fill", type: "fill", source: "overrides", "source-layer": "override_areas",
-      paint: { "fill-color": "#6200ea", "fill-opacity": 0.08 } });
+      paint: { "fill-color": "#6200ea", "fill-opacity": 0.08, "fill-antialias": false } });
     layers.push({ id: "overrides-line", type: "line", source: "overrides", "source-layer": "override_areas",
       paint: { "line-color": "#6200ea", "line-width": 1.5, "line-dasharray": [2, 2] } });
     // Households: density circles (a count per cell) below zoom 16, bare points above.
@@ -490,7 +492,8 @@
     if (h) { map.fitBounds([[h[1], h[0]], [h[3], h[2]]], { animate: false }); } else { map.setView([35.0, 105.0], 4, { animate: false }); }
 
     maplibregl.setWorkerUrl(window.location.origin + settings.worker);
-    var glLayer = L.maplibreGL({ style: glStyle(), interactive: false, attributionControl: false });
+    // fadeDuration 0: a tile that arrives is drawn once, not faded in over 300 ms of repaints.
+    var glLayer = L.maplibreGL({ style: glStyle(), interactive: false, attributionControl: false, fadeDuration: 0 });
     glLayer.addTo(map);
     var gl = glLayer.getMaplibreMap();
     GridGov.gl = gl;
