@@ -157,6 +157,12 @@
       paint: { "line-color": "#ffffff", "line-width": ["interpolate", ["linear"], ["zoom"], 10, 1, 16, 5, 19, 12] } });
   }
 
+  /* The zooms (of the MapLibre map, [from, below)) at which a level is tinted: the deepest
+     level that grid tiles hold there (levels ≤ 2 below 11, 3 at 11–12, 4 at 13–14, 5 from 15,
+     revision 0015's bands), a level's tint starting one zoom after its band does, when its
+     shapes are four times fewer in view (a frame's cost grows with the polygons filled). */
+  var FILL_ZOOMS = { 1: [0, 11], 2: [0, 12], 3: [12, 14], 4: [14, 16], 5: [16, 24] };
+
   var CASE_COLORS = { reported: "#6a1b9a", dispatched: "#ef6c00", accepted: "#1565c0", resolved: "#00897b", verified: "#2e7d32" };
 
   function glStyle() {
@@ -172,9 +178,11 @@
     [1, 2, 3, 4, 5].forEach(function (level) {
       var s = GridGov.levelStyle(level);
       var mine = ["all", ["==", ["get", "level"], level], ["!", ["to-boolean", ["get", "outline"]]]];
+      // A level is tinted only at the zooms where it is the deepest the tiles hold (nested
+      // tints paint every pixel once a level: on a software-rendered map most of a frame);
+      // its outline is drawn at every zoom. No antialiasing pass: the line layer draws the edges.
       layers.push({ id: "grids-fill-" + level, type: "fill", source: "grids", "source-layer": "grids", filter: mine,
-        // No antialiasing pass: the line layer above draws every edge anyway, and on a
-        // software-rendered map that pass is a second drawing of every polygon.
+        minzoom: FILL_ZOOMS[level][0], maxzoom: FILL_ZOOMS[level][1],
         paint: { "fill-color": s.color, "fill-opacity": s.fillOpacity, "fill-antialias": false } });
       var line = { "line-color": s.color, "line-width": s.weight };
       var dash = ((GridGov.settings.level_styles || {})[level] || {}).dash;
