@@ -8,8 +8,9 @@ For each size it
   import's growth exponent between the sizes is printed (1.0 = linear);
 - starts gunicorn (2 workers × 4 threads) on the city and measures ``GET /emap`` (HTML size),
   vector tiles at zooms 10–17 (grids, households, basemap; cold = first request of a tile, the
-  PostGIS cut; warm = the fastest of three more requests, from a worker's tile cache; p50/p95
-  and the largest tile),
+  PostGIS cut, the shared grid tile cache in PostgreSQL emptied first; warm = the fastest of
+  three more requests, from a worker's tile cache; p50/p95 and the largest tile), then the grid
+  tiles again from new gunicorn processes (first request = a lookup in the shared cache),
   the gunicorn workers' RSS while serving tiles, and the baseline: the whole city as GeoJSON in
   one response (``GET /api/emap/layers``, what the page loaded before tiles);
 - times the tile functions in PostGIS beside the previous ones (revision 0010's queries, installed
@@ -17,9 +18,12 @@ For each size it
 - checks answers: the grids in a tile (decoded with mapbox-vector-tile) against a SQL count, and
   the households of density tiles at each zoom against a direct count of the households in the
   tile's envelope.
-``--browser`` also opens the page in Debian's Chromium (Playwright) and reports the time until
-``html[data-emap-ready='1']`` and the JS heap (``browser_figures``; works with whatever page is
-served).
+``--browser`` also opens the page in Debian's Chromium (Playwright), with the default flags and
+with ``--use-gl=angle --use-angle=swiftshader``, and reports the time until
+``html[data-emap-ready='1']``, the JS heap, the time between animation frames while the mouse
+drags the map (tiles of the new view load meanwhile), and for a ``panBy`` animation over tiles
+already loaded the frames' p95 and the CPU time the renderer and the GPU process spent a frame
+(``browser_figures``; works with whatever page is served).
 
     python bench/bench_emap_scale.py [--sizes 10000,100000] [--households 200000,2000000] [--browser]
                                      [--reuse]
