@@ -26,9 +26,9 @@ LOGGER = logging.getLogger(__name__)
 POSTGIS_TABLES = frozenset({"spatial_ref_sys", "layer", "topology"})
 
 
-#: Tables derived from grids and households by triggers: tile data (revision 0015) and the
-#: search's places (revision 0023).
-TILE_TABLES = frozenset({"grid_tile", "household_cell", "search_place"})
+#: Tables derived from grids and households by triggers: tile data (revision 0015), the shared
+#: cache of encoded tiles (revision 0022) and the search's places (revision 0023).
+TILE_TABLES = frozenset({"grid_tile", "household_cell", "tile_cache", "search_place"})
 
 
 def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]

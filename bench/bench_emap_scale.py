@@ -8,8 +8,9 @@ For each size it
   import's growth exponent between the sizes is printed (1.0 = linear);
 - starts gunicorn (2 workers × 4 threads) on the city and measures ``GET /emap`` (HTML size),
   vector tiles at zooms 10–17 (grids, households, basemap; cold = first request of a tile, the
-  PostGIS cut; warm = the fastest of three more requests, from a worker's tile cache; p50/p95
-  and the largest tile),
+  PostGIS cut, the shared grid tile cache in PostgreSQL emptied first; warm = the fastest of
+  three more requests, from a worker's tile cache; p50/p95 and the largest tile), then the grid
+  tiles again from new gunicorn processes (first request = a lookup in the shared cache),
   the gunicorn workers' RSS while serving tiles, and the baseline: the whole city as GeoJSON in
   one response (``GET /api/emap/layers``, what the page loaded before tiles);
 - times the tile functions in PostGIS beside the previous ones (revision 0010's queries, installed
@@ -17,9 +18,12 @@ For each size it
 - checks answers: the grids in a tile (decoded with mapbox-vector-tile) against a SQL count, and
   the households of density tiles at each zoom against a direct count of the households in the
   tile's envelope.
-``--browser`` also opens the page in Debian's Chromium (Playwright) and reports the time until
-``html[data-emap-ready='1']`` and the JS heap (``browser_figures``; works with whatever page is
-served).
+``--browser`` also opens the page in Debian's Chromium (Playwright), with the default flags and
+with ``--use-gl=angle --use-angle=swiftshader``, and reports the time until
+``html[data-emap-ready='1']``, the JS heap, the time between animation frames while the mouse
+drags the map (tiles of the new view load meanwhile), and for a ``panBy`` animation over tiles
+already loaded the frames' p95 and the CPU time the renderer and the GPU process spent a frame
+(``browser_figures``; works with whatever page is served).
 
     python bench/bench_emap_scale.py [--sizes 10000,100000] [--households 200000,2000000] [--browser]
                                      [--reuse]
@@ -218,11 +222,12 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
-def measure_tiles(port: int, token: str, centre: tuple[float, float], per_zoom: int = 16) -> dict:
+def measure_tiles(port: int, token: str, centre: tuple[float, float], per_zoom: int = 16,
+                  layers: tuple[str, ...] = ("grids", "households", "basemap")) -> dict:
     """Request a block of tiles around the centre at zooms 10–17, each twice (cold, warm)."""
     out: dict[str, dict] = {}
     side = int(math.sqrt(per_zoom))
-    for layer in ("grids", "households", "basemap"):
+    for layer in layers:
         cold: list[float] = []
         warm: list[float] = []
         sizes: list[int] = []
@@ -415,16 +420,57 @@ def check_grid_tile(url: str, port: int, token: str, centre: tuple[float, float]
     return in_tile, int(expected)
 
 
-def browser_figures(base: str, token: str, timeout_s: float = 180.0) -> dict[str, float]:
+def chromium_pids() -> dict[int, str]:
+    """Running Chromium processes and their kind (browser, gpu-process, renderer, ...)."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # Chromium rewrites its command line as one string: split on spaces too.
+            argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").split()
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"chromium"):
+            kind = next((a[7:].decode() for a in argv if a.startswith(b"--type=")), "browser")
+            out[int(entry.name)] = kind
+    return out
+
+
+def cpu_ms(pids: dict[int, str]) -> dict[str, float]:
+    """CPU time (user + system, ms) used so far by processes, summed by kind."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for pid, kind in pids.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[kind] = out.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) * 1000.0 / tick
+    return out
+
+
+FRAMES_JS = """(dx) => new Promise(function (done) {
+  var f = [], on = true;
+  (function loop(t) { f.push(t); if (on) { requestAnimationFrame(loop); } })(performance.now());
+  GridGov.map.once('moveend', function () { on = false; done(f); });
+  GridGov.map.panBy([dx, 0], {animate: true, duration: 1});
+})"""
+
+
+def browser_figures(base: str, token: str, timeout_s: float = 180.0, extra_args: tuple[str, ...] = (),
+                    setup_js: str = "") -> dict[str, float]:
     """Open ``/emap`` in Debian's Chromium: seconds until html[data-emap-ready='1'], the JS heap
-    used then (MB) and the renderer's frame time while panning (ms per frame, p95)."""
+    used then (MB); frames while dragging the map with the mouse (the time between animation
+    frames, p95, tiles of the new view loading meanwhile); frames of a one-second ``panBy``
+    animation over tiles already loaded (p95 and the CPU time the renderer and the GPU process
+    spent a frame: what a frame costs, whatever else loads the machine)."""
     from playwright.sync_api import sync_playwright
 
+    args = [a for a in CHROMIUM_ARGS if not (extra_args and a == "--disable-gpu")] + list(extra_args)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=CHROMIUM_ARGS,  # a new context is a fresh, empty profile
-        )
+        before = set(chromium_pids())
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=args)
         context = browser.new_context(
             viewport={"width": 1600, "height": 1000},
             extra_http_headers={"Authorization": f"Bearer {token}"},
@@ -438,7 +484,10 @@ def browser_figures(base: str, token: str, timeout_s: float = 180.0) -> dict[str
         ready = time.perf_counter() - started
         metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
         heap = metrics.get("JSHeapUsedSize", 0) / 1e6
-        # Pan with the mouse and time animation frames.
+        if setup_js:  # e.g. hide some layers, to see what they cost
+            page.evaluate(setup_js)
+        page.evaluate("GridGov.tilesIdle()")
+        # Drag with the mouse and time animation frames (new tiles load meanwhile).
         page.evaluate(
             "window.__frames = []; (function f(t){ window.__frames.push(t); requestAnimationFrame(f); })"
             "(performance.now())"
@@ -451,8 +500,27 @@ def browser_figures(base: str, token: str, timeout_s: float = 180.0) -> dict[str
         page.wait_for_timeout(500)
         frames = page.evaluate("window.__frames")
         gaps = [b - a for a, b in zip(frames, frames[1:], strict=False)]
+        # Pan away and back over tiles already loaded: frames that only draw.
+        procs = {pid: kind for pid, kind in chromium_pids().items() if pid not in before}
+        page.evaluate("GridGov.tilesIdle()")
+        page.evaluate(FRAMES_JS, 240)
+        page.evaluate("GridGov.tilesIdle()")
+        cpu0 = cpu_ms(procs)
+        drawn = page.evaluate(FRAMES_JS, -240)
+        cpu1 = cpu_ms(procs)
+        pan = [b - a for a, b in zip(drawn, drawn[1:], strict=False)]
+        renderer = (cpu1.get("renderer", 0) - cpu0.get("renderer", 0)) / max(len(pan), 1)
+        gpu = (cpu1.get("gpu-process", 0) - cpu0.get("gpu-process", 0)) / max(len(pan), 1)
+        gl = page.evaluate(
+            "(function(){var g=GridGov.gl.painter.context.gl, d=g.getExtension('WEBGL_debug_renderer_info');"
+            " return d ? g.getParameter(d.UNMASKED_RENDERER_WEBGL) : g.getParameter(g.RENDERER);})()"
+        )
         browser.close()
-    return {"ready_s": ready, "heap_mb": heap, "frame_p95_ms": pct(gaps, 95) if gaps else float("nan")}
+    return {
+        "ready_s": ready, "heap_mb": heap, "frame_p95_ms": pct(gaps, 95) if gaps else float("nan"),
+        "pan_frames": len(pan), "pan_p95_ms": pct(pan, 95) if pan else float("nan"),
+        "cpu_renderer_ms": renderer, "cpu_gpu_ms": gpu, "gl": gl,
+    }
 
 
 # -- one city -----------------------------------------------------------------------------------
@@ -522,6 +590,15 @@ def measure_city(cluster, name: str, url: str, result: dict, browser: bool) -> N
         session.close()
     app.extensions["gridgov_db"].engine.dispose()
     centre = (float(row[0]), float(row[1]))
+    # Grid tiles are kept in PostgreSQL (revision 0022): empty that cache, so that the first
+    # request of a tile below is a cut by PostGIS.
+    app = create_app({"DATABASE_URL": url})
+    with app.app_context():
+        session = get_db().session()
+        with transaction(session):
+            session.execute(text("DELETE FROM tile_cache"))
+        session.close()
+    app.extensions["gridgov_db"].engine.dispose()
     port = free_port()
     proc = start_server(url, port)
     try:
@@ -537,6 +614,18 @@ def measure_city(cluster, name: str, url: str, result: dict, browser: bool) -> N
             print(f"tiles {layer:10s} {f['tiles']} tiles: cold p50 {f['cold_p50'] * 1000:5.1f} ms, "
                   f"p95 {f['cold_p95'] * 1000:5.1f} ms; warm p95 {f['warm_p95'] * 1000:5.1f} ms; "
                   f"largest {f['max_kb']:.0f} KB (p95 by zoom, cold/warm ms: {zooms})", flush=True)
+        print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+        # New app processes (empty memory caches): a grid tile's first request is now one
+        # lookup in the shared cache that the requests above filled.
+        proc.terminate()
+        proc.wait(30)
+        proc = start_server(url, port)
+        shared = measure_tiles(port, token, centre, layers=("grids",))["grids"]
+        result["tiles_shared"] = shared
+        zooms = " ".join(f"z{z}:{c * 1000:.0f}/{w * 1000:.0f}" for z, (c, w) in shared["by_zoom"].items())
+        print(f"tiles grids, new processes, first request from the shared cache: p50 "
+              f"{shared['cold_p50'] * 1000:5.1f} ms, p95 {shared['cold_p95'] * 1000:5.1f} ms; warm p95 "
+              f"{shared['warm_p95'] * 1000:5.1f} ms (p95 by zoom, first/warm ms: {zooms})", flush=True)
         print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
         install_old_tile_functions(cluster.owner_url(name))
         sql = compare_sql(url, centre)
@@ -563,13 +652,19 @@ def measure_city(cluster, name: str, url: str, result: dict, browser: bool) -> N
         print(f"check: grids in a z15 tile {in_tile}, SQL count {expected} — "
               f"{'match' if in_tile == expected else 'DIFFER'}", flush=True)
         if browser:
-            try:
-                figures = browser_figures(f"http://127.0.0.1:{port}", token)
-                result["browser"] = figures
-                print(f"Chromium: ready in {figures['ready_s']:.1f} s, JS heap {figures['heap_mb']:.0f} MB, "
-                      f"pan frames p95 {figures['frame_p95_ms']:.0f} ms", flush=True)
-            except Exception as exc:  # a page that never gets ready is a figure too
-                print(f"Chromium: {type(exc).__name__}: {str(exc).splitlines()[0]}", flush=True)
+            for flags in ((), ("--use-gl=angle", "--use-angle=swiftshader")):
+                try:
+                    figures = browser_figures(f"http://127.0.0.1:{port}", token, extra_args=flags)
+                    result["browser" + ("_angle" if flags else "")] = figures
+                    print(f"Chromium {' '.join(flags) or '(default flags)'} [{figures['gl']}]: ready in "
+                          f"{figures['ready_s']:.1f} s, JS heap {figures['heap_mb']:.0f} MB, drag frames p95 "
+                          f"{figures['frame_p95_ms']:.0f} ms; panBy over loaded tiles: {figures['pan_frames']} "
+                          f"frames, p95 {figures['pan_p95_ms']:.0f} ms, CPU a frame: renderer "
+                          f"{figures['cpu_renderer_ms']:.0f} ms + GPU process {figures['cpu_gpu_ms']:.0f} ms",
+                          flush=True)
+                except Exception as exc:  # a page that never gets ready is a figure too
+                    print(f"Chromium: {type(exc).__name__}: {str(exc).splitlines()[0]}", flush=True)
+                print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
         # Baseline: the whole city as GeoJSON in one response (what the page loaded before tiles).
         status, body, t, headers = get(port, "/api/emap/layers", token)
         if status == 404:

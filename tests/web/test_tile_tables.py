@@ -17,6 +17,7 @@ from tests.auth.conftest import bearer
 from tests.web.test_tiles import (
     OWN_MICRO,
     STREET_A,
+    STREET_B,
     centre_of,
     decode,
     features,
@@ -205,3 +206,111 @@ def test_stored_tile_shapes_are_what_postgis_cuts(db_session) -> None:  # type: 
     for cut_ccw, moved_ccw, cut_area, moved_area in rows:
         assert cut_ccw and moved_ccw
         assert abs(moved_area - cut_area) <= 0.02 * cut_area + 2
+
+
+def cached_tiles(db_session) -> dict[tuple[int, int, int, str], object]:  # type: ignore[no-untyped-def]
+    return {
+        (z, x, y, s): made
+        for z, x, y, s, made in db_session.execute(
+            text("SELECT z, x, y, scope, made_at FROM tile_cache WHERE layer = 'grids'")
+        )
+    }
+
+
+def test_the_shared_tile_cache_drops_exactly_the_tiles_an_edit_touches(  # type: ignore[no-untyped-def]
+    app, db_session, accounts
+) -> None:
+    """Grid tiles are kept in PostgreSQL for every app process; a rename and a moved boundary
+    delete the cached tiles they touch at every zoom (another process, with an empty memory
+    cache, then cuts them anew) and keep the others."""
+    from app.services import tiles as svc
+
+    c = app.test_client()
+    lon, lat = centre_of(db_session, OWN_MICRO)
+    far_lon, far_lat = centre_of(db_session, STREET_B)
+    gid = db_session.scalar(text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": OWN_MICRO})
+
+    def get(who: str, z: int, x: int, y: int) -> dict:
+        return decode(c.get(f"/tiles/grids/{z}/{x}/{y}.mvt", headers=bearer(accounts[who])))
+
+    db_session.execute(text("DELETE FROM tile_cache"))
+    svc.CACHE.clear()
+    near = [tile_of(lon, lat, z) for z in (11, 13, 15, 17)]
+    far = tile_of(far_lon, far_lat, 15)
+    assert far not in near
+    for who in ("admin", "micro_chief"):
+        for t in [*near, far]:
+            get(who, *t)
+    cached = cached_tiles(db_session)
+    assert {k[:3] for k in cached} == {*near, far}
+    assert len({k[3] for k in cached}) == 2  # one per scope
+    # A second process (no memory cache) reads the stored tile, not a new cut.
+    svc.CACHE.clear()
+    name = {f["properties"]["name"] for f in features(get("admin", *near[2]), "grids") if f["id"] == gid}
+    assert cached_tiles(db_session) == cached
+
+    db_session.execute(text("UPDATE grid SET name = name || '（新）' WHERE id = :g"), {"g": gid})
+    left = cached_tiles(db_session)
+    assert {k[:3] for k in left} == {far}, "the renamed grid's tiles are dropped, the far one kept"
+    assert all(left[k] == cached[k] for k in left)
+    svc.CACHE.clear()
+    renamed = {f["properties"]["name"] for f in features(get("admin", *near[2]), "grids") if f["id"] == gid}
+    assert renamed == {n + "（新）" for n in name}
+
+    # A boundary moved east by about 200 m: the new shape shows in the next tile of each zoom.
+    for t in near:
+        get("admin", *t)
+    db_session.execute(text("UPDATE grid SET geom = ST_Translate(geom, 0.002, 0) WHERE id = :g"), {"g": gid})
+    assert {k[:3] for k in cached_tiles(db_session)} == {far}
+    svc.CACHE.clear()
+    z, x, y = near[3]
+    moved = [f for f in features(get("admin", z, x, y), "grids") if f["id"] == gid]
+    want = db_session.scalar(
+        text("SELECT ST_Intersects(ST_Transform(geom, 3857), ST_TileEnvelope(:z, :x, :y)) FROM grid WHERE id = :g"),
+        {"z": z, "x": x, "y": y, "g": gid},
+    )
+    assert bool(moved) == bool(want)
+
+
+def test_a_tile_cut_while_a_change_is_open_is_not_stored(app, database_url) -> None:  # type: ignore[no-untyped-def]
+    """While a grid change is uncommitted, a tile request elsewhere is served but not stored,
+    so the cache never keeps a tile older than a committed change."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from app.services import tiles as svc
+
+    engine = create_engine(database_url)
+    try:
+        with Session(engine) as editor, Session(engine) as reader:
+            lon, lat = centre_of(editor, OWN_MICRO)
+            z, x, y = tile_of(lon, lat, 14)
+            scope = svc.Scope(None, (), None, True, None, None, None)
+            reader.execute(text("DELETE FROM tile_cache WHERE layer = 'grids' AND z = :z AND x = :x AND y = :y"),
+                           {"z": z, "x": x, "y": y})
+            reader.commit()
+            editor.execute(text("UPDATE grid SET name = name || '（改）' WHERE code = :c AND valid_to IS NULL"),
+                           {"c": OWN_MICRO})
+            body = svc.shared_tile(reader, scope, "grids", z, x, y)
+            assert features(mapbox_decode(body), "grids")
+            reader.commit()
+            stored = reader.scalar(text("SELECT count(*) FROM tile_cache WHERE layer = 'grids' AND z = :z "
+                                        "AND x = :x AND y = :y"), {"z": z, "x": x, "y": y})
+            assert stored == 0
+            editor.rollback()
+            svc.shared_tile(reader, scope, "grids", z, x, y)
+            stored = reader.scalar(text("SELECT count(*) FROM tile_cache WHERE layer = 'grids' AND z = :z "
+                                        "AND x = :x AND y = :y"), {"z": z, "x": x, "y": y})
+            assert stored == 1
+            reader.execute(text("DELETE FROM tile_cache WHERE layer = 'grids'"))
+            reader.commit()
+    finally:
+        engine.dispose()
+
+
+def mapbox_decode(body: bytes) -> dict:
+    import gzip
+
+    import mapbox_vector_tile
+
+    return mapbox_vector_tile.decode(gzip.decompress(body))

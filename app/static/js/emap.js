@@ -157,6 +157,12 @@
       paint: { "line-color": "#ffffff", "line-width": ["interpolate", ["linear"], ["zoom"], 10, 1, 16, 5, 19, 12] } });
   }
 
+  /* The zooms (of the MapLibre map, [from, below)) at which a level is tinted: the deepest
+     level that grid tiles hold there (levels ≤ 2 below 11, 3 at 11–12, 4 at 13–14, 5 from 15,
+     revision 0015's bands), a level's tint starting one zoom after its band does, when its
+     shapes are four times fewer in view (a frame's cost grows with the polygons filled). */
+  var FILL_ZOOMS = { 1: [0, 11], 2: [0, 12], 3: [12, 14], 4: [14, 16], 5: [16, 24] };
+
   var CASE_COLORS = { reported: "#6a1b9a", dispatched: "#ef6c00", accepted: "#1565c0", resolved: "#00897b", verified: "#2e7d32" };
 
   function glStyle() {
@@ -172,8 +178,12 @@
     [1, 2, 3, 4, 5].forEach(function (level) {
       var s = GridGov.levelStyle(level);
       var mine = ["all", ["==", ["get", "level"], level], ["!", ["to-boolean", ["get", "outline"]]]];
+      // A level is tinted only at the zooms where it is the deepest the tiles hold (nested
+      // tints paint every pixel once a level: on a software-rendered map most of a frame);
+      // its outline is drawn at every zoom. No antialiasing pass: the line layer draws the edges.
       layers.push({ id: "grids-fill-" + level, type: "fill", source: "grids", "source-layer": "grids", filter: mine,
-        paint: { "fill-color": s.color, "fill-opacity": s.fillOpacity } });
+        minzoom: FILL_ZOOMS[level][0], maxzoom: FILL_ZOOMS[level][1],
+        paint: { "fill-color": s.color, "fill-opacity": s.fillOpacity, "fill-antialias": false } });
       var line = { "line-color": s.color, "line-width": s.weight };
       var dash = ((GridGov.settings.level_styles || {})[level] || {}).dash;
       if (dash && dash.length) { line["line-dasharray"] = dash.map(function (d) { return d / Math.max(s.weight, 1); }); }
@@ -183,7 +193,7 @@
         paint: { "line-color": s.color, "line-width": 2, "line-dasharray": [3, 2] } });
     });
     layers.push({ id: "overrides-fill", type: "fill", source: "overrides", "source-layer": "override_areas",
-      paint: { "fill-color": "#6200ea", "fill-opacity": 0.08 } });
+      paint: { "fill-color": "#6200ea", "fill-opacity": 0.08, "fill-antialias": false } });
     layers.push({ id: "overrides-line", type: "line", source: "overrides", "source-layer": "override_areas",
       paint: { "line-color": "#6200ea", "line-width": 1.5, "line-dasharray": [2, 2] } });
     // Households: density circles (a count per cell) below zoom 16, bare points above.
@@ -490,7 +500,8 @@
     if (h) { map.fitBounds([[h[1], h[0]], [h[3], h[2]]], { animate: false }); } else { map.setView([35.0, 105.0], 4, { animate: false }); }
 
     maplibregl.setWorkerUrl(window.location.origin + settings.worker);
-    var glLayer = L.maplibreGL({ style: glStyle(), interactive: false, attributionControl: false });
+    // fadeDuration 0: a tile that arrives is drawn once, not faded in over 300 ms of repaints.
+    var glLayer = L.maplibreGL({ style: glStyle(), interactive: false, attributionControl: false, fadeDuration: 0 });
     glLayer.addTo(map);
     var gl = glLayer.getMaplibreMap();
     GridGov.gl = gl;
