@@ -252,7 +252,10 @@ def route() -> Route | None:
 def session_for_request() -> Session | None:
     """A session on the request's replica connection, or None when it reads from the primary."""
     r = route()
-    return Session(bind=r.conn, expire_on_commit=False) if r is not None else None
+    if r is None:
+        return None
+    # ``info["replica"]``: services that would write beside a read (the tile cache) do not.
+    return Session(bind=r.conn, expire_on_commit=False, info={"replica": True})
 
 
 def dbapi_for_request() -> Any | None:

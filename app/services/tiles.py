@@ -226,6 +226,10 @@ def shared_tile(session: Session, scope: Scope, layer: str, z: int, x: int, y: i
     if body is not None:
         return bytes(body)
     # A statement of its own, so that the render below reads a snapshot taken after the lock.
+    # A read replica serves the tile without storing it (the primary's cache reaches it by
+    # replication).
+    if session.info.get("replica"):
+        return encode(render(session, scope, layer, z, x, y))
     locked = session.scalar(text("SELECT pg_try_advisory_xact_lock_shared(:k)"), {"k": CACHE_LOCK})
     fresh = encode(render(session, scope, layer, z, x, y))
     if locked:
