@@ -27,7 +27,7 @@ from flask import Flask, Request, current_app, g, has_request_context, redirect,
 from sqlalchemy.orm import Session
 
 from app.auth.policy import Forbidden, Principal, Unauthenticated, authorize
-from app.db import get_session, run_read_dbapi
+from app.db import Reader, get_session, run_read_dbapi
 from app.services import audit
 from app.services import users as user_svc
 
@@ -157,8 +157,6 @@ def load_principal() -> Principal:
     token, via = _token_from_request()
     if not token or len(token) > 200:
         return Principal()
-    from app.services.locate import Reader
-
     try:
         row = run_read_dbapi(lambda db: user_svc.lookup_session(Reader(db), token, limits()))
     finally:
