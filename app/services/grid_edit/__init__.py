@@ -22,7 +22,8 @@ How the hierarchy is kept:
 Where the parts live: ``base`` (errors, options, locking and loading), ``codes`` (codes of new
 grids), ``moves`` (what an edit moves and how the change is recorded), ``operations`` (create,
 reshape, delete, split, merge), ``division`` (a grid divided into child grids at once), ``undo``,
-``reads`` (integrity, history, the change list).
+``reads`` (integrity, history, the change list), ``running`` (an edit's transaction or
+dry run).
 """
 
 from app.errors import ValidationFailed
@@ -47,6 +48,7 @@ from app.services.grid_edit.operations import (
     update_grid,
 )
 from app.services.grid_edit.reads import history, integrity, list_changes
+from app.services.grid_edit.running import run_edit
 from app.services.grid_edit.undo import undo_change
 from gis import topology
 
@@ -72,6 +74,7 @@ __all__ = [
     "list_changes",
     "merge_grids",
     "next_codes",
+    "run_edit",
     "split_grid",
     "topology",
     "undo_change",
