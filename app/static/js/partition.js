@@ -125,7 +125,7 @@
     });
 
     function select(gridId) {
-      return fetch("/api/grids/" + encodeURIComponent(gridId)).then(function (r) { return r.json(); }).then(function (f) {
+      return api.call("GET", "/api/grids/" + encodeURIComponent(gridId)).then(function (f) {
         var p = f.properties;
         state.grid = p;
         clearProposal();
@@ -142,9 +142,8 @@
         box.textContent = "";
         if (p.level !== 4) { mark("selected"); return p; }
         // The party members of the micro-grid and its patches, by name: each ticked one gets a patch.
-        return fetch("/api/ledgers/workers?role=party_member&limit=200&grid=" + encodeURIComponent(p.id),
-          { headers: { Accept: "application/json" } })
-          .then(function (r) { return r.ok ? r.json() : { items: [] }; })
+        return api.request("GET", "/api/ledgers/workers?role=party_member&limit=200&grid=" + encodeURIComponent(p.id))
+          .then(function (r) { return r.ok ? r.body : { items: [] }; })
           .then(function (list) {
             (list.items || []).forEach(function (w) {
               var label = document.createElement("label");
