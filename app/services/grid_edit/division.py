@@ -46,10 +46,6 @@ from gis.validate import (
 LOGGER = logging.getLogger(__name__)
 
 
-# --------------------------------------------------------------------------------------------
-# division into child grids (automatic division, 片区 patches)
-
-
 @dataclass(frozen=True)
 class DivisionPlan:
     """New child grids proposed for a grid: their polygons (tiling it), names, the households

@@ -17,9 +17,6 @@ from app.services import grids as grid_read
 from app.services.grid_edit.base import FINISHED_CASE_STATES, POINT_TABLES, _peek, _shape
 from gis import topology
 
-# --------------------------------------------------------------------------------------------
-# reading: integrity, history, changes
-
 
 def integrity(session: Session, grid_id: int) -> dict[str, Any]:
     """Return the integrity report of a grid's children as GeoJSON (gaps, overlaps, slivers).

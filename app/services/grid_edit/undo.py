@@ -38,9 +38,6 @@ from gis.validate import (
     validate_boundary,
 )
 
-# --------------------------------------------------------------------------------------------
-# undo
-
 
 def undo_change(session: Session, change_id: int, *, actor: str) -> dict[str, Any]:
     """Undo an edit, as long as nothing changed since: the previous grids come back with their
