@@ -1,4 +1,4 @@
-"""The database engine and the per-request session.
+"""The database engine, the per-request session and the driver-level ``Reader``.
 
 Created unbound and wired into the app by ``init_app``. Views and services get the session of
 the current request with ``get_session()``; it is closed when the app context ends.
@@ -12,7 +12,9 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, has_app_context
-from sqlalchemy import Engine, create_engine
+from psycopg.rows import namedtuple_row
+from sqlalchemy import Engine, TextClause, create_engine
+from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -197,3 +199,39 @@ def transaction(session: Session) -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
+
+
+def driver_sql(stmt: TextClause) -> str:
+    """Return a statement in the driver's own parameter style (``%(name)s``)."""
+    return str(stmt.compile(dialect=pg_dialect.dialect()))
+
+
+class Reader:
+    """Run the single locate's statements straight on the driver, skipping SQLAlchemy's
+    compiling and result layers (a good part of a locate's CPU).
+
+    ``db`` is a Session — the statements run on its connection, inside its transaction if it
+    has one, and SQLAlchemy still sees their errors (a dead connection is invalidated) — or a
+    DBAPI connection checked out of the read pool (``app.db.run_read_dbapi``: no ORM session
+    at all). Rows come back with attribute access either way.
+    """
+
+    __slots__ = ("_session", "_dbapi")
+
+    def __init__(self, db: Session | Any) -> None:
+        self._session = db if isinstance(db, Session) else None
+        self._dbapi = None if isinstance(db, Session) else db
+
+    def all(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        if self._session is not None:
+            return list(self._session.connection().exec_driver_sql(sql, params).all())
+        cur = self._dbapi.cursor(row_factory=namedtuple_row)
+        try:
+            cur.execute(sql, params)
+            return cur.fetchall()
+        finally:
+            cur.close()
+
+    def first(self, sql: str, params: dict[str, Any]) -> Any:
+        rows = self.all(sql, params)
+        return rows[0] if rows else None

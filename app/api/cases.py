@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from app.api.params import MAX_INT, bbox_arg, body_fields, int_arg, moment
 from app.auth import client_ip, current_principal, record_personal_read
 from app.auth.actors import case_actor
 from app.auth.policy import (
@@ -24,6 +23,7 @@ from app.auth.policy import (
 )
 from app.db import get_session, transaction
 from app.errors import BadParameter
+from app.params import MAX_INT, bbox_arg, body_fields, bool_field, int_arg, int_field, moment
 from app.services import calendar as cal
 from app.services import case_reports as reports
 from app.services import cases as svc
@@ -55,35 +55,6 @@ def _float(data: dict[str, Any], name: str, *, required: bool = False) -> float 
     if not math.isfinite(value):
         raise BadParameter(name, f"'{raw}' is not a finite number")
     return value
-
-
-def _int(data: dict[str, Any], name: str) -> int | None:
-    raw = data.get(name)
-    if raw in (None, ""):
-        return None
-    if isinstance(raw, bool):
-        raise BadParameter(name, f"{raw!r} is not an integer")
-    try:
-        value = int(raw)
-    except (TypeError, ValueError) as exc:
-        raise BadParameter(name, f"'{raw}' is not an integer") from exc
-    if not -MAX_INT <= value <= MAX_INT:
-        raise BadParameter(name, f"{value} is out of range (a record id is at most {MAX_INT})")
-    return value
-
-
-def _bool(data: dict[str, Any], name: str) -> bool | None:
-    raw = data.get(name)
-    if raw in (None, ""):
-        return None
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in ("true", "1", "yes", "是"):
-        return True
-    if text in ("false", "0", "no", "否"):
-        return False
-    raise BadParameter(name, f"'{raw}' is not true or false")
 
 
 def _photos(data: dict[str, Any], *names: str) -> list[bytes]:
@@ -127,7 +98,7 @@ def _filters() -> svc.CaseFilter:
             raise BadParameter("status", f"'{s}' is not one of {', '.join(svc.STATES)}")
     if args.get("source") and args["source"] not in svc.CASE_SOURCES:
         raise BadParameter("source", f"'{args['source']}' is not one of {', '.join(svc.CASE_SOURCES)}")
-    overdue = _bool(dict(args), "overdue")
+    overdue = bool_field(dict(args), "overdue")
     return svc.CaseFilter(
         status=status or None,
         category=args.get("category") or None,
@@ -136,7 +107,7 @@ def _filters() -> svc.CaseFilter:
         assignee_id=int_arg("assignee", minimum=1),
         department_id=int_arg("department", minimum=1),
         overdue=overdue,
-        open_only=bool(_bool(dict(args), "open")),
+        open_only=bool(bool_field(dict(args), "open")),
         code=args.get("code") or None,
         created_from=_moment("from", args.get("from")),
         created_to=_moment("to", args.get("to"), end=True),
@@ -162,8 +133,8 @@ def actor_from(data: dict[str, Any]) -> svc.Actor:
         raise BadParameter("actor.role", f"is required ({', '.join(svc.ACTOR_ROLES)})")
     return svc.Actor(
         role=str(role),
-        worker_id=_int(fields, "worker_id"),
-        department_id=_int(fields, "department_id"),
+        worker_id=int_field(fields, "worker_id", minimum=-MAX_INT),
+        department_id=int_field(fields, "department_id", minimum=-MAX_INT),
         name=(str(fields["name"])[:40] if fields.get("name") else None),
     )
 
@@ -337,10 +308,10 @@ def act(ref: str, action: str):  # type: ignore[no-untyped-def]
     data = body()
     params = {k: data[k] for k in PARAM_FIELDS if data.get(k) not in (None, "")}
     if "solved" in data:
-        params["solved"] = _bool(data, "solved")
+        params["solved"] = bool_field(data, "solved")
     for key in ("worker_id", "grid_id"):
         if key in params:
-            params[key] = _int(params, key)
+            params[key] = int_field(params, key, minimum=-MAX_INT)
     for key in ("x", "y", "within_m"):
         if key in params:
             params[key] = _float(params, key)
@@ -354,7 +325,7 @@ def act(ref: str, action: str):  # type: ignore[no-untyped-def]
         crs=data.get("where_crs") or None,
         photos=_photos(data, "photo"),
         params=params,
-        version=_int(data, "version"),
+        version=int_field(data, "version", minimum=-MAX_INT),
     )
     requested = actor_from(data) if (data.get("actor") or data.get("actor_role")) else None
     session = get_session()
@@ -485,7 +456,7 @@ def rate(code: str):  # type: ignore[no-untyped-def]
         )
     params: dict[str, Any] = {"satisfaction": data.get("satisfaction")}
     if "solved" in data:
-        params["solved"] = _bool(data, "solved")
+        params["solved"] = bool_field(data, "solved")
     session = get_session()
     with transaction(session):
         refund()
@@ -497,7 +468,7 @@ def rate(code: str):  # type: ignore[no-untyped-def]
             svc.ActionInput(
                 note=(str(data["note"]) if data.get("note") else None),
                 params=params,
-                version=_int(data, "version"),
+                version=int_field(data, "version", minimum=-MAX_INT),
             ),
         )
     return jsonify(svc.public_view(session, case))

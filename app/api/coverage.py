@@ -7,11 +7,11 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from app.api.params import bool_arg, float_arg, int_arg
 from app.auth import current_principal
 from app.auth.policy import grid_scope, in_scope, scoped_grid
 from app.db import get_session, transaction
 from app.errors import BadParameter, NotFound
+from app.params import bool_arg, float_arg, int_arg, int_field, json_body
 from app.services import coverage as svc
 
 bp = Blueprint("coverage_api", __name__, url_prefix="/api/coverage")
@@ -85,13 +85,6 @@ def presets():  # type: ignore[no-untyped-def]
     )
 
 
-def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise BadParameter("body", "send a JSON object")
-    return body
-
-
 def _number(body: dict[str, Any], name: str, default: float | None = None) -> float | None:
     value = body.get(name, default)
     if value is None:
@@ -101,20 +94,11 @@ def _number(body: dict[str, Any], name: str, default: float | None = None) -> fl
     return float(value)
 
 
-def _integer(body: dict[str, Any], name: str, default: int | None = None) -> int | None:
-    value = body.get(name, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadParameter(name, f"{value!r} is not a whole number")
-    return value
-
-
 @bp.post("/recommend")
 def recommend():  # type: ignore[no-untyped-def]
     """Choose k new sites that newly cover the most households (existing points stay)."""
-    body = _body()
-    k = _integer(body, "k")
+    body = json_body(required=True)
+    k = int_field(body, "k", strict=True)
     if k is None:
         raise BadParameter("k", "how many new sites? give k")
     candidates = None
@@ -128,12 +112,12 @@ def recommend():  # type: ignore[no-untyped-def]
             new_radius_m=_number(body, "new_radius_m"),
             candidates=candidates,
             source=body.get("source", "households"),
-            grid_id=_grid(_integer(body, "grid")),
+            grid_id=_grid(int_field(body, "grid", strict=True)),
             include_planned=bool(body.get("include_planned", False)),
             method=body.get("method", "auto"),
             weight=body.get("weight", "households"),
             spacing_m=_number(body, "spacing_m"),
-            max_candidates=_integer(body, "max_candidates", 1000) or 1000,
+            max_candidates=int_field(body, "max_candidates", default=1000, strict=True) or 1000,
             default_radius_m=float(current_app.config["SERVICE_RADIUS_M"]),
         )
     )
@@ -142,7 +126,7 @@ def recommend():  # type: ignore[no-untyped-def]
 @bp.post("/accept")
 def accept():  # type: ignore[no-untyped-def]
     """Make a recommended site a planned service point."""
-    body = _body()
+    body = json_body(required=True)
     lon, lat = _number(body, "lon"), _number(body, "lat")
     if lon is None or lat is None:
         raise BadParameter("lon" if lon is None else "lat", "the site needs lon and lat")

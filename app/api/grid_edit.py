@@ -9,55 +9,24 @@ person responsible for an edit is the signed-in account (``app.auth``).
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
-from sqlalchemy.orm.exc import StaleDataError
 
-from app.api.params import int_arg, moment
 from app.auth import current_principal
 from app.auth.policy import grid_scope
-from app.db import get_session, transaction
-from app.errors import BadParameter, Conflict
+from app.db import get_session
+from app.errors import BadParameter
+from app.params import bool_value, int_arg, int_value, json_body, moment_arg
 from app.services import grid_edit as svc
 from gis.validate import BoundaryLimits
 
 bp = Blueprint("grid_edit_api", __name__, url_prefix="/api/grids")
 
-#: China Standard Time: dates and times without an offset are read in it.
-CST = timezone(timedelta(hours=8))
-TRUE_WORDS = {"1", "true", "yes", "on"}
-
-
-def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        raise BadParameter("body", "expected a JSON object")
-    return body
-
 
 def _flag(name: str, body: dict[str, Any]) -> bool:
-    raw = request.args.get(name, body.get(name))
-    if isinstance(raw, bool):
-        return raw
-    return str(raw).strip().lower() in TRUE_WORDS if raw is not None else False
-
-
-def _int(value: Any, name: str) -> int | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise BadParameter(name, f"'{value}' is not an integer")
-    try:
-        number = int(value)
-    except (TypeError, ValueError) as exc:
-        raise BadParameter(name, f"'{value}' is not an integer") from exc
-    if not 0 <= number <= 2**31 - 1:  # ids and versions are PostgreSQL integers
-        raise BadParameter(name, f"{number} is out of range (0 … 2147483647)")
-    return number
+    return bool(bool_value(request.args.get(name, body.get(name)), name, default=False))
 
 
 def _if_match() -> list[int]:
@@ -76,7 +45,9 @@ def _version(body: dict[str, Any]) -> int | None:
     if header:
         return header[0]
     props = body.get("properties") if isinstance(body.get("properties"), dict) else {}
-    return _int(request.args.get("version", body.get("version", props.get("version"))), "version")
+    return int_value(
+        request.args.get("version", body.get("version", props.get("version"))), "version", minimum=0
+    )
 
 
 def _actor(body: dict[str, Any]) -> str:
@@ -101,24 +72,9 @@ def _limits() -> BoundaryLimits:
 
 
 def _run(operation, body: dict[str, Any], *, created: bool = False):  # type: ignore[no-untyped-def]
-    """Run an edit in one transaction, or roll it back when it is a dry run."""
-    session = get_session()
+    """Run an edit (or its dry run) and answer with its result and the grid's version."""
     dry_run = _flag("dry_run", body)
-    try:
-        if dry_run:
-            try:
-                result = operation(session)
-            finally:
-                session.rollback()
-            result["change"] = None
-        else:
-            with transaction(session):
-                result = operation(session)
-    except StaleDataError as exc:  # the locks make this rare; never a silent overwrite
-        raise Conflict(
-            "网格已被他人修改 / the grid changed while saving; reload and edit again"
-        ) from exc
-    result["dry_run"] = dry_run
+    result = svc.run_edit(get_session(), operation, dry_run=dry_run)
     status = 201 if created and not dry_run else 200
     response = jsonify(result)
     features = result.get("features") or []
@@ -142,12 +98,12 @@ def _feature_parts(body: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
 @bp.post("")
 def create():  # type: ignore[no-untyped-def]
     """Create a grid from a GeoJSON Feature whose properties name its parent."""
-    body = _body()
+    body = json_body()
     geometry, props = _feature_parts(body)
     if geometry is None:
         raise BadParameter("geometry", "a new grid needs a Polygon or MultiPolygon")
-    parent_id = _int(
-        props.get("parent_id", props.get("parent", body.get("parent_id"))), "parent_id"
+    parent_id = int_value(
+        props.get("parent_id", props.get("parent", body.get("parent_id"))), "parent_id", minimum=0
     )
     return _run(
         lambda s: svc.create_grid(
@@ -168,7 +124,7 @@ def create():  # type: ignore[no-untyped-def]
 @bp.patch("/<int:grid_id>")
 def patch(grid_id: int):  # type: ignore[no-untyped-def]
     """Reshape or rename a grid: a Feature with a new geometry and/or name."""
-    body = _body()
+    body = json_body()
     geometry, props = _feature_parts(body)
     return _run(
         lambda s: svc.update_grid(
@@ -188,7 +144,7 @@ def patch(grid_id: int):  # type: ignore[no-untyped-def]
 @bp.delete("/<int:grid_id>")
 def remove(grid_id: int):  # type: ignore[no-untyped-def]
     """Delete a grid without children; what it held goes to its parent."""
-    body = _body()
+    body = json_body()
     return _run(
         lambda s: svc.delete_grid(s, grid_id, base_version=_version(body), actor=_actor(body)),
         body,
@@ -198,7 +154,7 @@ def remove(grid_id: int):  # type: ignore[no-untyped-def]
 @bp.post("/<int:grid_id>/split")
 def split(grid_id: int):  # type: ignore[no-untyped-def]
     """Split a grid along a LineString (body: line, version, optional names, dry_run)."""
-    body = _body()
+    body = json_body()
     line = body.get("line")
     if line is None and body.get("type") == "Feature":
         line = body.get("geometry")
@@ -228,18 +184,21 @@ def split(grid_id: int):  # type: ignore[no-untyped-def]
 @bp.post("/merge")
 def merge():  # type: ignore[no-untyped-def]
     """Merge adjacent sibling grids (body: ids, versions, optional name, dry_run)."""
-    body = _body()
+    body = json_body()
     ids = body.get("ids")
     if not isinstance(ids, list) or not ids:
         raise BadParameter("ids", "expected a list of grid ids")
-    ids = [_int(i, "ids") for i in ids]
+    ids = [int_value(i, "ids", minimum=0) for i in ids]
     raw = body.get("versions")
     if isinstance(raw, dict):
-        versions = {_int(k, "versions"): _int(v, "versions") for k, v in raw.items()}
+        versions = {
+            int_value(k, "versions", minimum=0): int_value(v, "versions", minimum=0)
+            for k, v in raw.items()
+        }
     elif isinstance(raw, list):
         if len(raw) != len(ids):
             raise BadParameter("versions", "give one version per id, in the same order")
-        versions = dict(zip(ids, (_int(v, "versions") for v in raw), strict=True))
+        versions = dict(zip(ids, (int_value(v, "versions", minimum=0) for v in raw), strict=True))
     else:
         header = _if_match()
         if header and len(header) != len(ids):
@@ -262,7 +221,7 @@ def integrity(grid_id: int):  # type: ignore[no-untyped-def]
 
 def _at_arg() -> datetime | None:
     # A date means the end of that day: the boundary in force on it.
-    return moment("at", request.args.get("at"), day="end")
+    return moment_arg("at", day="end")
 
 
 @bp.get("/<int:grid_id>/history")
@@ -288,5 +247,5 @@ def changes():  # type: ignore[no-untyped-def]
 @bp.post("/changes/<int:change_id>/undo")
 def undo(change_id: int):  # type: ignore[no-untyped-def]
     """Undo an edit, if nothing changed since."""
-    body = _body()
+    body = json_body()
     return _run(lambda s: svc.undo_change(s, change_id, actor=_actor(body)), body)

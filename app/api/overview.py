@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 
 from app.api.params import bool_arg, int_arg, str_arg
 from app.auth import current_principal, record_personal_read
@@ -38,10 +38,6 @@ def _grids() -> list[int] | None:
     )
 
 
-def _opt_bool(name: str) -> bool | None:
-    return bool_arg(name) if request.args.get(name) not in (None, "") else None
-
-
 @bp.get("/ledgers/households")
 def households():  # type: ignore[no-untyped-def]
     """The household ledger (grid, tag, linked, q; sort, order, limit, offset); names and
@@ -54,7 +50,7 @@ def households():  # type: ignore[no-untyped-def]
         linked_member_id=(p.worker_id or -1) if p.role == "party_member" else None,
         with_tags=tags,
         tag=ledgers.check_tag(str_arg("tag", max_length=40), tags),
-        linked=_opt_bool("linked"),
+        linked=bool_arg("linked", default=None),
         q=str_arg("q", max_length=100),
         **_paging(),  # type: ignore[arg-type]
     )
@@ -92,7 +88,7 @@ def workers():  # type: ignore[no-untyped-def]
             get_session(),
             _grids(),
             role=str_arg("role", max_length=40),
-            on_duty=_opt_bool("on_duty"),
+            on_duty=bool_arg("on_duty", default=None),
             q=str_arg("q", max_length=100),
             **_paging(),  # type: ignore[arg-type]
         )
@@ -122,7 +118,7 @@ def cameras():  # type: ignore[no-untyped-def]
             get_session(),
             _grids(),
             kind=str_arg("kind", max_length=40),
-            analytics=_opt_bool("analytics"),
+            analytics=bool_arg("analytics", default=None),
             q=str_arg("q", max_length=100),
             **_paging(),  # type: ignore[arg-type]
         )

@@ -14,40 +14,18 @@ recorded change (``change.id``: undo it with POST /api/grids/changes/<id>/undo).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
 from app.auth import current_principal
 from app.auth.policy import worker_in_scope
 from app.db import get_session, transaction
 from app.errors import BadParameter, NotFound
+from app.params import bool_field, int_field, json_body
 from app.services import partition as svc
 
 bp = Blueprint("partition_api", __name__, url_prefix="/api/grids")
-
-SAMPLE_ROADS = Path(__file__).resolve().parents[2] / "data" / "sample_boundaries" / "roads.geojson"
-
-
-def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if body is None and not request.data:
-        return {}
-    if not isinstance(body, dict):
-        raise BadParameter("body", "send a JSON object")
-    return body
-
-
-def _int(body: dict[str, Any], name: str, *, minimum: int | None = None) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadParameter(name, f"{value!r} is not a whole number")
-    if minimum is not None and value < minimum:
-        raise BadParameter(name, f"{value} is below {minimum}")
-    return value
 
 
 def _positive(value: Any, name: str) -> float:
@@ -70,26 +48,13 @@ def _range(body: dict[str, Any], name: str) -> tuple[float, float] | None:
     return low, high
 
 
-def _bool(body: dict[str, Any], name: str, default: bool) -> bool:
-    value = body.get(name, default)
-    if not isinstance(value, bool):
-        raise BadParameter(name, f"{value!r} is not true or false")
-    return value
-
-
 def _actor() -> str:
     # The signed-in account, as grid edits record it (never a name the request claims).
     return current_principal().label[:80]
 
 
 def _roads(body: dict[str, Any]) -> list:
-    value = body.get("roads", True)
-    if value is False or value is None:
-        return []
-    if value is True:
-        path = current_app.config.get("ROADS_FILE") or SAMPLE_ROADS
-        return svc.load_roads(path)
-    return svc.roads_from_geojson(value)
+    return svc.roads(body.get("roads", True), current_app.config.get("ROADS_FILE"))
 
 
 def _size_request(body: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +66,7 @@ def _size_request(body: dict[str, Any]) -> dict[str, Any]:
         )
     target = body.get("target_size")
     return {
-        "k": _int(body, "k", minimum=1),
+        "k": int_field(body, "k", minimum=1, strict=True),
         "target_size": None if target is None else _positive(target, "target_size"),
         "size_range": _range(body, "size_range"),
     }
@@ -110,12 +75,12 @@ def _size_request(body: dict[str, Any]) -> dict[str, Any]:
 @bp.post("/<int:grid_id>/partition")
 def partition(grid_id: int):  # type: ignore[no-untyped-def]
     """Propose (dry run, the default) or commit a balanced, contiguous division of a grid."""
-    body = _body()
+    body = json_body()
     sizes = _size_request(body)
-    seed = _int(body, "seed", minimum=0) or 0
+    seed = int_field(body, "seed", minimum=0, strict=True) or 0
     roads = _roads(body)
     session = get_session()
-    if _bool(body, "dry_run", True):
+    if bool_field(body, "dry_run", default=True, strict=True):
         grid, proposal, _ = svc.propose(session, grid_id, seed=seed, roads=roads, **sizes)
         names = body.get("names")
         result = svc.proposal_geojson(grid, proposal, names=names)
@@ -129,8 +94,8 @@ def partition(grid_id: int):  # type: ignore[no-untyped-def]
             seed=seed,
             roads=roads,
             names=body.get("names"),
-            base_version=_int(body, "base_version", minimum=1),
-            replace_children=_bool(body, "replace_children", False),
+            base_version=int_field(body, "base_version", minimum=1, strict=True),
+            replace_children=bool_field(body, "replace_children", default=False, strict=True),
             **sizes,
         )
     return jsonify(result), 201
@@ -139,7 +104,7 @@ def partition(grid_id: int):  # type: ignore[no-untyped-def]
 @bp.post("/<int:grid_id>/patches")
 def patches(grid_id: int):  # type: ignore[no-untyped-def]
     """Cut a micro-grid into 片区 of 5-10 households with one party member each."""
-    body = _body()
+    body = json_body()
     members = body.get("members")
     if members is not None and (
         not isinstance(members, list)
@@ -147,7 +112,7 @@ def patches(grid_id: int):  # type: ignore[no-untyped-def]
     ):
         raise BadParameter("members", "give a list of worker ids")
     size_range = _range(body, "size_range") or (5.0, 10.0)
-    seed = _int(body, "seed", minimum=0) or 0
+    seed = int_field(body, "seed", minimum=0, strict=True) or 0
     roads = _roads(body)
     session = get_session()
     if members is not None:
@@ -155,7 +120,7 @@ def patches(grid_id: int):  # type: ignore[no-untyped-def]
         elsewhere = sorted({m for m in members if not worker_in_scope(session, p, m)})
         if elsewhere:  # another street's people are not the caller's to name
             raise NotFound(f"workers {elsewhere} do not exist", members=elsewhere)
-    if _bool(body, "dry_run", True):
+    if bool_field(body, "dry_run", default=True, strict=True):
         return jsonify(
             svc.propose_patches(
                 session, grid_id, member_ids=members, size_range=size_range, seed=seed, roads=roads
@@ -170,7 +135,7 @@ def patches(grid_id: int):  # type: ignore[no-untyped-def]
             size_range=size_range,
             seed=seed,
             roads=roads,
-            base_version=_int(body, "base_version", minimum=1),
-            replace_children=_bool(body, "replace_children", False),
+            base_version=int_field(body, "base_version", minimum=1, strict=True),
+            replace_children=bool_field(body, "replace_children", default=False, strict=True),
         )
     return jsonify(result), 201

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from app import replicas
 from app.auth.policy import Forbidden, Principal, Unauthenticated, authorize
-from app.db import get_session
+from app.db import Reader, get_session
 from app.services import audit
 from app.services import users as user_svc
 
@@ -158,8 +158,6 @@ def load_principal() -> Principal:
     token, via = _token_from_request()
     if not token or len(token) > 200:
         return Principal()
-    from app.services.locate import Reader
-
     try:
         # Where the look-up reads, and where its last-use update goes: app/replicas.py.
         row = replicas.look_up_session(Reader, lambda r: user_svc.lookup_session(r, token, limits()))

@@ -20,7 +20,6 @@ from flask import (
     url_for,
 )
 
-from app.api.params import body_fields, int_arg, moment
 from app.auth import (
     CSRF_HEADER,
     SESSION_COOKIE,
@@ -33,6 +32,7 @@ from app.auth.policy import Forbidden
 from app.db import get_session, transaction
 from app.errors import AppError, BadParameter
 from app.models.auth import USER_ROLE_NAMES, USER_ROLES
+from app.params import body_fields, int_arg, int_field, moment_arg
 from app.services import audit
 from app.services import users as svc
 
@@ -211,28 +211,13 @@ def create_user():  # type: ignore[no-untyped-def]
             _str(data, "password", required=False),
             display_name=_str(data, "display_name", required=False),
             worker_code=_str(data, "worker_code", required=False),
-            worker_id=_opt_int(data, "worker_id"),
+            worker_id=int_field(data, "worker_id", minimum=1),
             department_code=_str(data, "department_code", required=False),
-            department_id=_opt_int(data, "department_id"),
+            department_id=int_field(data, "department_id", minimum=1),
             grid_code=_str(data, "grid_code", required=False),
-            grid_id=_opt_int(data, "grid_id"),
+            grid_id=int_field(data, "grid_id", minimum=1),
         )
     return jsonify(svc.user_dict(user)), 201
-
-
-def _opt_int(data: dict[str, Any], name: str) -> int | None:
-    raw = data.get(name)
-    if raw in (None, ""):
-        return None
-    if isinstance(raw, bool):
-        raise BadParameter(name, "must be an integer")
-    try:
-        value = int(raw)
-    except (TypeError, ValueError) as exc:
-        raise BadParameter(name, f"'{raw}' is not an integer") from exc
-    if not 1 <= value <= 2**31 - 1:
-        raise BadParameter(name, "is out of range")
-    return value
 
 
 @api_bp.patch("/users/<int:user_id>")
@@ -275,10 +260,6 @@ def end_sessions(user_id: int):  # type: ignore[no-untyped-def]
     return jsonify(ended=n)
 
 
-def _moment(name: str) -> datetime | None:
-    return moment(name, request.args.get(name))
-
-
 def _text_arg(name: str) -> str | None:
     value = request.args.get(name) or None
     if value is not None and ("\x00" in value or len(value) > 80):
@@ -295,8 +276,8 @@ def _audit_filters() -> dict[str, Any]:
         "username": _text_arg("username"),
         "object_type": _text_arg("object_type"),
         "object_id": _text_arg("object_id"),
-        "since": _moment("since"),
-        "until": _moment("until"),
+        "since": moment_arg("since"),
+        "until": moment_arg("until"),
     }
 
 

@@ -44,6 +44,20 @@ MOVE_NAMES = {
 }
 
 
+#: The sample road layer, used when the app names no ``ROADS_FILE``.
+SAMPLE_ROADS = Path(__file__).resolve().parents[2] / "data" / "sample_boundaries" / "roads.geojson"
+
+
+def roads(value: Any, configured: str | Path | None = None) -> list[BaseGeometry]:
+    """Return the road lines a request asks for: ``True`` the configured road layer (else the
+    sample's), ``False`` or None none, or inline GeoJSON lines."""
+    if value is False or value is None:
+        return []
+    if value is True:
+        return load_roads(configured or SAMPLE_ROADS)
+    return roads_from_geojson(value)
+
+
 def load_roads(path: str | Path | None) -> list[BaseGeometry]:
     """Read road lines from a GeoJSON file (a FeatureCollection of (Multi)LineStrings)."""
     if path is None or not Path(path).exists():

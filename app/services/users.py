@@ -426,7 +426,7 @@ def start_session(
 
 
 # Looked up on every request: one statement (in the driver's parameter style, run through
-# ``app.services.locate.Reader`` on the read pool's bare connection), the account with it.
+# ``app.db.Reader`` on the read pool's bare connection), the account with it.
 _LOOKUP = """SELECT s.id AS session_id, s.kind, s.csrf_token, s.last_seen_at, s.expires_at,
               u.id AS user_id, u.username, u.display_name, u.role, u.worker_id,
               u.department_id, u.grid_id
@@ -440,7 +440,7 @@ _TOUCH = "UPDATE user_session SET last_seen_at = now() WHERE id = %(id)s RETURNI
 def lookup_session(reader: Any, token: str, limits: dict[str, Any]) -> Any | None:
     """Return the live session row of ``token`` with its account, or None; keep it alive.
 
-    ``reader`` runs driver-level SQL (``app.services.locate.Reader``). ``last_seen_at`` is
+    ``reader`` runs driver-level SQL (``app.db.Reader``). ``last_seen_at`` is
     written at most once a minute, so most requests cost one read.
     """
     row = reader.first(

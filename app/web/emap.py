@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, url_for
 
-from app.api.params import bbox_arg, float_arg, int_arg
 from app.auth import current_principal
 from app.db import get_session
 from app.errors import BadParameter
 from app.models.grid import LEVEL_NAMES
+from app.params import bbox_arg, float_arg, int_arg
 from app.services import emap as svc
 from app.services.basemap import basemap_settings
 from app.services.cases import STATUS_NAMES as CASE_STATUS_NAMES

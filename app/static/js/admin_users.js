@@ -5,14 +5,9 @@
   var msg = document.getElementById("users-msg");
   function say(text, bad) { msg.textContent = text; msg.className = bad ? "gg-error" : "gg-hint"; }
   function call(method, url, body) {
-    return fetch(url, { method: method, headers: { "Content-Type": "application/json", Accept: "application/json" },
-                        body: JSON.stringify(body || {}) })
-      .then(function (r) {
-        return r.json().then(function (data) {
-          if (!r.ok) { throw new Error(window.GridGovText.message((data.error && data.error.message) || ("请求失败（" + r.status + "）"))); }
-          return data;
-        });
-      });
+    return window.GridGovApi.call(method, url, body || {}).catch(function (e) {
+      throw new Error(window.GridGovApi.text(e));
+    });
   }
   document.getElementById("user-form").addEventListener("submit", function (ev) {
     ev.preventDefault();

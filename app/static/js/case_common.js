@@ -1,4 +1,4 @@
-/* Helpers shared by the case pages: escaping, JSON calls, time formatting. */
+/* Helpers shared by the case pages: escaping, API calls (core.js), time formatting. */
 (function () {
   "use strict";
   var Cases = {
@@ -7,23 +7,11 @@
         return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
       });
     },
-    /* Call the API; resolve with the JSON body, reject with the error message it gave. */
+    /* Call the API; resolve with the JSON body, reject with the error message it gave (what a
+     * person reads of it) or, when the connection failed, the browser's TypeError. */
     call: function (method, url, body) {
-      var opts = { method: method, headers: { Accept: "application/json" } };
-      if (body instanceof FormData) { opts.body = body; } else if (body !== undefined) {
-        opts.body = JSON.stringify(body);
-        opts.headers["Content-Type"] = "application/json";
-      }
-      return fetch(url, opts).then(function (r) {
-        return r.json().then(function (data) {
-          if (!r.ok) {
-            var err = (data && data.error) || {};
-            var msg = window.GridGovText.message(err.message || ("请求失败（" + r.status + "）"));
-            if (err.allowed) { msg += "（当前可执行：" + (err.allowed.join("、") || "无") + "）"; }
-            throw new Error(msg);
-          }
-          return data;
-        });
+      return window.GridGovApi.call(method, url, body).catch(function (e) {
+        throw e instanceof TypeError ? e : new Error(window.GridGovApi.text(e));
       });
     },
     /* China time, YYYY-MM-DD HH:mm (the shell's one helper). */

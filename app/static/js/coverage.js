@@ -5,6 +5,7 @@
    as planned service points. All figures come from /api/coverage. */
 (function () {
   "use strict";
+  var api = window.GridGovApi;
   var e = function (s) { return GridGov.escape(s); };
   var CLASSES = [
     { min: 0.95, color: "#1a9850", label: "≥ 95%" },
@@ -25,15 +26,6 @@
   function pct(x) { return x === null || x === undefined ? "—" : (x * 100).toFixed(1) + "%"; }
   function metres(x) { return x === null || x === undefined ? "—" : Math.round(x) + " 米"; }
   function num(x) { return x === null || x === undefined ? "—" : Number(x).toLocaleString("zh-CN"); }
-
-  function getJson(url, options) {
-    return fetch(url, options).then(function (r) {
-      return r.json().then(function (body) {
-        if (!r.ok) { throw new Error((body.error && body.error.message) || ("请求失败（" + r.status + "）")); }
-        return body;
-      });
-    });
-  }
 
   function figuresHtml(p, title) {
     var rows = [
@@ -161,9 +153,9 @@
       document.documentElement.setAttribute("data-coverage", "loading");
       $("gg-cov-summary").textContent = "正在计算…";
       return Promise.all([
-        getJson("/api/coverage?format=geojson&level=" + level + "&" + query()),
-        getJson("/api/coverage/uncovered?" + query()),
-        getJson("/api/coverage/circles?" + query())
+        api.call("GET", "/api/coverage?format=geojson&level=" + level + "&" + query()),
+        api.call("GET", "/api/coverage/uncovered?" + query()),
+        api.call("GET", "/api/coverage/circles?" + query())
       ]).then(function (res) {
         state.data = res[0];
         groups.grids.clearLayers().addData(res[0].grids);
@@ -193,9 +185,7 @@
       if (r) { body.radius_m = r; }
       $("gg-cov-recs").textContent = "正在计算推荐站点…";
       document.documentElement.setAttribute("data-coverage-recs", "loading");
-      return getJson("/api/coverage/recommend", {
-        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body)
-      }).then(function (res) {
+      return api.call("POST", "/api/coverage/recommend", body).then(function (res) {
         state.recs = res;
         groups.sites.clearLayers();
         res.sites.forEach(function (s) {
@@ -231,10 +221,7 @@
 
     function accept(site, button) {
       button.disabled = true;
-      return getJson("/api/coverage/accept", {
-        method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ lon: site.lon, lat: site.lat, radius_m: site.radius_m })
-      }).then(function (f) {
+      return api.call("POST", "/api/coverage/accept", { lon: site.lon, lat: site.lat, radius_m: site.radius_m }).then(function (f) {
         button.replaceWith(Object.assign(document.createElement("span"), {
           className: "gg-cov-accepted", textContent: "已采纳：" + f.properties.name
         }));
@@ -276,7 +263,7 @@
       $(id).addEventListener("change", function () { if (state.on) { groups.sites.clearLayers(); $("gg-cov-recs").innerHTML = ""; load(); } });
     });
     $("gg-cov-recommend").addEventListener("click", recommend);
-    getJson("/api/coverage/presets").then(function (p) { state.presets = p; optionLabels(); }).catch(function () { optionLabels(); });
+    api.call("GET", "/api/coverage/presets").then(function (p) { state.presets = p; optionLabels(); }).catch(function () { optionLabels(); });
 
     GridGov.coverage = { state: state, groups: groups, names: overlays, show: show, load: load, recommend: recommend, shareColor: shareColor };
   });

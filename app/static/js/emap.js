@@ -52,10 +52,9 @@
       document.getElementById("gg-panel").hidden = false;
     },
     showNoticeBoard: function (gridId) {
-      return fetch("/api/grids/" + encodeURIComponent(gridId), { headers: { Accept: "application/json" } })
-        .then(function (r) { return r.json().then(function (body) { return { ok: r.ok, body: body }; }); })
+      return window.GridGovApi.request("GET", "/api/grids/" + encodeURIComponent(gridId))
         .then(function (res) {
-          if (!res.ok) { GridGov.panel('<p class="gg-error">' + GridGov.escape(res.body.error && res.body.error.message) + "</p>"); return; }
+          if (!res.ok) { GridGov.panel('<p class="gg-error">' + GridGov.escape(res.body && res.body.error && res.body.error.message) + "</p>"); return; }
           GridGov.panel(GridGov.noticeBoardHtml(res.body.properties));
         })
         .catch(function (err) { GridGov.panel('<p class="gg-error">加载失败：' + GridGov.escape(err) + "</p>"); });
@@ -310,8 +309,8 @@
     var bbox = [clamp(b.getWest(), -180, 180), clamp(b.getSouth(), -90, 90),
       clamp(b.getEast(), -180, 180), clamp(b.getNorth(), -90, 90)].map(function (v) { return v.toFixed(6); });
     var url = "/api/emap/labels?bbox=" + bbox.join(",") + "&zoom=" + map.getZoom() + "&max_level=" + deepestShown();
-    return fetch(url, { headers: { Accept: "application/json" } })
-      .then(function (r) { return r.ok ? r.json() : { labels: [] }; })
+    return window.GridGovApi.request("GET", url)
+      .then(function (res) { return res.ok ? res.body : { labels: [] }; })
       .then(function (body) {
         if (mine !== labelSeq) { return; }
         layer.clearLayers();
@@ -344,8 +343,8 @@
     if (!deepest) { return Promise.resolve(null); }
     var url = "/api/emap/pick?lon=" + latlng.lng + "&lat=" + latlng.lat + "&zoom=" + map.getZoom() +
       "&max_level=" + deepest;
-    return fetch(url, { headers: { Accept: "application/json" } })
-      .then(function (r) { return r.ok ? r.json() : { features: [] }; })
+    return window.GridGovApi.request("GET", url)
+      .then(function (res) { return res.ok ? res.body : { features: [] }; })
       .then(function (fc) { return fc.features[0] || null; });
   };
 
@@ -428,7 +427,7 @@
         L.DomEvent.disableClickPropagation(div);
         select.addEventListener("change", function (ev) {
           if (!ev.target.value) { return; }
-          fetch("/api/grids/" + encodeURIComponent(ev.target.value)).then(function (r) { return r.json(); }).then(function (f) {
+          window.GridGovApi.call("GET", "/api/grids/" + encodeURIComponent(ev.target.value)).then(function (f) {
             var b = f.properties.bounds;
             map.fitBounds([[b[1], b[0]], [b[3], b[2]]]);
             GridGov.panel(GridGov.noticeBoardHtml(f.properties));
@@ -540,8 +539,8 @@
     layers.service_circles = circles;
     overlays["服务圈（按服务半径）"] = circles;
     GridGov.refreshCircles = function () {
-      return fetch("/api/coverage/circles", { headers: { Accept: "application/json" } })
-        .then(function (r) { return r.ok ? r.json() : null; })
+      return window.GridGovApi.request("GET", "/api/coverage/circles")
+        .then(function (res) { return res.ok ? res.body : null; })
         .then(function (fc) {
           circles.clearLayers();
           if (fc) { circles.addData(fc); }

@@ -7,7 +7,7 @@
   GridGov.onReady(function (map) {
     // The open cases themselves come with the map's tiles (the "cases" layer, drawn on top).
     var reporting = false, categories = [];
-    fetch("/api/case-categories").then(function (r) { return r.json(); }).then(function (c) { categories = c; });
+    window.GridGovApi.call("GET", "/api/case-categories").then(function (c) { categories = c; });
 
     var Button = L.Control.extend({
       options: { position: "topleft" },
@@ -47,8 +47,8 @@
         ev.preventDefault();
         var body = { x: lon, y: lat, crs: "wgs84", idempotency_key: key };
         ["category", "description", "reporter_contact", "source"].forEach(function (k) { body[k] = form[k].value; });
-        fetch("/api/cases", { method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" }, body: JSON.stringify(body) })
-          .then(function (r) { return r.json().then(function (d) { return { ok: r.ok, d: d }; }); })
+        window.GridGovApi.request("POST", "/api/cases", body)
+          .then(function (r) { return { ok: r.ok, d: r.body || {} }; })
           .then(function (res) {
             var out = document.getElementById("gg-report-result");
             if (!res.ok) { out.innerHTML = '<p class="gg-error">' + esc(res.d.error && res.d.error.message) + "</p>"; return; }

@@ -6,8 +6,8 @@
     var id = new URLSearchParams(window.location.search).get("grid");
     if (!id || !/^[0-9]{1,10}$/.test(id)) { return; }
     GridGov.whenSettled(function () {
-      fetch("/api/grids/" + id, { headers: { Accept: "application/json" } })
-        .then(function (r) { return r.ok ? r.json() : null; })
+      window.GridGovApi.request("GET", "/api/grids/" + id)
+        .then(function (res) { return res.ok ? res.body : null; })
         .then(function (feature) {
           if (!feature) { return; }
           var b = feature.properties.bounds;

@@ -24,12 +24,10 @@
   var PART_COLORS = ["#d81b60", "#1e88e5", "#43a047", "#fb8c00", "#8e24aa", "#00897b"];
   var MOVE_NAMES = { household: "住户", camera: "探头", service_point: "服务阵地", "case": "未结事件", child: "下级网格" };
 
+  /* An API call answering {ok, status, body} (core.js); ``version`` goes as If-Match. */
   function api(method, url, body, version) {
-    var headers = { Accept: "application/json" };
-    if (body !== undefined) { headers["Content-Type"] = "application/json"; }
-    if (version !== undefined && version !== null) { headers["If-Match"] = '"' + version + '"'; }
-    return fetch(url, { method: method, headers: headers, body: body === undefined ? undefined : JSON.stringify(body) })
-      .then(function (r) { return r.json().then(function (b) { return { ok: r.ok, status: r.status, body: b }; }); });
+    var headers = version !== undefined && version !== null ? { "If-Match": '"' + version + '"' } : undefined;
+    return window.GridGovApi.request(method, url, body, headers);
   }
 
   /* ---------------------------------------------------------------- the grids being edited */
@@ -92,14 +90,7 @@
   function showPlace(error) {
     clearLayer("marks");
     if (!error || !error.location) { return; }
-    E.marks = L.geoJSON(error.location, {
-      renderer: L.svg(),
-      style: { color: "#d50000", weight: 3, fillColor: "#ff1744", fillOpacity: 0.35 },
-      pointToLayer: function (_f, ll) {
-        return L.circleMarker(ll, { renderer: L.svg(), radius: 9, color: "#d50000", weight: 3, fillOpacity: 0.4 });
-      }
-    }).bindTooltip(esc(error.message), { permanent: true, direction: "top", className: "gg-error-tip" })
-      .addTo(E.map);
+    E.marks = window.GridGovApi.errorLayer(error).addTo(E.map);
     var b = E.marks.getBounds();
     if (b.isValid() && !E.map.getBounds().contains(b)) { E.map.fitBounds(b.pad(0.5), { maxZoom: 18 }); }
   }

@@ -110,9 +110,9 @@
       if (state.highlight) { map.removeLayer(state.highlight); state.highlight = null; }
       var target = r.grid || (r.chain && r.chain.length ? r.chain[r.chain.length - 1] : null);
       var mine = ++state.seq;
-      var grid = target ? fetch("/api/grids/" + encodeURIComponent(target.id)).then(function (res) { return res.json(); }) : Promise.resolve(null);
-      var near = r.grid ? fetch("/api/locate/neighbours?lon=" + r.point.lon + "&lat=" + r.point.lat + "&grid=" + r.grid.id)
-        .then(function (res) { return res.ok ? res.json() : { neighbours: [] }; }) : Promise.resolve({ neighbours: [] });
+      var grid = target ? window.GridGovApi.request("GET", "/api/grids/" + encodeURIComponent(target.id)).then(function (res) { return res.body; }) : Promise.resolve(null);
+      var near = r.grid ? window.GridGovApi.request("GET", "/api/locate/neighbours?lon=" + r.point.lon + "&lat=" + r.point.lat + "&grid=" + r.grid.id)
+        .then(function (res) { return res.ok ? res.body : { neighbours: [] }; }) : Promise.resolve({ neighbours: [] });
       return Promise.all([grid, near]).then(function (both) {
         if (mine !== state.seq) { return; }
         var feature = both[0];
@@ -135,11 +135,10 @@
       var query = Object.keys(params).map(function (k) {
         return encodeURIComponent(k) + "=" + encodeURIComponent(params[k]);
       }).join("&");
-      return fetch("/api/locate?" + query, { headers: { Accept: "application/json" } })
-        .then(function (res) { return res.json().then(function (body) { return { ok: res.ok, body: body }; }); })
+      return window.GridGovApi.request("GET", "/api/locate?" + query)
         .then(function (res) {
           if (!res.ok) {
-            var why = window.GridGovText.message((res.body.error && res.body.error.message) || "请求失败");
+            var why = window.GridGovText.message((res.body && res.body.error && res.body.error.message) || "请求失败");
             msg.textContent = why.indexOf("无法定位") === 0 ? why : "无法定位：" + why;
             return;
           }

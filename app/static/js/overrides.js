@@ -28,20 +28,7 @@
   };
   var STYLE = { color: "#e65100", weight: 3, dashArray: "6 3", fillColor: "#ff9800", fillOpacity: 0.2 };
 
-  function api(method, url, body) {
-    var opts = { method: method, headers: { Accept: "application/json" } };
-    if (body !== undefined) {
-      opts.headers["Content-Type"] = "application/json";
-      opts.body = JSON.stringify(body);
-    }
-    return fetch(url, opts).then(function (r) {
-      if (r.status === 204) { return { ok: true, status: 204, body: null }; }
-      return r.json().then(
-        function (b) { return { ok: r.ok, status: r.status, body: b }; },
-        function () { return { ok: false, status: r.status, body: null }; }
-      );
-    }, function (err) { return { ok: false, status: 0, body: { error: { message: String(err) } } }; });
-  }
+  var api = window.GridGovApi.request;  // answers {ok, status, body}
 
   function done(what) {
     O.seq += 1;
@@ -66,15 +53,8 @@
     say('<p class="gg-error" id="gg-ov-error">' + esc(head) + "：" +
       esc(err.message || ("请求失败（" + res.status + "）")) + (extra ? "<br>" + extra : "") + "</p>");
     clearMarks();
-    if (err.location) {
-      O.marks = L.geoJSON(err.location, {
-        renderer: L.svg(),
-        style: { color: "#d50000", weight: 3, fillColor: "#ff1744", fillOpacity: 0.35 },
-        pointToLayer: function (_f, ll) {
-          return L.circleMarker(ll, { renderer: L.svg(), radius: 9, color: "#d50000", weight: 3, fillOpacity: 0.4 });
-        }
-      }).bindTooltip(esc(err.message), { permanent: true, direction: "top", className: "gg-error-tip" }).addTo(O.map);
-    }
+    O.marks = window.GridGovApi.errorLayer(err);
+    if (O.marks) { O.marks.addTo(O.map); }
     done("error");
   }
 

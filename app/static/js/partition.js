@@ -4,6 +4,7 @@
    Everything comes from POST /api/grids/<id>/partition and /patches. */
 (function () {
   "use strict";
+  var api = window.GridGovApi;
   var PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
     "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#800000", "#aaffc3", "#808000",
     "#ffd8b1", "#000075", "#808080"];
@@ -11,18 +12,6 @@
   var e = function (s) { return GridGov.escape(s); };
   function pct(x) { return (x * 100).toFixed(1) + "%"; }
   function mark(state) { document.documentElement.setAttribute("data-partition", state); }
-
-  function postJson(url, body) {
-    return fetch(url, {
-      method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify(body)
-    }).then(function (r) {
-      return r.json().then(function (b) {
-        if (!r.ok) { throw new Error((b.error && b.error.message) || ("请求失败（" + r.status + "）")); }
-        return b;
-      });
-    });
-  }
 
   function reportHtml(body, patches) {
     var r = body.report;
@@ -136,7 +125,7 @@
     });
 
     function select(gridId) {
-      return fetch("/api/grids/" + encodeURIComponent(gridId)).then(function (r) { return r.json(); }).then(function (f) {
+      return api.call("GET", "/api/grids/" + encodeURIComponent(gridId)).then(function (f) {
         var p = f.properties;
         state.grid = p;
         clearProposal();
@@ -153,9 +142,8 @@
         box.textContent = "";
         if (p.level !== 4) { mark("selected"); return p; }
         // The party members of the micro-grid and its patches, by name: each ticked one gets a patch.
-        return fetch("/api/ledgers/workers?role=party_member&limit=200&grid=" + encodeURIComponent(p.id),
-          { headers: { Accept: "application/json" } })
-          .then(function (r) { return r.ok ? r.json() : { items: [] }; })
+        return api.request("GET", "/api/ledgers/workers?role=party_member&limit=200&grid=" + encodeURIComponent(p.id))
+          .then(function (r) { return r.ok ? r.body : { items: [] }; })
           .then(function (list) {
             (list.items || []).forEach(function (w) {
               var label = document.createElement("label");
@@ -218,7 +206,7 @@
         if (ids.length) { body.members = ids; }
       }
       state.lastRequest = body;
-      return postJson(url, body).then(function (res) {
+      return api.call("POST", url, body).then(function (res) {
         show(res, patches);
         status("");
         mark("proposed");
@@ -239,7 +227,7 @@
       });
       var url = "/api/grids/" + state.grid.id + (state.patches ? "/patches" : "/partition");
       mark("busy");
-      postJson(url, body).then(function (res) {
+      api.call("POST", url, body).then(function (res) {
         var codes = res.features.map(function (f) { return f.properties.code; });
         var gridId = state.grid.id;
         clearProposal();

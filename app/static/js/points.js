@@ -19,8 +19,7 @@
       (quarter ? "&quarter=" + encodeURIComponent(quarter) : "");
     $("points-msg").textContent = "正在加载…";
     document.documentElement.removeAttribute("data-points-ready");
-    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (res) { return res.json().then(function (body) { return { ok: res.ok, body: body }; }); })
+    window.GridGovApi.request("GET", url)
       .then(function (r) {
         var head = $("points-head"), body = $("points-body");
         head.textContent = "";

@@ -170,19 +170,19 @@
     busy = true;
     document.getElementById("report-submit").disabled = true;
     document.getElementById("report-msg").textContent = "正在提交…";
-    fetch("/api/cases", { method: "POST", body: body, headers: { Accept: "application/json", "Idempotency-Key": key } })
+    window.GridGovApi.request("POST", "/api/cases", body, { "Idempotency-Key": key })
       .then(function (r) {
-        return r.json().catch(function () { return {}; }).then(function (data) {
-          if (!r.ok) {
-            var why = refusal(r.status, data.error);
-            if (why.field) { fieldError(why.field, why.text); }
-            document.getElementById("report-msg").textContent = why.text;
-            if (r.status !== 429 && r.status !== 503) { key = null; }  // a corrected report is a new one
-            return;
-          }
-          document.getElementById("report-msg").textContent = "";
-          done(data);
-        });
+        if (r.status === 0) { throw new Error("network"); }
+        var data = r.body || {};
+        if (!r.ok) {
+          var why = refusal(r.status, data.error);
+          if (why.field) { fieldError(why.field, why.text); }
+          document.getElementById("report-msg").textContent = why.text;
+          if (r.status !== 429 && r.status !== 503) { key = null; }  // a corrected report is a new one
+          return;
+        }
+        document.getElementById("report-msg").textContent = "";
+        done(data);
       })
       .catch(function () { document.getElementById("report-msg").textContent = "网络异常，提交未完成，请检查网络后重试"; })
       .then(function () { busy = false; document.getElementById("report-submit").disabled = false; });
@@ -191,7 +191,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     initMap();
     var sel = document.getElementById("report-category");
-    fetch("/api/case-categories", { headers: { Accept: "application/json" } }).then(function (r) { return r.json(); })
+    window.GridGovApi.call("GET", "/api/case-categories")
       .then(function (cats) {
         cats.forEach(function (c) {
           var o = document.createElement("option");

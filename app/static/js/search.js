@@ -54,8 +54,8 @@
     var G = window.GridGov, map = G.map;
     if (item.kind === "grid" || item.kind === "worker") {
       var gridId = item.open.grid;
-      return fetch("/api/grids/" + encodeURIComponent(gridId), { headers: { Accept: "application/json" } })
-        .then(function (r) { return r.ok ? r.json() : null; })
+      return window.GridGovApi.request("GET", "/api/grids/" + encodeURIComponent(gridId))
+        .then(function (res) { return res.ok ? res.body : null; })
         .then(function (feature) {
           if (feature && feature.geometry) {
             map.flyToBounds(L.geoJSON(feature).getBounds(), { maxZoom: 18, duration: 0.6 });
@@ -148,11 +148,11 @@
       var q = input.value.trim();
       if (q.length < 2) { close(); return; }
       var mine = ++asked;
-      fetch("/api/search?limit=12&q=" + encodeURIComponent(q), { headers: { Accept: "application/json" } })
-        .then(function (r) { return r.json().then(function (body) { return { ok: r.ok, body: body }; }); })
+      window.GridGovApi.request("GET", "/api/search?limit=12&q=" + encodeURIComponent(q))
         .then(function (res) {
           if (mine !== asked) { return; }
-          if (!res.ok) { show([], (res.body.error && res.body.error.message) || "搜索失败"); return; }
+          if (res.status === 0) { show([], "搜索失败，请稍后再试"); return; }
+          if (!res.ok) { show([], (res.body && res.body.error && res.body.error.message) || "搜索失败"); return; }
           show(res.body.items, res.body.items.length ? null : "没有找到“" + q + "”");
         })
         .catch(function () { if (mine === asked) { show([], "搜索失败，请稍后再试"); } });

@@ -1,5 +1,5 @@
 /* The page shell: the phone menu drawer, and the one way every page writes a time
- * (China time, YYYY-MM-DD HH:mm). Loaded on every page after auth.js. */
+ * (China time, YYYY-MM-DD HH:mm). Loaded on every page after core.js. */
 (function () {
   "use strict";
   var OFFSET_MS = 8 * 3600 * 1000; // Asia/Shanghai: UTC+8 all year
@@ -19,14 +19,6 @@
   /* The same for a date only: "YYYY-MM-DD" in China time. */
   function formatDate(value) { return formatTime(value).slice(0, 10); }
   window.GridGovTime = { format: formatTime, date: formatDate };
-  /* What a person reads of an API error: the Chinese half of "中文 / English". */
-  function chinese(message) {
-    var text = String(message == null ? "" : message);
-    var head = text.split(" / ")[0];
-    return /[\u4e00-\u9fff]/.test(head) ? head : text;
-  }
-  window.GridGovText = { message: chinese };
-
   document.addEventListener("DOMContentLoaded", function () {
     var button = document.getElementById("gg-menu-button");
     var scrim = document.getElementById("gg-scrim");

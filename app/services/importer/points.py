@@ -1,0 +1,323 @@
+"""Validate and load what sits at a point: households, service points, cameras, each placed in its leaf grid."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from geoalchemy2.shape import from_shape
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from app.errors import ImportRejected
+from app.models import Camera, ServicePoint, Worker
+from app.models.people import SENSITIVE_TAGS
+from app.models.places import CAMERA_KINDS, SERVICE_POINT_KINDS
+from app.services import grid_tree
+from app.services.importer.common import (
+    OUTSIDE_SCOPE,
+    Progress,
+    _noop,
+    _require,
+    _str,
+    _text_col,
+    _where,
+    copy_frame,
+)
+from gis.assign import assign_points
+
+
+def leaf_grids(session: Session) -> tuple[list[int], list[str], list]:
+    """Return ids, codes and shapes of the current leaf grids (no current children)."""
+    rows = session.execute(
+        text(
+            f"""
+            SELECT g.id, g.code, ST_AsBinary(g.geom) FROM grid g
+            WHERE g.valid_to IS NULL AND {grid_tree.is_leaf("g")}
+            ORDER BY g.code
+            """
+        )
+    ).all()
+    return (
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        list(shapely.from_wkb([bytes(r[2]) for r in rows])),
+    )
+
+
+def _locate_rows(
+    session: Session,
+    frame: gpd.GeoDataFrame,
+    source: str,
+    what: str,
+    scope: frozenset[int] | None = None,
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Find each point's leaf grid; report points in none, points whose given grid_code differs,
+    and points in a grid outside ``scope`` (field ``location``)."""
+    ids, codes, shapes = leaf_grids(session)
+    if not ids:
+        raise ImportRejected(
+            source, [{"where": "file", "reason": "no grids are loaded yet: import grids first"}]
+        )
+    xs = frame.geometry.x.to_numpy()
+    ys = frame.geometry.y.to_numpy()
+    idx = assign_points(xs, ys, shapes, codes)
+    problems = []
+    for i in np.flatnonzero(idx < 0)[:1000]:
+        problems.append(
+            {
+                "where": _where(frame, int(i)),
+                "reason": f"{what} at ({xs[i]:.7f}, {ys[i]:.7f}) lies in no leaf grid",
+            }
+        )
+    if "grid_code" in frame.columns:
+        given = frame["grid_code"].astype(str).str.strip().to_numpy()
+        found = np.asarray(codes, dtype=object)[np.where(idx >= 0, idx, 0)]
+        wrong = np.flatnonzero((idx >= 0) & (given != "") & (given != found))
+        for i in wrong[:1000]:
+            problems.append(
+                {
+                    "where": _where(frame, int(i)),
+                    "field": "grid_code",
+                    "reason": f"lies in grid {found[i]}, not in {given[i]} as the file says",
+                }
+            )
+    grid_ids = np.asarray(ids, dtype=np.int64)[np.where(idx >= 0, idx, 0)]
+    if scope is not None:
+        outside = np.flatnonzero((idx >= 0) & ~np.isin(grid_ids, np.fromiter(scope, np.int64)))
+        for i in outside[:1000]:
+            problems.append(
+                {
+                    "where": _where(frame, int(i)),
+                    "field": "location",
+                    "reason": f"{what} lies in grid {codes[idx[i]]}: {OUTSIDE_SCOPE}",
+                }
+            )
+    return grid_ids, problems
+
+
+def import_households(
+    session: Session,
+    frame: gpd.GeoDataFrame,
+    *,
+    source: str,
+    progress: Progress = _noop,
+    scope: frozenset[int] | None = None,
+) -> int:
+    """Load households in bulk (COPY); each finds its leaf grid by location."""
+    n = len(frame)
+    if frame.geometry.geom_type.ne("Point").any():
+        bad = np.flatnonzero(frame.geometry.geom_type.ne("Point").to_numpy())
+        raise ImportRejected(
+            source,
+            [
+                {"where": _where(frame, int(i)), "reason": "household geometry must be a Point"}
+                for i in bad[:1000]
+            ],
+        )
+    problems: list[dict[str, Any]] = []
+    people = (
+        pd.to_numeric(frame["people"], errors="coerce")
+        if "people" in frame.columns
+        else pd.Series(np.ones(n))
+    )
+    for i in np.flatnonzero(~(people.between(0, 200)).to_numpy())[:1000]:
+        problems.append(
+            {
+                "where": _where(frame, int(i)),
+                "field": "people",
+                "reason": f"people '{frame['people'].iat[i]}' is not a number 0–200",
+            }
+        )
+    members: dict[str, int] = {}
+    member_ids = np.full(n, -1, dtype=np.int64)
+    if "linked_member_code" in frame.columns:
+        members = dict(
+            session.execute(select(Worker.code, Worker.id).where(Worker.code.is_not(None))).all()
+        )
+        codes = frame["linked_member_code"].astype(str).str.strip()
+        member_ids = codes.map(members).fillna(-1).astype(np.int64).to_numpy()
+        for i in np.flatnonzero((member_ids < 0) & (codes != "").to_numpy())[:1000]:
+            problems.append(
+                {
+                    "where": _where(frame, int(i)),
+                    "field": "linked_member_code",
+                    "reason": f"worker '{codes.iat[i]}' not found",
+                }
+            )
+    tags = frame["tags"].astype(str).str.strip() if "tags" in frame.columns else pd.Series([""] * n)
+    known = set(SENSITIVE_TAGS)
+    bad_tags = tags.map(
+        lambda t: [x for x in t.replace(",", ";").split(";") if x and x not in known]
+    )
+    for i in np.flatnonzero(bad_tags.map(bool).to_numpy())[:1000]:
+        problems.append(
+            {
+                "where": _where(frame, int(i)),
+                "field": "tags",
+                "reason": f"unknown tag(s) {', '.join(bad_tags.iat[i])} (known: {', '.join(known)})",
+            }
+        )
+    grid_ids, located = _locate_rows(session, frame, source, "household", scope)
+    problems += located
+    if problems:
+        raise ImportRejected(source, problems)
+    progress("located", n, n)
+    out = pd.DataFrame(
+        {
+            "geom": "SRID=4326;POINT("
+            + frame.geometry.x.map(repr)
+            + " "
+            + frame.geometry.y.map(repr)
+            + ")",
+            "building": _text_col(frame, "building"),
+            "unit": _text_col(frame, "unit"),
+            "room": _text_col(frame, "room"),
+            "address": _text_col(frame, "address"),
+            "people": people.fillna(1).astype(int),
+            "grid_id": grid_ids,
+            "linked_member_id": pd.Series(member_ids).where(member_ids >= 0, None).astype("Int64"),
+            "tags": "{" + tags.str.replace(";", ",", regex=False) + "}",
+            "head_name": _text_col(frame, "head_name"),
+            "head_phone": _text_col(frame, "head_phone"),
+        }
+    )
+    copy_frame(session, "household", out, progress=progress)
+    return n
+
+
+def _point_rows(
+    session: Session,
+    frame: gpd.GeoDataFrame,
+    source: str,
+    what: str,
+    *,
+    required_leaf: bool,
+    scope: frozenset[int] | None = None,
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    bad = np.flatnonzero(frame.geometry.geom_type.ne("Point").to_numpy())
+    problems = [
+        {"where": _where(frame, int(i)), "reason": f"{what} geometry must be a Point"}
+        for i in bad[:1000]
+    ]
+    if problems:
+        return np.zeros(0, dtype=np.int64), problems
+    grid_ids, located = _locate_rows(session, frame, source, what, scope)
+    if not required_leaf and scope is None:
+        # Outside every grid is allowed, unless the import is held to some grids.
+        located = [p for p in located if p.get("field") in ("grid_code", "location")]
+    return grid_ids, located
+
+
+def import_service_points(
+    session: Session,
+    frame: gpd.GeoDataFrame,
+    *,
+    source: str,
+    progress: Progress = _noop,
+    scope: frozenset[int] | None = None,
+) -> int:
+    """Load service points (name, kind, radius_m); the leaf grid is found by location when any."""
+    _require(frame, source, ("name", "kind"))
+    grid_ids, problems = _point_rows(
+        session, frame, source, "service point", required_leaf=False, scope=scope
+    )
+    ids, codes, shapes = leaf_grids(session)
+    idx = assign_points(frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy(), shapes, codes)
+    radius = (
+        pd.to_numeric(frame["radius_m"], errors="coerce")
+        if "radius_m" in frame.columns
+        else pd.Series(np.full(len(frame), 1000.0))
+    )
+    for i in range(len(frame)):
+        kind = _str(frame["kind"].iat[i])
+        if kind not in SERVICE_POINT_KINDS:
+            problems.append(
+                {
+                    "where": _where(frame, i),
+                    "field": "kind",
+                    "reason": f"kind '{kind}' is not one of {', '.join(SERVICE_POINT_KINDS)}",
+                }
+            )
+        if not 0 < radius.iat[i] <= 50000:
+            problems.append(
+                {
+                    "where": _where(frame, i),
+                    "field": "radius_m",
+                    "reason": f"radius '{frame['radius_m'].iat[i]}' is not 0–50000 m",
+                }
+            )
+    if problems:
+        raise ImportRejected(source, problems)
+    session.add_all(
+        ServicePoint(
+            name=_str(frame["name"].iat[i]),
+            kind=_str(frame["kind"].iat[i]),
+            geom=from_shape(frame.geometry.iat[i], srid=4326),
+            radius_m=float(radius.iat[i]),
+            status=_str(frame["status"].iat[i])
+            if "status" in frame.columns and _str(frame["status"].iat[i])
+            else "active",
+            grid_id=ids[idx[i]] if idx[i] >= 0 else None,
+        )
+        for i in range(len(frame))
+    )
+    session.flush()
+    return len(frame)
+
+
+def import_cameras(
+    session: Session,
+    frame: gpd.GeoDataFrame,
+    *,
+    source: str,
+    progress: Progress = _noop,
+    scope: frozenset[int] | None = None,
+) -> int:
+    """Load cameras (code, name, kind, analytics); each finds its leaf grid by location."""
+    _require(frame, source, ("code",))
+    grid_ids, problems = _point_rows(
+        session, frame, source, "camera", required_leaf=True, scope=scope
+    )
+    existing = set(session.scalars(select(Camera.code)))
+    seen: set[str] = set()
+    for i in range(len(frame)):
+        code = _str(frame["code"].iat[i])
+        kind = _str(frame["kind"].iat[i]) if "kind" in frame.columns else "fixed"
+        if not code or code in seen or code in existing:
+            problems.append(
+                {
+                    "where": _where(frame, i),
+                    "field": "code",
+                    "reason": f"missing or duplicate code '{code}'",
+                }
+            )
+        if kind not in CAMERA_KINDS:
+            problems.append(
+                {
+                    "where": _where(frame, i),
+                    "field": "kind",
+                    "reason": f"kind '{kind}' is not fixed, dome, panoramic or other",
+                }
+            )
+        seen.add(code)
+    if problems:
+        raise ImportRejected(source, problems)
+    session.add_all(
+        Camera(
+            code=_str(frame["code"].iat[i]),
+            name=_str(frame["name"].iat[i]) if "name" in frame.columns else None,
+            kind=_str(frame["kind"].iat[i]) if "kind" in frame.columns else "fixed",
+            analytics=_str(frame["analytics"].iat[i]).lower() in ("true", "1", "yes", "是")
+            if "analytics" in frame.columns
+            else False,
+            geom=from_shape(frame.geometry.iat[i], srid=4326),
+            grid_id=int(grid_ids[i]),
+        )
+        for i in range(len(frame))
+    )
+    session.flush()
+    return len(frame)

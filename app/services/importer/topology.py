@@ -1,0 +1,76 @@
+"""The hierarchy check of imported grids: inside the parent, no overlap between siblings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from gis.validate import HIERARCHY_TOLERANCE_M2
+
+# Area (m²) of a child outside its parent, or of two siblings' overlap, tolerated as rounding noise.
+TOPOLOGY_TOLERANCE_M2 = HIERARCHY_TOLERANCE_M2
+
+
+def check_topology(session: Session, grid_ids: list[int]) -> list[dict[str, Any]]:
+    """Return the hierarchy rules the given grids break: outside the parent, overlapping a sibling."""
+    if not grid_ids:
+        return []
+    problems: list[dict[str, Any]] = []
+    outside = session.execute(
+        text(
+            """
+            SELECT c.code, p.code AS parent, ST_Area(ST_Difference(c.geom, p.geom)::geography) AS a,
+                   ST_AsGeoJSON(ST_PointOnSurface(ST_Difference(c.geom, p.geom)), 7) AS loc
+            FROM unnest(CAST(:ids AS integer[])) AS n(id)
+            JOIN grid c ON c.id = n.id JOIN grid p ON p.id = c.parent_id
+            WHERE NOT ST_CoveredBy(c.geom, p.geom)
+            """
+        ),
+        {"ids": grid_ids},
+    )
+    for code, parent, area, loc in outside:
+        if area > TOPOLOGY_TOLERANCE_M2:
+            problems.append(
+                {
+                    "code": code,
+                    "field": "geometry",
+                    "reason": f"{area:.2f} m² lies outside its parent {parent}",
+                    "location": loc,
+                }
+            )
+    overlaps = session.execute(
+        text(
+            """
+            SELECT a.code, b.code, ST_Area(ST_Intersection(a.geom, b.geom)::geography) AS a,
+                   ST_AsGeoJSON(ST_PointOnSurface(ST_Intersection(a.geom, b.geom)), 7) AS loc
+            FROM unnest(CAST(:ids AS integer[])) AS n(id)
+            JOIN grid a ON a.id = n.id
+            -- Candidates by the spatial index alone (OFFSET 0 keeps the other conditions out of
+            -- this scan: the planner, without statistics for rows just loaded, would otherwise
+            -- AND the partial code index into every probe, reading it whole each time).
+            CROSS JOIN LATERAL (
+                SELECT g.id, g.code, g.geom, g.parent_id, g.valid_to FROM grid g
+                WHERE g.geom && a.geom OFFSET 0
+            ) b
+            LEFT JOIN unnest(CAST(:ids AS integer[])) AS nb(id) ON nb.id = b.id
+            WHERE a.valid_to IS NULL AND b.valid_to IS NULL AND a.id <> b.id
+              AND a.parent_id IS NOT DISTINCT FROM b.parent_id
+              AND (nb.id IS NULL OR a.id < b.id) AND ST_Intersects(a.geom, b.geom)
+              AND ST_Relate(a.geom, b.geom, '2********')
+            """
+        ),
+        {"ids": grid_ids},
+    )
+    for code, other, area, loc in overlaps:
+        if area > TOPOLOGY_TOLERANCE_M2:
+            problems.append(
+                {
+                    "code": code,
+                    "field": "geometry",
+                    "reason": f"overlaps sibling {other} by {area:.2f} m²",
+                    "location": loc,
+                }
+            )
+    return problems
