@@ -157,6 +157,7 @@ CATALOGUE: list[tuple[str, str]] = [
     (rf"{Q} is not a whole number", "“{1}”不是整数"),
     (rf"(?P<t>[a-z_ ]+) {Q} is not a whole number (\S+)", "{t}“{2}”不是 {3} 之间的整数"),
     (r"(.+) is not a whole number", "{1} 不是整数"),
+    (rf"{Q} is not true or false \(1/0, true/false, yes/no\)", "“{1}”不是是/否值（可用 1/0、true/false、yes/no）"),
     (rf"{Q} is not true or false", "“{1}”不是 true 或 false"),
     (r"(.+) is not true or false", "{1} 不是 true 或 false"),
     (rf"(?P<t>[a-z_]+) {Q} must be true or false", "{t}“{2}”必须是 true 或 false"),

@@ -161,7 +161,7 @@ MESSAGES = _messages()
 def test_the_walk_finds_the_messages_of_the_code() -> None:
     assert len(MESSAGES) > 400
     places = {place.split(":")[0] for place, _ in MESSAGES}
-    assert {"app/api/params.py", "app/services/importer.py", "gis/crs.py"} <= places
+    assert {"app/params.py", "app/services/importer/points.py", "gis/crs.py"} <= places
 
 
 def test_every_message_of_the_code_reads_in_chinese() -> None:
@@ -257,8 +257,8 @@ def test_an_import_with_a_bad_row_is_refused_row_by_row_in_chinese(client) -> No
 
 def test_the_browser_shows_the_chinese_half_of_an_error() -> None:
     # What every page does with an API error (GridGovText.message): the part before " / ".
-    shell = ROOT.joinpath("app/static/js/shell.js").read_text(encoding="utf-8")
-    assert 'text.split(" / ")[0]' in shell and "GridGovText = { message: chinese }" in shell
+    core = ROOT.joinpath("app/static/js/core.js").read_text(encoding="utf-8")
+    assert 'text.split(" / ")[0]' in core and "GridGovText = { message: chinese" in core
 
 
 @pytest.mark.browser

@@ -78,7 +78,7 @@ def test_propose_a_division_and_try_another_seed(live_server: str, page) -> None
     page.fill("#gg-part-k", "100000")
     page.click("#gg-part-propose")
     wait(page, "error")
-    assert "cannot make 100000 parts" in page.inner_text("#gg-part-status")
+    assert "无法把" in page.inner_text("#gg-part-status") and "分成 100000 份" in page.inner_text("#gg-part-status")
 
 
 @pytest.mark.browser

@@ -87,11 +87,12 @@
     });
   }
 
-  /* The Error of a refused answer: the server's message ("中文 / English", else the status),
-   * with ``status`` and the server's ``error`` object (field, location, allowed …). */
+  /* The Error of a refused answer: what a person reads of the server's message (its Chinese
+   * half, else the status), with ``status`` and the server's ``error`` object (the whole
+   * message, field, location, allowed …). */
   function failure(res) {
     var err = (res.body && res.body.error) || {};
-    var e = new Error(err.message || ("请求失败（" + res.status + "）"));
+    var e = new Error(err.message ? chinese(err.message) : ("请求失败（" + res.status + "）"));
     e.status = res.status;
     e.error = err;
     return e;
