@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
-from werkzeug.serving import make_server
 
 from app import create_app
 from app import migrate as mig
 from app.db import get_db, transaction
 from app.embedded_pg import default_cluster
-from app.services import importer
+from app.services import coverage, importer, tiles
 from app.services import users as user_svc
 
 CHROMIUM = os.environ.get("GRIDGOV_CHROMIUM", "/usr/bin/chromium")
@@ -126,6 +124,30 @@ def db_session(app) -> Iterator[Session]:  # type: ignore[no-untyped-def]
         outer.rollback()
         connection.close()
         database.factory, database.read_factory = original
+        forget_cached_data()
+
+
+def forget_cached_data() -> None:
+    """Empty the in-process caches of database data (tiles, the coverage model): what they hold
+    was read inside a transaction that is now rolled back, and the next test starts from the
+    committed data alone."""
+    coverage.CACHE.clear()
+    tiles.CACHE.clear()
+
+
+@pytest.fixture(autouse=True)
+def _config_restored(request):  # type: ignore[no-untyped-def]
+    """Put the test app's configuration back as it was before the test, whatever the test set."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    app = request.getfixturevalue("app")
+    saved = dict(app.config)
+    try:
+        yield
+    finally:
+        app.config.clear()
+        app.config.update(saved)
 
 
 @pytest.fixture()
@@ -166,32 +188,39 @@ class _BearerFor(urllib.request.BaseHandler):
         return req
 
 
+# What the live server runs with, beside the test database: the tests' idle limit (browser
+# sessions of the fixtures outlive a slow run) and secure cookies, as in production.
+LIVE_SETTINGS = {"SESSION_IDLE_MINUTES": "600", "SESSION_COOKIE_SECURE": "1"}
+
+
 @pytest.fixture(scope="session")
 def live_server(database_url: str, admin_auth: dict[str, str]) -> Iterator[str]:
-    """Serve a separate app instance on a free loopback port; yields its base URL.
+    """Serve the app with gunicorn, the production server (two worker processes of threads, as
+    `gridgov serve` runs it), on a free loopback port; yields its base URL.
 
-    It sees committed data only; tests that write through it must clean up after themselves.
+    The server is a process of its own: it sees committed data only (tests that write through it
+    must clean up after themselves), and nothing the tests change in their own ``app`` (its
+    config, module caches, monkeypatches) reaches it; its settings are ``LIVE_SETTINGS``.
+    No test needs the server's app in-process, so there is no Werkzeug variant.
     """
-    server_app = create_app(
-        {"DATABASE_URL": database_url, "TESTING": True, "SESSION_IDLE_MINUTES": 600}
-    )
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    # Requests from the tests to this server (urllib) are an administrator's API calls unless
-    # they say otherwise; anonymous and per-role calls set their own Authorization header.
-    urllib.request.install_opener(
-        urllib.request.build_opener(_BearerFor(base, admin_auth["token"]))
-    )
-    server = make_server("127.0.0.1", port, server_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield base
-    finally:
-        urllib.request.install_opener(None)  # type: ignore[arg-type]
-        server.shutdown()
-        thread.join(timeout=5)
-        server_app.extensions["gridgov_db"].dispose()
+    from tests.own_server import own_server
+
+    with own_server(
+        database_url,
+        threads=8,
+        workers=2,
+        app_spec="tests.own_server:testing_app()",
+        **LIVE_SETTINGS,
+    ) as server:
+        # Requests from the tests to this server (urllib) are an administrator's API calls unless
+        # they say otherwise; anonymous and per-role calls set their own Authorization header.
+        urllib.request.install_opener(
+            urllib.request.build_opener(_BearerFor(server.base, admin_auth["token"]))
+        )
+        try:
+            yield server.base
+        finally:
+            urllib.request.install_opener(None)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ from app.services import importer
 from app.services import users as user_svc
 from tests.conftest import TEST_PASSWORD, _free_port
 from tests.web.city import CENTRE, city_grids, city_households
-from tests.web.emap_page import free_spot, rendered_grids
+from tests.web.emap_page import click_vertex, free_spot, rendered_grids
 
 pytestmark = pytest.mark.browser
 
@@ -149,8 +149,7 @@ def test_city_emap_click_split_and_undo_show_on_the_next_tiles(city: City, brows
                                      return {x: r.left + p.x, y: r.top + p.y}; }""",
                 [lon, lat],
             )
-            page.mouse.click(p["x"], p["y"])
-            page.wait_for_timeout(100)
+            click_vertex(page, p["x"], p["y"])
         page.keyboard.press("Enter")
         page.wait_for_selector("#gg-preview, #gg-error", timeout=20000)
         assert page.query_selector("#gg-error") is None, page.inner_text("#gg-error")

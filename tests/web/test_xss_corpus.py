@@ -14,7 +14,6 @@ import csv
 import io
 import json
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,6 +29,7 @@ from app.db import get_db, transaction
 from app.services import importer
 from app.services import users as user_svc
 from tests.conftest import TEST_PASSWORD, _free_port
+from tests.web.waits import Quiet, until
 
 pytestmark = pytest.mark.browser
 
@@ -265,12 +265,7 @@ def corpus(cluster) -> Iterator[Corpus]:  # type: ignore[no-untyped-def]
 
 
 def _settle(page, predicate: str, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if page.evaluate(predicate):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {predicate}")
+    until(page, predicate, timeout=timeout)
 
 
 # What each page shows once its data has come (the checks read it).
@@ -309,6 +304,7 @@ class Visit:
             self.ctx.add_cookies([{"name": "gridgov_session", "value": corpus.cookies[role], "url": corpus.base,
                                    "httpOnly": True, "secure": True, "sameSite": "Lax"}])
         self.page = self.ctx.new_page()
+        self.quiet = Quiet(self.page)
         self.dialogs: list[str] = []
         self.errors: list[str] = []
         self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
@@ -331,7 +327,9 @@ class Visit:
 
     def check(self, where: str) -> None:
         page = self.page
-        page.wait_for_timeout(300)  # let an onerror / onload of an injected element fire
+        # The page has fetched all it asked for, its images have loaded or failed, and the
+        # events that follows have fired: an onerror / onload of an injected element would have run.
+        self.quiet.wait()
         assert self.dialogs == [], (self.role, where, self.dialogs)
         assert page.evaluate("() => window.__violations") == [], (self.role, where)
         assert page.evaluate("() => document.querySelectorAll('.ggxss').length") == 0, (self.role, where)
@@ -376,11 +374,13 @@ def _emap_texts(page, corpus: Corpus) -> str:  # type: ignore[no-untyped-def]
             [x, y],
         )
         page.mouse.move(p["x"], p["y"])
-        page.wait_for_timeout(150)
-        out.append(page.evaluate(
-            "() => Array.from(document.querySelectorAll('.leaflet-tooltip.gg-hover')).map(el => el.textContent).join('\\n')"
+        out.append(until(
+            page,
+            "() => Array.from(document.querySelectorAll('.leaflet-tooltip.gg-hover')).map(el => el.textContent).join('\\n')",
+            timeout=5,
         ))
         page.mouse.move(5, 890)
+        until(page, "() => !document.querySelector('.leaflet-tooltip.gg-hover')", timeout=5)
     return "\n".join(out)
 
 
@@ -414,13 +414,14 @@ def _search_box(v: Visit, corpus: Corpus) -> None:
     box = v.page.locator("#gg-search input")
     for name in corpus.stored["grid names"][:3] + corpus.stored["worker names"][:3]:
         box.fill(name)
-        want, listed = " ".join(name.split()), ""
-        for _ in range(100):  # the suggestions of this query, not the last one's
-            listed = v.page.evaluate("() => document.querySelector('#gg-search .gg-search-list').textContent")
-            if want in listed:
-                break
-            v.page.wait_for_timeout(100)
-        assert want in listed, (name, listed[:200])
+        want = " ".join(name.split())
+        # The suggestions of this query, not the last one's, show the name as text.
+        until(
+            v.page,
+            "(want) => document.querySelector('#gg-search .gg-search-list').textContent.includes(want)",
+            want,
+            timeout=10,
+        )
     box.fill("")
     v.check("search box")
 
