@@ -8,7 +8,6 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -18,14 +17,14 @@ import mapbox_vector_tile
 import pytest
 from shapely.geometry import shape
 from sqlalchemy import text
-from werkzeug.serving import make_server
 
 from app import create_app
 from app import migrate as mig
 from app.db import get_db, transaction
 from app.services import importer
 from app.services import users as user_svc
-from tests.conftest import TEST_PASSWORD, _free_port
+from tests.conftest import LIVE_SETTINGS, TEST_PASSWORD
+from tests.own_server import own_server
 from tests.web.city import CENTRE, city_grids, city_households
 from tests.web.emap_page import click_vertex, free_spot, rendered_grids
 
@@ -63,16 +62,14 @@ def city(cluster) -> Iterator[City]:  # type: ignore[no-untyped-def]
             token = user_svc.start_session(session, user, None, limits, kind="token").token
             cookie = user_svc.start_session(session, user, None, limits).token
         session.close()
-    port = _free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     print(f"city built in {time.monotonic() - started:.1f} s")
+    # Served by gunicorn, as in production; the in-process app reads the database for the checks.
     try:
-        yield City(f"http://127.0.0.1:{port}", token, cookie, app)
+        with own_server(
+            url, threads=8, workers=2, app_spec="tests.own_server:testing_app()", **LIVE_SETTINGS
+        ) as server:
+            yield City(server.base, token, cookie, app)
     finally:
-        server.shutdown()
-        thread.join(timeout=5)
         app.extensions["gridgov_db"].dispose()
         cluster.psql("postgres", 'DROP DATABASE IF EXISTS "gridgov_city" WITH (FORCE)')
 

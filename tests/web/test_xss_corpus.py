@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,14 +20,14 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
-from werkzeug.serving import make_server
 
 from app import create_app
 from app import migrate as mig
 from app.db import get_db, transaction
 from app.services import importer
 from app.services import users as user_svc
-from tests.conftest import TEST_PASSWORD, _free_port
+from tests.conftest import LIVE_SETTINGS, TEST_PASSWORD
+from tests.own_server import own_server
 from tests.web.waits import Quiet, until
 
 pytestmark = pytest.mark.browser
@@ -242,8 +241,7 @@ def corpus(cluster) -> Iterator[Corpus]:  # type: ignore[no-untyped-def]
             importer.load_directory(session)
         session.close()
     engine = create_engine(url)
-    port = _free_port()
-    c = Corpus(f"http://127.0.0.1:{port}", app)
+    c = Corpus("", app)  # the server's address comes once it runs
     with Session(engine) as s, s.begin():
         for role, links in {"admin": {}, **ROLE_LINKS}.items():
             user = user_svc.create_user(s, f"x-{role}", role, TEST_PASSWORD, display_name=f"测试{role}", **links)  # type: ignore[arg-type]
@@ -251,14 +249,14 @@ def corpus(cluster) -> Iterator[Corpus]:  # type: ignore[no-untyped-def]
             c.tokens[role] = user_svc.start_session(s, user, None, limits, kind="token").token
             c.cookies[role] = user_svc.start_session(s, user, None, limits).token
     _store(c)
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    # Pages are served by gunicorn, as in production (the in-process app above stores the data).
     try:
-        yield c
+        with own_server(
+            url, threads=8, workers=2, app_spec="tests.own_server:testing_app()", **LIVE_SETTINGS
+        ) as server:
+            c.base = server.base
+            yield c
     finally:
-        server.shutdown()
-        thread.join(timeout=5)
         app.extensions["gridgov_db"].dispose()
         engine.dispose()
         cluster.psql("postgres", 'DROP DATABASE IF EXISTS "gridgov_xss" WITH (FORCE)')
