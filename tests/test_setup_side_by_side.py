@@ -4,10 +4,11 @@ What two set-ups share is the account's package caches (pip's and npm's) and the
 waits for the dpkg lock: ``DPkg::Lock::Timeout`` in scripts/setup.sh); each checkout has its own
 virtualenv, browser libraries and database cluster. A whole ``scripts/setup.sh`` installs every
 Python dependency, which takes minutes per checkout; so this test runs, in two fresh clones at
-once, the steps of the set-up that touch what is shared or could be: the virtualenv made and the
-project installed into it through the shared pip cache (its build step included), ``npm ci`` as
-setup.sh runs it from the shared npm cache, and each checkout's private cluster created and
-started. Then each checkout has its own working copy of everything.
+once, the steps of the set-up that touch what is shared or could be: the virtualenv made (without
+bootstrapping its own pip) and the project installed into it through the shared pip cache (its
+build step included, not its dependencies), ``npm ci`` as setup.sh runs it from the shared npm
+cache, and each checkout's private cluster created and started. Then each checkout has its own
+working copy of everything.
 """
 
 from __future__ import annotations
@@ -39,10 +40,13 @@ def _set_up(checkout: Path, env: dict[str, str]) -> list[str]:
     """The colliding steps of scripts/setup.sh in one checkout; the log of what ran."""
     log: list[str] = []
     venv_python = str(checkout / ".venv" / "bin" / "python")
-    _run([env.get("PYTHON", "python3"), "-m", "venv", ".venv"], checkout, env, log)  # as setup.sh
-    # The project itself (editable, as setup.sh installs it) through the shared pip cache; its
-    # dependencies are what the rest of the suite already runs on.
-    _run([venv_python, "-m", "pip", "install", "-q", "--no-deps", "-e", "."], checkout, env, log)
+    # The virtualenv, without the copy of pip that bootstrapping it installs (most of a minute,
+    # and private to the checkout); the suite's pip installs into it.
+    _run([env.get("PYTHON", "python3"), "-m", "venv", "--without-pip", ".venv"], checkout, env, log)
+    # The project itself (editable, as setup.sh installs it, its build step included) through the
+    # shared pip cache; its dependencies are what the rest of the suite already runs on.
+    _run([sys.executable, "-m", "pip", "--python", venv_python, "install", "-q", "--no-deps",
+          "-e", "."], checkout, env, log)
     _run(NPM_CI + ["--prefer-offline"], checkout, env, log)
     # The checkout's own cluster, created and started by this checkout's code.
     _run([sys.executable, "-c", "from app.cli import main; main()", "db", "start"], checkout,
