@@ -1,7 +1,8 @@
 """Fixtures on a real PostGIS: a migrated test database with the sample loaded, per-test
 transactions that roll back, a live server for browser tests, and a headless Chromium page.
 
-The database is the private cluster's ``gridgov_test`` (recreated each run), or the server named
+The database is the private cluster's ``gridgov_test_<pid>`` (this run's own, created fresh and
+dropped at the end: see ``own_database``), or the server named
 by GRIDGOV_TEST_DATABASE_URL (a throwaway database: the tests write to it; migrated as the role
 of GRIDGOV_TEST_MIGRATION_DATABASE_URL when set). It is migrated as the schema's owner, and every
 test serves requests as the app's unprivileged role, so the whole suite shows that the app needs
@@ -50,21 +51,54 @@ def cluster():  # type: ignore[no-untyped-def]
     return c
 
 
+def own_database(name: str) -> str:
+    """The name of this test run's own copy of database ``name`` on the checkout's cluster.
+
+    Two test runs in one checkout at once (two pytest commands) share its cluster: with one
+    fixed name each would drop and refill the other's database mid-run (the second to create
+    the test accounts finds them there already). Each run's databases carry its process id.
+    """
+    return f"{name}_{os.getpid()}"
+
+
+def _drop_leftovers(cluster, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Drop the copies of ``name`` left by test runs that ended without dropping them."""
+    listed = cluster.psql(
+        "postgres", f"SELECT datname FROM pg_database WHERE datname LIKE '{name}\\_%'"
+    )
+    for db in listed.split():
+        pid = db.rsplit("_", 1)[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
-def owner_database_url(cluster) -> str:  # type: ignore[no-untyped-def]
+def test_database(cluster) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The name of this run's test database on the cluster: fresh and empty, dropped at the end."""
+    _drop_leftovers(cluster, "gridgov_test")
+    name = own_database("gridgov_test")
+    cluster.recreate_database(name)
+    yield name
+    cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def owner_database_url(request) -> str:  # type: ignore[no-untyped-def]
     """The test database as its owner (the migrations' role): a fresh, empty database."""
     external = os.environ.get("GRIDGOV_TEST_DATABASE_URL")
     if external:
         return os.environ.get("GRIDGOV_TEST_MIGRATION_DATABASE_URL") or external
-    cluster.recreate_database("gridgov_test")
-    return cluster.owner_url("gridgov_test")
+    cluster = request.getfixturevalue("cluster")
+    return cluster.owner_url(request.getfixturevalue("test_database"))
 
 
 @pytest.fixture(scope="session")
-def database_url(cluster, owner_database_url: str) -> str:  # type: ignore[no-untyped-def]
+def database_url(request, owner_database_url: str) -> str:  # type: ignore[no-untyped-def]
     """The test database as the app's role, migrated (by the owner), with the sample street and
     village loaded (by the app's role, as `gridgov load-sample` does)."""
-    url = os.environ.get("GRIDGOV_TEST_DATABASE_URL") or cluster.url("gridgov_test")
+    url = os.environ.get("GRIDGOV_TEST_DATABASE_URL") or request.getfixturevalue("cluster").url(
+        request.getfixturevalue("test_database")
+    )
     mig.upgrade(owner_database_url, app_url=url)
     app = create_app({"DATABASE_URL": url, "TESTING": True})
     with app.app_context():

@@ -23,7 +23,7 @@ from app import migrate as mig
 from app.db import get_db, transaction
 from app.services import importer
 from app.services import users as user_svc
-from tests.conftest import LIVE_SETTINGS, TEST_PASSWORD
+from tests.conftest import LIVE_SETTINGS, TEST_PASSWORD, own_database
 from tests.own_server import own_server
 from tests.web.city import CENTRE, city_grids, city_households
 from tests.web.emap_page import click_vertex, free_spot, rendered_grids
@@ -47,9 +47,10 @@ class City:
 @pytest.fixture(scope="module")
 def city(cluster) -> Iterator[City]:  # type: ignore[no-untyped-def]
     started = time.monotonic()
-    cluster.recreate_database("gridgov_city")
-    url = cluster.url("gridgov_city")  # the app's role; migrated by the owner
-    mig.upgrade(cluster.owner_url("gridgov_city"), app_url=url)
+    name = own_database("gridgov_city")
+    cluster.recreate_database(name)
+    url = cluster.url(name)  # the app's role; migrated by the owner
+    mig.upgrade(cluster.owner_url(name), app_url=url)
     app = create_app({"DATABASE_URL": url, "TESTING": True, "SESSION_IDLE_MINUTES": 600})
     with app.app_context():
         session = get_db().session()
@@ -71,7 +72,7 @@ def city(cluster) -> Iterator[City]:  # type: ignore[no-untyped-def]
             yield City(server.base, token, cookie, app)
     finally:
         app.extensions["gridgov_db"].dispose()
-        cluster.psql("postgres", 'DROP DATABASE IF EXISTS "gridgov_city" WITH (FORCE)')
+        cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def tile_codes(city: City, lon: float, lat: float, z: int = 16) -> set[str]:

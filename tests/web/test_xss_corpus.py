@@ -26,7 +26,7 @@ from app import migrate as mig
 from app.db import get_db, transaction
 from app.services import importer
 from app.services import users as user_svc
-from tests.conftest import LIVE_SETTINGS, TEST_PASSWORD
+from tests.conftest import LIVE_SETTINGS, TEST_PASSWORD, own_database
 from tests.own_server import own_server
 from tests.web.waits import Quiet, until
 
@@ -231,9 +231,10 @@ def _store(c: Corpus) -> None:
 
 @pytest.fixture(scope="module")
 def corpus(cluster) -> Iterator[Corpus]:  # type: ignore[no-untyped-def]
-    cluster.recreate_database("gridgov_xss")
-    url = cluster.url("gridgov_xss")  # the app's role; migrated by the owner
-    mig.upgrade(cluster.owner_url("gridgov_xss"), app_url=url)
+    name = own_database("gridgov_xss")
+    cluster.recreate_database(name)
+    url = cluster.url(name)  # the app's role; migrated by the owner
+    mig.upgrade(cluster.owner_url(name), app_url=url)
     app = create_app({"DATABASE_URL": url, "TESTING": True, "SESSION_IDLE_MINUTES": 600})
     with app.app_context():
         session = get_db().session()
@@ -259,7 +260,7 @@ def corpus(cluster) -> Iterator[Corpus]:  # type: ignore[no-untyped-def]
     finally:
         app.extensions["gridgov_db"].dispose()
         engine.dispose()
-        cluster.psql("postgres", 'DROP DATABASE IF EXISTS "gridgov_xss" WITH (FORCE)')
+        cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _settle(page, predicate: str, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
