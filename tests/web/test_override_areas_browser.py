@@ -167,7 +167,7 @@ def test_draw_edit_delete_override_area(live_server: str, page, areas_removed) -
         page.mouse.up()
         # The area being edited has taken the drag: its north-east corner lies further out.
         page.wait_for_function(
-            """(reach) => Math.max(...GridGov.overrides.editing.layer.getLatLngs()[0]
+            """(reach) => Math.max(...GridGov.overrides.editing.layer.getLatLngs().flat(Infinity)
                                      .map((v) => v.lng + v.lat)) > reach + 1e-7""",
             arg=corner[0] + corner[1],
             timeout=5000,
