@@ -73,7 +73,7 @@ def _drop_leftovers(cluster, name: str) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def test_database(cluster) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def run_database(cluster) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """The name of this run's test database on the cluster: fresh and empty, dropped at the end."""
     _drop_leftovers(cluster, "gridgov_test")
     name = own_database("gridgov_test")
@@ -89,7 +89,7 @@ def owner_database_url(request) -> str:  # type: ignore[no-untyped-def]
     if external:
         return os.environ.get("GRIDGOV_TEST_MIGRATION_DATABASE_URL") or external
     cluster = request.getfixturevalue("cluster")
-    return cluster.owner_url(request.getfixturevalue("test_database"))
+    return cluster.owner_url(request.getfixturevalue("run_database"))
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +97,7 @@ def database_url(request, owner_database_url: str) -> str:  # type: ignore[no-un
     """The test database as the app's role, migrated (by the owner), with the sample street and
     village loaded (by the app's role, as `gridgov load-sample` does)."""
     url = os.environ.get("GRIDGOV_TEST_DATABASE_URL") or request.getfixturevalue("cluster").url(
-        request.getfixturevalue("test_database")
+        request.getfixturevalue("run_database")
     )
     mig.upgrade(owner_database_url, app_url=url)
     app = create_app({"DATABASE_URL": url, "TESTING": True})

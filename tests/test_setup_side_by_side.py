@@ -74,7 +74,9 @@ def test_two_checkouts_set_up_at_once_each_get_their_own_environment() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRIDGOV_", "VIRTUAL_ENV"))}
     env.pop("DATABASE_URL", None)
     base = Path(tempfile.mkdtemp(prefix="gg-setup-"))
+    base.chmod(0o755)  # open to the database's account: each cluster lives in its checkout
     checkouts = [base / "one", base / "two"]
+    data_dirs: set[str] = set()
     try:
         for c in checkouts:
             subprocess.run(["git", "clone", "-q", str(ROOT), str(c)], check=True, timeout=120)
@@ -82,7 +84,6 @@ def test_two_checkouts_set_up_at_once_each_get_their_own_environment() -> None:
             logs = list(pool.map(lambda c: _set_up(c, env), checkouts))
         assert all(logs)
         lock = json.loads((ROOT / "package-lock.json").read_text())["packages"]
-        data_dirs = set()
         for c in checkouts:
             # Each virtualenv runs this checkout's code.
             origin = subprocess.run(
@@ -104,4 +105,7 @@ def test_two_checkouts_set_up_at_once_each_get_their_own_environment() -> None:
         for c in checkouts:
             if c.exists():
                 _stop(c, env)
+        for d in data_dirs:  # a cluster kept outside its checkout goes too
+            if not Path(d).is_relative_to(base):
+                shutil.rmtree(Path(d).parent, ignore_errors=True)
         shutil.rmtree(base, ignore_errors=True)
