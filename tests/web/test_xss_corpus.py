@@ -338,6 +338,9 @@ class Visit:
         self.ctx.close()
 
 
+NEXT_FRAMES = "() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
+
+
 def _emap_texts(page, corpus: Corpus) -> str:  # type: ignore[no-untyped-def]
     """Read what the e-map shows as text: the grid names written on the map at several zooms,
     the panel of each grid picked by a click (the notice board with its chain, or an
@@ -373,13 +376,14 @@ def _emap_texts(page, corpus: Corpus) -> str:  # type: ignore[no-untyped-def]
             [x, y],
         )
         page.mouse.move(p["x"], p["y"])
-        out.append(until(
-            page,
-            "() => Array.from(document.querySelectorAll('.leaflet-tooltip.gg-hover')).map(el => el.textContent).join('\\n')",
-            timeout=5,
+        # The map answers a pointer move in its next animation frame (a tooltip, or none where
+        # this role is shown nothing): two frames later it has.
+        page.evaluate(NEXT_FRAMES)
+        out.append(page.evaluate(
+            "() => Array.from(document.querySelectorAll('.leaflet-tooltip.gg-hover')).map(el => el.textContent).join('\\n')"
         ))
         page.mouse.move(5, 890)
-        until(page, "() => !document.querySelector('.leaflet-tooltip.gg-hover')", timeout=5)
+        page.evaluate(NEXT_FRAMES)
     return "\n".join(out)
 
 
