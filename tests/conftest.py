@@ -1,7 +1,8 @@
 """Fixtures on a real PostGIS: a migrated test database with the sample loaded, per-test
 transactions that roll back, a live server for browser tests, and a headless Chromium page.
 
-The database is the private cluster's ``gridgov_test`` (recreated each run), or the server named
+The database is the private cluster's ``gridgov_test_<pid>`` (this run's own, created fresh and
+dropped at the end: see ``own_database``), or the server named
 by GRIDGOV_TEST_DATABASE_URL (a throwaway database: the tests write to it; migrated as the role
 of GRIDGOV_TEST_MIGRATION_DATABASE_URL when set). It is migrated as the schema's owner, and every
 test serves requests as the app's unprivileged role, so the whole suite shows that the app needs
@@ -12,20 +13,18 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
-from werkzeug.serving import make_server
 
 from app import create_app
 from app import migrate as mig
 from app.db import get_db, transaction
 from app.embedded_pg import default_cluster
-from app.services import importer
+from app.services import coverage, importer, tiles
 from app.services import users as user_svc
 
 CHROMIUM = os.environ.get("GRIDGOV_CHROMIUM", "/usr/bin/chromium")
@@ -52,21 +51,54 @@ def cluster():  # type: ignore[no-untyped-def]
     return c
 
 
+def own_database(name: str) -> str:
+    """The name of this test run's own copy of database ``name`` on the checkout's cluster.
+
+    Two test runs in one checkout at once (two pytest commands) share its cluster: with one
+    fixed name each would drop and refill the other's database mid-run (the second to create
+    the test accounts finds them there already). Each run's databases carry its process id.
+    """
+    return f"{name}_{os.getpid()}"
+
+
+def _drop_leftovers(cluster, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Drop the copies of ``name`` left by test runs that ended without dropping them."""
+    listed = cluster.psql(
+        "postgres", f"SELECT datname FROM pg_database WHERE datname LIKE '{name}\\_%'"
+    )
+    for db in listed.split():
+        pid = db.rsplit("_", 1)[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
-def owner_database_url(cluster) -> str:  # type: ignore[no-untyped-def]
+def run_database(cluster) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The name of this run's test database on the cluster: fresh and empty, dropped at the end."""
+    _drop_leftovers(cluster, "gridgov_test")
+    name = own_database("gridgov_test")
+    cluster.recreate_database(name)
+    yield name
+    cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def owner_database_url(request) -> str:  # type: ignore[no-untyped-def]
     """The test database as its owner (the migrations' role): a fresh, empty database."""
     external = os.environ.get("GRIDGOV_TEST_DATABASE_URL")
     if external:
         return os.environ.get("GRIDGOV_TEST_MIGRATION_DATABASE_URL") or external
-    cluster.recreate_database("gridgov_test")
-    return cluster.owner_url("gridgov_test")
+    cluster = request.getfixturevalue("cluster")
+    return cluster.owner_url(request.getfixturevalue("run_database"))
 
 
 @pytest.fixture(scope="session")
-def database_url(cluster, owner_database_url: str) -> str:  # type: ignore[no-untyped-def]
+def database_url(request, owner_database_url: str) -> str:  # type: ignore[no-untyped-def]
     """The test database as the app's role, migrated (by the owner), with the sample street and
     village loaded (by the app's role, as `gridgov load-sample` does)."""
-    url = os.environ.get("GRIDGOV_TEST_DATABASE_URL") or cluster.url("gridgov_test")
+    url = os.environ.get("GRIDGOV_TEST_DATABASE_URL") or request.getfixturevalue("cluster").url(
+        request.getfixturevalue("run_database")
+    )
     mig.upgrade(owner_database_url, app_url=url)
     app = create_app({"DATABASE_URL": url, "TESTING": True})
     with app.app_context():
@@ -126,6 +158,30 @@ def db_session(app) -> Iterator[Session]:  # type: ignore[no-untyped-def]
         outer.rollback()
         connection.close()
         database.factory, database.read_factory = original
+        forget_cached_data()
+
+
+def forget_cached_data() -> None:
+    """Empty the in-process caches of database data (tiles, the coverage model): what they hold
+    was read inside a transaction that is now rolled back, and the next test starts from the
+    committed data alone."""
+    coverage.CACHE.clear()
+    tiles.CACHE.clear()
+
+
+@pytest.fixture(autouse=True)
+def _config_restored(request):  # type: ignore[no-untyped-def]
+    """Put the test app's configuration back as it was before the test, whatever the test set."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    app = request.getfixturevalue("app")
+    saved = dict(app.config)
+    try:
+        yield
+    finally:
+        app.config.clear()
+        app.config.update(saved)
 
 
 @pytest.fixture()
@@ -166,32 +222,39 @@ class _BearerFor(urllib.request.BaseHandler):
         return req
 
 
+# What the live server runs with, beside the test database: the tests' idle limit (browser
+# sessions of the fixtures outlive a slow run) and secure cookies, as in production.
+LIVE_SETTINGS = {"SESSION_IDLE_MINUTES": "600", "SESSION_COOKIE_SECURE": "1"}
+
+
 @pytest.fixture(scope="session")
 def live_server(database_url: str, admin_auth: dict[str, str]) -> Iterator[str]:
-    """Serve a separate app instance on a free loopback port; yields its base URL.
+    """Serve the app with gunicorn, the production server (two worker processes of threads, as
+    `gridgov serve` runs it), on a free loopback port; yields its base URL.
 
-    It sees committed data only; tests that write through it must clean up after themselves.
+    The server is a process of its own: it sees committed data only (tests that write through it
+    must clean up after themselves), and nothing the tests change in their own ``app`` (its
+    config, module caches, monkeypatches) reaches it; its settings are ``LIVE_SETTINGS``.
+    No test needs the server's app in-process, so there is no Werkzeug variant.
     """
-    server_app = create_app(
-        {"DATABASE_URL": database_url, "TESTING": True, "SESSION_IDLE_MINUTES": 600}
-    )
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    # Requests from the tests to this server (urllib) are an administrator's API calls unless
-    # they say otherwise; anonymous and per-role calls set their own Authorization header.
-    urllib.request.install_opener(
-        urllib.request.build_opener(_BearerFor(base, admin_auth["token"]))
-    )
-    server = make_server("127.0.0.1", port, server_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield base
-    finally:
-        urllib.request.install_opener(None)  # type: ignore[arg-type]
-        server.shutdown()
-        thread.join(timeout=5)
-        server_app.extensions["gridgov_db"].dispose()
+    from tests.own_server import own_server
+
+    with own_server(
+        database_url,
+        threads=8,
+        workers=2,
+        app_spec="tests.own_server:testing_app()",
+        **LIVE_SETTINGS,
+    ) as server:
+        # Requests from the tests to this server (urllib) are an administrator's API calls unless
+        # they say otherwise; anonymous and per-role calls set their own Authorization header.
+        urllib.request.install_opener(
+            urllib.request.build_opener(_BearerFor(server.base, admin_auth["token"]))
+        )
+        try:
+            yield server.base
+        finally:
+            urllib.request.install_opener(None)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""The app under gunicorn in a process of its own, for tests that measure the server itself
+"""The app under gunicorn (the production server) in a process of its own: the live server of
+the browser tests (tests/conftest.py), and the server of tests that measure the server itself
 (its memory) or need settings of their own (trusted proxy hops, limits), over the committed
 test data."""
 
@@ -46,9 +47,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def testing_app():  # type: ignore[no-untyped-def]
+    """The app as the tests' own in-process app is built (``TESTING``), with the environment's
+    ``GRIDGOV_*`` settings: what gunicorn serves for the live server."""
+    from app import create_app
+
+    return create_app({"TESTING": True})
+
+
 @contextmanager
-def own_server(database_url: str, threads: int = 8, **settings: str) -> Iterator[OwnServer]:
-    """Run one gunicorn worker (``threads`` threads) with ``GRIDGOV_<KEY>`` = value settings."""
+def own_server(
+    database_url: str,
+    threads: int = 8,
+    workers: int = 1,
+    app_spec: str = "app:create_app()",
+    **settings: str,
+) -> Iterator[OwnServer]:
+    """Run gunicorn (``workers`` processes of ``threads`` threads each) serving ``app_spec``, with
+    ``GRIDGOV_<KEY>`` = value settings."""
     port = _free_port()
     env = dict(os.environ)
     env.update({f"GRIDGOV_{k}": str(v) for k, v in settings.items()})
@@ -58,11 +74,13 @@ def own_server(database_url: str, threads: int = 8, **settings: str) -> Iterator
     process = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "gunicorn"),
-            "--workers", "1",
+            "--workers", str(workers),
             "--threads", str(threads),
             "--bind", f"127.0.0.1:{port}",
             "--timeout", "120",
-            "app:create_app()",
+            # Not the control socket in the home folder, which other checkouts share.
+            "--no-control-socket",
+            app_spec,
         ],
         cwd=ROOT,
         env=env,

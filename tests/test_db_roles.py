@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app import migrate as mig
 from app.embedded_pg import APP_ROLE, OWNER_ROLE, SUPERUSER, Cluster, default_cluster
+from tests.conftest import own_database
 
 
 def _engine(url: str) -> Engine:
@@ -329,7 +330,7 @@ def scratch(cluster):  # type: ignore[no-untyped-def]
     """A fresh, empty database on the embedded cluster: (the app's URL, the owner's URL)."""
     if os.environ.get("GRIDGOV_TEST_DATABASE_URL"):
         pytest.skip("the embedded cluster is not in use")
-    name = "gridgov_test_roles"
+    name = own_database("gridgov_test_roles")
     yield cluster.recreate_database(name), cluster.owner_url(name)
     cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

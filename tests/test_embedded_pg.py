@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from app.cli import main
 
 
-def test_db_status_reports_a_running_socket_only_cluster(cluster) -> None:  # type: ignore[no-untyped-def]
+def test_db_status_reports_a_running_socket_only_cluster(cluster, run_database) -> None:  # type: ignore[no-untyped-def]
     result = CliRunner().invoke(main, ["db", "status"])
     assert result.exit_code == 0, result.output
     status = json.loads(result.output)
@@ -18,7 +18,7 @@ def test_db_status_reports_a_running_socket_only_cluster(cluster) -> None:  # ty
     assert "host=/" in status["url"]  # a socket folder, not a TCP host
     assert cluster.psql("postgres", "SHOW listen_addresses") == ""
     assert (
-        cluster.psql("gridgov_test", "SELECT extname FROM pg_extension WHERE extname = 'postgis'")
+        cluster.psql(run_database, "SELECT extname FROM pg_extension WHERE extname = 'postgis'")
         == "postgis"
     )
 

@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, inspect, text
 from app import migrate as mig
 from app.migrate import ROOT
 from app.models import Base
+from tests.conftest import own_database
 
 CORE_TABLES = {
     "grid",
@@ -38,9 +39,10 @@ CORE_TABLES = {
 @pytest.fixture()
 def scratch_url(cluster):  # type: ignore[no-untyped-def]
     """A fresh database as its owner (the role the migrations run as)."""
-    cluster.recreate_database("gridgov_test_migrations")
-    yield cluster.owner_url("gridgov_test_migrations")
-    cluster.psql("postgres", 'DROP DATABASE IF EXISTS "gridgov_test_migrations" WITH (FORCE)')
+    name = own_database("gridgov_test_migrations")
+    cluster.recreate_database(name)
+    yield cluster.owner_url(name)
+    cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _tables(url: str) -> set[str]:
@@ -182,8 +184,9 @@ def test_a_walk_up_and_down_through_every_revision(cluster) -> None:  # type: ig
     """Every revision, one at a time, across the branches and the merge: up from nothing to
     every head, then down again, each downgrade giving back exactly the schema the step below
     had on the way up."""
-    cluster.recreate_database("gridgov_test_walk")
-    url = cluster.owner_url("gridgov_test_walk")
+    walk = own_database("gridgov_test_walk")
+    cluster.recreate_database(walk)
+    url = cluster.owner_url(walk)
     cfg = mig.alembic_config(url)
     order = list(reversed(list(ScriptDirectory.from_config(cfg).walk_revisions())))
     assert len(order) >= 10
@@ -207,7 +210,7 @@ def test_a_walk_up_and_down_through_every_revision(cluster) -> None:  # type: ig
                 f"{sorted(schema - seen[k][0])} and misses {sorted(seen[k][0] - schema)}"
             )
     finally:
-        cluster.psql("postgres", 'DROP DATABASE IF EXISTS "gridgov_test_walk" WITH (FORCE)')
+        cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{walk}" WITH (FORCE)')
 
 
 def test_seed_data_is_written_into_its_migration(scratch_url: str) -> None:

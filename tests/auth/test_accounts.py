@@ -208,12 +208,13 @@ def test_pages_carry_a_strict_content_security_policy(client) -> None:  # type: 
 
 
 def test_the_csp_admits_the_configured_tile_server(app, client) -> None:  # type: ignore[no-untyped-def]
+    saved = {k: app.config.get(k) for k in ("BASEMAP", "BASEMAP_URL")}
     app.config.update(BASEMAP="xyz", BASEMAP_URL="https://tiles.intranet.example/{z}/{x}/{y}.png")
     try:
         csp = client.get("/emap").headers["Content-Security-Policy"]
         assert "img-src 'self' data: blob: https://tiles.intranet.example" in csp
     finally:
-        app.config.update(BASEMAP=None, BASEMAP_URL=None)  # back to the default (own basemap)
+        app.config.update(saved)
 
 
 def test_every_endpoint_has_exactly_one_access_rule(app) -> None:  # type: ignore[no-untyped-def]

@@ -261,6 +261,7 @@ def test_failed_tries_are_limited_per_address(client, anon_client, db_session, a
     answer = _report(anon_client)
     _to_verified(client, db_session, answer["code"])
     url = f"/api/public/cases/{answer['code']}/rate"
+    saved = dict(app.config)
     app.config["PUBLIC_CASE_LIMIT"] = 3
     try:
         for _ in range(2):
@@ -279,7 +280,8 @@ def test_failed_tries_are_limited_per_address(client, anon_client, db_session, a
                                environ_base=other)
         assert res.status_code == 200, res.get_json()
     finally:
-        app.config.pop("PUBLIC_CASE_LIMIT", None)
+        app.config.clear()
+        app.config.update(saved)
 
 
 def test_concurrent_tries_never_pass_the_limit(app) -> None:  # type: ignore[no-untyped-def]

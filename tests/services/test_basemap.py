@@ -191,7 +191,7 @@ def test_a_pmtiles_basemap_is_built_and_served(app, client, db_session, tmp_path
         assert reader.header()["max_zoom"] == 15
     cut = db_session.scalar(text("SELECT gridgov_tile_basemap(:z, :x, :y)"), {"z": z, "x": x, "y": y})
     assert stored == bytes(cut)
-    saved = app.config.get("BASEMAP")
+    saved = {k: app.config.get(k) for k in ("BASEMAP", "BASEMAP_PMTILES")}
     app.config.update(BASEMAP=None, BASEMAP_PMTILES=str(out))  # unset: the file picks pmtiles
     try:
         settings = svc.basemap_settings(app.config)
@@ -211,5 +211,5 @@ def test_a_pmtiles_basemap_is_built_and_served(app, client, db_session, tmp_path
         csp = client.get("/emap").headers["Content-Security-Policy"]
         assert "connect-src 'self';" in csp  # same origin: nothing to add
     finally:
-        app.config.update(BASEMAP=saved, BASEMAP_PMTILES=None)
+        app.config.update(saved)
     assert client.get("/basemap/basemap.pmtiles").status_code == 404

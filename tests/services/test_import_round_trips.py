@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from app import migrate as mig
 from app.services import exporter, importer
 from gis.crs import wgs84_to_gcj02
+from tests.conftest import own_database
 
 GRIDS = """SELECT g.code, g.level, p.code AS parent, g.name, ST_AsBinary(g.geom) AS wkb
            FROM grid g LEFT JOIN grid p ON p.id = g.parent_id WHERE g.valid_to IS NULL"""
@@ -30,8 +31,9 @@ HOUSEHOLDS = """SELECT g.code, ST_X(h.geom) AS lon, ST_Y(h.geom) AS lat, h.peopl
 @pytest.fixture()
 def fresh(cluster) -> Session:  # type: ignore[no-untyped-def]
     """An empty, migrated database of its own."""
-    url = cluster.recreate_database("gridgov_roundtrip")
-    mig.upgrade(cluster.owner_url("gridgov_roundtrip"), app_url=url)
+    name = own_database("gridgov_roundtrip")
+    url = cluster.recreate_database(name)
+    mig.upgrade(cluster.owner_url(name), app_url=url)
     engine = create_engine(url)
     session = Session(engine)
     try:

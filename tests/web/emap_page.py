@@ -57,3 +57,20 @@ def rendered_grids(page, level: int | None = None) -> list[int]:  # type: ignore
     """Ids of the grids drawn in view (of a level, or all), once the tiles are in."""
     page.evaluate("() => GridGov.tilesIdle()")
     return page.evaluate("(level) => GridGov.renderedGrids(level)", level)
+
+
+# Vertices of the shape being drawn with Geoman (its working line), or -1 when nothing is drawn.
+DRAWN_VERTICES = """() => {
+  const d = GridGov.map.pm.Draw, s = d.getActiveShape && d.getActiveShape();
+  return s && d[s] && d[s]._layer ? d[s]._layer.getLatLngs().length : -1;
+}"""
+
+
+def click_vertex(page, x: float, y: float) -> None:  # type: ignore[no-untyped-def]
+    """Click a vertex of the shape being drawn at page point (x, y), and wait until the map has
+    taken it (the drawn shape has one vertex more): the next click is then a vertex of its own.
+    Each click is a single click (Playwright's clickCount 1), so no pause is needed to keep two
+    clicks from making a double click."""
+    before = page.evaluate(DRAWN_VERTICES)
+    page.mouse.click(x, y)
+    page.wait_for_function(f"(n) => ({DRAWN_VERTICES})() > n", arg=before, timeout=5000)

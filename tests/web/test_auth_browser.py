@@ -7,13 +7,12 @@ shows up as a ``securitypolicyviolation`` event and fails the test.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from sqlalchemy import create_engine, text
 
 from app.services import users as user_svc
 from tests.cleanup import delete_cases
+from tests.web.waits import Quiet, until
 
 PASSWORD = "Browser-pass-2026"
 WATCH_CSP = """
@@ -47,18 +46,8 @@ def _context(browser):  # type: ignore[no-untyped-def]
 
 
 def _settle(page, predicate: str, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    """Wait for a condition by polling page.evaluate (wait_for_function needs eval)."""
-    from playwright.sync_api import Error as PlaywrightError
-
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            if page.evaluate(predicate):
-                return
-        except PlaywrightError:  # the page is navigating (a reload): ask again
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {predicate}")
+    """Wait for a condition of the page (polled: wait_for_function needs eval)."""
+    until(page, predicate, timeout=timeout)
 
 
 @pytest.mark.browser
@@ -146,6 +135,7 @@ def test_pages_run_under_their_content_security_policy(browser, live_server, adm
         [{"name": "gridgov_session", "value": admin_auth["cookie"], "url": live_server, "httpOnly": True, "secure": True}]
     )
     page = ctx.new_page()
+    quiet = Quiet(page)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
@@ -153,7 +143,7 @@ def test_pages_run_under_their_content_security_policy(browser, live_server, adm
         assert res.status == 200
         assert "script-src 'self' 'nonce-" in res.headers["content-security-policy"]
         _settle(page, ready)
-        page.wait_for_timeout(500)  # late scripts (charts, layers) run too
+        quiet.wait()  # late scripts (charts, layers) and what they fetch have run too
         assert page.evaluate("() => window.__cspViolations") == []
         assert errors == []
     finally:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -18,16 +17,16 @@ import mapbox_vector_tile
 import pytest
 from shapely.geometry import shape
 from sqlalchemy import text
-from werkzeug.serving import make_server
 
 from app import create_app
 from app import migrate as mig
 from app.db import get_db, transaction
 from app.services import importer
 from app.services import users as user_svc
-from tests.conftest import TEST_PASSWORD, _free_port
+from tests.conftest import LIVE_SETTINGS, TEST_PASSWORD, own_database
+from tests.own_server import own_server
 from tests.web.city import CENTRE, city_grids, city_households
-from tests.web.emap_page import free_spot, rendered_grids
+from tests.web.emap_page import click_vertex, free_spot, rendered_grids
 
 pytestmark = pytest.mark.browser
 
@@ -48,9 +47,10 @@ class City:
 @pytest.fixture(scope="module")
 def city(cluster) -> Iterator[City]:  # type: ignore[no-untyped-def]
     started = time.monotonic()
-    cluster.recreate_database("gridgov_city")
-    url = cluster.url("gridgov_city")  # the app's role; migrated by the owner
-    mig.upgrade(cluster.owner_url("gridgov_city"), app_url=url)
+    name = own_database("gridgov_city")
+    cluster.recreate_database(name)
+    url = cluster.url(name)  # the app's role; migrated by the owner
+    mig.upgrade(cluster.owner_url(name), app_url=url)
     app = create_app({"DATABASE_URL": url, "TESTING": True, "SESSION_IDLE_MINUTES": 600})
     with app.app_context():
         session = get_db().session()
@@ -63,18 +63,16 @@ def city(cluster) -> Iterator[City]:  # type: ignore[no-untyped-def]
             token = user_svc.start_session(session, user, None, limits, kind="token").token
             cookie = user_svc.start_session(session, user, None, limits).token
         session.close()
-    port = _free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     print(f"city built in {time.monotonic() - started:.1f} s")
+    # Served by gunicorn, as in production; the in-process app reads the database for the checks.
     try:
-        yield City(f"http://127.0.0.1:{port}", token, cookie, app)
+        with own_server(
+            url, threads=8, workers=2, app_spec="tests.own_server:testing_app()", **LIVE_SETTINGS
+        ) as server:
+            yield City(server.base, token, cookie, app)
     finally:
-        server.shutdown()
-        thread.join(timeout=5)
         app.extensions["gridgov_db"].dispose()
-        cluster.psql("postgres", 'DROP DATABASE IF EXISTS "gridgov_city" WITH (FORCE)')
+        cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def tile_codes(city: City, lon: float, lat: float, z: int = 16) -> set[str]:
@@ -149,8 +147,7 @@ def test_city_emap_click_split_and_undo_show_on_the_next_tiles(city: City, brows
                                      return {x: r.left + p.x, y: r.top + p.y}; }""",
                 [lon, lat],
             )
-            page.mouse.click(p["x"], p["y"])
-            page.wait_for_timeout(100)
+            click_vertex(page, p["x"], p["y"])
         page.keyboard.press("Enter")
         page.wait_for_selector("#gg-preview, #gg-error", timeout=20000)
         assert page.query_selector("#gg-error") is None, page.inner_text("#gg-error")

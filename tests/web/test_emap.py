@@ -34,12 +34,13 @@ def test_vendor_route_serves_only_allowed_packages(client) -> None:  # type: ign
 
 
 def test_basemap_is_configurable(app, client) -> None:  # type: ignore[no-untyped-def]
+    saved = {k: app.config.get(k) for k in ("BASEMAP", "BASEMAP_URL")}
     app.config.update(BASEMAP="xyz", BASEMAP_URL="/tiles/{z}/{x}/{y}.png")
     try:
         html = client.get("/emap").get_data(as_text=True)
         assert "/tiles/{z}/{x}/{y}.png" in html
     finally:
-        app.config.update(BASEMAP=None, BASEMAP_URL=None)  # back to the default (own basemap)
+        app.config.update(saved)
 
 
 def test_emap_page_stays_small_and_holds_no_grid(client) -> None:  # type: ignore[no-untyped-def]
@@ -113,9 +114,10 @@ def test_the_page_names_its_basemap(app, client) -> None:  # type: ignore[no-unt
     assert own["kind"] == "own" and own["sources"][0]["type"] == "vector"
     assert own["sources"][0]["tiles"] == ["/tiles/basemap/{z}/{x}/{y}.mvt"]
     assert client.get("/tiles/basemap/14/13528/6652.mvt").status_code == 200
+    saved = {k: app.config.get(k) for k in ("BASEMAP", "BASEMAP_URL")}
     app.config.update(BASEMAP="xyz", BASEMAP_URL="https://tiles.intranet.example/{z}/{x}/{y}.png")
     try:
         xyz = settings()
         assert xyz["kind"] == "xyz" and xyz["sources"][0]["type"] == "raster"
     finally:
-        app.config.update(BASEMAP=None, BASEMAP_URL=None)
+        app.config.update(saved)

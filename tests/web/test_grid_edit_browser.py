@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from tests.cleanup import delete_cases
 from tests.committed import committed_state_restored
-from tests.web.emap_page import free_spot, rendered_grids, settle
+from tests.web.emap_page import click_vertex, free_spot, rendered_grids, settle
 
 
 def get(base: str, path: str) -> dict:
@@ -158,8 +158,7 @@ def test_draw_save_split_and_see_household_counts(  # type: ignore[no-untyped-de
                                  return {x: r.left + p.x, y: r.top + p.y}; }""",
             [lon, lat],
         )
-        page.mouse.click(p["x"], p["y"])
-        page.wait_for_timeout(100)
+        click_vertex(page, p["x"], p["y"])
 
     page.click("#gg-edit-toggle")
     spot = free_spot(page, micro["geometry"])

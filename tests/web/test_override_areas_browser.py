@@ -12,6 +12,8 @@ import pytest
 import shapely
 from sqlalchemy import create_engine, text
 
+from tests.web.emap_page import click_vertex
+
 CATEGORY = "road_occupation"
 DEPARTMENT = "SJ-AH"  # 安和市场监管所: not whom the grid's owner would escalate this to
 
@@ -104,8 +106,7 @@ def test_draw_edit_delete_override_area(live_server: str, page, areas_removed) -
 
     def click_at(lon: float, lat: float) -> None:
         p = screen(lon, lat)
-        page.mouse.click(p["x"], p["y"])
-        page.wait_for_timeout(120)
+        click_vertex(page, p["x"], p["y"])
 
     page.click("#gg-ov-toggle")
     page.wait_for_selector("#gg-ov-category option[value='road_occupation']", state="attached")
@@ -164,7 +165,13 @@ def test_draw_edit_delete_override_area(live_server: str, page, areas_removed) -
         page.mouse.down()
         page.mouse.move(p["x"] + pixels, p["y"] - pixels, steps=8)
         page.mouse.up()
-        page.wait_for_timeout(200)
+        # The area being edited has taken the drag: its north-east corner lies further out.
+        page.wait_for_function(
+            """(reach) => Math.max(...GridGov.overrides.editing.layer.getLatLngs().flat(Infinity)
+                                     .map((v) => v.lng + v.lat)) > reach + 1e-7""",
+            arg=corner[0] + corner[1],
+            timeout=5000,
+        )
 
     # Someone else renames the area while it is being edited here: the save is refused.
     drag_north_east_corner(40)

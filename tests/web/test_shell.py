@@ -20,6 +20,7 @@ from app.models.auth import USER_ROLE_NAMES, AppUser
 from app.services import users as user_svc
 from app.web.menu import MODULES, may_open, menu_for
 from tests.accounts import bearer
+from tests.web.waits import until
 
 ROLES = ["admin", "centre", "grid_chief", "micro_chief", "worker", "party_member", "department"]
 ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}|\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{2}:?\d{2}|Z)")
@@ -217,8 +218,16 @@ def test_panels_keep_their_buttons_on_a_900_px_window(browser, live_server, cook
         zoom = page.evaluate("() => GridGov.map.getZoom()")
         box = page.locator("#gg-part-body").bounding_box()
         page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 10)
+        # Count the wheel events the page gets (first, on the document) and those that reach the
+        # map's own container (where Leaflet zooms on them, in the same dispatch).
+        page.evaluate(
+            """() => { window.__wheels = 0; window.__mapWheels = 0;
+                       document.addEventListener('wheel', () => { window.__wheels += 1; }, true);
+                       GridGov.map.getContainer().addEventListener('wheel', () => { window.__mapWheels += 1; }); }"""
+        )
         page.mouse.wheel(0, 400)
-        page.wait_for_timeout(400)
+        until(page, "() => window.__wheels > 0", timeout=5)  # the page has handled the wheel
+        assert page.evaluate("() => window.__mapWheels") == 0
         assert page.evaluate("() => GridGov.map.getZoom()") == zoom
         # The division's 提交划分 button, once there is a proposal, stays reachable.
         page.evaluate("() => { const b = document.getElementById('gg-part-commit'); b.hidden = false; b.closest('[hidden]') && (b.closest('[hidden]').hidden = false); }")
@@ -253,7 +262,13 @@ def test_the_map_keeps_the_phone_screen(role: str, browser, live_server, cookies
         # The menu is a drawer: hidden until the menu button opens it.
         assert not page.locator("#gg-nav a").first.is_visible() or page.locator("#gg-nav").bounding_box()["x"] < 0
         page.click("#gg-menu-button")
-        page.wait_for_timeout(300)
+        # The drawer has slid in: in view, and no transition left running on it.
+        until(
+            page,
+            """() => { const n = document.getElementById('gg-nav');
+                       return n.getBoundingClientRect().left >= 0 && n.getAnimations().length === 0; }""",
+            timeout=5,
+        )
         assert page.locator("#gg-nav a[href='/emap']").is_visible()
         assert page.locator("#gg-nav").bounding_box()["x"] >= 0
         # The locate box opens from its title.

@@ -13,8 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,14 +20,15 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
-from werkzeug.serving import make_server
 
 from app import create_app
 from app import migrate as mig
 from app.db import get_db, transaction
 from app.services import importer
 from app.services import users as user_svc
-from tests.conftest import TEST_PASSWORD, _free_port
+from tests.conftest import LIVE_SETTINGS, TEST_PASSWORD, own_database
+from tests.own_server import own_server
+from tests.web.waits import Quiet, until
 
 pytestmark = pytest.mark.browser
 
@@ -247,9 +246,10 @@ def _store(c: Corpus) -> None:
 
 @pytest.fixture(scope="module")
 def corpus(cluster) -> Iterator[Corpus]:  # type: ignore[no-untyped-def]
-    cluster.recreate_database("gridgov_xss")
-    url = cluster.url("gridgov_xss")  # the app's role; migrated by the owner
-    mig.upgrade(cluster.owner_url("gridgov_xss"), app_url=url)
+    name = own_database("gridgov_xss")
+    cluster.recreate_database(name)
+    url = cluster.url(name)  # the app's role; migrated by the owner
+    mig.upgrade(cluster.owner_url(name), app_url=url)
     app = create_app({"DATABASE_URL": url, "TESTING": True, "SESSION_IDLE_MINUTES": 600})
     with app.app_context():
         session = get_db().session()
@@ -257,8 +257,7 @@ def corpus(cluster) -> Iterator[Corpus]:  # type: ignore[no-untyped-def]
             importer.load_directory(session)
         session.close()
     engine = create_engine(url)
-    port = _free_port()
-    c = Corpus(f"http://127.0.0.1:{port}", app)
+    c = Corpus("", app)  # the server's address comes once it runs
     with Session(engine) as s, s.begin():
         for role, links in {"admin": {}, **ROLE_LINKS}.items():
             user = user_svc.create_user(s, f"x-{role}", role, TEST_PASSWORD, display_name=f"测试{role}", **links)  # type: ignore[arg-type]
@@ -266,26 +265,21 @@ def corpus(cluster) -> Iterator[Corpus]:  # type: ignore[no-untyped-def]
             c.tokens[role] = user_svc.start_session(s, user, None, limits, kind="token").token
             c.cookies[role] = user_svc.start_session(s, user, None, limits).token
     _store(c)
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    # Pages are served by gunicorn, as in production (the in-process app above stores the data).
     try:
-        yield c
+        with own_server(
+            url, threads=8, workers=2, app_spec="tests.own_server:testing_app()", **LIVE_SETTINGS
+        ) as server:
+            c.base = server.base
+            yield c
     finally:
-        server.shutdown()
-        thread.join(timeout=5)
         app.extensions["gridgov_db"].dispose()
         engine.dispose()
-        cluster.psql("postgres", 'DROP DATABASE IF EXISTS "gridgov_xss" WITH (FORCE)')
+        cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _settle(page, predicate: str, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if page.evaluate(predicate):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {predicate}")
+    until(page, predicate, timeout=timeout)
 
 
 # What each page shows once its data has come (the checks read it).
@@ -325,6 +319,7 @@ class Visit:
             self.ctx.add_cookies([{"name": "gridgov_session", "value": corpus.cookies[role], "url": corpus.base,
                                    "httpOnly": True, "secure": True, "sameSite": "Lax"}])
         self.page = self.ctx.new_page()
+        self.quiet = Quiet(self.page)
         self.dialogs: list[str] = []
         self.errors: list[str] = []
         self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
@@ -347,7 +342,9 @@ class Visit:
 
     def check(self, where: str) -> None:
         page = self.page
-        page.wait_for_timeout(300)  # let an onerror / onload of an injected element fire
+        # The page has fetched all it asked for, its images have loaded or failed, and the
+        # events that follows have fired: an onerror / onload of an injected element would have run.
+        self.quiet.wait()
         assert self.dialogs == [], (self.role, where, self.dialogs)
         assert page.evaluate("() => window.__violations") == [], (self.role, where)
         assert page.evaluate("() => document.querySelectorAll('.ggxss').length") == 0, (self.role, where)
@@ -355,6 +352,9 @@ class Visit:
 
     def close(self) -> None:
         self.ctx.close()
+
+
+NEXT_FRAMES = "() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
 
 
 def _emap_texts(page, corpus: Corpus) -> str:  # type: ignore[no-untyped-def]
@@ -392,11 +392,14 @@ def _emap_texts(page, corpus: Corpus) -> str:  # type: ignore[no-untyped-def]
             [x, y],
         )
         page.mouse.move(p["x"], p["y"])
-        page.wait_for_timeout(150)
+        # The map answers a pointer move in its next animation frame (a tooltip, or none where
+        # this role is shown nothing): two frames later it has.
+        page.evaluate(NEXT_FRAMES)
         out.append(page.evaluate(
             "() => Array.from(document.querySelectorAll('.leaflet-tooltip.gg-hover')).map(el => el.textContent).join('\\n')"
         ))
         page.mouse.move(5, 890)
+        page.evaluate(NEXT_FRAMES)
     return "\n".join(out)
 
 
@@ -430,13 +433,14 @@ def _search_box(v: Visit, corpus: Corpus) -> None:
     box = v.page.locator("#gg-search input")
     for name in corpus.stored["grid names"][:3] + corpus.stored["worker names"][:3]:
         box.fill(name)
-        want, listed = " ".join(name.split()), ""
-        for _ in range(100):  # the suggestions of this query, not the last one's
-            listed = v.page.evaluate("() => document.querySelector('#gg-search .gg-search-list').textContent")
-            if want in listed:
-                break
-            v.page.wait_for_timeout(100)
-        assert want in listed, (name, listed[:200])
+        want = " ".join(name.split())
+        # The suggestions of this query, not the last one's, show the name as text.
+        until(
+            v.page,
+            "(want) => document.querySelector('#gg-search .gg-search-list').textContent.includes(want)",
+            want,
+            timeout=10,
+        )
     box.fill("")
     v.check("search box")
 
