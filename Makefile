@@ -15,6 +15,7 @@ test: setup
 
 lint: setup
 	.venv/bin/ruff check app gis tests bench data migrations
+	.venv/bin/ruff format --check app gis tests bench data migrations
 
 bench: setup
 	for b in bench/bench_*.py; do .venv/bin/python $$b || exit 1; done

@@ -102,7 +102,7 @@ def table_sums(url: str, snapshot: str | None = None) -> dict[str, TableSum]:
                 q = conn.execute(
                     text(
                         "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 15))"
-                        f"::bit(60)::bigint), 0)::text FROM public.\"{table}\" t"
+                        f'::bit(60)::bigint), 0)::text FROM public."{table}" t'
                     )
                 ).one()
                 sums[table] = TableSum(int(q[0]), str(q[1]))

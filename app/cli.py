@@ -33,7 +33,9 @@ def _fail(exc: AppError | GisError) -> click.ClickException:
     lines = [exc.message]
     for p in (exc.details.get("problems") or [])[:50]:
         # A problem is {"where", "reason"} (imports) or a sentence naming its row (calendars).
-        lines.append(f"  {p.get('where', '')}: {p.get('reason', '')}" if isinstance(p, dict) else f"  {p}")
+        lines.append(
+            f"  {p.get('where', '')}: {p.get('reason', '')}" if isinstance(p, dict) else f"  {p}"
+        )
     return click.ClickException("\n".join(lines))
 
 
@@ -53,8 +55,13 @@ def db() -> None:
 
 
 @db.command("start")
-@click.option("--replicas", default=0, show_default=True, type=click.IntRange(0, 9),
-              help="Also start this many streaming replicas (made with pg_basebackup on first use).")
+@click.option(
+    "--replicas",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 9),
+    help="Also start this many streaming replicas (made with pg_basebackup on first use).",
+)
 def db_start(replicas: int) -> None:
     """Start the private cluster (creating it on first use) and create the database."""
     from app import embedded_replica
@@ -103,7 +110,9 @@ def _database_urls(into: str | None = None) -> tuple[str, str]:
     url = env.get("DATABASE_URL")
     if url:
         if into:
-            raise click.ClickException("--into 只用于内置数据库；外部数据库请在 DATABASE_URL 中指定库名")
+            raise click.ClickException(
+                "--into 只用于内置数据库；外部数据库请在 DATABASE_URL 中指定库名"
+            )
         return env.get("MIGRATION_DATABASE_URL") or url, url
     cluster = default_cluster()
     try:
@@ -139,7 +148,9 @@ def db_backup(archive: Path) -> None:
 
 @db.command("restore")
 @click.argument("archive", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--into", help="A database of the private cluster to restore into (created when missing).")
+@click.option(
+    "--into", help="A database of the private cluster to restore into (created when missing)."
+)
 def db_restore(archive: Path, into: str | None) -> None:
     """Restore ARCHIVE into an empty database and check every table against its manifest."""
     from app import backup as bk
@@ -342,7 +353,8 @@ def _import_network(
                 street_id = None
                 if street:
                     street_id = session.scalar(
-                        text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": street}
+                        text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL"),
+                        {"c": street},
                     )
                     if street_id is None:
                         raise click.UsageError(f"--street: no current grid with code {street}")
@@ -584,7 +596,11 @@ def users_create_admin(username: str, password_stdin: bool) -> None:
 
 @users.command("create")
 @click.argument("username")
-@click.option("--role", required=True, type=click.Choice(list(__import__("app.models.auth", fromlist=["USER_ROLES"]).USER_ROLES)))
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(list(__import__("app.models.auth", fromlist=["USER_ROLES"]).USER_ROLES)),
+)
 @click.option("--name", "display_name", help="The person's name as shown in the corner.")
 @click.option("--worker-code", help="The worker this account is (chiefs, workers, party members).")
 @click.option("--department-code", help="The department of a department account.")

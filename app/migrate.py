@@ -45,8 +45,13 @@ def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-
     # indexes per zoom band: they belong to that revision, not to the models.
     if type_ == "table" and name in TILE_TABLES:
         return False
-    if type_ == "index" and reflected and compare_to is None and (
-        (name or "").startswith(("ix_grid_tile_", "ix_household_cell_", "ix_basemap_feature_z"))
+    if (
+        type_ == "index"
+        and reflected
+        and compare_to is None
+        and (
+            (name or "").startswith(("ix_grid_tile_", "ix_household_cell_", "ix_basemap_feature_z"))
+        )
     ):
         return False
     return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
@@ -75,14 +80,18 @@ def upgrade(url: str, target: str = "heads", app_url: str | None = None) -> None
     try:
         # Autocommit: the lock is the session's, and no transaction stays open beside the upgrade.
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:a, :b)"), {"a": UPGRADE_LOCK[0], "b": UPGRADE_LOCK[1]})
+            conn.execute(
+                text("SELECT pg_advisory_lock(:a, :b)"),
+                {"a": UPGRADE_LOCK[0], "b": UPGRADE_LOCK[1]},
+            )
             try:
                 command.upgrade(alembic_config(url), target)
                 if app_url:
                     grant_app_role(url, app_url)
             finally:
                 conn.execute(
-                    text("SELECT pg_advisory_unlock(:a, :b)"), {"a": UPGRADE_LOCK[0], "b": UPGRADE_LOCK[1]}
+                    text("SELECT pg_advisory_unlock(:a, :b)"),
+                    {"a": UPGRADE_LOCK[0], "b": UPGRADE_LOCK[1]},
                 )
     finally:
         engine.dispose()

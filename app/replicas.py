@@ -319,7 +319,12 @@ def look_up_session(reader_cls: type, read: Callable[[Any], T]) -> T | None:
         g.db_route = r = router.pick(None)
         if r is None:
             raise
-        LOGGER.warning("the primary is unreachable; %s %s reads from %s", request.method, request.path, r.replica.name)
+        LOGGER.warning(
+            "the primary is unreachable; %s %s reads from %s",
+            request.method,
+            request.path,
+            r.replica.name,
+        )
         return read(_TouchOnPrimary(reader_cls, r.conn.connection))
 
 

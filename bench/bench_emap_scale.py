@@ -143,7 +143,9 @@ def admin_token(url: str) -> str:
     with app.app_context():
         session = get_db().session()
         with transaction(session):
-            user = user_svc.create_user(session, f"bench-admin-{int(time.time())}", "admin", "Bench-password-2026")
+            user = user_svc.create_user(
+                session, f"bench-admin-{int(time.time())}", "admin", "Bench-password-2026"
+            )
             limits = dict(user_svc.DEFAULT_LIMITS, SESSION_IDLE_MINUTES=600)
             token = user_svc.start_session(session, user, None, limits, kind="token").token
         session.close()
@@ -161,9 +163,24 @@ def free_port() -> int:
 def start_server(url: str, port: int, workers: int = 2, threads: int = 4) -> subprocess.Popen:
     env = dict(os.environ, GRIDGOV_DATABASE_URL=url)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--chdir", str(ROOT), "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
-         "--log-level", "warning", "app:create_app()"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--chdir",
+            str(ROOT),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--worker-class",
+            "gthread",
+            "--log-level",
+            "warning",
+            "app:create_app()",
+        ],
         env=env,
         cwd=ROOT,
     )
@@ -201,7 +218,9 @@ def worker_rss_mb(master: int) -> list[float]:
 def get(port: int, path: str, token: str) -> tuple[int, bytes, float, dict[str, str]]:
     started = time.perf_counter()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-    conn.request("GET", path, headers={"Authorization": f"Bearer {token}", "Accept-Encoding": "gzip"})
+    conn.request(
+        "GET", path, headers={"Authorization": f"Bearer {token}", "Accept-Encoding": "gzip"}
+    )
     res = conn.getresponse()
     body = res.read()
     elapsed = time.perf_counter() - started
@@ -222,8 +241,13 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
-def measure_tiles(port: int, token: str, centre: tuple[float, float], per_zoom: int = 16,
-                  layers: tuple[str, ...] = ("grids", "households", "basemap")) -> dict:
+def measure_tiles(
+    port: int,
+    token: str,
+    centre: tuple[float, float],
+    per_zoom: int = 16,
+    layers: tuple[str, ...] = ("grids", "households", "basemap"),
+) -> dict:
     """Request a block of tiles around the centre at zooms 10–17, each twice (cold, warm)."""
     out: dict[str, dict] = {}
     side = int(math.sqrt(per_zoom))
@@ -244,13 +268,19 @@ def measure_tiles(port: int, token: str, centre: tuple[float, float], per_zoom: 
             for x, y in addrs:
                 # Each gunicorn worker keeps its own tile cache: of three more requests of the
                 # tile, the fastest is the one served from a cache.
-                zw.append(min(get(port, f"/tiles/{layer}/{z}/{x}/{y}.mvt", token)[2] for _ in range(3)))
+                zw.append(
+                    min(get(port, f"/tiles/{layer}/{z}/{x}/{y}.mvt", token)[2] for _ in range(3))
+                )
             by_zoom[z] = (pct(zc, 95), pct(zw, 95))
             cold += zc
             warm += zw
         out[layer] = {
-            "cold_p50": pct(cold, 50), "cold_p95": pct(cold, 95), "warm_p95": pct(warm, 95),
-            "max_kb": max(sizes) / 1024, "tiles": len(cold), "by_zoom": by_zoom,
+            "cold_p50": pct(cold, 50),
+            "cold_p95": pct(cold, 95),
+            "warm_p95": pct(warm, 95),
+            "max_kb": max(sizes) / 1024,
+            "tiles": len(cold),
+            "by_zoom": by_zoom,
         }
     return out
 
@@ -258,8 +288,11 @@ def measure_tiles(port: int, token: str, centre: tuple[float, float], per_zoom: 
 def tile_block(centre: tuple[float, float], z: int, side: int) -> list[tuple[int, int]]:
     """A side × side block of tile addresses around the centre at zoom z."""
     cx, cy = tile_of(centre[0], centre[1], z)
-    return [(cx + dx, cy + dy) for dx in range(-(side // 2), side - side // 2)
-            for dy in range(-(side // 2), side - side // 2)]
+    return [
+        (cx + dx, cy + dy)
+        for dx in range(-(side // 2), side - side // 2)
+        for dy in range(-(side // 2), side - side // 2)
+    ]
 
 
 OLD_TILE_FUNCTIONS = ("grids", "households", "basemap")
@@ -283,15 +316,20 @@ def install_old_tile_functions(owner_url: str) -> None:
         for sql in module.FUNCTIONS:
             for name in OLD_TILE_FUNCTIONS:
                 if f"gridgov_tile_{name}(" in sql:
-                    conn.execute(text(
-                        sql.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
-                        .replace(f"gridgov_tile_{name}(", f"bench_old_tile_{name}(")
-                    ))
+                    conn.execute(
+                        text(
+                            sql.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION").replace(
+                                f"gridgov_tile_{name}(", f"bench_old_tile_{name}("
+                            )
+                        )
+                    )
                     conn.execute(text(f"GRANT EXECUTE ON FUNCTION bench_old_tile_{name} TO PUBLIC"))
     engine.dispose()
 
 
-def compare_sql(url: str, centre: tuple[float, float], side: int = 2) -> dict[str, dict[int, tuple[float, float]]]:
+def compare_sql(
+    url: str, centre: tuple[float, float], side: int = 2
+) -> dict[str, dict[int, tuple[float, float]]]:
     """Time each tile function in PostGIS (as the app's role, every grid) beside the previous one,
     alternating which goes first tile by tile; p95 per zoom, seconds (new, old)."""
     from sqlalchemy import create_engine
@@ -312,8 +350,11 @@ def compare_sql(url: str, centre: tuple[float, float], side: int = 2) -> dict[st
             for z in range(10, 18):
                 times: dict[str, list[float]] = {"new": [], "old": []}
                 for x, y in tile_block(centre, z, side):
-                    order = (("new", new_sql), ("old", old_sql)) if k % 2 == 0 else (
-                        ("old", old_sql), ("new", new_sql))
+                    order = (
+                        (("new", new_sql), ("old", old_sql))
+                        if k % 2 == 0
+                        else (("old", old_sql), ("new", new_sql))
+                    )
                     k += 1
                     for which, sql in order:
                         started = time.perf_counter()
@@ -332,7 +373,9 @@ STREET_SCOPE = """WITH RECURSIVE t AS (
   SELECT array_agg(id) FROM t"""
 
 
-def scoped_sql(url: str, centre: tuple[float, float], side: int = 2) -> tuple[int, dict[str, dict[int, float]], list]:
+def scoped_sql(
+    url: str, centre: tuple[float, float], side: int = 2
+) -> tuple[int, dict[str, dict[int, float]], list]:
     """Tiles of a street centre (the street nearest the centre and every grid under it): p95 per
     zoom of today's functions, seconds, and its density totals checked against a direct count
     of the street's households in each tile's envelope."""
@@ -345,8 +388,12 @@ def scoped_sql(url: str, centre: tuple[float, float], side: int = 2) -> tuple[in
     with engine.connect() as conn:
         scope = conn.execute(text(STREET_SCOPE), {"lon": centre[0], "lat": centre[1]}).scalar()
         calls = {
-            "grids": text("SELECT gridgov_tile_grids(:z, :x, :y, CAST(:s AS integer[]), ARRAY[]::integer[])"),
-            "households": text("SELECT gridgov_tile_households(:z, :x, :y, CAST(:s AS integer[]), NULL)"),
+            "grids": text(
+                "SELECT gridgov_tile_grids(:z, :x, :y, CAST(:s AS integer[]), ARRAY[]::integer[])"
+            ),
+            "households": text(
+                "SELECT gridgov_tile_households(:z, :x, :y, CAST(:s AS integer[]), NULL)"
+            ),
         }
         for z in range(10, 18):
             for layer, sql in calls.items():
@@ -358,11 +405,17 @@ def scoped_sql(url: str, centre: tuple[float, float], side: int = 2) -> tuple[in
                 out[layer][z] = pct(times, 95)
             x, y = tile_of(centre[0], centre[1], z)
             raw = conn.execute(calls["households"], {"z": z, "x": x, "y": y, "s": scope}).scalar()
-            feats = mapbox_vector_tile.decode(bytes(raw or b"")).get("households", {}).get("features", [])
+            feats = (
+                mapbox_vector_tile.decode(bytes(raw or b""))
+                .get("households", {})
+                .get("features", [])
+            )
             counted = conn.execute(
-                text("SELECT count(*) FROM household WHERE geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326) "
-                     "AND ST_Intersects(ST_Transform(geom, 3857), ST_TileEnvelope(:z, :x, :y)) "
-                     "AND grid_id IN (SELECT unnest(CAST(:s AS integer[])))"),
+                text(
+                    "SELECT count(*) FROM household WHERE geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326) "
+                    "AND ST_Intersects(ST_Transform(geom, 3857), ST_TileEnvelope(:z, :x, :y)) "
+                    "AND grid_id IN (SELECT unnest(CAST(:s AS integer[])))"
+                ),
                 {"z": z, "x": x, "y": y, "s": scope},
             ).scalar()
             checks.append((z, sum(f["properties"]["households"] for f in feats), int(counted)))
@@ -371,7 +424,9 @@ def scoped_sql(url: str, centre: tuple[float, float], side: int = 2) -> tuple[in
     return len(scope), out, checks
 
 
-def check_density_tiles(url: str, port: int, token: str, centre: tuple[float, float]) -> list[tuple[int, int, int]]:
+def check_density_tiles(
+    url: str, port: int, token: str, centre: tuple[float, float]
+) -> list[tuple[int, int, int]]:
     """Households in the centre's density tile at zooms 10–17 (decoded) vs a direct count of the
     households in the tile's envelope: (z, in the tile, counted)."""
     import mapbox_vector_tile
@@ -387,8 +442,10 @@ def check_density_tiles(url: str, port: int, token: str, centre: tuple[float, fl
             feats = mapbox_vector_tile.decode(raw).get("households", {}).get("features", [])
             in_tile = sum(f["properties"]["households"] for f in feats)
             counted = conn.execute(
-                text("SELECT count(*) FROM household WHERE geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326) "
-                     "AND ST_Intersects(ST_Transform(geom, 3857), ST_TileEnvelope(:z, :x, :y))"),
+                text(
+                    "SELECT count(*) FROM household WHERE geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326) "
+                    "AND ST_Intersects(ST_Transform(geom, 3857), ST_TileEnvelope(:z, :x, :y))"
+                ),
                 {"z": z, "x": x, "y": y},
             ).scalar()
             out.append((z, in_tile, int(counted)))
@@ -396,7 +453,9 @@ def check_density_tiles(url: str, port: int, token: str, centre: tuple[float, fl
     return out
 
 
-def check_grid_tile(url: str, port: int, token: str, centre: tuple[float, float]) -> tuple[int, int]:
+def check_grid_tile(
+    url: str, port: int, token: str, centre: tuple[float, float]
+) -> tuple[int, int]:
     """Grids (and labels) in one z15 tile: decoded tile vs a SQL count of what it must hold."""
     import mapbox_vector_tile
 
@@ -410,9 +469,11 @@ def check_grid_tile(url: str, port: int, token: str, centre: tuple[float, float]
     with app.app_context():
         session = get_db().session()
         expected = session.scalar(
-            text("SELECT count(*) FROM grid WHERE valid_to IS NULL AND level <= 5 "
-                 "AND geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326) AND ST_Intersects("
-                 "ST_Transform(geom, 3857), ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096))"),
+            text(
+                "SELECT count(*) FROM grid WHERE valid_to IS NULL AND level <= 5 "
+                "AND geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326) AND ST_Intersects("
+                "ST_Transform(geom, 3857), ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096))"
+            ),
             {"z": z, "x": x, "y": y},
         )
         session.close()
@@ -458,8 +519,13 @@ FRAMES_JS = """(dx) => new Promise(function (done) {
 })"""
 
 
-def browser_figures(base: str, token: str, timeout_s: float = 180.0, extra_args: tuple[str, ...] = (),
-                    setup_js: str = "") -> dict[str, float]:
+def browser_figures(
+    base: str,
+    token: str,
+    timeout_s: float = 180.0,
+    extra_args: tuple[str, ...] = (),
+    setup_js: str = "",
+) -> dict[str, float]:
     """Open ``/emap`` in Debian's Chromium: seconds until html[data-emap-ready='1'], the JS heap
     used then (MB); frames while dragging the map with the mouse (the time between animation
     frames, p95, tiles of the new view loading meanwhile); frames of a one-second ``panBy``
@@ -467,7 +533,9 @@ def browser_figures(base: str, token: str, timeout_s: float = 180.0, extra_args:
     spent a frame: what a frame costs, whatever else loads the machine)."""
     from playwright.sync_api import sync_playwright
 
-    args = [a for a in CHROMIUM_ARGS if not (extra_args and a == "--disable-gpu")] + list(extra_args)
+    args = [a for a in CHROMIUM_ARGS if not (extra_args and a == "--disable-gpu")] + list(
+        extra_args
+    )
     with sync_playwright() as pw:
         before = set(chromium_pids())
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=args)
@@ -480,7 +548,9 @@ def browser_figures(base: str, token: str, timeout_s: float = 180.0, extra_args:
         cdp.send("Performance.enable")
         started = time.perf_counter()
         page.goto(f"{base}/emap", timeout=timeout_s * 1000)
-        page.wait_for_selector("html[data-emap-ready='1']", state="attached", timeout=timeout_s * 1000)
+        page.wait_for_selector(
+            "html[data-emap-ready='1']", state="attached", timeout=timeout_s * 1000
+        )
         ready = time.perf_counter() - started
         metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
         heap = metrics.get("JSHeapUsedSize", 0) / 1e6
@@ -517,9 +587,14 @@ def browser_figures(base: str, token: str, timeout_s: float = 180.0, extra_args:
         )
         browser.close()
     return {
-        "ready_s": ready, "heap_mb": heap, "frame_p95_ms": pct(gaps, 95) if gaps else float("nan"),
-        "pan_frames": len(pan), "pan_p95_ms": pct(pan, 95) if pan else float("nan"),
-        "cpu_renderer_ms": renderer, "cpu_gpu_ms": gpu, "gl": gl,
+        "ready_s": ready,
+        "heap_mb": heap,
+        "frame_p95_ms": pct(gaps, 95) if gaps else float("nan"),
+        "pan_frames": len(pan),
+        "pan_p95_ms": pct(pan, 95) if pan else float("nan"),
+        "cpu_renderer_ms": renderer,
+        "cpu_gpu_ms": gpu,
+        "gl": gl,
     }
 
 
@@ -532,7 +607,9 @@ def existing_city(url: str) -> dict | None:
     try:
         with engine.connect() as conn:
             grids, micro = conn.execute(
-                text("SELECT count(*), count(*) FILTER (WHERE level = 4) FROM grid WHERE valid_to IS NULL")
+                text(
+                    "SELECT count(*), count(*) FILTER (WHERE level = 4) FROM grid WHERE valid_to IS NULL"
+                )
             ).one()
             homes = conn.execute(text("SELECT count(*) FROM household")).scalar()
     except Exception:  # no such database, or not migrated
@@ -550,8 +627,11 @@ def run_city(cluster, micro: int, households: int, browser: bool, reuse: bool = 
     if made is not None:
         mig.upgrade(cluster.owner_url(name), app_url=url)
         result.update(made)
-        print(f"\n== {made['micro']:,} micro-grids ({made['grids']:,} grids), "
-              f"{made['households']:,} households — the city already in {name}", flush=True)
+        print(
+            f"\n== {made['micro']:,} micro-grids ({made['grids']:,} grids), "
+            f"{made['households']:,} households — the city already in {name}",
+            flush=True,
+        )
     else:
         url = cluster.recreate_database(name)
         mig.upgrade(cluster.owner_url(name), app_url=url)
@@ -566,15 +646,23 @@ def build_city(url: str, micro: int, households: int, result: dict) -> None:
         folder = Path(tmp)
         made = write_city(folder, micro, households)
         result.update(made)
-        print(f"\n== {made['micro']:,} micro-grids ({made['grids']:,} grids), "
-              f"{made['households']:,} households — files written in {made['seconds']:.1f} s", flush=True)
+        print(
+            f"\n== {made['micro']:,} micro-grids ({made['grids']:,} grids), "
+            f"{made['households']:,} households — files written in {made['seconds']:.1f} s",
+            flush=True,
+        )
         result["import_grids_s"] = cli(url, "import", "grids", str(folder / "grids.geojson"))
         print(f"gridgov import grids:      {result['import_grids_s']:6.1f} s", flush=True)
-        result["import_households_s"] = cli(url, "import", "households", str(folder / "households.csv"))
+        result["import_households_s"] = cli(
+            url, "import", "households", str(folder / "households.csv")
+        )
         print(f"gridgov import households: {result['import_households_s']:6.1f} s", flush=True)
         result["import_basemap_s"] = cli(url, "import", "basemap", str(folder / "basemap.geojson"))
-        print(f"gridgov import basemap:    {result['import_basemap_s']:6.1f} s "
-              f"({made['basemap']:,} roads and buildings)", flush=True)
+        print(
+            f"gridgov import basemap:    {result['import_basemap_s']:6.1f} s "
+            f"({made['basemap']:,} roads and buildings)",
+            flush=True,
+        )
 
 
 def measure_city(cluster, name: str, url: str, result: dict, browser: bool) -> None:  # type: ignore[no-untyped-def]
@@ -584,8 +672,10 @@ def measure_city(cluster, name: str, url: str, result: dict, browser: bool) -> N
     with app.app_context():
         session = get_db().session()
         row = session.execute(
-            text("SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Extent(geom)::geometry) c "
-                 "FROM grid WHERE level = 1) t")
+            text(
+                "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Extent(geom)::geometry) c "
+                "FROM grid WHERE level = 1) t"
+            )
         ).one()
         session.close()
     app.extensions["gridgov_db"].engine.dispose()
@@ -610,10 +700,15 @@ def measure_city(cluster, name: str, url: str, result: dict, browser: bool) -> N
         result["tiles"] = tiles
         result["rss_tiles"] = worker_rss_mb(proc.pid)
         for layer, f in tiles.items():
-            zooms = " ".join(f"z{z}:{c * 1000:.0f}/{w * 1000:.0f}" for z, (c, w) in f["by_zoom"].items())
-            print(f"tiles {layer:10s} {f['tiles']} tiles: cold p50 {f['cold_p50'] * 1000:5.1f} ms, "
-                  f"p95 {f['cold_p95'] * 1000:5.1f} ms; warm p95 {f['warm_p95'] * 1000:5.1f} ms; "
-                  f"largest {f['max_kb']:.0f} KB (p95 by zoom, cold/warm ms: {zooms})", flush=True)
+            zooms = " ".join(
+                f"z{z}:{c * 1000:.0f}/{w * 1000:.0f}" for z, (c, w) in f["by_zoom"].items()
+            )
+            print(
+                f"tiles {layer:10s} {f['tiles']} tiles: cold p50 {f['cold_p50'] * 1000:5.1f} ms, "
+                f"p95 {f['cold_p95'] * 1000:5.1f} ms; warm p95 {f['warm_p95'] * 1000:5.1f} ms; "
+                f"largest {f['max_kb']:.0f} KB (p95 by zoom, cold/warm ms: {zooms})",
+                flush=True,
+            )
         print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
         # New app processes (empty memory caches): a grid tile's first request is now one
         # lookup in the shared cache that the requests above filled.
@@ -622,10 +717,15 @@ def measure_city(cluster, name: str, url: str, result: dict, browser: bool) -> N
         proc = start_server(url, port)
         shared = measure_tiles(port, token, centre, layers=("grids",))["grids"]
         result["tiles_shared"] = shared
-        zooms = " ".join(f"z{z}:{c * 1000:.0f}/{w * 1000:.0f}" for z, (c, w) in shared["by_zoom"].items())
-        print(f"tiles grids, new processes, first request from the shared cache: p50 "
-              f"{shared['cold_p50'] * 1000:5.1f} ms, p95 {shared['cold_p95'] * 1000:5.1f} ms; warm p95 "
-              f"{shared['warm_p95'] * 1000:5.1f} ms (p95 by zoom, first/warm ms: {zooms})", flush=True)
+        zooms = " ".join(
+            f"z{z}:{c * 1000:.0f}/{w * 1000:.0f}" for z, (c, w) in shared["by_zoom"].items()
+        )
+        print(
+            f"tiles grids, new processes, first request from the shared cache: p50 "
+            f"{shared['cold_p50'] * 1000:5.1f} ms, p95 {shared['cold_p95'] * 1000:5.1f} ms; warm p95 "
+            f"{shared['warm_p95'] * 1000:5.1f} ms (p95 by zoom, first/warm ms: {zooms})",
+            flush=True,
+        )
         print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
         install_old_tile_functions(cluster.owner_url(name))
         sql = compare_sql(url, centre)
@@ -637,45 +737,68 @@ def measure_city(cluster, name: str, url: str, result: dict, browser: bool) -> N
         result["scoped"], result["scoped_check"] = scoped, scoped_check
         for layer, zs in scoped.items():
             zooms = " ".join(f"z{z}:{v * 1000:.1f}" for z, v in zs.items())
-            print(f"PostGIS {layer:10s} p95 by zoom for a street centre ({n_scope:,} grids), ms: {zooms}", flush=True)
-        print("check: a street centre's density tile vs a direct count of its households in the envelope: "
-              + ", ".join(f"z{z} {a}{'=' if a == b else '≠'}{b}" for z, a, b in scoped_check), flush=True)
+            print(
+                f"PostGIS {layer:10s} p95 by zoom for a street centre ({n_scope:,} grids), ms: {zooms}",
+                flush=True,
+            )
+        print(
+            "check: a street centre's density tile vs a direct count of its households in the envelope: "
+            + ", ".join(f"z{z} {a}{'=' if a == b else '≠'}{b}" for z, a, b in scoped_check),
+            flush=True,
+        )
         print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
         density = check_density_tiles(url, port, token, centre)
         result["density_check"] = density
-        print("check: households in the centre's density tile vs a direct count in its envelope: "
-              + ", ".join(f"z{z} {a}{'=' if a == b else '≠'}{b}" for z, a, b in density), flush=True)
-        print(f"gunicorn workers' RSS: {result['rss_start']} MB at start, "
-              f"{[round(r) for r in result['rss_tiles']]} MB after the tiles", flush=True)
+        print(
+            "check: households in the centre's density tile vs a direct count in its envelope: "
+            + ", ".join(f"z{z} {a}{'=' if a == b else '≠'}{b}" for z, a, b in density),
+            flush=True,
+        )
+        print(
+            f"gunicorn workers' RSS: {result['rss_start']} MB at start, "
+            f"{[round(r) for r in result['rss_tiles']]} MB after the tiles",
+            flush=True,
+        )
         in_tile, expected = check_grid_tile(url, port, token, centre)
         result["check"] = (in_tile, expected)
-        print(f"check: grids in a z15 tile {in_tile}, SQL count {expected} — "
-              f"{'match' if in_tile == expected else 'DIFFER'}", flush=True)
+        print(
+            f"check: grids in a z15 tile {in_tile}, SQL count {expected} — "
+            f"{'match' if in_tile == expected else 'DIFFER'}",
+            flush=True,
+        )
         if browser:
             for flags in ((), ("--use-gl=angle", "--use-angle=swiftshader")):
                 try:
                     figures = browser_figures(f"http://127.0.0.1:{port}", token, extra_args=flags)
                     result["browser" + ("_angle" if flags else "")] = figures
-                    print(f"Chromium {' '.join(flags) or '(default flags)'} [{figures['gl']}]: ready in "
-                          f"{figures['ready_s']:.1f} s, JS heap {figures['heap_mb']:.0f} MB, drag frames p95 "
-                          f"{figures['frame_p95_ms']:.0f} ms; panBy over loaded tiles: {figures['pan_frames']} "
-                          f"frames, p95 {figures['pan_p95_ms']:.0f} ms, CPU a frame: renderer "
-                          f"{figures['cpu_renderer_ms']:.0f} ms + GPU process {figures['cpu_gpu_ms']:.0f} ms",
-                          flush=True)
+                    print(
+                        f"Chromium {' '.join(flags) or '(default flags)'} [{figures['gl']}]: ready in "
+                        f"{figures['ready_s']:.1f} s, JS heap {figures['heap_mb']:.0f} MB, drag frames p95 "
+                        f"{figures['frame_p95_ms']:.0f} ms; panBy over loaded tiles: {figures['pan_frames']} "
+                        f"frames, p95 {figures['pan_p95_ms']:.0f} ms, CPU a frame: renderer "
+                        f"{figures['cpu_renderer_ms']:.0f} ms + GPU process {figures['cpu_gpu_ms']:.0f} ms",
+                        flush=True,
+                    )
                 except Exception as exc:  # a page that never gets ready is a figure too
                     print(f"Chromium: {type(exc).__name__}: {str(exc).splitlines()[0]}", flush=True)
                 print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
         # Baseline: the whole city as GeoJSON in one response (what the page loaded before tiles).
         status, body, t, headers = get(port, "/api/emap/layers", token)
         if status == 404:
-            print("baseline GET /api/emap/layers: 404, the whole-city GeoJSON is no longer served", flush=True)
+            print(
+                "baseline GET /api/emap/layers: 404, the whole-city GeoJSON is no longer served",
+                flush=True,
+            )
         else:
             raw = gzip.decompress(body) if headers.get("content-encoding") == "gzip" else body
             result["baseline_mb"], result["baseline_s"] = len(raw) / 1e6, t
             result["rss_baseline"] = worker_rss_mb(proc.pid)
-            print(f"baseline GET /api/emap/layers (every grid and household as GeoJSON): {status}, "
-                  f"{len(raw) / 1e6:.1f} MB in {t:.1f} s; workers' RSS after it "
-                  f"{[round(r) for r in result['rss_baseline']]} MB", flush=True)
+            print(
+                f"baseline GET /api/emap/layers (every grid and household as GeoJSON): {status}, "
+                f"{len(raw) / 1e6:.1f} MB in {t:.1f} s; workers' RSS after it "
+                f"{[round(r) for r in result['rss_baseline']]} MB",
+                flush=True,
+            )
     finally:
         proc.terminate()
         proc.wait(30)
@@ -684,7 +807,9 @@ def measure_city(cluster, name: str, url: str, result: dict, browser: bool) -> N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000", help="micro-grid counts, comma-separated")
+    parser.add_argument(
+        "--sizes", default="10000,100000", help="micro-grid counts, comma-separated"
+    )
     parser.add_argument(
         "--households",
         default="200000,1000000",
@@ -692,23 +817,36 @@ def main() -> None:
         "needs about twice the 1M household import time)",
     )
     parser.add_argument("--browser", action="store_true", help="also time the page in Chromium")
-    parser.add_argument("--reuse", action="store_true",
-                        help="keep a scratch database that already holds its city (no imports)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep a scratch database that already holds its city (no imports)",
+    )
     args = parser.parse_args()
-    print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
-          f"{os.cpu_count()} cores")
+    print(
+        f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
+        f"{os.cpu_count()} cores"
+    )
     cluster = default_cluster()
     cluster.start()
     sizes = [int(s) for s in args.sizes.split(",")]
     households = [int(h) for h in args.households.split(",")]
-    results = [run_city(cluster, s, h, args.browser, args.reuse)
-               for s, h in zip(sizes, households, strict=False)]
+    results = [
+        run_city(cluster, s, h, args.browser, args.reuse)
+        for s, h in zip(sizes, households, strict=False)
+    ]
     if len(results) > 1 and all("import_grids_s" in r for r in results):
         a, b = results[0], results[-1]
         k = math.log(b["import_grids_s"] / a["import_grids_s"]) / math.log(b["grids"] / a["grids"])
-        print(f"\ngrid import growth exponent {a['grids']:,} → {b['grids']:,} grids: {k:.2f} "
-              f"(1.0 = linear); {b['import_grids_s']:.1f} s at the larger size (target < 60 s)")
-    print(json.dumps([{k: v for k, v in r.items() if k != "tiles"} for r in results], default=str)[:4000])
+        print(
+            f"\ngrid import growth exponent {a['grids']:,} → {b['grids']:,} grids: {k:.2f} "
+            f"(1.0 = linear); {b['import_grids_s']:.1f} s at the larger size (target < 60 s)"
+        )
+    print(
+        json.dumps([{k: v for k, v in r.items() if k != "tiles"} for r in results], default=str)[
+            :4000
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -65,7 +65,8 @@ def previous_population(session, grids, *, level=4, sort="code", order="asc", li
         where.append("g.id = ANY(:grids)")
         params["grids"] = grids
     tag_cols = ",\n".join(
-        f"count(h.id) FILTER (WHERE '{code}' = ANY(h.tags)) AS tag_{code}" for code in SENSITIVE_TAGS
+        f"count(h.id) FILTER (WHERE '{code}' = ANY(h.tags)) AS tag_{code}"
+        for code in SENSITIVE_TAGS
     )
     rows = session.execute(
         text(
@@ -105,11 +106,17 @@ def run_case(session, which, kind, grids, kw):  # type: ignore[no-untyped-def]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--timeout", type=int, default=30,
-                        help="seconds a query may take (cancelled then, and timed as that)")
+    parser.add_argument(
+        "--timeout",
+        type=int,
+        default=30,
+        help="seconds a query may take (cancelled then, and timed as that)",
+    )
     args = parser.parse_args()
-    print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {os.cpu_count()} cores",
-          flush=True)
+    print(
+        f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {os.cpu_count()} cores",
+        flush=True,
+    )
     cluster = default_cluster()
     cluster.start()
     engine = create_engine(cluster.url(DB))
@@ -117,15 +124,21 @@ def main() -> None:
     n = session.scalar(text("SELECT count(*) FROM household"))
     if not n:
         raise SystemExit("no city: run python bench/bench_search.py first")
-    street = session.scalar(text("SELECT id FROM grid WHERE level = 1 AND valid_to IS NULL ORDER BY code LIMIT 1"))
-    chief = session.scalar(text("SELECT id FROM grid WHERE level = 3 AND valid_to IS NULL ORDER BY code LIMIT 1"))
+    street = session.scalar(
+        text("SELECT id FROM grid WHERE level = 1 AND valid_to IS NULL ORDER BY code LIMIT 1")
+    )
+    chief = session.scalar(
+        text("SELECT id FROM grid WHERE level = 3 AND valid_to IS NULL ORDER BY code LIMIT 1")
+    )
     scopes = {
         "city": None,
         "street": sorted(ledgers.subtree(session, street)),
         "grid": sorted(ledgers.subtree(session, chief)),
     }
-    print(f"city: {n:,} households; street: {len(scopes['street']):,} grids; grid: {len(scopes['grid'])} grids",
-          flush=True)
+    print(
+        f"city: {n:,} households; street: {len(scopes['street']):,} grids; grid: {len(scopes['grid'])} grids",
+        flush=True,
+    )
     session.rollback()
     cases = []
     for name, grids in scopes.items():
@@ -133,8 +146,12 @@ def main() -> None:
             (f"households {name}, page 1", "households", grids, {}),
             (f"households {name}, page 20", "households", grids, {"offset": 950}),
             (f"people {name}, level 4 by code", "people", grids, {"level": 4}),
-            (f"people {name}, level 4 by households", "people", grids,
-             {"level": 4, "sort": "households", "order": "desc"}),
+            (
+                f"people {name}, level 4 by households",
+                "people",
+                grids,
+                {"level": 4, "sort": "households", "order": "desc"},
+            ),
         ]
     times: dict[str, dict[str, list[float]]] = {c[0]: {"served": [], "previous": []} for c in cases}
     mismatches: list[str] = []
@@ -153,19 +170,28 @@ def main() -> None:
                     timed_out.add(f"{label} ({which})")
                 times[label][which].append((time.perf_counter() - started) * 1000)
                 session.rollback()
-            if None not in answers.values() and answers["served"] != answers["previous"] \
-                    and label not in mismatches:
+            if (
+                None not in answers.values()
+                and answers["served"] != answers["previous"]
+                and label not in mismatches
+            ):
                 mismatches.append(label)
-        print(f"round {rnd + 1}/{args.rounds}: load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}",
-              flush=True)
+        print(
+            f"round {rnd + 1}/{args.rounds}: load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}",
+            flush=True,
+        )
     print(f"{'case':45} {'served p50/p95 ms':>20} {'previous p50/p95 ms':>22}")
     for label, t in times.items():
         s, p = t["served"], t["previous"]
-        print(f"{label:45} {pct(s, 50):9.1f} /{pct(s, 95):8.1f} {pct(p, 50):10.1f} /{pct(p, 95):8.1f}")
+        print(
+            f"{label:45} {pct(s, 50):9.1f} /{pct(s, 95):8.1f} {pct(p, 50):10.1f} /{pct(p, 95):8.1f}"
+        )
     every = [v for t in times.values() for v in t["served"]]
     before = [v for t in times.values() for v in t["previous"]]
-    print(f"all cases: served p95 {pct(every, 95):.1f} ms (mean {statistics.fmean(every):.1f}); "
-          f"previous p95 {pct(before, 95):.1f} ms (mean {statistics.fmean(before):.1f})")
+    print(
+        f"all cases: served p95 {pct(every, 95):.1f} ms (mean {statistics.fmean(every):.1f}); "
+        f"previous p95 {pct(before, 95):.1f} ms (mean {statistics.fmean(before):.1f})"
+    )
     print(f"same items and totals: {len(cases) - len(mismatches)}/{len(cases)} {mismatches}")
     print(f"cancelled at {args.timeout} s: {sorted(timed_out) or 'none'}")
     print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

@@ -59,7 +59,9 @@ def prepare(cluster) -> tuple[str, str]:  # type: ignore[no-untyped-def]
         with transaction(session):
             importer.load_directory(session)
             admin = user_svc.create_user(session, "bench-admin", "admin", "Bench-pass-2026")
-            token = user_svc.start_session(session, admin, None, user_svc.DEFAULT_LIMITS, kind="token").token
+            token = user_svc.start_session(
+                session, admin, None, user_svc.DEFAULT_LIMITS, kind="token"
+            ).token
         session.close()
     app.extensions["gridgov_db"].dispose()
     return url, token
@@ -74,12 +76,29 @@ def caught_up(primary, replica, timeout: float = 120.0) -> None:  # type: ignore
         time.sleep(0.05)
 
 
-def start_server(env_extra: dict[str, str], port: int, workers: int, threads: int) -> subprocess.Popen:
+def start_server(
+    env_extra: dict[str, str], port: int, workers: int, threads: int
+) -> subprocess.Popen:
     env = dict(os.environ, **env_extra)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--chdir", str(ROOT), "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
-         "--log-level", "warning", "app:create_app()"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--chdir",
+            str(ROOT),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--worker-class",
+            "gthread",
+            "--log-level",
+            "warning",
+            "app:create_app()",
+        ],
         env=env,
         cwd=ROOT,
     )
@@ -124,7 +143,9 @@ class Client:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         self.auth = {"Authorization": f"Bearer {token}"}
 
-    def request(self, method: str, path: str, body: dict | None = None, headers: dict | None = None):  # type: ignore[no-untyped-def]
+    def request(
+        self, method: str, path: str, body: dict | None = None, headers: dict | None = None
+    ):  # type: ignore[no-untyped-def]
         h = {**self.auth, **(headers or {})}
         data = None
         if body is not None:
@@ -139,8 +160,10 @@ def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
     import math
 
     n = 1 << z
-    return z, int((lon + 180.0) / 360.0 * n), int(
-        (1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n
+    return (
+        z,
+        int((lon + 180.0) / 360.0 * n),
+        int((1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n),
     )
 
 
@@ -158,14 +181,24 @@ def canonical(url: str, body: bytes) -> object:
 
         raw = gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body
         _CANON[body] = {
-            name: sorted(json.dumps([f["properties"], f["geometry"]], sort_keys=True) for f in layer["features"])
+            name: sorted(
+                json.dumps([f["properties"], f["geometry"]], sort_keys=True)
+                for f in layer["features"]
+            )
             for name, layer in mapbox_vector_tile.decode(raw).items()
         }
     return _CANON[body]
 
 
-def throughput(port: int, token: str, urls: list[str], expected: dict[str, bytes], seconds: float,
-               clients: int, want_from: str | None) -> tuple[float, int]:
+def throughput(
+    port: int,
+    token: str,
+    urls: list[str],
+    expected: dict[str, bytes],
+    seconds: float,
+    clients: int,
+    want_from: str | None,
+) -> tuple[float, int]:
     """Requests per second over ``seconds`` with ``clients`` keep-alive clients; wrong answers."""
     stop = time.monotonic() + seconds
     counts, wrong = [0] * clients, [0] * clients
@@ -211,19 +244,27 @@ def main() -> int:
     replica_url = replica.url(DB)
     engine = create_engine(url)
     with engine.connect() as conn:
-        points = conn.execute(text("SELECT ST_X(geom), ST_Y(geom) FROM household ORDER BY id")).all()
+        points = conn.execute(
+            text("SELECT ST_X(geom), ST_Y(geom) FROM household ORDER BY id")
+        ).all()
     rng = random.Random(20261205)
     sample = rng.sample(points, 200)
     urls = [f"/api/locate?lon={lon:.7f}&lat={lat:.7f}" for lon, lat in sample[:150]]
-    urls += ["/tiles/grids/{}/{}/{}.mvt".format(*tile_of(lon, lat, rng.choice((14, 15, 16))))
-             for lon, lat in sample[150:]]
+    urls += [
+        "/tiles/grids/{}/{}/{}.mvt".format(*tile_of(lon, lat, rng.choice((14, 15, 16))))
+        for lon, lat in sample[150:]
+    ]
 
     ports = {"primary": free_port(), "replica": free_port()}
     servers = {
-        "primary": start_server({"GRIDGOV_DATABASE_URL": url}, ports["primary"], args.workers, args.threads),
+        "primary": start_server(
+            {"GRIDGOV_DATABASE_URL": url}, ports["primary"], args.workers, args.threads
+        ),
         "replica": start_server(
             {"GRIDGOV_DATABASE_URL": url, "GRIDGOV_DATABASE_READ_URL": replica_url},
-            ports["replica"], args.workers, args.threads,
+            ports["replica"],
+            args.workers,
+            args.threads,
         ),
     }
     try:
@@ -234,28 +275,48 @@ def main() -> int:
             status, _w, _l, body = c.request("GET", u)
             assert status == 200, (u, status, body[:200])
             expected[u] = canonical(u, body)
-        print(f"\n1. locate + tile reads ({len(urls)} addresses, {args.clients} clients, "
-              f"{args.workers}×{args.threads} gunicorn threads per server)")
+        print(
+            f"\n1. locate + tile reads ({len(urls)} addresses, {args.clients} clients, "
+            f"{args.workers}×{args.threads} gunicorn threads per server)"
+        )
         rates: dict[str, list[float]] = {"primary": [], "replica": []}
         for rnd in range(1, args.rounds + 1):
             for mode in ("primary", "replica"):
-                rate, wrong = throughput(ports[mode], token, urls, expected, args.seconds, args.clients,
-                                         "replica-1" if mode == "replica" else None)
+                rate, wrong = throughput(
+                    ports[mode],
+                    token,
+                    urls,
+                    expected,
+                    args.seconds,
+                    args.clients,
+                    "replica-1" if mode == "replica" else None,
+                )
                 rates[mode].append(rate)
                 load = os.getloadavg()
-                print(f"   round {rnd} {mode:8s} {rate:8.1f} req/s  wrong answers {wrong}  "
-                      f"load {load[0]:.2f} {load[1]:.2f}", flush=True)
+                print(
+                    f"   round {rnd} {mode:8s} {rate:8.1f} req/s  wrong answers {wrong}  "
+                    f"load {load[0]:.2f} {load[1]:.2f}",
+                    flush=True,
+                )
                 if wrong:
                     print("   WRONG ANSWERS: the replica path is not correct")
                     return 1
         best = {m: max(v) for m, v in rates.items()}
-        print("   memory of each server (master + workers): " + ", ".join(
-            f"{m} {tree_rss_mb(s.pid):.0f} MB" for m, s in servers.items()))
-        print("   PostgreSQL (postmaster + backends, shared memory counted once per process): " + ", ".join(
-            f"{c.name if hasattr(c, 'number') else 'primary'} {tree_rss_mb(postmaster(c)):.0f} MB"
-            for c in (primary, replica)))
-        print(f"   best: primary alone {best['primary']:.1f} req/s, reads on the replica "
-              f"{best['replica']:.1f} req/s, ratio {best['replica'] / best['primary']:.2f}")
+        print(
+            "   memory of each server (master + workers): "
+            + ", ".join(f"{m} {tree_rss_mb(s.pid):.0f} MB" for m, s in servers.items())
+        )
+        print(
+            "   PostgreSQL (postmaster + backends, shared memory counted once per process): "
+            + ", ".join(
+                f"{c.name if hasattr(c, 'number') else 'primary'} {tree_rss_mb(postmaster(c)):.0f} MB"
+                for c in (primary, replica)
+            )
+        )
+        print(
+            f"   best: primary alone {best['primary']:.1f} req/s, reads on the replica "
+            f"{best['replica']:.1f} req/s, ratio {best['replica'] / best['primary']:.2f}"
+        )
 
         print(f"\n2. read-your-writes: {args.tries} reports, each read back at once")
         lon, lat = sample[0]
@@ -263,19 +324,30 @@ def main() -> int:
         times, stale, where = [], 0, {"primary": 0, "replica-1": 0}
         for i in range(args.tries):
             started = time.perf_counter()
-            status, _w, lsn, body = c.request("POST", "/api/cases", {
-                "x": lon, "y": lat, "category": CATEGORIES[i % len(CATEGORIES)],
-                "description": f"回读压测 {i}", "source": "resident"})
+            status, _w, lsn, body = c.request(
+                "POST",
+                "/api/cases",
+                {
+                    "x": lon,
+                    "y": lat,
+                    "category": CATEGORIES[i % len(CATEGORIES)],
+                    "description": f"回读压测 {i}",
+                    "source": "resident",
+                },
+            )
             assert status == 201, body[:300]
             code = json.loads(body)["case"]["code"]
-            status, w, _l, body = c.request("GET", f"/api/search?q={code}&kinds=case",
-                                            headers={"X-After-LSN": lsn})
+            status, w, _l, body = c.request(
+                "GET", f"/api/search?q={code}&kinds=case", headers={"X-After-LSN": lsn}
+            )
             times.append(time.perf_counter() - started)
             found = status == 200 and code in [r["label"] for r in json.loads(body)["items"]]
             stale += not found
             where[w or "primary"] += 1
-        print(f"   p50 {pct(times, 50) * 1000:.1f} ms  p99 {pct(times, 99) * 1000:.1f} ms  "
-              f"stale {stale} of {args.tries}  read back from {where}")
+        print(
+            f"   p50 {pct(times, 50) * 1000:.1f} ms  p99 {pct(times, 99) * 1000:.1f} ms  "
+            f"stale {stale} of {args.tries}  read back from {where}"
+        )
 
         print(f"\n3. replica lag under a burst of {args.burst} reports")
         samples: list[tuple[int, float]] = []
@@ -300,9 +372,17 @@ def main() -> int:
             cl = Client(ports["replica"], token)
             p = rng.choice(points)
             gate.wait()
-            return cl.request("POST", "/api/cases", {
-                "x": p[0], "y": p[1], "category": CATEGORIES[i % len(CATEGORIES)],
-                "description": f"突发上报 {i}", "source": "resident"})[0]
+            return cl.request(
+                "POST",
+                "/api/cases",
+                {
+                    "x": p[0],
+                    "y": p[1],
+                    "category": CATEGORIES[i % len(CATEGORIES)],
+                    "description": f"突发上报 {i}",
+                    "source": "resident",
+                },
+            )[0]
 
         with ThreadPoolExecutor(max_workers=args.burst) as pool:
             futures = [pool.submit(report, i) for i in range(args.burst)]
@@ -313,9 +393,11 @@ def main() -> int:
         caught_up(primary, replica)
         done.set()
         sampler.join()
-        print(f"   {statuses.count(201)} of {args.burst} stored in {wall:.1f} s; largest lag "
-              f"{max(b for b, _ in samples)} bytes, {max(s for _, s in samples) * 1000:.1f} ms "
-              f"({len(samples)} samples); load {os.getloadavg()[0]:.2f}")
+        print(
+            f"   {statuses.count(201)} of {args.burst} stored in {wall:.1f} s; largest lag "
+            f"{max(b for b, _ in samples)} bytes, {max(s for _, s in samples) * 1000:.1f} ms "
+            f"({len(samples)} samples); load {os.getloadavg()[0]:.2f}"
+        )
     finally:
         for s in servers.values():
             s.send_signal(signal.SIGTERM)

@@ -62,7 +62,9 @@ from gis.synthetic import city  # noqa: E402
 DB = "gridgov_bench_search"
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉萍红娥玲芬燕鹏辉建国文斌宇浩凯"
-ESTATE = "春晖馨苑和园锦绣华府翠湖金桂银杏丽景嘉禾瑞祥福安康宁泰和盛世新城明珠阳光绿洲碧水蓝天怡景雅居"
+ESTATE = (
+    "春晖馨苑和园锦绣华府翠湖金桂银杏丽景嘉禾瑞祥福安康宁泰和盛世新城明珠阳光绿洲碧水蓝天怡景雅居"
+)
 SUFFIX = ("小区", "花园", "家园")
 TYPOS = {"区": "去", "园": "圆", "家": "佳"}
 
@@ -117,13 +119,18 @@ def build(cluster, micro: int, households: int, folder: Path) -> dict[str, float
         }
     ).to_csv(folder / "households.csv", index=False)
     figures["generate_s"] = time.perf_counter() - started
-    print(f"generated {len(c.grids):,} grids, {n:,} households in {figures['generate_s']:.0f} s", flush=True)
+    print(
+        f"generated {len(c.grids):,} grids, {n:,} households in {figures['generate_s']:.0f} s",
+        flush=True,
+    )
     figures["import_grids_s"] = cli(url, "import", "grids", str(folder / "grids.geojson"))
     print(f"imported grids in {figures['import_grids_s']:.0f} s", flush=True)
     owner = create_engine(cluster.owner_url(DB))
     with owner.begin() as conn:  # the household index is built once after the bulk load
         conn.execute(text("DROP INDEX ix_household_search_trgm"))
-    figures["import_households_s"] = cli(url, "import", "households", str(folder / "households.csv"))
+    figures["import_households_s"] = cli(
+        url, "import", "households", str(folder / "households.csv")
+    )
     print(f"imported households in {figures['import_households_s']:.0f} s", flush=True)
     started = time.perf_counter()
     with owner.begin() as conn:
@@ -169,11 +176,14 @@ def people(url: str) -> None:
                 {"gids": [g.id for g in grids], "levels": [g.level for g in grids]},
             )
             points = session.execute(
-                text("SELECT ST_X(geom), ST_Y(geom) FROM household TABLESAMPLE SYSTEM (1) LIMIT 1000")
+                text(
+                    "SELECT ST_X(geom), ST_Y(geom) FROM household TABLESAMPLE SYSTEM (1) LIMIT 1000"
+                )
             ).all()
             for x, y in points:
                 case_svc.create_case(
-                    session, case_svc.Report(x=x, y=y, category="streetlight", description="路灯不亮")
+                    session,
+                    case_svc.Report(x=x, y=y, category="streetlight", description="路灯不亮"),
                 )
         session.close()
     app.extensions["gridgov_db"].dispose()
@@ -182,16 +192,18 @@ def people(url: str) -> None:
 def queries(session, rng: random.Random, n: int) -> list[tuple[str, str, str | None]]:  # type: ignore[no-untyped-def]
     """(kind of query, query, the text meant when the query has a typo), drawn from the data."""
     out: list[tuple[str, str, str | None]] = []
-    addrs = session.execute(
-        text("SELECT address FROM household ORDER BY random() LIMIT :n"), {"n": n}
-    ).scalars().all()
+    addrs = (
+        session.execute(text("SELECT address FROM household ORDER BY random() LIMIT :n"), {"n": n})
+        .scalars()
+        .all()
+    )
     for a in addrs:
         out.append(("address", a, None))
         short = a.split("社区", 1)[1]
         out.append(("address (part)", short, None))
         # One character of the estate's kind written wrong (小区 -> 小去, 花园 -> 花圆, 家园 -> 佳园).
         i = next(k for k in range(3, 6) if short[k] in TYPOS)
-        out.append(("address (typo)", short[:i] + TYPOS[short[i]] + short[i + 1:], short))
+        out.append(("address (typo)", short[:i] + TYPOS[short[i]] + short[i + 1 :], short))
     for name, code in session.execute(
         text("SELECT name, code FROM worker ORDER BY random() LIMIT :n"), {"n": n}
     ).all():
@@ -202,20 +214,29 @@ def queries(session, rng: random.Random, n: int) -> list[tuple[str, str, str | N
     ).all():
         out.append(("grid name", name, None))
         out.append(("grid code", code, None))
-    for (code,) in session.execute(text('SELECT code FROM "case" ORDER BY random() LIMIT :n'), {"n": n}).all():
+    for (code,) in session.execute(
+        text('SELECT code FROM "case" ORDER BY random() LIMIT :n'), {"n": n}
+    ).all():
         out.append(("case code", code, None))
     rng.shuffle(out)
     return out
 
 
 BASELINE = {
-    "grid": ("SELECT name AS label, {score} AS score FROM grid WHERE valid_to IS NULL AND "
-             "(name ILIKE :pat OR code ILIKE :pat)", ("name", "code")),
-    "household": ("SELECT household_search_text(address, building, unit, room) AS label, {score} AS score "
-                  "FROM household WHERE household_search_text(address, building, unit, room) ILIKE :pat",
-                  ("household_search_text(address, building, unit, room)",)),
-    "worker": ("SELECT name AS label, {score} AS score FROM worker WHERE name ILIKE :pat OR code ILIKE :pat",
-               ("name", "code")),
+    "grid": (
+        "SELECT name AS label, {score} AS score FROM grid WHERE valid_to IS NULL AND "
+        "(name ILIKE :pat OR code ILIKE :pat)",
+        ("name", "code"),
+    ),
+    "household": (
+        "SELECT household_search_text(address, building, unit, room) AS label, {score} AS score "
+        "FROM household WHERE household_search_text(address, building, unit, room) ILIKE :pat",
+        ("household_search_text(address, building, unit, room)",),
+    ),
+    "worker": (
+        "SELECT name AS label, {score} AS score FROM worker WHERE name ILIKE :pat OR code ILIKE :pat",
+        ("name", "code"),
+    ),
     "case": ('SELECT code AS label, {score} AS score FROM "case" WHERE code ILIKE :pat', ("code",)),
 }
 
@@ -229,7 +250,9 @@ def baseline(session, q: str, limit: int = 10) -> list[tuple[str, float]]:  # ty
         score = search_svc._score(*cols)
         rows += [
             (r.label, float(r.score))
-            for r in session.execute(text(sql.format(score=score) + " ORDER BY score DESC, label LIMIT :k"), params)
+            for r in session.execute(
+                text(sql.format(score=score) + " ORDER BY score DESC, label LIMIT :k"), params
+            )
         ]
     rows.sort(key=lambda r: -r[1])
     return rows[:limit]
@@ -242,8 +265,12 @@ def previous_households(session, p, q, scope, params):  # type: ignore[no-untype
         return []
     where = search_svc._grid_filter(scope, "h.grid_id")
     text_ = search_svc.HOUSEHOLD_TEXT
-    rows = search_svc._household_rows(session, search_svc._hits("household", "h", (text_,), q, where), params)
-    return [search_svc._result("household", r, r.label, r.grid_name, grid_id=r.grid_id) for r in rows]
+    rows = search_svc._household_rows(
+        session, search_svc._hits("household", "h", (text_,), q, where), params
+    )
+    return [
+        search_svc._result("household", r, r.label, r.grid_name, grid_id=r.grid_id) for r in rows
+    ]
 
 
 def previous(session, admin, q: str, kinds):  # type: ignore[no-untyped-def]
@@ -309,7 +336,9 @@ def run(url: str, rounds: int, per_kind: int, with_ilike: bool) -> dict[str, obj
                         res = search_svc.search(session, admin, q, limit=10, kinds=kinds)["items"]
                         answers[which] = [(r["label"], r["score"]) for r in res]
                     elif which == "previous":
-                        answers[which] = [(r["label"], r["score"]) for r in previous(session, admin, q, kinds)]
+                        answers[which] = [
+                            (r["label"], r["score"]) for r in previous(session, admin, q, kinds)
+                        ]
                     else:
                         answers[which] = baseline(session, q)
                     elapsed = (time.perf_counter() - started) * 1000
@@ -317,15 +346,20 @@ def run(url: str, rounds: int, per_kind: int, with_ilike: bool) -> dict[str, obj
                     times[which].append(elapsed)
                     by_kind[which].setdefault(kind, []).append(elapsed)
                 started = time.perf_counter()
-                res = client.get("/api/search", query_string={"q": q, "kinds": ",".join(kinds)},
-                                 headers={"Authorization": f"Bearer {token}"})
+                res = client.get(
+                    "/api/search",
+                    query_string={"q": q, "kinds": ",".join(kinds)},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
                 times["http"].append((time.perf_counter() - started) * 1000)
                 assert res.status_code == 200, res.get_json()
                 if rnd == 0:
                     if typo:  # the address meant is among the first three suggestions
                         typo_total += 1
                         for w in ways:
-                            typo_found[w] += any(label.endswith(typo) for label, _ in answers[w][:3])
+                            typo_found[w] += any(
+                                label.endswith(typo) for label, _ in answers[w][:3]
+                            )
                         continue
                     tops = {w: (answers[w][0][0] if answers[w] else None) for w in ways}
                     if tops["served"] is not None and len(set(tops.values())) == 1:
@@ -337,8 +371,12 @@ def run(url: str, rounds: int, per_kind: int, with_ilike: bool) -> dict[str, obj
         session.close()
     app.extensions["gridgov_db"].dispose()
     for which, values in times.items():
-        out[which] = {"p50": round(pct(values, 50), 1), "p95": round(pct(values, 95), 1),
-                      "mean": round(statistics.fmean(values), 1), "n": len(values)}
+        out[which] = {
+            "p50": round(pct(values, 50), 1),
+            "p95": round(pct(values, 95), 1),
+            "mean": round(statistics.fmean(values), 1),
+            "n": len(values),
+        }
     for w in ways:
         out[f"{w}_by_kind_p95"] = {k: round(pct(v, 95), 1) for k, v in by_kind[w].items()}
     out["same_top_result"] = f"{agree}/{agree + disagree} ({' = '.join(ways)})"
@@ -354,11 +392,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--per-kind", type=int, default=10, help="queries drawn per kind")
     parser.add_argument("--keep", action="store_true", help="reuse the loaded scratch database")
-    parser.add_argument("--ilike", action="store_true",
-                        help="time a plain ILIKE over sequential scans too (seconds a query)")
+    parser.add_argument(
+        "--ilike",
+        action="store_true",
+        help="time a plain ILIKE over sequential scans too (seconds a query)",
+    )
     args = parser.parse_args()
-    print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
-          f"{os.cpu_count()} cores", flush=True)
+    print(
+        f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
+        f"{os.cpu_count()} cores",
+        flush=True,
+    )
     cluster = default_cluster()
     cluster.start()
     url = cluster.url(DB)
@@ -376,12 +420,18 @@ def main() -> None:
             print(build(cluster, args.micro, args.households, Path(tmp)), flush=True)
     eng = create_engine(url)
     with eng.connect() as conn:
-        counts = conn.execute(text(
-            "SELECT (SELECT count(*) FROM grid WHERE level = 4), (SELECT count(*) FROM household), "
-            "(SELECT count(*) FROM worker), (SELECT count(*) FROM \"case\")")).one()
+        counts = conn.execute(
+            text(
+                "SELECT (SELECT count(*) FROM grid WHERE level = 4), (SELECT count(*) FROM household), "
+                '(SELECT count(*) FROM worker), (SELECT count(*) FROM "case")'
+            )
+        ).one()
     eng.dispose()
-    print(f"city: {counts[0]:,} micro-grids, {counts[1]:,} households, {counts[2]:,} workers, "
-          f"{counts[3]:,} cases", flush=True)
+    print(
+        f"city: {counts[0]:,} micro-grids, {counts[1]:,} households, {counts[2]:,} workers, "
+        f"{counts[3]:,} cases",
+        flush=True,
+    )
     result = run(url, args.rounds, args.per_kind, args.ilike)
     for k, v in result.items():
         print(f"{k}: {v}")

@@ -253,7 +253,13 @@ def city(
                     parent = code_of[(level - 1, i0 // pk * pk, j0 // pk * pk)]
                 counters[parent] = counters.get(parent, 0) + 1
                 c = counters[parent]
-                code = f"C{c:03d}" if parent is None else f"{parent}{c:03d}" if level < 4 else f"{parent}{c:02d}"
+                code = (
+                    f"C{c:03d}"
+                    if parent is None
+                    else f"{parent}{c:03d}"
+                    if level < 4
+                    else f"{parent}{c:02d}"
+                )
                 code_of[(level, i0, j0)] = code
                 name = {1: "街道", 2: "社区", 3: "网格", 4: "微网格"}[level]
                 grids.append((code, f"{code}{name}", level, parent, block(i0, j0, k)))
@@ -270,7 +276,10 @@ def city(
         return vx[ci + di, cj + dj], vy[ci + di, cj + dj]
 
     (x00, y00), (x10, y10), (x01, y01), (x11, y11) = (
-        corner(0, 0), corner(1, 0), corner(0, 1), corner(1, 1)
+        corner(0, 0),
+        corner(1, 0),
+        corner(0, 1),
+        corner(1, 1),
     )
     hx = (1 - u) * (1 - v) * x00 + u * (1 - v) * x10 + (1 - u) * v * x01 + u * v * x11
     hy = (1 - u) * (1 - v) * y00 + u * (1 - v) * y10 + (1 - u) * v * y01 + u * v * y11

@@ -58,7 +58,9 @@ def accounts(database_url: str, admin_auth: dict[str, str]) -> dict[str, Account
                     None if role == "camera_feed" else TEST_PASSWORD,
                     **links,  # type: ignore[arg-type]
                 )
-                tok = user_svc.start_session(session, user, None, user_svc.DEFAULT_LIMITS, kind="token")
+                tok = user_svc.start_session(
+                    session, user, None, user_svc.DEFAULT_LIMITS, kind="token"
+                )
                 out[role] = Account(
                     role, username, user.id, tok.token, user.worker_id, user.department_id
                 )

@@ -137,9 +137,7 @@ def admin_auth(database_url: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def app(database_url: str):  # type: ignore[no-untyped-def]
     """The app on the test database."""
-    return create_app(
-        {"DATABASE_URL": database_url, "TESTING": True, "SESSION_IDLE_MINUTES": 600}
-    )
+    return create_app({"DATABASE_URL": database_url, "TESTING": True, "SESSION_IDLE_MINUTES": 600})
 
 
 @pytest.fixture()
@@ -304,7 +302,10 @@ def page(browser, live_server, admin_auth):  # type: ignore[no-untyped-def]
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    pg.on("requestfailed", lambda r: None if _cancelled_tile(r) else errors.append(f"request failed: {r.url}"))
+    pg.on(
+        "requestfailed",
+        lambda r: None if _cancelled_tile(r) else errors.append(f"request failed: {r.url}"),
+    )
     pg.page_errors = errors  # type: ignore[attr-defined]
     yield pg
     context.close()

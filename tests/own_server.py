@@ -74,10 +74,14 @@ def own_server(
     process = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "gunicorn"),
-            "--workers", str(workers),
-            "--threads", str(threads),
-            "--bind", f"127.0.0.1:{port}",
-            "--timeout", "120",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--timeout",
+            "120",
             # Not the control socket in the home folder, which other checkouts share.
             "--no-control-socket",
             app_spec,

@@ -44,13 +44,15 @@ def _scalar(url: str, sql: str):  # type: ignore[no-untyped-def]
         engine.dispose()
 
 
-GEOM_SUM = (
-    "SELECT md5(string_agg(id::text || ST_AsEWKB(geom)::text, ',' ORDER BY id)) FROM {table}"
-)
+GEOM_SUM = "SELECT md5(string_agg(id::text || ST_AsEWKB(geom)::text, ',' ORDER BY id)) FROM {table}"
 
 
 def test_backup_and_restore_into_a_fresh_cluster(
-    owner_database_url, database_url, admin_auth, fresh_cluster, tmp_path  # type: ignore[no-untyped-def]
+    owner_database_url,
+    database_url,
+    admin_auth,
+    fresh_cluster,
+    tmp_path,  # type: ignore[no-untyped-def]
 ) -> None:
     archive = tmp_path / "city.dump"
     env = {

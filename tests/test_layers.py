@@ -44,7 +44,9 @@ def _layer_breaches() -> list[tuple[str, str]]:
                 breaches.append((name, target))
             if name.startswith("app.services") and target.startswith(("app.web", "app.api")):
                 breaches.append((name, target))
-            if name.startswith("app.models") and target.startswith(("app.services", "app.web", "app.api")):
+            if name.startswith("app.models") and target.startswith(
+                ("app.services", "app.web", "app.api")
+            ):
                 breaches.append((name, target))
     return breaches
 
@@ -65,7 +67,7 @@ def test_no_import_cycle_at_load_time() -> None:
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                cycles.append(stack[stack.index(nxt):] + [nxt])
+                cycles.append(stack[stack.index(nxt) :] + [nxt])
             elif not state.get(nxt):
                 visit(nxt)
         stack.pop()

@@ -71,14 +71,26 @@ def test_database_enforces_geometry_rules(scratch_url: str) -> None:
     # Each statement with the error PostgreSQL must give: the check constraint it breaks by name,
     # or the column's SRID check (the message names both SRIDs).
     statements = [
-        (f"INSERT INTO grid (code, name, level, geom, area_m2) VALUES ('X1', 'x', 1, '{bowtie}', 1)",
-         CheckViolation, 'violates check constraint "ck_grid_geom_valid"'),
-        (f"INSERT INTO grid (code, name, level, geom, area_m2) VALUES ('X2', 'x', 1, 'SRID=3857;{square}', 1)",
-         psycopg.errors.InvalidParameterValue, "Geometry SRID (3857) does not match column SRID (4326)"),
-        (f"INSERT INTO grid (code, name, level, geom, area_m2) VALUES ('X3', 'x', 7, 'SRID=4326;{square}', 1)",
-         CheckViolation, 'violates check constraint "ck_grid_level_range"'),
-        ("INSERT INTO service_point (name, kind, geom) VALUES ('p', 'station', 'SRID=4326;POINT(191 31)')",
-         CheckViolation, 'violates check constraint "ck_service_point_lonlat_range"'),
+        (
+            f"INSERT INTO grid (code, name, level, geom, area_m2) VALUES ('X1', 'x', 1, '{bowtie}', 1)",
+            CheckViolation,
+            'violates check constraint "ck_grid_geom_valid"',
+        ),
+        (
+            f"INSERT INTO grid (code, name, level, geom, area_m2) VALUES ('X2', 'x', 1, 'SRID=3857;{square}', 1)",
+            psycopg.errors.InvalidParameterValue,
+            "Geometry SRID (3857) does not match column SRID (4326)",
+        ),
+        (
+            f"INSERT INTO grid (code, name, level, geom, area_m2) VALUES ('X3', 'x', 7, 'SRID=4326;{square}', 1)",
+            CheckViolation,
+            'violates check constraint "ck_grid_level_range"',
+        ),
+        (
+            "INSERT INTO service_point (name, kind, geom) VALUES ('p', 'station', 'SRID=4326;POINT(191 31)')",
+            CheckViolation,
+            'violates check constraint "ck_service_point_lonlat_range"',
+        ),
     ]
     try:
         for sql, kind, message in statements:

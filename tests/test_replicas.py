@@ -112,9 +112,9 @@ def _micro(pair) -> tuple[int, int, str, str]:  # type: ignore[no-untyped-def]
 
 
 def _tile_name(res) -> str:  # type: ignore[no-untyped-def]
-    return {f["properties"]["code"]: f["properties"]["name"] for f in features(decode(res), "grids")}[
-        OWN_MICRO
-    ]
+    return {
+        f["properties"]["code"]: f["properties"]["name"] for f in features(decode(res), "grids")
+    }[OWN_MICRO]
 
 
 def test_heavy_reads_go_to_the_replica_and_everything_else_to_the_primary(pair, routed) -> None:  # type: ignore[no-untyped-def]
@@ -143,7 +143,11 @@ def test_a_read_with_the_write_position_sees_the_write_while_the_replica_lags(pa
     try:
         res = c.patch(
             f"/api/grids/{gid}",
-            json={"type": "Feature", "geometry": None, "properties": {"name": "主库新名", "version": version}},
+            json={
+                "type": "Feature",
+                "geometry": None,
+                "properties": {"name": "主库新名", "version": version},
+            },
             headers=_auth(pair),
         )
         assert res.status_code == 200, res.get_json()
@@ -178,7 +182,11 @@ def test_a_browser_carries_its_write_position_in_a_cookie(pair, routed) -> None:
         )[0][0]
         res = c.patch(
             f"/api/grids/{gid}",
-            json={"type": "Feature", "geometry": None, "properties": {"name": "浏览器改名", "version": version}},
+            json={
+                "type": "Feature",
+                "geometry": None,
+                "properties": {"name": "浏览器改名", "version": version},
+            },
             headers={"X-CSRF-Token": csrf},
         )
         assert res.status_code == 200, res.get_json()
@@ -194,15 +202,21 @@ def test_a_session_read_on_the_replica_is_kept_alive_on_the_primary(pair, routed
     from app.auth import SESSION_COOKIE
 
     owner = pair["primary"].owner_url()
-    _sql(owner, "UPDATE user_session SET last_seen_at = now() - interval '5 minutes' WHERE kind = 'browser'")
+    _sql(
+        owner,
+        "UPDATE user_session SET last_seen_at = now() - interval '5 minutes' WHERE kind = 'browser'",
+    )
     _caught_up(pair["primary"], pair["replica"])
     browser = routed.test_client()
     browser.set_cookie(SESSION_COOKIE, pair["cookie"])
     _gid, _v, _tile, locate = _micro(pair)
     res = browser.get(locate)
     assert res.status_code == 200 and res.headers["X-Read-From"] == "replica-1"
-    (fresh,) = _sql(owner, "SELECT bool_and(last_seen_at > now() - interval '1 minute') "
-                           "FROM user_session WHERE kind = 'browser'")[0]
+    (fresh,) = _sql(
+        owner,
+        "SELECT bool_and(last_seen_at > now() - interval '1 minute') "
+        "FROM user_session WHERE kind = 'browser'",
+    )[0]
     assert fresh  # the once-a-minute update went to the primary
 
 
@@ -254,13 +268,19 @@ def test_failover_drill(pair, routed, caplog) -> None:  # type: ignore[no-untype
 
     # The primary stops: writes answer 503 with Retry-After; reads from the replica go on,
     # for a token and for a browser whose session is due for its last-use update.
-    _sql(primary.owner_url(), "UPDATE user_session SET last_seen_at = now() - interval '5 minutes' "
-         "WHERE kind = 'browser'")
+    _sql(
+        primary.owner_url(),
+        "UPDATE user_session SET last_seen_at = now() - interval '5 minutes' "
+        "WHERE kind = 'browser'",
+    )
     _caught_up(primary, replica)
     primary.stop()
     try:
-        res = c.patch(f"/api/grids/{gid}", json={"properties": {"name": "写不进"}, "version": 1},
-                      headers=_auth(pair))
+        res = c.patch(
+            f"/api/grids/{gid}",
+            json={"properties": {"name": "写不进"}, "version": 1},
+            headers=_auth(pair),
+        )
         assert res.status_code == 503 and res.headers["Retry-After"]
         for url in (tile, locate):
             res = c.get(url, headers=_auth(pair))
@@ -274,9 +294,15 @@ def test_failover_drill(pair, routed, caplog) -> None:  # type: ignore[no-untype
         primary.start()
     # Both back: writes and reads as before.
     _gid, version, _t, _l = _micro(pair)
-    res = c.patch(f"/api/grids/{gid}", json={"type": "Feature", "geometry": None,
-                                             "properties": {"name": "恢复后改名", "version": version}},
-                  headers=_auth(pair))
+    res = c.patch(
+        f"/api/grids/{gid}",
+        json={
+            "type": "Feature",
+            "geometry": None,
+            "properties": {"name": "恢复后改名", "version": version},
+        },
+        headers=_auth(pair),
+    )
     assert res.status_code == 200, res.get_json()
     _caught_up(primary, replica)
     res = c.get(tile, headers=_auth(pair))
@@ -287,16 +313,26 @@ def test_reads_spread_over_a_list_of_replicas_and_skip_one_that_is_down(pair) ->
     good = pair["replica"].url()
     dead = good.replace(str(pair["replica"].socket_dir), "/nonexistent-gridgov-replica")
     _gid, _v, tile, locate = _micro(pair)
-    app = create_app({"DATABASE_URL": pair["primary"].url(), "DATABASE_READ_URL": f"{good},{good}",
-                      "TESTING": True})
+    app = create_app(
+        {
+            "DATABASE_URL": pair["primary"].url(),
+            "DATABASE_READ_URL": f"{good},{good}",
+            "TESTING": True,
+        }
+    )
     try:
         c = app.test_client()
         seen = [c.get(tile, headers=_auth(pair)).headers["X-Read-From"] for _ in range(4)]
         assert sorted(seen) == ["replica-1", "replica-1", "replica-2", "replica-2"]
     finally:
         app.extensions["gridgov_db"].dispose()
-    app = create_app({"DATABASE_URL": pair["primary"].url(), "DATABASE_READ_URL": f"{dead},{good}",
-                      "TESTING": True})
+    app = create_app(
+        {
+            "DATABASE_URL": pair["primary"].url(),
+            "DATABASE_READ_URL": f"{dead},{good}",
+            "TESTING": True,
+        }
+    )
     try:
         c = app.test_client()
         for _ in range(4):
@@ -306,7 +342,9 @@ def test_reads_spread_over_a_list_of_replicas_and_skip_one_that_is_down(pair) ->
         app.extensions["gridgov_db"].dispose()
 
 
-def test_the_embedded_app_reads_from_running_replicas_and_status_shows_the_lag(pair, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_embedded_app_reads_from_running_replicas_and_status_shows_the_lag(
+    pair, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     for key, value in pair["env"].items():
         monkeypatch.setenv(key, value)
     out = CliRunner().invoke(main, ["db", "status"], env=pair["env"])

@@ -24,7 +24,9 @@ def _wait(base: str, process: subprocess.Popen, log: Path) -> int:
                 return res.status
         except (urllib.error.URLError, ConnectionError, OSError):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("the server did not start: " + log.read_text()[-2000:]) from None
+                raise AssertionError(
+                    "the server did not start: " + log.read_text()[-2000:]
+                ) from None
             time.sleep(0.3)
 
 
@@ -34,18 +36,36 @@ def test_two_servers_of_one_account_each_have_their_own_control_socket(
     home = tmp_path / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
-    env.update(HOME=str(home), DATABASE_URL=database_url,
-               GRIDGOV_MIGRATION_DATABASE_URL=owner_database_url, GRIDGOV_SESSION_COOKIE_SECURE="0")
+    env.update(
+        HOME=str(home),
+        DATABASE_URL=database_url,
+        GRIDGOV_MIGRATION_DATABASE_URL=owner_database_url,
+        GRIDGOV_SESSION_COOKIE_SECURE="0",
+    )
     gridgov = str(Path(sys.executable).parent / "gridgov")
     ports = [_free_port(), _free_port()]
     procs: list[subprocess.Popen] = []
     try:
         for port in ports:
             log = tmp_path / f"serve-{port}.log"
-            procs.append(subprocess.Popen(
-                [gridgov, "serve", "--no-sample", "--port", str(port), "--workers", "1", "--no-access-log"],
-                cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-            ))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        gridgov,
+                        "serve",
+                        "--no-sample",
+                        "--port",
+                        str(port),
+                        "--workers",
+                        "1",
+                        "--no-access-log",
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log.open("w"),
+                    stderr=subprocess.STDOUT,
+                )
+            )
         for port, proc in zip(ports, procs, strict=True):
             assert _wait(f"http://127.0.0.1:{port}", proc, tmp_path / f"serve-{port}.log") == 200
         for port in ports:
@@ -54,7 +74,9 @@ def test_two_servers_of_one_account_each_have_their_own_control_socket(
             while not ctl.exists() and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert ctl.exists(), port
-        assert not (home / ".gunicorn" / "gunicorn.ctl").exists()  # nothing shared in the home folder
+        assert not (
+            home / ".gunicorn" / "gunicorn.ctl"
+        ).exists()  # nothing shared in the home folder
         assert all(p.poll() is None for p in procs)  # neither pushed the other out
     finally:
         for p in procs:
@@ -66,7 +88,9 @@ def test_two_servers_of_one_account_each_have_their_own_control_socket(
                 p.kill()
 
 
-def test_app_nodes_starting_together_upgrade_and_grant_one_at_a_time(database_url: str, owner_database_url: str) -> None:
+def test_app_nodes_starting_together_upgrade_and_grant_one_at_a_time(
+    database_url: str, owner_database_url: str
+) -> None:
     """Each app node upgrades the schema and grants the app's role when it starts; started at
     the same moment, none may fail (two GRANTs on one object at once: "tuple concurrently
     updated")."""

@@ -45,20 +45,43 @@ def _set_up(checkout: Path, env: dict[str, str]) -> list[str]:
     _run([env.get("PYTHON", "python3"), "-m", "venv", "--without-pip", ".venv"], checkout, env, log)
     # The project itself (editable, as setup.sh installs it, its build step included) through the
     # shared pip cache; its dependencies are what the rest of the suite already runs on.
-    _run([sys.executable, "-m", "pip", "--python", venv_python, "install", "-q", "--no-deps",
-          "-e", "."], checkout, env, log)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            venv_python,
+            "install",
+            "-q",
+            "--no-deps",
+            "-e",
+            ".",
+        ],
+        checkout,
+        env,
+        log,
+    )
     _run(NPM_CI + ["--prefer-offline"], checkout, env, log)
     # The checkout's own cluster, created and started by this checkout's code.
-    _run([sys.executable, "-c", "from app.cli import main; main()", "db", "start"], checkout,
-         dict(env, PYTHONPATH=str(checkout)), log)
+    _run(
+        [sys.executable, "-c", "from app.cli import main; main()", "db", "start"],
+        checkout,
+        dict(env, PYTHONPATH=str(checkout)),
+        log,
+    )
     return log
 
 
 def _status(checkout: Path, env: dict[str, str]) -> dict:
     res = subprocess.run(
         [sys.executable, "-c", "from app.cli import main; main()", "db", "status"],
-        cwd=checkout, env=dict(env, PYTHONPATH=str(checkout)), capture_output=True, text=True,
-        timeout=120, check=True,
+        cwd=checkout,
+        env=dict(env, PYTHONPATH=str(checkout)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     return json.loads(res.stdout)
 
@@ -66,7 +89,10 @@ def _status(checkout: Path, env: dict[str, str]) -> dict:
 def _stop(checkout: Path, env: dict[str, str]) -> None:
     subprocess.run(
         [sys.executable, "-c", "from app.cli import main; main()", "db", "stop"],
-        cwd=checkout, env=dict(env, PYTHONPATH=str(checkout)), capture_output=True, timeout=120,
+        cwd=checkout,
+        env=dict(env, PYTHONPATH=str(checkout)),
+        capture_output=True,
+        timeout=120,
     )
 
 
@@ -87,9 +113,15 @@ def test_two_checkouts_set_up_at_once_each_get_their_own_environment() -> None:
         for c in checkouts:
             # Each virtualenv runs this checkout's code.
             origin = subprocess.run(
-                [str(c / ".venv/bin/python"), "-c",
-                 "import importlib.util; print(importlib.util.find_spec('app').origin)"],
-                cwd="/", capture_output=True, text=True, check=True,
+                [
+                    str(c / ".venv/bin/python"),
+                    "-c",
+                    "import importlib.util; print(importlib.util.find_spec('app').origin)",
+                ],
+                cwd="/",
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout.strip()
             assert Path(origin).resolve().is_relative_to(c.resolve()), (c, origin)
             # Each has the browser libraries of the lock file.

@@ -94,9 +94,19 @@ def two_nodes(database_url: str, owner_database_url: str, tmp_path_factory):  # 
         for port in ports:
             procs.append(
                 subprocess.Popen(
-                    [gridgov, "serve", "--no-sample", "--port", str(port), "--workers", "1",
-                     "--no-access-log"],
-                    cwd=ROOT, env=env, stdout=(logs / f"{port}.log").open("w"),
+                    [
+                        gridgov,
+                        "serve",
+                        "--no-sample",
+                        "--port",
+                        str(port),
+                        "--workers",
+                        "1",
+                        "--no-access-log",
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=(logs / f"{port}.log").open("w"),
                     stderr=subprocess.STDOUT,
                 )
             )
@@ -178,8 +188,12 @@ def test_a_repeated_report_makes_one_case_whichever_node_gets_it(two_nodes, data
     a, b = two_nodes
     key = f"node-{secrets.token_hex(8)}"
     report = {
-        "x": POINT[0], "y": POINT[1], "category": "streetlight", "description": "两个节点的重复上报",
-        "source": "resident", "reporter_contact": "13912345678",
+        "x": POINT[0],
+        "y": POINT[1],
+        "category": "streetlight",
+        "description": "两个节点的重复上报",
+        "source": "resident",
+        "reporter_contact": "13912345678",
     }
     answers = [
         call(base, "POST", "/api/cases", report, headers={"Idempotency-Key": key})
@@ -202,14 +216,18 @@ def test_a_repeated_report_makes_one_case_whichever_node_gets_it(two_nodes, data
     assert len(ids) == 1
 
 
-def test_an_edit_on_one_node_shows_in_the_other_nodes_next_tile(two_nodes, database_url, admin_auth) -> None:  # type: ignore[no-untyped-def]
+def test_an_edit_on_one_node_shows_in_the_other_nodes_next_tile(
+    two_nodes, database_url, admin_auth
+) -> None:  # type: ignore[no-untyped-def]
     a, b = two_nodes
     auth = {"Authorization": f"Bearer {admin_auth['token']}", "Accept-Encoding": "gzip"}
     engine = create_engine(database_url, poolclass=pool.NullPool)
     with engine.connect() as conn:
         gid, name, lon, lat = conn.execute(
-            text("SELECT id, name, ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) "
-                 "FROM grid WHERE code = :c AND valid_to IS NULL"),
+            text(
+                "SELECT id, name, ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) "
+                "FROM grid WHERE code = :c AND valid_to IS NULL"
+            ),
             {"c": OWN_MICRO},
         ).one()
     engine.dispose()
@@ -221,16 +239,26 @@ def test_an_edit_on_one_node_shows_in_the_other_nodes_next_tile(two_nodes, datab
         if headers.get("Content-Encoding") == "gzip":
             raw = gzip.decompress(raw)
         tile = mapbox_vector_tile.decode(raw)
-        return {f["properties"]["code"]: f["properties"].get("name")
-                for f in tile.get("grids", {}).get("features", [])}
+        return {
+            f["properties"]["code"]: f["properties"].get("name")
+            for f in tile.get("grids", {}).get("features", [])
+        }
 
     assert names_on(b)[OWN_MICRO] == name  # B has cut (and cached) the tile
-    version = json.loads(call(a, "GET", f"/api/grids/{gid}", headers=auth)[2])["properties"]["version"]
+    version = json.loads(call(a, "GET", f"/api/grids/{gid}", headers=auth)[2])["properties"][
+        "version"
+    ]
     renamed = "两节点改名微网格"
     try:
         status, _, body = call(
-            a, "PATCH", f"/api/grids/{gid}",
-            {"type": "Feature", "geometry": None, "properties": {"name": renamed, "version": version}},
+            a,
+            "PATCH",
+            f"/api/grids/{gid}",
+            {
+                "type": "Feature",
+                "geometry": None,
+                "properties": {"name": renamed, "version": version},
+            },
             headers=auth,
         )
         assert status == 200, body
@@ -238,10 +266,17 @@ def test_an_edit_on_one_node_shows_in_the_other_nodes_next_tile(two_nodes, datab
     finally:
         current = json.loads(call(a, "GET", f"/api/grids/{gid}", headers=auth)[2])["properties"]
         if current["name"] != name:
-            call(a, "PATCH", f"/api/grids/{gid}",
-                 {"type": "Feature", "geometry": None,
-                  "properties": {"name": name, "version": current["version"]}},
-                 headers=auth)
+            call(
+                a,
+                "PATCH",
+                f"/api/grids/{gid}",
+                {
+                    "type": "Feature",
+                    "geometry": None,
+                    "properties": {"name": name, "version": current["version"]},
+                },
+                headers=auth,
+            )
 
 
 # ------------------------------------------------------------------ behind deploy/nginx
@@ -275,16 +310,33 @@ def proxy(two_nodes):  # type: ignore[no-untyped-def]
     assert Path(nginx).exists(), "nginx is missing: scripts/setup.sh installs nginx-light"
     tmp = Path(tempfile.mkdtemp(prefix="gridgov-nginx-"))
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(tmp / "key.pem"), "-out", str(tmp / "cert.pem")],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(tmp / "key.pem"),
+            "-out",
+            str(tmp / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
     )
     http_port, https_port = _free_port(), _free_port()
     (tmp / "site.conf").write_text(_site_config(tmp, two_nodes, http_port, https_port))
     user = "user root root;" if os.geteuid() == 0 else ""
     temp_paths = " ".join(
-        f"{kind}_temp_path {tmp}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        f"{kind}_temp_path {tmp}/{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
     (tmp / "nginx.conf").write_text(
         f"{user}\nworker_processes 1;\npid {tmp}/nginx.pid;\nerror_log {tmp}/error.log;\n"
@@ -331,7 +383,10 @@ def test_behind_nginx_tls_sessions_origins_and_addresses_work(proxy, database_ur
 
     # An address the client writes itself is never taken for its own.
     status, _, _ = call(
-        https, "POST", "/api/auth/login", {"username": name, "password": "wrong"},
+        https,
+        "POST",
+        "/api/auth/login",
+        {"username": name, "password": "wrong"},
         headers={"X-Forwarded-For": "203.0.113.9"},
     )
     assert status == 401
@@ -339,8 +394,11 @@ def test_behind_nginx_tls_sessions_origins_and_addresses_work(proxy, database_ur
     try:
         with engine.connect() as conn:
             ip = conn.execute(
-                text("SELECT host(ip) FROM audit_log WHERE kind = 'login_failed' "
-                     "AND username = :u ORDER BY id DESC LIMIT 1"), {"u": name}
+                text(
+                    "SELECT host(ip) FROM audit_log WHERE kind = 'login_failed' "
+                    "AND username = :u ORDER BY id DESC LIMIT 1"
+                ),
+                {"u": name},
             ).scalar_one()
     finally:
         engine.dispose()

@@ -97,7 +97,9 @@ def _filters() -> svc.CaseFilter:
         if s not in svc.STATES:
             raise BadParameter("status", f"'{s}' is not one of {', '.join(svc.STATES)}")
     if args.get("source") and args["source"] not in svc.CASE_SOURCES:
-        raise BadParameter("source", f"'{args['source']}' is not one of {', '.join(svc.CASE_SOURCES)}")
+        raise BadParameter(
+            "source", f"'{args['source']}' is not one of {', '.join(svc.CASE_SOURCES)}"
+        )
     overdue = bool_field(dict(args), "overdue")
     return svc.CaseFilter(
         status=status or None,
@@ -288,7 +290,6 @@ def duplicates(ref: str):  # type: ignore[no-untyped-def]
     )
 
 
-
 PARAM_FIELDS = (
     "worker_id",
     "grid_id",
@@ -390,9 +391,7 @@ def sweep():  # type: ignore[no-untyped-def]
 def public_limits() -> dict[str, Any]:
     """The limits on public case endpoints: the configuration's, else the defaults."""
     cfg = current_app.config
-    return {
-        k: v if cfg.get(k) is None else cfg[k] for k, v in public_cases.DEFAULT_LIMITS.items()
-    }
+    return {k: v if cfg.get(k) is None else cfg[k] for k, v in public_cases.DEFAULT_LIMITS.items()}
 
 
 def count_public_try() -> Any:

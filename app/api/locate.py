@@ -56,10 +56,15 @@ def _need_own(grid: dict | None) -> None:
 
 def _masked(entry: dict) -> dict:
     """A neighbour outside the caller's grids: its people's names and phones masked."""
+
     def mask(person: dict | None) -> dict | None:
         if not person or person.get("kind") != "worker":
             return person
-        return {**person, "name": mask_name(person.get("name")), "phone": mask_phone(person.get("phone"))}
+        return {
+            **person,
+            "name": mask_name(person.get("name")),
+            "phone": mask_phone(person.get("phone")),
+        }
 
     out = {**entry, "owner": mask(entry.get("owner"))}
     if "fallback" in entry:

@@ -50,7 +50,9 @@ def import_network():  # type: ignore[no-untyped-def]
         raise BadParameter("file", "请上传文件（表单字段 file）/ no file uploaded")
     suffix = Path(upload.filename).suffix.lower()
     if suffix not in UPLOAD_SUFFIXES:
-        raise BadParameter("file", f"'{upload.filename}'：请用 .geojson、.csv、.gpkg 或压缩的 Shapefile（.zip）")
+        raise BadParameter(
+            "file", f"'{upload.filename}'：请用 .geojson、.csv、.gpkg 或压缩的 Shapefile（.zip）"
+        )
     street_id, within = None, None
     if p.role == "centre" and p.grid_id is not None:
         street_id = p.grid_id
@@ -102,7 +104,9 @@ def mismatch(network_id: int):  # type: ignore[no-untyped-def]
         for g in report["grids"]:
             g["person"] = None
     else:
-        record_personal_read("network mismatch export", "network", network_id, ["person"], kind="export")
+        record_personal_read(
+            "network mismatch export", "network", network_id, ["person"], kind="export"
+        )
     data, media, suffix = svc.mismatch_export(report, fmt)
     return Response(
         data,
@@ -118,7 +122,9 @@ def mismatch(network_id: int):  # type: ignore[no-untyped-def]
 def proposal(network_id: int, grid_id: int):  # type: ignore[no-untyped-def]
     """The alignment proposal of one departmental grid (before, after, what moves)."""
     tolerance = float_arg("tolerance_m", minimum=0.1, maximum=5000, default=svc.TOLERANCE_M)
-    answer = svc.propose_alignment(get_session(), network_id, grid_id, tolerance_m=tolerance or svc.TOLERANCE_M)
+    answer = svc.propose_alignment(
+        get_session(), network_id, grid_id, tolerance_m=tolerance or svc.TOLERANCE_M
+    )
     answer.pop("_after", None)
     return jsonify(answer)
 
@@ -131,7 +137,11 @@ def commit(network_id: int, grid_id: int):  # type: ignore[no-untyped-def]
     tolerance = body.get("tolerance_m", svc.TOLERANCE_M)
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
         raise BadParameter("version", "须为整数")
-    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or not 0 < tolerance <= 5000:
+    if (
+        isinstance(tolerance, bool)
+        or not isinstance(tolerance, int | float)
+        or not 0 < tolerance <= 5000
+    ):
         raise BadParameter("tolerance_m", "容差须为 0–5000 米之间的数")
     session = get_session()
     with transaction(session):

@@ -123,4 +123,3 @@ def cameras():  # type: ignore[no-untyped-def]
             **_paging(),  # type: ignore[arg-type]
         )
     )
-

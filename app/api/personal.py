@@ -42,7 +42,9 @@ def _fields(allowed: tuple[str, ...]) -> list[str]:
         raise BadParameter("fields", f"a list of field names among {', '.join(allowed)}")
     unknown = [n for n in names if n not in allowed]
     if unknown:
-        raise BadParameter("fields", f"unknown field(s) {', '.join(unknown)}; use {', '.join(allowed)}")
+        raise BadParameter(
+            "fields", f"unknown field(s) {', '.join(unknown)}; use {', '.join(allowed)}"
+        )
     return list(dict.fromkeys(names))
 
 

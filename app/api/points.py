@@ -71,7 +71,9 @@ def household_entry(household_id: int):  # type: ignore[no-untyped-def]
     data = body_fields()
     session = get_session()
     with transaction(session):
-        entry = svc.add_household_entry(session, household_id, data, user_id=current_principal().user_id)
+        entry = svc.add_household_entry(
+            session, household_id, data, user_id=current_principal().user_id
+        )
     return jsonify({"entry": entry}), 201
 
 
@@ -92,4 +94,8 @@ def ranking():  # type: ignore[no-untyped-def]
     group = str_arg("group", max_length=20) or "member"
     limit = int_arg("limit", minimum=1, maximum=1000, default=100) or 100
     scope = grid_scope(session, current_principal())
-    return jsonify(svc.ranking(session, scope, quarter=str_arg("quarter", max_length=10), group=group, limit=limit))
+    return jsonify(
+        svc.ranking(
+            session, scope, quarter=str_arg("quarter", max_length=10), group=group, limit=limit
+        )
+    )

@@ -26,7 +26,9 @@ bp = Blueprint("visits_api", __name__, url_prefix="/api")
 
 def _worker(p: Principal) -> int:
     if p.worker_id is None:
-        raise Forbidden("当前账号未关联网格员，不能记录走访或打卡 / the account is linked to no worker")
+        raise Forbidden(
+            "当前账号未关联网格员，不能记录走访或打卡 / the account is linked to no worker"
+        )
     return p.worker_id
 
 
@@ -51,7 +53,9 @@ def _own_household(session, p: Principal, data: dict) -> None:  # type: ignore[n
     household = data.get("household_id")
     if isinstance(household, int) and not isinstance(household, bool) and 0 < household < 2**31:
         if not household_visible(session, p, household):
-            raise NotFound(f"住户 {household} 不存在或不在您的网格内 / household {household} not found")
+            raise NotFound(
+                f"住户 {household} 不存在或不在您的网格内 / household {household} not found"
+            )
 
 
 @bp.post("/visits")
@@ -110,9 +114,7 @@ def list_visits():  # type: ignore[no-untyped-def]
         grid_id=grid,
         flagged=None if flagged is None else flagged == "true",
         start=datetime(start.year, start.month, start.day, tzinfo=tz) if start else None,
-        end=(
-            datetime.fromordinal(end.toordinal() + 1).replace(tzinfo=tz) if end else None
-        ),
+        end=(datetime.fromordinal(end.toordinal() + 1).replace(tzinfo=tz) if end else None),
     )
     result = svc.list_visits(
         session, field_scope(session, p).sql("v"), f, limit=limit or 200, offset=offset or 0
@@ -209,6 +211,8 @@ def checkins():  # type: ignore[no-untyped-def]
     session = get_session()
     p = current_principal()
     scope = field_scope(session, p)
-    result = svc.attendance(session, scope.sql("k", grid_column=None), day, scope.worker_ids(session))
+    result = svc.attendance(
+        session, scope.sql("k", grid_column=None), day, scope.worker_ids(session)
+    )
     record_personal_read(f"checkins {day.isoformat()}", "checkin", None, ["checkins"])
     return jsonify(result)

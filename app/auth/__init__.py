@@ -87,9 +87,7 @@ def current_principal() -> Principal:
 def limits() -> dict[str, Any]:
     """The sign-in and session limits: the configuration's, else ``users.DEFAULT_LIMITS``."""
     cfg = current_app.config
-    return {
-        k: v if cfg.get(k) is None else cfg[k] for k, v in user_svc.DEFAULT_LIMITS.items()
-    }
+    return {k: v if cfg.get(k) is None else cfg[k] for k, v in user_svc.DEFAULT_LIMITS.items()}
 
 
 def proxy_hops() -> int:
@@ -160,7 +158,9 @@ def load_principal() -> Principal:
         return Principal()
     try:
         # Where the look-up reads, and where its last-use update goes: app/replicas.py.
-        row = replicas.look_up_session(Reader, lambda r: user_svc.lookup_session(r, token, limits()))
+        row = replicas.look_up_session(
+            Reader, lambda r: user_svc.lookup_session(r, token, limits())
+        )
     finally:
         # Give a read session back now (tests): one left open across the view would, as a
         # savepoint of the test's transaction, undo what the view wrote when it closes.
@@ -243,7 +243,10 @@ def _before_request():  # type: ignore[no-untyped-def]
             args["_body"] = _json_body()
         authorize(get_session, p, endpoint, args)
     except Unauthenticated:
-        if not request.path.startswith(("/api/", "/open311/", "/tiles/", "/basemap/")) and request.method == "GET":
+        if (
+            not request.path.startswith(("/api/", "/open311/", "/tiles/", "/basemap/"))
+            and request.method == "GET"
+        ):
             return redirect(url_for("auth_pages.login_page", next=request.full_path.rstrip("?")))
         raise
     return None
@@ -281,8 +284,8 @@ def content_security_policy(nonce: str) -> str:
         f"script-src 'self' 'nonce-{nonce}'; "
         "style-src 'self' 'unsafe-inline'; "
         f"img-src 'self' data: blob: {tiles}".rstrip()
-        + "; "
-        f"font-src 'self' data:; connect-src 'self' {tiles}".rstrip() + "; object-src 'none'; base-uri 'self'; "
+        + f"; font-src 'self' data:; connect-src 'self' {tiles}".rstrip()
+        + "; object-src 'none'; base-uri 'self'; "
         "form-action 'self'; frame-ancestors 'none'"
     )
 
@@ -349,8 +352,7 @@ def audit_before_commit(session: Session) -> None:
         changes = audit.grid_boundary_changes(session)
         before = [c["before"] for c in changes] or None
         after = [
-            {"change_id": c["change_id"], "kind": c["kind"], "grids": c["after"]}
-            for c in changes
+            {"change_id": c["change_id"], "kind": c["kind"], "grids": c["after"]} for c in changes
         ] or None
         if changes and obj_id is None:
             obj_type, obj_id = "grid_change", changes[-1]["change_id"]

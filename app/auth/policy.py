@@ -170,7 +170,9 @@ def scope_roots(session: Session, p: Principal) -> list[int] | None:
     )
 
 
-def scoped_grid(session: Session, p: Principal, given: int | None, param: str = "grid") -> int | None:
+def scoped_grid(
+    session: Session, p: Principal, given: int | None, param: str = "grid"
+) -> int | None:
     """Return the grid a territory-wide figure is computed for: ``given`` if it is ``p``'s
     (404 if not); with none given, every grid for an unscoped caller, else ``p``'s one top grid
     (a caller with several must name one: 400)."""
@@ -224,7 +226,9 @@ def worker_in_scope(session: Session, p: Principal, worker_id: int | None) -> bo
         return False
     return (
         session.scalar(
-            text("SELECT 1 FROM grid_assignment WHERE worker_id = :w AND grid_id = ANY(:ids) LIMIT 1"),
+            text(
+                "SELECT 1 FROM grid_assignment WHERE worker_id = :w AND grid_id = ANY(:ids) LIMIT 1"
+            ),
             {"w": worker_id, "ids": sorted(scope)},
         )
         is not None
@@ -358,9 +362,7 @@ def case_visible(session: Session, p: Principal, case_ref: str | int) -> bool:
         return False
     key = "c.id = :ref_id" if numeric else "c.code = :ref_code"
     params.update({"ref_id": int(ref)} if numeric else {"ref_code": ref})
-    found = session.execute(
-        text(f'SELECT 1 FROM "case" c WHERE {key} AND {cond}'), params
-    ).first()
+    found = session.execute(text(f'SELECT 1 FROM "case" c WHERE {key} AND {cond}'), params).first()
     return found is not None
 
 
@@ -497,10 +499,10 @@ _WHAT = {
 
 
 def _chinese_what(what: str) -> str:
-    """"case SJ…" → "事件 SJ…"."""
+    """ "case SJ…" → "事件 SJ…"."""
     for en, zh in sorted(_WHAT.items(), key=lambda kv: -len(kv[0])):
         if what.startswith(en + " "):
-            return f"{zh} {what[len(en) + 1:]} "
+            return f"{zh} {what[len(en) + 1 :]} "
     return what
 
 
@@ -559,7 +561,10 @@ def area_arg(*, whole: bool) -> Check:
     """Require an override area to reach into the caller's grids (``whole``: to lie within)."""
 
     def check(session: Session, p: Principal, args: dict[str, Any]) -> None:
-        _need(area_visible(session, p, args["area_id"], whole=whole), f"override area {args['area_id']}")
+        _need(
+            area_visible(session, p, args["area_id"], whole=whole),
+            f"override area {args['area_id']}",
+        )
 
     return check
 
@@ -649,7 +654,9 @@ def point_entry_arg(session: Session, p: Principal, args: dict[str, Any]) -> Non
     from app.services.points import entry_member, member_visible
 
     member = entry_member(session, args["entry_id"])
-    _need(member is not None and member_visible(session, p, member), f"point entry {args['entry_id']}")
+    _need(
+        member is not None and member_visible(session, p, member), f"point entry {args['entry_id']}"
+    )
 
 
 PUBLIC = Rule(EVERYONE)
@@ -833,6 +840,8 @@ def authorize(
             raise Unauthenticated("请先登录 / sign in first")
         from app.models.auth import USER_ROLE_NAMES
 
-        raise Forbidden(f"{USER_ROLE_NAMES.get(p.role, p.role)}角色无权执行此操作 / the role '{p.role}' may not do this")
+        raise Forbidden(
+            f"{USER_ROLE_NAMES.get(p.role, p.role)}角色无权执行此操作 / the role '{p.role}' may not do this"
+        )
     if rule.check is not None:
         rule.check(session(), p, view_args)

@@ -175,15 +175,25 @@ def password():  # type: ignore[no-untyped-def]
     try:
         # The same limits as signing in: a stolen session cannot guess the password freely.
         svc.check_attempt(
-            session, user.username, user, old, ip, limits(),
+            session,
+            user.username,
+            user,
+            old,
+            ip,
+            limits(),
             message="原密码错误，或失败次数过多请稍后再试 / the current password is wrong, or "
             "too many failures: wait a while and try again",
         )
     except AppError as exc:
         g.audit_skip = True
         audit.record(
-            session, who(), "login_failed", f"password change: {exc.code}",
-            object_type="user", object_id=user.id, status=exc.http_status,
+            session,
+            who(),
+            "login_failed",
+            f"password change: {exc.code}",
+            object_type="user",
+            object_id=user.id,
+            status=exc.http_status,
         )
         session.commit()
         raise
@@ -351,11 +361,11 @@ def login_submit():  # type: ignore[no-untyped-def]
     if not sent or not expected or not hmac.compare_digest(sent, expected):
         raise Forbidden("登录表单已过期，请刷新页面 / the sign-in form expired; reload the page")
     try:
-        _user, token = _sign_in(request.form.get("username", "")[:60], request.form.get("password", "")[:200])
-    except AppError as exc:
-        html = render_template(
-            "auth/login.html", form_token=sent, next=target, error=exc.message
+        _user, token = _sign_in(
+            request.form.get("username", "")[:60], request.form.get("password", "")[:200]
         )
+    except AppError as exc:
+        html = render_template("auth/login.html", form_token=sent, next=target, error=exc.message)
         return Response(html, status=exc.http_status, mimetype="text/html")
     response = redirect(target)
     _set_session_cookie(response, token)
@@ -379,7 +389,9 @@ def users_page():  # type: ignore[no-untyped-def]
 
     session = get_session()
     return render_template(
-        "auth/users.html", users=link_names(session, svc.list_users(session)), role_names=USER_ROLE_NAMES
+        "auth/users.html",
+        users=link_names(session, svc.list_users(session)),
+        role_names=USER_ROLE_NAMES,
     )
 
 

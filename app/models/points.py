@@ -53,7 +53,8 @@ class PointRule(Base):
         CheckConstraint("kind IN ('履职分', '奖励分', '负面分')", name="kind_known"),
         CheckConstraint("subject IN ('member', 'household')", name="subject_known"),
         CheckConstraint(
-            "(kind = '负面分' AND points < 0) OR (kind <> '负面分' AND points > 0)", name="sign_of_kind"
+            "(kind = '负面分' AND points < 0) OR (kind <> '负面分' AND points > 0)",
+            name="sign_of_kind",
         ),
         UniqueConstraint("code", "version"),
     )
@@ -73,7 +74,9 @@ class PointEntry(Base):
     visit_id: Mapped[int | None] = mapped_column(ForeignKey("visit.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(20), server_default="proposed")
     proposed_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
-    proposed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    proposed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     chief_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
     chief_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     chief_decision: Mapped[str | None] = mapped_column(String(10))

@@ -188,8 +188,21 @@ def export_csv(session: Session, **filters: Any) -> str:
     buf = io.StringIO()
     buf.write("\ufeff")
     w = csv_safe.writer(buf)  # a username or note '=…' stays text
-    cols = ["id", "at", "username", "role", "ip", "kind", "action", "object_type", "object_id",
-            "status", "detail", "before", "after"]
+    cols = [
+        "id",
+        "at",
+        "username",
+        "role",
+        "ip",
+        "kind",
+        "action",
+        "object_type",
+        "object_id",
+        "status",
+        "detail",
+        "before",
+        "after",
+    ]
     w.writerow(cols)
     offset = 0
     while True:

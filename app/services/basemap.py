@@ -41,8 +41,16 @@ PMTILES_FILE = "/basemap/basemap.pmtiles"
 PMTILES_TILES = "/basemap/tiles/{z}/{x}/{y}"
 TIANDITU_SUBDOMAINS = "01234567"
 # Tile hosts whose maps are drawn in GCJ-02 or BD-09 (offset from WGS84 by up to ~700 m).
-OFFSET_HOSTS = ("autonavi.com", "amap.com", "map.qq.com", "gtimg.com", "map.baidu.com",
-                "bdimg.com", "google.cn", "gaode.com")
+OFFSET_HOSTS = (
+    "autonavi.com",
+    "amap.com",
+    "map.qq.com",
+    "gtimg.com",
+    "map.baidu.com",
+    "bdimg.com",
+    "google.cn",
+    "gaode.com",
+)
 # min_zoom of the own basemap's features, by kind and class (what `import basemap` sets when the
 # file gives none): main roads from zoom 10, minor roads from 13, buildings from 15.
 MIN_ZOOM = {
@@ -135,15 +143,22 @@ def basemap_settings(config: Mapping[str, Any]) -> dict[str, Any]:
             attribution=out["attribution"] or "底图：本系统道路、建筑、水系数据",
             max_zoom=_max_zoom(config, OWN_MAX_ZOOM),
             sources=[
-                {"type": "vector", "role": "base", "tiles": [OWN_TILES], "tile_size": 512,
-                 "layers": ["basemap"]}
+                {
+                    "type": "vector",
+                    "role": "base",
+                    "tiles": [OWN_TILES],
+                    "tile_size": 512,
+                    "layers": ["basemap"],
+                }
             ],
         )
         return out
     if kind == "pmtiles":
         path = config.get("BASEMAP_PMTILES")
         if not path:
-            raise BasemapConfigError("BASEMAP=pmtiles needs BASEMAP_PMTILES, the path of a .pmtiles file")
+            raise BasemapConfigError(
+                "BASEMAP=pmtiles needs BASEMAP_PMTILES, the path of a .pmtiles file"
+            )
         info = pmtiles_info(path)
         vector = info["tile_type"] == "mvt"
         out.update(
@@ -167,7 +182,9 @@ def basemap_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     if kind == "tianditu":
         key = (config.get("TIANDITU_KEY") or "").strip()
         if not key:
-            raise BasemapConfigError("BASEMAP=tianditu needs TIANDITU_KEY (a key from the Tianditu console)")
+            raise BasemapConfigError(
+                "BASEMAP=tianditu needs TIANDITU_KEY (a key from the Tianditu console)"
+            )
         out.update(
             attribution=out["attribution"] or "天地图",
             max_zoom=_max_zoom(config, 18),
@@ -190,7 +207,9 @@ def basemap_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     # xyz
     url = (config.get("BASEMAP_URL") or "").strip()
     if not url:
-        raise BasemapConfigError("BASEMAP=xyz needs BASEMAP_URL, e.g. https://tiles.example/{z}/{x}/{y}.png")
+        raise BasemapConfigError(
+            "BASEMAP=xyz needs BASEMAP_URL, e.g. https://tiles.example/{z}/{x}/{y}.png"
+        )
     if not all(part in url for part in ("{z}", "{x}", "{y}")):
         raise BasemapConfigError(f"BASEMAP_URL '{url}' lacks one of {{z}}, {{x}}, {{y}}")
     host = urlsplit(url.replace("{s}", "a")).netloc.lower()
@@ -258,7 +277,9 @@ def pmtiles_reader(path: str | os.PathLike[str]) -> Reader:
                 reader.header()
             except Exception as exc:
                 f.close()
-                raise BasemapConfigError(f"BASEMAP_PMTILES: {p} is not a PMTiles archive ({exc})") from None
+                raise BasemapConfigError(
+                    f"BASEMAP_PMTILES: {p} is not a PMTiles archive ({exc})"
+                ) from None
             found = _READERS[key] = (f, reader)
         return found[1]
 
@@ -276,13 +297,20 @@ def pmtiles_info(path: str | os.PathLike[str]) -> dict[str, Any]:
         "tile_type": tile_type,
         "min_zoom": int(h["min_zoom"]),
         "max_zoom": int(h["max_zoom"]),
-        "bounds": [h["min_lon_e7"] / 1e7, h["min_lat_e7"] / 1e7, h["max_lon_e7"] / 1e7, h["max_lat_e7"] / 1e7],
+        "bounds": [
+            h["min_lon_e7"] / 1e7,
+            h["min_lat_e7"] / 1e7,
+            h["max_lon_e7"] / 1e7,
+            h["max_lat_e7"] / 1e7,
+        ],
         "attribution": str(meta.get("attribution") or ""),
         "layers": [str(v.get("id")) for v in meta.get("vector_layers", []) if isinstance(v, dict)],
     }
 
 
-def pmtiles_tile(path: str | os.PathLike[str], z: int, x: int, y: int) -> tuple[bytes | None, str, str | None]:
+def pmtiles_tile(
+    path: str | os.PathLike[str], z: int, x: int, y: int
+) -> tuple[bytes | None, str, str | None]:
     """One tile of the archive: (bytes or None when absent, media type, content encoding)."""
     reader = pmtiles_reader(path)
     h = reader.header()
@@ -326,11 +354,15 @@ def build_pmtiles(
     if not 0 <= min_zoom <= max_zoom <= 22:
         raise BasemapConfigError(f"zooms {min_zoom}–{max_zoom}: need 0 ≤ min ≤ max ≤ 22")
     ext = session.execute(
-        text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-             "(SELECT ST_Extent(geom)::geometry AS e FROM basemap_feature) t")
+        text(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+            "(SELECT ST_Extent(geom)::geometry AS e FROM basemap_feature) t"
+        )
     ).first()
     if ext is None or ext[0] is None:
-        raise BasemapConfigError("basemap_feature is empty: load the sample or `gridgov import basemap` first")
+        raise BasemapConfigError(
+            "basemap_feature is empty: load the sample or `gridgov import basemap` first"
+        )
     bounds = (float(ext[0]), float(ext[1]), float(ext[2]), float(ext[3]))
     addresses: list[tuple[int, int, int, int]] = []
     for z in range(min_zoom, max_zoom + 1):
@@ -342,7 +374,9 @@ def build_pmtiles(
     with open(tmp, "wb") as f:
         writer = Writer(f)
         for done, (tile_id, z, x, y) in enumerate(addresses, 1):
-            data = session.scalar(text("SELECT gridgov_tile_basemap(:z, :x, :y)"), {"z": z, "x": x, "y": y})
+            data = session.scalar(
+                text("SELECT gridgov_tile_basemap(:z, :x, :y)"), {"z": z, "x": x, "y": y}
+            )
             if data:
                 body = gzip.compress(bytes(data), compresslevel=9, mtime=0)
                 writer.write_tile(tile_id, body)
@@ -370,7 +404,10 @@ def build_pmtiles(
             {
                 "attribution": "底图：本系统道路、建筑、水系数据",
                 "vector_layers": [
-                    {"id": "basemap", "fields": {"kind": "String", "class": "String", "name": "String"}}
+                    {
+                        "id": "basemap",
+                        "fields": {"kind": "String", "class": "String", "name": "String"},
+                    }
                 ],
             },
         )

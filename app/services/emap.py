@@ -83,7 +83,9 @@ def _world_px(lon: float, lat: float, zoom: float) -> tuple[float, float]:
     scale = 256.0 * 2.0**zoom
     lat = max(min(lat, 85.05112878), -85.05112878)
     s = math.sin(math.radians(lat))
-    return (lon + 180.0) / 360.0 * scale, (0.5 - math.log((1 + s) / (1 - s)) / (4 * math.pi)) * scale
+    return (lon + 180.0) / 360.0 * scale, (
+        0.5 - math.log((1 + s) / (1 - s)) / (4 * math.pi)
+    ) * scale
 
 
 def labels(
@@ -111,7 +113,10 @@ def labels(
         ),
         {
             "levels": levels,
-            "x0": bbox[0], "y0": bbox[1], "x1": bbox[2], "y1": bbox[3],
+            "x0": bbox[0],
+            "y0": bbox[1],
+            "x1": bbox[2],
+            "y1": bbox[3],
             "all": scope is None,
             "ids": sorted(scope or ()),
         },
@@ -138,8 +143,15 @@ def labels(
         for k in keys:
             cells.setdefault(k, []).append(box)
         placed.append(
-            {"grid_id": r.id, "name": r.name, "level": r.level, "lon": r.lon, "lat": r.lat,
-             "width": round(w), "height": h}
+            {
+                "grid_id": r.id,
+                "name": r.name,
+                "level": r.level,
+                "lon": r.lon,
+                "lat": r.lat,
+                "width": round(w),
+                "height": h,
+            }
         )
         if len(placed) >= MAX_LABELS:
             break
@@ -193,7 +205,11 @@ def pick(
             "id": row.id,
             "geometry": feature["geometry"],
             "properties": {
-                "id": row.id, "name": p["name"], "code": p["code"], "level": p["level"], "outline": True,
+                "id": row.id,
+                "name": p["name"],
+                "code": p["code"],
+                "level": p["level"],
+                "outline": True,
             },
         }
     return grid_svc.collection([feature])

@@ -32,10 +32,14 @@ def collection(features: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     return {"type": "FeatureCollection", "features": features, **extra}
 
 
-GRID_COLUMNS = """
+GRID_COLUMNS = (
+    """
     g.id, g.code, g.name, g.level, g.kind, g.parent_id, g.area_m2, g.household_count, g.version,
     g.valid_from, g.valid_to,
-    """ + grid_tree.is_leaf("g") + " AS is_leaf\n"
+    """
+    + grid_tree.is_leaf("g")
+    + " AS is_leaf\n"
+)
 
 
 def _grid_props(row: Any) -> dict[str, Any]:
@@ -305,7 +309,9 @@ def households_in_grid(
     return collection(feats, total=total, limit=limit, offset=offset)
 
 
-def household(session: Session, household_id: int, *, personal: bool, with_tags: bool) -> dict[str, Any]:
+def household(
+    session: Session, household_id: int, *, personal: bool, with_tags: bool
+) -> dict[str, Any]:
     """Return one household as a GeoJSON Feature; names and phones masked unless ``personal``."""
     r = session.execute(
         text(
@@ -335,7 +341,9 @@ def household(session: Session, household_id: int, *, personal: bool, with_tags:
     if with_tags:
         props["tags"] = list(r.tags or [])
         props["tag_names"] = [SENSITIVE_TAGS.get(t, t) for t in r.tags or []]
-    return _feature({"type": "Point", "coordinates": [round(r.lon, 7), round(r.lat, 7)]}, props, r.id)
+    return _feature(
+        {"type": "Point", "coordinates": [round(r.lon, 7), round(r.lat, 7)]}, props, r.id
+    )
 
 
 def service_points(

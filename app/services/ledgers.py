@@ -80,18 +80,22 @@ def _order(kind: str, sort: str | None, order: str | None) -> tuple[str, str, st
     if order not in ("asc", "desc"):
         raise BadParameter("order", f"排序方向 '{order}' 无效，可选：asc、desc")
     nulls = "NULLS LAST" if order == "asc" else "NULLS FIRST"
-    return f"{SORTS[kind][sort]} {order.upper()} {nulls}, {ID_COLUMN[kind]} {order.upper()}", sort, order
+    return (
+        f"{SORTS[kind][sort]} {order.upper()} {nulls}, {ID_COLUMN[kind]} {order.upper()}",
+        sort,
+        order,
+    )
 
 
 # Each selected grid (``top``) with every current grid below it.
-_DOWN = grid_tree.descendants_cte("down", "SELECT id AS top, id FROM sel", key="top", union_all=True)
+_DOWN = grid_tree.descendants_cte(
+    "down", "SELECT id AS top, id FROM sel", key="top", union_all=True
+)
 
 
 def subtree(session: Session, grid_id: int) -> list[int]:
     """Return a current grid and every grid below it."""
-    return sorted(
-        grid_tree.subtree_ids(session, [grid_id], current=True, current_root=True)
-    )
+    return sorted(grid_tree.subtree_ids(session, [grid_id], current=True, current_root=True))
 
 
 def grid_filter(
@@ -121,7 +125,12 @@ def check_tag(tag: str | None, with_tags: bool) -> str | None:
 
 
 def _page(
-    rows: list[Any] | int, items: list[dict[str, Any]], limit: int, offset: int, sort: str, order: str
+    rows: list[Any] | int,
+    items: list[dict[str, Any]],
+    limit: int,
+    offset: int,
+    sort: str,
+    order: str,
 ) -> dict[str, Any]:
     """A page of a ledger; ``rows``: the rows (each with the ``total``) or the total itself."""
     if isinstance(rows, int):
@@ -247,7 +256,9 @@ def household_total(session: Session, grids: list[int] | None) -> int:
     where = "grid_id = 0" if grids is None else "grid_id = ANY(:grids)"
     return int(
         session.scalar(
-            text(f"SELECT coalesce(sum(households), 0) FROM household_cell WHERE z = {CELL_ZOOM} AND {where}"),
+            text(
+                f"SELECT coalesce(sum(households), 0) FROM household_cell WHERE z = {CELL_ZOOM} AND {where}"
+            ),
             {"grids": grids} if grids is not None else {},
         )
     )
@@ -284,8 +295,10 @@ def population(
     # households.
     if sort in ("code", "name"):
         ids = session.scalars(
-            text(f"SELECT g.id FROM grid g WHERE {' AND '.join(where)} ORDER BY {order_sql} "
-                 "LIMIT :limit OFFSET :offset"),
+            text(
+                f"SELECT g.id FROM grid g WHERE {' AND '.join(where)} ORDER BY {order_sql} "
+                "LIMIT :limit OFFSET :offset"
+            ),
             {**params, **page},
         ).all()
     elif sort in ("households", "people") and not tag:
@@ -315,7 +328,9 @@ def population(
         if len(ids) < limit and (ids or offset == 0):
             total = offset + len(ids)
         else:
-            total = session.scalar(text(f"SELECT count(*) FROM grid g WHERE {' AND '.join(where)}"), params)
+            total = session.scalar(
+                text(f"SELECT count(*) FROM grid g WHERE {' AND '.join(where)}"), params
+            )
         where.append("g.id = ANY(:page)")
         params["page"] = list(ids)
         page = {"limit": limit, "offset": 0}
@@ -324,7 +339,8 @@ def population(
         hh_where = "WHERE :tag = ANY(h.tags)"
         params["tag"] = tag
     tag_cols = ",\n".join(
-        f"count(h.id) FILTER (WHERE '{code}' = ANY(h.tags)) AS tag_{code}" for code in SENSITIVE_TAGS
+        f"count(h.id) FILTER (WHERE '{code}' = ANY(h.tags)) AS tag_{code}"
+        for code in SENSITIVE_TAGS
     )
     if ids is None:  # every grid's households: one pass over them
         hh_join = f"LEFT JOIN (SELECT * FROM household h {hh_where}) h ON h.grid_id = d.id"
@@ -491,7 +507,9 @@ def service_points(
             "radius_m": r.radius_m,
             "address": r.address,
             "point": {"lon": round(r.lon, 7), "lat": round(r.lat, 7)},
-            "grid": {"id": r.grid_id, "code": r.grid_code, "name": r.grid_name} if r.grid_id else None,
+            "grid": {"id": r.grid_id, "code": r.grid_code, "name": r.grid_name}
+            if r.grid_id
+            else None,
         }
         for r in rows
     ]
@@ -543,14 +561,18 @@ def cameras(
             "kind_name": CAMERA_KINDS.get(r.kind, r.kind),
             "analytics": r.analytics,
             "point": {"lon": round(r.lon, 7), "lat": round(r.lat, 7)},
-            "grid": {"id": r.grid_id, "code": r.grid_code, "name": r.grid_name} if r.grid_id else None,
+            "grid": {"id": r.grid_id, "code": r.grid_code, "name": r.grid_name}
+            if r.grid_id
+            else None,
         }
         for r in rows
     ]
     return _page(rows, items, limit, offset, sort, order)
 
 
-def grid_choices(session: Session, scope: frozenset[int] | None, max_level: int = 3) -> list[dict[str, Any]]:
+def grid_choices(
+    session: Session, scope: frozenset[int] | None, max_level: int = 3
+) -> list[dict[str, Any]]:
     """The caller's current grids down to ``max_level``, for a ledger's grid filter."""
     cond = (
         "g.level <= :lvl"

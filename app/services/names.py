@@ -8,7 +8,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 
-def workers(session: Session, scope: frozenset[int] | None, limit: int = 2000) -> list[dict[str, Any]]:
+def workers(
+    session: Session, scope: frozenset[int] | None, limit: int = 2000
+) -> list[dict[str, Any]]:
     """Workers assigned to grids in ``scope`` (None: every worker), with their grids, by name."""
     rows = session.execute(
         text(

@@ -89,7 +89,13 @@ def _read(path: Path, crs: str | None, mapping: dict[str, str]) -> tuple[pd.Data
         try:
             g = shapely.from_wkt(_str(value)) if _str(value) else None
         except shapely.errors.GEOSException:
-            problems.append({"where": _where(i, True), "field": column, "reason": f"无法解析的 WKT：'{_str(value)[:40]}'"})
+            problems.append(
+                {
+                    "where": _where(i, True),
+                    "field": column,
+                    "reason": f"无法解析的 WKT：'{_str(value)[:40]}'",
+                }
+            )
             g = None
         if g is not None and spec.epsg not in (4326, 4490):
 
@@ -100,7 +106,13 @@ def _read(path: Path, crs: str | None, mapping: dict[str, str]) -> tuple[pd.Data
             try:
                 g = shapely.transform(g, fwd)
             except GisError as exc:
-                problems.append({"where": _where(i, True), "field": column, "reason": f"坐标超出范围：{exc.message}"})
+                problems.append(
+                    {
+                        "where": _where(i, True),
+                        "field": column,
+                        "reason": f"坐标超出范围：{exc.message}",
+                    }
+                )
                 g = None
         geoms.append(g)
     if problems:
@@ -132,7 +144,9 @@ def import_network(
     if not name:
         raise BadParameter("name", "请给出网格图层名称 / name is required")
     if kind not in NETWORK_KINDS:
-        raise BadParameter("kind", f"未知的专业网格类别 '{kind}'（可用 {', '.join(NETWORK_KINDS)}）")
+        raise BadParameter(
+            "kind", f"未知的专业网格类别 '{kind}'（可用 {', '.join(NETWORK_KINDS)}）"
+        )
     dept = session.scalar(
         select(Department).where((Department.code == department) | (Department.name == department))
     )
@@ -146,12 +160,16 @@ def import_network(
             f"{path.name}：缺少列 {', '.join(missing)}（现有 {', '.join(map(str, frame.columns))}），"
             "可用字段映射指定 / use the field mapping",
         )
-    workers = dict(session.execute(select(Worker.code, Worker.id).where(Worker.code.is_not(None))).all())
+    workers = dict(
+        session.execute(select(Worker.code, Worker.id).where(Worker.code.is_not(None))).all()
+    )
     problems: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
-    col = {c: [_str(v) for v in frame[c]] if c in frame.columns else [""] * len(frame)
-           for c in ("code", "name", "person", "phone", "worker_code")}
+    col = {
+        c: [_str(v) for v in frame[c]] if c in frame.columns else [""] * len(frame)
+        for c in ("code", "name", "person", "phone", "worker_code")
+    }
     for i, g in enumerate(geoms):
         where = _where(i, csv)
         code, gname = col["code"][i], col["name"][i]
@@ -200,8 +218,12 @@ def import_network(
             outside = geodesic_area_m2(r["geom"].difference(within))
             if outside > max(OVERLAP_NOISE_M2, 0.01 * geodesic_area_m2(r["geom"])):
                 problems.append(
-                    {"where": r["where"], "field": "geometry", "code": r["code"],
-                     "reason": f"有 {outside:.0f} m² 在您负责的街道之外"}
+                    {
+                        "where": r["where"],
+                        "field": "geometry",
+                        "code": r["code"],
+                        "reason": f"有 {outside:.0f} m² 在您负责的街道之外",
+                    }
                 )
     tree = shapely.STRtree([r["geom"] for r in rows])
     left, right = tree.query([r["geom"] for r in rows], predicate="intersects")
@@ -210,13 +232,19 @@ def import_network(
             overlap = geodesic_area_m2(rows[a]["geom"].intersection(rows[b]["geom"]))
             if overlap > OVERLAP_NOISE_M2:
                 problems.append(
-                    {"where": rows[b]["where"], "field": "geometry", "code": rows[b]["code"],
-                     "reason": f"与 {rows[a]['code']} 重叠 {overlap:.0f} m²"}
+                    {
+                        "where": rows[b]["where"],
+                        "field": "geometry",
+                        "code": rows[b]["code"],
+                        "reason": f"与 {rows[a]['code']} 重叠 {overlap:.0f} m²",
+                    }
                 )
     if problems:
         raise ImportRejected(path.name, problems)
     network = session.scalar(
-        select(Network).where(Network.department_id == dept.id, Network.name == name).with_for_update()
+        select(Network)
+        .where(Network.department_id == dept.id, Network.name == name)
+        .with_for_update()
     )
     now = datetime.now(UTC)
     if network is None:
@@ -228,7 +256,9 @@ def import_network(
         network.kind = kind
         network.updated_at = now
         session.execute(
-            text("UPDATE network_grid SET valid_to = :now WHERE network_id = :n AND valid_to IS NULL"),
+            text(
+                "UPDATE network_grid SET valid_to = :now WHERE network_id = :n AND valid_to IS NULL"
+            ),
             {"now": now, "n": network.id},
         )
     session.add_all(
@@ -273,7 +303,11 @@ def network_summary(session: Session, network_id: int) -> dict[str, Any]:
         "version": row.version,
         "street_id": row.grid_id,
         "updated_at": row.updated_at.isoformat(),
-        "department": {"id": row.department_id, "code": row.department_code, "name": row.department_name},
+        "department": {
+            "id": row.department_id,
+            "code": row.department_code,
+            "name": row.department_name,
+        },
         "grids": row.grids,
     }
 
@@ -292,8 +326,14 @@ def visible_network_ids(
     return list(session.scalars(text(f"SELECT id FROM network WHERE {sql} ORDER BY id"), params))
 
 
-def list_networks(session: Session, ids: list[int], *, sliver_m2: float = SLIVER_M2,
-                  sliver_pct: float = SLIVER_PCT, level: int = 3) -> dict[str, Any]:
+def list_networks(
+    session: Session,
+    ids: list[int],
+    *,
+    sliver_m2: float = SLIVER_M2,
+    sliver_pct: float = SLIVER_PCT,
+    level: int = 3,
+) -> dict[str, Any]:
     """The networks ``ids`` with their nesting summary, and the summary per department."""
     networks = []
     departments: dict[int, dict[str, Any]] = {}
@@ -303,7 +343,8 @@ def list_networks(session: Session, ids: list[int], *, sliver_m2: float = SLIVER
         item["summary"] = report["summary"]
         networks.append(item)
         d = departments.setdefault(
-            item["department"]["id"], {"department": item["department"], "networks": 0, "grids": 0, "clean": 0}
+            item["department"]["id"],
+            {"department": item["department"], "networks": 0, "grids": 0, "clean": 0},
         )
         d["networks"] += 1
         d["grids"] += report["summary"]["grids"]
@@ -313,7 +354,9 @@ def list_networks(session: Session, ids: list[int], *, sliver_m2: float = SLIVER
     return {"networks": networks, "departments": list(departments.values()), "level": level}
 
 
-def network_features(session: Session, network_id: int, *, personal: bool = False) -> dict[str, Any]:
+def network_features(
+    session: Session, network_id: int, *, personal: bool = False
+) -> dict[str, Any]:
     """The current grids of a network as a GeoJSON FeatureCollection (phones masked unless
     ``personal``)."""
     summary = network_summary(session, network_id)
@@ -404,8 +447,12 @@ def mismatch(
         if r.area < TOUCH_M2:
             continue
         crossings.setdefault(r.nid, []).append(
-            {"grid": {"id": r.uid, "code": r.ucode, "name": r.uname}, "area_m2": float(r.area),
-             "households": int(r.households), "unified_area_m2": float(r.uarea)}
+            {
+                "grid": {"id": r.uid, "code": r.ucode, "name": r.uname},
+                "area_m2": float(r.area),
+                "households": int(r.households),
+                "unified_area_m2": float(r.uarea),
+            }
         )
     out_grids = []
     clean = 0
@@ -420,12 +467,19 @@ def mismatch(
             if not c["sliver"]:
                 u = unified.setdefault(
                     c["grid"]["id"],
-                    {"grid": c["grid"], "area_m2": round(c.pop("unified_area_m2"), 2), "pieces": []},
+                    {
+                        "grid": c["grid"],
+                        "area_m2": round(c.pop("unified_area_m2"), 2),
+                        "pieces": [],
+                    },
                 )
                 u["pieces"].append(
-                    {"network_grid": {"id": g.id, "code": g.code, "name": g.name},
-                     "area_m2": c["area_m2"], "households": c["households"],
-                     "share": round(c["area_m2"] / u["area_m2"], 6) if u["area_m2"] else 0.0}
+                    {
+                        "network_grid": {"id": g.id, "code": g.code, "name": g.name},
+                        "area_m2": c["area_m2"],
+                        "households": c["households"],
+                        "share": round(c["area_m2"] / u["area_m2"], 6) if u["area_m2"] else 0.0,
+                    }
                 )
             else:
                 c.pop("unified_area_m2", None)
@@ -547,7 +601,9 @@ def mismatch_export(report: dict[str, Any], fmt: str) -> tuple[bytes, str, str]:
 
 def _current(session: Session, network_id: int, grid_id: int, *, lock: bool = False) -> NetworkGrid:
     stmt = select(NetworkGrid).where(
-        NetworkGrid.id == grid_id, NetworkGrid.network_id == network_id, NetworkGrid.valid_to.is_(None)
+        NetworkGrid.id == grid_id,
+        NetworkGrid.network_id == network_id,
+        NetworkGrid.valid_to.is_(None),
     )
     row = session.scalar(stmt.with_for_update() if lock else stmt)
     if row is None:
@@ -560,7 +616,9 @@ def _households_in(session: Session, geom: Any) -> int:
         return 0
     return int(
         session.scalar(
-            text("SELECT count(*) FROM household WHERE ST_Intersects(geom, ST_GeomFromWKB(:w, 4326))"),
+            text(
+                "SELECT count(*) FROM household WHERE ST_Intersects(geom, ST_GeomFromWKB(:w, 4326))"
+            ),
             {"w": shapely.to_wkb(geom)},
         )
     )
@@ -590,7 +648,9 @@ def propose_alignment(
         area = geodesic_area_m2(shape)
         share = geodesic_area_m2(shape.intersection(before)) / area if area else 0.0
         if share > 0.5:
-            taken.append(({"id": u.id, "code": u.code, "name": u.name, "share": round(share, 4)}, shape))
+            taken.append(
+                ({"id": u.id, "code": u.code, "name": u.name, "share": round(share, 4)}, shape)
+            )
     if not taken:
         raise ValidationFailed(
             f"专业网格 {row.code} 没有大半落在其内的统一微网格，无法对齐 / nothing to align to"
@@ -611,8 +671,14 @@ def propose_alignment(
         "max_shift_m": round(distance, 2),
         "within_tolerance": distance <= tolerance_m,
         "micro_grids": [t for t, _ in taken],
-        "before": {"geometry": shapely.geometry.mapping(before), "area_m2": round(geodesic_area_m2(before), 2)},
-        "after": {"geometry": shapely.geometry.mapping(after), "area_m2": round(geodesic_area_m2(after), 2)},
+        "before": {
+            "geometry": shapely.geometry.mapping(before),
+            "area_m2": round(geodesic_area_m2(before), 2),
+        },
+        "after": {
+            "geometry": shapely.geometry.mapping(after),
+            "area_m2": round(geodesic_area_m2(after), 2),
+        },
         "moves": {
             "added_m2": round(geodesic_area_m2(added), 2),
             "removed_m2": round(geodesic_area_m2(removed), 2),
@@ -660,7 +726,9 @@ def commit_alignment(
         valid_from=now,
     )
     session.add(new)
-    session.execute(text("UPDATE network SET updated_at = :now WHERE id = :n"), {"now": now, "n": network_id})
+    session.execute(
+        text("UPDATE network SET updated_at = :now WHERE id = :n"), {"now": now, "n": network_id}
+    )
     session.flush()
     proposal["committed"] = {"id": new.id, "version": new.version}
     return proposal
@@ -676,9 +744,14 @@ def history(session: Session, network_id: int, code: str) -> list[dict[str, Any]
         {"n": network_id, "c": code},
     ).all()
     return [
-        {"id": r.id, "version": r.version, "area_m2": round(r.area_m2, 2),
-         "valid_from": r.valid_from.isoformat(), "valid_to": r.valid_to.isoformat() if r.valid_to else None,
-         "note": r.note}
+        {
+            "id": r.id,
+            "version": r.version,
+            "area_m2": round(r.area_m2, 2),
+            "valid_from": r.valid_from.isoformat(),
+            "valid_to": r.valid_to.isoformat() if r.valid_to else None,
+            "note": r.note,
+        }
         for r in rows
     ]
 
@@ -765,7 +838,9 @@ def set_category_network(session: Session, category: str, network_id: int | None
     if network_id is not None:
         network_summary(session, network_id)
     row = session.execute(
-        text("UPDATE case_category SET network_id = :n WHERE code = :c RETURNING code, name, network_id"),
+        text(
+            "UPDATE case_category SET network_id = :n WHERE code = :c RETURNING code, name, network_id"
+        ),
         {"n": network_id, "c": category},
     ).one_or_none()
     if row is None:

@@ -40,7 +40,8 @@ def paper_arg(value: str | None) -> str:
 
 def grid_shape(session: Session, grid_id: int) -> BaseGeometry:
     wkb = session.scalar(
-        text("SELECT ST_AsBinary(geom) FROM grid WHERE id = :g AND valid_to IS NULL"), {"g": grid_id}
+        text("SELECT ST_AsBinary(geom) FROM grid WHERE id = :g AND valid_to IS NULL"),
+        {"g": grid_id},
     )
     if wkb is None:
         raise NotFound(f"网格 {grid_id} 不存在 / grid {grid_id} not found")
@@ -49,7 +50,9 @@ def grid_shape(session: Session, grid_id: int) -> BaseGeometry:
 
 def show_phones(session: Session, grid_id: int) -> bool:
     return bool(
-        session.scalar(text("SELECT show_phones FROM notice_setting WHERE grid_id = :g"), {"g": grid_id})
+        session.scalar(
+            text("SELECT show_phones FROM notice_setting WHERE grid_id = :g"), {"g": grid_id}
+        )
     )
 
 
@@ -162,15 +165,25 @@ def sheet(session: Session, grid_id: int, paper: str = "A4") -> dict[str, Any]:
             "area_km2": round(row.area_m2 / 1e6, 3),
         },
         "chain": [a["name"] for a in grid_svc.ancestors(session, grid_id)],
-        "children": [{"code": c.code, "name": c.name, "households": c.household_count} for c in children],
+        "children": [
+            {"code": c.code, "name": c.name, "households": c.household_count} for c in children
+        ],
         "people": [
-            p | {"grid_name": "本网格" if p["grid_name"] == row.name
-                 else p["grid_name"].removeprefix(row.name) or p["grid_name"]}
+            p
+            | {
+                "grid_name": "本网格"
+                if p["grid_name"] == row.name
+                else p["grid_name"].removeprefix(row.name) or p["grid_name"]
+            }
             for p in _people(session, [grid_id, *[c.id for c in children]], phones)
         ],
         "phones_shown": phones,
         "points": [
-            {"name": p.name, "kind": grid_svc.SERVICE_POINT_KINDS.get(p.kind, p.kind), "address": p.address or ""}
+            {
+                "name": p.name,
+                "kind": grid_svc.SERVICE_POINT_KINDS.get(p.kind, p.kind),
+                "address": p.address or "",
+            }
             for p in points
         ],
         "svg": svg,
@@ -240,8 +253,12 @@ def map_svg(
     for name, lon, lat in points:
         p = to_metric(shapely.Point(lon, lat), centre)
         px, py = fx(p.x, p.y)
-        out.append(f'<circle cx="{px:.2f}" cy="{py:.2f}" r="1.6" fill="#c0392b" stroke="#fff" stroke-width="0.4"/>')
-        out.append(f'<text x="{px + 2.2:.2f}" y="{py + 1:.2f}" font-size="2.6" fill="#7b241c">{_esc(name)}</text>')
+        out.append(
+            f'<circle cx="{px:.2f}" cy="{py:.2f}" r="1.6" fill="#c0392b" stroke="#fff" stroke-width="0.4"/>'
+        )
+        out.append(
+            f'<text x="{px + 2.2:.2f}" y="{py + 1:.2f}" font-size="2.6" fill="#7b241c">{_esc(name)}</text>'
+        )
     size = 3.2 if len(children) <= 12 else 2.4
     for name, px, py in labels:
         out.append(

@@ -88,7 +88,11 @@ def create_request(
         value = form.get(key)
         if isinstance(value, dict | list):
             raise BadParameter(key, "must be a single value, not a list or an object")
-        if value is not None and not isinstance(value, str | int | float) or isinstance(value, bool):
+        if (
+            value is not None
+            and not isinstance(value, str | int | float)
+            or isinstance(value, bool)
+        ):
             raise BadParameter(key, "must be text or a number")
     code = form.get("service_code") or ""
     if not isinstance(code, str):
@@ -207,9 +211,7 @@ def get_requests(
         if status:
             if status not in ("open", "closed"):
                 raise BadParameter("status", f"'{status}' is not open or closed")
-            states = (
-                list(svc.FINAL_STATES) if status == "closed" else list(svc.OPEN_STATES)
-            )
+            states = list(svc.FINAL_STATES) if status == "closed" else list(svc.OPEN_STATES)
         rows = svc.list_cases(
             session,
             svc.CaseFilter(

@@ -122,7 +122,9 @@ def _category(session: Session, given: str) -> str:
     Cases carry the code; an area stored under anything else would never apply to them.
     """
     code = session.scalar(
-        text("SELECT code FROM case_category WHERE code = :c OR name = :c ORDER BY code = :c DESC LIMIT 1"),
+        text(
+            "SELECT code FROM case_category WHERE code = :c OR name = :c ORDER BY code = :c DESC LIMIT 1"
+        ),
         {"c": given},
     )
     if code is None:
@@ -254,9 +256,7 @@ def list_areas(
             "(SELECT ST_Union(t.geom) FROM grid t WHERE t.id = ANY(:scope) AND t.valid_to IS NULL"
             " AND (t.parent_id IS NULL OR NOT t.parent_id = ANY(:scope)))"
         )
-        where.append(
-            f"ST_Intersects(o.geom, {territory}) AND NOT ST_Touches(o.geom, {territory})"
-        )
+        where.append(f"ST_Intersects(o.geom, {territory}) AND NOT ST_Touches(o.geom, {territory})")
         params["scope"] = sorted(scope)
     if category:
         where.append(

@@ -71,7 +71,10 @@ def overview(
     """Return the overview of the grids ``scope`` and the cases ``case_scope`` (a
     ``policy.CaseScope``)."""
     now = now or datetime.now(UTC)
-    out: dict[str, Any] = {"generated_at": now.isoformat(), "scope": "all" if scope is None else "grids"}
+    out: dict[str, Any] = {
+        "generated_at": now.isoformat(),
+        "scope": "all" if scope is None else "grids",
+    }
     out["grids"] = _grids(session, scope)
     out.update(_people(session, scope))
     out["service_points"] = _points(session, scope)
@@ -92,7 +95,8 @@ def _grids(session: Session, scope: frozenset[int] | None) -> dict[str, Any]:
         params,
     ).all()
     by_level = [
-        {"level": r.level, "name": LEVEL_NAMES.get(r.level, str(r.level)), "count": r.n} for r in rows
+        {"level": r.level, "name": LEVEL_NAMES.get(r.level, str(r.level)), "count": r.n}
+        for r in rows
     ]
     return {"by_level": by_level, "total": sum(r["count"] for r in by_level)}
 

@@ -123,7 +123,13 @@ def _clean(data: bytes) -> tuple[bytes, str, int, int]:
             probe.load()
             image = probe if probe.mode == "RGB" else probe.convert("RGB")
             image.thumbnail((MAX_SIDE, MAX_SIDE))
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        Image.DecompressionBombError,
+        SyntaxError,
+    ) as exc:
         raise ValidationFailed(
             "照片无法识别 / the photo is not a JPEG, PNG or WebP image Pillow can read",
             field="photo",

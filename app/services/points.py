@@ -59,7 +59,9 @@ def china_time(value: datetime | None) -> str | None:
     return value.astimezone(CHINA).strftime("%Y-%m-%d %H:%M")
 
 
-def _text(data: dict[str, Any], name: str, zh: str, *, required: bool, max_length: int) -> str | None:
+def _text(
+    data: dict[str, Any], name: str, zh: str, *, required: bool, max_length: int
+) -> str | None:
     value = data.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
@@ -107,7 +109,9 @@ def parse_quarter(raw: str | None) -> tuple[str, date, date]:
     else:
         m = re.fullmatch(r"(\d{4})[Qq]([1-4])", raw.strip())
         if not m or not 1900 <= int(m.group(1)) <= 2999:
-            raise BadParameter("quarter", f"季度（quarter）'{raw[:20]}' 须形如 2026Q4（1900–2999 年）")
+            raise BadParameter(
+                "quarter", f"季度（quarter）'{raw[:20]}' 须形如 2026Q4（1900–2999 年）"
+            )
         year, q = int(m.group(1)), int(m.group(2))
     start = date(year, 3 * q - 2, 1)
     end = date(year + 1, 1, 1) if q == 4 else date(year, 3 * q + 1, 1)
@@ -134,7 +138,9 @@ def _rule_view(row: Any) -> dict[str, Any]:
     }
 
 
-def list_rules(session: Session, *, subject: str | None = None, on: date | None = None) -> list[dict[str, Any]]:
+def list_rules(
+    session: Session, *, subject: str | None = None, on: date | None = None
+) -> list[dict[str, Any]]:
     """Every version of every rule (``current`` marks the one in force on ``on``, default today)."""
     on = on or today()
     rows = session.execute(
@@ -158,11 +164,17 @@ def save_rule(session: Session, data: dict[str, Any], *, user_id: int | None) ->
         raise BadParameter("code", "规则编码（code）只能含字母、数字、- 和 _")
     session.execute(text("SELECT pg_advisory_xact_lock(7319, hashtext(:c))"), {"c": code})
     latest = session.execute(
-        text(f"SELECT {_RULE_COLUMNS} FROM point_rule WHERE code = :c ORDER BY version DESC LIMIT 1"),
+        text(
+            f"SELECT {_RULE_COLUMNS} FROM point_rule WHERE code = :c ORDER BY version DESC LIMIT 1"
+        ),
         {"c": code},
     ).first()
-    name = _text(data, "name", "规则名称", required=latest is None, max_length=120) or (latest.name if latest else None)
-    kind = _text(data, "kind", "积分类别", required=latest is None, max_length=10) or (latest.kind if latest else None)
+    name = _text(data, "name", "规则名称", required=latest is None, max_length=120) or (
+        latest.name if latest else None
+    )
+    kind = _text(data, "kind", "积分类别", required=latest is None, max_length=10) or (
+        latest.kind if latest else None
+    )
     if kind not in KINDS:
         raise BadParameter("kind", f"积分类别（kind）须为 {'、'.join(KINDS)} 之一")
     subject = _text(data, "subject", "适用对象", required=False, max_length=20) or (
@@ -171,7 +183,9 @@ def save_rule(session: Session, data: dict[str, Any], *, user_id: int | None) ->
     if subject not in SUBJECTS:
         raise BadParameter("subject", "适用对象（subject）须为 member（党员）或 household（农户）")
     if latest is not None and (subject != latest.subject):
-        raise ValidationFailed(f"规则 {code} 的适用对象不能改变 / subject of a rule cannot change", param="subject")
+        raise ValidationFailed(
+            f"规则 {code} 的适用对象不能改变 / subject of a rule cannot change", param="subject"
+        )
     points = _int(data, "points", "分值", required=latest is None)
     points = latest.points if points is None and latest is not None else points
     assert points is not None
@@ -223,7 +237,8 @@ def rule_on(session: Session, code: str, on: date, subject: str) -> Any:
     ).first()
     if row is None:
         raise ValidationFailed(
-            f"规则 {code} 不存在或在 {on.isoformat()} 尚未生效 / no rule {code} on that day", param="rule_code"
+            f"规则 {code} 不存在或在 {on.isoformat()} 尚未生效 / no rule {code} on that day",
+            param="rule_code",
         )
     if not row.active:
         raise ValidationFailed(f"规则 {code} 已停用 / rule {code} is not active", param="rule_code")
@@ -242,7 +257,9 @@ def member_grids(session: Session, member_id: int) -> list[int]:
     """The grids a party member is assigned to (empty: not a party member)."""
     return list(
         session.scalars(
-            text("SELECT grid_id FROM grid_assignment WHERE worker_id = :w AND role = 'party_member' ORDER BY grid_id"),
+            text(
+                "SELECT grid_id FROM grid_assignment WHERE worker_id = :w AND role = 'party_member' ORDER BY grid_id"
+            ),
             {"w": member_id},
         )
     )
@@ -267,7 +284,9 @@ def member_visible(session: Session, p: Any, member_id: int) -> bool:
 
 
 def entry_member(session: Session, entry_id: int) -> int | None:
-    return session.scalar(text("SELECT member_id FROM point_entry WHERE id = :id"), {"id": entry_id})
+    return session.scalar(
+        text("SELECT member_id FROM point_entry WHERE id = :id"), {"id": entry_id}
+    )
 
 
 # ---------------------------------------------------------------- members' entries
@@ -304,10 +323,20 @@ def _entry_view(row: Any) -> dict[str, Any]:
         "proposed": {"by": row.proposed_by, "at": china_time(row.proposed_at)},
         "chief_review": None
         if row.chief_at is None
-        else {"by": row.chief_by, "at": china_time(row.chief_at), "decision": row.chief_decision, "note": row.chief_note},
+        else {
+            "by": row.chief_by,
+            "at": china_time(row.chief_at),
+            "decision": row.chief_decision,
+            "note": row.chief_note,
+        },
         "centre_review": None
         if row.centre_at is None
-        else {"by": row.centre_by, "at": china_time(row.centre_at), "decision": row.centre_decision, "note": row.centre_note},
+        else {
+            "by": row.centre_by,
+            "at": china_time(row.centre_at),
+            "decision": row.centre_decision,
+            "note": row.centre_note,
+        },
     }
 
 
@@ -332,21 +361,38 @@ def propose_entry(session: Session, p: Any, data: dict[str, Any]) -> dict[str, A
     assert code is not None
     occurred_on = _day(data, "occurred_on", "发生日期", today())
     if occurred_on > today():
-        raise ValidationFailed("发生日期（occurred_on）不能晚于今天 / occurred_on is in the future", param="occurred_on")
+        raise ValidationFailed(
+            "发生日期（occurred_on）不能晚于今天 / occurred_on is in the future",
+            param="occurred_on",
+        )
     note = _text(data, "note", "说明", required=False, max_length=2000)
     rule = rule_on(session, code, occurred_on, "member")
     case_id = _int(data, "case_id", "关联事件", required=False)
     visit_id = _int(data, "visit_id", "关联走访", required=False)
-    if case_id is not None and session.scalar(text('SELECT 1 FROM "case" WHERE id = :id'), {"id": case_id}) is None:
+    if (
+        case_id is not None
+        and session.scalar(text('SELECT 1 FROM "case" WHERE id = :id'), {"id": case_id}) is None
+    ):
         raise ValidationFailed(f"关联事件 {case_id} 不存在 / case not found", param="case_id")
-    if visit_id is not None and session.scalar(text("SELECT 1 FROM visit WHERE id = :id"), {"id": visit_id}) is None:
+    if (
+        visit_id is not None
+        and session.scalar(text("SELECT 1 FROM visit WHERE id = :id"), {"id": visit_id}) is None
+    ):
         raise ValidationFailed(f"关联走访 {visit_id} 不存在 / visit not found", param="visit_id")
     entry_id = session.scalar(
         text(
             """INSERT INTO point_entry (member_id, rule_id, occurred_on, note, case_id, visit_id, proposed_by)
                VALUES (:m, :r, :d, :note, :c, :v, :u) RETURNING id"""
         ),
-        {"m": member_id, "r": rule.id, "d": occurred_on, "note": note, "c": case_id, "v": visit_id, "u": p.user_id},
+        {
+            "m": member_id,
+            "r": rule.id,
+            "d": occurred_on,
+            "note": note,
+            "c": case_id,
+            "v": visit_id,
+            "u": p.user_id,
+        },
     )
     return get_entry(session, entry_id)
 
@@ -359,11 +405,16 @@ def review_entry(session: Session, p: Any, entry_id: int, data: dict[str, Any]) 
     if decision not in ("approve", "reject"):
         raise BadParameter("decision", "审核结论（decision）须为 approve（通过）或 reject（驳回）")
     note = _text(data, "note", "审核意见", required=decision == "reject", max_length=2000)
-    status = session.scalar(text("SELECT status FROM point_entry WHERE id = :id FOR UPDATE"), {"id": entry_id})
+    status = session.scalar(
+        text("SELECT status FROM point_entry WHERE id = :id FOR UPDATE"), {"id": entry_id}
+    )
     if status is None:
         raise NotFound(f"积分记录 {entry_id} 不存在 / point entry {entry_id} not found")
     if status in ("approved", "rejected"):
-        raise Conflict(f"积分记录 {entry_id} 已审核完毕（{STATUS_ZH[status]}） / the review is over", status=status)
+        raise Conflict(
+            f"积分记录 {entry_id} 已审核完毕（{STATUS_ZH[status]}） / the review is over",
+            status=status,
+        )
     if status == "proposed":
         if p.role not in CHIEFS:
             if p.role in ("centre", "admin"):
@@ -373,8 +424,12 @@ def review_entry(session: Session, p: Any, entry_id: int, data: dict[str, Any]) 
     else:
         if p.role not in ("centre", "admin"):
             if p.role in CHIEFS:
-                raise Conflict("网格长已审核，待社区（中心）审核 / waits for the centre", status=status)
-            raise Forbidden("只有社区（中心）或管理员可以进行第二步审核 / only the centre reviews second")
+                raise Conflict(
+                    "网格长已审核，待社区（中心）审核 / waits for the centre", status=status
+                )
+            raise Forbidden(
+                "只有社区（中心）或管理员可以进行第二步审核 / only the centre reviews second"
+            )
         step, nxt = "centre", "approved"
     new_status = nxt if decision == "approve" else "rejected"
     session.execute(
@@ -389,11 +444,14 @@ def review_entry(session: Session, p: Any, entry_id: int, data: dict[str, Any]) 
 
 def member_ledger(session: Session, member_id: int) -> dict[str, Any]:
     """A member's entries, newest first, and the total of the approved ones."""
-    worker = session.execute(text("SELECT id, name FROM worker WHERE id = :id"), {"id": member_id}).first()
+    worker = session.execute(
+        text("SELECT id, name FROM worker WHERE id = :id"), {"id": member_id}
+    ).first()
     if worker is None:
         raise NotFound(f"党员 {member_id} 不存在 / member {member_id} not found")
     rows = session.execute(
-        text(_ENTRY_SQL + " WHERE e.member_id = :m ORDER BY e.occurred_on DESC, e.id DESC"), {"m": member_id}
+        text(_ENTRY_SQL + " WHERE e.member_id = :m ORDER BY e.occurred_on DESC, e.id DESC"),
+        {"m": member_id},
     ).all()
     entries = [_entry_view(r) for r in rows]
     by_kind = {k: 0 for k in KINDS}
@@ -431,13 +489,18 @@ def household_balance(session: Session, household_id: int) -> int:
     )
 
 
-def add_household_entry(session: Session, household_id: int, data: dict[str, Any], *, user_id: int | None) -> dict[str, Any]:
+def add_household_entry(
+    session: Session, household_id: int, data: dict[str, Any], *, user_id: int | None
+) -> dict[str, Any]:
     _household_exists(session, household_id)
     code = _text(data, "rule_code", "积分规则编码", required=True, max_length=40)
     assert code is not None
     occurred_on = _day(data, "occurred_on", "发生日期", today())
     if occurred_on > today():
-        raise ValidationFailed("发生日期（occurred_on）不能晚于今天 / occurred_on is in the future", param="occurred_on")
+        raise ValidationFailed(
+            "发生日期（occurred_on）不能晚于今天 / occurred_on is in the future",
+            param="occurred_on",
+        )
     note = _text(data, "note", "说明", required=False, max_length=2000)
     rule = rule_on(session, code, occurred_on, "household")
     entry_id = session.scalar(
@@ -450,7 +513,13 @@ def add_household_entry(session: Session, household_id: int, data: dict[str, Any
     return {
         "id": entry_id,
         "household_id": household_id,
-        "rule": {"id": rule.id, "code": rule.code, "version": rule.version, "name": rule.name, "kind": rule.kind},
+        "rule": {
+            "id": rule.id,
+            "code": rule.code,
+            "version": rule.version,
+            "name": rule.name,
+            "kind": rule.kind,
+        },
         "points": rule.points,
         "occurred_on": occurred_on.isoformat(),
         "note": note,
@@ -458,7 +527,9 @@ def add_household_entry(session: Session, household_id: int, data: dict[str, Any
     }
 
 
-def exchange(session: Session, household_id: int, data: dict[str, Any], *, user_id: int | None) -> dict[str, Any]:
+def exchange(
+    session: Session, household_id: int, data: dict[str, Any], *, user_id: int | None
+) -> dict[str, Any]:
     """Spend points at the 积分超市; never below a zero balance (serialised per household)."""
     points = _int(data, "points", "兑换积分")
     assert points is not None
@@ -466,7 +537,9 @@ def exchange(session: Session, household_id: int, data: dict[str, Any], *, user_
         raise BadParameter("points", f"兑换积分（points）须为 1 到 {MAX_POINTS} 的整数")
     item = _text(data, "item", "兑换物品或服务", required=True, max_length=120)
     _household_exists(session, household_id)
-    session.execute(text("SELECT pg_advisory_xact_lock(:k, :h)"), {"k": EXCHANGE_LOCK, "h": household_id})
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(:k, :h)"), {"k": EXCHANGE_LOCK, "h": household_id}
+    )
     balance = household_balance(session, household_id)
     if points > balance:
         raise Conflict(
@@ -529,7 +602,13 @@ def household_ledger(session: Session, household_id: int) -> dict[str, Any]:
             for r in entries
         ],
         "exchanges": [
-            {"id": x.id, "points": x.points, "item": x.item, "by": x.username, "at": china_time(x.created_at)}
+            {
+                "id": x.id,
+                "points": x.points,
+                "item": x.item,
+                "by": x.username,
+                "at": china_time(x.created_at),
+            }
             for x in exchanges
         ],
     }
@@ -541,14 +620,26 @@ GROUPS = ("member", "household", "grid")
 
 
 def ranking(
-    session: Session, scope: frozenset[int] | None, *, quarter: str | None, group: str, limit: int = 100
+    session: Session,
+    scope: frozenset[int] | None,
+    *,
+    quarter: str | None,
+    group: str,
+    limit: int = 100,
 ) -> dict[str, Any]:
     """Totals of a quarter per member, household or grid within ``scope`` (None: every grid)."""
     if group not in GROUPS:
-        raise BadParameter("group", "分组（group）须为 member（党员）、household（农户）或 grid（微网格）")
+        raise BadParameter(
+            "group", "分组（group）须为 member（党员）、household（农户）或 grid（微网格）"
+        )
     label, start, end = parse_quarter(quarter)
-    params: dict[str, Any] = {"start": start, "end": end, "limit": limit, "all": scope is None,
-                              "scope": sorted(scope or ())}
+    params: dict[str, Any] = {
+        "start": start,
+        "end": end,
+        "limit": limit,
+        "all": scope is None,
+        "scope": sorted(scope or ()),
+    }
     if group == "member":
         sql = """WITH m AS (SELECT DISTINCT a.worker_id FROM grid_assignment a
                              WHERE a.role = 'party_member' AND (:all OR a.grid_id = ANY(:scope))),

@@ -184,7 +184,9 @@ def reserve(
         text("DELETE FROM public_rate_limit WHERE window_start < :old"),
         {"old": start - timedelta(days=1)},
     )
-    hits = int(session.scalar(_HIT_SQL, {"bucket": "public_case", "client": client, "start": start}))
+    hits = int(
+        session.scalar(_HIT_SQL, {"bucket": "public_case", "client": client, "start": start})
+    )
     if hits > int(limits["PUBLIC_CASE_LIMIT"]):
         raise _too_many(retry)
 

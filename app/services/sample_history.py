@@ -108,15 +108,21 @@ def generate(
     points = session.execute(
         text("SELECT ST_X(geom) AS x, ST_Y(geom) AS y, address FROM household ORDER BY id")
     ).all()
-    cameras = session.execute(
-        text("SELECT code FROM camera WHERE analytics ORDER BY code")
-    ).scalars().all()
-    patrols = session.execute(
-        text(
-            """SELECT DISTINCT worker_id FROM grid_assignment
+    cameras = (
+        session.execute(text("SELECT code FROM camera WHERE analytics ORDER BY code"))
+        .scalars()
+        .all()
+    )
+    patrols = (
+        session.execute(
+            text(
+                """SELECT DISTINCT worker_id FROM grid_assignment
                WHERE role IN ('worker_full', 'worker_part') ORDER BY worker_id"""
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     categories = [c for c in svc.categories(session)]
     camera_types = [(c["code"], t) for c in categories for t in c.get("camera_event_types") or []]
     if not points:
@@ -144,15 +150,15 @@ def generate(
             else rng.choices([o for o, _ in OUTCOMES], [w for _, w in OUTCOMES])[0]
         )
         category = categories[i % len(categories)]["code"] if i < len(categories) else None
-        view = _report(session, rng, i, t0, source, category, points, cameras, camera_types, patrols)
+        view = _report(
+            session, rng, i, t0, source, category, points, cameras, camera_types, patrols
+        )
         if view is None:
             continue
         final = _play(session, rng, view, outcome, _Clock(t0, now), centre, open_views)
         if final is not None and final["status"] in ("dispatched", "accepted"):
             open_views.append(final)
-    counts = session.execute(
-        text('SELECT status, count(*) FROM "case" GROUP BY status')
-    ).all()
+    counts = session.execute(text('SELECT status, count(*) FROM "case" GROUP BY status')).all()
     return {s: int(n) for s, n in counts}
 
 
@@ -224,7 +230,12 @@ def _act(
     try:
         with session.begin_nested():
             return svc.perform(
-                session, view["id"], action, actor, svc.ActionInput(note=note, params=params), now=at
+                session,
+                view["id"],
+                action,
+                actor,
+                svc.ActionInput(note=note, params=params),
+                now=at,
             )["case"]
     except AppError:
         return None
@@ -245,22 +256,55 @@ def _play(
             return view
         view = nxt
     if outcome == "cancelled":
-        return _act(session, view, "cancel", centre, clock.after(0.5), "经核实不属实", reason="not_a_problem") or view
+        return (
+            _act(
+                session,
+                view,
+                "cancel",
+                centre,
+                clock.after(0.5),
+                "经核实不属实",
+                reason="not_a_problem",
+            )
+            or view
+        )
     if outcome == "merged" and open_views:
         into = open_views[rng.randrange(len(open_views))]
-        merged = _act(session, view, "merge", centre, clock.after(0.4), "同一问题重复上报", into=into["id"])
+        merged = _act(
+            session, view, "merge", centre, clock.after(0.4), "同一问题重复上报", into=into["id"]
+        )
         if merged is not None:
             return merged
     if outcome == "returned":
-        return _act(session, view, "return", _handler(view), clock.after(1.0), "不属于本网格，请重新派单") or view
+        return (
+            _act(
+                session,
+                view,
+                "return",
+                _handler(view),
+                clock.after(1.0),
+                "不属于本网格，请重新派单",
+            )
+            or view
+        )
     if outcome == "transferred":
-        moved = _act(session, view, "transfer", _handler(view), clock.after(0.8), "位于相邻网格，转交对方网格员")
+        moved = _act(
+            session,
+            view,
+            "transfer",
+            _handler(view),
+            clock.after(0.8),
+            "位于相邻网格，转交对方网格员",
+        )
         view = moved or view
     if outcome in ("escalated_chief", "escalated_department"):
         up = _act(session, view, "escalate", _handler(view), clock.after(1.5), "需上级协调处置")
         view = up or view
         if up is not None and outcome == "escalated_department" and view["escalation_level"] < 2:
-            view = _act(session, view, "escalate", _handler(view), clock.after(2.0), "需职能部门处置") or view
+            view = (
+                _act(session, view, "escalate", _handler(view), clock.after(2.0), "需职能部门处置")
+                or view
+            )
     if outcome == "dispatched":
         return view
     accepted = _act(session, view, "accept", _handler(view), clock.after(rng.uniform(0.2, 3)))
@@ -287,20 +331,42 @@ def _play(
             view = _act(session, again, "accept", _handler(again), clock.after(1)) or again
             if view["status"] != "accepted":
                 return view
-            view = _act(session, view, "resolve", _handler(view), clock.after(6), "已重新处置") or view
+            view = (
+                _act(session, view, "resolve", _handler(view), clock.after(6), "已重新处置") or view
+            )
             if view["status"] != "resolved":
                 return view
-        view = _act(session, view, "verify", centre, clock.after(rng.uniform(1, 20)), "核查属实") or view
+        view = (
+            _act(session, view, "verify", centre, clock.after(rng.uniform(1, 20)), "核查属实")
+            or view
+        )
     if view["status"] != "verified" or outcome == "verified":
         return view
     if outcome == "timeout":
-        return _act(
-            session, view, "close", svc.SYSTEM, clock.after(73), "评价期满未评价，自动结案",
-            reason="rating_timeout",
-        ) or view
+        return (
+            _act(
+                session,
+                view,
+                "close",
+                svc.SYSTEM,
+                clock.after(73),
+                "评价期满未评价，自动结案",
+                reason="rating_timeout",
+            )
+            or view
+        )
     score = rng.choices([5, 4, 3, 2, 1], [50, 25, 12, 8, 5])[0]
     solved = score >= 3 if rng.random() < 0.9 else score < 3
-    return _act(
-        session, view, "rate", svc.Actor("resident"), clock.after(rng.uniform(2, 60)),
-        RATING_NOTES[0 if score == 5 else 1 if solved else 4], satisfaction=score, solved=solved,
-    ) or view
+    return (
+        _act(
+            session,
+            view,
+            "rate",
+            svc.Actor("resident"),
+            clock.after(rng.uniform(2, 60)),
+            RATING_NOTES[0 if score == 5 else 1 if solved else 4],
+            satisfaction=score,
+            solved=solved,
+        )
+        or view
+    )

@@ -206,10 +206,17 @@ def _grids(
         return []
     rows = session.execute(
         text(
-            f"""WITH {_hits('grid', 'g', ('g.name', 'g.code'), q,
-                                    ' AND g.valid_to IS NULL' + _grid_filter(scope, 'g.id'),
-                                    fuzzy=('g.name',))},
-                top AS (SELECT g.id, g.code, g.name, g.level, {_score('g.name', 'g.code')} AS score
+            f"""WITH {
+                _hits(
+                    "grid",
+                    "g",
+                    ("g.name", "g.code"),
+                    q,
+                    " AND g.valid_to IS NULL" + _grid_filter(scope, "g.id"),
+                    fuzzy=("g.name",),
+                )
+            },
+                top AS (SELECT g.id, g.code, g.name, g.level, {_score("g.name", "g.code")} AS score
                         FROM hit JOIN grid g ON g.id = hit.id ORDER BY score DESC, g.code LIMIT :k)
                 SELECT top.*, ST_X(pt) AS lon, ST_Y(pt) AS lat
                 FROM top JOIN grid g ON g.id = top.id
@@ -233,7 +240,7 @@ def split_place(q: str) -> tuple[str, str]:
     """A query as (place, unit and room): ``馨园小区1栋1单元101室`` -> (``馨园小区1栋``,
     ``1单元101室``); a query without unit or room is all place."""
     m = UNIT_ROOM.search(q)
-    return (q, "") if m is None else (q[: m.start()].strip(), q[m.start():])
+    return (q, "") if m is None else (q[: m.start()].strip(), q[m.start() :])
 
 
 def place_threshold(qp: str) -> float:
@@ -333,9 +340,17 @@ def _workers(
     in_scope = "" if scope is None else " AND a.grid_id = ANY(:scope_grids)"
     rows = session.execute(
         text(
-            f"""WITH {_hits('worker', 'w', ('w.name', 'w.code'), q, fuzzy=('w.name',), where=
-                    f' AND EXISTS (SELECT 1 FROM grid_assignment a WHERE a.worker_id = w.id{in_scope})')},
-                top AS (SELECT w.id, w.code, w.name, {_score('w.name', 'w.code')} AS score
+            f"""WITH {
+                _hits(
+                    "worker",
+                    "w",
+                    ("w.name", "w.code"),
+                    q,
+                    fuzzy=("w.name",),
+                    where=f" AND EXISTS (SELECT 1 FROM grid_assignment a WHERE a.worker_id = w.id{in_scope})",
+                )
+            },
+                top AS (SELECT w.id, w.code, w.name, {_score("w.name", "w.code")} AS score
                         FROM hit JOIN worker w ON w.id = hit.id ORDER BY score DESC, w.name LIMIT :k)
                 SELECT hit.*, a.role, a.grid_id, g.name AS grid_name, ST_X(pt) AS lon, ST_Y(pt) AS lat
                 FROM top hit
@@ -369,8 +384,8 @@ def _cases(
         return []
     rows = session.execute(
         text(
-            f"""WITH {_hits('"case"', 'c', ('c.code',), q, f' AND {cond}', fuzzy=())},
-                top AS (SELECT c.id, c.code, {_score('c.code')} AS score
+            f"""WITH {_hits('"case"', "c", ("c.code",), q, f" AND {cond}", fuzzy=())},
+                top AS (SELECT c.id, c.code, {_score("c.code")} AS score
                         FROM hit JOIN "case" c ON c.id = hit.id ORDER BY score DESC, c.code DESC LIMIT :k)
                 SELECT hit.*, c.status, c.grid_id, cat.name AS category_name,
                        ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat
@@ -382,7 +397,11 @@ def _cases(
     ).all()
     return [
         _result(
-            "case", r, r.code, f"{r.category_name} · {STATUS_NAMES.get(r.status, r.status)}", grid_id=r.grid_id
+            "case",
+            r,
+            r.code,
+            f"{r.category_name} · {STATUS_NAMES.get(r.status, r.status)}",
+            grid_id=r.grid_id,
         )
         for r in rows
     ]
@@ -395,8 +414,8 @@ def _service_points(
         return []
     rows = session.execute(
         text(
-            f"""WITH {_hits('service_point', 's', ('s.name',), q, _grid_filter(scope, 's.grid_id'))}
-                SELECT s.id, s.name, s.kind, s.grid_id, s.address, {_score('s.name')} AS score,
+            f"""WITH {_hits("service_point", "s", ("s.name",), q, _grid_filter(scope, "s.grid_id"))}
+                SELECT s.id, s.name, s.kind, s.grid_id, s.address, {_score("s.name")} AS score,
                        ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat
                 FROM service_point s
                 WHERE s.id IN (SELECT id FROM hit)
@@ -423,9 +442,17 @@ def _cameras(
         return []
     rows = session.execute(
         text(
-            f"""WITH {_hits('camera', 'm', ('m.code', 'm.name'), q, _grid_filter(scope, 'm.grid_id'),
-                            fuzzy=('m.name',))}
-                SELECT m.id, m.code, m.name, m.grid_id, {_score('m.code', 'm.name')} AS score,
+            f"""WITH {
+                _hits(
+                    "camera",
+                    "m",
+                    ("m.code", "m.name"),
+                    q,
+                    _grid_filter(scope, "m.grid_id"),
+                    fuzzy=("m.name",),
+                )
+            }
+                SELECT m.id, m.code, m.name, m.grid_id, {_score("m.code", "m.name")} AS score,
                        ST_X(m.geom) AS lon, ST_Y(m.geom) AS lat
                 FROM camera m
                 WHERE m.id IN (SELECT id FROM hit)
@@ -433,10 +460,7 @@ def _cameras(
         ),
         params,
     ).all()
-    return [
-        _result("camera", r, r.name or r.code, r.code, grid_id=r.grid_id)
-        for r in rows
-    ]
+    return [_result("camera", r, r.name or r.code, r.code, grid_id=r.grid_id) for r in rows]
 
 
 FINDERS = {

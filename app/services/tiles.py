@@ -59,7 +59,10 @@ class Scope:
             return "all"
         if layer == "cases":
             parts: tuple[Any, ...] = (
-                self.case_everything, self.case_grids, self.case_worker, self.case_department
+                self.case_everything,
+                self.case_grids,
+                self.case_worker,
+                self.case_department,
             )
         elif layer == "households":
             parts = (self.grids, self.member)
@@ -219,8 +222,10 @@ def shared_tile(session: Session, scope: Scope, layer: str, z: int, x: int, y: i
     when a change holds the lock the tile is served without being stored."""
     where = {"l": layer, "z": z, "x": x, "y": y, "s": scope.key(layer)}
     body = session.scalar(
-        text("SELECT body FROM tile_cache WHERE layer = :l AND z = :z AND x = :x AND y = :y "
-             "AND scope = :s"),
+        text(
+            "SELECT body FROM tile_cache WHERE layer = :l AND z = :z AND x = :x AND y = :y "
+            "AND scope = :s"
+        ),
         where,
     )
     if body is not None:
@@ -234,8 +239,10 @@ def shared_tile(session: Session, scope: Scope, layer: str, z: int, x: int, y: i
     fresh = encode(render(session, scope, layer, z, x, y))
     if locked:
         session.execute(
-            text("INSERT INTO tile_cache (layer, z, x, y, scope, body) "
-                 "VALUES (:l, :z, :x, :y, :s, :b) ON CONFLICT DO NOTHING"),
+            text(
+                "INSERT INTO tile_cache (layer, z, x, y, scope, body) "
+                "VALUES (:l, :z, :x, :y, :s, :b) ON CONFLICT DO NOTHING"
+            ),
             {**where, "b": fresh},
         )
         session.commit()

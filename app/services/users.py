@@ -346,7 +346,9 @@ def check_attempt(
             delay = lock_delay(int(failures), limits)
             if delay is not None:
                 session.execute(
-                    text("UPDATE login_lock SET locked_until = :t WHERE username = :u AND ip = :ip"),
+                    text(
+                        "UPDATE login_lock SET locked_until = :t WHERE username = :u AND ip = :ip"
+                    ),
                     pair | {"t": now + delay},
                 )
         session.flush()

@@ -109,7 +109,9 @@ def parse_time(value: Any, name: str, now: datetime, *, window: bool = True) -> 
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError as exc:
-        raise BadParameter(name, f"{name} '{value[:40]}' 不是有效时间（例：2026-12-04T09:30:00+08:00）") from exc
+        raise BadParameter(
+            name, f"{name} '{value[:40]}' 不是有效时间（例：2026-12-04T09:30:00+08:00）"
+        ) from exc
     if parsed.tzinfo is None:
         raise BadParameter(name, f"{name} 须带时区（例：2026-12-04T09:30:00+08:00）")
     if not 1900 <= parsed.year <= 2999:
@@ -215,7 +217,9 @@ def key_of(value: Any) -> str | None:
     if key is not None and len(key) > 80:
         raise BadParameter("idempotency_key", "幂等键超过 80 个字符")
     if key is not None and "\x00" in key:
-        raise BadParameter("idempotency_key", "幂等键含有 NUL 字符 / must not contain NUL characters")
+        raise BadParameter(
+            "idempotency_key", "幂等键含有 NUL 字符 / must not contain NUL characters"
+        )
     return key
 
 
@@ -252,7 +256,9 @@ def visit_view(r: Any, limit_m: float | None = None) -> dict[str, Any]:
         "distance_m": round(r.distance_m, 1) if r.distance_m is not None else None,
         "place_flag": r.place_flag,
         "place_message": (
-            f"距住户 {r.distance_m:.0f} 米，超出允许范围" if r.place_flag and r.distance_m is not None else None
+            f"距住户 {r.distance_m:.0f} 米，超出允许范围"
+            if r.place_flag and r.distance_m is not None
+            else None
         ),
         "note": r.note,
         "problems": r.problems,
@@ -303,7 +309,9 @@ def record_visit(
             return _own_replay(session, found, worker_id), False
     kind = data.get("kind") or "adhoc"
     if not isinstance(kind, str) or kind not in VISIT_KINDS:
-        raise BadParameter("kind", f"走访类型 '{str(kind)[:20]}' 无效，可选：{'、'.join(VISIT_KINDS)}")
+        raise BadParameter(
+            "kind", f"走访类型 '{str(kind)[:20]}' 无效，可选：{'、'.join(VISIT_KINDS)}"
+        )
     household = data.get("household_id")
     if isinstance(household, bool) or not isinstance(household, int) or not 0 < household < 2**31:
         raise BadParameter("household_id", "须指明住户 household_id（正整数）")
@@ -364,7 +372,9 @@ def report_case(
     if row is None:
         raise NotFound(f"走访记录 {visit_id} 不存在 / visit {visit_id} not found")
     if row.case_id is not None:
-        raise Conflict(f"该走访已上报事件 {row.case_id} / a case was reported from this visit already")
+        raise Conflict(
+            f"该走访已上报事件 {row.case_id} / a case was reported from this visit already"
+        )
     category = data.get("category")
     if not isinstance(category, str) or not category or len(category) > 40 or "\x00" in category:
         raise BadParameter("category", "须选择事件类别 category")
@@ -427,7 +437,10 @@ def list_visits(
     where = " AND ".join(parts)
     total = session.scalar(text(f"SELECT count(*) FROM visit v WHERE {where}"), params)
     rows = session.execute(
-        text(_VISIT_SQL + f" WHERE {where} ORDER BY v.visited_at DESC, v.id DESC LIMIT :lim OFFSET :off"),
+        text(
+            _VISIT_SQL
+            + f" WHERE {where} ORDER BY v.visited_at DESC, v.id DESC LIMIT :lim OFFSET :off"
+        ),
         {**params, "lim": limit, "off": offset},
     ).all()
     return {"total": total, "visits": [visit_view(r) for r in rows]}
@@ -532,7 +545,9 @@ def coverage(
         GROUP BY w.id ORDER BY w.code NULLS LAST, w.id
         """
         rows = session.execute(text(sql), params).all()
-        out = [{"worker": {"id": r.id, "code": r.code, "name": r.name}, **_figures(r)} for r in rows]
+        out = [
+            {"worker": {"id": r.id, "code": r.code, "name": r.name}, **_figures(r)} for r in rows
+        ]
     elif group == "grid":
         if level is None:
             raise BadParameter("level", "按网格统计须给出层级 level（1–5）")
@@ -602,7 +617,9 @@ def due(
                 "head_name": mask_name(r.head_name),
                 "lon": r.lon,
                 "lat": r.lat,
-                "key_tags": [SENSITIVE_TAGS.get(t, t) for t in (r.tags or []) if t in params["key_tags"]],
+                "key_tags": [
+                    SENSITIVE_TAGS.get(t, t) for t in (r.tags or []) if t in params["key_tags"]
+                ],
             },
             "grid": {"id": r.grid_id, "code": r.grid_code, "name": r.grid_name},
             "kind": "monthly" if r.key else "quarterly",
@@ -695,10 +712,14 @@ def check_in(
     new_id = session.scalar(_INSERT_CHECKIN, params)
     created = new_id is not None
     if new_id is None:
-        new_id = session.scalar(text("SELECT id FROM checkin WHERE idempotency_key = :k"), {"k": key})
+        new_id = session.scalar(
+            text("SELECT id FROM checkin WHERE idempotency_key = :k"), {"k": key}
+        )
         owner = session.scalar(text("SELECT worker_id FROM checkin WHERE id = :id"), {"id": new_id})
         if owner != worker_id:
-            raise Conflict("幂等键已被另一条记录使用 / the idempotency key belongs to another record")
+            raise Conflict(
+                "幂等键已被另一条记录使用 / the idempotency key belongs to another record"
+            )
     row = session.execute(text(_CHECKIN_SQL + " WHERE k.id = :id"), {"id": new_id}).one()
     return checkin_view(row), created
 

@@ -18,8 +18,18 @@ from app.web import (
     visits,
 )
 
-BLUEPRINTS = [emap.bp, vendor.bp, cases.bp, tiles.bp, basemap.bp, overview.bp, visits.bp, points.bp,
-              networks.bp, notice.bp]
+BLUEPRINTS = [
+    emap.bp,
+    vendor.bp,
+    cases.bp,
+    tiles.bp,
+    basemap.bp,
+    overview.bp,
+    visits.bp,
+    points.bp,
+    networks.bp,
+    notice.bp,
+]
 
 
 def register(app: Flask) -> None:

@@ -45,7 +45,9 @@ def worker():  # type: ignore[no-untyped-def]
     session = get_session()
     worker_id = _worker_of_page()
     # The administrator and the centre choose a worker by name (their grids' workers).
-    choices = names.workers(session, grid_scope(session, p)) if p.role in ("admin", "centre") else []
+    choices = (
+        names.workers(session, grid_scope(session, p)) if p.role in ("admin", "centre") else []
+    )
     return render_template(
         "cases/worker.html",
         title="我的事件",

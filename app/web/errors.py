@@ -107,8 +107,13 @@ def error_page(status: int, message: str | None = None, headers: Any = None):  #
     text_ = default if status in (404, 405) else (_chinese_part(message or "") or default)
     back, label = home_path()
     html = render_template(
-        "error.html", title=heading, status=status, heading=heading, message=text_,
-        back=back, back_label=label,
+        "error.html",
+        title=heading,
+        status=status,
+        heading=heading,
+        message=text_,
+        back=back,
+        back_label=label,
     )
     response = app_response(html, status)
     for name, value in headers or []:
@@ -143,9 +148,15 @@ def register_error_handlers(app: Flask) -> None:
         if is_page_request() and (err.code or 500) >= 400:
             return error_page(err.code or 500, None, err.get_headers())
         code = err.name.lower().replace(" ", "_")
-        lead = messages_zh.translate(err.description or "") or HTTP_ZH.get(err.code or 500, "请求未能完成")
+        lead = messages_zh.translate(err.description or "") or HTTP_ZH.get(
+            err.code or 500, "请求未能完成"
+        )
         response = jsonify(
-            error={"code": code, "message": f"{lead} / {err.description}", "message_en": err.description}
+            error={
+                "code": code,
+                "message": f"{lead} / {err.description}",
+                "message_en": err.description,
+            }
         )
         response.status_code = err.code or 500
         # Keep what the error says in its headers (a 405's Allow, a 401's WWW-Authenticate).
@@ -176,9 +187,14 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DataError)
     def _data_error(err: DataError):  # type: ignore[no-untyped-def]
         # A value the database refuses (out of range, malformed): the request's fault.
-        LOGGER.warning("value refused by the database: %s", (str(err.orig).splitlines() or ["?"])[0])
+        LOGGER.warning(
+            "value refused by the database: %s", (str(err.orig).splitlines() or ["?"])[0]
+        )
         return jsonify(
-            error={"code": "bad_request", "message": "请求中的值无效 / a value in the request is invalid"}
+            error={
+                "code": "bad_request",
+                "message": "请求中的值无效 / a value in the request is invalid",
+            }
         ), 400
 
     @app.errorhandler(IntegrityError)

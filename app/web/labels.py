@@ -84,11 +84,17 @@ def audit_action(kind: str, action: str) -> str:
         module = MODULE_NAMES.get(endpoint.split(".")[0], "其他")
         return f"{module}·{VERBS[method]}"
     if action.startswith("export"):
-        return "导出" + {"cases.csv": "事件（CSV）", "cases.xlsx": "事件（Excel）"}.get(action[7:], "数据")
+        return "导出" + {"cases.csv": "事件（CSV）", "cases.xlsx": "事件（Excel）"}.get(
+            action[7:], "数据"
+        )
     if action.startswith("household ledger"):
-        return "查看住户台账" + action[len("household ledger"):].replace("(", "（").replace(")", "）")
+        return "查看住户台账" + action[len("household ledger") :].replace("(", "（").replace(
+            ")", "）"
+        )
     if action.startswith("list households"):
-        return "查看住户名单" + action[len("list households"):].replace("(", "（").replace(")", "）")
+        return "查看住户名单" + action[len("list households") :].replace("(", "（").replace(
+            ")", "）"
+        )
     if kind == "login_failed":
         reason = action.removeprefix("password change: ")
         where = "修改密码：" if action.startswith("password change") else ""
@@ -104,14 +110,30 @@ def audit_rows(session: Session, entries: list[dict[str, Any]]) -> list[dict[str
         str(r.id): r.username
         for r in session.execute(
             text("SELECT id, username FROM app_user WHERE id::text = ANY(:ids)"),
-            {"ids": sorted({e["object_id"] for e in entries if e["object_type"] == "user" and e["object_id"]})},
+            {
+                "ids": sorted(
+                    {
+                        e["object_id"]
+                        for e in entries
+                        if e["object_type"] == "user" and e["object_id"]
+                    }
+                )
+            },
         )
     }
     grids = {
         str(r.id): f"{r.name}（{r.code}）"
         for r in session.execute(
             text("SELECT id, name, code FROM grid WHERE id::text = ANY(:ids)"),
-            {"ids": sorted({e["object_id"] for e in entries if e["object_type"] == "grid" and e["object_id"]})},
+            {
+                "ids": sorted(
+                    {
+                        e["object_id"]
+                        for e in entries
+                        if e["object_type"] == "grid" and e["object_id"]
+                    }
+                )
+            },
         )
     }
     out = []
@@ -127,9 +149,13 @@ def audit_rows(session: Session, entries: list[dict[str, Any]]) -> list[dict[str
         out.append(
             e
             | {
-                "who": "命令行" if e["role"] == "operator" and e["username"] == "cli" else (e["username"] or ""),
+                "who": "命令行"
+                if e["role"] == "operator" and e["username"] == "cli"
+                else (e["username"] or ""),
                 "kind_name": AUDIT_KIND_NAMES.get(e["kind"], e["kind"]),
-                "role_name": USER_ROLE_NAMES.get(e["role"] or "", {None: "", "operator": "运维"}.get(e["role"], "其他")),
+                "role_name": USER_ROLE_NAMES.get(
+                    e["role"] or "", {None: "", "operator": "运维"}.get(e["role"], "其他")
+                ),
                 "action_name": audit_action(e["kind"], e["action"]),
                 "object_name": obj,
             }
@@ -146,9 +172,17 @@ def link_names(session: Session, users: list[dict[str, Any]]) -> list[dict[str, 
             return {}
         return {r[0]: r[1] for r in session.execute(text(sql), {"ids": sorted(ids)})}
 
-    workers = names("SELECT id, name || '（' || code || '）' FROM worker WHERE id = ANY(:ids)", {u["worker_id"] for u in users})
-    depts = names("SELECT id, name FROM department WHERE id = ANY(:ids)", {u["department_id"] for u in users})
-    grids = names("SELECT id, name || '（' || code || '）' FROM grid WHERE id = ANY(:ids)", {u["grid_id"] for u in users})
+    workers = names(
+        "SELECT id, name || '（' || code || '）' FROM worker WHERE id = ANY(:ids)",
+        {u["worker_id"] for u in users},
+    )
+    depts = names(
+        "SELECT id, name FROM department WHERE id = ANY(:ids)", {u["department_id"] for u in users}
+    )
+    grids = names(
+        "SELECT id, name || '（' || code || '）' FROM grid WHERE id = ANY(:ids)",
+        {u["grid_id"] for u in users},
+    )
     return [
         u
         | {

@@ -55,7 +55,9 @@ def endpoint_of(app: Flask, path: str) -> str | None:
         endpoint, _args = adapter.match(path, method="GET")
     except RequestRedirect as redirect:  # e.g. a trailing slash: follow it once
         try:
-            endpoint, _args = adapter.match(redirect.new_url.split("localhost", 1)[-1], method="GET")
+            endpoint, _args = adapter.match(
+                redirect.new_url.split("localhost", 1)[-1], method="GET"
+            )
         except HTTPException:
             return None
     except HTTPException:
@@ -82,7 +84,9 @@ def active_path() -> str:
     path = request.path if request else ""
     best = ""
     for m in MODULES:
-        if (path == m.path or path.startswith(m.path.rstrip("/") + "/")) and len(m.path) > len(best):
+        if (path == m.path or path.startswith(m.path.rstrip("/") + "/")) and len(m.path) > len(
+            best
+        ):
             best = m.path
     return best
 

@@ -17,8 +17,9 @@ def _html(grid_id: int, paper: str) -> tuple[str, str]:
     session = get_session()
     ids = notice_print.sheet_grids(session, grid_id, grid_scope(session, current_principal()))
     sheets = [notice_print.sheet(session, gid, paper) for gid in ids]
-    html = render_template("notice/board.html", sheets=sheets, paper=paper,
-                           paper_mm=notice_print.PAPERS[paper])
+    html = render_template(
+        "notice/board.html", sheets=sheets, paper=paper, paper_mm=notice_print.PAPERS[paper]
+    )
     return html, sheets[0]["grid"]["code"]
 
 

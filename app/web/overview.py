@@ -30,11 +30,36 @@ CSS = ["/static/css/cases.css", "/static/css/overview.css"]
 
 # The ledgers: page name -> (title, API list, export kind, who may export it).
 LEDGERS: dict[str, dict[str, Any]] = {
-    "households": {"title": "住户台账", "api": "/api/ledgers/households", "export": "households", "exporters": EXPORTERS},
-    "people": {"title": "人口台账", "api": "/api/ledgers/people", "export": "grids", "exporters": SUPERVISORS},
-    "workers": {"title": "网格员与党员台账", "api": "/api/ledgers/workers", "export": "workers", "exporters": EXPORTERS},
-    "points": {"title": "服务阵地台账", "api": "/api/ledgers/service-points", "export": "service_points", "exporters": SUPERVISORS},
-    "cameras": {"title": "视频探头台账", "api": "/api/ledgers/cameras", "export": "cameras", "exporters": SUPERVISORS},
+    "households": {
+        "title": "住户台账",
+        "api": "/api/ledgers/households",
+        "export": "households",
+        "exporters": EXPORTERS,
+    },
+    "people": {
+        "title": "人口台账",
+        "api": "/api/ledgers/people",
+        "export": "grids",
+        "exporters": SUPERVISORS,
+    },
+    "workers": {
+        "title": "网格员与党员台账",
+        "api": "/api/ledgers/workers",
+        "export": "workers",
+        "exporters": EXPORTERS,
+    },
+    "points": {
+        "title": "服务阵地台账",
+        "api": "/api/ledgers/service-points",
+        "export": "service_points",
+        "exporters": SUPERVISORS,
+    },
+    "cameras": {
+        "title": "视频探头台账",
+        "api": "/api/ledgers/cameras",
+        "export": "cameras",
+        "exporters": SUPERVISORS,
+    },
 }
 # Who may open each ledger (the rules in app.auth.policy say the same).
 LEDGER_ROLES = {
@@ -52,7 +77,10 @@ def overview():  # type: ignore[no-untyped-def]
     return render_template(
         "overview.html",
         title="一张图 · 综合态势",
-        assets={"css": CSS, "js": [vendor_url("chart.js", "chart.umd.min.js"), "/static/js/case_common.js"]},
+        assets={
+            "css": CSS,
+            "js": [vendor_url("chart.js", "chart.umd.min.js"), "/static/js/case_common.js"],
+        },
         script="/static/js/overview.js",
     )
 

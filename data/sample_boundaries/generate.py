@@ -331,10 +331,14 @@ class Generator:
         so the other files stay as they were)."""
         for i in range(2, 26, 2):
             if i != road_i:
-                self.basemap_feature("road", "minor", "", geometry.LineString(lat.line(i=i, span=(0, 20))))
+                self.basemap_feature(
+                    "road", "minor", "", geometry.LineString(lat.line(i=i, span=(0, 20)))
+                )
         for j in range(2, 20, 3):
             if j != road_j:
-                self.basemap_feature("road", "minor", "", geometry.LineString(lat.line(j=j, span=(0, 26))))
+                self.basemap_feature(
+                    "road", "minor", "", geometry.LineString(lat.line(j=j, span=(0, 26)))
+                )
         x0, x1 = lat.nodes[0, 0][0] - 300.0, lat.nodes[26, 0][0] + 300.0
         xs = np.linspace(x0, x1, 40)
         south = lat.nodes[0, 0][1] - 60.0
@@ -345,7 +349,12 @@ class Generator:
         self.basemap_feature("water", "river", "南淝河", river)
         self.basemap_feature("green", "park", "滨河公园", river.buffer(45.0).difference(river))
         park = geometry.Polygon(
-            [tuple(lat.nodes[19, 14]), tuple(lat.nodes[21, 14]), tuple(lat.nodes[21, 16]), tuple(lat.nodes[19, 16])]
+            [
+                tuple(lat.nodes[19, 14]),
+                tuple(lat.nodes[21, 14]),
+                tuple(lat.nodes[21, 16]),
+                tuple(lat.nodes[19, 16]),
+            ]
         ).buffer(-12.0)
         self.basemap_feature("green", "park", "安和公园", park)
         self.basemap_feature("water", "lake", "镜湖", park.centroid.buffer(35.0, quad_segs=8))
@@ -506,8 +515,12 @@ class Generator:
             json.dumps(fc(cams), ensure_ascii=False, indent=0) + "\n", encoding="utf-8"
         )
         buildings = [
-            {"kind": "building", "class": "residential", "name": name, "geom": self.geo(
-                geometry.box(x - 14.0, y - 5.5, x + 14.0, y + 5.5))}
+            {
+                "kind": "building",
+                "class": "residential",
+                "name": name,
+                "geom": self.geo(geometry.box(x - 14.0, y - 5.5, x + 14.0, y + 5.5)),
+            }
             for x, y, name in self.buildings
         ]
         features = [

@@ -19,8 +19,16 @@ down_revision: str | Sequence[str] | None = ("0004_override_area", "0005_case_lo
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-ROLES = ("admin", "centre", "grid_chief", "micro_chief", "worker", "party_member", "department",
-         "camera_feed")
+ROLES = (
+    "admin",
+    "centre",
+    "grid_chief",
+    "micro_chief",
+    "worker",
+    "party_member",
+    "department",
+    "camera_feed",
+)
 
 
 def upgrade() -> None:
@@ -37,18 +45,33 @@ def upgrade() -> None:
         sa.Column("active", sa.Boolean(), server_default="true", nullable=False),
         sa.Column("failed_logins", sa.Integer(), server_default="0", nullable=False),
         sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.Column("password_changed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
-            "role IN (" + ", ".join(f"'{r}'" for r in ROLES) + ")", name=op.f("ck_app_user_role_known")
+            "role IN (" + ", ".join(f"'{r}'" for r in ROLES) + ")",
+            name=op.f("ck_app_user_role_known"),
         ),
         sa.CheckConstraint(
             "username ~ '^[A-Za-z0-9_.@-]{3,60}$'", name=op.f("ck_app_user_username_chars")
         ),
-        sa.ForeignKeyConstraint(["worker_id"], ["worker.id"], name=op.f("fk_app_user_worker_id_worker"), ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["department_id"], ["department.id"], name=op.f("fk_app_user_department_id_department"), ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["grid_id"], ["grid.id"], name=op.f("fk_app_user_grid_id_grid"), ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(
+            ["worker_id"],
+            ["worker.id"],
+            name=op.f("fk_app_user_worker_id_worker"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["department_id"],
+            ["department.id"],
+            name=op.f("fk_app_user_department_id_department"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["grid_id"], ["grid.id"], name=op.f("fk_app_user_grid_id_grid"), ondelete="SET NULL"
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_app_user")),
         sa.UniqueConstraint("username", name=op.f("uq_app_user_username")),
     )
@@ -59,13 +82,22 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=10), server_default="browser", nullable=False),
         sa.Column("csrf_token", sa.String(length=64), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.Column("last_seen_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "last_seen_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("ip", postgresql.INET(), nullable=True),
         sa.CheckConstraint("kind IN ('browser', 'token')", name=op.f("ck_user_session_kind_known")),
-        sa.ForeignKeyConstraint(["user_id"], ["app_user.id"], name=op.f("fk_user_session_user_id_app_user"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["app_user.id"],
+            name=op.f("fk_user_session_user_id_app_user"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_user_session")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_user_session_token_hash")),
     )

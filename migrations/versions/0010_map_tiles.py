@@ -232,8 +232,8 @@ def upgrade() -> None:
     for layer, tables in LAYER_TABLES.items():
         for table in tables:
             op.execute(
-                f'CREATE TRIGGER trg_{table}_map_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE '
-                f'ON "{table}" FOR EACH STATEMENT EXECUTE FUNCTION gridgov_bump_map_layer(\'{layer}\')'
+                f"CREATE TRIGGER trg_{table}_map_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE "
+                f"ON \"{table}\" FOR EACH STATEMENT EXECUTE FUNCTION gridgov_bump_map_layer('{layer}')"
             )
     for sql in FUNCTIONS:
         op.execute(sql)

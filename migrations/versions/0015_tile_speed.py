@@ -92,7 +92,9 @@ def _cell_delta(source: str) -> str:
             FROM per_grid GROUP BY z, cx, cy)"""
     )
     return (
-        "WITH " + ",\n".join(ctes) + """
+        "WITH "
+        + ",\n".join(ctes)
+        + """
         INSERT INTO household_cell AS c (grid_id, z, cx, cy, households, people, sx, sy)
         SELECT grid_id, z, cx, cy, n, ppl, sx, sy FROM everything
         WHERE n <> 0 OR ppl <> 0 OR sx <> 0 OR sy <> 0
@@ -130,10 +132,12 @@ BEGIN
     {_cell_delta("SELECT grid_id, geom, people, -1 AS sign FROM old_rows")};
     {_empty_cells("SELECT grid_id, geom FROM old_rows")};
   ELSE
-    {_cell_delta(
+    {
+    _cell_delta(
         "SELECT n.grid_id, n.geom, n.people, 1 AS sign FROM new_rows n "
         "UNION ALL SELECT o.grid_id, o.geom, o.people, -1 FROM old_rows o"
-    )};
+    )
+};
     {_empty_cells("SELECT grid_id, geom FROM old_rows")};
   END IF;
   RETURN NULL;
@@ -187,11 +191,13 @@ BEGIN
     WHERE t.grid_id = o.id
       AND (n.level IS DISTINCT FROM o.level OR n.valid_to IS DISTINCT FROM o.valid_to
            OR NOT (n.geom = o.geom));
-    {_grid_rows(
+    {
+    _grid_rows(
         "SELECT n.* FROM new_rows n JOIN old_rows o ON o.id = n.id "
         "WHERE n.level IS DISTINCT FROM o.level OR n.valid_to IS DISTINCT FROM o.valid_to "
         "OR NOT (n.geom = o.geom)"
-    )};
+    )
+};
     -- What the tile shows of a grid that kept its shape: code, name, household count.
     UPDATE grid_tile t SET code = n.code, name = n.name, household_count = n.household_count
     FROM new_rows n JOIN old_rows o ON o.id = n.id

@@ -33,7 +33,12 @@ def upgrade() -> None:
         sa.Column("grid_id", sa.Integer(), nullable=True),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("visited_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("recorded_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "recorded_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
         sa.Column(
             "geom",
             geoalchemy2.types.Geometry(geometry_type="POINT", srid=4326, spatial_index=False),
@@ -49,15 +54,33 @@ def upgrade() -> None:
         sa.Column("problems", sa.Text(), nullable=True),
         sa.Column("case_id", sa.Integer(), nullable=True),
         sa.Column("idempotency_key", sa.String(length=80), nullable=True),
-        sa.CheckConstraint("kind IN ('monthly', 'quarterly', 'yearly', 'adhoc')", name=op.f("ck_visit_kind_known")),
-        sa.CheckConstraint("accuracy_m IS NULL OR accuracy_m >= 0", name=op.f("ck_visit_accuracy_non_negative")),
-        sa.ForeignKeyConstraint(["case_id"], ["case.id"], name=op.f("fk_visit_case_id_case"), ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["grid_id"], ["grid.id"], name=op.f("fk_visit_grid_id_grid"), ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(
-            ["household_id"], ["household.id"], name=op.f("fk_visit_household_id_household"), ondelete="CASCADE"
+        sa.CheckConstraint(
+            "kind IN ('monthly', 'quarterly', 'yearly', 'adhoc')", name=op.f("ck_visit_kind_known")
         ),
-        sa.ForeignKeyConstraint(["user_id"], ["app_user.id"], name=op.f("fk_visit_user_id_app_user"), ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["worker_id"], ["worker.id"], name=op.f("fk_visit_worker_id_worker"), ondelete="CASCADE"),
+        sa.CheckConstraint(
+            "accuracy_m IS NULL OR accuracy_m >= 0", name=op.f("ck_visit_accuracy_non_negative")
+        ),
+        sa.ForeignKeyConstraint(
+            ["case_id"], ["case.id"], name=op.f("fk_visit_case_id_case"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["grid_id"], ["grid.id"], name=op.f("fk_visit_grid_id_grid"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["household_id"],
+            ["household.id"],
+            name=op.f("fk_visit_household_id_household"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["app_user.id"],
+            name=op.f("fk_visit_user_id_app_user"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["worker_id"], ["worker.id"], name=op.f("fk_visit_worker_id_worker"), ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_visit")),
         sa.UniqueConstraint("idempotency_key", name=op.f("uq_visit_idempotency_key")),
     )
@@ -71,7 +94,12 @@ def upgrade() -> None:
         sa.Column("worker_id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("recorded_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "recorded_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
         sa.Column(
             "geom",
             geoalchemy2.types.Geometry(geometry_type="POINT", srid=4326, spatial_index=False),
@@ -82,10 +110,24 @@ def upgrade() -> None:
         sa.Column("grid_id", sa.Integer(), nullable=True),
         sa.Column("distance_m", sa.Float(), nullable=True),
         sa.Column("idempotency_key", sa.String(length=80), nullable=True),
-        sa.CheckConstraint("accuracy_m IS NULL OR accuracy_m >= 0", name=op.f("ck_checkin_accuracy_non_negative")),
-        sa.ForeignKeyConstraint(["grid_id"], ["grid.id"], name=op.f("fk_checkin_grid_id_grid"), ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["user_id"], ["app_user.id"], name=op.f("fk_checkin_user_id_app_user"), ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["worker_id"], ["worker.id"], name=op.f("fk_checkin_worker_id_worker"), ondelete="CASCADE"),
+        sa.CheckConstraint(
+            "accuracy_m IS NULL OR accuracy_m >= 0", name=op.f("ck_checkin_accuracy_non_negative")
+        ),
+        sa.ForeignKeyConstraint(
+            ["grid_id"], ["grid.id"], name=op.f("fk_checkin_grid_id_grid"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["app_user.id"],
+            name=op.f("fk_checkin_user_id_app_user"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["worker_id"],
+            ["worker.id"],
+            name=op.f("fk_checkin_worker_id_worker"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_checkin")),
         sa.UniqueConstraint("idempotency_key", name=op.f("uq_checkin_idempotency_key")),
     )
@@ -94,7 +136,12 @@ def upgrade() -> None:
         "visit_setting",
         sa.Column("key", sa.String(length=60), nullable=False),
         sa.Column("value", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_visit_setting")),
     )
 

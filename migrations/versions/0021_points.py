@@ -47,15 +47,29 @@ def upgrade() -> None:
         sa.Column("points", sa.Integer(), nullable=False),
         sa.Column("valid_from", sa.Date(), nullable=False),
         sa.Column("active", sa.Boolean(), server_default="true", nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
         sa.Column("created_by", sa.Integer(), nullable=True),
-        sa.CheckConstraint("kind IN ('履职分', '奖励分', '负面分')", name=op.f("ck_point_rule_kind_known")),
-        sa.CheckConstraint("subject IN ('member', 'household')", name=op.f("ck_point_rule_subject_known")),
+        sa.CheckConstraint(
+            "kind IN ('履职分', '奖励分', '负面分')", name=op.f("ck_point_rule_kind_known")
+        ),
+        sa.CheckConstraint(
+            "subject IN ('member', 'household')", name=op.f("ck_point_rule_subject_known")
+        ),
         sa.CheckConstraint(
             "(kind = '负面分' AND points < 0) OR (kind <> '负面分' AND points > 0)",
             name=op.f("ck_point_rule_sign_of_kind"),
         ),
-        sa.ForeignKeyConstraint(["created_by"], ["app_user.id"], name=op.f("fk_point_rule_created_by_app_user"), ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(
+            ["created_by"],
+            ["app_user.id"],
+            name=op.f("fk_point_rule_created_by_app_user"),
+            ondelete="SET NULL",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_point_rule")),
         sa.UniqueConstraint("code", "version", name=op.f("uq_point_rule_code_version")),
     )
@@ -70,7 +84,12 @@ def upgrade() -> None:
         sa.Column("visit_id", sa.Integer(), nullable=True),
         sa.Column("status", sa.String(length=20), server_default="proposed", nullable=False),
         sa.Column("proposed_by", sa.Integer(), nullable=True),
-        sa.Column("proposed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "proposed_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
         sa.Column("chief_by", sa.Integer(), nullable=True),
         sa.Column("chief_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("chief_decision", sa.String(length=10), nullable=True),
@@ -80,18 +99,53 @@ def upgrade() -> None:
         sa.Column("centre_decision", sa.String(length=10), nullable=True),
         sa.Column("centre_note", sa.Text(), nullable=True),
         sa.CheckConstraint(
-            "status IN ('proposed', 'chief_approved', 'approved', 'rejected')", name=op.f("ck_point_entry_status_known")
+            "status IN ('proposed', 'chief_approved', 'approved', 'rejected')",
+            name=op.f("ck_point_entry_status_known"),
         ),
-        sa.ForeignKeyConstraint(["member_id"], ["worker.id"], name=op.f("fk_point_entry_member_id_worker"), ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["rule_id"], ["point_rule.id"], name=op.f("fk_point_entry_rule_id_point_rule"), ondelete="RESTRICT"),
-        sa.ForeignKeyConstraint(["case_id"], ["case.id"], name=op.f("fk_point_entry_case_id_case"), ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["visit_id"], ["visit.id"], name=op.f("fk_point_entry_visit_id_visit"), ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["proposed_by"], ["app_user.id"], name=op.f("fk_point_entry_proposed_by_app_user"), ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["chief_by"], ["app_user.id"], name=op.f("fk_point_entry_chief_by_app_user"), ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["centre_by"], ["app_user.id"], name=op.f("fk_point_entry_centre_by_app_user"), ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(
+            ["member_id"],
+            ["worker.id"],
+            name=op.f("fk_point_entry_member_id_worker"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["rule_id"],
+            ["point_rule.id"],
+            name=op.f("fk_point_entry_rule_id_point_rule"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["case_id"], ["case.id"], name=op.f("fk_point_entry_case_id_case"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["visit_id"],
+            ["visit.id"],
+            name=op.f("fk_point_entry_visit_id_visit"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["proposed_by"],
+            ["app_user.id"],
+            name=op.f("fk_point_entry_proposed_by_app_user"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["chief_by"],
+            ["app_user.id"],
+            name=op.f("fk_point_entry_chief_by_app_user"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["centre_by"],
+            ["app_user.id"],
+            name=op.f("fk_point_entry_centre_by_app_user"),
+            ondelete="SET NULL",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_point_entry")),
     )
-    op.create_index("ix_point_entry_member_id_occurred_on", "point_entry", ["member_id", "occurred_on"])
+    op.create_index(
+        "ix_point_entry_member_id_occurred_on", "point_entry", ["member_id", "occurred_on"]
+    )
     op.create_table(
         "household_point_entry",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -100,20 +154,36 @@ def upgrade() -> None:
         sa.Column("occurred_on", sa.Date(), nullable=False),
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("created_by", sa.Integer(), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["household_id"], ["household.id"], name=op.f("fk_household_point_entry_household_id_household"), ondelete="CASCADE"
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
         sa.ForeignKeyConstraint(
-            ["rule_id"], ["point_rule.id"], name=op.f("fk_household_point_entry_rule_id_point_rule"), ondelete="RESTRICT"
+            ["household_id"],
+            ["household.id"],
+            name=op.f("fk_household_point_entry_household_id_household"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["created_by"], ["app_user.id"], name=op.f("fk_household_point_entry_created_by_app_user"), ondelete="SET NULL"
+            ["rule_id"],
+            ["point_rule.id"],
+            name=op.f("fk_household_point_entry_rule_id_point_rule"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["created_by"],
+            ["app_user.id"],
+            name=op.f("fk_household_point_entry_created_by_app_user"),
+            ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_household_point_entry")),
     )
     op.create_index(
-        "ix_household_point_entry_household_id_occurred_on", "household_point_entry", ["household_id", "occurred_on"]
+        "ix_household_point_entry_household_id_occurred_on",
+        "household_point_entry",
+        ["household_id", "occurred_on"],
     )
     op.create_table(
         "point_exchange",
@@ -122,13 +192,24 @@ def upgrade() -> None:
         sa.Column("points", sa.Integer(), nullable=False),
         sa.Column("item", sa.String(length=120), nullable=False),
         sa.Column("created_by", sa.Integer(), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
         sa.CheckConstraint("points > 0", name=op.f("ck_point_exchange_points_positive")),
         sa.ForeignKeyConstraint(
-            ["household_id"], ["household.id"], name=op.f("fk_point_exchange_household_id_household"), ondelete="CASCADE"
+            ["household_id"],
+            ["household.id"],
+            name=op.f("fk_point_exchange_household_id_household"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["created_by"], ["app_user.id"], name=op.f("fk_point_exchange_created_by_app_user"), ondelete="SET NULL"
+            ["created_by"],
+            ["app_user.id"],
+            name=op.f("fk_point_exchange_created_by_app_user"),
+            ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_point_exchange")),
     )
@@ -136,7 +217,15 @@ def upgrade() -> None:
     op.bulk_insert(
         rule,
         [
-            {"code": c, "version": 1, "name": n, "kind": k, "subject": s, "points": p, "valid_from": date(2026, 1, 1)}
+            {
+                "code": c,
+                "version": 1,
+                "name": n,
+                "kind": k,
+                "subject": s,
+                "points": p,
+                "valid_from": date(2026, 1, 1),
+            }
             for c, n, k, s, p in RULES
         ],
     )
@@ -145,7 +234,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_point_exchange_household_id", table_name="point_exchange")
     op.drop_table("point_exchange")
-    op.drop_index("ix_household_point_entry_household_id_occurred_on", table_name="household_point_entry")
+    op.drop_index(
+        "ix_household_point_entry_household_id_occurred_on", table_name="household_point_entry"
+    )
     op.drop_table("household_point_entry")
     op.drop_index("ix_point_entry_member_id_occurred_on", table_name="point_entry")
     op.drop_table("point_entry")

@@ -34,6 +34,7 @@ LOCK_KEY = 7_342_001_022
 # Above this many changed rows in one statement the whole layer's cache is dropped.
 BULK_ROWS = 2000
 
+
 def _invalidate(boxes: str) -> str:
     """Delete the cached grid tiles that the bounding boxes of ``boxes`` (rows with a Web
     Mercator ``geom``) touch at every zoom, widened by a tile's 64-unit buffer; or every cached

@@ -60,10 +60,12 @@ BEGIN
     {_delta(f"SELECT {PLACE} AS place, grid_id, -1 AS sign FROM old_rows")};
     {_emptied(f"SELECT {PLACE} AS place, grid_id FROM old_rows")};
   ELSE
-    {_delta(
+    {
+    _delta(
         f"SELECT {PLACE} AS place, grid_id, 1 AS sign FROM new_rows "
         f"UNION ALL SELECT {PLACE}, grid_id, -1 FROM old_rows"
-    )};
+    )
+};
     {_emptied(f"SELECT {PLACE} AS place, grid_id FROM old_rows")};
   END IF;
   RETURN NULL;

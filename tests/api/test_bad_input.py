@@ -36,9 +36,16 @@ def test_nul_in_a_query_parameter_is_refused_naming_it(client, url, param) -> No
         assert body["error"]["param"] == param
 
 
-def test_a_form_report_with_nul_is_refused_and_nothing_is_half_stored(anon_client, db_session) -> None:  # type: ignore[no-untyped-def]
+def test_a_form_report_with_nul_is_refused_and_nothing_is_half_stored(
+    anon_client, db_session
+) -> None:  # type: ignore[no-untyped-def]
     before = db_session.scalar(text("SELECT count(*) FROM audit_log"))
-    form = {"x": str(POINT[0]), "y": str(POINT[1]), "category": "streetlight", "description": "灯\x00坏"}
+    form = {
+        "x": str(POINT[0]),
+        "y": str(POINT[1]),
+        "category": "streetlight",
+        "description": "灯\x00坏",
+    }
     assert _param(anon_client.post("/api/cases", data=form)) == "description"
     assert db_session.scalar(text("SELECT count(*) FROM audit_log")) == before
 
@@ -50,7 +57,9 @@ def test_nul_in_a_json_string_or_key_is_refused_naming_it(anon_client) -> None: 
     assert _param(anon_client.post("/api/auth/login", json=nested)) == "actor.name"
 
 
-@pytest.mark.parametrize("url", ["/api/cases", "/api/auth/login", "/open311/v2/requests.json", "/api/locate/batch"])
+@pytest.mark.parametrize(
+    "url", ["/api/cases", "/api/auth/login", "/open311/v2/requests.json", "/api/locate/batch"]
+)
 def test_deeply_nested_json_is_refused_on_anonymous_endpoints(anon_client, url) -> None:  # type: ignore[no-untyped-def]
     deep = "[" * 100_000 + "]" * 100_000
     res = anon_client.post(url, data=deep, content_type="application/json")
@@ -58,12 +67,22 @@ def test_deeply_nested_json_is_refused_on_anonymous_endpoints(anon_client, url) 
     assert "nested" in res.get_data(as_text=True)
     moderately = '{"a":' * 40 + "1" + "}" * 40
     res = anon_client.post(url, data=moderately, content_type="application/json")
-    assert res.status_code in (400, 401) and "nested" in res.get_data(as_text=True) or res.status_code == 401
+    assert (
+        res.status_code in (400, 401)
+        and "nested" in res.get_data(as_text=True)
+        or res.status_code == 401
+    )
 
 
 def test_geojson_bodies_stay_within_the_depth_bound(client) -> None:  # type: ignore[no-untyped-def]
-    multi = {"type": "MultiPolygon", "coordinates": [[[[117.2, 31.8], [117.3, 31.8], [117.3, 31.9], [117.2, 31.8]]]]}
-    body = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": multi}]}
+    multi = {
+        "type": "MultiPolygon",
+        "coordinates": [[[[117.2, 31.8], [117.3, 31.8], [117.3, 31.9], [117.2, 31.8]]]],
+    }
+    body = {
+        "type": "FeatureCollection",
+        "features": [{"type": "Feature", "properties": {}, "geometry": multi}],
+    }
     res = client.post("/api/locate/batch", json=body)
     assert "nested" not in res.get_data(as_text=True)
 
@@ -81,7 +100,9 @@ def test_transfer_to_an_unknown_or_huge_grid_or_worker_is_refused(client) -> Non
     assert _param(huge) == "grid_id"
     huge = act(client, case["id"], "transfer", CENTRE, note="转", worker_id=2**63)
     assert _param(huge) == "worker_id"
-    unknown = act(client, case["id"], "transfer", CENTRE, note="转", worker_id=worker, grid_id=2_000_000_000)
+    unknown = act(
+        client, case["id"], "transfer", CENTRE, note="转", worker_id=worker, grid_id=2_000_000_000
+    )
     assert unknown.status_code == 422 and "grid" in unknown.get_json()["error"]["message"]
     nan = act(client, case["id"], "transfer", CENTRE, note="转", within_m="NaN")
     assert _param(nan) == "within_m"
@@ -104,7 +125,9 @@ def test_open311_coordinates_must_be_finite(anon_client, value) -> None:  # type
     assert res.status_code == 400 and "lat" in res.get_json()[0]["description"]
 
 
-@pytest.mark.parametrize("url", ["/api/cases", "/api/grids/4", "/login", "/open311/v2/services.json"])
+@pytest.mark.parametrize(
+    "url", ["/api/cases", "/api/grids/4", "/login", "/open311/v2/services.json"]
+)
 def test_an_unsupported_method_answers_405_with_allow(client, url) -> None:  # type: ignore[no-untyped-def]
     res = client.open(url, method="TRACE")
     assert res.status_code == 405
@@ -119,7 +142,9 @@ def test_the_database_down_answers_503_with_retry_after(admin_auth) -> None:  # 
     )
     client = dead.test_client()
     for res in (
-        client.get("/api/grids?level=1", headers={"Authorization": f"Bearer {admin_auth['token']}"}),
+        client.get(
+            "/api/grids?level=1", headers={"Authorization": f"Bearer {admin_auth['token']}"}
+        ),
         client.get("/open311/v2/services.json"),
         client.post("/api/auth/login", json={"username": "someone", "password": "Whatever-12"}),
     ):
@@ -131,16 +156,25 @@ def test_the_database_down_answers_503_with_retry_after(admin_auth) -> None:  # 
 
 @pytest.mark.parametrize(
     "method, url",
-    [("DELETE", "/api/override-areas/2217373944792126976"), ("PUT", "/api/override-areas/99999999999"), ("PATCH", "/api/grids/2147483648"), ("DELETE", "/api/grids/2147483648")],
+    [
+        ("DELETE", "/api/override-areas/2217373944792126976"),
+        ("PUT", "/api/override-areas/99999999999"),
+        ("PATCH", "/api/grids/2147483648"),
+        ("DELETE", "/api/grids/2147483648"),
+    ],
 )
 def test_ids_past_the_largest_answer_404_for_every_method(client, method, url) -> None:  # type: ignore[no-untyped-def]
-    res = client.open(url, method=method, json={"type": "Feature", "properties": {}, "geometry": None})
+    res = client.open(
+        url, method=method, json={"type": "Feature", "properties": {}, "geometry": None}
+    )
     assert res.status_code == 404, (res.status_code, res.get_data(as_text=True)[:200])
 
 
 def test_a_form_part_without_a_name_is_no_server_error(client) -> None:  # type: ignore[no-untyped-def]
     body = b'--b\r\nContent-Disposition: form-data; name="%0D"\r\n\r\nnull\r\n--b--\r\n'
-    res = client.post("/api/import/grids", data=body, content_type="multipart/form-data; boundary=b")
+    res = client.post(
+        "/api/import/grids", data=body, content_type="multipart/form-data; boundary=b"
+    )
     assert res.status_code < 500
 
 
@@ -150,7 +184,10 @@ def test_case_list_filters_are_checked(client) -> None:  # type: ignore[no-untyp
     assert _param(client.get("/api/cases?format=AAA")) == "format"
 
 
-@pytest.mark.parametrize("field, value", [("photo_base64", {}), ("idempotency_key", 5), ("description", ["a"]), ("category", True)])
+@pytest.mark.parametrize(
+    "field, value",
+    [("photo_base64", {}), ("idempotency_key", 5), ("description", ["a"]), ("category", True)],
+)
 def test_report_text_fields_must_be_text(anon_client, field, value) -> None:  # type: ignore[no-untyped-def]
     body = {"x": POINT[0], "y": POINT[1], "category": "streetlight", field: value}
     assert _param(anon_client.post("/api/cases", json=body)) == field

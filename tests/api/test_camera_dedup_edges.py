@@ -20,7 +20,9 @@ CAMERA, KIND = "CAM-AH-0001", "non_motor_parking"
 
 
 def fire(client, at: datetime, camera: str = CAMERA, kind: str = KIND):  # type: ignore[no-untyped-def]
-    res = client.post("/api/camera-events", json={"camera": camera, "event_type": kind, "time": at.isoformat()})
+    res = client.post(
+        "/api/camera-events", json={"camera": camera, "event_type": kind, "time": at.isoformat()}
+    )
     assert res.status_code in (200, 201), res.get_json()
     return res.get_json()
 
@@ -44,15 +46,34 @@ def test_a_closed_or_cancelled_case_is_not_joined(client) -> None:  # type: igno
     assert after_cancel["merged"] is False and after_cancel["case"]["id"] != first["id"]
     second = after_cancel["case"]
     # Walk the new case to its end; a firing within the window then opens a third case.
-    case = ok(act(client, second["id"], "accept", {"role": "worker", "worker_id": second["assignee"]["id"]}))
-    case = ok(act(client, case["id"], "resolve", {"role": "worker", "worker_id": case["assignee"]["id"]},
-                  note="已劝离", lon=case["point"]["lon"], lat=case["point"]["lat"]))
+    case = ok(
+        act(
+            client,
+            second["id"],
+            "accept",
+            {"role": "worker", "worker_id": second["assignee"]["id"]},
+        )
+    )
+    case = ok(
+        act(
+            client,
+            case["id"],
+            "resolve",
+            {"role": "worker", "worker_id": case["assignee"]["id"]},
+            note="已劝离",
+            lon=case["point"]["lon"],
+            lat=case["point"]["lat"],
+        )
+    )
     if case["status"] == "resolved":
         case = ok(act(client, case["id"], "verify", CENTRE))
     case = ok(act(client, case["id"], "close", CENTRE, note="结案"))
     assert case["status"] == "closed"
     after_close = fire(client, T0 + timedelta(minutes=10))
-    assert after_close["merged"] is False and after_close["case"]["id"] not in (first["id"], second["id"])
+    assert after_close["merged"] is False and after_close["case"]["id"] not in (
+        first["id"],
+        second["id"],
+    )
 
 
 def test_a_changed_window_setting_is_used_for_the_next_event(client) -> None:  # type: ignore[no-untyped-def]
@@ -67,7 +88,9 @@ def test_a_changed_window_setting_is_used_for_the_next_event(client) -> None:  #
     assert fire(client, T0 + timedelta(minutes=120))["case"]["id"] == fresh["case"]["id"]
 
 
-def test_a_burst_of_simultaneous_events_opens_one_case_and_counts_them_all(live_server, database_url) -> None:  # type: ignore[no-untyped-def]
+def test_a_burst_of_simultaneous_events_opens_one_case_and_counts_them_all(
+    live_server, database_url
+) -> None:  # type: ignore[no-untyped-def]
     n = 8
     barrier = threading.Barrier(n)
     answers: list[tuple[int, dict]] = [(0, {})] * n
@@ -75,9 +98,15 @@ def test_a_burst_of_simultaneous_events_opens_one_case_and_counts_them_all(live_
 
     def one(i: int) -> None:
         req = urllib.request.Request(
-            f"{live_server}/api/camera-events", method="POST",
-            data=json.dumps({"camera": "CAM-AH-0002", "event_type": "street_vending",
-                             "time": (at + timedelta(seconds=i)).isoformat()}).encode(),
+            f"{live_server}/api/camera-events",
+            method="POST",
+            data=json.dumps(
+                {
+                    "camera": "CAM-AH-0002",
+                    "event_type": "street_vending",
+                    "time": (at + timedelta(seconds=i)).isoformat(),
+                }
+            ).encode(),
             headers={"Content-Type": "application/json", "Accept": "application/json"},
         )
         barrier.wait()
@@ -100,8 +129,9 @@ def test_a_burst_of_simultaneous_events_opens_one_case_and_counts_them_all(live_
         engine = create_engine(database_url)
         try:
             with engine.connect() as conn:
-                count = conn.execute(text('SELECT camera_event_count FROM "case" WHERE id = :i'),
-                                     {"i": ids.pop()}).scalar_one()
+                count = conn.execute(
+                    text('SELECT camera_event_count FROM "case" WHERE id = :i'), {"i": ids.pop()}
+                ).scalar_one()
         finally:
             engine.dispose()
         assert count == n

@@ -17,8 +17,20 @@ from app.services import cases as svc
 from tests.api.case_helpers import CENTRE, RESIDENT, act, handler_of, ok, report, walk_to
 
 STATES = ["reported", "dispatched", "accepted", "resolved", "verified", "closed", "cancelled"]
-ACTIONS = ["accept", "cancel", "close", "dispatch", "escalate", "merge", "rate", "reopen",
-           "resolve", "return", "transfer", "verify"]
+ACTIONS = [
+    "accept",
+    "cancel",
+    "close",
+    "dispatch",
+    "escalate",
+    "merge",
+    "rate",
+    "reopen",
+    "resolve",
+    "return",
+    "transfer",
+    "verify",
+]
 # (state, action) -> (next state, who may act). Everything not here is refused with 409.
 HANDLING = ("handler", "supervisor", "centre")
 EXPECTED: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
@@ -121,7 +133,9 @@ def test_the_code_s_table_is_the_expected_one() -> None:
 
 def test_workflow_endpoint_lists_the_table(client) -> None:  # type: ignore[no-untyped-def]
     body = client.get("/api/cases/workflow").get_json()
-    listed = {(t["from"], t["action"]): (t["to"], tuple(sorted(t["who"]))) for t in body["transitions"]}
+    listed = {
+        (t["from"], t["action"]): (t["to"], tuple(sorted(t["who"]))) for t in body["transitions"]
+    }
     assert listed == {k: (to, tuple(sorted(who))) for k, (to, who) in EXPECTED.items()}
 
 

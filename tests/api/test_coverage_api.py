@@ -401,7 +401,9 @@ def test_five_minute_preset_is_configurable(database_url, admin_auth, monkeypatc
     try:
         body = (
             other.test_client()
-            .get("/api/coverage/presets", headers={"Authorization": f"Bearer {admin_auth['token']}"})
+            .get(
+                "/api/coverage/presets", headers={"Authorization": f"Bearer {admin_auth['token']}"}
+            )
             .get_json()
         )
         assert body == {"one_km_m": 1000.0, "five_minute_m": 500.0}

@@ -159,14 +159,20 @@ def test_locate_batch_csv_writer_keeps_numeric_columns(db_session) -> None:  # t
 
 
 def test_household_and_worker_exports_csv(client, db_session) -> None:  # type: ignore[no-untyped-def]
-    hids = db_session.scalars(text("SELECT id FROM household ORDER BY id LIMIT :n"), {"n": len(CORPUS)}).all()
-    wids = db_session.scalars(text("SELECT id FROM worker ORDER BY id LIMIT :n"), {"n": len(CORPUS)}).all()
+    hids = db_session.scalars(
+        text("SELECT id FROM household ORDER BY id LIMIT :n"), {"n": len(CORPUS)}
+    ).all()
+    wids = db_session.scalars(
+        text("SELECT id FROM worker ORDER BY id LIMIT :n"), {"n": len(CORPUS)}
+    ).all()
     for hid, wid, value in zip(hids, wids, CORPUS, strict=True):
         db_session.execute(
             text("UPDATE household SET address = :v, head_name = :n WHERE id = :id"),
             {"v": value[:40], "n": value[:20], "id": hid},
         )
-        db_session.execute(text("UPDATE worker SET name = :v WHERE id = :id"), {"v": value[:40], "id": wid})
+        db_session.execute(
+            text("UPDATE worker SET name = :v WHERE id = :id"), {"v": value[:40], "id": wid}
+        )
     db_session.flush()
     for kind in ("households", "workers"):
         for personal in ("false", "true"):

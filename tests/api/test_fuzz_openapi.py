@@ -20,8 +20,7 @@ from app.api.openapi import spec
 MAX_EXAMPLES = 12
 
 #: 5xx answers found and not fixed yet: operation -> what breaks (each is a bug to fix).
-KNOWN_5XX = {
-}
+KNOWN_5XX = {}
 
 
 class FuzzTally:

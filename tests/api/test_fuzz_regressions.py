@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-SQUARE = [[[117.228, 31.814], [117.229, 31.814], [117.229, 31.815], [117.228, 31.815], [117.228, 31.814]]]
+SQUARE = [
+    [[117.228, 31.814], [117.229, 31.814], [117.229, 31.815], [117.228, 31.815], [117.228, 31.814]]
+]
 
 
 def _error(response, status: int) -> dict:  # type: ignore[no-untyped-def]
@@ -41,9 +43,16 @@ def test_case_refs_that_are_no_id_are_not_found(client, ref) -> None:  # type: i
 
 
 def test_unknown_geometry_type_is_refused(client) -> None:  # type: ignore[no-untyped-def]
-    feature = {"type": "Feature", "properties": {"parent_id": 3}, "geometry": {"type": "AAA", "coordinates": SQUARE}}
+    feature = {
+        "type": "Feature",
+        "properties": {"parent_id": 3},
+        "geometry": {"type": "AAA", "coordinates": SQUARE},
+    }
     assert client.post("/api/grids?dry_run=1", json=feature).status_code in (400, 422)
-    line = {"line": {"type": "AAA", "coordinates": [[117.227, 31.81], [117.23, 31.82]]}, "version": 1}
+    line = {
+        "line": {"type": "AAA", "coordinates": [[117.227, 31.81], [117.23, 31.82]]},
+        "version": 1,
+    }
     assert client.post("/api/grids/4/split?dry_run=1", json=line).status_code in (400, 422)
 
 
@@ -53,7 +62,9 @@ def test_partition_names_must_be_a_list(client) -> None:  # type: ignore[no-unty
 
 
 def test_accept_kind_must_be_text(client) -> None:  # type: ignore[no-untyped-def]
-    err = _error(client.post("/api/coverage/accept", json={"lon": 117.2287, "lat": 31.8149, "kind": {}}), 400)
+    err = _error(
+        client.post("/api/coverage/accept", json={"lon": 117.2287, "lat": 31.8149, "kind": {}}), 400
+    )
     assert err["param"] == "kind"
 
 
@@ -64,21 +75,43 @@ def test_work_periods_of_the_wrong_shape_are_refused(client) -> None:  # type: i
 
 @pytest.mark.parametrize(
     "props",
-    [[None, None], {"name": "菜市场", "category": "garbage", "department_id": "AAA"}, {"name": "x", "category": "garbage", "department_id": {}}],
+    [
+        [None, None],
+        {"name": "菜市场", "category": "garbage", "department_id": "AAA"},
+        {"name": "x", "category": "garbage", "department_id": {}},
+    ],
 )
 def test_override_area_properties_are_checked(client, props) -> None:  # type: ignore[no-untyped-def]
-    feature = {"type": "Feature", "properties": props, "geometry": {"type": "Polygon", "coordinates": SQUARE}}
-    assert _error(client.post("/api/override-areas", json=feature), 400)["param"].startswith("properties")
+    feature = {
+        "type": "Feature",
+        "properties": props,
+        "geometry": {"type": "Polygon", "coordinates": SQUARE},
+    }
+    assert _error(client.post("/api/override-areas", json=feature), 400)["param"].startswith(
+        "properties"
+    )
 
 
-@pytest.mark.parametrize("geometry", [{"type": "Polygon", "coordinates": {}}, {"type": "MultiPolygon", "coordinates": [{}]}])
+@pytest.mark.parametrize(
+    "geometry",
+    [{"type": "Polygon", "coordinates": {}}, {"type": "MultiPolygon", "coordinates": [{}]}],
+)
 def test_override_area_coordinates_that_are_objects_are_refused(client, geometry) -> None:  # type: ignore[no-untyped-def]
-    feature = {"type": "Feature", "properties": {"name": "x", "category": "garbage", "department_code": "CG-AH"}, "geometry": geometry}
+    feature = {
+        "type": "Feature",
+        "properties": {"name": "x", "category": "garbage", "department_code": "CG-AH"},
+        "geometry": geometry,
+    }
     _error(client.post("/api/override-areas", json=feature), 422)
 
 
 def test_open311_fields_must_be_single_values(client) -> None:  # type: ignore[no-untyped-def]
-    body = {"service_code": "garbage", "lat": 31.8149, "long": 117.2287, "description": [None, None]}
+    body = {
+        "service_code": "garbage",
+        "lat": 31.8149,
+        "long": 117.2287,
+        "description": [None, None],
+    }
     response = client.post("/open311/v2/requests.json", json=body)
     assert response.status_code == 400
     assert "description" in response.get_json()[0]["description"]
@@ -112,7 +145,9 @@ def test_audit_filters_with_nul_are_bad_parameters(client) -> None:  # type: ign
     assert client.get("/api/audit/export.csv?username=a%00b").status_code == 400
 
 
-@pytest.mark.parametrize("field", ["camera", "event_type", "time", "description", "snapshot_base64"])
+@pytest.mark.parametrize(
+    "field", ["camera", "event_type", "time", "description", "snapshot_base64"]
+)
 def test_camera_event_fields_must_be_single_values(client, field) -> None:  # type: ignore[no-untyped-def]
     body = {"camera": "CAM-AH-0001", "event_type": "street_vending", field: ["a", "b"]}
     res = client.post("/api/camera-events", json=body)

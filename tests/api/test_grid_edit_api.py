@@ -520,7 +520,9 @@ def test_history_at_without_an_offset_means_china_time(client) -> None:  # type:
     old = shape(grid["geometry"])
     minx, miny, maxx, maxy = old.bounds
     smaller = old.intersection(box(minx - 1, miny - 1, (minx + maxx) / 2, maxy + 1))
-    res = client.patch(f"/api/grids/{gid}", json={"geometry": mapping(smaller), "version": props["version"]})
+    res = client.patch(
+        f"/api/grids/{gid}", json={"geometry": mapping(smaller), "version": props["version"]}
+    )
     assert res.status_code == 200, res.get_json()
     hist = client.get(f"/api/grids/{gid}/history").get_json()
     edited_at = datetime.fromisoformat(hist["features"][0]["properties"]["valid_to"])
@@ -538,7 +540,9 @@ def test_history_at_without_an_offset_means_china_time(client) -> None:  # type:
     assert same_area(shape_at((utc_naive - timedelta(seconds=1)).isoformat() + "+00:00"), old)
     # A China date: the boundary in force at the end of that day.
     assert same_area(shape_at(china.date().isoformat()), smaller)
-    assert same_area(shape_at(china.strftime("%Y-%m-%d %H:%M:%S")), smaller if china.microsecond == 0 else old)
+    assert same_area(
+        shape_at(china.strftime("%Y-%m-%d %H:%M:%S")), smaller if china.microsecond == 0 else old
+    )
     # As the pages show times (YYYY-MM-DD HH:mm), a minute later.
     assert same_area(shape_at((china + timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M")), smaller)
 

@@ -201,7 +201,9 @@ def _sibling_pair(base: str) -> tuple[dict[str, Any], dict[str, Any]]:
     raise AssertionError("no two sibling micro-grids share an edge")
 
 
-def test_two_neighbours_growing_into_the_same_strip_one_wins_one_is_refused(live_server, restored) -> None:  # type: ignore[no-untyped-def]
+def test_two_neighbours_growing_into_the_same_strip_one_wins_one_is_refused(
+    live_server, restored
+) -> None:  # type: ignore[no-untyped-def]
     """Neighbouring grids are edited by different people at once: the version check cannot
     catch it (each edits its own grid); the lock per parent must, or both would take the strip."""
     a, b = _sibling_pair(live_server)
@@ -211,18 +213,30 @@ def test_two_neighbours_growing_into_the_same_strip_one_wins_one_is_refused(live
     for round_ in range(3):
         _, now_b = call(live_server, "GET", f"/api/grids/{b['id']}")
         smaller_b = shape(now_b["geometry"]).difference(strip)
-        status, body = call(live_server, "PATCH", f"/api/grids/{b['id']}",
-                            {"geometry": _polygonal(smaller_b), "version": now_b["properties"]["version"]})
+        status, body = call(
+            live_server,
+            "PATCH",
+            f"/api/grids/{b['id']}",
+            {"geometry": _polygonal(smaller_b), "version": now_b["properties"]["version"]},
+        )
         assert status == 200, body  # the strip is now a gap of the parent
         _, now_a = call(live_server, "GET", f"/api/grids/{a['id']}")
         _, now_b = call(live_server, "GET", f"/api/grids/{b['id']}")
         grown_a = shape(now_a["geometry"]).union(strip)
         grown_b = shape(now_b["geometry"]).union(strip)
         answers = race(
-            ("PATCH", f"{live_server}|/api/grids/{a['id']}",
-             {"geometry": _polygonal(grown_a), "version": now_a["properties"]["version"]}, {}),
-            ("PATCH", f"{live_server}|/api/grids/{b['id']}",
-             {"geometry": _polygonal(grown_b), "version": now_b["properties"]["version"]}, {}),
+            (
+                "PATCH",
+                f"{live_server}|/api/grids/{a['id']}",
+                {"geometry": _polygonal(grown_a), "version": now_a["properties"]["version"]},
+                {},
+            ),
+            (
+                "PATCH",
+                f"{live_server}|/api/grids/{b['id']}",
+                {"geometry": _polygonal(grown_b), "version": now_b["properties"]["version"]},
+                {},
+            ),
         )
         statuses = sorted(s for s, _ in answers)
         assert statuses == [200, 422], (round_, answers)
@@ -238,12 +252,18 @@ def test_two_neighbours_growing_into_the_same_strip_one_wins_one_is_refused(live
         assert sorted([round(in_a), round(in_b)]) == [0, 1], (in_a, in_b)
         # Both as they were, for the next round.
         if in_a > 0.5:
-            status, body = call(live_server, "PATCH", f"/api/grids/{a['id']}",
-                                {"geometry": a["geometry"],
-                                 "version": after_a["properties"]["version"]})
+            status, body = call(
+                live_server,
+                "PATCH",
+                f"/api/grids/{a['id']}",
+                {"geometry": a["geometry"], "version": after_a["properties"]["version"]},
+            )
             assert status == 200, body
             _, after_b = call(live_server, "GET", f"/api/grids/{b['id']}")
-            status, body = call(live_server, "PATCH", f"/api/grids/{b['id']}",
-                                {"geometry": b["geometry"],
-                                 "version": after_b["properties"]["version"]})
+            status, body = call(
+                live_server,
+                "PATCH",
+                f"/api/grids/{b['id']}",
+                {"geometry": b["geometry"], "version": after_b["properties"]["version"]},
+            )
             assert status == 200, body

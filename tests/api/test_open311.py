@@ -30,7 +30,9 @@ def test_round_trip(client) -> None:  # type: ignore[no-untyped-def]
     res = client.post("/open311/v2/requests.json", data=form)
     assert res.status_code == 201, res.get_json()
     answer = res.get_json()
-    assert len(answer) == 1 and re.fullmatch(r"[0-9A-Z]{4}(-[0-9A-Z]{4}){3}", answer[0]["service_request_id"])
+    assert len(answer) == 1 and re.fullmatch(
+        r"[0-9A-Z]{4}(-[0-9A-Z]{4}){3}", answer[0]["service_request_id"]
+    )
     assert answer[0]["secret"]
     code = answer[0]["service_request_id"]
 

@@ -272,12 +272,16 @@ def _households_in(db_session, grid_id: int) -> list:  # type: ignore[no-untyped
     return [shapely.Point(x, y) for x, y in rows]
 
 
-def test_each_part_holds_the_households_it_reports_and_another_seed_changes_the_proposal(client, db_session) -> None:  # type: ignore[no-untyped-def]
+def test_each_part_holds_the_households_it_reports_and_another_seed_changes_the_proposal(
+    client, db_session
+) -> None:  # type: ignore[no-untyped-def]
     grid = _grid_of_level(db_session, 3)
     points = _households_in(db_session, grid["id"])
     proposals = {}
     for seed in (0, 1, 2, 3, 4):
-        res = client.post(f"/api/grids/{grid['id']}/partition", json={"size_range": [50, 80], "seed": seed})
+        res = client.post(
+            f"/api/grids/{grid['id']}/partition", json={"size_range": [50, 80], "seed": seed}
+        )
         assert res.status_code == 200, res.get_json()
         body = res.get_json()
         parts = [shape(f["geometry"]) for f in body["features"]]
@@ -288,22 +292,42 @@ def test_each_part_holds_the_households_it_reports_and_another_seed_changes_the_
             assert inside, "a household in no part"
             counted[inside[0]] += 1
         assert counted == body["report"]["households_per_part"]
-        assert all(50 - body["report"]["largest_building_point"] <= c <= 80 + body["report"]["largest_building_point"]
-                   for c in counted)
+        assert all(
+            50 - body["report"]["largest_building_point"]
+            <= c
+            <= 80 + body["report"]["largest_building_point"]
+            for c in counted
+        )
         proposals[seed] = {shapely.normalize(p).wkt for p in parts}
     # The seed is used, not ignored: "another proposal" (the next seed) gives a different cut
     # within a few tries.
     assert len({frozenset(p) for p in proposals.values()}) >= 2, "every seed gave the same proposal"
 
 
-def test_patches_give_one_balanced_patch_per_member_and_refuse_a_stale_version(client, db_session) -> None:  # type: ignore[no-untyped-def]
-    micro = dict(db_session.execute(text(
-        "SELECT id, version, household_count FROM grid WHERE level = 4 AND valid_to IS NULL "
-        "AND code LIKE '340188101%' ORDER BY code LIMIT 1")).one()._mapping)
-    members = db_session.execute(text(
-        "SELECT DISTINCT a.worker_id FROM grid_assignment a JOIN grid g ON g.id = a.grid_id "
-        "WHERE a.role = 'party_member' AND (g.id = :id OR g.parent_id = :id) ORDER BY a.worker_id"),
-        {"id": micro["id"]}).scalars().all()
+def test_patches_give_one_balanced_patch_per_member_and_refuse_a_stale_version(
+    client, db_session
+) -> None:  # type: ignore[no-untyped-def]
+    micro = dict(
+        db_session.execute(
+            text(
+                "SELECT id, version, household_count FROM grid WHERE level = 4 AND valid_to IS NULL "
+                "AND code LIKE '340188101%' ORDER BY code LIMIT 1"
+            )
+        )
+        .one()
+        ._mapping
+    )
+    members = (
+        db_session.execute(
+            text(
+                "SELECT DISTINCT a.worker_id FROM grid_assignment a JOIN grid g ON g.id = a.grid_id "
+                "WHERE a.role = 'party_member' AND (g.id = :id OR g.parent_id = :id) ORDER BY a.worker_id"
+            ),
+            {"id": micro["id"]},
+        )
+        .scalars()
+        .all()
+    )
     assert len(members) >= 2
     res = client.post(f"/api/grids/{micro['id']}/patches", json={"members": members})
     assert res.status_code == 200, res.get_json()
@@ -315,10 +339,21 @@ def test_patches_give_one_balanced_patch_per_member_and_refuse_a_stale_version(c
     mean = micro["household_count"] / len(members)
     assert max(counts) - min(counts) <= max(2, 0.25 * mean), counts  # balanced between members
     # Someone renames the micro-grid meanwhile: a cut based on the version read before is stale.
-    renamed = client.patch(f"/api/grids/{micro['id']}", json={"properties": {"name": "改名后的微网格"},
-                                                              "version": micro["version"]})
+    renamed = client.patch(
+        f"/api/grids/{micro['id']}",
+        json={"properties": {"name": "改名后的微网格"}, "version": micro["version"]},
+    )
     assert renamed.status_code == 200, renamed.get_json()
-    stale = client.post(f"/api/grids/{micro['id']}/patches", json={
-        "members": members, "dry_run": False, "replace_children": True, "base_version": micro["version"]})
+    stale = client.post(
+        f"/api/grids/{micro['id']}/patches",
+        json={
+            "members": members,
+            "dry_run": False,
+            "replace_children": True,
+            "base_version": micro["version"],
+        },
+    )
     assert stale.status_code == 409, stale.get_json()
-    assert stale.get_json()["error"]["code"] in ("stale_version", "version_conflict"), stale.get_json()
+    assert stale.get_json()["error"]["code"] in ("stale_version", "version_conflict"), (
+        stale.get_json()
+    )

@@ -53,23 +53,24 @@ def test_a_household_is_found_by_its_address_and_by_a_typo_with_the_name_masked(
     typo = short[0] + "园" + short[2:] if short[1] != "园" else short[0] + "苑" + short[2:]
     ids = [i["id"] for i in search(client, typo, limit=30) if i["kind"] == "household"]
     assert ids, f"nothing found for {typo}"
-    found = db_session.execute(
-        text("SELECT address FROM household WHERE id = ANY(:ids)"), {"ids": ids}
-    ).scalars().all()
+    found = (
+        db_session.execute(text("SELECT address FROM household WHERE id = ANY(:ids)"), {"ids": ids})
+        .scalars()
+        .all()
+    )
     assert all(a.endswith(short[3:]) for a in found)  # the same building, unit and room
 
 
 def test_a_worker_and_a_grid_are_found_by_name_and_code(client, db_session):
-    w = db_session.execute(
-        text("SELECT id, code, name FROM worker WHERE code = 'W00005'")
-    ).one()
+    w = db_session.execute(text("SELECT id, code, name FROM worker WHERE code = 'W00005'")).one()
     by_name = search(client, w.name, kinds="worker")
     assert by_name[0]["id"] == w.id and by_name[0]["label"] == w.name
     assert by_name[0]["open"]["worker"] == w.id and by_name[0]["grid_id"]
     by_code = search(client, w.code)
     assert by_code[0]["kind"] == "worker" and by_code[0]["id"] == w.id
     grid = db_session.execute(
-        text("SELECT id, name FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": OWN_ADDRESS_GRID}
+        text("SELECT id, name FROM grid WHERE code = :c AND valid_to IS NULL"),
+        {"c": OWN_ADDRESS_GRID},
     ).one()
     for q in (grid.name, OWN_ADDRESS_GRID):
         top = search(client, q)[0]
@@ -95,13 +96,18 @@ def test_search_keeps_to_the_callers_grids(client, db_session, accounts):
     # The administrator finds both; a worker of 爱辉 only its own.
     assert other.id in exact(search(client, other.address, limit=30), other.address)
     worker = bearer(accounts["worker"])
-    assert other.id not in [i["id"] for i in search(client, other.address, headers=worker) if i["kind"] == "household"]
+    assert other.id not in [
+        i["id"] for i in search(client, other.address, headers=worker) if i["kind"] == "household"
+    ]
     assert own.id in exact(search(client, own.address, headers=worker, limit=30), own.address)
     # A grid of 青山镇 and its workers: not among the worker's suggestions either.
     qs_grid = db_session.execute(
         text("SELECT name FROM grid WHERE code = :c"), {"c": OTHER_GRID}
     ).scalar_one()
-    assert all(i["kind"] != "grid" or i["label"] != qs_grid for i in search(client, qs_grid, headers=worker))
+    assert all(
+        i["kind"] != "grid" or i["label"] != qs_grid
+        for i in search(client, qs_grid, headers=worker)
+    )
     # A party member finds the households linked to him, not his neighbours'.
     member = accounts["party_member"]
     linked = db_session.execute(
@@ -117,7 +123,11 @@ def test_search_keeps_to_the_callers_grids(client, db_session, accounts):
     ).one()
     pm = bearer(member)
     assert linked.id in exact(search(client, linked.address, headers=pm, limit=30), linked.address)
-    assert unlinked.id not in [i["id"] for i in search(client, unlinked.address, headers=pm, limit=30) if i["kind"] == "household"]
+    assert unlinked.id not in [
+        i["id"]
+        for i in search(client, unlinked.address, headers=pm, limit=30)
+        if i["kind"] == "household"
+    ]
     # The department answers for no grid: no household, grid or worker.
     dept = search(client, own.address, headers=bearer(accounts["department"]))
     assert [i for i in dept if i["kind"] in ("household", "grid", "worker")] == []
@@ -140,13 +150,17 @@ def test_places_are_found_and_bad_queries_refused_in_chinese(client, db_session)
     assert search(client, "%%%") == [] and search(client, "__") == []
 
 
-def test_a_misspelt_building_is_found_through_the_places_the_households_keep(client, db_session, accounts):
+def test_a_misspelt_building_is_found_through_the_places_the_households_keep(
+    client, db_session, accounts
+):
     """A building name with one character wrong and no unit or room (too unlike any whole
     address to be suggested by the address's similarity alone) finds the building, within the
     caller's grids; the places follow the households when they move or go."""
     own = db_session.scalar(text("SELECT id FROM grid WHERE code = :c"), {"c": OWN_ADDRESS_GRID})
-    other = db_session.scalar(text("SELECT id FROM grid WHERE code LIKE :c || '%' AND level = 4 LIMIT 1"),
-                              {"c": OTHER_GRID})
+    other = db_session.scalar(
+        text("SELECT id FROM grid WHERE code LIKE :c || '%' AND level = 4 LIMIT 1"),
+        {"c": OTHER_GRID},
+    )
     address = "安和街道爱辉社区翠柏华庭花苑7栋2单元301室"
     hid = db_session.scalar(
         text(
@@ -159,8 +173,12 @@ def test_a_misspelt_building_is_found_through_the_places_the_households_keep(cli
     place = "安和街道爱辉社区翠柏华庭花苑7栋"
 
     def places() -> list[tuple[int, int]]:
-        return [tuple(r) for r in db_session.execute(
-            text("SELECT grid_id, households FROM search_place WHERE place = :p"), {"p": place})]
+        return [
+            tuple(r)
+            for r in db_session.execute(
+                text("SELECT grid_id, households FROM search_place WHERE place = :p"), {"p": place}
+            )
+        ]
 
     assert places() == [(own, 1)]
     worker = bearer(accounts["worker"])
@@ -170,7 +188,9 @@ def test_a_misspelt_building_is_found_through_the_places_the_households_keep(cli
     # Another unit and room of the building: not this household.
     assert hid not in [i["id"] for i in search(client, "翠柏华廷花苑7栋3单元101室", headers=worker)]
     # Moved to a grid of 青山镇: the worker of 爱辉 no longer finds it, the administrator does.
-    db_session.execute(text("UPDATE household SET grid_id = :g WHERE id = :h"), {"g": other, "h": hid})
+    db_session.execute(
+        text("UPDATE household SET grid_id = :g WHERE id = :h"), {"g": other, "h": hid}
+    )
     assert places() == [(other, 1)]
     assert hid not in [i["id"] for i in search(client, "翠柏华廷花苑7栋", headers=worker)]
     assert search(client, "翠柏华廷花苑7栋")[0]["id"] == hid

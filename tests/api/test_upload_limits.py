@@ -57,7 +57,13 @@ def _b64(data: bytes) -> str:
 
 
 def _body(**fields):  # type: ignore[no-untyped-def]
-    return {"x": POINT[0], "y": POINT[1], "category": "streetlight", "description": "照片测试", **fields}
+    return {
+        "x": POINT[0],
+        "y": POINT[1],
+        "category": "streetlight",
+        "description": "照片测试",
+        **fields,
+    }
 
 
 def test_the_oversized_png_is_refused_from_its_header(client, images) -> None:  # type: ignore[no-untyped-def]
@@ -68,7 +74,9 @@ def test_the_oversized_png_is_refused_from_its_header(client, images) -> None:  
 
 
 @pytest.mark.parametrize("name, size", [("jpeg_12mp", (4000, 3000)), ("jpeg_48mp", (8000, 6000))])
-def test_phone_photos_are_accepted_and_stored_at_most_2560_px(client, db_session, images, name, size) -> None:  # type: ignore[no-untyped-def]
+def test_phone_photos_are_accepted_and_stored_at_most_2560_px(
+    client, db_session, images, name, size
+) -> None:  # type: ignore[no-untyped-def]
     assert Image.open(io.BytesIO(images[name])).size == size
     res = client.post(
         "/api/cases",
@@ -77,17 +85,26 @@ def test_phone_photos_are_accepted_and_stored_at_most_2560_px(client, db_session
     )
     assert res.status_code == 201, res.get_json()
     w, h = db_session.execute(
-        text("SELECT width, height FROM case_photo WHERE case_id = :id"), {"id": res.get_json()["case"]["id"]}
+        text("SELECT width, height FROM case_photo WHERE case_id = :id"),
+        {"id": res.get_json()["case"]["id"]},
     ).one()
     assert max(w, h) == 2560 and abs(w / h - 4 / 3) < 0.01
 
 
 def test_photos_per_request_are_capped(client, images) -> None:  # type: ignore[no-untyped-def]
-    files = [(io.BytesIO(images["small"]), f"p{i}.jpg") for i in range(photos.MAX_PHOTOS_PER_REQUEST + 1)]
-    res = client.post("/api/cases", data={**_body(), "photo": files}, content_type="multipart/form-data")
+    files = [
+        (io.BytesIO(images["small"]), f"p{i}.jpg") for i in range(photos.MAX_PHOTOS_PER_REQUEST + 1)
+    ]
+    res = client.post(
+        "/api/cases", data={**_body(), "photo": files}, content_type="multipart/form-data"
+    )
     assert res.status_code == 422 and "at most 6 photos" in res.get_json()["error"]["message"]
-    files = [(io.BytesIO(images["small"]), f"p{i}.jpg") for i in range(photos.MAX_PHOTOS_PER_REQUEST)]
-    res = client.post("/api/cases", data={**_body(), "photo": files}, content_type="multipart/form-data")
+    files = [
+        (io.BytesIO(images["small"]), f"p{i}.jpg") for i in range(photos.MAX_PHOTOS_PER_REQUEST)
+    ]
+    res = client.post(
+        "/api/cases", data={**_body(), "photo": files}, content_type="multipart/form-data"
+    )
     assert res.status_code == 201, res.get_json()
 
 
@@ -124,10 +141,14 @@ def test_anonymous_uploads_are_limited_per_address(app, anon_client, client, ima
     app.config["ANON_PHOTO_LIMIT"] = 3
     try:
         two = [(io.BytesIO(images["small"]), f"p{i}.jpg") for i in range(2)]
-        first = anon_client.post("/api/cases", data={**_body(), "photo": two}, content_type="multipart/form-data")
+        first = anon_client.post(
+            "/api/cases", data={**_body(), "photo": two}, content_type="multipart/form-data"
+        )
         assert first.status_code == 201, first.get_json()
         again = [(io.BytesIO(images["small"]), f"p{i}.jpg") for i in range(2)]
-        res = anon_client.post("/api/cases", data={**_body(), "photo": again}, content_type="multipart/form-data")
+        res = anon_client.post(
+            "/api/cases", data={**_body(), "photo": again}, content_type="multipart/form-data"
+        )
         assert res.status_code == 429 and res.headers["Retry-After"]
         other = anon_client.post(
             "/api/cases",
@@ -138,24 +159,42 @@ def test_anonymous_uploads_are_limited_per_address(app, anon_client, client, ima
         assert other.status_code == 201  # another address has its own allowance
         res = anon_client.post(
             "/open311/v2/requests.json",
-            data={"service_code": "streetlight", "lat": str(POINT[1]), "long": str(POINT[0]), "media": (io.BytesIO(images["small"]), "m.jpg"), "description": "x"},
+            data={
+                "service_code": "streetlight",
+                "lat": str(POINT[1]),
+                "long": str(POINT[0]),
+                "media": (io.BytesIO(images["small"]), "m.jpg"),
+                "description": "x",
+            },
             content_type="multipart/form-data",
         )
         assert res.status_code == 201  # the third photo of this address
         res = anon_client.post(
             "/open311/v2/requests.json",
-            data={"service_code": "streetlight", "lat": str(POINT[1]), "long": str(POINT[0]), "media": (io.BytesIO(images["small"]), "m.jpg"), "description": "y"},
+            data={
+                "service_code": "streetlight",
+                "lat": str(POINT[1]),
+                "long": str(POINT[0]),
+                "media": (io.BytesIO(images["small"]), "m.jpg"),
+                "description": "y",
+            },
             content_type="multipart/form-data",
         )
         assert res.status_code == 429
         # Staff are not limited this way.
-        res = client.post("/api/cases", data={**_body(), "photo": [(io.BytesIO(images["small"]), "p.jpg")]}, content_type="multipart/form-data")
+        res = client.post(
+            "/api/cases",
+            data={**_body(), "photo": [(io.BytesIO(images["small"]), "p.jpg")]},
+            content_type="multipart/form-data",
+        )
         assert res.status_code == 201
     finally:
         app.config["ANON_PHOTO_LIMIT"] = saved
 
 
-def test_a_burst_of_oversized_images_keeps_the_worker_within_its_memory_budget(database_url, admin_auth, images) -> None:  # type: ignore[no-untyped-def]
+def test_a_burst_of_oversized_images_keeps_the_worker_within_its_memory_budget(
+    database_url, admin_auth, images
+) -> None:  # type: ignore[no-untyped-def]
     created: list[int] = []
     with own_server(database_url, threads=16) as server:
         baseline = server.peak_rss_mb()
@@ -164,7 +203,10 @@ def test_a_burst_of_oversized_images_keeps_the_worker_within_its_memory_budget(d
             req = urllib.request.Request(
                 server.base + "/api/cases",
                 data=json.dumps(_body(photo_base64=_b64(blob))).encode(),
-                headers={"Content-Type": "application/json", "Authorization": f"Bearer {admin_auth['token']}"},
+                headers={
+                    "Content-Type": "application/json",
+                    "Authorization": f"Bearer {admin_auth['token']}",
+                },
             )
             try:
                 with urllib.request.urlopen(req, timeout=300) as res:

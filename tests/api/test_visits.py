@@ -42,11 +42,14 @@ def _households(db_session, worker_id: int) -> list[tuple[int, float, float]]:  
 
 def _metres(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     return 6371008.8 * math.hypot(
-        math.radians(lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2)), math.radians(lat2 - lat1)
+        math.radians(lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2)),
+        math.radians(lat2 - lat1),
     )
 
 
-def test_a_visit_at_the_household_passes_and_a_retry_is_not_a_duplicate(app, db_session, accounts) -> None:  # type: ignore[no-untyped-def]
+def test_a_visit_at_the_household_passes_and_a_retry_is_not_a_duplicate(
+    app, db_session, accounts
+) -> None:  # type: ignore[no-untyped-def]
     worker = _as(app, accounts["worker"])
     hid, lon, lat = _households(db_session, accounts["worker"].worker_id)[0]
     body = {
@@ -71,7 +74,9 @@ def test_a_visit_at_the_household_passes_and_a_retry_is_not_a_duplicate(app, db_
     again = worker.post("/api/visits", json=body)
     assert again.status_code == 200
     assert again.get_json()["visit"]["id"] == visit["id"]
-    count = db_session.scalar(text("SELECT count(*) FROM visit WHERE idempotency_key = 'visit-test-1'"))
+    count = db_session.scalar(
+        text("SELECT count(*) FROM visit WHERE idempotency_key = 'visit-test-1'")
+    )
     assert count == 1
 
 
@@ -80,7 +85,13 @@ def test_a_far_visit_is_kept_and_flagged_with_its_distance(app, db_session, acco
     hid, lon, lat = _households(db_session, accounts["worker"].worker_id)[0]
     res = worker.post(
         "/api/visits",
-        json={"household_id": hid, "kind": "quarterly", "lon": lon + 0.004, "lat": lat, "accuracy": 30},
+        json={
+            "household_id": hid,
+            "kind": "quarterly",
+            "lon": lon + 0.004,
+            "lat": lat,
+            "accuracy": 30,
+        },
     )
     assert res.status_code == 201, res.get_json()
     visit = res.get_json()["visit"]
@@ -91,7 +102,12 @@ def test_a_far_visit_is_kept_and_flagged_with_its_distance(app, db_session, acco
     # Within the limit only thanks to the reported accuracy: 120 m away, ±40 m.
     near = worker.post(
         "/api/visits",
-        json={"household_id": hid, "lon": lon + 120 / (111320 * math.cos(math.radians(lat))), "lat": lat, "accuracy": 40},
+        json={
+            "household_id": hid,
+            "lon": lon + 120 / (111320 * math.cos(math.radians(lat))),
+            "lat": lat,
+            "accuracy": 40,
+        },
     ).get_json()["visit"]
     assert 115 < near["distance_m"] < 125 and near["place_flag"] is False
     assert near["kind"] == "adhoc"
@@ -102,29 +118,51 @@ def test_gcj02_and_bd09_positions_are_taken_as_locate_takes_them(app, db_session
     hid, lon, lat = _households(db_session, accounts["worker"].worker_id)[1]
     gx, gy = wgs84_to_gcj02(lon, lat)
     assert _metres(lon, lat, float(gx), float(gy)) > 100  # taken as WGS84 it would be flagged
-    res = worker.post("/api/visits", json={"household_id": hid, "lon": float(gx), "lat": float(gy), "crs": "gcj02"})
+    res = worker.post(
+        "/api/visits",
+        json={"household_id": hid, "lon": float(gx), "lat": float(gy), "crs": "gcj02"},
+    )
     assert res.status_code == 201, res.get_json()
     assert res.get_json()["visit"]["distance_m"] < 1
     assert res.get_json()["visit"]["place_flag"] is False
     bx, by = wgs84_to_bd09(lon, lat)
-    res = worker.post("/api/visits", json={"household_id": hid, "lon": float(bx), "lat": float(by), "crs": "bd09"})
+    res = worker.post(
+        "/api/visits", json={"household_id": hid, "lon": float(bx), "lat": float(by), "crs": "bd09"}
+    )
     assert res.status_code == 201, res.get_json()
     assert res.get_json()["visit"]["distance_m"] < 1
 
 
-def test_settings_change_the_key_groups_and_the_distance_limit(app, client, db_session, accounts) -> None:  # type: ignore[no-untyped-def]
+def test_settings_change_the_key_groups_and_the_distance_limit(
+    app, client, db_session, accounts
+) -> None:  # type: ignore[no-untyped-def]
     worker = _as(app, accounts["worker"])
     hid, lon, lat = _households(db_session, accounts["worker"].worker_id)[0]
     step = 150 / (111320 * math.cos(math.radians(lat)))  # 150 m east
-    assert worker.post("/api/visits", json={"household_id": hid, "lon": lon + step, "lat": lat}).get_json()["visit"]["place_flag"] is True
+    assert (
+        worker.post(
+            "/api/visits", json={"household_id": hid, "lon": lon + step, "lat": lat}
+        ).get_json()["visit"]["place_flag"]
+        is True
+    )
     assert worker.put("/api/visit-settings", json={"max_distance_m": 200}).status_code == 403
     res = client.put("/api/visit-settings", json={"max_distance_m": 200, "key_tags": ["veteran"]})
     assert res.status_code == 200, res.get_json()
     assert res.get_json()["key_tag_names"] == ["退役军人"]
-    assert worker.post("/api/visits", json={"household_id": hid, "lon": lon + step, "lat": lat}).get_json()["visit"]["place_flag"] is False
+    assert (
+        worker.post(
+            "/api/visits", json={"household_id": hid, "lon": lon + step, "lat": lat}
+        ).get_json()["visit"]["place_flag"]
+        is False
+    )
     homes = [h for h, _, _ in _households(db_session, accounts["worker"].worker_id)]
-    db_session.execute(text("UPDATE household SET tags = '{}' WHERE id = ANY(:ids)"), {"ids": homes})
-    db_session.execute(text("UPDATE household SET tags = ARRAY['veteran'] WHERE id = ANY(:ids)"), {"ids": homes[:3]})
+    db_session.execute(
+        text("UPDATE household SET tags = '{}' WHERE id = ANY(:ids)"), {"ids": homes}
+    )
+    db_session.execute(
+        text("UPDATE household SET tags = ARRAY['veteran'] WHERE id = ANY(:ids)"),
+        {"ids": homes[:3]},
+    )
     [row] = worker.get("/api/visits/coverage?group=worker").get_json()["rows"]
     assert row["key"]["due"] == 3
     bad = client.put("/api/visit-settings", json={"key_tags": ["vip"]})
@@ -156,22 +194,35 @@ def test_bad_visits_are_refused_naming_the_field(app, db_session, accounts, chan
 
 def test_a_household_outside_ones_grids_is_not_found(app, db_session, accounts) -> None:  # type: ignore[no-untyped-def]
     other = db_session.scalar(
-        text("SELECT h.id FROM household h JOIN grid g ON g.id = h.grid_id WHERE g.code LIKE '3401881012%' LIMIT 1")
+        text(
+            "SELECT h.id FROM household h JOIN grid g ON g.id = h.grid_id WHERE g.code LIKE '3401881012%' LIMIT 1"
+        )
     )
-    res = _as(app, accounts["worker"]).post("/api/visits", json={"household_id": other, "lon": 117.2, "lat": 31.8})
+    res = _as(app, accounts["worker"]).post(
+        "/api/visits", json={"household_id": other, "lon": 117.2, "lat": 31.8}
+    )
     assert res.status_code == 404
-    assert db_session.scalar(text("SELECT count(*) FROM visit WHERE household_id = :h"), {"h": other}) == 0
+    assert (
+        db_session.scalar(text("SELECT count(*) FROM visit WHERE household_id = :h"), {"h": other})
+        == 0
+    )
 
 
 def test_a_case_reported_from_a_visit_records_its_origin(app, db_session, accounts) -> None:  # type: ignore[no-untyped-def]
     worker = _as(app, accounts["worker"])
     hid, lon, lat = _households(db_session, accounts["worker"].worker_id)[2]
-    visit = worker.post("/api/visits", json={"household_id": hid, "lon": lon, "lat": lat, "problems": "门前垃圾堆放"}).get_json()["visit"]
+    visit = worker.post(
+        "/api/visits",
+        json={"household_id": hid, "lon": lon, "lat": lat, "problems": "门前垃圾堆放"},
+    ).get_json()["visit"]
     res = worker.post(f"/api/visits/{visit['id']}/case", json={"category": "garbage"})
     assert res.status_code == 201, res.get_json()
     case_id = res.get_json()["case"]["id"]
     assert res.get_json()["visit"]["case"]["id"] == case_id
-    row = db_session.execute(text('SELECT description, source, ST_X(geom) x, ST_Y(geom) y FROM "case" WHERE id = :c'), {"c": case_id}).one()
+    row = db_session.execute(
+        text('SELECT description, source, ST_X(geom) x, ST_Y(geom) y FROM "case" WHERE id = :c'),
+        {"c": case_id},
+    ).one()
     assert f"走访记录 {visit['id']}" in row.description and "门前垃圾堆放" in row.description
     assert row.source == "patrol"
     assert abs(row.x - lon) < 1e-6 and abs(row.y - lat) < 1e-6
@@ -180,23 +231,44 @@ def test_a_case_reported_from_a_visit_records_its_origin(app, db_session, accoun
     # In one call with the visit.
     both = worker.post(
         "/api/visits",
-        json={"household_id": hid, "lon": lon, "lat": lat, "case": {"category": "garbage", "description": "楼道堆物"}},
+        json={
+            "household_id": hid,
+            "lon": lon,
+            "lat": lat,
+            "case": {"category": "garbage", "description": "楼道堆物"},
+        },
     )
     assert both.status_code == 201, both.get_json()
     assert both.get_json()["visit"]["case"]["id"] == both.get_json()["case"]["id"]
 
 
-def test_visits_are_seen_by_the_worker_the_chiefs_and_the_centre_only(app, db_session, accounts) -> None:  # type: ignore[no-untyped-def]
+def test_visits_are_seen_by_the_worker_the_chiefs_and_the_centre_only(
+    app, db_session, accounts
+) -> None:  # type: ignore[no-untyped-def]
     hid, lon, lat = _households(db_session, accounts["worker"].worker_id)[0]
-    visit = _as(app, accounts["worker"]).post("/api/visits", json={"household_id": hid, "lon": lon, "lat": lat}).get_json()["visit"]
-    for role, status in [("worker", 200), ("micro_chief", 200), ("grid_chief", 200), ("centre", 200), ("admin", 200), ("party_member", 404), ("department", 403)]:
+    visit = (
+        _as(app, accounts["worker"])
+        .post("/api/visits", json={"household_id": hid, "lon": lon, "lat": lat})
+        .get_json()["visit"]
+    )
+    for role, status in [
+        ("worker", 200),
+        ("micro_chief", 200),
+        ("grid_chief", 200),
+        ("centre", 200),
+        ("admin", 200),
+        ("party_member", 404),
+        ("department", 403),
+    ]:
         res = _as(app, accounts[role]).get(f"/api/visits/{visit['id']}")
         assert res.status_code == status, (role, res.get_json())
         listed = _as(app, accounts[role]).get("/api/visits?limit=1000")
         ids = [v["id"] for v in listed.get_json()["visits"]] if listed.status_code == 200 else []
         assert (visit["id"] in ids) == (status == 200), role
     logged = db_session.scalar(
-        text("SELECT count(*) FROM audit_log WHERE kind = 'read_personal' AND object_type = 'visit'")
+        text(
+            "SELECT count(*) FROM audit_log WHERE kind = 'read_personal' AND object_type = 'visit'"
+        )
     )
     assert logged >= 1
 
@@ -209,9 +281,12 @@ def test_coverage_against_hand_worked_figures(app, db_session, accounts) -> None
     homes = [h for h, _, _ in _households(db_session, wid)]
     assert len(homes) >= 8
     a, b, c, d, e, f, g = homes[:7]
-    db_session.execute(text("UPDATE household SET tags = '{}' WHERE id = ANY(:ids)"), {"ids": homes})
     db_session.execute(
-        text("UPDATE household SET tags = ARRAY['elderly_alone'] WHERE id = ANY(:ids)"), {"ids": [a, b, c, f, g]}
+        text("UPDATE household SET tags = '{}' WHERE id = ANY(:ids)"), {"ids": homes}
+    )
+    db_session.execute(
+        text("UPDATE household SET tags = ARRAY['elderly_alone'] WHERE id = ANY(:ids)"),
+        {"ids": [a, b, c, f, g]},
     )
     db_session.execute(text("DELETE FROM visit WHERE household_id = ANY(:ids)"), {"ids": homes})
     for household, at in [
@@ -223,12 +298,16 @@ def test_coverage_against_hand_worked_figures(app, db_session, accounts) -> None
         (g, "2026-10-31T15:30"),  # 2026-10-31 23:30 in China: last month
     ]:
         db_session.execute(
-            text("INSERT INTO visit (worker_id, household_id, grid_id, kind, visited_at) "
-                 "SELECT :w, id, grid_id, 'adhoc', :at FROM household WHERE id = :h"),
+            text(
+                "INSERT INTO visit (worker_id, household_id, grid_id, kind, visited_at) "
+                "SELECT :w, id, grid_id, 'adhoc', :at FROM household WHERE id = :h"
+            ),
             {"w": wid, "h": household, "at": datetime.fromisoformat(at).replace(tzinfo=UTC)},
         )
     n = len(homes)
-    res = _as(app, accounts["worker"]).get(f"/api/visits/coverage?group=worker&at={AT.replace('+', '%2B')}")
+    res = _as(app, accounts["worker"]).get(
+        f"/api/visits/coverage?group=worker&at={AT.replace('+', '%2B')}"
+    )
     assert res.status_code == 200, res.get_json()
     body = res.get_json()
     assert (body["month"], body["quarter"]) == ("2026-11", "2026-Q4")
@@ -243,12 +322,20 @@ def test_coverage_against_hand_worked_figures(app, db_session, accounts) -> None
         "on_time_share": round(4 / n, 4),
     }
     # Per grid of the worker's grid's level, as the centre sees it: the same households.
-    level = db_session.scalar(text("SELECT level FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": OWN_GRID})
-    res = _as(app, accounts["centre"]).get(f"/api/visits/coverage?group=grid&level={level}&at={AT.replace('+', '%2B')}")
+    level = db_session.scalar(
+        text("SELECT level FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": OWN_GRID}
+    )
+    res = _as(app, accounts["centre"]).get(
+        f"/api/visits/coverage?group=grid&level={level}&at={AT.replace('+', '%2B')}"
+    )
     rows = {r["grid"]["code"]: r for r in res.get_json()["rows"]}
     assert rows[OWN_GRID]["key"]["visited"] == 2 and rows[OWN_GRID]["all"]["visited"] == 4
     # The due list of the worker at the same moment: c (overdue), b and g (pending) among the key ones.
-    due = _as(app, accounts["worker"]).get(f"/api/visits/due?at={AT.replace('+', '%2B')}&limit=2000").get_json()
+    due = (
+        _as(app, accounts["worker"])
+        .get(f"/api/visits/due?at={AT.replace('+', '%2B')}&limit=2000")
+        .get_json()
+    )
     listed = {i["household"]["id"]: i for i in due["items"]}
     assert a not in listed and f not in listed
     assert listed[c]["overdue"] is True and listed[c]["kind"] == "monthly"
@@ -264,10 +351,17 @@ def test_coverage_against_hand_worked_figures(app, db_session, accounts) -> None
 def test_check_in_inside_and_outside_ones_grids(app, db_session, accounts) -> None:  # type: ignore[no-untyped-def]
     worker = _as(app, accounts["worker"])
     _, lon, lat = _households(db_session, accounts["worker"].worker_id)[0]
-    inside = worker.post("/api/checkins", json={"lon": lon, "lat": lat, "accuracy": 10, "idempotency_key": "ck-1"})
+    inside = worker.post(
+        "/api/checkins", json={"lon": lon, "lat": lat, "accuracy": 10, "idempotency_key": "ck-1"}
+    )
     assert inside.status_code == 201, inside.get_json()
     assert inside.get_json()["checkin"]["inside"] is True
-    assert worker.post("/api/checkins", json={"lon": lon, "lat": lat, "idempotency_key": "ck-1"}).status_code == 200
+    assert (
+        worker.post(
+            "/api/checkins", json={"lon": lon, "lat": lat, "idempotency_key": "ck-1"}
+        ).status_code
+        == 200
+    )
     outside = worker.post("/api/checkins", json={"lon": lon + 0.3, "lat": lat})
     assert outside.status_code == 201
     ck = outside.get_json()["checkin"]
@@ -282,6 +376,9 @@ def test_check_in_inside_and_outside_ones_grids(app, db_session, accounts) -> No
     assert day["absent"] >= 1 and day["present"] >= 1
     assert _as(app, accounts["party_member"]).get("/api/checkins").get_json()["checkins"] == []
     assert _as(app, accounts["department"]).get("/api/checkins").status_code == 403
-    assert _as(app, accounts["admin"]).post("/api/checkins", json={"lon": lon, "lat": lat}).status_code == 403
+    assert (
+        _as(app, accounts["admin"]).post("/api/checkins", json={"lon": lon, "lat": lat}).status_code
+        == 403
+    )
     assert _as(app, accounts["worker"]).get("/api/checkins?date=2026-13-01").status_code == 400
     assert today

@@ -21,7 +21,9 @@ PASSWORD = "Correct-horse-42"
 @pytest.fixture()
 def person(db_session):  # type: ignore[no-untyped-def]
     """A centre account created inside the test's transaction."""
-    user = user_svc.create_user(db_session, "duty-officer", "centre", PASSWORD, grid_code="340188001")
+    user = user_svc.create_user(
+        db_session, "duty-officer", "centre", PASSWORD, grid_code="340188001"
+    )
     db_session.flush()
     return user
 
@@ -44,7 +46,9 @@ def limits(app) -> Iterator[dict]:  # type: ignore[no-untyped-def]
 
 
 def test_passwords_are_stored_as_argon2id_hashes(db_session, person) -> None:  # type: ignore[no-untyped-def]
-    stored = db_session.scalar(text("SELECT password_hash FROM app_user WHERE id = :i"), {"i": person.id})
+    stored = db_session.scalar(
+        text("SELECT password_hash FROM app_user WHERE id = :i"), {"i": person.id}
+    )
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
     with pytest.raises(Exception, match="at least"):
         user_svc.create_user(db_session, "weak-one", "centre", "short1")
@@ -59,12 +63,17 @@ def test_no_account_exists_that_the_project_made(db_session) -> None:  # type: i
 
 
 def test_sign_in_sets_a_hardened_cookie_and_me_tells_who(anon_client, person) -> None:  # type: ignore[no-untyped-def]
-    assert anon_client.get("/api/auth/me").get_json() == {"authenticated": False, "role": "anonymous"}
+    assert anon_client.get("/api/auth/me").get_json() == {
+        "authenticated": False,
+        "role": "anonymous",
+    }
     res = login(anon_client)
     assert res.status_code == 200, res.get_json()
     cookie = res.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=Lax" in cookie
-    assert res.get_json()["user"]["role"] == "centre" and "password_hash" not in res.get_json()["user"]
+    assert (
+        res.get_json()["user"]["role"] == "centre" and "password_hash" not in res.get_json()["user"]
+    )
     me = anon_client.get("/api/auth/me").get_json()
     assert me["authenticated"] and me["username"] == "duty-officer" and me["csrf_token"]
     assert anon_client.get("/api/grids?level=1").status_code == 200
@@ -90,7 +99,9 @@ def test_logout_ends_the_session_and_a_replayed_cookie_is_refused(anon_client, p
     assert anon_client.get("/api/auth/me").get_json()["authenticated"] is False
 
 
-def test_repeated_failures_hold_back_that_address_only_for_a_while(anon_client, db_session, person, limits) -> None:  # type: ignore[no-untyped-def]
+def test_repeated_failures_hold_back_that_address_only_for_a_while(
+    anon_client, db_session, person, limits
+) -> None:  # type: ignore[no-untyped-def]
     limits.update(LOGIN_MAX_FAILURES=3, LOGIN_LOCK_MINUTES=15)
     for _ in range(3):
         assert login(anon_client, password="Wrong-password-1").status_code == 401
@@ -105,7 +116,9 @@ def test_repeated_failures_hold_back_that_address_only_for_a_while(anon_client, 
     )
     assert elsewhere.status_code == 200  # the account itself is not locked for everyone
     db_session.execute(
-        text("UPDATE login_lock SET locked_until = now() - interval '1 second' WHERE username = :u"),
+        text(
+            "UPDATE login_lock SET locked_until = now() - interval '1 second' WHERE username = :u"
+        ),
         {"u": person.username},
     )
     assert login(anon_client).status_code == 200  # the wait has run out
@@ -113,7 +126,9 @@ def test_repeated_failures_hold_back_that_address_only_for_a_while(anon_client, 
 
 def test_one_address_may_try_only_so_often(anon_client, person, limits) -> None:  # type: ignore[no-untyped-def]
     limits.update(LOGIN_IP_LIMIT=4, LOGIN_MAX_FAILURES=100)
-    statuses = [login(anon_client, username=f"guess{i}", password="x" * 10).status_code for i in range(4)]
+    statuses = [
+        login(anon_client, username=f"guess{i}", password="x" * 10).status_code for i in range(4)
+    ]
     assert statuses == [401] * 4
     res = login(anon_client)
     assert res.status_code == 429 and res.get_json()["error"]["code"] == "too_many_attempts"
@@ -123,13 +138,17 @@ def test_idle_and_absolute_timeouts_end_a_session(anon_client, db_session, perso
     login(anon_client)
     assert anon_client.get("/api/grids?level=1").status_code == 200
     db_session.execute(
-        text("UPDATE user_session SET last_seen_at = now() - interval '11 hours' WHERE user_id = :i"),
+        text(
+            "UPDATE user_session SET last_seen_at = now() - interval '11 hours' WHERE user_id = :i"
+        ),
         {"i": person.id},
     )  # the test app's idle limit is 600 minutes
     assert anon_client.get("/api/grids?level=1").status_code == 401
     login(anon_client)
     db_session.execute(
-        text("UPDATE user_session SET expires_at = now() - interval '1 second' WHERE user_id = :i AND ended_at IS NULL"),
+        text(
+            "UPDATE user_session SET expires_at = now() - interval '1 second' WHERE user_id = :i AND ended_at IS NULL"
+        ),
         {"i": person.id},
     )
     assert anon_client.get("/api/grids?level=1").status_code == 401
@@ -169,7 +188,9 @@ def test_signed_out_api_gets_401_and_pages_go_to_the_sign_in_page(anon_client) -
     assert anon_client.get("/cases/track").status_code == 200  # residents need no account
 
 
-def test_the_sign_in_form_checks_its_token_and_never_redirects_off_site(anon_client, person) -> None:  # type: ignore[no-untyped-def]
+def test_the_sign_in_form_checks_its_token_and_never_redirects_off_site(
+    anon_client, person
+) -> None:  # type: ignore[no-untyped-def]
     page = anon_client.get("/login?next=//evil.example/x")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
     assert 'value="/emap"' in page.get_data(as_text=True)  # the off-site target was dropped
@@ -183,7 +204,12 @@ def test_the_sign_in_form_checks_its_token_and_never_redirects_off_site(anon_cli
     assert bad.status_code == 401 and "用户名或密码错误" in bad.get_data(as_text=True)
     res = anon_client.post(
         "/login",
-        data={"username": "duty-officer", "password": PASSWORD, "csrf_token": token, "next": "/cases/desk"},
+        data={
+            "username": "duty-officer",
+            "password": PASSWORD,
+            "csrf_token": token,
+            "next": "/cases/desk",
+        },
     )
     assert res.status_code == 302 and res.headers["Location"] == "/cases/desk"
     assert anon_client.get("/cases/desk").status_code == 200
@@ -223,12 +249,18 @@ def test_every_endpoint_has_exactly_one_access_rule(app) -> None:  # type: ignor
     assert set(RULES) - endpoints == set(), "rules for endpoints that do not exist"
 
 
-def test_gridgov_creates_the_first_admin_from_the_command_line(database_url: str, db_session) -> None:  # type: ignore[no-untyped-def]
+def test_gridgov_creates_the_first_admin_from_the_command_line(
+    database_url: str, db_session
+) -> None:  # type: ignore[no-untyped-def]
     env = {"GRIDGOV_DATABASE_URL": database_url}
-    weak = CliRunner(env=env).invoke(main, ["users", "create-admin", "root-admin", "--password-stdin"], input="short\n")
+    weak = CliRunner(env=env).invoke(
+        main, ["users", "create-admin", "root-admin", "--password-stdin"], input="short\n"
+    )
     assert weak.exit_code != 0 and "at least" in weak.output
     made = CliRunner(env=env).invoke(
-        main, ["users", "create-admin", "root-admin", "--password-stdin"], input="Strong-pass-2026\n"
+        main,
+        ["users", "create-admin", "root-admin", "--password-stdin"],
+        input="Strong-pass-2026\n",
     )
     try:
         assert made.exit_code == 0, made.output
@@ -250,9 +282,17 @@ def test_page_menus_offer_only_what_the_role_may_open(app, anon_client, accounts
 
     resident = anon_client.get("/cases/track").get_data(as_text=True)
     assert "工作人员登录" in resident and "受理台" not in resident and "电子地图" not in resident
-    worker = app.test_client().get("/cases/worker", headers=bearer(accounts["worker"])).get_data(as_text=True)
+    worker = (
+        app.test_client()
+        .get("/cases/worker", headers=bearer(accounts["worker"]))
+        .get_data(as_text=True)
+    )
     assert "网格员" in worker and "考核指标" not in worker and "受理台" not in worker
-    centre = app.test_client().get("/cases/desk", headers=bearer(accounts["centre"])).get_data(as_text=True)
+    centre = (
+        app.test_client()
+        .get("/cases/desk", headers=bearer(accounts["centre"]))
+        .get_data(as_text=True)
+    )
     assert "考核指标" in centre and "受理台" in centre
 
 

@@ -16,9 +16,13 @@ def _entries(db_session, since: int = 0, **where):  # type: ignore[no-untyped-de
     """Entries matching ``where`` after entry ``since`` (other tests' committed entries stay:
     the log is append-only)."""
     cond = " AND ".join([f"{k} = :{k}" for k in where] + ["id > :since"])
-    return db_session.execute(
-        text(f"SELECT * FROM audit_log WHERE {cond} ORDER BY id"), {**where, "since": since}
-    ).mappings().all()
+    return (
+        db_session.execute(
+            text(f"SELECT * FROM audit_log WHERE {cond} ORDER BY id"), {**where, "since": since}
+        )
+        .mappings()
+        .all()
+    )
 
 
 def _last_id(db_session) -> int:  # type: ignore[no-untyped-def]
@@ -40,10 +44,16 @@ def test_a_grid_reshape_is_recorded_with_the_boundary_before_and_after(client, d
     smaller = old.buffer(-0.00003)
     res = client.patch(
         f"/api/grids/{grid['id']}",
-        json={"type": "Feature", "geometry": mapping(smaller), "properties": {"version": grid["properties"]["version"]}},
+        json={
+            "type": "Feature",
+            "geometry": mapping(smaller),
+            "properties": {"version": grid["properties"]["version"]},
+        },
     )
     assert res.status_code == 200, res.get_json()
-    (entry,) = _entries(db_session, start, kind="change", object_type="grid", object_id=str(grid["id"]))
+    (entry,) = _entries(
+        db_session, start, kind="change", object_type="grid", object_id=str(grid["id"])
+    )
     assert entry["username"] == "test-admin" and entry["role"] == "admin"
     assert entry["action"] == "PATCH grid_edit_api.patch" and entry["at"] is not None
     # the reshaped grid (a shrink may also touch the parent, which then holds what fell out)
@@ -66,7 +76,9 @@ def test_a_split_records_the_old_grid_and_both_parts(client, db_session) -> None
         json={"line": line, "version": grid["properties"]["version"]},
     )
     assert res.status_code in (200, 201), res.get_json()
-    (entry,) = _entries(db_session, start, kind="change", object_type="grid", object_id=str(grid["id"]))
+    (entry,) = _entries(
+        db_session, start, kind="change", object_type="grid", object_id=str(grid["id"])
+    )
     (before,) = [g for g in entry["before"][0] if g["id"] == grid["id"]]
     parts = [g for g in entry["after"][0]["grids"] if g["id"] != grid["id"]]
     assert len(parts) == 2
@@ -77,11 +89,21 @@ def test_a_split_records_the_old_grid_and_both_parts(client, db_session) -> None
 def test_a_refused_change_leaves_no_entry_and_a_dry_run_changes_nothing(client, db_session) -> None:  # type: ignore[no-untyped-def]
     grid = _leaf(client)
     start = len(_entries(db_session, kind="change"))
-    bad = client.post(f"/api/grids/{grid['id']}/split", json={"line": {"type": "LineString", "coordinates": [[0, 0], [0.1, 0.1]]}, "version": grid["properties"]["version"]})
+    bad = client.post(
+        f"/api/grids/{grid['id']}/split",
+        json={
+            "line": {"type": "LineString", "coordinates": [[0, 0], [0.1, 0.1]]},
+            "version": grid["properties"]["version"],
+        },
+    )
     assert bad.status_code == 422
     dry = client.patch(
         f"/api/grids/{grid['id']}?dry_run=true",
-        json={"type": "Feature", "geometry": None, "properties": {"name": "试一下", "version": grid["properties"]["version"]}},
+        json={
+            "type": "Feature",
+            "geometry": None,
+            "properties": {"name": "试一下", "version": grid["properties"]["version"]},
+        },
     )
     assert dry.status_code == 200
     assert len(_entries(db_session, kind="change")) == start
@@ -89,11 +111,17 @@ def test_a_refused_change_leaves_no_entry_and_a_dry_run_changes_nothing(client, 
 
 def test_case_changes_are_recorded_without_personal_values(client, db_session) -> None:  # type: ignore[no-untyped-def]
     case = report(client, reporter_contact="13955556666", reporter_name="孙八")["case"]
-    (entry,) = [e for e in _entries(db_session, kind="change") if e["action"] == "POST cases_api.create_case"][-1:]
+    (entry,) = [
+        e
+        for e in _entries(db_session, kind="change")
+        if e["action"] == "POST cases_api.create_case"
+    ][-1:]
     body = entry["detail"]["body"]
     assert body["reporter_contact"] == body["reporter_name"] == "<personal data withheld>"
     assert "13955556666" not in str(dict(entry)) and "孙八" not in str(dict(entry))
-    client.post(f"/api/cases/{case['id']}/actions/cancel", json={"note": "重复上报", "reason": "duplicate"})
+    client.post(
+        f"/api/cases/{case['id']}/actions/cancel", json={"note": "重复上报", "reason": "duplicate"}
+    )
     acted = _entries(db_session, kind="change", object_type="case", object_id=str(case["id"]))
     assert [e["action"] for e in acted] == ["POST cases_api.act"]
 
@@ -102,8 +130,15 @@ def test_sign_in_failure_and_sign_out_are_recorded(anon_client, db_session, acco
     from app.services import users
 
     users.create_user(db_session, "audited-one", "centre", "Audited-pass-1")
-    assert anon_client.post("/api/auth/login", json={"username": "audited-one", "password": "nope-nope-1"}).status_code == 401
-    ok = anon_client.post("/api/auth/login", json={"username": "audited-one", "password": "Audited-pass-1"})
+    assert (
+        anon_client.post(
+            "/api/auth/login", json={"username": "audited-one", "password": "nope-nope-1"}
+        ).status_code
+        == 401
+    )
+    ok = anon_client.post(
+        "/api/auth/login", json={"username": "audited-one", "password": "Audited-pass-1"}
+    )
     anon_client.post("/api/auth/logout", headers={"X-CSRF-Token": ok.get_json()["csrf_token"]})
     kinds = [e["kind"] for e in _entries(db_session) if e["username"] == "audited-one"]
     assert kinds == ["login_failed", "login", "logout"]
@@ -111,7 +146,11 @@ def test_sign_in_failure_and_sign_out_are_recorded(anon_client, db_session, acco
 
 @pytest.mark.parametrize(
     "statement",
-    ["UPDATE audit_log SET action = 'nothing happened'", "DELETE FROM audit_log", "TRUNCATE audit_log"],
+    [
+        "UPDATE audit_log SET action = 'nothing happened'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+    ],
 )
 def test_the_audit_log_is_append_only(client, db_session, statement: str) -> None:  # type: ignore[no-untyped-def]
     report(client)
@@ -125,7 +164,9 @@ def test_the_audit_log_is_append_only(client, db_session, statement: str) -> Non
     assert _entries(db_session)
 
 
-def test_admins_read_and_export_the_log_and_the_export_is_logged(app, client, db_session, accounts) -> None:  # type: ignore[no-untyped-def]
+def test_admins_read_and_export_the_log_and_the_export_is_logged(
+    app, client, db_session, accounts
+) -> None:  # type: ignore[no-untyped-def]
     report(client)
     listed = client.get("/api/audit?kind=change&limit=5").get_json()["items"]
     assert listed and all(e["kind"] == "change" for e in listed)

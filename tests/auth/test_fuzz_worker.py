@@ -30,7 +30,9 @@ UNSTATED_RULES = [
     re.compile(r"must not contain NUL"),  # no NUL in any text or key (PostgreSQL cannot store it)
     re.compile(r"contains a control character"),  # a search text is typed: no control characters
     # parameters that go in pairs, or one of two pairs (lon/lat or x/y)
-    re.compile(r"give both lon and lat|give both x and y|give the point as|coordinates are required"),
+    re.compile(
+        r"give both lon and lat|give both x and y|give the point as|coordinates are required"
+    ),
     re.compile(r"min must not exceed max|is out of range \(lon"),  # bbox corners in order, on Earth
     re.compile(r"must be minlon,minlat,maxlon,maxlat|holds a value that is not a number"),
     re.compile(r"^unknown CRS"),  # a CRS name or an EPSG code the registry knows
@@ -54,7 +56,8 @@ def _checks_for(case, response):  # type: ignore[no-untyped-def]
         except ValueError:
             body = None
         message = (
-            body.get("error", {}).get("message", "") if isinstance(body, dict)
+            body.get("error", {}).get("message", "")
+            if isinstance(body, dict)
             else (body[0].get("description", "") if isinstance(body, list) and body else "")
         )
         # A message may carry a Chinese lead before the English one ("不支持的坐标系 / unknown CRS …").
@@ -71,6 +74,7 @@ def _checks_for(case, response):  # type: ignore[no-untyped-def]
             return WITHOUT_REJECTION
     return ALL_CHECKS
 
+
 schema = schemathesis.openapi.from_dict(spec())
 
 
@@ -82,7 +86,9 @@ schema = schemathesis.openapi.from_dict(spec())
     database=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_worker_gets_no_server_error_and_only_documented_answers(case, app, client, accounts) -> None:  # type: ignore[no-untyped-def]
+def test_worker_gets_no_server_error_and_only_documented_answers(
+    case, app, client, accounts
+) -> None:  # type: ignore[no-untyped-def]
     headers = {"Authorization": f"Bearer {accounts['worker'].token}"}
     case.operation.schema.app = app  # checks that send requests of their own send them here
     response = case.call(app=app, headers=headers)

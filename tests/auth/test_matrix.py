@@ -74,8 +74,23 @@ def network_geojson(t: dict[str, Any]) -> dict[str, Any]:
     """A one-grid departmental layer inside the target's micro-grid."""
     x, y, d = t["lon"], t["lat"], 0.00005
     ring = [[x - d, y - d], [x + d, y - d], [x + d, y + d], [x - d, y + d], [x - d, y - d]]
-    data = json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]}, "properties": {"code": "MX-1", "name": "矩阵专业网格"}}]})
-    return {"file": (io.BytesIO(data.encode()), "net.geojson"), "department": "CG-AH", "name": "矩阵图层"}
+    data = json.dumps(
+        {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "Polygon", "coordinates": [ring]},
+                    "properties": {"code": "MX-1", "name": "矩阵专业网格"},
+                }
+            ],
+        }
+    )
+    return {
+        "file": (io.BytesIO(data.encode()), "net.geojson"),
+        "department": "CG-AH",
+        "name": "矩阵图层",
+    }
 
 
 def area(t: dict[str, Any], name: str = "矩阵新区") -> dict[str, Any]:
@@ -83,14 +98,22 @@ def area(t: dict[str, Any], name: str = "矩阵新区") -> dict[str, Any]:
     x, y, d = t["lon"], t["lat"], 0.00005
     return {
         "type": "Feature",
-        "geometry": {"type": "Polygon", "coordinates": [[[x - d, y - d], [x + d, y - d], [x + d, y + d], [x - d, y + d], [x - d, y - d]]]},
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [
+                [[x - d, y - d], [x + d, y - d], [x + d, y + d], [x - d, y + d], [x - d, y - d]]
+            ],
+        },
         "properties": {"name": name, "category": "road_occupation", "department_code": "CG-AH"},
     }
 
 
 # Roles that may not take a case action refuse it (403), a handler without the centre's part
 # finds no such neighbour (409); a record outside one's grids is 404 before either.
-NOT_CENTRE_OWN = {(r, "own"): {403, 409} for r in ("grid_chief", "micro_chief", "worker", "party_member", "department")}
+NOT_CENTRE_OWN = {
+    (r, "own"): {403, 409}
+    for r in ("grid_chief", "micro_chief", "worker", "party_member", "department")
+}
 
 
 def tiny_png() -> str:
@@ -118,7 +141,14 @@ CALLS: list[Call] = [
     Call("overview page", "GET", "/overview", SUPERVISORS, {200}, page=True),
     Call("ledgers page", "GET", "/ledgers", GRID_PEOPLE, {200}, page=True),
     Call("household ledger page", "GET", "/ledgers/households", GRID_PEOPLE, {200}, page=True),
-    Call("population ledger page", "GET", "/ledgers/people", GRID_PEOPLE - {"party_member"}, {200}, page=True),
+    Call(
+        "population ledger page",
+        "GET",
+        "/ledgers/people",
+        GRID_PEOPLE - {"party_member"},
+        {200},
+        page=True,
+    ),
     Call("worker ledger page", "GET", "/ledgers/workers", SUPERVISORS, {200}, page=True),
     Call("service-point ledger page", "GET", "/ledgers/points", GRID_PEOPLE, {200}, page=True),
     Call("camera ledger page", "GET", "/ledgers/cameras", GRID_PEOPLE, {200}, page=True),
@@ -134,12 +164,33 @@ CALLS: list[Call] = [
     Call("basemap file", "GET", "/basemap/basemap.pmtiles", PEOPLE, {404}),
     Call("basemap tile", "GET", "/basemap/tiles/15/0/0", PEOPLE, {404}),
     # accounts and audit
-    Call("login api", "POST", "/api/auth/login", EVERYONE, {401}, body={"username": "nobody", "password": "Wrong-pass-1"}),
+    Call(
+        "login api",
+        "POST",
+        "/api/auth/login",
+        EVERYONE,
+        {401},
+        body={"username": "nobody", "password": "Wrong-pass-1"},
+    ),
     Call("logout api", "POST", "/api/auth/logout", EVERYONE, {200}, body={}),
     Call("me", "GET", "/api/auth/me", EVERYONE, {200}),
-    Call("password", "POST", "/api/auth/password", PEOPLE, {422}, body={"old_password": TEST_PASSWORD, "new_password": "short"}),
+    Call(
+        "password",
+        "POST",
+        "/api/auth/password",
+        PEOPLE,
+        {422},
+        body={"old_password": TEST_PASSWORD, "new_password": "short"},
+    ),
     Call("users", "GET", "/api/users", ADMIN, {200}),
-    Call("create user", "POST", "/api/users", ADMIN, {400}, body={"username": "someone", "role": "mayor"}),
+    Call(
+        "create user",
+        "POST",
+        "/api/users",
+        ADMIN,
+        {400},
+        body={"username": "someone", "role": "mayor"},
+    ),
     Call("update user", "PATCH", "/api/users/{u}", ADMIN, {200}, body={}),
     Call("end sessions", "POST", "/api/users/{u}/end-sessions", ADMIN, {200}, body={}),
     Call("audit", "GET", "/api/audit", ADMIN, {200}),
@@ -148,25 +199,142 @@ CALLS: list[Call] = [
     # grids
     Call("grids", "GET", "/api/grids?level=1", PEOPLE, {200}),
     # a grid with its notice board: one's own grids only (a department answers for none)
-    Call("grid", "GET", "/api/grids/{g}", PEOPLE, {200}, scoped=True, special={("department", "own"): {404}}),
+    Call(
+        "grid",
+        "GET",
+        "/api/grids/{g}",
+        PEOPLE,
+        {200},
+        scoped=True,
+        special={("department", "own"): {404}},
+    ),
     # the grid above one's own: a chief's own, a worker's outline (tests/auth/test_scopes.py)
-    Call("grid above", "GET", "/api/grids/{p}", PEOPLE, {200}, scoped=True, special={("department", "own"): {404}}),
-    Call("households of a grid", "GET", "/api/grids/{g}/households?limit=3", GRID_PEOPLE, {200}, scoped=True),
+    Call(
+        "grid above",
+        "GET",
+        "/api/grids/{p}",
+        PEOPLE,
+        {200},
+        scoped=True,
+        special={("department", "own"): {404}},
+    ),
+    Call(
+        "households of a grid",
+        "GET",
+        "/api/grids/{g}/households?limit=3",
+        GRID_PEOPLE,
+        {200},
+        scoped=True,
+    ),
     Call("household", "GET", "/api/households/{h}", GRID_PEOPLE, {200}, scoped=True),
-    Call("reveal household", "POST", "/api/households/{h}/reveal", GRID_PEOPLE, {200}, body={"fields": ["head_phone"]}, scoped=True),
-    Call("draw grid", "POST", "/api/grids", CENTRE, {422}, body=lambda t: {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}, "properties": {"parent_id": t["p"], "name": "自交"}}, scoped=True),
-    Call("draw a top-level grid", "POST", "/api/grids", CENTRE, {422}, body={"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}, "properties": {"name": "自交"}}, special={("centre", "own"): {403}}),
-    Call("rename grid (dry run)", "PATCH", "/api/grids/{g}", CENTRE, {200}, body=lambda t: {"type": "Feature", "geometry": None, "properties": {"name": "试改名", "version": t["gv"]}, "dry_run": True}, scoped=True),
-    Call("delete grid (dry run)", "DELETE", "/api/grids/{g}?dry_run=true", CENTRE, {200, 422}, body=lambda t: {"version": t["gv"]}, scoped=True),
-    Call("split grid", "POST", "/api/grids/{g}/split", CENTRE, {422}, body=lambda t: {"line": {"type": "LineString", "coordinates": [[0, 0], [0.001, 0.001]]}, "version": t["gv"]}, scoped=True),
-    Call("merge grids", "POST", "/api/grids/merge", CENTRE, {400, 422}, body=lambda t: {"ids": [t["g"]], "versions": [t["gv"]]}, scoped=True),
+    Call(
+        "reveal household",
+        "POST",
+        "/api/households/{h}/reveal",
+        GRID_PEOPLE,
+        {200},
+        body={"fields": ["head_phone"]},
+        scoped=True,
+    ),
+    Call(
+        "draw grid",
+        "POST",
+        "/api/grids",
+        CENTRE,
+        {422},
+        body=lambda t: {
+            "type": "Feature",
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]],
+            },
+            "properties": {"parent_id": t["p"], "name": "自交"},
+        },
+        scoped=True,
+    ),
+    Call(
+        "draw a top-level grid",
+        "POST",
+        "/api/grids",
+        CENTRE,
+        {422},
+        body={
+            "type": "Feature",
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]],
+            },
+            "properties": {"name": "自交"},
+        },
+        special={("centre", "own"): {403}},
+    ),
+    Call(
+        "rename grid (dry run)",
+        "PATCH",
+        "/api/grids/{g}",
+        CENTRE,
+        {200},
+        body=lambda t: {
+            "type": "Feature",
+            "geometry": None,
+            "properties": {"name": "试改名", "version": t["gv"]},
+            "dry_run": True,
+        },
+        scoped=True,
+    ),
+    Call(
+        "delete grid (dry run)",
+        "DELETE",
+        "/api/grids/{g}?dry_run=true",
+        CENTRE,
+        {200, 422},
+        body=lambda t: {"version": t["gv"]},
+        scoped=True,
+    ),
+    Call(
+        "split grid",
+        "POST",
+        "/api/grids/{g}/split",
+        CENTRE,
+        {422},
+        body=lambda t: {
+            "line": {"type": "LineString", "coordinates": [[0, 0], [0.001, 0.001]]},
+            "version": t["gv"],
+        },
+        scoped=True,
+    ),
+    Call(
+        "merge grids",
+        "POST",
+        "/api/grids/merge",
+        CENTRE,
+        {400, 422},
+        body=lambda t: {"ids": [t["g"]], "versions": [t["gv"]]},
+        scoped=True,
+    ),
     Call("integrity", "GET", "/api/grids/{g}/integrity", SUPERVISORS, {200}, scoped=True),
     Call("history", "GET", "/api/grids/{g}/history", SUPERVISORS, {200}, scoped=True),
     Call("changes", "GET", "/api/grids/changes?limit=5", SUPERVISORS, {200}),
     Call("changes of a grid", "GET", "/api/grids/changes?grid={g}&limit=5", SUPERVISORS, {200}),
     Call("undo", "POST", "/api/grids/changes/{ch}/undo", CENTRE, {200}, body={}, scoped=True),
-    Call("partition (dry run)", "POST", "/api/grids/{g}/partition", CENTRE, {200, 422}, body={"k": 2, "dry_run": True}, scoped=True),
-    Call("patches (dry run)", "POST", "/api/grids/{g}/patches", CENTRE, {200, 422}, body={"dry_run": True}, scoped=True),
+    Call(
+        "partition (dry run)",
+        "POST",
+        "/api/grids/{g}/partition",
+        CENTRE,
+        {200, 422},
+        body={"k": 2, "dry_run": True},
+        scoped=True,
+    ),
+    Call(
+        "patches (dry run)",
+        "POST",
+        "/api/grids/{g}/patches",
+        CENTRE,
+        {200, 422},
+        body={"dry_run": True},
+        scoped=True,
+    ),
     # places, coverage, import / export
     Call("service points", "GET", "/api/service-points", PEOPLE, {200}),
     # Tiles answer every member of staff; what a tile holds is the caller's (tests/web/test_tiles.py).
@@ -179,130 +347,624 @@ CALLS: list[Call] = [
     Call("search too short", "GET", "/api/search?q=a", PEOPLE, {400}),
     # coverage: of one's own grids (a department answers for none)
     Call("coverage", "GET", "/api/coverage?level=2", GRID_PEOPLE, {200}),
-    Call("coverage of a grid", "GET", "/api/coverage?grid={g}&area=false", GRID_PEOPLE, {200}, scoped=True),
+    Call(
+        "coverage of a grid",
+        "GET",
+        "/api/coverage?grid={g}&area=false",
+        GRID_PEOPLE,
+        {200},
+        scoped=True,
+    ),
     Call("uncovered", "GET", "/api/coverage/uncovered", SUPERVISORS, {200}),
-    Call("uncovered in a grid", "GET", "/api/coverage/uncovered?grid={g}", SUPERVISORS, {200}, scoped=True),
+    Call(
+        "uncovered in a grid",
+        "GET",
+        "/api/coverage/uncovered?grid={g}",
+        SUPERVISORS,
+        {200},
+        scoped=True,
+    ),
     Call("circles", "GET", "/api/coverage/circles", GRID_PEOPLE, {200}),
     Call("presets", "GET", "/api/coverage/presets", PEOPLE, {200}),
-    Call("recommend", "POST", "/api/coverage/recommend", SUPERVISORS, {200}, body={"k": 1, "method": "greedy"}),
-    Call("recommend in a grid", "POST", "/api/coverage/recommend", SUPERVISORS, {200}, body=lambda t: {"k": 1, "method": "greedy", "grid": t["g"]}, scoped=True),
-    Call("accept site", "POST", "/api/coverage/accept", CENTRE, {201}, body=lambda t: {"lon": t["lon"], "lat": t["lat"]}, scoped=True),
+    Call(
+        "recommend",
+        "POST",
+        "/api/coverage/recommend",
+        SUPERVISORS,
+        {200},
+        body={"k": 1, "method": "greedy"},
+    ),
+    Call(
+        "recommend in a grid",
+        "POST",
+        "/api/coverage/recommend",
+        SUPERVISORS,
+        {200},
+        body=lambda t: {"k": 1, "method": "greedy", "grid": t["g"]},
+        scoped=True,
+    ),
+    Call(
+        "accept site",
+        "POST",
+        "/api/coverage/accept",
+        CENTRE,
+        {201},
+        body=lambda t: {"lon": t["lon"], "lat": t["lat"]},
+        scoped=True,
+    ),
     # imports: grids, workers and departments the administrator's; the rest held to one's grids
     Call("import", "POST", "/api/import/households", CENTRE, {400}, body={}),
-    Call("import households", "POST", "/api/import/households", CENTRE, {201}, form=households_csv, scoped=True, special={("centre", "other"): {422}}),
-    Call("import grids", "POST", "/api/import/grids", CENTRE, {400}, body={}, special={("centre", "own"): {403}}),
-    Call("import workers", "POST", "/api/import/workers", CENTRE, {400}, body={}, special={("centre", "own"): {403}}),
-    Call("import departments", "POST", "/api/import/departments", CENTRE, {400}, body={}, special={("centre", "own"): {403}}),
+    Call(
+        "import households",
+        "POST",
+        "/api/import/households",
+        CENTRE,
+        {201},
+        form=households_csv,
+        scoped=True,
+        special={("centre", "other"): {422}},
+    ),
+    Call(
+        "import grids",
+        "POST",
+        "/api/import/grids",
+        CENTRE,
+        {400},
+        body={},
+        special={("centre", "own"): {403}},
+    ),
+    Call(
+        "import workers",
+        "POST",
+        "/api/import/workers",
+        CENTRE,
+        {400},
+        body={},
+        special={("centre", "own"): {403}},
+    ),
+    Call(
+        "import departments",
+        "POST",
+        "/api/import/departments",
+        CENTRE,
+        {400},
+        body={},
+        special={("centre", "own"): {403}},
+    ),
     Call("export grids", "GET", "/api/export/grids?format=csv", SUPERVISORS, {200}),
-    Call("export households", "GET", "/api/export/households?format=csv", SUPERVISORS, {200}, special={(r, t): {403} for r in ("grid_chief", "micro_chief") for t in ("own", "other")}),
-    Call("export households with personal data", "GET", "/api/export/households?format=csv&include_personal=true", SUPERVISORS, {200}, special={(r, t): {403} for r in ("grid_chief", "micro_chief") for t in ("own", "other")}),
-    Call("export workers", "GET", "/api/export/workers?format=csv", SUPERVISORS, {200}, special={(r, t): {403} for r in ("grid_chief", "micro_chief") for t in ("own", "other")}),
+    Call(
+        "export households",
+        "GET",
+        "/api/export/households?format=csv",
+        SUPERVISORS,
+        {200},
+        special={(r, t): {403} for r in ("grid_chief", "micro_chief") for t in ("own", "other")},
+    ),
+    Call(
+        "export households with personal data",
+        "GET",
+        "/api/export/households?format=csv&include_personal=true",
+        SUPERVISORS,
+        {200},
+        special={(r, t): {403} for r in ("grid_chief", "micro_chief") for t in ("own", "other")},
+    ),
+    Call(
+        "export workers",
+        "GET",
+        "/api/export/workers?format=csv",
+        SUPERVISORS,
+        {200},
+        special={(r, t): {403} for r in ("grid_chief", "micro_chief") for t in ("own", "other")},
+    ),
     Call("export cameras", "GET", "/api/export/cameras?format=csv", SUPERVISORS, {200}),
-    Call("export service points", "GET", "/api/export/service_points?format=csv", SUPERVISORS, {200}),
+    Call(
+        "export service points", "GET", "/api/export/service_points?format=csv", SUPERVISORS, {200}
+    ),
     # locate and override areas
     # locate and neighbours name owners with phones: a point in one's own grids only
     Call("locate", "GET", "/api/locate?lon={lon}&lat={lat}", GRID_PEOPLE, {200}, scoped=True),
-    Call("neighbours", "GET", "/api/locate/neighbours?lon={lon}&lat={lat}", GRID_PEOPLE, {200}, scoped=True),
-    Call("neighbours of a grid", "GET", "/api/locate/neighbours?lon={lon}&lat={lat}&grid={g}", GRID_PEOPLE, {200}, scoped=True),
-    Call("locate batch", "POST", "/api/locate/batch", CENTRE, {200}, body={"type": "FeatureCollection", "features": [{"type": "Feature", "id": 1, "geometry": {"type": "Point", "coordinates": [117.2287344, 31.8149002]}, "properties": {}}]}),
+    Call(
+        "neighbours",
+        "GET",
+        "/api/locate/neighbours?lon={lon}&lat={lat}",
+        GRID_PEOPLE,
+        {200},
+        scoped=True,
+    ),
+    Call(
+        "neighbours of a grid",
+        "GET",
+        "/api/locate/neighbours?lon={lon}&lat={lat}&grid={g}",
+        GRID_PEOPLE,
+        {200},
+        scoped=True,
+    ),
+    Call(
+        "locate batch",
+        "POST",
+        "/api/locate/batch",
+        CENTRE,
+        {200},
+        body={
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "id": 1,
+                    "geometry": {"type": "Point", "coordinates": [117.2287344, 31.8149002]},
+                    "properties": {},
+                }
+            ],
+        },
+    ),
     Call("override areas", "GET", "/api/override-areas", PEOPLE, {200}),
     Call("override area keepers", "GET", "/api/override-areas/keepers", CENTRE, {200}),
-    Call("draw override area", "POST", "/api/override-areas", CENTRE, {400, 422}, body={"type": "Feature", "geometry": None, "properties": {}}),
+    Call(
+        "draw override area",
+        "POST",
+        "/api/override-areas",
+        CENTRE,
+        {400, 422},
+        body={"type": "Feature", "geometry": None, "properties": {}},
+    ),
     # an area is drawn, read, edited and deleted only within one's grids (a department has none)
-    Call("draw override area here", "POST", "/api/override-areas", CENTRE, {201}, body=area, scoped=True, special={("centre", "other"): {422}}),
-    Call("override area", "GET", "/api/override-areas/{a}", PEOPLE, {200}, scoped=True, special={("department", "own"): {404}}),
-    Call("edit override area", "PUT", "/api/override-areas/{a}", CENTRE, {200}, body=lambda t: {"type": "Feature", "geometry": None, "properties": {"name": "矩阵市场乙", "version": t["av"]}}, scoped=True),
-    Call("move override area away", "PUT", "/api/override-areas/{a}", CENTRE, {200}, body=lambda t: {**area(t["away"]), "properties": {"version": t["av"]}}, scoped=True, special={("centre", "own"): {422}}),
-    Call("delete override area", "DELETE", "/api/override-areas/{a}", CENTRE, {204}, body=lambda t: {"version": t["av"]}, scoped=True),
+    Call(
+        "draw override area here",
+        "POST",
+        "/api/override-areas",
+        CENTRE,
+        {201},
+        body=area,
+        scoped=True,
+        special={("centre", "other"): {422}},
+    ),
+    Call(
+        "override area",
+        "GET",
+        "/api/override-areas/{a}",
+        PEOPLE,
+        {200},
+        scoped=True,
+        special={("department", "own"): {404}},
+    ),
+    Call(
+        "edit override area",
+        "PUT",
+        "/api/override-areas/{a}",
+        CENTRE,
+        {200},
+        body=lambda t: {
+            "type": "Feature",
+            "geometry": None,
+            "properties": {"name": "矩阵市场乙", "version": t["av"]},
+        },
+        scoped=True,
+    ),
+    Call(
+        "move override area away",
+        "PUT",
+        "/api/override-areas/{a}",
+        CENTRE,
+        {200},
+        body=lambda t: {**area(t["away"]), "properties": {"version": t["av"]}},
+        scoped=True,
+        special={("centre", "own"): {422}},
+    ),
+    Call(
+        "delete override area",
+        "DELETE",
+        "/api/override-areas/{a}",
+        CENTRE,
+        {204},
+        body=lambda t: {"version": t["av"]},
+        scoped=True,
+    ),
     # cases
-    Call("report case", "POST", "/api/cases", EVERYONE - {"camera_feed"}, {201}, body={"x": 117.2287344, "y": 31.8149002, "category": "garbage", "description": "矩阵测试"}),
+    Call(
+        "report case",
+        "POST",
+        "/api/cases",
+        EVERYONE - {"camera_feed"},
+        {201},
+        body={"x": 117.2287344, "y": 31.8149002, "category": "garbage", "description": "矩阵测试"},
+    ),
     Call("cases", "GET", "/api/cases", PEOPLE, {200}),
     Call("workflow", "GET", "/api/cases/workflow", PEOPLE, {200}),
     Call("case", "GET", "/api/cases/{c}", PEOPLE, {200}, scoped=True),
-    Call("case duplicates", "GET", "/api/cases/{c}/duplicates?radius=500", PEOPLE, {200}, scoped=True),
-    Call("case duplicates far and wide", "GET", "/api/cases/{c}/duplicates?radius=5000", PEOPLE, {400}, scoped=True),
+    Call(
+        "case duplicates", "GET", "/api/cases/{c}/duplicates?radius=500", PEOPLE, {200}, scoped=True
+    ),
+    Call(
+        "case duplicates far and wide",
+        "GET",
+        "/api/cases/{c}/duplicates?radius=5000",
+        PEOPLE,
+        {400},
+        scoped=True,
+    ),
     # a transfer goes to a grid that contains the case or neighbours it, within one's grids
-    Call("transfer to a far grid", "POST", "/api/cases/{c}/actions/transfer", PEOPLE, {422}, body=lambda t: {"note": "转派", "worker_id": t["away"]["w"], "grid_id": t["away"]["g"]}, scoped=True, special=NOT_CENTRE_OWN),
+    Call(
+        "transfer to a far grid",
+        "POST",
+        "/api/cases/{c}/actions/transfer",
+        PEOPLE,
+        {422},
+        body=lambda t: {"note": "转派", "worker_id": t["away"]["w"], "grid_id": t["away"]["g"]},
+        scoped=True,
+        special=NOT_CENTRE_OWN,
+    ),
     # merge only into a case one may see
-    Call("merge into another street's case", "POST", "/api/cases/{c}/actions/merge", PEOPLE, {200}, body=lambda t: {"into": t["away"]["c"], "note": "重复"}, scoped=True, special={**NOT_CENTRE_OWN, ("centre", "own"): {404}}),
-    Call("case action", "POST", "/api/cases/{c}/actions/teleport", PEOPLE, {400}, body={}, scoped=True),
-    Call("reveal case", "POST", "/api/cases/{c}/reveal", PEOPLE, {200}, body={"fields": ["reporter_contact"]}, scoped=True, special={("party_member", "own"): {403}}),
+    Call(
+        "merge into another street's case",
+        "POST",
+        "/api/cases/{c}/actions/merge",
+        PEOPLE,
+        {200},
+        body=lambda t: {"into": t["away"]["c"], "note": "重复"},
+        scoped=True,
+        special={**NOT_CENTRE_OWN, ("centre", "own"): {404}},
+    ),
+    Call(
+        "case action",
+        "POST",
+        "/api/cases/{c}/actions/teleport",
+        PEOPLE,
+        {400},
+        body={},
+        scoped=True,
+    ),
+    Call(
+        "reveal case",
+        "POST",
+        "/api/cases/{c}/reveal",
+        PEOPLE,
+        {200},
+        body={"fields": ["reporter_contact"]},
+        scoped=True,
+        special={("party_member", "own"): {403}},
+    ),
     Call("case photo", "GET", "/api/cases/photos/{ph}", PEOPLE, {200}, scoped=True),
     Call("export cases", "GET", "/api/cases/export.csv", SUPERVISORS, {200}),
     Call("kpis", "GET", "/api/cases/kpis?group=grid", SUPERVISORS, {200}),
     Call("sweep", "POST", "/api/cases/sweep", CENTRE, {200}, body={}),
     # the overview and the ledgers: of one's own grids; tags only for those responsible
     Call("overview", "GET", "/api/overview", SUPERVISORS, {200}),
-    Call("household ledger", "GET", "/api/ledgers/households?grid={g}", GRID_PEOPLE, {200}, scoped=True),
-    Call("household ledger by tag", "GET", "/api/ledgers/households?tag=elderly_alone", GRID_PEOPLE, {200}, special={("admin", "own"): {403}}),
-    Call("population ledger", "GET", "/api/ledgers/people?grid={g}", GRID_PEOPLE - {"party_member"}, {200}, scoped=True),
+    Call(
+        "household ledger",
+        "GET",
+        "/api/ledgers/households?grid={g}",
+        GRID_PEOPLE,
+        {200},
+        scoped=True,
+    ),
+    Call(
+        "household ledger by tag",
+        "GET",
+        "/api/ledgers/households?tag=elderly_alone",
+        GRID_PEOPLE,
+        {200},
+        special={("admin", "own"): {403}},
+    ),
+    Call(
+        "population ledger",
+        "GET",
+        "/api/ledgers/people?grid={g}",
+        GRID_PEOPLE - {"party_member"},
+        {200},
+        scoped=True,
+    ),
     Call("worker ledger", "GET", "/api/ledgers/workers?grid={g}", SUPERVISORS, {200}, scoped=True),
-    Call("service-point ledger", "GET", "/api/ledgers/service-points?grid={g}", GRID_PEOPLE, {200}, scoped=True),
+    Call(
+        "service-point ledger",
+        "GET",
+        "/api/ledgers/service-points?grid={g}",
+        GRID_PEOPLE,
+        {200},
+        scoped=True,
+    ),
     Call("camera ledger", "GET", "/api/ledgers/cameras?grid={g}", GRID_PEOPLE, {200}, scoped=True),
-    Call("export of a grid", "GET", "/api/export/cameras?format=csv&grid={g}", SUPERVISORS, {200}, scoped=True),
+    Call(
+        "export of a grid",
+        "GET",
+        "/api/export/cameras?format=csv&grid={g}",
+        SUPERVISORS,
+        {200},
+        scoped=True,
+    ),
     # Public endpoints take only the public code: an id or the internal code is as good as absent.
     Call("public case", "GET", "/api/public/cases/{pcode}", EVERYONE, {200}),
     Call("public case by id", "GET", "/api/public/cases/{c}", EVERYONE, {404}),
     Call("public case by internal code", "GET", "/api/public/cases/{code}", EVERYONE, {404}),
-    Call("rate case", "POST", "/api/public/cases/{pcode}/rate", EVERYONE, {409}, body={"satisfaction": 5, "phone": "13912345678"}),
-    Call("rate case without proof", "POST", "/api/public/cases/{pcode}/rate", EVERYONE, {403}, body={"satisfaction": 5}),
+    Call(
+        "rate case",
+        "POST",
+        "/api/public/cases/{pcode}/rate",
+        EVERYONE,
+        {409},
+        body={"satisfaction": 5, "phone": "13912345678"},
+    ),
+    Call(
+        "rate case without proof",
+        "POST",
+        "/api/public/cases/{pcode}/rate",
+        EVERYONE,
+        {403},
+        body={"satisfaction": 5},
+    ),
     Call("public case photo", "GET", "/api/public/cases/{pcode}/photos/{ph}", EVERYONE, {200}),
-    Call("public case photo of another case", "GET", "/api/public/cases/{opcode}/photos/{ph}", EVERYONE, {404}),
-    Call("rate case by id", "POST", "/api/public/cases/{c}/rate", EVERYONE, {404}, body={"satisfaction": 5, "phone": "13912345678"}),
-    Call("camera event", "POST", "/api/camera-events", CENTRE | {"camera_feed"}, {201}, body={"camera": "CAM-AH-0001", "event_type": "street_vending"}),
+    Call(
+        "public case photo of another case",
+        "GET",
+        "/api/public/cases/{opcode}/photos/{ph}",
+        EVERYONE,
+        {404},
+    ),
+    Call(
+        "rate case by id",
+        "POST",
+        "/api/public/cases/{c}/rate",
+        EVERYONE,
+        {404},
+        body={"satisfaction": 5, "phone": "13912345678"},
+    ),
+    Call(
+        "camera event",
+        "POST",
+        "/api/camera-events",
+        CENTRE | {"camera_feed"},
+        {201},
+        body={"camera": "CAM-AH-0001", "event_type": "street_vending"},
+    ),
     Call("categories", "GET", "/api/case-categories", EVERYONE, {200}),
     Call("settings", "GET", "/api/case-settings", PEOPLE, {200}),
-    Call("change settings", "PUT", "/api/case-settings", ADMIN, {200}, body={"duplicate_radius_m": 60}),
+    Call(
+        "change settings",
+        "PUT",
+        "/api/case-settings",
+        ADMIN,
+        {200},
+        body={"duplicate_radius_m": 60},
+    ),
     Call("calendar", "GET", "/api/calendar?year=2026", PEOPLE, {200}),
     Call("deadline", "GET", "/api/calendar/deadline?hours=8", PEOPLE, {200}),
     # field work: recorded by those who work in the grids as themselves; a visit is seen by its
     # worker, the chiefs over it and the centre (not by another worker or a party member)
     Call("visits page", "GET", "/visits", WORKERS, {200}, page=True),
-    Call("record visit", "POST", "/api/visits", WORKERS, {201}, body=lambda t: {"household_id": t["h"], "lon": t["lon"], "lat": t["lat"]}, scoped=True),
+    Call(
+        "record visit",
+        "POST",
+        "/api/visits",
+        WORKERS,
+        {201},
+        body=lambda t: {"household_id": t["h"], "lon": t["lon"], "lat": t["lat"]},
+        scoped=True,
+    ),
     Call("visits", "GET", "/api/visits", GRID_PEOPLE, {200}),
-    Call("visit", "GET", "/api/visits/{v}", GRID_PEOPLE, {200}, scoped=True, special={("party_member", "own"): {404}}),
-    Call("case from visit", "POST", "/api/visits/{v}/case", WORKERS, {201}, body={"category": "garbage"}, scoped=True, special={("party_member", "own"): {404}}),
+    Call(
+        "visit",
+        "GET",
+        "/api/visits/{v}",
+        GRID_PEOPLE,
+        {200},
+        scoped=True,
+        special={("party_member", "own"): {404}},
+    ),
+    Call(
+        "case from visit",
+        "POST",
+        "/api/visits/{v}/case",
+        WORKERS,
+        {201},
+        body={"category": "garbage"},
+        scoped=True,
+        special={("party_member", "own"): {404}},
+    ),
     Call("visit coverage", "GET", "/api/visits/coverage?group=worker", GRID_PEOPLE, {200}),
-    Call("visit coverage by grid", "GET", "/api/visits/coverage?group=grid&level=3", GRID_PEOPLE, {200}),
+    Call(
+        "visit coverage by grid",
+        "GET",
+        "/api/visits/coverage?group=grid&level=3",
+        GRID_PEOPLE,
+        {200},
+    ),
     Call("visits due", "GET", "/api/visits/due", WORKERS, {200}),
     Call("visit settings", "GET", "/api/visit-settings", GRID_PEOPLE, {200}),
-    Call("change visit settings", "PUT", "/api/visit-settings", ADMIN, {200}, body={"max_distance_m": 120}),
-    Call("check in", "POST", "/api/checkins", WORKERS, {201}, body=lambda t: {"lon": t["lon"], "lat": t["lat"]}),
+    Call(
+        "change visit settings",
+        "PUT",
+        "/api/visit-settings",
+        ADMIN,
+        {200},
+        body={"max_distance_m": 120},
+    ),
+    Call(
+        "check in",
+        "POST",
+        "/api/checkins",
+        WORKERS,
+        {201},
+        body=lambda t: {"lon": t["lon"], "lat": t["lat"]},
+    ),
     Call("check-ins", "GET", "/api/checkins", GRID_PEOPLE, {200}),
     # points ledgers: a member their own, chiefs their grids', the centre its street's
     Call("point rules", "GET", "/api/points/rules", GRID_PEOPLE, {200}),
-    Call("save point rule", "POST", "/api/points/rules", CENTRE, {201}, body={"code": "MX-01", "name": "矩阵规则", "kind": "奖励分", "points": 1}),
-    Call("propose point entry", "POST", "/api/points/entries", {"party_member", "grid_chief", "micro_chief"}, {201}, body=lambda t: {"member_id": t["m"], "rule_code": "DY-JL-02"}, scoped=True),
-    Call("review point entry", "POST", "/api/points/entries/{pe}/review", SUPERVISORS, {200}, body={"decision": "approve"}, scoped=True, special={("admin", "own"): {409}, ("admin", "other"): {409}, ("centre", "own"): {409}}),
-    Call("member point ledger", "GET", "/api/points/members/{m}", GRID_PEOPLE, {200}, scoped=True, special={("worker", "own"): {404}}),
+    Call(
+        "save point rule",
+        "POST",
+        "/api/points/rules",
+        CENTRE,
+        {201},
+        body={"code": "MX-01", "name": "矩阵规则", "kind": "奖励分", "points": 1},
+    ),
+    Call(
+        "propose point entry",
+        "POST",
+        "/api/points/entries",
+        {"party_member", "grid_chief", "micro_chief"},
+        {201},
+        body=lambda t: {"member_id": t["m"], "rule_code": "DY-JL-02"},
+        scoped=True,
+    ),
+    Call(
+        "review point entry",
+        "POST",
+        "/api/points/entries/{pe}/review",
+        SUPERVISORS,
+        {200},
+        body={"decision": "approve"},
+        scoped=True,
+        special={("admin", "own"): {409}, ("admin", "other"): {409}, ("centre", "own"): {409}},
+    ),
+    Call(
+        "member point ledger",
+        "GET",
+        "/api/points/members/{m}",
+        GRID_PEOPLE,
+        {200},
+        scoped=True,
+        special={("worker", "own"): {404}},
+    ),
     Call("household points", "GET", "/api/points/households/{h}", GRID_PEOPLE, {200}, scoped=True),
-    Call("give household points", "POST", "/api/points/households/{h}/entries", SUPERVISORS, {201}, body={"rule_code": "HH-JL-01"}, scoped=True),
-    Call("exchange household points", "POST", "/api/points/households/{h}/exchange", SUPERVISORS, {201}, body={"points": 1, "item": "矩阵兑换"}, scoped=True),
+    Call(
+        "give household points",
+        "POST",
+        "/api/points/households/{h}/entries",
+        SUPERVISORS,
+        {201},
+        body={"rule_code": "HH-JL-01"},
+        scoped=True,
+    ),
+    Call(
+        "exchange household points",
+        "POST",
+        "/api/points/households/{h}/exchange",
+        SUPERVISORS,
+        {201},
+        body={"points": 1, "item": "矩阵兑换"},
+        scoped=True,
+    ),
     Call("points page", "GET", "/points", GRID_PEOPLE, {200}, page=True),
     Call("points ranking", "GET", "/api/points/ranking?group=grid", GRID_PEOPLE, {200}),
     # Open311
     Call("open311 services", "GET", "/open311/v2/services.json", EVERYONE, {200}),
-    Call("open311 report", "POST", "/open311/v2/requests.json", EVERYONE, {200, 201}, body={"service_code": "garbage", "lat": 31.8149002, "long": 117.2287344, "description": "Open311 矩阵"}),
-    Call("open311 list", "GET", "/open311/v2/requests.json", EVERYONE, {200}, special={(r, "own"): {403} for r in EVERYONE - CENTRE}),
-    Call("open311 list by code", "GET", "/open311/v2/requests.json?service_request_id={pcode}", EVERYONE, {200}),
-    Call("open311 list by internal code", "GET", "/open311/v2/requests.json?service_request_id={code}", EVERYONE, {404}),
+    Call(
+        "open311 report",
+        "POST",
+        "/open311/v2/requests.json",
+        EVERYONE,
+        {200, 201},
+        body={
+            "service_code": "garbage",
+            "lat": 31.8149002,
+            "long": 117.2287344,
+            "description": "Open311 矩阵",
+        },
+    ),
+    Call(
+        "open311 list",
+        "GET",
+        "/open311/v2/requests.json",
+        EVERYONE,
+        {200},
+        special={(r, "own"): {403} for r in EVERYONE - CENTRE},
+    ),
+    Call(
+        "open311 list by code",
+        "GET",
+        "/open311/v2/requests.json?service_request_id={pcode}",
+        EVERYONE,
+        {200},
+    ),
+    Call(
+        "open311 list by internal code",
+        "GET",
+        "/open311/v2/requests.json?service_request_id={code}",
+        EVERYONE,
+        {404},
+    ),
     Call("open311 request", "GET", "/open311/v2/requests/{pcode}.json", EVERYONE, {200}),
-    Call("open311 request by internal code", "GET", "/open311/v2/requests/{code}.json", EVERYONE, {404}),
+    Call(
+        "open311 request by internal code",
+        "GET",
+        "/open311/v2/requests/{code}.json",
+        EVERYONE,
+        {404},
+    ),
     Call("open311 discovery", "GET", "/open311/v2/discovery.json", EVERYONE, {200}),
     # departments' own grids (多网合一): a centre its street's networks, a department its own
     Call("networks", "GET", "/api/networks", CENTRE | {"department"}, {200}),
     Call("import network", "POST", "/api/networks/import", CENTRE, {201}, form=network_geojson),
     Call("network", "GET", "/api/networks/{n}", CENTRE | {"department"}, {200}, scoped=True),
-    Call("network mismatch", "GET", "/api/networks/{n}/mismatch", CENTRE | {"department"}, {200}, scoped=True),
-    Call("network mismatch export", "GET", "/api/networks/{n}/mismatch?format=csv", CENTRE | {"department"}, {200}, scoped=True),
-    Call("network alignment", "GET", "/api/networks/{n}/grids/{ng}/alignment", CENTRE | {"department"}, {200}, scoped=True),
-    Call("commit network alignment", "POST", "/api/networks/{n}/grids/{ng}/alignment", CENTRE | {"department"}, {201}, body={}, scoped=True),
-    Call("category network", "PUT", "/api/case-categories/streetlight/network", ADMIN, {200}, body=lambda t: {"network_id": t["n"]}),
+    Call(
+        "network mismatch",
+        "GET",
+        "/api/networks/{n}/mismatch",
+        CENTRE | {"department"},
+        {200},
+        scoped=True,
+    ),
+    Call(
+        "network mismatch export",
+        "GET",
+        "/api/networks/{n}/mismatch?format=csv",
+        CENTRE | {"department"},
+        {200},
+        scoped=True,
+    ),
+    Call(
+        "network alignment",
+        "GET",
+        "/api/networks/{n}/grids/{ng}/alignment",
+        CENTRE | {"department"},
+        {200},
+        scoped=True,
+    ),
+    Call(
+        "commit network alignment",
+        "POST",
+        "/api/networks/{n}/grids/{ng}/alignment",
+        CENTRE | {"department"},
+        {201},
+        body={},
+        scoped=True,
+    ),
+    Call(
+        "category network",
+        "PUT",
+        "/api/case-categories/streetlight/network",
+        ADMIN,
+        {200},
+        body=lambda t: {"network_id": t["n"]},
+    ),
     Call("networks page", "GET", "/networks", CENTRE, {200}, page=True),
     # the notice board (网格公示牌) to print
-    Call("notice board pdf", "GET", "/grids/{g}/notice.pdf", GRID_PEOPLE, {200}, scoped=True, page=True),
-    Call("notice board png", "GET", "/grids/{g}/notice.png?paper=A3", GRID_PEOPLE, {200}, scoped=True, page=True),
-    Call("notice settings", "PUT", "/api/grids/{g}/notice-settings", SUPERVISORS, {200}, body={"show_phones": True}, scoped=True),
+    Call(
+        "notice board pdf",
+        "GET",
+        "/grids/{g}/notice.pdf",
+        GRID_PEOPLE,
+        {200},
+        scoped=True,
+        page=True,
+    ),
+    Call(
+        "notice board png",
+        "GET",
+        "/grids/{g}/notice.png?paper=A3",
+        GRID_PEOPLE,
+        {200},
+        scoped=True,
+        page=True,
+    ),
+    Call(
+        "notice settings",
+        "PUT",
+        "/api/grids/{g}/notice-settings",
+        SUPERVISORS,
+        {200},
+        body={"show_phones": True},
+        scoped=True,
+    ),
 ]
 
 
@@ -319,7 +981,9 @@ def expected(call: Call, role: str, target: str) -> set[int]:
 
 
 def _grid_id(session, code: str) -> int:  # type: ignore[no-untyped-def]
-    return session.scalar(text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": code})
+    return session.scalar(
+        text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": code}
+    )
 
 
 def _report(client, x: float, y: float, what: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
@@ -345,10 +1009,15 @@ def targets(client, db_session, accounts) -> dict[str, dict[str, Any]]:  # type:
     out: dict[str, dict[str, Any]] = {}
     member = accounts["party_member"].worker_id
     dept = accounts["department"].department_id
-    for target, leaf, parent in (("own", OWN_LEAF, OWN_PARENT), ("other", OTHER_LEAF, OTHER_PARENT)):
+    for target, leaf, parent in (
+        ("own", OWN_LEAF, OWN_PARENT),
+        ("other", OTHER_LEAF, OTHER_PARENT),
+    ):
         g, p = _grid_id(db_session, leaf), _grid_id(db_session, parent)
         lon, lat = db_session.execute(
-            text("SELECT ST_X(q), ST_Y(q) FROM (SELECT ST_PointOnSurface(geom) q FROM grid WHERE id = :g) s"),
+            text(
+                "SELECT ST_X(q), ST_Y(q) FROM (SELECT ST_PointOnSurface(geom) q FROM grid WHERE id = :g) s"
+            ),
             {"g": g},
         ).one()
         h = db_session.scalar(
@@ -364,7 +1033,9 @@ def targets(client, db_session, accounts) -> dict[str, dict[str, Any]]:  # type:
         rename = client.patch(
             f"/api/grids/{g}",
             json={"type": "Feature", "geometry": None, "properties": {"name": f"矩阵{target}"}},
-            headers={"If-Match": f'"{client.get(f"/api/grids/{g}").get_json()["properties"]["version"]}"'},
+            headers={
+                "If-Match": f'"{client.get(f"/api/grids/{g}").get_json()["properties"]["version"]}"'
+            },
         )
         assert rename.status_code == 200, rename.get_json()
         out[target] = {
@@ -373,7 +1044,10 @@ def targets(client, db_session, accounts) -> dict[str, dict[str, Any]]:  # type:
             "lon": lon,
             "lat": lat,
             "w": db_session.scalar(
-                text("SELECT worker_id FROM grid_assignment WHERE grid_id = :g ORDER BY worker_id LIMIT 1"), {"g": g}
+                text(
+                    "SELECT worker_id FROM grid_assignment WHERE grid_id = :g ORDER BY worker_id LIMIT 1"
+                ),
+                {"g": g},
             ),
             "h": h,
             "c": case["id"],
@@ -405,8 +1079,10 @@ def targets(client, db_session, accounts) -> dict[str, dict[str, Any]]:  # type:
     # A visit in each: the worker's own, and one by a worker of 桃园村.
     for t, wid in ((out["own"], accounts["worker"].worker_id), (out["other"], out["other"]["w"])):
         t["v"] = db_session.scalar(
-            text("INSERT INTO visit (worker_id, household_id, grid_id, kind, visited_at, note) "
-                 "SELECT :w, id, grid_id, 'monthly', now(), '矩阵走访' FROM household WHERE id = :h RETURNING id"),
+            text(
+                "INSERT INTO visit (worker_id, household_id, grid_id, kind, visited_at, note) "
+                "SELECT :w, id, grid_id, 'monthly', now(), '矩阵走访' FROM household WHERE id = :h RETURNING id"
+            ),
             {"w": wid, "h": t["h"]},
         )
     # A party member in each (the party member's own account in its grid), with a proposed entry,
@@ -414,35 +1090,50 @@ def targets(client, db_session, accounts) -> dict[str, dict[str, Any]]:  # type:
     out["own"]["m"] = member
     db_session.execute(text("INSERT INTO worker (code, name) VALUES ('MX-PM', '矩阵党员')"))
     out["other"]["m"] = db_session.scalar(
-        text("INSERT INTO grid_assignment (worker_id, grid_id, role) SELECT id, :g, 'party_member'"
-             " FROM worker WHERE code = 'MX-PM' RETURNING worker_id"),
+        text(
+            "INSERT INTO grid_assignment (worker_id, grid_id, role) SELECT id, :g, 'party_member'"
+            " FROM worker WHERE code = 'MX-PM' RETURNING worker_id"
+        ),
         {"g": out["other"]["g"]},
     )
     for t in out.values():
         t["pe"] = db_session.scalar(
-            text("INSERT INTO point_entry (member_id, rule_id, occurred_on) SELECT :m, id, DATE '2026-11-01'"
-                 " FROM point_rule WHERE code = 'DY-JL-02' AND version = 1 RETURNING id"),
+            text(
+                "INSERT INTO point_entry (member_id, rule_id, occurred_on) SELECT :m, id, DATE '2026-11-01'"
+                " FROM point_rule WHERE code = 'DY-JL-02' AND version = 1 RETURNING id"
+            ),
             {"m": t["m"]},
         )
         db_session.execute(
-            text("INSERT INTO household_point_entry (household_id, rule_id, occurred_on) SELECT :h, id, DATE '2026-11-01'"
-                 " FROM point_rule WHERE code = 'HH-JL-01' AND version = 1"),
+            text(
+                "INSERT INTO household_point_entry (household_id, rule_id, occurred_on) SELECT :h, id, DATE '2026-11-01'"
+                " FROM point_rule WHERE code = 'HH-JL-01' AND version = 1"
+            ),
             {"h": t["h"]},
         )
     # A departmental network in each: the department's own in the sample street, another
     # department's in 青山镇; one grid each, the shape of the target's micro-grid.
     streets = {"own": "340188001", "other": "340188101"}
     for key, t in out.items():
-        dept = dept if key == "own" else db_session.scalar(
-            text("SELECT id FROM department WHERE id <> :d ORDER BY id LIMIT 1"), {"d": dept})
+        dept = (
+            dept
+            if key == "own"
+            else db_session.scalar(
+                text("SELECT id FROM department WHERE id <> :d ORDER BY id LIMIT 1"), {"d": dept}
+            )
+        )
         t["n"] = db_session.scalar(
-            text("INSERT INTO network (department_id, name, kind, grid_id) SELECT :d, :name, 'urban', id"
-                 " FROM grid WHERE code = :s AND valid_to IS NULL RETURNING id"),
+            text(
+                "INSERT INTO network (department_id, name, kind, grid_id) SELECT :d, :name, 'urban', id"
+                " FROM grid WHERE code = :s AND valid_to IS NULL RETURNING id"
+            ),
             {"d": dept, "name": f"矩阵{key}网格", "s": streets[key]},
         )
         t["ng"] = db_session.scalar(
-            text("INSERT INTO network_grid (network_id, code, name, geom, area_m2) SELECT :n, 'MX-01', '矩阵',"
-                 " geom, area_m2 FROM grid WHERE id = :g RETURNING id"),
+            text(
+                "INSERT INTO network_grid (network_id, code, name, geom, area_m2) SELECT :n, 'MX-01', '矩阵',"
+                " geom, area_m2 FROM grid WHERE id = :g RETURNING id"
+            ),
             {"n": t["n"], "g": t["g"]},
         )
     out["own"]["away"], out["other"]["away"] = out["other"], out["own"]
@@ -467,12 +1158,22 @@ def _leaks(res, t: dict[str, Any], target: str) -> list[str]:  # type: ignore[no
     found = [s for s in t["secrets"] if s and s in body]
     if res.status_code in (401, 403, 404) and res.mimetype == "application/json":
         data = json.loads(body)
-        if target == "own" and isinstance(data, dict) and data.get("error", {}).get("code") == "forbidden":
+        if (
+            target == "own"
+            and isinstance(data, dict)
+            and data.get("error", {}).get("code") == "forbidden"
+        ):
             return found  # one's own case: the refusal may name the action and what it needs
         if isinstance(data, list):  # Open311's error list
             if not all(set(e) <= {"code", "description"} for e in data):
                 found.append(f"extra fields {data}")
-        elif set(data) != {"error"} or not set(data["error"]) <= {"code", "message", "message_en", "reason", "param"}:
+        elif set(data) != {"error"} or not set(data["error"]) <= {
+            "code",
+            "message",
+            "message_en",
+            "reason",
+            "param",
+        }:
             found.append(f"extra fields {sorted(data)} / {sorted(data.get('error', {}))}")
     return found
 
@@ -497,7 +1198,10 @@ def test_authorisation_matrix(role: str, app, db_session, targets, accounts) -> 
                 )
                 continue
             if res.status_code in (401, 403, 404):
-                problems.extend(f"{role} {call.name} ({target}) leaks {x}" for x in _leaks(res, targets[target], target))
+                problems.extend(
+                    f"{role} {call.name} ({target}) leaks {x}"
+                    for x in _leaks(res, targets[target], target)
+                )
                 if call.page and role == "anonymous":
                     assert res.headers["Location"].startswith("/login")
     assert not problems, "\n".join(problems)

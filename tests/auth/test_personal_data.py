@@ -41,7 +41,9 @@ def _audit(db_session, kind: str, object_type: str, object_id) -> list:  # type:
     ).all()
 
 
-def test_phones_are_masked_and_revealed_only_on_request_which_is_logged(app, db_session, accounts) -> None:  # type: ignore[no-untyped-def]
+def test_phones_are_masked_and_revealed_only_on_request_which_is_logged(
+    app, db_session, accounts
+) -> None:  # type: ignore[no-untyped-def]
     hh = _household(db_session)
     c = app.test_client()
     worker = bearer(accounts["worker"])
@@ -50,12 +52,16 @@ def test_phones_are_masked_and_revealed_only_on_request_which_is_logged(app, db_
     assert shown["head_name"] != hh.head_name
     (seen,) = _audit(db_session, "read_personal", "household", hh.id)  # the read is logged
     assert "head_phone(masked)" in seen.detail["fields"]
-    full = c.post(f"/api/households/{hh.id}/reveal", json={"fields": ["head_phone"]}, headers=worker)
+    full = c.post(
+        f"/api/households/{hh.id}/reveal", json={"fields": ["head_phone"]}, headers=worker
+    )
     assert full.status_code == 200 and full.get_json() == {"id": hh.id, "head_phone": hh.head_phone}
     _seen, entry = _audit(db_session, "read_personal", "household", hh.id)
     assert entry.username == "t-worker" and entry.detail["fields"] == ["head_phone"]
     assert hh.head_phone not in str(entry)  # the log names the field, not its value
-    dept = c.post(f"/api/households/{hh.id}/reveal", json={}, headers=bearer(accounts["department"]))
+    dept = c.post(
+        f"/api/households/{hh.id}/reveal", json={}, headers=bearer(accounts["department"])
+    )
     assert dept.status_code == 403
     bad = c.post(f"/api/households/{hh.id}/reveal", json={"fields": ["tags"]}, headers=worker)
     assert bad.status_code == 400
@@ -75,9 +81,12 @@ def test_sensitive_tags_go_only_to_those_responsible(app, db_session, accounts) 
         f"/api/grids/{hh.grid_id}/households?limit=500", headers=bearer(accounts["worker"])
     ).get_json()["features"]
     assert next(f for f in listed if f["id"] == hh.id)["properties"]["tags"] == ["elderly_alone"]
-    assert "tags" not in c.get(
-        f"/api/grids/{hh.grid_id}/households?limit=5", headers=bearer(accounts["admin"])
-    ).get_json()["features"][0]["properties"]
+    assert (
+        "tags"
+        not in c.get(
+            f"/api/grids/{hh.grid_id}/households?limit=5", headers=bearer(accounts["admin"])
+        ).get_json()["features"][0]["properties"]
+    )
 
 
 def test_a_party_member_sees_only_the_households_linked_to_him(app, db_session, accounts) -> None:  # type: ignore[no-untyped-def]
@@ -94,13 +103,17 @@ def test_a_party_member_sees_only_the_households_linked_to_him(app, db_session, 
     assert listed["total"] == linked > 0
     assert all(f["properties"]["linked_member_id"] == member.worker_id for f in listed["features"])
     other = db_session.scalar(
-        text("SELECT id FROM household WHERE grid_id = :g AND linked_member_id IS DISTINCT FROM :m LIMIT 1"),
+        text(
+            "SELECT id FROM household WHERE grid_id = :g AND linked_member_id IS DISTINCT FROM :m LIMIT 1"
+        ),
         {"g": mine.grid_id, "m": member.worker_id},
     )
     assert c.get(f"/api/households/{other}", headers=bearer(member)).status_code == 404
 
 
-def test_a_reporters_contact_is_masked_and_revealed_to_the_centre_on_request(app, client, db_session, accounts) -> None:  # type: ignore[no-untyped-def]
+def test_a_reporters_contact_is_masked_and_revealed_to_the_centre_on_request(
+    app, client, db_session, accounts
+) -> None:  # type: ignore[no-untyped-def]
     case = report(client, reporter_contact="13812345678", reporter_name="钱七")["case"]
     c = app.test_client()
     centre = bearer(accounts["centre"])
@@ -108,10 +121,14 @@ def test_a_reporters_contact_is_masked_and_revealed_to_the_centre_on_request(app
     assert view["reporter_contact"] == "138****5678" and view["reporter_name"] != "钱七"
     listed = c.get("/api/cases?limit=5000", headers=centre).get_json()["items"]
     assert "13812345678" not in str(listed)
-    full = c.post(f"/api/cases/{case['id']}/reveal", json={"fields": ["reporter_contact"]}, headers=centre)
+    full = c.post(
+        f"/api/cases/{case['id']}/reveal", json={"fields": ["reporter_contact"]}, headers=centre
+    )
     assert full.get_json()["reporter_contact"] == "13812345678"
     assert len(_audit(db_session, "read_personal", "case", case["id"])) == 1
-    refused = c.post(f"/api/cases/{case['id']}/reveal", json={}, headers=bearer(accounts["party_member"]))
+    refused = c.post(
+        f"/api/cases/{case['id']}/reveal", json={}, headers=bearer(accounts["party_member"])
+    )
     assert refused.status_code == 403
 
 
@@ -121,14 +138,19 @@ def test_exports_of_personal_data_are_limited_and_logged(app, db_session, accoun
     assert chief.status_code == 403
     masked = c.get("/api/export/households?format=csv", headers=bearer(accounts["centre"]))
     assert masked.status_code == 200
-    phone = db_session.scalar(text("SELECT head_phone FROM household WHERE head_phone IS NOT NULL LIMIT 1"))
+    phone = db_session.scalar(
+        text("SELECT head_phone FROM household WHERE head_phone IS NOT NULL LIMIT 1")
+    )
     assert phone not in masked.get_data(as_text=True)
     full = c.get(
-        "/api/export/households?format=csv&include_personal=true", headers=bearer(accounts["centre"])
+        "/api/export/households?format=csv&include_personal=true",
+        headers=bearer(accounts["centre"]),
     )
     assert full.status_code == 200 and phone in full.get_data(as_text=True)
     entries = db_session.execute(
-        text("SELECT username, detail FROM audit_log WHERE kind = 'export' AND object_type = 'households' ORDER BY id")
+        text(
+            "SELECT username, detail FROM audit_log WHERE kind = 'export' AND object_type = 'households' ORDER BY id"
+        )
     ).all()
     assert [e.username for e in entries] == ["t-centre", "t-centre"]
     assert entries[-1].detail["fields"] == ["*"]
@@ -154,7 +176,13 @@ def test_no_personal_number_reaches_the_logs(client, caplog) -> None:  # type: i
 def test_a_reported_point_is_routed_the_same_for_a_resident(anon_client) -> None:  # type: ignore[no-untyped-def]
     """A resident without an account reports; the answer carries no other person's data."""
     res = anon_client.post(
-        "/api/cases", json={"x": POINT[0], "y": POINT[1], "category": "streetlight", "reporter_contact": "13600002222"}
+        "/api/cases",
+        json={
+            "x": POINT[0],
+            "y": POINT[1],
+            "category": "streetlight",
+            "reporter_contact": "13600002222",
+        },
     )
     assert res.status_code == 201
     body = res.get_json()

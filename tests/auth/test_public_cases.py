@@ -161,8 +161,11 @@ def test_ids_and_internal_codes_are_refused_on_every_public_endpoint(  # type: i
             )
             assert res.status_code == 404, (url, res.get_json())
             body = res.get_json()
-            bodies.append(json.dumps(body.get("error", body), sort_keys=True)
-                          if isinstance(body, dict) else json.dumps(body))
+            bodies.append(
+                json.dumps(body.get("error", body), sort_keys=True)
+                if isinstance(body, dict)
+                else json.dumps(body)
+            )
             assert len(ref) < 5 or ref not in bodies[-1]
     # One answer for all of them: nothing tells a wrong id from an unknown code.
     assert len(set(bodies)) <= 2  # the JSON API's shape and Open311's
@@ -231,15 +234,22 @@ def test_rating_needs_the_reporters_secret_or_phone(client, anon_client, db_sess
     answer = _report(anon_client)
     _to_verified(client, db_session, answer["code"])
     url = f"/api/public/cases/{answer['code']}/rate"
-    for proof in ({}, {"secret": "x" * 24}, {"phone": "13912349999"}, {"secret": ""},
-                  {"phone": ""}, {"secret": answer["secret"][:-1]}):
+    for proof in (
+        {},
+        {"secret": "x" * 24},
+        {"phone": "13912349999"},
+        {"secret": ""},
+        {"phone": ""},
+        {"secret": answer["secret"][:-1]},
+    ):
         res = anon_client.post(url, json={"satisfaction": 1, **proof})
         assert res.status_code == 403, (proof, res.get_json())
         assert res.get_json()["error"]["code"] == "reporter_proof_required"
     assert _stored(db_session, answer["code"]).routing  # still verified, unrated
     assert anon_client.get(url.rsplit("/", 1)[0]).get_json()["status"] == "verified"
-    res = anon_client.post(url, json={"satisfaction": 4, "solved": True},
-                           headers={"X-Case-Secret": answer["secret"]})
+    res = anon_client.post(
+        url, json={"satisfaction": 4, "solved": True}, headers={"X-Case-Secret": answer["secret"]}
+    )
     assert res.status_code == 200, res.get_json()
     assert res.get_json()["status"] == "closed" and res.get_json()["satisfaction"] == 4
     # The secret never reaches the audit log.
@@ -276,8 +286,9 @@ def test_failed_tries_are_limited_per_address(client, anon_client, db_session, a
         assert anon_client.get(f"/open311/v2/requests/{answer['code']}.json").status_code == 429
         # Another address is not held back, and rates with the secret.
         other = {"REMOTE_ADDR": "10.1.2.3"}
-        res = anon_client.post(url, json={"satisfaction": 5, "secret": answer["secret"]},
-                               environ_base=other)
+        res = anon_client.post(
+            url, json={"satisfaction": 5, "secret": answer["secret"]}, environ_base=other
+        )
         assert res.status_code == 200, res.get_json()
     finally:
         app.config.clear()
@@ -359,12 +370,16 @@ def test_photos_are_read_by_the_public_code_only(anon_client, db_session) -> Non
     mine = _report(anon_client, photo_base64=photo)
     other = _report(anon_client, photo_base64=photo, description="别人的照片")
     view = anon_client.get(f"/api/public/cases/{mine['code']}").get_json()
-    assert len(view["photos"]) == 1 and view["photos"][0].startswith(f"/api/public/cases/{mine['code']}/")
+    assert len(view["photos"]) == 1 and view["photos"][0].startswith(
+        f"/api/public/cases/{mine['code']}/"
+    )
     res = anon_client.get(view["photos"][0])
     assert res.status_code == 200 and res.mimetype == "image/jpeg"
     photo_id = view["photos"][0].rsplit("/", 1)[-1]
     # The same photo under another case's code, or the staff address, is not there.
-    assert anon_client.get(f"/api/public/cases/{other['code']}/photos/{photo_id}").status_code == 404
+    assert (
+        anon_client.get(f"/api/public/cases/{other['code']}/photos/{photo_id}").status_code == 404
+    )
     assert anon_client.get(f"/api/cases/photos/{photo_id}").status_code == 401
     georeport = anon_client.get(f"/open311/v2/requests/{mine['code']}.json").get_json()[0]
     assert georeport["media_url"].endswith(view["photos"][0])

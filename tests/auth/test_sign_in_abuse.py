@@ -24,7 +24,9 @@ PASSWORD = "Correct-horse-42"
 
 @pytest.fixture()
 def person(db_session):  # type: ignore[no-untyped-def]
-    user = user_svc.create_user(db_session, "night-officer", "centre", PASSWORD, grid_code="340188001")
+    user = user_svc.create_user(
+        db_session, "night-officer", "centre", PASSWORD, grid_code="340188001"
+    )
     db_session.flush()
     return user
 
@@ -47,7 +49,9 @@ def test_the_wait_grows_with_each_failure_up_to_the_limit() -> None:
     assert waits[4:] == [timedelta(minutes=m) for m in (1, 2, 4, 8, 15, 15)]
 
 
-def test_locked_unknown_and_wrong_sign_ins_answer_alike_in_body_status_and_time(anon_client, person, limits) -> None:  # type: ignore[no-untyped-def]
+def test_locked_unknown_and_wrong_sign_ins_answer_alike_in_body_status_and_time(
+    anon_client, person, limits
+) -> None:  # type: ignore[no-untyped-def]
     limits.update(LOGIN_MAX_FAILURES=2, LOGIN_IP_LIMIT=1000)
     for _ in range(2):
         login(anon_client, password="Wrong-password-1")
@@ -57,7 +61,11 @@ def test_locked_unknown_and_wrong_sign_ins_answer_alike_in_body_status_and_time(
         res = login(anon_client, **kw)
         return res, time.perf_counter() - t
 
-    runs = {"locked": {}, "unknown": {"username": "no-such-officer"}, "wrong": {"username": "t-worker", "password": "Wrong-password-1"}}
+    runs = {
+        "locked": {},
+        "unknown": {"username": "no-such-officer"},
+        "wrong": {"username": "t-worker", "password": "Wrong-password-1"},
+    }
     answers, times = {}, {k: [] for k in runs}
     for _ in range(5):
         for name, kw in runs.items():
@@ -73,11 +81,15 @@ def test_locked_unknown_and_wrong_sign_ins_answer_alike_in_body_status_and_time(
     assert medians["unknown"] > 0.5 * medians["locked"], medians
 
 
-def test_only_the_configured_number_of_proxy_hops_is_trusted(anon_client, db_session, person, limits) -> None:  # type: ignore[no-untyped-def]
+def test_only_the_configured_number_of_proxy_hops_is_trusted(
+    anon_client, db_session, person, limits
+) -> None:  # type: ignore[no-untyped-def]
     def recorded_ip(xff: str | None) -> str | None:
         headers = {"X-Forwarded-For": xff} if xff is not None else {}
         login(anon_client, password="Wrong-password-1", headers=headers)
-        return db_session.scalar(text("SELECT host(ip) FROM login_attempt ORDER BY id DESC LIMIT 1"))
+        return db_session.scalar(
+            text("SELECT host(ip) FROM login_attempt ORDER BY id DESC LIMIT 1")
+        )
 
     limits.update(TRUST_PROXY=0)
     assert recorded_ip("203.0.113.9") == "127.0.0.1"
@@ -93,7 +105,9 @@ def test_only_the_configured_number_of_proxy_hops_is_trusted(anon_client, db_ses
     assert recorded_ip("198.51.100.7, 203.0.113.9") == "203.0.113.9"
 
 
-def test_password_changes_count_toward_the_same_limits(anon_client, db_session, person, limits) -> None:  # type: ignore[no-untyped-def]
+def test_password_changes_count_toward_the_same_limits(
+    anon_client, db_session, person, limits
+) -> None:  # type: ignore[no-untyped-def]
     limits.update(LOGIN_MAX_FAILURES=3, LOGIN_IP_LIMIT=1000)
     res = login(anon_client)
     assert res.status_code == 200
@@ -108,10 +122,17 @@ def test_password_changes_count_toward_the_same_limits(anon_client, db_session, 
 
     for _ in range(3):
         assert change("Wrong-password-1").status_code == 401
-    assert change(PASSWORD).status_code == 401  # the guessing address waits, even with the right one
-    assert db_session.scalar(
-        text("SELECT count(*) FROM login_attempt WHERE username = 'night-officer' AND NOT success")
-    ) >= 4
+    assert (
+        change(PASSWORD).status_code == 401
+    )  # the guessing address waits, even with the right one
+    assert (
+        db_session.scalar(
+            text(
+                "SELECT count(*) FROM login_attempt WHERE username = 'night-officer' AND NOT success"
+            )
+        )
+        >= 4
+    )
     limits.update(LOGIN_IP_LIMIT=5)
     assert change(PASSWORD).status_code == 429  # and the attempts count toward the address's limit
 
@@ -133,8 +154,13 @@ def test_concurrent_sign_ins_never_pass_the_address_limit(database_url, limits) 
             def attempt(i: int) -> int:
                 req = urllib.request.Request(
                     server.base + "/api/auth/login",
-                    data=json.dumps({"username": f"guess-{i}", "password": "Wrong-password-1"}).encode(),
-                    headers={"Content-Type": "application/json", "X-Forwarded-For": f"10.0.0.1, {address}"},
+                    data=json.dumps(
+                        {"username": f"guess-{i}", "password": "Wrong-password-1"}
+                    ).encode(),
+                    headers={
+                        "Content-Type": "application/json",
+                        "X-Forwarded-For": f"10.0.0.1, {address}",
+                    },
                 )
                 try:
                     with urllib.request.urlopen(req, timeout=120) as res:
@@ -147,7 +173,9 @@ def test_concurrent_sign_ins_never_pass_the_address_limit(database_url, limits) 
         assert set(statuses) <= {401, 429}, statuses
         assert statuses.count(401) == 30, statuses
         with engine.connect() as db:
-            counted = db.scalar(text("SELECT count(*) FROM login_attempt WHERE ip = :ip"), {"ip": address})
+            counted = db.scalar(
+                text("SELECT count(*) FROM login_attempt WHERE ip = :ip"), {"ip": address}
+            )
         assert counted == 30
     finally:
         clean()

@@ -28,23 +28,29 @@ def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
 
 def street_centre(db_session) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     row = db_session.execute(
-        text("SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(geom) c FROM grid "
-             "WHERE code = '340188001' AND valid_to IS NULL) t")
+        text(
+            "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(geom) c FROM grid "
+            "WHERE code = '340188001' AND valid_to IS NULL) t"
+        )
     ).first()
     return float(row[0]), float(row[1])
 
 
 def render(db_session, z: int, x: int, y: int) -> list[dict]:  # type: ignore[no-untyped-def]
-    raw = db_session.scalar(text("SELECT gridgov_tile_basemap(:z, :x, :y)"), {"z": z, "x": x, "y": y})
+    raw = db_session.scalar(
+        text("SELECT gridgov_tile_basemap(:z, :x, :y)"), {"z": z, "x": x, "y": y}
+    )
     return mapbox_vector_tile.decode(bytes(raw or b"")).get("basemap", {}).get("features", [])
 
 
 def sql_count(db_session, z: int, x: int, y: int) -> int:  # type: ignore[no-untyped-def]
     """Features a tile holds: shown at z, touching the tile (bounding box) and its 64-pixel buffer."""
     return db_session.scalar(
-        text("SELECT count(*) FROM basemap_feature WHERE min_zoom <= :z "
-             "AND geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326) AND ST_Intersects("
-             "ST_Transform(geom, 3857), ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096))"),
+        text(
+            "SELECT count(*) FROM basemap_feature WHERE min_zoom <= :z "
+            "AND geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326) AND ST_Intersects("
+            "ST_Transform(geom, 3857), ST_TileEnvelope(:z, :x, :y, margin => 64.0 / 4096))"
+        ),
         {"z": z, "x": x, "y": y},
     )
 
@@ -52,8 +58,10 @@ def sql_count(db_session, z: int, x: int, y: int) -> int:  # type: ignore[no-unt
 def test_the_sample_loads_roads_buildings_water_and_green(db_session) -> None:  # type: ignore[no-untyped-def]
     rows = dict(
         db_session.execute(
-            text("SELECT kind || '/' || coalesce(class, '') || '/' || min_zoom, count(*) "
-                 "FROM basemap_feature GROUP BY 1")
+            text(
+                "SELECT kind || '/' || coalesce(class, '') || '/' || min_zoom, count(*) "
+                "FROM basemap_feature GROUP BY 1"
+            )
         ).all()
     )
     assert rows["road/primary/10"] == 3  # 和平路, 建设大道, 桃园路
@@ -85,8 +93,9 @@ def test_basemap_tiles_are_fast(db_session) -> None:  # type: ignore[no-untyped-
     for z in range(10, 18):
         addr = tile_of(lon, lat, z)
         start = time.perf_counter()
-        raw = db_session.scalar(text("SELECT gridgov_tile_basemap(:z, :x, :y)"),
-                                dict(zip("zxy", addr, strict=True)))
+        raw = db_session.scalar(
+            text("SELECT gridgov_tile_basemap(:z, :x, :y)"), dict(zip("zxy", addr, strict=True))
+        )
         times.append(time.perf_counter() - start)
         assert len(bytes(raw or b"")) < 500_000
     assert max(times) < 0.5, times
@@ -95,10 +104,22 @@ def test_basemap_tiles_are_fast(db_session) -> None:  # type: ignore[no-untyped-
 def test_the_basemap_import_reports_each_bad_row_and_loads_nothing(db_session, tmp_path) -> None:  # type: ignore[no-untyped-def]
     before = db_session.scalar(text("SELECT count(*) FROM basemap_feature"))
     line = {"type": "LineString", "coordinates": [[117.28, 31.86], [117.29, 31.87]]}
-    square = {"type": "Polygon", "coordinates": [[[117.28, 31.86], [117.281, 31.86],
-                                                  [117.281, 31.861], [117.28, 31.86]]]}
-    bowtie = {"type": "Polygon", "coordinates": [[[117.28, 31.86], [117.281, 31.861],
-                                                  [117.281, 31.86], [117.28, 31.861], [117.28, 31.86]]]}
+    square = {
+        "type": "Polygon",
+        "coordinates": [[[117.28, 31.86], [117.281, 31.86], [117.281, 31.861], [117.28, 31.86]]],
+    }
+    bowtie = {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [117.28, 31.86],
+                [117.281, 31.861],
+                [117.281, 31.86],
+                [117.28, 31.861],
+                [117.28, 31.86],
+            ]
+        ],
+    }
     feats = [
         ("road", "primary", line),
         ("lake", "", square),  # unknown kind
@@ -107,9 +128,17 @@ def test_the_basemap_import_reports_each_bad_row_and_loads_nothing(db_session, t
         ("road", "", square),  # a road must be a line
     ]
     path = tmp_path / "bad.geojson"
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"kind": k, "class": c}, "geometry": g}
-        for k, c, g in feats]}))
+    path.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {"type": "Feature", "properties": {"kind": k, "class": c}, "geometry": g}
+                    for k, c, g in feats
+                ],
+            }
+        )
+    )
     with pytest.raises(ImportRejected) as err:
         importer.import_file(db_session, "basemap", path)
     problems = err.value.problems
@@ -125,16 +154,34 @@ def test_the_basemap_import_takes_a_kind_and_a_crs(db_session, tmp_path) -> None
     lon, lat = 117.2901, 31.8702
     gx, gy = from_wgs84([lon, lon + 0.001], [lat, lat + 0.001], "gcj02")
     path = tmp_path / "rails.geojson"
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"名称": "合肥铁路"},
-         "geometry": {"type": "LineString", "coordinates": [[gx[0], gy[0]], [gx[1], gy[1]]]}}]},
-        ensure_ascii=False), encoding="utf-8")
-    n = importer.import_file(db_session, "basemap", path, crs="gcj02", mapping={"name": "名称"},
-                             feature_kind="rail")
+    path.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"名称": "合肥铁路"},
+                        "geometry": {
+                            "type": "LineString",
+                            "coordinates": [[gx[0], gy[0]], [gx[1], gy[1]]],
+                        },
+                    }
+                ],
+            },
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
+    n = importer.import_file(
+        db_session, "basemap", path, crs="gcj02", mapping={"name": "名称"}, feature_kind="rail"
+    )
     assert n == 1
     row = db_session.execute(
-        text("SELECT kind, name, min_zoom, ST_X(ST_StartPoint(geom)), ST_Y(ST_StartPoint(geom)) "
-             "FROM basemap_feature WHERE name = '合肥铁路'")
+        text(
+            "SELECT kind, name, min_zoom, ST_X(ST_StartPoint(geom)), ST_Y(ST_StartPoint(geom)) "
+            "FROM basemap_feature WHERE name = '合肥铁路'"
+        )
     ).one()
     assert row[:3] == ("rail", "合肥铁路", 11)
     assert abs(row[3] - lon) < 1e-5 and abs(row[4] - lat) < 1e-5  # shifted back to WGS84
@@ -150,19 +197,40 @@ def test_basemap_settings_for_each_kind(tmp_path) -> None:  # type: ignore[no-un
     assert [s["role"] for s in tdt["sources"]] == ["base", "labels"]
     assert len(tdt["sources"][0]["tiles"]) == 8
     assert "vec_w" in tdt["sources"][0]["tiles"][0] and "tk=k123" in tdt["sources"][1]["tiles"][0]
-    assert svc.tile_origins({"BASEMAP": "tianditu", "TIANDITU_KEY": "k"}) == ["https://*.tianditu.gov.cn"]
-    xyz = svc.basemap_settings({"BASEMAP": "xyz", "BASEMAP_URL": "https://{s}.tiles.example/{z}/{x}/{y}.png",
-                                "BASEMAP_MAX_ZOOM": "17"})
+    assert svc.tile_origins({"BASEMAP": "tianditu", "TIANDITU_KEY": "k"}) == [
+        "https://*.tianditu.gov.cn"
+    ]
+    xyz = svc.basemap_settings(
+        {
+            "BASEMAP": "xyz",
+            "BASEMAP_URL": "https://{s}.tiles.example/{z}/{x}/{y}.png",
+            "BASEMAP_MAX_ZOOM": "17",
+        }
+    )
     assert xyz["max_zoom"] == 17 and len(xyz["sources"][0]["tiles"]) == 3
-    assert svc.tile_origins({"BASEMAP": "xyz", "BASEMAP_URL": "https://t.example/{z}/{x}/{y}.png"}) == [
-        "https://t.example"]
+    assert svc.tile_origins(
+        {"BASEMAP": "xyz", "BASEMAP_URL": "https://t.example/{z}/{x}/{y}.png"}
+    ) == ["https://t.example"]
     for bad, why in [
         ({"BASEMAP": "tianditu"}, "TIANDITU_KEY"),
         ({"BASEMAP": "xyz"}, "BASEMAP_URL"),
         ({"BASEMAP": "xyz", "BASEMAP_URL": "https://x.example/tiles.png"}, "{z}"),
-        ({"BASEMAP": "xyz", "BASEMAP_URL": "https://webrd0{s}.is.autonavi.com/appmaptile?x={x}&y={y}&z={z}",
-          "BASEMAP_SUBDOMAINS": "1234"}, "GCJ-02"),
-        ({"BASEMAP": "xyz", "BASEMAP_URL": "https://t.example/{z}/{x}/{y}.png", "BASEMAP_CRS": "gcj02"}, "GCJ-02"),
+        (
+            {
+                "BASEMAP": "xyz",
+                "BASEMAP_URL": "https://webrd0{s}.is.autonavi.com/appmaptile?x={x}&y={y}&z={z}",
+                "BASEMAP_SUBDOMAINS": "1234",
+            },
+            "GCJ-02",
+        ),
+        (
+            {
+                "BASEMAP": "xyz",
+                "BASEMAP_URL": "https://t.example/{z}/{x}/{y}.png",
+                "BASEMAP_CRS": "gcj02",
+            },
+            "GCJ-02",
+        ),
         ({"BASEMAP": "pmtiles"}, "BASEMAP_PMTILES"),
         ({"BASEMAP_PMTILES": str(tmp_path / "missing.pmtiles")}, "cannot read"),
         ({"BASEMAP": "osm"}, "not one of"),
@@ -175,8 +243,14 @@ def test_a_gcj02_basemap_is_refused_at_start_up(database_url) -> None:  # type: 
     from app import create_app
 
     with pytest.raises(svc.BasemapConfigError, match="GCJ-02"):
-        create_app({"DATABASE_URL": database_url, "TESTING": True, "BASEMAP": "xyz",
-                    "BASEMAP_URL": "https://rt{s}.map.gtimg.com/tile?z={z}&x={x}&y={y}"})
+        create_app(
+            {
+                "DATABASE_URL": database_url,
+                "TESTING": True,
+                "BASEMAP": "xyz",
+                "BASEMAP_URL": "https://rt{s}.map.gtimg.com/tile?z={z}&x={x}&y={y}",
+            }
+        )
 
 
 def test_a_pmtiles_basemap_is_built_and_served(app, client, db_session, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -189,14 +263,18 @@ def test_a_pmtiles_basemap_is_built_and_served(app, client, db_session, tmp_path
         reader = Reader(MmapSource(f))
         stored = gzip.decompress(reader.get(z, x, y))
         assert reader.header()["max_zoom"] == 15
-    cut = db_session.scalar(text("SELECT gridgov_tile_basemap(:z, :x, :y)"), {"z": z, "x": x, "y": y})
+    cut = db_session.scalar(
+        text("SELECT gridgov_tile_basemap(:z, :x, :y)"), {"z": z, "x": x, "y": y}
+    )
     assert stored == bytes(cut)
     saved = {k: app.config.get(k) for k in ("BASEMAP", "BASEMAP_PMTILES")}
     app.config.update(BASEMAP=None, BASEMAP_PMTILES=str(out))  # unset: the file picks pmtiles
     try:
         settings = svc.basemap_settings(app.config)
         assert settings["kind"] == "pmtiles" and settings["pmtiles"] == "/basemap/basemap.pmtiles"
-        assert settings["sources"][0]["type"] == "vector" and settings["sources"][0]["layers"] == ["basemap"]
+        assert settings["sources"][0]["type"] == "vector" and settings["sources"][0]["layers"] == [
+            "basemap"
+        ]
         assert settings["max_zoom"] == 15
         res = client.get("/basemap/basemap.pmtiles", headers={"Range": "bytes=0-126"})
         assert res.status_code == 206 and len(res.get_data()) == 127

@@ -79,7 +79,9 @@ def test_households_are_conserved_by_split_and_merge(db_session) -> None:  # typ
             dx, dy = reach * math.cos(angle), reach * math.sin(angle)
             line = LineString([(px - dx, py - dy), (px + dx, py + dy)])
             try:
-                out = svc.split_grid(db_session, grid.id, line, base_version=grid.version, actor="test")
+                out = svc.split_grid(
+                    db_session, grid.id, line, base_version=grid.version, actor="test"
+                )
             except (PartTooSmall, svc.ValidationFailed, svc.topology.LineDoesNotCross):
                 event("refused")
                 counts["refused"] += 1

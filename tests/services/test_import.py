@@ -257,9 +257,13 @@ def test_a_bad_grid_among_thousands_is_named(db_session, tmp_path: Path) -> None
     named = {(p["where"], p["code"]) for p in err.value.problems}
     assert (f"feature {shifted + 1}", frame["code"][shifted]) in named
     assert (f"feature {outside + 1}", frame["code"][outside]) in named
-    reasons = " ".join(p["reason"] for p in err.value.problems if p["code"] == frame["code"][outside])
+    reasons = " ".join(
+        p["reason"] for p in err.value.problems if p["code"] == frame["code"][outside]
+    )
     assert "outside its parent" in reasons
-    reasons = " ".join(p["reason"] for p in err.value.problems if p["code"] == frame["code"][shifted])
+    reasons = " ".join(
+        p["reason"] for p in err.value.problems if p["code"] == frame["code"][shifted]
+    )
     assert "overlaps sibling" in reasons
     # every problem is about one of the two moved grids (or a sibling they now overlap)
     assert all(p["where"].startswith("feature ") for p in err.value.problems)

@@ -44,8 +44,10 @@ def fresh(cluster) -> Session:  # type: ignore[no-untyped-def]
 
 
 def _grids(session) -> dict[str, tuple]:  # type: ignore[no-untyped-def]
-    return {r.code: (r.level, r.parent, r.name, shapely.from_wkb(bytes(r.wkb)))
-            for r in session.execute(text(GRIDS))}
+    return {
+        r.code: (r.level, r.parent, r.name, shapely.from_wkb(bytes(r.wkb)))
+        for r in session.execute(text(GRIDS))
+    }
 
 
 def _same_grids(got: dict[str, tuple], want: dict[str, tuple]) -> None:
@@ -64,7 +66,9 @@ def _import(session, kind: str, path: Path, **kw) -> int:  # type: ignore[no-unt
     return n
 
 
-def test_grids_through_a_gauss_kruger_geopackage_without_its_crs(db_session, fresh, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_grids_through_a_gauss_kruger_geopackage_without_its_crs(
+    db_session, fresh, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     want = _grids(db_session)
     path = tmp_path / "grids_4548.gpkg"
     exporter.export(db_session, "grids", path, fmt="gpkg", crs="EPSG:4548")
@@ -88,7 +92,9 @@ def test_grids_through_a_shapefile_with_its_prj(db_session, fresh, tmp_path) -> 
 
 
 @pytest.mark.parametrize("crs", ["cgcs2000", "gcj02"])
-def test_households_through_a_csv_in_each_chinese_crs(db_session, fresh, tmp_path, crs: str) -> None:  # type: ignore[no-untyped-def]
+def test_households_through_a_csv_in_each_chinese_crs(
+    db_session, fresh, tmp_path, crs: str
+) -> None:  # type: ignore[no-untyped-def]
     grids = tmp_path / "grids.gpkg"
     exporter.export(db_session, "grids", grids, fmt="gpkg")
     _import(fresh, "grids", grids)
@@ -98,7 +104,9 @@ def test_households_through_a_csv_in_each_chinese_crs(db_session, fresh, tmp_pat
         lon, lat = wgs84_to_gcj02(lon, lat)
         assert np.abs(lon - source["lon"]).min() > 1e-4  # hundreds of metres off, as GCJ-02 is
     path = tmp_path / f"households_{crs}.csv"
-    pd.DataFrame({"lon": np.round(lon, 8), "lat": np.round(lat, 8), "people": source["people"]}).to_csv(path, index=False)
+    pd.DataFrame(
+        {"lon": np.round(lon, 8), "lat": np.round(lat, 8), "people": source["people"]}
+    ).to_csv(path, index=False)
     assert _import(fresh, "households", path, crs=crs) == len(source)
     got = pd.DataFrame(fresh.execute(text(HOUSEHOLDS)).mappings().all())
     # Each household lands in the same grid, on its source point: to 1e-7° for CGCS2000 (the

@@ -33,7 +33,10 @@ KEYED = {
         " JOIN grid g ON g.id = a.grid_id",
         _csv_keys("assignments.csv", "worker_code", "grid_code", "role"),
     ),
-    "service_point": ("SELECT name FROM service_point", _feature_keys("service_points.geojson", "name")),
+    "service_point": (
+        "SELECT name FROM service_point",
+        _feature_keys("service_points.geojson", "name"),
+    ),
     "camera": ("SELECT code FROM camera", _feature_keys("cameras.geojson", "code")),
     "department": ("SELECT code FROM department", _csv_keys("departments.csv", "code")),
 }

@@ -46,7 +46,9 @@ def figures(rows, now: datetime) -> dict:  # type: ignore[no-untyped-def]
     rows = [r for r in rows if r.state != "cancelled"]
     closed = [r for r in rows if r.state == "closed"]
     on_time = [r for r in closed if r.reported_back is not None and r.reported_back <= r.deadline]
-    hours = [(r.reported_back - r.created_at).total_seconds() / 3600 for r in rows if r.reported_back]
+    hours = [
+        (r.reported_back - r.created_at).total_seconds() / 3600 for r in rows if r.reported_back
+    ]
     rated = [r for r in rows if r.score is not None]
     answered = [r for r in rows if r.solved is not None]
     return {
@@ -56,11 +58,17 @@ def figures(rows, now: datetime) -> dict:  # type: ignore[no-untyped-def]
         "avg_handling_hours": round(sum(hours) / len(hours), 2) if hours else None,
         "satisfaction": round(sum(r.score for r in rated) / len(rated), 2) if rated else None,
         "rated": len(rated),
-        "satisfied_rate": round(sum(1 for r in rated if r.score >= 4) / len(rated), 4) if rated else None,
+        "satisfied_rate": round(sum(1 for r in rated if r.score >= 4) / len(rated), 4)
+        if rated
+        else None,
         "solved": sum(1 for r in answered if r.solved),
-        "solved_rate": round(sum(1 for r in answered if r.solved) / len(answered), 4) if answered else None,
+        "solved_rate": round(sum(1 for r in answered if r.solved) / len(answered), 4)
+        if answered
+        else None,
         "overdue": sum(
-            1 for r in rows if r.state in ("reported", "dispatched", "accepted") and r.deadline < now
+            1
+            for r in rows
+            if r.state in ("reported", "dispatched", "accepted") and r.deadline < now
         ),
     }
 
@@ -79,10 +87,16 @@ def test_the_history_shows_the_platform_at_work(db_session, history):
     def one(sql: str):  # type: ignore[no-untyped-def]
         return db_session.execute(text(sql), mine).all()
 
-    assert {s for (s,) in one('SELECT DISTINCT status FROM "case" WHERE id > :first')} == set(CASE_STATUSES)
-    assert {s for (s,) in one('SELECT DISTINCT source FROM "case" WHERE id > :first')} == set(CASE_SOURCES)
+    assert {s for (s,) in one('SELECT DISTINCT status FROM "case" WHERE id > :first')} == set(
+        CASE_STATUSES
+    )
+    assert {s for (s,) in one('SELECT DISTINCT source FROM "case" WHERE id > :first')} == set(
+        CASE_SOURCES
+    )
     categories = {c for (c,) in one("SELECT code FROM case_category WHERE active")}
-    assert {c for (c,) in one('SELECT DISTINCT category FROM "case" WHERE id > :first')} == categories
+    assert {
+        c for (c,) in one('SELECT DISTINCT category FROM "case" WHERE id > :first')
+    } == categories
     (row,) = one(
         """SELECT count(*) FILTER (WHERE status IN ('reported', 'dispatched', 'accepted')
                                   AND deadline < now()) AS overdue,
@@ -98,7 +112,16 @@ def test_the_history_shows_the_platform_at_work(db_session, history):
     assert row.solved and row.not_solved
     assert (row.last - row.first).days >= 60  # a few months of history
     actions = {a for (a,) in one("SELECT DISTINCT action FROM case_event e WHERE case_id > :first")}
-    assert {"transfer", "escalate", "return", "reopen", "merge", "rate", "close", "cancel"} <= actions
+    assert {
+        "transfer",
+        "escalate",
+        "return",
+        "reopen",
+        "merge",
+        "rate",
+        "close",
+        "cancel",
+    } <= actions
     # Timelines run forward in time, and nothing happened after now.
     (bad,) = one(
         """SELECT count(*) FROM case_event e JOIN "case" c ON c.id = e.case_id

@@ -28,9 +28,18 @@ def test_times_are_china_time_minutes() -> None:
 
 
 def test_english_only_messages_read_in_chinese_first() -> None:
-    assert chinese_first("not_found", "case SJ1 does not exist") == "事件 SJ1 不存在 / case SJ1 does not exist"
-    assert chinese_first("bad_parameter", "lat: is required", "lat") == "lat（纬度）：必须填写 / lat: is required"
-    assert chinese_first("not_found", "a sentence nobody wrote") == "未找到所请求的记录 / a sentence nobody wrote"
+    assert (
+        chinese_first("not_found", "case SJ1 does not exist")
+        == "事件 SJ1 不存在 / case SJ1 does not exist"
+    )
+    assert (
+        chinese_first("bad_parameter", "lat: is required", "lat")
+        == "lat（纬度）：必须填写 / lat: is required"
+    )
+    assert (
+        chinese_first("not_found", "a sentence nobody wrote")
+        == "未找到所请求的记录 / a sentence nobody wrote"
+    )
     assert chinese_first("conflict", "网格已被修改 / stale") == "网格已被修改 / stale"
 
 

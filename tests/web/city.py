@@ -23,10 +23,12 @@ def to_lonlat(centre: tuple[float, float]):  # type: ignore[no-untyped-def]
 
     def convert(xy: np.ndarray) -> np.ndarray:
         k = np.round(xy / fine)
-        return np.column_stack([
-            lon0 - SIDE_M / 2 * dlon + k[:, 0] * fine * dlon,
-            lat0 - SIDE_M / 2 * dlat + k[:, 1] * fine * dlat,
-        ])
+        return np.column_stack(
+            [
+                lon0 - SIDE_M / 2 * dlon + k[:, 0] * fine * dlon,
+                lat0 - SIDE_M / 2 * dlat + k[:, 1] * fine * dlat,
+            ]
+        )
 
     return convert
 
@@ -50,14 +52,18 @@ def city_grids(centre: tuple[float, float] = CENTRE) -> gpd.GeoDataFrame:
                     code = f"{parent}{(i % ratio) * ratio + (j % ratio) + 1:03d}"
                 codes[(level, i, j)] = code
                 x0, y0 = j * size, i * size
-                ring = np.array([[x0, y0], [x0 + size, y0], [x0 + size, y0 + size], [x0, y0 + size], [x0, y0]])
-                rows.append({
-                    "code": code,
-                    "name": f"城{names[level]}{code[3:] or '一'}",
-                    "level": level,
-                    "parent_code": parent or "",
-                    "geometry": shapely.Polygon(convert(ring)),
-                })
+                ring = np.array(
+                    [[x0, y0], [x0 + size, y0], [x0 + size, y0 + size], [x0, y0 + size], [x0, y0]]
+                )
+                rows.append(
+                    {
+                        "code": code,
+                        "name": f"城{names[level]}{code[3:] or '一'}",
+                        "level": level,
+                        "parent_code": parent or "",
+                        "geometry": shapely.Polygon(convert(ring)),
+                    }
+                )
     return gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4326")
 
 
@@ -70,10 +76,12 @@ def city_households(per_micro: int = 4, centre: tuple[float, float] = CENTRE) ->
     xx, yy = np.meshgrid(axis, axis)
     dlat = 1.0 / 110_574.0
     dlon = 1.0 / (111_320.0 * np.cos(np.radians(lat0)))
-    pts = np.column_stack([
-        lon0 - SIDE_M / 2 * dlon + xx.ravel() * dlon,
-        lat0 - SIDE_M / 2 * dlat + yy.ravel() * dlat,
-    ])
+    pts = np.column_stack(
+        [
+            lon0 - SIDE_M / 2 * dlon + xx.ravel() * dlon,
+            lat0 - SIDE_M / 2 * dlat + yy.ravel() * dlat,
+        ]
+    )
     return gpd.GeoDataFrame(
         {"people": np.full(len(pts), 3), "address": [f"楼{k}" for k in range(len(pts))]},
         geometry=gpd.points_from_xy(pts[:, 0], pts[:, 1]),

@@ -29,10 +29,14 @@ def centre_account(database_url: str):  # type: ignore[no-untyped-def]
     from sqlalchemy.orm import Session
 
     with Session(engine) as s, s.begin():
-        user_svc.create_user(s, "browser-centre", "centre", PASSWORD, display_name="值班长", grid_code="340188001")
+        user_svc.create_user(
+            s, "browser-centre", "centre", PASSWORD, display_name="值班长", grid_code="340188001"
+        )
     yield "browser-centre"
     with engine.begin() as conn:
-        uid = conn.execute(text("SELECT id FROM app_user WHERE username = 'browser-centre'")).scalar()
+        uid = conn.execute(
+            text("SELECT id FROM app_user WHERE username = 'browser-centre'")
+        ).scalar()
         conn.execute(text("DELETE FROM user_session WHERE user_id = :u"), {"u": uid})
         conn.execute(text("DELETE FROM login_attempt WHERE username = 'browser-centre'"))
         conn.execute(text("DELETE FROM app_user WHERE id = :u"), {"u": uid})
@@ -51,7 +55,9 @@ def _settle(page, predicate: str, timeout: float = 20.0) -> None:  # type: ignor
 
 
 @pytest.mark.browser
-def test_sign_in_use_the_emap_sign_out_and_the_old_cookie_is_dead(browser, live_server, centre_account) -> None:  # type: ignore[no-untyped-def]
+def test_sign_in_use_the_emap_sign_out_and_the_old_cookie_is_dead(
+    browser, live_server, centre_account
+) -> None:  # type: ignore[no-untyped-def]
     ctx = _context(browser)
     page = ctx.new_page()
     errors: list[str] = []
@@ -116,7 +122,10 @@ def test_sign_in_use_the_emap_sign_out_and_the_old_cookie_is_dead(browser, live_
     "path, ready",
     [
         ("/emap", "() => document.documentElement.dataset.emapReady === '1'"),
-        ("/cases/desk", "() => document.querySelectorAll('#case-list tr, #case-list li, .gg-case').length > 0 || document.readyState === 'complete'"),
+        (
+            "/cases/desk",
+            "() => document.querySelectorAll('#case-list tr, #case-list li, .gg-case').length > 0 || document.readyState === 'complete'",
+        ),
         ("/cases/worker?worker=5", "() => document.readyState === 'complete'"),
         ("/cases/kpi", "() => document.querySelector('canvas') !== null"),
         ("/cases/track", "() => document.readyState === 'complete'"),
@@ -129,10 +138,20 @@ def test_sign_in_use_the_emap_sign_out_and_the_old_cookie_is_dead(browser, live_
         ("/report", "() => document.documentElement.dataset.reportReady === '1'"),
     ],
 )
-def test_pages_run_under_their_content_security_policy(browser, live_server, admin_auth, path, ready) -> None:  # type: ignore[no-untyped-def]
+def test_pages_run_under_their_content_security_policy(
+    browser, live_server, admin_auth, path, ready
+) -> None:  # type: ignore[no-untyped-def]
     ctx = _context(browser)
     ctx.add_cookies(
-        [{"name": "gridgov_session", "value": admin_auth["cookie"], "url": live_server, "httpOnly": True, "secure": True}]
+        [
+            {
+                "name": "gridgov_session",
+                "value": admin_auth["cookie"],
+                "url": live_server,
+                "httpOnly": True,
+                "secure": True,
+            }
+        ]
     )
     page = ctx.new_page()
     quiet = Quiet(page)
@@ -151,10 +170,20 @@ def test_pages_run_under_their_content_security_policy(browser, live_server, adm
 
 
 @pytest.mark.browser
-def test_an_administrator_creates_and_disables_an_account(browser, live_server, admin_auth, database_url) -> None:  # type: ignore[no-untyped-def]
+def test_an_administrator_creates_and_disables_an_account(
+    browser, live_server, admin_auth, database_url
+) -> None:  # type: ignore[no-untyped-def]
     ctx = _context(browser)
     ctx.add_cookies(
-        [{"name": "gridgov_session", "value": admin_auth["cookie"], "url": live_server, "httpOnly": True, "secure": True}]
+        [
+            {
+                "name": "gridgov_session",
+                "value": admin_auth["cookie"],
+                "url": live_server,
+                "httpOnly": True,
+                "secure": True,
+            }
+        ]
     )
     page = ctx.new_page()
     engine = create_engine(database_url)
@@ -174,9 +203,13 @@ def test_an_administrator_creates_and_disables_an_account(browser, live_server, 
         row = "tr[data-username='new-worker']"
         assert "网格员" in page.inner_text(row) and "正常" in page.inner_text(row)
         page.click(f"{row} button[data-act=disable]")
-        _settle(page, f"() => (document.querySelector(\"{row} .state\") || {{}}).textContent === '停用'")
+        _settle(
+            page, f"() => (document.querySelector(\"{row} .state\") || {{}}).textContent === '停用'"
+        )
         with engine.connect() as conn:
-            active = conn.execute(text("SELECT active FROM app_user WHERE username = 'new-worker'")).scalar()
+            active = conn.execute(
+                text("SELECT active FROM app_user WHERE username = 'new-worker'")
+            ).scalar()
         assert active is False
         assert page.evaluate("() => window.__cspViolations") == []
     finally:
@@ -187,7 +220,9 @@ def test_an_administrator_creates_and_disables_an_account(browser, live_server, 
 
 
 @pytest.mark.browser
-def test_a_page_whose_session_ran_out_goes_to_the_sign_in_page(browser, live_server, centre_account, database_url) -> None:  # type: ignore[no-untyped-def]
+def test_a_page_whose_session_ran_out_goes_to_the_sign_in_page(
+    browser, live_server, centre_account, database_url
+) -> None:  # type: ignore[no-untyped-def]
     ctx = _context(browser)
     page = ctx.new_page()
     try:
@@ -223,8 +258,14 @@ def test_the_desk_shows_a_full_number_only_when_asked_and_logs_it(page, live_ser
     with Session(engine) as s:
         case = svc.create_case(
             s,
-            svc.Report(x=117.2287344, y=31.8149002, category="garbage", description="号码查看测试",
-                       reporter_contact="13611112222", reporter_name="吴九"),
+            svc.Report(
+                x=117.2287344,
+                y=31.8149002,
+                category="garbage",
+                description="号码查看测试",
+                reporter_contact="13611112222",
+                reporter_name="吴九",
+            ),
         )["case"]
         s.commit()
     try:
@@ -240,7 +281,9 @@ def test_the_desk_shows_a_full_number_only_when_asked_and_logs_it(page, live_ser
         assert "吴九" in page.inner_text("#reporter")
         with engine.connect() as conn:
             logged = conn.execute(
-                text("SELECT count(*) FROM audit_log WHERE kind = 'read_personal' AND object_type = 'case' AND object_id = :i"),
+                text(
+                    "SELECT count(*) FROM audit_log WHERE kind = 'read_personal' AND object_type = 'case' AND object_id = :i"
+                ),
                 {"i": str(case["id"])},
             ).scalar()
         assert logged == 1

@@ -18,7 +18,12 @@ from tests.cleanup import delete_cases
 from tests.web.emap_page import free_spot
 
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.I)
-PAGES = ("/cases/desk", "/cases/worker?worker=5", "/cases/track?code=0000-0000-0000-0000", "/cases/kpi")
+PAGES = (
+    "/cases/desk",
+    "/cases/worker?worker=5",
+    "/cases/track?code=0000-0000-0000-0000",
+    "/cases/kpi",
+)
 
 
 @pytest.mark.parametrize("path", PAGES)

@@ -9,29 +9,51 @@ from sqlalchemy import text
 from tests.auth.conftest import bearer
 from tests.web.test_tiles import decode, features, tile_of
 
-PLACES = {"own": "3401880010010101", "sibling": "3401880010010102", "other_street": "34018810120101"}
+PLACES = {
+    "own": "3401880010010101",
+    "sibling": "3401880010010102",
+    "other_street": "34018810120101",
+}
 
 
 def _report(client, db_session, code: str, what: str) -> dict:  # type: ignore[no-untyped-def]
     x, y = db_session.execute(
-        text("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM grid "
-             "WHERE code = :c AND valid_to IS NULL) s"),
+        text(
+            "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM grid "
+            "WHERE code = :c AND valid_to IS NULL) s"
+        ),
         {"c": code},
     ).one()
-    res = client.post("/api/cases", json={"x": x, "y": y, "category": "garbage", "description": what,
-                                          "reporter_contact": "13900001111"})
+    res = client.post(
+        "/api/cases",
+        json={
+            "x": x,
+            "y": y,
+            "category": "garbage",
+            "description": what,
+            "reporter_contact": "13900001111",
+        },
+    )
     assert res.status_code == 201, res.get_json()
     return res.get_json()["case"]
 
 
-@pytest.mark.parametrize("role", ["admin", "centre", "grid_chief", "micro_chief", "worker", "department"])
-def test_the_case_tiles_hold_what_the_case_list_shows(app, client, db_session, accounts, role: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "role", ["admin", "centre", "grid_chief", "micro_chief", "worker", "department"]
+)
+def test_the_case_tiles_hold_what_the_case_list_shows(
+    app, client, db_session, accounts, role: str
+) -> None:  # type: ignore[no-untyped-def]
     made = {k: _report(client, db_session, code, f"{k}的垃圾") for k, code in PLACES.items()}
     closed = _report(client, db_session, PLACES["own"], "已撤销的垃圾")
-    db_session.execute(text("UPDATE \"case\" SET status = 'cancelled' WHERE id = :i"), {"i": closed["id"]})
+    db_session.execute(
+        text("UPDATE \"case\" SET status = 'cancelled' WHERE id = :i"), {"i": closed["id"]}
+    )
     overdue = made["own"]
-    db_session.execute(text("UPDATE \"case\" SET deadline = now() - interval '1 hour' WHERE id = :i"),
-                       {"i": overdue["id"]})
+    db_session.execute(
+        text("UPDATE \"case\" SET deadline = now() - interval '1 hour' WHERE id = :i"),
+        {"i": overdue["id"]},
+    )
     escalated = made["sibling"]
     db_session.execute(
         text('UPDATE "case" SET department_id = :d, escalation_level = 2 WHERE id = :c'),
@@ -55,11 +77,18 @@ def test_the_case_tiles_hold_what_the_case_list_shows(app, client, db_session, a
     assert mine == expected, role
     assert closed["code"] not in seen  # a cancelled case is not on the map
     for props in seen.values():
-        assert set(props) <= {"code", "category", "category_name", "status", "overdue"}  # nothing personal
+        assert set(props) <= {
+            "code",
+            "category",
+            "category_name",
+            "status",
+            "overdue",
+        }  # nothing personal
     if overdue["code"] in seen:
         assert seen[overdue["code"]]["overdue"] is True
         assert seen[overdue["code"]]["category_name"] == db_session.scalar(
-            text("SELECT name FROM case_category WHERE code = 'garbage'"))
+            text("SELECT name FROM case_category WHERE code = 'garbage'")
+        )
     if role == "admin":
         assert expected == {m["code"] for m in made.values()}
     if role == "department":

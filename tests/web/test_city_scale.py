@@ -39,7 +39,9 @@ class City:
     app: object
 
     def get(self, path: str) -> bytes:
-        req = urllib.request.Request(self.base + path, headers={"Authorization": f"Bearer {self.token}"})
+        req = urllib.request.Request(
+            self.base + path, headers={"Authorization": f"Bearer {self.token}"}
+        )
         with urllib.request.urlopen(req, timeout=60) as res:
             return res.read()
 
@@ -95,9 +97,21 @@ RENDERED_CODES = """() => { const out = new Set();
 
 def test_city_emap_click_split_and_undo_show_on_the_next_tiles(city: City, browser) -> None:  # type: ignore[no-untyped-def]
     # The page stays small whatever the data, and opens on the city (not a fixed place).
-    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN", bypass_csp=True)
-    ctx.add_cookies([{"name": "gridgov_session", "value": city.cookie, "url": city.base,
-                      "httpOnly": True, "secure": True, "sameSite": "Lax"}])
+    ctx = browser.new_context(
+        viewport={"width": 1400, "height": 900}, locale="zh-CN", bypass_csp=True
+    )
+    ctx.add_cookies(
+        [
+            {
+                "name": "gridgov_session",
+                "value": city.cookie,
+                "url": city.base,
+                "httpOnly": True,
+                "secure": True,
+                "sameSite": "Lax",
+            }
+        ]
+    )
     page = ctx.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -106,15 +120,19 @@ def test_city_emap_click_split_and_undo_show_on_the_next_tiles(city: City, brows
         assert res is not None and res.status == 200
         assert len(res.body()) < 300_000
         page.wait_for_selector("html[data-emap-ready='1']", timeout=30000)
-        centre = page.evaluate("() => { const c = GridGov.map.getCenter(); return [c.lng, c.lat]; }")
+        centre = page.evaluate(
+            "() => { const c = GridGov.map.getCenter(); return [c.lng, c.lat]; }"
+        )
         assert abs(centre[0] - CENTRE[0]) < 0.05 and abs(centre[1] - CENTRE[1]) < 0.05
 
         # A micro-grid in the middle of the city: click it, its notice board opens.
         with city.app.app_context():  # type: ignore[attr-defined]
             s = get_db().session()
             gid, code, name, gj = s.execute(
-                text("SELECT id, code, name, ST_AsGeoJSON(geom) FROM grid WHERE level = 4 AND valid_to IS NULL"
-                     " AND ST_Covers(geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326)) LIMIT 1"),
+                text(
+                    "SELECT id, code, name, ST_AsGeoJSON(geom) FROM grid WHERE level = 4 AND valid_to IS NULL"
+                    " AND ST_Covers(geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326)) LIMIT 1"
+                ),
                 {"x": CENTRE[0] + 0.0003, "y": CENTRE[1] + 0.0003},
             ).one()
             s.close()
@@ -167,8 +185,18 @@ def test_city_emap_click_split_and_undo_show_on_the_next_tiles(city: City, brows
         assert set(parts) <= served and code not in served
 
         # Undo it (select a part, its history, undo): the next tiles show it whole again.
-        left = {"type": "Polygon", "coordinates": [[[minx, miny], [minx + 0.5 * w, miny], [minx + 0.5 * w, maxy],
-                                                    [minx, maxy], [minx, miny]]]}
+        left = {
+            "type": "Polygon",
+            "coordinates": [
+                [
+                    [minx, miny],
+                    [minx + 0.5 * w, miny],
+                    [minx + 0.5 * w, maxy],
+                    [minx, maxy],
+                    [minx, miny],
+                ]
+            ],
+        }
         spot = free_spot(page, left)
         assert spot, "no free spot inside the part to click"
         page.mouse.click(spot["x"], spot["y"])

@@ -23,7 +23,13 @@ def open_view(page, live_server: str) -> None:  # type: ignore[no-untyped-def]
 
 
 # The legend of the coverage view: (lowest share, colour), written out here by hand.
-LEGEND = [(0.95, "#1a9850"), (0.85, "#91cf60"), (0.70, "#fee08b"), (0.50, "#fc8d59"), (0.0, "#d73027")]
+LEGEND = [
+    (0.95, "#1a9850"),
+    (0.85, "#91cf60"),
+    (0.70, "#fee08b"),
+    (0.50, "#fc8d59"),
+    (0.0, "#d73027"),
+]
 
 
 def legend_colour(share: float) -> str:
@@ -46,7 +52,10 @@ def test_coverage_view_colours_grids_and_shows_uncovered(live_server: str, page)
     assert all(d["shown"] for d in drawn)
     # The colour of each grid from the API's share and the legend as the README gives it, not
     # from the page's own function.
-    share = {f["properties"]["id"]: f["properties"]["households_covered_share"] for f in want["grids"]["features"]}
+    share = {
+        f["properties"]["id"]: f["properties"]["households_covered_share"]
+        for f in want["grids"]["features"]
+    }
     for d in drawn:
         if d["households"] > 0:
             assert d["fill"] == legend_colour(share[d["id"]]), (d, share[d["id"]])

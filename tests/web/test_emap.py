@@ -106,7 +106,9 @@ def test_the_page_names_its_basemap(app, client) -> None:  # type: ignore[no-unt
 
     def settings() -> dict:  # type: ignore[type-arg]
         html = client.get("/emap").get_data(as_text=True)
-        block = _re.search(r'<script type="application/json" id="gg-emap-settings">(.*?)</script>', html, _re.S)
+        block = _re.search(
+            r'<script type="application/json" id="gg-emap-settings">(.*?)</script>', html, _re.S
+        )
         assert block
         return json.loads(block.group(1))["basemap"]
 

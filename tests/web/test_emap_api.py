@@ -18,8 +18,11 @@ OWN_MICRO = "3401880010010101"
 def test_home_is_the_extent_of_the_callers_grids(app, db_session, accounts) -> None:  # type: ignore[no-untyped-def]
     c = app.test_client()
     micro = db_session.execute(
-        text("SELECT ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) FROM grid"
-             " WHERE code = :c AND valid_to IS NULL"), {"c": OWN_MICRO}
+        text(
+            "SELECT ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) FROM grid"
+            " WHERE code = :c AND valid_to IS NULL"
+        ),
+        {"c": OWN_MICRO},
     ).one()
     worker = c.get("/api/emap/home", headers=bearer(accounts["worker"])).get_json()["bbox"]
     # The worker's micro-grids lie in the street; the worker's extent is no bigger than needed.
@@ -28,7 +31,9 @@ def test_home_is_the_extent_of_the_callers_grids(app, db_session, accounts) -> N
     street = c.get("/api/emap/home", headers=bearer(accounts["centre"])).get_json()["bbox"]
     assert street[0] <= worker[0] and street[2] >= worker[2] and street[1] <= worker[1]
     assert -180 <= lon <= 180 and -90 <= lat <= 90
-    assert c.get("/api/emap/home", headers=bearer(accounts["department"])).get_json()["bbox"] is None
+    assert (
+        c.get("/api/emap/home", headers=bearer(accounts["department"])).get_json()["bbox"] is None
+    )
 
 
 @pytest.mark.parametrize("role", ["admin", "centre", "worker"])
@@ -57,10 +62,15 @@ def test_labels_never_overlap_and_stay_in_scope(app, db_session, accounts, role:
             assert ids <= grid_ids_under(db_session, STREET_A)
         if role == "worker":
             assert not ids & grid_ids_under(db_session, STREET_B)
-            scope = set(db_session.scalars(text(
-                """WITH RECURSIVE t AS (SELECT grid_id AS id FROM grid_assignment a
+            scope = set(
+                db_session.scalars(
+                    text(
+                        """WITH RECURSIVE t AS (SELECT grid_id AS id FROM grid_assignment a
                    JOIN worker w ON w.id = a.worker_id WHERE w.code = 'W00005'
-                   UNION SELECT g.id FROM grid g JOIN t ON g.parent_id = t.id) SELECT id FROM t""")))
+                   UNION SELECT g.id FROM grid g JOIN t ON g.parent_id = t.id) SELECT id FROM t"""
+                    )
+                )
+            )
             assert ids <= scope
 
 
@@ -68,8 +78,12 @@ def test_pick_gives_the_deepest_grid_shown_within_scope(app, db_session, account
     c = app.test_client()
     lon, lat = centre_of(db_session, OWN_MICRO)
 
-    def pick(role: str, zoom: float, lo: float = lon, la: float = lat, extra: str = "") -> dict | None:
-        res = c.get(f"/api/emap/pick?lon={lo}&lat={la}&zoom={zoom}{extra}", headers=bearer(accounts[role]))
+    def pick(
+        role: str, zoom: float, lo: float = lon, la: float = lat, extra: str = ""
+    ) -> dict | None:
+        res = c.get(
+            f"/api/emap/pick?lon={lo}&lat={la}&zoom={zoom}{extra}", headers=bearer(accounts[role])
+        )
         assert res.status_code == 200, res.get_json()
         fs = res.get_json()["features"]
         return fs[0]["properties"] if fs else None
@@ -84,9 +98,12 @@ def test_pick_gives_the_deepest_grid_shown_within_scope(app, db_session, account
     assert pick("centre", 16, olon, olat) is None
     assert pick("department", 16) is None
     other_micro = db_session.execute(
-        text("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM grid"
-             " WHERE parent_id = (SELECT parent_id FROM grid WHERE code = :c AND valid_to IS NULL)"
-             " AND code <> :c AND valid_to IS NULL ORDER BY code DESC LIMIT 1) s"), {"c": OWN_MICRO}
+        text(
+            "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM grid"
+            " WHERE parent_id = (SELECT parent_id FROM grid WHERE code = :c AND valid_to IS NULL)"
+            " AND code <> :c AND valid_to IS NULL ORDER BY code DESC LIMIT 1) s"
+        ),
+        {"c": OWN_MICRO},
     ).one()
     got = pick("worker", 16, *other_micro)
     if got is not None and got.get("outline"):
@@ -99,4 +116,6 @@ def test_bad_parameters_are_refused(client) -> None:  # type: ignore[no-untyped-
     assert client.get("/api/emap/labels?bbox=1,2,3,4").status_code == 400
     assert client.get("/api/emap/pick?lon=117.2&lat=31.8").status_code == 400
     assert client.get("/api/emap/pick?lon=517.2&lat=31.8&zoom=3").status_code == 400
-    assert math.isfinite(client.get("/api/emap/labels?bbox=-180,-85,180,85&zoom=0").get_json()["zoom"])
+    assert math.isfinite(
+        client.get("/api/emap/labels?bbox=-180,-85,180,85&zoom=0").get_json()["zoom"]
+    )

@@ -126,7 +126,11 @@ def _messages() -> list[tuple[str, str]]:
                     texts.append(node.args[index])
                 texts += [k.value for k in node.keywords if k.arg in ("description", "message")]
             elif isinstance(node, ast.Dict):
-                keys = {k.value: v for k, v in zip(node.keys, node.values, strict=True) if isinstance(k, ast.Constant)}
+                keys = {
+                    k.value: v
+                    for k, v in zip(node.keys, node.values, strict=True)
+                    if isinstance(k, ast.Constant)
+                }
                 if "where" in keys and "reason" in keys:
                     texts += [keys["where"], keys["reason"]]
             elif (
@@ -170,8 +174,10 @@ def test_every_message_of_the_code_reads_in_chinese() -> None:
         for place, message in MESSAGES
         if not has_chinese(message) and not has_chinese(translate(message) or "")
     ]
-    assert not untranslated, "English messages without a Chinese translation in " \
+    assert not untranslated, (
+        "English messages without a Chinese translation in "
         "app/web/messages_zh.py CATALOGUE:\n" + "\n".join(untranslated)
+    )
 
 
 @pytest.mark.parametrize(
@@ -181,14 +187,23 @@ def test_every_message_of_the_code_reads_in_chinese() -> None:
         ("level: 7 is outside 1..5", "level（层级）：7 超出范围 1–5"),
         ("case SJ0000 does not exist", "事件 SJ0000 不存在"),
         ("grid '3401' not found", "未找到网格“3401”"),
-        ("status: 'lost' is not one of open, closed", "status（状态）：“lost”不是可选值之一（可选：open, closed）"),
-        ("body: feature 3: the geometry is not an object", "body（请求内容）：第 3 个要素：几何图形不是对象"),
+        (
+            "status: 'lost' is not one of open, closed",
+            "status（状态）：“lost”不是可选值之一（可选：open, closed）",
+        ),
+        (
+            "body: feature 3: the geometry is not an object",
+            "body（请求内容）：第 3 个要素：几何图形不是对象",
+        ),
         ("overlaps sibling 340188001 by 12.50 m²", "与同级网格 340188001 重叠 12.50 平方米"),
         (
             "cal.csv: row 3: date '2026-13-01' is not YYYY-MM-DD; row 4: date 'x' is not YYYY-MM-DD",
             "cal.csv：第 3 行：日期“2026-13-01”不是 YYYY-MM-DD 格式；第 4 行：日期“x”不是 YYYY-MM-DD 格式",
         ),
-        ("fields: unknown field(s) a, b; use c, d", "fields（字段）：未知的字段：a, b（可用：c, d）"),
+        (
+            "fields: unknown field(s) a, b; use c, d",
+            "fields（字段）：未知的字段：a, b（可用：c, d）",
+        ),
     ],
 )
 def test_the_catalogue_names_what_is_wrong_and_where(english: str, chinese: str) -> None:
@@ -196,11 +211,15 @@ def test_the_catalogue_names_what_is_wrong_and_where(english: str, chinese: str)
 
 
 def test_an_unknown_message_keeps_a_chinese_lead_and_its_english() -> None:
-    body = localise({"code": "not_found", "message": "something new", "param": None}, lambda c: "未找到")
+    body = localise(
+        {"code": "not_found", "message": "something new", "param": None}, lambda c: "未找到"
+    )
     assert body["message"] == "未找到 / something new" and body["message_en"] == "something new"
     bilingual = localise({"code": "conflict", "message": "网格已被修改 / stale"}, lambda c: "?")
     assert bilingual["message"] == "网格已被修改 / stale" and bilingual["message_en"] == "stale"
-    named = localise({"code": "grid_retired", "message": "网格已成为历史 / grid 3401 (城东) is history"}, str)
+    named = localise(
+        {"code": "grid_retired", "message": "网格已成为历史 / grid 3401 (城东) is history"}, str
+    )
     assert named["message"] == "网格已成为历史 / grid 3401 (城东) is history"
     assert named["message_en"] == "grid 3401 (城东) is history"
 
@@ -294,6 +313,8 @@ def test_an_import_refusal_with_chinese_reasons_still_leads_in_chinese(client) -
     err = _error(res)
     assert res.status_code == 422 and err["code"] == "import_rejected"
     chinese, english = err["message"].split(" / ", 1)
-    assert chinese.startswith("cams.csv：1 条记录有误，未导入任何数据 — 第 3 行：纬度 117.23 超出范围")
+    assert chinese.startswith(
+        "cams.csv：1 条记录有误，未导入任何数据 — 第 3 行：纬度 117.23 超出范围"
+    )
     assert english == err["message_en"] and "row 3: latitude 117.23" in english
     assert not has_chinese(english)

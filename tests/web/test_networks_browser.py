@@ -60,14 +60,20 @@ def test_networks_page_and_emap_layer(live_server: str, page, police_network) ->
     assert sum(r.rstrip().endswith("是") for r in rows) == n - 1, rows  # every copy nests cleanly
     # The shifted one gets an alignment proposal; committed, it nests.
     shifted.locator("button.networks-propose").click()
-    page.wait_for_function("() => document.getElementById('networks-proposal-text').textContent.includes('边界最大移动')")
+    page.wait_for_function(
+        "() => document.getElementById('networks-proposal-text').textContent.includes('边界最大移动')"
+    )
     assert "迁入" in page.inner_text("#networks-proposal-text")
     page.click("#networks-commit")
     page.wait_for_selector("html[data-networks-ready='3']", timeout=20000)
-    assert page.locator("#networks-body tr", has_text="JW-SHIFT").inner_text().rstrip().endswith("是")
+    assert (
+        page.locator("#networks-body tr", has_text="JW-SHIFT").inner_text().rstrip().endswith("是")
+    )
     assert page.locator("#networks-body button.networks-propose").count() == 0
     assert "安和派出所" in page.locator("#networks-depts-body").inner_text()
-    assert page.get_attribute("#networks-csv", "href").endswith(f"/api/networks/{nid}/mismatch?format=csv&level=3")
+    assert page.get_attribute("#networks-csv", "href").endswith(
+        f"/api/networks/{nid}/mismatch?format=csv&level=3"
+    )
 
     page.goto(f"{live_server}/emap")
     page.wait_for_selector("html[data-emap-ready='1']", timeout=20000)

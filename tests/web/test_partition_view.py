@@ -78,7 +78,9 @@ def test_propose_a_division_and_try_another_seed(live_server: str, page) -> None
     page.fill("#gg-part-k", "100000")
     page.click("#gg-part-propose")
     wait(page, "error")
-    assert "无法把" in page.inner_text("#gg-part-status") and "分成 100000 份" in page.inner_text("#gg-part-status")
+    assert "无法把" in page.inner_text("#gg-part-status") and "分成 100000 份" in page.inner_text(
+        "#gg-part-status"
+    )
 
 
 @pytest.mark.browser
@@ -125,12 +127,16 @@ def test_cut_patches_with_party_members_and_commit(
         assert page.is_visible("#gg-part-patches")
         # The micro-grid's party members are offered by name, all ticked: keep only the patches'.
         page.wait_for_selector("#gg-part-members input", state="attached", timeout=10000)
-        offered = page.eval_on_selector_all("#gg-part-members input", "els => els.map(e => Number(e.value))")
+        offered = page.eval_on_selector_all(
+            "#gg-part-members input", "els => els.map(e => Number(e.value))"
+        )
         assert set(members) <= set(offered)
         names = page.inner_text("#gg-part-members")
         assert "（" in names and not any(str(m) == names.strip() for m in members)  # names, not ids
         for wid in offered:
-            (page.check if wid in members else page.uncheck)(f"#gg-part-members input[value='{wid}']")
+            (page.check if wid in members else page.uncheck)(
+                f"#gg-part-members input[value='{wid}']"
+            )
         page.click("#gg-part-patches")
         wait(page, "proposed")
         labels = page.evaluate(

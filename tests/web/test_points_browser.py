@@ -10,18 +10,27 @@ from tests.conftest import TEST_PASSWORD
 PAYLOAD = '<img src=x onerror="window.__pwned=1">积分党员'
 
 
-def test_the_centre_sees_the_ranking_with_names_as_text(browser, live_server, database_url, accounts) -> None:  # type: ignore[no-untyped-def]
+def test_the_centre_sees_the_ranking_with_names_as_text(
+    browser, live_server, database_url, accounts
+) -> None:  # type: ignore[no-untyped-def]
     engine = create_engine(database_url)
     with engine.begin() as conn:
-        member = conn.scalar(text("INSERT INTO worker (code, name) VALUES ('PT-PAGE', :n) RETURNING id"), {"n": PAYLOAD})
+        member = conn.scalar(
+            text("INSERT INTO worker (code, name) VALUES ('PT-PAGE', :n) RETURNING id"),
+            {"n": PAYLOAD},
+        )
         conn.execute(
-            text("INSERT INTO grid_assignment (worker_id, grid_id, role) SELECT :m, id, 'party_member' FROM grid"
-                 " WHERE code = '3401880010010101' AND valid_to IS NULL"),
+            text(
+                "INSERT INTO grid_assignment (worker_id, grid_id, role) SELECT :m, id, 'party_member' FROM grid"
+                " WHERE code = '3401880010010101' AND valid_to IS NULL"
+            ),
             {"m": member},
         )
         conn.execute(
-            text("INSERT INTO point_entry (member_id, rule_id, occurred_on, status) SELECT :m, id, DATE '2026-10-09',"
-                 " 'approved' FROM point_rule WHERE code IN ('DY-LZ-01', 'DY-JL-01') AND version = 1"),
+            text(
+                "INSERT INTO point_entry (member_id, rule_id, occurred_on, status) SELECT :m, id, DATE '2026-10-09',"
+                " 'approved' FROM point_rule WHERE code IN ('DY-LZ-01', 'DY-JL-01') AND version = 1"
+            ),
             {"m": member},
         )
     context = browser.new_context(locale="zh-CN")
@@ -44,7 +53,13 @@ def test_the_centre_sees_the_ranking_with_names_as_text(browser, live_server, da
         assert page.locator("a[href='/points']").count() >= 1  # the menu lists the module
         page.select_option("#points-group", "grid")
         page.wait_for_selector("html[data-points-ready='1'] #points-head th:nth-child(5)")
-        assert page.locator("#points-head th").all_text_contents() == ["名次", "微网格", "户数", "总积分", "户均积分"]
+        assert page.locator("#points-head th").all_text_contents() == [
+            "名次",
+            "微网格",
+            "户数",
+            "总积分",
+            "户均积分",
+        ]
         page.fill("#points-quarter", "2026Q9")
         page.click("#points-form button[type=submit]")
         page.wait_for_selector("#points-msg:has-text('季度')")

@@ -56,10 +56,17 @@ def test_search_lands_on_a_household_a_worker_and_a_case(live_server: str, page,
                    WHERE w.code = 'W00005' ORDER BY g.level DESC, a.grid_id LIMIT 1"""
             )
         ).one()
-    case = _post(live_server, "/api/cases", {
-        "x": POINT[0], "y": POINT[1], "category": "streetlight", "description": "搜索浏览器测试",
-        "source": "hotline",
-    })["case"]
+    case = _post(
+        live_server,
+        "/api/cases",
+        {
+            "x": POINT[0],
+            "y": POINT[1],
+            "category": "streetlight",
+            "description": "搜索浏览器测试",
+            "source": "hotline",
+        },
+    )["case"]
     try:
         page.goto(f"{live_server}/emap")
         page.wait_for_selector("html[data-emap-ready='1']", timeout=20000)
@@ -78,14 +85,22 @@ def test_search_lands_on_a_household_a_worker_and_a_case(live_server: str, page,
         assert page.evaluate("GridGov.map.getZoom()") >= 17
         # 2. A worker by name: the map goes to the worker's grid and opens its notice board.
         _type(page, worker.name)
-        item = page.locator(f"#gg-search .gg-search-item[data-kind='worker'][data-id='{worker.id}']")
+        item = page.locator(
+            f"#gg-search .gg-search-item[data-kind='worker'][data-id='{worker.id}']"
+        )
         item.first.click()
-        board = page.wait_for_selector(f"#gg-panel .gg-board[data-grid-id='{worker.grid_id}']", timeout=10000)
+        board = page.wait_for_selector(
+            f"#gg-panel .gg-board[data-grid-id='{worker.grid_id}']", timeout=10000
+        )
         assert worker.name in board.inner_text()
         # 3. A case by its code: a popup at the case with a link to its detail on the desk.
         _type(page, case["code"])
-        page.locator(f"#gg-search .gg-search-item[data-kind='case'][data-id='{case['id']}']").click()
-        popup = page.wait_for_selector(".leaflet-popup .gg-search-popup[data-kind='case']", timeout=10000)
+        page.locator(
+            f"#gg-search .gg-search-item[data-kind='case'][data-id='{case['id']}']"
+        ).click()
+        popup = page.wait_for_selector(
+            ".leaflet-popup .gg-search-popup[data-kind='case']", timeout=10000
+        )
         link = popup.query_selector("a")
         assert link.get_attribute("href") == f"/cases/desk?case={case['id']}"
         link.click()
@@ -95,7 +110,9 @@ def test_search_lands_on_a_household_a_worker_and_a_case(live_server: str, page,
         page.goto(f"{live_server}/cases/desk")
         page.wait_for_selector("html[data-desk-ready='1']", timeout=20000)
         _type(page, case["code"][-8:])
-        page.locator(f"#gg-search .gg-search-item[data-kind='case'][data-id='{case['id']}']").click()
+        page.locator(
+            f"#gg-search .gg-search-item[data-kind='case'][data-id='{case['id']}']"
+        ).click()
         page.wait_for_function(
             f"document.querySelector('#case-detail') && document.querySelector('#case-detail').textContent.includes('{case['code']}')",
             timeout=10000,
@@ -103,7 +120,9 @@ def test_search_lands_on_a_household_a_worker_and_a_case(live_server: str, page,
         # ...and anything else on the e-map.
         _type(page, hh.address.replace("安和街道", ""))
         page.locator("#gg-search .gg-search-item[data-kind='household']").first.click()
-        page.wait_for_selector(".leaflet-popup .gg-search-popup[data-kind='household']", timeout=20000)
+        page.wait_for_selector(
+            ".leaflet-popup .gg-search-popup[data-kind='household']", timeout=20000
+        )
         assert page.url.endswith("/emap")
     finally:
         with Session(engine) as s, s.begin():

@@ -23,11 +23,15 @@ from tests.accounts import bearer
 from tests.web.waits import until
 
 ROLES = ["admin", "centre", "grid_chief", "micro_chief", "worker", "party_member", "department"]
-ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}|\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{2}:?\d{2}|Z)")
+ISO_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}|\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{2}:?\d{2}|Z)"
+)
 # Two or more words of Latin letters in a row: an English message (codes such as SJ…, grid
 # codes, CRS names and units are single tokens with digits or capitals and pass).
 LATIN_PHRASE = re.compile(r"\b[A-Za-z]{2,}[a-z]*(?:[ ,'’-]+[A-Za-z]{2,}){2,}\b")
-ALLOWED_LATIN = re.compile(r"^(?:OpenStreetMap|Leaflet|MapLibre|GeoJSON|Excel|CSV|WGS84|GPS|CGCS2000|GCJ-02|BD-09|EPSG|[A-Z0-9:.\-]+)$")
+ALLOWED_LATIN = re.compile(
+    r"^(?:OpenStreetMap|Leaflet|MapLibre|GeoJSON|Excel|CSV|WGS84|GPS|CGCS2000|GCJ-02|BD-09|EPSG|[A-Z0-9:.\-]+)$"
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +57,16 @@ def cookies(database_url: str, accounts) -> Iterator[dict[str, str]]:  # type: i
 def _context(browser, live_server: str, cookie: str, width: int = 1400, height: int = 900):  # type: ignore[no-untyped-def]
     ctx = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
     ctx.add_cookies(
-        [{"name": "gridgov_session", "value": cookie, "url": live_server, "httpOnly": True, "secure": True, "sameSite": "Lax"}]
+        [
+            {
+                "name": "gridgov_session",
+                "value": cookie,
+                "url": live_server,
+                "httpOnly": True,
+                "secure": True,
+                "sameSite": "Lax",
+            }
+        ]
     )
     return ctx
 
@@ -86,7 +99,10 @@ def test_menus_by_role(app) -> None:  # type: ignore[no-untyped-def]
     assert "账号管理" not in labels["centre"] and "受理台" in labels["centre"]
     assert labels["worker"][:2] == ["电子地图", "我的事件"] and "受理台" not in labels["worker"]
     assert "考核指标" not in labels["department"] and "受理台" in labels["department"]
-    assert [m.path for m in menu_for("anonymous", app)] == ["/report", "/cases/track"]  # a resident reports and follows
+    assert [m.path for m in menu_for("anonymous", app)] == [
+        "/report",
+        "/cases/track",
+    ]  # a resident reports and follows
     # A module whose page the app does not serve is in no menu.
     from app.web.menu import Module
 
@@ -117,7 +133,9 @@ def test_pages_answer_chinese_error_pages_and_the_api_keeps_json(app, accounts) 
     assert res.status_code == 403 and res.get_json()["error"]["code"] == "forbidden"
     assert "网格员" in res.get_json()["error"]["message"]
     res = client.get("/api/cases/SJ000000000000", headers=bearer(accounts["admin"]))
-    assert res.status_code == 404 and res.get_json()["error"]["message"].startswith("事件 SJ000000000000")
+    assert res.status_code == 404 and res.get_json()["error"]["message"].startswith(
+        "事件 SJ000000000000"
+    )
     # Nobody signed in is still sent to the sign-in page.
     res = client.get("/cases/desk")
     assert res.status_code == 302 and res.headers["Location"].startswith("/login")
@@ -132,7 +150,11 @@ ALLOWED_WORDS = frozenset({"km", "m", "mvt", "csv", "xlsx", "pmtiles"})
 
 def _visible_problems(text_: str) -> list[str]:
     found = [m.group(0) for m in ISO_TIME.finditer(text_)]
-    found.extend(w for w in re.findall(r"(?<![A-Za-z0-9_@.-])[a-z]{3,}(?![A-Za-z0-9_@.-])", text_) if w not in ALLOWED_WORDS)
+    found.extend(
+        w
+        for w in re.findall(r"(?<![A-Za-z0-9_@.-])[a-z]{3,}(?![A-Za-z0-9_@.-])", text_)
+        if w not in ALLOWED_WORDS
+    )
     for m in LATIN_PHRASE.finditer(text_):
         words = re.split(r"[ ,'’-]+", m.group(0))
         if not all(ALLOWED_LATIN.match(w) for w in words):
@@ -156,29 +178,45 @@ def test_each_role_walks_its_menu(role: str, browser, live_server, cookies, app,
     page = ctx.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}"))
-    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 and urlsplit(r.url).path.startswith(("/api/", "/cases", "/admin", "/emap")) else None)
+    page.on(
+        "response",
+        lambda r: (
+            errors.append(f"{r.status} {r.url}")
+            if r.status >= 400
+            and urlsplit(r.url).path.startswith(("/api/", "/cases", "/admin", "/emap"))
+            else None
+        ),
+    )
     client = app.test_client()
     try:
         page.goto(f"{live_server}/")
         _settled(page)
         labels = page.locator("#gg-nav a").all_inner_texts()
-        hrefs = page.eval_on_selector_all("#gg-nav a", "els => els.map(a => a.getAttribute('href'))")
+        hrefs = page.eval_on_selector_all(
+            "#gg-nav a", "els => els.map(a => a.getAttribute('href'))"
+        )
         assert [m.path for m in menu_for(role, app)] == hrefs
         assert USER_ROLE_NAMES[role] in page.inner_text("#gg-user")
         problems: list[str] = []
         for href, label in zip(hrefs, labels, strict=True):
-            page.click(f"#gg-nav a[href='{href}']") if page.is_visible("#gg-nav") else page.goto(live_server + href)
+            page.click(f"#gg-nav a[href='{href}']") if page.is_visible("#gg-nav") else page.goto(
+                live_server + href
+            )
             page.wait_for_url(f"{live_server}{href}*")
             _settled(page)
             assert "网格化服务管理平台" in page.inner_text("#gg-header")
             assert page.inner_text("#gg-nav a.gg-nav-on").strip().endswith(label.strip()[-2:])
             # Every link on the page is one the role may open.
-            for link in page.eval_on_selector_all("a[href]", "els => els.map(a => a.getAttribute('href'))"):
+            for link in page.eval_on_selector_all(
+                "a[href]", "els => els.map(a => a.getAttribute('href'))"
+            ):
                 path = urlsplit(link).path
                 if not path.startswith("/") or path.startswith(("/api/", "/static/", "/vendor/")):
                     continue
                 status = client.get(link, headers=bearer(accounts[role])).status_code
-                problems.extend([] if status in (200, 302) else [f"{href}: link {link} answers {status}"])
+                problems.extend(
+                    [] if status in (200, 302) else [f"{href}: link {link} answers {status}"]
+                )
             problems.extend(f"{href}: {p}" for p in _visible_problems(page.inner_text("body")))
         assert not problems, problems
         assert not errors, errors
@@ -212,7 +250,13 @@ def test_panels_keep_their_buttons_on_a_900_px_window(browser, live_server, cook
         page.click("#gg-part-toggle")
         page.wait_for_selector("html[data-partition='ready']", timeout=10000)
         # Every tool's button can be reached: in view, or by scrolling the tools' own column.
-        for sel in ("#gg-edit-toggle", "#gg-locate-go", "#gg-ov-toggle", "#gg-part-propose", "#gg-cov-recommend"):
+        for sel in (
+            "#gg-edit-toggle",
+            "#gg-locate-go",
+            "#gg-ov-toggle",
+            "#gg-part-propose",
+            "#gg-cov-recommend",
+        ):
             assert page.evaluate(IN_VIEW, sel) == "ok", sel
         # The wheel over the tools scrolls them and leaves the map's zoom alone.
         zoom = page.evaluate("() => GridGov.map.getZoom()")
@@ -230,7 +274,9 @@ def test_panels_keep_their_buttons_on_a_900_px_window(browser, live_server, cook
         assert page.evaluate("() => window.__mapWheels") == 0
         assert page.evaluate("() => GridGov.map.getZoom()") == zoom
         # The division's 提交划分 button, once there is a proposal, stays reachable.
-        page.evaluate("() => { const b = document.getElementById('gg-part-commit'); b.hidden = false; b.closest('[hidden]') && (b.closest('[hidden]').hidden = false); }")
+        page.evaluate(
+            "() => { const b = document.getElementById('gg-part-commit'); b.hidden = false; b.closest('[hidden]') && (b.closest('[hidden]').hidden = false); }"
+        )
         assert page.evaluate(IN_VIEW, "#gg-part-commit") == "ok"
         assert page.evaluate("() => document.scrollingElement.scrollTop") == 0
     finally:
@@ -260,7 +306,10 @@ def test_the_map_keeps_the_phone_screen(role: str, browser, live_server, cookies
         )
         assert covered["height"] > 0.9 and covered["share"] < 0.2, covered
         # The menu is a drawer: hidden until the menu button opens it.
-        assert not page.locator("#gg-nav a").first.is_visible() or page.locator("#gg-nav").bounding_box()["x"] < 0
+        assert (
+            not page.locator("#gg-nav a").first.is_visible()
+            or page.locator("#gg-nav").bounding_box()["x"] < 0
+        )
         page.click("#gg-menu-button")
         # The drawer has slid in: in view, and no transition left running on it.
         until(
@@ -285,15 +334,23 @@ def test_the_map_keeps_the_phone_screen(role: str, browser, live_server, cookies
 def _picker_workers(html: str) -> list[dict]:
     import json
 
-    block = re.search(r'<script type="application/json" id="desk-workers">(.*?)</script>', html, re.S)
+    block = re.search(
+        r'<script type="application/json" id="desk-workers">(.*?)</script>', html, re.S
+    )
     assert block, "the desk carries no workers to pick from"
     return json.loads(block.group(1))
 
 
-def test_the_desk_and_worker_page_pick_workers_by_name_within_the_callers_grids(app, accounts, db_session) -> None:  # type: ignore[no-untyped-def]
+def test_the_desk_and_worker_page_pick_workers_by_name_within_the_callers_grids(
+    app, accounts, db_session
+) -> None:  # type: ignore[no-untyped-def]
     client = app.test_client()
-    centre = _picker_workers(client.get("/cases/desk", headers=bearer(accounts["centre"])).get_data(as_text=True))
-    chief = _picker_workers(client.get("/cases/desk", headers=bearer(accounts["grid_chief"])).get_data(as_text=True))
+    centre = _picker_workers(
+        client.get("/cases/desk", headers=bearer(accounts["centre"])).get_data(as_text=True)
+    )
+    chief = _picker_workers(
+        client.get("/cases/desk", headers=bearer(accounts["grid_chief"])).get_data(as_text=True)
+    )
     codes = {w["code"] for w in centre}
     assert {"W00003", "W00005", "W00009"} <= codes and all(w["name"] for w in centre)
     assert {w["code"] for w in chief} < codes  # a grid chief picks among his grid's workers only
@@ -316,6 +373,8 @@ def test_pages_for_nobody_signed_in_read_as_chinese(app) -> None:  # type: ignor
         assert "网格化服务管理平台" in html
         # Nobody signed in: a resident's menu only (report a case, follow it), no staff module.
         links = re.findall(r'<nav id="gg-nav".*?</nav>', html, flags=re.S)
-        assert all(set(re.findall(r'href="([^"]+)"', nav)) <= {"/report", "/cases/track"} for nav in links)
+        assert all(
+            set(re.findall(r'href="([^"]+)"', nav)) <= {"/report", "/cases/track"} for nav in links
+        )
         visible = re.sub(r"<script.*?</script>|<[^>]+>", " ", html, flags=re.S)
         assert not _visible_problems(visible), (path, _visible_problems(visible))

@@ -71,9 +71,11 @@ def assert_grid_tiles_current(db_session) -> None:  # type: ignore[no-untyped-de
     code, name and household count of now."""
     want = set(
         db_session.execute(
-            text("SELECT g.id, b.band, g.code, g.name, g.household_count FROM grid g "
-                 "JOIN (VALUES (1, 2), (2, 3), (3, 4), (4, 5)) AS b(band, deepest) ON g.level <= b.deepest "
-                 "WHERE g.valid_to IS NULL")
+            text(
+                "SELECT g.id, b.band, g.code, g.name, g.household_count FROM grid g "
+                "JOIN (VALUES (1, 2), (2, 3), (3, 4), (4, 5)) AS b(band, deepest) ON g.level <= b.deepest "
+                "WHERE g.valid_to IS NULL"
+            )
         ).all()
     )
     got = set(
@@ -89,32 +91,44 @@ def test_density_cells_follow_every_household_change(db_session) -> None:  # typ
     gid, lon, lat = db_session.execute(
         text("SELECT h.grid_id, ST_X(h.geom), ST_Y(h.geom) FROM household h ORDER BY h.id LIMIT 1")
     ).one()
-    other = db_session.scalar(text("SELECT grid_id FROM household WHERE grid_id <> :g LIMIT 1"), {"g": gid})
+    other = db_session.scalar(
+        text("SELECT grid_id FROM household WHERE grid_id <> :g LIMIT 1"), {"g": gid}
+    )
     # A row inserted, a bulk COPY (what an import does), a move to another grid, a change of
     # people, a delete.
     db_session.execute(
-        text("INSERT INTO household (geom, people, grid_id) VALUES "
-             "(ST_SetSRID(ST_MakePoint(:x, :y), 4326), 3, :g)"),
+        text(
+            "INSERT INTO household (geom, people, grid_id) VALUES "
+            "(ST_SetSRID(ST_MakePoint(:x, :y), 4326), 3, :g)"
+        ),
         {"x": lon + 0.0001, "y": lat, "g": gid},
     )
-    frame = pd.DataFrame({
-        "geom": [f"SRID=4326;POINT({lon + k * 1e-5} {lat - k * 1e-5})" for k in range(500)],
-        "people": [k % 5 + 1 for k in range(500)],
-        "grid_id": [gid if k % 2 else other for k in range(500)],
-    })
+    frame = pd.DataFrame(
+        {
+            "geom": [f"SRID=4326;POINT({lon + k * 1e-5} {lat - k * 1e-5})" for k in range(500)],
+            "people": [k % 5 + 1 for k in range(500)],
+            "grid_id": [gid if k % 2 else other for k in range(500)],
+        }
+    )
     copy_frame(db_session, "household", frame)
     db_session.execute(
-        text("UPDATE household SET grid_id = :o, geom = ST_Translate(geom, 0.002, 0.001) "
-             "WHERE id IN (SELECT id FROM household WHERE grid_id = :g ORDER BY id LIMIT 40)"),
+        text(
+            "UPDATE household SET grid_id = :o, geom = ST_Translate(geom, 0.002, 0.001) "
+            "WHERE id IN (SELECT id FROM household WHERE grid_id = :g ORDER BY id LIMIT 40)"
+        ),
         {"g": gid, "o": other},
     )
     db_session.execute(
-        text("UPDATE household SET people = people + 1 WHERE id IN "
-             "(SELECT id FROM household ORDER BY id DESC LIMIT 30)")
+        text(
+            "UPDATE household SET people = people + 1 WHERE id IN "
+            "(SELECT id FROM household ORDER BY id DESC LIMIT 30)"
+        )
     )
     db_session.execute(
-        text("DELETE FROM household WHERE id IN (SELECT id FROM household WHERE grid_id = :o "
-             "ORDER BY id LIMIT 300)"),
+        text(
+            "DELETE FROM household WHERE id IN (SELECT id FROM household WHERE grid_id = :o "
+            "ORDER BY id LIMIT 300)"
+        ),
         {"o": other},
     )
     assert_cells_exact(db_session)
@@ -132,12 +146,16 @@ def test_density_tiles_count_the_callers_households(app, db_session, accounts) -
         for z in (9, 10, 12, 14, 15, 16):
             zz, x, y = tile_of(lon, lat, z)
             for dx in (-1, 0, 1):
-                t = decode(c.get(f"/tiles/households/{zz}/{x + dx}/{y}.mvt", headers=bearer(accounts[who])))
+                t = decode(
+                    c.get(f"/tiles/households/{zz}/{x + dx}/{y}.mvt", headers=bearer(accounts[who]))
+                )
                 got = sum(f["properties"]["households"] for f in features(t, "households"))
                 want = db_session.scalar(
-                    text("SELECT count(*) FROM household h WHERE ST_Intersects(ST_Transform(h.geom, 3857), "
-                         "ST_TileEnvelope(:z, :x, :y)) AND (CAST(:s AS integer[]) IS NULL "
-                         "OR h.grid_id = ANY(CAST(:s AS integer[])))"),
+                    text(
+                        "SELECT count(*) FROM household h WHERE ST_Intersects(ST_Transform(h.geom, 3857), "
+                        "ST_TileEnvelope(:z, :x, :y)) AND (CAST(:s AS integer[]) IS NULL "
+                        "OR h.grid_id = ANY(CAST(:s AS integer[])))"
+                    ),
                     {"z": zz, "x": x + dx, "y": y, "s": None if scope is None else sorted(scope)},
                 )
                 assert got == want, (who, z, dx)
@@ -148,7 +166,9 @@ def test_density_tiles_count_the_callers_households(app, db_session, accounts) -
 def test_a_split_and_its_undo_show_on_the_next_low_zoom_tiles(client, db_session) -> None:  # type: ignore[no-untyped-def]
     lon, lat = centre_of(db_session, OWN_MICRO)
     gid, version, geojson = db_session.execute(
-        text("SELECT id, version, ST_AsGeoJSON(geom) FROM grid WHERE code = :c AND valid_to IS NULL"),
+        text(
+            "SELECT id, version, ST_AsGeoJSON(geom) FROM grid WHERE code = :c AND valid_to IS NULL"
+        ),
         {"c": OWN_MICRO},
     ).one()
     geom = shape(json.loads(geojson))
@@ -158,7 +178,9 @@ def test_a_split_and_its_undo_show_on_the_next_low_zoom_tiles(client, db_session
 
     def shown(z: int) -> set[int]:
         zz, x, y = tile_of(lon, lat, z)
-        return {f["id"] for f in features(decode(client.get(f"/tiles/grids/{zz}/{x}/{y}.mvt")), "grids")}
+        return {
+            f["id"] for f in features(decode(client.get(f"/tiles/grids/{zz}/{x}/{y}.mvt")), "grids")
+        }
 
     def households(z: int) -> int:
         zz, x, y = tile_of(lon, lat, z)
@@ -228,7 +250,9 @@ def test_the_shared_tile_cache_drops_exactly_the_tiles_an_edit_touches(  # type:
     c = app.test_client()
     lon, lat = centre_of(db_session, OWN_MICRO)
     far_lon, far_lat = centre_of(db_session, STREET_B)
-    gid = db_session.scalar(text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": OWN_MICRO})
+    gid = db_session.scalar(
+        text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": OWN_MICRO}
+    )
 
     def get(who: str, z: int, x: int, y: int) -> dict:
         return decode(c.get(f"/tiles/grids/{z}/{x}/{y}.mvt", headers=bearer(accounts[who])))
@@ -246,7 +270,9 @@ def test_the_shared_tile_cache_drops_exactly_the_tiles_an_edit_touches(  # type:
     assert len({k[3] for k in cached}) == 2  # one per scope
     # A second process (no memory cache) reads the stored tile, not a new cut.
     svc.CACHE.clear()
-    name = {f["properties"]["name"] for f in features(get("admin", *near[2]), "grids") if f["id"] == gid}
+    name = {
+        f["properties"]["name"] for f in features(get("admin", *near[2]), "grids") if f["id"] == gid
+    }
     assert cached_tiles(db_session) == cached
 
     db_session.execute(text("UPDATE grid SET name = name || '（新）' WHERE id = :g"), {"g": gid})
@@ -254,19 +280,25 @@ def test_the_shared_tile_cache_drops_exactly_the_tiles_an_edit_touches(  # type:
     assert {k[:3] for k in left} == {far}, "the renamed grid's tiles are dropped, the far one kept"
     assert all(left[k] == cached[k] for k in left)
     svc.CACHE.clear()
-    renamed = {f["properties"]["name"] for f in features(get("admin", *near[2]), "grids") if f["id"] == gid}
+    renamed = {
+        f["properties"]["name"] for f in features(get("admin", *near[2]), "grids") if f["id"] == gid
+    }
     assert renamed == {n + "（新）" for n in name}
 
     # A boundary moved east by about 200 m: the new shape shows in the next tile of each zoom.
     for t in near:
         get("admin", *t)
-    db_session.execute(text("UPDATE grid SET geom = ST_Translate(geom, 0.002, 0) WHERE id = :g"), {"g": gid})
+    db_session.execute(
+        text("UPDATE grid SET geom = ST_Translate(geom, 0.002, 0) WHERE id = :g"), {"g": gid}
+    )
     assert {k[:3] for k in cached_tiles(db_session)} == {far}
     svc.CACHE.clear()
     z, x, y = near[3]
     moved = [f for f in features(get("admin", z, x, y), "grids") if f["id"] == gid]
     want = db_session.scalar(
-        text("SELECT ST_Intersects(ST_Transform(geom, 3857), ST_TileEnvelope(:z, :x, :y)) FROM grid WHERE id = :g"),
+        text(
+            "SELECT ST_Intersects(ST_Transform(geom, 3857), ST_TileEnvelope(:z, :x, :y)) FROM grid WHERE id = :g"
+        ),
         {"z": z, "x": x, "y": y, "g": gid},
     )
     assert bool(moved) == bool(want)
@@ -286,21 +318,39 @@ def test_a_tile_cut_while_a_change_is_open_is_not_stored(app, database_url) -> N
             lon, lat = centre_of(editor, OWN_MICRO)
             z, x, y = tile_of(lon, lat, 14)
             scope = svc.Scope(None, (), None, True, None, None, None)
-            reader.execute(text("DELETE FROM tile_cache WHERE layer = 'grids' AND z = :z AND x = :x AND y = :y"),
-                           {"z": z, "x": x, "y": y})
+            reader.execute(
+                text(
+                    "DELETE FROM tile_cache WHERE layer = 'grids' AND z = :z AND x = :x AND y = :y"
+                ),
+                {"z": z, "x": x, "y": y},
+            )
             reader.commit()
-            editor.execute(text("UPDATE grid SET name = name || '（改）' WHERE code = :c AND valid_to IS NULL"),
-                           {"c": OWN_MICRO})
+            editor.execute(
+                text(
+                    "UPDATE grid SET name = name || '（改）' WHERE code = :c AND valid_to IS NULL"
+                ),
+                {"c": OWN_MICRO},
+            )
             body = svc.shared_tile(reader, scope, "grids", z, x, y)
             assert features(mapbox_decode(body), "grids")
             reader.commit()
-            stored = reader.scalar(text("SELECT count(*) FROM tile_cache WHERE layer = 'grids' AND z = :z "
-                                        "AND x = :x AND y = :y"), {"z": z, "x": x, "y": y})
+            stored = reader.scalar(
+                text(
+                    "SELECT count(*) FROM tile_cache WHERE layer = 'grids' AND z = :z "
+                    "AND x = :x AND y = :y"
+                ),
+                {"z": z, "x": x, "y": y},
+            )
             assert stored == 0
             editor.rollback()
             svc.shared_tile(reader, scope, "grids", z, x, y)
-            stored = reader.scalar(text("SELECT count(*) FROM tile_cache WHERE layer = 'grids' AND z = :z "
-                                        "AND x = :x AND y = :y"), {"z": z, "x": x, "y": y})
+            stored = reader.scalar(
+                text(
+                    "SELECT count(*) FROM tile_cache WHERE layer = 'grids' AND z = :z "
+                    "AND x = :x AND y = :y"
+                ),
+                {"z": z, "x": x, "y": y},
+            )
             assert stored == 1
             reader.execute(text("DELETE FROM tile_cache WHERE layer = 'grids'"))
             reader.commit()

@@ -41,8 +41,10 @@ def features(tile: dict, layer: str) -> list[dict]:
 
 def centre_of(db_session, code: str) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     row = db_session.execute(
-        text("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM grid "
-             "WHERE code = :c AND valid_to IS NULL) s"),
+        text(
+            "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM grid "
+            "WHERE code = :c AND valid_to IS NULL) s"
+        ),
         {"c": code},
     ).one()
     return row[0], row[1]
@@ -73,8 +75,10 @@ def test_admin_tile_holds_the_grids_of_the_tile_with_labels(client, db_session) 
     south = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y + 1) / n))))
     expected = set(
         db_session.scalars(
-            text("SELECT code FROM grid WHERE valid_to IS NULL AND level <= 3 AND "
-                 "ST_Intersects(geom, ST_MakeEnvelope(:w, :s, :e, :n, 4326))"),
+            text(
+                "SELECT code FROM grid WHERE valid_to IS NULL AND level <= 3 AND "
+                "ST_Intersects(geom, ST_MakeEnvelope(:w, :s, :e, :n, 4326))"
+            ),
             {"w": west, "s": south, "e": east, "n": north},
         )
     )
@@ -106,13 +110,17 @@ def test_a_tile_holds_only_the_callers_grids(app, db_session, accounts, role: st
     if role == "department":
         assert shown == {} and homes == 0
         return
-    scope = grid_ids_under(db_session, STREET_A) if role == "centre" else set(
-        db_session.scalars(
-            text("""WITH RECURSIVE t AS (SELECT grid_id AS id FROM grid_assignment a
+    scope = (
+        grid_ids_under(db_session, STREET_A)
+        if role == "centre"
+        else set(
+            db_session.scalars(
+                text("""WITH RECURSIVE t AS (SELECT grid_id AS id FROM grid_assignment a
                     JOIN worker w ON w.id = a.worker_id WHERE w.code = :w
                     UNION SELECT g.id FROM grid g JOIN t ON g.parent_id = t.id)
                     SELECT id FROM t"""),
-            {"w": {"worker": "W00005", "party_member": "W00010"}[role]},
+                {"w": {"worker": "W00005", "party_member": "W00010"}[role]},
+            )
         )
     )
     full = {gid for gid, outline in shown.items() if not outline}
@@ -126,19 +134,29 @@ def test_an_edit_shows_on_the_next_tile(client, db_session) -> None:  # type: ig
     z, x, y = tile_of(lon, lat, 16)
     url = f"/tiles/grids/{z}/{x}/{y}.mvt"
     before = client.get(url)
-    names = {f["properties"]["code"]: f["properties"]["name"] for f in features(decode(before), "grids")}
+    names = {
+        f["properties"]["code"]: f["properties"]["name"] for f in features(decode(before), "grids")
+    }
     assert OWN_MICRO in names
     etag = before.headers["ETag"]
     assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
     gid, version = db_session.execute(
         text("SELECT id, version FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": OWN_MICRO}
     ).one()
-    res = client.patch(f"/api/grids/{gid}", json={"type": "Feature", "geometry": None,
-                                                  "properties": {"name": "改名后的微网格", "version": version}})
+    res = client.patch(
+        f"/api/grids/{gid}",
+        json={
+            "type": "Feature",
+            "geometry": None,
+            "properties": {"name": "改名后的微网格", "version": version},
+        },
+    )
     assert res.status_code == 200, res.get_json()
     after = client.get(url, headers={"If-None-Match": etag})
     assert after.status_code == 200
-    names = {f["properties"]["code"]: f["properties"]["name"] for f in features(decode(after), "grids")}
+    names = {
+        f["properties"]["code"]: f["properties"]["name"] for f in features(decode(after), "grids")
+    }
     assert names[OWN_MICRO] == "改名后的微网格"
 
 

@@ -28,12 +28,18 @@ def _visit(page, item: dict, lon: float, lat: float) -> None:  # type: ignore[no
     page.click("#visit-submit")
 
 
-def test_worker_checks_in_visits_reports_and_works_offline(browser, live_server, database_url, accounts) -> None:  # type: ignore[no-untyped-def]
+def test_worker_checks_in_visits_reports_and_works_offline(
+    browser, live_server, database_url, accounts
+) -> None:  # type: ignore[no-untyped-def]
     started = datetime.now(UTC)
     wid = accounts["worker"].worker_id
     engine = create_engine(database_url)
     context = browser.new_context(
-        viewport={"width": 390, "height": 844}, locale="zh-CN", bypass_csp=True, is_mobile=True, has_touch=True
+        viewport={"width": 390, "height": 844},
+        locale="zh-CN",
+        bypass_csp=True,
+        is_mobile=True,
+        has_touch=True,
     )
     context.grant_permissions(["geolocation"], origin=live_server)
     page = context.new_page()
@@ -55,20 +61,31 @@ def test_worker_checks_in_visits_reports_and_works_offline(browser, live_server,
         first, second, third = items[:3]
 
         # Check in on one's own grid.
-        page.context.set_geolocation({"longitude": first["household"]["lon"], "latitude": first["household"]["lat"]})
+        page.context.set_geolocation(
+            {"longitude": first["household"]["lon"], "latitude": first["household"]["lat"]}
+        )
         page.click("#checkin-btn")
         page.wait_for_selector("#checkin-msg[data-inside='1']")
         assert "打卡" in page.text_content("#checkin-msg")
 
         # A visit at the door: saved, no flag.
         _visit(page, first, first["household"]["lon"] + 0.0001, first["household"]["lat"])
-        page.wait_for_function("document.getElementById('visit-msg').textContent.indexOf('已保存') >= 0")
+        page.wait_for_function(
+            "document.getElementById('visit-msg').textContent.indexOf('已保存') >= 0"
+        )
         assert page.is_hidden("#visit-flag")
-        page.wait_for_selector(f"#due-list [data-household='{first['household']['id']}']", state="detached")
+        page.wait_for_selector(
+            f"#due-list [data-household='{first['household']['id']}']", state="detached"
+        )
 
         # A visit about 500 m away: saved too, and flagged on the page.
         lat = second["household"]["lat"]
-        _visit(page, second, second["household"]["lon"] + 500 / (111320 * math.cos(math.radians(lat))), lat)
+        _visit(
+            page,
+            second,
+            second["household"]["lon"] + 500 / (111320 * math.cos(math.radians(lat))),
+            lat,
+        )
         page.wait_for_selector("#visit-flag:not([hidden])")
         flag = page.text_content("#visit-flag")
         assert "位置异常" in flag and "米" in flag
@@ -83,10 +100,14 @@ def test_worker_checks_in_visits_reports_and_works_offline(browser, live_server,
         # Offline: the visit waits in the page, and goes once the network is back.
         page.context.set_offline(True)
         _visit(page, third, third["household"]["lon"], third["household"]["lat"])
-        page.wait_for_function("document.getElementById('queue-state').textContent.indexOf('1 条') >= 0")
+        page.wait_for_function(
+            "document.getElementById('queue-state').textContent.indexOf('1 条') >= 0"
+        )
         assert "暂存" in page.text_content("#visit-msg")
         page.context.set_offline(False)
-        page.wait_for_function("document.getElementById('visit-msg').textContent.indexOf('全部发送') >= 0")
+        page.wait_for_function(
+            "document.getElementById('visit-msg').textContent.indexOf('全部发送') >= 0"
+        )
         assert page.text_content("#queue-state") == ""
 
         after = _api(page, "/api/visits/coverage?group=worker")["rows"][0]
@@ -96,16 +117,23 @@ def test_worker_checks_in_visits_reports_and_works_offline(browser, live_server,
         assert f"已访 {after['all']['visited']} 户" in page.text_content("#coverage-all")
         with engine.connect() as conn:
             rows = conn.execute(
-                text("SELECT household_id, place_flag, case_id FROM visit WHERE worker_id = :w AND recorded_at >= :t ORDER BY id"),
+                text(
+                    "SELECT household_id, place_flag, case_id FROM visit WHERE worker_id = :w AND recorded_at >= :t ORDER BY id"
+                ),
                 {"w": wid, "t": started},
             ).all()
-            assert [r.household_id for r in rows] == [i["household"]["id"] for i in (first, second, third)]
+            assert [r.household_id for r in rows] == [
+                i["household"]["id"] for i in (first, second, third)
+            ]
             assert [r.place_flag for r in rows] == [False, True, False]
             assert rows[1].case_id is not None  # the case reported from the far visit
-            description = conn.scalar(text('SELECT description FROM "case" WHERE id = :c'), {"c": rows[1].case_id})
+            description = conn.scalar(
+                text('SELECT description FROM "case" WHERE id = :c'), {"c": rows[1].case_id}
+            )
             assert "走访" in description
             inside = conn.scalar(
-                text("SELECT inside FROM checkin WHERE worker_id = :w AND recorded_at >= :t"), {"w": wid, "t": started}
+                text("SELECT inside FROM checkin WHERE worker_id = :w AND recorded_at >= :t"),
+                {"w": wid, "t": started},
             )
             assert inside is True
         assert not errors, json.dumps(errors, ensure_ascii=False)
@@ -113,11 +141,19 @@ def test_worker_checks_in_visits_reports_and_works_offline(browser, live_server,
         context.close()
         with Session(engine) as s:
             cases = s.scalars(
-                text("SELECT case_id FROM visit WHERE worker_id = :w AND recorded_at >= :t AND case_id IS NOT NULL"),
+                text(
+                    "SELECT case_id FROM visit WHERE worker_id = :w AND recorded_at >= :t AND case_id IS NOT NULL"
+                ),
                 {"w": wid, "t": started},
             ).all()
-            s.execute(text("DELETE FROM visit WHERE worker_id = :w AND recorded_at >= :t"), {"w": wid, "t": started})
-            s.execute(text("DELETE FROM checkin WHERE worker_id = :w AND recorded_at >= :t"), {"w": wid, "t": started})
+            s.execute(
+                text("DELETE FROM visit WHERE worker_id = :w AND recorded_at >= :t"),
+                {"w": wid, "t": started},
+            )
+            s.execute(
+                text("DELETE FROM checkin WHERE worker_id = :w AND recorded_at >= :t"),
+                {"w": wid, "t": started},
+            )
             delete_cases(s, list(cases))
             s.commit()
         engine.dispose()
@@ -126,21 +162,27 @@ def test_worker_checks_in_visits_reports_and_works_offline(browser, live_server,
 PAYLOAD = '<img src=x onerror="window.__xss=1">"><script>window.__xss=2</script>'
 
 
-def test_the_visits_page_runs_under_its_csp_and_shows_what_was_written_as_text(browser, live_server, database_url, accounts) -> None:  # type: ignore[no-untyped-def]
+def test_the_visits_page_runs_under_its_csp_and_shows_what_was_written_as_text(
+    browser, live_server, database_url, accounts
+) -> None:  # type: ignore[no-untyped-def]
     from tests.web.test_auth_browser import WATCH_CSP, _settle
 
     engine = create_engine(database_url)
     wid = accounts["worker"].worker_id
     with engine.begin() as conn:
         hid = conn.scalar(
-            text("SELECT h.id FROM household h JOIN grid_assignment a ON a.grid_id = h.grid_id "
-                 "OR h.grid_id IN (SELECT id FROM grid WHERE parent_id = a.grid_id) WHERE a.worker_id = :w "
-                 "ORDER BY h.id LIMIT 1"),
+            text(
+                "SELECT h.id FROM household h JOIN grid_assignment a ON a.grid_id = h.grid_id "
+                "OR h.grid_id IN (SELECT id FROM grid WHERE parent_id = a.grid_id) WHERE a.worker_id = :w "
+                "ORDER BY h.id LIMIT 1"
+            ),
             {"w": wid},
         )
         vid = conn.scalar(
-            text("INSERT INTO visit (worker_id, household_id, grid_id, kind, visited_at, problems, note) "
-                 "SELECT :w, id, grid_id, 'adhoc', now(), :p, :p FROM household WHERE id = :h RETURNING id"),
+            text(
+                "INSERT INTO visit (worker_id, household_id, grid_id, kind, visited_at, problems, note) "
+                "SELECT :w, id, grid_id, 'adhoc', now(), :p, :p FROM household WHERE id = :h RETURNING id"
+            ),
             {"w": wid, "h": hid, "p": PAYLOAD},
         )
     context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")

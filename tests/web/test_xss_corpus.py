@@ -106,19 +106,21 @@ def _store(c: Corpus) -> None:
     with c.app.app_context():
         session = get_db().session()
         gid = {
-            code: session.scalar(text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": code})
+            code: session.scalar(
+                text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": code}
+            )
             for code in (OWN_MICRO, OWN_GRID, OWN_COMMUNITY)
         }
         micro_ids = list(
             session.scalars(
-                text(
-                    "SELECT id FROM grid WHERE parent_id = :p AND valid_to IS NULL ORDER BY code"
-                ),
+                text("SELECT id FROM grid WHERE parent_id = :p AND valid_to IS NULL ORDER BY code"),
                 {"p": gid[OWN_GRID]},
             )
         )
         inside = session.execute(
-            text("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM grid WHERE id = :g) s"),
+            text(
+                "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM grid WHERE id = :g) s"
+            ),
             {"g": gid[OWN_MICRO]},
         ).one()
         grid_points = session.execute(
@@ -142,52 +144,110 @@ def _store(c: Corpus) -> None:
             "admin",
             "PATCH",
             f"/api/grids/{grid_id}",
-            json={"type": "Feature", "geometry": None, "properties": {"name": name, "version": feat["properties"]["version"]}},
+            json={
+                "type": "Feature",
+                "geometry": None,
+                "properties": {"name": name, "version": feat["properties"]["version"]},
+            },
         )
         names.append(name)
     c.stored["grid names"] = names
     # Through the importer: departments, workers (assigned to the micro-grid), households,
     # service points, cameras.
-    depts = [{"code": f"XD{i}", "name": p[:60], "phone": "0551-1", "duties": p} for i, p in enumerate(PAYLOADS)]
-    c.api("admin", "POST", "/api/import/departments", data={"file": (io.BytesIO(_csv(depts)), "d.csv")})
-    workers = [{"code": f"XW{i}", "name": p[:60], "phone": f"1390000000{i}", "on_duty": "true"} for i, p in enumerate(PAYLOADS)]
-    c.api("admin", "POST", "/api/import/workers", data={"file": (io.BytesIO(_csv(workers)), "w.csv")})
-    assign = [{"worker_code": f"XW{i}", "grid_code": OWN_MICRO, "role": "worker_part"} for i in range(len(PAYLOADS))]
-    c.api("admin", "POST", "/api/import/assignments", data={"file": (io.BytesIO(_csv(assign)), "a.csv")})
+    depts = [
+        {"code": f"XD{i}", "name": p[:60], "phone": "0551-1", "duties": p}
+        for i, p in enumerate(PAYLOADS)
+    ]
+    c.api(
+        "admin",
+        "POST",
+        "/api/import/departments",
+        data={"file": (io.BytesIO(_csv(depts)), "d.csv")},
+    )
+    workers = [
+        {"code": f"XW{i}", "name": p[:60], "phone": f"1390000000{i}", "on_duty": "true"}
+        for i, p in enumerate(PAYLOADS)
+    ]
+    c.api(
+        "admin", "POST", "/api/import/workers", data={"file": (io.BytesIO(_csv(workers)), "w.csv")}
+    )
+    assign = [
+        {"worker_code": f"XW{i}", "grid_code": OWN_MICRO, "role": "worker_part"}
+        for i in range(len(PAYLOADS))
+    ]
+    c.api(
+        "admin",
+        "POST",
+        "/api/import/assignments",
+        data={"file": (io.BytesIO(_csv(assign)), "a.csv")},
+    )
     c.stored["worker names"] = [p[:60] for p in PAYLOADS]
     c.stored["household addresses"] = list(PAYLOADS)
     spots = _points((inside[0], inside[1]), len(PAYLOADS))
     c.spots = spots
     households = [
         {
-            "lon": x, "lat": y, "building": p[:80], "unit": "1", "room": "1", "address": p, "people": 1,
-            "grid_code": OWN_MICRO, "head_name": p[:60], "head_phone": "13900000000", "tags": "",
+            "lon": x,
+            "lat": y,
+            "building": p[:80],
+            "unit": "1",
+            "room": "1",
+            "address": p,
+            "people": 1,
+            "grid_code": OWN_MICRO,
+            "head_name": p[:60],
+            "head_phone": "13900000000",
+            "tags": "",
             "linked_member_code": "W00010",
         }
         for (x, y), p in zip(spots, PAYLOADS, strict=True)
     ]
-    c.api("admin", "POST", "/api/import/households", data={"file": (io.BytesIO(_csv(households)), "h.csv")})
+    c.api(
+        "admin",
+        "POST",
+        "/api/import/households",
+        data={"file": (io.BytesIO(_csv(households)), "h.csv")},
+    )
     points = {
         "type": "FeatureCollection",
         "features": [
-            {"type": "Feature", "geometry": {"type": "Point", "coordinates": [x, y]},
-             "properties": {"name": p, "kind": "point", "radius_m": 300}}
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [x, y]},
+                "properties": {"name": p, "kind": "point", "radius_m": 300},
+            }
             for (x, y), p in zip(spots, PAYLOADS, strict=True)
         ],
     }
-    c.api("admin", "POST", "/api/import/service_points",
-          data={"file": (io.BytesIO(json.dumps(points).encode()), "sp.geojson")})
+    c.api(
+        "admin",
+        "POST",
+        "/api/import/service_points",
+        data={"file": (io.BytesIO(json.dumps(points).encode()), "sp.geojson")},
+    )
     c.stored["service point names"] = list(PAYLOADS)
     cams = {
         "type": "FeatureCollection",
         "features": [
-            {"type": "Feature", "geometry": {"type": "Point", "coordinates": [x, y]},
-             "properties": {"code": f"XC{i}-{p[:20]}", "name": p, "kind": "fixed", "analytics": "true"}}
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [x, y]},
+                "properties": {
+                    "code": f"XC{i}-{p[:20]}",
+                    "name": p,
+                    "kind": "fixed",
+                    "analytics": "true",
+                },
+            }
             for i, ((x, y), p) in enumerate(zip(spots, PAYLOADS, strict=True))
         ],
     }
-    c.api("admin", "POST", "/api/import/cameras",
-          data={"file": (io.BytesIO(json.dumps(cams).encode()), "cam.geojson")})
+    c.api(
+        "admin",
+        "POST",
+        "/api/import/cameras",
+        data={"file": (io.BytesIO(json.dumps(cams).encode()), "cam.geojson")},
+    )
     c.stored["camera names"] = list(PAYLOADS)
     # Through the API: override areas, cases and their notes, accounts.
     x, y = inside
@@ -195,52 +255,115 @@ def _store(c: Corpus) -> None:
         d = 0.00002 * (i + 1)
         ring = [[x - d, y - d], [x + d, y - d], [x + d, y + d], [x - d, y + d], [x - d, y - d]]
         c.api(
-            "admin", "POST", "/api/override-areas",
-            json={"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
-                  "properties": {"name": p, "category": "垃圾暴露堆放", "department_code": f"XD{i}"}},
+            "admin",
+            "POST",
+            "/api/override-areas",
+            json={
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+                "properties": {"name": p, "category": "垃圾暴露堆放", "department_code": f"XD{i}"},
+            },
         )
     for i, p in enumerate(PAYLOADS):
         # The reporter's name is another payload: public answers mask a name their text quotes.
         case = c.api(
-            "admin", "POST", "/api/cases",
-            json={"x": x, "y": y, "category": "road_occupation", "description": p, "address": p[:200],
-                  "reporter_name": PAYLOADS[(i + 1) % len(PAYLOADS)][:60],
-                  "reporter_contact": "13900000001", "source": "patrol"},
+            "admin",
+            "POST",
+            "/api/cases",
+            json={
+                "x": x,
+                "y": y,
+                "category": "road_occupation",
+                "description": p,
+                "address": p[:200],
+                "reporter_name": PAYLOADS[(i + 1) % len(PAYLOADS)][:60],
+                "reporter_contact": "13900000001",
+                "source": "patrol",
+            },
         )
         cid = case.get("id") or case.get("case", {}).get("id")
         c.case_ids.append(cid)
         detail = c.api("admin", "GET", f"/api/cases/{cid}")
         c.case_codes.append(detail["public_code"])
-        c.api("admin", "POST", f"/api/cases/{cid}/actions/accept",
-              json={"note": p, "version": detail["version"], "actor": {"role": "worker", "worker_id": detail["assignee"]["id"]}})
+        c.api(
+            "admin",
+            "POST",
+            f"/api/cases/{cid}/actions/accept",
+            json={
+                "note": p,
+                "version": detail["version"],
+                "actor": {"role": "worker", "worker_id": detail["assignee"]["id"]},
+            },
+        )
     c.stored["case descriptions"] = list(PAYLOADS)
     # Visits by the worker to the payload-addressed households, with payload notes and problems.
     due = c.api("worker", "GET", "/api/visits/due?limit=2000")["items"]
-    targets = {i["household"]["address"]: i["household"] for i in due if i["household"]["address"] in PAYLOADS}
+    targets = {
+        i["household"]["address"]: i["household"]
+        for i in due
+        if i["household"]["address"] in PAYLOADS
+    }
     for p in PAYLOADS:
         h = targets[p]
-        c.api("worker", "POST", "/api/visits",
-              json={"household_id": h["id"], "lon": h["lon"], "lat": h["lat"], "note": p, "problems": p})
+        c.api(
+            "worker",
+            "POST",
+            "/api/visits",
+            json={
+                "household_id": h["id"],
+                "lon": h["lon"],
+                "lat": h["lat"],
+                "note": p,
+                "problems": p,
+            },
+        )
     c.stored["visit problems"] = list(PAYLOADS)
     for i, p in enumerate(PAYLOADS):
-        c.api("admin", "POST", "/api/users",
-              json={"username": f"xss-{i}", "role": "worker", "password": TEST_PASSWORD,
-                    "display_name": p[:60], "worker_code": f"XW{i}"})
+        c.api(
+            "admin",
+            "POST",
+            "/api/users",
+            json={
+                "username": f"xss-{i}",
+                "role": "worker",
+                "password": TEST_PASSWORD,
+                "display_name": p[:60],
+                "worker_code": f"XW{i}",
+            },
+        )
     c.stored["account names"] = [p[:60] for p in PAYLOADS]
     # A departmental network (多网合一) of the street whose grids and people are payloads.
     with c.app.app_context():
         session = get_db().session()
-        street = session.scalar(text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": OWN_STREET})
+        street = session.scalar(
+            text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": OWN_STREET}
+        )
         session.close()
     squares = []
     for i, p in enumerate(PAYLOADS):
         x0, y0, d = x + 0.0002 * i, y - 0.0001, 0.00008
         ring = [[x0, y0], [x0 + d, y0], [x0 + d, y0 + d], [x0, y0 + d], [x0, y0]]
-        squares.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
-                        "properties": {"code": f"XN{i}", "name": p[:120], "person": p[:60]}})
-    c.api("admin", "POST", "/api/networks/import",
-          data={"file": (io.BytesIO(json.dumps({"type": "FeatureCollection", "features": squares}).encode()), "n.geojson"),
-                "department": "CG-AH", "name": PAYLOADS[0][:120], "street_id": str(street)})
+        squares.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+                "properties": {"code": f"XN{i}", "name": p[:120], "person": p[:60]},
+            }
+        )
+    c.api(
+        "admin",
+        "POST",
+        "/api/networks/import",
+        data={
+            "file": (
+                io.BytesIO(json.dumps({"type": "FeatureCollection", "features": squares}).encode()),
+                "n.geojson",
+            ),
+            "department": "CG-AH",
+            "name": PAYLOADS[0][:120],
+            "street_id": str(street),
+        },
+    )
     c.stored["network grid names"] = [p[:120] for p in PAYLOADS]
 
 
@@ -260,7 +383,9 @@ def corpus(cluster) -> Iterator[Corpus]:  # type: ignore[no-untyped-def]
     c = Corpus("", app)  # the server's address comes once it runs
     with Session(engine) as s, s.begin():
         for role, links in {"admin": {}, **ROLE_LINKS}.items():
-            user = user_svc.create_user(s, f"x-{role}", role, TEST_PASSWORD, display_name=f"测试{role}", **links)  # type: ignore[arg-type]
+            user = user_svc.create_user(
+                s, f"x-{role}", role, TEST_PASSWORD, display_name=f"测试{role}", **links
+            )  # type: ignore[arg-type]
             limits = dict(user_svc.DEFAULT_LIMITS, SESSION_IDLE_MINUTES=600)
             c.tokens[role] = user_svc.start_session(s, user, None, limits, kind="token").token
             c.cookies[role] = user_svc.start_session(s, user, None, limits).token
@@ -316,8 +441,18 @@ class Visit:
         self.ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
         self.ctx.add_init_script(WATCH)
         if role:
-            self.ctx.add_cookies([{"name": "gridgov_session", "value": corpus.cookies[role], "url": corpus.base,
-                                   "httpOnly": True, "secure": True, "sameSite": "Lax"}])
+            self.ctx.add_cookies(
+                [
+                    {
+                        "name": "gridgov_session",
+                        "value": corpus.cookies[role],
+                        "url": corpus.base,
+                        "httpOnly": True,
+                        "secure": True,
+                        "sameSite": "Lax",
+                    }
+                ]
+            )
         self.page = self.ctx.new_page()
         self.quiet = Quiet(self.page)
         self.dialogs: list[str] = []
@@ -347,7 +482,10 @@ class Visit:
         self.quiet.wait()
         assert self.dialogs == [], (self.role, where, self.dialogs)
         assert page.evaluate("() => window.__violations") == [], (self.role, where)
-        assert page.evaluate("() => document.querySelectorAll('.ggxss').length") == 0, (self.role, where)
+        assert page.evaluate("() => document.querySelectorAll('.ggxss').length") == 0, (
+            self.role,
+            where,
+        )
         assert self.errors == [], (self.role, where, self.errors)
 
     def close(self) -> None:
@@ -365,24 +503,31 @@ def _emap_texts(page, corpus: Corpus) -> str:  # type: ignore[no-untyped-def]
     lon, lat = corpus.inside
     for zoom in (13, 15, 17):
         page.evaluate(
-            "([lon, lat, z]) => GridGov.map.setView([lat, lon], z, {animate: false})", [lon, lat, zoom]
+            "([lon, lat, z]) => GridGov.map.setView([lat, lon], z, {animate: false})",
+            [lon, lat, zoom],
         )
         page.evaluate("() => GridGov.refreshLabels()")
-        out.append(page.evaluate(
-            "() => Array.from(document.querySelectorAll('.gg-label')).map(el => el.textContent).join('\\n')"
-        ))
+        out.append(
+            page.evaluate(
+                "() => Array.from(document.querySelectorAll('.gg-label')).map(el => el.textContent).join('\\n')"
+            )
+        )
     for x, y in [corpus.inside, *corpus.grid_points]:
-        out.append(page.evaluate(
-            """async ([lon, lat]) => {
+        out.append(
+            page.evaluate(
+                """async ([lon, lat]) => {
                  GridGov.map.setView([lat, lon], 17, {animate: false});
                  const f = await GridGov.pickAt(L.latLng(lat, lon));
                  if (!f) return '';
                  await GridGov.openGrid(f);
                  return document.getElementById('gg-panel').textContent;
                }""",
-            [x, y],
-        ))
-    page.evaluate("([lon, lat]) => GridGov.map.setView([lat, lon], 19, {animate: false})", [lon, lat])
+                [x, y],
+            )
+        )
+    page.evaluate(
+        "([lon, lat]) => GridGov.map.setView([lat, lon], 19, {animate: false})", [lon, lat]
+    )
     page.evaluate("() => GridGov.tilesIdle()")
     for x, y in corpus.spots:
         p = page.evaluate(
@@ -395,9 +540,11 @@ def _emap_texts(page, corpus: Corpus) -> str:  # type: ignore[no-untyped-def]
         # The map answers a pointer move in its next animation frame (a tooltip, or none where
         # this role is shown nothing): two frames later it has.
         page.evaluate(NEXT_FRAMES)
-        out.append(page.evaluate(
-            "() => Array.from(document.querySelectorAll('.leaflet-tooltip.gg-hover')).map(el => el.textContent).join('\\n')"
-        ))
+        out.append(
+            page.evaluate(
+                "() => Array.from(document.querySelectorAll('.leaflet-tooltip.gg-hover')).map(el => el.textContent).join('\\n')"
+            )
+        )
         page.mouse.move(5, 890)
         page.evaluate(NEXT_FRAMES)
     return "\n".join(out)
@@ -446,11 +593,55 @@ def _search_box(v: Visit, corpus: Corpus) -> None:
 
 
 PAGES = {
-    "admin": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/admin/users", "/admin/audit", "/overview", *LEDGERS, "/points", "/networks"],
-    "centre": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/overview", *LEDGERS, "/points", "/networks"],
-    "grid_chief": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/overview", *LEDGERS, "/points"],
-    "micro_chief": ["/emap", "/cases/desk", "/cases/worker", "/cases/kpi", "/overview", *LEDGERS, "/points"],
-    "worker": ["/emap", "/cases/worker", "/ledgers/households", "/ledgers/points", "/ledgers/cameras", "/visits", "/points"],
+    "admin": [
+        "/emap",
+        "/cases/desk",
+        "/cases/worker",
+        "/cases/kpi",
+        "/admin/users",
+        "/admin/audit",
+        "/overview",
+        *LEDGERS,
+        "/points",
+        "/networks",
+    ],
+    "centre": [
+        "/emap",
+        "/cases/desk",
+        "/cases/worker",
+        "/cases/kpi",
+        "/overview",
+        *LEDGERS,
+        "/points",
+        "/networks",
+    ],
+    "grid_chief": [
+        "/emap",
+        "/cases/desk",
+        "/cases/worker",
+        "/cases/kpi",
+        "/overview",
+        *LEDGERS,
+        "/points",
+    ],
+    "micro_chief": [
+        "/emap",
+        "/cases/desk",
+        "/cases/worker",
+        "/cases/kpi",
+        "/overview",
+        *LEDGERS,
+        "/points",
+    ],
+    "worker": [
+        "/emap",
+        "/cases/worker",
+        "/ledgers/households",
+        "/ledgers/points",
+        "/ledgers/cameras",
+        "/visits",
+        "/points",
+    ],
     "party_member": ["/emap", "/cases/worker", "/visits", "/points"],
     "department": ["/emap", "/cases/desk", "/cases/worker"],
 }
@@ -476,7 +667,9 @@ def test_every_page_shows_the_payloads_as_text(browser, corpus: Corpus, role: st
                     for name in corpus.stored["worker names"]:
                         assert name in board, (role, name)
                 if role in ("admin", "centre", "grid_chief", "micro_chief"):
-                    for name in corpus.stored["service point names"] + corpus.stored["camera names"]:
+                    for name in (
+                        corpus.stored["service point names"] + corpus.stored["camera names"]
+                    ):
                         assert name in shown, (role, name)
                 if role in ("admin", "centre"):
                     _search_box(v, corpus)
@@ -486,18 +679,24 @@ def test_every_page_shows_the_payloads_as_text(browser, corpus: Corpus, role: st
                 if role != "department":
                     v.page.click(f"#case-table tr[data-id='{corpus.case_ids[0]}']")
                     v.page.wait_for_selector(".gg-case", timeout=10000)
-                    detail = v.page.evaluate("() => document.querySelector('#case-detail').textContent")
+                    detail = v.page.evaluate(
+                        "() => document.querySelector('#case-detail').textContent"
+                    )
                     assert PAYLOADS[0] in detail
             elif path == "/cases/worker" and role in ("admin", "centre", "worker"):
                 if role != "worker":  # the centre opens the assignee's page
-                    assignee = corpus.api("admin", "GET", f"/api/cases/{corpus.case_ids[1]}")["assignee"]["id"]
+                    assignee = corpus.api("admin", "GET", f"/api/cases/{corpus.case_ids[1]}")[
+                        "assignee"
+                    ]["id"]
                     v.open(f"/cases/worker?worker={assignee}")
                 v.page.wait_for_selector(".gg-card", timeout=10000)
                 cards = v.page.evaluate("() => document.querySelector('#my-cases').textContent")
                 assert PAYLOADS[1] in cards
             elif path in LEDGERS:
                 v.open(f"{path}?grid={corpus.grid_ids[OWN_MICRO]}&limit=200")
-                listed = v.page.evaluate("() => document.getElementById('ledger-table').textContent")
+                listed = v.page.evaluate(
+                    "() => document.getElementById('ledger-table').textContent"
+                )
                 for name in corpus.stored[LEDGERS[path]]:
                     assert name in listed, (role, path, name)
             elif path == "/visits" and role == "worker":
@@ -505,7 +704,9 @@ def test_every_page_shows_the_payloads_as_text(browser, corpus: Corpus, role: st
                 for p in corpus.stored["visit problems"]:
                     assert p in listed, p
             elif path == "/networks":
-                listed = v.page.evaluate("() => document.getElementById('networks-body').textContent")
+                listed = v.page.evaluate(
+                    "() => document.getElementById('networks-body').textContent"
+                )
                 for name in corpus.stored["network grid names"]:
                     assert name in listed, (role, name)
             elif path == "/admin/users":

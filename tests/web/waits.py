@@ -22,7 +22,9 @@ def until(page, predicate: str, arg: Any = None, timeout: float = 20.0) -> Any: 
             pass
         if time.monotonic() > end:
             raise AssertionError(f"timed out waiting for {predicate}")
-        page.wait_for_timeout(50)  # the interval between two looks, not a pause to let things happen
+        page.wait_for_timeout(
+            50
+        )  # the interval between two looks, not a pause to let things happen
 
 
 class Quiet:

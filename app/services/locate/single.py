@@ -95,11 +95,13 @@ _NEAREST_SQL = text(
 
 _CHAIN_SQL = text(
     f"""
-    WITH RECURSIVE {grid_tree.ancestors_cte(
-        "up",
-        "SELECT id, parent_id, code, name, level, 0 AS depth FROM grid WHERE id = :id",
-        columns=("code", "name", "level"),
-    )}
+    WITH RECURSIVE {
+        grid_tree.ancestors_cte(
+            "up",
+            "SELECT id, parent_id, code, name, level, 0 AS depth FROM grid WHERE id = :id",
+            columns=("code", "name", "level"),
+        )
+    }
     SELECT up.id, up.code, up.name, up.level, up.depth,
            a.role, w.id AS worker_id, w.name AS worker_name, w.phone, w.on_duty
     FROM up
