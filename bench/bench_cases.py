@@ -16,9 +16,7 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -35,14 +33,9 @@ from app import migrate as mig  # noqa: E402
 from app.db import get_db, transaction  # noqa: E402
 from app.embedded_pg import default_cluster  # noqa: E402
 from app.services import importer  # noqa: E402
+from bench.serving import free_port, start_gunicorn  # noqa: E402
 
 CATEGORIES = ["streetlight", "garbage", "road_occupation", "noise", "facility", "dispute"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prepare(cluster) -> str:  # type: ignore[no-untyped-def]
@@ -56,47 +49,6 @@ def prepare(cluster) -> str:  # type: ignore[no-untyped-def]
         session.close()
     app.extensions["gridgov_db"].engine.dispose()
     return url
-
-
-def start_server(url: str, port: int, workers: int, threads: int) -> subprocess.Popen:
-    env = dict(os.environ, GRIDGOV_DATABASE_URL=url)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--chdir",
-            str(ROOT),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--threads",
-            str(threads),
-            "--worker-class",
-            "gthread",
-            "--backlog",
-            "512",
-            "--log-level",
-            "warning",
-            "app:create_app()",
-        ],
-        env=env,
-        cwd=ROOT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"gunicorn exited with {proc.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/api/case-categories")
-            if conn.getresponse().status == 200:
-                return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.terminate()
-    raise SystemExit("gunicorn did not answer within 60 s")
 
 
 def post(port: int, body: dict) -> tuple[int, float, dict]:
@@ -165,7 +117,14 @@ def main() -> int:
             }
         )
     port = free_port()
-    server = start_server(url, port, args.workers, args.threads)
+    server = start_gunicorn(
+        {"GRIDGOV_DATABASE_URL": url},
+        port,
+        workers=args.workers,
+        threads=args.threads,
+        backlog=512,
+        ready_path="/api/case-categories",
+    )
     load_before = os.getloadavg()
     try:
         post(port, {**bodies[0], "idempotency_key": "bench-warmup"})  # first connections, imports

@@ -40,7 +40,6 @@ import http.client
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -61,6 +60,7 @@ from app import migrate as mig  # noqa: E402
 from app.db import get_db, transaction  # noqa: E402
 from app.embedded_pg import default_cluster  # noqa: E402
 from app.services import users as user_svc  # noqa: E402
+from bench.serving import free_port, start_gunicorn  # noqa: E402
 from gis.synthetic import city  # noqa: E402
 
 GRIDGOV = str(Path(sys.executable).parent / "gridgov")
@@ -154,51 +154,6 @@ def admin_token(url: str) -> str:
 
 
 # -- the server ---------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(url: str, port: int, workers: int = 2, threads: int = 4) -> subprocess.Popen:
-    env = dict(os.environ, GRIDGOV_DATABASE_URL=url)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--chdir",
-            str(ROOT),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--threads",
-            str(threads),
-            "--worker-class",
-            "gthread",
-            "--log-level",
-            "warning",
-            "app:create_app()",
-        ],
-        env=env,
-        cwd=ROOT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"gunicorn exited with {proc.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/login")
-            if conn.getresponse().status == 200:
-                return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.terminate()
-    raise SystemExit("gunicorn did not answer within 60 s")
-
-
 def worker_rss_mb(master: int) -> list[float]:
     """Resident memory of each gunicorn worker (children of the master), in MB."""
     out = []
@@ -690,7 +645,7 @@ def measure_city(cluster, name: str, url: str, result: dict, browser: bool) -> N
         session.close()
     app.extensions["gridgov_db"].engine.dispose()
     port = free_port()
-    proc = start_server(url, port)
+    proc = start_gunicorn({"GRIDGOV_DATABASE_URL": url}, port)
     try:
         status, body, t, _ = get(port, "/emap", token)
         result["emap_kb"], result["emap_s"] = len(body) / 1024, t
@@ -714,7 +669,7 @@ def measure_city(cluster, name: str, url: str, result: dict, browser: bool) -> N
         # lookup in the shared cache that the requests above filled.
         proc.terminate()
         proc.wait(30)
-        proc = start_server(url, port)
+        proc = start_gunicorn({"GRIDGOV_DATABASE_URL": url}, port)
         shared = measure_tiles(port, token, centre, layers=("grids",))["grids"]
         result["tiles_shared"] = shared
         zooms = " ".join(

@@ -26,7 +26,6 @@ import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -45,7 +44,8 @@ from app.db import get_db, transaction  # noqa: E402
 from app.embedded_pg import default_cluster  # noqa: E402
 from app.services import importer  # noqa: E402
 from app.services import users as user_svc  # noqa: E402
-from bench.bench_cases import CATEGORIES, free_port, pct  # noqa: E402
+from bench.bench_cases import CATEGORIES, pct  # noqa: E402
+from bench.serving import free_port, start_gunicorn  # noqa: E402
 
 DB = "gridgov_bench_replicas"
 
@@ -74,47 +74,6 @@ def caught_up(primary, replica, timeout: float = 120.0) -> None:  # type: ignore
         if time.monotonic() > deadline:
             raise SystemExit("the replica did not catch up")
         time.sleep(0.05)
-
-
-def start_server(
-    env_extra: dict[str, str], port: int, workers: int, threads: int
-) -> subprocess.Popen:
-    env = dict(os.environ, **env_extra)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--chdir",
-            str(ROOT),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--threads",
-            str(threads),
-            "--worker-class",
-            "gthread",
-            "--log-level",
-            "warning",
-            "app:create_app()",
-        ],
-        env=env,
-        cwd=ROOT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"gunicorn exited with {proc.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/api/case-categories")
-            if conn.getresponse().status == 200:
-                return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.terminate()
-    raise SystemExit("gunicorn did not answer within 60 s")
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -257,14 +216,19 @@ def main() -> int:
 
     ports = {"primary": free_port(), "replica": free_port()}
     servers = {
-        "primary": start_server(
-            {"GRIDGOV_DATABASE_URL": url}, ports["primary"], args.workers, args.threads
+        "primary": start_gunicorn(
+            {"GRIDGOV_DATABASE_URL": url},
+            ports["primary"],
+            workers=args.workers,
+            threads=args.threads,
+            ready_path="/api/case-categories",
         ),
-        "replica": start_server(
+        "replica": start_gunicorn(
             {"GRIDGOV_DATABASE_URL": url, "GRIDGOV_DATABASE_READ_URL": replica_url},
             ports["replica"],
-            args.workers,
-            args.threads,
+            workers=args.workers,
+            threads=args.threads,
+            ready_path="/api/case-categories",
         ),
     }
     try:
