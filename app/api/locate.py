@@ -13,6 +13,7 @@ from app.db import get_session, run_read, run_read_dbapi
 from app.errors import BadParameter, NotFound
 from app.privacy import mask_name, mask_phone
 from app.services import locate as svc
+from app.web.errors import chinese_first
 
 bp = Blueprint("locate_api", __name__, url_prefix="/api/locate")
 
@@ -140,8 +141,12 @@ def batch():  # type: ignore[no-untyped-def]
     if out != "json":
         raise BadParameter("output", f"'{out}' is not json or csv")
     records = []
+    said: dict[str, str] = {}  # each distinct refusal translated once
     for i in range(len(result)):
         rec = result.record(i)
+        if rec.get("error"):
+            why = rec["error"]
+            rec["error"] = said.setdefault(why, chinese_first("bad_coordinates", why))
         grid = rec.get("grid") or rec.get("ancestor")
         if scope is not None and not (grid and grid["id"] in scope):
             rec = _masked(rec)

@@ -92,6 +92,9 @@ def test_batch_geojson(client) -> None:  # type: ignore[no-untyped-def]
     assert first["id"] == "r1" and first["grid"] == single["grid"]
     assert first["owner"] == single["owner"] and first["next"] == single["fallback"][0]
     assert bad["method"] == "invalid" and "out of range" in bad["error"]
+    assert (
+        bad["error"].split(" / ")[0] == "坐标 (200.0, 1.0) 超出范围（经度 -180..180，纬度 -90..90）"
+    )
     assert far["method"] == "unassigned" and far["owner"] is None
     assert body["counts"]["inside"] == 1 and body["counts"]["invalid"] == 1
 
