@@ -74,3 +74,14 @@ def click_vertex(page, x: float, y: float) -> None:  # type: ignore[no-untyped-d
     before = page.evaluate(DRAWN_VERTICES)
     page.mouse.click(x, y)
     page.wait_for_function(f"(n) => ({DRAWN_VERTICES})() > n", arg=before, timeout=5000)
+
+
+def sign_in(page, base: str, username: str) -> None:  # type: ignore[no-untyped-def]
+    """Sign in through the login page as a person does, and wait until it has moved on."""
+    from tests.conftest import TEST_PASSWORD
+
+    page.goto(f"{base}/login")
+    page.fill("#username", username)
+    page.fill("#password", TEST_PASSWORD)
+    page.click("#login-submit")
+    page.wait_for_url(lambda url: "/login" not in url)

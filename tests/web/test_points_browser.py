@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import create_engine, text
 
-from tests.conftest import TEST_PASSWORD
+from tests.web.emap_page import sign_in
 
 PAYLOAD = '<img src=x onerror="window.__pwned=1">积分党员'
 
@@ -38,11 +38,7 @@ def test_the_centre_sees_the_ranking_with_names_as_text(
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
-        page.goto(f"{live_server}/login")
-        page.fill("#username", accounts["centre"].username)
-        page.fill("#password", TEST_PASSWORD)
-        page.click("#login-submit")
-        page.wait_for_url(lambda url: "/login" not in url)
+        sign_in(page, live_server, accounts["centre"].username)
         page.goto(f"{live_server}/points")
         page.fill("#points-quarter", "2026Q4")
         page.click("#points-form button[type=submit]")

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from tests.cleanup import delete_cases
-from tests.conftest import TEST_PASSWORD
+from tests.web.emap_page import sign_in
 
 
 def _api(page, path: str):  # type: ignore[no-untyped-def]
@@ -46,11 +46,7 @@ def test_worker_checks_in_visits_reports_and_works_offline(
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
-        page.goto(f"{live_server}/login")
-        page.fill("#username", accounts["worker"].username)
-        page.fill("#password", TEST_PASSWORD)
-        page.click("#login-submit")
-        page.wait_for_url(lambda url: "/login" not in url)
+        sign_in(page, live_server, accounts["worker"].username)
         page.goto(f"{live_server}/cases/worker")
         page.click("#visits-link")
         page.wait_for_selector("html[data-visits-ready='1']")
@@ -191,11 +187,7 @@ def test_the_visits_page_runs_under_its_csp_and_shows_what_was_written_as_text(
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
-        page.goto(f"{live_server}/login")
-        page.fill("#username", accounts["worker"].username)
-        page.fill("#password", TEST_PASSWORD)
-        page.click("#login-submit")
-        page.wait_for_url(lambda url: "/login" not in url)
+        sign_in(page, live_server, accounts["worker"].username)
         res = page.goto(f"{live_server}/visits")
         assert res.status == 200
         assert "script-src 'self' 'nonce-" in res.headers["content-security-policy"]
