@@ -17,8 +17,13 @@ lint: setup
 	.venv/bin/ruff check app gis tests bench data migrations
 	.venv/bin/ruff format --check app gis tests bench data migrations
 
+# Every benchmark runs (project and baseline alternating in rounds); each hot path adds one row,
+# and the table of all rows (hot path, project, baseline, ratio, load, target) is printed last.
 bench: setup
-	for b in bench/bench_*.py; do .venv/bin/python $$b || exit 1; done
+	mkdir -p var && rm -f var/bench_table.jsonl
+	status=0; for b in bench/bench_*.py; do \
+	  GRIDGOV_BENCH_TABLE=var/bench_table.jsonl .venv/bin/python $$b || status=1; done; \
+	.venv/bin/python bench/report.py var/bench_table.jsonl && exit $$status
 
 sample:
 	.venv/bin/python data/sample_boundaries/generate.py
