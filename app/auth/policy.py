@@ -102,9 +102,14 @@ NETWORK_READERS = EDITORS | {"department"}
 # ---------------------------------------------------------------- grid scope
 
 
+def sees_every_grid(p: Principal) -> bool:
+    """Say whether ``p`` answers for every grid (``grid_scope`` is None) — no query needed."""
+    return p.role == "admin" or (p.role == "centre" and p.grid_id is None)
+
+
 def grid_scope(session: Session, p: Principal) -> frozenset[int] | None:
     """Return the ids of the grids ``p`` answers for (their subtrees), or None for every grid."""
-    if p.role == "admin" or (p.role == "centre" and p.grid_id is None):
+    if sees_every_grid(p):
         return None
     if p._scope_loaded:
         return p._grid_scope
