@@ -56,6 +56,7 @@ from bench import report  # noqa: E402
 from bench.serving import free_port  # noqa: E402
 
 TARGET_RATIO = 0.8
+MINIMAL_APP_NAME = "gridgov_bench_minimal"  # the minimal app's connections' application_name
 TARGET_P50_MS = 2.0
 
 
@@ -282,23 +283,27 @@ def process_tree(pid: int) -> list[int]:
     return out
 
 
-def database_backends(url: str) -> list[int]:
-    """The PostgreSQL backend processes serving the database (both apps' connections)."""
+def database_backends(url: str) -> dict[str, list[int]]:
+    """The PostgreSQL backends serving each app: the minimal app's connections name themselves
+    (``application_name``), the rest are the project's."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            return list(
-                conn.execute(
-                    text(
-                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                        "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
-                    )
-                ).scalars()
-            )
+            rows = conn.execute(
+                text(
+                    "SELECT pid, application_name FROM pg_stat_activity WHERE datname = "
+                    "current_database() AND backend_type = 'client backend' "
+                    "AND pid <> pg_backend_pid()"
+                )
+            ).all()
     finally:
         engine.dispose()
+    out: dict[str, list[int]] = {"project": [], "minimal": []}
+    for pid, name in rows:
+        out["minimal" if name == MINIMAL_APP_NAME else "project"].append(pid)
+    return out
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -385,17 +390,26 @@ def run_wrk(port: int, script: str, auth: str | None, connections: int, seconds:
     }
 
 
-def measure(name: str, port: int, script: str, auth: str | None, pids: list[int], seconds: int):  # type: ignore[no-untyped-def]
+def measure(
+    name: str,
+    port: int,
+    script: str,
+    auth: str | None,
+    pids: list[int],
+    db: list[int],
+    seconds: int,
+):  # type: ignore[no-untyped-def]
     one = run_wrk(port, script, auth, 1, 3)
-    cpu0 = cpu_seconds(pids)
+    cpu0, db0 = cpu_seconds(pids), cpu_seconds(db)
     many = run_wrk(port, script, auth, 8, seconds)
     served = many["rate"] * seconds or float("nan")
     cpu_ms = (cpu_seconds(pids) - cpu0) / served * 1000
+    db_ms = (cpu_seconds(db) - db0) / served * 1000
     print(
         f"  {name:<8} 1 connection p50 {one['p50']:.2f} ms, p95 {one['p95']:.2f} ms, "
         f"p99 {one['p99']:.2f} ms; 8 connections {many['rate']:,.0f} requests/s, p50 "
-        f"{many['p50']:.2f} ms, p99 {many['p99']:.2f} ms; gunicorn CPU {cpu_ms:.2f} ms a "
-        f"request; load {report.load_text()}"
+        f"{many['p50']:.2f} ms, p99 {many['p99']:.2f} ms; CPU a request: gunicorn "
+        f"{cpu_ms:.2f} ms, PostgreSQL {db_ms:.2f} ms; load {report.load_text()}"
         + (
             f"; {many['non_2xx'] + one['non_2xx']} non-2xx"
             if many["non_2xx"] + one["non_2xx"]
@@ -405,7 +419,13 @@ def measure(name: str, port: int, script: str, auth: str | None, pids: list[int]
     )
     if many["non_2xx"] or one["non_2xx"]:
         raise SystemExit(f"{name}: answers other than 200 under load")
-    return {"rate": many["rate"], "p50": one["p50"], "p50_load": many["p50"], "cpu": cpu_ms}
+    return {
+        "rate": many["rate"],
+        "p50": one["p50"],
+        "p50_load": many["p50"],
+        "cpu": cpu_ms,
+        "db": db_ms,
+    }
 
 
 def bench_dataset(label: str, url: str, args: argparse.Namespace) -> None:
@@ -426,19 +446,18 @@ def bench_dataset(label: str, url: str, args: argparse.Namespace) -> None:
         # Warm both (every worker's imports, pools and caches) before the clock starts.
         run_wrk(ours_port, script, auth, 8, 2)
         run_wrk(ceiling_port, script, None, 8, 2)
-        # gunicorn's CPU only: both apps' PostgreSQL backends are shared and told apart by
-        # nothing cheap, so the database's share is left out of the per-request figure.
+        backends = database_backends(url)
         servers = {
-            "project": (ours_port, auth, process_tree(ours.pid)),
-            "minimal": (ceiling_port, None, process_tree(ceiling.pid)),
+            "project": (ours_port, auth, process_tree(ours.pid), backends["project"]),
+            "minimal": (ceiling_port, None, process_tree(ceiling.pid), backends["minimal"]),
         }
         got: dict[str, list[dict]] = {"project": [], "minimal": []}
         for r in range(args.rounds):
             order = ["project", "minimal"] if r % 2 == 0 else ["minimal", "project"]
             print(f" round {r + 1}", flush=True)
             for name in order:
-                port, key, pids = servers[name]
-                got[name].append(measure(name, port, script, key, pids, args.seconds))
+                port, key, pids, db = servers[name]
+                got[name].append(measure(name, port, script, key, pids, db, args.seconds))
         os.unlink(script)
     finally:
         stop_server(ours)
@@ -452,7 +471,8 @@ def bench_dataset(label: str, url: str, args: argparse.Namespace) -> None:
         print(
             f"  {name}: requests/s {report.summary([m['rate'] for m in got[name]])}; "
             f"1-connection p50 ms {report.summary([m['p50'] for m in got[name]])}; "
-            f"gunicorn CPU ms a request {report.summary([m['cpu'] for m in got[name]])}"
+            f"CPU ms a request: gunicorn {report.summary([m['cpu'] for m in got[name]])}, "
+            f"PostgreSQL {report.summary([m['db'] for m in got[name]])}"
         )
     rate, base, p50 = med("project", "rate"), med("minimal", "rate"), med("project", "p50")
     ratio = rate / base

@@ -21,7 +21,7 @@ app, local = Flask(__name__), threading.local()
 def locate():  # type: ignore[no-untyped-def]
     if not hasattr(local, "conn"):
         url = os.environ["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
-        local.conn = psycopg.connect(url, autocommit=True)
+        local.conn = psycopg.connect(url, autocommit=True, application_name="gridgov_bench_minimal")
     lon, lat = float(request.args["lon"]), float(request.args["lat"])
     row = local.conn.execute(SQL, (lon, lat)).fetchone()
     return jsonify({"code": row[0] if row else None})
