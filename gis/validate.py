@@ -25,7 +25,7 @@ from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from gis.errors import GisError
-from gis.metric import polygon_area_m2
+from gis.metric import polygon_area_m2, polygons
 
 LOGGER = logging.getLogger(__name__)
 
@@ -376,19 +376,9 @@ def _first_point(ring: BaseGeometry) -> shapely.Point:
 
 def to_multipolygon(geom: BaseGeometry) -> shapely.MultiPolygon:
     """Return the polygons of ``geom`` as one MultiPolygon with counter-clockwise shells."""
-    polys = [p for p in _flatten_polygons(geom) if not p.is_empty]
+    polys = [p for p in polygons(geom) if not p.is_empty]
     multi = shapely.MultiPolygon(polys)
     return shapely.orient_polygons(multi)
-
-
-def _flatten_polygons(geom: BaseGeometry) -> list[shapely.Polygon]:
-    if geom is None or geom.is_empty:
-        return []
-    if geom.geom_type == "Polygon":
-        return [geom]
-    if hasattr(geom, "geoms"):
-        return [p for g in geom.geoms for p in _flatten_polygons(g)]
-    return []
 
 
 def check_area(geom: BaseGeometry, limits: BoundaryLimits = DEFAULT_LIMITS) -> float:
@@ -506,7 +496,7 @@ def validate_boundary(
 
 
 def _polygonal_part(geom: BaseGeometry) -> BaseGeometry:
-    polys = _flatten_polygons(geom)
+    polys = polygons(geom)
     if not polys:
         return shapely.MultiPolygon()
     if len(polys) == 1:

@@ -27,36 +27,18 @@ def _spike(x: float, area_m2: float, sign: float) -> float:
     return x + sign * 1e-6 * area_m2 / polygon_area_m2(one)
 
 
-def _sticking_out(area_m2: float) -> Polygon:
-    """A child along the parent's east edge with a sliver of ``area_m2`` beyond it."""
-    apex = _spike(EDGE, area_m2, 1.0)
-    return Polygon(
-        [
-            (EDGE - 0.001, Y0 + 0.005),
-            (EDGE, Y0 + 0.005),
-            (apex, Y0 + 0.0055),
-            (EDGE, Y0 + 0.005 + LAT_SPAN),
-            (EDGE - 0.001, Y0 + 0.005 + LAT_SPAN),
-        ]
-    )
-
-
-SIBLING = box(X0 + 0.002, Y0 + 0.005, X0 + 0.003, Y0 + 0.005 + LAT_SPAN)
-
-
-def _overlapping(area_m2: float) -> Polygon:
-    """A child west of ``SIBLING`` whose east edge pokes ``area_m2`` into it."""
-    x = X0 + 0.002
+def _spiked(x: float, area_m2: float) -> Polygon:
+    """A child about 100 m wide whose east edge is the meridian ``x`` but for a sliver of
+    ``area_m2`` beyond it."""
     apex = _spike(x, area_m2, 1.0)
+    south, north = Y0 + 0.005, Y0 + 0.005 + LAT_SPAN
     return Polygon(
-        [
-            (x - 0.001, Y0 + 0.005),
-            (x, Y0 + 0.005),
-            (apex, Y0 + 0.0055),
-            (x, Y0 + 0.005 + LAT_SPAN),
-            (x - 0.001, Y0 + 0.005 + LAT_SPAN),
-        ]
+        [(x - 0.001, south), (x, south), (apex, Y0 + 0.0055), (x, north), (x - 0.001, north)]
     )
+
+
+# A sibling east of the meridian X0 + 0.002, for the child west of it to poke into.
+SIBLING = box(X0 + 0.002, Y0 + 0.005, X0 + 0.003, Y0 + 0.005 + LAT_SPAN)
 
 
 def _editor_accepts(session, children: list[Polygon]) -> bool:  # type: ignore[no-untyped-def]
@@ -98,7 +80,7 @@ def _importer_accepts(session, children: list[Polygon]) -> bool:  # type: ignore
 
 @pytest.mark.parametrize("share", [0.5, 0.9, 1.1, 2.0])
 def test_a_child_sticking_out_of_its_parent_is_judged_alike(db_session, share: float) -> None:  # type: ignore[no-untyped-def]
-    child = _sticking_out(share * HIERARCHY_TOLERANCE_M2)
+    child = _spiked(EDGE, share * HIERARCHY_TOLERANCE_M2)
     assert polygon_area_m2(child.difference(PARENT)) == pytest.approx(
         share * HIERARCHY_TOLERANCE_M2, rel=0.02
     )
@@ -109,7 +91,7 @@ def test_a_child_sticking_out_of_its_parent_is_judged_alike(db_session, share: f
 
 @pytest.mark.parametrize("share", [0.5, 0.9, 1.1, 2.0])
 def test_siblings_overlapping_are_judged_alike(db_session, share: float) -> None:  # type: ignore[no-untyped-def]
-    child = _overlapping(share * HIERARCHY_TOLERANCE_M2)
+    child = _spiked(X0 + 0.002, share * HIERARCHY_TOLERANCE_M2)
     assert polygon_area_m2(child.intersection(SIBLING)) == pytest.approx(
         share * HIERARCHY_TOLERANCE_M2, rel=0.02
     )

@@ -21,7 +21,7 @@ from app.models import (
 from app.services.cases.intake import Report, create_case, photo_count, store_photo
 from app.services.cases.queries import case_view, get_case, resolve_now
 from app.services.cases.settings import get_settings
-from app.services.cases.states import Actor
+from app.services.cases.states import FINAL_SQL, Actor
 from app.services.photos import MAX_PHOTOS_PER_CASE
 
 LOGGER = logging.getLogger(__name__)
@@ -61,8 +61,8 @@ def camera_event(
     )
     open_case = session.execute(
         text(
-            """SELECT id FROM "case" WHERE camera_id = :cam AND camera_event_type = :type
-               AND status NOT IN ('closed', 'cancelled')
+            f"""SELECT id FROM "case" WHERE camera_id = :cam AND camera_event_type = :type
+               AND status NOT IN {FINAL_SQL}
                AND last_camera_event_at >= :since ORDER BY id DESC LIMIT 1"""
         ),
         {"cam": camera.id, "type": event_type, "since": occurred_at - window},

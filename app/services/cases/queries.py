@@ -24,6 +24,7 @@ from app.services.cases.settings import get_settings
 from app.services.cases.states import (
     ACTION_NAMES,
     ESCALATION_NAMES,
+    FINAL_SQL,
     MAX_ID,
     OVERDUE_SQL,
     SOURCE_NAMES,
@@ -179,7 +180,7 @@ def where_clause(f: CaseFilter) -> tuple[str, dict[str, Any]]:
         where.append("c.status = ANY(:status)")
         params["status"] = f.status
     if f.open_only:
-        where.append("c.status NOT IN ('closed', 'cancelled')")
+        where.append(f"c.status NOT IN {FINAL_SQL}")
     if f.category:
         where.append("c.category = :category")
         params["category"] = f.category
@@ -233,7 +234,7 @@ def list_cases(
     rows = session.execute(
         text(
             LIST_SQL + where + " ORDER BY overdue DESC, "
-            "(c.status IN ('closed', 'cancelled')) ASC, c.deadline ASC NULLS LAST, c.id DESC "
+            f"(c.status IN {FINAL_SQL}) ASC, c.deadline ASC NULLS LAST, c.id DESC "
             "LIMIT :limit OFFSET :offset"
         ),
         {**params, "now": now, "limit": limit, "offset": offset},
@@ -431,11 +432,11 @@ def public_report_answer(result: dict[str, Any]) -> dict[str, Any]:
 
 
 # Open cases of a category near a point (the new case of a report is not yet visible to it).
-DUPLICATES_SQL = """
+DUPLICATES_SQL = f"""
     SELECT c.id, c.code, c.status, c.description, c.created_at,
            ST_Distance(c.geom::geography, p.pt::geography) AS d
     FROM "case" c, (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS pt) p
-    WHERE c.category = :category AND c.status NOT IN ('closed', 'cancelled')
+    WHERE c.category = :category AND c.status NOT IN {FINAL_SQL}
       AND (CAST(:exclude AS int) IS NULL OR c.id <> :exclude)
       AND ST_DWithin(c.geom::geography, p.pt::geography, :r)
     ORDER BY d, c.id

@@ -62,6 +62,8 @@ OPEN_STATES = tuple(s for s in CASE_STATUSES if s not in CASE_FINAL_STATUSES)
 # States in which the case still waits for handling: these can be overdue.
 PENDING_STATES = CASE_PENDING_STATUSES
 FINAL_STATES = CASE_FINAL_STATUSES
+# SQL list of the final states, for ``status IN …`` / ``NOT IN …``.
+FINAL_SQL = sql_list(FINAL_STATES)
 # SQL: the case ``c`` waits for handling past its deadline (``:now``).
 OVERDUE_SQL = f"(c.status IN {sql_list(PENDING_STATES)} AND c.deadline < :now)"
 assert set(STATUS_NAMES) == set(STATUS_COLORS) == set(CASE_STATUSES)

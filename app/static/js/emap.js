@@ -1,7 +1,8 @@
 /* The e-map's own script: the map (vector tiles drawn by MapLibre GL inside Leaflet), grid names
    placed by the server, the grid under a click picked by the server, the notice-board panel, and
    a registry that feature scripts hook into. Nothing holds the whole city: the page asks for the
-   tiles, names and grids of what is in view. */
+   tiles, names and grids of what is in view. One file of this size: the map, its layers and the
+   registry are one object (GridGov) the feature scripts extend; each feature is its own file. */
 (function () {
   "use strict";
   var readyFns = [];
