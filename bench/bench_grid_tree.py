@@ -112,6 +112,9 @@ def build(owner_url: str) -> None:
         )
         c.execute(text("ANALYZE grid"))
         c.execute(text("ANALYZE household"))
+    with Session(engine) as session:  # the counts as the city starts with them
+        grid_tree.recount(session)
+        session.commit()
     engine.dispose()
 
 

@@ -70,7 +70,9 @@ class Grid(Base):
         ),
         Index("ix_grid_geom", "geom", postgresql_using="gist"),
         Index("ix_grid_parent_id", "parent_id"),
-        Index("ix_grid_path", "path", postgresql_using="gin"),
+        Index(
+            "ix_grid_path", "path", postgresql_using="gin", postgresql_with={"fastupdate": "off"}
+        ),
         Index("ix_grid_level", "level"),
     )
 
