@@ -1,4 +1,9 @@
-"""The ``gridgov`` command: database, migrations, imports and exports, and the web server."""
+"""The ``gridgov`` command: database, migrations, imports and exports, and the web server.
+
+Why one module of this size: it is the list of the commands and their options, each a few lines
+that parse the command line and call one service; in one place the whole command line reads as
+``gridgov --help`` shows it.
+"""
 
 from __future__ import annotations
 

@@ -311,7 +311,7 @@ def population(
         )
         ids = session.scalars(
             text(
-                f"""WITH RECURSIVE sel AS (SELECT g.id FROM grid g WHERE {" AND ".join(where)}),
+                f"""WITH sel AS (SELECT g.id FROM grid g WHERE {" AND ".join(where)}),
                     {_DOWN},
                     agg AS (SELECT d.top, coalesce(sum(c.households), 0) AS households,
                                    coalesce(sum(c.people), 0) AS people
@@ -349,7 +349,7 @@ def population(
         hh_join = f"LEFT JOIN LATERAL (SELECT * FROM household h WHERE h.grid_id = d.id {hh_and} OFFSET 0) h ON TRUE"
     rows = session.execute(
         text(
-            f"""WITH RECURSIVE sel AS (SELECT g.id FROM grid g WHERE {" AND ".join(where)}),
+            f"""WITH sel AS (SELECT g.id FROM grid g WHERE {" AND ".join(where)}),
                 {_DOWN},
                 agg AS (SELECT d.top, count(h.id) AS households,
                                coalesce(sum(h.people), 0) AS people,

@@ -18,6 +18,10 @@
 - **Routing.** A case category may name a network (``case_category.network_id``); the
   departmental grid covering the point then names who handles the case: its linked worker, or
   else the department itself; the micro-grid's owner heads the fallback.
+
+Why one module of this size: import, mismatch, alignment and routing all read the versioned
+``network_grid`` rows the same way (the current version, the unified level it is set against,
+the noise thresholds above); kept together, those definitions are written once.
 """
 
 from __future__ import annotations

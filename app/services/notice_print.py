@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from app.errors import BadParameter, NotFound
 from app.models.grid import LEVEL_NAMES
 from app.privacy import mask_phone
+from app.services import grid_tree
 from app.services import grids as grid_svc
 from gis.metric import centre_of, to_metric
 
@@ -80,10 +81,9 @@ def sheet_grids(session: Session, grid_id: int, scope: frozenset[int] | None) ->
     ids = list(
         session.scalars(
             text(
-                """WITH RECURSIVE t AS (SELECT id, level, code FROM grid WHERE id = :g
-                       UNION ALL SELECT c.id, c.level, c.code FROM grid c JOIN t ON c.parent_id = t.id
-                                 WHERE c.valid_to IS NULL AND c.level <= 3)
-                   SELECT id FROM t WHERE level = 3 ORDER BY code"""
+                "SELECT id FROM grid WHERE level = 3 AND valid_to IS NULL AND id IN "
+                + grid_tree.subtree_in("id = :g", current=True)
+                + " ORDER BY code"
             ),
             {"g": grid_id},
         )

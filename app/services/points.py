@@ -17,6 +17,10 @@ Definitions:
   approved entries only). ``grid`` ranks the leaf grids holding households by the total of their
   households, with the average per household beside it. Exchanges never lower a ranking.
 - Totals are always computed from the entries; none is stored.
+
+Why one module of this size: the rulebook, the entries, the exchanges and the ranking share the
+definitions above (rule versions by day, the approval steps, balances summed from the rows) and
+each query restates them in SQL; kept together, each is written once.
 """
 
 from __future__ import annotations

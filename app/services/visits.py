@@ -536,7 +536,7 @@ def coverage(
         params.update({"wids": sorted(worker_ids or []), "all_w": worker_ids is None})
         params.update({"gids": sorted(grid_ids or []), "all_g": grid_ids is None})
         sql = f"""
-        WITH RECURSIVE {_WORKER_GRIDS},
+        WITH {_WORKER_GRIDS},
         {_HOUSEHOLD_STATE.format(households="h.grid_id IN (SELECT id FROM wg)")}
         SELECT w.id, w.code, w.name, {_FIGURES}
         FROM (SELECT DISTINCT worker_id FROM wg) ws JOIN worker w ON w.id = ws.worker_id
@@ -553,7 +553,7 @@ def coverage(
             raise BadParameter("level", "按网格统计须给出层级 level（1–5）")
         params.update({"level": level, "gids": sorted(grid_ids or []), "all_g": grid_ids is None})
         sql = f"""
-        WITH RECURSIVE tops AS (
+        WITH tops AS (
             SELECT id FROM grid WHERE level = :level AND valid_to IS NULL
               AND (:all_g OR id = ANY(:gids))),
         {grid_tree.descendants_cte("sub", "SELECT id AS top, id FROM tops", key="top")},

@@ -19,6 +19,8 @@ from app.models.grid import LEVEL_NAMES
 from app.params import bbox_arg, float_arg, int_arg
 from app.services import emap as svc
 from app.services.basemap import basemap_settings
+from app.services.cases import OVERDUE_COLOR as CASE_OVERDUE_COLOR
+from app.services.cases import STATUS_COLORS as CASE_STATUS_COLORS
 from app.services.cases import STATUS_NAMES as CASE_STATUS_NAMES
 from app.web.vendor import vendor_url
 
@@ -84,6 +86,8 @@ def emap():  # type: ignore[no-untyped-def]
         "level_styles": svc.LEVEL_STYLES,
         "level_names": LEVEL_NAMES,
         "case_status_names": CASE_STATUS_NAMES,
+        "case_status_colors": CASE_STATUS_COLORS,
+        "case_overdue_color": CASE_OVERDUE_COLOR,
         "tiles": "/tiles/{layer}/{z}/{x}/{y}.mvt",
         "worker": vendor_url("maplibre-gl", "maplibre-gl-csp-worker.js"),
         "role": principal.role,

@@ -97,7 +97,7 @@ _NEAREST_SQL = text(
 
 _CHAIN_SQL = text(
     f"""
-    WITH RECURSIVE {
+    WITH {
         grid_tree.ancestors_cte(
             "up",
             "SELECT id, parent_id, code, name, level, 0 AS depth FROM grid WHERE id = :id",
