@@ -45,6 +45,12 @@ def propose_entry():  # type: ignore[no-untyped-def]
     return jsonify({"entry": entry}), 201
 
 
+@bp.get("/entries/pending")
+def pending_entries():  # type: ignore[no-untyped-def]
+    """Entries waiting for the caller's review step, within the caller's grids."""
+    return jsonify({"entries": svc.pending_entries(get_session(), current_principal())})
+
+
 @bp.post("/entries/<int:entry_id>/review")
 def review_entry(entry_id: int):  # type: ignore[no-untyped-def]
     """One step of the review: ``decision`` approve|reject and ``note``."""

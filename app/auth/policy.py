@@ -805,6 +805,7 @@ RULES: dict[str, Rule] = {
     "points_api.save_rule": Rule(EDITORS),
     "points_api.propose_entry": Rule(frozenset({"party_member", "grid_chief", "micro_chief"})),
     "points_api.review_entry": Rule(SUPERVISORS, point_entry_arg),
+    "points_api.pending_entries": Rule(SUPERVISORS),
     "points_api.member_ledger": Rule(FIELD, point_member_arg),
     "points_api.household_ledger": Rule(FIELD, household_arg()),
     "points_api.household_entry": Rule(SUPERVISORS, household_arg()),

@@ -473,6 +473,37 @@ def review_entry(session: Session, p: Any, entry_id: int, data: dict[str, Any]) 
     return get_entry(session, entry_id)
 
 
+def pending_entries(session: Session, p: Any) -> list[dict[str, Any]]:
+    """Entries waiting for the caller's step: a chief's (proposed) of members in the chief's
+    grids, the centre's or the administrator's (chief-approved) of members in theirs."""
+    from app.auth.policy import grid_scope
+
+    if p.role in CHIEFS:
+        status = "proposed"
+    elif p.role in ("centre", "admin"):
+        status = "chief_approved"
+    else:
+        return []
+    scope = grid_scope(session, p)
+    rows = session.execute(
+        text(
+            _ENTRY_SQL
+            + """ WHERE e.status = :s AND EXISTS (SELECT 1 FROM grid_assignment a
+                   WHERE a.worker_id = e.member_id AND a.role = 'party_member'
+                     AND (:all OR a.grid_id = ANY(:scope)))
+                ORDER BY e.proposed_at, e.id LIMIT 500"""
+        ),
+        {"s": status, "all": scope is None, "scope": sorted(scope or ())},
+    ).all()
+    names = dict(
+        session.execute(
+            text("SELECT id, name FROM worker WHERE id = ANY(:ids)"),
+            {"ids": sorted({r.member_id for r in rows})},
+        ).all()
+    )
+    return [{**_entry_view(r), "member_name": names.get(r.member_id)} for r in rows]
+
+
 def member_ledger(session: Session, member_id: int) -> dict[str, Any]:
     """A member's entries, newest first, and the total of the approved ones."""
     worker = session.execute(

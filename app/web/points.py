@@ -11,20 +11,29 @@ from app.api.params import str_arg
 from app.auth import client_ip, current_principal
 from app.db import get_session
 from app.services import points_auto, ratelimit
-from app.services.points import parse_quarter
+from app.services.points import parse_quarter, today
 
 bp = Blueprint("points_pages", __name__)
 
 
 @bp.get("/points")
 def points():  # type: ignore[no-untyped-def]
-    """The ranking of the quarter within the caller's grids (filled from ``/api/points/ranking``)."""
+    """The ranking of the quarter within the caller's grids (filled from ``/api/points/ranking``),
+    a member's proposal, the reviews waiting for the caller, and a household's exchange."""
+    p = current_principal()
     return render_template(
         "points/index.html",
         title="积分排名",
-        assets={"css": [], "js": []},
+        assets={"css": ["/static/css/points.css"], "js": []},
         script="/static/js/points.js",
         quarter=parse_quarter(None)[0],
+        today=today().isoformat(),
+        settings={
+            "worker_id": p.worker_id if p.role == "party_member" else None,
+            "may_propose": p.role == "party_member",
+            "may_review": p.role in ("admin", "centre", "grid_chief", "micro_chief"),
+            "may_exchange": p.role in ("admin", "centre", "grid_chief", "micro_chief"),
+        },
     )
 
 

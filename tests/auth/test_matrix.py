@@ -845,6 +845,7 @@ CALLS: list[Call] = [
     ),
     Call("points page", "GET", "/points", GRID_PEOPLE, {200}, page=True),
     Call("points ranking", "GET", "/api/points/ranking?group=grid", GRID_PEOPLE, {200}),
+    Call("pending point entries", "GET", "/api/points/entries/pending", SUPERVISORS, {200}),
     Call("automatic points", "POST", "/api/points/sync", CENTRE, {200}),
     Call("points settings", "GET", "/api/points/settings", SUPERVISORS, {200}),
     Call(
