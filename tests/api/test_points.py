@@ -795,6 +795,11 @@ def test_star_ratings_match_an_independent_count_and_freeze_when_the_quarter_clo
     assert [(i["grid_id"], i["stars"], i["score"]) for i in frozen["items"]] == [
         (i["grid_id"], i["stars"], i["score"]) for i in after["items"]
     ]
+    from app.services import notice_print
+
+    board = notice_print.sheet(db_session, micro)
+    assert board["stars"]["stars"] == mine["stars"] and board["stars"]["quarter"] == STAR_Q
+    assert board["stars"]["text"].count("★") == mine["stars"]
     history = chief.get(f"/api/stars/grids/{micro}").get_json()
     assert (
         history["ratings"][0]["quarter"] == STAR_Q

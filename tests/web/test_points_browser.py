@@ -177,6 +177,20 @@ def test_a_proposal_goes_through_review_to_a_closed_quarter_and_the_public_page(
                 {"c": MICRO, "q": CLOSED_Q},
             )
         assert cells[7].count("★") == frozen
+        # the stars on the e-map: a layer of the caller's micro-grids, and on the notice board
+        page.goto(f"{live_server}/emap")
+        page.wait_for_selector("html[data-emap-ready='1']")
+        page.check("#gg-stars-toggle")
+        page.wait_for_selector("html[data-stars-drawn]", state="attached")
+        assert int(page.get_attribute("html", "data-stars-drawn")) >= 1
+        assert page.locator(".gg-star-label").count() >= 1
+        with engine.begin() as conn:
+            micro_id = conn.scalar(
+                text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": MICRO}
+            )
+        page.evaluate("id => GridGov.showNoticeBoard(id)", micro_id)
+        page.wait_for_selector(".gg-board .gg-board-stars")
+        assert f"{frozen} 星" in page.text_content(".gg-board .gg-board-stars")
         # anyone opens the village's public page: the ranking, no personal data
         anon = browser.new_context(locale="zh-CN")
         contexts.append(anon)
