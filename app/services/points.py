@@ -680,6 +680,14 @@ def household_ledger(session: Session, household_id: int) -> dict[str, Any]:
 # ---------------------------------------------------------------- the ranking
 
 GROUPS = ("member", "household", "grid")
+SORT_MEMORY = "64MB"  # a quarter's ranking of a city sorts and hashes in memory, not on disk
+
+
+def sort_memory(session: Session) -> None:
+    """Let this transaction's rankings sort in memory (``work_mem``, reset at its end)."""
+    session.execute(text(f"SET LOCAL work_mem = '{SORT_MEMORY}'"))
+
+
 # Who reads party members' names in full in the ranking: the branch (the chiefs), the centre, the
 # administrator and the members themselves (the branch's points are public within it). A grid
 # worker sees surnames only.
@@ -724,14 +732,17 @@ def ranking(
                         COUNT(*) OVER ()::int AS count
                    FROM t JOIN worker w ON w.id = t.worker_id ORDER BY t.total DESC, t.worker_id LIMIT :limit"""
     elif group == "household":
-        sql = """WITH t AS (SELECT h.id, h.grid_id, COALESCE(SUM(r.points), 0)::int AS total
-                              FROM household h LEFT JOIN household_point_entry e ON e.household_id = h.id
-                                   AND e.occurred_on >= :start AND e.occurred_on < :end
-                              LEFT JOIN point_rule r ON r.id = e.rule_id
-                             WHERE :all OR h.grid_id = ANY(:scope) GROUP BY h.id)
-                 SELECT t.id, t.grid_id, g.code AS grid_code, g.name AS grid_name, t.total,
-                        RANK() OVER (ORDER BY t.total DESC)::int AS rank, COUNT(*) OVER ()::int AS count
-                   FROM t JOIN grid g ON g.id = t.grid_id ORDER BY t.total DESC, t.id LIMIT :limit"""
+        # the quarter's entries summed per household first, then every household joined to them
+        sql = """WITH p AS (SELECT e.household_id, SUM(r.points)::int AS pts FROM household_point_entry e
+                              JOIN point_rule r ON r.id = e.rule_id
+                             WHERE e.occurred_on >= :start AND e.occurred_on < :end GROUP BY e.household_id),
+                      t AS (SELECT h.id, h.grid_id, COALESCE(p.pts, 0) AS total FROM household h
+                              LEFT JOIN p ON p.household_id = h.id WHERE :all OR h.grid_id = ANY(:scope)),
+                      k AS (SELECT t.id, t.grid_id, t.total, RANK() OVER (ORDER BY t.total DESC)::int AS rank,
+                                   COUNT(*) OVER ()::int AS count
+                              FROM t ORDER BY t.total DESC, t.id LIMIT :limit)
+                 SELECT k.id, k.grid_id, g.code AS grid_code, g.name AS grid_name, k.total, k.rank, k.count
+                   FROM k JOIN grid g ON g.id = k.grid_id ORDER BY k.total DESC, k.id"""
     else:
         sql = """WITH p AS (SELECT e.household_id, SUM(r.points) AS pts FROM household_point_entry e
                               JOIN point_rule r ON r.id = e.rule_id
@@ -743,8 +754,13 @@ def ranking(
                         ROUND(t.total::numeric / t.households, 2)::float AS average,
                         RANK() OVER (ORDER BY t.total DESC)::int AS rank, COUNT(*) OVER ()::int AS count
                    FROM t JOIN grid g ON g.id = t.grid_id ORDER BY t.total DESC, t.grid_id LIMIT :limit"""
-    rows = session.execute(text(sql), params).mappings().all()
-    items = [{k: v for k, v in r.items() if k != "count"} for r in rows]
+    sort_memory(session)
+    result = session.execute(text(sql), params)
+    keys = list(result.keys())
+    items = [dict(zip(keys, r, strict=True)) for r in result]
+    count = items[0]["count"] if items else 0
+    for item in items:
+        del item["count"]
     if group == "member" and mask_names:
         for item in items:
             item["name"] = mask_name(item["name"])
@@ -754,6 +770,6 @@ def ranking(
         "from": start.isoformat(),
         "to": end.isoformat(),
         "group": group,
-        "count": rows[0]["count"] if rows else 0,
+        "count": count,
         "items": items,
     }

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from app.errors import BadParameter, Conflict, NotFound, ValidationFailed
 from app.services import csv_safe, photos
 from app.services import points_auto as auto
-from app.services.points import china_time, today
+from app.services.points import china_time, sort_memory, today
 
 ROLE_ZH = {
     "grid_chief": "网格长",
@@ -60,10 +60,10 @@ WITH micro AS (SELECT id, code, name FROM grid WHERE level = 4 AND valid_to IS N
               FROM "case" c JOIN cg ON cg.id = c.grid_id
              WHERE c.created_at >= :t0 AND c.created_at < :t1 AND c.status <> 'cancelled'
              GROUP BY cg.mid),
-     hh AS (SELECT cg.mid, COUNT(*) AS n,
-                   COUNT(*) FILTER (WHERE EXISTS (SELECT 1 FROM visit v WHERE v.household_id = h.id
-                                     AND v.visited_at >= :t0 AND v.visited_at < :t1)) AS visited
-              FROM household h JOIN cg ON cg.id = h.grid_id GROUP BY cg.mid),
+     vs AS (SELECT DISTINCT household_id FROM visit WHERE visited_at >= :t0 AND visited_at < :t1),
+     hh AS (SELECT cg.mid, COUNT(*) AS n, COUNT(vs.household_id) AS visited
+              FROM household h JOIN cg ON cg.id = h.grid_id
+              LEFT JOIN vs ON vs.household_id = h.id GROUP BY cg.mid),
      mp AS (SELECT cg.mid, COUNT(DISTINCT a.worker_id) AS members,
                    COALESCE(SUM(t.pts), 0) AS pts
               FROM grid_assignment a JOIN cg ON cg.id = a.grid_id
@@ -72,11 +72,12 @@ WITH micro AS (SELECT id, code, name FROM grid WHERE level = 4 AND valid_to IS N
                           WHERE e.status = 'approved' AND e.occurred_on >= :d0 AND e.occurred_on < :d1
                           GROUP BY e.member_id) t ON t.member_id = a.worker_id
              WHERE a.role = 'party_member' GROUP BY cg.mid),
-     ev AS (SELECT cg.mid, COUNT(DISTINCT e.occurred_on) AS days
-              FROM household_point_entry e JOIN point_rule r ON r.id = e.rule_id
-              JOIN household h ON h.id = e.household_id JOIN cg ON cg.id = h.grid_id
-             WHERE r.code = ANY(:part) AND e.occurred_on >= :d0 AND e.occurred_on < :d1
-             GROUP BY cg.mid)
+     ev AS (SELECT d.mid, COUNT(*) AS days
+              FROM (SELECT DISTINCT cg.mid, e.occurred_on
+                      FROM household_point_entry e JOIN point_rule r ON r.id = e.rule_id
+                      JOIN household h ON h.id = e.household_id JOIN cg ON cg.id = h.grid_id
+                     WHERE r.code = ANY(:part) AND e.occurred_on >= :d0 AND e.occurred_on < :d1) d
+             GROUP BY d.mid)
 SELECT m.id, m.code, m.name,
        COALESCE(cs.n, 0) AS cases, COALESCE(cs.closed, 0) AS closed, cs.sat,
        COALESCE(hh.n, 0) AS households, COALESCE(hh.visited, 0) AS visited,
@@ -137,6 +138,7 @@ def compute(
 ) -> tuple[str, list[dict[str, Any]]]:
     """Every micro-grid's live rating of the quarter within ``scope``, best first."""
     label, t0, t1, d0, d1 = auto.quarter_bounds_utc(quarter)
+    sort_memory(session)
     rows = session.execute(
         text(_SCORES_SQL),
         {
