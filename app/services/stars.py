@@ -43,6 +43,7 @@ ROLE_ZH = {
     "worker_full": "专职网格员",
     "worker_part": "兼职网格员",
 }
+CLOSE_LOCK = 7329  # pg_advisory_xact_lock(CLOSE_LOCK, 0): a quarter close against adjustments
 SERVICE_CRITERIA = {
     "hardware": "硬件完善",
     "organisation": "组织健全",
@@ -250,9 +251,8 @@ def adjust(
     )
     if level != 4:
         raise NotFound(f"微网格 {grid_id} 不存在 / micro-grid {grid_id} not found")
-    session.execute(
-        text("SELECT 1 FROM star_quarter WHERE quarter = :q FOR KEY SHARE"), {"q": label}
-    )
+    # shared with other adjustments, exclusive with a quarter close (which takes it alone)
+    session.execute(text("SELECT pg_advisory_xact_lock_shared(:k, 0)"), {"k": CLOSE_LOCK})
     if closed_quarter(session, label) is not None:
         raise Conflict(f"{label} 季度已考核关闭，星级不能再调整 / quarter {label} is closed")
     row = session.execute(
@@ -281,7 +281,7 @@ def close_quarter(session: Session, quarter: Any, *, user_id: int | None) -> dic
         raise ValidationFailed(
             f"{label} 季度尚未开始，不能关闭 / quarter not started", param="quarter"
         )
-    session.execute(text("SELECT pg_advisory_xact_lock(7329, 0)"))
+    session.execute(text("SELECT pg_advisory_xact_lock(:k, 0)"), {"k": CLOSE_LOCK})
     if closed_quarter(session, label) is not None:
         raise Conflict(f"{label} 季度已关闭 / quarter {label} is already closed")
     made = auto.sync(session)
