@@ -566,6 +566,26 @@ def cases_sweep() -> None:
 
 
 @main.group()
+def points() -> None:
+    """Points ledgers (积分): scheduled work."""
+
+
+@points.command("sync")
+def points_sync() -> None:
+    """Make the automatic points entries from cases and linked households (each once; run it
+    from cron, e.g. nightly — running it again makes nothing twice)."""
+    from app.db import get_session, transaction
+    from app.services import points_auto
+
+    app = _app()
+    with app.app_context():
+        session = get_session()
+        with transaction(session):
+            made = points_auto.sync(session)
+    click.echo(" ".join(f"{kind}={n}" for kind, n in made.items()))
+
+
+@main.group()
 def users() -> None:
     """Manage accounts: the first administrator, staff accounts, API tokens."""
 

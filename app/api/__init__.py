@@ -23,6 +23,7 @@ from app.api import (
     places,
     points,
     search,
+    stars,
     transfer,
     visits,
 )
@@ -45,6 +46,7 @@ BLUEPRINTS = [
     search.bp,
     visits.bp,
     points.bp,
+    stars.bp,
     openapi.bp,
 ]
 

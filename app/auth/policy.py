@@ -500,6 +500,7 @@ _WHAT = {
     "party member": "党员",
     "point entry": "积分记录",
     "network": "专业网格图层",
+    "service point": "服务站点",
 }
 
 
@@ -664,6 +665,16 @@ def point_entry_arg(session: Session, p: Principal, args: dict[str, Any]) -> Non
     )
 
 
+def service_point_arg(session: Session, p: Principal, args: dict[str, Any]) -> None:
+    """Require a service point in the caller's grids (404 otherwise)."""
+    grid = session.execute(
+        text("SELECT grid_id FROM service_point WHERE id = :p"), {"p": args["point_id"]}
+    ).first()
+    _need(
+        grid is not None and in_scope(session, p, grid.grid_id), f"service point {args['point_id']}"
+    )
+
+
 PUBLIC = Rule(EVERYONE)
 
 RULES: dict[str, Rule] = {
@@ -799,12 +810,29 @@ RULES: dict[str, Rule] = {
     "points_api.save_rule": Rule(EDITORS),
     "points_api.propose_entry": Rule(frozenset({"party_member", "grid_chief", "micro_chief"})),
     "points_api.review_entry": Rule(SUPERVISORS, point_entry_arg),
+    "points_api.pending_entries": Rule(SUPERVISORS),
     "points_api.member_ledger": Rule(FIELD, point_member_arg),
     "points_api.household_ledger": Rule(FIELD, household_arg()),
     "points_api.household_entry": Rule(SUPERVISORS, household_arg()),
     "points_api.exchange": Rule(SUPERVISORS, household_arg()),
     "points_api.ranking": Rule(FIELD),
     "points_pages.points": Rule(FIELD),
+    "points_api.sync": Rule(EDITORS),
+    "points_api.get_settings": Rule(SUPERVISORS),
+    "points_api.put_settings": Rule(EDITORS),
+    # a village's public ranking: no sign-in, rate-limited, only what the village publishes
+    "points_pages.public": PUBLIC,
+    # star ratings (评星定级): the grid chief adjusts (not the micro-grid's own chief), the
+    # whole city's centre closes a quarter, the centre exports allowances and inspects points
+    "points_pages.stars": Rule(FIELD),
+    "stars_api.ratings": Rule(FIELD),
+    "stars_api.adjust": Rule(frozenset({"admin", "centre", "grid_chief"}), grid_arg()),
+    "stars_api.history": Rule(FIELD, grid_arg()),
+    "stars_api.close": Rule(EDITORS),
+    "stars_api.export": Rule(EXPORTERS),
+    "stars_api.stars_map": Rule(FIELD),
+    "stars_api.service_points": Rule(FIELD),
+    "stars_api.rate_service_point": Rule(EDITORS, service_point_arg),
     # departments' own grids (多网合一): a centre its street's, a department its own
     "networks_api.list_networks": Rule(NETWORK_READERS),
     "networks_api.import_network": Rule(EDITORS),

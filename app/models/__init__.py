@@ -21,7 +21,18 @@ from app.models.network import Network, NetworkGrid, NoticeSetting
 from app.models.override import OverrideArea
 from app.models.people import GridAssignment, Household, Worker
 from app.models.places import Camera, Department, ServicePoint
-from app.models.points import HouseholdPointEntry, PointEntry, PointExchange, PointRule
+from app.models.points import (
+    HouseholdPointEntry,
+    PointEntry,
+    PointExchange,
+    PointRule,
+    PointSetting,
+    ServicePointRating,
+    ServicePointRatingPhoto,
+    StarAdjustment,
+    StarQuarter,
+    StarRating,
+)
 
 __all__ = [
     "BasemapFeature",
@@ -56,6 +67,12 @@ __all__ = [
     "PointEntry",
     "PointExchange",
     "PointRule",
+    "PointSetting",
+    "ServicePointRating",
+    "ServicePointRatingPhoto",
+    "StarAdjustment",
+    "StarQuarter",
+    "StarRating",
     "PublicRateLimit",
     "ServicePoint",
     "Visit",

@@ -178,6 +178,7 @@ def sheet(session: Session, grid_id: int, paper: str = "A4") -> dict[str, Any]:
             for p in _people(session, [grid_id, *[c.id for c in children]], phones)
         ],
         "phones_shown": phones,
+        "stars": _stars(session, grid_id),
         "points": [
             {
                 "name": p.name,
@@ -191,6 +192,16 @@ def sheet(session: Session, grid_id: int, paper: str = "A4") -> dict[str, Any]:
         "paper_mm": {"width": width, "height": height},
         "map_mm": {"width": map_w, "height": map_h},
     }
+
+
+def _stars(session: Session, grid_id: int) -> dict[str, Any] | None:
+    """The grid's latest frozen star rating (评星定级), if it has one."""
+    from app.services.stars import stars_of_grids
+
+    found = stars_of_grids(session, [grid_id]).get(grid_id)
+    if found is None:
+        return None
+    return {**found, "text": "★" * found["stars"] + "☆" * (5 - found["stars"])}
 
 
 def _esc(value: str) -> str:

@@ -56,6 +56,7 @@ EMAP_SCRIPTS: list[str] = [
     "/static/js/search.js",
     "/static/js/emap_print.js",
     "/static/js/emap_networks.js",
+    "/static/js/emap_stars.js",
 ]
 EMAP_STYLES: list[str] = [
     "/static/css/emap.css",
@@ -66,6 +67,7 @@ EMAP_STYLES: list[str] = [
     "/static/css/cases.css",
     "/static/css/overrides.css",
     "/static/css/search.css",
+    "/static/css/stars.css",
 ]
 
 

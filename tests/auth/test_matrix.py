@@ -845,6 +845,54 @@ CALLS: list[Call] = [
     ),
     Call("points page", "GET", "/points", GRID_PEOPLE, {200}, page=True),
     Call("points ranking", "GET", "/api/points/ranking?group=grid", GRID_PEOPLE, {200}),
+    Call("pending point entries", "GET", "/api/points/entries/pending", SUPERVISORS, {200}),
+    Call("automatic points", "POST", "/api/points/sync", CENTRE, {200}),
+    Call("points settings", "GET", "/api/points/settings", SUPERVISORS, {200}),
+    Call(
+        "change points settings",
+        "PUT",
+        "/api/points/settings",
+        CENTRE,
+        {200},
+        body={"events_target": 4},
+    ),
+    # a village's public ranking: no sign-in
+    Call("public points page", "GET", "/points/public/340188001001", EVERYONE, {200}),
+    # star ratings (评星定级)
+    Call("stars page", "GET", "/stars", GRID_PEOPLE, {200}, page=True),
+    Call("star ratings", "GET", "/api/stars?quarter=2026Q3", GRID_PEOPLE, {200}),
+    Call(
+        "adjust stars",
+        "POST",
+        "/api/stars/grids/{g}/adjust",
+        {"admin", "centre", "grid_chief"},
+        {201},
+        body={"quarter": "2026Q3", "delta": 1, "reason": "矩阵调整"},
+        scoped=True,
+        special={("admin", "other"): {201, 404}},
+    ),
+    Call("star history", "GET", "/api/stars/grids/{g}", GRID_PEOPLE, {200}, scoped=True),
+    Call(
+        "close a quarter",
+        "POST",
+        "/api/stars/close",
+        CENTRE,
+        {201},
+        body={"quarter": "2026Q3"},
+        special={("centre", "own"): {403}},
+    ),
+    Call("allowance export", "GET", "/api/stars/export?quarter=2026Q3", CENTRE, {409}),
+    Call("stars on the map", "GET", "/api/stars/map", GRID_PEOPLE, {200}),
+    Call("service point ratings", "GET", "/api/stars/service-points", GRID_PEOPLE, {200}),
+    Call(
+        "rate a service point",
+        "POST",
+        "/api/stars/service-points/{sp}/ratings",
+        CENTRE,
+        {201},
+        body={"hardware": 20, "organisation": 20, "norms": 20, "effect": 20},
+        scoped=True,
+    ),
     # Open311
     Call("open311 services", "GET", "/open311/v2/services.json", EVERYONE, {200}),
     Call(
@@ -1110,6 +1158,15 @@ def targets(client, db_session, accounts) -> dict[str, dict[str, Any]]:  # type:
                 " FROM point_rule WHERE code = 'HH-JL-01' AND version = 1"
             ),
             {"h": t["h"]},
+        )
+    # A party-mass service point in each.
+    for t in out.values():
+        t["sp"] = db_session.scalar(
+            text(
+                "INSERT INTO service_point (name, kind, geom, grid_id) VALUES ('矩阵站点', 'station',"
+                " ST_SetSRID(ST_MakePoint(:x, :y), 4326), :g) RETURNING id"
+            ),
+            {"x": t["lon"], "y": t["lat"], "g": t["g"]},
         )
     # A departmental network in each: the department's own in the sample street, another
     # department's in 青山镇; one grid each, the shape of the target's micro-grid.
