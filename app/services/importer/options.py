@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,12 +229,15 @@ def _count_col(frame: pd.DataFrame, name: str) -> pd.Series:
     return pd.to_numeric(raw.where(raw != "", None), errors="coerce").where(raw != "", np.nan)
 
 
-def expand_buildings(frame: gpd.GeoDataFrame, source: str) -> tuple[gpd.GeoDataFrame, int]:
+def expand_buildings(
+    frame: gpd.GeoDataFrame, source: str
+) -> tuple[gpd.GeoDataFrame, int, np.ndarray]:
     """Turn each building row (``households`` or units × floors × rooms) into that many
-    household rows; return the new frame and the number of building rows expanded."""
+    household rows; return the new frame, the number of building rows expanded and, for each
+    new row, the file's row it came from."""
     present = [c for c in BUILDING_COLUMNS if c in frame.columns]
     if not present:
-        return frame, 0
+        return frame, 0, np.arange(len(frame))
     cols = {c: _count_col(frame, c) for c in BUILDING_COLUMNS}
     problems: list[dict[str, Any]] = []
     for c in present:
@@ -314,7 +318,11 @@ def expand_buildings(frame: gpd.GeoDataFrame, source: str) -> tuple[gpd.GeoDataF
     out["people"] = (share + (k < extra)).astype(int).astype(str)
     out = out.drop(columns=[c for c in BUILDING_COLUMNS if c in out.columns])
     out.index = pd.RangeIndex(len(out))
-    return gpd.GeoDataFrame(out, geometry=frame.geometry.name, crs=frame.crs), int((n > 1).sum())
+    return (
+        gpd.GeoDataFrame(out, geometry=frame.geometry.name, crs=frame.crs),
+        int((n > 1).sum()),
+        reps,
+    )
 
 
 def _lowest_covering(
@@ -357,22 +365,25 @@ def _record(frame: pd.DataFrame, i: int) -> dict[str, Any]:
 
 def _outside_rows(
     session: Session, frame: gpd.GeoDataFrame, kind: str, outside: str
-) -> tuple[gpd.GeoDataFrame, np.ndarray | None, list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[
+    gpd.GeoDataFrame, np.ndarray | None, list[dict[str, Any]], list[dict[str, Any]], np.ndarray
+]:
     """Split off the points outside every leaf grid as ``outside`` says.
 
     Returns the frame to load, the covering grid id per row (-1: none; None when nothing is
-    placed), the rows placed in a covering grid and the rows held."""
+    placed), the rows placed in a covering grid, the rows held and which rows are kept."""
+    everything = np.ones(len(frame), dtype=bool)
     if outside == "refuse" or kind not in PLACEABLE_KINDS or len(frame) == 0:
-        return frame, None, [], []
+        return frame, None, [], [], everything
     if frame.geometry.geom_type.ne("Point").any():
-        return frame, None, [], []  # the loader names every non-point geometry
+        return frame, None, [], [], everything  # the loader names every non-point geometry
     ids, codes, shapes = leaf_grids(session)
     xs = frame.geometry.x.to_numpy()
     ys = frame.geometry.y.to_numpy()
     idx = assign_points(xs, ys, shapes, codes)
     out_rows = np.flatnonzero(idx < 0)
     if out_rows.size == 0:
-        return frame, None, [], []
+        return frame, None, [], [], everything
     covering = _lowest_covering(session, xs[out_rows], ys[out_rows])
     placed: list[dict[str, Any]] = []
     held: list[dict[str, Any]] = []
@@ -402,7 +413,7 @@ def _outside_rows(
             )
     kept = frame.iloc[np.flatnonzero(keep)].copy()
     kept.index = pd.RangeIndex(len(kept))
-    return kept, (fallback[keep] if placed else None), placed, held
+    return kept, (fallback[keep] if placed else None), placed, held, keep
 
 
 def _save_held(
@@ -437,6 +448,37 @@ def _save_held(
             "job_id": job_id,
         },
     )
+
+
+class _Referrer:
+    """Names a row of the expanded frame by the file's row it came from (a building's 14
+    households are all "row 2"), and keeps one entry per file row."""
+
+    PATTERN = re.compile(r"^(row|feature) (\d+)$")
+
+    def __init__(self, frame: pd.DataFrame, origin: np.ndarray) -> None:
+        self.origin = origin
+        self.expanded = not np.array_equal(origin, np.arange(len(origin)))
+        self.offset = 1 if isinstance(frame, gpd.GeoDataFrame) and "lon" not in frame else 2
+
+    def ref(self, where: str) -> str:
+        m = self.PATTERN.match(where)
+        if not m or not self.expanded:
+            return where
+        i = int(m.group(2)) - self.offset
+        if not 0 <= i < len(self.origin):
+            return where
+        return f"{m.group(1)} {int(self.origin[i]) + self.offset}"
+
+    def unique(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out, seen = [], set()
+        for e in entries:
+            e = {**e, "where": self.ref(str(e.get("where", "")))}
+            key = (e["where"], e.get("field"), e.get("reason"), e.get("grid_id"))
+            if key not in seen:
+                seen.add(key)
+                out.append(e)
+        return out
 
 
 def _by_grid(session: Session, kind: str, before: int) -> dict[str, int]:
@@ -494,6 +536,7 @@ def run_import(
             f"只有 {'、'.join(PLACEABLE_KINDS)} 可保留网格外的点 / only {', '.join(PLACEABLE_KINDS)} "
             "can keep points outside the leaf grids",
         )
+    refer: _Referrer | None = None
     try:
         spatial = kind in ("grids", "households", "service_points", "cameras", BASEMAP_KIND)
         frame = tables.read_records(path, crs=crs, mapping=mapping, need_geometry=spatial)
@@ -502,12 +545,15 @@ def run_import(
         report["unused_columns"] = unused_columns(kind, frame)
         report["values_mapped"] = apply_value_map(frame, options.values, source)
         check_vocabularies(kind, frame, source)
+        origin = np.arange(len(frame))
         if kind == "households":
-            frame, report["buildings"] = expand_buildings(frame, source)
-        frame, fallback, report["placed"], held = _outside_rows(
-            session, frame, kind, options.outside
-        )
+            frame, report["buildings"], origin = expand_buildings(frame, source)
+        refer = _Referrer(frame, origin)
+        frame, fallback, placed, held, keep = _outside_rows(session, frame, kind, options.outside)
+        report["placed"] = refer.unique(placed)
+        held = refer.unique(held)
         report["held"] = [{k: v for k, v in h.items() if k != "record"} for h in held]
+        refer = _Referrer(frame, origin[keep])
         before = 0
         if kind in PLACEABLE_KINDS:
             table = {"households": "household", "cameras": "camera"}[kind]
@@ -530,8 +576,10 @@ def run_import(
         if kind in PLACEABLE_KINDS:
             report["by_grid"] = _by_grid(session, kind, before)
     except ImportRejected as exc:
+        if refer is not None and refer.expanded:
+            exc = ImportRejected(source, refer.unique(exc.problems))
         if not options.dry_run:
-            raise
+            raise exc from None
         report["refused"] = exc.problems
         report["created"] = 0
     return report
