@@ -722,6 +722,10 @@ RULES: dict[str, Rule] = {
     "coverage_api.recommend": Rule(SUPERVISORS),
     "coverage_api.accept": Rule(EDITORS),
     "transfer_api.import_upload": Rule(EDITORS),
+    # a job and the held records are their creator's (the administrator sees all): 404 else
+    "import_jobs_api.create_job": Rule(EDITORS),
+    "import_jobs_api.get_job": Rule(EDITORS),
+    "import_jobs_api.held": Rule(EDITORS),
     "transfer_api.export_download": Rule(SUPERVISORS),
     # locate and override areas
     "locate_api.locate": Rule(FIELD),

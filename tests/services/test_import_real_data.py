@@ -31,7 +31,9 @@ def _leaf(session, skip: int = 0) -> tuple[int, float, float, str]:  # type: ign
     )
 
 
-def test_a_building_with_a_count_imports_as_that_many_households(db_session, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_building_with_a_count_imports_as_that_many_households(
+    db_session, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     gid, lon, lat, code = _leaf(db_session)
     path = tmp_path / "buildings.csv"
     path.write_text(
@@ -58,9 +60,10 @@ def test_a_building_with_a_count_imports_as_that_many_households(db_session, tmp
     assert [r[0] for r in rows] == ["1"] * 7 + ["2"] * 7
     assert [r[1] for r in rows[:7]] == ["101", "201", "301", "401", "501", "601", "701"]
     assert sum(r[2] for r in rows) == 30  # the building's people, spread over its households
-    assert db_session.execute(
-        text("SELECT count(*) FROM household WHERE building = '5栋'")
-    ).scalar() == 3
+    assert (
+        db_session.execute(text("SELECT count(*) FROM household WHERE building = '5栋'")).scalar()
+        == 3
+    )
 
 
 def test_a_building_row_cannot_carry_one_households_head(db_session, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -80,7 +83,11 @@ def test_value_mapping_and_the_refusal_listing_unmapped_values(db_session, tmp_p
     path = tmp_path / "amenities.csv"
     lines = ["lon,lat,name,amenity"]
     lines += [f"{lon},{lat},公厕{i},toilets" for i in range(3)]
-    lines += [f"{lon},{lat},图书馆,library", f"{lon},{lat},诊所,clinic", f"{lon},{lat},诊所2,clinic"]
+    lines += [
+        f"{lon},{lat},图书馆,library",
+        f"{lon},{lat},诊所,clinic",
+        f"{lon},{lat},诊所2,clinic",
+    ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     values = opts.parse_value_map(["kind=toilets:other"])
     with pytest.raises(ImportRejected) as err:
@@ -138,16 +145,19 @@ def test_points_outside_every_leaf_grid_kept_low_or_held(db_session, tmp_path: P
     with pytest.raises(ImportRejected):
         opts.run_import(db_session, "households", path)
     with pytest.raises(ImportRejected) as err:  # lowest: the point in no grid at all is refused
-        opts.run_import(db_session, "households", path, options=opts.ImportOptions(outside="lowest"))
+        opts.run_import(
+            db_session, "households", path, options=opts.ImportOptions(outside="lowest")
+        )
     assert [p["where"] for p in err.value.problems] == ["row 3"]
     path.write_text(f"lon,lat,address\n{lon},{lat},甲\n", encoding="utf-8")
     report = opts.run_import(
         db_session, "households", path, options=opts.ImportOptions(outside="lowest")
     )
     assert report["placed"] == [{"where": "row 2", "grid_id": parent_id, "grid_code": parent_code}]
-    assert db_session.execute(
-        text("SELECT grid_id FROM household WHERE address = '甲'")
-    ).scalar() == parent_id
+    assert (
+        db_session.execute(text("SELECT grid_id FROM household WHERE address = '甲'")).scalar()
+        == parent_id
+    )
     path.write_text(f"lon,lat,address\n{lon},{lat},丙\n10.0,10.0,丁\n", encoding="utf-8")
     held_before = _count(db_session, "import_held")
     report = opts.run_import(
