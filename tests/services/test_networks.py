@@ -326,6 +326,29 @@ def test_a_category_routed_by_network_goes_to_the_departments_person(
     ).one()
     elsewhere = client.get(f"/api/locate?lon={far[0]}&lat={far[1]}&category=streetlight").get_json()
     assert elsewhere["network"] is None
+    # The batch locate (API and the CLI's CSV) routes by the network as the single one does.
+    body = f"id,lon,lat\nin,{lon},{lat}\nfar,{far[0]},{far[1]}\n"
+    res = client.post(
+        "/api/locate/batch?format=csv&category=streetlight",
+        data=body,
+        content_type="text/csv",
+    )
+    assert res.status_code == 200, res.get_json()
+    inside, outside = res.get_json()["results"]
+    assert inside["network"] == located["network"] and inside["owner"] == located["owner"]
+    assert inside["next"] == before["owner"]
+    assert outside["network"] is None and outside["owner"]["worker_id"] != officer.id
+    plain = client.post("/api/locate/batch?format=csv", data=body, content_type="text/csv")
+    assert plain.get_json()["results"][0]["network"] is None
+    csv = client.post(
+        "/api/locate/batch?format=csv&category=streetlight&output=csv",
+        data=body,
+        content_type="text/csv",
+    ).get_data(as_text=True)
+    rows = {r.split(",")[0]: r for r in csv.strip().splitlines()[1:]}
+    assert "孙监管" in rows["in"] and "13900009999" in rows["in"]
+    assert "孙监管" not in rows["far"]
+    assert csv.splitlines()[0].endswith("network_grid_code")
 
 
 @pytest.mark.browser
