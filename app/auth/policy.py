@@ -816,6 +816,8 @@ RULES: dict[str, Rule] = {
     # the notice board (网格公示牌) of a grid to print, and how it shows phones
     "notice_pages.notice_pdf": Rule(FIELD, grid_arg()),
     "notice_pages.notice_png": Rule(FIELD, grid_arg()),
+    # the networks one sees (policy.network_visible's rule, applied in the query)
+    "notice_pages.network_tile": Rule(NETWORK_READERS),
     "notice_api.notice_settings": Rule(SUPERVISORS, grid_arg()),
     # the API description
     "openapi.openapi_document": PUBLIC,

@@ -951,6 +951,9 @@ CALLS: list[Call] = [
         body=lambda t: {"network_id": t["n"]},
     ),
     Call("networks page", "GET", "/networks", CENTRE, {200}, page=True),
+    Call(
+        "network tile", "GET", "/tiles/networks/14/13530/6652.mvt", CENTRE | {"department"}, {200}
+    ),
     # the notice board (网格公示牌) to print
     Call(
         "notice board pdf",

@@ -517,3 +517,40 @@ def test_cli_imports_a_network_and_names_bad_rows(database_url, tmp_path) -> Non
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM network WHERE name = '命令行警务网格'"))
         engine.dispose()
+
+
+def test_network_tiles_draw_the_grids_a_caller_sees(
+    app, client, db_session, tmp_path, accounts
+) -> None:  # type: ignore[no-untyped-def]
+    import math
+
+    import mapbox_vector_tile
+
+    from tests.auth.conftest import bearer
+
+    models = community_grids(db_session)
+    path = write_geojson(tmp_path / "sj.geojson", models[:2])
+    net = post_network(client, path, department="SJ-AH", name="瓦片监管网格", kind="market")
+    assert net.status_code == 201, net.get_json()
+    point = models[0][2].representative_point()
+    z = 14
+    n = 1 << z
+    x = int((point.x + 180) / 360 * n)
+    lat = math.radians(point.y)
+    y = int((1 - math.log(math.tan(lat) + 1 / math.cos(lat)) / math.pi) / 2 * n)
+    res = client.get(f"/tiles/networks/{z}/{x}/{y}.mvt")
+    assert res.status_code == 200 and res.mimetype == "application/vnd.mapbox-vector-tile"
+    layer = mapbox_vector_tile.decode(res.data)["networks"]
+    codes = {f["properties"]["code"] for f in layer["features"]}
+    assert "PCS-01" in codes
+    feature = next(f for f in layer["features"] if f["properties"]["code"] == "PCS-01")
+    assert feature["properties"]["network"] == "瓦片监管网格"
+    assert feature["properties"]["department"] == "安和市场监管所"
+    # Another department sees none of the market supervisors' grids.
+    other = app.test_client().get(
+        f"/tiles/networks/{z}/{x}/{y}.mvt", headers=bearer(accounts["department"])
+    )
+    assert other.status_code == 200
+    decoded = mapbox_vector_tile.decode(other.data) if other.data else {}
+    assert not decoded.get("networks", {}).get("features")
+    assert client.get("/tiles/networks/40/0/0.mvt").status_code == 400
