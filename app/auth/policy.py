@@ -818,6 +818,8 @@ RULES: dict[str, Rule] = {
     "notice_pages.notice_png": Rule(FIELD, grid_arg()),
     # the networks one sees (policy.network_visible's rule, applied in the query)
     "notice_pages.network_tile": Rule(NETWORK_READERS),
+    # a worker of the caller's grids (404 else, checked in the view)
+    "notice_api.worker_photo": Rule(EDITORS),
     "notice_api.notice_settings": Rule(SUPERVISORS, grid_arg()),
     # the API description
     "openapi.openapi_document": PUBLIC,

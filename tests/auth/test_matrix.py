@@ -956,6 +956,15 @@ CALLS: list[Call] = [
     ),
     # the notice board (网格公示牌) to print
     Call(
+        "worker photo for the notice board",
+        "PUT",
+        "/api/workers/{w}/photo",
+        CENTRE,
+        {200},
+        form=lambda t: {"photo": (io.BytesIO(base64.b64decode(tiny_png())), "p.png")},
+        scoped=True,
+    ),
+    Call(
         "notice board pdf",
         "GET",
         "/grids/{g}/notice.pdf",

@@ -554,3 +554,53 @@ def test_network_tiles_draw_the_grids_a_caller_sees(
     decoded = mapbox_vector_tile.decode(other.data) if other.data else {}
     assert not decoded.get("networks", {}).get("features")
     assert client.get("/tiles/networks/40/0/0.mvt").status_code == 400
+
+
+@pytest.mark.browser
+def test_a_responsible_persons_photo_shows_on_the_notice_board(
+    app, client, db_session, accounts
+) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+    from pypdf import PdfReader
+
+    from tests.auth.conftest import bearer
+
+    gid, wid = db_session.execute(
+        text(
+            """SELECT g.id, a.worker_id FROM grid g JOIN grid_assignment a ON a.grid_id = g.id
+               JOIN worker w ON w.id = a.worker_id
+               WHERE g.code = '34018800100101' AND g.valid_to IS NULL AND w.on_duty
+               AND a.role <> 'party_member' ORDER BY a.worker_id LIMIT 1"""
+        )
+    ).one()
+    plain = PdfReader(io.BytesIO(client.get(f"/grids/{gid}/notice.pdf").data))
+    assert not list(plain.pages[0].images)  # placeholders only
+    buf = io.BytesIO()
+    Image.new("RGB", (900, 1200), (30, 90, 160)).save(buf, "PNG")
+    res = client.put(
+        f"/api/workers/{wid}/photo",
+        data={"photo": (io.BytesIO(buf.getvalue()), "chief.png")},
+        content_type="multipart/form-data",
+    )
+    assert res.status_code == 200, res.get_json()
+    assert res.get_json()["media_type"] == "image/jpeg" and res.get_json()["height"] == 480
+    pdf = PdfReader(io.BytesIO(client.get(f"/grids/{gid}/notice.pdf").data))
+    assert len(list(pdf.pages[0].images)) == 1
+    bad = client.put(
+        f"/api/workers/{wid}/photo",
+        data={"photo": (io.BytesIO(b"GIF89a not a photo"), "x.gif")},
+        content_type="multipart/form-data",
+    )
+    assert bad.status_code == 422
+    other = db_session.scalar(
+        text(
+            "SELECT a.worker_id FROM grid_assignment a JOIN grid g ON g.id = a.grid_id"
+            " WHERE g.code LIKE '340188101%' ORDER BY 1 LIMIT 1"
+        )
+    )
+    far = app.test_client().put(
+        f"/api/workers/{other}/photo",
+        data={"photo": (io.BytesIO(buf.getvalue()), "p.png")},
+        headers=bearer(accounts["centre"]),
+    )
+    assert far.status_code == 404
