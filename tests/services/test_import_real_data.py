@@ -124,7 +124,7 @@ def test_mapping_files_in_json_and_yaml(tmp_path: Path) -> None:
         b'{"columns": {"kind": "amenity"}, "values": {"kind": {"toilets": "other"}}}', "m.json"
     )
     assert cols == {"kind": "amenity"} and values == {"kind": {"toilets": "other"}}
-    cols, values = opts.read_mapping_file("kind:\n  library: centre\n".encode(), "m.yaml")
+    cols, values = opts.read_mapping_file(b"kind:\n  library: centre\n", "m.yaml")
     assert cols == {} and values == {"kind": {"library": "centre"}}
     with pytest.raises(BadParameter):
         opts.read_mapping_file(b"[1, 2]", "m.json")
