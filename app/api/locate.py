@@ -95,6 +95,12 @@ def _masked(entry: dict) -> dict:
         out["fallback"] = [mask(f) for f in entry["fallback"] or []]
     if "next" in entry:
         out["next"] = mask(entry["next"])
+    if (entry.get("network") or {}).get("person"):  # a departmental grid's person
+        person = entry["network"]["person"]
+        out["network"] = {
+            **entry["network"],
+            "person": {"name": mask_name(person["name"]), "phone": mask_phone(person["phone"])},
+        }
     return out
 
 

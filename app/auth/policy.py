@@ -738,6 +738,10 @@ RULES: dict[str, Rule] = {
     "coverage_api.recommend": Rule(SUPERVISORS),
     "coverage_api.accept": Rule(EDITORS),
     "transfer_api.import_upload": Rule(EDITORS),
+    # a job and the held records are their creator's (the administrator sees all): 404 else
+    "import_jobs_api.create_job": Rule(EDITORS),
+    "import_jobs_api.get_job": Rule(EDITORS),
+    "import_jobs_api.held": Rule(EDITORS),
     "transfer_api.export_download": Rule(SUPERVISORS),
     # locate and override areas
     "locate_api.locate": Rule(FIELD),
@@ -845,6 +849,10 @@ RULES: dict[str, Rule] = {
     # the notice board (网格公示牌) of a grid to print, and how it shows phones
     "notice_pages.notice_pdf": Rule(FIELD, grid_arg()),
     "notice_pages.notice_png": Rule(FIELD, grid_arg()),
+    # the networks one sees (policy.network_visible's rule, applied in the query)
+    "notice_pages.network_tile": Rule(NETWORK_READERS),
+    # a worker of the caller's grids (404 else, checked in the view)
+    "notice_api.worker_photo": Rule(EDITORS),
     "notice_api.notice_settings": Rule(SUPERVISORS, grid_arg()),
     # the API description
     "openapi.openapi_document": PUBLIC,

@@ -16,8 +16,9 @@ from app.models.case import (
 from app.models.field import Checkin, Visit, VisitSetting
 from app.models.grid import Grid
 from app.models.grid_history import GridChange, GridState
+from app.models.imports import ImportHeld, ImportJob
 from app.models.maps import BasemapFeature, MapLayerVersion
-from app.models.network import Network, NetworkGrid, NoticeSetting
+from app.models.network import Network, NetworkGrid, NoticeSetting, WorkerPhoto
 from app.models.override import OverrideArea
 from app.models.people import GridAssignment, Household, Worker
 from app.models.places import Camera, Department, ServicePoint
@@ -59,6 +60,8 @@ __all__ = [
     "GridChange",
     "GridState",
     "Household",
+    "ImportHeld",
+    "ImportJob",
     "Network",
     "NetworkGrid",
     "NoticeSetting",
@@ -75,6 +78,7 @@ __all__ = [
     "StarRating",
     "PublicRateLimit",
     "ServicePoint",
+    "WorkerPhoto",
     "Visit",
     "VisitSetting",
     "Worker",

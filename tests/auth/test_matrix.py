@@ -431,6 +431,20 @@ CALLS: list[Call] = [
         body={},
         special={("centre", "own"): {403}},
     ),
+    Call(
+        "dry-run import households",
+        "POST",
+        "/api/import/households",
+        CENTRE,
+        {200},
+        form=lambda t: {**households_csv(t), "dry_run": "1"},
+        scoped=True,
+        special={("centre", "other"): {200}},  # a refusal is part of a dry run's report
+    ),
+    # an import job: anyone who may import starts one; its status is its creator's (404 else)
+    Call("import job", "POST", "/api/import-jobs/households", CENTRE, {202}, form=households_csv),
+    Call("import job status", "GET", "/api/import-jobs/{job}", CENTRE, {200}, scoped=True),
+    Call("held import records", "GET", "/api/import/held", CENTRE, {200}),
     Call("export grids", "GET", "/api/export/grids?format=csv", SUPERVISORS, {200}),
     Call(
         "export households",
@@ -985,7 +999,19 @@ CALLS: list[Call] = [
         body=lambda t: {"network_id": t["n"]},
     ),
     Call("networks page", "GET", "/networks", CENTRE, {200}, page=True),
+    Call(
+        "network tile", "GET", "/tiles/networks/14/13530/6652.mvt", CENTRE | {"department"}, {200}
+    ),
     # the notice board (网格公示牌) to print
+    Call(
+        "worker photo for the notice board",
+        "PUT",
+        "/api/workers/{w}/photo",
+        CENTRE,
+        {200},
+        form=lambda t: {"photo": (io.BytesIO(base64.b64decode(tiny_png())), "p.png")},
+        scoped=True,
+    ),
     Call(
         "notice board pdf",
         "GET",
@@ -1192,6 +1218,15 @@ def targets(client, db_session, accounts) -> dict[str, dict[str, Any]]:  # type:
                 " geom, area_m2 FROM grid WHERE id = :g RETURNING id"
             ),
             {"n": t["n"], "g": t["g"]},
+        )
+    # An import job in each: the centre account's own, and the administrator's.
+    for key, creator in (("own", accounts["centre"].user_id), ("other", accounts["admin"].user_id)):
+        out[key]["job"] = db_session.scalar(
+            text(
+                "INSERT INTO import_job (kind, source, status, created_by) "
+                "VALUES ('households', 'mx.csv', 'done', :u) RETURNING id"
+            ),
+            {"u": creator},
         )
     out["own"]["away"], out["other"]["away"] = out["other"], out["own"]
     db_session.flush()

@@ -54,9 +54,11 @@ def _locate_rows(
     source: str,
     what: str,
     scope: frozenset[int] | None = None,
+    fallback_grid_ids: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Find each point's leaf grid; report points in none, points whose given grid_code differs,
-    and points in a grid outside ``scope`` (field ``location``)."""
+    and points in a grid outside ``scope`` (field ``location``). ``fallback_grid_ids`` (-1: none)
+    gives the grid of a point in no leaf grid instead of a refusal."""
     ids, codes, shapes = leaf_grids(session)
     if not ids:
         raise ImportRejected(
@@ -65,8 +67,13 @@ def _locate_rows(
     xs = frame.geometry.x.to_numpy()
     ys = frame.geometry.y.to_numpy()
     idx = assign_points(xs, ys, shapes, codes)
+    fallback = (
+        np.asarray(fallback_grid_ids, dtype=np.int64)
+        if fallback_grid_ids is not None
+        else np.full(len(idx), -1, dtype=np.int64)
+    )
     problems = []
-    for i in np.flatnonzero(idx < 0)[:1000]:
+    for i in np.flatnonzero((idx < 0) & (fallback < 0))[:1000]:
         problems.append(
             {
                 "where": _where(frame, int(i)),
@@ -86,14 +93,18 @@ def _locate_rows(
                 }
             )
     grid_ids = np.asarray(ids, dtype=np.int64)[np.where(idx >= 0, idx, 0)]
+    if fallback_grid_ids is not None:
+        grid_ids = np.where((idx < 0) & (fallback >= 0), fallback, grid_ids)
     if scope is not None:
-        outside = np.flatnonzero((idx >= 0) & ~np.isin(grid_ids, np.fromiter(scope, np.int64)))
+        placed = (idx >= 0) | (fallback >= 0)
+        outside = np.flatnonzero(placed & ~np.isin(grid_ids, np.fromiter(scope, np.int64)))
         for i in outside[:1000]:
+            where = codes[idx[i]] if idx[i] >= 0 else f"id {grid_ids[i]}"
             problems.append(
                 {
                     "where": _where(frame, int(i)),
                     "field": "location",
-                    "reason": f"{what} lies in grid {codes[idx[i]]}: {OUTSIDE_SCOPE}",
+                    "reason": f"{what} lies in grid {where}: {OUTSIDE_SCOPE}",
                 }
             )
     return grid_ids, problems
@@ -106,8 +117,10 @@ def import_households(
     source: str,
     progress: Progress = _noop,
     scope: frozenset[int] | None = None,
+    fallback_grid_ids: np.ndarray | None = None,
 ) -> int:
-    """Load households in bulk (COPY); each finds its leaf grid by location."""
+    """Load households in bulk (COPY); each finds its leaf grid by location (or its
+    ``fallback_grid_ids`` entry when it lies in none)."""
     n = len(frame)
     if frame.geometry.geom_type.ne("Point").any():
         bad = np.flatnonzero(frame.geometry.geom_type.ne("Point").to_numpy())
@@ -161,7 +174,7 @@ def import_households(
                 "reason": f"unknown tag(s) {', '.join(bad_tags.iat[i])} (known: {', '.join(known)})",
             }
         )
-    grid_ids, located = _locate_rows(session, frame, source, "household", scope)
+    grid_ids, located = _locate_rows(session, frame, source, "household", scope, fallback_grid_ids)
     problems += located
     if problems:
         raise ImportRejected(source, problems)
@@ -197,6 +210,7 @@ def _point_rows(
     *,
     required_leaf: bool,
     scope: frozenset[int] | None = None,
+    fallback_grid_ids: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     bad = np.flatnonzero(frame.geometry.geom_type.ne("Point").to_numpy())
     problems = [
@@ -205,7 +219,7 @@ def _point_rows(
     ]
     if problems:
         return np.zeros(0, dtype=np.int64), problems
-    grid_ids, located = _locate_rows(session, frame, source, what, scope)
+    grid_ids, located = _locate_rows(session, frame, source, what, scope, fallback_grid_ids)
     if not required_leaf and scope is None:
         # Outside every grid is allowed, unless the import is held to some grids.
         located = [p for p in located if p.get("field") in ("grid_code", "location")]
@@ -276,11 +290,19 @@ def import_cameras(
     source: str,
     progress: Progress = _noop,
     scope: frozenset[int] | None = None,
+    fallback_grid_ids: np.ndarray | None = None,
 ) -> int:
-    """Load cameras (code, name, kind, analytics); each finds its leaf grid by location."""
+    """Load cameras (code, name, kind, analytics); each finds its leaf grid by location (or its
+    ``fallback_grid_ids`` entry when it lies in none)."""
     _require(frame, source, ("code",))
     grid_ids, problems = _point_rows(
-        session, frame, source, "camera", required_leaf=True, scope=scope
+        session,
+        frame,
+        source,
+        "camera",
+        required_leaf=True,
+        scope=scope,
+        fallback_grid_ids=fallback_grid_ids,
     )
     existing = set(session.scalars(select(Camera.code)))
     seen: set[str] = set()

@@ -14,7 +14,7 @@ import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.services import grid_tree
+from app.services import grid_tree, networks
 from app.services.locate.single import (
     COMMAND_CENTRE,
     METHODS,
@@ -83,6 +83,9 @@ class BatchResult:
     routes: list[tuple[dict[str, Any] | None, list[dict[str, Any]]]]
     overrides: list[Any] = field(default_factory=list)
     errors: dict[int, str] = field(default_factory=dict)
+    # a category routed by a departmental network (多网合一): each point's network grid row
+    network_row: np.ndarray | None = None
+    network_routes: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.lon.shape[0])
@@ -103,6 +106,12 @@ class BatchResult:
         o = int(self.override_row[i])
         if o >= 0:
             owner, fallback, override = apply_override(owner, fallback, self.overrides[o])
+        network = None
+        k = int(self.network_row[i]) if self.network_row is not None and o < 0 else -1
+        if k >= 0:  # as the single locate: the network's person, the micro-grid's owner behind
+            keeper, network = self.network_routes[k]
+            fallback = [p for p in ([owner] if owner else []) + fallback if p != keeper]
+            owner = keeper
         grid = self.grids[g] if g >= 0 else None
         return {
             "index": i,
@@ -113,6 +122,7 @@ class BatchResult:
             "owner": owner,
             "next": fallback[0] if fallback else None,
             "override": override,
+            "network": network,
         }
 
     def frame(self) -> pd.DataFrame:
@@ -162,8 +172,28 @@ class BatchResult:
         for key, values in owner_cols.items():
             columns[key] = np.array(values, dtype=object)[inverse]
         columns["override_id"] = override_ids[np.where(o >= 0, o, len(self.overrides))]
+        if self.network_row is not None:
+            net = np.where(o >= 0, -1, self.network_row)
+            codes = np.full(n, "", dtype=object)
+            for k in np.unique(net[net >= 0]):
+                keeper, info = self.network_routes[int(k)]
+                rows = net == k
+                codes[rows] = info["grid"]["code"]
+                columns["owner_kind"] = np.where(rows, keeper["kind"], columns["owner_kind"])
+                columns["owner_id"] = np.where(
+                    rows,
+                    keeper.get("worker_id") or keeper.get("department_id"),
+                    columns["owner_id"],
+                )
+                for col, key in (("owner_name", "name"), ("owner_role", "role_name")):
+                    columns[col] = np.where(rows, keeper[key], columns[col])
+                columns["owner_phone"] = np.where(
+                    rows, keeper.get("phone") or "", columns["owner_phone"]
+                )
+            columns["network_grid_code"] = codes
         columns["error"] = errors
-        return pd.DataFrame(columns, columns=list(CSV_COLUMNS))
+        extra = ["network_grid_code"] if self.network_row is not None else []
+        return pd.DataFrame(columns, columns=[*CSV_COLUMNS, *extra])
 
 
 BATCH_METHODS = (*METHODS, "invalid")
@@ -280,6 +310,9 @@ def locate_batch(
             areas = shapely.from_wkb([bytes(o.wkb) for o in overrides])
             hit = PolygonIndex(areas, keys).assign(lon[pts], lat[pts])
             override_row[pts[hit >= 0]] = hit[hit >= 0]
+    network_row, network_routes = None, []
+    if category:  # a category routed by a departmental network (多网合一)
+        network_row, network_routes = networks.batch_network_routes(session, lon, lat, category)
     LOGGER.info(
         "located %d points (%s): %s",
         n,
@@ -298,4 +331,6 @@ def locate_batch(
         routes=routes,
         overrides=overrides,
         errors=errors,
+        network_row=network_row,
+        network_routes=network_routes,
     )
