@@ -224,6 +224,8 @@ class _GridMap:
     routes: dict[int, tuple[dict[str, Any] | None, list[dict[str, Any]]]] = field(
         default_factory=dict
     )
+    route_list: list[tuple[dict[str, Any] | None, list[dict[str, Any]]]] = field(init=False)
+    routed: np.ndarray = field(init=False)
 
     def index(self, level: int) -> PolygonIndex:
         """The index of the leaves (``level`` 0) or of the inner grids of one level."""
@@ -235,18 +237,41 @@ class _GridMap:
         return found
 
     def route_of(self, g: int) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-        """Owner and fallback ladder of grid row ``g``, worked out once per version."""
+        """Owner and fallback ladder of grid row ``g``, worked out once per version. A grid with
+        no people of its own routes as its parent does (``route`` skips it), so most micro-grids
+        share their parent's answer."""
         found = self.routes.get(g)
         if found is None:
-            chain_ids = []
-            gid: int | None = self.ids[g]
-            while gid is not None:
-                chain_ids.append(gid)
-                gid = self.parent.get(gid)
-            chain = [self.refs[self.row_of[c]] for c in reversed(chain_ids)]
-            found = route(chain, self.people)
+            gid = self.ids[g]
+            up = self.parent.get(gid)
+            if gid not in self.people and up is not None and up in self.row_of:
+                found = self.route_of(self.row_of[up])
+            else:
+                chain_ids = []
+                at: int | None = gid
+                while at is not None:
+                    chain_ids.append(at)
+                    at = self.parent.get(at)
+                chain = [self.refs[self.row_of[c]] for c in reversed(chain_ids)]
+                found = route(chain, self.people)
             self.routes[g] = found
         return found
+
+    def routes_for(
+        self, grid_row: np.ndarray
+    ) -> list[tuple[dict[str, Any] | None, list[dict[str, Any]]]]:
+        """The route list of the version (one entry per grid row), with every grid of
+        ``grid_row`` filled in; entries of other grids may be empty."""
+        used = np.flatnonzero(np.bincount(grid_row[grid_row >= 0], minlength=len(self.refs)))
+        todo = used[~self.routed[used]]
+        for g in todo.tolist():
+            self.route_list[g] = self.route_of(g)
+        self.routed[todo] = True
+        return self.route_list
+
+    def __post_init__(self) -> None:
+        self.route_list = [(None, [])] * len(self.refs)
+        self.routed = np.zeros(len(self.refs), dtype=bool)
 
 
 _MAPS: dict[str, _GridMap] = {}
@@ -351,9 +376,7 @@ def locate_batch(
         method[todo[got]] = METHODS.index("ancestor")
         todo = todo[~got]
 
-    routes: list[tuple[dict[str, Any] | None, list[dict[str, Any]]]] = [(None, [])] * len(gm.refs)
-    for g in np.unique(grid_row[grid_row >= 0]).tolist():
-        routes[g] = gm.route_of(g)
+    routes = gm.routes_for(grid_row)
 
     overrides: list[Any] = []
     override_row = np.full(n, -1, dtype=np.int64)
