@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import shapely
+from scipy import ndimage
 from shapely import STRtree
 
 from gis.crs import degree_span, metric_transformers
@@ -133,7 +134,10 @@ class PolygonIndex:
 
     def _segments(self) -> tuple[np.ndarray, ...]:
         """Every ring edge as (ax, ay, bx, by, polygon), zero-length edges left out."""
-        parts, part_poly = shapely.get_parts(self.polygons, return_index=True)
+        if (shapely.get_type_id(self.polygons) == 3).all():  # polygons only: no parts to split
+            parts, part_poly = self.polygons, np.arange(len(self.polygons))
+        else:
+            parts, part_poly = shapely.get_parts(self.polygons, return_index=True)
         rings, ring_part = shapely.get_rings(parts, return_index=True)
         coords, ring_of = shapely.get_coordinates(rings, return_index=True)
         same = ring_of[1:] == ring_of[:-1]
@@ -214,14 +218,27 @@ class PolygonIndex:
         seg, row, yc = seg[hit], row[hit], yc[hit]
         xc = ax[seg] + (yc - ay[seg]) * ((bx[seg] - ax[seg]) / (by[seg] - ay[seg]))
         p = poly[seg]
-        order = np.lexsort((xc, row, p))
-        p, row, xc = p[order], row[order], xc[order]
-        group = np.ones(p.size, dtype=bool)
-        group[1:] = (p[1:] != p[:-1]) | (row[1:] != row[:-1])
-        gid = np.cumsum(group) - 1
+        # Group the crossings by (polygon, row), then order each group by x: most groups are
+        # pairs (a convex polygon meets a row twice), put in order by a swap; the rest by a sort.
+        gkey = p * ny + row
+        order = np.argsort(gkey, kind="stable")
+        gkey, xc = gkey[order], xc[order]
+        group = np.ones(gkey.size, dtype=bool)
+        group[1:] = gkey[1:] != gkey[:-1]
         gstart = np.flatnonzero(group)
-        pos = np.arange(p.size) - gstart[gid]
-        gsize = np.diff(np.append(gstart, p.size))
+        gsize = np.diff(np.append(gstart, gkey.size))
+        pair = gstart[gsize == 2]
+        swap = pair[xc[pair] > xc[pair + 1]]
+        xc[swap], xc[swap + 1] = xc[swap + 1], xc[swap].copy()
+        big = gsize > 2
+        if big.any():
+            gid = np.repeat(np.arange(gstart.size), gsize)
+            many = np.flatnonzero(big[gid])
+            resort = many[np.lexsort((xc[many], gid[many]))]
+            xc[many] = xc[resort]
+        p, row = gkey // ny, gkey % ny
+        gid = np.repeat(np.arange(gstart.size), gsize)
+        pos = np.arange(gkey.size) - gstart[gid]
         odd_rows = np.unique(row[gstart[gsize % 2 == 1]])
         even = (gsize % 2 == 0)[gid]
         starts = np.flatnonzero((pos % 2 == 0) & even)
@@ -406,15 +423,9 @@ class PolygonIndex:
         if cached is None:
             kx = int(np.ceil(reach / self.dx)) + 1
             ky = int(np.ceil(reach / self.dy)) + 1
-            occ = self.occupied.reshape(self.ny, self.nx).astype(np.int32)
-            s = np.zeros((self.ny + 1, self.nx + 1), dtype=np.int32)
-            np.cumsum(np.cumsum(occ, axis=0), axis=1, out=s[1:, 1:])
-            r0 = np.clip(np.arange(self.ny) - ky, 0, self.ny)
-            r1 = np.clip(np.arange(self.ny) + ky + 1, 0, self.ny)
-            c0 = np.clip(np.arange(self.nx) - kx, 0, self.nx)
-            c1 = np.clip(np.arange(self.nx) + kx + 1, 0, self.nx)
-            box = s[r1][:, c1] - s[r0][:, c1] - s[r1][:, c0] + s[r0][:, c0]
-            cached = (box > 0).ravel()
+            occ = self.occupied.reshape(self.ny, self.nx).view(np.uint8)
+            grown = ndimage.maximum_filter(occ, size=(2 * ky + 1, 2 * kx + 1), mode="constant")
+            cached = grown.ravel().astype(bool)
             self._near_cache[reach] = cached
         return cached
 
