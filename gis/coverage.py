@@ -291,21 +291,23 @@ class HouseholdCells:
     def __init__(self, xyz: np.ndarray, size_m: float) -> None:
         self.size = float(size_m)
         self.lo = xyz.min(axis=0) if xyz.size else np.zeros(3)
-        cell = np.floor((xyz - self.lo) / self.size).astype(np.int64)
+        # Offsets from the minimum are never negative: truncation is the floor.
+        cell = ((xyz - self.lo) * (1.0 / self.size)).astype(np.int64)
         self.dims = cell.max(axis=0) + 1 if xyz.size else np.ones(3, dtype=np.int64)
         key = (cell[:, 0] * self.dims[1] + cell[:, 1]) * self.dims[2] + cell[:, 2]
         self.order = _sort_order(key)
         self.keys = key[self.order]
-        # The coordinates in sorted order, one array per axis: a ball reads short runs of them.
-        self.sx, self.sy, self.sz = (np.ascontiguousarray(xyz[self.order, k]) for k in range(3))
+        # The coordinates in sorted order: a ball reads short runs of them, and the full
+        # computation queries them in this order.
+        self.sorted_xyz = xyz[self.order]
 
     def ball(self, centre: np.ndarray, radius_m: float) -> tuple[np.ndarray, np.ndarray]:
         """Indices of the households within ``radius_m`` (chord) of ``centre``, and their
         chords."""
         if self.keys.size == 0:
             return _EMPTY, np.zeros(0)
-        lo = np.floor((centre - radius_m - self.lo) / self.size).astype(np.int64)
-        hi = np.floor((centre + radius_m - self.lo) / self.size).astype(np.int64)
+        lo = np.floor((centre - radius_m - self.lo) * (1.0 / self.size)).astype(np.int64)
+        hi = np.floor((centre + radius_m - self.lo) * (1.0 / self.size)).astype(np.int64)
         lo = np.maximum(lo, 0)
         hi = np.minimum(hi, self.dims - 1)
         if (hi < lo).any():
@@ -324,10 +326,8 @@ class HouseholdCells:
             if total == 0:
                 return _EMPTY, np.zeros(0)
             run = np.repeat(start - np.cumsum(n) + n, n) + np.arange(total)
-        dx = self.sx[run] - centre[0]
-        dy = self.sy[run] - centre[1]
-        dz = self.sz[run] - centre[2]
-        d2 = dx * dx + dy * dy + dz * dz
+        d = self.sorted_xyz[run] - centre
+        d2 = np.einsum("ij,ij->i", d, d)
         keep = d2 <= radius_m * radius_m
         return self.order[run[keep]], np.sqrt(d2[keep])
 
@@ -424,7 +424,7 @@ class CoverageModel:
         # (neighbours one after another walk the same branches of the tree: faster).
         assert self._sp_tree is not None
         order = self._hh_cells.order
-        xyz = self._hh_xyz[order]
+        xyz = self._hh_cells.sorted_xyz
         best_s, t = self._sp_tree.query(xyz, k=1, workers=-1)
         slot_s = self._tree_slots[t]
         sure_by_slot = sure_chord(self._sp_radius) - EDGE_MARGIN_M
