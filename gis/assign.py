@@ -101,6 +101,7 @@ class PolygonIndex:
         if len(self.polygons) != len(self.keys):
             raise ValueError("polygons and keys differ in length")
         self.rank = _ranks(self.keys) if self.keys else np.zeros(0, dtype=np.int64)
+        self.by_rank = np.argsort(self.rank)  # polygon index of each rank
         self._tree: STRtree | None = None
         self._prepared = False
         self._near_cache: dict[float, np.ndarray] = {}
@@ -329,10 +330,13 @@ class PolygonIndex:
         exact = [idx[ans == _FALLBACK]]
         if edge.any():
             pts = idx[edge]
-            got, alone, unsure = self._walk(lon[pts], lat[pts], cell[edge], _EDGE_BASE - ans[edge])
+            slot = _EDGE_BASE - ans[edge]
+            got, alone, unsure = self._walk(lon[pts], lat[pts], cell[edge], slot)
             result[pts] = got
             interior[pts] = alone
-            exact.append(pts[unsure])
+            if unsure.any():
+                few = pts[unsure]
+                result[few], interior[few] = self._exact_in_cells(lon[few], lat[few], slot[unsure])
         rest = np.concatenate(exact)
         if rest.size:
             result[rest], interior[rest] = self._exact(lon[rest], lat[rest])
@@ -393,12 +397,47 @@ class PolygonIndex:
         if member.size:
             firsts = np.ones(member.size, dtype=bool)
             firsts[1:] = owner_pt[1:] != owner_pt[:-1]
-            by_rank = np.argsort(self.rank)
+            by_rank = self.by_rank
             result[owner_pt[firsts]] = by_rank[member[firsts] % big]
             many = np.bincount(owner_pt, minlength=m)
             alone = many == 1
         alone &= ~unsure
         return result, alone, unsure
+
+    def _exact_in_cells(
+        self, lon: np.ndarray, lat: np.ndarray, slot: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """GEOS for points of edge cells the walk left in doubt (on an edge or vertex, mostly).
+        A polygon holding such a point has an edge in its cell or holds the cell's centre, so
+        those few polygons are the only ones tested."""
+        self._prepare()
+        m = lon.size
+        start = self.slot_start[slot]
+        counts = self.slot_start[slot + 1] - start
+        pt = np.repeat(np.arange(m), counts)
+        within = np.arange(pt.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        poly = self.seg[4][self.slot_seg[np.repeat(start, counts) + within]]
+        base = self.slot_centre[slot]
+        has = base >= 0
+        big = len(self.polygons)
+        key = np.unique(
+            np.concatenate(
+                [pt * big + self.rank[poly], np.flatnonzero(has) * big + self.rank[base[has]]]
+            )
+        )
+        pt, poly = key // big, self.by_rank[key % big]
+        hit = shapely.intersects_xy(self.polygons[poly], lon[pt], lat[pt])
+        pt_hit, poly_hit = pt[hit], poly[hit]  # in (point, key) order: the first one wins
+        result = np.full(m, -1, dtype=np.int64)
+        interior = np.zeros(m, dtype=bool)
+        if pt_hit.size:
+            first = np.ones(pt_hit.size, dtype=bool)
+            first[1:] = pt_hit[1:] != pt_hit[:-1]
+            result[pt_hit[first]] = poly_hit[first]
+            alone = np.bincount(pt_hit, minlength=m) == 1
+            got = np.flatnonzero(alone & (result >= 0))
+            interior[got] = shapely.contains_xy(self.polygons[result[got]], lon[got], lat[got])
+        return result, interior
 
     def _exact(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """GEOS for the few points the cells leave in doubt: every polygon the point meets, the
