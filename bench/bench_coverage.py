@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--households", type=int, default=1_000_000)
     parser.add_argument("--points", type=int, default=2_000)
     parser.add_argument("--moves", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
 
     hh_lon, hh_lat, sp_lon, sp_lat, radius = make_city(args.households, args.points)
