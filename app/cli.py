@@ -323,7 +323,8 @@ def import_cmd(
                     progress=_progress(),
                     feature_kind=feature_kind,
                 )
-                importer.refresh_household_counts(session)
+                if kind != "households":  # households count themselves as they load
+                    importer.refresh_household_counts(session)
         except (AppError, GisError) as exc:
             raise _fail(exc) from exc
     click.echo(f"imported {n} {kind} from {path.name} in {time.perf_counter() - started:.1f} s")

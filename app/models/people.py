@@ -58,6 +58,12 @@ class Worker(Base):
 
     assignments: Mapped[list[GridAssignment]] = relationship(back_populates="worker")
 
+    # The search box's lookups of a name or a code (migration 0026_search_ledger_speed).
+    __table_args__ = (
+        Index("ix_worker_code_pattern", "code", postgresql_ops={"code": "text_pattern_ops"}),
+        Index("ix_worker_name", "name"),
+    )
+
 
 class GridAssignment(Base):
     """A worker's role in one grid."""
@@ -111,5 +117,5 @@ class Household(Base):
         Index("ix_household_geom", "geom", postgresql_using="gist"),
         Index("ix_household_grid_id", "grid_id"),
         Index("ix_household_linked_member_id", "linked_member_id"),
-        Index("ix_household_address_id", "address", "id"),
+        Index("ix_household_address_id", "address", "id", postgresql_include=["grid_id"]),
     )
