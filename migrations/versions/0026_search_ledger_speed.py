@@ -13,6 +13,8 @@ Create Date: 2026-12-05 04:00:00
 - ``ix_household_address_id`` again, with the grid beside (address, id) (``INCLUDE``): a
   street's household ledger in address order reads the page's ids from the index alone,
   skipping the households of other grids without reading them from the table.
+- ``ix_household_grid_id`` again, carrying people, linked member and tags (``INCLUDE``): the
+  population ledger counts a page of grids' households from the index alone.
 - ``ix_grid_level_households``: current grids by level, household count and id, so that the
   population ledger sorted by households reads a page from the index instead of summing every
   grid's households first.
@@ -27,6 +29,7 @@ down_revision: str | Sequence[str] | None = "0023_search_speed"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+CARRIED = "people, linked_member_id, tags"
 PATTERN_INDEXES = {
     "ix_grid_code_pattern": ("grid", "WHERE valid_to IS NULL"),
     "ix_worker_code_pattern": ("worker", ""),
@@ -40,6 +43,8 @@ def upgrade() -> None:
         op.execute(f"CREATE INDEX {name} ON {table} (code text_pattern_ops) {where}")
     op.execute("DROP INDEX ix_household_address_id")
     op.execute("CREATE INDEX ix_household_address_id ON household (address, id) INCLUDE (grid_id)")
+    op.execute("DROP INDEX ix_household_grid_id")
+    op.execute(f"CREATE INDEX ix_household_grid_id ON household (grid_id) INCLUDE ({CARRIED})")
     op.execute("CREATE INDEX ix_grid_name_current ON grid (name) WHERE valid_to IS NULL")
     op.execute("CREATE INDEX ix_worker_name ON worker (name)")
     op.execute(
@@ -52,6 +57,8 @@ def downgrade() -> None:
     op.execute("DROP INDEX IF EXISTS ix_grid_level_households")
     op.execute("DROP INDEX ix_household_address_id")
     op.execute("CREATE INDEX ix_household_address_id ON household (address, id)")
+    op.execute("DROP INDEX ix_household_grid_id")
+    op.execute("CREATE INDEX ix_household_grid_id ON household (grid_id)")
     op.execute("DROP INDEX IF EXISTS ix_worker_name")
     op.execute("DROP INDEX IF EXISTS ix_grid_name_current")
     for name in PATTERN_INDEXES:
