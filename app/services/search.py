@@ -130,6 +130,20 @@ def code_like(q: str) -> bool:
     return CODE_LIKE.fullmatch(q) is not None
 
 
+# An address (a building, unit, room or number, an estate, a street or community): no person's
+# name holds one, so the workers are not asked.
+ADDRESS_LIKE = re.compile(r"[0-9]+(栋|幢|单元|室|号楼|号)|小区|花园|家园|街道|社区")
+
+
+def _with_code(q: str, name: str, code: str) -> tuple[str, ...]:
+    """The texts that may hold the query: a code (Latin letters and digits) only if it is such."""
+    return (name, code) if q.isascii() else (name,)
+
+
+def address_like(q: str) -> bool:
+    return len(q) >= 6 and ADDRESS_LIKE.search(q) is not None
+
+
 def _code_hits(table: str, alias: str, column: str, where: str = "") -> str:
     """The CTEs ``strong`` and ``hit``: the ids of ``table`` whose code starts with the query
     (as typed or in capitals), in code order, capped at ``CANDIDATES``: a B-tree range scan
@@ -293,7 +307,13 @@ def _grids(
         params,
         _code_hits("grid", "g", "code", where) if code_like(q) else None,
         _hits(
-            "grid", "g", ("g.name", "g.code"), q, where, fuzzy=("g.name",), phase=params["phase"]
+            "grid",
+            "g",
+            _with_code(q, "g.name", "g.code"),
+            q,
+            where,
+            fuzzy=("g.name",),
+            phase=params["phase"],
         ),
         f"""top AS (SELECT g.id, g.code, g.name, g.level, {_score("g.name", "g.code")} AS score
                         FROM hit JOIN grid g ON g.id = hit.id ORDER BY score DESC, g.code LIMIT :k)
@@ -365,15 +385,18 @@ def _households(
         if len(q) >= 3 and len(qp) >= 3 and not q.isascii():
             # The places holding the query's place (ending with it when a unit or room
             # follows), then their households holding the query: the trigram lists of a
-            # place are those of some 150,000 places, not of millions of addresses.
+            # place are those of some 150,000 places, not of millions of addresses; each place's
+            # households are read through the index on their grid.
             ppat = f"%{escape_like(qp)}" + ("" if qr else "%")
             hits = f"""places AS MATERIALIZED (
                     SELECT sp.place, sp.grid_id FROM search_place sp
                     WHERE sp.place ILIKE :ppat{place_where} LIMIT :cand),
                 strong AS (SELECT h.id FROM places sp
-                           JOIN household h ON h.grid_id = sp.grid_id
-                            AND household_search_place({HOUSEHOLD_TEXT}) = sp.place
-                           WHERE {HOUSEHOLD_TEXT} ILIKE :pat{where} LIMIT :cand),
+                           CROSS JOIN LATERAL (
+                               SELECT h.id, {HOUSEHOLD_TEXT} AS t FROM household h
+                               WHERE h.grid_id = sp.grid_id{where} OFFSET 0) h
+                           WHERE household_search_place(h.t) = sp.place AND h.t ILIKE :pat
+                           LIMIT :cand),
                 hit AS (SELECT id FROM strong)"""
             rows = _household_rows(session, hits, {**params, **extra, "ppat": ppat})
             if rows:
@@ -445,7 +468,7 @@ def _household_rows(session: Session, hits: str, params: dict[str, Any]) -> list
 def _workers(
     session: Session, p: Principal, q: str, scope: frozenset[int] | None, params: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    if p.role == "department" or (scope is not None and not scope):
+    if p.role == "department" or (scope is not None and not scope) or address_like(q):
         return []
     in_scope = "" if scope is None else " AND a.grid_id = ANY(CAST(:scope_grids AS integer[]))"
     where = f" AND EXISTS (SELECT 1 FROM grid_assignment a WHERE a.worker_id = w.id{in_scope})"
@@ -456,7 +479,7 @@ def _workers(
         _hits(
             "worker",
             "w",
-            ("w.name", "w.code"),
+            _with_code(q, "w.name", "w.code"),
             q,
             fuzzy=("w.name",),
             where=where,
@@ -490,6 +513,8 @@ def _workers(
 def _cases(
     session: Session, p: Principal, q: str, scope: frozenset[int] | None, params: dict[str, Any]
 ) -> list[dict[str, Any]]:
+    if not q.isascii():  # case codes are Latin letters and digits
+        return []
     cond, cparams = case_scope(session, p).sql("c")
     if cond == "FALSE":
         return []
@@ -560,7 +585,13 @@ def _cameras(
         params,
         _code_hits("camera", "m", "code", where) if code_like(q) else None,
         _hits(
-            "camera", "m", ("m.code", "m.name"), q, where, fuzzy=("m.name",), phase=params["phase"]
+            "camera",
+            "m",
+            _with_code(q, "m.name", "m.code"),
+            q,
+            where,
+            fuzzy=("m.name",),
+            phase=params["phase"],
         ),
         f"""SELECT m.id, m.code, m.name, m.grid_id, {_score("m.code", "m.name")} AS score,
                        ST_X(m.geom) AS lon, ST_Y(m.geom) AS lat
