@@ -15,6 +15,9 @@ Create Date: 2026-12-05 04:00:00
   skipping the households of other grids without reading them from the table.
 - ``ix_household_grid_id`` again, carrying people, linked member and tags (``INCLUDE``): the
   population ledger counts a page of grids' households from the index alone.
+- ``ix_household_cell_grid_total``: the households and people kept per leaf grid at zoom 10
+  (``household_cell``), by grid: a ledger's total over a street's thousands of grids is an
+  index-only scan of a small index instead of a pass over every cell.
 - ``ix_grid_level_households``: current grids by level, household count and id, so that the
   population ledger sorted by households reads a page from the index instead of summing every
   grid's households first.
@@ -45,6 +48,10 @@ def upgrade() -> None:
     op.execute("CREATE INDEX ix_household_address_id ON household (address, id) INCLUDE (grid_id)")
     op.execute("DROP INDEX ix_household_grid_id")
     op.execute(f"CREATE INDEX ix_household_grid_id ON household (grid_id) INCLUDE ({CARRIED})")
+    op.execute(
+        "CREATE INDEX ix_household_cell_grid_total ON household_cell (grid_id) "
+        "INCLUDE (households, people) WHERE z = 10"
+    )
     op.execute("CREATE INDEX ix_grid_name_current ON grid (name) WHERE valid_to IS NULL")
     op.execute("CREATE INDEX ix_worker_name ON worker (name)")
     op.execute(
@@ -55,6 +62,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP INDEX IF EXISTS ix_grid_level_households")
+    op.execute("DROP INDEX IF EXISTS ix_household_cell_grid_total")
     op.execute("DROP INDEX ix_household_address_id")
     op.execute("CREATE INDEX ix_household_address_id ON household (address, id)")
     op.execute("DROP INDEX ix_household_grid_id")
