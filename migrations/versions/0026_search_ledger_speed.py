@@ -30,7 +30,7 @@ from alembic import op
 revision: str = "0026_search_ledger_speed"
 down_revision: str | Sequence[str] | None = "0023_search_speed"
 branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = "0015_tile_speed"  # household_cell
 
 CARRIED = "people, linked_member_id, tags"
 PATTERN_INDEXES = {
