@@ -1,10 +1,14 @@
 """The search box: grids, households, workers and party members, cases, service points and
 cameras by any part of a name, code or address, forgiving a typo.
 
-Every kind is matched by a trigram index (``pg_trgm``, migration ``0014_search``): a text that
-holds the query (``ILIKE '%q%'``, from three characters on; two characters: equal to it) or,
-when none does, resembles it (``q <% text``: the word similarity of the query to the closest
-part of a name or address reaches ``similarity_threshold(q)``; codes are matched exactly). A
+The search runs in phases (``search``), each asked only of the kinds that still need it: texts
+equal to the query (B-trees on the addresses, names and codes, migration
+``0026_search_ledger_speed``), a code-like query's codes from their start (``text_pattern_ops``
+B-trees), texts holding the query (``ILIKE '%q%'`` through the trigram indexes of ``0014_search``
+from three characters on; two characters: equal to it; a partial address through its places),
+and — for a kind where none does — texts resembling it (``q <% text``: the word similarity of
+the query to the closest part of a name or address reaches ``similarity_threshold(q)``; codes
+are matched exactly). A later phase is skipped once an earlier one found what was meant. A
 misspelt address is looked up among the households' places first (``search_place``, migration
 ``0023_search_speed``: the addresses without unit and room), then among their households.
 Results are ranked equal first, then containing, then by that similarity, and held to what
