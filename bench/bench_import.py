@@ -18,7 +18,7 @@ back (then ``VACUUM``), so each starts from the same table. The answers are chec
 baseline's: the same households per grid, the same ``search_place`` and ``household_cell`` sums,
 and the household counts the project wrote equal to a recount. Ends with a ``bench.report.row``.
 
-    python bench/bench_import.py [--households 1000000] [--rounds 3]
+    python bench/bench_import.py [--households 1000000] [--rounds 2]
 
 Runs against a scratch database ``gridgov_bench`` of the private cluster (or the server in
 GRIDGOV_BENCH_DATABASE_URL with GRIDGOV_BENCH_OWNER_URL), which it recreates.
@@ -184,7 +184,7 @@ def vacuum(owner_url: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--households", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     print(f"load average at start: {report.load_text()}", flush=True)
 
