@@ -390,7 +390,8 @@ def import_cmd(
                         feature_kind=feature_kind,
                     )
                     bar.close()
-                    importer.refresh_household_counts(session)
+                    if kind != "households":  # households count themselves as they load
+                        importer.refresh_household_counts(session)
         except (AppError, GisError) as exc:
             bar.close()
             raise _fail(exc) from exc

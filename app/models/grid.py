@@ -74,6 +74,22 @@ class Grid(Base):
             "ix_grid_path", "path", postgresql_using="gin", postgresql_with={"fastupdate": "off"}
         ),
         Index("ix_grid_level", "level"),
+        # The search box's code lookup from its start, the population ledger by households
+        # (migration 0026_search_ledger_speed).
+        Index(
+            "ix_grid_code_pattern",
+            "code",
+            postgresql_ops={"code": "text_pattern_ops"},
+            postgresql_where=text("valid_to IS NULL"),
+        ),
+        Index("ix_grid_name_current", "name", postgresql_where=text("valid_to IS NULL")),
+        Index(
+            "ix_grid_level_households",
+            "level",
+            "household_count",
+            "id",
+            postgresql_where=text("valid_to IS NULL"),
+        ),
     )
 
     @property
