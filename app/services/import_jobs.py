@@ -174,7 +174,8 @@ def run_job(
             if options.dry_run:
                 work.rollback()
             else:
-                refresh_household_counts(work)
+                if kind != "households":  # households count themselves as they load
+                    refresh_household_counts(work)
                 audit.record(
                     work,
                     who,
