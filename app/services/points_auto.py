@@ -164,13 +164,15 @@ _CONFLICT = (
 _CHINA_DAY = "(({col}) AT TIME ZONE 'Asia/Shanghai')::date"
 
 
-def sync(session: Session, *, now: datetime | None = None) -> dict[str, int]:
-    """Make the automatic entries not made yet; answer how many of each kind were made."""
-    settings = get_settings(session)
-    now = now or datetime.now(UTC)
-    made: dict[str, int] = {}
+def case_closed(session: Session, case_id: int) -> int:
+    """The moment a case closes: its reporter's entry for a solved case, if the reporter is a
+    party member and the rulebook has the item (made once; `sync` finds it already made)."""
+    return _case_solved(session, get_settings(session), case_id)
+
+
+def _case_solved(session: Session, settings: dict[str, Any], case_id: int | None) -> int:
     closed_day = _CHINA_DAY.format(col="c.closed_at")
-    made["case_solved"] = _insert(
+    return _insert(
         session,
         f"""INSERT INTO point_entry (member_id, rule_id, occurred_on, note, case_id, status,
                                     source_kind, source_id)
@@ -183,9 +185,18 @@ def sync(session: Session, *, now: datetime | None = None) -> dict[str, int]:
               {_RULE_AT.format(day=closed_day)}
              WHERE c.status = 'closed' AND c.solved IS NOT FALSE AND c.closed_at IS NOT NULL
                AND {_MEMBER.format(w="ev.actor_worker_id")}
+               AND (CAST(:case AS bigint) IS NULL OR c.id = :case)
             {_CONFLICT} RETURNING 1""",
-        {"rule": settings["auto_case_rule"]},
+        {"rule": settings["auto_case_rule"], "case": case_id},
     )
+
+
+def sync(session: Session, *, now: datetime | None = None) -> dict[str, int]:
+    """Make the automatic entries not made yet; answer how many of each kind were made."""
+    settings = get_settings(session)
+    now = now or datetime.now(UTC)
+    made: dict[str, int] = {}
+    made["case_solved"] = _case_solved(session, settings, None)
     deadline_day = _CHINA_DAY.format(col="c.deadline")
     made["case_overdue"] = _insert(
         session,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.api.case_helpers import walk_to
+from tests.api.case_helpers import RESIDENT, act, ok, walk_to
 from tests.api.test_grid_edit_concurrency import call
 from tests.auth.conftest import bearer
 
@@ -601,6 +601,34 @@ def test_automatic_entries_name_their_record_and_are_made_once(
     want = _expected(db_session, "member", None)
     got = {i["id"]: i["total"] for i in ranking.get_json()["items"]}
     assert got[member] == dict((i, t) for i, t, _ in want)[member]
+
+
+def test_a_case_a_member_reported_earns_the_points_the_moment_it_closes(
+    client, db_session, accounts
+) -> None:  # type: ignore[no-untyped-def]
+    member = accounts["party_member"].worker_id
+    case = walk_to(client, "verified")
+    db_session.execute(
+        text(
+            "UPDATE case_event SET actor_worker_id = :m WHERE id = (SELECT min(id) FROM case_event"
+            " WHERE case_id = :c AND action = 'report')"
+        ),
+        {"m": member, "c": case["id"]},
+    )
+
+    def entries() -> list[Any]:
+        return db_session.execute(
+            text(
+                """SELECT member_id, status FROM point_entry
+                    WHERE source_kind = 'case_solved' AND source_id = :c"""
+            ),
+            {"c": case["id"]},
+        ).all()
+
+    assert entries() == []  # verified is not closed yet
+    ok(act(client, case["id"], "rate", RESIDENT, satisfaction=4, solved=True))
+    assert [tuple(r) for r in entries()] == [(member, "approved")]  # no sync was run
+    assert client.post("/api/points/sync").get_json()["made"]["case_solved"] == 0  # made once
 
 
 def test_a_worker_reads_members_surnames_only_and_the_administrator_never_takes_the_chiefs_step(

@@ -22,7 +22,7 @@ from app.models import (
     Department,
     Worker,
 )
-from app.services import grid_tree, locate
+from app.services import grid_tree, locate, points_auto
 from app.services.cases.intake import (
     assignment_from_routing,
     photo_count,
@@ -118,6 +118,9 @@ def perform(
         raise StaleVersion(
             f"case {case.code} was changed by someone else meanwhile: reload it", case=case.code
         ) from exc
+    if case.status == "closed":
+        # A reporter who is a party member earns the rulebook's points as the case closes.
+        points_auto.case_closed(session, case.id)
     return {
         "case": case_view(session, case.id, now=now, with_events=False),
         "events": [{"id": e.id, "action": e.action, "to_status": e.to_status} for e in events],
