@@ -19,6 +19,7 @@ from app.models.grid_history import GridChange, GridState
 from app.models.maps import BasemapFeature, MapLayerVersion
 from app.models.network import Network, NetworkGrid, NoticeSetting
 from app.models.override import OverrideArea
+from app.models.patrol import Patrol, PatrolBatch, PatrolDrop, PatrolPoint
 from app.models.people import GridAssignment, Household, Worker
 from app.models.places import Camera, Department, ServicePoint
 from app.models.points import HouseholdPointEntry, PointEntry, PointExchange, PointRule
@@ -48,6 +49,10 @@ __all__ = [
     "GridChange",
     "GridState",
     "Household",
+    "Patrol",
+    "PatrolBatch",
+    "PatrolDrop",
+    "PatrolPoint",
     "Network",
     "NetworkGrid",
     "NoticeSetting",

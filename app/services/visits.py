@@ -49,7 +49,18 @@ DEFAULTS: dict[str, Any] = {
     "max_distance_m": 100,
     # Accuracy (m) above which the reported accuracy no longer widens the limit.
     "max_accuracy_m": 200,
+    # Patrols: how near (m) a track must pass for a road or area to count as patrolled.
+    "patrol_buffer_m": 30,
+    # Patrols: a position reached faster than this (m/s) from the one before is a jump, dropped.
+    "patrol_max_speed_mps": 40,
+    # Patrols: a position less accurate than this (m) is dropped.
+    "patrol_max_accuracy_m": 200,
+    # Retention (days): patrol points and tracks; positions of visits and check-ins.
+    "track_days": 180,
+    "visit_position_days": 365,
 }
+#: The settings counted in days, and their bounds.
+DAY_SETTINGS = ("track_days", "visit_position_days")
 MAX_TEXT = 2000
 
 
@@ -74,6 +85,9 @@ def update_settings(session: Session, changes: dict[str, Any]) -> dict[str, Any]
                 raise BadParameter(
                     key, f"未知标签 {'、'.join(unknown)}，可选：{'、'.join(SENSITIVE_TAGS)}"
                 )
+        elif key in DAY_SETTINGS:
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3650:
+                raise BadParameter(key, f"{key} 须为 1 到 3650 之间的天数")
         elif isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 5000:
             raise BadParameter(key, f"{key} 须为 0 到 5000 之间的米数")
         row = session.get(VisitSetting, key)
@@ -672,7 +686,7 @@ def checkin_view(r: Any) -> dict[str, Any]:
         "worker": {"id": r.worker_id, "name": r.worker_name},
         "checked_at": r.checked_at.isoformat(),
         "checked_at_local": local_text(r.checked_at),
-        "position": {"lon": r.lon, "lat": r.lat},
+        "position": {"lon": r.lon, "lat": r.lat} if r.lon is not None else None,
         "accuracy_m": r.accuracy_m,
         "inside": r.inside,
         "grid": {"id": r.grid_id, "code": r.grid_code, "name": r.grid_name} if r.grid_id else None,

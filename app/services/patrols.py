@@ -1,0 +1,864 @@
+"""Patrols (巡查) and their tracks, patrol coverage, the day's map of a worker, and retention.
+
+Definitions (periods in China time, like the visits in ``app.services.visits``):
+
+- A **patrol** is the signed-in worker's, from start to stop. Its positions come in batches;
+  a position is stored once per patrol and moment (``patrol_point`` keyed by both), so a batch
+  sent again — by its ``batch_key`` or not — adds nothing. A batch seen before by its key
+  answers what it answered the first time.
+- A position is **dropped**, with its reason kept in ``patrol_drop``, when its accuracy is worse
+  than ``patrol_max_accuracy_m``, its time lies outside the patrol (before its start, after its
+  stop, ahead of the server's clock), or it was reached from the position before it (in time) at
+  more than ``patrol_max_speed_mps`` — a jump of the phone's location, not a walk.
+- The **track** is a ``LINESTRING M`` of the points in time order (measure: seconds since the
+  epoch), built when the patrol stops; an open patrol's line is built from its points on read.
+- **Patrol coverage** of a unit (a worker: the grids they are assigned to as 专职/兼职网格员; or
+  a grid of a level) over the China-time week (Monday 00:00) of the moment asked for: the share
+  of the unit's roads (the ``road`` features of the basemap layer, clipped to the unit) within
+  ``patrol_buffer_m`` of a track of the week, and the share of the unit's area within it. For a
+  worker the tracks are their own; for a grid, every track that crosses it. Lengths and areas
+  are measured in the local Gauss-Krüger zone (UTM outside China).
+- **Retention**: points, refused points and tracks of patrols begun more than ``track_days``
+  ago are deleted (the patrol keeps its times, counts and length); positions of visits and
+  check-ins older than ``visit_position_days`` are cleared (their distance and flag stay).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from app.errors import BadParameter, Conflict, NotFound
+from app.models.patrol import DROP_REASONS
+from app.services import visits as visit_svc
+from app.services.visits import TZ, key_of, local_text
+
+MAX_BATCH = 2000
+
+# The metric SRID for a geometry: the CGCS2000 3-degree Gauss-Krüger zone in China (as
+# gis.crs.gk_zone_epsg), else the UTM zone.
+_SRID = """(CASE WHEN ST_X(ST_Centroid({g})) BETWEEN 73 AND 136 AND ST_Y(ST_Centroid({g})) BETWEEN 17 AND 54
+     THEN 4534 + (least(greatest(round(ST_X(ST_Centroid({g})) / 3) * 3, 75), 135)::int - 75) / 3
+     ELSE (CASE WHEN ST_Y(ST_Centroid({g})) < 0 THEN 32700 ELSE 32600 END)
+          + least(60, floor((ST_X(ST_Centroid({g})) + 180) / 6)::int + 1) END)"""
+
+# A patrol's line in two dimensions: the stored track, or (open patrol) built from its points.
+_LINE = """coalesce(ST_Force2D(p.track), (
+    SELECT ST_SetSRID(CASE WHEN count(*) > 1 THEN ST_MakeLine(pp.geom ORDER BY pp.t)
+                           ELSE ST_Collect(pp.geom) END, 4326)
+    FROM patrol_point pp WHERE pp.patrol_id = p.id))"""
+
+
+def _haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6371008.8 * math.asin(min(1.0, math.sqrt(a)))
+
+
+# ---------------------------------------------------------------- one patrol
+
+
+_PATROL_SQL = """
+SELECT p.id, p.worker_id, w.name AS worker_name, p.started_at, p.ended_at, p.point_count,
+       p.dropped_count, p.length_m, p.purged_at
+FROM patrol p JOIN worker w ON w.id = p.worker_id
+"""
+
+
+def patrol_view(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "worker": {"id": r.worker_id, "name": r.worker_name},
+        "started_at": r.started_at.isoformat(),
+        "started_at_local": local_text(r.started_at),
+        "ended_at": r.ended_at.isoformat() if r.ended_at else None,
+        "ended_at_local": local_text(r.ended_at),
+        "open": r.ended_at is None,
+        "point_count": r.point_count,
+        "dropped_count": r.dropped_count,
+        "length_m": round(r.length_m, 1) if r.length_m is not None else None,
+        "purged": r.purged_at is not None,
+    }
+
+
+def get_patrol(session: Session, patrol_id: int, *, track: bool = False) -> dict[str, Any]:
+    row = session.execute(text(_PATROL_SQL + " WHERE p.id = :id"), {"id": patrol_id}).first()
+    if row is None:
+        raise NotFound(f"巡查 {patrol_id} 不存在 / patrol {patrol_id} not found")
+    out = patrol_view(row)
+    if track:
+        out["track"] = _track_geojson(session, patrol_id)
+        drops = session.execute(
+            text(
+                """SELECT t AS at, reason, speed_mps FROM patrol_drop WHERE patrol_id = :id
+                   ORDER BY t LIMIT 500"""
+            ),
+            {"id": patrol_id},
+        ).all()
+        out["dropped"] = [_drop_view(d.at, d.reason, d.speed_mps) for d in drops]
+    return out
+
+
+def _track_geojson(session: Session, patrol_id: int) -> dict[str, Any] | None:
+    """The patrol's line as GeoJSON with a time (China time) per vertex."""
+    rows = session.execute(
+        text(
+            "SELECT t AS at, ST_X(geom) AS x, ST_Y(geom) AS y FROM patrol_point WHERE patrol_id = :id ORDER BY t"
+        ),
+        {"id": patrol_id},
+    ).all()
+    if not rows:
+        return None
+    return {
+        "type": "LineString" if len(rows) > 1 else "Point",
+        "coordinates": ([[r.x, r.y] for r in rows] if len(rows) > 1 else [rows[0].x, rows[0].y]),
+        "times": [r.at.isoformat() for r in rows],
+    }
+
+
+def _drop_view(t: datetime, reason: str, speed: float | None) -> dict[str, Any]:
+    return {
+        "t": t.isoformat(),
+        "t_local": local_text(t),
+        "reason": reason,
+        "reason_name": DROP_REASONS.get(reason, reason),
+        "speed_mps": round(speed, 1) if speed is not None else None,
+    }
+
+
+def start_patrol(
+    session: Session,
+    data: dict[str, Any],
+    *,
+    worker_id: int,
+    user_id: int | None,
+    now: datetime | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Start a patrol of the worker; a worker with one open already gets that one back (as does a
+    retry with the same ``idempotency_key``). Returns (patrol, created)."""
+    now = now or datetime.now(UTC)
+    key = key_of(data.get("idempotency_key"))
+    if key is not None:
+        found = session.execute(
+            text("SELECT id, worker_id FROM patrol WHERE idempotency_key = :k"), {"k": key}
+        ).first()
+        if found is not None:
+            if found.worker_id != worker_id:
+                raise Conflict(
+                    "幂等键已被另一条记录使用 / the idempotency key belongs to another record"
+                )
+            return get_patrol(session, found.id), False
+    # One open patrol per worker: serialise starts of the same worker.
+    session.execute(text("SELECT pg_advisory_xact_lock(7317, :w)"), {"w": worker_id})
+    open_id = session.scalar(
+        text("SELECT id FROM patrol WHERE worker_id = :w AND ended_at IS NULL ORDER BY id LIMIT 1"),
+        {"w": worker_id},
+    )
+    if open_id is not None:
+        return get_patrol(session, open_id), False
+    started = visit_svc.parse_time(data.get("started_at"), "started_at", now)
+    new_id = session.scalar(
+        text(
+            """INSERT INTO patrol (worker_id, user_id, started_at, idempotency_key)
+               VALUES (:w, :u, :at, :k) RETURNING id"""
+        ),
+        {"w": worker_id, "u": user_id, "at": started, "k": key},
+    )
+    return get_patrol(session, new_id), True
+
+
+def _lock(session: Session, patrol_id: int, worker_id: int | None) -> Any:
+    row = session.execute(
+        text("SELECT id, worker_id, started_at, ended_at FROM patrol WHERE id = :id FOR UPDATE"),
+        {"id": patrol_id},
+    ).first()
+    if row is None or (worker_id is not None and row.worker_id != worker_id):
+        raise NotFound(f"巡查 {patrol_id} 不存在 / patrol {patrol_id} not found")
+    return row
+
+
+def build_track(session: Session, patrol_id: int) -> None:
+    """Build the patrol's LINESTRING M from its points (none, or one point: no line)."""
+    session.execute(
+        text(
+            """UPDATE patrol p SET track = s.line,
+                   length_m = coalesce(ST_Length(ST_Force2D(s.line)::geography), 0)
+               FROM (SELECT CASE WHEN count(*) > 1 THEN ST_SetSRID(ST_MakeLine(
+                            ST_MakePointM(ST_X(geom), ST_Y(geom), extract(epoch FROM t)) ORDER BY t),
+                            4326) END AS line
+                     FROM patrol_point WHERE patrol_id = :id) s
+               WHERE p.id = :id"""
+        ),
+        {"id": patrol_id},
+    )
+
+
+def stop_patrol(
+    session: Session,
+    patrol_id: int,
+    data: dict[str, Any],
+    *,
+    worker_id: int,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Stop the worker's patrol and build its track; stopping a stopped patrol changes nothing."""
+    now = now or datetime.now(UTC)
+    row = _lock(session, patrol_id, worker_id)
+    if row.ended_at is None:
+        ended = visit_svc.parse_time(data.get("ended_at"), "ended_at", now)
+        last = session.scalar(
+            text("SELECT max(t) FROM patrol_point WHERE patrol_id = :id"), {"id": patrol_id}
+        )
+        ended = max(x for x in (ended, last, row.started_at) if x is not None)
+        session.execute(
+            text("UPDATE patrol SET ended_at = :e WHERE id = :id"), {"e": ended, "id": patrol_id}
+        )
+    build_track(session, patrol_id)
+    return get_patrol(session, patrol_id)
+
+
+# ---------------------------------------------------------------- positions
+
+
+def _parse_points(
+    raw: Any, crs: Any, now: datetime
+) -> list[tuple[datetime | None, float, float, float | None, str | None]]:
+    """(time or None when out of range, lon, lat, accuracy, raw time text) per posted point."""
+    if not isinstance(raw, list) or not raw:
+        raise BadParameter("points", "points 须为非空的位置列表 [{lon, lat, t, accuracy}]")
+    if len(raw) > MAX_BATCH:
+        raise BadParameter("points", f"一批最多 {MAX_BATCH} 个位置 / at most {MAX_BATCH} points")
+    out = []
+    for i, item in enumerate(raw):
+        name = f"points[{i}]"
+        if not isinstance(item, dict):
+            raise BadParameter(name, f"{name} 须为对象 {{lon, lat, t, accuracy}}")
+        try:
+            lon, lat, _ = visit_svc.point_of(item.get("lon"), item.get("lat"), crs)
+            acc = visit_svc.accuracy_of(item.get("accuracy"))
+        except BadParameter as exc:
+            raise BadParameter(
+                f"{name}.{exc.details.get('param', 'lon')}", f"{name}：{exc.message}"
+            ) from exc
+        t_raw = item.get("t")
+        if t_raw is None:
+            raise BadParameter(f"{name}.t", f"{name} 缺少时间 t（带时区的 ISO 8601）")
+        try:
+            t: datetime | None = visit_svc.parse_time(t_raw, f"{name}.t", now)
+        except BadParameter as exc:
+            if "时间超出范围" not in exc.message:
+                raise
+            t = None
+        out.append((t, lon, lat, acc, str(t_raw)[:40]))
+    return out
+
+
+def post_positions(
+    session: Session,
+    patrol_id: int,
+    data: dict[str, Any],
+    *,
+    worker_id: int | None,
+    now: datetime | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Take a batch of positions into the worker's patrol. Returns (answer, new batch)."""
+    now = now or datetime.now(UTC)
+    batch_key = key_of(data.get("batch_key"))
+    row = _lock(session, patrol_id, worker_id)
+    if batch_key is not None:
+        seen = session.execute(
+            text(
+                "SELECT accepted, duplicate, dropped FROM patrol_batch WHERE patrol_id = :p AND key = :k"
+            ),
+            {"p": patrol_id, "k": batch_key},
+        ).first()
+        if seen is not None:
+            return {
+                "patrol_id": patrol_id,
+                "batch_key": batch_key,
+                "replay": True,
+                "accepted": seen.accepted,
+                "duplicate": seen.duplicate,
+                "dropped": [],
+                "dropped_count": seen.dropped,
+            }, False
+    crs = data.get("crs")
+    points = _parse_points(data.get("points"), crs, now)
+    settings = visit_svc.get_settings(session)
+    max_speed = float(settings["patrol_max_speed_mps"])
+    max_acc = float(settings["patrol_max_accuracy_m"])
+    lo = row.started_at - timedelta(minutes=5)
+    hi = (row.ended_at or now) + timedelta(minutes=5)
+
+    dropped: list[tuple[datetime, float, float, float | None, str, float | None]] = []
+    unusable = 0  # times out of range: no moment to key them by (counted, answered, not stored)
+    timed: dict[datetime, tuple[float, float, float | None]] = {}
+    answer_drops: list[dict[str, Any]] = []
+    for t, lon, lat, acc, raw in points:
+        if t is None:
+            unusable += 1
+            answer_drops.append(
+                {
+                    "t": raw,
+                    "t_local": None,
+                    "reason": "time",
+                    "reason_name": DROP_REASONS["time"],
+                    "speed_mps": None,
+                }
+            )
+            continue
+        timed.setdefault(t, (lon, lat, acc))
+    times = sorted(timed)
+    known = set()
+    if times:
+        known = set(
+            session.scalars(
+                text(
+                    """SELECT t FROM patrol_point WHERE patrol_id = :p AND t = ANY(:ts)
+                       UNION ALL SELECT t FROM patrol_drop WHERE patrol_id = :p AND t = ANY(:ts)"""
+                ),
+                {"p": patrol_id, "ts": times},
+            )
+        )
+    fresh = [t for t in times if t not in known]
+    prev = None
+    if fresh:
+        prev = session.execute(
+            text(
+                """SELECT t AS at, ST_X(geom) AS x, ST_Y(geom) AS y FROM patrol_point
+                   WHERE patrol_id = :p AND t < :t ORDER BY t DESC LIMIT 1"""
+            ),
+            {"p": patrol_id, "t": fresh[0]},
+        ).first()
+    last = (prev.at, prev.x, prev.y) if prev is not None else None
+    accepted: list[tuple[datetime, float, float, float | None]] = []
+    for t in fresh:
+        lon, lat, acc = timed[t]
+        if not lo <= t <= hi:
+            dropped.append((t, lon, lat, acc, "time", None))
+            continue
+        if acc is not None and acc > max_acc:
+            dropped.append((t, lon, lat, acc, "accuracy", None))
+            continue
+        if last is not None:
+            dt = (t - last[0]).total_seconds()
+            speed = _haversine_m(last[1], last[2], lon, lat) / dt if dt > 0 else math.inf
+            if speed > max_speed:
+                dropped.append((t, lon, lat, acc, "speed", speed))
+                continue
+        accepted.append((t, lon, lat, acc))
+        last = (t, lon, lat)
+    stored = 0
+    if accepted:
+        stored = session.execute(
+            text(
+                """INSERT INTO patrol_point (patrol_id, t, geom, accuracy_m)
+                   SELECT :p, u.t, ST_SetSRID(ST_MakePoint(u.x, u.y), 4326), u.a
+                   FROM unnest(CAST(:ts AS timestamptz[]), CAST(:xs AS float8[]),
+                               CAST(:ys AS float8[]), CAST(:acs AS float8[])) AS u(t, x, y, a)
+                   ON CONFLICT DO NOTHING"""
+            ),
+            {
+                "p": patrol_id,
+                "ts": [a[0] for a in accepted],
+                "xs": [a[1] for a in accepted],
+                "ys": [a[2] for a in accepted],
+                "acs": [a[3] for a in accepted],
+            },
+        ).rowcount
+    if dropped:
+        session.execute(
+            text(
+                """INSERT INTO patrol_drop (patrol_id, t, geom, accuracy_m, reason, speed_mps)
+                   SELECT :p, u.t, ST_SetSRID(ST_MakePoint(u.x, u.y), 4326), u.a, u.r, u.s
+                   FROM unnest(CAST(:ts AS timestamptz[]), CAST(:xs AS float8[]),
+                               CAST(:ys AS float8[]), CAST(:acs AS float8[]),
+                               CAST(:rs AS varchar[]), CAST(:ss AS float8[])) AS u(t, x, y, a, r, s)
+                   ON CONFLICT DO NOTHING"""
+            ),
+            {
+                "p": patrol_id,
+                "ts": [d[0] for d in dropped],
+                "xs": [d[1] for d in dropped],
+                "ys": [d[2] for d in dropped],
+                "acs": [d[3] for d in dropped],
+                "rs": [d[4] for d in dropped],
+                "ss": [d[5] if d[5] is None or math.isfinite(d[5]) else None for d in dropped],
+            },
+        )
+    n_dropped = len(dropped) + unusable
+    session.execute(
+        text(
+            """UPDATE patrol SET point_count = point_count + :a, dropped_count = dropped_count + :d
+               WHERE id = :p"""
+        ),
+        {"a": stored, "d": len(dropped), "p": patrol_id},
+    )
+    duplicate = len(points) - unusable - stored - len(dropped)
+    if batch_key is not None:
+        session.execute(
+            text(
+                """INSERT INTO patrol_batch (patrol_id, key, accepted, duplicate, dropped)
+                   VALUES (:p, :k, :a, :dup, :d)"""
+            ),
+            {"p": patrol_id, "k": batch_key, "a": stored, "dup": duplicate, "d": n_dropped},
+        )
+    if row.ended_at is not None and (stored or dropped):
+        build_track(session, patrol_id)  # late points of a stopped patrol (an offline queue)
+    answer_drops += [
+        _drop_view(d[0], d[4], d[5] if d[5] is None or math.isfinite(d[5]) else None)
+        for d in dropped
+    ]
+    return {
+        "patrol_id": patrol_id,
+        "batch_key": batch_key,
+        "replay": False,
+        "accepted": stored,
+        "duplicate": duplicate,
+        "dropped": answer_drops,
+        "dropped_count": n_dropped,
+    }, True
+
+
+# ---------------------------------------------------------------- lists
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime(day.year, day.month, day.day, tzinfo=TZ).astimezone(UTC)
+    return start, start + timedelta(days=1)
+
+
+def week_bounds(at: datetime) -> tuple[datetime, datetime, str]:
+    local = at.astimezone(TZ)
+    monday = local.date() - timedelta(days=local.weekday())
+    w0 = datetime(monday.year, monday.month, monday.day, tzinfo=TZ)
+    iso = monday.isocalendar()
+    return w0.astimezone(UTC), (w0 + timedelta(days=7)).astimezone(UTC), f"{iso[0]}-W{iso[1]:02d}"
+
+
+def list_patrols(
+    session: Session,
+    scope: tuple[str, dict[str, Any]],
+    *,
+    worker_id: int | None,
+    day: date | None,
+    limit: int,
+    offset: int,
+) -> dict[str, Any]:
+    cond, params = scope
+    parts = [cond]
+    params = dict(params)
+    if worker_id is not None:
+        parts.append("p.worker_id = :f_worker")
+        params["f_worker"] = worker_id
+    if day is not None:
+        d0, d1 = day_bounds(day)
+        parts.append("p.started_at < :d1 AND coalesce(p.ended_at, now()) >= :d0")
+        params.update({"d0": d0, "d1": d1})
+    where = " AND ".join(parts)
+    total = session.scalar(text(f"SELECT count(*) FROM patrol p WHERE {where}"), params)
+    rows = session.execute(
+        text(
+            _PATROL_SQL
+            + f" WHERE {where} ORDER BY p.started_at DESC, p.id DESC LIMIT :lim OFFSET :off"
+        ),
+        {**params, "lim": limit, "off": offset},
+    ).all()
+    return {"total": total, "patrols": [patrol_view(r) for r in rows]}
+
+
+# ---------------------------------------------------------------- coverage
+
+
+def _coverage_sql(units: str, match: str) -> str:
+    """Coverage per unit: ``units`` a query of (key, name, code, geom); ``match`` joins a unit
+    ``u`` to a patrol ``tk`` (with its ``line``)."""
+    return f"""
+    WITH units AS ({units}),
+    u AS (SELECT key, code, name, geom, srid, ST_Transform(geom, srid) AS mgeom
+          FROM (SELECT units.*, {_SRID.format(g="units.geom")} AS srid FROM units) x),
+    tracks AS (SELECT p.id, p.worker_id, {_LINE} AS line FROM patrol p
+               WHERE p.started_at < :w1 AND coalesce(p.ended_at, :at) >= :w0 AND p.started_at <= :at
+                 AND p.purged_at IS NULL AND (:all_w OR p.worker_id = ANY(:wids))),
+    tr AS (SELECT u.key, ST_Union(ST_Buffer(ST_Transform(tk.line, u.srid), :buf, 4)) AS b,
+                  count(DISTINCT tk.id) AS patrols
+           FROM u JOIN tracks tk ON tk.line IS NOT NULL AND {match} GROUP BY u.key),
+    rc AS (SELECT u.key, ST_Intersection(ST_Transform(bf.geom, u.srid), u.mgeom) AS g
+           FROM u JOIN basemap_feature bf ON bf.kind = 'road' AND bf.geom && u.geom
+                AND ST_Intersects(bf.geom, u.geom)),
+    roads AS (SELECT rc.key, sum(ST_Length(rc.g)) AS road_m,
+                     sum(CASE WHEN tr.b IS NULL THEN 0 ELSE ST_Length(ST_Intersection(rc.g, tr.b)) END) AS covered_m
+              FROM rc LEFT JOIN tr ON tr.key = rc.key GROUP BY rc.key)
+    SELECT u.key, u.code, u.name, ST_Area(u.mgeom) AS area_m2,
+           CASE WHEN tr.b IS NULL THEN 0 ELSE ST_Area(ST_Intersection(u.mgeom, tr.b)) END AS covered_m2,
+           coalesce(roads.road_m, 0) AS road_m, coalesce(roads.covered_m, 0) AS covered_m,
+           coalesce(tr.patrols, 0) AS patrols
+    FROM u LEFT JOIN tr ON tr.key = u.key LEFT JOIN roads ON roads.key = u.key
+    ORDER BY u.code NULLS LAST, u.key
+    """
+
+
+def _share(part: float, whole: float) -> float | None:
+    return round(min(1.0, part / whole), 4) if whole > 0 else None
+
+
+def coverage(
+    session: Session,
+    *,
+    group: str,
+    level: int | None,
+    grid_ids: frozenset[int] | None,
+    worker_ids: frozenset[int] | None,
+    at: datetime,
+) -> dict[str, Any]:
+    """Patrol coverage of the week of ``at`` per worker or per grid of a level (definitions in
+    the module's docstring). ``grid_ids`` / ``worker_ids`` bound the units (None: all)."""
+    w0, w1, label = week_bounds(at)
+    settings = visit_svc.get_settings(session)
+    params: dict[str, Any] = {
+        "w0": w0,
+        "w1": w1,
+        "at": at,
+        "buf": float(settings["patrol_buffer_m"]),
+        "all_w": worker_ids is None,
+        "wids": sorted(worker_ids or []),
+        "all_g": grid_ids is None,
+        "gids": sorted(grid_ids or []),
+    }
+    if group == "worker":
+        units = """SELECT w.id AS key, w.code, w.name, ST_Union(g.geom) AS geom
+                   FROM grid_assignment a JOIN grid g ON g.id = a.grid_id JOIN worker w ON w.id = a.worker_id
+                   WHERE g.valid_to IS NULL AND a.role IN ('worker_full', 'worker_part')
+                     AND (:all_w OR a.worker_id = ANY(:wids))
+                   GROUP BY w.id"""
+        match = "tk.worker_id = u.key"
+    elif group == "grid":
+        if level is None:
+            raise BadParameter("level", "按网格统计须给出层级 level（1–5）")
+        params["level"] = level
+        units = """SELECT g.id AS key, g.code, g.name, g.geom FROM grid g
+                   WHERE g.valid_to IS NULL AND g.level = :level AND (:all_g OR g.id = ANY(:gids))"""
+        match = "tk.line && u.geom AND ST_Intersects(tk.line, u.geom)"
+        params["all_w"], params["wids"] = True, []
+    else:
+        raise BadParameter("group", f"group '{group[:20]}' 无效，可选：worker、grid")
+    rows = session.execute(text(_coverage_sql(units, match)), params).all()
+    out = []
+    for r in rows:
+        unit = {"id": r.key, "code": r.code, "name": r.name}
+        out.append(
+            {
+                group: unit,
+                "patrols": r.patrols,
+                "road_m": round(r.road_m, 1),
+                "road_covered_m": round(r.covered_m, 1),
+                "road_share": _share(r.covered_m, r.road_m),
+                "area_m2": round(r.area_m2, 1),
+                "area_covered_m2": round(r.covered_m2, 1),
+                "area_share": _share(r.covered_m2, r.area_m2),
+            }
+        )
+    return {
+        "group": group,
+        "level": level,
+        "week": label,
+        "week_start_local": local_text(w0),
+        "at_local": local_text(at),
+        "buffer_m": params["buf"],
+        "rows": out,
+    }
+
+
+def day_map(session: Session, worker_id: int, day: date) -> dict[str, Any]:
+    """A worker's tracks of one China-time day and the roads of their grids that no track of the
+    day passed within the buffer, as one GeoJSON FeatureCollection (no personal data of anyone
+    else: lines and figures only)."""
+    d0, d1 = day_bounds(day)
+    buf = float(visit_svc.get_settings(session)["patrol_buffer_m"])
+    params = {"w": worker_id, "d0": d0, "d1": d1, "buf": buf}
+    tracks = session.execute(
+        text(
+            f"""SELECT p.id, p.started_at, p.ended_at, p.point_count, p.dropped_count,
+                       ST_AsGeoJSON({_LINE}, 7)::json AS g
+                FROM patrol p WHERE p.worker_id = :w AND p.started_at < :d1
+                  AND coalesce(p.ended_at, now()) >= :d0 AND p.purged_at IS NULL
+                ORDER BY p.started_at"""
+        ),
+        params,
+    ).all()
+    roads = session.execute(
+        text(
+            f"""WITH area AS (SELECT ST_Union(g.geom) AS geom FROM grid_assignment a
+                              JOIN grid g ON g.id = a.grid_id
+                              WHERE a.worker_id = :w AND g.valid_to IS NULL
+                                AND a.role IN ('worker_full', 'worker_part')),
+                m AS (SELECT geom, {_SRID.format(g="geom")} AS srid FROM area WHERE geom IS NOT NULL),
+                day AS (SELECT ST_Union(ST_Buffer(ST_Transform(ln, m.srid), :buf, 4)) AS b
+                        FROM m, (SELECT {_LINE} AS ln FROM patrol p WHERE p.worker_id = :w
+                                   AND p.started_at < :d1 AND coalesce(p.ended_at, now()) >= :d0
+                                   AND p.purged_at IS NULL) t WHERE ln IS NOT NULL),
+                rc AS (SELECT bf.id, bf.name, m.srid,
+                              ST_Intersection(ST_Transform(bf.geom, m.srid), ST_Transform(m.geom, m.srid)) AS g
+                       FROM m JOIN basemap_feature bf ON bf.kind = 'road' AND bf.geom && m.geom
+                            AND ST_Intersects(bf.geom, m.geom)),
+                left_over AS (SELECT rc.id, rc.name, rc.srid, ST_Length(rc.g) AS road_m,
+                                     CASE WHEN day.b IS NULL THEN rc.g ELSE ST_Difference(rc.g, day.b) END AS g
+                              FROM rc LEFT JOIN day ON TRUE)
+                SELECT id, name, road_m, ST_Length(g) AS open_m,
+                       ST_AsGeoJSON(ST_Transform(ST_CollectionExtract(g, 2), 4326), 7)::json AS gj
+                FROM left_over WHERE NOT ST_IsEmpty(g) AND ST_Length(g) > 1 ORDER BY id"""
+        ),
+        params,
+    ).all()
+    features = [
+        {
+            "type": "Feature",
+            "geometry": r.g,
+            "properties": {
+                "layer": "track",
+                "patrol_id": r.id,
+                "started_local": local_text(r.started_at),
+                "ended_local": local_text(r.ended_at),
+                "points": r.point_count,
+                "dropped": r.dropped_count,
+            },
+        }
+        for r in tracks
+        if r.g is not None
+    ] + [
+        {
+            "type": "Feature",
+            "geometry": r.gj,
+            "properties": {
+                "layer": "road_unpatrolled",
+                "road_id": r.id,
+                "name": r.name,
+                "unpatrolled_m": round(r.open_m, 1),
+                "road_m": round(r.road_m, 1),
+            },
+        }
+        for r in roads
+    ]
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "properties": {
+            "worker_id": worker_id,
+            "date": day.isoformat(),
+            "buffer_m": buf,
+            "tracks": sum(1 for f in features if f["properties"]["layer"] == "track"),
+            "unpatrolled_m": round(sum(r.open_m for r in roads), 1),
+        },
+    }
+
+
+# ---------------------------------------------------------------- retention
+
+
+def retention_run(
+    session: Session, *, now: datetime | None = None, dry_run: bool = False
+) -> dict[str, Any]:
+    """Delete the points of old patrols and clear old visit and check-in positions (the
+    ``track_days`` / ``visit_position_days`` settings); return what was (or would be) done."""
+    now = now or datetime.now(UTC)
+    settings = visit_svc.get_settings(session)
+    track_cut = now - timedelta(days=int(settings["track_days"]))
+    visit_cut = now - timedelta(days=int(settings["visit_position_days"]))
+    old = "SELECT id FROM patrol WHERE started_at < :tc AND purged_at IS NULL AND ended_at IS NOT NULL"
+    p = {"tc": track_cut, "vc": visit_cut, "now": now}
+    counts = {
+        "patrols": session.scalar(text(f"SELECT count(*) FROM ({old}) o"), p),
+        "points": session.scalar(
+            text(f"SELECT count(*) FROM patrol_point WHERE patrol_id IN ({old})"), p
+        ),
+        "dropped_points": session.scalar(
+            text(f"SELECT count(*) FROM patrol_drop WHERE patrol_id IN ({old})"), p
+        ),
+        "visit_positions": session.scalar(
+            text(
+                "SELECT count(*) FROM visit WHERE visited_at < :vc AND (geom IS NOT NULL OR reported_x IS NOT NULL)"
+            ),
+            p,
+        ),
+        "checkin_positions": session.scalar(
+            text("SELECT count(*) FROM checkin WHERE checked_at < :vc AND geom IS NOT NULL"), p
+        ),
+    }
+    if not dry_run:
+        session.execute(text(f"DELETE FROM patrol_point WHERE patrol_id IN ({old})"), p)
+        session.execute(text(f"DELETE FROM patrol_drop WHERE patrol_id IN ({old})"), p)
+        session.execute(text(f"DELETE FROM patrol_batch WHERE patrol_id IN ({old})"), p)
+        session.execute(
+            text(f"UPDATE patrol SET track = NULL, purged_at = :now WHERE id IN ({old})"), p
+        )
+        session.execute(
+            text(
+                """UPDATE visit SET geom = NULL, reported_x = NULL, reported_y = NULL,
+                       accuracy_m = NULL
+                   WHERE visited_at < :vc AND (geom IS NOT NULL OR reported_x IS NOT NULL)"""
+            ),
+            p,
+        )
+        session.execute(
+            text(
+                "UPDATE checkin SET geom = NULL, accuracy_m = NULL WHERE checked_at < :vc AND geom IS NOT NULL"
+            ),
+            p,
+        )
+    return {
+        "dry_run": dry_run,
+        "track_days": int(settings["track_days"]),
+        "visit_position_days": int(settings["visit_position_days"]),
+        "tracks_before": local_text(track_cut),
+        "positions_before": local_text(visit_cut),
+        **counts,
+    }
+
+
+# ---------------------------------------------------------------- field-work KPIs
+
+
+def attendance_days(
+    session: Session, worker_ids: frozenset[int] | None, at: datetime
+) -> dict[int, int]:
+    """Days of the China-time week of ``at`` (up to it) on which each worker checked in."""
+    w0, _w1, _ = week_bounds(at)
+    rows = session.execute(
+        text(
+            """SELECT worker_id, count(DISTINCT (checked_at AT TIME ZONE 'Asia/Shanghai')::date) AS n
+               FROM checkin WHERE checked_at >= :w0 AND checked_at <= :at
+                 AND (:all OR worker_id = ANY(:ids)) GROUP BY worker_id"""
+        ),
+        {"w0": w0, "at": at, "all": worker_ids is None, "ids": sorted(worker_ids or [])},
+    ).all()
+    return {r.worker_id: r.n for r in rows}
+
+
+def field_kpis(
+    session: Session,
+    *,
+    group: str,
+    level: int | None,
+    grid_ids: frozenset[int] | None,
+    worker_ids: frozenset[int] | None,
+    at: datetime,
+) -> dict[str, Any]:
+    """One row per worker or grid: the visit plan's figures (``visits.coverage``), the week's
+    patrol coverage and (per worker) the days checked in this week."""
+    visits = visit_svc.coverage(
+        session, group=group, level=level, grid_ids=grid_ids, worker_ids=worker_ids, at=at
+    )
+    patrols = coverage(
+        session, group=group, level=level, grid_ids=grid_ids, worker_ids=worker_ids, at=at
+    )
+    by_key = {r[group]["id"]: r for r in patrols["rows"]}
+    days = attendance_days(session, worker_ids, at) if group == "worker" else {}
+    local = at.astimezone(TZ)
+    rows = []
+    for r in visits["rows"]:
+        unit = r[group]
+        p = by_key.get(unit["id"], {})
+        rows.append(
+            {
+                group: unit,
+                "key": r["key"],
+                "all": r["all"],
+                "patrol": {
+                    "patrols": p.get("patrols", 0),
+                    "road_share": p.get("road_share"),
+                    "area_share": p.get("area_share"),
+                },
+                "attendance_days": days.get(unit["id"], 0) if group == "worker" else None,
+            }
+        )
+    return {
+        "group": group,
+        "level": level,
+        "at_local": local_text(at),
+        "month": visits["month"],
+        "quarter": visits["quarter"],
+        "week": patrols["week"],
+        "week_days": local.weekday() + 1,
+        "rows": rows,
+    }
+
+
+KPI_COLUMNS = (
+    "代码",
+    "名称",
+    "重点户应访",
+    "重点户已访",
+    "重点户逾期",
+    "重点户按时率",
+    "全部户应访",
+    "全部户已访",
+    "全部户逾期",
+    "全部户按时率",
+    "本周巡查次数",
+    "道路巡查覆盖率",
+    "面积巡查覆盖率",
+    "本周出勤天数",
+    "统计时间",
+)
+
+
+def kpi_table(report: dict[str, Any]) -> list[list[Any]]:
+    g = report["group"]
+    return [
+        [
+            r[g]["code"],
+            r[g]["name"],
+            r["key"]["due"],
+            r["key"]["visited"],
+            r["key"]["overdue"],
+            r["key"]["on_time_share"],
+            r["all"]["due"],
+            r["all"]["visited"],
+            r["all"]["overdue"],
+            r["all"]["on_time_share"],
+            r["patrol"]["patrols"],
+            r["patrol"]["road_share"],
+            r["patrol"]["area_share"],
+            r["attendance_days"],
+            report["at_local"],
+        ]
+        for r in report["rows"]
+    ]
+
+
+def kpi_export(report: dict[str, Any], fmt: str) -> tuple[bytes, str, str]:
+    """The KPI rows as CSV (UTF-8 with BOM, text cells neutralised) or XLSX; China-time column."""
+    import io
+
+    from app.services import csv_safe
+
+    rows = kpi_table(report)
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv_safe.writer(buf)
+        w.writerow(KPI_COLUMNS)
+        w.writerows(rows)
+        return ("\ufeff" + buf.getvalue()).encode("utf-8"), "text/csv; charset=utf-8", ".csv"
+    if fmt == "xlsx":
+        from openpyxl import Workbook
+
+        wb = Workbook()
+        ws = wb.active
+        ws.title = "field-kpis"
+        ws.append(list(KPI_COLUMNS))
+        for r in rows:
+            ws.append([csv_safe.xlsx_value(v) for v in r])
+        csv_safe.xlsx_text_cells(ws)
+        out = io.BytesIO()
+        wb.save(out)
+        return (
+            out.getvalue(),
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            ".xlsx",
+        )
+    raise BadParameter("format", f"format '{fmt[:10]}' 无效，可选：json、csv、xlsx")
