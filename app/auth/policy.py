@@ -803,6 +803,7 @@ RULES: dict[str, Rule] = {
     "visits_api.put_settings": Rule(ADMIN),
     "visits_api.check_in": Rule(WORKERS),
     "visits_api.checkins": Rule(FIELD_READERS),
+    "visits_api.overdue_map": Rule(FIELD_READERS),
     "visit_pages.visits": Rule(WORKERS),
     # patrols and tracks: the worker's own; read by the chiefs over them and the centre
     "patrols_api.start": Rule(WORKERS),

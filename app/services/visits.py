@@ -798,3 +798,61 @@ def attendance(
         "workers": list(table.values()),
         "checkins": [checkin_view(r) for r in rows],
     }
+
+
+def overdue_features(
+    session: Session,
+    *,
+    grid_ids: frozenset[int] | None,
+    linked_member: int | None,
+    at: datetime,
+    bbox: tuple[float, float, float, float] | None,
+    with_kind: bool,
+    limit: int = 5000,
+) -> dict[str, Any]:
+    """The overdue households (definition above) in the caller's households and the view, as
+    GeoJSON points for the e-map: the place and the grid's code only — no address, no name, and
+    whether it is a key household (a tag) only ``with_kind``."""
+    per, params = _period_params(session, at)
+    conds = []
+    if linked_member is not None:
+        conds.append("h.linked_member_id = :member")
+        params["member"] = linked_member
+    elif grid_ids is not None:
+        conds.append("h.grid_id = ANY(:gids)")
+        params["gids"] = sorted(grid_ids)
+    if bbox is not None:
+        conds.append("h.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")
+        params.update(dict(zip(("x0", "y0", "x1", "y1"), bbox, strict=True)))
+    households = " AND ".join(conds) or "TRUE"
+    sql = f"""
+    WITH {_HOUSEHOLD_STATE.format(households=households)}
+    SELECT hs.id, hs.key, ST_X(h.geom) AS lon, ST_Y(h.geom) AS lat, g.code AS grid_code
+    FROM hs JOIN household h ON h.id = hs.id JOIN grid g ON g.id = h.grid_id
+    WHERE CASE WHEN hs.key THEN NOT coalesce(hs.since_prev_month, false)
+               ELSE NOT coalesce(hs.since_prev_quarter, false) END
+    ORDER BY hs.key DESC, h.id
+    LIMIT :lim
+    """
+    rows = session.execute(text(sql), {**params, "lim": limit + 1}).all()
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [round(r.lon, 6), round(r.lat, 6)]},
+            "properties": {
+                "grid_code": r.grid_code,
+                **({"kind": "monthly" if r.key else "quarterly"} if with_kind else {}),
+            },
+        }
+        for r in rows[:limit]
+    ]
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "properties": {
+            "month": per.month_label,
+            "quarter": per.quarter_label,
+            "count": len(features),
+            "truncated": len(rows) > limit,
+        },
+    }

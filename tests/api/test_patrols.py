@@ -377,3 +377,28 @@ def test_retention_command_reports_its_counts(database_url, accounts) -> None:  
                 session.execute(text("DELETE FROM patrol WHERE id = :p"), {"p": pid})
             session.close()
         app.extensions["gridgov_db"].dispose()
+
+
+def test_the_overdue_layer_carries_places_only_and_stays_in_scope(
+    app, client, db_session, accounts
+) -> None:  # type: ignore[no-untyped-def]
+    worker = _as(app, accounts["worker"])
+    fc = worker.get("/api/visits/overdue-map").get_json()
+    assert fc["type"] == "FeatureCollection" and fc["features"]
+    props = {k for f in fc["features"] for k in f["properties"]}
+    assert props == {"grid_code", "kind"}  # no address, no name, no tag names
+    assert all(f["properties"]["grid_code"].startswith(OWN_GRID) for f in fc["features"])
+    due = worker.get("/api/visits/due?limit=2000").get_json()
+    assert len(fc["features"]) == due["overdue"]
+    body = worker.get("/api/visits/overdue-map").get_data(as_text=True)
+    address = due["items"][0]["household"]["address"]
+    assert address and address not in body
+    # The administrator sees every grid's points, but not who is a key household.
+    admin = client.get("/api/visits/overdue-map").get_json()
+    assert len(admin["features"]) > len(fc["features"])
+    assert {k for f in admin["features"] for k in f["properties"]} == {"grid_code"}
+    # A view's box narrows it.
+    x, y = fc["features"][0]["geometry"]["coordinates"]
+    boxed = worker.get(f"/api/visits/overdue-map?bbox={x - 1e-4},{y - 1e-4},{x + 1e-4},{y + 1e-4}")
+    assert 1 <= len(boxed.get_json()["features"]) < len(fc["features"])
+    assert _as(app, accounts["department"]).get("/api/visits/overdue-map").status_code == 403

@@ -844,6 +844,9 @@ CALLS: list[Call] = [
         scoped=True,
         special={("party_member", "own"): {404}},
     ),
+    Call(
+        "overdue households map", "GET", "/api/visits/overdue-map?bbox={bbox}", GRID_PEOPLE, {200}
+    ),
     Call("field kpis", "GET", "/api/field-kpis?group=worker", GRID_PEOPLE, {200}),
     Call(
         "field kpis export",

@@ -310,3 +310,79 @@ def test_worker_patrols_along_a_road_and_the_coverage_moves(
                 {"w": wid, "t": started - timedelta(minutes=1)},
             )
         engine.dispose()
+
+
+def test_a_chief_sees_field_kpis_and_a_workers_day_on_the_emap(
+    browser, live_server, database_url, accounts
+) -> None:  # type: ignore[no-untyped-def]
+    wid = accounts["worker"].worker_id
+    engine = create_engine(database_url)
+    walk = _road_walk(engine, wid, 10)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        pid = conn.scalar(
+            text(
+                "INSERT INTO patrol (worker_id, started_at, ended_at) VALUES (:w, :a, :b) RETURNING id"
+            ),
+            {"w": wid, "a": now - timedelta(minutes=5), "b": now - timedelta(minutes=2)},
+        )
+        for i, (x, y) in enumerate(walk):
+            conn.execute(
+                text(
+                    "INSERT INTO patrol_point (patrol_id, t, geom) VALUES (:p, :t, ST_SetSRID(ST_MakePoint(:x, :y), 4326))"
+                ),
+                {
+                    "p": pid,
+                    "t": now - timedelta(minutes=5) + timedelta(seconds=10 * i),
+                    "x": x,
+                    "y": y,
+                },
+            )
+        conn.execute(
+            text(
+                """UPDATE patrol SET track = (SELECT ST_SetSRID(ST_MakeLine(ST_MakePointM(ST_X(geom), ST_Y(geom),
+                       extract(epoch FROM t)) ORDER BY t), 4326) FROM patrol_point WHERE patrol_id = :p)
+                   WHERE id = :p"""
+            ),
+            {"p": pid},
+        )
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        sign_in(page, live_server, accounts["grid_chief"].username)
+        page.goto(f"{live_server}/cases/kpi")
+        page.wait_for_selector("html[data-field-kpi-ready='1']")
+        row = page.locator(f"#field-kpi-table tbody tr[data-id='{wid}']")
+        cells = row.locator("td").all_text_contents()
+        assert cells[9] != "0" and cells[10].endswith("%")  # patrols this week, road coverage
+        assert page.evaluate("() => Object.keys(window.FieldKpiCharts).sort()") == [
+            "chart-field-rates",
+            "chart-field-visits",
+        ]
+        page.select_option("#field-kpi-form select", "grid:4")
+        page.click("#field-kpi-form button[type=submit]")
+        page.wait_for_function(
+            "() => document.getElementById('field-kpi-xlsx').getAttribute('href').indexOf('level=4') >= 0"
+        )
+        with page.expect_download() as dl:
+            page.click("#field-kpi-csv")
+        data = open(dl.value.path(), encoding="utf-8-sig").read()
+        assert data.splitlines()[0].startswith("代码,名称,重点户应访")
+
+        page.goto(f"{live_server}/emap")
+        page.wait_for_selector("html[data-emap-ready='1']")
+        page.check("#gg-overdue-toggle")
+        page.wait_for_selector("html[data-overdue-drawn]")
+        page.focus("#gg-tracks-worker")
+        page.wait_for_selector("html[data-field-workers]")
+        page.select_option("#gg-tracks-worker", str(wid))
+        page.wait_for_selector("html[data-tracks-drawn]")
+        assert int(page.get_attribute("html", "data-tracks-drawn")) >= 2  # a track and a road
+        assert not errors, json.dumps(errors, ensure_ascii=False)
+    finally:
+        context.close()
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM patrol WHERE id = :p"), {"p": pid})
+        engine.dispose()
