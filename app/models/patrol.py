@@ -42,6 +42,10 @@ class Patrol(Base):
     track: Mapped[WKBElement | None] = mapped_column(
         Geometry("LINESTRINGM", srid=4326, dimension=3, spatial_index=False)
     )
+    # The track's distinct segments (simplified by 2 m, snapped to 1 m): what coverage buffers.
+    trace: Mapped[WKBElement | None] = mapped_column(
+        Geometry("MULTILINESTRING", srid=4326, spatial_index=False)
+    )
     point_count: Mapped[int] = mapped_column(Integer, server_default="0")
     dropped_count: Mapped[int] = mapped_column(Integer, server_default="0")
     length_m: Mapped[float | None] = mapped_column(Float)

@@ -7,7 +7,8 @@ Create Date: 2026-12-05 04:00:00
 A worker's patrol (巡查) from start to stop: the positions a phone posts in batches (one row per
 patrol and moment, so a retried batch adds nothing), those refused with their reason (an
 impossible speed, a poor accuracy, a time out of range), the batches seen by their key, and the
-track as a LINESTRING M (measure: seconds since the epoch) built from the points. A check-in's
+track as a LINESTRING M (measure: seconds since the epoch) built from the points, with its
+trace (its distinct segments, simplified) that the coverage buffers. A check-in's
 position may be cleared by the retention run (kept: when, inside or not, the distance).
 """
 
@@ -35,6 +36,13 @@ def upgrade() -> None:
             "track",
             geoalchemy2.types.Geometry(
                 geometry_type="LINESTRINGM", srid=4326, dimension=3, spatial_index=False
+            ),
+            nullable=True,
+        ),
+        sa.Column(
+            "trace",
+            geoalchemy2.types.Geometry(
+                geometry_type="MULTILINESTRING", srid=4326, spatial_index=False
             ),
             nullable=True,
         ),
