@@ -289,15 +289,16 @@ def post_positions(
 ) -> tuple[dict[str, Any], bool]:
     """Take a batch of positions into the worker's patrol. Returns (answer, new batch).
 
-    Four statements: the patrol locked with the batch seen before (if any), the settings, the
-    moments already stored with the point before the batch, and one statement storing the
+    Three statements: the patrol locked, with the batch seen before (if any) and the settings;
+    the moments already stored with the point before the batch; one statement storing the
     points, counting them on the patrol and recording the batch."""
     now = now or datetime.now(UTC)
     batch_key = key_of(data.get("batch_key"))
     row = session.execute(
         text(
             """SELECT p.id, p.worker_id, p.started_at, p.ended_at,
-                      b.accepted, b.duplicate, b.dropped
+                      b.accepted, b.duplicate, b.dropped,
+                      (SELECT jsonb_object_agg(key, value) FROM visit_setting) AS settings
                FROM patrol p LEFT JOIN patrol_batch b ON b.patrol_id = p.id AND b.key = :k
                WHERE p.id = :id FOR UPDATE OF p"""
         ),
@@ -316,7 +317,7 @@ def post_positions(
             "dropped_count": row.dropped,
         }, False
     points = _parse_points(data.get("points"), data.get("crs"), now)
-    settings = visit_svc.get_settings(session)
+    settings = {**visit_svc.DEFAULTS, **(row.settings or {})}
     max_speed = float(settings["patrol_max_speed_mps"])
     max_acc = float(settings["patrol_max_accuracy_m"])
     lo = row.started_at - timedelta(minutes=5)

@@ -402,3 +402,26 @@ def test_the_overdue_layer_carries_places_only_and_stays_in_scope(
     boxed = worker.get(f"/api/visits/overdue-map?bbox={x - 1e-4},{y - 1e-4},{x + 1e-4},{y + 1e-4}")
     assert 1 <= len(boxed.get_json()["features"]) < len(fc["features"])
     assert _as(app, accounts["department"]).get("/api/visits/overdue-map").status_code == 403
+
+
+def test_the_speed_limit_and_retention_days_are_settings(app, client, db_session, accounts) -> None:  # type: ignore[no-untyped-def]
+    worker = _as(app, accounts["worker"])
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=40)
+    pid = _start(worker, t0)
+    (x, y), _ = _road_walk(db_session, 2)
+    jump = [
+        {"lon": x, "lat": y, "t": (t0 + timedelta(seconds=1)).isoformat()},
+        {"lon": x + 0.01, "lat": y, "t": (t0 + timedelta(seconds=11)).isoformat()},  # ~95 m/s
+    ]
+    res = worker.post(f"/api/patrols/{pid}/positions", json={"points": jump[:1] + jump[1:]})
+    assert [d["reason"] for d in res.get_json()["dropped"]] == ["speed"]
+    assert client.put("/api/visit-settings", json={"patrol_max_speed_mps": 150}).status_code == 200
+    later = [{**jump[1], "t": (t0 + timedelta(seconds=21)).isoformat()}]
+    assert (
+        worker.post(f"/api/patrols/{pid}/positions", json={"points": later}).get_json()["accepted"]
+        == 1
+    )
+    bad = client.put("/api/visit-settings", json={"track_days": 0})
+    assert bad.status_code == 400 and bad.get_json()["error"]["param"] == "track_days"
+    good = client.put("/api/visit-settings", json={"track_days": 30, "visit_position_days": 90})
+    assert (good.get_json()["track_days"], good.get_json()["visit_position_days"]) == (30, 90)
