@@ -453,13 +453,13 @@ def retention_run(dry_run: bool) -> None:
     """Delete patrol points and tracks older than ``track_days`` and clear visit and check-in
     positions older than ``visit_position_days``; print the counts."""
     from app.db import get_session, transaction
-    from app.services import patrols
+    from app.services import retention as retention_svc
 
     app = _app()
     with app.app_context():
         session = get_session()
         with transaction(session):
-            counts = patrols.retention_run(session, dry_run=dry_run)
+            counts = retention_svc.retention_run(session, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     click.echo(
         f"{verb}: {counts['points']} track points and {counts['dropped_points']} dropped points"

@@ -13,6 +13,7 @@ from app.auth import current_principal, record_personal_read
 from app.auth.policy import field_scope, grid_scope
 from app.db import get_session, transaction
 from app.errors import NotFound
+from app.services import field_kpis as field_kpis_svc
 from app.services import patrols as svc
 from app.services.visits import TZ
 
@@ -137,12 +138,12 @@ def field_kpis():  # type: ignore[no-untyped-def]
     level = int_arg("level", minimum=1, maximum=5)
     fmt = str_arg("format", max_length=10) or "json"
     session, _p, grids, workers = _units()
-    report = svc.field_kpis(
+    report = field_kpis_svc.field_kpis(
         session, group=group, level=level, grid_ids=grids, worker_ids=workers, at=_at()
     )
     if fmt == "json":
         return jsonify(report)
-    data, media, suffix = svc.kpi_export(report, fmt)
+    data, media, suffix = field_kpis_svc.kpi_export(report, fmt)
     record_personal_read("field kpis export", "worker", None, ["names"], kind="export")
     stamp = datetime.now(UTC).astimezone(TZ).strftime("%Y%m%d-%H%M")
     return Response(

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from app.cli import main
 from app.db import get_db, transaction
-from app.services import patrols
+from app.services import patrols, retention
 from gis.crs import wgs84_to_gcj02
 from tests.auth.conftest import bearer
 
@@ -317,9 +317,9 @@ def test_retention_deletes_old_points_and_clears_old_positions(app, db_session, 
         ),
         {"w": me, "t": now - timedelta(days=400)},
     )
-    dry = patrols.retention_run(db_session, now=now, dry_run=True)
+    dry = retention.retention_run(db_session, now=now, dry_run=True)
     assert (dry["patrols"], dry["points"], dry["visit_positions"]) == (1, 10, 2)
-    done = patrols.retention_run(db_session, now=now)
+    done = retention.retention_run(db_session, now=now)
     assert done["points"] == 10
     left = db_session.execute(
         text("SELECT patrol_id, count(*) FROM patrol_point WHERE patrol_id = ANY(:p) GROUP BY 1"),
@@ -333,7 +333,7 @@ def test_retention_deletes_old_points_and_clears_old_positions(app, db_session, 
         {"p": old},
     ).one()
     assert kept.gone and kept.purged and kept.length_m > 0  # the length stays as an aggregate
-    assert patrols.retention_run(db_session, now=now)["points"] == 0
+    assert retention.retention_run(db_session, now=now)["points"] == 0
 
 
 def test_retention_command_reports_its_counts(database_url, accounts) -> None:  # type: ignore[no-untyped-def]
