@@ -572,6 +572,34 @@ def export_cmd(
     click.echo(f"exported {n} {kind} to {path}")
 
 
+@main.group()
+def retention() -> None:
+    """Keep personal field data no longer than the settings say (tracks, positions)."""
+
+
+@retention.command("run")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted, delete nothing.")
+def retention_run(dry_run: bool) -> None:
+    """Delete patrol points and tracks older than ``track_days`` and clear visit and check-in
+    positions older than ``visit_position_days``; print the counts."""
+    from app.db import get_session, transaction
+    from app.services import retention as retention_svc
+
+    app = _app()
+    with app.app_context():
+        session = get_session()
+        with transaction(session):
+            counts = retention_svc.retention_run(session, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(
+        f"{verb}: {counts['points']} track points and {counts['dropped_points']} dropped points"
+        f" of {counts['patrols']} patrols begun before {counts['tracks_before']}"
+        f" ({counts['track_days']} days); cleared {counts['visit_positions']} visit and"
+        f" {counts['checkin_positions']} check-in positions before {counts['positions_before']}"
+        f" ({counts['visit_position_days']} days)"
+    )
+
+
 @main.command("locate")
 @click.argument("x", type=float)
 @click.argument("y", type=float)

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 from flask import Blueprint, jsonify, request
 
-from app.api.params import body_fields, int_arg, str_arg
+from app.api.params import bbox_arg, body_fields, int_arg, str_arg
 from app.auth import current_principal, record_personal_read
 from app.auth.actors import case_actor
 from app.auth.policy import (
@@ -16,6 +16,7 @@ from app.auth.policy import (
     grid_scope,
     household_visible,
     in_scope,
+    sees_tags,
 )
 from app.db import get_session, transaction
 from app.errors import BadParameter, NotFound
@@ -168,6 +169,23 @@ def due():  # type: ignore[no-untyped-def]
         limit=limit,
     )
     record_personal_read("visits due", "household", None, ["address", "head_name masked"])
+    return jsonify(result)
+
+
+@bp.get("/visits/overdue-map")
+def overdue_map():  # type: ignore[no-untyped-def]
+    """The overdue households in the caller's grids (``bbox`` the view) as GeoJSON points for
+    the e-map: place and grid code only; key or not only for a role that sees tags."""
+    session = get_session()
+    p = current_principal()
+    result = svc.overdue_features(
+        session,
+        grid_ids=None if p.role == "party_member" else grid_scope(session, p),
+        linked_member=p.worker_id if p.role == "party_member" else None,
+        at=_at(),
+        bbox=bbox_arg("bbox"),
+        with_kind=sees_tags(p),
+    )
     return jsonify(result)
 
 

@@ -311,6 +311,20 @@ def visit_arg(name: str = "visit_id") -> Check:
     return check
 
 
+def patrol_arg(name: str = "patrol_id") -> Check:
+    """Require a patrol to be in the caller's field scope (its worker's; 404 otherwise)."""
+
+    def check(session: Session, p: Principal, args: dict[str, Any]) -> None:
+        cond, params = field_scope(session, p).sql("pt", grid_column=None)
+        found = session.execute(
+            text(f"SELECT 1 FROM patrol pt WHERE pt.id = :id AND {cond}"),
+            {**params, "id": args[name]},
+        ).first()
+        _need(found is not None, f"patrol {args[name]}")
+
+    return check
+
+
 @dataclass(frozen=True)
 class CaseScope:
     """What cases a principal may see: None fields mean no restriction on that side.
@@ -501,6 +515,7 @@ _WHAT = {
     "point entry": "积分记录",
     "network": "专业网格图层",
     "service point": "服务站点",
+    "patrol": "巡查",
 }
 
 
@@ -808,7 +823,17 @@ RULES: dict[str, Rule] = {
     "visits_api.put_settings": Rule(ADMIN),
     "visits_api.check_in": Rule(WORKERS),
     "visits_api.checkins": Rule(FIELD_READERS),
+    "visits_api.overdue_map": Rule(FIELD_READERS),
     "visit_pages.visits": Rule(WORKERS),
+    # patrols and tracks: the worker's own; read by the chiefs over them and the centre
+    "patrols_api.start": Rule(WORKERS),
+    "patrols_api.positions": Rule(WORKERS, patrol_arg()),
+    "patrols_api.stop": Rule(WORKERS, patrol_arg()),
+    "patrols_api.list_patrols": Rule(FIELD_READERS),
+    "patrols_api.get_patrol": Rule(FIELD_READERS, patrol_arg()),
+    "patrols_api.coverage": Rule(FIELD_READERS),
+    "patrols_api.day_map": Rule(FIELD_READERS),
+    "patrols_api.field_kpis": Rule(FIELD_READERS),
     # points ledgers: a member their own, chiefs their grids', the centre its street's
     "points_api.list_rules": Rule(FIELD),
     "points_api.save_rule": Rule(EDITORS),

@@ -20,6 +20,7 @@ from app.models.imports import ImportHeld, ImportJob
 from app.models.maps import BasemapFeature, MapLayerVersion
 from app.models.network import Network, NetworkGrid, NoticeSetting, WorkerPhoto
 from app.models.override import OverrideArea
+from app.models.patrol import Patrol, PatrolBatch, PatrolDrop, PatrolPoint
 from app.models.people import GridAssignment, Household, Worker
 from app.models.places import Camera, Department, ServicePoint
 from app.models.points import (
@@ -62,6 +63,10 @@ __all__ = [
     "Household",
     "ImportHeld",
     "ImportJob",
+    "Patrol",
+    "PatrolBatch",
+    "PatrolDrop",
+    "PatrolPoint",
     "Network",
     "NetworkGrid",
     "NoticeSetting",

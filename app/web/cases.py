@@ -100,13 +100,17 @@ def track():  # type: ignore[no-untyped-def]
 
 @bp.get("/kpi")
 def kpi():  # type: ignore[no-untyped-def]
-    """KPIs per grid and per worker with charts."""
+    """KPIs per grid and per worker with charts: the cases, and the field work beside them."""
     return render_template(
         "cases/kpi.html",
         title="事件考核指标",
         assets={
             "css": ["/static/css/cases.css"],
-            "js": [vendor_url("chart.js", "chart.umd.min.js"), "/static/js/case_common.js"],
+            "js": [
+                vendor_url("chart.js", "chart.umd.min.js"),
+                "/static/js/case_common.js",
+                "/static/js/field_kpi.js",
+            ],
         },
         script="/static/js/case_kpi.js",
     )

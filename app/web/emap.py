@@ -57,6 +57,7 @@ EMAP_SCRIPTS: list[str] = [
     "/static/js/emap_print.js",
     "/static/js/emap_networks.js",
     "/static/js/emap_stars.js",
+    "/static/js/emap_field.js",
 ]
 EMAP_STYLES: list[str] = [
     "/static/css/emap.css",

@@ -800,6 +800,75 @@ CALLS: list[Call] = [
         body=lambda t: {"lon": t["lon"], "lat": t["lat"]},
     ),
     Call("check-ins", "GET", "/api/checkins", GRID_PEOPLE, {200}),
+    # patrols: a worker starts, feeds and stops their own; the chiefs over the worker and the
+    # centre of the street read them; nobody else
+    Call("start patrol", "POST", "/api/patrols", WORKERS, {201}, body={}),
+    Call(
+        "patrol positions",
+        "POST",
+        "/api/patrols/{pt}/positions",
+        WORKERS,
+        {201},
+        body=lambda t: {"points": [{"lon": t["lon"], "lat": t["lat"], "t": t["pt_t"]}]},
+        scoped=True,
+        special={
+            ("grid_chief", "own"): {404},
+            ("micro_chief", "own"): {404},
+            ("party_member", "own"): {404},
+        },
+    ),
+    Call(
+        "stop patrol",
+        "POST",
+        "/api/patrols/{pt}/stop",
+        WORKERS,
+        {200},
+        body={},
+        scoped=True,
+        special={
+            ("grid_chief", "own"): {404},
+            ("micro_chief", "own"): {404},
+            ("party_member", "own"): {404},
+        },
+    ),
+    Call("patrols", "GET", "/api/patrols", GRID_PEOPLE, {200}),
+    Call(
+        "patrol",
+        "GET",
+        "/api/patrols/{pt}",
+        GRID_PEOPLE,
+        {200},
+        scoped=True,
+        special={("party_member", "own"): {404}},
+    ),
+    Call("patrol coverage", "GET", "/api/patrols/coverage?group=worker", GRID_PEOPLE, {200}),
+    Call(
+        "patrol coverage by grid",
+        "GET",
+        "/api/patrols/coverage?group=grid&level=4",
+        GRID_PEOPLE,
+        {200},
+    ),
+    Call(
+        "patrol day map",
+        "GET",
+        "/api/patrols/map?worker={pw}",
+        GRID_PEOPLE,
+        {200},
+        scoped=True,
+        special={("party_member", "own"): {404}},
+    ),
+    Call(
+        "overdue households map", "GET", "/api/visits/overdue-map?bbox={bbox}", GRID_PEOPLE, {200}
+    ),
+    Call("field kpis", "GET", "/api/field-kpis?group=worker", GRID_PEOPLE, {200}),
+    Call(
+        "field kpis export",
+        "GET",
+        "/api/field-kpis?group=grid&level=3&format=csv",
+        GRID_PEOPLE,
+        {200},
+    ),
     # points ledgers: a member their own, chiefs their grids', the centre its street's
     Call("point rules", "GET", "/api/points/rules", GRID_PEOPLE, {200}),
     Call(
@@ -1159,6 +1228,20 @@ def targets(client, db_session, accounts) -> dict[str, dict[str, Any]]:  # type:
             ),
             {"w": wid, "h": t["h"]},
         )
+    # A stopped patrol in each: the worker's own, and one by a worker of 桃园村.
+    for t, wid in ((out["own"], accounts["worker"].worker_id), (out["other"], out["other"]["w"])):
+        t["pw"] = wid
+        t["pt"] = db_session.scalar(
+            text(
+                "INSERT INTO patrol (worker_id, started_at, ended_at)"
+                " VALUES (:w, now() - interval '2 hours', now() - interval '1 hour') RETURNING id"
+            ),
+            {"w": wid},
+        )
+        t["pt_t"] = db_session.scalar(
+            text("SELECT started_at + interval '1 minute' FROM patrol WHERE id = :p"),
+            {"p": t["pt"]},
+        ).isoformat()
     # A party member in each (the party member's own account in its grid), with a proposed entry,
     # and a household with points to spend.
     out["own"]["m"] = member
