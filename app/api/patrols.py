@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, jsonify, request
 
 from app.api.params import body_fields, int_arg, str_arg
-from app.api.visits import _at, _day, _worker
+from app.api.visits import at_arg, day_arg, own_worker
 from app.auth import current_principal, record_personal_read
 from app.auth.policy import field_scope, grid_scope
 from app.db import get_session, transaction
@@ -31,7 +31,7 @@ def start():  # type: ignore[no-untyped-def]
     """Start a patrol of the signed-in worker (an open one is answered again, 200)."""
     data = _key(body_fields(), "idempotency_key")
     p = current_principal()
-    worker = _worker(p)
+    worker = own_worker(p)
     session = get_session()
     with transaction(session):
         patrol, created = svc.start_patrol(session, data, worker_id=worker, user_id=p.user_id)
@@ -44,7 +44,7 @@ def positions(patrol_id: int):  # type: ignore[no-untyped-def]
     ``[{lon, lat, t, accuracy}]``); each stored once, jumps dropped with their reason."""
     data = _key(body_fields(), "batch_key")
     p = current_principal()
-    worker = _worker(p)
+    worker = own_worker(p)
     session = get_session()
     with transaction(session):
         answer, created = svc.post_positions(session, patrol_id, data, worker_id=worker)
@@ -55,7 +55,7 @@ def positions(patrol_id: int):  # type: ignore[no-untyped-def]
 def stop(patrol_id: int):  # type: ignore[no-untyped-def]
     """Stop the worker's own patrol; its track is built."""
     p = current_principal()
-    worker = _worker(p)
+    worker = own_worker(p)
     session = get_session()
     with transaction(session):
         patrol = svc.stop_patrol(session, patrol_id, body_fields(), worker_id=worker)
@@ -73,7 +73,7 @@ def list_patrols():  # type: ignore[no-untyped-def]
         session,
         field_scope(session, p).sql("p", grid_column=None),
         worker_id=int_arg("worker", minimum=1),
-        day=_day("date"),
+        day=day_arg("date"),
         limit=limit,
         offset=offset,
     )
@@ -107,7 +107,7 @@ def coverage():  # type: ignore[no-untyped-def]
     level = int_arg("level", minimum=1, maximum=5)
     session, _p, grids, workers = _units()
     result = svc.coverage(
-        session, group=group, level=level, grid_ids=grids, worker_ids=workers, at=_at()
+        session, group=group, level=level, grid_ids=grids, worker_ids=workers, at=at_arg()
     )
     return jsonify(result)
 
@@ -124,7 +124,7 @@ def day_map():  # type: ignore[no-untyped-def]
     allowed = field_scope(session, p).worker_ids(session)
     if allowed is not None and worker not in allowed:
         raise NotFound(f"网格员 {worker} 不存在或不在您的范围内 / worker {worker} not found")
-    day = _day("date") or datetime.now(TZ).date()
+    day = day_arg("date") or datetime.now(TZ).date()
     result = svc.day_map(session, worker, day)
     record_personal_read(f"patrol map {worker} {day.isoformat()}", "worker", worker, ["tracks"])
     return jsonify(result)
@@ -139,7 +139,7 @@ def field_kpis():  # type: ignore[no-untyped-def]
     fmt = str_arg("format", max_length=10) or "json"
     session, _p, grids, workers = _units()
     report = field_kpis_svc.field_kpis(
-        session, group=group, level=level, grid_ids=grids, worker_ids=workers, at=_at()
+        session, group=group, level=level, grid_ids=grids, worker_ids=workers, at=at_arg()
     )
     if fmt == "json":
         return jsonify(report)

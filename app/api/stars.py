@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from app.api.cases import _photos
+from app.api.cases import uploaded_photos
 from app.api.params import body_fields, str_arg
 from app.auth import current_principal
 from app.auth.policy import Forbidden, grid_scope
@@ -98,7 +98,7 @@ def rate_service_point(point_id: int):  # type: ignore[no-untyped-def]
     """An inspection: ``hardware``, ``organisation``, ``norms``, ``effect`` (0–25 each), ``note``,
     ``quarter`` and photos (multipart ``photo`` files or ``photo_base64``)."""
     data = body_fields()
-    images = _photos(data, "photo")
+    images = uploaded_photos(data, "photo")
     session = get_session()
     with transaction(session):
         result = svc.rate_service_point(

@@ -25,7 +25,7 @@ from app.services import visits as svc
 bp = Blueprint("visits_api", __name__, url_prefix="/api")
 
 
-def _worker(p: Principal) -> int:
+def own_worker(p: Principal) -> int:
     if p.worker_id is None:
         raise Forbidden(
             "当前账号未关联网格员，不能记录走访或打卡 / the account is linked to no worker"
@@ -33,14 +33,14 @@ def _worker(p: Principal) -> int:
     return p.worker_id
 
 
-def _at() -> datetime:
+def at_arg() -> datetime:
     """The moment figures are computed for: ``at=`` (ISO time with its zone), else now."""
     now = datetime.now(UTC)
     raw = str_arg("at", max_length=40)
     return svc.parse_time(raw, "at", now, window=False) if raw else now
 
 
-def _day(name: str) -> date | None:
+def day_arg(name: str) -> date | None:
     raw = str_arg(name, max_length=20)
     if raw is None:
         return None
@@ -67,7 +67,7 @@ def create_visit():  # type: ignore[no-untyped-def]
     if request.headers.get("Idempotency-Key") and not data.get("idempotency_key"):
         data = {**data, "idempotency_key": request.headers["Idempotency-Key"]}
     p = current_principal()
-    worker = _worker(p)
+    worker = own_worker(p)
     session = get_session()
     case = data.get("case")
     if case is not None and not isinstance(case, dict):
@@ -101,7 +101,7 @@ def list_visits():  # type: ignore[no-untyped-def]
     offset = int_arg("offset", minimum=0, default=0)
     session = get_session()
     p = current_principal()
-    start, end = _day("from"), _day("to")
+    start, end = day_arg("from"), day_arg("to")
     flagged = str_arg("flagged", max_length=5)
     if flagged not in (None, "true", "false"):
         raise BadParameter("flagged", "flagged 须为 true 或 false")
@@ -149,7 +149,7 @@ def coverage():  # type: ignore[no-untyped-def]
         level=level,
         grid_ids=grids,
         worker_ids=scope.worker_ids(session),
-        at=_at(),
+        at=at_arg(),
     )
     return jsonify(result)
 
@@ -158,14 +158,14 @@ def coverage():  # type: ignore[no-untyped-def]
 def due():  # type: ignore[no-untyped-def]
     """The households the signed-in worker still has to visit this period (overdue first)."""
     p = current_principal()
-    _worker(p)
+    own_worker(p)
     session = get_session()
     limit = int_arg("limit", minimum=1, maximum=2000, default=500) or 500
     result = svc.due(
         session,
         grid_ids=None if p.role == "party_member" else (grid_scope(session, p) or frozenset()),
         linked_member=p.worker_id if p.role == "party_member" else None,
-        at=_at(),
+        at=at_arg(),
         limit=limit,
     )
     record_personal_read("visits due", "household", None, ["address", "head_name masked"])
@@ -182,7 +182,7 @@ def overdue_map():  # type: ignore[no-untyped-def]
         session,
         grid_ids=None if p.role == "party_member" else grid_scope(session, p),
         linked_member=p.worker_id if p.role == "party_member" else None,
-        at=_at(),
+        at=at_arg(),
         bbox=bbox_arg("bbox"),
         with_kind=sees_tags(p),
     )
@@ -214,7 +214,7 @@ def check_in():  # type: ignore[no-untyped-def]
     if request.headers.get("Idempotency-Key") and not data.get("idempotency_key"):
         data = {**data, "idempotency_key": request.headers["Idempotency-Key"]}
     p = current_principal()
-    worker = _worker(p)
+    worker = own_worker(p)
     session = get_session()
     with transaction(session):
         result, created = svc.check_in(session, data, worker_id=worker, user_id=p.user_id)
@@ -225,7 +225,7 @@ def check_in():  # type: ignore[no-untyped-def]
 def checkins():  # type: ignore[no-untyped-def]
     """The check-ins of one day (``date=``, China time; default today) in the caller's scope,
     with per-worker attendance."""
-    day = _day("date") or datetime.now(svc.TZ).date()
+    day = day_arg("date") or datetime.now(svc.TZ).date()
     session = get_session()
     p = current_principal()
     scope = field_scope(session, p)

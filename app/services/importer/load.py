@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from app.errors import BadParameter
 from app.services import tables
 from app.services.importer.basemap import import_basemap
-from app.services.importer.common import BASEMAP_KIND, KINDS, SCOPED_KINDS, Progress, _noop
+from app.services.importer.common import BASEMAP_KIND, KINDS, SCOPED_KINDS, Progress, no_progress
 from app.services.importer.grids import import_grids
 from app.services.importer.people import import_assignments, import_departments, import_workers
 from app.services.importer.points import import_cameras, import_households, import_service_points
@@ -25,7 +25,7 @@ def import_file(
     *,
     crs: str | None = None,
     mapping: Mapping[str, str] | None = None,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
     scope: frozenset[int] | None = None,
     feature_kind: str | None = None,
 ) -> int:
@@ -60,7 +60,7 @@ def load_frame(
     frame: pd.DataFrame,
     *,
     source: str,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
     scope: frozenset[int] | None = None,
     feature_kind: str | None = None,
     fallback_grid_ids: np.ndarray | None = None,

@@ -48,7 +48,7 @@ from app.models.people import ROLES
 from app.models.places import CAMERA_KINDS, SERVICE_POINT_KINDS
 from app.services import tables
 from app.services.importer import load
-from app.services.importer.common import BASEMAP_KIND, KINDS, Progress, _noop, _where
+from app.services.importer.common import BASEMAP_KIND, KINDS, Progress, no_progress, row_where
 from app.services.importer.points import leaf_grids
 from gis.assign import assign_points
 
@@ -247,7 +247,7 @@ def expand_buildings(
         for i in np.flatnonzero(bad.to_numpy())[:1000]:
             problems.append(
                 {
-                    "where": _where(frame, int(i)),
+                    "where": row_where(frame, int(i)),
                     "field": c,
                     "reason": f"{c} '{raw.iat[i]}' 须为正整数 / is not a whole number ≥ 1",
                 }
@@ -260,7 +260,7 @@ def expand_buildings(
     for i in np.flatnonzero(too_many.to_numpy())[:1000]:
         problems.append(
             {
-                "where": _where(frame, int(i)),
+                "where": row_where(frame, int(i)),
                 "field": "households",
                 "reason": f"一栋楼 {int(count.iat[i])} 户超过上限 {MAX_HOUSEHOLDS_PER_BUILDING} / "
                 f"more than {MAX_HOUSEHOLDS_PER_BUILDING} households in one building",
@@ -274,7 +274,7 @@ def expand_buildings(
         for i in np.flatnonzero((many & filled).to_numpy())[:1000]:
             problems.append(
                 {
-                    "where": _where(frame, int(i)),
+                    "where": row_where(frame, int(i)),
                     "field": name,
                     "reason": f"{int(count.iat[i])} 户的楼栋行不能带 {name}（它属于一户）/ "
                     f"a building row of several households cannot carry {name}",
@@ -390,7 +390,7 @@ def _outside_rows(
     fallback = np.full(len(frame), -1, dtype=np.int64)
     keep = np.ones(len(frame), dtype=bool)
     for i, cov in zip(out_rows, covering, strict=True):
-        where = _where(frame, int(i))
+        where = row_where(frame, int(i))
         if outside == "lowest" and cov is not None:
             fallback[i] = cov[0]
             placed.append({"where": where, "grid_id": cov[0], "grid_code": cov[1]})
@@ -502,7 +502,7 @@ def run_import(
     crs: str | None = None,
     mapping: Mapping[str, str] | None = None,
     options: ImportOptions | None = None,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
     scope: frozenset[int] | None = None,
     feature_kind: str | None = None,
     user_id: int | None = None,

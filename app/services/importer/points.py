@@ -20,11 +20,11 @@ from app.services import grid_tree
 from app.services.importer.common import (
     OUTSIDE_SCOPE,
     Progress,
-    _noop,
     _require,
     _str,
     _text_col,
-    _where,
+    no_progress,
+    row_where,
 )
 from app.services.importer.recount import add_household_counts
 from gis.assign import assign_points
@@ -76,7 +76,7 @@ def _locate_rows(
     for i in np.flatnonzero((idx < 0) & (fallback < 0))[:1000]:
         problems.append(
             {
-                "where": _where(frame, int(i)),
+                "where": row_where(frame, int(i)),
                 "reason": f"{what} at ({xs[i]:.7f}, {ys[i]:.7f}) lies in no leaf grid",
             }
         )
@@ -87,7 +87,7 @@ def _locate_rows(
         for i in wrong[:1000]:
             problems.append(
                 {
-                    "where": _where(frame, int(i)),
+                    "where": row_where(frame, int(i)),
                     "field": "grid_code",
                     "reason": f"lies in grid {found[i]}, not in {given[i]} as the file says",
                 }
@@ -102,7 +102,7 @@ def _locate_rows(
             where = codes[idx[i]] if idx[i] >= 0 else f"id {grid_ids[i]}"
             problems.append(
                 {
-                    "where": _where(frame, int(i)),
+                    "where": row_where(frame, int(i)),
                     "field": "location",
                     "reason": f"{what} lies in grid {where}: {OUTSIDE_SCOPE}",
                 }
@@ -115,7 +115,7 @@ def import_households(
     frame: gpd.GeoDataFrame,
     *,
     source: str,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
     scope: frozenset[int] | None = None,
     fallback_grid_ids: np.ndarray | None = None,
 ) -> int:
@@ -133,7 +133,7 @@ def import_households(
         raise ImportRejected(
             source,
             [
-                {"where": _where(frame, int(i)), "reason": "household geometry must be a Point"}
+                {"where": row_where(frame, int(i)), "reason": "household geometry must be a Point"}
                 for i in bad[:1000]
             ],
         )
@@ -146,7 +146,7 @@ def import_households(
     for i in np.flatnonzero(~(people.between(0, 200)).to_numpy())[:1000]:
         problems.append(
             {
-                "where": _where(frame, int(i)),
+                "where": row_where(frame, int(i)),
                 "field": "people",
                 "reason": f"people '{frame['people'].iat[i]}' is not a number 0–200",
             }
@@ -162,7 +162,7 @@ def import_households(
         for i in np.flatnonzero((member_ids < 0) & (codes != "").to_numpy())[:1000]:
             problems.append(
                 {
-                    "where": _where(frame, int(i)),
+                    "where": row_where(frame, int(i)),
                     "field": "linked_member_code",
                     "reason": f"worker '{codes.iat[i]}' not found",
                 }
@@ -177,7 +177,7 @@ def import_households(
     for i in np.flatnonzero(tags.isin([t for t, u in unknown.items() if u]).to_numpy())[:1000]:
         problems.append(
             {
-                "where": _where(frame, int(i)),
+                "where": row_where(frame, int(i)),
                 "field": "tags",
                 "reason": f"unknown tag(s) {', '.join(unknown[tags.iat[i]])} (known: {', '.join(known)})",
             }
@@ -274,7 +274,7 @@ def _point_rows(
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     bad = np.flatnonzero(frame.geometry.geom_type.ne("Point").to_numpy())
     problems = [
-        {"where": _where(frame, int(i)), "reason": f"{what} geometry must be a Point"}
+        {"where": row_where(frame, int(i)), "reason": f"{what} geometry must be a Point"}
         for i in bad[:1000]
     ]
     if problems:
@@ -291,7 +291,7 @@ def import_service_points(
     frame: gpd.GeoDataFrame,
     *,
     source: str,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
     scope: frozenset[int] | None = None,
 ) -> int:
     """Load service points (name, kind, radius_m); the leaf grid is found by location when any."""
@@ -311,7 +311,7 @@ def import_service_points(
         if kind not in SERVICE_POINT_KINDS:
             problems.append(
                 {
-                    "where": _where(frame, i),
+                    "where": row_where(frame, i),
                     "field": "kind",
                     "reason": f"kind '{kind}' is not one of {', '.join(SERVICE_POINT_KINDS)}",
                 }
@@ -319,7 +319,7 @@ def import_service_points(
         if not 0 < radius.iat[i] <= 50000:
             problems.append(
                 {
-                    "where": _where(frame, i),
+                    "where": row_where(frame, i),
                     "field": "radius_m",
                     "reason": f"radius '{frame['radius_m'].iat[i]}' is not 0–50000 m",
                 }
@@ -348,7 +348,7 @@ def import_cameras(
     frame: gpd.GeoDataFrame,
     *,
     source: str,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
     scope: frozenset[int] | None = None,
     fallback_grid_ids: np.ndarray | None = None,
 ) -> int:
@@ -372,7 +372,7 @@ def import_cameras(
         if not code or code in seen or code in existing:
             problems.append(
                 {
-                    "where": _where(frame, i),
+                    "where": row_where(frame, i),
                     "field": "code",
                     "reason": f"missing or duplicate code '{code}'",
                 }
@@ -380,7 +380,7 @@ def import_cameras(
         if kind not in CAMERA_KINDS:
             problems.append(
                 {
-                    "where": _where(frame, i),
+                    "where": row_where(frame, i),
                     "field": "kind",
                     "reason": f"kind '{kind}' is not fixed, dome, panoramic or other",
                 }
