@@ -108,11 +108,12 @@ def _in_app(app: Any, f: Any) -> Any:
     return run
 
 
-@bp.get("/import-jobs/<int:job_id>")
-def get_job(job_id: int):  # type: ignore[no-untyped-def]
+@bp.get("/import-jobs/<job_id>")  # any text: one that is no job's number is a job not found
+def get_job(job_id: str):  # type: ignore[no-untyped-def]
     """A job's status, stage and progress, then its report (or its refusal as ``error``)."""
     p = current_principal()
-    view = import_jobs.job_view(get_session(), job_id, user_id=p.user_id, admin=p.role == "admin")
+    number = int(job_id) if job_id.isascii() and job_id.isdigit() and len(job_id) < 10 else -1
+    view = import_jobs.job_view(get_session(), number, user_id=p.user_id, admin=p.role == "admin")
     return jsonify(view)
 
 

@@ -148,6 +148,8 @@ def start_patrol(
     """Start a patrol of the worker; a worker with one open already gets that one back (as does a
     retry with the same ``idempotency_key``). Returns (patrol, created)."""
     now = now or datetime.now(UTC)
+    # The request is checked whole before anything is answered, a retry included.
+    started = visit_svc.parse_time(data.get("started_at"), "started_at", now)
     key = key_of(data.get("idempotency_key"))
     if key is not None:
         found = session.execute(
@@ -167,7 +169,6 @@ def start_patrol(
     )
     if open_id is not None:
         return get_patrol(session, open_id), False
-    started = visit_svc.parse_time(data.get("started_at"), "started_at", now)
     new_id = session.scalar(
         text(
             """INSERT INTO patrol (worker_id, user_id, started_at, idempotency_key)

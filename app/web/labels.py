@@ -44,6 +44,17 @@ ACTIONS = {
     "reveal case": "查看事件联系人",
     "audit export": "导出审计日志",
 }
+# The kinds of record an import or export names (the object of such an entry).
+RECORD_KINDS = {
+    "departments": "部门",
+    "grids": "网格",
+    "workers": "网格员",
+    "assignments": "网格分工",
+    "households": "住户",
+    "service_points": "服务站点",
+    "cameras": "摄像头",
+    "basemap": "底图",
+}
 # Reads of personal data logged with a detail after the words (an id, a day): the longest
 # matching prefix names the read, and the detail follows it.
 READS = {
@@ -56,6 +67,7 @@ READS = {
     "patrol": "查看巡查",
     "field kpis export": "导出走访巡查指标",
     "network mismatch export": "导出专业网格比对",
+    "import job": "后台导入任务",
 }
 OBJECT_NAMES = {
     "user": "账号",
@@ -71,6 +83,7 @@ OBJECT_NAMES = {
     "checkin": "打卡",
     "worker": "网格员",
     "network": "专业网格图层",
+    "import_job": "导入任务",
     # an endpoint's module, for changes that name no record
     "cases": "事件",
     "auth": "账号",
@@ -166,7 +179,7 @@ def audit_rows(session: Session, entries: list[dict[str, Any]]) -> list[dict[str
         elif otype == "grid" and oid:
             obj = f"{name} {grids.get(oid, oid)}"
         else:
-            obj = f"{name} {oid or ''}".strip()
+            obj = f"{name} {RECORD_KINDS.get(oid, oid) if oid else ''}".strip()
         out.append(
             e
             | {

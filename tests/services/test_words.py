@@ -53,3 +53,4 @@ def test_audit_actions_read_as_chinese() -> None:
     assert audit_action("read", "visits due") == "查看待走访名单"
     assert audit_action("read", "patrol map 7 2026-12-05") == "查看巡查轨迹 7 2026-12-05"
     assert audit_action("export", "field kpis export") == "导出走访巡查指标"
+    assert audit_action("change", "import job 5") == "后台导入任务 5"
