@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -13,8 +16,31 @@ from gis.validate import HIERARCHY_TOLERANCE_M2
 TOPOLOGY_TOLERANCE_M2 = HIERARCHY_TOLERANCE_M2
 
 
-def check_topology(session: Session, grid_ids: list[int]) -> list[dict[str, Any]]:
-    """Return the hierarchy rules the given grids break: outside the parent, overlapping a sibling."""
+def sibling_overlaps(parents: Sequence[Any], geoms: Sequence[Any]) -> list[tuple[int, int]]:
+    """Pairs (i, j), i < j, of the given shapes that share a parent and whose interiors meet
+    (in memory: candidates by an STRtree of boxes, then one vectorised DE-9IM test; siblings
+    that only touch are not a pair)."""
+    shapes = np.asarray(geoms, dtype=object)
+    if len(shapes) < 2:
+        return []
+    keys = np.asarray([p if p is not None else "" for p in parents], dtype=object)
+    i, j = shapely.STRtree(shapes).query(shapes)
+    keep = (i < j) & (keys[i] == keys[j])
+    i, j = i[keep], j[keep]
+    hit = shapely.relate_pattern(shapes[i], shapes[j], "2********")
+    return [(int(a), int(b)) for a, b in zip(i[hit], j[hit], strict=True)]
+
+
+def check_topology(
+    session: Session,
+    grid_ids: list[int],
+    new_pairs: list[tuple[int, int]] | None = None,
+) -> list[dict[str, Any]]:
+    """Return the hierarchy rules the given grids break: outside the parent, overlapping a sibling.
+
+    ``new_pairs``: when the caller has already found the overlapping pairs among the given
+    grids themselves (``sibling_overlaps``, ids), PostGIS looks only for overlaps with the
+    grids that were there before, and measures the pairs given."""
     if not grid_ids:
         return []
     problems: list[dict[str, Any]] = []
@@ -57,12 +83,25 @@ def check_topology(session: Session, grid_ids: list[int]) -> list[dict[str, Any]
             LEFT JOIN unnest(CAST(:ids AS integer[])) AS nb(id) ON nb.id = b.id
             WHERE a.valid_to IS NULL AND b.valid_to IS NULL AND a.id <> b.id
               AND a.parent_id IS NOT DISTINCT FROM b.parent_id
-              AND (nb.id IS NULL OR a.id < b.id) AND ST_Intersects(a.geom, b.geom)
+              AND (nb.id IS NULL OR (NOT CAST(:known AS boolean) AND a.id < b.id))
+              AND ST_Intersects(a.geom, b.geom)
               AND ST_Relate(a.geom, b.geom, '2********')
             """
         ),
-        {"ids": grid_ids},
-    )
+        {"ids": grid_ids, "known": new_pairs is not None},
+    ).all()
+    if new_pairs:
+        overlaps += session.execute(
+            text(
+                """
+                SELECT a.code, b.code, ST_Area(ST_Intersection(a.geom, b.geom)::geography) AS a,
+                       ST_AsGeoJSON(ST_PointOnSurface(ST_Intersection(a.geom, b.geom)), 7) AS loc
+                FROM unnest(CAST(:a AS integer[]), CAST(:b AS integer[])) AS p(a, b)
+                JOIN grid a ON a.id = p.a JOIN grid b ON b.id = p.b
+                """
+            ),
+            {"a": [p[0] for p in new_pairs], "b": [p[1] for p in new_pairs]},
+        ).all()
     for code, other, area, loc in overlaps:
         if area > TOPOLOGY_TOLERANCE_M2:
             problems.append(
