@@ -66,30 +66,60 @@ def check_topology(
                     "location": loc,
                 }
             )
-    overlaps = session.execute(
-        text(
-            """
-            SELECT a.code, b.code, ST_Area(ST_Intersection(a.geom, b.geom)::geography) AS a,
-                   ST_AsGeoJSON(ST_PointOnSurface(ST_Intersection(a.geom, b.geom)), 7) AS loc
-            FROM unnest(CAST(:ids AS integer[])) AS n(id)
-            JOIN grid a ON a.id = n.id
-            -- Candidates by the spatial index alone (OFFSET 0 keeps the other conditions out of
-            -- this scan: the planner, without statistics for rows just loaded, would otherwise
-            -- AND the partial code index into every probe, reading it whole each time).
-            CROSS JOIN LATERAL (
-                SELECT g.id, g.code, g.geom, g.parent_id, g.valid_to FROM grid g
-                WHERE g.geom && a.geom OFFSET 0
-            ) b
-            LEFT JOIN unnest(CAST(:ids AS integer[])) AS nb(id) ON nb.id = b.id
-            WHERE a.valid_to IS NULL AND b.valid_to IS NULL AND a.id <> b.id
-              AND a.parent_id IS NOT DISTINCT FROM b.parent_id
-              AND (nb.id IS NULL OR (NOT CAST(:known AS boolean) AND a.id < b.id))
-              AND ST_Intersects(a.geom, b.geom)
-              AND ST_Relate(a.geom, b.geom, '2********')
-            """
-        ),
-        {"ids": grid_ids, "known": new_pairs is not None},
-    ).all()
+    if new_pairs is None:
+        overlaps = session.execute(
+            text(
+                """
+                SELECT a.code, b.code, ST_Area(ST_Intersection(a.geom, b.geom)::geography) AS a,
+                       ST_AsGeoJSON(ST_PointOnSurface(ST_Intersection(a.geom, b.geom)), 7) AS loc
+                FROM unnest(CAST(:ids AS integer[])) AS n(id)
+                JOIN grid a ON a.id = n.id
+                -- Candidates by the spatial index alone (OFFSET 0 keeps the other conditions out
+                -- of this scan: the planner, without statistics for rows just loaded, would
+                -- otherwise AND the partial code index into every probe, reading it whole).
+                CROSS JOIN LATERAL (
+                    SELECT g.id, g.code, g.geom, g.parent_id, g.valid_to FROM grid g
+                    WHERE g.geom && a.geom OFFSET 0
+                ) b
+                LEFT JOIN unnest(CAST(:ids AS integer[])) AS nb(id) ON nb.id = b.id
+                WHERE a.valid_to IS NULL AND b.valid_to IS NULL AND a.id <> b.id
+                  AND a.parent_id IS NOT DISTINCT FROM b.parent_id
+                  AND (nb.id IS NULL OR a.id < b.id) AND ST_Intersects(a.geom, b.geom)
+                  AND ST_Relate(a.geom, b.geom, '2********')
+                """
+            ),
+            {"ids": grid_ids},
+        ).all()
+    else:
+        # Only the grids that were there before can still overlap a new one: the new grids
+        # under a parent that already had current children (none at all in a first import),
+        # probed against those children alone, the costly tests on the pairs left.
+        overlaps = session.execute(
+            text(
+                """
+                WITH old AS MATERIALIZED (
+                    SELECT g.id, coalesce(g.parent_id, 0) AS parent FROM grid g
+                    LEFT JOIN unnest(CAST(:ids AS integer[])) AS n(id) ON n.id = g.id
+                    WHERE n.id IS NULL AND g.valid_to IS NULL
+                ), pairs AS MATERIALIZED (
+                    SELECT a.id AS a, b.id AS b
+                    FROM unnest(CAST(:ids AS integer[])) AS n(id)
+                    JOIN grid a ON a.id = n.id
+                    CROSS JOIN LATERAL (
+                        SELECT g.id FROM grid g WHERE g.geom && a.geom OFFSET 0
+                    ) b
+                    JOIN old o ON o.id = b.id
+                    WHERE a.valid_to IS NULL AND o.parent = coalesce(a.parent_id, 0)
+                      AND coalesce(a.parent_id, 0) IN (SELECT parent FROM old)
+                )
+                SELECT a.code, b.code, ST_Area(ST_Intersection(a.geom, b.geom)::geography) AS a,
+                       ST_AsGeoJSON(ST_PointOnSurface(ST_Intersection(a.geom, b.geom)), 7) AS loc
+                FROM pairs p JOIN grid a ON a.id = p.a JOIN grid b ON b.id = p.b
+                WHERE ST_Intersects(a.geom, b.geom) AND ST_Relate(a.geom, b.geom, '2********')
+                """
+            ),
+            {"ids": grid_ids},
+        ).all()
     if new_pairs:
         overlaps += session.execute(
             text(
