@@ -28,9 +28,11 @@ def import_grids(
     insert, inside the same transaction).
 
     Linear in the number of grids: the checks of a row read plain lists (validity for all rows
-    in one vectorised call), the grids go in with one COPY per level (a parent's level before
-    its children's, parent ids looked up per level), and the hierarchy checks are two set-based
-    queries that use the spatial and parent indexes.
+    in one vectorised call, geodesic areas from all coordinates at once), the grids go in with
+    one COPY per level (a parent's level before its children's, parent ids looked up per
+    level); overlaps among the new siblings are found in memory (an STRtree and one vectorised
+    DE-9IM test), and PostGIS checks each grid against its parent and against the siblings
+    that were there before, by set-based queries that use the spatial and parent indexes.
     """
     _require(frame, source, ("code", "name", "level"))
     problems: list[dict[str, Any]] = []
