@@ -1,4 +1,9 @@
-"""The ``gridgov`` command: database, migrations, imports and exports, and the web server."""
+"""The ``gridgov`` command: database, migrations, imports and exports, and the web server.
+
+Why one module of this size: it is the list of the commands and their options, each a few lines
+that parse the command line and call one service; in one place the whole command line reads as
+``gridgov --help`` shows it.
+"""
 
 from __future__ import annotations
 
@@ -283,6 +288,32 @@ def load_sample(force: bool, history: bool) -> None:
     help="network only: what kind of departmental grid it is.",
 )
 @click.option("--street", default=None, help="network only: the code of the grid it belongs to.")
+@click.option(
+    "--map-value",
+    "map_values",
+    multiple=True,
+    metavar="FIELD=FROM:TO,FROM:TO",
+    help="Rewrite values of FIELD before the checks (repeatable), e.g. kind=toilets:other.",
+)
+@click.option(
+    "--mapping-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help='A JSON or YAML file: {"columns": {field: column}, "values": {field: {from: to}}}.',
+)
+@click.option(
+    "--outside",
+    type=click.Choice(["refuse", "lowest", "hold"]),
+    default="refuse",
+    show_default=True,
+    help="households/cameras: a point in no leaf grid is refused, kept in the lowest grid "
+    "covering it, or held aside in the unassigned list.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check everything and print what would be created, placed, held and refused; write nothing.",
+)
 def import_cmd(
     kind: str,
     path: Path,
@@ -293,6 +324,10 @@ def import_cmd(
     network_name: str | None,
     network_kind: str,
     street: str | None,
+    map_values: tuple[str, ...],
+    mapping_file: Path | None,
+    outside: str,
+    dry_run: bool,
 ) -> None:
     """Import a GeoJSON, Shapefile, GeoPackage or CSV (lon/lat columns) file; all or nothing.
 
@@ -307,26 +342,121 @@ def import_cmd(
         return
     from app.db import get_session, transaction
     from app.services import importer, tables
+    from app.services.importer import options as import_options
 
+    try:
+        columns, values = ({}, {})
+        if mapping_file is not None:
+            columns, values = import_options.read_mapping_file(
+                mapping_file.read_bytes(), mapping_file.name
+            )
+        columns.update(tables.parse_mapping(list(mapping)))
+        for name, table in import_options.parse_value_map(list(map_values)).items():
+            values.setdefault(name, {}).update(table)
+        opts = import_options.ImportOptions(values=values, outside=outside, dry_run=dry_run)
+    except (AppError, GisError) as exc:
+        raise _fail(exc) from exc
     app = _app()
     with app.app_context():
         session = get_session()
         started = time.perf_counter()
+        bar = _ProgressBar()
         try:
-            with transaction(session):
-                n = importer.import_file(
-                    session,
-                    kind,
-                    path,
-                    crs=crs,
-                    mapping=tables.parse_mapping(list(mapping)),
-                    progress=_progress(),
-                    feature_kind=feature_kind,
-                )
-                importer.refresh_household_counts(session)
+            if dry_run:
+                try:
+                    report = import_options.run_import(
+                        session,
+                        kind,
+                        path,
+                        crs=crs,
+                        mapping=columns,
+                        options=opts,
+                        progress=bar,
+                        feature_kind=feature_kind,
+                    )
+                finally:
+                    bar.close()
+                    session.rollback()
+            else:
+                with transaction(session):
+                    report = import_options.run_import(
+                        session,
+                        kind,
+                        path,
+                        crs=crs,
+                        mapping=columns,
+                        options=opts,
+                        progress=bar,
+                        feature_kind=feature_kind,
+                    )
+                    bar.close()
+                    if kind != "households":  # households count themselves as they load
+                        importer.refresh_household_counts(session)
         except (AppError, GisError) as exc:
+            bar.close()
             raise _fail(exc) from exc
-    click.echo(f"imported {n} {kind} from {path.name} in {time.perf_counter() - started:.1f} s")
+    _print_import_report(report)
+    took = time.perf_counter() - started
+    if dry_run:
+        click.echo(f"dry run of {path.name} in {took:.1f} s: nothing was written")
+        if report["refused"]:
+            sys.exit(1)
+        return
+    click.echo(f"imported {report['created']} {kind} from {path.name} in {took:.1f} s")
+
+
+class _ProgressBar:
+    """A progress bar on standard error for each stage of a long import (read, located,
+    copied …); short stages finish before it shows."""
+
+    def __init__(self) -> None:
+        self.stage: str | None = None
+        self.bar = None
+        self.at = 0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = click.progressbar(
+                length=max(total, 1), label=f"  {stage}", file=sys.stderr, show_pos=True
+            ).__enter__()
+            self.at = 0
+        if self.bar is not None and done > self.at:
+            self.bar.update(done - self.at)
+            self.at = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+        self.stage = None
+
+
+def _print_import_report(report: dict) -> None:  # type: ignore[type-arg]
+    if report["unused_columns"]:
+        click.echo(
+            "warning: columns not used (no field takes them): "
+            + ", ".join(report["unused_columns"]),
+            err=True,
+        )
+    for name, hits in report["values_mapped"].items():
+        click.echo(f"values of {name} mapped: " + ", ".join(f"{k} ({n})" for k, n in hits.items()))
+    if report["buildings"]:
+        click.echo(f"{report['buildings']} building rows became several households each")
+    word = "would be " if report["dry_run"] else ""
+    if not report["refused"]:
+        click.echo(f"{word}created: {report['created']} {report['kind']}")
+        for code, n in list(report["by_grid"].items())[:30]:
+            click.echo(f"  in {code}: {n}")
+    for p in report["placed"][:50]:
+        click.echo(f"{word}placed in the covering grid {p['grid_code']}: {p['where']}")
+    for h in report["held"][:50]:
+        click.echo(f"{word}held aside: {h['where']} ({h['reason']})")
+    if report["refused"]:
+        click.echo(f"{word}refused: {len(report['refused'])} bad record(s), nothing would load")
+        for p in report["refused"][:50]:
+            click.echo(f"  {p.get('where', '')}: {p.get('reason', '')}")
 
 
 def _import_network(
@@ -440,6 +570,34 @@ def export_cmd(
         except (AppError, GisError) as exc:
             raise _fail(exc) from exc
     click.echo(f"exported {n} {kind} to {path}")
+
+
+@main.group()
+def retention() -> None:
+    """Keep personal field data no longer than the settings say (tracks, positions)."""
+
+
+@retention.command("run")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted, delete nothing.")
+def retention_run(dry_run: bool) -> None:
+    """Delete patrol points and tracks older than ``track_days`` and clear visit and check-in
+    positions older than ``visit_position_days``; print the counts."""
+    from app.db import get_session, transaction
+    from app.services import retention as retention_svc
+
+    app = _app()
+    with app.app_context():
+        session = get_session()
+        with transaction(session):
+            counts = retention_svc.retention_run(session, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(
+        f"{verb}: {counts['points']} track points and {counts['dropped_points']} dropped points"
+        f" of {counts['patrols']} patrols begun before {counts['tracks_before']}"
+        f" ({counts['track_days']} days); cleared {counts['visit_positions']} visit and"
+        f" {counts['checkin_positions']} check-in positions before {counts['positions_before']}"
+        f" ({counts['visit_position_days']} days)"
+    )
 
 
 @main.command("locate")
@@ -558,6 +716,26 @@ def cases_sweep() -> None:
     click.echo(
         f"closed {len(closed)} unrated case(s)" + (": " + ", ".join(closed) if closed else "")
     )
+
+
+@main.group()
+def points() -> None:
+    """Points ledgers (积分): scheduled work."""
+
+
+@points.command("sync")
+def points_sync() -> None:
+    """Make the automatic points entries from cases and linked households (each once; run it
+    from cron, e.g. nightly — running it again makes nothing twice)."""
+    from app.db import get_session, transaction
+    from app.services import points_auto
+
+    app = _app()
+    with app.app_context():
+        session = get_session()
+        with transaction(session):
+            made = points_auto.sync(session)
+    click.echo(" ".join(f"{kind}={n}" for kind, n in made.items()))
 
 
 @main.group()

@@ -86,10 +86,11 @@ ENV_KEYS = (
     "TRUST_PROXY",
     "ANON_PHOTO_LIMIT",
     "ANON_PHOTO_WINDOW_MINUTES",
+    "IMPORT_JOBS_INLINE",
     "TILE_CACHE_MAX_MB",
 )
 # Settings read from the environment as true/false.
-BOOL_KEYS = {"SESSION_COOKIE_SECURE"}
+BOOL_KEYS = {"SESSION_COOKIE_SECURE", "IMPORT_JOBS_INLINE"}
 
 
 def from_environment() -> dict[str, Any]:

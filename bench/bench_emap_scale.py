@@ -32,6 +32,9 @@ already loaded the frames' p95 and the CPU time the renderer and the GPU process
 
 Scratch databases ``gridgov_bench_<size>`` of the private cluster are recreated (``--reuse``
 keeps one that already holds its city and skips the generation and the imports).
+
+Why one script of this size: every figure above is measured on the same imported city and the
+same running server, which take most of the run to set up.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ answer the same items and total, and prints p50/p95 and the load average. A quer
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -25,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import report  # noqa: E402
 from bench_emap_scale import pct  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.exc import OperationalError  # noqa: E402
@@ -113,10 +113,7 @@ def main() -> None:
         help="seconds a query may take (cancelled then, and timed as that)",
     )
     args = parser.parse_args()
-    print(
-        f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {os.cpu_count()} cores",
-        flush=True,
-    )
+    print(f"load average at start: {report.load_text()}", flush=True)
     cluster = default_cluster()
     cluster.start()
     engine = create_engine(cluster.url(DB))
@@ -176,10 +173,7 @@ def main() -> None:
                 and label not in mismatches
             ):
                 mismatches.append(label)
-        print(
-            f"round {rnd + 1}/{args.rounds}: load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}",
-            flush=True,
-        )
+        print(f"round {rnd + 1}/{args.rounds}: load average {report.load_text()}", flush=True)
     print(f"{'case':45} {'served p50/p95 ms':>20} {'previous p50/p95 ms':>22}")
     for label, t in times.items():
         s, p = t["served"], t["previous"]
@@ -194,9 +188,21 @@ def main() -> None:
     )
     print(f"same items and totals: {len(cases) - len(mismatches)}/{len(cases)} {mismatches}")
     print(f"cancelled at {args.timeout} s: {sorted(timed_out) or 'none'}")
-    print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"load average at end: {report.load_text()}")
     session.close()
     engine.dispose()
+    for label in ("households street, page 20", "people city, level 4 by households"):
+        served, before = times[label]["served"], times[label]["previous"]
+        report.row(
+            f"ledger: {label}",
+            project=statistics.median(served),
+            baseline=statistics.median(before),
+            unit="ms",
+            target="under 200 ms",
+            holds=pct(served, 95) < 200 and label not in mismatches,
+            baseline_name="the previous query (every household in scope counted)",
+            note=f"p95 {pct(served, 95):.0f} ms vs {pct(before, 95):.0f} ms; {report.summary(served)}",
+        )
 
 
 if __name__ == "__main__":

@@ -1,61 +1,67 @@
-"""Benchmark one locate over HTTP: GET /api/locate served by gunicorn (``gridgov serve``).
+"""Benchmark one locate over HTTP (GET /api/locate under gunicorn) against a minimal app.
 
-Starts the production server of this checkout (``python -m app.cli serve --no-access-log``:
-gunicorn, 2 worker processes of 4 threads) on a free loopback port against a scratch database
-``gridgov_bench_locate`` of the private cluster (or GRIDGOV_BENCH_DATABASE_URL) with the sample
-loaded, then measures (keep-alive connections, loopback only, bounded request counts):
+The ceiling is ``bench/minimal_locate_app.py``: Flask, psycopg and one ``ST_Contains`` query
+(no accounts, no routing, no CRS), served by the same gunicorn set-up as ``gridgov serve``
+(2 worker processes of 4 threads, gthread, no access log). Both serve the same database at
+once, on two loopback ports:
 
-- with a Python client in this process: one connection (latency p50 / p95 / p99), then several
-  at once (requests per second). Its threads take a good part of the two cores from the server;
-- with Debian's ``wrk`` (a C load generator, far lighter; ``apt-get install wrk``), in
-  ``--rounds`` rounds: one connection (latency), then 8 (throughput and latency under load),
-  and the server's CPU time per request (gunicorn and PostgreSQL). The verdict uses the
-  median of the rounds (the Python client's figures when wrk is missing).
+- the sample street (scratch database ``gridgov_bench_locate``, or GRIDGOV_BENCH_DATABASE_URL);
+- a synthetic city of ``--city`` micro-grids (about 107k grids at 100,000; scratch database
+  ``gridgov_bench_locate_city``, imported with ``gridgov import grids`` once and kept for the
+  next run; ``--city 0`` skips it).
 
-The load averages before and after and the busiest other processes are printed: the machine
-may be shared, and the figures then fall short of an idle machine's.
+Both get the same requests: random WGS84 points over the grids' extent (the project locates
+the point, walks its chain and names its owner and fallback; the ceiling names the micro-grid).
+The answers are checked first — the same micro-grid code for the same points (the project's
+``grid.code`` where the minimal app finds one; where it finds none, the project's point is not
+``inside``). Then, in ``--rounds`` rounds alternating which app goes first, Debian's ``wrk``
+(a C load generator) measures one connection (latency p50/p95/p99) and 8 connections
+(requests/s, latency under load) and the server's CPU time per request (gunicorn and
+PostgreSQL). Min / median of the rounds, the ratio of the medians and the load average are
+printed, and one ``bench.report`` row per data set.
 
-Targets (2 cores, server and load generator on the same machine): p50 under 5 ms and at least
-1,000 requests/s.
+Target (issue 16): the project's throughput at 8 connections at least 80 % of the minimal
+app's, and its one-connection p50 under 2 ms.
 
-    python bench/bench_locate_http.py [--rounds 3] [--seconds 8] [--workers 2]
+    python bench/bench_locate_http.py [--rounds 3] [--seconds 6] [--city 100000]
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import re
 import shutil
 import signal
-import socket
+import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from app import create_app
-from app import migrate as mig
-from app.db import get_db, transaction
-from app.embedded_pg import default_cluster
-from app.services import importer
-from gis.crs import from_wgs84
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app import create_app  # noqa: E402
+from app import migrate as mig  # noqa: E402
+from app.db import get_db, transaction  # noqa: E402
+from app.embedded_pg import default_cluster  # noqa: E402
+from app.services import importer  # noqa: E402
+from bench import report  # noqa: E402
+from bench.serving import free_port  # noqa: E402
+
+TARGET_RATIO = 0.8
+MINIMAL_APP_NAME = "gridgov_bench_minimal"  # the minimal app's connections' application_name
+TARGET_P50_MS = 2.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def prepare_database() -> str:
+# -- the data sets -------------------------------------------------------------------------------
+def prepare_sample() -> str:
     url = os.environ.get("GRIDGOV_BENCH_DATABASE_URL")
     owner_url = url
     if not url:
@@ -74,12 +80,71 @@ def prepare_database() -> str:
     return url
 
 
-# The locate API needs an account: the bench signs in as a command centre with an API token.
-AUTH: dict[str, str] = {}
+def current_grids(url: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(text("SELECT count(*) FROM grid WHERE valid_to IS NULL")).scalar()
+            )
+    except Exception:  # no such database, or not migrated
+        return 0
+    finally:
+        engine.dispose()
 
 
-def issue_token(url: str) -> None:
-    """Create the bench's centre account (once) and put its bearer token in ``AUTH``."""
+def prepare_city(micro: int) -> str:
+    """A scratch database holding a synthetic city of about ``micro`` micro-grids (grids only);
+    kept between runs (its import takes minutes)."""
+    from gis.synthetic import city
+
+    cluster = default_cluster()
+    cluster.start()
+    name = "gridgov_bench_locate_city"
+    url = cluster.url(name)
+    have = current_grids(url)
+    if have >= micro:
+        mig.upgrade(cluster.owner_url(name), app_url=url)
+        print(f"city: {have:,} grids already in {name}", flush=True)
+        return url
+    url = cluster.recreate_database(name)
+    mig.upgrade(cluster.owner_url(name), app_url=url)
+    c = city(micro, 0, seed=1)
+    features = [
+        {
+            "type": "Feature",
+            "properties": {"code": code, "name": nm, "level": level, "parent_code": parent or ""},
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [[[round(x, 7), round(y, 7)] for x, y in poly.exterior.coords]],
+            },
+        }
+        for code, nm, level, parent, poly in c.grids
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "grids.geojson"
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+        started = time.perf_counter()
+        res = subprocess.run(
+            [str(Path(sys.executable).with_name("gridgov")), "import", "grids", str(path)],
+            env=dict(os.environ, GRIDGOV_DATABASE_URL=url, DATABASE_URL=url),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        if res.returncode != 0:
+            raise SystemExit(f"gridgov import grids failed:\n{res.stdout}\n{res.stderr}")
+    print(
+        f"city: {len(features):,} grids imported in {time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
+    return url
+
+
+def issue_token(url: str) -> str:
+    """A bearer token of the bench's command-centre account (created once per database)."""
     from sqlalchemy import select
 
     from app.models import AppUser
@@ -97,67 +162,101 @@ def issue_token(url: str) -> None:
             token = users.start_session(session, user, None, users.DEFAULT_LIMITS, kind="token")
         session.close()
     app.extensions["gridgov_db"].dispose()
-    AUTH["Authorization"] = f"Bearer {token.token}"
+    return f"Bearer {token.token}"
 
 
-def query_paths(n: int, seed: int = 3) -> list[str]:
-    """Random points over the sample street: 70 % WGS84, 20 % GCJ-02, 10 % Gauss-Krüger metres."""
+def query_paths(url: str, n: int, seed: int = 3) -> list[str]:
+    """WGS84 points: 90 % at random inside random current leaf grids (the common case), 10 %
+    anywhere over the grids' extent (edges, holes, outside: the nearest-grid and ancestor
+    rules)."""
+    from sqlalchemy import create_engine, text
+
+    inside = n - n // 10
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT setseed(0.3)"))
+            pts = conn.execute(
+                text(
+                    "SELECT ST_X(p), ST_Y(p) FROM (SELECT (ST_Dump(ST_GeneratePoints(geom, 1, "
+                    "id))).geom AS p FROM (SELECT id, geom FROM grid g WHERE valid_to IS NULL AND "
+                    "NOT EXISTS (SELECT 1 FROM grid c WHERE c.parent_id = g.id AND c.valid_to "
+                    "IS NULL) ORDER BY random() LIMIT :n) s) t"
+                ),
+                {"n": inside},
+            ).all()
+            box = conn.execute(
+                text(
+                    "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                    "(SELECT ST_Extent(geom) AS e FROM grid WHERE valid_to IS NULL) s"
+                )
+            ).one()
+    finally:
+        engine.dispose()
     rng = np.random.default_rng(seed)
-    lon = rng.uniform(117.2275, 117.2540, n)
-    lat = rng.uniform(31.8148, 31.8318, n)
-    kind = rng.random(n)
-    paths = []
-    for i in range(n):
-        if kind[i] < 0.7:
-            paths.append(f"/api/locate?lon={lon[i]:.7f}&lat={lat[i]:.7f}")
-        elif kind[i] < 0.9:
-            x, y = from_wgs84(lon[i], lat[i], "gcj02")
-            paths.append(f"/api/locate?lon={float(x):.7f}&lat={float(y):.7f}&crs=gcj02")
-        else:
-            x, y = from_wgs84(lon[i], lat[i], "EPSG:4548")
-            paths.append(f"/api/locate?x={float(x):.2f}&y={float(y):.2f}&crs=EPSG:4548")
-    return paths
+    while len(pts) < inside:  # fewer leaf grids than points: each gets more
+        pts = pts + pts
+    pts = list(pts[:inside]) + list(
+        zip(
+            rng.uniform(box[0], box[2], n - inside),
+            rng.uniform(box[1], box[3], n - inside),
+            strict=True,
+        )
+    )
+    order = rng.permutation(len(pts))
+    return [f"/api/locate?lon={pts[i][0]:.7f}&lat={pts[i][1]:.7f}" for i in order]
 
 
-def start_server(url: str, port: int, workers: int) -> subprocess.Popen:
-    env = dict(os.environ, DATABASE_URL=url, PYTHONPATH=str(ROOT))
-    cmd = [
-        sys.executable,
-        "-m",
-        "app.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--no-access-log",
-    ]
-    # Served without the per-request access log (``--no-access-log``): formatting a log line
-    # costs a good part of a fast request, and it is not what is measured here.
+# -- the servers ---------------------------------------------------------------------------------
+def wait_for(proc: subprocess.Popen, port: int, path: str, headers: dict[str, str]) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path, headers=headers)
+            if conn.getresponse().status == 200:
+                conn.close()
+                return
+        except OSError:
+            time.sleep(0.2)
+    stop_server(proc)
+    raise SystemExit("server did not answer within 90 s")
+
+
+def start_project(url: str, port: int, workers: int, auth: str, probe: str) -> subprocess.Popen:
+    """``gridgov serve`` (gunicorn, gthread, 4 threads a worker), without the access log:
+    formatting a log line is not what is measured."""
+    cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--workers", str(workers), "--no-access-log"]
     proc = subprocess.Popen(
         cmd,
         cwd=ROOT,
-        env=env,
+        env=dict(os.environ, DATABASE_URL=url, PYTHONPATH=str(ROOT)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/api/locate?lon=117.24&lat=31.82", headers=AUTH)
-            if conn.getresponse().status == 200:
-                conn.close()
-                return proc
-        except OSError:
-            time.sleep(0.2)
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {proc.stderr.read().decode()[-2000:]}")
-    stop_server(proc)
-    raise SystemExit("server did not answer within 60 s")
+    wait_for(proc, port, probe, {"Authorization": auth})
+    return proc
+
+
+def start_minimal(url: str, port: int, workers: int, probe: str) -> subprocess.Popen:
+    """The minimal app under the same gunicorn settings as ``gridgov serve``."""
+    cmd = [sys.executable, "-m", "gunicorn", "--chdir", str(ROOT), "--bind", f"127.0.0.1:{port}"]
+    cmd += ["--workers", str(workers), "--threads", "4", "--worker-class", "gthread"]
+    cmd += ["--log-level", "warning", "bench.minimal_locate_app:app"]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=dict(os.environ, DATABASE_URL=url, PYTHONPATH=str(ROOT)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    wait_for(proc, port, probe, {})
+    return proc
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -167,20 +266,6 @@ def stop_server(proc: subprocess.Popen) -> None:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-
-
-def run_client(port: int, paths: list[str], out: list[float], errors: list[str]) -> None:
-    """Send the requests one after another on one keep-alive connection; record latencies."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    for path in paths:
-        t = time.perf_counter()
-        conn.request("GET", path, headers=AUTH)
-        res = conn.getresponse()
-        res.read()
-        out.append(time.perf_counter() - t)
-        if res.status != 200:
-            errors.append(f"{res.status} {path}")
-    conn.close()
 
 
 def process_tree(pid: int) -> list[int]:
@@ -198,27 +283,30 @@ def process_tree(pid: int) -> list[int]:
     return out
 
 
-def database_backends(url: str) -> list[int]:
-    """Return the PostgreSQL backend processes serving the benchmark database."""
+def database_backends(url: str) -> dict[str, list[int]]:
+    """The PostgreSQL backends serving each app: the minimal app's connections name themselves
+    (``application_name``), the rest are the project's."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            return list(
-                conn.execute(
-                    text(
-                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                        "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
-                    )
-                ).scalars()
-            )
+            rows = conn.execute(
+                text(
+                    "SELECT pid, application_name FROM pg_stat_activity WHERE datname = "
+                    "current_database() AND backend_type = 'client backend' "
+                    "AND pid <> pg_backend_pid()"
+                )
+            ).all()
     finally:
         engine.dispose()
+    out: dict[str, list[int]] = {"project": [], "minimal": []}
+    for pid, name in rows:
+        out["minimal" if name == MINIMAL_APP_NAME else "project"].append(pid)
+    return out
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    """Return the CPU time (user + system) the processes have used so far."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for p in pids:
@@ -231,15 +319,39 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def percentiles(lat: list[float]) -> str:
-    a = np.asarray(lat) * 1000
-    return (
-        f"p50 {np.percentile(a, 50):.2f} ms, p95 {np.percentile(a, 95):.2f} ms, "
-        f"p99 {np.percentile(a, 99):.2f} ms"
-    )
+# -- the answers ---------------------------------------------------------------------------------
+def get_json(port: int, paths: list[str], headers: dict[str, str]) -> list[dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    out = []
+    for path in paths:
+        conn.request("GET", path, headers=headers)
+        res = conn.getresponse()
+        body = res.read()
+        if res.status != 200:
+            raise SystemExit(f"{res.status} for {path}: {body[:300]!r}")
+        out.append(json.loads(body))
+    conn.close()
+    return out
 
 
-# wrk's own summary has no p95: the script's done() prints the percentiles it needs (in µs).
+def check_answers(project_port: int, minimal_port: int, auth: str, paths: list[str]) -> str:
+    """The same micro-grid code for the same points; raise SystemExit on any difference."""
+    ours = get_json(project_port, paths, {"Authorization": auth})
+    ceiling = get_json(minimal_port, paths, {})
+    bad, inside = [], 0
+    for path, a, b in zip(paths, ours, ceiling, strict=True):
+        if b["code"] is not None:
+            inside += 1
+            if (a.get("grid") or {}).get("code") != b["code"]:
+                bad.append(f"{path}: project {a.get('grid')} {a['method']}, minimal {b['code']}")
+        elif a["method"] == "inside":
+            bad.append(f"{path}: project inside {a['grid']['code']}, minimal none")
+    if bad:
+        raise SystemExit(f"{len(bad)} answers differ, e.g. {bad[:3]}")
+    return f"{len(paths)} points: same micro-grid code ({inside} in a micro-grid, the rest outside)"
+
+
+# -- wrk -----------------------------------------------------------------------------------------
 WRK_SCRIPT = """
 local paths = {%s}
 local i = 0
@@ -254,176 +366,153 @@ end
 """
 
 
-def run_wrk(port: int, paths: list[str], connections: int, threads: int, seconds: int) -> dict:
-    """Run wrk for ``seconds`` (bounded) over the paths; return requests/s and latency
-    p50/p95/p99 (ms)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(WRK_SCRIPT % ", ".join(f'"{p}"' for p in paths))
-        script = f.name
-    try:
-        out = subprocess.run(
-            [
-                "wrk",
-                f"-t{threads}",
-                f"-c{connections}",
-                f"-d{seconds}s",
-                "-H",
-                f"Authorization: {AUTH['Authorization']}",
-                "-s",
-                script,
-                f"http://127.0.0.1:{port}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=seconds + 30,
-            check=True,
-        ).stdout
-    finally:
-        os.unlink(script)
+def run_wrk(port: int, script: str, auth: str | None, connections: int, seconds: int) -> dict:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script]
+    if auth:
+        cmd += ["-H", f"Authorization: {auth}"]
+    out = subprocess.run(
+        [*cmd, f"http://127.0.0.1:{port}"],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
+    ).stdout
     pct = re.search(r"^PCTL (\d+) (\d+) (\d+)$", out, re.M)
     p50, p95, p99 = (int(v) / 1000 for v in pct.groups()) if pct else (float("nan"),) * 3
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: (.*)$", out, re.M)
     return {
         "rate": float(rate.group(1)) if rate else float("nan"),
         "p50": p50,
         "p95": p95,
         "p99": p99,
         "non_2xx": int(bad.group(1)) if bad else 0,
-        "socket_errors": errors.group(1) if errors else "",
     }
 
 
-def load_line() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+def measure(
+    name: str,
+    port: int,
+    script: str,
+    auth: str | None,
+    pids: list[int],
+    db: list[int],
+    seconds: int,
+):  # type: ignore[no-untyped-def]
+    one = run_wrk(port, script, auth, 1, 3)
+    cpu0, db0 = cpu_seconds(pids), cpu_seconds(db)
+    many = run_wrk(port, script, auth, 8, seconds)
+    served = many["rate"] * seconds or float("nan")
+    cpu_ms = (cpu_seconds(pids) - cpu0) / served * 1000
+    db_ms = (cpu_seconds(db) - db0) / served * 1000
+    print(
+        f"  {name:<8} 1 connection p50 {one['p50']:.2f} ms, p95 {one['p95']:.2f} ms, "
+        f"p99 {one['p99']:.2f} ms; 8 connections {many['rate']:,.0f} requests/s, p50 "
+        f"{many['p50']:.2f} ms, p99 {many['p99']:.2f} ms; CPU a request: gunicorn "
+        f"{cpu_ms:.2f} ms, PostgreSQL {db_ms:.2f} ms; load {report.load_text()}"
+        + (
+            f"; {many['non_2xx'] + one['non_2xx']} non-2xx"
+            if many["non_2xx"] + one["non_2xx"]
+            else ""
+        ),
+        flush=True,
+    )
+    if many["non_2xx"] or one["non_2xx"]:
+        raise SystemExit(f"{name}: answers other than 200 under load")
+    return {
+        "rate": many["rate"],
+        "p50": one["p50"],
+        "p50_load": many["p50"],
+        "cpu": cpu_ms,
+        "db": db_ms,
+    }
 
 
-def busiest_others(exclude: set[int], n: int = 3) -> str:
-    """Name the processes (not this benchmark's) that used the most CPU over the last second."""
-    tick = os.sysconf("SC_CLK_TCK")
+def bench_dataset(label: str, url: str, args: argparse.Namespace) -> None:
+    print(f"\n== {label}: {current_grids(url):,} current grids", flush=True)
+    auth = issue_token(url)
+    paths = query_paths(url, 2000)
+    ours_port, ceiling_port = free_port(), free_port()
+    while ceiling_port == ours_port:
+        ceiling_port = free_port()
+    ours = start_project(url, ours_port, args.workers, auth, paths[0])
+    ceiling = None
+    try:
+        ceiling = start_minimal(url, ceiling_port, args.workers, paths[0])
+        print("  answers: " + check_answers(ours_port, ceiling_port, auth, paths[: args.check]))
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+            f.write(WRK_SCRIPT % ", ".join(f'"{p}"' for p in paths))
+            script = f.name
+        # Warm both (every worker's imports, pools and caches) before the clock starts.
+        run_wrk(ours_port, script, auth, 8, 2)
+        run_wrk(ceiling_port, script, None, 8, 2)
+        backends = database_backends(url)
+        servers = {
+            "project": (ours_port, auth, process_tree(ours.pid), backends["project"]),
+            "minimal": (ceiling_port, None, process_tree(ceiling.pid), backends["minimal"]),
+        }
+        got: dict[str, list[dict]] = {"project": [], "minimal": []}
+        for r in range(args.rounds):
+            order = ["project", "minimal"] if r % 2 == 0 else ["minimal", "project"]
+            print(f" round {r + 1}", flush=True)
+            for name in order:
+                port, key, pids, db = servers[name]
+                got[name].append(measure(name, port, script, key, pids, db, args.seconds))
+        os.unlink(script)
+    finally:
+        stop_server(ours)
+        if ceiling is not None:
+            stop_server(ceiling)
 
-    def sample() -> dict[int, tuple[str, int]]:
-        out = {}
-        for name in os.listdir("/proc"):
-            if not name.isdigit() or int(name) in exclude:
-                continue
-            try:
-                with open(f"/proc/{name}/stat") as f:
-                    head, rest = f.read().rsplit(")", 1)
-                fields = rest.split()
-                out[int(name)] = (head.split("(", 1)[1], int(fields[11]) + int(fields[12]))
-            except (OSError, IndexError, ValueError):
-                pass
-        return out
+    def med(name: str, key: str) -> float:
+        return statistics.median(m[key] for m in got[name])
 
-    a = sample()
-    time.sleep(1.0)
-    b = sample()
-    used = sorted(
-        ((b[p][1] - a[p][1]) / tick, b[p][0], p) for p in b if p in a and b[p][1] > a[p][1]
-    )[::-1][:n]
-    return ", ".join(f"{name}[{pid}] {cpu * 100:.0f} %" for cpu, name, pid in used) or "none"
+    for name in ("project", "minimal"):
+        print(
+            f"  {name}: requests/s {report.summary([m['rate'] for m in got[name]])}; "
+            f"1-connection p50 ms {report.summary([m['p50'] for m in got[name]])}; "
+            f"CPU ms a request: gunicorn {report.summary([m['cpu'] for m in got[name]])}, "
+            f"PostgreSQL {report.summary([m['db'] for m in got[name]])}"
+        )
+    rate, base, p50 = med("project", "rate"), med("minimal", "rate"), med("project", "p50")
+    ratio = rate / base
+    holds = ratio >= TARGET_RATIO and p50 < TARGET_P50_MS
+    print(
+        f"  ratio project / minimal app (medians): {ratio:.2f}; project p50 {p50:.2f} ms "
+        f"(minimal {med('minimal', 'p50'):.2f} ms); load {report.load_text()}"
+    )
+    report.row(
+        f"single locate over HTTP, {label}",
+        project=rate,
+        baseline=base,
+        unit="req/s",
+        higher_is_better=True,
+        baseline_name="Flask + psycopg + ST_Contains, same gunicorn",
+        target=f"≥ {TARGET_RATIO:.0%} of the minimal app, 1-connection p50 < {TARGET_P50_MS:g} ms",
+        holds=holds,
+        note=f"p50 {p50:.2f} ms",
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=10000, help="Python load phase requests")
-    parser.add_argument("--clients", type=int, default=8, help="concurrent keep-alive clients")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    parser.add_argument("--rounds", type=int, default=3, help="wrk rounds (the range is shown)")
-    parser.add_argument("--seconds", type=int, default=8, help="length of one wrk round")
-    args = parser.parse_args()
-
-    print(f"before: {load_line()}")
-    url = prepare_database()
-    issue_token(url)
-    port = free_port()
-    proc = start_server(url, port, args.workers)
-    ours = {os.getpid()}
-    try:
-        paths = query_paths(max(args.requests, 2000))
-        errors: list[str] = []
-        warm: list[float] = []
-        run_client(port, paths[:1000], warm, errors)
-
-        single: list[float] = []
-        run_client(port, paths[:2000], single, errors)
-        p50 = float(np.percentile(single, 50) * 1000)
-        print(f"Python client, 1 connection, {len(single)} requests: {percentiles(single)}")
-
-        per = args.requests // args.clients
-        lat: list[float] = []
-        threads = [
-            threading.Thread(
-                target=run_client, args=(port, paths[i * per : (i + 1) * per], lat, errors)
-            )
-            for i in range(args.clients)
-        ]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        took = time.perf_counter() - t0
-        rate = len(lat) / took
-        print(
-            f"Python client, {args.clients} connections, {len(lat)} requests in {took:.2f} s: "
-            f"{rate:,.0f} requests/s; under load {percentiles(lat)} (the client's threads take "
-            "CPU from the server)"
-        )
-        if errors:
-            print(f"{len(errors)} non-200 answers, e.g. {errors[:3]}")
-        source = "Python client"
-        if shutil.which("wrk"):
-            source = "wrk (median of rounds)"
-            web, dbs = process_tree(proc.pid), database_backends(url)
-            ours.update(web + dbs)
-            singles, loads, cpus = [], [], []
-            for r in range(args.rounds):
-                one = run_wrk(port, paths[:2000], connections=1, threads=1, seconds=3)
-                singles.append(one)
-                web0, db0 = cpu_seconds(web), cpu_seconds(dbs)
-                many = run_wrk(port, paths[:2000], connections=8, threads=1, seconds=args.seconds)
-                served = many["rate"] * args.seconds or float("nan")
-                web_ms = (cpu_seconds(web) - web0) / served * 1000
-                db_ms = (cpu_seconds(dbs) - db0) / served * 1000
-                loads.append(many)
-                cpus.append(web_ms + db_ms)
-                print(
-                    f"wrk round {r + 1}: 1 connection p50 {one['p50']:.2f} ms, "
-                    f"p95 {one['p95']:.2f} ms, p99 {one['p99']:.2f} ms ({one['rate']:,.0f}/s); "
-                    f"8 connections {many['rate']:,.0f} requests/s, under load "
-                    f"p50 {many['p50']:.2f} ms, p95 {many['p95']:.2f} ms, p99 {many['p99']:.2f} ms"
-                    f"; server CPU {web_ms + db_ms:.2f} ms a request (gunicorn {web_ms:.2f}, "
-                    f"PostgreSQL {db_ms:.2f}); {load_line()}"
-                    + (f"; {many['non_2xx']} non-2xx" if many["non_2xx"] else "")
-                    + (f"; socket errors {many['socket_errors']}" if many["socket_errors"] else "")
-                )
-            rates = sorted(m["rate"] for m in loads)
-            p50s = sorted(o["p50"] for o in singles)
-            cpu = float(np.median(cpus))
-            p50, rate = float(np.median(p50s)), float(np.median(rates))
-            print(
-                f"wrk over {args.rounds} rounds: 1-connection p50 {p50s[0]:.2f}–{p50s[-1]:.2f} ms; "
-                f"8-connection throughput {rates[0]:,.0f}–{rates[-1]:,.0f} requests/s; server "
-                f"CPU {cpu:.2f} ms a request — about {2000 / cpu:,.0f} requests/s if the two "
-                "cores served nothing else"
-            )
-        else:
-            print("(wrk not installed — apt-get install wrk: the Python client's figures stand)")
-        print(f"busiest other processes just now: {busiest_others(ours)}")
-    finally:
-        stop_server(proc)
-    print(
-        f"targets ({source}): p50 under 5 ms — {'met' if p50 < 5 else 'NOT met'} "
-        f"({p50:.2f} ms); at least 1,000 requests/s — {'met' if rate >= 1000 else 'NOT met'} "
-        f"({rate:,.0f}/s)"
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    parser.add_argument("--seconds", type=int, default=6, help="length of one 8-connection run")
+    parser.add_argument("--check", type=int, default=500, help="points whose answers are compared")
+    parser.add_argument(
+        "--city", type=int, default=100_000, help="micro-grids of the city (0: skip)"
     )
-    print(f"after: {load_line()}")
-    if os.getloadavg()[0] > 2.5:
-        print("note: other work shares the machine; the figures are lower than on an idle one")
+    parser.add_argument("--skip-sample", action="store_true")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed (apt-get install wrk)")
+    print(f"before: load {report.load_text()}", flush=True)
+    if not args.skip_sample:
+        bench_dataset("sample street", prepare_sample(), args)
+    if args.city:
+        bench_dataset(f"{args.city:,} micro-grid city", prepare_city(args.city), args)
+    print(f"\nafter: load {report.load_text()}")
 
 
 if __name__ == "__main__":

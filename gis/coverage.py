@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,17 +81,44 @@ class CoverageInputError(GisError):
 
 
 def ecef(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    """Return Earth-centred x, y, z (m, shape (n, 3)) of points on the WGS84 ellipsoid."""
-    lam = np.radians(np.asarray(lon, dtype=np.float64))
-    phi = np.radians(np.asarray(lat, dtype=np.float64))
+    """Return Earth-centred x, y, z (m, shape (n, 3)) of points on the WGS84 ellipsoid.
+
+    Large inputs are split between threads (numpy leaves the interpreter lock while it works).
+    """
+    lon_a = np.asarray(lon, dtype=np.float64).reshape(-1)
+    lat_a = np.asarray(lat, dtype=np.float64).reshape(-1)
+    out = np.empty((lon_a.size, 3), dtype=np.float64)
+    parts = _THREADS if lon_a.size >= 200_000 else 1
+    bounds = np.linspace(0, lon_a.size, parts + 1).astype(np.int64)
+    slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    if parts == 1:
+        _ecef_into(lon_a, lat_a, out)
+    else:
+        list(_pool().map(lambda sl: _ecef_into(lon_a[sl], lat_a[sl], out[sl]), slices))
+    return out
+
+
+def _ecef_into(lon: np.ndarray, lat: np.ndarray, out: np.ndarray) -> None:
+    lam = np.radians(lon)
+    phi = np.radians(lat)
     sin_phi = np.sin(phi)
     cos_phi = np.cos(phi)
     n = _A / np.sqrt(1.0 - _E2 * sin_phi * sin_phi)
-    out = np.empty((lam.size, 3), dtype=np.float64)
-    out[:, 0] = n * cos_phi * np.cos(lam)
-    out[:, 1] = n * cos_phi * np.sin(lam)
-    out[:, 2] = n * (1.0 - _E2) * sin_phi
-    return out
+    ncos = n * cos_phi
+    np.multiply(ncos, np.cos(lam), out=out[:, 0])
+    np.multiply(ncos, np.sin(lam), out=out[:, 1])
+    np.multiply(n * (1.0 - _E2), sin_phi, out=out[:, 2])
+
+
+_THREADS = max(1, min(os.cpu_count() or 1, 4))
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="gridgov-ecef")
+    return _POOL
 
 
 def sure_chord(radius_m: np.ndarray | float) -> np.ndarray | float:
@@ -239,14 +268,80 @@ class CoverageDelta:
     """How many households the update looked at (the rest were not touched)."""
 
 
+def _sort_order(key: np.ndarray) -> np.ndarray:
+    """The order that sorts non-negative integer ``key``. Keys are first ranked among the
+    occupied cells; up to 65,536 of them sort as 16-bit numbers (a radix sort, linear)."""
+    if key.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    top = int(key.max())
+    if top < 4 * key.size + (1 << 20):
+        used = np.bincount(key, minlength=top + 1) > 0
+        if int(used.sum()) <= 1 << 16:
+            dense = (np.cumsum(used) - 1).astype(np.uint16)
+            return np.argsort(dense[key], kind="stable")
+    return np.argsort(key, kind="stable")
+
+
+class HouseholdCells:
+    """Households sorted into cubes of ``size_m`` in Earth-centred coordinates, for the ball
+    queries of edits: built with one sort (much cheaper than a k-d tree over a million
+    households), a ball is the households of the cube columns it spans, each column one
+    contiguous run of the sorted order, then filtered by chord."""
+
+    def __init__(self, xyz: np.ndarray, size_m: float) -> None:
+        self.size = float(size_m)
+        self.lo = xyz.min(axis=0) if xyz.size else np.zeros(3)
+        # Offsets from the minimum are never negative: truncation is the floor.
+        cell = ((xyz - self.lo) * (1.0 / self.size)).astype(np.int64)
+        self.dims = cell.max(axis=0) + 1 if xyz.size else np.ones(3, dtype=np.int64)
+        key = (cell[:, 0] * self.dims[1] + cell[:, 1]) * self.dims[2] + cell[:, 2]
+        self.order = _sort_order(key)
+        self.keys = key[self.order]
+        # The coordinates in sorted order: a ball reads short runs of them, and the full
+        # computation queries them in this order.
+        self.sorted_xyz = xyz[self.order]
+
+    def ball(self, centre: np.ndarray, radius_m: float) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the households within ``radius_m`` (chord) of ``centre``, and their
+        chords."""
+        if self.keys.size == 0:
+            return _EMPTY, np.zeros(0)
+        lo = np.floor((centre - radius_m - self.lo) * (1.0 / self.size)).astype(np.int64)
+        hi = np.floor((centre + radius_m - self.lo) * (1.0 / self.size)).astype(np.int64)
+        lo = np.maximum(lo, 0)
+        hi = np.minimum(hi, self.dims - 1)
+        if (hi < lo).any():
+            return _EMPTY, np.zeros(0)
+        nx, ny = int(hi[0] - lo[0] + 1), int(hi[1] - lo[1] + 1)
+        if nx * ny > 20_000:  # a ball wider than most of the data: look at every household
+            run = np.arange(self.keys.size)
+        else:
+            ix = np.repeat(np.arange(lo[0], hi[0] + 1), ny)
+            iy = np.tile(np.arange(lo[1], hi[1] + 1), nx)
+            base = (ix * self.dims[1] + iy) * self.dims[2]
+            start = np.searchsorted(self.keys, base + lo[2], side="left")
+            stop = np.searchsorted(self.keys, base + hi[2], side="right")
+            n = stop - start
+            total = int(n.sum())
+            if total == 0:
+                return _EMPTY, np.zeros(0)
+            run = np.repeat(start - np.cumsum(n) + n, n) + np.arange(total)
+        d = self.sorted_xyz[run] - centre
+        d2 = np.einsum("ij,ij->i", d, d)
+        keep = d2 <= radius_m * radius_m
+        return self.order[run[keep]], np.sqrt(d2[keep])
+
+
 class CoverageModel:
     """Hold household coverage by service circles and keep it current under point edits.
 
     Households are fixed; service points carry an id (a database id, say), a position and a
     radius. The full computation runs once; ``move``, ``add``, ``remove`` and ``set_radius``
     then touch only the households within reach of the edited point (and the few whose nearest
-    point was the edited one). ``editable=False`` skips indexing the households up front (for a
-    one-off computation); the index is then built by the first edit.
+    point was the edited one). Households are indexed by sorting them into cubes of
+    Earth-centred space (``HouseholdCells``: one sort, no tree), which also orders the full
+    computation's queries; ``editable=False`` skips that index when there is no full computation
+    to share it (no households or no service points); the first edit then builds it.
 
     Public state after every call, one value per household: ``covered`` (bool), ``nearest_m``
     (geodesic metres to the nearest service point, ``inf`` when there is none) and
@@ -277,6 +372,7 @@ class CoverageModel:
         n = self.hh_lon.size
         self._hh_xyz = ecef(self.hh_lon, self.hh_lat)
         self._hh_tree_cache: cKDTree | None = None
+        self._hh_cells_cache: HouseholdCells | None = None
         # Service points live in slots; a removed point's slot stays, marked inactive.
         self._sp_lon = sp_lon_a.copy()
         self._sp_lat = sp_lat_a.copy()
@@ -298,12 +394,13 @@ class CoverageModel:
             self._full_computation()
         self._reset_far_set()
         if editable:
-            # Index the households now so that the first edit is as quick as the others.
-            _ = self._hh_tree
+            # Index the households now (if the full computation did not) so that the first edit
+            # is as quick as the others.
+            _ = self._hh_cells
 
     def _full_computation(self) -> None:
         n = self.hh_lon.size
-        radii = np.unique(self._sp_radius)
+        radii = np.unique(self._sp_radius[self._tree_slots])
         if radii.size > 16:
             # Many different radii: enumerate household-point pairs instead.
             hh_i, _, checked = pairs_within(
@@ -320,22 +417,42 @@ class CoverageModel:
             self.nearest_m[:] = d
             self._nearest_slot[:] = s
             return
-        # One nearest-point query per distinct radius: a household is covered by that group
-        # exactly when the group's nearest point is within the group's radius.
-        best = np.full(n, np.inf)
-        for r in radii:
-            slots = np.flatnonzero(self._sp_radius == r)
+        # One nearest-point query over every point (both cores): the nearest point covers most
+        # households. Only the rest, within reach of some larger circle, are asked again, of the
+        # points of each radius that could reach them (a bounded query), and the thin band at
+        # a circle's edge is settled by Geod. Households are queried in the order of their cells
+        # (neighbours one after another walk the same branches of the tree: faster).
+        assert self._sp_tree is not None
+        order = self._hh_cells.order
+        xyz = self._hh_cells.sorted_xyz
+        best_s, t = self._sp_tree.query(xyz, k=1, workers=-1)
+        slot_s = self._tree_slots[t]
+        sure_by_slot = sure_chord(self._sp_radius) - EDGE_MARGIN_M
+        covered_s = best_s <= sure_by_slot[slot_s]
+        open_ = np.flatnonzero(~covered_s & (best_s <= float(radii.max()) + EDGE_MARGIN_M))
+        for r in radii[::-1]:
+            cand = open_[~covered_s[open_] & (best_s[open_] <= r + EDGE_MARGIN_M)]
+            if cand.size == 0:
+                continue
+            slots = self._tree_slots[self._sp_radius[self._tree_slots] == r]
             tree = cKDTree(self._sp_xyz[slots])
-            chord, t = tree.query(self._hh_xyz, k=1, workers=-1)
-            better = chord < best
-            best[better] = chord[better]
-            self._nearest_slot[better] = slots[t[better]]
-            self.covered |= chord <= sure_chord(r) - EDGE_MARGIN_M
-            band = np.flatnonzero(~self.covered & (chord <= r + EDGE_MARGIN_M))
+            chord, _ = tree.query(
+                xyz[cand],
+                k=1,
+                distance_upper_bound=r + EDGE_MARGIN_M,
+                workers=-1 if cand.size > 50_000 else 1,
+            )
+            sure = chord <= sure_chord(r) - EDGE_MARGIN_M
+            covered_s[cand[sure]] = True
+            band = cand[~sure & (chord <= r + EDGE_MARGIN_M)]
             if band.size:
                 # Right at the edge another point of the group may be nearer on the ground.
                 self.edge_checks += int(band.size)
-                self.covered[band] = self._covered_by(band, slots)
+                covered_s[band] = self._covered_by(order[band], slots)
+        best = np.empty(n)
+        best[order] = best_s
+        self._nearest_slot[order] = slot_s
+        self.covered[order] = covered_s
         self.nearest_m[:] = chord_to_ground(best)
         far = np.flatnonzero(best > SERIES_MAX_CHORD_M)
         if far.size:
@@ -432,6 +549,15 @@ class CoverageModel:
     # ------------------------------------------------------------------ internals
 
     @property
+    def _hh_cells(self) -> HouseholdCells:
+        if self._hh_cells_cache is None:
+            reach = float(self._sp_radius.max()) if self._sp_radius.size else DEFAULT_RADIUS_M
+            self._hh_cells_cache = HouseholdCells(
+                self._hh_xyz, min(max(reach / 2.0, 125.0), 5000.0)
+            )
+        return self._hh_cells_cache
+
+    @property
     def _hh_tree(self) -> cKDTree:
         if self._hh_tree_cache is None:
             self._hh_tree_cache = cKDTree(self._hh_xyz, balanced_tree=False, compact_nodes=False)
@@ -451,13 +577,9 @@ class CoverageModel:
     def _members(self, s: int) -> np.ndarray:
         """Return the households within service point ``s``'s circle (exactly, by Geod)."""
         r = float(self._sp_radius[s])
-        idx = np.asarray(
-            self._hh_tree.query_ball_point(self._sp_xyz[s], r + EDGE_MARGIN_M, return_sorted=False),
-            dtype=np.int64,
-        )
+        idx, chord = self._hh_cells.ball(self._sp_xyz[s], r + EDGE_MARGIN_M)
         if idx.size == 0:
             return idx
-        chord = np.linalg.norm(self._hh_xyz[idx] - self._sp_xyz[s], axis=1)
         edge = chord > sure_chord(r) - EDGE_MARGIN_M
         if edge.any():
             ie = idx[edge]
@@ -585,17 +707,14 @@ class CoverageModel:
                 if beyond.size:
                     self._far_idx = np.union1d(self._far_idx, beyond)
         if gained and self._sp_active[s]:
-            near = np.asarray(
-                self._hh_tree.query_ball_point(
-                    self._sp_xyz[s], self._far_m + EDGE_MARGIN_M, return_sorted=False
-                ),
-                dtype=np.int64,
-            )
-            for cand in (near, self._far_idx):
+            near = self._hh_cells.ball(self._sp_xyz[s], self._far_m + EDGE_MARGIN_M)
+            far = self._far_idx
+            for cand, chord in (near, (far, None)):
                 examined += cand.size
                 if cand.size == 0:
                     continue
-                chord = np.linalg.norm(self._hh_xyz[cand] - self._sp_xyz[s], axis=1)
+                if chord is None:
+                    chord = np.linalg.norm(self._hh_xyz[cand] - self._sp_xyz[s], axis=1)
                 # A chord is never longer than the geodesic: a cheap first filter.
                 maybe = (chord < self.nearest_m[cand]) & (self._nearest_slot[cand] != s)
                 cand, chord = cand[maybe], chord[maybe]

@@ -27,7 +27,7 @@ def polygon_area_m2(geom: BaseGeometry) -> float:
     ``pyproj.Geod`` computes it, moves with every vertex a split inserts on a long edge: by up
     to 1e-5 of a street-sized grid; and its rounding error on a micro-grid is about 1e-9.)
     """
-    polys = _polygons(geom)
+    polys = polygons(geom)
     if not polys:
         return 0.0
     poly = polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)
@@ -40,13 +40,15 @@ def polygon_area_m2(geom: BaseGeometry) -> float:
     return float(_apply(dense, transformer).area)
 
 
-def _polygons(geom: BaseGeometry | None) -> list[shapely.Polygon]:
+def polygons(geom: BaseGeometry | None) -> list[shapely.Polygon]:
+    """Return the polygons in ``geom`` (collections and multi-parts flattened; none for
+    ``None``, empty or other geometries)."""
     if geom is None or geom.is_empty:
         return []
     if geom.geom_type == "Polygon":
         return [geom]
     if hasattr(geom, "geoms"):
-        return [p for g in geom.geoms for p in _polygons(g)]
+        return [p for g in geom.geoms for p in polygons(g)]
     return []
 
 

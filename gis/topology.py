@@ -38,7 +38,7 @@ import shapely.ops
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
-from gis.metric import centre_of, distance_m, polygon_area_m2, to_metric
+from gis.metric import centre_of, distance_m, polygon_area_m2, polygons, to_metric
 from gis.validate import (
     DEFAULT_LIMITS,
     SNAP_TOLERANCE_DEG,
@@ -454,7 +454,7 @@ def merge_grids(
         check_polygonal(g, f"网格 {key} / grid {key}")
         geoms.append(g)
     union = shapely.union_all(geoms)
-    polys = [p for p in _polygons(union) if polygon_area_m2(p) > tolerance_m2]
+    polys = [p for p in polygons(union) if polygon_area_m2(p) > tolerance_m2]
     if len(polys) != 1:
         raise _why_not_one_polygon(keys, geoms, polys)
     poly = polys[0]
@@ -462,12 +462,6 @@ def merge_grids(
     if len(holes) != len(poly.interiors):
         poly = shapely.Polygon(poly.exterior, holes)
     return to_multipolygon(poly)
-
-
-def _polygons(geom: BaseGeometry) -> list[shapely.Polygon]:
-    if geom.geom_type == "Polygon":
-        return [geom]
-    return [p for g in getattr(geom, "geoms", []) for p in _polygons(g)]
 
 
 def _why_not_one_polygon(
@@ -610,7 +604,7 @@ def integrity_report(
 
     def issues(kind: str, geom: BaseGeometry, grids: tuple[Hashable, ...]) -> list[Issue]:
         found = []
-        for piece in _polygons(geom):
+        for piece in polygons(geom):
             area = polygon_area_m2(piece)
             if area <= noise_m2:
                 continue

@@ -25,7 +25,7 @@ from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from gis.errors import GisError
-from gis.metric import polygon_area_m2
+from gis.metric import polygon_area_m2, polygons
 
 LOGGER = logging.getLogger(__name__)
 
@@ -376,19 +376,9 @@ def _first_point(ring: BaseGeometry) -> shapely.Point:
 
 def to_multipolygon(geom: BaseGeometry) -> shapely.MultiPolygon:
     """Return the polygons of ``geom`` as one MultiPolygon with counter-clockwise shells."""
-    polys = [p for p in _flatten_polygons(geom) if not p.is_empty]
+    polys = [p for p in polygons(geom) if not p.is_empty]
     multi = shapely.MultiPolygon(polys)
     return shapely.orient_polygons(multi)
-
-
-def _flatten_polygons(geom: BaseGeometry) -> list[shapely.Polygon]:
-    if geom is None or geom.is_empty:
-        return []
-    if geom.geom_type == "Polygon":
-        return [geom]
-    if hasattr(geom, "geoms"):
-        return [p for g in geom.geoms for p in _flatten_polygons(g)]
-    return []
 
 
 def check_area(geom: BaseGeometry, limits: BoundaryLimits = DEFAULT_LIMITS) -> float:
@@ -506,7 +496,7 @@ def validate_boundary(
 
 
 def _polygonal_part(geom: BaseGeometry) -> BaseGeometry:
-    polys = _flatten_polygons(geom)
+    polys = polygons(geom)
     if not polys:
         return shapely.MultiPolygon()
     if len(polys) == 1:
@@ -514,16 +504,46 @@ def _polygonal_part(geom: BaseGeometry) -> BaseGeometry:
     return shapely.MultiPolygon(polys)
 
 
+# The hierarchy rule, one definition for drawing, editing and import: a child may lie outside
+# its parent, and two siblings may share interior, by at most ``tolerance_m2``, measured by
+# ``polygon_area_m2`` on the polygonal part of the difference / intersection. The importer
+# (``app.services.importer.topology``) only finds candidates in SQL and judges them here.
+
+
+def outside_parent(
+    child: BaseGeometry, parent: BaseGeometry, limits: BoundaryLimits = DEFAULT_LIMITS
+) -> tuple[BaseGeometry, float] | None:
+    """Return the part of ``child`` outside ``parent`` and its area (m²) when it breaks the
+    hierarchy rule (more than ``limits.tolerance_m2``), else None."""
+    shapely.prepare(parent)
+    if parent.contains(child):
+        return None
+    outside = _polygonal_part(child.difference(parent))
+    area = polygon_area_m2(outside)
+    return (outside, area) if area > limits.tolerance_m2 else None
+
+
+def sibling_overlap(
+    geom: BaseGeometry, sibling: BaseGeometry, limits: BoundaryLimits = DEFAULT_LIMITS
+) -> tuple[BaseGeometry, float] | None:
+    """Return the overlap of two siblings and its area (m²) when it breaks the hierarchy rule
+    (more than ``limits.tolerance_m2``), else None."""
+    # Neighbours share edges, so "intersects" is almost always true; only a shared interior
+    # can overlap.
+    if not shapely.relate_pattern(geom, sibling, "T********"):
+        return None
+    inter = _polygonal_part(geom.intersection(sibling))
+    area = polygon_area_m2(inter)
+    return (inter, area) if area > limits.tolerance_m2 else None
+
+
 def _enforce_inside_parent(
     g: BaseGeometry, parent: BaseGeometry, clip: bool, limits: BoundaryLimits
 ) -> tuple[BaseGeometry, float]:
-    shapely.prepare(parent)
-    if parent.contains(g):
+    found = outside_parent(g, parent, limits)
+    if found is None:
         return g, 0.0
-    outside = _polygonal_part(g.difference(parent))
-    area = polygon_area_m2(outside)
-    if area <= limits.tolerance_m2:
-        return g, 0.0
+    outside, area = found
     if clip:
         LOGGER.debug("clipping %.1f m² outside the parent", area)
         return g.intersection(parent), area
@@ -549,15 +569,9 @@ def _enforce_no_overlap(
     candidates = sorted(tree.query(g), key=lambda idx: str(keys[idx]))
     overlaps: list[tuple[Hashable, BaseGeometry, float]] = []
     for idx in candidates:
-        sib = geoms[idx]
-        # Neighbours share edges, so "intersects" is almost always true; only a shared
-        # interior can overlap.
-        if not shapely.relate_pattern(g, sib, "T********"):
-            continue
-        inter = _polygonal_part(g.intersection(sib))
-        area = polygon_area_m2(inter)
-        if area > limits.tolerance_m2:
-            overlaps.append((keys[idx], inter, area))
+        found = sibling_overlap(g, geoms[idx], limits)
+        if found is not None:
+            overlaps.append((keys[idx], *found))
     if not overlaps:
         return g, {}
     if fit:

@@ -79,8 +79,50 @@ def test_no_import_cycle_at_load_time() -> None:
     assert cycles == []
 
 
+# Modules that still import private helpers of a sibling module (to be given public names).
+_PRIVATE_IMPORTS_LEFT = {
+    "app.backup",
+    "app.embedded_replica",
+    "app.services.grid_edit.division",
+    "app.services.grid_edit.moves",
+    "app.services.grid_edit.operations",
+    "app.services.grid_edit.reads",
+    "app.services.grid_edit.undo",
+    "app.services.importer.basemap",
+    "app.services.importer.grids",
+    "app.services.importer.load",
+    "app.services.importer.people",
+    "app.services.importer.points",
+    "app.services.importer.sample",
+    "gis.mclp",
+}
+
+
+def _private_imports(path: Path) -> list[str]:
+    """The private names (``_x``) ``path`` imports from another module of the project."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.level or node.module in MODULES):
+            found += [
+                f"{node.module}.{a.name}"
+                for a in node.names
+                if a.name.startswith("_") and not a.name.startswith("__")
+            ]
+    return found
+
+
+def test_no_module_imports_another_modules_private_helpers() -> None:
+    """A helper another module needs has a public name where it belongs (the case package and
+    the case reports keep to it; the modules listed above are still to be cut so)."""
+    offenders = {name for name, path in MODULES.items() if _private_imports(path)}
+    assert offenders <= _PRIVATE_IMPORTS_LEFT, sorted(offenders - _PRIVATE_IMPORTS_LEFT)
+    assert not any(m.startswith("app.services.cases") for m in _PRIVATE_IMPORTS_LEFT)
+
+
 def test_the_checks_see_a_breach(tmp_path: Path) -> None:
     """The import reader finds a service that imports a view (so the checks above can fail)."""
     fake = tmp_path / "svc.py"
     fake.write_text("from app.web import emap\nfrom app.services import tiles\n", encoding="utf-8")
     assert _imports(fake, load_time=True) == {"app.web.emap", "app.services.tiles"}
+    fake.write_text("from app.services.cases.queries import _hidden\n", encoding="utf-8")
+    assert _private_imports(fake) == ["app.services.cases.queries._hidden"]

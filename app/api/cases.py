@@ -57,7 +57,7 @@ def _float(data: dict[str, Any], name: str, *, required: bool = False) -> float 
     return value
 
 
-def _photos(data: dict[str, Any], *names: str) -> list[bytes]:
+def uploaded_photos(data: dict[str, Any], *names: str) -> list[bytes]:
     """Collect uploaded files and base64 fields named ``names`` (photo, photo_base64 …).
 
     At most ``photos.MAX_PHOTOS_PER_REQUEST`` of them, each at most ``photos.MAX_BYTES``."""
@@ -200,7 +200,7 @@ def create_case():  # type: ignore[no-untyped-def]
         reporter_name=(str(data["reporter_name"])[:60] if data.get("reporter_name") else None),
         address=(str(data["address"])[:200] if data.get("address") else None),
         idempotency_key=request.headers.get("Idempotency-Key") or data.get("idempotency_key"),
-        photos=_photos(data, "photo"),
+        photos=uploaded_photos(data, "photo"),
     )
     p = current_principal()
     check_report_source(p, report.source)
@@ -324,7 +324,7 @@ def act(ref: str, action: str):  # type: ignore[no-untyped-def]
         lon=_float(data, "lon"),
         lat=_float(data, "lat"),
         crs=data.get("where_crs") or None,
-        photos=_photos(data, "photo"),
+        photos=uploaded_photos(data, "photo"),
         params=params,
         version=int_field(data, "version", minimum=-MAX_INT),
     )
@@ -487,7 +487,7 @@ def camera_event():  # type: ignore[no-untyped-def]
     if not camera:
         raise BadParameter("camera", "is required (the camera code)")
     occurred = _moment("time", data.get("time"))
-    snaps = _photos(data, "snapshot")
+    snaps = uploaded_photos(data, "snapshot")
     session = get_session()
     need_camera(session, current_principal(), str(camera))
     with transaction(session):

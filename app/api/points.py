@@ -11,6 +11,7 @@ from app.auth.policy import grid_scope
 from app.db import get_session, transaction
 from app.errors import BadParameter
 from app.services import points as svc
+from app.services import points_auto
 
 bp = Blueprint("points_api", __name__, url_prefix="/api/points")
 
@@ -42,6 +43,12 @@ def propose_entry():  # type: ignore[no-untyped-def]
     with transaction(session):
         entry = svc.propose_entry(session, current_principal(), data)
     return jsonify({"entry": entry}), 201
+
+
+@bp.get("/entries/pending")
+def pending_entries():  # type: ignore[no-untyped-def]
+    """Entries waiting for the caller's review step, within the caller's grids."""
+    return jsonify({"entries": svc.pending_entries(get_session(), current_principal())})
 
 
 @bp.post("/entries/<int:entry_id>/review")
@@ -93,9 +100,40 @@ def ranking():  # type: ignore[no-untyped-def]
     session = get_session()
     group = str_arg("group", max_length=20) or "member"
     limit = int_arg("limit", minimum=1, maximum=1000, default=100) or 100
-    scope = grid_scope(session, current_principal())
+    p = current_principal()
+    scope = grid_scope(session, p)
     return jsonify(
         svc.ranking(
-            session, scope, quarter=str_arg("quarter", max_length=10), group=group, limit=limit
+            session,
+            scope,
+            quarter=str_arg("quarter", max_length=10),
+            group=group,
+            limit=limit,
+            mask_names=not svc.sees_member_names(p.role),
         )
     )
+
+
+@bp.post("/sync")
+def sync():  # type: ignore[no-untyped-def]
+    """Make the automatic entries from cases and linked households (each once)."""
+    session = get_session()
+    with transaction(session):
+        made = points_auto.sync(session)
+    return jsonify({"made": made})
+
+
+@bp.get("/settings")
+def get_settings():  # type: ignore[no-untyped-def]
+    """The points and star-rating settings (defaults where none was saved)."""
+    return jsonify({"settings": points_auto.get_settings(get_session())})
+
+
+@bp.put("/settings")
+def put_settings():  # type: ignore[no-untyped-def]
+    """Change some settings ``{key: value}``; each is checked and the change audited."""
+    data = body_fields()
+    session = get_session()
+    with transaction(session):
+        settings = points_auto.update_settings(session, data, user_id=current_principal().user_id)
+    return jsonify({"settings": settings})

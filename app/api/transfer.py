@@ -14,14 +14,13 @@ from app.auth import current_principal, record_personal_read
 from app.auth.policy import Forbidden, grid_scope, import_scope, may_export_personal, sees_tags
 from app.db import get_session, transaction
 from app.errors import BadParameter
-from app.services import exporter, importer, ledgers, tables
+from app.services import exporter, importer, ledgers
 
 bp = Blueprint("transfer_api", __name__, url_prefix="/api")
 LOGGER = logging.getLogger(__name__)
 # Kinds whose records describe people (addresses, names, phones): exported by EXPORTERS only.
 PERSONAL_KINDS = frozenset({"households", "workers"})
 
-UPLOAD_SUFFIXES = {".geojson", ".json", ".csv", ".gpkg", ".zip"}
 MEDIA_TYPES = {
     "geojson": ("application/geo+json", ".geojson"),
     "gpkg": ("application/geopackage+sqlite3", ".gpkg"),
@@ -31,34 +30,44 @@ MEDIA_TYPES = {
 
 @bp.post("/import/<kind>")
 def import_upload(kind: str):  # type: ignore[no-untyped-def]
-    """Import an uploaded file (form field ``file``; ``crs`` and ``map`` fields optional); all or nothing."""
+    """Import an uploaded file (form field ``file``; ``crs``, ``map``, ``map_value``,
+    ``mapping``, ``outside`` and ``dry_run`` optional); all or nothing. Answers the import's
+    report (``imported``: records loaded); a dry run answers 200 and writes nothing."""
+    from app.api.import_jobs import save_upload, upload_options
+    from app.services.importer import options as import_options
+
     if kind not in importer.KINDS:
         raise BadParameter("kind", f"unknown kind '{kind}' (use {', '.join(importer.KINDS)})")
     session = get_session()
-    scope = import_scope(session, current_principal(), kind)
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        raise BadParameter("file", "no file uploaded (multipart form field 'file')")
-    suffix = Path(upload.filename).suffix.lower()
-    if suffix not in UPLOAD_SUFFIXES:
-        raise BadParameter(
-            "file", f"'{upload.filename}': use .geojson, .csv, .gpkg or a zipped Shapefile (.zip)"
-        )
-    mapping = tables.parse_mapping(request.form.getlist("map"))
+    p = current_principal()
+    scope = import_scope(session, p, kind)
+    columns, opts = upload_options()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / Path(upload.filename).name
-        upload.save(path)
-        with transaction(session):
-            n = importer.import_file(
+        path = save_upload(tmp)
+
+        def run() -> dict:  # type: ignore[type-arg]
+            return import_options.run_import(
                 session,
                 kind,
                 path,
                 crs=request.form.get("crs") or None,
-                mapping=mapping,
+                mapping=columns,
+                options=opts,
                 scope=scope,
+                user_id=p.user_id,
             )
-            importer.refresh_household_counts(session)
-    return jsonify(imported=n, kind=kind), 201
+
+        if opts.dry_run:
+            try:
+                report = run()
+            finally:
+                session.rollback()
+            return jsonify(imported=0, kind=kind, report=report), 200
+        with transaction(session):
+            report = run()
+            if kind != "households":  # households count themselves as they load
+                importer.refresh_household_counts(session)
+    return jsonify(imported=report["created"], kind=kind, report=report), 201
 
 
 @bp.get("/export/<kind>")

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 from flask import Blueprint, jsonify, request
 
-from app.api.params import body_fields, int_arg, str_arg
+from app.api.params import bbox_arg, body_fields, int_arg, str_arg
 from app.auth import current_principal, record_personal_read
 from app.auth.actors import case_actor
 from app.auth.policy import (
@@ -16,6 +16,7 @@ from app.auth.policy import (
     grid_scope,
     household_visible,
     in_scope,
+    sees_tags,
 )
 from app.db import get_session, transaction
 from app.errors import BadParameter, NotFound
@@ -24,7 +25,7 @@ from app.services import visits as svc
 bp = Blueprint("visits_api", __name__, url_prefix="/api")
 
 
-def _worker(p: Principal) -> int:
+def own_worker(p: Principal) -> int:
     if p.worker_id is None:
         raise Forbidden(
             "当前账号未关联网格员，不能记录走访或打卡 / the account is linked to no worker"
@@ -32,14 +33,14 @@ def _worker(p: Principal) -> int:
     return p.worker_id
 
 
-def _at() -> datetime:
+def at_arg() -> datetime:
     """The moment figures are computed for: ``at=`` (ISO time with its zone), else now."""
     now = datetime.now(UTC)
     raw = str_arg("at", max_length=40)
     return svc.parse_time(raw, "at", now, window=False) if raw else now
 
 
-def _day(name: str) -> date | None:
+def day_arg(name: str) -> date | None:
     raw = str_arg(name, max_length=20)
     if raw is None:
         return None
@@ -66,7 +67,7 @@ def create_visit():  # type: ignore[no-untyped-def]
     if request.headers.get("Idempotency-Key") and not data.get("idempotency_key"):
         data = {**data, "idempotency_key": request.headers["Idempotency-Key"]}
     p = current_principal()
-    worker = _worker(p)
+    worker = own_worker(p)
     session = get_session()
     case = data.get("case")
     if case is not None and not isinstance(case, dict):
@@ -100,7 +101,7 @@ def list_visits():  # type: ignore[no-untyped-def]
     offset = int_arg("offset", minimum=0, default=0)
     session = get_session()
     p = current_principal()
-    start, end = _day("from"), _day("to")
+    start, end = day_arg("from"), day_arg("to")
     flagged = str_arg("flagged", max_length=5)
     if flagged not in (None, "true", "false"):
         raise BadParameter("flagged", "flagged 须为 true 或 false")
@@ -148,7 +149,7 @@ def coverage():  # type: ignore[no-untyped-def]
         level=level,
         grid_ids=grids,
         worker_ids=scope.worker_ids(session),
-        at=_at(),
+        at=at_arg(),
     )
     return jsonify(result)
 
@@ -157,17 +158,34 @@ def coverage():  # type: ignore[no-untyped-def]
 def due():  # type: ignore[no-untyped-def]
     """The households the signed-in worker still has to visit this period (overdue first)."""
     p = current_principal()
-    _worker(p)
+    own_worker(p)
     session = get_session()
     limit = int_arg("limit", minimum=1, maximum=2000, default=500) or 500
     result = svc.due(
         session,
         grid_ids=None if p.role == "party_member" else (grid_scope(session, p) or frozenset()),
         linked_member=p.worker_id if p.role == "party_member" else None,
-        at=_at(),
+        at=at_arg(),
         limit=limit,
     )
     record_personal_read("visits due", "household", None, ["address", "head_name masked"])
+    return jsonify(result)
+
+
+@bp.get("/visits/overdue-map")
+def overdue_map():  # type: ignore[no-untyped-def]
+    """The overdue households in the caller's grids (``bbox`` the view) as GeoJSON points for
+    the e-map: place and grid code only; key or not only for a role that sees tags."""
+    session = get_session()
+    p = current_principal()
+    result = svc.overdue_features(
+        session,
+        grid_ids=None if p.role == "party_member" else grid_scope(session, p),
+        linked_member=p.worker_id if p.role == "party_member" else None,
+        at=at_arg(),
+        bbox=bbox_arg("bbox"),
+        with_kind=sees_tags(p),
+    )
     return jsonify(result)
 
 
@@ -196,7 +214,7 @@ def check_in():  # type: ignore[no-untyped-def]
     if request.headers.get("Idempotency-Key") and not data.get("idempotency_key"):
         data = {**data, "idempotency_key": request.headers["Idempotency-Key"]}
     p = current_principal()
-    worker = _worker(p)
+    worker = own_worker(p)
     session = get_session()
     with transaction(session):
         result, created = svc.check_in(session, data, worker_id=worker, user_id=p.user_id)
@@ -207,7 +225,7 @@ def check_in():  # type: ignore[no-untyped-def]
 def checkins():  # type: ignore[no-untyped-def]
     """The check-ins of one day (``date=``, China time; default today) in the caller's scope,
     with per-worker attendance."""
-    day = _day("date") or datetime.now(svc.TZ).date()
+    day = day_arg("date") or datetime.now(svc.TZ).date()
     session = get_session()
     p = current_principal()
     scope = field_scope(session, p)

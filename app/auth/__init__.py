@@ -20,6 +20,7 @@ import ipaddress
 import logging
 import secrets
 import sys
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from app import replicas
 from app.auth.policy import Forbidden, Principal, Unauthenticated, authorize
-from app.db import Reader, get_session
+from app.db import Reader, get_session, run_read_dbapi
 from app.services import audit
 from app.services import users as user_svc
 
@@ -167,7 +168,12 @@ def load_principal() -> Principal:
         stale = g.pop("db_read_session", None)
         if stale is not None:
             stale.close()
-    if row is None or (via == "token") != (row.kind == "token"):
+    return _principal_of(row, via)
+
+
+def _principal_of(row: Any, via: str | None) -> Principal:
+    """The principal of a session row (``users.LOOKUP_SQL``'s columns), anonymous without one."""
+    if row is None or row.session_id is None or (via == "token") != (row.kind == "token"):
         g.stale_cookie = via == "browser"
         return Principal()
     return Principal(
@@ -182,6 +188,36 @@ def load_principal() -> Principal:
         csrf_token=row.csrf_token,
         display_name=row.display_name,
     )
+
+
+#: GET endpoints that look the caller's session up in the same statement as their own read
+#: (one round trip instead of two; the single locate). ``read(lookup)`` gets the parameters
+#: of ``users.LOOKUP_SQL`` and returns that statement's row — its read done only for a live
+#: session — or None when the request is not one it can serve so (bad parameters: the usual
+#: look-up runs, then the view answers as always). The row goes to the view as ``g.prefetched``;
+#: authorisation is the same as for every request.
+ONE_TRIP: dict[str, Callable[[dict[str, Any]], Any]] = {}
+
+
+def _one_trip_principal(read: Callable[[dict[str, Any]], Any]) -> Principal | None:
+    """The principal found by an endpoint's one-trip read, or None: look it up as usual."""
+    token, via = _token_from_request()
+    if not token or len(token) > 200 or current_app.extensions["gridgov_db"].router is not None:
+        return None  # anonymous, or replicas decide where the look-up reads (app/replicas.py)
+    try:
+        row = read(user_svc.lookup_params(token, limits()))
+    finally:
+        stale = g.pop("db_read_session", None)  # as in load_principal (tests)
+        if stale is not None:
+            stale.close()
+    if row is None:
+        return None
+    p = _principal_of(row, via)
+    if p.authenticated:
+        if row.kind == "browser":
+            run_read_dbapi(lambda db: user_svc.keep_alive(Reader(db), row))
+        g.prefetched = row
+    return p
 
 
 def _same_origin(value: str) -> bool:
@@ -231,7 +267,10 @@ def _before_request():  # type: ignore[no-untyped-def]
     if endpoint in ("static", "vendor.asset"):
         g.principal = Principal()
         return None
-    p = load_principal()
+    one_trip = ONE_TRIP.get(endpoint) if request.method == "GET" else None
+    p = _one_trip_principal(one_trip) if one_trip else None
+    if p is None:
+        p = load_principal()
     g.principal = p
     if request.method not in SAFE_METHODS:
         _check_cross_site()

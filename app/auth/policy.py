@@ -102,9 +102,14 @@ NETWORK_READERS = EDITORS | {"department"}
 # ---------------------------------------------------------------- grid scope
 
 
+def sees_every_grid(p: Principal) -> bool:
+    """Say whether ``p`` answers for every grid (``grid_scope`` is None) — no query needed."""
+    return p.role == "admin" or (p.role == "centre" and p.grid_id is None)
+
+
 def grid_scope(session: Session, p: Principal) -> frozenset[int] | None:
     """Return the ids of the grids ``p`` answers for (their subtrees), or None for every grid."""
-    if p.role == "admin" or (p.role == "centre" and p.grid_id is None):
+    if sees_every_grid(p):
         return None
     if p._scope_loaded:
         return p._grid_scope
@@ -306,6 +311,20 @@ def visit_arg(name: str = "visit_id") -> Check:
     return check
 
 
+def patrol_arg(name: str = "patrol_id") -> Check:
+    """Require a patrol to be in the caller's field scope (its worker's; 404 otherwise)."""
+
+    def check(session: Session, p: Principal, args: dict[str, Any]) -> None:
+        cond, params = field_scope(session, p).sql("pt", grid_column=None)
+        found = session.execute(
+            text(f"SELECT 1 FROM patrol pt WHERE pt.id = :id AND {cond}"),
+            {**params, "id": args[name]},
+        ).first()
+        _need(found is not None, f"patrol {args[name]}")
+
+    return check
+
+
 @dataclass(frozen=True)
 class CaseScope:
     """What cases a principal may see: None fields mean no restriction on that side.
@@ -495,6 +514,8 @@ _WHAT = {
     "party member": "党员",
     "point entry": "积分记录",
     "network": "专业网格图层",
+    "service point": "服务站点",
+    "patrol": "巡查",
 }
 
 
@@ -659,6 +680,16 @@ def point_entry_arg(session: Session, p: Principal, args: dict[str, Any]) -> Non
     )
 
 
+def service_point_arg(session: Session, p: Principal, args: dict[str, Any]) -> None:
+    """Require a service point in the caller's grids (404 otherwise)."""
+    grid = session.execute(
+        text("SELECT grid_id FROM service_point WHERE id = :p"), {"p": args["point_id"]}
+    ).first()
+    _need(
+        grid is not None and in_scope(session, p, grid.grid_id), f"service point {args['point_id']}"
+    )
+
+
 PUBLIC = Rule(EVERYONE)
 
 RULES: dict[str, Rule] = {
@@ -722,6 +753,10 @@ RULES: dict[str, Rule] = {
     "coverage_api.recommend": Rule(SUPERVISORS),
     "coverage_api.accept": Rule(EDITORS),
     "transfer_api.import_upload": Rule(EDITORS),
+    # a job and the held records are their creator's (the administrator sees all): 404 else
+    "import_jobs_api.create_job": Rule(EDITORS),
+    "import_jobs_api.get_job": Rule(EDITORS),
+    "import_jobs_api.held": Rule(EDITORS),
     "transfer_api.export_download": Rule(SUPERVISORS),
     # locate and override areas
     "locate_api.locate": Rule(FIELD),
@@ -788,18 +823,45 @@ RULES: dict[str, Rule] = {
     "visits_api.put_settings": Rule(ADMIN),
     "visits_api.check_in": Rule(WORKERS),
     "visits_api.checkins": Rule(FIELD_READERS),
+    "visits_api.overdue_map": Rule(FIELD_READERS),
     "visit_pages.visits": Rule(WORKERS),
+    # patrols and tracks: the worker's own; read by the chiefs over them and the centre
+    "patrols_api.start": Rule(WORKERS),
+    "patrols_api.positions": Rule(WORKERS, patrol_arg()),
+    "patrols_api.stop": Rule(WORKERS, patrol_arg()),
+    "patrols_api.list_patrols": Rule(FIELD_READERS),
+    "patrols_api.get_patrol": Rule(FIELD_READERS, patrol_arg()),
+    "patrols_api.coverage": Rule(FIELD_READERS),
+    "patrols_api.day_map": Rule(FIELD_READERS),
+    "patrols_api.field_kpis": Rule(FIELD_READERS),
     # points ledgers: a member their own, chiefs their grids', the centre its street's
     "points_api.list_rules": Rule(FIELD),
     "points_api.save_rule": Rule(EDITORS),
     "points_api.propose_entry": Rule(frozenset({"party_member", "grid_chief", "micro_chief"})),
     "points_api.review_entry": Rule(SUPERVISORS, point_entry_arg),
+    "points_api.pending_entries": Rule(SUPERVISORS),
     "points_api.member_ledger": Rule(FIELD, point_member_arg),
     "points_api.household_ledger": Rule(FIELD, household_arg()),
     "points_api.household_entry": Rule(SUPERVISORS, household_arg()),
     "points_api.exchange": Rule(SUPERVISORS, household_arg()),
     "points_api.ranking": Rule(FIELD),
     "points_pages.points": Rule(FIELD),
+    "points_api.sync": Rule(EDITORS),
+    "points_api.get_settings": Rule(SUPERVISORS),
+    "points_api.put_settings": Rule(EDITORS),
+    # a village's public ranking: no sign-in, rate-limited, only what the village publishes
+    "points_pages.public": PUBLIC,
+    # star ratings (评星定级): the grid chief adjusts (not the micro-grid's own chief), the
+    # whole city's centre closes a quarter, the centre exports allowances and inspects points
+    "points_pages.stars": Rule(FIELD),
+    "stars_api.ratings": Rule(FIELD),
+    "stars_api.adjust": Rule(frozenset({"admin", "centre", "grid_chief"}), grid_arg()),
+    "stars_api.history": Rule(FIELD, grid_arg()),
+    "stars_api.close": Rule(EDITORS),
+    "stars_api.export": Rule(EXPORTERS),
+    "stars_api.stars_map": Rule(FIELD),
+    "stars_api.service_points": Rule(FIELD),
+    "stars_api.rate_service_point": Rule(EDITORS, service_point_arg),
     # departments' own grids (多网合一): a centre its street's, a department its own
     "networks_api.list_networks": Rule(NETWORK_READERS),
     "networks_api.import_network": Rule(EDITORS),
@@ -812,6 +874,10 @@ RULES: dict[str, Rule] = {
     # the notice board (网格公示牌) of a grid to print, and how it shows phones
     "notice_pages.notice_pdf": Rule(FIELD, grid_arg()),
     "notice_pages.notice_png": Rule(FIELD, grid_arg()),
+    # the networks one sees (policy.network_visible's rule, applied in the query)
+    "notice_pages.network_tile": Rule(NETWORK_READERS),
+    # a worker of the caller's grids (404 else, checked in the view)
+    "notice_api.worker_photo": Rule(EDITORS),
     "notice_api.notice_settings": Rule(SUPERVISORS, grid_arg()),
     # the API description
     "openapi.openapi_document": PUBLIC,

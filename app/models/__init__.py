@@ -16,12 +16,25 @@ from app.models.case import (
 from app.models.field import Checkin, Visit, VisitSetting
 from app.models.grid import Grid
 from app.models.grid_history import GridChange, GridState
+from app.models.imports import ImportHeld, ImportJob
 from app.models.maps import BasemapFeature, MapLayerVersion
-from app.models.network import Network, NetworkGrid, NoticeSetting
+from app.models.network import Network, NetworkGrid, NoticeSetting, WorkerPhoto
 from app.models.override import OverrideArea
+from app.models.patrol import Patrol, PatrolBatch, PatrolDrop, PatrolPoint
 from app.models.people import GridAssignment, Household, Worker
 from app.models.places import Camera, Department, ServicePoint
-from app.models.points import HouseholdPointEntry, PointEntry, PointExchange, PointRule
+from app.models.points import (
+    HouseholdPointEntry,
+    PointEntry,
+    PointExchange,
+    PointRule,
+    PointSetting,
+    ServicePointRating,
+    ServicePointRatingPhoto,
+    StarAdjustment,
+    StarQuarter,
+    StarRating,
+)
 
 __all__ = [
     "BasemapFeature",
@@ -48,6 +61,12 @@ __all__ = [
     "GridChange",
     "GridState",
     "Household",
+    "ImportHeld",
+    "ImportJob",
+    "Patrol",
+    "PatrolBatch",
+    "PatrolDrop",
+    "PatrolPoint",
     "Network",
     "NetworkGrid",
     "NoticeSetting",
@@ -56,8 +75,15 @@ __all__ = [
     "PointEntry",
     "PointExchange",
     "PointRule",
+    "PointSetting",
+    "ServicePointRating",
+    "ServicePointRatingPhoto",
+    "StarAdjustment",
+    "StarQuarter",
+    "StarRating",
     "PublicRateLimit",
     "ServicePoint",
+    "WorkerPhoto",
     "Visit",
     "VisitSetting",
     "Worker",

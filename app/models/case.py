@@ -113,6 +113,7 @@ class Case(Base):
         CheckConstraint("satisfaction BETWEEN 1 AND 5", name="satisfaction_range"),
         CheckConstraint("escalation_level BETWEEN 0 AND 2", name="escalation_level_range"),
         Index("ix_case_geom", "geom", postgresql_using="gist"),
+        Index("ix_case_code_pattern", "code", postgresql_ops={"code": "text_pattern_ops"}),
         Index("ix_case_category_status", "category", "status"),
         Index("ix_case_created_at", "created_at"),
         Index(

@@ -82,7 +82,10 @@ class Checkin(Base):
     recorded_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
-    geom: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
+    # Cleared (with the accuracy) once older than the ``visit_position_days`` setting.
+    geom: Mapped[WKBElement | None] = mapped_column(
+        Geometry("POINT", srid=4326, spatial_index=False)
+    )
     accuracy_m: Mapped[float | None] = mapped_column(Float)
     inside: Mapped[bool] = mapped_column(Boolean)
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("grid.id", ondelete="SET NULL"))

@@ -6,8 +6,10 @@ from datetime import datetime
 
 from geoalchemy2 import Geometry, WKBElement
 from sqlalchemy import (
+    ARRAY,
     CheckConstraint,
     DateTime,
+    FetchedValue,
     Float,
     ForeignKey,
     Index,
@@ -44,6 +46,11 @@ class Grid(Base):
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The ids from the top-level grid down to this one, kept by the database's triggers
+    # (revision 0027) on every insert and change of ``parent_id``; read by ``grid_tree``.
+    path: Mapped[list[int]] = mapped_column(
+        ARRAY(Integer), server_default=FetchedValue(), server_onupdate=FetchedValue()
+    )
 
     parent: Mapped[Grid | None] = relationship(remote_side=[id])
 
@@ -63,7 +70,26 @@ class Grid(Base):
         ),
         Index("ix_grid_geom", "geom", postgresql_using="gist"),
         Index("ix_grid_parent_id", "parent_id"),
+        Index(
+            "ix_grid_path", "path", postgresql_using="gin", postgresql_with={"fastupdate": "off"}
+        ),
         Index("ix_grid_level", "level"),
+        # The search box's code lookup from its start, the population ledger by households
+        # (migration 0026_search_ledger_speed).
+        Index(
+            "ix_grid_code_pattern",
+            "code",
+            postgresql_ops={"code": "text_pattern_ops"},
+            postgresql_where=text("valid_to IS NULL"),
+        ),
+        Index("ix_grid_name_current", "name", postgresql_where=text("valid_to IS NULL")),
+        Index(
+            "ix_grid_level_households",
+            "level",
+            "household_count",
+            "id",
+            postgresql_where=text("valid_to IS NULL"),
+        ),
     )
 
     @property

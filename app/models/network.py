@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     func,
@@ -114,3 +115,26 @@ class NoticeSetting(Base):
     show_phones: Mapped[bool] = mapped_column(Boolean, server_default="false")
     note: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+PHOTO_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp")
+
+
+class WorkerPhoto(Base):
+    """A responsible person's photo for the notice board (JPEG, PNG or WebP, size-capped)."""
+
+    __tablename__ = "worker_photo"
+
+    worker_id: Mapped[int] = mapped_column(
+        ForeignKey("worker.id", ondelete="CASCADE"), primary_key=True
+    )
+    media_type: Mapped[str] = mapped_column(String(20))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint(
+            "media_type IN (" + ", ".join(f"'{m}'" for m in PHOTO_MEDIA_TYPES) + ")",
+            name="media_type_known",
+        ),
+    )

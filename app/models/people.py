@@ -58,6 +58,12 @@ class Worker(Base):
 
     assignments: Mapped[list[GridAssignment]] = relationship(back_populates="worker")
 
+    # The search box's lookups of a name or a code (migration 0026_search_ledger_speed).
+    __table_args__ = (
+        Index("ix_worker_code_pattern", "code", postgresql_ops={"code": "text_pattern_ops"}),
+        Index("ix_worker_name", "name"),
+    )
+
 
 class GridAssignment(Base):
     """A worker's role in one grid."""
@@ -109,7 +115,11 @@ class Household(Base):
         CheckConstraint(POINT_IN_RANGE, name="lonlat_range"),
         CheckConstraint("people BETWEEN 0 AND 200", name="people_range"),
         Index("ix_household_geom", "geom", postgresql_using="gist"),
-        Index("ix_household_grid_id", "grid_id"),
+        Index(
+            "ix_household_grid_id",
+            "grid_id",
+            postgresql_include=["people", "linked_member_id", "tags"],
+        ),
         Index("ix_household_linked_member_id", "linked_member_id"),
-        Index("ix_household_address_id", "address", "id"),
+        Index("ix_household_address_id", "address", "id", postgresql_include=["grid_id"]),
     )

@@ -79,4 +79,5 @@ class Camera(Base):
         ),
         Index("ix_camera_geom", "geom", postgresql_using="gist"),
         Index("ix_camera_grid_id", "grid_id"),
+        Index("ix_camera_code_pattern", "code", postgresql_ops={"code": "text_pattern_ops"}),
     )

@@ -49,7 +49,7 @@ _UP = grid_tree.ancestors_cte(
     columns=("level",),
 )
 _KPI_SQL = (
-    "WITH RECURSIVE "
+    "WITH "
     + _UP.replace("{", "{{").replace("}", "}}")
     + """,
     at_level AS (SELECT leaf, id FROM up WHERE level = :level),

@@ -1,15 +1,20 @@
 """The grid tree: leaves, subtrees, ancestors, the grids a person answers for, household counts.
 
-Every walk over ``grid.parent_id`` is written here once, as SQL fragments for the queries that
-join the tree to something else and as functions for those that only want ids. Two words:
+Every walk over the tree is written here once, as SQL fragments for the queries that join the
+tree to something else and as functions for those that only want ids. Two words:
 
 - a *current* grid has ``valid_to IS NULL``; a retired one keeps its row (history, old cases);
 - a *leaf* grid is a current grid with no current child — the grid a household, a case or a
   camera belongs to.
 
-The walks are plain recursive CTEs over the ``parent_id`` index: the tree is at most five levels
-deep, so a subtree or a chain costs one index probe per grid it holds. The in-memory index of
-leaf shapes for bulk work is ``coverage._GridIndex`` / ``gis.assign.PolygonIndex``.
+The walks read ``grid.path``, the materialised path (the ids from the top-level grid down to
+the grid itself), which the database's triggers keep exact on every insert and every change of
+``parent_id`` (revision 0027; no code writes it). A subtree is one probe of the path's GIN index
+(``path @> ARRAY[id]``, ``path && ids`` for several roots); the ancestors of a grid are its
+path. A grid edit never leaves a current grid under a retired one, so the *current* part of a
+subtree is its root and the current grids in it. ``bench/bench_grid_tree.py`` measures these
+walks against the recursive CTEs over ``parent_id`` they replace. The in-memory index of leaf
+shapes for bulk work is ``coverage._GridIndex`` / ``gis.assign.PolygonIndex``.
 """
 
 from __future__ import annotations
@@ -32,41 +37,47 @@ def is_leaf(alias: str = "g") -> str:
 def descendants_cte(
     name: str, seed: str, *, key: str | None = None, current: bool = True, union_all: bool = False
 ) -> str:
-    """A recursive CTE ``name`` (put it after ``WITH RECURSIVE``): the rows of ``seed`` (a SELECT
-    of ``id``, or of ``key, id``) and every grid below them, each carrying its seed's ``key``.
+    """A CTE ``name`` (put it in a ``WITH`` list): the rows of ``seed`` (a SELECT of ``id``, or
+    of ``key, id``) and every grid below them, each carrying its seed's ``key``.
 
-    ``current`` walks only current children; ``union_all`` keeps repeated rows (cheaper when
-    the seeds cannot overlap)."""
-    carried = f"{name}.{key}, " if key else ""
-    only_current = " WHERE c.valid_to IS NULL" if current else ""
-    union = "UNION ALL" if union_all else "UNION"
+    ``current`` keeps only current grids below the seeds; ``union_all`` keeps repeated rows
+    (cheaper when the seeds cannot overlap)."""
+    carried = f"s.{key}, " if key else ""
+    only_current = " AND (g.id = s.id OR g.valid_to IS NULL)" if current else ""
+    distinct = "" if union_all else "DISTINCT "
     return (
-        f"{name} AS ({seed} {union} SELECT {carried}c.id FROM grid c "
-        f"JOIN {name} ON c.parent_id = {name}.id{only_current})"
+        f"{name} AS (SELECT {distinct}{carried}g.id FROM ({seed}) s "
+        f"JOIN grid g ON g.path @> ARRAY[s.id]{only_current})"
     )
 
 
 def subtree_in(seed_where: str, *, current: bool = False) -> str:
     """SQL of a parenthesised id list for ``… IN <this>``: the grids matching ``seed_where``
     (a condition on ``grid``, e.g. ``id = :grid``) and all below them (all states, or only
-    current children)."""
-    cte = descendants_cte("sub", f"SELECT id FROM grid WHERE {seed_where}", current=current)
-    return f"(WITH RECURSIVE {cte} SELECT id FROM sub)"
+    current ones below the seeds)."""
+    only_current = " WHERE g.valid_to IS NULL OR g.id = ANY(s.ids)" if current else ""
+    return (
+        f"(SELECT g.id FROM (SELECT ARRAY(SELECT id FROM grid WHERE {seed_where}) AS ids) s "
+        f"JOIN grid g ON g.path && s.ids{only_current})"
+    )
 
 
 def ancestors_cte(
     name: str, seed: str, *, carry: Sequence[str] = (), columns: Sequence[str] = ()
 ) -> str:
-    """A recursive CTE ``name``: the rows of ``seed`` and, for each, every grid above it.
+    """A CTE ``name``: the rows of ``seed`` and, for each, every grid above it.
 
     ``seed`` selects, in this order, the ``carry`` columns (kept along the chain, e.g. the leaf
-    it started from), ``id``, ``parent_id``, the grid ``columns`` and ``0 AS depth``; each step
-    up adds one to ``depth``."""
-    kept = "".join(f"{name}.{c}, " for c in carry)
+    it started from), ``id``, ``parent_id``, the grid ``columns`` and ``0 AS depth``; each grid
+    up has a ``depth`` one more than the one below it."""
+    kept = "".join(f"s.{c}, " for c in carry)
     cols = "".join(f", p.{c}" for c in columns)
     return (
-        f"{name} AS ({seed} UNION ALL SELECT {kept}p.id, p.parent_id{cols}, {name}.depth + 1 "
-        f"FROM grid p JOIN {name} ON p.id = {name}.parent_id)"
+        f"{name} AS (SELECT {kept}p.id, p.parent_id{cols}, "
+        f"CAST(cardinality(x.path) - a.n AS integer) AS depth FROM ({seed}) s "
+        f"JOIN grid x ON x.id = s.id "
+        f"CROSS JOIN LATERAL unnest(x.path) WITH ORDINALITY AS a(id, n) "
+        f"JOIN grid p ON p.id = a.id)"
     )
 
 
@@ -75,8 +86,9 @@ def subtree_ids(
 ) -> set[int]:
     """Return the ids of ``roots`` and of every grid below them.
 
-    ``current`` follows only current children, ``current_root`` drops a retired root; both off,
-    retired grids count too (what a case or visit filed under a retired grid needs)."""
+    ``current`` keeps only current grids below the roots, ``current_root`` drops a retired
+    root; both off, retired grids count too (what a case or visit filed under a retired grid
+    needs)."""
     ids = sorted({int(r) for r in roots})
     if not ids:
         return set()
@@ -89,22 +101,21 @@ def ancestor_ids(session: Session, grid_ids: Iterable[int], *, include_self: boo
     ids = sorted({int(g) for g in grid_ids if g is not None})
     if not ids:
         return set()
-    cte = ancestors_cte("up", "SELECT id, parent_id, 0 AS depth FROM grid WHERE id = ANY(:ids)")
-    floor = 0 if include_self else 1
-    sql = f"WITH RECURSIVE {cte} SELECT DISTINCT id FROM up WHERE depth >= {floor}"
+    above = "" if include_self else " AND a.n < cardinality(g.path)"
+    sql = (
+        "SELECT DISTINCT a.id FROM grid g "
+        "CROSS JOIN LATERAL unnest(g.path) WITH ORDINALITY AS a(id, n) "
+        f"WHERE g.id = ANY(:ids){above}"
+    )
     return set(session.scalars(text(sql), {"ids": ids}))
 
 
 def chain(session: Session, grid_id: int) -> list[dict[str, object]]:
     """Return the grids above ``grid_id``, from the top level down (the grid itself excluded)."""
-    cte = ancestors_cte(
-        "up",
-        "SELECT id, parent_id, code, name, level, 0 AS depth FROM grid WHERE id = :id",
-        columns=("code", "name", "level"),
-    )
     rows = session.execute(
         text(
-            f"WITH RECURSIVE {cte} SELECT id, code, name, level FROM up WHERE depth > 0 ORDER BY level"
+            "SELECT p.id, p.code, p.name, p.level FROM grid g JOIN grid p ON p.id = ANY(g.path) "
+            "WHERE g.id = :id AND p.id <> g.id ORDER BY p.level"
         ),
         {"id": grid_id},
     ).all()
@@ -120,23 +131,36 @@ def scope_of(session: Session, assigned: Iterable[int]) -> frozenset[int]:
 def recount(session: Session, grid_ids: Iterable[int] | None = None) -> None:
     """Recount the households of these grids (None: every current grid); a grid counts those of
     itself and all its current descendants. Only changed counts are written."""
-    if grid_ids is None:
-        seed, params = "SELECT id, id AS root FROM grid WHERE valid_to IS NULL", {}
-    else:
-        ids = sorted({int(i) for i in grid_ids if i is not None})
-        if not ids:
-            return
-        seed, params = "SELECT id, id AS root FROM grid WHERE id = ANY(:ids)", {"ids": ids}
     session.flush()
+    if grid_ids is None:
+        # Every household counts once for each grid on its (current) grid's path.
+        session.execute(
+            text(
+                """
+                WITH counts AS (
+                    SELECT a.id, count(*) AS n FROM household h JOIN grid g ON g.id = h.grid_id
+                    CROSS JOIN LATERAL unnest(g.path) AS a(id)
+                    WHERE g.valid_to IS NULL GROUP BY a.id
+                )
+                UPDATE grid g SET household_count = coalesce(c.n, 0)
+                FROM grid x LEFT JOIN counts c ON c.id = x.id
+                WHERE g.id = x.id AND x.valid_to IS NULL
+                  AND g.household_count IS DISTINCT FROM coalesce(c.n, 0)
+                """
+            )
+        )
+        return
+    ids = sorted({int(i) for i in grid_ids if i is not None})
+    if not ids:
+        return
     session.execute(
         text(
             f"""
-            WITH RECURSIVE tree AS (
-                {seed}
-                UNION ALL
-                SELECT c.id, t.root FROM grid c JOIN tree t ON c.parent_id = t.id
-                WHERE c.valid_to IS NULL
-            ), counts AS (
+            WITH {
+                descendants_cte(
+                    "tree", "SELECT id AS root, id FROM grid WHERE id = ANY(:ids)", key="root"
+                )
+            }, counts AS (
                 SELECT t.root, count(h.id) AS n FROM tree t
                 LEFT JOIN household h ON h.grid_id = t.id GROUP BY t.root
             )
@@ -144,5 +168,5 @@ def recount(session: Session, grid_ids: Iterable[int] | None = None) -> None:
             WHERE g.id = counts.root AND g.household_count IS DISTINCT FROM counts.n
             """
         ),
-        params,
+        {"ids": ids},
     )

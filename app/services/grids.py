@@ -274,7 +274,7 @@ def households_in_grid(
     rows = session.execute(
         text(
             f"""
-            WITH RECURSIVE {_TREE}
+            WITH {_TREE}
             SELECT h.id, h.grid_id, h.building, h.unit, h.room, h.address, h.people, h.head_name,
                    h.head_phone, h.linked_member_id, h.tags, ST_X(h.geom) AS lon,
                    ST_Y(h.geom) AS lat, count(*) OVER () AS total

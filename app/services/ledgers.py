@@ -22,6 +22,10 @@ from app.models.places import CAMERA_KINDS, SERVICE_POINT_KINDS
 from app.privacy import mask_name, mask_phone
 from app.services import grid_tree
 
+# What the population ledger counts of each household: the columns the index on the grid
+# carries (``ix_household_grid_id``, migration 0026), so that a page of grids is counted from
+# the index alone.
+HH_COLUMNS = "h.grid_id, h.people, h.linked_member_id, h.tags"
 # The coarsest zoom of ``household_cell`` (revision 0015): per leaf grid, fewest rows.
 CELL_ZOOM = 10
 POINT_STATUSES = {"active": "在用", "planned": "规划", "closed": "停用"}
@@ -196,7 +200,7 @@ def households(
     _no_jit(session)
     where, params = ["TRUE"], {}
     if grids is not None:
-        where.append("h.grid_id = ANY(:grids)")
+        where.append("h.grid_id = ANY(CAST(:grids AS integer[]))")
         params["grids"] = grids
     if linked_member_id is not None:
         where.append("h.linked_member_id = :member")
@@ -209,15 +213,22 @@ def households(
     if q:
         where.append("(h.address ILIKE :q OR h.building ILIKE :q)")
         params["q"] = _like(q)
+    # The page's ids first, then their rows: in address order (the default) the ids of a
+    # scope come from an index-only scan of (address, id) with the grid beside them, so that
+    # the households of other grids skipped on the way are never read from the table.
+    by_grid = " JOIN grid g ON g.id = h.grid_id" if sort == "grid" else ""
     rows = session.execute(
         text(
             f"""SELECT h.id, h.address, h.building, h.unit, h.room, h.people, h.tags,
                        h.head_name, h.head_phone, g.id AS grid_id, g.code AS grid_code,
                        g.name AS grid_name, m.name AS member_name
-                FROM household h JOIN grid g ON g.id = h.grid_id
+                FROM (SELECT h.id FROM household h{by_grid}
+                      WHERE {" AND ".join(where)}
+                      ORDER BY {order_sql} LIMIT :limit OFFSET :offset) page
+                JOIN household h ON h.id = page.id
+                JOIN grid g ON g.id = h.grid_id
                 LEFT JOIN worker m ON m.id = h.linked_member_id
-                WHERE {" AND ".join(where)}
-                ORDER BY {order_sql} LIMIT :limit OFFSET :offset"""
+                ORDER BY {order_sql}"""
         ),
         {**params, "limit": limit, "offset": offset},
     ).all()
@@ -253,7 +264,7 @@ def household_total(session: Session, grids: list[int] | None) -> int:
     """How many households ``grids`` (None: every grid) hold, from the households per cell and
     leaf grid the e-map's density tiles keep exact (``household_cell``, by triggers): a few
     rows a grid at the coarsest zoom instead of a count over the households."""
-    where = "grid_id = 0" if grids is None else "grid_id = ANY(:grids)"
+    where = "grid_id = 0" if grids is None else "grid_id = ANY(CAST(:grids AS integer[]))"
     return int(
         session.scalar(
             text(
@@ -285,14 +296,14 @@ def population(
         raise BadParameter("sort", "您的角色无权按敏感标签排序")
     where, params = ["g.valid_to IS NULL", "g.level = :level"], {"level": level}
     if grids is not None:
-        where.append("g.id = ANY(:grids)")
+        where.append("g.id = ANY(CAST(:grids AS integer[]))")
         params["grids"] = grids
     page = {"limit": limit, "offset": offset}
     total: int | None = None
     # The page's grids first, so that only their households are counted: by code or name from
-    # the grids alone, by households or people from the kept totals per leaf grid
-    # (``household_cell``). A tag filter or the tagged count as the order counts every grid's
-    # households.
+    # the grids alone, by households from the grids' kept household counts, by people from the
+    # kept totals per leaf grid (``household_cell``). A tag filter or the tagged count as the
+    # order counts every grid's households.
     if sort in ("code", "name"):
         ids = session.scalars(
             text(
@@ -301,7 +312,19 @@ def population(
             ),
             {**params, **page},
         ).all()
-    elif sort in ("households", "people") and not tag:
+    elif sort == "households" and not tag:
+        # The kept counts (``grid.household_count``, written by every import and grid edit):
+        # a page read from the index on (level, household_count, id).
+        direction = order.upper()
+        ids = session.scalars(
+            text(
+                f"SELECT g.id FROM grid g WHERE {' AND '.join(where)} "
+                f"ORDER BY g.household_count {direction}, g.id {direction} "
+                "LIMIT :limit OFFSET :offset"
+            ),
+            {**params, **page},
+        ).all()
+    elif sort == "people" and not tag:
         # Every grid's cells in one pass; a caller's grids each through the cells' key.
         cells = (
             f"LEFT JOIN household_cell c ON c.grid_id = d.id AND c.z = {CELL_ZOOM}"
@@ -311,7 +334,7 @@ def population(
         )
         ids = session.scalars(
             text(
-                f"""WITH RECURSIVE sel AS (SELECT g.id FROM grid g WHERE {" AND ".join(where)}),
+                f"""WITH sel AS (SELECT g.id FROM grid g WHERE {" AND ".join(where)}),
                     {_DOWN},
                     agg AS (SELECT d.top, coalesce(sum(c.households), 0) AS households,
                                    coalesce(sum(c.people), 0) AS people
@@ -331,7 +354,7 @@ def population(
             total = session.scalar(
                 text(f"SELECT count(*) FROM grid g WHERE {' AND '.join(where)}"), params
             )
-        where.append("g.id = ANY(:page)")
+        where.append("g.id = ANY(CAST(:page AS integer[]))")
         params["page"] = list(ids)
         page = {"limit": limit, "offset": 0}
     hh_where = ""
@@ -339,22 +362,28 @@ def population(
         hh_where = "WHERE :tag = ANY(h.tags)"
         params["tag"] = tag
     tag_cols = ",\n".join(
-        f"count(h.id) FILTER (WHERE '{code}' = ANY(h.tags)) AS tag_{code}"
+        f"count(h.grid_id) FILTER (WHERE '{code}' = ANY(h.tags)) AS tag_{code}"
         for code in SENSITIVE_TAGS
     )
     if ids is None:  # every grid's households: one pass over them
-        hh_join = f"LEFT JOIN (SELECT * FROM household h {hh_where}) h ON h.grid_id = d.id"
+        hh_join = (
+            f"LEFT JOIN (SELECT {HH_COLUMNS} FROM household h {hh_where}) h ON h.grid_id = d.id"
+        )
     else:  # a page of grids: the households of each through the index on their grid
         hh_and = hh_where.replace("WHERE", "AND")
-        hh_join = f"LEFT JOIN LATERAL (SELECT * FROM household h WHERE h.grid_id = d.id {hh_and} OFFSET 0) h ON TRUE"
+        # (the columns counted are those the index on the grid carries: an index-only scan)
+        hh_join = (
+            f"LEFT JOIN LATERAL (SELECT {HH_COLUMNS} FROM household h "
+            f"WHERE h.grid_id = d.id {hh_and} OFFSET 0) h ON TRUE"
+        )
     rows = session.execute(
         text(
-            f"""WITH RECURSIVE sel AS (SELECT g.id FROM grid g WHERE {" AND ".join(where)}),
+            f"""WITH sel AS (SELECT g.id FROM grid g WHERE {" AND ".join(where)}),
                 {_DOWN},
-                agg AS (SELECT d.top, count(h.id) AS households,
+                agg AS (SELECT d.top, count(h.grid_id) AS households,
                                coalesce(sum(h.people), 0) AS people,
-                               count(h.id) FILTER (WHERE h.linked_member_id IS NOT NULL) AS linked,
-                               count(h.id) FILTER (WHERE cardinality(h.tags) > 0) AS tagged,
+                               count(h.grid_id) FILTER (WHERE h.linked_member_id IS NOT NULL) AS linked,
+                               count(h.grid_id) FILTER (WHERE cardinality(h.tags) > 0) AS tagged,
                                {tag_cols}
                         FROM down d {hh_join}
                         GROUP BY d.top)
@@ -402,7 +431,7 @@ def workers(
     order_sql, sort, order = _order("workers", sort, order)
     a_where, params = ["TRUE"], {}
     if grids is not None:
-        a_where.append("a.grid_id = ANY(:grids)")
+        a_where.append("a.grid_id = ANY(CAST(:grids AS integer[]))")
         params["grids"] = grids
     _one_of(a_where, params, "a.role", "role", role, ROLE_NAMES, "岗位")
     w_where = ["TRUE"]
@@ -411,7 +440,7 @@ def workers(
     if q:
         w_where.append("(w.name ILIKE :q OR w.code ILIKE :q)")
         params["q"] = _like(q)
-    hh_scope = "AND h.grid_id = ANY(:grids)" if grids is not None else ""
+    hh_scope = "AND h.grid_id = ANY(CAST(:grids AS integer[]))" if grids is not None else ""
     rows = session.execute(
         text(
             f"""WITH sel AS (SELECT DISTINCT a.worker_id FROM grid_assignment a
@@ -430,12 +459,12 @@ def workers(
     ids = [r.id for r in rows]
     assignments: dict[int, list[dict[str, Any]]] = {}
     if ids:
-        a_scope = "AND a.grid_id = ANY(:grids)" if grids is not None else ""
+        a_scope = "AND a.grid_id = ANY(CAST(:grids AS integer[]))" if grids is not None else ""
         for a in session.execute(
             text(
                 f"""SELECT a.worker_id, a.role, g.id, g.code, g.name FROM grid_assignment a
                     JOIN grid g ON g.id = a.grid_id AND g.valid_to IS NULL
-                    WHERE a.worker_id = ANY(:ids) {a_scope} ORDER BY g.code, a.role"""
+                    WHERE a.worker_id = ANY(CAST(:ids AS integer[])) {a_scope} ORDER BY g.code, a.role"""
             ),
             {"ids": ids, **({"grids": grids} if grids is not None else {})},
         ):
@@ -477,7 +506,7 @@ def service_points(
     order_sql, sort, order = _order("service_points", sort, order)
     where, params = ["TRUE"], {}
     if grids is not None:
-        where.append("s.grid_id = ANY(:grids)")
+        where.append("s.grid_id = ANY(CAST(:grids AS integer[]))")
         params["grids"] = grids
     _one_of(where, params, "s.kind", "kind", kind, SERVICE_POINT_KINDS, "阵地类型")
     _one_of(where, params, "s.status", "status", status, POINT_STATUSES, "状态")
@@ -532,7 +561,7 @@ def cameras(
     order_sql, sort, order = _order("cameras", sort, order)
     where, params = ["TRUE"], {}
     if grids is not None:
-        where.append("c.grid_id = ANY(:grids)")
+        where.append("c.grid_id = ANY(CAST(:grids AS integer[]))")
         params["grids"] = grids
     _one_of(where, params, "c.kind", "kind", kind, CAMERA_KINDS, "探头类型")
     if analytics is not None:
@@ -577,8 +606,8 @@ def grid_choices(
     cond = (
         "g.level <= :lvl"
         if scope is None
-        else "g.id = ANY(:scope) AND (g.level <= :lvl OR g.parent_id IS NULL"
-        " OR NOT g.parent_id = ANY(:scope))"
+        else "g.id = ANY(CAST(:scope AS integer[])) AND (g.level <= :lvl OR g.parent_id IS NULL"
+        " OR NOT g.parent_id = ANY(CAST(:scope AS integer[])))"
     )
     rows = session.execute(
         text(

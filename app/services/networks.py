@@ -18,6 +18,10 @@
 - **Routing.** A case category may name a network (``case_category.network_id``); the
   departmental grid covering the point then names who handles the case: its linked worker, or
   else the department itself; the micro-grid's owner heads the fallback.
+
+Why one module of this size: import, mismatch, alignment and routing all read the versioned
+``network_grid`` rows the same way (the current version, the unified level it is set against,
+the noise thresholds above); kept together, those definitions are written once.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from app.models import Department, Network, NetworkGrid, Worker
 from app.models.network import NETWORK_KINDS
 from app.privacy import mask_phone
 from app.services import csv_safe, tables
+from gis.assign import PolygonIndex
 from gis.crs import geodesic_area_m2, parse_crs, to_wgs84
 from gis.errors import GisError
 from gis.metric import centre_of, to_metric
@@ -798,7 +803,14 @@ def route_by_network(
     found = _rows(db, _ROUTE_SQL, {"lon": lon, "lat": lat, "category": category})
     if not found:
         return owner, fallback, None
-    r = found[0]
+    keeper, info = network_keeper(found[0])
+    behind = [p for p in ([owner] if owner else []) + fallback if p != keeper]
+    return keeper, behind, info
+
+
+def network_keeper(r: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The owner a network grid row names (its person: a worker on duty, else the department)
+    and the ``network`` part of a locate answer."""
     info = {
         "id": r.network_id,
         "name": r.network_name,
@@ -829,8 +841,41 @@ def route_by_network(
             "phone": r.department_phone,
             "person": r.person_name,
         }
-    behind = [p for p in ([owner] if owner else []) + fallback if p != keeper]
-    return keeper, behind, info
+    return keeper, info
+
+
+_BATCH_ROUTE_SQL = text(
+    """
+    SELECT n.id AS network_id, n.name AS network_name, d.id AS department_id,
+           d.name AS department_name, d.phone AS department_phone, g.id, g.code, g.name,
+           g.person_name, g.person_phone, w.id AS worker_id, w.name AS worker_name,
+           w.phone AS worker_phone, w.on_duty, ST_AsBinary(g.geom) AS wkb
+    FROM case_category cc
+    JOIN network n ON n.id = cc.network_id
+    JOIN department d ON d.id = n.department_id
+    JOIN network_grid g ON g.network_id = n.id AND g.valid_to IS NULL
+    LEFT JOIN worker w ON w.id = g.worker_id
+    WHERE (cc.code = :category OR cc.name = :category)
+    ORDER BY g.code COLLATE "C"
+    """
+)
+
+
+def batch_network_routes(
+    session: Session, lon: np.ndarray, lat: np.ndarray, category: str
+) -> tuple[np.ndarray, list[tuple[dict[str, Any], dict[str, Any]]]]:
+    """For many WGS84 points (NaN: skipped): the row of the network grid routing each (-1:
+    none) and per row its (owner, network info) — the batch form of ``route_by_network``, with
+    the same choice of the smallest code where a category's network grids overlap."""
+    hit = np.full(lon.shape[0], -1, dtype=np.int64)
+    rows = session.execute(_BATCH_ROUTE_SQL, {"category": category}).all()
+    ok = np.flatnonzero(np.isfinite(lon) & np.isfinite(lat))
+    if not rows or not ok.size:
+        return hit, []
+    shapes = shapely.from_wkb([bytes(r.wkb) for r in rows])
+    index = PolygonIndex(shapes, [f"{i:09d}" for i in range(len(rows))])
+    hit[ok] = index.assign(lon[ok], lat[ok])
+    return hit, [network_keeper(r) for r in rows]
 
 
 def set_category_network(session: Session, category: str, network_id: int | None) -> dict[str, Any]:
@@ -846,3 +891,31 @@ def set_category_network(session: Session, category: str, network_id: int | None
     if row is None:
         raise NotFound(f"事件类别 '{category}' 不存在 / category not found")
     return {"code": row.code, "name": row.name, "network_id": row.network_id}
+
+
+_TILE_SQL = text(
+    """
+    WITH bounds AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env),
+    rows AS (
+        SELECT g.id, g.code, g.name, n.id AS network_id, n.name AS network, n.kind,
+               d.name AS department,
+               ST_AsMVTGeom(ST_Transform(g.geom, 3857), bounds.env, 4096, 64, true) AS geom
+        FROM network_grid g
+        JOIN network n ON n.id = g.network_id
+        JOIN department d ON d.id = n.department_id
+        CROSS JOIN bounds
+        WHERE g.valid_to IS NULL AND g.network_id = ANY(CAST(:ids AS integer[]))
+          AND g.geom && ST_Transform(bounds.env, 4326)
+    )
+    SELECT ST_AsMVT(rows.*, 'networks', 4096, 'geom') FROM rows WHERE geom IS NOT NULL
+    """
+)
+
+
+def network_tile(session: Session, ids: list[int], z: int, x: int, y: int) -> bytes:
+    """One vector tile (layer ``networks``) of the current grids of the networks ``ids``: each
+    grid's code, name, network, kind and department (the e-map's 多网合一 layer)."""
+    if not ids:
+        return b""
+    data = session.scalar(_TILE_SQL, {"z": z, "x": x, "y": y, "ids": ids})
+    return bytes(data or b"")

@@ -9,7 +9,9 @@ their names at a point inside each, service points as markers.
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
+import io
 import os
 import threading
 from typing import Any
@@ -22,6 +24,7 @@ from sqlalchemy.orm import Session
 from app.errors import BadParameter, NotFound
 from app.models.grid import LEVEL_NAMES
 from app.privacy import mask_phone
+from app.services import grid_tree
 from app.services import grids as grid_svc
 from gis.metric import centre_of, to_metric
 
@@ -80,10 +83,9 @@ def sheet_grids(session: Session, grid_id: int, scope: frozenset[int] | None) ->
     ids = list(
         session.scalars(
             text(
-                """WITH RECURSIVE t AS (SELECT id, level, code FROM grid WHERE id = :g
-                       UNION ALL SELECT c.id, c.level, c.code FROM grid c JOIN t ON c.parent_id = t.id
-                                 WHERE c.valid_to IS NULL AND c.level <= 3)
-                   SELECT id FROM t WHERE level = 3 ORDER BY code"""
+                "SELECT id FROM grid WHERE level = 3 AND valid_to IS NULL AND id IN "
+                + grid_tree.subtree_in("id = :g", current=True)
+                + " ORDER BY code"
             ),
             {"g": grid_id},
         )
@@ -95,9 +97,11 @@ def sheet_grids(session: Session, grid_id: int, scope: frozenset[int] | None) ->
 def _people(session: Session, grid_ids: list[int], phones: bool) -> list[dict[str, Any]]:
     rows = session.execute(
         text(
-            """SELECT a.role, a.grid_id, g.name AS grid_name, g.level, w.name, w.phone
+            """SELECT a.role, a.grid_id, g.name AS grid_name, g.level, w.name, w.phone,
+                      ph.media_type, ph.content AS photo
                FROM grid_assignment a JOIN worker w ON w.id = a.worker_id
                JOIN grid g ON g.id = a.grid_id
+               LEFT JOIN worker_photo ph ON ph.worker_id = w.id
                WHERE a.grid_id = ANY(:ids) AND w.on_duty AND a.role <> 'party_member'
                ORDER BY g.level, g.code, w.id"""
         ),
@@ -112,6 +116,10 @@ def _people(session: Session, grid_ids: list[int], phones: bool) -> list[dict[st
             "grid_name": r.grid_name,
             "phone": (r.phone if phones else mask_phone(r.phone)) or "",
             "level": r.level,
+            # the person's photo, inline in the self-contained sheet (None: the placeholder)
+            "photo": f"data:{r.media_type};base64,{base64.b64encode(bytes(r.photo)).decode()}"
+            if r.photo is not None
+            else None,
         }
         for r in rows
     ]
@@ -178,6 +186,7 @@ def sheet(session: Session, grid_id: int, paper: str = "A4") -> dict[str, Any]:
             for p in _people(session, [grid_id, *[c.id for c in children]], phones)
         ],
         "phones_shown": phones,
+        "stars": _stars(session, grid_id),
         "points": [
             {
                 "name": p.name,
@@ -191,6 +200,16 @@ def sheet(session: Session, grid_id: int, paper: str = "A4") -> dict[str, Any]:
         "paper_mm": {"width": width, "height": height},
         "map_mm": {"width": map_w, "height": map_h},
     }
+
+
+def _stars(session: Session, grid_id: int) -> dict[str, Any] | None:
+    """The grid's latest frozen star rating (评星定级), if it has one."""
+    from app.services.stars import stars_of_grids
+
+    found = stars_of_grids(session, [grid_id]).get(grid_id)
+    if found is None:
+        return None
+    return {**found, "text": "★" * found["stars"] + "☆" * (5 - found["stars"])}
 
 
 def _esc(value: str) -> str:
@@ -336,3 +355,44 @@ def html_to_pdf(html: str, paper: str = "A4") -> bytes:
 def html_to_png(html: str, paper: str = "A4") -> bytes:
     """Take the first sheet of a self-contained HTML document as a PNG image (150 dpi)."""
     return _render(html, paper, "png")
+
+
+PHOTO_SIDE = 480  # px, the long side of a stored notice-board photo
+
+
+def set_worker_photo(session: Session, worker_id: int, data: bytes) -> dict[str, Any]:
+    """Store a responsible person's notice-board photo: the upload's limits and cleaning of
+    every photo (JPEG, PNG or WebP, ``photos.MAX_BYTES``, metadata dropped), shrunk to
+    ``PHOTO_SIDE`` and kept as JPEG (one per person, a new one replaces it)."""
+    from PIL import Image
+
+    from app.services import photos
+
+    cleaned, _, _, _ = photos.clean_image(data)
+    image = Image.open(io.BytesIO(cleaned))
+    image.thumbnail((PHOTO_SIDE, PHOTO_SIDE))
+    out = io.BytesIO()
+    image.convert("RGB").save(out, "JPEG", quality=85)
+    session.execute(
+        text(
+            """INSERT INTO worker_photo (worker_id, media_type, content)
+               VALUES (:w, 'image/jpeg', :c)
+               ON CONFLICT (worker_id) DO UPDATE
+               SET media_type = EXCLUDED.media_type, content = EXCLUDED.content, updated_at = now()"""
+        ),
+        {"w": worker_id, "c": out.getvalue()},
+    )
+    return {
+        "worker_id": worker_id,
+        "media_type": "image/jpeg",
+        "width": image.width,
+        "height": image.height,
+        "bytes": len(out.getvalue()),
+    }
+
+
+def photo_limit() -> int:
+    """The largest photo upload accepted (as every photo: ``photos.MAX_BYTES``)."""
+    from app.services import photos
+
+    return photos.MAX_BYTES

@@ -30,8 +30,8 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from app.models.case import CASE_FINAL_STATUSES, sql_list
 from app.models.case import CASE_PENDING_STATUSES as PENDING_STATES
-from app.models.case import sql_list
 from app.models.grid import LEVEL_NAMES
 from app.services import coverage
 
@@ -182,6 +182,7 @@ def _cameras(session: Session, scope: frozenset[int] | None) -> dict[str, Any]:
 
 
 _PENDING = f"c.status IN {sql_list(PENDING_STATES)}"
+_FINAL = sql_list(CASE_FINAL_STATUSES)
 
 
 def _cases(session: Session, case_scope: Any, now: datetime) -> dict[str, Any]:
@@ -189,7 +190,7 @@ def _cases(session: Session, case_scope: Any, now: datetime) -> dict[str, Any]:
     row = session.execute(
         text(
             f"""SELECT count(*) FILTER (WHERE c.created_at >= :today) AS today,
-                      count(*) FILTER (WHERE c.status NOT IN ('closed', 'cancelled')) AS open,
+                      count(*) FILTER (WHERE c.status NOT IN {_FINAL}) AS open,
                       count(*) FILTER (WHERE {_PENDING} AND c.deadline < :now) AS overdue,
                       count(*) FILTER (WHERE c.status = 'closed' AND c.closed_at >= :month)
                           AS closed_month,

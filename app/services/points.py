@@ -17,6 +17,10 @@ Definitions:
   approved entries only). ``grid`` ranks the leaf grids holding households by the total of their
   households, with the average per household beside it. Exchanges never lower a ranking.
 - Totals are always computed from the entries; none is stored.
+
+Why one module of this size: the rulebook, the entries, the exchanges and the ranking share the
+definitions above (rule versions by day, the approval steps, balances summed from the rows) and
+each query restates them in SQL; kept together, each is written once.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.errors import BadParameter, Conflict, NotFound, ValidationFailed
+from app.privacy import mask_name
 
 CHINA = ZoneInfo("Asia/Shanghai")
 KINDS = ("履职分", "奖励分", "负面分")
@@ -41,6 +46,13 @@ STATUS_ZH = {
     "rejected": "已驳回",
 }
 CHIEFS = ("grid_chief", "micro_chief")
+# What made an automatic entry (``point_entry.source_kind``; ``source_id`` is that record's id).
+SOURCE_ZH = {
+    "case_solved": "上报的事件已办结（事件）",
+    "case_overdue": "联系户矛盾纠纷事件超期（事件）",
+    "household_part": "联系户参与村级工作（农户积分记录）",
+    "household_loss": "联系户积分扣减连带（农户积分记录）",
+}
 EXCHANGE_LOCK = 7318  # pg_advisory_xact_lock(EXCHANGE_LOCK, household id)
 MAX_POINTS = 100_000
 
@@ -116,6 +128,20 @@ def parse_quarter(raw: str | None) -> tuple[str, date, date]:
     start = date(year, 3 * q - 2, 1)
     end = date(year + 1, 1, 1) if q == 4 else date(year, 3 * q + 1, 1)
     return f"{year}Q{q}", start, end
+
+
+def quarter_of(day: date) -> str:
+    return f"{day.year}Q{(day.month - 1) // 3 + 1}"
+
+
+def refuse_closed_quarter(session: Session, day: date) -> None:
+    """An entry dated in a closed quarter (its star ratings frozen) is refused."""
+    label = quarter_of(day)
+    if session.scalar(text("SELECT 1 FROM star_quarter WHERE quarter = :q"), {"q": label}):
+        raise Conflict(
+            f"{label} 季度已考核关闭，不能再记入该季度的积分 / quarter {label} is closed",
+            param="occurred_on",
+        )
 
 
 # ---------------------------------------------------------------- the rulebook
@@ -294,7 +320,8 @@ def entry_member(session: Session, entry_id: int) -> int | None:
 _ENTRY_SQL = """SELECT e.id, e.member_id, e.occurred_on, e.note, e.case_id, e.visit_id, e.status,
        e.proposed_at, e.chief_at, e.chief_decision, e.chief_note, e.centre_at, e.centre_decision,
        e.centre_note, r.id AS rule_id, r.code AS rule_code, r.version AS rule_version,
-       r.name AS rule_name, r.kind, r.points,
+       r.name AS rule_name, r.kind, COALESCE(e.points, r.points) AS points,
+       e.source_kind, e.source_id,
        pu.username AS proposed_by, cu.username AS chief_by, su.username AS centre_by
   FROM point_entry e JOIN point_rule r ON r.id = e.rule_id
   LEFT JOIN app_user pu ON pu.id = e.proposed_by
@@ -318,6 +345,13 @@ def _entry_view(row: Any) -> dict[str, Any]:
         "note": row.note,
         "case_id": row.case_id,
         "visit_id": row.visit_id,
+        "source": None
+        if row.source_kind is None
+        else {
+            "kind": row.source_kind,
+            "id": row.source_id,
+            "kind_zh": SOURCE_ZH.get(row.source_kind),
+        },
         "status": row.status,
         "status_zh": STATUS_ZH[row.status],
         "proposed": {"by": row.proposed_by, "at": china_time(row.proposed_at)},
@@ -366,6 +400,7 @@ def propose_entry(session: Session, p: Any, data: dict[str, Any]) -> dict[str, A
             param="occurred_on",
         )
     note = _text(data, "note", "说明", required=False, max_length=2000)
+    refuse_closed_quarter(session, occurred_on)
     rule = rule_on(session, code, occurred_on, "member")
     case_id = _int(data, "case_id", "关联事件", required=False)
     visit_id = _int(data, "visit_id", "关联走访", required=False)
@@ -442,6 +477,37 @@ def review_entry(session: Session, p: Any, entry_id: int, data: dict[str, Any]) 
     return get_entry(session, entry_id)
 
 
+def pending_entries(session: Session, p: Any) -> list[dict[str, Any]]:
+    """Entries waiting for the caller's step: a chief's (proposed) of members in the chief's
+    grids, the centre's or the administrator's (chief-approved) of members in theirs."""
+    from app.auth.policy import grid_scope
+
+    if p.role in CHIEFS:
+        status = "proposed"
+    elif p.role in ("centre", "admin"):
+        status = "chief_approved"
+    else:
+        return []
+    scope = grid_scope(session, p)
+    rows = session.execute(
+        text(
+            _ENTRY_SQL
+            + """ WHERE e.status = :s AND EXISTS (SELECT 1 FROM grid_assignment a
+                   WHERE a.worker_id = e.member_id AND a.role = 'party_member'
+                     AND (:all OR a.grid_id = ANY(:scope)))
+                ORDER BY e.proposed_at, e.id LIMIT 500"""
+        ),
+        {"s": status, "all": scope is None, "scope": sorted(scope or ())},
+    ).all()
+    names = dict(
+        session.execute(
+            text("SELECT id, name FROM worker WHERE id = ANY(:ids)"),
+            {"ids": sorted({r.member_id for r in rows})},
+        ).all()
+    )
+    return [{**_entry_view(r), "member_name": names.get(r.member_id)} for r in rows]
+
+
 def member_ledger(session: Session, member_id: int) -> dict[str, Any]:
     """A member's entries, newest first, and the total of the approved ones."""
     worker = session.execute(
@@ -502,6 +568,7 @@ def add_household_entry(
             param="occurred_on",
         )
     note = _text(data, "note", "说明", required=False, max_length=2000)
+    refuse_closed_quarter(session, occurred_on)
     rule = rule_on(session, code, occurred_on, "household")
     entry_id = session.scalar(
         text(
@@ -617,6 +684,22 @@ def household_ledger(session: Session, household_id: int) -> dict[str, Any]:
 # ---------------------------------------------------------------- the ranking
 
 GROUPS = ("member", "household", "grid")
+SORT_MEMORY = "64MB"  # a quarter's ranking of a city sorts and hashes in memory, not on disk
+
+
+def sort_memory(session: Session) -> None:
+    """Let this transaction's rankings sort in memory (``work_mem``, reset at its end)."""
+    session.execute(text(f"SET LOCAL work_mem = '{SORT_MEMORY}'"))
+
+
+# Who reads party members' names in full in the ranking: the branch (the chiefs), the centre, the
+# administrator and the members themselves (the branch's points are public within it). A grid
+# worker sees surnames only.
+MEMBER_NAME_ROLES = ("admin", "centre", "grid_chief", "micro_chief", "party_member")
+
+
+def sees_member_names(role: str) -> bool:
+    return role in MEMBER_NAME_ROLES
 
 
 def ranking(
@@ -626,8 +709,10 @@ def ranking(
     quarter: str | None,
     group: str,
     limit: int = 100,
+    mask_names: bool = False,
 ) -> dict[str, Any]:
-    """Totals of a quarter per member, household or grid within ``scope`` (None: every grid)."""
+    """Totals of a quarter per member, household or grid within ``scope`` (None: every grid);
+    ``mask_names`` keeps members' surnames only (see ``sees_member_names``)."""
     if group not in GROUPS:
         raise BadParameter(
             "group", "分组（group）须为 member（党员）、household（农户）或 grid（微网格）"
@@ -643,7 +728,7 @@ def ranking(
     if group == "member":
         sql = """WITH m AS (SELECT DISTINCT a.worker_id FROM grid_assignment a
                              WHERE a.role = 'party_member' AND (:all OR a.grid_id = ANY(:scope))),
-                      t AS (SELECT m.worker_id, COALESCE(SUM(r.points), 0)::int AS total
+                      t AS (SELECT m.worker_id, COALESCE(SUM(COALESCE(e.points, r.points)), 0)::int AS total
                               FROM m LEFT JOIN point_entry e ON e.member_id = m.worker_id AND e.status = 'approved'
                                      AND e.occurred_on >= :start AND e.occurred_on < :end
                               LEFT JOIN point_rule r ON r.id = e.rule_id GROUP BY m.worker_id)
@@ -651,14 +736,17 @@ def ranking(
                         COUNT(*) OVER ()::int AS count
                    FROM t JOIN worker w ON w.id = t.worker_id ORDER BY t.total DESC, t.worker_id LIMIT :limit"""
     elif group == "household":
-        sql = """WITH t AS (SELECT h.id, h.grid_id, COALESCE(SUM(r.points), 0)::int AS total
-                              FROM household h LEFT JOIN household_point_entry e ON e.household_id = h.id
-                                   AND e.occurred_on >= :start AND e.occurred_on < :end
-                              LEFT JOIN point_rule r ON r.id = e.rule_id
-                             WHERE :all OR h.grid_id = ANY(:scope) GROUP BY h.id)
-                 SELECT t.id, t.grid_id, g.code AS grid_code, g.name AS grid_name, t.total,
-                        RANK() OVER (ORDER BY t.total DESC)::int AS rank, COUNT(*) OVER ()::int AS count
-                   FROM t JOIN grid g ON g.id = t.grid_id ORDER BY t.total DESC, t.id LIMIT :limit"""
+        # the quarter's entries summed per household first, then every household joined to them
+        sql = """WITH p AS (SELECT e.household_id, SUM(r.points)::int AS pts FROM household_point_entry e
+                              JOIN point_rule r ON r.id = e.rule_id
+                             WHERE e.occurred_on >= :start AND e.occurred_on < :end GROUP BY e.household_id),
+                      t AS (SELECT h.id, h.grid_id, COALESCE(p.pts, 0) AS total FROM household h
+                              LEFT JOIN p ON p.household_id = h.id WHERE :all OR h.grid_id = ANY(:scope)),
+                      k AS (SELECT t.id, t.grid_id, t.total, RANK() OVER (ORDER BY t.total DESC)::int AS rank,
+                                   COUNT(*) OVER ()::int AS count
+                              FROM t ORDER BY t.total DESC, t.id LIMIT :limit)
+                 SELECT k.id, k.grid_id, g.code AS grid_code, g.name AS grid_name, k.total, k.rank, k.count
+                   FROM k JOIN grid g ON g.id = k.grid_id ORDER BY k.total DESC, k.id"""
     else:
         sql = """WITH p AS (SELECT e.household_id, SUM(r.points) AS pts FROM household_point_entry e
                               JOIN point_rule r ON r.id = e.rule_id
@@ -670,13 +758,22 @@ def ranking(
                         ROUND(t.total::numeric / t.households, 2)::float AS average,
                         RANK() OVER (ORDER BY t.total DESC)::int AS rank, COUNT(*) OVER ()::int AS count
                    FROM t JOIN grid g ON g.id = t.grid_id ORDER BY t.total DESC, t.grid_id LIMIT :limit"""
-    rows = session.execute(text(sql), params).mappings().all()
-    items = [{k: v for k, v in r.items() if k != "count"} for r in rows]
+    sort_memory(session)
+    result = session.execute(text(sql), params)
+    keys = list(result.keys())
+    items = [dict(zip(keys, r, strict=True)) for r in result]
+    count = items[0]["count"] if items else 0
+    for item in items:
+        del item["count"]
+    if group == "member" and mask_names:
+        for item in items:
+            item["name"] = mask_name(item["name"])
     return {
+        "names_masked": group == "member" and mask_names,
         "quarter": label,
         "from": start.isoformat(),
         "to": end.isoformat(),
         "group": group,
-        "count": rows[0]["count"] if rows else 0,
+        "count": count,
         "items": items,
     }

@@ -1,10 +1,14 @@
 """The search box: grids, households, workers and party members, cases, service points and
 cameras by any part of a name, code or address, forgiving a typo.
 
-Every kind is matched by a trigram index (``pg_trgm``, migration ``0014_search``): a text that
-holds the query (``ILIKE '%q%'``, from three characters on; two characters: equal to it) or,
-when none does, resembles it (``q <% text``: the word similarity of the query to the closest
-part of a name or address reaches ``similarity_threshold(q)``; codes are matched exactly). A
+The search runs in phases (``search``), each asked only of the kinds that still need it: texts
+equal to the query (B-trees on the addresses, names and codes, migration
+``0026_search_ledger_speed``), a code-like query's codes from their start (``text_pattern_ops``
+B-trees), texts holding the query (``ILIKE '%q%'`` through the trigram indexes of ``0014_search``
+from three characters on; two characters: equal to it; a partial address through its places),
+and — for a kind where none does — texts resembling it (``q <% text``: the word similarity of
+the query to the closest part of a name or address reaches ``similarity_threshold(q)``; codes
+are matched exactly). A later phase is skipped once an earlier one found what was meant. A
 misspelt address is looked up among the households' places first (``search_place``, migration
 ``0023_search_speed``: the addresses without unit and room), then among their households.
 Results are ranked equal first, then containing, then by that similarity, and held to what
@@ -89,21 +93,70 @@ def _hits(
     q: str,
     where: str = "",
     fuzzy: tuple[str, ...] | None = None,
-) -> str:
+    phase: str | None = None,
+) -> str | None:
     """Two CTEs, ``strong`` and ``hit``: the ids of ``table`` whose texts hold the query (two
     characters: equal it), and — only when there is none — those whose ``fuzzy`` texts (names
     and addresses; codes are matched exactly) resemble it: a typo. Each is an index scan of its
     own, capped at ``CANDIDATES``; the costly similarity scan runs only when nothing holds the
-    query."""
-    out = _strong(table, alias, exprs, q, where) + ", "
+    query. ``phase`` ``"strong"`` asks for the first only, ``"similar"`` for the second only
+    (the first known to have found nothing; None when there is nothing to compare)."""
     fuzzy = exprs if fuzzy is None else fuzzy
+    if phase == "strong" or (phase is None and not fuzzy):
+        return _strong(table, alias, exprs, q, where) + ", hit AS (SELECT id FROM strong)"
     if not fuzzy:
-        return out + "hit AS (SELECT id FROM strong)"
+        return None
     similar = " OR ".join(f":q <% {e}" for e in fuzzy)
-    return out + (
-        f"hit AS (SELECT id FROM strong UNION ALL ("
-        f"SELECT {alias}.id FROM {table} {alias} WHERE ({similar}){where} "
-        f"AND NOT EXISTS (SELECT 1 FROM strong) LIMIT :similar_cand))"
+    if phase == "similar":
+        return (
+            f"hit AS (SELECT {alias}.id FROM {table} {alias} WHERE ({similar}){where} "
+            "LIMIT :similar_cand)"
+        )
+    return (
+        _strong(table, alias, exprs, q, where)
+        + ", "
+        + (
+            f"hit AS (SELECT id FROM strong UNION ALL ("
+            f"SELECT {alias}.id FROM {table} {alias} WHERE ({similar}){where} "
+            f"AND NOT EXISTS (SELECT 1 FROM strong) LIMIT :similar_cand))"
+        )
+    )
+
+
+# A code or number as typed (``34018800100101``, ``W000123``, ``SJ2026…``): Latin letters,
+# digits, ``-`` and ``_``, with a digit. Such a query is looked up from the start of the codes
+# first (a B-tree range, migration ``0026_search_ledger_speed``), not through the trigram index,
+# where its digit trigrams are shared by most codes and many addresses.
+CODE_LIKE = re.compile(r"(?=.*[0-9])[0-9A-Za-z_-]{3,}")
+
+
+def code_like(q: str) -> bool:
+    return CODE_LIKE.fullmatch(q) is not None
+
+
+# An address (a building, unit, room or number, an estate, a street or community): no person's
+# name holds one, so the workers are not asked.
+ADDRESS_LIKE = re.compile(r"[0-9]+(栋|幢|单元|室|号楼|号)|小区|花园|家园|街道|社区")
+
+
+def _with_code(q: str, name: str, code: str) -> tuple[str, ...]:
+    """The texts that may hold the query: a code (Latin letters and digits) only if it is such."""
+    return (name, code) if q.isascii() else (name,)
+
+
+def address_like(q: str) -> bool:
+    return len(q) >= 6 and ADDRESS_LIKE.search(q) is not None
+
+
+def _code_hits(table: str, alias: str, column: str, where: str = "") -> str:
+    """The CTEs ``strong`` and ``hit``: the ids of ``table`` whose code starts with the query
+    (as typed or in capitals), in code order, capped at ``CANDIDATES``: a B-tree range scan
+    (``text_pattern_ops``)."""
+    col = f"{alias}.{column}"
+    return (
+        f"strong AS (SELECT {alias}.id FROM {table} {alias} "
+        f"WHERE ({col} LIKE :prefix OR {col} LIKE :uprefix){where} ORDER BY {col} LIMIT :cand), "
+        "hit AS (SELECT id FROM strong)"
     )
 
 
@@ -136,7 +189,7 @@ def _score(*exprs: str) -> str:
 
 
 def _grid_filter(scope: frozenset[int] | None, column: str) -> str:
-    return "" if scope is None else f" AND {column} = ANY(:scope_grids)"
+    return "" if scope is None else f" AND {column} = ANY(CAST(:scope_grids AS integer[]))"
 
 
 def search(
@@ -154,6 +207,9 @@ def search(
     params: dict[str, Any] = {
         "q": q,
         "pat": f"%{escape_like(q)}%",
+        "prefix": f"{escape_like(q)}%",
+        "uprefix": f"{escape_like(q.upper())}%",
+        "uq": q.upper(),
         "k": limit,
         "cand": CANDIDATES,
         "similar_cand": SIMILAR_CANDIDATES,
@@ -161,11 +217,28 @@ def search(
     if scope is not None:
         params["scope_grids"] = sorted(scope)
     _threshold(session, similarity_threshold(q))
-    items: list[dict[str, Any]] = []
     for kind in kinds:
         if kind not in KINDS:
             raise BadParameter("kinds", f"'{kind}' is not one of {', '.join(KINDS)}")
-        items += FINDERS[kind](session, p, q, scope, params)
+    # In phases, each asked only of the kinds that still need it: texts equal to the query
+    # (B-trees: addresses, names, codes), a code-like query's codes from their start, then the texts holding the query (trigram index), then —
+    # for a kind where none does — the texts resembling it (a typo). A later phase is skipped
+    # once an earlier one has found what was meant: a code from its start, a text equal to the
+    # query, or as many texts holding it as are asked for (a resembling text ranks below them).
+    phases = ("exact", "prefix") if code_like(q) else ("exact",)
+    phases += ("strong", "similar")
+    found: dict[str, list[dict[str, Any]]] = {}
+    for phase in phases:
+        params["phase"] = phase
+        for kind in kinds:
+            if phase == "similar" and found.get(kind):
+                continue
+            found.setdefault(kind, []).extend(FINDERS[kind](session, p, q, scope, params))
+        items = [i for k in kinds for i in found.get(k, [])]
+        if phase in ("exact", "prefix") and items:
+            break
+        if phase == "strong" and (len(items) >= limit or any(i["score"] >= 3 for i in items)):
+            break
     # Best first; a kind's own order (its tie-breaks) kept among equal scores.
     items.sort(key=lambda i: (-i["score"], KINDS.index(i["kind"])))
     out = []
@@ -199,31 +272,60 @@ def _result(
     }
 
 
+def _exact(table: str, alias: str, conds: tuple[str, ...], where: str = "") -> str:
+    """The CTEs ``strong`` and ``hit``: the ids of ``table`` with a text equal to the query
+    (``conds``, each a B-tree lookup), capped at ``CANDIDATES``."""
+    return (
+        f"strong AS (SELECT {alias}.id FROM {table} {alias} WHERE ({' OR '.join(conds)}){where} "
+        "LIMIT :cand), hit AS (SELECT id FROM strong)"
+    )
+
+
+def _first_found(
+    session: Session,
+    params: dict[str, Any],
+    code: str | None,
+    trigram: str | None,
+    rest: str,
+    *,
+    exact: str | None = None,
+) -> list[Any]:
+    """Run ``WITH <hits>, <rest>``: in the search's ``exact`` phase with the ``exact`` hits
+    (B-tree lookups), in the ``prefix`` phase with the ``code`` hits (a code's B-tree range),
+    in the others with the ``trigram`` hits of that phase."""
+    hits = {"exact": exact, "prefix": code}.get(params["phase"], trigram)
+    if hits is None:
+        return []
+    joint = "\n" if rest.lstrip().startswith("SELECT") else ",\n"
+    return session.execute(text(f"WITH {hits}{joint}{rest}"), params).all()
+
+
 def _grids(
     session: Session, p: Principal, q: str, scope: frozenset[int] | None, params: dict[str, Any]
 ) -> list[dict[str, Any]]:
     if scope is not None and not scope:
         return []
-    rows = session.execute(
-        text(
-            f"""WITH {
-                _hits(
-                    "grid",
-                    "g",
-                    ("g.name", "g.code"),
-                    q,
-                    " AND g.valid_to IS NULL" + _grid_filter(scope, "g.id"),
-                    fuzzy=("g.name",),
-                )
-            },
-                top AS (SELECT g.id, g.code, g.name, g.level, {_score("g.name", "g.code")} AS score
+    where = " AND g.valid_to IS NULL" + _grid_filter(scope, "g.id")
+    rows = _first_found(
+        session,
+        params,
+        _code_hits("grid", "g", "code", where) if code_like(q) else None,
+        _hits(
+            "grid",
+            "g",
+            _with_code(q, "g.name", "g.code"),
+            q,
+            where,
+            fuzzy=("g.name",),
+            phase=params["phase"],
+        ),
+        f"""top AS (SELECT g.id, g.code, g.name, g.level, {_score("g.name", "g.code")} AS score
                         FROM hit JOIN grid g ON g.id = hit.id ORDER BY score DESC, g.code LIMIT :k)
                 SELECT top.*, ST_X(pt) AS lon, ST_Y(pt) AS lat
                 FROM top JOIN grid g ON g.id = top.id
-                CROSS JOIN LATERAL ST_PointOnSurface(g.geom) pt"""
-        ),
-        params,
-    ).all()
+                CROSS JOIN LATERAL ST_PointOnSurface(g.geom) pt""",
+        exact=_exact("grid", "g", ("g.name = :q", "g.code = :q", "g.code = :uq"), where),
+    )
     return [
         _result("grid", r, r.name, f"{LEVEL_NAMES.get(r.level, r.level)} · {r.code}", grid_id=r.id)
         for r in rows
@@ -274,36 +376,71 @@ def _households(
     else:
         where = _grid_filter(scope, "h.grid_id")
         place_where = _grid_filter(scope, "sp.grid_id")
+    phase = params["phase"]
+    if phase == "prefix" or (code_like(q) and len(q) >= 5):  # no address holds a code
+        return []
+    if phase == "exact":
+        # A whole address as typed: its households through the B-tree of the addresses (the
+        # trigram scan of a long address reads the long lists of its common digit trigrams).
+        hits = _exact("household", "h", ("h.address = :q",), where)
+        return _household_results(_household_rows(session, hits, {**params, **extra}))
+    if phase == "strong":
+        qp, qr = split_place(q)
+        if len(q) >= 3 and len(qp) >= 3 and not q.isascii():
+            # The places holding the query's place (ending with it when a unit or room
+            # follows), then their households holding the query: the trigram lists of a
+            # place are those of some 150,000 places, not of millions of addresses; each place's
+            # households are read through the index on their grid.
+            ppat = f"%{escape_like(qp)}" + ("" if qr else "%")
+            hits = f"""places AS MATERIALIZED (
+                    SELECT sp.place, sp.grid_id FROM search_place sp
+                    WHERE sp.place ILIKE :ppat{place_where} LIMIT :cand),
+                strong AS (SELECT h.id FROM places sp
+                           CROSS JOIN LATERAL (
+                               SELECT h.id, {HOUSEHOLD_TEXT} AS t FROM household h
+                               WHERE h.grid_id = sp.grid_id{where} OFFSET 0) h
+                           WHERE household_search_place(h.t) = sp.place AND h.t ILIKE :pat
+                           LIMIT :cand),
+                hit AS (SELECT id FROM strong)"""
+            rows = _household_rows(session, hits, {**params, **extra, "ppat": ppat})
+            if rows:
+                return _household_results(rows)
+        hits = _strong("household", "h", (HOUSEHOLD_TEXT,), q, where)
+        hits += ", hit AS (SELECT id FROM strong)"
+        return _household_results(_household_rows(session, hits, {**params, **extra}))
+    # Nothing holds the query. A query of Latin letters and digits only is matched exactly.
+    if q.isascii():
+        return []
     qp, qr = split_place(q)
-    words = not q.isascii()
-    near, hit = "", "hit AS (SELECT id FROM strong)"
-    if words and len(qp) >= MIN_LENGTH:
-        # Nothing holds the query: the places most like its place, then their households
-        # with the unit and room asked for (exactly: a typo there is left to the full scan).
+    rows = []
+    near = len(qp) >= MIN_LENGTH
+    if near:
+        # The places most like the query's place, then their households with the unit and
+        # room asked for (exactly: a typo there is left to the full scan).
         extra.update(qp=qp, place_cand=PLACE_CANDIDATES, qr=f"%{escape_like(qr)}")
-        near = f"""places AS MATERIALIZED (
+        hits = f"""places AS MATERIALIZED (
                     SELECT c.place FROM (
                         SELECT DISTINCT sp.place FROM search_place sp
-                        WHERE :qp <% sp.place{place_where} AND NOT EXISTS (SELECT 1 FROM strong)) c
+                        WHERE :qp <% sp.place{place_where}) c
                     ORDER BY word_similarity(:qp, c.place) DESC, c.place LIMIT :place_cand),
-                near AS (SELECT h.id FROM places p
+                hit AS (SELECT h.id FROM places p
                          JOIN search_place sp ON sp.place = p.place{place_where}
                          JOIN household h ON h.grid_id = sp.grid_id
                           AND household_search_place({HOUSEHOLD_TEXT}) = sp.place
-                         WHERE {HOUSEHOLD_TEXT} LIKE :qr{where} LIMIT :similar_cand), """
-        hit = "hit AS (SELECT id FROM strong UNION ALL SELECT id FROM near)"
-    strong = _strong("household", "h", (HOUSEHOLD_TEXT,), q, where) + ", "
-    if near:  # the places' index scan asks for the similarity of a place
+                         WHERE {HOUSEHOLD_TEXT} LIKE :qr{where} LIMIT :similar_cand)"""
+        # The places' index scan asks for the similarity of a place.
         _threshold(session, place_threshold(qp))
-    rows = _household_rows(session, f"{strong}{near}{hit}", {**params, **extra})
-    if near:
+        rows = _household_rows(session, hits, {**params, **extra})
         _threshold(session, similarity_threshold(q))
-    if not rows and words and (not near or qr):
-        # Nothing holds the query, and no place resembles its place or none has its unit and
-        # room: every household is compared with the query.
-        rows = _household_rows(
-            session, _hits("household", "h", (HOUSEHOLD_TEXT,), q, where), {**params, **extra}
-        )
+    if not rows and (not near or qr):
+        # No place resembles the query's place, or none has its unit and room: every
+        # household is compared with the query.
+        hits = _hits("household", "h", (HOUSEHOLD_TEXT,), q, where, phase="similar")
+        rows = _household_rows(session, hits, {**params, **extra})
+    return _household_results(rows)
+
+
+def _household_results(rows: list[Any]) -> list[dict[str, Any]]:
     return [
         _result(
             "household",
@@ -335,22 +472,24 @@ def _household_rows(session: Session, hits: str, params: dict[str, Any]) -> list
 def _workers(
     session: Session, p: Principal, q: str, scope: frozenset[int] | None, params: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    if p.role == "department" or (scope is not None and not scope):
+    if p.role == "department" or (scope is not None and not scope) or address_like(q):
         return []
-    in_scope = "" if scope is None else " AND a.grid_id = ANY(:scope_grids)"
-    rows = session.execute(
-        text(
-            f"""WITH {
-                _hits(
-                    "worker",
-                    "w",
-                    ("w.name", "w.code"),
-                    q,
-                    fuzzy=("w.name",),
-                    where=f" AND EXISTS (SELECT 1 FROM grid_assignment a WHERE a.worker_id = w.id{in_scope})",
-                )
-            },
-                top AS (SELECT w.id, w.code, w.name, {_score("w.name", "w.code")} AS score
+    in_scope = "" if scope is None else " AND a.grid_id = ANY(CAST(:scope_grids AS integer[]))"
+    where = f" AND EXISTS (SELECT 1 FROM grid_assignment a WHERE a.worker_id = w.id{in_scope})"
+    rows = _first_found(
+        session,
+        params,
+        _code_hits("worker", "w", "code", where) if code_like(q) else None,
+        _hits(
+            "worker",
+            "w",
+            _with_code(q, "w.name", "w.code"),
+            q,
+            fuzzy=("w.name",),
+            where=where,
+            phase=params["phase"],
+        ),
+        f"""top AS (SELECT w.id, w.code, w.name, {_score("w.name", "w.code")} AS score
                         FROM hit JOIN worker w ON w.id = hit.id ORDER BY score DESC, w.name LIMIT :k)
                 SELECT hit.*, a.role, a.grid_id, g.name AS grid_name, ST_X(pt) AS lon, ST_Y(pt) AS lat
                 FROM top hit
@@ -359,10 +498,9 @@ def _workers(
                     WHERE a.worker_id = hit.id{in_scope}
                     ORDER BY g.level DESC, a.grid_id LIMIT 1) a
                 JOIN grid g ON g.id = a.grid_id
-                CROSS JOIN LATERAL ST_PointOnSurface(g.geom) pt"""
-        ),
-        params,
-    ).all()
+                CROSS JOIN LATERAL ST_PointOnSurface(g.geom) pt""",
+        exact=_exact("worker", "w", ("w.name = :q", "w.code = :q", "w.code = :uq"), where),
+    )
     return [
         _result(
             "worker",
@@ -379,22 +517,25 @@ def _workers(
 def _cases(
     session: Session, p: Principal, q: str, scope: frozenset[int] | None, params: dict[str, Any]
 ) -> list[dict[str, Any]]:
+    if not q.isascii():  # case codes are Latin letters and digits
+        return []
     cond, cparams = case_scope(session, p).sql("c")
     if cond == "FALSE":
         return []
-    rows = session.execute(
-        text(
-            f"""WITH {_hits('"case"', "c", ("c.code",), q, f" AND {cond}", fuzzy=())},
-                top AS (SELECT c.id, c.code, {_score("c.code")} AS score
+    rows = _first_found(
+        session,
+        {**params, **cparams},
+        _code_hits('"case"', "c", "code", f" AND {cond}") if code_like(q) else None,
+        _hits('"case"', "c", ("c.code",), q, f" AND {cond}", fuzzy=(), phase=params["phase"]),
+        f"""top AS (SELECT c.id, c.code, {_score("c.code")} AS score
                         FROM hit JOIN "case" c ON c.id = hit.id ORDER BY score DESC, c.code DESC LIMIT :k)
                 SELECT hit.*, c.status, c.grid_id, cat.name AS category_name,
                        ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat
                 FROM top hit
                 JOIN "case" c ON c.id = hit.id
-                JOIN case_category cat ON cat.code = c.category"""
-        ),
-        {**params, **cparams},
-    ).all()
+                JOIN case_category cat ON cat.code = c.category""",
+        exact=_exact('"case"', "c", ("c.code = :q", "c.code = :uq"), f" AND {cond}"),
+    )
     return [
         _result(
             "case",
@@ -412,17 +553,19 @@ def _service_points(
 ) -> list[dict[str, Any]]:
     if scope is not None and not scope:
         return []
-    rows = session.execute(
-        text(
-            f"""WITH {_hits("service_point", "s", ("s.name",), q, _grid_filter(scope, "s.grid_id"))}
-                SELECT s.id, s.name, s.kind, s.grid_id, s.address, {_score("s.name")} AS score,
+    where = _grid_filter(scope, "s.grid_id")
+    rows = _first_found(
+        session,
+        params,
+        None,
+        _hits("service_point", "s", ("s.name",), q, where, phase=params["phase"]),
+        f"""SELECT s.id, s.name, s.kind, s.grid_id, s.address, {_score("s.name")} AS score,
                        ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat
                 FROM service_point s
                 WHERE s.id IN (SELECT id FROM hit)
-                ORDER BY score DESC, s.name LIMIT :k"""
-        ),
-        params,
-    ).all()
+                ORDER BY score DESC, s.name LIMIT :k""",
+        exact=_exact("service_point", "s", ("s.name = :q",), where),
+    )
     return [
         _result(
             "service_point",
@@ -440,26 +583,27 @@ def _cameras(
 ) -> list[dict[str, Any]]:
     if scope is not None and not scope:
         return []
-    rows = session.execute(
-        text(
-            f"""WITH {
-                _hits(
-                    "camera",
-                    "m",
-                    ("m.code", "m.name"),
-                    q,
-                    _grid_filter(scope, "m.grid_id"),
-                    fuzzy=("m.name",),
-                )
-            }
-                SELECT m.id, m.code, m.name, m.grid_id, {_score("m.code", "m.name")} AS score,
+    where = _grid_filter(scope, "m.grid_id")
+    rows = _first_found(
+        session,
+        params,
+        _code_hits("camera", "m", "code", where) if code_like(q) else None,
+        _hits(
+            "camera",
+            "m",
+            _with_code(q, "m.name", "m.code"),
+            q,
+            where,
+            fuzzy=("m.name",),
+            phase=params["phase"],
+        ),
+        f"""SELECT m.id, m.code, m.name, m.grid_id, {_score("m.code", "m.name")} AS score,
                        ST_X(m.geom) AS lon, ST_Y(m.geom) AS lat
                 FROM camera m
                 WHERE m.id IN (SELECT id FROM hit)
-                ORDER BY score DESC, m.code LIMIT :k"""
-        ),
-        params,
-    ).all()
+                ORDER BY score DESC, m.code LIMIT :k""",
+        exact=_exact("camera", "m", ("m.code = :q", "m.code = :uq", "m.name = :q"), where),
+    )
     return [_result("camera", r, r.name or r.code, r.code, grid_id=r.grid_id) for r in rows]
 
 

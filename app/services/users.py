@@ -436,6 +436,9 @@ _LOOKUP = """SELECT s.id AS session_id, s.kind, s.csrf_token, s.last_seen_at, s.
        WHERE s.token_hash = %(h)s AND s.ended_at IS NULL AND u.active
          AND s.expires_at > now()
          AND (s.kind = 'token' OR s.last_seen_at > now() - make_interval(secs => %(idle)s))"""
+#: The session look-up, for a statement that reads something else in the same round trip
+#: (the single locate): its rows, with ``lookup_params``, then ``keep_alive``.
+LOOKUP_SQL = _LOOKUP
 _TOUCH = "UPDATE user_session SET last_seen_at = now() WHERE id = %(id)s RETURNING id"
 
 
@@ -445,14 +448,22 @@ def lookup_session(reader: Any, token: str, limits: dict[str, Any]) -> Any | Non
     ``reader`` runs driver-level SQL (``app.db.Reader``). ``last_seen_at`` is
     written at most once a minute, so most requests cost one read.
     """
-    row = reader.first(
-        _LOOKUP, {"h": token_hash(token), "idle": float(limits["SESSION_IDLE_MINUTES"]) * 60}
-    )
+    row = reader.first(_LOOKUP, lookup_params(token, limits))
     if row is None:
         return None
+    keep_alive(reader, row)
+    return row
+
+
+def lookup_params(token: str, limits: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of ``LOOKUP_SQL`` for a token (``h``: its hash, ``idle``: seconds)."""
+    return {"h": token_hash(token), "idle": float(limits["SESSION_IDLE_MINUTES"]) * 60}
+
+
+def keep_alive(reader: Any, row: Any) -> None:
+    """Record a browser session's use, at most once a minute (``row`` from ``LOOKUP_SQL``)."""
     if row.kind == "browser" and (_now() - row.last_seen_at) > timedelta(seconds=60):
         reader.first(_TOUCH, {"id": row.session_id})
-    return row
 
 
 def end_session(session: Session, session_id: int) -> None:

@@ -49,7 +49,18 @@ DEFAULTS: dict[str, Any] = {
     "max_distance_m": 100,
     # Accuracy (m) above which the reported accuracy no longer widens the limit.
     "max_accuracy_m": 200,
+    # Patrols: how near (m) a track must pass for a road or area to count as patrolled.
+    "patrol_buffer_m": 30,
+    # Patrols: a position reached faster than this (m/s) from the one before is a jump, dropped.
+    "patrol_max_speed_mps": 40,
+    # Patrols: a position less accurate than this (m) is dropped.
+    "patrol_max_accuracy_m": 200,
+    # Retention (days): patrol points and tracks; positions of visits and check-ins.
+    "track_days": 180,
+    "visit_position_days": 365,
 }
+#: The settings counted in days, and their bounds.
+DAY_SETTINGS = ("track_days", "visit_position_days")
 MAX_TEXT = 2000
 
 
@@ -74,6 +85,9 @@ def update_settings(session: Session, changes: dict[str, Any]) -> dict[str, Any]
                 raise BadParameter(
                     key, f"未知标签 {'、'.join(unknown)}，可选：{'、'.join(SENSITIVE_TAGS)}"
                 )
+        elif key in DAY_SETTINGS:
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3650:
+                raise BadParameter(key, f"{key} 须为 1 到 3650 之间的天数")
         elif isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 5000:
             raise BadParameter(key, f"{key} 须为 0 到 5000 之间的米数")
         row = session.get(VisitSetting, key)
@@ -536,7 +550,7 @@ def coverage(
         params.update({"wids": sorted(worker_ids or []), "all_w": worker_ids is None})
         params.update({"gids": sorted(grid_ids or []), "all_g": grid_ids is None})
         sql = f"""
-        WITH RECURSIVE {_WORKER_GRIDS},
+        WITH {_WORKER_GRIDS},
         {_HOUSEHOLD_STATE.format(households="h.grid_id IN (SELECT id FROM wg)")}
         SELECT w.id, w.code, w.name, {_FIGURES}
         FROM (SELECT DISTINCT worker_id FROM wg) ws JOIN worker w ON w.id = ws.worker_id
@@ -553,7 +567,7 @@ def coverage(
             raise BadParameter("level", "按网格统计须给出层级 level（1–5）")
         params.update({"level": level, "gids": sorted(grid_ids or []), "all_g": grid_ids is None})
         sql = f"""
-        WITH RECURSIVE tops AS (
+        WITH tops AS (
             SELECT id FROM grid WHERE level = :level AND valid_to IS NULL
               AND (:all_g OR id = ANY(:gids))),
         {grid_tree.descendants_cte("sub", "SELECT id AS top, id FROM tops", key="top")},
@@ -672,7 +686,7 @@ def checkin_view(r: Any) -> dict[str, Any]:
         "worker": {"id": r.worker_id, "name": r.worker_name},
         "checked_at": r.checked_at.isoformat(),
         "checked_at_local": local_text(r.checked_at),
-        "position": {"lon": r.lon, "lat": r.lat},
+        "position": {"lon": r.lon, "lat": r.lat} if r.lon is not None else None,
         "accuracy_m": r.accuracy_m,
         "inside": r.inside,
         "grid": {"id": r.grid_id, "code": r.grid_code, "name": r.grid_name} if r.grid_id else None,
@@ -783,4 +797,62 @@ def attendance(
         "absent": sum(1 for w in table.values() if not w["present"]),
         "workers": list(table.values()),
         "checkins": [checkin_view(r) for r in rows],
+    }
+
+
+def overdue_features(
+    session: Session,
+    *,
+    grid_ids: frozenset[int] | None,
+    linked_member: int | None,
+    at: datetime,
+    bbox: tuple[float, float, float, float] | None,
+    with_kind: bool,
+    limit: int = 5000,
+) -> dict[str, Any]:
+    """The overdue households (definition above) in the caller's households and the view, as
+    GeoJSON points for the e-map: the place and the grid's code only — no address, no name, and
+    whether it is a key household (a tag) only ``with_kind``."""
+    per, params = _period_params(session, at)
+    conds = []
+    if linked_member is not None:
+        conds.append("h.linked_member_id = :member")
+        params["member"] = linked_member
+    elif grid_ids is not None:
+        conds.append("h.grid_id = ANY(:gids)")
+        params["gids"] = sorted(grid_ids)
+    if bbox is not None:
+        conds.append("h.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")
+        params.update(dict(zip(("x0", "y0", "x1", "y1"), bbox, strict=True)))
+    households = " AND ".join(conds) or "TRUE"
+    sql = f"""
+    WITH {_HOUSEHOLD_STATE.format(households=households)}
+    SELECT hs.id, hs.key, ST_X(h.geom) AS lon, ST_Y(h.geom) AS lat, g.code AS grid_code
+    FROM hs JOIN household h ON h.id = hs.id JOIN grid g ON g.id = h.grid_id
+    WHERE CASE WHEN hs.key THEN NOT coalesce(hs.since_prev_month, false)
+               ELSE NOT coalesce(hs.since_prev_quarter, false) END
+    ORDER BY hs.key DESC, h.id
+    LIMIT :lim
+    """
+    rows = session.execute(text(sql), {**params, "lim": limit + 1}).all()
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [round(r.lon, 6), round(r.lat, 6)]},
+            "properties": {
+                "grid_code": r.grid_code,
+                **({"kind": "monthly" if r.key else "quarterly"} if with_kind else {}),
+            },
+        }
+        for r in rows[:limit]
+    ]
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "properties": {
+            "month": per.month_label,
+            "quarter": per.quarter_label,
+            "count": len(features),
+            "truncated": len(rows) > limit,
+        },
     }

@@ -7,7 +7,7 @@ from flask import Blueprint, render_template, request
 from app.auth import current_principal
 from app.auth.policy import grid_scope
 from app.db import get_session
-from app.services import names
+from app.services import cases, names
 from app.web.vendor import vendor_url
 
 bp = Blueprint("case_pages", __name__, url_prefix="/cases")
@@ -16,6 +16,23 @@ LEAFLET = {
     "css": [vendor_url("leaflet", "leaflet.css"), "/static/css/cases.css"],
     "js": [vendor_url("leaflet", "leaflet.js"), "/static/js/case_common.js"],
 }
+
+
+@bp.context_processor
+def case_vocabulary() -> dict[str, object]:
+    """What every case page draws states and sources with, from their one definition: the
+    desk's filters in the template, badges and markers in ``case_common.js`` (a JSON block)."""
+    return {
+        "case_vocabulary": {
+            "statuses": [
+                {"code": s, "name": cases.STATUS_NAMES[s], "hint": cases.STATUS_HINTS.get(s)}
+                for s in cases.STATES
+            ],
+            "status_colors": cases.STATUS_COLORS,
+            "overdue_color": cases.OVERDUE_COLOR,
+            "sources": cases.SOURCE_NAMES,
+        }
+    }
 
 
 @bp.get("/desk")
@@ -83,13 +100,17 @@ def track():  # type: ignore[no-untyped-def]
 
 @bp.get("/kpi")
 def kpi():  # type: ignore[no-untyped-def]
-    """KPIs per grid and per worker with charts."""
+    """KPIs per grid and per worker with charts: the cases, and the field work beside them."""
     return render_template(
         "cases/kpi.html",
         title="事件考核指标",
         assets={
             "css": ["/static/css/cases.css"],
-            "js": [vendor_url("chart.js", "chart.umd.min.js"), "/static/js/case_common.js"],
+            "js": [
+                vendor_url("chart.js", "chart.umd.min.js"),
+                "/static/js/case_common.js",
+                "/static/js/field_kpi.js",
+            ],
         },
         script="/static/js/case_kpi.js",
     )

@@ -19,6 +19,8 @@ from app.models.grid import LEVEL_NAMES
 from app.params import bbox_arg, float_arg, int_arg
 from app.services import emap as svc
 from app.services.basemap import basemap_settings
+from app.services.cases import OVERDUE_COLOR as CASE_OVERDUE_COLOR
+from app.services.cases import STATUS_COLORS as CASE_STATUS_COLORS
 from app.services.cases import STATUS_NAMES as CASE_STATUS_NAMES
 from app.web.vendor import vendor_url
 
@@ -54,6 +56,8 @@ EMAP_SCRIPTS: list[str] = [
     "/static/js/search.js",
     "/static/js/emap_print.js",
     "/static/js/emap_networks.js",
+    "/static/js/emap_stars.js",
+    "/static/js/emap_field.js",
 ]
 EMAP_STYLES: list[str] = [
     "/static/css/emap.css",
@@ -64,6 +68,7 @@ EMAP_STYLES: list[str] = [
     "/static/css/cases.css",
     "/static/css/overrides.css",
     "/static/css/search.css",
+    "/static/css/stars.css",
 ]
 
 
@@ -84,6 +89,8 @@ def emap():  # type: ignore[no-untyped-def]
         "level_styles": svc.LEVEL_STYLES,
         "level_names": LEVEL_NAMES,
         "case_status_names": CASE_STATUS_NAMES,
+        "case_status_colors": CASE_STATUS_COLORS,
+        "case_overdue_color": CASE_OVERDUE_COLOR,
         "tiles": "/tiles/{layer}/{z}/{x}/{y}.mvt",
         "worker": vendor_url("maplibre-gl", "maplibre-gl-csp-worker.js"),
         "role": principal.role,

@@ -44,6 +44,19 @@ ACTIONS = {
     "reveal case": "查看事件联系人",
     "audit export": "导出审计日志",
 }
+# Reads of personal data logged with a detail after the words (an id, a day): the longest
+# matching prefix names the read, and the detail follows it.
+READS = {
+    "list visits": "查看走访记录",
+    "visits due": "查看待走访名单",
+    "visit": "查看走访",
+    "checkins": "查看打卡记录",
+    "list patrols": "查看巡查记录",
+    "patrol map": "查看巡查轨迹",
+    "patrol": "查看巡查",
+    "field kpis export": "导出走访巡查指标",
+    "network mismatch export": "导出专业网格比对",
+}
 OBJECT_NAMES = {
     "user": "账号",
     "grid": "网格",
@@ -53,6 +66,11 @@ OBJECT_NAMES = {
     "grid_change": "网格变更",
     "import": "导入",
     "audit_log": "审计日志",
+    "visit": "走访",
+    "patrol": "巡查",
+    "checkin": "打卡",
+    "worker": "网格员",
+    "network": "专业网格图层",
     # an endpoint's module, for changes that name no record
     "cases": "事件",
     "auth": "账号",
@@ -101,6 +119,9 @@ def audit_action(kind: str, action: str) -> str:
         return where + FAILURES.get(reason, "失败")
     if action.startswith("cli "):
         return "命令行操作"
+    for prefix in sorted(READS, key=len, reverse=True):
+        if action == prefix or action.startswith(prefix + " "):
+            return READS[prefix] + action[len(prefix) :]
     return action
 
 

@@ -38,6 +38,7 @@ MODULES: list[Module] = [
     Module("/visits", "走访打卡"),
     Module("/ledgers", "台账"),
     Module("/points", "积分排名"),
+    Module("/stars", "评星定级"),
     Module("/cases/kpi", "考核指标"),
     Module("/networks", "多网合一"),
     Module("/admin/users", "账号管理"),

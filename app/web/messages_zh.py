@@ -7,6 +7,9 @@ same way; else the message is translated whole by the first entry that matches i
 
 Templates are ``str.format`` strings over the match: ``{1}`` … the groups as written, ``{t}``
 (a group named ``t``, ``t2`` …) through ``TERMS`` (a noun of the domain: grid → 网格).
+
+Why one module of this size: most of it is the catalogue itself, one entry per message the code
+can raise; the code that applies it is a few short functions at the end.
 """
 
 from __future__ import annotations

@@ -45,3 +45,34 @@ def notice_png(grid_id: int):  # type: ignore[no-untyped-def]
         mimetype="image/png",
         headers={"Content-Disposition": f'inline; filename="notice-{code}-{paper}.png"'},
     )
+
+
+@bp.get("/tiles/networks/<int:z>/<int:x>/<int:y>.mvt")
+def network_tile(z: int, x: int, y: int):  # type: ignore[no-untyped-def]
+    """A vector tile of the departmental networks the caller sees (layer ``networks``)."""
+    import gzip
+    import hashlib
+
+    from app.services import networks, tiles
+
+    tiles.check_tile(z, x, y)
+    session = get_session()
+    p = current_principal()
+    ids = networks.visible_network_ids(session, p.role, p.department_id, grid_scope(session, p))
+    body = networks.network_tile(session, ids, z, x, y)
+    etag = hashlib.blake2b(body + repr(ids).encode(), digest_size=10).hexdigest()
+    headers = {
+        "ETag": f'"{etag}"',
+        "Cache-Control": "private, no-cache",
+        "Vary": "Cookie, Authorization, Accept-Encoding",
+    }
+    if request.if_none_match.contains(etag):
+        return Response(status=304, headers=headers)
+    if "gzip" in (request.headers.get("Accept-Encoding") or ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(
+            gzip.compress(body, compresslevel=1, mtime=0),
+            mimetype="application/vnd.mapbox-vector-tile",
+            headers=headers,
+        )
+    return Response(body, mimetype="application/vnd.mapbox-vector-tile", headers=headers)

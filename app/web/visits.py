@@ -11,10 +11,14 @@ bp = Blueprint("visit_pages", __name__)
 
 @bp.get("/visits")
 def visits():  # type: ignore[no-untyped-def]
-    """A worker's visits on the phone: the due list, a visit form using the GPS, check-in."""
+    """A worker's visits on the phone: the due list, a visit form using the GPS, check-in, and
+    a patrol whose positions are sent in batches."""
     return render_template(
         "visits/index.html",
         title="走访与打卡",
-        assets={"css": LEAFLET["css"][1:], "js": ["/static/js/case_common.js"]},
+        assets={
+            "css": LEAFLET["css"][1:],
+            "js": ["/static/js/case_common.js", "/static/js/patrol.js"],
+        },
         script="/static/js/visits.js",
     )

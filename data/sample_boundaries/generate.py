@@ -10,6 +10,10 @@ Every polygon is a union of cells of one jittered lattice, so neighbours share e
 vertices: siblings never overlap, children tile their parent, and there is no gap.
 
 Usage: python data/sample_boundaries/generate.py  (writes the files beside this script)
+
+Why one script of this size: the street, the village and their people are drawn from one seeded
+random sequence in a fixed order (what keeps the files the same run after run); cut into
+modules, that order would be spread over them.
 """
 
 from __future__ import annotations

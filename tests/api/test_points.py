@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.api.case_helpers import RESIDENT, act, ok, walk_to
 from tests.api.test_grid_edit_concurrency import call
 from tests.auth.conftest import bearer
 
@@ -361,7 +362,7 @@ def _expected(db_session, group: str, scope: list[int] | None) -> list[tuple[int
     """(id, total, rank) straight from the tables, ranked here."""
     within = "TRUE" if scope is None else "{col} = ANY(:scope)"
     if group == "member":
-        sql = f"""SELECT w.id, (SELECT COALESCE(SUM(r.points), 0) FROM point_entry e, point_rule r
+        sql = f"""SELECT w.id, (SELECT COALESCE(SUM(COALESCE(e.points, r.points)), 0) FROM point_entry e, point_rule r
                                  WHERE r.id = e.rule_id AND e.member_id = w.id AND e.status = 'approved'
                                    AND e.occurred_on BETWEEN CAST(:a AS date) AND CAST(:b AS date) - 1)
                     FROM worker w WHERE EXISTS (SELECT 1 FROM grid_assignment a WHERE a.worker_id = w.id
@@ -479,3 +480,456 @@ def test_the_quarters_ranking_matches_an_independent_count(
     assert _as(app, accounts["department"]).get("/api/points/ranking").status_code == 403
     res = centre.get("/api/points/ranking?quarter=2026Q5")
     assert res.status_code == 400 and res.get_json()["error"]["param"] == "quarter"
+
+
+# ---------------------------------------------------------------- automatic entries
+
+MICRO = "3401880010010101"  # the test accounts' micro-grid
+VILLAGE = "340188001001"  # 爱辉社区, the community (level 2) holding it
+
+
+def _linked_home(db_session, member: int) -> int:  # type: ignore[no-untyped-def]
+    home = db_session.scalar(
+        text(
+            "SELECT h.id FROM household h JOIN grid g ON g.id = h.grid_id WHERE g.code = :c ORDER BY h.id LIMIT 1"
+        ),
+        {"c": MICRO},
+    )
+    db_session.execute(
+        text("UPDATE household SET linked_member_id = :m WHERE id = :h"), {"m": member, "h": home}
+    )
+    return home
+
+
+def _member_total(db_session, member: int) -> int:  # type: ignore[no-untyped-def]
+    return int(
+        db_session.scalar(
+            text(
+                """SELECT COALESCE(SUM(CASE WHEN e.points IS NOT NULL THEN e.points ELSE r.points END), 0)
+                     FROM point_entry e, point_rule r WHERE r.id = e.rule_id AND e.member_id = :m
+                      AND e.status = 'approved'"""
+            ),
+            {"m": member},
+        )
+    )
+
+
+def test_automatic_entries_name_their_record_and_are_made_once(
+    app, client, db_session, accounts
+) -> None:  # type: ignore[no-untyped-def]
+    member = accounts["party_member"].worker_id
+    home = _linked_home(db_session, member)
+    closed = walk_to(client, "closed")
+    solved = db_session.execute(
+        text(
+            """SELECT id, code, (closed_at AT TIME ZONE 'Asia/Shanghai')::date AS day FROM "case"
+                WHERE id = :c"""
+        ),
+        {"c": closed["id"]},
+    ).one()
+    db_session.execute(
+        text(
+            "UPDATE case_event SET actor_worker_id = :m WHERE id = (SELECT min(id) FROM case_event"
+            " WHERE case_id = :c AND action = 'report')"
+        ),
+        {"m": member, "c": solved.id},
+    )
+    dispute = walk_to(client, "dispatched", category="dispute")["id"]
+    db_session.execute(
+        text(
+            """UPDATE "case" SET category = 'dispute', deadline = now() - interval '2 days',
+                      resolved_at = NULL WHERE id = :c"""
+        ),
+        {"c": dispute},
+    )
+    db_session.execute(
+        text(
+            """INSERT INTO visit (worker_id, household_id, kind, visited_at, case_id)
+               VALUES (:m, :h, 'adhoc', now() - interval '3 days', :c)"""
+        ),
+        {"m": member, "h": home, "c": dispute},
+    )
+    centre = _as(app, accounts["centre"])
+    took_part = centre.post(
+        f"/api/points/households/{home}/entries",
+        json={"rule_code": "HH-JL-01", "occurred_on": "2026-11-11"},
+    ).get_json()["entry"]
+    lost = centre.post(
+        f"/api/points/households/{home}/entries",
+        json={"rule_code": "HH-FM-01", "occurred_on": "2026-11-12"},
+    ).get_json()["entry"]
+    assert _as(app, accounts["worker"]).post("/api/points/sync").status_code == 403
+    first = client.post("/api/points/sync")
+    assert first.status_code == 200, first.get_json()
+    made = first.get_json()["made"]
+    assert made["case_solved"] >= 1 and made["case_overdue"] >= 1
+    assert made["household_part"] >= 1 and made["household_loss"] >= 1
+    again = client.post("/api/points/sync").get_json()["made"]
+    assert again == {"case_solved": 0, "case_overdue": 0, "household_part": 0, "household_loss": 0}
+    ledger = _as(app, accounts["party_member"]).get(f"/api/points/members/{member}").get_json()
+    by_source = {
+        (e["source"]["kind"], e["source"]["id"]): e for e in ledger["entries"] if e["source"]
+    }
+    case_entry = by_source[("case_solved", solved.id)]
+    assert case_entry["points"] == 2 and case_entry["status"] == "approved"
+    assert case_entry["occurred_on"] == solved.day.isoformat() and solved.code in case_entry["note"]
+    assert by_source[("case_overdue", dispute)]["points"] == -3
+    assert by_source[("household_part", took_part["id"])]["points"] == 5
+    assert by_source[("household_part", took_part["id"])]["rule"]["code"] == "DY-LZ-01"
+    assert by_source[("household_loss", lost["id"])]["points"] == -1  # half of −2
+    assert ("household_part", lost["id"]) not in by_source
+    assert ledger["total"] == _member_total(db_session, member)
+    # a changed share applies to losses synced after it; what was made stays as made
+    res = client.put("/api/points/settings", json={"link_loss_share": 1})
+    assert res.status_code == 200 and res.get_json()["settings"]["link_loss_share"] == 1
+    bad = client.put("/api/points/settings", json={"link_loss_share": 2})
+    assert bad.status_code == 400 and bad.get_json()["error"]["param"] == "link_loss_share"
+    second = centre.post(
+        f"/api/points/households/{home}/entries",
+        json={"rule_code": "HH-FM-01", "occurred_on": "2026-11-20"},
+    ).get_json()["entry"]
+    assert client.post("/api/points/sync").get_json()["made"]["household_loss"] == 1
+    ledger = client.get(f"/api/points/members/{member}").get_json()
+    by_source = {
+        (e["source"]["kind"], e["source"]["id"]): e for e in ledger["entries"] if e["source"]
+    }
+    assert by_source[("household_loss", lost["id"])]["points"] == -1
+    assert by_source[("household_loss", second["id"])]["points"] == -2
+    assert ledger["total"] == _member_total(db_session, member)
+    # the ranking counts the shares too
+    ranking = centre.get(f"/api/points/ranking?quarter={QUARTER}&group=member&limit=1000")
+    want = _expected(db_session, "member", None)
+    got = {i["id"]: i["total"] for i in ranking.get_json()["items"]}
+    assert got[member] == dict((i, t) for i, t, _ in want)[member]
+
+
+def test_a_case_a_member_reported_earns_the_points_the_moment_it_closes(
+    client, db_session, accounts
+) -> None:  # type: ignore[no-untyped-def]
+    member = accounts["party_member"].worker_id
+    case = walk_to(client, "verified")
+    db_session.execute(
+        text(
+            "UPDATE case_event SET actor_worker_id = :m WHERE id = (SELECT min(id) FROM case_event"
+            " WHERE case_id = :c AND action = 'report')"
+        ),
+        {"m": member, "c": case["id"]},
+    )
+
+    def entries() -> list[Any]:
+        return db_session.execute(
+            text(
+                """SELECT member_id, status FROM point_entry
+                    WHERE source_kind = 'case_solved' AND source_id = :c"""
+            ),
+            {"c": case["id"]},
+        ).all()
+
+    assert entries() == []  # verified is not closed yet
+    ok(act(client, case["id"], "rate", RESIDENT, satisfaction=4, solved=True))
+    assert [tuple(r) for r in entries()] == [(member, "approved")]  # no sync was run
+    assert client.post("/api/points/sync").get_json()["made"]["case_solved"] == 0  # made once
+
+
+def test_a_worker_reads_members_surnames_only_and_the_administrator_never_takes_the_chiefs_step(
+    app, client, accounts
+) -> None:  # type: ignore[no-untyped-def]
+    entry = _propose(app, accounts, "party_member", "DY-LZ-01", "2026-11-02").get_json()["entry"]
+    _approve(app, accounts, entry["id"])
+    url = f"/api/points/ranking?quarter={QUARTER}&group=member"
+    full = _as(app, accounts["grid_chief"]).get(url).get_json()
+    masked = _as(app, accounts["worker"]).get(url).get_json()
+    assert not full["names_masked"] and masked["names_masked"]
+    names = {i["id"]: i["name"] for i in full["items"]}
+    assert masked["items"] and {i["id"] for i in masked["items"]} <= set(names)
+    for item in masked["items"]:
+        assert item["name"] == names[item["id"]][0] + "*" * max(1, len(names[item["id"]]) - 1)
+    other = _propose(app, accounts, "party_member", "DY-LZ-01", "2026-11-03").get_json()["entry"]
+    res = client.post(f"/api/points/entries/{other['id']}/review", json={"decision": "approve"})
+    assert res.status_code == 409 and "网格长" in res.get_json()["error"]["message"]
+
+
+# ---------------------------------------------------------------- star ratings
+
+STAR_Q, STAR_T0, STAR_T1 = "2026Q3", "2026-07-01", "2026-10-01"
+
+
+def _independent_stars(db_session, settings: dict) -> dict[int, tuple[dict, float, int]]:  # type: ignore[no-untyped-def]
+    """Each micro-grid's criteria, score and stars, counted here grid by grid."""
+    micro = (
+        db_session.execute(text("SELECT id FROM grid WHERE level = 4 AND valid_to IS NULL"))
+        .scalars()
+        .all()
+    )
+    out = {}
+    for gid in micro:
+        own = db_session.scalars(
+            text("SELECT id FROM grid WHERE id = :g OR (parent_id = :g AND level = 5)"), {"g": gid}
+        ).all()
+        t = {"g": list(own), "a": STAR_T0, "b": STAR_T1}
+        n, closed, sat = db_session.execute(
+            text(
+                """SELECT count(*), count(*) FILTER (WHERE status = 'closed'), avg(satisfaction) FROM "case"
+                    WHERE grid_id = ANY(:g) AND status <> 'cancelled'
+                      AND created_at >= CAST(:a AS date)::timestamp AT TIME ZONE 'Asia/Shanghai'
+                      AND created_at < CAST(:b AS date)::timestamp AT TIME ZONE 'Asia/Shanghai'"""
+            ),
+            t,
+        ).one()
+        if n:
+            cases = 100 * closed / n if sat is None else (100 * closed / n + float(sat) * 20) / 2
+        else:
+            cases = 100.0
+        homes, visited = db_session.execute(
+            text(
+                """SELECT count(*), count(*) FILTER (WHERE h.id IN (SELECT household_id FROM visit
+                          WHERE visited_at >= CAST(:a AS date)::timestamp AT TIME ZONE 'Asia/Shanghai'
+                            AND visited_at < CAST(:b AS date)::timestamp AT TIME ZONE 'Asia/Shanghai'))
+                     FROM household h WHERE h.grid_id = ANY(:g)"""
+            ),
+            t,
+        ).one()
+        visits = 100 * visited / homes if homes else 100.0
+        members = db_session.scalars(
+            text(
+                "SELECT DISTINCT worker_id FROM grid_assignment WHERE role = 'party_member' AND grid_id = ANY(:g)"
+            ),
+            t,
+        ).all()
+        pts = 0
+        for m in members:
+            pts += db_session.scalar(
+                text(
+                    """SELECT COALESCE(SUM(COALESCE(e.points, r.points)), 0) FROM point_entry e
+                         JOIN point_rule r ON r.id = e.rule_id WHERE e.member_id = :m AND e.status = 'approved'
+                          AND e.occurred_on >= CAST(:a AS date) AND e.occurred_on < CAST(:b AS date)"""
+                ),
+                {**t, "m": m},
+            ) * sum(
+                1
+                for _ in db_session.scalars(
+                    text(
+                        "SELECT 1 FROM grid_assignment WHERE worker_id = :m AND role = 'party_member' AND grid_id = ANY(:g)"
+                    ),
+                    {**t, "m": m},
+                )
+            )
+        mp = (
+            max(0.0, min(100.0, 100 * pts / len(members) / settings["member_points_target"]))
+            if members
+            else 0.0
+        )
+        days = db_session.scalar(
+            text(
+                """SELECT count(DISTINCT e.occurred_on) FROM household_point_entry e JOIN point_rule r ON r.id = e.rule_id
+                     JOIN household h ON h.id = e.household_id WHERE h.grid_id = ANY(:g)
+                      AND r.code = ANY(:codes) AND e.occurred_on >= CAST(:a AS date) AND e.occurred_on < CAST(:b AS date)"""
+            ),
+            {**t, "codes": settings["participation_rules"]},
+        )
+        events = min(100.0, 100 * days / settings["events_target"])
+        scores = {"cases": cases, "visits": visits, "member_points": mp, "events": events}
+        w = settings["star_weights"]
+        score = sum(round(scores[k], 1) * w[k] for k in scores) / sum(w.values())
+        stars = sum(1 for th in settings["star_thresholds"] if round(score, 1) >= th)
+        out[gid] = ({k: round(v, 1) for k, v in scores.items()}, round(score, 1), stars)
+    return out
+
+
+def test_star_ratings_match_an_independent_count_and_freeze_when_the_quarter_closes(
+    app, client, db_session, accounts
+) -> None:  # type: ignore[no-untyped-def]
+    member = accounts["party_member"].worker_id
+    micro = db_session.scalar(
+        text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": MICRO}
+    )
+    for day in ("2026-08-03", "2026-09-10"):
+        _approve(
+            app,
+            accounts,
+            _propose(app, accounts, "party_member", "DY-JL-01", day).get_json()["entry"]["id"],
+        )
+    home = _linked_home(db_session, member)
+    centre = _as(app, accounts["centre"])
+    for day in ("2026-07-05", "2026-08-05", "2026-08-05"):
+        centre.post(
+            f"/api/points/households/{home}/entries",
+            json={"rule_code": "HH-JL-01", "occurred_on": day},
+        )
+    assert client.post("/api/points/sync").get_json()["made"]["household_part"] == 3
+    settings = client.get("/api/points/settings").get_json()["settings"]
+    res = client.get(f"/api/stars?quarter={STAR_Q}")
+    assert res.status_code == 200, res.get_json()
+    live = res.get_json()
+    assert live["closed"] is False
+    want = _independent_stars(db_session, settings)
+    assert {i["grid_id"] for i in live["items"]} == set(want)
+    for item in live["items"]:
+        scores, score, stars = want[item["grid_id"]]
+        assert (item["scores"], item["score"], item["computed_stars"]) == (scores, score, stars)
+    ranked = sorted(live["items"], key=lambda i: (-i["stars"], -i["score"], i["code"]))
+    assert [i["grid_id"] for i in live["items"]] == [i["grid_id"] for i in ranked]
+    assert live["items"][0]["rank"] == 1
+    mine = next(i for i in live["items"] if i["grid_id"] == micro)
+    assert mine["scores"]["events"] == round(min(100.0, 100 * 2 / settings["events_target"]), 1)
+    # the grid chief adjusts with a reason; the micro-grid's own chief may not
+    adjust = f"/api/stars/grids/{micro}/adjust"
+    chief = _as(app, accounts["grid_chief"])
+    bad = chief.post(adjust, json={"quarter": STAR_Q, "delta": 1})
+    assert bad.status_code == 400 and bad.get_json()["error"]["param"] == "reason"
+    assert (
+        _as(app, accounts["micro_chief"])
+        .post(adjust, json={"quarter": STAR_Q, "delta": 1, "reason": "x理由"})
+        .status_code
+        == 403
+    )
+    far = db_session.scalar(
+        text(
+            "SELECT id FROM grid WHERE level = 4 AND valid_to IS NULL AND code LIKE '3401881%' LIMIT 1"
+        )
+    )
+    if far is not None:
+        assert (
+            chief.post(
+                f"/api/stars/grids/{far}/adjust",
+                json={"quarter": STAR_Q, "delta": 1, "reason": "越权调整"},
+            ).status_code
+            == 404
+        )
+    delta = -1 if mine["computed_stars"] > 0 else 1
+    res = chief.post(
+        adjust, json={"quarter": STAR_Q, "delta": delta, "reason": "群众满意度回访偏低"}
+    )
+    assert res.status_code == 201, res.get_json()
+    after = client.get(f"/api/stars?quarter={STAR_Q}").get_json()
+    mine = next(i for i in after["items"] if i["grid_id"] == micro)
+    assert mine["stars"] == max(0, min(5, mine["computed_stars"] + delta))
+    assert mine["adjustment_reason"] == "群众满意度回访偏低"
+    # closing: the whole city's centre or the administrator, once; then frozen
+    assert centre.post("/api/stars/close", json={"quarter": STAR_Q}).status_code == 403
+    assert client.get(f"/api/stars/export?quarter={STAR_Q}").status_code == 409
+    res = client.post("/api/stars/close", json={"quarter": STAR_Q})
+    assert res.status_code == 201, res.get_json()
+    assert res.get_json()["grids"] == len(want)
+    assert client.post("/api/stars/close", json={"quarter": STAR_Q}).status_code == 409
+    assert (
+        chief.post(adjust, json={"quarter": STAR_Q, "delta": 1, "reason": "关闭后调整"}).status_code
+        == 409
+    )
+    late = _propose(app, accounts, "party_member", "DY-JL-01", "2026-09-11")
+    assert late.status_code == 409 and late.get_json()["error"]["param"] == "occurred_on"
+    frozen = client.get(f"/api/stars?quarter={STAR_Q}").get_json()
+    assert frozen["closed"] is True and frozen["closed_at"]
+    assert [(i["grid_id"], i["stars"], i["score"]) for i in frozen["items"]] == [
+        (i["grid_id"], i["stars"], i["score"]) for i in after["items"]
+    ]
+    from app.services import notice_print
+
+    board = notice_print.sheet(db_session, micro)
+    assert board["stars"]["stars"] == mine["stars"] and board["stars"]["quarter"] == STAR_Q
+    assert board["stars"]["text"].count("★") == mine["stars"]
+    history = chief.get(f"/api/stars/grids/{micro}").get_json()
+    assert (
+        history["ratings"][0]["quarter"] == STAR_Q
+        and history["ratings"][0]["stars"] == mine["stars"]
+    )
+    assert history["adjustments"][0]["reason"] == "群众满意度回访偏低"
+    # what the centre sees is its street's
+    scoped = centre.get(f"/api/stars?quarter={STAR_Q}").get_json()
+    assert 0 < scoped["count"] < frozen["count"] or scoped["count"] == frozen["count"]
+    assert micro in [i["grid_id"] for i in scoped["items"]]
+    # the map layer and the allowance export
+    features = chief.get("/api/stars/map").get_json()["features"]
+    assert any(
+        f["properties"]["grid_id"] == micro and f["properties"]["stars"] == mine["stars"]
+        for f in features
+    )
+    db_session.execute(
+        text(
+            "UPDATE worker SET name = '=HYPERLINK(1)' WHERE id = (SELECT worker_id FROM grid_assignment WHERE grid_id = :g AND role = 'micro_chief' LIMIT 1)"
+        ),
+        {"g": micro},
+    )
+    res = centre.get(f"/api/stars/export?quarter={STAR_Q}&format=csv")
+    assert res.status_code == 200
+    body = res.data.decode("utf-8-sig")
+    line = next(ln for ln in body.splitlines() if MICRO in ln and "微网格长" in ln)
+    per_star = settings["allowance_per_star"]["micro_chief"]
+    assert "'=HYPERLINK(1)" in line and line.endswith(str(float(mine["stars"] * per_star)))
+    assert (
+        _as(app, accounts["worker"]).get(f"/api/stars/export?quarter={STAR_Q}").status_code == 403
+    )
+    xlsx = centre.get(f"/api/stars/export?quarter={STAR_Q}&format=xlsx")
+    assert xlsx.status_code == 200 and xlsx.data[:2] == b"PK"
+
+
+def test_an_inspector_rates_a_service_point_with_photos(app, client, db_session, accounts) -> None:  # type: ignore[no-untyped-def]
+    import base64
+    import io
+
+    from PIL import Image
+
+    point = db_session.scalar(text("SELECT id FROM service_point ORDER BY id LIMIT 1"))
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(buf, "PNG")
+    body = {
+        "quarter": "2026Q4",
+        "hardware": 25,
+        "organisation": 24,
+        "norms": 23,
+        "effect": 20,
+        "note": "站点整洁",
+        "photo_base64": base64.b64encode(buf.getvalue()).decode(),
+    }
+    res = client.post(f"/api/stars/service-points/{point}/ratings", json=body)
+    assert res.status_code == 201, res.get_json()
+    rating = res.get_json()["rating"]
+    assert rating["total"] == 92 and rating["stars"] == 4 and rating["photos"] == 1
+    bad = client.post(f"/api/stars/service-points/{point}/ratings", json={**body, "effect": 26})
+    assert bad.status_code == 400 and bad.get_json()["error"]["param"] == "effect"
+    listed = client.get("/api/stars/service-points?quarter=2026Q4").get_json()["items"]
+    assert next(i for i in listed if i["id"] == point)["rating"]["stars"] == 4
+    assert (
+        _as(app, accounts["worker"])
+        .post(f"/api/stars/service-points/{point}/ratings", json=body)
+        .status_code
+        == 403
+    )
+
+
+def test_a_villages_public_page_shows_only_what_it_publishes(
+    app, client, anon_client, db_session
+) -> None:  # type: ignore[no-untyped-def]
+    home = db_session.scalar(
+        text(
+            "SELECT h.id FROM household h JOIN grid g ON g.id = h.grid_id WHERE g.code = :c ORDER BY h.id LIMIT 1"
+        ),
+        {"c": MICRO},
+    )
+    db_session.execute(
+        text(
+            "UPDATE household SET head_name = '欧阳明远', head_phone = '13912345678', building = '7栋', unit = '2单元', room = '301', address = '幸福路99号' WHERE id = :h"
+        ),
+        {"h": home},
+    )
+    for _ in range(3):
+        client.post(
+            f"/api/points/households/{home}/entries",
+            json={"rule_code": "HH-JL-02", "occurred_on": "2026-10-12"},
+        )
+    res = anon_client.get(f"/points/public/{VILLAGE}?quarter={QUARTER}")
+    assert res.status_code == 200
+    page = res.data.decode()
+    assert "7栋-2单元-301" in page and "<td>欧</td>" in page
+    for secret in ("欧阳明远", "明远", "13912345678", "幸福路", "5678"):
+        assert secret not in page
+    assert (
+        client.put("/api/points/settings", json={"public_fields": ["house_number"]}).status_code
+        == 200
+    )
+    page = anon_client.get(f"/points/public/{VILLAGE}?quarter={QUARTER}").data.decode()
+    assert "7栋-2单元-301" in page and "<td>欧</td>" not in page and "户主姓氏" not in page
+    assert anon_client.get("/points/public/000000").status_code == 404
+    app.config["POINTS_PUBLIC_LIMIT"] = 2
+    codes = [anon_client.get(f"/points/public/{VILLAGE}").status_code for _ in range(3)]
+    assert codes[-1] == 429

@@ -431,6 +431,20 @@ CALLS: list[Call] = [
         body={},
         special={("centre", "own"): {403}},
     ),
+    Call(
+        "dry-run import households",
+        "POST",
+        "/api/import/households",
+        CENTRE,
+        {200},
+        form=lambda t: {**households_csv(t), "dry_run": "1"},
+        scoped=True,
+        special={("centre", "other"): {200}},  # a refusal is part of a dry run's report
+    ),
+    # an import job: anyone who may import starts one; its status is its creator's (404 else)
+    Call("import job", "POST", "/api/import-jobs/households", CENTRE, {202}, form=households_csv),
+    Call("import job status", "GET", "/api/import-jobs/{job}", CENTRE, {200}, scoped=True),
+    Call("held import records", "GET", "/api/import/held", CENTRE, {200}),
     Call("export grids", "GET", "/api/export/grids?format=csv", SUPERVISORS, {200}),
     Call(
         "export households",
@@ -786,6 +800,75 @@ CALLS: list[Call] = [
         body=lambda t: {"lon": t["lon"], "lat": t["lat"]},
     ),
     Call("check-ins", "GET", "/api/checkins", GRID_PEOPLE, {200}),
+    # patrols: a worker starts, feeds and stops their own; the chiefs over the worker and the
+    # centre of the street read them; nobody else
+    Call("start patrol", "POST", "/api/patrols", WORKERS, {201}, body={}),
+    Call(
+        "patrol positions",
+        "POST",
+        "/api/patrols/{pt}/positions",
+        WORKERS,
+        {201},
+        body=lambda t: {"points": [{"lon": t["lon"], "lat": t["lat"], "t": t["pt_t"]}]},
+        scoped=True,
+        special={
+            ("grid_chief", "own"): {404},
+            ("micro_chief", "own"): {404},
+            ("party_member", "own"): {404},
+        },
+    ),
+    Call(
+        "stop patrol",
+        "POST",
+        "/api/patrols/{pt}/stop",
+        WORKERS,
+        {200},
+        body={},
+        scoped=True,
+        special={
+            ("grid_chief", "own"): {404},
+            ("micro_chief", "own"): {404},
+            ("party_member", "own"): {404},
+        },
+    ),
+    Call("patrols", "GET", "/api/patrols", GRID_PEOPLE, {200}),
+    Call(
+        "patrol",
+        "GET",
+        "/api/patrols/{pt}",
+        GRID_PEOPLE,
+        {200},
+        scoped=True,
+        special={("party_member", "own"): {404}},
+    ),
+    Call("patrol coverage", "GET", "/api/patrols/coverage?group=worker", GRID_PEOPLE, {200}),
+    Call(
+        "patrol coverage by grid",
+        "GET",
+        "/api/patrols/coverage?group=grid&level=4",
+        GRID_PEOPLE,
+        {200},
+    ),
+    Call(
+        "patrol day map",
+        "GET",
+        "/api/patrols/map?worker={pw}",
+        GRID_PEOPLE,
+        {200},
+        scoped=True,
+        special={("party_member", "own"): {404}},
+    ),
+    Call(
+        "overdue households map", "GET", "/api/visits/overdue-map?bbox={bbox}", GRID_PEOPLE, {200}
+    ),
+    Call("field kpis", "GET", "/api/field-kpis?group=worker", GRID_PEOPLE, {200}),
+    Call(
+        "field kpis export",
+        "GET",
+        "/api/field-kpis?group=grid&level=3&format=csv",
+        GRID_PEOPLE,
+        {200},
+    ),
     # points ledgers: a member their own, chiefs their grids', the centre its street's
     Call("point rules", "GET", "/api/points/rules", GRID_PEOPLE, {200}),
     Call(
@@ -845,6 +928,54 @@ CALLS: list[Call] = [
     ),
     Call("points page", "GET", "/points", GRID_PEOPLE, {200}, page=True),
     Call("points ranking", "GET", "/api/points/ranking?group=grid", GRID_PEOPLE, {200}),
+    Call("pending point entries", "GET", "/api/points/entries/pending", SUPERVISORS, {200}),
+    Call("automatic points", "POST", "/api/points/sync", CENTRE, {200}),
+    Call("points settings", "GET", "/api/points/settings", SUPERVISORS, {200}),
+    Call(
+        "change points settings",
+        "PUT",
+        "/api/points/settings",
+        CENTRE,
+        {200},
+        body={"events_target": 4},
+    ),
+    # a village's public ranking: no sign-in
+    Call("public points page", "GET", "/points/public/340188001001", EVERYONE, {200}),
+    # star ratings (评星定级)
+    Call("stars page", "GET", "/stars", GRID_PEOPLE, {200}, page=True),
+    Call("star ratings", "GET", "/api/stars?quarter=2026Q3", GRID_PEOPLE, {200}),
+    Call(
+        "adjust stars",
+        "POST",
+        "/api/stars/grids/{g}/adjust",
+        {"admin", "centre", "grid_chief"},
+        {201},
+        body={"quarter": "2026Q3", "delta": 1, "reason": "矩阵调整"},
+        scoped=True,
+        special={("admin", "other"): {201, 404}},
+    ),
+    Call("star history", "GET", "/api/stars/grids/{g}", GRID_PEOPLE, {200}, scoped=True),
+    Call(
+        "close a quarter",
+        "POST",
+        "/api/stars/close",
+        CENTRE,
+        {201},
+        body={"quarter": "2026Q3"},
+        special={("centre", "own"): {403}},
+    ),
+    Call("allowance export", "GET", "/api/stars/export?quarter=2026Q3", CENTRE, {409}),
+    Call("stars on the map", "GET", "/api/stars/map", GRID_PEOPLE, {200}),
+    Call("service point ratings", "GET", "/api/stars/service-points", GRID_PEOPLE, {200}),
+    Call(
+        "rate a service point",
+        "POST",
+        "/api/stars/service-points/{sp}/ratings",
+        CENTRE,
+        {201},
+        body={"hardware": 20, "organisation": 20, "norms": 20, "effect": 20},
+        scoped=True,
+    ),
     # Open311
     Call("open311 services", "GET", "/open311/v2/services.json", EVERYONE, {200}),
     Call(
@@ -937,7 +1068,19 @@ CALLS: list[Call] = [
         body=lambda t: {"network_id": t["n"]},
     ),
     Call("networks page", "GET", "/networks", CENTRE, {200}, page=True),
+    Call(
+        "network tile", "GET", "/tiles/networks/14/13530/6652.mvt", CENTRE | {"department"}, {200}
+    ),
     # the notice board (网格公示牌) to print
+    Call(
+        "worker photo for the notice board",
+        "PUT",
+        "/api/workers/{w}/photo",
+        CENTRE,
+        {200},
+        form=lambda t: {"photo": (io.BytesIO(base64.b64decode(tiny_png())), "p.png")},
+        scoped=True,
+    ),
     Call(
         "notice board pdf",
         "GET",
@@ -1085,6 +1228,20 @@ def targets(client, db_session, accounts) -> dict[str, dict[str, Any]]:  # type:
             ),
             {"w": wid, "h": t["h"]},
         )
+    # A stopped patrol in each: the worker's own, and one by a worker of 桃园村.
+    for t, wid in ((out["own"], accounts["worker"].worker_id), (out["other"], out["other"]["w"])):
+        t["pw"] = wid
+        t["pt"] = db_session.scalar(
+            text(
+                "INSERT INTO patrol (worker_id, started_at, ended_at)"
+                " VALUES (:w, now() - interval '2 hours', now() - interval '1 hour') RETURNING id"
+            ),
+            {"w": wid},
+        )
+        t["pt_t"] = db_session.scalar(
+            text("SELECT started_at + interval '1 minute' FROM patrol WHERE id = :p"),
+            {"p": t["pt"]},
+        ).isoformat()
     # A party member in each (the party member's own account in its grid), with a proposed entry,
     # and a household with points to spend.
     out["own"]["m"] = member
@@ -1111,6 +1268,15 @@ def targets(client, db_session, accounts) -> dict[str, dict[str, Any]]:  # type:
             ),
             {"h": t["h"]},
         )
+    # A party-mass service point in each.
+    for t in out.values():
+        t["sp"] = db_session.scalar(
+            text(
+                "INSERT INTO service_point (name, kind, geom, grid_id) VALUES ('矩阵站点', 'station',"
+                " ST_SetSRID(ST_MakePoint(:x, :y), 4326), :g) RETURNING id"
+            ),
+            {"x": t["lon"], "y": t["lat"], "g": t["g"]},
+        )
     # A departmental network in each: the department's own in the sample street, another
     # department's in 青山镇; one grid each, the shape of the target's micro-grid.
     streets = {"own": "340188001", "other": "340188101"}
@@ -1135,6 +1301,15 @@ def targets(client, db_session, accounts) -> dict[str, dict[str, Any]]:  # type:
                 " geom, area_m2 FROM grid WHERE id = :g RETURNING id"
             ),
             {"n": t["n"], "g": t["g"]},
+        )
+    # An import job in each: the centre account's own, and the administrator's.
+    for key, creator in (("own", accounts["centre"].user_id), ("other", accounts["admin"].user_id)):
+        out[key]["job"] = db_session.scalar(
+            text(
+                "INSERT INTO import_job (kind, source, status, created_by) "
+                "VALUES ('households', 'mx.csv', 'done', :u) RETURNING id"
+            ),
+            {"u": creator},
         )
     out["own"]["away"], out["other"]["away"] = out["other"], out["own"]
     db_session.flush()

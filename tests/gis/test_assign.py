@@ -124,3 +124,38 @@ def test_empty_inputs() -> None:
     assert assign_points(np.array([]), np.array([]), [], []).size == 0
     index = PolygonIndex([], [])
     assert list(index.assign(np.array([1.0]), np.array([2.0]))) == [-1]
+
+
+@pytest.mark.parametrize("cells", [16, 400, 5000, None])
+def test_holes_concave_parts_and_overlaps(cells) -> None:  # type: ignore[no-untyped-def]
+    """Rows that cross a polygon four times (holes, a U shape, two parts), a polygon sitting in
+    another's hole, and two overlapping polygons: the cell index still answers as GEOS does."""
+    ring = shapely.Polygon([(0, 0), (10, 0), (10, 10), (0, 10)], [[(3, 3), (7, 3), (7, 7), (3, 7)]])
+    island = shapely.box(4, 4, 6, 6)
+    u_shape = shapely.Polygon(
+        [(10, 0), (16, 0), (16, 9), (14, 9), (14, 2), (12, 2), (12, 9), (10, 9)]
+    )
+    parts = shapely.MultiPolygon([shapely.box(0, 11, 4, 14), shapely.box(6, 11, 10, 14)])
+    over_a = shapely.box(11, 11, 15, 15)
+    over_b = shapely.box(13, 12, 17, 16)
+    polys = [ring, island, u_shape, parts, over_a, over_b]
+    keys = ["e", "b", "d", "a", "f", "c"]
+    xy = shapely.get_coordinates(polys)
+    rng = np.random.default_rng(5)
+    probe = np.vstack([xy, (xy[:-1] + xy[1:]) / 2, rng.uniform(-1, 18, (20_000, 2))])
+    lon, lat = probe[:, 0], probe[:, 1]
+    index = PolygonIndex(polys, keys, cells=cells)
+    got, interior = index.assign_with_interior(lon, lat)
+    expected = reference(lon, lat, polys, keys)
+    assert (got == expected).all()
+    hits = np.bincount(
+        STRtree(polys).query(shapely.points(lon, lat), "intersects")[0], None, lon.size
+    )
+    inner = np.zeros(lon.size, dtype=bool)
+    placed = np.flatnonzero(expected >= 0)
+    arr = np.asarray(polys, dtype=object)
+    inner[placed] = (hits[placed] == 1) & shapely.contains_xy(
+        arr[expected[placed]], lon[placed], lat[placed]
+    )
+    assert (interior == inner).all()
+    assert (got == 1).sum() > 100 and (got == 4).sum() > 100 and (got == 5).sum() > 100

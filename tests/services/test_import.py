@@ -267,3 +267,68 @@ def test_a_bad_grid_among_thousands_is_named(db_session, tmp_path: Path) -> None
     assert "overlaps sibling" in reasons
     # every problem is about one of the two moved grids (or a sibling they now overlap)
     assert all(p["where"].startswith("feature ") for p in err.value.problems)
+
+
+def test_imported_households_keep_every_field_and_the_grids_count_them(
+    db_session, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """What COPY receives is what the file says — a backslash, a tab, quotes and commas in an
+    address, empty fields as nothing, tags, a linked party member, the exact coordinates — and
+    the household counts of the grid each lands in and of every grid above it grow by as many
+    (equal to a recount afterwards)."""
+    lon, lat, code = _leaf_point(db_session)
+    member = db_session.execute(
+        text("SELECT id, code FROM worker WHERE code IS NOT NULL ORDER BY id LIMIT 1")
+    ).one()
+    before = dict(db_session.execute(text("SELECT id, household_count FROM grid")).all())
+    address = '馨苑小区\\1栋\t"东"门,2单元'
+    frame = gpd.GeoDataFrame(
+        {
+            "address": [address, ""],
+            "building": ["", "3栋"],
+            "unit": ["", "2"],
+            "room": ["", "301"],
+            "people": [4, 1],
+            "head_name": ["王五", ""],
+            "tags": ["elderly_alone;low_income", ""],
+            "linked_member_code": [member.code, ""],
+        },
+        geometry=gpd.points_from_xy([lon, lon], [lat, lat]),
+        crs=4326,
+    )
+    path = tmp_path / "households.geojson"
+    frame.to_file(path, driver="GeoJSON")
+    assert importer.import_file(db_session, "households", path) == 2
+    rows = db_session.execute(
+        text(
+            """SELECT h.address, h.building, h.unit, h.room, h.people, h.head_name, h.tags,
+                      h.linked_member_id, ST_X(h.geom), ST_Y(h.geom), g.code
+               FROM household h JOIN grid g ON g.id = h.grid_id ORDER BY h.id DESC LIMIT 2"""
+        )
+    ).all()
+    second, first = rows
+    assert first[:8] == (
+        address,
+        None,
+        None,
+        None,
+        4,
+        "王五",
+        ["elderly_alone", "low_income"],
+        member.id,
+    )
+    assert second[:8] == (None, "3栋", "2", "301", 1, None, [], None)
+    assert all((r[8], r[9], r[10]) == (lon, lat, code) for r in rows)
+    after = dict(db_session.execute(text("SELECT id, household_count FROM grid")).all())
+    grown = {g: after[g] - before[g] for g in after if after[g] != before[g]}
+    chain = db_session.execute(
+        text(
+            """WITH RECURSIVE up AS (SELECT id, parent_id FROM grid WHERE code = :c AND valid_to IS NULL
+                                      UNION ALL SELECT p.id, p.parent_id FROM grid p JOIN up ON p.id = up.parent_id)
+               SELECT id FROM up"""
+        ),
+        {"c": code},
+    ).scalars()
+    assert grown == {g: 2 for g in chain}
+    importer.refresh_household_counts(db_session)
+    assert dict(db_session.execute(text("SELECT id, household_count FROM grid")).all()) == after

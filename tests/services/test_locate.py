@@ -381,3 +381,45 @@ def test_a_dbapi_connection_locates_as_the_session_does(db_session, town) -> Non
             methods.add(via_session["method"])
     assert methods == {"inside", "boundary", "nearest", "ancestor", "unassigned"}
     assert locate_point(raw, 118.5030, 30.5010, category="占道经营")["override"] is not None
+
+
+def test_batch_keeps_the_grid_map_until_the_database_changes(app) -> None:  # type: ignore[no-untyped-def]
+    """A second batch reuses the fetched grids, indexes and owners; a committed change to a
+    worker is seen by the next batch; a transaction's own changes neither use nor fill the map."""
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    from app.services.locate import batch as batch_module
+
+    engine = app.extensions["gridgov_db"].engine
+    with Session(engine) as s:
+        first = batch_module._grid_map(s)
+        s.rollback()
+        assert batch_module._grid_map(s) is first
+        s.rollback()
+        wid, grid_id, phone = s.execute(
+            text(
+                "SELECT w.id, a.grid_id, w.phone FROM worker w "
+                "JOIN grid_assignment a ON a.worker_id = w.id ORDER BY w.id LIMIT 1"
+            )
+        ).one()
+        s.rollback()
+        try:
+            s.execute(text("UPDATE worker SET phone = '13700000001' WHERE id = :i"), {"i": wid})
+            own = batch_module._grid_map(s)  # uncommitted: seen here, kept for no one
+            assert own is not first
+            assert {p["phone"] for p in own.people[grid_id] if p["worker_id"] == wid} == {
+                "13700000001"
+            }
+            s.commit()
+            changed = batch_module._grid_map(s)
+            s.rollback()
+            assert changed is not first and changed is not own
+            assert batch_module._grid_map(s) is changed
+            s.rollback()
+        finally:
+            s.execute(text("UPDATE worker SET phone = :p WHERE id = :i"), {"p": phone, "i": wid})
+            s.commit()
+        again = batch_module._grid_map(s)
+        s.rollback()
+        assert {p["phone"] for p in again.people[grid_id] if p["worker_id"] == wid} == {phone}

@@ -326,6 +326,29 @@ def test_a_category_routed_by_network_goes_to_the_departments_person(
     ).one()
     elsewhere = client.get(f"/api/locate?lon={far[0]}&lat={far[1]}&category=streetlight").get_json()
     assert elsewhere["network"] is None
+    # The batch locate (API and the CLI's CSV) routes by the network as the single one does.
+    body = f"id,lon,lat\nin,{lon},{lat}\nfar,{far[0]},{far[1]}\n"
+    res = client.post(
+        "/api/locate/batch?format=csv&category=streetlight",
+        data=body,
+        content_type="text/csv",
+    )
+    assert res.status_code == 200, res.get_json()
+    inside, outside = res.get_json()["results"]
+    assert inside["network"] == located["network"] and inside["owner"] == located["owner"]
+    assert inside["next"] == before["owner"]
+    assert outside["network"] is None and outside["owner"]["worker_id"] != officer.id
+    plain = client.post("/api/locate/batch?format=csv", data=body, content_type="text/csv")
+    assert plain.get_json()["results"][0]["network"] is None
+    csv = client.post(
+        "/api/locate/batch?format=csv&category=streetlight&output=csv",
+        data=body,
+        content_type="text/csv",
+    ).get_data(as_text=True)
+    rows = {r.split(",")[0]: r for r in csv.strip().splitlines()[1:]}
+    assert "孙监管" in rows["in"] and "13900009999" in rows["in"]
+    assert "孙监管" not in rows["far"]
+    assert csv.splitlines()[0].endswith("network_grid_code")
 
 
 @pytest.mark.browser
@@ -494,3 +517,90 @@ def test_cli_imports_a_network_and_names_bad_rows(database_url, tmp_path) -> Non
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM network WHERE name = '命令行警务网格'"))
         engine.dispose()
+
+
+def test_network_tiles_draw_the_grids_a_caller_sees(
+    app, client, db_session, tmp_path, accounts
+) -> None:  # type: ignore[no-untyped-def]
+    import math
+
+    import mapbox_vector_tile
+
+    from tests.auth.conftest import bearer
+
+    models = community_grids(db_session)
+    path = write_geojson(tmp_path / "sj.geojson", models[:2])
+    net = post_network(client, path, department="SJ-AH", name="瓦片监管网格", kind="market")
+    assert net.status_code == 201, net.get_json()
+    point = models[0][2].representative_point()
+    z = 14
+    n = 1 << z
+    x = int((point.x + 180) / 360 * n)
+    lat = math.radians(point.y)
+    y = int((1 - math.log(math.tan(lat) + 1 / math.cos(lat)) / math.pi) / 2 * n)
+    res = client.get(f"/tiles/networks/{z}/{x}/{y}.mvt")
+    assert res.status_code == 200 and res.mimetype == "application/vnd.mapbox-vector-tile"
+    layer = mapbox_vector_tile.decode(res.data)["networks"]
+    codes = {f["properties"]["code"] for f in layer["features"]}
+    assert "PCS-01" in codes
+    feature = next(f for f in layer["features"] if f["properties"]["code"] == "PCS-01")
+    assert feature["properties"]["network"] == "瓦片监管网格"
+    assert feature["properties"]["department"] == "安和市场监管所"
+    # Another department sees none of the market supervisors' grids.
+    other = app.test_client().get(
+        f"/tiles/networks/{z}/{x}/{y}.mvt", headers=bearer(accounts["department"])
+    )
+    assert other.status_code == 200
+    decoded = mapbox_vector_tile.decode(other.data) if other.data else {}
+    assert not decoded.get("networks", {}).get("features")
+    assert client.get("/tiles/networks/40/0/0.mvt").status_code == 400
+
+
+@pytest.mark.browser
+def test_a_responsible_persons_photo_shows_on_the_notice_board(
+    app, client, db_session, accounts
+) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+    from pypdf import PdfReader
+
+    from tests.auth.conftest import bearer
+
+    gid, wid = db_session.execute(
+        text(
+            """SELECT g.id, a.worker_id FROM grid g JOIN grid_assignment a ON a.grid_id = g.id
+               JOIN worker w ON w.id = a.worker_id
+               WHERE g.code = '34018800100101' AND g.valid_to IS NULL AND w.on_duty
+               AND a.role <> 'party_member' ORDER BY a.worker_id LIMIT 1"""
+        )
+    ).one()
+    plain = PdfReader(io.BytesIO(client.get(f"/grids/{gid}/notice.pdf").data))
+    assert not list(plain.pages[0].images)  # placeholders only
+    buf = io.BytesIO()
+    Image.new("RGB", (900, 1200), (30, 90, 160)).save(buf, "PNG")
+    res = client.put(
+        f"/api/workers/{wid}/photo",
+        data={"photo": (io.BytesIO(buf.getvalue()), "chief.png")},
+        content_type="multipart/form-data",
+    )
+    assert res.status_code == 200, res.get_json()
+    assert res.get_json()["media_type"] == "image/jpeg" and res.get_json()["height"] == 480
+    pdf = PdfReader(io.BytesIO(client.get(f"/grids/{gid}/notice.pdf").data))
+    assert len(list(pdf.pages[0].images)) == 1
+    bad = client.put(
+        f"/api/workers/{wid}/photo",
+        data={"photo": (io.BytesIO(b"GIF89a not a photo"), "x.gif")},
+        content_type="multipart/form-data",
+    )
+    assert bad.status_code == 422
+    other = db_session.scalar(
+        text(
+            "SELECT a.worker_id FROM grid_assignment a JOIN grid g ON g.id = a.grid_id"
+            " WHERE g.code LIKE '340188101%' ORDER BY 1 LIMIT 1"
+        )
+    )
+    far = app.test_client().put(
+        f"/api/workers/{other}/photo",
+        data={"photo": (io.BytesIO(buf.getvalue()), "p.png")},
+        headers=bearer(accounts["centre"]),
+    )
+    assert far.status_code == 404

@@ -48,3 +48,8 @@ def test_audit_actions_read_as_chinese() -> None:
     assert audit_action("change", "PATCH grid_edit_api.patch") == "网格编辑·修改"
     assert audit_action("login_failed", "login_failed") == "用户名或密码错误"
     assert audit_action("export", "export cases.xlsx") == "导出事件（Excel）"
+    assert audit_action("read", "list visits") == "查看走访记录"
+    assert audit_action("read", "visit 12") == "查看走访 12"
+    assert audit_action("read", "visits due") == "查看待走访名单"
+    assert audit_action("read", "patrol map 7 2026-12-05") == "查看巡查轨迹 7 2026-12-05"
+    assert audit_action("export", "field kpis export") == "导出走访巡查指标"

@@ -36,6 +36,20 @@ def test_pages_load_every_asset_from_the_app(client, path: str) -> None:  # type
         assert client.get(asset).status_code == 200, asset
 
 
+def test_the_desk_filters_by_every_state_and_source_the_server_defines(client) -> None:  # type: ignore[no-untyped-def]
+    html = client.get("/cases/desk").get_data(as_text=True)
+    select = html[html.index('<select name="status">') : html.index("</select>")]
+    offered = dict(re.findall(r'<option value="(\w+)">([^<（]+)', select))
+    assert {k: v for k, v in offered.items() if k != "all"} == svc.STATUS_NAMES
+    for code, name in svc.SOURCE_NAMES.items():
+        assert f'<option value="{code}">{name}</option>' in html
+    block = re.search(r'id="gg-case-vocabulary">(.*?)</script>', html, re.S)
+    assert block is not None
+    vocabulary = json.loads(block.group(1))
+    assert vocabulary["status_colors"] == svc.STATUS_COLORS
+    assert vocabulary["overdue_color"] == svc.OVERDUE_COLOR
+
+
 def test_chart_library_is_served_from_npm(client) -> None:  # type: ignore[no-untyped-def]
     res = client.get("/vendor/chart.js/chart.umd.min.js")
     assert res.status_code == 200 and b"Chart" in res.data
@@ -287,8 +301,14 @@ def test_desk_lists_overdue_first_shows_them_red_and_merges_a_duplicate(
             """() => Object.fromEntries(CaseDeskMap.markers.getLayers().map(m =>
                    [m.getTooltip().getContent().split(' ')[0], m.options.fillColor]))"""
         )
-        assert colours[late["code"]] == "#d32f2f"  # overdue in red on the desk's map
-        assert colours[first["code"]] != "#d32f2f"
+        assert colours[late["code"]] == svc.OVERDUE_COLOR == "#d32f2f"  # overdue in red
+        assert colours[first["code"]] == svc.STATUS_COLORS[first["status"]]
+        # The badge takes its state's colour from the same definition.
+        badge = page.locator(f"#case-table tr:has-text('{first['code']}') .gg-status")
+        background = badge.evaluate("b => getComputedStyle(b).backgroundColor")
+        hex_colour = svc.STATUS_COLORS[first["status"]]
+        rgb = tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+        assert background == f"rgb({rgb[0]}, {rgb[1]}, {rgb[2]})"
 
         # The later garbage report is offered as a duplicate of the first and merged into it.
         page.click(f"#case-table tr:has-text('{again['code']}')")

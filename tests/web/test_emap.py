@@ -9,6 +9,7 @@ import urllib.request
 import pytest
 from shapely.geometry import shape
 
+from app.services.cases import OVERDUE_COLOR, STATUS_COLORS
 from tests.web.emap_page import free_spot, rendered_grids, settle
 
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.I)
@@ -71,6 +72,11 @@ def test_browser_draws_grids_and_shows_the_notice_board(live_server: str, page) 
     assert page.locator(".leaflet-control-scale-line").count() == 1
     assert page.locator("details.gg-legend").count() == 1
     assert page.locator(".leaflet-control-layers.leaflet-control-layers-expanded").count() == 0
+    # Open cases are drawn in the server's colours: red when overdue, else their state's.
+    paint = page.evaluate("() => GridGov.gl.getPaintProperty('cases', 'circle-color')")
+    assert paint[2] == OVERDUE_COLOR
+    by_state = paint[3][2:-1]
+    assert dict(zip(by_state[::2], by_state[1::2], strict=True)) == STATUS_COLORS
     # Click inside a micro-grid: the server picks it, its notice board opens with its people.
     micro = get_json(live_server, "/api/grids?level=4")["features"][0]
     b = micro["properties"]

@@ -83,3 +83,25 @@ def test_networks_page_and_emap_layer(live_server: str, page, police_network) ->
     page.emulate_media(media="print")
     assert not page.locator("#gg-header").is_visible()
     assert page.locator("#gg-map").is_visible()
+
+
+@pytest.mark.browser
+def test_all_networks_are_drawn_from_vector_tiles(live_server: str, page, police_network) -> None:  # type: ignore[no-untyped-def]
+    nid, n = police_network
+    page.goto(f"{live_server}/emap")
+    page.wait_for_selector("html[data-emap-ready='1']", timeout=20000)
+    page.select_option("#gg-networks-select", "all")
+    page.wait_for_function(
+        "() => GridGov.gl.getLayer('networks-line') && GridGov.gl.isSourceLoaded('networks')",
+        timeout=20000,
+    )
+    page.evaluate("() => GridGov.tilesIdle()")
+    codes = page.evaluate(
+        """() => GridGov.gl.queryRenderedFeatures({ layers: ['networks-line'] })
+                 .map(function (f) { return f.properties.code; })"""
+    )
+    assert "JW-SHIFT" in codes and any(c.startswith("JW-340188001001") for c in codes), codes
+    page.select_option("#gg-networks-select", "")
+    assert (
+        page.evaluate("() => GridGov.gl.getLayoutProperty('networks-line', 'visibility')") == "none"
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
@@ -201,4 +201,188 @@ def test_the_visits_page_runs_under_its_csp_and_shows_what_was_written_as_text(
         context.close()
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM visit WHERE id = :v"), {"v": vid})
+        engine.dispose()
+
+
+def _road_walk(engine, worker_id: int, n: int) -> list[tuple[float, float]]:  # type: ignore[no-untyped-def]
+    """``n`` positions along the longest road piece in the worker's grids, 15 m apart (or evenly
+    spread over a shorter piece): a walk, never a jump."""
+    with engine.connect() as conn:
+        return [
+            (x, y)
+            for x, y in conn.execute(
+                text(
+                    """WITH area AS (SELECT ST_Union(g.geom) AS geom FROM grid_assignment a
+                                     JOIN grid g ON g.id = a.grid_id
+                                     WHERE a.worker_id = :w AND g.valid_to IS NULL),
+                       r AS (SELECT (ST_Dump(ST_Intersection(b.geom, area.geom))).geom AS part
+                             FROM basemap_feature b, area
+                             WHERE b.kind = 'road' AND ST_Intersects(b.geom, area.geom)),
+                       l AS (SELECT part FROM r WHERE GeometryType(part) = 'LINESTRING'
+                             ORDER BY ST_Length(part::geography) DESC LIMIT 1)
+                       SELECT ST_X(p), ST_Y(p) FROM l, LATERAL (
+                           SELECT ST_LineInterpolatePoint(l.part, i * least(1.0 / (:n - 1),
+                                      15 / ST_Length(l.part::geography))) AS p
+                           FROM generate_series(0, :n - 1) i) s"""
+                ),
+                {"w": worker_id, "n": n},
+            )
+        ]
+
+
+def test_worker_patrols_along_a_road_and_the_coverage_moves(
+    browser, live_server, database_url, accounts
+) -> None:  # type: ignore[no-untyped-def]
+    started = datetime.now(UTC)
+    wid = accounts["worker"].worker_id
+    engine = create_engine(database_url)
+    walk = _road_walk(engine, wid, 18)
+    assert len(walk) == 18
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844},
+        locale="zh-CN",
+        is_mobile=True,
+        has_touch=True,
+    )
+    context.grant_permissions(["geolocation"], origin=live_server)
+    context.set_geolocation({"longitude": walk[0][0], "latitude": walk[0][1], "accuracy": 5})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        sign_in(page, live_server, accounts["worker"].username)
+        page.goto(f"{live_server}/visits")
+        page.wait_for_selector("html[data-patrol-ready='1']")
+        before = _api(page, "/api/patrols/coverage?group=worker")["rows"][0]
+        assert page.get_attribute("#patrol-coverage", "data-patrols") == str(before["patrols"])
+
+        page.click("#patrol-start")
+        page.wait_for_selector("#patrol[data-open='1']")
+        # The phone walks the road: each new position reaches the page through the browser's
+        # geolocation, and every sixth goes to the server as a batch.
+        for i, (x, y) in enumerate(walk[1:12], start=1):
+            page.wait_for_timeout(1100)  # distinct moments, at walking speed
+            context.set_geolocation({"longitude": x, "latitude": y, "accuracy": 5})
+            page.wait_for_function(
+                "n => { const s = JSON.parse(localStorage.getItem('gridgov.patrol'));"
+                " return s.points.length + s.batches.reduce((a, b) => a + b.points.length, 0)"
+                " + (s.sent || 0) >= n; }",
+                arg=i + 1,
+            )
+        page.wait_for_selector("#patrol[data-sent='12']")
+        # Offline: the next batch waits in the page, and goes (with its key) once back online.
+        context.set_offline(True)
+        for x, y in walk[12:]:
+            page.wait_for_timeout(1100)
+            context.set_geolocation({"longitude": x, "latitude": y, "accuracy": 5})
+        page.wait_for_selector("#patrol-queue[data-waiting='6']")
+        context.set_offline(False)
+        page.wait_for_selector("#patrol[data-sent='18']")
+        page.click("#patrol-stop")
+        page.wait_for_selector("#patrol[data-open='0']")
+        page.wait_for_function(
+            "n => document.getElementById('patrol-coverage').dataset.patrols === String(n)",
+            arg=before["patrols"] + 1,
+        )
+        after = _api(page, "/api/patrols/coverage?group=worker")["rows"][0]
+        assert after["road_covered_m"] > before["road_covered_m"]
+        assert (
+            float(page.get_attribute("#patrol-coverage", "data-road-share")) == after["road_share"]
+        )
+        assert "道路覆盖率" in page.text_content("#patrol-coverage")
+        with engine.connect() as conn:
+            counts = conn.execute(
+                text(
+                    """SELECT count(*), count(DISTINCT (pp.patrol_id, pp.t)),
+                              GeometryType(max(p.track)::geometry)
+                       FROM patrol p JOIN patrol_point pp ON pp.patrol_id = p.id
+                       WHERE p.worker_id = :w AND p.started_at >= :t"""
+                ),
+                {"w": wid, "t": started - timedelta(minutes=1)},
+            ).one()
+        assert counts[0] == counts[1] == 18 and counts[2] == "LINESTRINGM"
+        assert not errors, json.dumps(errors, ensure_ascii=False)
+    finally:
+        context.close()
+        with engine.begin() as conn:
+            conn.execute(
+                text("DELETE FROM patrol WHERE worker_id = :w AND started_at >= :t"),
+                {"w": wid, "t": started - timedelta(minutes=1)},
+            )
+        engine.dispose()
+
+
+def test_a_chief_sees_field_kpis_and_a_workers_day_on_the_emap(
+    browser, live_server, database_url, accounts
+) -> None:  # type: ignore[no-untyped-def]
+    wid = accounts["worker"].worker_id
+    engine = create_engine(database_url)
+    walk = _road_walk(engine, wid, 10)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        pid = conn.scalar(
+            text(
+                "INSERT INTO patrol (worker_id, started_at, ended_at) VALUES (:w, :a, :b) RETURNING id"
+            ),
+            {"w": wid, "a": now - timedelta(minutes=5), "b": now - timedelta(minutes=2)},
+        )
+        for i, (x, y) in enumerate(walk):
+            conn.execute(
+                text(
+                    "INSERT INTO patrol_point (patrol_id, t, geom) VALUES (:p, :t, ST_SetSRID(ST_MakePoint(:x, :y), 4326))"
+                ),
+                {
+                    "p": pid,
+                    "t": now - timedelta(minutes=5) + timedelta(seconds=10 * i),
+                    "x": x,
+                    "y": y,
+                },
+            )
+        conn.execute(
+            text(
+                """UPDATE patrol SET track = (SELECT ST_SetSRID(ST_MakeLine(ST_MakePointM(ST_X(geom), ST_Y(geom),
+                       extract(epoch FROM t)) ORDER BY t), 4326) FROM patrol_point WHERE patrol_id = :p)
+                   WHERE id = :p"""
+            ),
+            {"p": pid},
+        )
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        sign_in(page, live_server, accounts["grid_chief"].username)
+        page.goto(f"{live_server}/cases/kpi")
+        page.wait_for_selector("html[data-field-kpi-ready='1']")
+        row = page.locator(f"#field-kpi-table tbody tr[data-id='{wid}']")
+        cells = row.locator("td").all_text_contents()
+        assert cells[9] != "0" and cells[10].endswith("%")  # patrols this week, road coverage
+        assert page.evaluate("() => Object.keys(window.FieldKpiCharts).sort()") == [
+            "chart-field-rates",
+            "chart-field-visits",
+        ]
+        page.select_option("#field-kpi-form select", "grid:4")
+        page.click("#field-kpi-form button[type=submit]")
+        page.wait_for_function(
+            "() => document.getElementById('field-kpi-xlsx').getAttribute('href').indexOf('level=4') >= 0"
+        )
+        with page.expect_download() as dl:
+            page.click("#field-kpi-csv")
+        data = open(dl.value.path(), encoding="utf-8-sig").read()
+        assert data.splitlines()[0].startswith("代码,名称,重点户应访")
+
+        page.goto(f"{live_server}/emap")
+        page.wait_for_selector("html[data-emap-ready='1']")
+        page.check("#gg-overdue-toggle")
+        page.wait_for_selector("html[data-overdue-drawn]")
+        page.focus("#gg-tracks-worker")
+        page.wait_for_selector("html[data-field-workers]")
+        page.select_option("#gg-tracks-worker", str(wid))
+        page.wait_for_selector("html[data-tracks-drawn]")
+        assert int(page.get_attribute("html", "data-tracks-drawn")) >= 2  # a track and a road
+        assert not errors, json.dumps(errors, ensure_ascii=False)
+    finally:
+        context.close()
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM patrol WHERE id = :p"), {"p": pid})
         engine.dispose()

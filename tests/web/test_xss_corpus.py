@@ -72,6 +72,7 @@ class Corpus:
         self.tokens: dict[str, str] = {}
         self.cookies: dict[str, str] = {}
         self.grid_ids: dict[str, int] = {}
+        self.party_member_id: int | None = None
         self.case_codes: list[str] = []
         self.case_ids: list[int] = []
         self.stored: dict[str, list[str]] = {}
@@ -318,6 +319,24 @@ def _store(c: Corpus) -> None:
             },
         )
     c.stored["visit problems"] = list(PAYLOADS)
+    # Points proposals with payload notes (the chief's review list) and star adjustments with
+    # payload reasons (the star page shows the latest).
+    for p in PAYLOADS:
+        c.api(
+            "party_member",
+            "POST",
+            "/api/points/entries",
+            json={"member_id": c.party_member_id, "rule_code": "DY-JL-02", "note": p},
+        )
+    c.stored["point notes"] = list(PAYLOADS)
+    for p in PAYLOADS:
+        c.api(
+            "grid_chief",
+            "POST",
+            f"/api/stars/grids/{c.grid_ids[OWN_MICRO]}/adjust",
+            json={"delta": 1, "reason": p[:500]},
+        )
+    c.stored["star reason"] = [PAYLOADS[-1][:500]]
     for i, p in enumerate(PAYLOADS):
         c.api(
             "admin",
@@ -389,6 +408,8 @@ def corpus(cluster) -> Iterator[Corpus]:  # type: ignore[no-untyped-def]
             limits = dict(user_svc.DEFAULT_LIMITS, SESSION_IDLE_MINUTES=600)
             c.tokens[role] = user_svc.start_session(s, user, None, limits, kind="token").token
             c.cookies[role] = user_svc.start_session(s, user, None, limits).token
+            if role == "party_member":
+                c.party_member_id = user.worker_id
     _store(c)
     # Pages are served by gunicorn, as in production (the in-process app above stores the data).
     try:
@@ -423,6 +444,7 @@ READY = {
     "/report": "html[data-report-ready='1']",
     "/visits": "html[data-visits-ready='1']",
     "/points": "html[data-points-ready='1']",
+    "/stars": "html[data-stars-ready='1']",
     "/networks": "html[data-networks-ready='1']",
 }
 # The ledgers (opened filtered to the micro-grid holding the corpus) and what each shows.
@@ -603,6 +625,7 @@ PAGES = {
         "/overview",
         *LEDGERS,
         "/points",
+        "/stars",
         "/networks",
     ],
     "centre": [
@@ -613,6 +636,7 @@ PAGES = {
         "/overview",
         *LEDGERS,
         "/points",
+        "/stars",
         "/networks",
     ],
     "grid_chief": [
@@ -623,6 +647,7 @@ PAGES = {
         "/overview",
         *LEDGERS,
         "/points",
+        "/stars",
     ],
     "micro_chief": [
         "/emap",
@@ -632,6 +657,7 @@ PAGES = {
         "/overview",
         *LEDGERS,
         "/points",
+        "/stars",
     ],
     "worker": [
         "/emap",
@@ -641,8 +667,9 @@ PAGES = {
         "/ledgers/cameras",
         "/visits",
         "/points",
+        "/stars",
     ],
-    "party_member": ["/emap", "/cases/worker", "/visits", "/points"],
+    "party_member": ["/emap", "/cases/worker", "/visits", "/points", "/stars"],
     "department": ["/emap", "/cases/desk", "/cases/worker"],
 }
 
@@ -703,6 +730,15 @@ def test_every_page_shows_the_payloads_as_text(browser, corpus: Corpus, role: st
                 listed = v.page.evaluate("() => document.getElementById('recent-list').textContent")
                 for p in corpus.stored["visit problems"]:
                     assert p in listed, p
+            elif path == "/points" and role in ("grid_chief", "micro_chief"):
+                v.page.wait_for_selector("html[data-review-ready='1']", timeout=10000)
+                listed = v.page.evaluate("() => document.getElementById('review-body').textContent")
+                for p in corpus.stored["point notes"]:
+                    assert p in listed, (role, p)
+            elif path == "/stars":
+                listed = v.page.evaluate("() => document.getElementById('stars-body').textContent")
+                for p in corpus.stored["star reason"]:
+                    assert p in listed, (role, p)
             elif path == "/networks":
                 listed = v.page.evaluate(
                     "() => document.getElementById('networks-body').textContent"

@@ -18,10 +18,10 @@ from app.models import (
     CaseCategory,
     CasePhoto,
 )
-from app.services.cases.intake import Report, _photo_count, _store_photo, create_case
-from app.services.cases.queries import _now, case_view, get_case
+from app.services.cases.intake import Report, create_case, photo_count, store_photo
+from app.services.cases.queries import case_view, get_case, resolve_now
 from app.services.cases.settings import get_settings
-from app.services.cases.states import Actor
+from app.services.cases.states import FINAL_SQL, Actor
 from app.services.photos import MAX_PHOTOS_PER_CASE
 
 LOGGER = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def camera_event(
     The same camera and event type firing again within ``camera_dedup_minutes`` of the open
     case's last event joins that case (its event count goes up) instead of opening a new one.
     """
-    now = _now(now)
+    now = resolve_now(now)
     occurred_at = occurred_at or now
     if occurred_at.tzinfo is None:
         raise BadParameter("time", f"{occurred_at.isoformat()} has no time zone")
@@ -61,8 +61,8 @@ def camera_event(
     )
     open_case = session.execute(
         text(
-            """SELECT id FROM "case" WHERE camera_id = :cam AND camera_event_type = :type
-               AND status NOT IN ('closed', 'cancelled')
+            f"""SELECT id FROM "case" WHERE camera_id = :cam AND camera_event_type = :type
+               AND status NOT IN {FINAL_SQL}
                AND last_camera_event_at >= :since ORDER BY id DESC LIMIT 1"""
         ),
         {"cam": camera.id, "type": event_type, "since": occurred_at - window},
@@ -80,8 +80,8 @@ def camera_event(
         )
         photo_id = None
         # A case full of photos keeps counting the camera's events, without more snapshots.
-        if snapshot and _photo_count(session, open_case) < MAX_PHOTOS_PER_CASE:
-            photo_id = _store_photo(session, get_case(session, open_case), None, snapshot).id
+        if snapshot and photo_count(session, open_case) < MAX_PHOTOS_PER_CASE:
+            photo_id = store_photo(session, get_case(session, open_case), None, snapshot).id
         view = _log_camera_event(
             session, camera.id, event_type, occurred_at, now, open_case, True, photo_id
         )

@@ -26,8 +26,14 @@ from app.models import (
 from app.models.case import CASE_SOURCES
 from app.services import locate, public_cases
 from app.services.calendar import CALENDAR_STAMP_SQL, CALENDARS, WorkCalendar
-from app.services.cases.queries import _DUPLICATES_SQL, _LIST_SQL, _duplicate_view, _now, _row_view
-from app.services.cases.settings import _merge_settings, get_category
+from app.services.cases.queries import (
+    DUPLICATES_SQL,
+    LIST_SQL,
+    duplicate_view,
+    resolve_now,
+    row_view,
+)
+from app.services.cases.settings import get_category, merge_settings
 from app.services.cases.states import SYSTEM, TRANSITIONS, Actor, IdempotencyMismatch
 from app.services.photos import check_count as check_photo_count
 from app.services.photos import clean_image
@@ -70,12 +76,10 @@ _REPORT_CONTEXT_SQL = text(
            (SELECT row_to_json(cc) FROM case_category cc WHERE cc.code = :category) AS category,
            (SELECT json_object_agg(s.key, s.value) FROM case_setting s) AS settings,
            ({CALENDAR_STAMP_SQL}) AS calendar_stamp,
-           -- The category as override areas name it (by code, or by its Chinese name as drawn
-           -- on the e-map); none: the locate need not look for override areas at all.
+           -- The category when some override area names it (by code: a foreign key since
+           -- 0012); none: the locate need not look for override areas at all.
            (SELECT o.category FROM override_area o
-            WHERE o.category = :category
-               OR o.category = (SELECT cc.name FROM case_category cc WHERE cc.code = :category)
-            ORDER BY o.category = :category DESC LIMIT 1) AS override_category
+            WHERE o.category = :category LIMIT 1) AS override_category
     """
 )
 
@@ -91,7 +95,7 @@ class _ReportContext:
 
 def _report_context(session: Session, category_code: str, key: str | None) -> _ReportContext:
     """Return the case stored under ``key`` if any, else the active category, the settings, the
-    work calendar and the category's name among override areas, for a report."""
+    work calendar and whether override areas name the category, for a report."""
     existing, category, stored, stamp, override_category = session.execute(
         _REPORT_CONTEXT_SQL, {"category": category_code, "key": key}
     ).one()
@@ -99,14 +103,14 @@ def _report_context(session: Session, category_code: str, key: str | None) -> _R
         return _ReportContext(existing)
     if category is None or not category["active"]:
         get_category(session, category_code)  # raises, naming the known categories
-    settings = _merge_settings(stored or {})
+    settings = merge_settings(stored or {})
     calendar = CALENDARS.get(session, stamp, settings["work_periods"], settings["timezone"])
     return _ReportContext(None, category, settings, calendar, override_category)
 
 
 # The report's answer reads the new row through the list query (the write's own rows are not
 # visible to the rest of its statement, so the list query runs over what the INSERT returned).
-assert _LIST_SQL.count('FROM "case" c') == 1, "the report write reuses the list query"
+assert LIST_SQL.count('FROM "case" c') == 1, "the report write reuses the list query"
 
 # One statement writes a new case with its first events and answers with the case as listed,
 # the ids of the events and the likely duplicates. A report whose idempotency key is already
@@ -147,8 +151,8 @@ _INSERT_REPORT_SQL = text(
            (SELECT json_agg(dup ORDER BY dup.d, dup.id) FROM (__DUPLICATES__) dup)
                AS duplicates
     FROM (__LIST__) v
-    """.replace("__LIST__", _LIST_SQL.replace('FROM "case" c', "FROM new_case c")).replace(
-        "__DUPLICATES__", _DUPLICATES_SQL.replace(":exclude", "CAST(NULL AS int)")
+    """.replace("__LIST__", LIST_SQL.replace('FROM "case" c', "FROM new_case c")).replace(
+        "__DUPLICATES__", DUPLICATES_SQL.replace(":exclude", "CAST(NULL AS int)")
     )
 )
 
@@ -191,7 +195,7 @@ def create_case(
     are any); one write of the case with its report and dispatch events that answers with the
     case and its likely duplicates. A retry is two: the first, then the stored case.
     """
-    now = _now(now)
+    now = resolve_now(now)
     if report.source not in CASE_SOURCES:
         raise ValidationFailed(
             f"source '{report.source}' is not one of {', '.join(CASE_SOURCES)}", field="source"
@@ -243,7 +247,7 @@ def create_case(
         # The automatic dispatch, written with the report: the same step as perform() takes.
         step = TRANSITIONS[("reported", "dispatch")]
         assert SYSTEM.role in step.who
-        fields, details = _assignment_from_routing(routing, assignment["grid_id"], None)
+        fields, details = assignment_from_routing(routing, assignment["grid_id"], None)
         assignment.update(fields)
         status = step.to
         events.append(_event_row("dispatch", "reported", status, SYSTEM, "按网格自动派单", details))
@@ -303,10 +307,10 @@ def create_case(
     if photos:
         session.flush()
     return {
-        "case": _row_view(SimpleNamespace(**row)),
+        "case": row_view(SimpleNamespace(**row)),
         "created": True,
         "routing": routing,
-        "duplicates": [_duplicate_view(d) for d in row["duplicates"] or []],
+        "duplicates": [duplicate_view(d) for d in row["duplicates"] or []],
         "review_required": review,
         "secret": secret,
     }
@@ -314,7 +318,7 @@ def create_case(
 
 _REPLAY_SQL = text(
     "SELECT v.*, k.idempotency_hash, k.routing FROM ("
-    + _LIST_SQL
+    + LIST_SQL
     + ' WHERE c.idempotency_key = :key) v JOIN "case" k ON k.id = v.id'
 )
 
@@ -328,7 +332,7 @@ def _replay(session: Session, key: str | None, fingerprint: str, now: datetime) 
             case=row["code"],
         )
     return {
-        "case": _row_view(SimpleNamespace(**row)),
+        "case": row_view(SimpleNamespace(**row)),
         "created": False,
         "routing": row["routing"],
         "duplicates": [],
@@ -338,7 +342,7 @@ def _replay(session: Session, key: str | None, fingerprint: str, now: datetime) 
     }
 
 
-def _assignment_from_routing(
+def assignment_from_routing(
     routing: dict[str, Any], grid_id: int | None, code: str | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return who holds a case routed by ``routing`` (grid, assignee or department, level) and
@@ -366,7 +370,7 @@ def _assignment_from_routing(
     return fields, details
 
 
-def _record(
+def record_event(
     session: Session,
     case: Case,
     action: str,
@@ -378,6 +382,7 @@ def _record(
     where: tuple[float, float] | None,
     details: dict[str, Any] | None = None,
 ) -> CaseEvent:
+    """Add the ``case_event`` of one transition (who, when, where, what) and flush it."""
     event = CaseEvent(
         case_id=case.id,
         action=action,
@@ -396,7 +401,8 @@ def _record(
     return event
 
 
-def _photo_count(session: Session, case_id: int) -> int:
+def photo_count(session: Session, case_id: int) -> int:
+    """Return how many photos the case holds."""
     return int(
         session.scalar(
             select(func.count()).select_from(CasePhoto).where(CasePhoto.case_id == case_id)
@@ -405,7 +411,8 @@ def _photo_count(session: Session, case_id: int) -> int:
     )
 
 
-def _store_photo(session: Session, case: Case, event: CaseEvent | None, data: bytes) -> CasePhoto:
+def store_photo(session: Session, case: Case, event: CaseEvent | None, data: bytes) -> CasePhoto:
+    """Clean ``data`` (an image) and store it as a photo of the case (and of ``event``)."""
     content, mime, width, height = clean_image(data)
     photo = CasePhoto(
         case_id=case.id,

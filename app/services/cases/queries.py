@@ -24,6 +24,7 @@ from app.services.cases.settings import get_settings
 from app.services.cases.states import (
     ACTION_NAMES,
     ESCALATION_NAMES,
+    FINAL_SQL,
     MAX_ID,
     OVERDUE_SQL,
     SOURCE_NAMES,
@@ -34,7 +35,8 @@ from app.services.cases.states import (
 LOGGER = logging.getLogger(__name__)
 
 
-def _now(now: datetime | None) -> datetime:
+def resolve_now(now: datetime | None) -> datetime:
+    """Return ``now`` (the current time when None), refusing a time without a zone."""
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
         raise ValidationFailed(f"{now.isoformat()} has no time zone")
@@ -65,7 +67,7 @@ def allowed_actions(state: str) -> list[str]:
     return [a for (s, a) in TRANSITIONS if s == state]
 
 
-_LIST_SQL = f"""
+LIST_SQL = f"""
     SELECT c.id, c.code, c.public_code, c.category, cat.name AS category_name, c.description,
            c.source, c.status,
            ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat, c.reported_x, c.reported_y, c.reported_crs,
@@ -91,7 +93,8 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _row_view(r: Any, *, personal: bool = False) -> dict[str, Any]:
+def row_view(r: Any, *, personal: bool = False) -> dict[str, Any]:
+    """Return the list view of a row of ``LIST_SQL`` (personal values masked unless asked)."""
     return {
         "id": r.id,
         "code": r.code,
@@ -177,7 +180,7 @@ def where_clause(f: CaseFilter) -> tuple[str, dict[str, Any]]:
         where.append("c.status = ANY(:status)")
         params["status"] = f.status
     if f.open_only:
-        where.append("c.status NOT IN ('closed', 'cancelled')")
+        where.append(f"c.status NOT IN {FINAL_SQL}")
     if f.category:
         where.append("c.category = :category")
         params["category"] = f.category
@@ -226,18 +229,18 @@ def list_cases(
     personal: bool = False,
 ) -> dict[str, Any]:
     """Return cases matching ``filters``, overdue first, then by deadline; contacts masked."""
-    now = _now(now)
+    now = resolve_now(now)
     where, params = where_clause(filters or CaseFilter())
     rows = session.execute(
         text(
-            _LIST_SQL + where + " ORDER BY overdue DESC, "
-            "(c.status IN ('closed', 'cancelled')) ASC, c.deadline ASC NULLS LAST, c.id DESC "
+            LIST_SQL + where + " ORDER BY overdue DESC, "
+            f"(c.status IN {FINAL_SQL}) ASC, c.deadline ASC NULLS LAST, c.id DESC "
             "LIMIT :limit OFFSET :offset"
         ),
         {**params, "now": now, "limit": limit, "offset": offset},
     ).all()
     return {
-        "items": [_row_view(r, personal=personal) for r in rows],
+        "items": [row_view(r, personal=personal) for r in rows],
         "total": rows[0].total if rows else 0,
         "limit": limit,
         "offset": offset,
@@ -254,9 +257,9 @@ def case_view(
 ) -> dict[str, Any]:
     """Return one case with its events, photos, routing and merged duplicates."""
     case = get_case(session, ref)
-    now = _now(now)
-    row = session.execute(text(_LIST_SQL + " WHERE c.id = :id"), {"id": case.id, "now": now}).one()
-    view = _row_view(row, personal=personal)
+    now = resolve_now(now)
+    row = session.execute(text(LIST_SQL + " WHERE c.id = :id"), {"id": case.id, "now": now}).one()
+    view = row_view(row, personal=personal)
     if with_events:
         view["events"] = events_of(session, case.id)
         view["photos"] = [
@@ -429,11 +432,11 @@ def public_report_answer(result: dict[str, Any]) -> dict[str, Any]:
 
 
 # Open cases of a category near a point (the new case of a report is not yet visible to it).
-_DUPLICATES_SQL = """
+DUPLICATES_SQL = f"""
     SELECT c.id, c.code, c.status, c.description, c.created_at,
            ST_Distance(c.geom::geography, p.pt::geography) AS d
     FROM "case" c, (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS pt) p
-    WHERE c.category = :category AND c.status NOT IN ('closed', 'cancelled')
+    WHERE c.category = :category AND c.status NOT IN {FINAL_SQL}
       AND (CAST(:exclude AS int) IS NULL OR c.id <> :exclude)
       AND ST_DWithin(c.geom::geography, p.pt::geography, :r)
     ORDER BY d, c.id
@@ -441,7 +444,8 @@ _DUPLICATES_SQL = """
 """
 
 
-def _duplicate_view(r: Any) -> dict[str, Any]:
+def duplicate_view(r: Any) -> dict[str, Any]:
+    """Return the view of a possible duplicate found by ``DUPLICATES_SQL``."""
     created = r["created_at"]
     if isinstance(created, str):  # from a JSON aggregate
         created = datetime.fromisoformat(created)
@@ -470,7 +474,7 @@ def find_duplicates(
     (``scope``, an ``app.auth.policy.CaseScope``: only the cases it lets one see)."""
     if radius_m is None:
         radius_m = float(get_settings(session)["duplicate_radius_m"])
-    sql, extra = _DUPLICATES_SQL, {}
+    sql, extra = DUPLICATES_SQL, {}
     if scope is not None:
         cond, extra = scope.sql("c")
         sql = sql.replace(
@@ -481,4 +485,4 @@ def find_duplicates(
         {"lon": lon, "lat": lat, "category": category, "exclude": exclude_id, "r": radius_m}
         | extra,
     ).mappings()
-    return [_duplicate_view(r) for r in rows]
+    return [duplicate_view(r) for r in rows]

@@ -43,10 +43,11 @@ _SETTING_TYPES: dict[str, type | tuple[type, ...]] = {
 
 def get_settings(session: Session) -> dict[str, Any]:
     """Return the case-loop settings: stored values over the defaults."""
-    return _merge_settings(dict(session.execute(select(CaseSetting.key, CaseSetting.value)).all()))
+    return merge_settings(dict(session.execute(select(CaseSetting.key, CaseSetting.value)).all()))
 
 
-def _merge_settings(stored: dict[str, Any]) -> dict[str, Any]:
+def merge_settings(stored: dict[str, Any]) -> dict[str, Any]:
+    """Return the defaults overlaid with the known keys of ``stored``."""
     return {**SETTINGS_DEFAULTS, **{k: v for k, v in stored.items() if k in SETTINGS_DEFAULTS}}
 
 

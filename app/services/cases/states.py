@@ -19,6 +19,20 @@ STATUS_NAMES = {
     "closed": "已结案",
     "cancelled": "已作废",
 }
+# How the pages draw a case of each state (badges, map markers); an overdue case is drawn in
+# ``OVERDUE_COLOR`` whatever its state. Pages get both from their JSON settings.
+STATUS_COLORS = {
+    "reported": "#6a1b9a",
+    "dispatched": "#ef6c00",
+    "accepted": "#1565c0",
+    "resolved": "#00897b",
+    "verified": "#2e7d32",
+    "closed": "#455a64",
+    "cancelled": "#757575",
+}
+OVERDUE_COLOR = "#d32f2f"
+# What a state waits for, where a list of states says it (the desk's filter).
+STATUS_HINTS = {"reported": "待派单/审核", "resolved": "待核查", "verified": "待评价"}
 ACTION_NAMES = {
     "report": "上报",
     "dispatch": "派单",
@@ -48,8 +62,11 @@ OPEN_STATES = tuple(s for s in CASE_STATUSES if s not in CASE_FINAL_STATUSES)
 # States in which the case still waits for handling: these can be overdue.
 PENDING_STATES = CASE_PENDING_STATUSES
 FINAL_STATES = CASE_FINAL_STATUSES
+# SQL list of the final states, for ``status IN …`` / ``NOT IN …``.
+FINAL_SQL = sql_list(FINAL_STATES)
 # SQL: the case ``c`` waits for handling past its deadline (``:now``).
 OVERDUE_SQL = f"(c.status IN {sql_list(PENDING_STATES)} AND c.deadline < :now)"
+assert set(STATUS_NAMES) == set(STATUS_COLORS) == set(CASE_STATUSES)
 
 CANCEL_REASONS = ("duplicate", "not_a_problem", "false_alarm", "other")
 

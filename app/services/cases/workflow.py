@@ -22,9 +22,14 @@ from app.models import (
     Department,
     Worker,
 )
-from app.services import grid_tree, locate
-from app.services.cases.intake import _assignment_from_routing, _photo_count, _record, _store_photo
-from app.services.cases.queries import _now, allowed_actions, case_view, get_case
+from app.services import grid_tree, locate, points_auto
+from app.services.cases.intake import (
+    assignment_from_routing,
+    photo_count,
+    record_event,
+    store_photo,
+)
+from app.services.cases.queries import allowed_actions, case_view, get_case, resolve_now
 from app.services.cases.settings import get_settings
 from app.services.cases.states import (
     ACTIONS,
@@ -98,7 +103,7 @@ def perform(
     if action not in ACTIONS:
         raise BadParameter("action", f"unknown action '{action}' (known: {', '.join(ACTIONS)})")
     data = data or ActionInput()
-    now = _now(now)
+    now = resolve_now(now)
     case = get_case(session, ref)
     if data.version is not None and data.version != case.version:
         raise StaleVersion(
@@ -113,6 +118,9 @@ def perform(
         raise StaleVersion(
             f"case {case.code} was changed by someone else meanwhile: reload it", case=case.code
         ) from exc
+    if case.status == "closed":
+        # A reporter who is a party member earns the rulebook's points as the case closes.
+        points_auto.case_closed(session, case.id)
     return {
         "case": case_view(session, case.id, now=now, with_events=False),
         "events": [{"id": e.id, "action": e.action, "to_status": e.to_status} for e in events],
@@ -152,10 +160,10 @@ def _apply(
     case.status = to_state
     case.updated_at = now
     if data.photos:
-        check_photo_count(len(data.photos), _photo_count(session, case.id))
-    event = _record(session, case, action, state, to_state, actor, now, note, where, details)
+        check_photo_count(len(data.photos), photo_count(session, case.id))
+    event = record_event(session, case, action, state, to_state, actor, now, note, where, details)
     for blob in data.photos:
-        _store_photo(session, case, event, blob)
+        store_photo(session, case, event, blob)
     events = [event]
     if action == "resolve":
         category = session.scalar(select(CaseCategory).where(CaseCategory.code == case.category))
@@ -285,7 +293,7 @@ def _h_dispatch(
             lon, lat = _case_point(session, case)
             routing = locate.locate_point(session, lon, lat, None, category=case.category)
         case.routing = routing
-    fields, details = _assignment_from_routing(routing, case.grid_id, case.code)
+    fields, details = assignment_from_routing(routing, case.grid_id, case.code)
     if actor.scope is not None and fields.get("grid_id") not in actor.scope:
         # A corrected place outside the acting account's grids: not its case to route there.
         raise ValidationFailed(
@@ -523,7 +531,7 @@ assert set(HANDLERS) == set(ACTIONS), "every action in TRANSITIONS needs a handl
 
 def close_unrated(session: Session, *, now: datetime | None = None) -> list[str]:
     """Close verified cases whose rating window has passed; return their codes."""
-    now = _now(now)
+    now = resolve_now(now)
     hours = float(get_settings(session)["rating_timeout_hours"])
     cutoff = now - timedelta(hours=hours)
     ids = session.scalars(

@@ -15,11 +15,11 @@ from app.services.importer.common import (
     LINE_KINDS,
     ROAD_CLASSES,
     Progress,
-    _noop,
     _require,
     _str,
-    _where,
     copy_frame,
+    no_progress,
+    row_where,
 )
 
 
@@ -29,7 +29,7 @@ def import_basemap(
     *,
     source: str,
     kind: str | None = None,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
 ) -> int:
     """Load basemap features (kind, class, name, min_zoom — all optional but the kind, which
     ``kind`` may give for the whole file). Roads and rails are lines, the rest polygons; a
@@ -83,7 +83,7 @@ def import_basemap(
             if not 0 <= zoom <= 22:
                 reason = ("min_zoom", f"min_zoom '{zooms[i]}' is not a whole number 0–22")
         if reason:
-            problems.append({"where": _where(frame, i), "field": reason[0], "reason": reason[1]})
+            problems.append({"where": row_where(frame, i), "field": reason[0], "reason": reason[1]})
             continue
         rows.append((k, cls or None, names[i] or None, zoom, geom))
     if problems:

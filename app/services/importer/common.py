@@ -53,11 +53,11 @@ LINE_KINDS = ("road", "rail")
 COPY_CHUNK = 100_000
 
 
-def _noop(stage: str, done: int, total: int) -> None:
+def no_progress(stage: str, done: int, total: int) -> None:
     return None
 
 
-def _where(frame: pd.DataFrame, i: int) -> str:
+def row_where(frame: pd.DataFrame, i: int) -> str:
     return (
         f"feature {i + 1}"
         if isinstance(frame, gpd.GeoDataFrame) and "lon" not in frame
@@ -96,7 +96,7 @@ def _text_col(frame: pd.DataFrame, name: str) -> pd.Series:
 
 
 def copy_frame(
-    session: Session, table: str, frame: pd.DataFrame, *, progress: Progress = _noop
+    session: Session, table: str, frame: pd.DataFrame, *, progress: Progress = no_progress
 ) -> None:
     """COPY a frame into a table in chunks, inside the session's transaction."""
     raw = session.connection().connection.driver_connection

@@ -13,13 +13,20 @@ from sqlalchemy.orm import Session
 
 from app.errors import ImportRejected
 from app.models import Grid
-from app.services.importer.common import Progress, _noop, _require, _str, _where, copy_frame
+from app.services.importer.common import (
+    Progress,
+    _require,
+    _str,
+    copy_frame,
+    no_progress,
+    row_where,
+)
 from app.services.importer.topology import check_topology, sibling_overlaps
 from gis.crs import GEOD
 
 
 def import_grids(
-    session: Session, frame: gpd.GeoDataFrame, *, source: str, progress: Progress = _noop
+    session: Session, frame: gpd.GeoDataFrame, *, source: str, progress: Progress = no_progress
 ) -> int:
     """Load grids; each finds its parent by code (in the file or already loaded).
 
@@ -61,7 +68,7 @@ def import_grids(
     if polygonal.any():
         valid[polygonal] = shapely.is_valid(geoms[polygonal])
     for i in range(n):
-        where = _where(frame, i)
+        where = row_where(frame, i)
         code = codes[i]
         geom = geoms[i]
         try:

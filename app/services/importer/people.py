@@ -11,11 +11,18 @@ from sqlalchemy.orm import Session
 from app.errors import ImportRejected
 from app.models import Department, Grid, GridAssignment, Worker
 from app.models.people import ROLES
-from app.services.importer.common import OUTSIDE_SCOPE, Progress, _noop, _require, _str, _where
+from app.services.importer.common import (
+    OUTSIDE_SCOPE,
+    Progress,
+    _require,
+    _str,
+    no_progress,
+    row_where,
+)
 
 
 def import_departments(
-    session: Session, frame: pd.DataFrame, *, source: str, progress: Progress = _noop
+    session: Session, frame: pd.DataFrame, *, source: str, progress: Progress = no_progress
 ) -> int:
     """Load functional departments (code, name, phone, duties)."""
     _require(frame, source, ("code", "name"))
@@ -25,10 +32,14 @@ def import_departments(
     for i, row in frame.iterrows():
         code, name = _str(row["code"]), _str(row["name"])
         if not code or not name:
-            problems.append({"where": _where(frame, i), "reason": "code and name are required"})
+            problems.append({"where": row_where(frame, i), "reason": "code and name are required"})
         elif code in seen or code in existing:
             problems.append(
-                {"where": _where(frame, i), "field": "code", "reason": f"duplicate code '{code}'"}
+                {
+                    "where": row_where(frame, i),
+                    "field": "code",
+                    "reason": f"duplicate code '{code}'",
+                }
             )
         seen.add(code)
     if problems:
@@ -52,7 +63,7 @@ PHONE = re.compile(r"1[3-9]\d{9}|0\d{2,3}-?\d{7,8}(?:-\d{1,6})?")
 
 
 def import_workers(
-    session: Session, frame: pd.DataFrame, *, source: str, progress: Progress = _noop
+    session: Session, frame: pd.DataFrame, *, source: str, progress: Progress = no_progress
 ) -> int:
     """Load workers (code, name, phone, on_duty)."""
     _require(frame, source, ("name",))
@@ -65,16 +76,20 @@ def import_workers(
         phone = _str(row.get("phone")) if "phone" in frame.columns else ""
         if not _str(row["name"]):
             problems.append(
-                {"where": _where(frame, i), "field": "name", "reason": "name is required"}
+                {"where": row_where(frame, i), "field": "name", "reason": "name is required"}
             )
         if code and (code in seen or code in existing):
             problems.append(
-                {"where": _where(frame, i), "field": "code", "reason": f"duplicate code '{code}'"}
+                {
+                    "where": row_where(frame, i),
+                    "field": "code",
+                    "reason": f"duplicate code '{code}'",
+                }
             )
         if phone and not PHONE.fullmatch(phone.replace(" ", "")):
             problems.append(
                 {
-                    "where": _where(frame, i),
+                    "where": row_where(frame, i),
                     "field": "phone",
                     "reason": f"'{phone}' is not a phone number",
                 }
@@ -100,7 +115,7 @@ def import_assignments(
     frame: pd.DataFrame,
     *,
     source: str,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
     scope: frozenset[int] | None = None,
 ) -> int:
     """Load who is responsible for which grid (worker_code, grid_code, role)."""
@@ -115,19 +130,23 @@ def import_assignments(
         if w not in workers:
             problems.append(
                 {
-                    "where": _where(frame, i),
+                    "where": row_where(frame, i),
                     "field": "worker_code",
                     "reason": f"worker '{w}' not found",
                 }
             )
         elif g not in grids:
             problems.append(
-                {"where": _where(frame, i), "field": "grid_code", "reason": f"grid '{g}' not found"}
+                {
+                    "where": row_where(frame, i),
+                    "field": "grid_code",
+                    "reason": f"grid '{g}' not found",
+                }
             )
         elif scope is not None and grids[g] not in scope:
             problems.append(
                 {
-                    "where": _where(frame, i),
+                    "where": row_where(frame, i),
                     "field": "grid_code",
                     "reason": f"grid '{g}': {OUTSIDE_SCOPE}",
                 }
@@ -135,7 +154,7 @@ def import_assignments(
         elif role not in ROLES:
             problems.append(
                 {
-                    "where": _where(frame, i),
+                    "where": row_where(frame, i),
                     "field": "role",
                     "reason": f"role '{role}' is not one of {', '.join(ROLES)}",
                 }

@@ -20,13 +20,13 @@ from app.services import grid_tree
 from app.services.importer.common import (
     OUTSIDE_SCOPE,
     Progress,
-    _noop,
     _require,
     _str,
     _text_col,
-    _where,
-    copy_frame,
+    no_progress,
+    row_where,
 )
+from app.services.importer.recount import add_household_counts
 from gis.assign import assign_points
 
 
@@ -54,9 +54,11 @@ def _locate_rows(
     source: str,
     what: str,
     scope: frozenset[int] | None = None,
+    fallback_grid_ids: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Find each point's leaf grid; report points in none, points whose given grid_code differs,
-    and points in a grid outside ``scope`` (field ``location``)."""
+    and points in a grid outside ``scope`` (field ``location``). ``fallback_grid_ids`` (-1: none)
+    gives the grid of a point in no leaf grid instead of a refusal."""
     ids, codes, shapes = leaf_grids(session)
     if not ids:
         raise ImportRejected(
@@ -65,11 +67,16 @@ def _locate_rows(
     xs = frame.geometry.x.to_numpy()
     ys = frame.geometry.y.to_numpy()
     idx = assign_points(xs, ys, shapes, codes)
+    fallback = (
+        np.asarray(fallback_grid_ids, dtype=np.int64)
+        if fallback_grid_ids is not None
+        else np.full(len(idx), -1, dtype=np.int64)
+    )
     problems = []
-    for i in np.flatnonzero(idx < 0)[:1000]:
+    for i in np.flatnonzero((idx < 0) & (fallback < 0))[:1000]:
         problems.append(
             {
-                "where": _where(frame, int(i)),
+                "where": row_where(frame, int(i)),
                 "reason": f"{what} at ({xs[i]:.7f}, {ys[i]:.7f}) lies in no leaf grid",
             }
         )
@@ -80,20 +87,24 @@ def _locate_rows(
         for i in wrong[:1000]:
             problems.append(
                 {
-                    "where": _where(frame, int(i)),
+                    "where": row_where(frame, int(i)),
                     "field": "grid_code",
                     "reason": f"lies in grid {found[i]}, not in {given[i]} as the file says",
                 }
             )
     grid_ids = np.asarray(ids, dtype=np.int64)[np.where(idx >= 0, idx, 0)]
+    if fallback_grid_ids is not None:
+        grid_ids = np.where((idx < 0) & (fallback >= 0), fallback, grid_ids)
     if scope is not None:
-        outside = np.flatnonzero((idx >= 0) & ~np.isin(grid_ids, np.fromiter(scope, np.int64)))
+        placed = (idx >= 0) | (fallback >= 0)
+        outside = np.flatnonzero(placed & ~np.isin(grid_ids, np.fromiter(scope, np.int64)))
         for i in outside[:1000]:
+            where = codes[idx[i]] if idx[i] >= 0 else f"id {grid_ids[i]}"
             problems.append(
                 {
-                    "where": _where(frame, int(i)),
+                    "where": row_where(frame, int(i)),
                     "field": "location",
-                    "reason": f"{what} lies in grid {codes[idx[i]]}: {OUTSIDE_SCOPE}",
+                    "reason": f"{what} lies in grid {where}: {OUTSIDE_SCOPE}",
                 }
             )
     return grid_ids, problems
@@ -104,17 +115,25 @@ def import_households(
     frame: gpd.GeoDataFrame,
     *,
     source: str,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
     scope: frozenset[int] | None = None,
+    fallback_grid_ids: np.ndarray | None = None,
 ) -> int:
-    """Load households in bulk (COPY); each finds its leaf grid by location."""
+    """Load households in bulk (COPY); each finds its leaf grid by location (or its
+    ``fallback_grid_ids`` entry when it lies in none). The household counts of the grids they
+    land in (and of the grids above them) grow by as many in one statement: no recount of every
+    grid is needed after a household import.
+
+    ``progress`` hears each stage as it ends: ``validated`` (people, linked members, tags),
+    ``located`` (each point's leaf grid), ``formatted`` (the rows to COPY), ``copied`` (the
+    COPY with its index and trigger work), ``counted`` (the grids' household counts)."""
     n = len(frame)
     if frame.geometry.geom_type.ne("Point").any():
         bad = np.flatnonzero(frame.geometry.geom_type.ne("Point").to_numpy())
         raise ImportRejected(
             source,
             [
-                {"where": _where(frame, int(i)), "reason": "household geometry must be a Point"}
+                {"where": row_where(frame, int(i)), "reason": "household geometry must be a Point"}
                 for i in bad[:1000]
             ],
         )
@@ -127,7 +146,7 @@ def import_households(
     for i in np.flatnonzero(~(people.between(0, 200)).to_numpy())[:1000]:
         problems.append(
             {
-                "where": _where(frame, int(i)),
+                "where": row_where(frame, int(i)),
                 "field": "people",
                 "reason": f"people '{frame['people'].iat[i]}' is not a number 0–200",
             }
@@ -143,50 +162,104 @@ def import_households(
         for i in np.flatnonzero((member_ids < 0) & (codes != "").to_numpy())[:1000]:
             problems.append(
                 {
-                    "where": _where(frame, int(i)),
+                    "where": row_where(frame, int(i)),
                     "field": "linked_member_code",
                     "reason": f"worker '{codes.iat[i]}' not found",
                 }
             )
     tags = frame["tags"].astype(str).str.strip() if "tags" in frame.columns else pd.Series([""] * n)
     known = set(SENSITIVE_TAGS)
-    bad_tags = tags.map(
-        lambda t: [x for x in t.replace(",", ";").split(";") if x and x not in known]
-    )
-    for i in np.flatnonzero(bad_tags.map(bool).to_numpy())[:1000]:
+    # Each distinct tag list is checked once (a million households share a handful of them).
+    unknown = {
+        t: [x for x in t.replace(",", ";").split(";") if x and x not in known]
+        for t in pd.unique(tags.to_numpy())
+    }
+    for i in np.flatnonzero(tags.isin([t for t, u in unknown.items() if u]).to_numpy())[:1000]:
         problems.append(
             {
-                "where": _where(frame, int(i)),
+                "where": row_where(frame, int(i)),
                 "field": "tags",
-                "reason": f"unknown tag(s) {', '.join(bad_tags.iat[i])} (known: {', '.join(known)})",
+                "reason": f"unknown tag(s) {', '.join(unknown[tags.iat[i]])} (known: {', '.join(known)})",
             }
         )
-    grid_ids, located = _locate_rows(session, frame, source, "household", scope)
+    progress("validated", n, n)
+    grid_ids, located = _locate_rows(session, frame, source, "household", scope, fallback_grid_ids)
     problems += located
     if problems:
         raise ImportRejected(source, problems)
     progress("located", n, n)
-    out = pd.DataFrame(
-        {
-            "geom": "SRID=4326;POINT("
-            + frame.geometry.x.map(repr)
-            + " "
-            + frame.geometry.y.map(repr)
-            + ")",
-            "building": _text_col(frame, "building"),
-            "unit": _text_col(frame, "unit"),
-            "room": _text_col(frame, "room"),
-            "address": _text_col(frame, "address"),
-            "people": people.fillna(1).astype(int),
-            "grid_id": grid_ids,
-            "linked_member_id": pd.Series(member_ids).where(member_ids >= 0, None).astype("Int64"),
-            "tags": "{" + tags.str.replace(";", ",", regex=False) + "}",
-            "head_name": _text_col(frame, "head_name"),
-            "head_phone": _text_col(frame, "head_phone"),
-        }
-    )
-    copy_frame(session, "household", out, progress=progress)
+    columns = {
+        "geom": _ewkb_points(frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy()),
+        "building": _copy_text(_text_col(frame, "building")),
+        "unit": _copy_text(_text_col(frame, "unit")),
+        "room": _copy_text(_text_col(frame, "room")),
+        "address": _copy_text(_text_col(frame, "address")),
+        "people": people.fillna(1).astype(int).astype(str).tolist(),
+        "grid_id": grid_ids.astype(str).tolist(),
+        "linked_member_id": np.where(member_ids >= 0, member_ids.astype(str), NULL).tolist(),
+        "tags": _copy_text("{" + tags.str.replace(";", ",", regex=False) + "}"),
+        "head_name": _copy_text(_text_col(frame, "head_name")),
+        "head_phone": _copy_text(_text_col(frame, "head_phone")),
+    }
+    progress("formatted", n, n)
+    # One COPY statement: the statement triggers of ``household_cell`` and ``search_place`` run
+    # once, over the whole batch, when it ends.
+    _copy_rows(session, "household", columns, n, progress)
+    progress("copied", n, n)
+    add_household_counts(session, grid_ids)
+    progress("counted", n, n)
     return n
+
+
+# COPY's text format: fields apart by tabs, rows by newlines, NULL as \N, and a backslash,
+# tab, newline or carriage return inside a value escaped.
+NULL = "\\N"
+_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+# A point with SRID 4326 in PostGIS's extended WKB (little-endian), as hex: what COPY reads for a
+# geometry without parsing text.
+_EWKB_POINT_4326 = bytes.fromhex("0101000020E6100000")
+
+
+def _ewkb_points(xs: np.ndarray, ys: np.ndarray) -> list[str]:
+    """The points as hex EWKB, built from the coordinates' bytes in one pass."""
+    rows = np.empty(len(xs), dtype=[("head", "S9"), ("x", "<f8"), ("y", "<f8")])
+    rows["head"], rows["x"], rows["y"] = _EWKB_POINT_4326, xs, ys
+    return (
+        np.frombuffer(rows.tobytes().hex().upper().encode("ascii"), dtype="S50")
+        .astype("U50")
+        .tolist()
+    )
+
+
+def _copy_text(col: pd.Series) -> list[str]:
+    """A text column as COPY fields (escaped only when a value needs it)."""
+    present = col.notna()
+    values = col.where(present, NULL).astype(object)
+    joined = "".join(values[present].tolist())
+    if any(ch in joined for ch, _escaped in _ESCAPES):
+        for old, new in _ESCAPES:
+            values = values.str.replace(old, new, regex=False)
+        values = values.where(present, NULL)
+    return values.tolist()
+
+
+def _copy_rows(
+    session: Session,
+    table: str,
+    columns: dict[str, list[str]],
+    n: int,
+    progress: Progress,
+    chunk: int = 100_000,
+) -> None:
+    """COPY ``n`` rows, given as columns of ready fields, in one statement (text format)."""
+    raw = session.connection().connection.driver_connection
+    names = ", ".join(f'"{c}"' for c in columns)
+    fields = list(columns.values())
+    with raw.cursor() as cur, cur.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
+        for start in range(0, n, chunk):
+            part = [f[start : start + chunk] for f in fields]
+            copy.write("\n".join(map("\t".join, zip(*part, strict=True))) + "\n")
+            progress("copied", min(start + chunk, n), n)
 
 
 def _point_rows(
@@ -197,15 +270,16 @@ def _point_rows(
     *,
     required_leaf: bool,
     scope: frozenset[int] | None = None,
+    fallback_grid_ids: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     bad = np.flatnonzero(frame.geometry.geom_type.ne("Point").to_numpy())
     problems = [
-        {"where": _where(frame, int(i)), "reason": f"{what} geometry must be a Point"}
+        {"where": row_where(frame, int(i)), "reason": f"{what} geometry must be a Point"}
         for i in bad[:1000]
     ]
     if problems:
         return np.zeros(0, dtype=np.int64), problems
-    grid_ids, located = _locate_rows(session, frame, source, what, scope)
+    grid_ids, located = _locate_rows(session, frame, source, what, scope, fallback_grid_ids)
     if not required_leaf and scope is None:
         # Outside every grid is allowed, unless the import is held to some grids.
         located = [p for p in located if p.get("field") in ("grid_code", "location")]
@@ -217,7 +291,7 @@ def import_service_points(
     frame: gpd.GeoDataFrame,
     *,
     source: str,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
     scope: frozenset[int] | None = None,
 ) -> int:
     """Load service points (name, kind, radius_m); the leaf grid is found by location when any."""
@@ -237,7 +311,7 @@ def import_service_points(
         if kind not in SERVICE_POINT_KINDS:
             problems.append(
                 {
-                    "where": _where(frame, i),
+                    "where": row_where(frame, i),
                     "field": "kind",
                     "reason": f"kind '{kind}' is not one of {', '.join(SERVICE_POINT_KINDS)}",
                 }
@@ -245,7 +319,7 @@ def import_service_points(
         if not 0 < radius.iat[i] <= 50000:
             problems.append(
                 {
-                    "where": _where(frame, i),
+                    "where": row_where(frame, i),
                     "field": "radius_m",
                     "reason": f"radius '{frame['radius_m'].iat[i]}' is not 0–50000 m",
                 }
@@ -274,13 +348,21 @@ def import_cameras(
     frame: gpd.GeoDataFrame,
     *,
     source: str,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
     scope: frozenset[int] | None = None,
+    fallback_grid_ids: np.ndarray | None = None,
 ) -> int:
-    """Load cameras (code, name, kind, analytics); each finds its leaf grid by location."""
+    """Load cameras (code, name, kind, analytics); each finds its leaf grid by location (or its
+    ``fallback_grid_ids`` entry when it lies in none)."""
     _require(frame, source, ("code",))
     grid_ids, problems = _point_rows(
-        session, frame, source, "camera", required_leaf=True, scope=scope
+        session,
+        frame,
+        source,
+        "camera",
+        required_leaf=True,
+        scope=scope,
+        fallback_grid_ids=fallback_grid_ids,
     )
     existing = set(session.scalars(select(Camera.code)))
     seen: set[str] = set()
@@ -290,7 +372,7 @@ def import_cameras(
         if not code or code in seen or code in existing:
             problems.append(
                 {
-                    "where": _where(frame, i),
+                    "where": row_where(frame, i),
                     "field": "code",
                     "reason": f"missing or duplicate code '{code}'",
                 }
@@ -298,7 +380,7 @@ def import_cameras(
         if kind not in CAMERA_KINDS:
             problems.append(
                 {
-                    "where": _where(frame, i),
+                    "where": row_where(frame, i),
                     "field": "kind",
                     "reason": f"kind '{kind}' is not fixed, dome, panoramic or other",
                 }

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Grid
-from app.services.importer.common import BASEMAP_KIND, KINDS, Progress, _noop
+from app.services.importer.common import BASEMAP_KIND, KINDS, Progress, no_progress
 from app.services.importer.load import import_file
 from app.services.importer.recount import refresh_household_counts
 
@@ -38,7 +38,7 @@ def load_directory(
     folder: str | Path = SAMPLE_DIR,
     *,
     crs: str | None = None,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
 ) -> dict[str, int]:
     """Load every known file of a folder (the sample layout) in dependency order, in one transaction."""
     folder = Path(folder)

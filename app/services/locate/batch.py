@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,7 @@ import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.services import grid_tree
+from app.services import grid_tree, networks
 from app.services.locate.single import (
     COMMAND_CENTRE,
     METHODS,
@@ -83,6 +84,9 @@ class BatchResult:
     routes: list[tuple[dict[str, Any] | None, list[dict[str, Any]]]]
     overrides: list[Any] = field(default_factory=list)
     errors: dict[int, str] = field(default_factory=dict)
+    # a category routed by a departmental network (多网合一): each point's network grid row
+    network_row: np.ndarray | None = None
+    network_routes: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.lon.shape[0])
@@ -103,6 +107,12 @@ class BatchResult:
         o = int(self.override_row[i])
         if o >= 0:
             owner, fallback, override = apply_override(owner, fallback, self.overrides[o])
+        network = None
+        k = int(self.network_row[i]) if self.network_row is not None and o < 0 else -1
+        if k >= 0:  # as the single locate: the network's person, the micro-grid's owner behind
+            keeper, network = self.network_routes[k]
+            fallback = [p for p in ([owner] if owner else []) + fallback if p != keeper]
+            owner = keeper
         grid = self.grids[g] if g >= 0 else None
         return {
             "index": i,
@@ -113,6 +123,7 @@ class BatchResult:
             "owner": owner,
             "next": fallback[0] if fallback else None,
             "override": override,
+            "network": network,
         }
 
     def frame(self) -> pd.DataFrame:
@@ -162,8 +173,28 @@ class BatchResult:
         for key, values in owner_cols.items():
             columns[key] = np.array(values, dtype=object)[inverse]
         columns["override_id"] = override_ids[np.where(o >= 0, o, len(self.overrides))]
+        if self.network_row is not None:
+            net = np.where(o >= 0, -1, self.network_row)
+            codes = np.full(n, "", dtype=object)
+            for k in np.unique(net[net >= 0]):
+                keeper, info = self.network_routes[int(k)]
+                rows = net == k
+                codes[rows] = info["grid"]["code"]
+                columns["owner_kind"] = np.where(rows, keeper["kind"], columns["owner_kind"])
+                columns["owner_id"] = np.where(
+                    rows,
+                    keeper.get("worker_id") or keeper.get("department_id"),
+                    columns["owner_id"],
+                )
+                for col, key in (("owner_name", "name"), ("owner_role", "role_name")):
+                    columns[col] = np.where(rows, keeper[key], columns[col])
+                columns["owner_phone"] = np.where(
+                    rows, keeper.get("phone") or "", columns["owner_phone"]
+                )
+            columns["network_grid_code"] = codes
         columns["error"] = errors
-        return pd.DataFrame(columns, columns=list(CSV_COLUMNS))
+        extra = ["network_grid_code"] if self.network_row is not None else []
+        return pd.DataFrame(columns, columns=[*CSV_COLUMNS, *extra])
 
 
 BATCH_METHODS = (*METHODS, "invalid")
@@ -186,6 +217,142 @@ CSV_COLUMNS = (
 )
 
 
+_STAMP_SQL = text(
+    """
+    SELECT txid_current_if_assigned() IS NOT NULL AS own_writes,
+           (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM grid)
+        || '/' || (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0)
+                   FROM grid_assignment)
+        || '/' || (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM worker)
+           AS stamp
+    """
+)
+"""The version of everything a batch reads besides override areas: row counts and the sum of the
+rows' creating transaction ids of ``grid``, ``grid_assignment`` and ``worker``. Any insert, update
+or delete changes it (a changed or new row carries a newer transaction id than the one it
+replaces), and reading it takes no lock. It is read before the data, so a change that commits in
+between only makes the next batch fetch again. A transaction that has written something itself
+neither uses nor fills the cache: its view holds changes no one else may ever see."""
+
+
+@dataclass
+class _GridMap:
+    """The current grids, their indexes and their owners, as one version of the database held
+    them; reused by every batch until that version changes."""
+
+    stamp: str
+    refs: list[dict[str, Any]]
+    ids: list[int]
+    parent: dict[int, int | None]
+    row_of: dict[int, int]
+    shapes: np.ndarray
+    codes: list[str]
+    leaf_idx: np.ndarray
+    levels: list[tuple[int, np.ndarray]]
+    people: dict[int, list[dict[str, Any]]]
+    indexes: dict[int, PolygonIndex] = field(default_factory=dict)
+    routes: dict[int, tuple[dict[str, Any] | None, list[dict[str, Any]]]] = field(
+        default_factory=dict
+    )
+    route_list: list[tuple[dict[str, Any] | None, list[dict[str, Any]]]] = field(init=False)
+    routed: np.ndarray = field(init=False)
+
+    def index(self, level: int) -> PolygonIndex:
+        """The index of the leaves (``level`` 0) or of the inner grids of one level."""
+        found = self.indexes.get(level)
+        if found is None:
+            group = self.leaf_idx if level == 0 else dict(self.levels)[level]
+            found = PolygonIndex(self.shapes[group], [self.codes[i] for i in group])
+            self.indexes[level] = found
+        return found
+
+    def route_of(self, g: int) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """Owner and fallback ladder of grid row ``g``, worked out once per version. A grid with
+        no people of its own routes as its parent does (``route`` skips it), so most micro-grids
+        share their parent's answer."""
+        found = self.routes.get(g)
+        if found is None:
+            gid = self.ids[g]
+            up = self.parent.get(gid)
+            if gid not in self.people and up is not None and up in self.row_of:
+                found = self.route_of(self.row_of[up])
+            else:
+                chain_ids = []
+                at: int | None = gid
+                while at is not None:
+                    chain_ids.append(at)
+                    at = self.parent.get(at)
+                chain = [self.refs[self.row_of[c]] for c in reversed(chain_ids)]
+                found = route(chain, self.people)
+            self.routes[g] = found
+        return found
+
+    def routes_for(
+        self, grid_row: np.ndarray
+    ) -> list[tuple[dict[str, Any] | None, list[dict[str, Any]]]]:
+        """The route list of the version (one entry per grid row), with every grid of
+        ``grid_row`` filled in; entries of other grids may be empty."""
+        used = np.flatnonzero(np.bincount(grid_row[grid_row >= 0], minlength=len(self.refs)))
+        todo = used[~self.routed[used]]
+        for g in todo.tolist():
+            self.route_list[g] = self.route_of(g)
+        self.routed[todo] = True
+        return self.route_list
+
+    def __post_init__(self) -> None:
+        self.route_list = [(None, [])] * len(self.refs)
+        self.routed = np.zeros(len(self.refs), dtype=bool)
+
+
+_MAPS: dict[str, _GridMap] = {}
+_MAPS_LOCK = threading.Lock()
+
+
+def _grid_map(session: Session) -> _GridMap:
+    """The grid map of the session's database at its current version (fetched when it changed)."""
+    own_writes, stamp = session.execute(_STAMP_SQL).one()
+    bind = session.get_bind()
+    key = getattr(bind, "engine", bind).url.render_as_string(hide_password=True)
+    with _MAPS_LOCK:
+        cached = None if own_writes else _MAPS.get(key)
+    if cached is not None and cached.stamp == stamp:
+        return cached
+    rows = session.execute(_GRIDS_SQL).all()
+    people: dict[int, list[dict[str, Any]]] = {}
+    for p in session.execute(_PEOPLE_SQL).all():
+        people.setdefault(p.grid_id, []).append(
+            {
+                "worker_id": p.worker_id,
+                "name": p.name,
+                "role": p.role,
+                "phone": p.phone,
+                "on_duty": p.on_duty,
+            }
+        )
+    level = np.array([r.level for r in rows], dtype=np.int64)
+    leaf = np.array([bool(r.is_leaf) for r in rows], dtype=bool)
+    levels = [
+        (int(lv), np.flatnonzero((level == lv) & ~leaf))
+        for lv in sorted({int(v) for v in level[~leaf]}, reverse=True)
+    ]
+    built = _GridMap(
+        stamp=stamp,
+        refs=[grid_ref(r) for r in rows],
+        ids=[r.id for r in rows],
+        parent={r.id: r.parent_id for r in rows},
+        row_of={r.id: i for i, r in enumerate(rows)},
+        shapes=shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else np.empty(0, object),
+        codes=[r.code for r in rows],
+        leaf_idx=np.flatnonzero(leaf),
+        levels=levels,
+        people=people,
+    )
+    if not own_writes:
+        with _MAPS_LOCK:
+            _MAPS[key] = built
+    return built
+
+
 def locate_batch(
     session: Session,
     x: Sequence[float] | np.ndarray,
@@ -198,17 +365,13 @@ def locate_batch(
     """Locate many points given in ``crs``: each one's grid, method and owner, as locate_point.
 
     Points with bad coordinates are kept with method ``invalid`` and the reason; nothing is dropped.
+    The grids, their indexes and the owners are kept between batches while the grids, assignments
+    and workers stay as they are (see ``_STAMP_SQL``).
     """
     spec = parse_crs(crs)
     lon, lat, errors = to_wgs84_masked(x, y, spec)
     n = lon.shape[0]
-    rows = session.execute(_GRIDS_SQL).all()
-    refs = [grid_ref(r) for r in rows]
-    parent = {r.id: r.parent_id for r in rows}
-    row_of = {r.id: i for i, r in enumerate(rows)}
-    leaf_rows = [i for i, r in enumerate(rows) if r.is_leaf]
-    shapes = shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else np.empty(0, object)
-    codes = [r.code for r in rows]
+    gm = _grid_map(session)
 
     method = np.full(n, METHODS.index("unassigned"), dtype=np.int8)
     method[list(errors)] = BATCH_METHODS.index("invalid")
@@ -216,12 +379,9 @@ def locate_batch(
     distance = np.full(n, np.nan)
     ok = np.isfinite(lon)
     todo = np.flatnonzero(ok)
-    if leaf_rows and todo.size:
-        leaf_idx = np.asarray(leaf_rows)
-        index = PolygonIndex(
-            shapes[leaf_idx],
-            [codes[i] for i in leaf_rows],
-        )
+    if gm.leaf_idx.size and todo.size:
+        leaf_idx = gm.leaf_idx
+        index = gm.index(0)
         hit, interior = index.assign_with_interior(lon[todo], lat[todo])
         found = hit >= 0
         placed = todo[found]
@@ -237,37 +397,16 @@ def locate_batch(
             distance[todo[got]] = dist[got]
             method[todo[got]] = METHODS.index("nearest")
             todo = todo[~got]
-    levels = sorted({r.level for r in rows if not r.is_leaf}, reverse=True)
-    for level in levels:
+    for level, group in gm.levels:
         if not todo.size:
             break
-        group = np.asarray([i for i, r in enumerate(rows) if r.level == level and not r.is_leaf])
-        hit = PolygonIndex(shapes[group], [codes[i] for i in group]).assign(lon[todo], lat[todo])
+        hit = gm.index(level).assign(lon[todo], lat[todo])
         got = hit >= 0
         grid_row[todo[got]] = group[hit[got]]
         method[todo[got]] = METHODS.index("ancestor")
         todo = todo[~got]
 
-    people: dict[int, list[dict[str, Any]]] = {}
-    for p in session.execute(_PEOPLE_SQL).all():
-        people.setdefault(p.grid_id, []).append(
-            {
-                "worker_id": p.worker_id,
-                "name": p.name,
-                "role": p.role,
-                "phone": p.phone,
-                "on_duty": p.on_duty,
-            }
-        )
-    routes: list[tuple[dict[str, Any] | None, list[dict[str, Any]]]] = [(None, [])] * len(rows)
-    for g in np.unique(grid_row[grid_row >= 0]):
-        chain_ids = []
-        gid: int | None = rows[int(g)].id
-        while gid is not None:
-            chain_ids.append(gid)
-            gid = parent.get(gid)
-        chain = [refs[row_of[c]] for c in reversed(chain_ids)]
-        routes[int(g)] = route(chain, people)
+    routes = gm.routes_for(grid_row)
 
     overrides: list[Any] = []
     override_row = np.full(n, -1, dtype=np.int64)
@@ -280,6 +419,9 @@ def locate_batch(
             areas = shapely.from_wkb([bytes(o.wkb) for o in overrides])
             hit = PolygonIndex(areas, keys).assign(lon[pts], lat[pts])
             override_row[pts[hit >= 0]] = hit[hit >= 0]
+    network_row, network_routes = None, []
+    if category:  # a category routed by a departmental network (多网合一)
+        network_row, network_routes = networks.batch_network_routes(session, lon, lat, category)
     LOGGER.info(
         "located %d points (%s): %s",
         n,
@@ -294,8 +436,10 @@ def locate_batch(
         grid_row=grid_row,
         distance_m=distance,
         override_row=override_row,
-        grids=refs,
+        grids=gm.refs,
         routes=routes,
         overrides=overrides,
         errors=errors,
+        network_row=network_row,
+        network_routes=network_routes,
     )

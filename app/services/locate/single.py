@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from app.db import Reader, driver_sql
 from app.models.people import ROLE_NAMES
-from app.services import grid_tree, networks
+from app.services import grid_tree, networks, users
 from gis.crs import degree_span, parse_crs, to_wgs84_point
 
 LOGGER = logging.getLogger(__name__)
@@ -53,18 +53,19 @@ METHODS = ("inside", "boundary", "nearest", "ancestor", "unassigned")
 # One round trip for the common case: every current grid covering the point (the GiST index on
 # grid.geom selects the candidates) and everyone assigned to those grids. A child lies inside its
 # parent, so the leaf's whole chain is among the covering grids; Python walks it by parent_id.
-_LOCATE_SQL = text(
-    f"""
-    WITH pt AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS p),
+# ``{gate}`` / ``{head}`` / ``{tail}`` let the HTTP locate put the caller's session look-up in the
+# same statement (``locate_with_session``): the grids are read only when the session is live.
+_LOCATE_TEMPLATE = f"""
+    WITH {{head}} pt AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS p),
     hits AS MATERIALIZED (
         SELECT g.id, g.parent_id, g.code, g.name, g.level,
                {grid_tree.is_leaf("g")}
                    AS is_leaf,
                ST_Contains(g.geom, pt.p) AS interior
         FROM grid g, pt
-        WHERE g.valid_to IS NULL AND ST_Intersects(g.geom, pt.p)
+        WHERE {{gate}} g.valid_to IS NULL AND ST_Intersects(g.geom, pt.p)
     )
-    SELECT
+    SELECT {{columns}}
         (SELECT json_agg(json_build_object('id', id, 'parent_id', parent_id, 'code', code,
                                            'name', name, 'level', level, 'is_leaf', is_leaf,
                                            'interior', interior))
@@ -75,8 +76,9 @@ _LOCATE_SQL = text(
                          ORDER BY w.id)
          FROM grid_assignment a JOIN worker w ON w.id = a.worker_id
          WHERE a.grid_id IN (SELECT id FROM hits)) AS people
+    {{tail}}
     """
-)
+_LOCATE_SQL = text(_LOCATE_TEMPLATE.format(head="", gate="", columns="", tail=""))
 
 
 _NEAREST_SQL = text(
@@ -95,7 +97,7 @@ _NEAREST_SQL = text(
 
 _CHAIN_SQL = text(
     f"""
-    WITH RECURSIVE {
+    WITH {
         grid_tree.ancestors_cte(
             "up",
             "SELECT id, parent_id, code, name, level, 0 AS depth FROM grid WHERE id = :id",
@@ -147,6 +149,20 @@ _LOCATE_DRIVER = driver_sql(_LOCATE_SQL)
 _NEAREST_DRIVER = driver_sql(_NEAREST_SQL)
 _CHAIN_DRIVER = driver_sql(_CHAIN_SQL)
 _OVERRIDE_DRIVER = driver_sql(_OVERRIDE_SQL)
+# The session look-up (``users.LOOKUP_SQL``) and the locate in one statement: one row always,
+# the session's columns NULL and no grid read when the token names no live session.
+_LOCATE_WITH_SESSION_DRIVER = driver_sql(
+    text(
+        _LOCATE_TEMPLATE.format(
+            head="s AS MATERIALIZED ("
+            + users.LOOKUP_SQL.replace("%(h)s", ":h").replace("%(idle)s", ":idle")
+            + "),",
+            gate="EXISTS (SELECT 1 FROM s) AND",
+            columns="s.*,",
+            tail="FROM (SELECT 1) AS one LEFT JOIN s ON true",
+        )
+    )
+)
 
 
 def grid_ref(row: Any) -> dict[str, Any]:
@@ -259,11 +275,14 @@ def _walk_up(grid_id: int, grids: dict[int, dict[str, Any]]) -> list[dict[str, A
 
 
 def _find_grid(
-    reader: Reader, lon: float, lat: float, tolerance_m: float
+    reader: Reader, lon: float, lat: float, tolerance_m: float, first: Any = None
 ) -> tuple[str, int | None, tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]]] | None]:
     """Return (method, id of the grid the point belongs to, its chain and people when the one
-    query already holds them) following the module's rules."""
-    hits_json, people_json = reader.first(_LOCATE_DRIVER, {"lon": lon, "lat": lat})
+    query already holds them) following the module's rules. ``first``: that query's row, when
+    ``locate_with_session`` has read it already."""
+    if first is None:
+        first = reader.first(_LOCATE_DRIVER, {"lon": lon, "lat": lat})
+    hits_json, people_json = first.hits, first.people
     hits = hits_json or []
     people: dict[int, list[dict[str, Any]]] = {}
     for p in people_json or []:
@@ -347,16 +366,18 @@ def locate_point(
     *,
     category: str | None = None,
     tolerance_m: float = NEAREST_TOLERANCE_M,
+    prefetched: Any = None,
 ) -> dict[str, Any]:
     """Locate one point given in ``crs`` and say which micro-grid and which person own it.
 
     ``session`` is a Session or a DBAPI connection of the read pool (see ``Reader``). Raises
-    ``gis.errors.CoordinateError`` / ``UnknownCRS`` (HTTP 400) for bad input.
+    ``gis.errors.CoordinateError`` / ``UnknownCRS`` (HTTP 400) for bad input. ``prefetched``
+    is the row ``locate_with_session`` read for the same point.
     """
     spec = parse_crs(crs)
     lon, lat = to_wgs84_point(x, y, spec)
     reader = Reader(session)
-    method, grid_id, found = _find_grid(reader, lon, lat, tolerance_m)
+    method, grid_id, found = _find_grid(reader, lon, lat, tolerance_m, prefetched)
     chain: list[dict[str, Any]] = []
     people: dict[int, list[dict[str, Any]]] = {}
     if found is not None:
@@ -386,6 +407,20 @@ def locate_point(
         "override": override,
         "network": network,
     }
+
+
+def locate_with_session(
+    session: Session | Any, x: float, y: float, crs: str | None, lookup: dict[str, Any]
+) -> Any:
+    """Look a sign-in session up and read the grids and people around a point, in one statement.
+
+    ``lookup`` holds the parameters of ``users.LOOKUP_SQL``. Returns the row: the session's
+    columns (``session_id`` None when the token names no live session — then no grid was read)
+    and what ``locate_point(..., prefetched=row)`` needs. Raises as ``locate_point`` for bad
+    coordinates.
+    """
+    lon, lat = to_wgs84_point(x, y, parse_crs(crs))
+    return Reader(session).first(_LOCATE_WITH_SESSION_DRIVER, {**lookup, "lon": lon, "lat": lat})
 
 
 def neighbour_owners(

@@ -1,7 +1,8 @@
 /* The e-map's own script: the map (vector tiles drawn by MapLibre GL inside Leaflet), grid names
    placed by the server, the grid under a click picked by the server, the notice-board panel, and
    a registry that feature scripts hook into. Nothing holds the whole city: the page asks for the
-   tiles, names and grids of what is in view. */
+   tiles, names and grids of what is in view. One file of this size: the map, its layers and the
+   registry are one object (GridGov) the feature scripts extend; each feature is its own file. */
 (function () {
   "use strict";
   var readyFns = [];
@@ -162,8 +163,6 @@
      shapes are four times fewer in view (a frame's cost grows with the polygons filled). */
   var FILL_ZOOMS = { 1: [0, 11], 2: [0, 12], 3: [12, 14], 4: [14, 16], 5: [16, 24] };
 
-  var CASE_COLORS = { reported: "#6a1b9a", dispatched: "#ef6c00", accepted: "#1565c0", resolved: "#00897b", verified: "#2e7d32" };
-
   function glStyle() {
     var sources = {}, layers = [];
     Object.keys(TILE_SOURCES).forEach(function (name) {
@@ -206,13 +205,15 @@
     layers.push({ id: "service_points", type: "circle", source: "points", "source-layer": "service_points",
       paint: { "circle-radius": 6, "circle-color": "#c62828", "circle-stroke-color": "#ffffff", "circle-stroke-width": 2 } });
     // Open cases on top: overdue ones larger and red, the others by status.
+    // The colours are the server's (GridGov.settings.case_status_colors / case_overdue_color).
+    var colors = GridGov.settings.case_status_colors || {};
     var status = ["match", ["get", "status"]];
-    Object.keys(CASE_COLORS).forEach(function (k) { status.push(k, CASE_COLORS[k]); });
+    Object.keys(colors).forEach(function (k) { status.push(k, colors[k]); });
     status.push("#757575");
     layers.push({ id: "cases", type: "circle", source: "cases", "source-layer": "cases", minzoom: 11,
       paint: {
         "circle-radius": ["case", ["to-boolean", ["get", "overdue"]], 8, 6],
-        "circle-color": ["case", ["to-boolean", ["get", "overdue"]], "#d32f2f", status],
+        "circle-color": ["case", ["to-boolean", ["get", "overdue"]], GridGov.settings.case_overdue_color, status],
         "circle-stroke-color": "#ffffff", "circle-stroke-width": 2, "circle-opacity": 0.95
       } });
     return { version: 8, sources: sources, layers: layers };

@@ -26,6 +26,10 @@
           none.value = "";
           none.textContent = "专业网格：不显示";
           select.appendChild(none);
+          var all = document.createElement("option");
+          all.value = "all";
+          all.textContent = "专业网格：全部（矢量瓦片）";
+          select.appendChild(all);
           list.networks.forEach(function (n) {
             var o = document.createElement("option");
             o.value = String(n.id);
@@ -40,10 +44,26 @@
       map.addControl(new Control());
     });
 
+    /* Every network the caller sees, as vector tiles (/tiles/networks/…, layer "networks"). */
+    function tiles(visible) {
+      var gl = GridGov.gl;
+      if (!gl) { return; }
+      if (visible && !gl.getSource("networks")) {
+        gl.addSource("networks", { type: "vector", minzoom: 0, maxzoom: 16,
+          tiles: [window.location.origin + "/tiles/networks/{z}/{x}/{y}.mvt"] });
+        gl.addLayer({ id: "networks-line", type: "line", source: "networks", "source-layer": "networks",
+          paint: { "line-color": "#00897b", "line-width": 2, "line-dasharray": [3, 2] } });
+      }
+      if (gl.getLayer("networks-line")) {
+        gl.setLayoutProperty("networks-line", "visibility", visible ? "visible" : "none");
+      }
+    }
+
     function show(id) {
       if (layer) { map.removeLayer(layer); layer = null; }
       document.documentElement.removeAttribute("data-networks-drawn");
-      if (!id) { return; }
+      tiles(id === "all");
+      if (!id || id === "all") { return; }
       Promise.all([getJSON("/api/networks/" + id), getJSON("/api/networks/" + id + "/mismatch")])
         .then(function (r) {
           var fc = r[0], report = r[1];
