@@ -50,6 +50,9 @@ DEFAULTS: dict[str, Any] = {
     # Photos a resident without an account may upload from one address in the window.
     "ANON_PHOTO_LIMIT": 20,
     "ANON_PHOTO_WINDOW_MINUTES": 10,
+    # The shared cache of grid tiles in PostgreSQL (table tile_cache) is kept under this size
+    # (megabytes; the tiles used longest ago go first; 0: nothing stored, empty: no bound).
+    "TILE_CACHE_MAX_MB": 512,
     # Request bodies larger than this are refused (bytes).
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
 }
@@ -84,6 +87,7 @@ ENV_KEYS = (
     "ANON_PHOTO_LIMIT",
     "ANON_PHOTO_WINDOW_MINUTES",
     "IMPORT_JOBS_INLINE",
+    "TILE_CACHE_MAX_MB",
 )
 # Settings read from the environment as true/false.
 BOOL_KEYS = {"SESSION_COOKIE_SECURE", "IMPORT_JOBS_INLINE"}

@@ -13,13 +13,15 @@ For each size it
   tiles again from new gunicorn processes (first request = a lookup in the shared cache),
   the gunicorn workers' RSS while serving tiles, and the baseline: the whole city as GeoJSON in
   one response (``GET /api/emap/layers``, what the page loaded before tiles);
-- times the tile functions in PostGIS beside the previous ones (revision 0010's queries, installed
-  in the scratch database as ``bench_old_tile_*``), alternating old and new tile by tile;
+- times the tile functions in PostGIS beside the previous ones (the grids' function of revision
+  0015, the other layers' queries of revision 0010, installed in the scratch database as
+  ``bench_old_tile_*``), alternating old and new tile by tile;
 - checks answers: the grids in a tile (decoded with mapbox-vector-tile) against a SQL count, and
   the households of density tiles at each zoom against a direct count of the households in the
   tile's envelope.
-``--browser`` also opens the page in Debian's Chromium (Playwright), with the default flags and
-with ``--use-gl=angle --use-angle=swiftshader``, and reports the time until
+``--browser`` also opens the page in Debian's Chromium (Playwright), with the default flags,
+with ``--use-gl=angle --use-angle=swiftshader``, and with the default flags and the grid fills
+hidden (outlines only), and reports the time until
 ``html[data-emap-ready='1']``, the JS heap, the time between animation frames while the mouse
 drags the map (tiles of the new view load meanwhile), and for a ``panBy`` animation over tiles
 already loaded the frames' p95 and the CPU time the renderer and the GPU process spent a frame
@@ -254,25 +256,40 @@ def tile_block(centre: tuple[float, float], z: int, side: int) -> list[tuple[int
 
 
 OLD_TILE_FUNCTIONS = ("grids", "households", "basemap")
+# Where each baseline tile function comes from: the grids' is the function revision 0025
+# replaced (revision 0015's: every grid with code, name and count, and the grid_labels layer,
+# whatever the tile holds); the others are revision 0010's queries (before the pre-aggregated
+# and pre-simplified tables).
+OLD_TILE_SOURCES = {
+    "grids": "0015_tile_speed.py",
+    "households": "0010_map_tiles.py",
+    "basemap": "0010_map_tiles.py",
+}
 
 
-def install_old_tile_functions(owner_url: str) -> None:
-    """Install revision 0010's tile functions as ``bench_old_tile_*`` (the queries before the
-    pre-aggregated and pre-simplified tables) to time them beside today's."""
+def _revision_functions(filename: str) -> list[str]:
     import importlib.util
 
-    from sqlalchemy import create_engine
-
     spec = importlib.util.spec_from_file_location(
-        "bench_rev_0010", ROOT / "migrations" / "versions" / "0010_map_tiles.py"
+        "bench_rev_" + filename.split("_")[0], ROOT / "migrations" / "versions" / filename
     )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    if hasattr(module, "FUNCTIONS"):
+        return list(module.FUNCTIONS)
+    return [module.GRID_FUNCTION, module.HOUSEHOLD_FUNCTION, module.BASEMAP_FUNCTION]
+
+
+def install_old_tile_functions(owner_url: str) -> None:
+    """Install the baseline tile functions (``OLD_TILE_SOURCES``) as ``bench_old_tile_*`` to
+    time them beside today's."""
+    from sqlalchemy import create_engine
+
     engine = create_engine(owner_url)
     with engine.begin() as conn:
-        for sql in module.FUNCTIONS:
-            for name in OLD_TILE_FUNCTIONS:
+        for name in OLD_TILE_FUNCTIONS:
+            for sql in _revision_functions(OLD_TILE_SOURCES[name]):
                 if f"gridgov_tile_{name}(" in sql:
                     conn.execute(
                         text(
@@ -300,6 +317,7 @@ def compare_sql(
     engine = create_engine(url)
     out: dict[str, dict[int, tuple[float, float]]] = {}
     with engine.connect() as conn:
+        backend = conn.execute(text("SELECT pg_backend_pid()")).scalar()
         for layer, call in calls.items():
             new_sql = text("SELECT length(" + call.format(f=f"gridgov_tile_{layer}") + ")")
             old_sql = text("SELECT length(" + call.format(f=f"bench_old_tile_{layer}") + ")")
@@ -307,6 +325,7 @@ def compare_sql(
             k = 0
             for z in range(10, 18):
                 times: dict[str, list[float]] = {"new": [], "old": []}
+                cpu: dict[str, list[float]] = {"new": [], "old": []}
                 for x, y in tile_block(centre, z, side):
                     order = (
                         (("new", new_sql), ("old", old_sql))
@@ -315,13 +334,29 @@ def compare_sql(
                     )
                     k += 1
                     for which, sql in order:
+                        spent = backend_cpu_s(backend)
                         started = time.perf_counter()
                         conn.execute(sql, {"z": z, "x": x, "y": y}).scalar()
                         times[which].append(time.perf_counter() - started)
+                        cpu[which].append(backend_cpu_s(backend) - spent)
                 out[layer][z] = (pct(times["new"], 95), pct(times["old"], 95))
+                CPU_A_TILE.setdefault(layer, {})[z] = (pct(cpu["new"], 95), pct(cpu["old"], 95))
             conn.rollback()
     engine.dispose()
     return out
+
+
+# CPU time the PostgreSQL backend spent on a tile, p95 per layer and zoom (new, old), seconds:
+# what a cut costs whatever else loads the machine.
+CPU_A_TILE: dict[str, dict[int, tuple[float, float]]] = {}
+
+
+def backend_cpu_s(pid: int) -> float:
+    """CPU time a PostgreSQL backend (of this machine's private cluster) has run so far."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except OSError:
+        return float("nan")
 
 
 STREET_SCOPE = """WITH RECURSIVE t AS (
@@ -468,6 +503,10 @@ def cpu_ms(pids: dict[int, str]) -> dict[str, float]:
         out[kind] = out.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) * 1000.0 / tick
     return out
 
+
+# Hide every grid fill (the outlines stay): what the fills cost a frame.
+OUTLINES_ONLY_JS = """[1, 2, 3, 4, 5].forEach(function (l) {
+  GridGov.gl.setLayoutProperty('grids-fill-' + l, 'visibility', 'none'); })"""
 
 FRAMES_JS = """(dx) => new Promise(function (done) {
   var f = [], on = true;
@@ -691,6 +730,11 @@ def measure_city(cluster, name: str, url: str, result: dict, browser: bool) -> N
         for layer, zs in sql.items():
             zooms = " ".join(f"z{z}:{n * 1000:.1f}/{o * 1000:.0f}" for z, (n, o) in zs.items())
             print(f"PostGIS {layer:10s} p95 by zoom, new/old ms (alternating): {zooms}", flush=True)
+            zooms = " ".join(
+                f"z{z}:{n * 1000:.1f}/{o * 1000:.1f}" for z, (n, o) in CPU_A_TILE[layer].items()
+            )
+            print(f"PostGIS {layer:10s} backend CPU a tile, p95 new/old ms: {zooms}", flush=True)
+        result["sql_cpu"] = dict(CPU_A_TILE)
         n_scope, scoped, scoped_check = scoped_sql(url, centre)
         result["scoped"], result["scoped_check"] = scoped, scoped_check
         for layer, zs in scoped.items():
@@ -725,12 +769,22 @@ def measure_city(cluster, name: str, url: str, result: dict, browser: bool) -> N
             flush=True,
         )
         if browser:
-            for flags in ((), ("--use-gl=angle", "--use-angle=swiftshader")):
+            passes = (
+                ("browser", (), ""),
+                ("browser_angle", ("--use-gl=angle", "--use-angle=swiftshader"), ""),
+                ("browser_outlines", (), OUTLINES_ONLY_JS),
+            )
+            for key, flags, setup in passes:
                 try:
-                    figures = browser_figures(f"http://127.0.0.1:{port}", token, extra_args=flags)
-                    result["browser" + ("_angle" if flags else "")] = figures
+                    figures = browser_figures(
+                        f"http://127.0.0.1:{port}", token, extra_args=flags, setup_js=setup
+                    )
+                    result[key] = figures
+                    what = " ".join(flags) or "(default flags)"
+                    if setup:
+                        what += ", grid fills hidden (outlines only)"
                     print(
-                        f"Chromium {' '.join(flags) or '(default flags)'} [{figures['gl']}]: ready in "
+                        f"Chromium {what} [{figures['gl']}]: ready in "
                         f"{figures['ready_s']:.1f} s, JS heap {figures['heap_mb']:.0f} MB, drag frames p95 "
                         f"{figures['frame_p95_ms']:.0f} ms; panBy over loaded tiles: {figures['pan_frames']} "
                         f"frames, p95 {figures['pan_p95_ms']:.0f} ms, CPU a frame: renderer "
@@ -805,6 +859,74 @@ def main() -> None:
             :4000
         ]
     )
+    for r in results:
+        report_rows(r)
+
+
+def report_rows(r: dict) -> None:
+    """One table row per hot path of a city (worst zoom's p95 over zooms 10–17, ms)."""
+    from bench.report import row
+
+    size = f"{r['micro']:,} micro-grids"
+    for layer, base in (("grids", "revision 0015's function"), ("households", "revision 0010's")):
+        zs = r.get("sql", {}).get(layer)
+        if not zs:
+            continue
+        new = max(n for n, _ in zs.values()) * 1000
+        old = max(o for _, o in zs.values()) * 1000
+        row(
+            f"e-map {layer} tile cut in PostGIS, {size}, worst zoom p95",
+            project=new,
+            baseline=old,
+            unit="ms",
+            target="< 50 ms",
+            holds=new < 50,
+            baseline_name=base,
+        )
+        cpu = r.get("sql_cpu", {}).get(layer)
+        if cpu:
+            new = max(n for n, _ in cpu.values()) * 1000
+            old = max(o for _, o in cpu.values()) * 1000
+            row(
+                f"e-map {layer} tile cut, PostgreSQL backend CPU, {size}, worst zoom p95",
+                project=new,
+                baseline=old,
+                unit="ms",
+                target="(load-independent cost of the < 50 ms cut)",
+                baseline_name=base,
+            )
+    tiles = r.get("tiles", {}).get("grids")
+    if tiles:
+        row(
+            f"e-map grid tile over HTTP, {size}, cold p95",
+            project=tiles["cold_p95"] * 1000,
+            baseline=None,
+            unit="ms",
+            target="< 50 ms",
+            holds=tiles["cold_p95"] * 1000 < 50,
+            note=f"warm p95 {tiles['warm_p95'] * 1000:.1f} ms",
+        )
+    if "import_grids_s" in r:
+        row(
+            f"grid import, {r['grids']:,} grids",
+            project=r["import_grids_s"],
+            baseline=None,
+            unit="s",
+            target="< 60 s at 100k micro-grids",
+            holds=r["import_grids_s"] < 60 if r["micro"] >= 100_000 else None,
+        )
+    b = r.get("browser")
+    if b:
+        row(
+            f"e-map frame (panBy over loaded tiles), {size}, p95",
+            project=b["pan_p95_ms"],
+            baseline=r.get("browser_outlines", {}).get("pan_p95_ms"),
+            unit="ms",
+            target="< 100 ms",
+            holds=b["pan_p95_ms"] < 100,
+            baseline_name="the same page with grid fills hidden",
+            note=b["gl"],
+        )
 
 
 if __name__ == "__main__":

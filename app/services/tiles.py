@@ -31,6 +31,14 @@ MAX_ZOOM = 22
 SHARED = frozenset({"grids"})
 # The advisory lock of the shared cache (revision 0022 takes it exclusively on every change).
 CACHE_LOCK = 7_342_001_022
+# The advisory lock one app process holds while it trims the shared cache (others skip it).
+EVICT_LOCK = 7_342_001_025
+# A cached tile's last use is written again only when older than this (a read stays a read).
+USED_EVERY = "5 minutes"
+# A process trims the shared cache after storing this share of its limit; it trims it to
+# TRIM_TO of the limit, so that trimming stays rare.
+CHECK_SHARE = 16
+TRIM_TO = 0.9
 # Which data version a tile layer depends on.
 LAYERS = {
     "grids": "grids",
@@ -189,8 +197,18 @@ def _arr(ids: tuple[int, ...] | None) -> list[int] | None:
     return None if ids is None else list(ids)
 
 
-def tile(session: Session, p: Principal, layer: str, z: int, x: int, y: int) -> tuple[bytes, str]:
-    """Return the gzipped tile for ``p`` and its entity tag (cached per scope and version)."""
+def tile(
+    session: Session,
+    p: Principal,
+    layer: str,
+    z: int,
+    x: int,
+    y: int,
+    cache_limit: int | None = None,
+) -> tuple[bytes, str]:
+    """Return the gzipped tile for ``p`` and its entity tag (cached per scope and version).
+    ``cache_limit`` bounds the shared cache in PostgreSQL (bytes; None: no bound, 0: none
+    stored)."""
     if layer not in LAYERS:
         raise NotFound(f"no tile layer '{layer}' (layers: {', '.join(LAYERS)})")
     check_tile(z, x, y)
@@ -202,7 +220,7 @@ def tile(session: Session, p: Principal, layer: str, z: int, x: int, y: int) -> 
     if cached is not None:
         return cached, etag
     if layer in SHARED:
-        body = shared_tile(session, scope, layer, z, x, y)
+        body = shared_tile(session, scope, layer, z, x, y, cache_limit)
     else:
         body = encode(render(session, scope, layer, z, x, y))
     CACHE.put(key, body)
@@ -214,36 +232,114 @@ def encode(raw: bytes) -> bytes:
     return gzip.compress(raw, compresslevel=1, mtime=0)
 
 
-def shared_tile(session: Session, scope: Scope, layer: str, z: int, x: int, y: int) -> bytes:
+class Stored:
+    """Bytes this process has stored in the shared cache since it last trimmed it."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.lock = threading.Lock()
+
+    def add(self, n: int, limit: int) -> bool:
+        """Count ``n`` bytes stored; True when the cache is due for a trim."""
+        with self.lock:
+            self.bytes += n
+            if self.bytes < max(limit // CHECK_SHARE, 1):
+                return False
+            self.bytes = 0
+            return True
+
+    def reset(self) -> None:
+        with self.lock:
+            self.bytes = 0
+
+
+STORED = Stored()
+
+
+def shared_tile(
+    session: Session,
+    scope: Scope,
+    layer: str,
+    z: int,
+    x: int,
+    y: int,
+    limit: int | None = None,
+) -> bytes:
     """The gzipped tile from the shared cache in PostgreSQL (``tile_cache``, revision 0022), or
     rendered and stored there. A grid change deletes the cached tiles it touches (a trigger on
     ``grid_tile``) under an advisory lock that a writer holds shared from before its render
     until its commit, so no tile cut from data older than a committed change is ever stored;
-    when a change holds the lock the tile is served without being stored."""
+    when a change holds the lock the tile is served without being stored.
+
+    ``limit`` bounds the cache (bytes; None: no bound; 0: nothing stored): after storing a
+    sixteenth of it, a process deletes the tiles used longest ago (``trim``). A read marks its
+    tile used when the mark is older than ``USED_EVERY``, skipping a row another transaction
+    holds: a tile request never waits for the cache."""
     where = {"l": layer, "z": z, "x": x, "y": y, "s": scope.key(layer)}
-    body = session.scalar(
+    key = "layer = :l AND z = :z AND x = :x AND y = :y AND scope = :s"
+    replica = bool(session.info.get("replica"))
+    row = session.execute(
         text(
-            "SELECT body FROM tile_cache WHERE layer = :l AND z = :z AND x = :x AND y = :y "
-            "AND scope = :s"
+            f"SELECT body, used_at < clock_timestamp() - interval '{USED_EVERY}' AS stale "
+            f"FROM tile_cache WHERE {key}"
         ),
         where,
-    )
-    if body is not None:
-        return bytes(body)
+    ).first()
+    if row is not None:
+        if row.stale and not replica:
+            session.execute(
+                text(
+                    "UPDATE tile_cache SET used_at = clock_timestamp() WHERE ctid = "
+                    f"(SELECT ctid FROM tile_cache WHERE {key} FOR UPDATE SKIP LOCKED)"
+                ),
+                where,
+            )
+            session.commit()
+        return bytes(row.body)
     # A statement of its own, so that the render below reads a snapshot taken after the lock.
     # A read replica serves the tile without storing it (the primary's cache reaches it by
     # replication).
-    if session.info.get("replica"):
+    if replica or limit == 0:
         return encode(render(session, scope, layer, z, x, y))
     locked = session.scalar(text("SELECT pg_try_advisory_xact_lock_shared(:k)"), {"k": CACHE_LOCK})
     fresh = encode(render(session, scope, layer, z, x, y))
     if locked:
         session.execute(
             text(
-                "INSERT INTO tile_cache (layer, z, x, y, scope, body) "
-                "VALUES (:l, :z, :x, :y, :s, :b) ON CONFLICT DO NOTHING"
+                "INSERT INTO tile_cache (layer, z, x, y, scope, body, size, used_at) "
+                "VALUES (:l, :z, :x, :y, :s, :b, :n, clock_timestamp()) ON CONFLICT DO NOTHING"
             ),
-            {**where, "b": fresh},
+            {**where, "b": fresh, "n": len(fresh)},
         )
         session.commit()
+        if limit is not None and STORED.add(len(fresh), limit):
+            trim(session, limit)
     return fresh
+
+
+def trim(session: Session, limit: int) -> int:
+    """When the shared cache holds more than ``limit`` bytes, delete the tiles used longest ago
+    until it holds ``TRIM_TO`` of it; return the tiles deleted. One process trims at a time (the
+    others skip it) and rows another transaction holds are skipped: nothing waits."""
+    if not session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": EVICT_LOCK}):
+        session.commit()
+        return 0
+    deleted = session.execute(
+        text(
+            """
+            WITH ranked AS (
+              SELECT layer, z, x, y, scope, sum(size) OVER () AS total,
+                     sum(size) OVER (ORDER BY used_at DESC, layer, z, x, y, scope) AS kept
+              FROM tile_cache),
+            victims AS (
+              SELECT c.ctid AS row FROM tile_cache c
+              JOIN ranked r USING (layer, z, x, y, scope)
+              WHERE r.total > :limit AND r.kept > :keep
+              FOR UPDATE OF c SKIP LOCKED)
+            DELETE FROM tile_cache WHERE ctid = ANY(ARRAY(SELECT row FROM victims))
+            """
+        ),
+        {"limit": limit, "keep": int(limit * TRIM_TO)},
+    ).rowcount
+    session.commit()
+    return int(deleted or 0)

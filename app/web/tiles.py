@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 
 from app.auth import current_principal
 from app.db import get_session
@@ -18,7 +18,9 @@ MVT = "application/vnd.mapbox-vector-tile"
 @bp.get("/tiles/<layer>/<int:z>/<int:x>/<int:y>.mvt")
 def tile(layer: str, z: int, x: int, y: int):  # type: ignore[no-untyped-def]
     """One tile of a layer (grids, households, points, cases, overrides, basemap)."""
-    body, etag = svc.tile(get_session(), current_principal(), layer, z, x, y)
+    body, etag = svc.tile(
+        get_session(), current_principal(), layer, z, x, y, cache_limit=cache_limit()
+    )
     headers = {
         "ETag": f'"{etag}"',
         # The tile depends on who asks and on the data: revalidate each time (a 304 is cheap).
@@ -31,3 +33,15 @@ def tile(layer: str, z: int, x: int, y: int):  # type: ignore[no-untyped-def]
         headers["Content-Encoding"] = "gzip"
         return Response(body, mimetype=MVT, headers=headers)
     return Response(gzip.decompress(body), mimetype=MVT, headers=headers)
+
+
+def cache_limit() -> int | None:
+    """The shared tile cache's bound in bytes (``TILE_CACHE_MAX_MB``; empty: none)."""
+    value = current_app.config.get("TILE_CACHE_MAX_MB")
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        mb = float(value)
+    except ValueError:
+        return None  # not a number: no bound
+    return max(int(mb * 1024 * 1024), 0)

@@ -214,3 +214,107 @@ def test_city_emap_click_split_and_undo_show_on_the_next_tiles(city: City, brows
         assert errors == []
     finally:
         ctx.close()
+
+
+def decoded_tile(city: City, z: int, lon: float, lat: float) -> tuple[tuple[int, int], dict]:
+    n = 1 << z
+    x = int((lon + 180.0) / 360.0 * n)
+    y = int((1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n)
+    raw = city.get(f"/tiles/grids/{z}/{x}/{y}.mvt")
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    return (x, y), mapbox_vector_tile.decode(raw)
+
+
+def test_city_dense_tiles_carry_ids_and_the_hover_fetches_the_name(city: City, browser) -> None:  # type: ignore[no-untyped-def]
+    # Zoom 13 over the city: thousands of micro-grids in one tile, each with its id and level
+    # only (no names to encode), and every grid of the tile is there.
+    (x, y), tile = decoded_tile(city, 13, *CENTRE)
+    feats = tile["grids"]["features"]
+    assert len(feats) > 1000
+    assert all(set(f["properties"]) <= {"level", "outline"} for f in feats)
+    assert "grid_labels" not in tile
+    with city.app.app_context():  # type: ignore[attr-defined]
+        s = get_db().session()
+        expected = set(
+            s.scalars(
+                text(
+                    "SELECT id FROM grid WHERE valid_to IS NULL AND level <= 4 AND geom && "
+                    "ST_Transform(ST_TileEnvelope(13, :x, :y), 4326) AND ST_Intersects("
+                    "ST_Transform(geom, 3857), ST_TileEnvelope(13, :x, :y, margin => 64.0 / 4096))"
+                ),
+                {"x": x, "y": y},
+            )
+        )
+        # A community-level grid near the centre (the deepest level tinted at that zoom).
+        gid = s.execute(
+            text(
+                "SELECT id FROM grid WHERE level = 3 AND valid_to IS NULL"
+                " AND ST_Covers(geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326))"
+            ),
+            {"x": CENTRE[0] + 0.0031, "y": CENTRE[1] + 0.0027},
+        ).scalar_one()
+        s.close()
+    assert {f["id"] for f in feats} == expected
+    # A tile of few grids still carries their names.
+    _, sparse = decoded_tile(city, 16, *CENTRE)
+    assert all(f["properties"].get("name") for f in sparse["grids"]["features"])
+
+    # In the browser, the pointer resting on a grid drawn from the dense tile shows its name.
+    ctx = browser.new_context(viewport={"width": 1200, "height": 800}, locale="zh-CN")
+    ctx.add_cookies(
+        [
+            {
+                "name": "gridgov_session",
+                "value": city.cookie,
+                "url": city.base,
+                "httpOnly": True,
+                "secure": True,
+                "sameSite": "Lax",
+            }
+        ]
+    )
+    page = ctx.new_page()
+    try:
+        page.goto(city.base + "/emap")
+        page.wait_for_selector("html[data-emap-ready='1']", timeout=30000)
+        spot = [CENTRE[0] + 0.0031, CENTRE[1] + 0.0027]
+        page.evaluate(
+            "([lon, lat]) => { GridGov.map.removeLayer(GridGov.layers.households);"
+            " GridGov.map.setView([lat, lon], 14, {animate: false}); }",
+            spot,
+        )
+        page.evaluate("() => GridGov.tilesIdle()")
+        assert gid in page.evaluate("() => GridGov.renderedGrids(3)")
+        p = page.evaluate(
+            """([lon, lat]) => { const p = GridGov.map.latLngToContainerPoint([lat, lon]);
+                                 const r = GridGov.map.getContainer().getBoundingClientRect();
+                                 return {x: r.left + p.x, y: r.top + p.y}; }""",
+            spot,
+        )
+        page.mouse.move(p["x"], p["y"])
+        page.mouse.move(p["x"] + 1, p["y"] + 1)
+        # The grid drawn under the pointer (from the dense tile: an id, no name).
+        under = page.evaluate(
+            """(p) => { const r = GridGov.map.getContainer().getBoundingClientRect();
+                 return GridGov.gl.queryRenderedFeatures([p.x + 1 - r.left, p.y + 1 - r.top],
+                   {layers: ['grids-fill-3']}).map(f => [f.id, f.properties.name || null]); }""",
+            p,
+        )
+        assert len(under) == 1 and under[0][1] is None, under
+        with city.app.app_context():  # type: ignore[attr-defined]
+            s = get_db().session()
+            name = s.scalar(text("SELECT name FROM grid WHERE id = :g"), {"g": under[0][0]})
+            s.close()
+        tip = "() => Array.from(document.querySelectorAll('.leaflet-tooltip.gg-hover')).map(el => el.textContent).join()"
+        try:
+            page.wait_for_function(
+                "(name) => Array.from(document.querySelectorAll('.leaflet-tooltip.gg-hover'))"
+                ".some(el => el.textContent.includes(name))",
+                arg=name,
+                timeout=15000,
+            )
+        except Exception:
+            raise AssertionError(f"tooltip shows {page.evaluate(tip)!r}, not {name!r}") from None
+    finally:
+        ctx.close()

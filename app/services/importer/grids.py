@@ -21,8 +21,8 @@ from app.services.importer.common import (
     no_progress,
     row_where,
 )
-from app.services.importer.topology import check_topology
-from gis.crs import geodesic_area_m2
+from app.services.importer.topology import check_topology, sibling_overlaps
+from gis.crs import GEOD
 
 
 def import_grids(
@@ -35,9 +35,11 @@ def import_grids(
     insert, inside the same transaction).
 
     Linear in the number of grids: the checks of a row read plain lists (validity for all rows
-    in one vectorised call), the grids go in with one COPY per level (a parent's level before
-    its children's, parent ids looked up per level), and the hierarchy checks are two set-based
-    queries that use the spatial and parent indexes.
+    in one vectorised call, geodesic areas from all coordinates at once), the grids go in with
+    one COPY per level (a parent's level before its children's, parent ids looked up per
+    level); overlaps among the new siblings are found in memory (an STRtree and one vectorised
+    DE-9IM test), and PostGIS checks each grid against its parent and against the siblings
+    that were there before, by set-based queries that use the spatial and parent indexes.
     """
     _require(frame, source, ("code", "name", "level"))
     problems: list[dict[str, Any]] = []
@@ -153,7 +155,7 @@ def import_grids(
                     [ids[r["parent"]] if r["parent"] else None for r in group], dtype="Int64"
                 ),
                 "geom": shapely.to_wkb(shapely.set_srid(shapes, 4326), hex=True, include_srid=True),
-                "area_m2": [repr(geodesic_area_m2(g)) for g in shapes],
+                "area_m2": [repr(a) for a in geodesic_areas_m2(shapes)],
             }
         )
         copy_frame(session, "grid", out)
@@ -165,9 +167,33 @@ def import_grids(
             new_ids.append(gid)
         done += len(group)
         progress("grids", done, len(rows))
-    problems = check_topology(session, new_ids)
+    # Overlaps among the new grids are found in memory; PostGIS checks each against its parent
+    # and against the siblings loaded before.
+    pairs = sibling_overlaps([r["parent"] for r in rows], [r["geom"] for r in rows])
+    code_of = [r["code"] for r in rows]
+    problems = check_topology(
+        session, new_ids, new_pairs=[(ids[code_of[a]], ids[code_of[b]]) for a, b in pairs]
+    )
     if problems:
         for p in problems:
             p["where"] = where_of.get(p["code"], p.get("where", ""))
         raise ImportRejected(source, problems)
     return len(rows)
+
+
+def geodesic_areas_m2(shapes: np.ndarray) -> list[float]:
+    """Areas (m², on the WGS84 ellipsoid) of lon/lat (Multi)Polygons, as
+    ``gis.crs.geodesic_area_m2`` gives them one by one (the same computation ring by ring: every
+    shell positive, every hole negative), reading the coordinates of all at once."""
+    parts, owner = shapely.get_parts(shapes, return_index=True)
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
+    starts = np.searchsorted(ring_of, np.arange(len(rings) + 1))
+    shell = np.ones(len(rings), dtype=bool)
+    shell[1:] = ring_part[1:] != ring_part[:-1]
+    out = np.zeros(len(shapes))
+    for k in range(len(rings)):
+        ring = coords[starts[k] : starts[k + 1]]
+        area = abs(GEOD.polygon_area_perimeter(ring[:, 0], ring[:, 1])[0])
+        out[owner[ring_part[k]]] += area if shell[k] else -area
+    return out.tolist()

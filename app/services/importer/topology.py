@@ -10,9 +10,10 @@ clean shared edges are left out). Each candidate is then judged by the rule itse
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -52,20 +53,80 @@ _OVERLAP_SQL = """
       AND ST_Relate(a.geom, b.geom, '2********')
       AND ST_Area(ST_Intersection(a.geom, b.geom)::geography) > :floor
 """
+# Overlaps with the siblings that were there before (the new grids' own pairs found in
+# memory, ``sibling_overlaps``): only new grids under a parent that already had current
+# children (none in a first import), probed against those children alone.
+_OLD_OVERLAP_SQL = """
+    WITH old AS MATERIALIZED (
+        SELECT g.id, coalesce(g.parent_id, 0) AS parent FROM grid g
+        LEFT JOIN unnest(CAST(:ids AS integer[])) AS n(id) ON n.id = g.id
+        WHERE n.id IS NULL AND g.valid_to IS NULL
+    ), pairs AS MATERIALIZED (
+        SELECT a.id AS a, b.id AS b
+        FROM unnest(CAST(:ids AS integer[])) AS n(id)
+        JOIN grid a ON a.id = n.id
+        CROSS JOIN LATERAL (SELECT g.id FROM grid g WHERE g.geom && a.geom OFFSET 0) b
+        JOIN old o ON o.id = b.id
+        WHERE a.valid_to IS NULL AND o.parent = coalesce(a.parent_id, 0)
+          AND coalesce(a.parent_id, 0) IN (SELECT parent FROM old)
+    )
+    SELECT a.code, b.code AS other, ST_AsBinary(a.geom) AS a_wkb, ST_AsBinary(b.geom) AS b_wkb
+    FROM pairs p JOIN grid a ON a.id = p.a JOIN grid b ON b.id = p.b
+    WHERE ST_Intersects(a.geom, b.geom) AND ST_Relate(a.geom, b.geom, '2********')
+      AND ST_Area(ST_Intersection(a.geom, b.geom)::geography) > :floor
+"""
+# Given pairs of grids (found overlapping in memory), measured.
+_PAIRS_SQL = """
+    SELECT a.code, b.code AS other, ST_AsBinary(a.geom) AS a_wkb, ST_AsBinary(b.geom) AS b_wkb
+    FROM unnest(CAST(:a AS integer[]), CAST(:b AS integer[])) AS p(a, b)
+    JOIN grid a ON a.id = p.a JOIN grid b ON b.id = p.b
+    WHERE ST_Area(ST_Intersection(a.geom, b.geom)::geography) > :floor
+"""
 # Each check: its candidates, the rule that judges them, what a breach says.
+_OUTSIDE = (_OUTSIDE_SQL, outside_parent, "{area} m² lies outside its parent {other}")
+_REASON_OVERLAP = "overlaps sibling {other} by {area} m²"
 _CHECKS: tuple[tuple[str, Callable[[Any, Any], Any], str], ...] = (
-    (_OUTSIDE_SQL, outside_parent, "{area} m² lies outside its parent {other}"),
-    (_OVERLAP_SQL, sibling_overlap, "overlaps sibling {other} by {area} m²"),
+    _OUTSIDE,
+    (_OVERLAP_SQL, sibling_overlap, _REASON_OVERLAP),
 )
 
 
-def check_topology(session: Session, grid_ids: list[int]) -> list[dict[str, Any]]:
-    """Return the hierarchy rules the given grids break: outside the parent, overlapping a sibling."""
+def sibling_overlaps(parents: Sequence[Any], geoms: Sequence[Any]) -> list[tuple[int, int]]:
+    """Pairs (i, j), i < j, of the given shapes that share a parent and whose interiors meet
+    (in memory: candidates by an STRtree of boxes, then one vectorised DE-9IM test; siblings
+    that only touch are not a pair)."""
+    shapes = np.asarray(geoms, dtype=object)
+    if len(shapes) < 2:
+        return []
+    keys = np.asarray([p if p is not None else "" for p in parents], dtype=object)
+    i, j = shapely.STRtree(shapes).query(shapes)
+    keep = (i < j) & (keys[i] == keys[j])
+    i, j = i[keep], j[keep]
+    hit = shapely.relate_pattern(shapes[i], shapes[j], "2********")
+    return [(int(a), int(b)) for a, b in zip(i[hit], j[hit], strict=True)]
+
+
+def check_topology(
+    session: Session,
+    grid_ids: list[int],
+    new_pairs: list[tuple[int, int]] | None = None,
+) -> list[dict[str, Any]]:
+    """Return the hierarchy rules the given grids break: outside the parent, overlapping a sibling.
+
+    ``new_pairs``: when the caller has already found the overlapping pairs among the given
+    grids themselves (``sibling_overlaps``, ids), PostGIS looks only for overlaps with the
+    grids that were there before, and measures the pairs given."""
     if not grid_ids:
         return []
     problems: list[dict[str, Any]] = []
-    params = {"ids": grid_ids, "floor": _CANDIDATE_FLOOR_M2}
-    for sql, judge, reason in _CHECKS:
+    params: dict[str, Any] = {"ids": grid_ids, "floor": _CANDIDATE_FLOOR_M2}
+    checks: tuple[tuple[str, Callable[[Any, Any], Any], str], ...] = _CHECKS
+    if new_pairs is not None:
+        checks = (_OUTSIDE, (_OLD_OVERLAP_SQL, sibling_overlap, _REASON_OVERLAP))
+        if new_pairs:
+            checks += ((_PAIRS_SQL, sibling_overlap, _REASON_OVERLAP),)
+            params |= {"a": [p[0] for p in new_pairs], "b": [p[1] for p in new_pairs]}
+    for sql, judge, reason in checks:
         for code, other, a_wkb, b_wkb in session.execute(text(sql), params):
             found = judge(shapely.from_wkb(a_wkb), shapely.from_wkb(b_wkb))
             if found is None:

@@ -322,6 +322,7 @@
 
   /* After an edit: new tiles and new names. */
   GridGov.refreshMap = function () {
+    GridGov.forgetGridInfo();
     return Promise.all([GridGov.refreshTiles(), GridGov.refreshLabels()]);
   };
 
@@ -364,6 +365,32 @@
     return GridGov.showNoticeBoard(p.id);
   };
 
+  /* The name, code and household count of a grid drawn from a dense tile (which carries ids
+     only), fetched once the pointer has rested on it for a moment; null until then. */
+  var gridInfoCache = {}, gridInfoOrder = [], gridInfoWanted = null, gridInfoTimer = null;
+  function gridInfo(id) {
+    if (Object.prototype.hasOwnProperty.call(gridInfoCache, id)) { return gridInfoCache[id]; }
+    if (gridInfoWanted === id) { return null; }
+    gridInfoWanted = id;
+    if (gridInfoTimer) { clearTimeout(gridInfoTimer); }
+    gridInfoTimer = setTimeout(function () {
+      gridInfoTimer = null;
+      window.GridGovApi.request("GET", "/api/grids/" + encodeURIComponent(id)).then(function (res) {
+        if (!res.ok) { return; }
+        var p = res.body.properties;
+        gridInfoCache[id] = { name: p.name, code: p.code, household_count: p.household_count };
+        gridInfoOrder.push(id);
+        if (gridInfoOrder.length > 500) { delete gridInfoCache[gridInfoOrder.shift()]; }
+        if (gridInfoWanted === id) { gridInfoWanted = null; GridGov.redrawTip(); }
+      });
+    }, 120);
+    return null;
+  }
+  GridGov.gridInfo = gridInfo;
+  /* After an edit the names held may be stale. */
+  GridGov.forgetGridInfo = function () { gridInfoCache = {}; gridInfoOrder = []; gridInfoWanted = null; };
+  GridGov.redrawTip = function () {};
+
   /* Hover: what is drawn under the pointer, as a tooltip of text rows (null: nothing). */
   GridGov.tipAt = function (point) {
     var gl = GridGov.gl;
@@ -396,8 +423,14 @@
         }
       });
       if (grids.length) {
-        var g = grids[0].properties;
-        rows.push(["名称", g.name], ["编码", g.code], ["户数", g.household_count]);
+        // A dense tile carries a grid's id only (revision 0025): its name, code and count
+        // come from the server once the pointer rests on it, and are kept for the next time.
+        var g = grids[0].properties.name !== undefined ? grids[0].properties : gridInfo(grids[0].id);
+        if (g) {
+          rows.push(["名称", g.name], ["编码", g.code], ["户数", g.household_count]);
+        } else {
+          rows.push(["名称", "加载中…"]);
+        }
       }
     }
     return rows.length ? tipRows(rows) : null;
@@ -566,20 +599,26 @@
     });
     /* Hover: a tooltip of what is under the pointer, read from the drawn tiles. */
     var hover = L.tooltip({ direction: "top", offset: [0, -8], className: "gg-hover" });
-    var hoverAt = null;
+    var hoverAt = null, hoverLast = null;
+    var showTip = function (ev) {
+      var tip = GridGov.tipAt(ev.containerPoint);
+      if (!tip) { if (map.hasLayer(hover)) { map.closeTooltip(hover); } return; }
+      hover.setContent(tip).setLatLng(ev.latlng);
+      if (!map.hasLayer(hover)) { map.openTooltip(hover); }
+    };
+    // A grid's name fetched for the tooltip: show it where the pointer still is.
+    GridGov.redrawTip = function () { if (hoverLast && map.hasLayer(hover)) { showTip(hoverLast); } };
     map.on("mousemove", function (e) {
+      hoverLast = e;
       if (hoverAt) { return; }
       hoverAt = e;
       L.Util.requestAnimFrame(function () {
         var ev = hoverAt;
         hoverAt = null;
-        var tip = GridGov.tipAt(ev.containerPoint);
-        if (!tip) { if (map.hasLayer(hover)) { map.closeTooltip(hover); } return; }
-        hover.setContent(tip).setLatLng(ev.latlng);
-        if (!map.hasLayer(hover)) { map.openTooltip(hover); }
+        showTip(ev);
       });
     });
-    map.on("mouseout", function () { if (map.hasLayer(hover)) { map.closeTooltip(hover); } });
+    map.on("mouseout", function () { hoverLast = null; if (map.hasLayer(hover)) { map.closeTooltip(hover); } });
     map.on("moveend", function () { GridGov.refreshLabels(); });
 
     GridGov.ready(map, layers, { level_names: names, places: settings.places || [] });
