@@ -13,13 +13,9 @@ Definitions (cases created in the period, cancelled ones left out):
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -284,30 +280,9 @@ def export_cases(
     header = [title for _, title in COLUMNS]
     table = [[_cell(row[key], tz) for key, _ in COLUMNS] for row in rows]
     if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv_safe.writer(buf)
-        writer.writerow(header)
-        writer.writerows(table)
-        # A byte-order mark makes Excel read the CSV as UTF-8 (Chinese text stays legible).
-        return ("\ufeff" + buf.getvalue()).encode("utf-8"), "text/csv; charset=utf-8", "csv"
+        return csv_safe.csv_bytes(header, table), csv_safe.CSV_TYPE, "csv"
     if fmt == "xlsx":
-        wb = Workbook()
-        ws = wb.active
-        ws.title = "事件台账"
-        ws.append(header)
-        for cell in ws[1]:
-            cell.font = Font(bold=True)
-        for line in table:
-            ws.append([csv_safe.xlsx_value(v) for v in line])
-        csv_safe.xlsx_text_cells(ws)  # a description '=HYPERLINK(…)' stays text
-        ws.freeze_panes = "B2"
-        for i, title in enumerate(header, start=1):
-            ws.column_dimensions[get_column_letter(i)].width = max(10, min(40, len(title) * 2 + 4))
-        buf = io.BytesIO()
-        wb.save(buf)
-        return (
-            buf.getvalue(),
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            "xlsx",
-        )
+        # a description '=HYPERLINK(…)' stays text
+        book = csv_safe.xlsx_bytes(header, table, title="事件台账", freeze="B2", fit_widths=True)
+        return book, csv_safe.XLSX_TYPE, "xlsx"
     raise BadParameter("format", f"'{fmt}' is not csv or xlsx")

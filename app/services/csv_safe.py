@@ -77,3 +77,53 @@ def xlsx_text_cells(ws: Any) -> None:
         for cell in row:
             if isinstance(cell.value, str):
                 cell.data_type = "s"
+
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CSV_TYPE = "text/csv; charset=utf-8"
+
+
+def csv_bytes(header: Iterable[Any], rows: Iterable[Iterable[Any]]) -> bytes:
+    """A table as CSV: UTF-8 with a byte-order mark (Excel then reads the Chinese text right),
+    every text cell neutralized."""
+    buf = io.StringIO()
+    w = writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def xlsx_bytes(
+    header: Iterable[Any],
+    rows: Iterable[Iterable[Any]],
+    *,
+    title: str,
+    freeze: str | None = None,
+    fit_widths: bool = False,
+) -> bytes:
+    """A table as one Excel sheet: a bold header, cells XML can carry, every text a string
+    cell (never a formula); ``freeze`` a cell such as "B2", ``fit_widths`` sizes the columns
+    by their titles."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = title[:31]
+    titles = [xlsx_value(h) for h in header]
+    ws.append(titles)
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    for row in rows:
+        ws.append([xlsx_value(v) for v in row])
+    xlsx_text_cells(ws)
+    if freeze:
+        ws.freeze_panes = freeze
+    if fit_widths:
+        for i, name in enumerate(titles, start=1):
+            width = max(10, min(40, len(str(name)) * 2 + 4))
+            ws.column_dimensions[get_column_letter(i)].width = width
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()

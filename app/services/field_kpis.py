@@ -3,7 +3,6 @@ the days checked in, per worker or grid, with their CSV and Excel exports."""
 
 from __future__ import annotations
 
-import io
 from datetime import datetime
 from typing import Any
 
@@ -129,26 +128,11 @@ def kpi_export(report: dict[str, Any], fmt: str) -> tuple[bytes, str, str]:
     """The KPI rows as CSV (UTF-8 with BOM, text cells neutralised) or XLSX; China-time column."""
     rows = kpi_table(report)
     if fmt == "csv":
-        buf = io.StringIO()
-        w = csv_safe.writer(buf)
-        w.writerow(KPI_COLUMNS)
-        w.writerows(rows)
-        return ("\ufeff" + buf.getvalue()).encode("utf-8"), "text/csv; charset=utf-8", ".csv"
+        return csv_safe.csv_bytes(KPI_COLUMNS, rows), csv_safe.CSV_TYPE, ".csv"
     if fmt == "xlsx":
-        from openpyxl import Workbook
-
-        wb = Workbook()
-        ws = wb.active
-        ws.title = "field-kpis"
-        ws.append(list(KPI_COLUMNS))
-        for r in rows:
-            ws.append([csv_safe.xlsx_value(v) for v in r])
-        csv_safe.xlsx_text_cells(ws)
-        out = io.BytesIO()
-        wb.save(out)
         return (
-            out.getvalue(),
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            csv_safe.xlsx_bytes(KPI_COLUMNS, rows, title="走访巡查指标"),
+            csv_safe.XLSX_TYPE,
             ".xlsx",
         )
     raise BadParameter("format", f"format '{fmt[:10]}' 无效，可选：json、csv、xlsx")

@@ -580,22 +580,12 @@ def mismatch_export(report: dict[str, Any], fmt: str) -> tuple[bytes, str, str]:
     if fmt == "csv":
         text_out = io.StringIO()
         csv_safe.frame_to_csv(frame, text_out, index=False)
-        return text_out.getvalue().encode("utf-8-sig"), "text/csv; charset=utf-8", ".csv"
+        return text_out.getvalue().encode("utf-8-sig"), csv_safe.CSV_TYPE, ".csv"
     if fmt == "xlsx":
-        from openpyxl import Workbook
-
-        wb = Workbook()
-        ws = wb.active
-        ws.title = "多网合一比对"
-        ws.append(list(frame.columns))
-        for row in frame.itertuples(index=False):
-            ws.append(list(row))
-        csv_safe.xlsx_text_cells(ws)
-        buf = io.BytesIO()
-        wb.save(buf)
+        rows = frame.itertuples(index=False)
         return (
-            buf.getvalue(),
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            csv_safe.xlsx_bytes(frame.columns, rows, title="多网合一比对"),
+            csv_safe.XLSX_TYPE,
             ".xlsx",
         )
     raise BadParameter("format", f"'{fmt}' 不可用（csv 或 xlsx）")

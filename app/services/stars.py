@@ -26,7 +26,6 @@ thresholds of ``service_point_thresholds`` the total reaches.
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 from sqlalchemy import text
@@ -449,27 +448,11 @@ def allowance_rows(
 
 
 def allowance_csv(rows: list[list[Any]]) -> bytes:
-    buf = io.StringIO()
-    w = csv_safe.writer(buf)
-    w.writerow(EXPORT_COLUMNS)
-    for row in rows:
-        w.writerow(row)
-    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+    return csv_safe.csv_bytes(EXPORT_COLUMNS, rows)
 
 
 def allowance_xlsx(label: str, rows: list[list[Any]]) -> bytes:
-    from openpyxl import Workbook
-
-    wb = Workbook()
-    ws = wb.active
-    ws.title = f"{label} 评星补贴"
-    ws.append(EXPORT_COLUMNS)
-    for row in rows:
-        ws.append(row)
-    csv_safe.xlsx_text_cells(ws)
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
+    return csv_safe.xlsx_bytes(EXPORT_COLUMNS, rows, title=f"{label} 评星补贴")
 
 
 # ---------------------------------------------------------------- service points

@@ -187,3 +187,16 @@ def test_household_and_worker_exports_csv(client, db_session) -> None:  # type: 
                 header = rows[0]
                 lon = header.index("lon")
                 assert all(_number(r[lon]) for r in rows[1:])
+
+
+def test_every_table_export_writes_formulas_as_text_and_drops_what_excel_cannot_hold() -> None:
+    header = ["姓名", "=备注"]
+    rows = [["王\x07五", '=HYPERLINK("http://x")'], ["-3+2", 5]]
+    book = load_workbook(io.BytesIO(csv_safe.xlsx_bytes(header, rows, title="x" * 40)))
+    ws = book.active
+    assert ws.title == "x" * 31
+    cells = [[c.value for c in r] for r in ws.iter_rows()]
+    assert cells == [["姓名", "=备注"], ["王五", '=HYPERLINK("http://x")'], ["-3+2", 5]]
+    assert all(c.data_type == "s" for r in ws.iter_rows() for c in r if isinstance(c.value, str))
+    text = csv_safe.csv_bytes(header, rows).decode("utf-8")
+    assert text.startswith("\ufeff") and "'=HYPERLINK" in text and "'-3+2" in text
