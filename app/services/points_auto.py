@@ -27,7 +27,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.errors import BadParameter, NotFound
-from app.services import grid_tree
+from app.models import PointSetting
+from app.services import grid_tree, settings_store
 from app.services.points import CHINA, parse_quarter
 
 DEFAULTS: dict[str, Any] = {
@@ -62,12 +63,7 @@ ALLOWANCE_ROLES = ("grid_chief", "micro_chief", "worker_full", "worker_part")
 
 
 def get_settings(session: Session) -> dict[str, Any]:
-    rows = session.execute(text("SELECT key, value FROM point_setting")).all()
-    settings = {k: (v if not isinstance(v, dict) else dict(v)) for k, v in DEFAULTS.items()}
-    for key, value in rows:
-        if key in DEFAULTS:
-            settings[key] = value
-    return settings
+    return settings_store.read(session, PointSetting, DEFAULTS)
 
 
 def _code(value: Any, key: str) -> str:
@@ -132,22 +128,8 @@ def update_settings(session: Session, changes: dict[str, Any], *, user_id: int |
     if not changes:
         raise BadParameter("body", "请求体须包含至少一项设置")
     checked = {key: _check(key, value) for key, value in changes.items()}
-    for key, value in checked.items():
-        session.execute(
-            text(
-                """INSERT INTO point_setting (key, value, updated_by) VALUES (:k, CAST(:v AS jsonb), :u)
-                   ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now(),
-                   updated_by = EXCLUDED.updated_by"""
-            ),
-            {"k": key, "v": _json(value), "u": user_id},
-        )
+    settings_store.write(session, PointSetting, checked, updated_by=user_id)
     return get_settings(session)
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value, ensure_ascii=False)
 
 
 # ---------------------------------------------------------------- automatic entries

@@ -26,6 +26,7 @@ thresholds of ``service_point_thresholds`` the total reaches.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import text
@@ -86,6 +87,10 @@ SELECT m.id, m.code, m.name,
   FROM micro m LEFT JOIN cs ON cs.mid = m.id LEFT JOIN hh ON hh.mid = m.id
   LEFT JOIN mp ON mp.mid = m.id LEFT JOIN ev ON ev.mid = m.id
 """
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 def criterion_scores(r: Any, settings: dict[str, Any]) -> dict[str, float]:
@@ -290,7 +295,7 @@ def close_quarter(session: Session, quarter: Any, *, user_id: int | None) -> dic
         text(
             "INSERT INTO star_quarter (quarter, settings, closed_by) VALUES (:q, CAST(:s AS jsonb), :u)"
         ),
-        {"q": label, "s": auto._json(settings), "u": user_id},
+        {"q": label, "s": _json(settings), "u": user_id},
     )
     if items:
         session.execute(
@@ -302,7 +307,7 @@ def close_quarter(session: Session, quarter: Any, *, user_id: int | None) -> dic
                        adjustment smallint, adjustment_reason text, stars smallint)"""
             ),
             {
-                "rows": auto._json(
+                "rows": _json(
                     [
                         {
                             "grid_id": i["grid_id"],

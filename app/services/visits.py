@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.errors import BadParameter, Conflict, NotFound
@@ -36,7 +36,7 @@ from app.models.field import VISIT_KINDS, VisitSetting
 from app.models.people import SENSITIVE_TAGS
 from app.privacy import mask_name
 from app.services import cases as case_svc
-from app.services import grid_tree
+from app.services import grid_tree, settings_store
 from gis.crs import parse_crs, to_wgs84_point
 from gis.errors import GisError
 
@@ -68,8 +68,7 @@ MAX_TEXT = 2000
 
 
 def get_settings(session: Session) -> dict[str, Any]:
-    stored = dict(session.execute(select(VisitSetting.key, VisitSetting.value)).all())
-    return {**DEFAULTS, **{k: v for k, v in stored.items() if k in DEFAULTS}}
+    return settings_store.read(session, VisitSetting, DEFAULTS)
 
 
 def update_settings(session: Session, changes: dict[str, Any]) -> dict[str, Any]:
@@ -90,13 +89,7 @@ def update_settings(session: Session, changes: dict[str, Any]) -> dict[str, Any]
                 raise BadParameter(key, f"{key} 须为 1 到 3650 之间的天数")
         elif isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 5000:
             raise BadParameter(key, f"{key} 须为 0 到 5000 之间的米数")
-        row = session.get(VisitSetting, key)
-        if row is None:
-            session.add(VisitSetting(key=key, value=value))
-        else:
-            row.value = value
-            row.updated_at = datetime.now(UTC)
-    session.flush()
+    settings_store.write(session, VisitSetting, changes)
     return get_settings(session)
 
 

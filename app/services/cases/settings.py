@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -15,6 +14,7 @@ from app.models import (
     CaseSetting,
     Department,
 )
+from app.services import settings_store
 from app.services.calendar import DEFAULT_PERIODS, DEFAULT_TIMEZONE, WorkCalendar
 
 LOGGER = logging.getLogger(__name__)
@@ -43,12 +43,12 @@ _SETTING_TYPES: dict[str, type | tuple[type, ...]] = {
 
 def get_settings(session: Session) -> dict[str, Any]:
     """Return the case-loop settings: stored values over the defaults."""
-    return merge_settings(dict(session.execute(select(CaseSetting.key, CaseSetting.value)).all()))
+    return settings_store.read(session, CaseSetting, SETTINGS_DEFAULTS)
 
 
 def merge_settings(stored: dict[str, Any]) -> dict[str, Any]:
     """Return the defaults overlaid with the known keys of ``stored``."""
-    return {**SETTINGS_DEFAULTS, **{k: v for k, v in stored.items() if k in SETTINGS_DEFAULTS}}
+    return settings_store.merge(SETTINGS_DEFAULTS, stored)
 
 
 def update_settings(session: Session, changes: dict[str, Any]) -> dict[str, Any]:
@@ -69,13 +69,7 @@ def update_settings(session: Session, changes: dict[str, Any]) -> dict[str, Any]
                 WorkCalendar.build({}, probe["work_periods"], probe["timezone"]).tz  # noqa: B018
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 raise BadParameter(key, f"{value!r} is not usable: {exc}") from exc
-        row = session.get(CaseSetting, key)
-        if row is None:
-            session.add(CaseSetting(key=key, value=value))
-        else:
-            row.value = value
-            row.updated_at = datetime.now(UTC)
-    session.flush()
+    settings_store.write(session, CaseSetting, changes)
     return get_settings(session)
 
 
