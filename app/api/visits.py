@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from app.api.params import bbox_arg, body_fields, int_arg, str_arg
 from app.auth import current_principal, record_personal_read
@@ -232,5 +232,18 @@ def checkins():  # type: ignore[no-untyped-def]
     result = svc.attendance(
         session, scope.sql("k", grid_column=None), day, scope.worker_ids(session)
     )
-    record_personal_read(f"checkins {day.isoformat()}", "checkin", None, ["checkins"])
-    return jsonify(result)
+    fmt = str_arg("format", max_length=10) or "json"
+    if fmt == "json":
+        record_personal_read(f"checkins {day.isoformat()}", "checkin", None, ["checkins"])
+        return jsonify(result)
+    body, media, suffix = svc.attendance_export(result, fmt)
+    record_personal_read(
+        f"attendance export {day.isoformat()}", "checkin", None, ["names"], kind="export"
+    )
+    return Response(
+        body,
+        mimetype=media,
+        headers={
+            "Content-Disposition": f"attachment; filename=attendance-{day.isoformat()}{suffix}"
+        },
+    )

@@ -36,7 +36,7 @@ from app.models.field import VISIT_KINDS, VisitSetting
 from app.models.people import SENSITIVE_TAGS
 from app.privacy import mask_name
 from app.services import cases as case_svc
-from app.services import grid_tree, settings_store
+from app.services import csv_safe, grid_tree, settings_store
 from gis.crs import parse_crs, to_wgs84_point
 from gis.errors import GisError
 
@@ -791,6 +791,41 @@ def attendance(
         "workers": list(table.values()),
         "checkins": [checkin_view(r) for r in rows],
     }
+
+
+ATTENDANCE_COLUMNS = (
+    "日期",
+    "工号",
+    "姓名",
+    "出勤",
+    "打卡次数",
+    "首次打卡",
+    "末次打卡",
+    "网格外打卡",
+)
+
+
+def attendance_export(result: dict[str, Any], fmt: str) -> tuple[bytes, str, str]:
+    """One day's attendance per worker as CSV or XLSX (times in China time)."""
+    rows = [
+        [
+            result["date"],
+            w["worker"]["code"] or "",
+            w["worker"]["name"] or "",
+            "是" if w["present"] else "否",
+            w["count"],
+            w["first_local"] or "",
+            w["last_local"] or "",
+            w["outside"],
+        ]
+        for w in result["workers"]
+    ]
+    if fmt == "csv":
+        return csv_safe.csv_bytes(ATTENDANCE_COLUMNS, rows), csv_safe.CSV_TYPE, ".csv"
+    if fmt == "xlsx":
+        book = csv_safe.xlsx_bytes(ATTENDANCE_COLUMNS, rows, title=f"出勤 {result['date']}")
+        return book, csv_safe.XLSX_TYPE, ".xlsx"
+    raise BadParameter("format", f"format '{fmt[:10]}' 无效，可选：json、csv、xlsx")
 
 
 def overdue_features(

@@ -62,6 +62,7 @@ READS = {
     "visits due": "查看待走访名单",
     "visit": "查看走访",
     "checkins": "查看打卡记录",
+    "attendance export": "导出出勤表",
     "list patrols": "查看巡查记录",
     "patrol map": "查看巡查轨迹",
     "patrol": "查看巡查",

@@ -346,6 +346,13 @@ def test_a_chief_sees_field_kpis_and_a_workers_day_on_the_emap(
             ),
             {"p": pid},
         )
+        checkin = conn.scalar(
+            text(
+                """INSERT INTO checkin (worker_id, checked_at, inside, geom)
+                   VALUES (:w, :t, false, ST_SetSRID(ST_MakePoint(:x, :y), 4326)) RETURNING id"""
+            ),
+            {"w": wid, "t": now - timedelta(minutes=1), "x": walk[0][0], "y": walk[0][1]},
+        )
     context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
     page = context.new_page()
     errors: list[str] = []
@@ -371,6 +378,31 @@ def test_a_chief_sees_field_kpis_and_a_workers_day_on_the_emap(
         data = open(dl.value.path(), encoding="utf-8-sig").read()
         assert data.splitlines()[0].startswith("代码,名称,重点户应访")
 
+        # the day's attendance: the worker's check-ins of the China day, as the database has them
+        with engine.begin() as conn:
+            code, n, outside = conn.execute(
+                text(
+                    """SELECT w.code, count(k.id), count(k.id) FILTER (WHERE NOT k.inside)
+                         FROM worker w JOIN checkin k ON k.worker_id = w.id
+                        WHERE w.id = :w AND (k.checked_at AT TIME ZONE 'Asia/Shanghai')::date
+                              = (now() AT TIME ZONE 'Asia/Shanghai')::date
+                        GROUP BY w.code"""
+                ),
+                {"w": wid},
+            ).one()
+        assert n >= 1 and outside >= 1
+        page.wait_for_selector("html[data-attendance-ready='1']")
+        att = page.locator(f"#attendance-table tbody tr[data-worker='{wid}']").locator("td")
+        texts = att.all_text_contents()
+        assert texts[2:4] == ["是", str(n)] and texts[6] == str(outside)
+        assert "出勤" in page.inner_text("#attendance-summary")
+        with page.expect_download() as dl:
+            page.click("#attendance-csv")
+        lines = open(dl.value.path(), encoding="utf-8-sig").read().splitlines()
+        assert lines[0].startswith("日期,工号,姓名,出勤,打卡次数")
+        mine = [line.split(",") for line in lines[1:] if line.split(",")[1] == code]
+        assert len(mine) == 1 and mine[0][3:5] == ["是", str(n)] and mine[0][7] == str(outside)
+
         page.goto(f"{live_server}/emap")
         page.wait_for_selector("html[data-emap-ready='1']")
         page.check("#gg-overdue-toggle")
@@ -385,4 +417,5 @@ def test_a_chief_sees_field_kpis_and_a_workers_day_on_the_emap(
         context.close()
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM patrol WHERE id = :p"), {"p": pid})
+            conn.execute(text("DELETE FROM checkin WHERE id = :c"), {"c": checkin})
         engine.dispose()

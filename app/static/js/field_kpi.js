@@ -67,8 +67,38 @@
     }).catch(function (err) { document.getElementById("field-kpi-period").textContent = err.message; });
   }
 
+  /* One day's attendance per worker: who checked in (first and last time, how often outside
+     their grids) and who did not, with the day's CSV/Excel. */
+  function loadAttendance() {
+    var f = document.getElementById("attendance-form"), day = f.date.value;
+    ["csv", "xlsx"].forEach(function (fmt) {
+      document.getElementById("attendance-" + fmt).setAttribute("href", "/api/checkins?date=" + encodeURIComponent(day) + "&format=" + fmt);
+    });
+    return C.call("GET", "/api/checkins?date=" + encodeURIComponent(day)).then(function (res) {
+      var body = document.querySelector("#attendance-table tbody");
+      document.getElementById("attendance-summary").textContent = res.date + "：出勤 " + res.present + " 人，未打卡 " + res.absent + " 人";
+      body.replaceChildren();
+      res.workers.forEach(function (w) {
+        var tr = document.createElement("tr");
+        tr.setAttribute("data-worker", String(w.worker.id));
+        [w.worker.code, w.worker.name, w.present ? "是" : "否", w.count, w.first_local, w.last_local, w.outside]
+          .forEach(function (v) { cell(tr, v); });
+        body.appendChild(tr);
+      });
+    }).catch(function (err) { document.getElementById("attendance-summary").textContent = err.message; });
+  }
+
+  function chinaToday() {
+    var now = new Date(Date.now() + 8 * 3600 * 1000);
+    return now.toISOString().slice(0, 10);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     if (!document.getElementById("field-kpi-form")) { return; }
+    var att = document.getElementById("attendance-form");
+    att.date.value = chinaToday();
+    att.addEventListener("submit", function (ev) { ev.preventDefault(); loadAttendance(); });
+    loadAttendance().then(function () { document.documentElement.setAttribute("data-attendance-ready", "1"); });
     document.getElementById("field-kpi-form").addEventListener("submit", function (ev) { ev.preventDefault(); load(); });
     load().then(function () { document.documentElement.setAttribute("data-field-kpi-ready", "1"); });
     window.FieldKpiCharts = charts;
