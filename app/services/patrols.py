@@ -488,15 +488,16 @@ def list_patrols(
         d0, d1 = day_bounds(day)
         parts.append("p.started_at < :d1 AND coalesce(p.ended_at, now()) >= :d0")
         params.update({"d0": d0, "d1": d1})
-    where = " AND ".join(parts)
-    total = session.scalar(text(f"SELECT count(*) FROM patrol p WHERE {where}"), params)
-    rows = session.execute(
-        text(
-            _PATROL_SQL
-            + f" WHERE {where} ORDER BY p.started_at DESC, p.id DESC LIMIT :lim OFFSET :off"
-        ),
-        {**params, "lim": limit, "off": offset},
-    ).all()
+    total, rows = visit_svc.page_of(
+        session,
+        _PATROL_SQL,
+        "patrol p",
+        parts,
+        "p.started_at DESC, p.id DESC",
+        params,
+        limit,
+        offset,
+    )
     return {"total": total, "patrols": [patrol_view(r) for r in rows]}
 
 

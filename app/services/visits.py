@@ -441,16 +441,31 @@ def list_visits(
     if f.end is not None:
         parts.append("v.visited_at < :f_end")
         params["f_end"] = f.end
+    total, rows = page_of(
+        session, _VISIT_SQL, "visit v", parts, "v.visited_at DESC, v.id DESC", params, limit, offset
+    )
+    return {"total": total, "visits": [visit_view(r) for r in rows]}
+
+
+def page_of(
+    session: Session,
+    select_sql: str,
+    table: str,
+    parts: list[str],
+    order: str,
+    params: dict[str, Any],
+    limit: int,
+    offset: int,
+) -> tuple[int, list[Any]]:
+    """One page of a list (``select_sql`` filtered by every condition of ``parts``, in
+    ``order``) and how many rows the whole list has (counted over ``table``)."""
     where = " AND ".join(parts)
-    total = session.scalar(text(f"SELECT count(*) FROM visit v WHERE {where}"), params)
+    total = session.scalar(text(f"SELECT count(*) FROM {table} WHERE {where}"), params)
     rows = session.execute(
-        text(
-            _VISIT_SQL
-            + f" WHERE {where} ORDER BY v.visited_at DESC, v.id DESC LIMIT :lim OFFSET :off"
-        ),
+        text(f"{select_sql} WHERE {where} ORDER BY {order} LIMIT :lim OFFSET :off"),
         {**params, "lim": limit, "off": offset},
     ).all()
-    return {"total": total, "visits": [visit_view(r) for r in rows]}
+    return int(total or 0), list(rows)
 
 
 # ---------------------------------------------------------------- plans and coverage
