@@ -18,12 +18,11 @@ lint: setup
 	.venv/bin/ruff format --check app gis tests bench data migrations
 
 # Every benchmark runs (project and baseline alternating in rounds); each hot path adds one row,
-# and the table of all rows (hot path, project, baseline, ratio, load, target) is printed last.
+# and the table of all rows (hot path, project, baseline, ratio, load, target) is printed last,
+# after the wall time of each benchmark and the total. The synthetic cities are built once and
+# kept (bench/city.py). BENCH_ARGS="--only coverage,cases" or "--skip partition" picks a subset.
 bench: setup
-	mkdir -p var && rm -f var/bench_table.jsonl
-	status=0; for b in bench/bench_*.py; do \
-	  GRIDGOV_BENCH_TABLE=var/bench_table.jsonl .venv/bin/python $$b || status=1; done; \
-	.venv/bin/python bench/report.py var/bench_table.jsonl && exit $$status
+	.venv/bin/python bench/run_all.py $(BENCH_ARGS)
 
 sample:
 	.venv/bin/python data/sample_boundaries/generate.py

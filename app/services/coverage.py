@@ -1,9 +1,10 @@
 """Service-circle coverage of the households: figures, uncovered places, proposed new sites.
 
-Households are fetched once per database state and kept in memory with the coverage models
-built on them (``gis.coverage``). Each request reads the service points (a few thousand rows)
-and brings the kept model up to date by moving, adding or removing only the points that
-changed, which touches only the households those points reach. Every distance is a WGS84
+Households are fetched once per data version and kept in memory with the coverage models
+built on them (``gis.coverage``). Each request reads the data versions of the households and
+the points (one small row each, kept by triggers); only when the points changed does it read
+them (a few thousand rows) and bring the kept model up to date by moving, adding or removing
+only the points that changed, which touches only the households those points reach. Every distance is a WGS84
 geodesic; the spatial work lives in ``gis/``, this module only fetches and assembles.
 
 Why one module of this size: the kept household arrays, the per-state model cache and its lock
@@ -78,6 +79,8 @@ class _Entry:
     households: Households
     model: CoverageModel
     points: dict[int, tuple[float, float, float]] = field(default_factory=dict)
+    version: tuple[Any, ...] | None = None
+    """The points' data version the model was last brought up to."""
 
 
 class CoverageCache:
@@ -107,16 +110,22 @@ class CoverageCache:
         started = time.perf_counter()
         url = str(session.get_bind().engine.url)
         with self._lock:
-            hh = self._households_for(session, url)
-            points = fetch_points(session, radius_m=radius_m, include_planned=include_planned)
+            versions = data_versions(session)
+            hh = self._households_for(session, url, versions["households"])
             key = (url, radius_m, include_planned)
             entry = self._models.get(key)
             stats: dict[str, Any] = {"edits": 0, "households_examined": 0}
-            if entry is None or entry.households is not hh:
-                entry = self._build(hh, points)
-                stats["mode"] = "full"
+            if entry is not None and entry.households is hh and entry.version == versions["points"]:
+                # Nothing written to the points since: the model is current, nothing is read.
+                stats["mode"] = "kept"
             else:
-                self._sync(entry, points, stats)
+                points = fetch_points(session, radius_m=radius_m, include_planned=include_planned)
+                if entry is None or entry.households is not hh:
+                    entry = self._build(hh, points)
+                    stats["mode"] = "full"
+                else:
+                    self._sync(entry, points, stats)
+                entry.version = versions["points"]
             self._models[key] = entry
             self._models.move_to_end(key)
             while len(self._models) > self._max_models:
@@ -124,25 +133,16 @@ class CoverageCache:
             stats["seconds"] = round(time.perf_counter() - started, 4)
             yield hh, entry.model, stats
 
-    def _households_for(self, session: Session, url: str) -> Households:
-        # Any insert, update or delete changes the count or the newest row version (xmin).
-        fp = tuple(
-            session.execute(
-                text(
-                    "SELECT count(*), coalesce(max(id), 0),"
-                    " coalesce(max(xmin::text::bigint), 0) FROM household"
-                )
-            ).one()
-        )
+    def _households_for(self, session: Session, url: str, version: tuple[Any, ...]) -> Households:
         kept = self._households.get(url)
-        if kept is not None and kept.fingerprint == fp:
+        if kept is not None and kept.fingerprint == version:
             return kept
         rows = session.execute(
             text("SELECT id, ST_X(geom), ST_Y(geom), people, grid_id FROM household ORDER BY id")
         ).all()
         arr = np.array(rows, dtype=np.float64).reshape(-1, 5)
         hh = Households(
-            fingerprint=fp,
+            fingerprint=version,
             ids=arr[:, 0].astype(np.int64),
             lon=arr[:, 1].copy(),
             lat=arr[:, 2].copy(),
@@ -197,6 +197,22 @@ class CoverageCache:
 
 
 CACHE = CoverageCache()
+
+
+def data_versions(session: Session) -> dict[str, tuple[Any, ...]]:
+    """The data versions of the households and of the points: one row each, bumped by a
+    statement trigger on every insert, update, delete or truncate of their tables (revision
+    0010, ``map_layer_version``). The row's ``xmin`` (the transaction, or savepoint, that wrote
+    it) is part of the version, so that a number reused after a rolled-back write is never
+    taken for the one before."""
+    rows = session.execute(
+        text(
+            "SELECT layer, version, xmin::text AS writer FROM map_layer_version"
+            " WHERE layer IN ('households', 'points')"
+        )
+    ).all()
+    found = {r.layer: (int(r.version), r.writer) for r in rows}
+    return {layer: found.get(layer, (0, None)) for layer in ("households", "points")}
 
 
 def fetch_points(

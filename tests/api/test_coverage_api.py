@@ -419,3 +419,33 @@ def test_presets(client, app) -> None:  # type: ignore[no-untyped-def]
     ring = np.array(circles[0]["geometry"]["coordinates"][0])
     _, _, d = REF.inv(np.full(len(ring), lon), np.full(len(ring), lat), ring[:, 0], ring[:, 1])
     np.testing.assert_allclose(d, 400.0, atol=1e-3)
+
+
+def test_a_write_rolled_back_is_not_taken_for_a_later_one(client, db_session) -> None:  # type: ignore[no-untyped-def]
+    """The kept households follow the data version; a version number seen inside a savepoint
+    that was rolled back and then written again must still bring the new households in."""
+    before = client.get("/api/coverage?level=4&area=0").get_json()["totals"]["households"]
+    leaf = db_session.execute(text("SELECT grid_id FROM household ORDER BY id LIMIT 1")).scalar()
+    x, y = db_session.execute(
+        text("SELECT ST_X(geom), ST_Y(geom) FROM household ORDER BY id LIMIT 1")
+    ).one()
+    insert = text(
+        "INSERT INTO household (geom, people, grid_id)"
+        " VALUES (ST_SetSRID(ST_MakePoint(:x, :y), 4326), 1, :g)"
+    )
+    nested = db_session.begin_nested()
+    for k in range(3):
+        db_session.execute(insert, {"x": x + k * 1e-5, "y": y, "g": leaf})
+    body = client.get("/api/coverage?level=4&area=0").get_json()
+    assert body["totals"]["households"] == before + 3
+    nested.rollback()
+    # The same number of statements again: the version number is the one seen above.
+    for k in range(2):
+        db_session.execute(insert, {"x": x - k * 1e-5, "y": y, "g": leaf})
+    db_session.execute(text("DELETE FROM household WHERE id = (SELECT max(id) FROM household)"))
+    db_session.flush()
+    body = client.get("/api/coverage?level=4&area=0").get_json()
+    assert body["computed"]["mode"] == "full"
+    assert body["totals"]["households"] == before + 1
+    again = client.get("/api/coverage?level=4&area=0").get_json()
+    assert again["computed"]["mode"] == "kept"
