@@ -137,10 +137,7 @@ class CoverageCache:
         kept = self._households.get(url)
         if kept is not None and kept.fingerprint == version:
             return kept
-        rows = session.execute(
-            text("SELECT id, ST_X(geom), ST_Y(geom), people, grid_id FROM household ORDER BY id")
-        ).all()
-        arr = np.array(rows, dtype=np.float64).reshape(-1, 5)
+        arr = _read_households(session)
         hh = Households(
             fingerprint=version,
             ids=arr[:, 0].astype(np.int64),
@@ -197,6 +194,39 @@ class CoverageCache:
 
 
 CACHE = CoverageCache()
+
+_HOUSEHOLD_COLUMNS = "id::float8, ST_X(geom), ST_Y(geom), people::float8, grid_id::float8"
+# A row of PostgreSQL's binary COPY of five float8 columns: the field count, then each field's
+# length and its big-endian value.
+_COPY_ROW = np.dtype(
+    [("fields", ">i2")] + [item for k in range(5) for item in ((f"n{k}", ">i4"), (f"v{k}", ">f8"))]
+)
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+
+def _read_households(session: Session) -> np.ndarray:
+    """Every household's id, lon, lat, people and grid id as one (n, 5) float array, read by a
+    binary COPY (a million rows in well under a second, where fetching rows as Python tuples
+    takes many); the plain row fetch when the copy is not in the expected form."""
+    sql = f"SELECT {_HOUSEHOLD_COLUMNS} FROM household ORDER BY id"
+    raw = session.connection().connection
+    buf = bytearray()
+    with raw.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)") as copy:
+        for block in copy:
+            buf += block
+    header = 19  # signature, flags, header extension length
+    body = len(buf) - header - 2  # the trailer: a field count of -1
+    if (
+        bytes(buf[:11]) == _COPY_SIGNATURE
+        and buf[15:19] == b"\x00\x00\x00\x00"
+        and body >= 0
+        and body % _COPY_ROW.itemsize == 0
+    ):
+        rec = np.frombuffer(buf, dtype=_COPY_ROW, offset=header, count=body // _COPY_ROW.itemsize)
+        if (rec["fields"] == 5).all() and all((rec[f"n{k}"] == 8).all() for k in range(5)):
+            return np.column_stack([rec[f"v{k}"].astype(np.float64) for k in range(5)])
+    rows = session.execute(text(sql)).all()
+    return np.array(rows, dtype=np.float64).reshape(-1, 5)
 
 
 def data_versions(session: Session) -> dict[str, tuple[Any, ...]]:
