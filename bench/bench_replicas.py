@@ -26,6 +26,7 @@ import json
 import os
 import random
 import signal
+import statistics
 import sys
 import threading
 import time
@@ -44,6 +45,7 @@ from app.db import get_db, transaction  # noqa: E402
 from app.embedded_pg import default_cluster  # noqa: E402
 from app.services import importer  # noqa: E402
 from app.services import users as user_svc  # noqa: E402
+from bench import report as table  # noqa: E402
 from bench.bench_cases import CATEGORIES, pct  # noqa: E402
 from bench.serving import free_port, start_gunicorn  # noqa: E402
 
@@ -281,6 +283,17 @@ def main() -> int:
             f"   best: primary alone {best['primary']:.1f} req/s, reads on the replica "
             f"{best['replica']:.1f} req/s, ratio {best['replica'] / best['primary']:.2f}"
         )
+        table.row(
+            "locate + tile reads with a streaming replica",
+            project=statistics.median(rates["replica"]),
+            baseline=statistics.median(rates["primary"]),
+            unit="req/s",
+            higher_is_better=True,
+            target="the same answers as the primary",
+            holds=True,  # a wrong answer ended the benchmark above
+            baseline_name="the primary alone",
+            note=f"rounds {table.summary(rates['replica'])} vs {table.summary(rates['primary'])}",
+        )
 
         print(f"\n2. read-your-writes: {args.tries} reports, each read back at once")
         lon, lat = sample[0]
@@ -311,6 +324,15 @@ def main() -> int:
         print(
             f"   p50 {pct(times, 50) * 1000:.1f} ms  p99 {pct(times, 99) * 1000:.1f} ms  "
             f"stale {stale} of {args.tries}  read back from {where}"
+        )
+        table.row(
+            "report a case, read it back at once (replica-routed)",
+            project=pct(times, 99) * 1000,
+            baseline=None,
+            unit="ms (p99)",
+            target="no stale read",
+            holds=stale == 0,
+            note=f"p50 {pct(times, 50) * 1000:.1f} ms; {stale} stale of {args.tries}",
         )
 
         print(f"\n3. replica lag under a burst of {args.burst} reports")
@@ -361,6 +383,15 @@ def main() -> int:
             f"   {statuses.count(201)} of {args.burst} stored in {wall:.1f} s; largest lag "
             f"{max(b for b, _ in samples)} bytes, {max(s for _, s in samples) * 1000:.1f} ms "
             f"({len(samples)} samples); load {os.getloadavg()[0]:.2f}"
+        )
+        table.row(
+            f"replica lag, {args.burst} reports at once",
+            project=max(s for _, s in samples) * 1000,
+            baseline=None,
+            unit="ms (largest)",
+            target=f"all {args.burst} stored",
+            holds=statuses.count(201) == args.burst,
+            note=f"{max(b for b, _ in samples)} bytes at most",
         )
     finally:
         for s in servers.values():
