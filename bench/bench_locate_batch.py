@@ -48,6 +48,7 @@ from app import migrate as mig  # noqa: E402
 from app.db import get_db  # noqa: E402
 from app.embedded_pg import default_cluster  # noqa: E402
 from app.services.locate import METHODS, locate_batch  # noqa: E402
+from bench.city import code_version  # noqa: E402
 from bench.report import load_text, row, summary  # noqa: E402
 from gis.assign import _first_by_rank, _ranks  # noqa: E402
 from gis.synthetic import city  # noqa: E402
@@ -69,7 +70,7 @@ def build_city_database(cluster, micro: int) -> str:  # type: ignore[no-untyped-
     try:
         with psycopg.connect(owner) as conn:
             got = conn.execute("SELECT value FROM bench_marker").fetchone()
-            if got and got[0] == f"city {micro} v1":
+            if got and got[0] == f"city {micro} {code_version()}":
                 return url
     except psycopg.Error:
         pass
@@ -111,7 +112,7 @@ def build_city_database(cluster, micro: int) -> str:  # type: ignore[no-untyped-
             )
         cur.execute("ALTER TABLE grid ENABLE TRIGGER USER")
         cur.execute("CREATE TABLE bench_marker (value text)")
-        cur.execute("INSERT INTO bench_marker VALUES (%s)", (f"city {micro} v1",))
+        cur.execute("INSERT INTO bench_marker VALUES (%s)", (f"city {micro} {code_version()}",))
         cur.execute("GRANT SELECT ON bench_marker TO PUBLIC")
         cur.execute("ANALYZE")
     print(

@@ -28,6 +28,24 @@ sys.path.insert(0, str(ROOT))
 from bench.report import load_text, print_table  # noqa: E402
 
 OUT = ROOT / "var" / "bench"
+# The quick ones first; search before ledgers (the ledgers read the search's city); the others
+# in the order of their names after these.
+ORDER = (
+    "coverage",
+    "grid_edit",
+    "cases",
+    "grid_tree",
+    "replicas",
+    "locate_http",
+    "search",
+    "ledgers",
+    "emap_scale",
+    "points",
+    "patrols",
+    "locate_batch",
+    "import",
+    "partition",
+)
 
 
 def minutes(seconds: float) -> str:
@@ -63,7 +81,8 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     table = OUT / "table.jsonl"
     table.unlink(missing_ok=True)
-    names = sorted(p.stem.removeprefix("bench_") for p in (ROOT / "bench").glob("bench_*.py"))
+    found = sorted(p.stem.removeprefix("bench_") for p in (ROOT / "bench").glob("bench_*.py"))
+    names = [n for n in ORDER if n in found] + [n for n in found if n not in ORDER]
     only = {n for n in args.only.split(",") if n}
     skip = {n for n in args.skip.split(",") if n}
     names = [n for n in names if (not only or n in only) and n not in skip]
