@@ -6,9 +6,8 @@ The ceiling is ``bench/minimal_locate_app.py``: Flask, psycopg and one ``ST_Cont
 once, on two loopback ports:
 
 - the sample street (scratch database ``gridgov_bench_locate``, or GRIDGOV_BENCH_DATABASE_URL);
-- a synthetic city of ``--city`` micro-grids (about 107k grids at 100,000; scratch database
-  ``gridgov_bench_locate_city``, imported with ``gridgov import grids`` once and kept for the
-  next run; ``--city 0`` skips it).
+- a synthetic city of ``--city`` micro-grids (about 109k grids at 100,000: the city the
+  benchmarks share, ``bench/city.py``, built once and kept; ``--city 0`` skips it).
 
 Both get the same requests: random WGS84 points over the grids' extent (the project locates
 the point, walks its chain and names its owner and fallback; the ceiling names the micro-grid).
@@ -96,51 +95,11 @@ def current_grids(url: str) -> int:
 
 
 def prepare_city(micro: int) -> str:
-    """A scratch database holding a synthetic city of about ``micro`` micro-grids (grids only);
-    kept between runs (its import takes minutes)."""
-    from gis.synthetic import city
+    """The shared synthetic city of about ``micro`` micro-grids (``bench/city.py``: built once,
+    kept for every benchmark and run)."""
+    from bench.city import city_database
 
-    cluster = default_cluster()
-    cluster.start()
-    name = "gridgov_bench_locate_city"
-    url = cluster.url(name)
-    have = current_grids(url)
-    if have >= micro:
-        mig.upgrade(cluster.owner_url(name), app_url=url)
-        print(f"city: {have:,} grids already in {name}", flush=True)
-        return url
-    url = cluster.recreate_database(name)
-    mig.upgrade(cluster.owner_url(name), app_url=url)
-    c = city(micro, 0, seed=1)
-    features = [
-        {
-            "type": "Feature",
-            "properties": {"code": code, "name": nm, "level": level, "parent_code": parent or ""},
-            "geometry": {
-                "type": "Polygon",
-                "coordinates": [[[round(x, 7), round(y, 7)] for x, y in poly.exterior.coords]],
-            },
-        }
-        for code, nm, level, parent, poly in c.grids
-    ]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "grids.geojson"
-        path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
-        started = time.perf_counter()
-        res = subprocess.run(
-            [str(Path(sys.executable).with_name("gridgov")), "import", "grids", str(path)],
-            env=dict(os.environ, GRIDGOV_DATABASE_URL=url, DATABASE_URL=url),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        )
-        if res.returncode != 0:
-            raise SystemExit(f"gridgov import grids failed:\n{res.stdout}\n{res.stderr}")
-    print(
-        f"city: {len(features):,} grids imported in {time.perf_counter() - started:.0f} s",
-        flush=True,
-    )
-    return url
+    return city_database(micro, 20 * micro)[0]
 
 
 def issue_token(url: str) -> str:

@@ -1,8 +1,8 @@
 """Benchmark the search box (``GET /api/search``) on a city of 100k micro-grids and 2M households.
 
-It generates the city with ``gis.synthetic.city`` (as ``bench/bench_emap_scale.py`` does) with
-one address per household (street, community, estate, building, unit, room; a building's
-households in neighbouring micro-grids), imports grids and households with ``gridgov import``,
+It takes a copy of the city the benchmarks share (``bench/city.py``: ``gis.synthetic.city`` with
+one address per household — street, community, estate, building, unit, room; a building's
+households in neighbouring micro-grids — imported with ``gridgov import`` once and kept),
 adds a worker per micro-grid (and a micro-grid chief per grid) and some cases through
 ``app.services.cases.create_case``, then times, query by query in alternating order:
 
@@ -38,21 +38,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import geopandas as gpd
-import numpy as np
-import pandas as pd
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import report  # noqa: E402
 import search_before  # noqa: E402
-from bench_emap_scale import cli, pct  # noqa: E402
+from bench_emap_scale import pct  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from app import create_app  # noqa: E402
-from app import migrate as mig  # noqa: E402
 from app.auth.policy import Principal  # noqa: E402
 from app.db import get_db, transaction  # noqa: E402
 from app.embedded_pg import default_cluster  # noqa: E402
@@ -60,7 +55,6 @@ from app.models import AppUser  # noqa: E402
 from app.services import cases as case_svc  # noqa: E402
 from app.services import search as search_svc  # noqa: E402
 from app.services import users as user_svc  # noqa: E402
-from gis.synthetic import city  # noqa: E402
 
 DB = "gridgov_bench_search"
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
@@ -90,63 +84,11 @@ def worker_name(i: int) -> str:
 
 
 def build(cluster, micro: int, households: int, folder: Path) -> dict[str, float]:
-    url = cluster.recreate_database(DB)
-    mig.upgrade(cluster.owner_url(DB), app_url=url)
-    figures: dict[str, float] = {}
-    started = time.perf_counter()
-    c = city(micro, households, seed=3)
-    grids = gpd.GeoDataFrame(
-        {
-            "code": [g[0] for g in c.grids],
-            "name": [g[1] for g in c.grids],
-            "level": [g[2] for g in c.grids],
-            "parent_code": [g[3] or "" for g in c.grids],
-        },
-        geometry=[g[4] for g in c.grids],
-        crs=4326,
-    )
-    grids.to_file(folder / "grids.geojson", driver="GeoJSON", COORDINATE_PRECISION=7)
-    n = len(c.households)
-    # Addresses follow the micro-grids: a building's households stand together (in one or two
-    # micro-grids), as in a real city.
-    rank = np.empty(n, dtype=np.int64)
-    rank[np.argsort(c.household_grid, kind="stable")] = np.arange(n)
-    pd.DataFrame(
-        {
-            "lon": c.households[:, 0].round(7),
-            "lat": c.households[:, 1].round(7),
-            "address": [address(int(k)) for k in rank],
-            "people": np.random.default_rng(3).integers(1, 6, n),
-            "head_name": [worker_name(k + 7) for k in range(n)],
-            "tags": "",
-        }
-    ).to_csv(folder / "households.csv", index=False)
-    figures["generate_s"] = time.perf_counter() - started
-    print(
-        f"generated {len(c.grids):,} grids, {n:,} households in {figures['generate_s']:.0f} s",
-        flush=True,
-    )
-    figures["import_grids_s"] = cli(url, "import", "grids", str(folder / "grids.geojson"))
-    print(f"imported grids in {figures['import_grids_s']:.0f} s", flush=True)
-    owner = create_engine(cluster.owner_url(DB))
-    with owner.begin() as conn:  # the household index is built once after the bulk load
-        conn.execute(text("DROP INDEX ix_household_search_trgm"))
-    figures["import_households_s"] = cli(
-        url, "import", "households", str(folder / "households.csv")
-    )
-    print(f"imported households in {figures['import_households_s']:.0f} s", flush=True)
-    started = time.perf_counter()
-    with owner.begin() as conn:
-        conn.execute(text("SET maintenance_work_mem = '256MB'"))
-        conn.execute(
-            text(
-                "CREATE INDEX ix_household_search_trgm ON household USING gin "
-                "((household_search_text(address, building, unit, room)) gin_trgm_ops)"
-            )
-        )
-    figures["household_index_s"] = time.perf_counter() - started
-    print(f"household trigram index built in {figures['household_index_s']:.0f} s", flush=True)
-    owner.dispose()
+    """A copy of the shared city (``bench/city.py``: generated and imported once, kept) with
+    the workers and cases added."""
+    from bench.city import city_copy
+
+    url, figures = city_copy(micro, households, DB)
     people(url)
     return figures
 
