@@ -154,14 +154,15 @@ def main() -> None:
     gc.collect()  # the computations' garbage is not the updates' cost
     rng = np.random.default_rng(1)
     ids = model.service_ids
-    edit_ms, examined = [], []
+    edit_ms, examined, edit_cpu_ms = [], [], []
     for _ in range(args.moves):
         sp_id = ids[int(rng.integers(len(ids)))]
         lon, lat, _ = model.service_point(sp_id)
         new_lon, new_lat, _ = GEOD.fwd(lon, lat, rng.uniform(0, 360), rng.uniform(50, 800))
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         delta = model.move(sp_id, new_lon, new_lat)
         edit_ms.append((time.perf_counter() - t) * 1000)
+        edit_cpu_ms.append((time.process_time() - c) * 1000)
         examined.append(delta.examined)
     move_ms = list(edit_ms)
     add_ms, remove_ms = [], []
@@ -192,6 +193,11 @@ def main() -> None:
         and np.allclose(check.nearest_m, model.nearest_m, rtol=0, atol=1e-6)
     )
     print(f"incremental state equals a fresh computation: {fresh} (fresh run {again:.2f} s)")
+    cpu95 = float(np.percentile(edit_cpu_ms, 95))
+    print(
+        f"processor time of a move: median {statistics.median(edit_cpu_ms):.1f} ms, 95th "
+        f"percentile {cpu95:.1f} ms (the rest of the wall time is waiting for a core)"
+    )
     p95 = float(np.percentile(edit_ms, 95))
     row(
         "coverage update, move/add/remove one point",
@@ -201,7 +207,7 @@ def main() -> None:
         target="< 50 ms (95th percentile), equal to a fresh computation",
         holds=fresh and p95 < 50.0,
         baseline_name="recompute with the cKDTree baseline",
-        note=f"max {max(edit_ms):.1f} ms",
+        note=f"max {max(edit_ms):.1f} ms; processor time of a move p95 {cpu95:.1f} ms",
     )
 
     grid = (np.floor((hh_lon - 116.0) / 0.01) * 1000 + np.floor((hh_lat - 39.0) / 0.01)).astype(int)
