@@ -216,7 +216,6 @@ def search(
     }
     if scope is not None:
         params["scope_grids"] = sorted(scope)
-    _threshold(session, similarity_threshold(q))
     for kind in kinds:
         if kind not in KINDS:
             raise BadParameter("kinds", f"'{kind}' is not one of {', '.join(KINDS)}")
@@ -230,6 +229,8 @@ def search(
     found: dict[str, list[dict[str, Any]]] = {}
     for phase in phases:
         params["phase"] = phase
+        if phase == "similar":  # the word similarity the trigram scans of a typo ask for
+            _threshold(session, similarity_threshold(q))
         for kind in kinds:
             if phase == "similar" and found.get(kind):
                 continue
@@ -354,6 +355,29 @@ def place_threshold(qp: str) -> float:
     return round(max(0.2, min(0.6, (n - 5) / (n + 4))), 3)
 
 
+# A place's building number (``1栋``, ``3幢``, ``12号楼``): what comes before it is a term
+# (``household_search_term``, migration ``0031_search_terms``).
+BUILDING = re.compile(r"[0-9]+(栋|幢|号楼|号)$")
+# The most terms whose places are compared with a misspelt query.
+TERM_CANDIDATES = 40
+
+
+def split_building(qp: str) -> tuple[str, str]:
+    """A query's place as (term, building): ``蓝晖春家园1栋`` -> (``蓝晖春家园``, ``1栋``); a place
+    without a building number is all term."""
+    m = BUILDING.search(qp)
+    return (qp, "") if m is None else (qp[: m.start()].strip(), qp[m.start() :])
+
+
+def term_threshold(qe: str) -> float:
+    """How similar a term must be to a query's term: as for a place (``place_threshold``), but
+    down to 0.1 — a term of five characters with one wrong shares a single trigram with the
+    term meant, and the terms carry none of the numbers most addresses share, so few terms
+    share any trigram with a query."""
+    n = len(qe.replace(" ", ""))
+    return round(max(0.1, min(0.6, (n - 5) / (n + 4))), 3)
+
+
 def _households(
     session: Session, p: Principal, q: str, scope: frozenset[int] | None, params: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -414,23 +438,48 @@ def _households(
     qp, qr = split_place(q)
     rows = []
     near = len(qp) >= MIN_LENGTH
-    if near:
-        # The places most like the query's place, then their households with the unit and
-        # room asked for (exactly: a typo there is left to the full scan).
-        extra.update(qp=qp, place_cand=PLACE_CANDIDATES, qr=f"%{escape_like(qr)}")
+    # The households of the chosen places with the unit and room asked for (exactly: a typo
+    # there is left to the full scan).
+    households_of_places = f"""hit AS (SELECT h.id FROM places p
+                         JOIN search_place sp ON sp.place = p.place{place_where}
+                         JOIN household h ON h.grid_id = sp.grid_id
+                          AND household_search_place({HOUSEHOLD_TEXT}) = sp.place
+                         WHERE {HOUSEHOLD_TEXT} LIKE :qr{where} LIMIT :similar_cand)"""
+    extra.update(qp=qp, place_cand=PLACE_CANDIDATES, qr=f"%{escape_like(qr)}")
+    qe, qb = split_building(qp)
+    if near and len(qe) >= MIN_LENGTH:
+        # The terms (``search_term``: places without their building number, a few thousand
+        # for a city) most like the query's, then their places with the building asked for
+        # (all of them when none is), the most like the query's place first: no trigram of a
+        # building, unit or room number is looked up.
+        building = " AND sp.place = t.term || :qb" if qb else ""
+        hits = f"""terms AS MATERIALIZED (
+                    SELECT t.term FROM search_term t WHERE :qe <% t.term
+                    ORDER BY word_similarity(:qe, t.term) DESC, t.term LIMIT :term_cand),
+                places AS MATERIALIZED (
+                    SELECT c.place FROM (
+                        SELECT DISTINCT sp.place FROM terms t
+                        JOIN search_place sp
+                          ON household_search_term(sp.place) = t.term{building}{place_where}) c
+                    ORDER BY word_similarity(:qp, c.place) DESC, c.place LIMIT :place_cand),
+                {households_of_places}"""
+        _threshold(session, term_threshold(qe))
+        rows = _household_rows(
+            session, hits, {**params, **extra, "qe": qe, "qb": qb, "term_cand": TERM_CANDIDATES}
+        )
+    if near and not rows:
+        # The places most like the query's place (a typo in the building number, a caller
+        # whose grids hold none of the terms found, an address of another form).
         hits = f"""places AS MATERIALIZED (
                     SELECT c.place FROM (
                         SELECT DISTINCT sp.place FROM search_place sp
                         WHERE :qp <% sp.place{place_where}) c
                     ORDER BY word_similarity(:qp, c.place) DESC, c.place LIMIT :place_cand),
-                hit AS (SELECT h.id FROM places p
-                         JOIN search_place sp ON sp.place = p.place{place_where}
-                         JOIN household h ON h.grid_id = sp.grid_id
-                          AND household_search_place({HOUSEHOLD_TEXT}) = sp.place
-                         WHERE {HOUSEHOLD_TEXT} LIKE :qr{where} LIMIT :similar_cand)"""
+                {households_of_places}"""
         # The places' index scan asks for the similarity of a place.
         _threshold(session, place_threshold(qp))
         rows = _household_rows(session, hits, {**params, **extra})
+    if near:  # the other kinds' similarity again
         _threshold(session, similarity_threshold(q))
     if not rows and (not near or qr):
         # No place resembles the query's place, or none has its unit and room: every
