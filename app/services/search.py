@@ -170,11 +170,15 @@ def similarity_threshold(q: str) -> float:
     return round(max(0.45, min(0.75, (n - 6.5) / (n + 1))), 3)
 
 
-def _threshold(session: Session, value: float) -> None:
-    """Set the word similarity the trigram index asks for (``<%``), for this transaction."""
+def _threshold(session: Session, value: float, params: dict[str, Any]) -> None:
+    """Set the word similarity the trigram index asks for (``<%``), for this transaction: a
+    statement only when it differs from the one last set by this search (``params``)."""
+    if params.get("threshold") == value:
+        return
     session.execute(
         text("SELECT set_config('pg_trgm.word_similarity_threshold', :t, true)"), {"t": str(value)}
     )
+    params["threshold"] = value
 
 
 def _score(*exprs: str) -> str:
@@ -229,8 +233,6 @@ def search(
     found: dict[str, list[dict[str, Any]]] = {}
     for phase in phases:
         params["phase"] = phase
-        if phase == "similar":  # the word similarity the trigram scans of a typo ask for
-            _threshold(session, similarity_threshold(q))
         for kind in kinds:
             if phase == "similar" and found.get(kind):
                 continue
@@ -297,6 +299,8 @@ def _first_found(
     hits = {"exact": exact, "prefix": code}.get(params["phase"], trigram)
     if hits is None:
         return []
+    if params["phase"] == "similar":  # the word similarity its trigram scan asks for
+        _threshold(session, similarity_threshold(params["q"]), params)
     joint = "\n" if rest.lstrip().startswith("SELECT") else ",\n"
     return session.execute(text(f"WITH {hits}{joint}{rest}"), params).all()
 
@@ -414,21 +418,25 @@ def _households(
             # The places holding the query's place (ending with it when a unit or room
             # follows), then their households holding the query: the trigram lists of a
             # place are those of some 150,000 places, not of millions of addresses; each place's
-            # households are read through the index on their grid.
+            # households are read through the index on their grid. Only when none does are
+            # the households' own trigram lists read (a query across a place and its unit),
+            # in the same statement.
             ppat = f"%{escape_like(qp)}" + ("" if qr else "%")
             hits = f"""places AS MATERIALIZED (
                     SELECT sp.place, sp.grid_id FROM search_place sp
                     WHERE sp.place ILIKE :ppat{place_where} LIMIT :cand),
-                strong AS (SELECT h.id FROM places sp
+                near AS MATERIALIZED (SELECT h.id FROM places sp
                            CROSS JOIN LATERAL (
                                SELECT h.id, {HOUSEHOLD_TEXT} AS t FROM household h
                                WHERE h.grid_id = sp.grid_id{where} OFFSET 0) h
                            WHERE household_search_place(h.t) = sp.place AND h.t ILIKE :pat
                            LIMIT :cand),
-                hit AS (SELECT id FROM strong)"""
+                hit AS (SELECT id FROM near UNION ALL (
+                           SELECT h.id FROM household h
+                           WHERE {HOUSEHOLD_TEXT} ILIKE :pat{where}
+                             AND NOT EXISTS (SELECT 1 FROM near) LIMIT :cand))"""
             rows = _household_rows(session, hits, {**params, **extra, "ppat": ppat})
-            if rows:
-                return _household_results(rows)
+            return _household_results(rows)
         hits = _strong("household", "h", (HOUSEHOLD_TEXT,), q, where)
         hits += ", hit AS (SELECT id FROM strong)"
         return _household_results(_household_rows(session, hits, {**params, **extra}))
@@ -463,7 +471,7 @@ def _households(
                           ON household_search_term(sp.place) = t.term{building}{place_where}) c
                     ORDER BY word_similarity(:qp, c.place) DESC, c.place LIMIT :place_cand),
                 {households_of_places}"""
-        _threshold(session, term_threshold(qe))
+        _threshold(session, term_threshold(qe), params)
         rows = _household_rows(
             session, hits, {**params, **extra, "qe": qe, "qb": qb, "term_cand": TERM_CANDIDATES}
         )
@@ -477,11 +485,10 @@ def _households(
                     ORDER BY word_similarity(:qp, c.place) DESC, c.place LIMIT :place_cand),
                 {households_of_places}"""
         # The places' index scan asks for the similarity of a place.
-        _threshold(session, place_threshold(qp))
+        _threshold(session, place_threshold(qp), params)
         rows = _household_rows(session, hits, {**params, **extra})
-    if near:  # the other kinds' similarity again
-        _threshold(session, similarity_threshold(q))
     if not rows and (not near or qr):
+        _threshold(session, similarity_threshold(q), params)
         # No place resembles the query's place, or none has its unit and room: every
         # household is compared with the query.
         hits = _hits("household", "h", (HOUSEHOLD_TEXT,), q, where, phase="similar")
