@@ -9,8 +9,10 @@ from three characters on; two characters: equal to it; a partial address through
 and — for a kind where none does — texts resembling it (``q <% text``: the word similarity of
 the query to the closest part of a name or address reaches ``similarity_threshold(q)``; codes
 are matched exactly). A later phase is skipped once an earlier one found what was meant. A
-misspelt address is looked up among the households' places first (``search_place``, migration
-``0023_search_speed``: the addresses without unit and room), then among their households.
+misspelt address is looked up among the terms of the places first (``search_term``, migration
+``0031_search_terms``: the places without their building number, a few thousand for a city),
+then among the places (``search_place``, migration ``0023_search_speed``: the addresses
+without unit and room), then among their households.
 Results are ranked equal first, then containing, then by that similarity, and held to what
 the caller may see (``app.auth.policy``): grids, households, workers, service
 points and cameras of the caller's grids (a party member: the households linked to him), cases
