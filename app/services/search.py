@@ -50,6 +50,8 @@ KIND_NAMES = {
     "camera": "摄像头",
 }
 MIN_LENGTH = 2
+# A query of at most this many characters is matched by equal texts and codes only.
+SHORT = 2
 MAX_LENGTH = 60
 MAX_LIMIT = 30
 # The most rows of one kind a query ranks: a query found in very many addresses ranks the
@@ -231,12 +233,20 @@ def search(
     # once an earlier one has found what was meant: a code from its start, a text equal to the
     # query, or as many texts holding it as are asked for (a resembling text ranks below them).
     phases = ("exact", "prefix") if code_like(q) else ("exact",)
-    phases += ("strong", "similar")
+    # Two characters make no trigram to look up and resemble everything: equal texts only
+    # (B-tree lookups). A bare number (a code's digits, a phone or room fragment) resembles no
+    # name: codes from their start or holding it. Neither asks for a similarity scan.
+    similar = len(q.replace(" ", "")) > SHORT and not q.isdigit()
+    phases += ("strong", "similar") if similar else ("strong",)
     found: dict[str, list[dict[str, Any]]] = {}
     for phase in phases:
         params["phase"] = phase
         for kind in kinds:
             if phase == "similar" and found.get(kind):
+                continue
+            if phase == "strong" and q.isdigit() and kind not in ("worker", "case"):
+                # A bare number: codes from their start; only a worker's number or a case's
+                # code holding it (typed without its letters).
                 continue
             found.setdefault(kind, []).extend(FINDERS[kind](session, p, q, scope, params))
         items = [i for k in kinds for i in found.get(k, [])]
@@ -407,7 +417,9 @@ def _households(
         where = _grid_filter(scope, "h.grid_id")
         place_where = _grid_filter(scope, "sp.grid_id")
     phase = params["phase"]
-    if phase == "prefix" or (code_like(q) and len(q) >= 5):  # no address holds a code
+    # No address holds a code, and a bare number (a room, a phone fragment) is in too many
+    # addresses to say which is meant.
+    if phase == "prefix" or (code_like(q) and (len(q) >= 5 or q.isdigit())):
         return []
     if phase == "exact":
         # A whole address as typed: its households through the B-tree of the addresses (the

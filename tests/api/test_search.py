@@ -244,3 +244,26 @@ def test_a_misspelt_estate_is_found_through_the_terms_the_places_keep(client, db
         == 0
     )
     assert recount_differs() == []
+
+
+def test_a_bare_number_or_two_characters_find_codes_and_equal_names_only(client, db_session):
+    """A room number is in too many addresses to say which is meant, and two characters
+    resemble everything: neither lists households; a worker's number typed without its
+    letters, and a name typed whole, are still found."""
+    hh = household_in(db_session, OWN_ADDRESS_GRID)
+    room = db_session.scalar(text("SELECT substring(:a from '([0-9]+)室$')"), {"a": hh.address})
+    assert room and len(room) >= 3
+    assert [i for i in search(client, room, limit=30) if i["kind"] == "household"] == []
+    short = hh.address.split("社区", 1)[1][:2]
+    assert [i for i in search(client, short, limit=30) if i["kind"] == "household"] == []
+    worker = db_session.execute(
+        text(
+            """SELECT w.id, w.code, w.name FROM worker w
+               WHERE w.code ~ '[A-Za-z]' AND w.code ~ '[0-9]{3}'
+                 AND EXISTS (SELECT 1 FROM grid_assignment a WHERE a.worker_id = w.id)
+               ORDER BY w.id LIMIT 1"""
+        )
+    ).one()
+    digits = "".join(ch for ch in worker.code if ch.isdigit())
+    assert worker.id in [i["id"] for i in search(client, digits, limit=30) if i["kind"] == "worker"]
+    assert worker.id in [i["id"] for i in search(client, worker.name) if i["kind"] == "worker"]
