@@ -12,7 +12,12 @@ Alternating in rounds in one run, with the load average printed:
 Both covered sets must be equal, household for household. Then the update after moving, adding
 or removing one service point (target: under 50 ms), checked against a fresh computation.
 
+Last, the same update through the service (``app.services.coverage``) on the shared city
+(``bench/city.py``): ``--city large`` (2M households, the default), ``--city small`` (200k
+households) or ``--no-city``.
+
 Run: python bench/bench_coverage.py [--households N] [--points M] [--moves K] [--rounds R]
+     [--city large|small | --no-city]
 """
 
 from __future__ import annotations
@@ -91,6 +96,12 @@ def main() -> None:
     parser.add_argument("--moves", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument(
+        "--city",
+        choices=("large", "small"),
+        default="large",
+        help="the shared city the update through the service runs on",
+    )
+    parser.add_argument(
         "--no-city", action="store_true", help="skip the update through the service on the city"
     )
     args = parser.parse_args()
@@ -140,7 +151,7 @@ def main() -> None:
     )
     med, base = statistics.median(ours), statistics.median(theirs)
     row(
-        "coverage, 1M households × 2k service points",
+        f"coverage, {count(args.households)} households × {count(args.points)} service points",
         project=med,
         baseline=base,
         unit="s",
@@ -226,22 +237,31 @@ def main() -> None:
     )
 
     if not args.no_city:
-        service_updates(args.points, args.moves)
+        service_updates(args.points, args.moves, args.city)
 
 
-def service_updates(n_points: int, moves: int) -> None:
+def count(n: int) -> str:
+    """1M, 2k, 200k: a size as the table's hot paths name it."""
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    if n >= 1000 and n % 1000 == 0:
+        return f"{n // 1000}k"
+    return f"{n:,}"
+
+
+def service_updates(n_points: int, moves: int, size: str = "large") -> None:
     """Move one service point in the database, then bring the kept model up to date through
     the service (``app.services.coverage.CACHE``: the data versions, the points read again,
-    the model edited), on the shared city of 2M households; everything in one transaction,
-    rolled back at the end."""
+    the model edited), on the shared city (``size``: large, 2M households, or small, 200k);
+    everything in one transaction, rolled back at the end."""
     from sqlalchemy import text
 
     from app import create_app
     from app.db import get_db
     from app.services import coverage as svc
-    from bench.city import LARGE, city_database
+    from bench.city import LARGE, SMALL, city_database
 
-    url, _ = city_database(*LARGE)
+    url, _ = city_database(*(LARGE if size == "large" else SMALL))
     app = create_app({"DATABASE_URL": url})
     with app.app_context():
         session = get_db().session()
@@ -319,7 +339,7 @@ def service_updates(n_points: int, moves: int) -> None:
         flush=True,
     )
     row(
-        f"coverage through the service, move one point ({n // 1000}k households)",
+        f"coverage through the service, move one point ({count(n)} households)",
         project=p95,
         baseline=recompute,
         unit="ms",

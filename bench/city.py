@@ -267,9 +267,9 @@ def city_copy(micro: int, households: int, copy: str, *, seed: int = SEED) -> tu
     return cluster.url(copy), figures
 
 
-def build_all() -> None:
-    """Build (or find) the two cities the benchmarks share."""
-    for micro, households in (SMALL, LARGE):
+def build_all(sizes: tuple[tuple[int, int], ...] = (SMALL, LARGE)) -> None:
+    """Build (or find) the cities the benchmarks share (both unless told which)."""
+    for micro, households in sizes:
         city_database(micro, households)
 
 

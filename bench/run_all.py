@@ -7,7 +7,11 @@ benchmark then runs as its own process; its output goes to the terminal and to
 (``bench/report.py``). The times of the last run are kept in ``var/bench/times.json`` and
 printed at the start as the expected total.
 
-    python bench/run_all.py [--only coverage,cases] [--skip partition] [--no-cities]
+    python bench/run_all.py [--only coverage,cases] [--skip partition] [--no-cities] [--quick]
+
+``--quick`` checks the runner end to end in minutes: only the small city is built, and only
+the benchmarks named in ``QUICK`` run, each at the reduced size given there (their rows name
+the size they ran at, so a quick table is not taken for the full one).
 
 The exit status is 1 when a benchmark failed or a target was missed.
 """
@@ -46,6 +50,15 @@ ORDER = (
     "import",
     "partition",
 )
+# The benchmarks of a quick run and their reduced sizes; the others need the large city or
+# take tens of minutes.
+QUICK = {
+    "coverage": ["--households", "200000", "--points", "400", "--rounds", "3", "--moves", "20"]
+    + ["--city", "small"],
+    "grid_edit": ["--repeat", "5"],
+    "cases": ["--reports", "50", "--rounds", "2"],
+    "replicas": ["--rounds", "1", "--seconds", "3", "--tries", "300", "--burst", "50"],
+}
 
 
 def minutes(seconds: float) -> str:
@@ -77,6 +90,9 @@ def main() -> int:
     parser.add_argument("--only", default="", help="benchmarks to run (names without bench_)")
     parser.add_argument("--skip", default="", help="benchmarks to leave out")
     parser.add_argument("--no-cities", action="store_true", help="do not build the shared cities")
+    parser.add_argument(
+        "--quick", action="store_true", help="the small city and a few benchmarks at small sizes"
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     table = OUT / "table.jsonl"
@@ -86,11 +102,14 @@ def main() -> int:
     only = {n for n in args.only.split(",") if n}
     skip = {n for n in args.skip.split(",") if n}
     names = [n for n in names if (not only or n in only) and n not in skip]
-    times_path = OUT / "times.json"
+    if args.quick:
+        names = [n for n in names if n in QUICK]
+    times_path = OUT / ("times_quick.json" if args.quick else "times.json")
     before = json.loads(times_path.read_text()) if times_path.exists() else {}
     expected = sum(before.get(n, 0.0) for n in ["cities", *names])
     print(
-        f"benchmarks: {', '.join(names)}; load {load_text()}"
+        f"benchmarks{' (quick sizes)' if args.quick else ''}: {', '.join(names)}; "
+        f"load {load_text()}"
         + (f"; the last run of these took {minutes(expected)}" if expected else ""),
         flush=True,
     )
@@ -101,13 +120,22 @@ def main() -> int:
     if not args.no_cities:
         status, took["cities"] = run(
             "cities",
-            [sys.executable, "-c", "from bench.city import build_all; build_all()"],
+            [
+                sys.executable,
+                "-c",
+                "from bench.city import SMALL, build_all; build_all((SMALL,))"
+                if args.quick
+                else "from bench.city import build_all; build_all()",
+            ],
             env,
         )
         if status:
             failed.append("cities")
     for n in names:
-        status, took[n] = run(n, [sys.executable, str(ROOT / "bench" / f"bench_{n}.py")], env)
+        extra = QUICK[n] if args.quick else []
+        status, took[n] = run(
+            n, [sys.executable, str(ROOT / "bench" / f"bench_{n}.py"), *extra], env
+        )
         if status:
             failed.append(n)
     total = time.perf_counter() - started

@@ -15,10 +15,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nobody listens on. When ``GRIDGOV_BENCH_PORTS`` names a range
+    (``5520-5529``), the port is taken from it, each at most once a process (two servers started
+    one after the other get two ports); otherwise the system picks one."""
+    span = os.environ.get("GRIDGOV_BENCH_PORTS", "").strip()
+    if not span:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    first, _, last = span.partition("-")
+    for port in range(int(first), int(last or first) + 1):
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise SystemExit(f"no free port left in GRIDGOV_BENCH_PORTS={span}")
 
 
 def start_gunicorn(
