@@ -142,11 +142,14 @@ def main() -> int:
     times_path.write_text(json.dumps({**before, **took}, indent=1))
     print("\nwall time of each step:")
     for n, t in took.items():
-        print(f"  {n:16s} {minutes(t)}{'  FAILED' if n in failed else ''}")
+        print(f"  {n:16s} {minutes(t)}{'  exit ≠ 0' if n in failed else ''}")
     print(f"  {'total':16s} {minutes(total)}; load at the end {load_text()}\n", flush=True)
     missed = print_table(str(table)) if table.exists() else 0
     if failed:
-        print(f"\nfailed: {', '.join(failed)} (see var/bench/<name>.log)")
+        print(
+            f"\nexited non-zero (an error, a wrong answer or a missed target): "
+            f"{', '.join(failed)} (see var/bench/<name>.log)"
+        )
     return 1 if failed or missed else 0
 
 
