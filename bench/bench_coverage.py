@@ -211,7 +211,7 @@ def main() -> None:
     )
     p95 = float(np.percentile(edit_ms, 95))
     row(
-        "coverage update, move/add/remove one point",
+        f"coverage update, move/add/remove one point ({count(args.households)} households)",
         project=p95,
         baseline=statistics.median(theirs) * 1000,
         unit="ms",
