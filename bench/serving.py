@@ -20,7 +20,7 @@ _HANDED_OUT: set[int] = set()
 
 def free_port() -> int:
     """A loopback port nobody listens on. When ``GRIDGOV_BENCH_PORTS`` names a range
-    (``5520-5529``), the port is taken from it, each at most once a process (two servers started
+    (``8100-8109``), the port is taken from it, each at most once a process (two servers started
     one after the other get two ports); otherwise the system picks one."""
     span = os.environ.get("GRIDGOV_BENCH_PORTS", "").strip()
     if not span:
