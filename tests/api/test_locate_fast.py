@@ -1,0 +1,427 @@
+"""The plain single locate answered below Flask (app/api/locate_fast.py) gives exactly Flask's
+answer: a table of requests — every role, nobody, bad and ended and idle sessions, cookies,
+each CRS, points in, between and outside the grids, override areas and departmental networks,
+bad, unusual and extra parameters, HEAD, a read-your-writes position — each sent to the app
+with the fast path on and off, the status, the body and every header compared (the CSP's
+per-request nonce aside). The table also says which requests the fast path must answer itself,
+so that the comparison is not won by passing everything to Flask."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from app import create_app
+from app.api.locate_fast import FastLocate
+from app.db import get_db, transaction
+from app.services import users as user_svc
+from gis.crs import from_wgs84, gk_zone_epsg, wgs84_to_bd09, wgs84_to_gcj02
+
+INSIDE = (117.23, 31.82)  # a micro-grid of the sample street (爱辉社区)
+VILLAGE = (117.2269175, 31.7007770)  # the sample village: not the street workers' grids
+OUTSIDE = (100.0, 20.0)  # no grid anywhere near
+OWN_MICRO_GRID = "3401880010010101"  # the accounts' worker, micro-grid chief and party member's
+AREA_CATEGORY = "road_occupation"  # 占道经营: an override area of CG-AH is put at INSIDE
+NETWORK_CATEGORY = "fire_hazard"  # 消防安全隐患: routed by a departmental network at VILLAGE
+NONCE = re.compile(r"'nonce-[^']*'")
+
+
+def _config(database_url: str, fast: bool) -> dict[str, Any]:
+    return {
+        "DATABASE_URL": database_url,
+        "TESTING": True,
+        "SESSION_IDLE_MINUTES": 600,
+        "LOCATE_FAST_PATH": fast,
+    }
+
+
+class Counting(FastLocate):
+    """The fast path, counting the requests it answered itself."""
+
+    served = 0
+
+    def answer(self, environ):  # type: ignore[no-untyped-def]
+        out = super().answer(environ)
+        if out is not None:
+            type(self).served += 1
+        return out
+
+
+@pytest.fixture(scope="module")
+def apps(database_url: str) -> Iterator[tuple[Any, Any]]:
+    fast = create_app(_config(database_url, True))
+    fast.wsgi_app = Counting(fast, fast.wsgi_app.inner)  # type: ignore[attr-defined]
+    slow = create_app(_config(database_url, False))
+    yield fast, slow
+    for a in (fast, slow):
+        a.extensions["gridgov_db"].dispose()
+
+
+@pytest.fixture(scope="module")
+def world(database_url: str, accounts, admin_auth) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """Committed for the module, removed after it: an override area at INSIDE, a departmental
+    network at VILLAGE, and sessions that ended, expired, went idle or need a keep-alive."""
+    app = create_app({"DATABASE_URL": database_url, "TESTING": True})
+    engine = create_engine(database_url)
+    made: dict[str, Any] = {}
+    with app.app_context():
+        session = get_db().session()
+        with transaction(session):
+            centre = session.get(user_svc.AppUser, accounts["centre"].user_id)
+            admin = session.get(user_svc.AppUser, accounts["admin"].user_id)
+            limits = dict(user_svc.DEFAULT_LIMITS, SESSION_IDLE_MINUTES=600)
+            for name, user, kind in (
+                ("ended", centre, "token"),
+                ("expired", centre, "token"),
+                ("idle", admin, "browser"),
+                ("stale_touch", admin, "browser"),
+                ("token_as_cookie", admin, "token"),
+            ):
+                new = user_svc.start_session(session, user, None, limits, kind=kind)
+                made[name] = (new.token, new.session.id)
+        session.close()
+    app.extensions["gridgov_db"].dispose()
+    ids = {k: v[1] for k, v in made.items()}
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE user_session SET ended_at = now() WHERE id = :i"), {"i": ids["ended"]}
+        )
+        conn.execute(
+            text("UPDATE user_session SET expires_at = now() - interval '1 hour' WHERE id = :i"),
+            {"i": ids["expired"]},
+        )
+        conn.execute(
+            text(
+                "UPDATE user_session SET last_seen_at = now() - interval '11 hours' WHERE id = :i"
+            ),
+            {"i": ids["idle"]},
+        )
+        dept = conn.execute(text("SELECT id FROM department WHERE code = 'CG-AH'")).scalar_one()
+        area = conn.execute(
+            text(
+                """INSERT INTO override_area (name, category, geom, area_m2, department_id)
+                   SELECT '长江路（快速定位测试）', :cat, g, ST_Area(g::geography), :d
+                   FROM (SELECT ST_Multi(ST_Buffer(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326),
+                                                   0.0005, 2)) AS g) s RETURNING id"""
+            ),
+            {"cat": AREA_CATEGORY, "d": dept, "lon": INSIDE[0], "lat": INSIDE[1]},
+        ).scalar_one()
+        network = conn.execute(
+            text(
+                "INSERT INTO network (department_id, name, kind) VALUES (:d, '消防网格（测试）', "
+                "'other') RETURNING id"
+            ),
+            {"d": dept},
+        ).scalar_one()
+        conn.execute(
+            text(
+                """INSERT INTO network_grid (network_id, code, name, person_name, person_phone,
+                                             geom, area_m2)
+                   SELECT :n, 'XF-01', '消防一格', '消防员甲', '13800001111', g,
+                          ST_Area(g::geography)
+                   FROM (SELECT ST_Multi(ST_Buffer(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326),
+                                                   0.001, 2)) AS g) s"""
+            ),
+            {"n": network, "lon": VILLAGE[0], "lat": VILLAGE[1]},
+        )
+        before = conn.execute(
+            text("SELECT network_id FROM case_category WHERE code = :c"), {"c": NETWORK_CATEGORY}
+        ).scalar_one()
+        conn.execute(
+            text("UPDATE case_category SET network_id = :n WHERE code = :c"),
+            {"n": network, "c": NETWORK_CATEGORY},
+        )
+        own = conn.execute(
+            text(
+                "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM grid "
+                "WHERE code = :c AND valid_to IS NULL) s"
+            ),
+            {"c": OWN_MICRO_GRID},
+        ).one()
+    try:
+        yield {
+            "tokens": {k: v[0] for k, v in made.items()},
+            "ids": ids,
+            "engine": engine,
+            "own": (float(own[0]), float(own[1])),
+        }
+    finally:
+        with engine.begin() as conn:
+            conn.execute(
+                text("UPDATE case_category SET network_id = :b WHERE code = :c"),
+                {"b": before, "c": NETWORK_CATEGORY},
+            )
+            conn.execute(text("DELETE FROM network WHERE id = :n"), {"n": network})
+            conn.execute(text("DELETE FROM override_area WHERE id = :a"), {"a": area})
+            conn.execute(
+                text("UPDATE user_session SET ended_at = now() WHERE id = ANY(:i)"),
+                {"i": list(ids.values())},
+            )
+        engine.dispose()
+
+
+def _q(point: tuple[float, float], extra: str = "") -> str:
+    return f"/api/locate?lon={point[0]:.7f}&lat={point[1]:.7f}{extra}"
+
+
+def _requests(
+    accounts, admin_auth, world
+) -> list[tuple[str, str, str, dict[str, str], bool | None]]:  # type: ignore[no-untyped-def]
+    """(what, method, url, headers, answered by the fast path: True / False / None either)."""
+    tok = world["tokens"]
+
+    def bearer(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    admin = bearer(accounts["admin"].token)
+    cookie = {"Cookie": f"gridgov_session={admin_auth['cookie']}"}
+    gx, gy = (float(v[0]) for v in wgs84_to_gcj02([INSIDE[0]], [INSIDE[1]]))
+    bx, by = (float(v[0]) for v in wgs84_to_bd09([INSIDE[0]], [INSIDE[1]]))
+    epsg = gk_zone_epsg(INSIDE[0])
+    px, py = (float(v[0]) for v in from_wgs84([INSIDE[0]], [INSIDE[1]], f"EPSG:{epsg}"))
+    rows: list[tuple[str, str, str, dict[str, str], bool | None]] = []
+    for role, acc in sorted(accounts.items()):
+        for where, point in (
+            ("own micro-grid", world["own"]),
+            ("inside", INSIDE),
+            ("village", VILLAGE),
+            ("outside", OUTSIDE),
+        ):
+            # Only roles that may locate, in grids they answer for, are answered below Flask.
+            expected: bool | None
+            if role in ("department", "camera_feed"):
+                expected = False
+            elif role == "admin" or where == "own micro-grid":
+                expected = True
+            elif where in ("village", "outside"):
+                expected = False  # not theirs: Flask answers 404
+            else:
+                expected = None  # the centre's street: both ways are compared all the same
+            rows.append((f"{role} {where}", "GET", _q(point), bearer(acc.token), expected))
+    rows += [
+        ("admin cookie", "GET", _q(INSIDE), cookie, True),
+        ("admin cookie and token", "GET", _q(INSIDE), {**admin, **cookie}, True),
+        ("nobody", "GET", _q(INSIDE), {}, False),
+        ("unknown token", "GET", _q(INSIDE), bearer("not-a-token-of-anyone"), False),
+        ("long token", "GET", _q(INSIDE), bearer("x" * 201), False),
+        ("empty bearer", "GET", _q(INSIDE), {"Authorization": "Bearer "}, False),
+        ("basic auth", "GET", _q(INSIDE), {"Authorization": "Basic YTpi"}, False),
+        (
+            "basic auth and cookie",
+            "GET",
+            _q(INSIDE),
+            {"Authorization": "Basic YTpi", **cookie},
+            False,
+        ),
+        (
+            "lowercase bearer",
+            "GET",
+            _q(INSIDE),
+            {"Authorization": f"bearer {accounts['admin'].token}"},
+            True,
+        ),
+        ("ended token", "GET", _q(INSIDE), bearer(tok["ended"]), False),
+        ("expired token", "GET", _q(INSIDE), bearer(tok["expired"]), False),
+        ("idle cookie", "GET", _q(INSIDE), {"Cookie": f"gridgov_session={tok['idle']}"}, False),
+        (
+            "token sent as a cookie",
+            "GET",
+            _q(INSIDE),
+            {"Cookie": f"gridgov_session={tok['token_as_cookie']}"},
+            False,
+        ),
+        ("cookie sent as a token", "GET", _q(INSIDE), bearer(admin_auth["cookie"]), False),
+        (
+            "read-your-writes cookie",
+            "GET",
+            _q(INSIDE),
+            {**cookie, "Cookie": f"gridgov_session={admin_auth['cookie']}; gg_after_lsn=0/1"},
+            False,
+        ),
+        ("read-your-writes header", "GET", _q(INSIDE), {**admin, "X-After-LSN": "0/1"}, False),
+        ("crs wgs84", "GET", _q(INSIDE, "&crs=wgs84"), admin, True),
+        ("crs cgcs2000", "GET", _q(INSIDE, "&crs=cgcs2000"), admin, True),
+        ("crs EPSG:4490", "GET", _q(INSIDE, "&crs=EPSG:4490"), admin, True),
+        ("crs gcj02", "GET", f"/api/locate?lon={gx:.7f}&lat={gy:.7f}&crs=gcj02", admin, True),
+        ("crs bd09", "GET", f"/api/locate?lon={bx:.7f}&lat={by:.7f}&crs=bd09", admin, True),
+        (
+            "crs projected x/y",
+            "GET",
+            f"/api/locate?x={px:.3f}&y={py:.3f}&crs=EPSG:{epsg}",
+            admin,
+            True,
+        ),
+        (
+            "crs projected lon/lat names",
+            "GET",
+            f"/api/locate?lon={px:.3f}&lat={py:.3f}&crs=EPSG:{epsg}",
+            admin,
+            True,
+        ),
+        ("unknown crs", "GET", _q(INSIDE, "&crs=EPSG:99999"), admin, False),
+        ("crs with a blank", "GET", _q(INSIDE, "&crs=%20wgs84"), admin, False),
+        ("lon out of range", "GET", "/api/locate?lon=500&lat=31", admin, False),
+        ("lat out of range", "GET", "/api/locate?lon=117&lat=-91", admin, False),
+        (
+            "projected point out of range",
+            "GET",
+            f"/api/locate?x=1&y=1&crs=EPSG:{epsg}",
+            admin,
+            None,
+        ),
+        ("outside every grid", "GET", _q(OUTSIDE), admin, True),
+        ("between grids, tolerance 0", "GET", _q((117.2303, 31.8465), "&tolerance=0"), admin, True),
+        ("tolerance 500", "GET", _q(INSIDE, "&tolerance=500"), admin, True),
+        ("tolerance too large", "GET", _q(INSIDE, "&tolerance=501"), admin, False),
+        ("tolerance negative", "GET", _q(INSIDE, "&tolerance=-1"), admin, False),
+        ("override area by code", "GET", _q(INSIDE, f"&category={AREA_CATEGORY}"), admin, True),
+        (
+            "override area by name",
+            "GET",
+            _q(INSIDE, "&category=%E5%8D%A0%E9%81%93%E7%BB%8F%E8%90%A5"),
+            admin,
+            False,
+        ),
+        (
+            "override area, worker",
+            "GET",
+            _q(INSIDE, f"&category={AREA_CATEGORY}"),
+            bearer(accounts["worker"].token),
+            None,
+        ),
+        ("network category", "GET", _q(VILLAGE, f"&category={NETWORK_CATEGORY}"), admin, True),
+        (
+            "network category, centre",
+            "GET",
+            _q(VILLAGE, f"&category={NETWORK_CATEGORY}"),
+            bearer(accounts["centre"].token),
+            None,
+        ),
+        ("unknown category", "GET", _q(INSIDE, "&category=nothing"), admin, True),
+        ("HEAD", "HEAD", _q(INSIDE), admin, False),
+        ("POST", "POST", _q(INSIDE), admin, False),
+        ("extra parameter", "GET", _q(INSIDE, "&foo=1"), admin, False),
+        ("repeated lon", "GET", _q(INSIDE, "&lon=1"), admin, False),
+        ("lon and x", "GET", _q(INSIDE, "&x=1"), admin, False),
+        ("lat missing", "GET", "/api/locate?lon=117.23", admin, False),
+        ("nothing", "GET", "/api/locate", admin, False),
+        ("trailing ampersand", "GET", _q(INSIDE, "&"), admin, False),
+        ("exponent", "GET", "/api/locate?lon=1.1723e2&lat=31.82", admin, False),
+        ("plus sign", "GET", "/api/locate?lon=%2B117.23&lat=31.82", admin, False),
+        ("blank value", "GET", "/api/locate?lon=&lat=31.82", admin, False),
+        ("nan", "GET", "/api/locate?lon=nan&lat=31.82", admin, False),
+        ("NUL", "GET", "/api/locate?lon=117.23%00&lat=31.82", admin, False),
+        ("integers", "GET", "/api/locate?lon=117&lat=32", admin, True),
+        ("trailing slash", "GET", "/api/locate/?lon=117.23&lat=31.82", admin, False),
+        ("https", "GET", _q(INSIDE), {**admin, "X-Scheme": "https"}, True),
+    ]
+    return rows
+
+
+def _normalised(res: Any) -> tuple[int, bytes, list[tuple[str, str]]]:
+    headers = [(k, NONCE.sub("'nonce-*'", v)) for k, v in res.headers.items()]
+    return res.status_code, res.get_data(), headers
+
+
+def differences(
+    fast_app: Any, slow_app: Any, method: str, url: str, headers: dict[str, str]
+) -> list[str]:
+    """What differs between the two apps' answers to one request (empty: nothing)."""
+    scheme = "https" if headers.pop("X-Scheme", None) == "https" else "http"
+    answers = []
+    for a in (fast_app, slow_app):
+        res = a.test_client(use_cookies=False).open(
+            url, method=method, headers=headers, base_url=f"{scheme}://localhost"
+        )
+        answers.append(_normalised(res))
+    (s1, b1, h1), (s2, b2, h2) = answers
+    out = []
+    if s1 != s2:
+        out.append(f"status {s1} != {s2}")
+    if b1 != b2:
+        out.append(f"body {b1[:300]!r} != {b2[:300]!r}")
+    if h1 != h2:
+        out.append(f"headers {h1} != {h2}")
+    return out
+
+
+def test_fast_path_answers_exactly_as_flask(apps, world, accounts, admin_auth) -> None:  # type: ignore[no-untyped-def]
+    fast, slow = apps
+    wrong = []
+    answered_fast = 0
+    for what, method, url, headers, expected in _requests(accounts, admin_auth, world):
+        before = Counting.served
+        diff = differences(fast, slow, method, url, dict(headers))
+        served = Counting.served > before
+        answered_fast += served
+        if diff:
+            wrong.append(f"{what}: {'; '.join(diff)}")
+        if expected is not None and served != expected:
+            wrong.append(
+                f"{what}: answered {'below' if served else 'by'} Flask, expected otherwise"
+            )
+    assert not wrong, "\n".join(wrong)
+    assert answered_fast >= 20
+
+
+def test_workers_are_answered_fast_in_their_own_grids_only(apps, accounts, world) -> None:  # type: ignore[no-untyped-def]
+    """A worker's point in its own grid is answered below Flask; elsewhere Flask says 404."""
+    fast, _ = apps
+    client = fast.test_client(use_cookies=False)
+    auth = {"Authorization": f"Bearer {accounts['worker'].token}"}
+    before = Counting.served
+    own = client.get(_q(world["own"]), headers=auth)
+    assert own.status_code == 200 and Counting.served == before + 1
+    other = client.get(_q(VILLAGE), headers=auth)
+    assert other.status_code == 404 and Counting.served == before + 1
+
+
+def test_a_browser_session_is_kept_alive_by_the_fast_path(apps, world) -> None:  # type: ignore[no-untyped-def]
+    fast, _ = apps
+    engine, sid = world["engine"], world["ids"]["stale_touch"]
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE user_session SET last_seen_at = now() - interval '5 minutes' WHERE id = :i"
+            ),
+            {"i": sid},
+        )
+    before = Counting.served
+    res = fast.test_client(use_cookies=False).get(
+        _q(INSIDE), headers={"Cookie": f"gridgov_session={world['tokens']['stale_touch']}"}
+    )
+    assert res.status_code == 200 and Counting.served == before + 1
+    with engine.connect() as conn:
+        age = conn.execute(
+            text("SELECT now() - last_seen_at FROM user_session WHERE id = :i"), {"i": sid}
+        ).scalar_one()
+    assert age < timedelta(seconds=30)
+
+
+def test_the_comparison_catches_a_drifting_fast_path(apps, accounts, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The differential check is not blind: a fast path that drops one header, or writes its
+    JSON another way, is caught."""
+    fast, slow = apps
+    from app.api import locate_fast
+
+    auth = {"Authorization": f"Bearer {accounts['admin'].token}"}
+    assert differences(fast, slow, "GET", _q(INSIDE), dict(auth)) == []
+    real = locate_fast.auth
+    dropping = SimpleNamespace(
+        SESSION_COOKIE=real.SESSION_COOKIE,
+        principal_of_row=real.principal_of_row,
+        security_headers=lambda *a: [
+            h for h in real.security_headers(*a) if h[0] != "X-Frame-Options"
+        ],
+    )
+    monkeypatch.setattr(locate_fast, "auth", dropping)  # the fast path's headers alone
+    assert any("headers" in d for d in differences(fast, slow, "GET", _q(INSIDE), dict(auth)))
+    monkeypatch.undo()
+    monkeypatch.setattr(fast.json, "sort_keys", False)
+    assert any("body" in d for d in differences(fast, slow, "GET", _q(INSIDE), dict(auth)))
