@@ -160,14 +160,14 @@ class FastLocate:
             k: v if config.get(k) is None else config[k] for k, v in user_svc.DEFAULT_LIMITS.items()
         }
         try:
-            conn = db.read_engine.raw_connection()
+            conn = db.dbapi_engine.raw_connection()
         except Exception:  # noqa: BLE001 - no connection: Flask answers (and says why)
             return None
         try:
             result = self._locate(conn, rule, x, y, tolerance, crs, category, token, via, limits)
         except Exception as exc:  # noqa: BLE001 - whatever failed, Flask answers as always
-            if isinstance(exc, db.read_engine.dialect.loaded_dbapi.Error):
-                if db.read_engine.dialect.is_disconnect(exc, conn.dbapi_connection, None):
+            if isinstance(exc, db.dbapi_engine.dialect.loaded_dbapi.Error):
+                if db.dbapi_engine.dialect.is_disconnect(exc, conn.dbapi_connection, None):
                     conn.invalidate(exc)
             LOGGER.debug("locate fast path passed a request to Flask: %r", exc)
             result = None
