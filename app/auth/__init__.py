@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from app import replicas
 from app.auth.policy import Forbidden, Principal, Unauthenticated, authorize
+from app.config import DEFAULTS
 from app.db import Reader, get_session, run_read_dbapi
 from app.services import audit
 from app.services import users as user_svc
@@ -356,16 +357,26 @@ def tile_origins(config: Any = None) -> list[str]:
 
 def content_security_policy(nonce: str, config: Any = None) -> str:
     """The CSP of an answer (``config``: the app's, the current app's when not given)."""
-    tiles = " ".join(tile_origins(config))
-    return (
-        "default-src 'self'; "
-        f"script-src 'self' 'nonce-{nonce}'; "
-        "style-src 'self' 'unsafe-inline'; "
-        f"img-src 'self' data: blob: {tiles}".rstrip()
-        + f"; font-src 'self' data:; connect-src 'self' {tiles}".rstrip()
-        + "; object-src 'none'; base-uri 'self'; "
-        "form-action 'self'; frame-ancestors 'none'"
-    )
+    config = current_app.config if config is None else config
+    key = tuple(config.get(k) for k in BASEMAP_KEYS)
+    parts = _CSP_PARTS.get(key)
+    if parts is None:
+        tiles = " ".join(tile_origins(config))
+        parts = _CSP_PARTS[key] = (
+            "default-src 'self'; script-src 'self' 'nonce-",
+            "'; style-src 'self' 'unsafe-inline'; "
+            + f"img-src 'self' data: blob: {tiles}".rstrip()
+            + f"; font-src 'self' data:; connect-src 'self' {tiles}".rstrip()
+            + "; object-src 'none'; base-uri 'self'; "
+            "form-action 'self'; frame-ancestors 'none'",
+        )
+    return parts[0] + nonce + parts[1]
+
+
+#: The settings the CSP depends on (the basemap's: where its tiles come from), and the CSP
+#: around the nonce for each combination of them met so far (built once, not per answer).
+BASEMAP_KEYS = tuple(k for k in DEFAULTS if k.startswith(("BASEMAP", "TIANDITU")))
+_CSP_PARTS: dict[tuple[Any, ...], tuple[str, str]] = {}
 
 
 def csp_nonce() -> str:

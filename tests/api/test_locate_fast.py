@@ -9,9 +9,9 @@ so that the comparison is not won by passing everything to Flask."""
 from __future__ import annotations
 
 import re
-from types import SimpleNamespace
 from collections.abc import Iterator
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -59,6 +59,7 @@ def apps(database_url: str) -> Iterator[tuple[Any, Any]]:
     fast.wsgi_app = Counting(fast, fast.wsgi_app.inner)  # type: ignore[attr-defined]
     slow = create_app(_config(database_url, False))
     yield fast, slow
+    fast.wsgi_app.close()  # type: ignore[attr-defined]
     for a in (fast, slow):
         a.extensions["gridgov_db"].dispose()
 
