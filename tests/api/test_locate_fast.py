@@ -145,12 +145,21 @@ def world(database_url: str, accounts, admin_auth) -> Iterator[dict[str, Any]]: 
             ),
             {"c": OWN_MICRO_GRID},
         ).one()
+        # About 9 m west of the westernmost vertex of all grids: outside every grid, within
+        # the nearest-grid tolerance of one.
+        edge = conn.execute(
+            text(
+                "SELECT ST_X(p) - 0.0001, ST_Y(p) FROM (SELECT (ST_DumpPoints(geom)).geom AS p "
+                "FROM grid WHERE valid_to IS NULL) s ORDER BY ST_X(p) LIMIT 1"
+            )
+        ).one()
     try:
         yield {
             "tokens": {k: v[0] for k, v in made.items()},
             "ids": ids,
             "engine": engine,
             "own": (float(own[0]), float(own[1])),
+            "edge": (float(edge[0]), float(edge[1])),
         }
     finally:
         with engine.begin() as conn:
@@ -279,6 +288,10 @@ def _requests(
         ("outside every grid", "GET", _q(OUTSIDE), admin, True),
         ("between grids, tolerance 0", "GET", _q((117.2303, 31.8465), "&tolerance=0"), admin, True),
         ("tolerance 500", "GET", _q(INSIDE, "&tolerance=500"), admin, True),
+        ("just outside the grids", "GET", _q(world["edge"]), admin, True),
+        ("just outside, tolerance 0", "GET", _q(world["edge"], "&tolerance=0"), admin, True),
+        ("just outside, tolerance 5", "GET", _q(world["edge"], "&tolerance=5"), admin, True),
+        ("just outside, worker", "GET", _q(world["edge"]), bearer(accounts["worker"].token), None),
         ("tolerance too large", "GET", _q(INSIDE, "&tolerance=501"), admin, False),
         ("tolerance negative", "GET", _q(INSIDE, "&tolerance=-1"), admin, False),
         ("override area by code", "GET", _q(INSIDE, f"&category={AREA_CATEGORY}"), admin, True),
@@ -426,3 +439,15 @@ def test_the_comparison_catches_a_drifting_fast_path(apps, accounts, monkeypatch
     monkeypatch.undo()
     monkeypatch.setattr(fast.json, "sort_keys", False)
     assert any("body" in d for d in differences(fast, slow, "GET", _q(INSIDE), dict(auth)))
+
+
+def test_the_answers_differ_where_the_table_says_they_should(apps, world, accounts) -> None:  # type: ignore[no-untyped-def]
+    """The table's points are where they are meant to be: just outside the grids the nearest
+    grid is found within the tolerance and not without it (so a fast path ignoring the
+    tolerance would be caught by the comparison)."""
+    fast, _ = apps
+    client = fast.test_client(use_cookies=False)
+    auth = {"Authorization": f"Bearer {accounts['admin'].token}"}
+    near = client.get(_q(world["edge"]), headers=auth).get_json()
+    none = client.get(_q(world["edge"], "&tolerance=0"), headers=auth).get_json()
+    assert near["method"] == "nearest" and none["method"] in ("ancestor", "unassigned")
