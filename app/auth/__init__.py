@@ -358,7 +358,7 @@ def tile_origins(config: Any = None) -> list[str]:
 def content_security_policy(nonce: str, config: Any = None) -> str:
     """The CSP of an answer (``config``: the app's, the current app's when not given)."""
     config = current_app.config if config is None else config
-    key = tuple(config.get(k) for k in BASEMAP_KEYS)
+    key = tuple(repr(config.get(k)) for k in BASEMAP_KEYS)  # any value, hashable
     parts = _CSP_PARTS.get(key)
     if parts is None:
         tiles = " ".join(tile_origins(config))
