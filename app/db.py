@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from app import replicas
 from app.embedded_pg import DB_NAME, default_cluster
@@ -33,6 +34,7 @@ class Database:
         self.engine: Engine | None = None
         self.read_engine: Engine | None = None
         self.dbapi_engine: Engine | None = None
+        self.fast_engine: Engine | None = None
         self.factory: sessionmaker[Session] | None = None
         self.read_factory: sessionmaker[Session] | None = None
         self.own_read_factory: sessionmaker[Session] | None = None
@@ -89,6 +91,15 @@ class Database:
             isolation_level="AUTOCOMMIT",
             connect_args=generic_plans(url),
         )
+        # The locate below Flask (app/api/locate_fast.py) keeps one connection per server
+        # thread for the thread's life: not taken from the pool above, which Flask's requests
+        # on the same threads need as well (more threads than it holds would wait for ever).
+        self.fast_engine = create_engine(
+            url,
+            poolclass=NullPool,
+            isolation_level="AUTOCOMMIT",
+            connect_args=generic_plans(url),
+        )
         app.extensions["gridgov_db"] = self
         app.teardown_appcontext(_close_session)
         replicas.init_app(app, self)
@@ -102,7 +113,7 @@ class Database:
 
     def dispose(self) -> None:
         """Close every pooled connection (before a fork, at shutdown)."""
-        for engine in (self.engine, self.read_engine, self.dbapi_engine):
+        for engine in (self.engine, self.read_engine, self.dbapi_engine, self.fast_engine):
             if engine is not None:
                 engine.dispose()
         if self.router is not None:

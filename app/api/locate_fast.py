@@ -126,13 +126,41 @@ class FastLocate:
         self.app = app
         self.inner = inner
         self._local = threading.local()
+        # Every connection kept, by the thread that keeps it: one of a thread that has ended
+        # is closed when the next is opened, and all of them by ``close``.
+        self._kept: dict[threading.Thread, Any] = {}
+        self._lock = threading.Lock()
 
     def close(self) -> None:
-        """Give back the calling thread's connection (an app being shut down)."""
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
+        """Close every thread's connection (an app being shut down)."""
+        with self._lock:
+            kept, self._kept = self._kept, {}
+        self._local = threading.local()
+        for conn in kept.values():
             conn.close()
+
+    def _connection(self, engine: Any) -> Any:
+        """The calling thread's connection, opened on its first locate."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        with self._lock:
+            ended = [t for t in self._kept if not t.is_alive()]
+            stale = [self._kept.pop(t) for t in ended]
+        for old in stale:
+            old.close()
+        conn = engine.raw_connection()
+        with self._lock:
+            self._kept[threading.current_thread()] = conn
+        self._local.conn = conn
+        return conn
+
+    def _drop(self, conn: Any) -> None:
+        """Forget the calling thread's connection (it failed) and close it."""
+        self._local.conn = None
+        with self._lock:
+            self._kept.pop(threading.current_thread(), None)
+        conn.close()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         if environ.get("PATH_INFO") == PATH and environ.get("REQUEST_METHOD") == "GET":
@@ -168,21 +196,19 @@ class FastLocate:
         limits = {
             k: v if config.get(k) is None else config[k] for k, v in user_svc.DEFAULT_LIMITS.items()
         }
-        engine = db.dbapi_engine
-        # Each server thread keeps one connection of the driver-level pool for its locates (a
-        # checkout and return per request cost a tenth of the request); one that fails is given
-        # back, invalidated when it is dead, and Flask answers.
-        conn = getattr(self._local, "conn", None)
+        engine = db.fast_engine
+        # Each server thread keeps a connection of its own for its locates (opening one, or a
+        # checkout and return per request, cost a tenth of the request or more); one that fails
+        # is closed, invalidated when it is dead, and Flask answers.
+        conn = None
         try:
-            if conn is None:
-                conn = self._local.conn = engine.raw_connection()
+            conn = self._connection(engine)
             result = self._locate(conn, rule, x, y, tolerance, crs, category, token, via, limits)
         except Exception as exc:  # noqa: BLE001 - whatever failed, Flask answers as always
             if conn is not None and isinstance(exc, engine.dialect.loaded_dbapi.Error):
-                self._local.conn = None
                 if engine.dialect.is_disconnect(exc, conn.dbapi_connection, None):
                     conn.invalidate(exc)
-                conn.close()
+                self._drop(conn)
             LOGGER.debug("locate fast path passed a request to Flask: %r", exc)
             return None
         if result is None:

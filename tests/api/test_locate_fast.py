@@ -9,6 +9,8 @@ so that the comparison is not won by passing everything to Flask."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from types import SimpleNamespace
@@ -174,6 +176,12 @@ def world(database_url: str, accounts, admin_auth) -> Iterator[dict[str, Any]]: 
                 {"i": list(ids.values())},
             )
         engine.dispose()
+
+
+def get_pool_capacity(app: Any) -> int:
+    """How many connections the driver-level read pool of ``app`` holds at most."""
+    pool = app.extensions["gridgov_db"].dbapi_engine.pool
+    return pool.size() + pool._max_overflow  # type: ignore[attr-defined]
 
 
 def _q(point: tuple[float, float], extra: str = "") -> str:
@@ -396,8 +404,23 @@ def test_workers_are_answered_fast_in_their_own_grids_only(apps, accounts, world
     assert other.status_code == 404 and Counting.served == before + 1
 
 
-def test_a_browser_session_is_kept_alive_by_the_fast_path(apps, world) -> None:  # type: ignore[no-untyped-def]
-    fast, _ = apps
+def _last_seen_age(engine: Any, session_id: int) -> timedelta:
+    """How long ago a session was last used, as a new connection reads it (committed only)."""
+    with engine.connect() as conn:
+        return conn.execute(
+            text("SELECT now() - last_seen_at FROM user_session WHERE id = :i"), {"i": session_id}
+        ).scalar_one()
+
+
+@pytest.mark.parametrize("which", ["fast", "flask"])
+def test_a_browser_sessions_last_use_is_committed(apps, world, which) -> None:  # type: ignore[no-untyped-def]
+    """A locate from a browser whose last use is over a minute old records its use, below
+    Flask and through Flask alike, and the write is committed: it is still there after every
+    connection of the app has been closed (an update left in an open transaction, or rolled
+    back when its connection goes back to a pool, is lost there, and the session would
+    time out while in use)."""
+    fast, slow = apps
+    app = fast if which == "fast" else slow
     engine, sid = world["engine"], world["ids"]["stale_touch"]
     with engine.begin() as conn:
         conn.execute(
@@ -406,16 +429,48 @@ def test_a_browser_session_is_kept_alive_by_the_fast_path(apps, world) -> None: 
             ),
             {"i": sid},
         )
+    assert _last_seen_age(engine, sid) > timedelta(minutes=4)
     before = Counting.served
-    res = fast.test_client(use_cookies=False).get(
+    res = app.test_client(use_cookies=False).get(
         _q(INSIDE), headers={"Cookie": f"gridgov_session={world['tokens']['stale_touch']}"}
     )
-    assert res.status_code == 200 and Counting.served == before + 1
-    with engine.connect() as conn:
-        age = conn.execute(
-            text("SELECT now() - last_seen_at FROM user_session WHERE id = :i"), {"i": sid}
-        ).scalar_one()
-    assert age < timedelta(seconds=30)
+    assert res.status_code == 200
+    assert Counting.served == before + (1 if which == "fast" else 0)
+    if which == "fast":
+        app.wsgi_app.close()  # the server thread's own connection
+    app.extensions["gridgov_db"].dispose()  # and every pooled one
+    assert _last_seen_age(engine, sid) < timedelta(seconds=30)
+
+
+def test_with_read_replicas_flask_answers_and_keeps_the_session_alive(  # type: ignore[no-untyped-def]
+    database_url, world
+) -> None:
+    """With read replicas the locate reads where app/replicas.py routes it and the last-use
+    update goes to the primary (skipped while it is down): the fast path leaves all of it to
+    Flask. The cluster itself stands in for its replica here; tests/test_replicas.py runs a
+    real one, primary down included."""
+    app = create_app({**_config(database_url, True), "DATABASE_READ_URL": database_url})
+    app.wsgi_app = Counting(app, app.wsgi_app.inner)  # type: ignore[attr-defined]
+    engine, sid = world["engine"], world["ids"]["stale_touch"]
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE user_session SET last_seen_at = now() - interval '5 minutes' "
+                    "WHERE id = :i"
+                ),
+                {"i": sid},
+            )
+        before = Counting.served
+        res = app.test_client(use_cookies=False).get(
+            _q(INSIDE), headers={"Cookie": f"gridgov_session={world['tokens']['stale_touch']}"}
+        )
+        assert res.status_code == 200 and res.headers["X-Read-From"] == "replica-1"
+        assert Counting.served == before
+        assert _last_seen_age(engine, sid) < timedelta(seconds=30)
+    finally:
+        app.wsgi_app.close()  # type: ignore[attr-defined]
+        app.extensions["gridgov_db"].dispose()
 
 
 def test_the_comparison_catches_a_drifting_fast_path(apps, accounts, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -451,3 +506,40 @@ def test_the_answers_differ_where_the_table_says_they_should(apps, world, accoun
     near = client.get(_q(world["edge"]), headers=auth).get_json()
     none = client.get(_q(world["edge"], "&tolerance=0"), headers=auth).get_json()
     assert near["method"] == "nearest" and none["method"] in ("ancestor", "unassigned")
+
+
+def test_more_server_threads_than_the_pool_holds_are_all_answered(apps, accounts, world) -> None:  # type: ignore[no-untyped-def]
+    """Each server thread keeps a connection for its locates. More threads than the read pool
+    holds, each answering a fast locate and then a request Flask answers (which checks out a
+    pooled connection of its own), are all answered at once: no thread waits for a connection
+    that another thread keeps."""
+    fast, _ = apps
+    pool = get_pool_capacity(fast)
+    count = pool + 2
+    gate = threading.Barrier(count, timeout=60)
+    auth = {"Authorization": f"Bearer {accounts['admin'].token}"}
+    answers: list[tuple[int, int, float]] = []
+    failures: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            client = fast.test_client(use_cookies=False)
+            started = time.monotonic()
+            before = Counting.served
+            mine = client.get(_q(INSIDE), headers=auth)  # below Flask: the thread's connection
+            gate.wait()  # every thread now keeps one
+            flask = client.get(_q(INSIDE, "&foo=1"), headers=auth)  # Flask: a pooled one
+            answers.append((mine.status_code, flask.status_code, time.monotonic() - started))
+            assert Counting.served > before
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not failures, failures
+    assert [(a, b) for a, b, _ in answers] == [(200, 200)] * count
+    slowest = max(s for _, _, s in answers)
+    assert slowest < 20, f"a thread waited {slowest:.1f} s for a connection"
