@@ -19,7 +19,8 @@ Anything else goes to Flask unchanged, which then answers as always: other metho
 included), other or repeated parameters, values that are not plain numbers or words, an
 unknown CRS or coordinates out of range, no live session (401), a role the rule refuses (403),
 a point the caller's grids cannot be shown to hold (Flask's scope check answers 200 or 404),
-read replicas or a read-your-writes position, a debug app, and any error at all on the way
+read replicas or a read-your-writes position, a debug app, an app with ``TRUSTED_HOSTS``
+(Flask checks the Host header), and any error at all on the way
 (nothing here writes but the session's keep-alive, which Flask would write the same).
 ``LOCATE_FAST_PATH = False`` turns it off; tests/api/test_locate_fast.py holds both ways to the
 same status, body and headers.
@@ -177,6 +178,8 @@ class FastLocate:
         config = app.config
         if not config.get("LOCATE_FAST_PATH", True) or app.debug or app.json.compact is False:
             return None
+        if config.get("TRUSTED_HOSTS"):
+            return None  # Flask checks the Host header against them
         db = app.extensions["gridgov_db"]
         if db.router is not None or db.read_factory is not db.own_read_factory:
             return None  # replicas decide where it reads; a test's transaction: Flask

@@ -4,7 +4,11 @@ each CRS, points in, between and outside the grids, override areas and departmen
 bad, unusual and extra parameters, HEAD, a read-your-writes position — each sent to the app
 with the fast path on and off, the status, the body and every header compared (the CSP's
 per-request nonce aside). The table also says which requests the fast path must answer itself,
-so that the comparison is not won by passing everything to Flask."""
+so that the comparison is not won by passing everything to Flask. Then the same comparison
+over points all over the sample (inside, on vertices and edges, a lattice in and around the
+grids, beyond the tolerance) for every caller, every CRS under each of its names, and bad or
+unusual parameters; the session's last use committed on both paths; replicas and trusted
+hosts left to Flask; and more server threads than the read pool holds."""
 
 from __future__ import annotations
 
@@ -78,6 +82,7 @@ def world(database_url: str, accounts, admin_auth) -> Iterator[dict[str, Any]]: 
         with transaction(session):
             centre = session.get(user_svc.AppUser, accounts["centre"].user_id)
             admin = session.get(user_svc.AppUser, accounts["admin"].user_id)
+            worker = session.get(user_svc.AppUser, accounts["worker"].user_id)
             limits = dict(user_svc.DEFAULT_LIMITS, SESSION_IDLE_MINUTES=600)
             for name, user, kind in (
                 ("ended", centre, "token"),
@@ -85,6 +90,8 @@ def world(database_url: str, accounts, admin_auth) -> Iterator[dict[str, Any]]: 
                 ("idle", admin, "browser"),
                 ("stale_touch", admin, "browser"),
                 ("token_as_cookie", admin, "token"),
+                ("centre_cookie", centre, "browser"),
+                ("worker_cookie", worker, "browser"),
             ):
                 new = user_svc.start_session(session, user, None, limits, kind=kind)
                 made[name] = (new.token, new.session.id)
@@ -543,3 +550,235 @@ def test_more_server_threads_than_the_pool_holds_are_all_answered(apps, accounts
     assert [(a, b) for a, b, _ in answers] == [(200, 200)] * count
     slowest = max(s for _, _, s in answers)
     assert slowest < 20, f"a thread waited {slowest:.1f} s for a connection"
+
+
+@pytest.fixture(scope="module")
+def spread(world) -> list[tuple[str, float, float]]:  # type: ignore[no-untyped-def]
+    """Points all over the sample, each named: inside a dozen leaf grids and the callers' own,
+    on a vertex and in the middle of an edge of each (on the boundary, often shared by two
+    grids), a 7 × 7 lattice over all the grids and a margin round them (inside, between and
+    outside), and points west of the westernmost vertex at 3, 9, 30 and 300 m (within the
+    nearest-grid tolerance and beyond it)."""
+    with world["engine"].connect() as conn:
+        points = [
+            (name, float(x), float(y))
+            for name, x, y in conn.execute(
+                text("SELECT n, ST_X(p), ST_Y(p) FROM (" + _spread_sql() + ") s"),
+                {"own": OWN_MICRO_GRID},
+            )
+        ]
+        box = conn.execute(
+            text(
+                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                "(SELECT ST_Extent(geom) AS e FROM grid WHERE valid_to IS NULL) s"
+            )
+        ).one()
+    x0, y0, x1, y1 = (float(v) for v in box)
+    dx, dy = (x1 - x0) * 0.05, (y1 - y0) * 0.05
+    for i in range(7):
+        for j in range(7):
+            x = x0 - dx + (x1 - x0 + 2 * dx) * i / 6
+            y = y0 - dy + (y1 - y0 + 2 * dy) * j / 6
+            points.append((f"lattice {i},{j}", round(x, 7), round(y, 7)))
+    ex, ey = world["edge"]
+    for metres in (3, 9, 30, 300):
+        # world["edge"] is 0.0001° (about 9 m) west of the westernmost vertex.
+        points.append((f"{metres} m west", round(ex + 0.0001 - metres / 94_600, 7), ey))
+    return points
+
+
+def _spread_sql() -> str:
+    return """WITH leaves AS (
+                  SELECT g.code, ST_GeometryN(g.geom, 1) AS geom FROM grid g
+                  WHERE g.valid_to IS NULL AND NOT EXISTS (
+                      SELECT 1 FROM grid c WHERE c.parent_id = g.id AND c.valid_to IS NULL)
+                  ORDER BY g.code = :own DESC, md5(g.code) LIMIT 13),
+              rings AS (SELECT code, ST_ExteriorRing(geom) AS r FROM leaves)
+              SELECT 'inside ' || code AS n, ST_PointOnSurface(geom) AS p FROM leaves
+              UNION ALL SELECT 'vertex of ' || code, ST_PointN(r, 1) FROM rings
+              UNION ALL SELECT 'edge of ' || code, ST_LineInterpolatePoint(
+                  ST_MakeLine(ST_PointN(r, 2), ST_PointN(r, 3)), 0.5) FROM rings"""
+
+
+def _callers(accounts, admin_auth, world) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped-def]
+    """Every role's bearer token, and browser cookies of the administrator, the centre and a
+    worker."""
+    out = {role: {"Authorization": f"Bearer {acc.token}"} for role, acc in accounts.items()}
+    out["admin cookie"] = {"Cookie": f"gridgov_session={admin_auth['cookie']}"}
+    for role in ("centre", "worker"):
+        out[f"{role} cookie"] = {"Cookie": f"gridgov_session={world['tokens'][role + '_cookie']}"}
+    return out
+
+
+def _compare_all(fast, slow, requests) -> tuple[list[str], dict[str, int]]:  # type: ignore[no-untyped-def]
+    """Send each (what, caller, url, headers) to both apps: what differed, and how many of
+    each caller's requests the fast path answered."""
+    wrong: list[str] = []
+    served: dict[str, int] = {}
+    for what, caller, url, headers in requests:
+        before = Counting.served
+        diff = differences(fast, slow, "GET", url, dict(headers))
+        served[caller] = served.get(caller, 0) + (Counting.served > before)
+        if diff:
+            wrong.append(f"{what} as {caller}: {'; '.join(diff)}")
+    return wrong, served
+
+
+def test_every_caller_at_points_all_over_the_sample(
+    apps, world, accounts, admin_auth, spread
+) -> None:  # type: ignore[no-untyped-def]
+    fast, slow = apps
+    callers = _callers(accounts, admin_auth, world)
+    requests = [
+        (name, caller, f"/api/locate?lon={x!r}&lat={y!r}", headers)
+        for name, x, y in spread
+        for caller, headers in callers.items()
+    ]
+    wrong, served = _compare_all(fast, slow, requests)
+    assert not wrong, "\n".join(wrong[:40])
+    # Not won by passing everything to Flask: every caller that may locate was answered below
+    # it somewhere (in its own grids), the administrator nearly everywhere; the roles that may
+    # not locate never were.
+    assert served["department"] == served["camera_feed"] == 0
+    for caller in callers:
+        if caller not in ("department", "camera_feed"):
+            assert served[caller] > 0, caller
+    assert served["admin"] >= len(spread) * 0.9
+
+
+def _in_crs(lon: float, lat: float) -> list[tuple[str, str]]:
+    """The point in every CRS the locate takes, each under each of its names:
+    (crs parameter, query string without it)."""
+    wgs = f"lon={lon!r}&lat={lat!r}"
+    gx, gy = (float(v[0]) for v in wgs84_to_gcj02([lon], [lat]))
+    bx, by = (float(v[0]) for v in wgs84_to_bd09([lon], [lat]))
+    out = [
+        (name, wgs)
+        for name in (
+            "wgs84",
+            "WGS84",
+            "4326",
+            "EPSG:4326",
+            "epsg:4326",
+            "urn:ogc:def:crs:OGC:1.3:CRS84",
+            "urn:ogc:def:crs:EPSG::4326",
+            "cgcs2000",
+            "4490",
+            "EPSG:4490",
+        )
+    ]
+    out += [(n, f"lon={gx!r}&lat={gy!r}") for n in ("gcj02", "GCJ-02", "gcj", "amap", "tencent")]
+    out += [(n, f"lon={bx!r}&lat={by!r}") for n in ("bd09", "BD-09", "bd09ll", "baidu")]
+    for code in (gk_zone_epsg(lon), 3857, 32650):
+        px, py = (float(v[0]) for v in from_wgs84([lon], [lat], f"EPSG:{code}"))
+        out.append((f"EPSG:{code}", f"x={px:.3f}&y={py:.3f}"))
+        out.append((f"EPSG:{code}", f"lon={px:.3f}&lat={py:.3f}"))
+    return out
+
+
+def test_every_crs_under_every_name(apps, world, accounts, admin_auth, spread) -> None:  # type: ignore[no-untyped-def]
+    fast, slow = apps
+    callers = _callers(accounts, admin_auth, world)
+    chosen = {k: callers[k] for k in ("admin", "centre", "worker", "worker cookie", "department")}
+    named = {name: (x, y) for name, x, y in spread}
+    points = {
+        "own micro-grid": world["own"],
+        "inside": INSIDE,
+        "village": VILLAGE,
+        "own vertex": named[f"vertex of {OWN_MICRO_GRID}"],
+        "just outside": world["edge"],
+    }
+    requests = [
+        (f"{where} in {crs}", caller, f"/api/locate?{query}&crs={crs}", headers)
+        for where, (lon, lat) in points.items()
+        for crs, query in _in_crs(lon, lat)
+        for caller, headers in chosen.items()
+    ]
+    wrong, served = _compare_all(fast, slow, requests)
+    assert not wrong, "\n".join(wrong[:40])
+    assert served["admin"] >= len(requests) / len(chosen) * 0.9
+    assert served["worker"] > 0 and served["department"] == 0
+
+
+BAD_QUERIES = (
+    "lon=abc&lat=31.82",
+    "lon=117.23.4&lat=31.82",
+    "lon=117,23&lat=31.82",
+    "lon=%20117.23&lat=31.82",
+    "lon=117.23%20&lat=31.82",
+    "lon=%EF%BC%91%EF%BC%91%EF%BC%97&lat=31.82",  # full-width digits
+    "lon=117.23;lat=31.82",
+    "lon=1234567890123&lat=31.82",
+    "lon=123456789012&lat=31.82",
+    "lon=117.230000000000000001&lat=31.82",
+    "lon=-0&lat=-0",
+    "lon=180&lat=90",
+    "lon=-180&lat=-90",
+    "lon=180.0000001&lat=31.82",
+    "lon=117.23&lat=90.0000001",
+    "lon=inf&lat=31.82",
+    "lon=1e400&lat=31.82",
+    "lon=117.23&lat=31.82&tolerance=0.0",
+    "lon=117.23&lat=31.82&tolerance=500.0",
+    "lon=117.23&lat=31.82&tolerance=500.0001",
+    "lon=117.23&lat=31.82&tolerance=abc",
+    "lon=117.23&lat=31.82&tolerance=",
+    "lon=117.23&lat=31.82&crs=",
+    "lon=117.23&lat=31.82&crs=EPSG:0",
+    "lon=117.23&lat=31.82&crs=EPSG:4326x",
+    "lon=117.23&lat=31.82&crs=EPSG:3857",  # degrees read as metres: nowhere
+    "lon=117.23&lat=31.82&crs=EPSG:4547",  # likewise, in a Gauss-Krüger zone
+    "x=117.23&y=31.82&crs=wgs84",
+    "x=500000&y=3500000",
+    "lon=117.23&lat=31.82&category=" + "a" * 40,
+    "lon=117.23&lat=31.82&category=" + "a" * 41,
+    "lon=117.23&lat=31.82&category=%E5%9E%83%E5%9C%BE",
+    "lon=117.23&lat=31.82&category=garbage&category=garbage",
+    "lon=117.23&lat=31.82&Lon=1",
+    "LON=117.23&LAT=31.82",
+    "lon=117.23",
+    "lat=31.82",
+    "x=1",
+    "lon=117.23&lat=31.82&x=1&y=2",
+    "&lon=117.23&lat=31.82",
+    "lon=117.23&&lat=31.82",
+    "lon&lat=31.82",
+    "=1&lon=117.23&lat=31.82",
+)
+
+
+def test_bad_and_unusual_input(apps, world, accounts, admin_auth) -> None:  # type: ignore[no-untyped-def]
+    """Whatever the parameters, the answer is Flask's: its 4xx with the Chinese message where
+    they are wrong, its 200 where they are right but unusual."""
+    fast, slow = apps
+    callers = _callers(accounts, admin_auth, world)
+    chosen = {k: callers[k] for k in ("admin", "worker", "admin cookie")}
+    requests = [
+        (query, caller, f"/api/locate?{query}", headers)
+        for query in BAD_QUERIES
+        for caller, headers in chosen.items()
+    ]
+    wrong, _ = _compare_all(fast, slow, requests)
+    assert not wrong, "\n".join(wrong[:40])
+    client = slow.test_client(use_cookies=False)
+    for query in ("lon=abc&lat=31.82", "lon=117.23&lat=31.82&tolerance=501", "lon=500&lat=31"):
+        res = client.get(f"/api/locate?{query}", headers=chosen["admin"])
+        assert res.status_code == 400, query
+        assert re.search(r"[\u4e00-\u9fff]", res.get_data(as_text=True)), query
+
+
+def test_a_host_the_app_does_not_trust_is_refused_by_flask(database_url, accounts) -> None:  # type: ignore[no-untyped-def]
+    """With ``TRUSTED_HOSTS`` set, Flask refuses any other Host header: the fast path leaves
+    such an app's locates to it."""
+    app = create_app({**_config(database_url, True), "TRUSTED_HOSTS": ["emap.example.org"]})
+    app.wsgi_app = Counting(app, app.wsgi_app.inner)  # type: ignore[attr-defined]
+    auth = {"Authorization": f"Bearer {accounts['admin'].token}"}
+    try:
+        before = Counting.served
+        client = app.test_client(use_cookies=False)
+        assert client.get(_q(INSIDE), headers=auth).status_code == 400
+        trusted = client.get(_q(INSIDE), headers=auth, base_url="http://emap.example.org")
+        assert trusted.status_code == 200 and Counting.served == before
+    finally:
+        app.wsgi_app.close()  # type: ignore[attr-defined]
+        app.extensions["gridgov_db"].dispose()
