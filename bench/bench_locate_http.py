@@ -26,7 +26,7 @@ swings from round to round; the CPU a request (printed beside it, and in the row
 the steadier comparison. The project's plain locate is answered below Flask
 (``app/api/locate_fast.py``); ``GRIDGOV_LOCATE_FAST_PATH=false`` measures the Flask route.
 
-    python bench/bench_locate_http.py [--rounds 3] [--seconds 6] [--city 100000]
+    python bench/bench_locate_http.py [--rounds 3] [--seconds 6] [--city 100000] [--port N]
 """
 
 from __future__ import annotations
@@ -435,9 +435,12 @@ def bench_dataset(label: str, url: str, args: argparse.Namespace) -> None:
     print(f"\n== {label}: {current_grids(url):,} current grids", flush=True)
     auth = issue_token(url)
     paths = query_paths(url, 2000)
-    ours_port, ceiling_port = free_port(), free_port()
-    while ceiling_port == ours_port:
-        ceiling_port = free_port()
+    if args.port:
+        ours_port, ceiling_port = args.port, args.port + 1
+    else:
+        ours_port, ceiling_port = free_port(), free_port()
+        while ceiling_port == ours_port:
+            ceiling_port = free_port()
     ours = start_project(url, ours_port, args.workers, auth, paths[0])
     ceiling = None
     try:
@@ -509,6 +512,9 @@ def main() -> None:
         "--city", type=int, default=100_000, help="micro-grids of the city (0: skip)"
     )
     parser.add_argument("--skip-sample", action="store_true")
+    parser.add_argument(
+        "--port", type=int, default=0, help="serve on this port and the next (default: free ones)"
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed (apt-get install wrk)")
