@@ -3,7 +3,8 @@
 No accounts, no routing, no CRS: the micro-grid code of a WGS84 point, served by the same
 gunicorn set-up as ``gridgov serve``. Its connections run the generic plan of the prepared
 statement, as the app's locate connections do (``app.db.generic_plans``): PostgreSQL's default
-plans it afresh on every call at 100k grids, which would make the ceiling needlessly low. ``bench/bench_locate_http.py`` starts it beside the app.
+plans it afresh on every call at 100k grids, which would make the ceiling needlessly low.
+``bench/bench_locate_http.py`` starts it beside the app.
 """
 
 import os
