@@ -782,3 +782,26 @@ def test_a_host_the_app_does_not_trust_is_refused_by_flask(database_url, account
     finally:
         app.wsgi_app.close()  # type: ignore[attr-defined]
         app.extensions["gridgov_db"].dispose()
+
+
+def test_a_dead_connection_is_replaced_and_flask_answers_meanwhile(apps, accounts, world) -> None:  # type: ignore[no-untyped-def]
+    """The server thread's connection dies (a database restart, an idle timeout): that
+    request is answered by Flask, the next one below Flask again on a new connection."""
+    fast, slow = apps
+    auth = {"Authorization": f"Bearer {accounts['admin'].token}"}
+    client = fast.test_client(use_cookies=False)
+    expected = slow.test_client(use_cookies=False).get(_q(INSIDE), headers=auth).get_json()
+    assert client.get(_q(INSIDE), headers=auth).status_code == 200
+    kept = fast.wsgi_app._local.conn  # type: ignore[attr-defined]
+    pid = kept.dbapi_connection.info.backend_pid
+    with world["engine"].connect() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:p, 5000)"), {"p": pid}).scalar_one()
+    before = Counting.served
+    res = client.get(_q(INSIDE), headers=auth)
+    assert res.status_code == 200 and res.get_json() == expected
+    assert Counting.served == before  # Flask answered this one
+    again = client.get(_q(INSIDE), headers=auth)
+    assert again.status_code == 200 and again.get_json() == expected
+    assert Counting.served == before + 1
+    now = fast.wsgi_app._local.conn  # type: ignore[attr-defined]
+    assert now is not kept and now.dbapi_connection.info.backend_pid != pid
