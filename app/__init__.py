@@ -42,4 +42,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app import auth
 
     auth.init_app(app)
+
+    from app.api import locate_fast
+
+    locate_fast.install(app)  # the plain single locate, answered below Flask
     return app

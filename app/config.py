@@ -55,6 +55,9 @@ DEFAULTS: dict[str, Any] = {
     "TILE_CACHE_MAX_MB": 512,
     # Request bodies larger than this are refused (bytes).
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
+    # The plain GET /api/locate answered below Flask, the same answer for less CPU
+    # (app/api/locate_fast.py); false: Flask answers every locate.
+    "LOCATE_FAST_PATH": True,
 }
 
 ENV_KEYS = (
@@ -88,9 +91,10 @@ ENV_KEYS = (
     "ANON_PHOTO_WINDOW_MINUTES",
     "IMPORT_JOBS_INLINE",
     "TILE_CACHE_MAX_MB",
+    "LOCATE_FAST_PATH",
 )
 # Settings read from the environment as true/false.
-BOOL_KEYS = {"SESSION_COOKIE_SECURE", "IMPORT_JOBS_INLINE"}
+BOOL_KEYS = {"SESSION_COOKIE_SECURE", "IMPORT_JOBS_INLINE", "LOCATE_FAST_PATH"}
 
 
 def from_environment() -> dict[str, Any]:

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from app import replicas
 from app.embedded_pg import DB_NAME, default_cluster
@@ -32,6 +33,8 @@ class Database:
     def __init__(self) -> None:
         self.engine: Engine | None = None
         self.read_engine: Engine | None = None
+        self.dbapi_engine: Engine | None = None
+        self.fast_engine: Engine | None = None
         self.factory: sessionmaker[Session] | None = None
         self.read_factory: sessionmaker[Session] | None = None
         self.own_read_factory: sessionmaker[Session] | None = None
@@ -73,6 +76,30 @@ class Database:
         )
         self.read_factory = sessionmaker(self.read_engine, expire_on_commit=False)
         self.own_read_factory = self.read_factory
+        # The driver-level reads (``run_read_dbapi``: every request's session look-up and the
+        # single locate) get a pool of their own whose connections always run the generic plan
+        # of a prepared statement. Their statements find rows by key or through the spatial
+        # index whatever the values, but with PostgreSQL's default choice the locate's
+        # statement was planned afresh on every call at 100k grids (its generic plan's cost
+        # estimate looks worse than a custom one's), which cost more CPU than running it.
+        self.dbapi_engine = create_engine(
+            url,
+            pool_size=5,
+            max_overflow=10,
+            pool_recycle=3600,
+            pool_reset_on_return=None,
+            isolation_level="AUTOCOMMIT",
+            connect_args=generic_plans(url),
+        )
+        # The locate below Flask (app/api/locate_fast.py) keeps one connection per server
+        # thread for the thread's life: not taken from the pool above, which Flask's requests
+        # on the same threads need as well (more threads than it holds would wait for ever).
+        self.fast_engine = create_engine(
+            url,
+            poolclass=NullPool,
+            isolation_level="AUTOCOMMIT",
+            connect_args=generic_plans(url),
+        )
         app.extensions["gridgov_db"] = self
         app.teardown_appcontext(_close_session)
         replicas.init_app(app, self)
@@ -86,7 +113,7 @@ class Database:
 
     def dispose(self) -> None:
         """Close every pooled connection (before a fork, at shutdown)."""
-        for engine in (self.engine, self.read_engine):
+        for engine in (self.engine, self.read_engine, self.dbapi_engine, self.fast_engine):
             if engine is not None:
                 engine.dispose()
         if self.router is not None:
@@ -100,6 +127,14 @@ class Database:
         """Return a session for reads only: each statement runs on its own (autocommit)."""
         assert self.read_factory is not None, "init_app() was not called"
         return self.read_factory()
+
+
+def generic_plans(url: str) -> dict[str, Any]:
+    """Connection arguments that make a connection's prepared statements run their generic
+    plan (``plan_cache_mode``), unless the URL sets server options of its own."""
+    if "options=" in str(url):
+        return {}
+    return {"options": "-c plan_cache_mode=force_generic_plan"}
 
 
 def get_db() -> Database:
@@ -150,9 +185,9 @@ def run_read_dbapi(read: Callable[[Any], T], primary: bool = False) -> T:
     if replica is not None:
         return read(replica)
     db = get_db()
-    if db.read_factory is not db.own_read_factory or db.read_engine is None:
+    if db.read_factory is not db.own_read_factory or db.dbapi_engine is None:
         return run_read(read)
-    engine = db.read_engine
+    engine = db.dbapi_engine
     # One connection serves every such read of a request (the session look-up, then the
     # locate): it goes back to the pool when the request ends (``_close_session``).
     # Every pooled connection may have died together (a server restart): each dead one found is

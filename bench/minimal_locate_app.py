@@ -1,7 +1,10 @@
 """The ceiling for one locate over HTTP: Flask, psycopg and one ``ST_Contains`` query.
 
 No accounts, no routing, no CRS: the micro-grid code of a WGS84 point, served by the same
-gunicorn set-up as ``gridgov serve``. ``bench/bench_locate_http.py`` starts it beside the app.
+gunicorn set-up as ``gridgov serve``. Its connections run the generic plan of the prepared
+statement, as the app's locate connections do (``app.db.generic_plans``): PostgreSQL's default
+plans it afresh on every call at 100k grids, which would make the ceiling needlessly low.
+``bench/bench_locate_http.py`` starts it beside the app.
 """
 
 import os
@@ -21,7 +24,12 @@ app, local = Flask(__name__), threading.local()
 def locate():  # type: ignore[no-untyped-def]
     if not hasattr(local, "conn"):
         url = os.environ["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
-        local.conn = psycopg.connect(url, autocommit=True, application_name="gridgov_bench_minimal")
+        local.conn = psycopg.connect(
+            url,
+            autocommit=True,
+            application_name="gridgov_bench_minimal",
+            options="-c plan_cache_mode=force_generic_plan",
+        )
     lon, lat = float(request.args["lon"]), float(request.args["lat"])
     row = local.conn.execute(SQL, (lon, lat)).fetchone()
     return jsonify({"code": row[0] if row else None})

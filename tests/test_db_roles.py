@@ -93,7 +93,12 @@ def test_the_suite_serves_requests_as_the_app_role(app, roles) -> None:  # type:
     """Every other test's requests run through this engine: the suite passing is the proof
     that the app needs nothing more (imports with COPY, reports, grid edits, exports …)."""
     database = app.extensions["gridgov_db"]
-    for engine in (database.engine, database.read_engine):
+    for engine in (
+        database.engine,
+        database.read_engine,
+        database.dbapi_engine,
+        database.fast_engine,
+    ):
         with engine.connect() as conn:
             assert conn.execute(text("SELECT current_user")).scalar_one() == roles[0]
             assert not conn.execute(

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from app import replicas
 from app.auth.policy import Forbidden, Principal, Unauthenticated, authorize
+from app.config import DEFAULTS
 from app.db import Reader, get_session, run_read_dbapi
 from app.services import audit
 from app.services import users as user_svc
@@ -173,9 +174,19 @@ def load_principal() -> Principal:
 
 def _principal_of(row: Any, via: str | None) -> Principal:
     """The principal of a session row (``users.LOOKUP_SQL``'s columns), anonymous without one."""
-    if row is None or row.session_id is None or (via == "token") != (row.kind == "token"):
+    p = principal_of_row(row, via)
+    if p is None:
         g.stale_cookie = via == "browser"
         return Principal()
+    return p
+
+
+def principal_of_row(row: Any, via: str | None) -> Principal | None:
+    """The principal of a live session row (``users.LOOKUP_SQL``'s columns) brought by a bearer
+    token (``via`` "token") or a session cookie ("browser"); None without one, or when the row's
+    kind is not the way it came (a token sent as a cookie). Needs no request context."""
+    if row is None or row.session_id is None or (via == "token") != (row.kind == "token"):
+        return None
     return Principal(
         user_id=row.user_id,
         username=row.username,
@@ -291,42 +302,81 @@ def _before_request():  # type: ignore[no-untyped-def]
     return None
 
 
+def security_headers(
+    config: Any, nonce: str, secure: bool, no_store: bool
+) -> list[tuple[str, str]]:
+    """The security headers of every answer, in order: the CSP with the request's ``nonce``,
+    HSTS when the request came over HTTPS (``secure``) or cookies are HTTPS-only, and
+    ``Cache-Control: no-store`` where ``no_store`` (API answers and pages)."""
+    out = [
+        ("Content-Security-Policy", content_security_policy(nonce, config)),
+        *STATIC_HEADERS,
+    ]
+    if secure or config.get("SESSION_COOKIE_SECURE"):
+        out.append(("Strict-Transport-Security", "max-age=31536000"))
+    if no_store:
+        out.append(("Cache-Control", "no-store"))
+    return out
+
+
+#: The security headers that never change, in the order they are sent.
+STATIC_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+    ("Permissions-Policy", "geolocation=(self), camera=(self), microphone=()"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+)
+NO_STORE_PREFIXES = ("/api/", "/open311/")
+
+
 def _after_request(response):  # type: ignore[no-untyped-def]
-    nonce = g.get("csp_nonce", "")
     h = response.headers
-    h.setdefault("Content-Security-Policy", content_security_policy(nonce))
-    h.setdefault("X-Content-Type-Options", "nosniff")
-    h.setdefault("X-Frame-Options", "DENY")
-    h.setdefault("Referrer-Policy", "same-origin")
-    h.setdefault("Permissions-Policy", "geolocation=(self), camera=(self), microphone=()")
-    h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    if request.is_secure or current_app.config.get("SESSION_COOKIE_SECURE"):
-        h.setdefault("Strict-Transport-Security", "max-age=31536000")
-    if request.path.startswith(("/api/", "/open311/")) or response.mimetype == "text/html":
-        h.setdefault("Cache-Control", "no-store")
+    # A view may have set one of them itself: it keeps its own (one pass over the headers,
+    # instead of a search of every header for each name).
+    have = {name.lower() for name in h.keys()}
+    for name, value in security_headers(
+        current_app.config,
+        g.get("csp_nonce", ""),
+        request.is_secure,
+        request.path.startswith(NO_STORE_PREFIXES) or response.mimetype == "text/html",
+    ):
+        if name.lower() not in have:
+            h.add(name, value)
     if g.get("stale_cookie") and SESSION_COOKIE not in h.get("Set-Cookie", ""):
         response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
 
-def tile_origins() -> list[str]:
+def tile_origins(config: Any = None) -> list[str]:
     """The origins of the configured basemap's tiles, for the CSP (app.services.basemap)."""
     from app.services.basemap import tile_origins as origins
 
-    return origins(current_app.config)
+    return origins(current_app.config if config is None else config)
 
 
-def content_security_policy(nonce: str) -> str:
-    tiles = " ".join(tile_origins())
-    return (
-        "default-src 'self'; "
-        f"script-src 'self' 'nonce-{nonce}'; "
-        "style-src 'self' 'unsafe-inline'; "
-        f"img-src 'self' data: blob: {tiles}".rstrip()
-        + f"; font-src 'self' data:; connect-src 'self' {tiles}".rstrip()
-        + "; object-src 'none'; base-uri 'self'; "
-        "form-action 'self'; frame-ancestors 'none'"
-    )
+def content_security_policy(nonce: str, config: Any = None) -> str:
+    """The CSP of an answer (``config``: the app's, the current app's when not given)."""
+    config = current_app.config if config is None else config
+    key = tuple(repr(config.get(k)) for k in BASEMAP_KEYS)  # any value, hashable
+    parts = _CSP_PARTS.get(key)
+    if parts is None:
+        tiles = " ".join(tile_origins(config))
+        parts = _CSP_PARTS[key] = (
+            "default-src 'self'; script-src 'self' 'nonce-",
+            "'; style-src 'self' 'unsafe-inline'; "
+            + f"img-src 'self' data: blob: {tiles}".rstrip()
+            + f"; font-src 'self' data:; connect-src 'self' {tiles}".rstrip()
+            + "; object-src 'none'; base-uri 'self'; "
+            "form-action 'self'; frame-ancestors 'none'",
+        )
+    return parts[0] + nonce + parts[1]
+
+
+#: The settings the CSP depends on (the basemap's: where its tiles come from), and the CSP
+#: around the nonce for each combination of them met so far (built once, not per answer).
+BASEMAP_KEYS = tuple(k for k in DEFAULTS if k.startswith(("BASEMAP", "TIANDITU")))
+_CSP_PARTS: dict[tuple[Any, ...], tuple[str, str]] = {}
 
 
 def csp_nonce() -> str:

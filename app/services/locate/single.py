@@ -215,8 +215,12 @@ def route(
     ladder: list[dict[str, Any]] = []
     seen = {owner["worker_id"]} if owner else set()
     for grid in upward:
+        assigned = people.get(grid["id"])
+        if not assigned:
+            continue
+        ordered = sorted(assigned, key=lambda p: p["worker_id"])  # once a grid, not a role
         for role in CHIEF_ROLES:
-            for p in sorted(people.get(grid["id"], []), key=lambda p: p["worker_id"]):
+            for p in ordered:
                 if p["role"] == role and p["on_duty"] and p["worker_id"] not in seen:
                     seen.add(p["worker_id"])
                     ladder.append(person(p["worker_id"], p["name"], role, p["phone"], grid))
