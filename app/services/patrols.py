@@ -10,8 +10,12 @@ Definitions (periods in China time, like the visits in ``app.services.visits``):
   than ``patrol_max_accuracy_m``, its time lies outside the patrol (before its start, after its
   stop, ahead of the server's clock), or it was reached from the position before it (in time) at
   more than ``patrol_max_speed_mps`` — a jump of the phone's location, not a walk.
-- The **track** is a ``LINESTRING M`` of the points in time order (measure: seconds since the
-  epoch), built when the patrol stops; an open patrol's line is built from its points on read.
+- The **track** is a ``MULTILINESTRING M`` of the points in time order (measure: seconds since
+  the epoch), built when the patrol stops; an open patrol's line is built from its points on
+  read. It **breaks** between two points more than ``patrol_gap_s`` apart in time or with a
+  point dropped for speed between them (a jump): each part is a stretch walked, and no straight
+  line stands for a gap — neither on the map nor in the coverage. A part of a single point has
+  no line. ``gridgov_patrol_line(patrol, gap)`` (migration 0033) is the one definition.
 - **Patrol coverage** of a unit (a worker: the grids they are assigned to as 专职/兼职网格员; or
   a grid of a level) over the China-time week (Monday 00:00) of the moment asked for: the share
   of the unit's roads (the ``road`` features of the basemap layer, clipped to the unit) within
@@ -50,11 +54,9 @@ _SRID = """(CASE WHEN ST_X(ST_Centroid({g})) BETWEEN 73 AND 136 AND ST_Y(ST_Cent
      ELSE (CASE WHEN ST_Y(ST_Centroid({g})) < 0 THEN 32700 ELSE 32600 END)
           + least(60, floor((ST_X(ST_Centroid({g})) + 180) / 6)::int + 1) END)"""
 
-# A patrol's line in two dimensions: the stored track, or (open patrol) the line of its points.
-_LINE = """coalesce(ST_Force2D(p.track), (
-    SELECT ST_SetSRID(CASE WHEN count(*) > 1 THEN ST_MakeLine(pp.geom ORDER BY pp.t)
-                           ELSE ST_Collect(pp.geom) END, 4326)
-    FROM patrol_point pp WHERE pp.patrol_id = p.id))"""
+# A patrol's line in two dimensions: the stored track, or (open patrol) the line of its points,
+# broken at gaps of more than ``:gap`` seconds and at jumps.
+_LINE = "ST_Force2D(coalesce(p.track, gridgov_patrol_line(p.id, :gap)))"
 # What coverage buffers: the trace (the track's distinct segments, ``build_track``) when built.
 _FOOTPRINT = f"coalesce(p.trace, {_LINE})"
 
@@ -111,20 +113,29 @@ def get_patrol(session: Session, patrol_id: int, *, track: bool = False) -> dict
 
 
 def _track_geojson(session: Session, patrol_id: int) -> dict[str, Any] | None:
-    """The patrol's line as GeoJSON with a time (China time) per vertex."""
+    """The patrol's line as a GeoJSON MultiLineString, one part per stretch walked, with a time
+    (ISO 8601) per vertex in ``times`` (one list per part)."""
+    gap = float(visit_svc.get_settings(session)["patrol_gap_s"])
     rows = session.execute(
         text(
-            "SELECT t AS at, ST_X(geom) AS x, ST_Y(geom) AS y FROM patrol_point WHERE patrol_id = :id ORDER BY t"
+            """SELECT (d).path[1] AS part, ST_X((d).geom) AS x, ST_Y((d).geom) AS y,
+                       ST_M((d).geom) AS m
+                FROM patrol p, ST_DumpPoints(coalesce(p.track, gridgov_patrol_line(p.id, :gap))) d
+                WHERE p.id = :id ORDER BY (d).path"""
         ),
-        {"id": patrol_id},
+        {"id": patrol_id, "gap": gap},
     ).all()
     if not rows:
         return None
-    return {
-        "type": "LineString" if len(rows) > 1 else "Point",
-        "coordinates": ([[r.x, r.y] for r in rows] if len(rows) > 1 else [rows[0].x, rows[0].y]),
-        "times": [r.at.isoformat() for r in rows],
-    }
+    coords: list[list[list[float]]] = []
+    times: list[list[str]] = []
+    for r in rows:
+        if not coords or len(coords) < r.part:
+            coords.append([])
+            times.append([])
+        coords[-1].append([r.x, r.y])
+        times[-1].append(datetime.fromtimestamp(r.m, UTC).isoformat())
+    return {"type": "MultiLineString", "coordinates": coords, "times": times}
 
 
 def _drop_view(t: datetime, reason: str, speed: float | None) -> dict[str, Any]:
@@ -190,22 +201,21 @@ def _lock(session: Session, patrol_id: int, worker_id: int | None) -> Any:
 
 
 def build_track(session: Session, patrol_id: int) -> None:
-    """Build the patrol's LINESTRING M from its points (none, or one point: no line), and its
+    """Build the patrol's MULTILINESTRING M from its points (broken at gaps and jumps; no part
+    of two points or more: no line), and its
     trace: the distinct segments of the line simplified by 2 m and snapped to a 1 m grid in the
     metric CRS, merged back into lines. A walk up and down the same street is then one line,
     which is what the coverage buffers: a day's line of thousands of overlapping vertices
     buffers a hundred times slower, to the same area within a metre or two."""
+    gap = float(visit_svc.get_settings(session)["patrol_gap_s"])
     session.execute(
         text(
             """UPDATE patrol p SET track = s.line,
                    length_m = coalesce(ST_Length(ST_Force2D(s.line)::geography), 0)
-               FROM (SELECT CASE WHEN count(*) > 1 THEN ST_SetSRID(ST_MakeLine(
-                            ST_MakePointM(ST_X(geom), ST_Y(geom), extract(epoch FROM t)) ORDER BY t),
-                            4326) END AS line
-                     FROM patrol_point WHERE patrol_id = :id) s
+               FROM (SELECT gridgov_patrol_line(:id, :gap) AS line) s
                WHERE p.id = :id"""
         ),
-        {"id": patrol_id},
+        {"id": patrol_id, "gap": gap},
     )
     session.execute(
         text(
@@ -554,6 +564,7 @@ def coverage(
         "w1": w1,
         "at": at,
         "buf": float(settings["patrol_buffer_m"]),
+        "gap": float(settings["patrol_gap_s"]),
         "all_w": worker_ids is None,
         "wids": sorted(worker_ids or []),
         "all_g": grid_ids is None,
@@ -608,8 +619,15 @@ def day_map(session: Session, worker_id: int, day: date) -> dict[str, Any]:
     day passed within the buffer, as one GeoJSON FeatureCollection (no personal data of anyone
     else: lines and figures only)."""
     d0, d1 = day_bounds(day)
-    buf = float(visit_svc.get_settings(session)["patrol_buffer_m"])
-    params = {"w": worker_id, "d0": d0, "d1": d1, "buf": buf}
+    settings = visit_svc.get_settings(session)
+    buf = float(settings["patrol_buffer_m"])
+    params = {
+        "w": worker_id,
+        "d0": d0,
+        "d1": d1,
+        "buf": buf,
+        "gap": float(settings["patrol_gap_s"]),
+    }
     tracks = session.execute(
         text(
             f"""SELECT p.id, p.started_at, p.ended_at, p.point_count, p.dropped_count,

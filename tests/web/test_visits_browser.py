@@ -300,7 +300,7 @@ def test_worker_patrols_along_a_road_and_the_coverage_moves(
                 ),
                 {"w": wid, "t": started - timedelta(minutes=1)},
             ).one()
-        assert counts[0] == counts[1] == 18 and counts[2] == "LINESTRINGM"
+        assert counts[0] == counts[1] == 18 and counts[2] == "MULTILINESTRINGM"
         assert not errors, json.dumps(errors, ensure_ascii=False)
     finally:
         context.close()
