@@ -294,6 +294,52 @@ def _parse_points(
     return out
 
 
+# The batch's state read under the patrol's lock in one statement: the batch seen before by its
+# key, the settings, which of the batch's moments are stored already (kept or dropped), and the
+# point kept last before the first new moment (what the speed of the first is measured from).
+_BATCH_STATE_SQL = """
+WITH u AS (SELECT DISTINCT x.t FROM unnest(CAST(:ts AS timestamptz[])) AS x(t)),
+     k AS (SELECT pp.t FROM patrol_point pp JOIN u ON pp.patrol_id = :id AND pp.t = u.t
+           UNION ALL
+           SELECT d.t FROM patrol_drop d JOIN u ON d.patrol_id = :id AND d.t = u.t),
+     f AS (SELECT min(u.t) AS t0 FROM u WHERE NOT EXISTS (SELECT 1 FROM k WHERE k.t = u.t))
+SELECT p.id, p.worker_id, p.started_at, p.ended_at, b.accepted, b.duplicate, b.dropped,
+       (SELECT jsonb_object_agg(key, value) FROM visit_setting) AS settings,
+       (SELECT array_agg(k.t) FROM k) AS known,
+       lp.t AS last_t, ST_X(lp.geom) AS last_x, ST_Y(lp.geom) AS last_y
+FROM patrol p
+LEFT JOIN patrol_batch b ON b.patrol_id = p.id AND b.key = :k
+LEFT JOIN LATERAL (SELECT pp.t, pp.geom FROM patrol_point pp
+                    WHERE pp.patrol_id = p.id AND pp.t < (SELECT f.t0 FROM f)
+                    ORDER BY pp.t DESC LIMIT 1) lp ON TRUE
+WHERE p.id = :id FOR UPDATE OF p
+"""
+
+# Everything the batch writes, in one statement: the dropped points with their reason, the kept
+# ones (a moment stored before adds nothing), the patrol's counts and the batch's key.
+_BATCH_WRITE_SQL = """
+WITH dr AS (INSERT INTO patrol_drop (patrol_id, t, geom, accuracy_m, reason, speed_mps)
+            SELECT :p, u.t, ST_SetSRID(ST_MakePoint(u.x, u.y), 4326), u.a, u.r, u.s
+            FROM unnest(CAST(:dts AS timestamptz[]), CAST(:dxs AS float8[]), CAST(:dys AS float8[]),
+                        CAST(:dacs AS float8[]), CAST(:drs AS varchar[]), CAST(:dss AS float8[]))
+                 AS u(t, x, y, a, r, s)
+            ON CONFLICT DO NOTHING RETURNING 1),
+     ins AS (INSERT INTO patrol_point (patrol_id, t, geom, accuracy_m)
+             SELECT :p, u.t, ST_SetSRID(ST_MakePoint(u.x, u.y), 4326), u.a
+             FROM unnest(CAST(:ts AS timestamptz[]), CAST(:xs AS float8[]),
+                         CAST(:ys AS float8[]), CAST(:acs AS float8[])) AS u(t, x, y, a)
+             ON CONFLICT DO NOTHING RETURNING 1),
+     n AS (SELECT count(*)::int AS c FROM ins),
+     counted AS (UPDATE patrol SET point_count = point_count + (SELECT c FROM n),
+                                   dropped_count = dropped_count + :d
+                 WHERE id = :p RETURNING id),
+     batch AS (INSERT INTO patrol_batch (patrol_id, key, accepted, duplicate, dropped)
+               SELECT :p, CAST(:k AS varchar), n.c, :checked - n.c, :nd FROM n
+               WHERE CAST(:k AS varchar) IS NOT NULL ON CONFLICT DO NOTHING RETURNING 1)
+SELECT c FROM n, counted
+"""
+
+
 def post_positions(
     session: Session,
     patrol_id: int,
@@ -304,20 +350,39 @@ def post_positions(
 ) -> tuple[dict[str, Any], bool]:
     """Take a batch of positions into the worker's patrol. Returns (answer, new batch).
 
-    Three statements: the patrol locked, with the batch seen before (if any) and the settings;
-    the moments already stored with the point before the batch; one statement storing the
-    points, counting them on the patrol and recording the batch."""
+    Two statements: the batch's state read under the patrol's lock (``_BATCH_STATE_SQL``) and
+    everything written (``_BATCH_WRITE_SQL``); between them the points are checked in order
+    (accuracy, time, speed from the point kept before — a loop over at most ``MAX_BATCH``
+    tuples, no objects per point)."""
     now = now or datetime.now(UTC)
     batch_key = key_of(data.get("batch_key"))
+    # Parsed first (the moments are what the state is read for); a refusal is answered once the
+    # patrol is known to be the caller's, and after a replay (which answers what it answered).
+    refusal: BadParameter | None = None
+    try:
+        points = _parse_points(data.get("points"), data.get("crs"), now)
+    except BadParameter as exc:
+        points, refusal = [], exc
+    unusable = 0  # times out of range: no moment to key them by (counted, answered, not stored)
+    timed: dict[datetime, tuple[float, float, float | None]] = {}
+    answer_drops: list[dict[str, Any]] = []
+    for t, lon, lat, acc, raw_t in points:
+        if t is None:
+            unusable += 1
+            answer_drops.append(
+                {
+                    "t": raw_t,
+                    "t_local": None,
+                    "reason": "time",
+                    "reason_name": DROP_REASONS["time"],
+                    "speed_mps": None,
+                }
+            )
+            continue
+        timed.setdefault(t, (lon, lat, acc))
+    times = sorted(timed)
     row = session.execute(
-        text(
-            """SELECT p.id, p.worker_id, p.started_at, p.ended_at,
-                      b.accepted, b.duplicate, b.dropped,
-                      (SELECT jsonb_object_agg(key, value) FROM visit_setting) AS settings
-               FROM patrol p LEFT JOIN patrol_batch b ON b.patrol_id = p.id AND b.key = :k
-               WHERE p.id = :id FOR UPDATE OF p"""
-        ),
-        {"id": patrol_id, "k": batch_key},
+        text(_BATCH_STATE_SQL), {"id": patrol_id, "k": batch_key, "ts": times}
     ).first()
     if row is None or (worker_id is not None and row.worker_id != worker_id):
         raise NotFound(f"巡查 {patrol_id} 不存在 / patrol {patrol_id} not found")
@@ -331,58 +396,20 @@ def post_positions(
             "dropped": [],
             "dropped_count": row.dropped,
         }, False
-    points = _parse_points(data.get("points"), data.get("crs"), now)
+    if refusal is not None:
+        raise refusal
     settings = {**visit_svc.DEFAULTS, **(row.settings or {})}
     max_speed = float(settings["patrol_max_speed_mps"])
     max_acc = float(settings["patrol_max_accuracy_m"])
     lo = row.started_at - timedelta(minutes=5)
     hi = (row.ended_at or now) + timedelta(minutes=5)
-
-    unusable = 0  # times out of range: no moment to key them by (counted, answered, not stored)
-    timed: dict[datetime, tuple[float, float, float | None]] = {}
-    answer_drops: list[dict[str, Any]] = []
-    for t, lon, lat, acc, raw in points:
-        if t is None:
-            unusable += 1
-            answer_drops.append(
-                {
-                    "t": raw,
-                    "t_local": None,
-                    "reason": "time",
-                    "reason_name": DROP_REASONS["time"],
-                    "speed_mps": None,
-                }
-            )
-            continue
-        timed.setdefault(t, (lon, lat, acc))
-    times = sorted(timed)
-    known: set[datetime] = set()
-    stored_before: list[tuple[datetime, float, float]] = []  # points stored, to find "before"
-    if times:
-        for r in session.execute(
-            text(
-                """SELECT t AS at, ST_X(geom) AS x, ST_Y(geom) AS y, true AS kept FROM patrol_point
-                   WHERE patrol_id = :p AND t = ANY(:ts)
-                   UNION ALL
-                   SELECT t, NULL, NULL, false FROM patrol_drop WHERE patrol_id = :p AND t = ANY(:ts)
-                   UNION ALL
-                   (SELECT t, ST_X(geom), ST_Y(geom), NULL FROM patrol_point
-                    WHERE patrol_id = :p AND t < :t0 ORDER BY t DESC LIMIT 1)"""
-            ),
-            {"p": patrol_id, "ts": times, "t0": times[0]},
-        ):
-            if r.kept is not None:
-                known.add(r.at)
-            if r.kept is not False:
-                stored_before.append((r.at, r.x, r.y))
-    fresh = [t for t in times if t not in known]
-    last = None
-    if fresh:
-        earlier = [c for c in stored_before if c[0] < fresh[0]]
-        last = max(earlier) if earlier else None
+    known = set(row.known or ())
+    last = (row.last_t, row.last_x, row.last_y) if row.last_t is not None else None
     dropped: list[tuple[datetime, float, float, float | None, str, float | None]] = []
     accepted: list[tuple[datetime, float, float, float | None]] = []
-    for t in fresh:
+    for t in times:
+        if t in known:
+            continue
         lon, lat, acc = timed[t]
         if not lo <= t <= hi:
             dropped.append((t, lon, lat, acc, "time", None))
@@ -398,47 +425,18 @@ def post_positions(
                 continue
         accepted.append((t, lon, lat, acc))
         last = (t, lon, lat)
-    if dropped:
-        session.execute(
-            text(
-                """INSERT INTO patrol_drop (patrol_id, t, geom, accuracy_m, reason, speed_mps)
-                   SELECT :p, u.t, ST_SetSRID(ST_MakePoint(u.x, u.y), 4326), u.a, u.r, u.s
-                   FROM unnest(CAST(:ts AS timestamptz[]), CAST(:xs AS float8[]),
-                               CAST(:ys AS float8[]), CAST(:acs AS float8[]),
-                               CAST(:rs AS varchar[]), CAST(:ss AS float8[])) AS u(t, x, y, a, r, s)
-                   ON CONFLICT DO NOTHING"""
-            ),
-            {
-                "p": patrol_id,
-                "ts": [d[0] for d in dropped],
-                "xs": [d[1] for d in dropped],
-                "ys": [d[2] for d in dropped],
-                "acs": [d[3] for d in dropped],
-                "rs": [d[4] for d in dropped],
-                "ss": [d[5] for d in dropped],
-            },
-        )
     n_dropped = len(dropped) + unusable
     checked = len(points) - unusable - len(dropped)  # stored now, or stored before
     stored = session.scalar(
-        text(
-            """WITH ins AS (
-                   INSERT INTO patrol_point (patrol_id, t, geom, accuracy_m)
-                   SELECT :p, u.t, ST_SetSRID(ST_MakePoint(u.x, u.y), 4326), u.a
-                   FROM unnest(CAST(:ts AS timestamptz[]), CAST(:xs AS float8[]),
-                               CAST(:ys AS float8[]), CAST(:acs AS float8[])) AS u(t, x, y, a)
-                   ON CONFLICT DO NOTHING RETURNING 1),
-               n AS (SELECT count(*)::int AS c FROM ins),
-               counted AS (UPDATE patrol SET point_count = point_count + (SELECT c FROM n),
-                                             dropped_count = dropped_count + :d
-                           WHERE id = :p RETURNING id),
-               batch AS (INSERT INTO patrol_batch (patrol_id, key, accepted, duplicate, dropped)
-                         SELECT :p, CAST(:k AS varchar), n.c, :checked - n.c, :nd FROM n
-                         WHERE CAST(:k AS varchar) IS NOT NULL RETURNING 1)
-               SELECT c FROM n, counted"""
-        ),
+        text(_BATCH_WRITE_SQL),
         {
             "p": patrol_id,
+            "dts": [d[0] for d in dropped],
+            "dxs": [d[1] for d in dropped],
+            "dys": [d[2] for d in dropped],
+            "dacs": [d[3] for d in dropped],
+            "drs": [d[4] for d in dropped],
+            "dss": [d[5] for d in dropped],
             "ts": [a[0] for a in accepted],
             "xs": [a[1] for a in accepted],
             "ys": [a[2] for a in accepted],
