@@ -47,6 +47,12 @@ class Patrol(Base):
     trace: Mapped[WKBElement | None] = mapped_column(
         Geometry("MULTILINESTRING", srid=4326, spatial_index=False)
     )
+    # The trace buffered by ``reach_m`` metres (the buffer setting when it was built), unioned:
+    # what the coverage takes instead of buffering the trace again while the setting holds.
+    reach: Mapped[WKBElement | None] = mapped_column(
+        Geometry("MULTIPOLYGON", srid=4326, spatial_index=False)
+    )
+    reach_m: Mapped[float | None] = mapped_column(Float)
     point_count: Mapped[int] = mapped_column(Integer, server_default="0")
     dropped_count: Mapped[int] = mapped_column(Integer, server_default="0")
     length_m: Mapped[float | None] = mapped_column(Float)

@@ -59,6 +59,10 @@ _SRID = """(CASE WHEN ST_X(ST_Centroid({g})) BETWEEN 73 AND 136 AND ST_Y(ST_Cent
 _LINE = "ST_Force2D(coalesce(p.track, gridgov_patrol_line(p.id, :gap)))"
 # What coverage buffers: the trace (the track's distinct segments, ``build_track``) when built.
 _FOOTPRINT = f"coalesce(p.trace, {_LINE})"
+# The footprint's reach in a metric CRS: each segment buffered by ``:buf`` metres, unioned (a
+# buffer of the whole line, whose passes lie nearly on top of each other, takes seconds).
+_REACH = """(SELECT ST_Union(ST_Buffer((d).geom, :buf, 4))
+             FROM ST_DumpSegments(ST_Transform({line}, {srid})) d)"""
 
 
 def _haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
@@ -206,8 +210,11 @@ def build_track(session: Session, patrol_id: int) -> None:
     trace: the distinct segments of the line simplified by 2 m and snapped to a 1 m grid in the
     metric CRS, merged back into lines. A walk up and down the same street is then one line,
     which is what the coverage buffers: a day's line of thousands of overlapping vertices
-    buffers a hundred times slower, to the same area within a metre or two."""
-    gap = float(visit_svc.get_settings(session)["patrol_gap_s"])
+    buffers a hundred times slower, to the same area within a metre or two. Then its reach:
+    the trace buffered by ``patrol_buffer_m`` segment by segment and unioned (``_REACH``),
+    kept with the buffer it was built for; the coverage takes it while that setting holds."""
+    settings = visit_svc.get_settings(session)
+    gap, buf = float(settings["patrol_gap_s"]), float(settings["patrol_buffer_m"])
     session.execute(
         text(
             """UPDATE patrol p SET track = s.line,
@@ -231,6 +238,15 @@ def build_track(session: Session, patrol_id: int) -> None:
                WHERE p.id = :id"""
         ),
         {"id": patrol_id},
+    )
+    session.execute(
+        text(
+            f"""UPDATE patrol p SET reach_m = :buf, reach = (
+                   SELECT ST_Multi(ST_Transform({_REACH.format(line="p.trace", srid="m.srid")}, 4326))
+                   FROM (SELECT {_SRID.format(g="p.trace")} AS srid) m)
+               WHERE p.id = :id"""
+        ),
+        {"id": patrol_id, "buf": buf},
     )
 
 
@@ -519,12 +535,14 @@ def _coverage_sql(units: str, match: str) -> str:
     WITH units AS MATERIALIZED ({units}),
     u AS MATERIALIZED (SELECT key, code, name, geom, srid, ST_Transform(geom, srid) AS mgeom
           FROM (SELECT units.*, {_SRID.format(g="units.geom")} AS srid FROM units) x),
-    tracks AS MATERIALIZED (SELECT p.id, p.worker_id, {_FOOTPRINT} AS line FROM patrol p
+    tracks AS MATERIALIZED (SELECT p.id, p.worker_id, {_FOOTPRINT} AS line,
+                                   CASE WHEN p.reach_m = :buf THEN p.reach END AS reach FROM patrol p
                WHERE p.started_at < :w1 AND coalesce(p.ended_at, :at) >= :w0 AND p.started_at <= :at
                  AND p.purged_at IS NULL AND (:all_w OR p.worker_id = ANY(:wids))),
-    tr AS MATERIALIZED (SELECT u.key, ST_Union(ST_Buffer(ST_Transform(tk.line, u.srid), :buf, 4)) AS b,
-                  count(DISTINCT tk.id) AS patrols
-           FROM u JOIN tracks tk ON tk.line IS NOT NULL AND {match} GROUP BY u.key),
+    tr AS MATERIALIZED (SELECT u.key, ST_Union(pb.b) AS b, count(*) AS patrols
+           FROM u JOIN tracks tk ON tk.line IS NOT NULL AND {match},
+           LATERAL (SELECT coalesce(ST_Transform(tk.reach, u.srid), {_REACH.format(line="tk.line", srid="u.srid")}) AS b) pb
+           GROUP BY u.key),
     rc AS MATERIALIZED (SELECT u.key, ST_Intersection(ST_Transform(bf.geom, u.srid), u.mgeom) AS g
            FROM u JOIN basemap_feature bf ON bf.kind = 'road' AND bf.geom && u.geom
                 AND ST_Intersects(bf.geom, u.geom)),
@@ -643,7 +661,7 @@ def day_map(session: Session, worker_id: int, day: date) -> dict[str, Any]:
                               WHERE a.worker_id = :w AND g.valid_to IS NULL
                                 AND a.role IN ('worker_full', 'worker_part')),
                 m AS (SELECT geom, {_SRID.format(g="geom")} AS srid FROM area WHERE geom IS NOT NULL),
-                day AS (SELECT ST_Union(ST_Buffer(ST_Transform(ln, m.srid), :buf, 4)) AS b
+                day AS (SELECT ST_Union({_REACH.format(line="t.ln", srid="m.srid")}) AS b
                         FROM m, (SELECT {_FOOTPRINT} AS ln FROM patrol p WHERE p.worker_id = :w
                                    AND p.started_at < :d1 AND coalesce(p.ended_at, now()) >= :d0
                                    AND p.purged_at IS NULL) t WHERE ln IS NOT NULL),

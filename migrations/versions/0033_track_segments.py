@@ -11,11 +11,15 @@ a straight stretch nobody walked, so the map draws no made-up road and the cover
 none. ``gridgov_patrol_line(patrol_id, gap_s)`` builds the line from the points (a stretch of
 a single position has no line); the service calls it on stop and for an open patrol on read.
 Tracks stored before are rebuilt with a gap of 300 s (the setting's default).
+
+A patrol also keeps its ``reach``: its trace buffered by ``reach_m`` metres (the buffer setting
+when the track was built), which the coverage takes while the setting is unchanged.
 """
 
 from collections.abc import Sequence
 
 import geoalchemy2
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0033_track_segments"
@@ -47,6 +51,17 @@ $$
 
 
 def upgrade() -> None:
+    op.add_column(
+        "patrol",
+        sa.Column(
+            "reach",
+            geoalchemy2.types.Geometry(
+                geometry_type="MULTIPOLYGON", srid=4326, spatial_index=False
+            ),
+            nullable=True,
+        ),
+    )
+    op.add_column("patrol", sa.Column("reach_m", sa.Float(), nullable=True))
     op.execute(LINE_FUNCTION)
     op.alter_column(
         "patrol",
@@ -79,3 +94,5 @@ def downgrade() -> None:
         postgresql_using="ST_GeometryN(track, 1)",
     )
     op.execute("DROP FUNCTION gridgov_patrol_line(integer, double precision)")
+    op.drop_column("patrol", "reach_m")
+    op.drop_column("patrol", "reach")

@@ -325,6 +325,13 @@ def test_a_silent_phone_breaks_the_track_and_the_gap_counts_for_nothing(
     assert broken > before
     assert joined - broken > 0.8 * (gap_road - 2 * 30), (before, broken, joined, gap_road)
     assert len(worker.get(f"/api/patrols/{pid}").get_json()["track"]["coordinates"]) == 1
+    # The stored reach is the buffer of its setting; another setting is buffered afresh.
+    kept = db_session.execute(
+        text("SELECT reach_m, ST_Area(reach::geography) FROM patrol WHERE id = :p"), {"p": pid}
+    ).one()
+    assert kept[0] == 30 and kept[1] > 2 * 30 * 0.9 * piece
+    assert client.put("/api/visit-settings", json={"patrol_buffer_m": 0.5}).status_code == 200
+    assert _covered_m(worker, me) < joined - 0.5 * (gap_road - 60)
     bad = client.put("/api/visit-settings", json={"patrol_gap_s": 1})
     assert bad.status_code == 400 and bad.get_json()["error"]["param"] == "patrol_gap_s"
 
