@@ -215,6 +215,7 @@ def build_track(session: Session, patrol_id: int) -> None:
     kept with the buffer it was built for; the coverage takes it while that setting holds."""
     settings = visit_svc.get_settings(session)
     gap, buf = float(settings["patrol_gap_s"]), float(settings["patrol_buffer_m"])
+    no_jit(session)
     session.execute(
         text(
             """UPDATE patrol p SET track = s.line,
@@ -558,6 +559,12 @@ def _coverage_sql(units: str, match: str) -> str:
     """
 
 
+def no_jit(session: Session) -> None:
+    """Compile no plan in this transaction: the geometry functions' cost estimates put the
+    coverage far above the JIT threshold, and compiling took seconds where running takes less."""
+    session.execute(text("SET LOCAL jit = off"))
+
+
 def _share(part: float, whole: float) -> float | None:
     return round(min(1.0, part / whole), 4) if whole > 0 else None
 
@@ -599,10 +606,14 @@ def coverage(
         params["level"] = level
         units = """SELECT g.id AS key, g.code, g.name, g.geom FROM grid g
                    WHERE g.valid_to IS NULL AND g.level = :level AND (:all_g OR g.id = ANY(:gids))"""
-        match = "tk.line && u.geom AND ST_Intersects(tk.line, u.geom)"
+        # Part by part: a relate of the whole trace (hundreds of parts lying on top of each
+        # other) against a polygon costs tens of milliseconds, of one part a fraction of one.
+        match = """tk.line && u.geom AND EXISTS (SELECT 1 FROM ST_Dump(tk.line) d
+                   WHERE (d).geom && u.geom AND ST_Intersects((d).geom, u.geom))"""
         params["all_w"], params["wids"] = True, []
     else:
         raise BadParameter("group", f"group '{group[:20]}' 无效，可选：worker、grid")
+    no_jit(session)
     rows = session.execute(text(_coverage_sql(units, match)), params).all()
     out = []
     for r in rows:
@@ -637,6 +648,7 @@ def day_map(session: Session, worker_id: int, day: date) -> dict[str, Any]:
     d0, d1 = day_bounds(day)
     settings = visit_svc.get_settings(session)
     buf = float(settings["patrol_buffer_m"])
+    no_jit(session)
     params = {
         "w": worker_id,
         "d0": d0,
