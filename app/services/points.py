@@ -494,14 +494,14 @@ def pending_entries(session: Session, p: Any) -> list[dict[str, Any]]:
             _ENTRY_SQL
             + """ WHERE e.status = :s AND EXISTS (SELECT 1 FROM grid_assignment a
                    WHERE a.worker_id = e.member_id AND a.role = 'party_member'
-                     AND (:all OR a.grid_id = ANY(:scope)))
+                     AND (:all OR a.grid_id = ANY(CAST(:scope AS integer[]))))
                 ORDER BY e.proposed_at, e.id LIMIT 500"""
         ),
         {"s": status, "all": scope is None, "scope": sorted(scope or ())},
     ).all()
     names = dict(
         session.execute(
-            text("SELECT id, name FROM worker WHERE id = ANY(:ids)"),
+            text("SELECT id, name FROM worker WHERE id = ANY(CAST(:ids AS integer[]))"),
             {"ids": sorted({r.member_id for r in rows})},
         ).all()
     )
@@ -731,7 +731,7 @@ def ranking(
     # ranks), and the count of all rows is read only when the list was cut.
     if group == "member":
         base = """WITH m AS (SELECT DISTINCT a.worker_id FROM grid_assignment a
-                              WHERE a.role = 'party_member' AND (:all OR a.grid_id = ANY(:scope)))"""
+                              WHERE a.role = 'party_member' AND (:all OR a.grid_id = ANY(CAST(:scope AS integer[]))))"""
         sql = (
             base
             + """,
@@ -749,18 +749,18 @@ def ranking(
                               JOIN point_rule r ON r.id = e.rule_id
                              WHERE e.occurred_on >= :start AND e.occurred_on < :end GROUP BY e.household_id),
                       k AS (SELECT h.id, h.grid_id, COALESCE(p.pts, 0) AS total FROM household h
-                              LEFT JOIN p ON p.household_id = h.id WHERE :all OR h.grid_id = ANY(:scope)
+                              LEFT JOIN p ON p.household_id = h.id WHERE :all OR h.grid_id = ANY(CAST(:scope AS integer[]))
                              ORDER BY total DESC, h.id LIMIT :limit)
                  SELECT k.id, k.grid_id, g.code AS grid_code, g.name AS grid_name, k.total
                    FROM k JOIN grid g ON g.id = k.grid_id ORDER BY k.total DESC, k.id"""
-        count_sql = "SELECT count(*) FROM household h WHERE :all OR h.grid_id = ANY(:scope)"
+        count_sql = "SELECT count(*) FROM household h WHERE :all OR h.grid_id = ANY(CAST(:scope AS integer[]))"
     else:
         base = """WITH p AS (SELECT e.household_id, SUM(r.points) AS pts FROM household_point_entry e
                               JOIN point_rule r ON r.id = e.rule_id
                              WHERE e.occurred_on >= :start AND e.occurred_on < :end GROUP BY e.household_id),
                       t AS (SELECT h.grid_id, COUNT(*)::int AS households, COALESCE(SUM(p.pts), 0)::int AS total
                               FROM household h LEFT JOIN p ON p.household_id = h.id
-                             WHERE :all OR h.grid_id = ANY(:scope) GROUP BY h.grid_id)"""
+                             WHERE :all OR h.grid_id = ANY(CAST(:scope AS integer[])) GROUP BY h.grid_id)"""
         sql = (
             base
             + """
