@@ -304,6 +304,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8, help="--full: client threads")
     ap.add_argument("--batch", type=int, default=60, help="--full: positions per batch")
     ap.add_argument("--gunicorn-workers", type=int, default=2)
+    ap.add_argument("--port", type=int, default=0, help="--full: gunicorn's port (0: a free one)")
     args = ap.parse_args()
     if args.full:
         full_day(args)
@@ -557,7 +558,7 @@ def full_day(args: argparse.Namespace) -> None:
         f" {jumps} jumps, {silences} silences of 6-20 min; batches of {args.batch}",
         flush=True,
     )
-    port = free_port()
+    port = args.port or free_port()
     server = start_gunicorn(
         {"GRIDGOV_DATABASE_URL": url}, port, workers=args.gunicorn_workers, threads=4
     )

@@ -775,7 +775,7 @@ def ranking(
     at = keys.index("total")
     items = []
     rank, last = 0, None
-    for i, r in enumerate(result.tuples().all(), 1):
+    for i, r in enumerate(result.all(), 1):
         if r[at] != last:
             rank, last = i, r[at]
         items.append(dict(zip(keys, (*r, rank), strict=True)))
