@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
+from itertools import repeat
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from app.db import binary_rows, driver_sql
 from app.errors import BadParameter, Conflict, NotFound, ValidationFailed
 from app.privacy import mask_name
 
@@ -770,15 +772,13 @@ def ranking(
         )
         count_sql = base + " SELECT count(*) FROM t"
     sort_memory(session)
-    result = session.execute(text(sql), params)
-    keys = [*result.keys(), "rank"]
-    at = keys.index("total")
-    items = []
+    keys, rows = binary_rows(session, driver_sql(text(sql)), params)
+    items = list(map(dict, map(zip, repeat(keys), rows)))
     rank, last = 0, None
-    for i, r in enumerate(result.all(), 1):
-        if r[at] != last:
-            rank, last = i, r[at]
-        items.append(dict(zip(keys, (*r, rank), strict=True)))
+    for i, item in enumerate(items, 1):
+        if item["total"] != last:
+            rank, last = i, item["total"]
+        item["rank"] = rank
     count = len(items) if len(items) < limit else session.scalar(text(count_sql), params)
     if group == "member" and mask_names:
         for item in items:
