@@ -20,10 +20,19 @@ micro-grid and 20 households in each. Then:
    grid, level 4), timed, against a baseline in Python (shapely, the same buffer and metric
    CRS): the shares must agree within 0.5 %.
 
+``--full`` runs the whole day through the HTTP API instead: ``--workers`` workers (one
+micro-grid each) start a patrol, post their day (a position every 10–30 s, now and then a
+silence of 6–20 minutes or a jump of 2–5 km) in batches of ``--batch`` to gunicorn
+(``--gunicorn-workers`` × 4 threads, on ``--port``) from ``--clients`` threads, every 20th
+batch twice, and stop; checked: every position stored exactly once, every jump dropped with its
+reason, tracks broken at the silences and jumps. Then the same batches as plain multi-row
+INSERTs (the baseline, once, after the project), the weekly coverage and a retention run.
+
 Targets: at least 2,000 positions/s; the weekly coverage of 1,000 micro-grids under 10 s.
 
     python bench/bench_patrols.py [--grids 1000] [--hours 8] [--rounds 3] [--threads 4]
                                   [--visits 20000]
+    python bench/bench_patrols.py --full [--workers 1000] [--hours 8] [--clients 8] [--port N]
 """
 
 from __future__ import annotations
