@@ -10,8 +10,8 @@ micro-grid and 20 households in each. Then:
    endpoint calls, one transaction per batch) from ``--threads`` threads. Every 20th batch is
    sent twice with its key and every 25th again without one, as a phone does after a lost
    answer. The workers are split into ``--rounds`` rounds; each round also runs the baseline,
-   a plain ``executemany`` INSERT of the same positions into a table of the same shape (no
-   idempotency, no checks), alternating which goes first. Checked: every position stored
+   a plain multi-row INSERT of the same positions per batch through psycopg into a table of the
+   same shape (no idempotency, no checks), alternating which goes first. Checked: every position stored
    exactly once (count and distinct moments equal the positions sent), the baseline's count
    equal.
 2. **Visits.** ``--visits`` visits posted in bursts of 500 through ``visits.record_visit``, a
@@ -20,17 +20,30 @@ micro-grid and 20 households in each. Then:
    grid, level 4), timed, against a baseline in Python (shapely, the same buffer and metric
    CRS): the shares must agree within 0.5 %.
 
+``--full`` runs the whole day through the HTTP API instead: ``--workers`` workers (one
+micro-grid each) start a patrol, post their day (a position every 10–30 s, now and then a
+silence of 6–20 minutes or a jump of 2–5 km) in batches of ``--batch`` to gunicorn
+(``--gunicorn-workers`` × 4 threads, on ``--port``) from ``--clients`` threads, every 20th
+batch twice, and stop; checked: every position stored exactly once, every jump dropped with its
+reason, tracks broken at the silences and jumps. Then the same batches as plain multi-row
+INSERTs (the baseline, once, after the project), the weekly coverage and a retention run.
+
 Targets: at least 2,000 positions/s; the weekly coverage of 1,000 micro-grids under 10 s.
 
     python bench/bench_patrols.py [--grids 1000] [--hours 8] [--rounds 3] [--threads 4]
                                   [--visits 20000]
+    python bench/bench_patrols.py --full [--workers 1000] [--hours 8] [--clients 8] [--port N]
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import math
 import os
+import random
+import signal
 import statistics
 import sys
 import threading
@@ -46,14 +59,16 @@ import shapely  # noqa: E402
 from pyproj import Transformer  # noqa: E402
 from shapely import wkb  # noqa: E402
 from shapely.ops import unary_union  # noqa: E402
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import select, text  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app import migrate as mig  # noqa: E402
 from app.db import get_db, transaction  # noqa: E402
 from app.embedded_pg import default_cluster  # noqa: E402
-from app.services import patrols, visits  # noqa: E402
+from app.models.auth import AppUser  # noqa: E402
+from app.services import patrols, retention, users, visits  # noqa: E402
 from bench import report  # noqa: E402
+from bench.serving import free_port, start_gunicorn  # noqa: E402
 from gis.crs import gk_zone_epsg  # noqa: E402
 
 LON0, LAT0 = 117.30, 31.90  # the district's south-west corner
@@ -206,6 +221,15 @@ def run_project(app, work: list[tuple[int, int, list[dict]]], threads: int, now:
     return time.perf_counter() - t0
 
 
+def insert_plain(cur, pid: int, pts: list[dict]) -> None:  # type: ignore[no-untyped-def]
+    """The baseline's batch: one plain multi-row INSERT of the same rows (no checks)."""
+    cur.execute(
+        "INSERT INTO bench_point (patrol_id, t, geom, accuracy_m) VALUES "
+        + ", ".join(["(%s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4326), %s)"] * len(pts)),
+        [v for p in pts for v in (pid, p["t"], p["lon"], p["lat"], p.get("accuracy"))],
+    )
+
+
 def run_baseline(url: str, work: list[tuple[int, int, list[dict]]], threads: int) -> float:
     lock = threading.Lock()
     queue = list(work)
@@ -220,14 +244,7 @@ def run_baseline(url: str, work: list[tuple[int, int, list[dict]]], threads: int
                     pid, _wid, pts = queue.pop()
                 for k in range(0, len(pts), BATCH):
                     with conn.cursor() as cur:
-                        cur.executemany(
-                            "INSERT INTO bench_point (patrol_id, t, geom, accuracy_m)"
-                            " VALUES (%s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4326), %s)",
-                            [
-                                (pid, p["t"], p["lon"], p["lat"], p["accuracy"])
-                                for p in pts[k : k + BATCH]
-                            ],
-                        )
+                        insert_plain(cur, pid, pts[k : k + BATCH])
                     conn.commit()
 
     t0 = time.perf_counter()
@@ -289,7 +306,18 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--visits", type=int, default=20000)
+    ap.add_argument("--full", action="store_true", help="the whole day through HTTP (gunicorn)")
+    ap.add_argument(
+        "--workers", type=int, default=1000, help="--full: workers (one micro-grid each)"
+    )
+    ap.add_argument("--clients", type=int, default=8, help="--full: client threads")
+    ap.add_argument("--batch", type=int, default=60, help="--full: positions per batch")
+    ap.add_argument("--gunicorn-workers", type=int, default=2)
+    ap.add_argument("--port", type=int, default=0, help="--full: gunicorn's port (0: a free one)")
     args = ap.parse_args()
+    if args.full:
+        full_day(args)
+        return
     print(f"load before: {report.load_text()}")
     url, _owner = prepare(args.grids)
     app = create_app({"DATABASE_URL": url})
@@ -421,7 +449,7 @@ def main() -> None:
         higher_is_better=True,
         target=">= 2000/s",
         holds=rate >= 2000,
-        baseline_name="executemany INSERT",
+        baseline_name="multi-row INSERT through psycopg",
         note=f"{len(work)} workers x {args.hours} h, {args.threads} threads",
     )
     cov = statistics.median(times)
@@ -433,6 +461,277 @@ def main() -> None:
         target="< 10 s for 1000",
         holds=cov < 10 if args.grids >= 1000 else None,
         baseline_name="shapely in Python (scaled from 40 grids)",
+    )
+
+
+# ---------------------------------------------------------------- the full day through HTTP
+
+
+def day_of(
+    i: int, cols: int, start: datetime, hours: float, rng: random.Random
+) -> tuple[list[dict], int, int]:
+    """Worker ``i``'s day: a position every 10–30 s walking their streets at 1.2 m/s, with the
+    phone now and then silent for 6–20 minutes (the worker walks on, unseen) and now and then a
+    position 2–5 km off (a jump). Returns (positions, jumps, silences)."""
+    path = serpentine(i, cols)
+    legs = [math.dist(a, b) for a, b in zip(path, path[1:], strict=False)]
+    total = sum(legs)
+    out: list[dict] = []
+    jumps = silences = 0
+    clock = rng.uniform(0, 30)
+    silent = False
+    while clock < hours * 3600:
+        s = (clock * 1.2) % (2 * total)
+        s = s if s <= total else 2 * total - s
+        for (a, b), leg in zip(zip(path, path[1:], strict=False), legs, strict=False):
+            if s <= leg:
+                x, y = a[0] + (b[0] - a[0]) * s / leg, a[1] + (b[1] - a[1]) * s / leg
+                break
+            s -= leg
+        # A jump right after a silence would be a plausible speed: none there.
+        if out and not silent and rng.random() < 1 / 300:
+            x, y, jumps = x + rng.uniform(2000, 5000), y + rng.uniform(-500, 500), jumps + 1
+        lon, lat = lonlat(x, y)
+        t = start + timedelta(seconds=round(clock, 1))
+        out.append(
+            {"lon": lon, "lat": lat, "t": t.isoformat(), "accuracy": rng.choice((5, 8, 12, 20))}
+        )
+        silent = rng.random() < 1 / 500
+        clock += rng.uniform(360, 1200) if silent else rng.uniform(10, 30)
+        silences += silent
+    return out, jumps, silences
+
+
+def accounts(url: str, worker_ids: list[int]) -> dict[int, str]:
+    """A worker account per worker with an API token (no password: tokens only)."""
+    app = create_app({"DATABASE_URL": url})
+    with app.app_context():
+        session = get_db().session()
+        with transaction(session):
+            session.execute(
+                text(
+                    """INSERT INTO app_user (username, role, worker_id)
+                       SELECT 'bench-w' || w, 'worker', w FROM unnest(CAST(:ws AS int[])) w"""
+                ),
+                {"ws": worker_ids},
+            )
+            tokens = {}
+            for user in session.scalars(select(AppUser).where(AppUser.username.like("bench-w%"))):
+                tokens[user.worker_id] = users.start_session(
+                    session, user, None, users.DEFAULT_LIMITS, kind="token"
+                ).token
+        session.close()
+    app.extensions["gridgov_db"].dispose()
+    return tokens
+
+
+def http_post(
+    conn: http.client.HTTPConnection, path: str, body: dict, token: str
+) -> tuple[int, dict]:
+    """POST JSON on a kept-alive connection; one that the server closed meanwhile is opened
+    again and the request sent once more (every request here is idempotent)."""
+    data = json.dumps(body)
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    for attempt in (1, 2):
+        try:
+            conn.request("POST", path, body=data, headers=headers)
+            res = conn.getresponse()
+            return res.status, json.loads(res.read() or b"{}")
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            conn.close()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def full_day(args: argparse.Namespace) -> None:
+    """``--full``: every worker's day posted through the HTTP API to gunicorn by client threads."""
+    print(f"load before: {report.load_text()}", flush=True)
+    url, owner = prepare(args.workers)
+    cols = math.ceil(math.sqrt(args.workers))
+    rng = random.Random(20261205)
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = now - timedelta(hours=args.hours, minutes=5)
+    dsn = owner.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn) as conn:
+        workers = conn.execute(
+            "SELECT id, substr(code, 5)::int FROM worker WHERE code LIKE 'BPW-%' ORDER BY code"
+        ).fetchall()
+    tokens = accounts(url, [w for w, _ in workers])
+    days = {w: day_of(i, cols, start + timedelta(seconds=1), args.hours, rng) for w, i in workers}
+    sent = sum(len(d[0]) for d in days.values())
+    jumps = sum(d[1] for d in days.values())
+    silences = sum(d[2] for d in days.values())
+    print(
+        f"{len(workers)} workers x {args.hours} h: {sent:,} positions (one every 10-30 s),"
+        f" {jumps} jumps, {silences} silences of 6-20 min; batches of {args.batch}",
+        flush=True,
+    )
+    port = args.port or free_port()
+    server = start_gunicorn(
+        {"GRIDGOV_DATABASE_URL": url}, port, workers=args.gunicorn_workers, threads=4
+    )
+    try:
+        # Every worker starts a patrol (through the API, like the phone).
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        pids = {}
+        for w, _ in workers:
+            status, body = http_post(
+                conn, "/api/patrols", {"started_at": start.isoformat()}, tokens[w]
+            )
+            assert status in (200, 201), (status, body)
+            pids[w] = body["patrol"]["id"]
+        # The day's batches in time order across workers; every 20th sent twice (a lost answer).
+        queue: list[tuple[int, int, list[dict]]] = []
+        per = {
+            w: [d[0][k : k + args.batch] for k in range(0, len(d[0]), args.batch)]
+            for w, d in days.items()
+        }
+        for b in range(max(len(v) for v in per.values())):
+            queue += [(w, b, v[b]) for w, v in per.items() if b < len(v)]
+        queue.reverse()
+        lock = threading.Lock()
+        latencies: list[float] = []
+        failures: list[tuple[int, dict]] = []
+
+        def client() -> None:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            while True:
+                with lock:
+                    if not queue:
+                        break
+                    w, b, pts = queue.pop()
+                body = {"batch_key": f"{pids[w]}-{b}", "points": pts}
+                for _ in range(2 if b % 20 == 0 else 1):
+                    t0 = time.perf_counter()
+                    status, answer = http_post(
+                        c, f"/api/patrols/{pids[w]}/positions", body, tokens[w]
+                    )
+                    took = time.perf_counter() - t0
+                    with lock:
+                        latencies.append(took)
+                        if status not in (200, 201):
+                            failures.append((status, answer))
+            c.close()
+
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=client) for _ in range(args.clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t0
+        assert not failures, failures[:3]
+        rate = sent / wall
+        p95 = statistics.quantiles(latencies, n=20)[-1] * 1000
+        print(
+            f"posted {sent:,} positions in {len(latencies):,} requests in {wall:.0f} s ="
+            f" {rate:,.0f} positions/s; per batch median {statistics.median(latencies) * 1000:.0f} ms,"
+            f" p95 {p95:.0f} ms ({args.clients} client threads, gunicorn {args.gunicorn_workers}x4);"
+            f" load {report.load_text()}",
+            flush=True,
+        )
+        t0 = time.perf_counter()
+        for w, _ in workers:
+            status, body = http_post(conn, f"/api/patrols/{pids[w]}/stop", {}, tokens[w])
+            assert status == 200, (status, body)
+        stop_s = time.perf_counter() - t0
+        conn.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+    with psycopg.connect(dsn) as conn:
+        stored, distinct, dropped, counted, parts, broken = conn.execute(
+            """SELECT (SELECT count(*) FROM patrol_point), (SELECT count(DISTINCT (patrol_id, t)) FROM patrol_point),
+                      (SELECT count(*) FROM patrol_drop WHERE reason = 'speed'),
+                      (SELECT sum(point_count) FROM patrol),
+                      (SELECT sum(ST_NumGeometries(track)) FROM patrol),
+                      (SELECT count(*) FROM patrol WHERE ST_NumGeometries(track) > 1)"""
+        ).fetchone()
+        sizes = conn.execute(
+            """SELECT relname, pg_total_relation_size(oid) FROM pg_class
+               WHERE relname IN ('patrol_point', 'patrol_drop', 'patrol', 'patrol_batch') ORDER BY relname"""
+        ).fetchall()
+    assert stored == distinct == counted == sent - jumps, (stored, distinct, counted, sent, jumps)
+    assert dropped == jumps, (dropped, jumps)
+    print(
+        f"stored exactly once: {stored:,} positions (+ {dropped} jumps dropped with their reason);"
+        f" stops with tracks built in {stop_s:.1f} s; {parts:,} track parts, {broken} tracks broken"
+        f" at silences or jumps",
+        flush=True,
+    )
+    print("table sizes: " + ", ".join(f"{n} {s / 2**20:,.1f} MiB" for n, s in sizes))
+
+    # The baseline: the same batches as one plain multi-row INSERT each, same client threads.
+    base_queue = [(pids[w], pts) for w, v in per.items() for pts in v]
+    lock = threading.Lock()
+
+    def base_client() -> None:
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as c:
+            while True:
+                with lock:
+                    if not base_queue:
+                        break
+                    pid, pts = base_queue.pop()
+                with c.cursor() as cur:
+                    insert_plain(cur, pid, pts)
+                c.commit()
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=base_client) for _ in range(args.clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    base_rate = sent / (time.perf_counter() - t0)
+    print(
+        f"baseline (multi-row INSERT through psycopg, no HTTP): {base_rate:,.0f} positions/s; load {report.load_text()}"
+    )
+
+    app = create_app({"DATABASE_URL": url})
+    with app.app_context():
+        session = get_db().session()
+        grid_ids = frozenset(session.scalars(text("SELECT id FROM grid WHERE code LIKE 'BP-%'")))
+        t0 = time.perf_counter()
+        cov = patrols.coverage(
+            session, group="grid", level=4, grid_ids=grid_ids, worker_ids=None, at=now
+        )
+        cov_s = time.perf_counter() - t0
+        shares = [r["road_share"] or 0.0 for r in cov["rows"]]
+        print(
+            f"weekly coverage of {len(shares)} micro-grids: {cov_s:.1f} s, median road share"
+            f" {statistics.median(shares):.3f}; load {report.load_text()}",
+            flush=True,
+        )
+        session.rollback()
+        # Retention on the new storage: half a year on, every point goes and the tracks with it.
+        later = now + timedelta(days=int(visits.get_settings(session)["track_days"]) + 1)
+        t0 = time.perf_counter()
+        with transaction(session):
+            done = retention.retention_run(session, now=later)
+        ret_s = time.perf_counter() - t0
+        left = session.execute(
+            text(
+                "SELECT (SELECT count(*) FROM patrol_point), (SELECT count(*) FROM patrol WHERE track IS NOT NULL)"
+            )
+        ).one()
+        assert done["points"] == stored and tuple(left) == (0, 0), (done, tuple(left))
+        print(
+            f"retention run: {done['points']:,} points and {done['patrols']} tracks purged in {ret_s:.1f} s"
+        )
+        session.close()
+    app.extensions["gridgov_db"].dispose()
+    report.row(
+        f"patrol day through HTTP ({len(workers)} workers x {args.hours} h, batches of {args.batch})",
+        project=rate,
+        baseline=base_rate,
+        unit="positions/s",
+        higher_is_better=True,
+        target=">= 2000/s",
+        holds=rate >= 2000,
+        baseline_name="multi-row INSERT through psycopg (no HTTP)",
+        note=f"p95 per batch {p95:.0f} ms; coverage {cov_s:.1f} s",
     )
 
 

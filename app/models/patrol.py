@@ -30,7 +30,8 @@ DROP_REASONS = {
 
 class Patrol(Base):
     """One patrol of a worker, from start to stop; ``track`` is built from its points (a
-    LINESTRING M, the measure being the time in seconds since the epoch)."""
+    MULTILINESTRING M, the measure being the time in seconds since the epoch, broken where the
+    phone was silent or jumped: ``gridgov_patrol_line`` of migration 0033)."""
 
     __tablename__ = "patrol"
 
@@ -40,12 +41,18 @@ class Patrol(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     track: Mapped[WKBElement | None] = mapped_column(
-        Geometry("LINESTRINGM", srid=4326, dimension=3, spatial_index=False)
+        Geometry("MULTILINESTRINGM", srid=4326, dimension=3, spatial_index=False)
     )
     # The track's distinct segments (simplified by 2 m, snapped to 1 m): what coverage buffers.
     trace: Mapped[WKBElement | None] = mapped_column(
         Geometry("MULTILINESTRING", srid=4326, spatial_index=False)
     )
+    # The trace buffered by ``reach_m`` metres (the buffer setting when it was built), unioned:
+    # what the coverage takes instead of buffering the trace again while the setting holds.
+    reach: Mapped[WKBElement | None] = mapped_column(
+        Geometry("MULTIPOLYGON", srid=4326, spatial_index=False)
+    )
+    reach_m: Mapped[float | None] = mapped_column(Float)
     point_count: Mapped[int] = mapped_column(Integer, server_default="0")
     dropped_count: Mapped[int] = mapped_column(Integer, server_default="0")
     length_m: Mapped[float | None] = mapped_column(Float)

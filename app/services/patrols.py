@@ -10,8 +10,12 @@ Definitions (periods in China time, like the visits in ``app.services.visits``):
   than ``patrol_max_accuracy_m``, its time lies outside the patrol (before its start, after its
   stop, ahead of the server's clock), or it was reached from the position before it (in time) at
   more than ``patrol_max_speed_mps`` — a jump of the phone's location, not a walk.
-- The **track** is a ``LINESTRING M`` of the points in time order (measure: seconds since the
-  epoch), built when the patrol stops; an open patrol's line is built from its points on read.
+- The **track** is a ``MULTILINESTRING M`` of the points in time order (measure: seconds since
+  the epoch), built when the patrol stops; an open patrol's line is built from its points on
+  read. It **breaks** between two points more than ``patrol_gap_s`` apart in time or with a
+  point dropped for speed between them (a jump): each part is a stretch walked, and no straight
+  line stands for a gap — neither on the map nor in the coverage. A part of a single point has
+  no line. ``gridgov_patrol_line(patrol, gap)`` (migration 0033) is the one definition.
 - **Patrol coverage** of a unit (a worker: the grids they are assigned to as 专职/兼职网格员; or
   a grid of a level) over the China-time week (Monday 00:00) of the moment asked for: the share
   of the unit's roads (the ``road`` features of the basemap layer, clipped to the unit) within
@@ -50,13 +54,15 @@ _SRID = """(CASE WHEN ST_X(ST_Centroid({g})) BETWEEN 73 AND 136 AND ST_Y(ST_Cent
      ELSE (CASE WHEN ST_Y(ST_Centroid({g})) < 0 THEN 32700 ELSE 32600 END)
           + least(60, floor((ST_X(ST_Centroid({g})) + 180) / 6)::int + 1) END)"""
 
-# A patrol's line in two dimensions: the stored track, or (open patrol) the line of its points.
-_LINE = """coalesce(ST_Force2D(p.track), (
-    SELECT ST_SetSRID(CASE WHEN count(*) > 1 THEN ST_MakeLine(pp.geom ORDER BY pp.t)
-                           ELSE ST_Collect(pp.geom) END, 4326)
-    FROM patrol_point pp WHERE pp.patrol_id = p.id))"""
+# A patrol's line in two dimensions: the stored track, or (open patrol) the line of its points,
+# broken at gaps of more than ``:gap`` seconds and at jumps.
+_LINE = "ST_Force2D(coalesce(p.track, gridgov_patrol_line(p.id, :gap)))"
 # What coverage buffers: the trace (the track's distinct segments, ``build_track``) when built.
 _FOOTPRINT = f"coalesce(p.trace, {_LINE})"
+# The footprint's reach in a metric CRS: each segment buffered by ``:buf`` metres, unioned (a
+# buffer of the whole line, whose passes lie nearly on top of each other, takes seconds).
+_REACH = """(SELECT ST_Union(ST_Buffer((d).geom, :buf, 4))
+             FROM ST_DumpSegments(ST_Transform({line}, {srid})) d)"""
 
 
 def _haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
@@ -111,20 +117,29 @@ def get_patrol(session: Session, patrol_id: int, *, track: bool = False) -> dict
 
 
 def _track_geojson(session: Session, patrol_id: int) -> dict[str, Any] | None:
-    """The patrol's line as GeoJSON with a time (China time) per vertex."""
+    """The patrol's line as a GeoJSON MultiLineString, one part per stretch walked, with a time
+    (ISO 8601) per vertex in ``times`` (one list per part)."""
+    gap = float(visit_svc.get_settings(session)["patrol_gap_s"])
     rows = session.execute(
         text(
-            "SELECT t AS at, ST_X(geom) AS x, ST_Y(geom) AS y FROM patrol_point WHERE patrol_id = :id ORDER BY t"
+            """SELECT (d).path[1] AS part, ST_X((d).geom) AS x, ST_Y((d).geom) AS y,
+                       ST_M((d).geom) AS m
+                FROM patrol p, ST_DumpPoints(coalesce(p.track, gridgov_patrol_line(p.id, :gap))) d
+                WHERE p.id = :id ORDER BY (d).path"""
         ),
-        {"id": patrol_id},
+        {"id": patrol_id, "gap": gap},
     ).all()
     if not rows:
         return None
-    return {
-        "type": "LineString" if len(rows) > 1 else "Point",
-        "coordinates": ([[r.x, r.y] for r in rows] if len(rows) > 1 else [rows[0].x, rows[0].y]),
-        "times": [r.at.isoformat() for r in rows],
-    }
+    coords: list[list[list[float]]] = []
+    times: list[list[str]] = []
+    for r in rows:
+        if not coords or len(coords) < r.part:
+            coords.append([])
+            times.append([])
+        coords[-1].append([r.x, r.y])
+        times[-1].append(datetime.fromtimestamp(r.m, UTC).isoformat())
+    return {"type": "MultiLineString", "coordinates": coords, "times": times}
 
 
 def _drop_view(t: datetime, reason: str, speed: float | None) -> dict[str, Any]:
@@ -190,22 +205,25 @@ def _lock(session: Session, patrol_id: int, worker_id: int | None) -> Any:
 
 
 def build_track(session: Session, patrol_id: int) -> None:
-    """Build the patrol's LINESTRING M from its points (none, or one point: no line), and its
+    """Build the patrol's MULTILINESTRING M from its points (broken at gaps and jumps; no part
+    of two points or more: no line), and its
     trace: the distinct segments of the line simplified by 2 m and snapped to a 1 m grid in the
     metric CRS, merged back into lines. A walk up and down the same street is then one line,
     which is what the coverage buffers: a day's line of thousands of overlapping vertices
-    buffers a hundred times slower, to the same area within a metre or two."""
+    buffers a hundred times slower, to the same area within a metre or two. Then its reach:
+    the trace buffered by ``patrol_buffer_m`` segment by segment and unioned (``_REACH``),
+    kept with the buffer it was built for; the coverage takes it while that setting holds."""
+    settings = visit_svc.get_settings(session)
+    gap, buf = float(settings["patrol_gap_s"]), float(settings["patrol_buffer_m"])
+    no_jit(session)
     session.execute(
         text(
             """UPDATE patrol p SET track = s.line,
                    length_m = coalesce(ST_Length(ST_Force2D(s.line)::geography), 0)
-               FROM (SELECT CASE WHEN count(*) > 1 THEN ST_SetSRID(ST_MakeLine(
-                            ST_MakePointM(ST_X(geom), ST_Y(geom), extract(epoch FROM t)) ORDER BY t),
-                            4326) END AS line
-                     FROM patrol_point WHERE patrol_id = :id) s
+               FROM (SELECT gridgov_patrol_line(:id, :gap) AS line) s
                WHERE p.id = :id"""
         ),
-        {"id": patrol_id},
+        {"id": patrol_id, "gap": gap},
     )
     session.execute(
         text(
@@ -221,6 +239,15 @@ def build_track(session: Session, patrol_id: int) -> None:
                WHERE p.id = :id"""
         ),
         {"id": patrol_id},
+    )
+    session.execute(
+        text(
+            f"""UPDATE patrol p SET reach_m = :buf, reach = (
+                   SELECT ST_Multi(ST_Transform({_REACH.format(line="p.trace", srid="m.srid")}, 4326))
+                   FROM (SELECT {_SRID.format(g="p.trace")} AS srid) m)
+               WHERE p.id = :id"""
+        ),
+        {"id": patrol_id, "buf": buf},
     )
 
 
@@ -284,6 +311,52 @@ def _parse_points(
     return out
 
 
+# The batch's state read under the patrol's lock in one statement: the batch seen before by its
+# key, the settings, which of the batch's moments are stored already (kept or dropped), and the
+# point kept last before the first new moment (what the speed of the first is measured from).
+_BATCH_STATE_SQL = """
+WITH u AS (SELECT DISTINCT x.t FROM unnest(CAST(:ts AS timestamptz[])) AS x(t)),
+     k AS (SELECT pp.t FROM patrol_point pp JOIN u ON pp.patrol_id = :id AND pp.t = u.t
+           UNION ALL
+           SELECT d.t FROM patrol_drop d JOIN u ON d.patrol_id = :id AND d.t = u.t),
+     f AS (SELECT min(u.t) AS t0 FROM u WHERE NOT EXISTS (SELECT 1 FROM k WHERE k.t = u.t))
+SELECT p.id, p.worker_id, p.started_at, p.ended_at, b.accepted, b.duplicate, b.dropped,
+       (SELECT jsonb_object_agg(key, value) FROM visit_setting) AS settings,
+       (SELECT array_agg(k.t) FROM k) AS known,
+       lp.t AS last_t, ST_X(lp.geom) AS last_x, ST_Y(lp.geom) AS last_y
+FROM patrol p
+LEFT JOIN patrol_batch b ON b.patrol_id = p.id AND b.key = :k
+LEFT JOIN LATERAL (SELECT pp.t, pp.geom FROM patrol_point pp
+                    WHERE pp.patrol_id = p.id AND pp.t < (SELECT f.t0 FROM f)
+                    ORDER BY pp.t DESC LIMIT 1) lp ON TRUE
+WHERE p.id = :id FOR UPDATE OF p
+"""
+
+# Everything the batch writes, in one statement: the dropped points with their reason, the kept
+# ones (a moment stored before adds nothing), the patrol's counts and the batch's key.
+_BATCH_WRITE_SQL = """
+WITH dr AS (INSERT INTO patrol_drop (patrol_id, t, geom, accuracy_m, reason, speed_mps)
+            SELECT :p, u.t, ST_SetSRID(ST_MakePoint(u.x, u.y), 4326), u.a, u.r, u.s
+            FROM unnest(CAST(:dts AS timestamptz[]), CAST(:dxs AS float8[]), CAST(:dys AS float8[]),
+                        CAST(:dacs AS float8[]), CAST(:drs AS varchar[]), CAST(:dss AS float8[]))
+                 AS u(t, x, y, a, r, s)
+            ON CONFLICT DO NOTHING RETURNING 1),
+     ins AS (INSERT INTO patrol_point (patrol_id, t, geom, accuracy_m)
+             SELECT :p, u.t, ST_SetSRID(ST_MakePoint(u.x, u.y), 4326), u.a
+             FROM unnest(CAST(:ts AS timestamptz[]), CAST(:xs AS float8[]),
+                         CAST(:ys AS float8[]), CAST(:acs AS float8[])) AS u(t, x, y, a)
+             ON CONFLICT DO NOTHING RETURNING 1),
+     n AS (SELECT count(*)::int AS c FROM ins),
+     counted AS (UPDATE patrol SET point_count = point_count + (SELECT c FROM n),
+                                   dropped_count = dropped_count + :d
+                 WHERE id = :p RETURNING id),
+     batch AS (INSERT INTO patrol_batch (patrol_id, key, accepted, duplicate, dropped)
+               SELECT :p, CAST(:k AS varchar), n.c, :checked - n.c, :nd FROM n
+               WHERE CAST(:k AS varchar) IS NOT NULL ON CONFLICT DO NOTHING RETURNING 1)
+SELECT c FROM n, counted
+"""
+
+
 def post_positions(
     session: Session,
     patrol_id: int,
@@ -294,20 +367,39 @@ def post_positions(
 ) -> tuple[dict[str, Any], bool]:
     """Take a batch of positions into the worker's patrol. Returns (answer, new batch).
 
-    Three statements: the patrol locked, with the batch seen before (if any) and the settings;
-    the moments already stored with the point before the batch; one statement storing the
-    points, counting them on the patrol and recording the batch."""
+    Two statements: the batch's state read under the patrol's lock (``_BATCH_STATE_SQL``) and
+    everything written (``_BATCH_WRITE_SQL``); between them the points are checked in order
+    (accuracy, time, speed from the point kept before — a loop over at most ``MAX_BATCH``
+    tuples, no objects per point)."""
     now = now or datetime.now(UTC)
     batch_key = key_of(data.get("batch_key"))
+    # Parsed first (the moments are what the state is read for); a refusal is answered once the
+    # patrol is known to be the caller's, and after a replay (which answers what it answered).
+    refusal: BadParameter | None = None
+    try:
+        points = _parse_points(data.get("points"), data.get("crs"), now)
+    except BadParameter as exc:
+        points, refusal = [], exc
+    unusable = 0  # times out of range: no moment to key them by (counted, answered, not stored)
+    timed: dict[datetime, tuple[float, float, float | None]] = {}
+    answer_drops: list[dict[str, Any]] = []
+    for t, lon, lat, acc, raw_t in points:
+        if t is None:
+            unusable += 1
+            answer_drops.append(
+                {
+                    "t": raw_t,
+                    "t_local": None,
+                    "reason": "time",
+                    "reason_name": DROP_REASONS["time"],
+                    "speed_mps": None,
+                }
+            )
+            continue
+        timed.setdefault(t, (lon, lat, acc))
+    times = sorted(timed)
     row = session.execute(
-        text(
-            """SELECT p.id, p.worker_id, p.started_at, p.ended_at,
-                      b.accepted, b.duplicate, b.dropped,
-                      (SELECT jsonb_object_agg(key, value) FROM visit_setting) AS settings
-               FROM patrol p LEFT JOIN patrol_batch b ON b.patrol_id = p.id AND b.key = :k
-               WHERE p.id = :id FOR UPDATE OF p"""
-        ),
-        {"id": patrol_id, "k": batch_key},
+        text(_BATCH_STATE_SQL), {"id": patrol_id, "k": batch_key, "ts": times}
     ).first()
     if row is None or (worker_id is not None and row.worker_id != worker_id):
         raise NotFound(f"巡查 {patrol_id} 不存在 / patrol {patrol_id} not found")
@@ -321,58 +413,20 @@ def post_positions(
             "dropped": [],
             "dropped_count": row.dropped,
         }, False
-    points = _parse_points(data.get("points"), data.get("crs"), now)
+    if refusal is not None:
+        raise refusal
     settings = {**visit_svc.DEFAULTS, **(row.settings or {})}
     max_speed = float(settings["patrol_max_speed_mps"])
     max_acc = float(settings["patrol_max_accuracy_m"])
     lo = row.started_at - timedelta(minutes=5)
     hi = (row.ended_at or now) + timedelta(minutes=5)
-
-    unusable = 0  # times out of range: no moment to key them by (counted, answered, not stored)
-    timed: dict[datetime, tuple[float, float, float | None]] = {}
-    answer_drops: list[dict[str, Any]] = []
-    for t, lon, lat, acc, raw in points:
-        if t is None:
-            unusable += 1
-            answer_drops.append(
-                {
-                    "t": raw,
-                    "t_local": None,
-                    "reason": "time",
-                    "reason_name": DROP_REASONS["time"],
-                    "speed_mps": None,
-                }
-            )
-            continue
-        timed.setdefault(t, (lon, lat, acc))
-    times = sorted(timed)
-    known: set[datetime] = set()
-    stored_before: list[tuple[datetime, float, float]] = []  # points stored, to find "before"
-    if times:
-        for r in session.execute(
-            text(
-                """SELECT t AS at, ST_X(geom) AS x, ST_Y(geom) AS y, true AS kept FROM patrol_point
-                   WHERE patrol_id = :p AND t = ANY(:ts)
-                   UNION ALL
-                   SELECT t, NULL, NULL, false FROM patrol_drop WHERE patrol_id = :p AND t = ANY(:ts)
-                   UNION ALL
-                   (SELECT t, ST_X(geom), ST_Y(geom), NULL FROM patrol_point
-                    WHERE patrol_id = :p AND t < :t0 ORDER BY t DESC LIMIT 1)"""
-            ),
-            {"p": patrol_id, "ts": times, "t0": times[0]},
-        ):
-            if r.kept is not None:
-                known.add(r.at)
-            if r.kept is not False:
-                stored_before.append((r.at, r.x, r.y))
-    fresh = [t for t in times if t not in known]
-    last = None
-    if fresh:
-        earlier = [c for c in stored_before if c[0] < fresh[0]]
-        last = max(earlier) if earlier else None
+    known = set(row.known or ())
+    last = (row.last_t, row.last_x, row.last_y) if row.last_t is not None else None
     dropped: list[tuple[datetime, float, float, float | None, str, float | None]] = []
     accepted: list[tuple[datetime, float, float, float | None]] = []
-    for t in fresh:
+    for t in times:
+        if t in known:
+            continue
         lon, lat, acc = timed[t]
         if not lo <= t <= hi:
             dropped.append((t, lon, lat, acc, "time", None))
@@ -388,47 +442,18 @@ def post_positions(
                 continue
         accepted.append((t, lon, lat, acc))
         last = (t, lon, lat)
-    if dropped:
-        session.execute(
-            text(
-                """INSERT INTO patrol_drop (patrol_id, t, geom, accuracy_m, reason, speed_mps)
-                   SELECT :p, u.t, ST_SetSRID(ST_MakePoint(u.x, u.y), 4326), u.a, u.r, u.s
-                   FROM unnest(CAST(:ts AS timestamptz[]), CAST(:xs AS float8[]),
-                               CAST(:ys AS float8[]), CAST(:acs AS float8[]),
-                               CAST(:rs AS varchar[]), CAST(:ss AS float8[])) AS u(t, x, y, a, r, s)
-                   ON CONFLICT DO NOTHING"""
-            ),
-            {
-                "p": patrol_id,
-                "ts": [d[0] for d in dropped],
-                "xs": [d[1] for d in dropped],
-                "ys": [d[2] for d in dropped],
-                "acs": [d[3] for d in dropped],
-                "rs": [d[4] for d in dropped],
-                "ss": [d[5] for d in dropped],
-            },
-        )
     n_dropped = len(dropped) + unusable
     checked = len(points) - unusable - len(dropped)  # stored now, or stored before
     stored = session.scalar(
-        text(
-            """WITH ins AS (
-                   INSERT INTO patrol_point (patrol_id, t, geom, accuracy_m)
-                   SELECT :p, u.t, ST_SetSRID(ST_MakePoint(u.x, u.y), 4326), u.a
-                   FROM unnest(CAST(:ts AS timestamptz[]), CAST(:xs AS float8[]),
-                               CAST(:ys AS float8[]), CAST(:acs AS float8[])) AS u(t, x, y, a)
-                   ON CONFLICT DO NOTHING RETURNING 1),
-               n AS (SELECT count(*)::int AS c FROM ins),
-               counted AS (UPDATE patrol SET point_count = point_count + (SELECT c FROM n),
-                                             dropped_count = dropped_count + :d
-                           WHERE id = :p RETURNING id),
-               batch AS (INSERT INTO patrol_batch (patrol_id, key, accepted, duplicate, dropped)
-                         SELECT :p, CAST(:k AS varchar), n.c, :checked - n.c, :nd FROM n
-                         WHERE CAST(:k AS varchar) IS NOT NULL RETURNING 1)
-               SELECT c FROM n, counted"""
-        ),
+        text(_BATCH_WRITE_SQL),
         {
             "p": patrol_id,
+            "dts": [d[0] for d in dropped],
+            "dxs": [d[1] for d in dropped],
+            "dys": [d[2] for d in dropped],
+            "dacs": [d[3] for d in dropped],
+            "drs": [d[4] for d in dropped],
+            "dss": [d[5] for d in dropped],
             "ts": [a[0] for a in accepted],
             "xs": [a[1] for a in accepted],
             "ys": [a[2] for a in accepted],
@@ -511,12 +536,14 @@ def _coverage_sql(units: str, match: str) -> str:
     WITH units AS MATERIALIZED ({units}),
     u AS MATERIALIZED (SELECT key, code, name, geom, srid, ST_Transform(geom, srid) AS mgeom
           FROM (SELECT units.*, {_SRID.format(g="units.geom")} AS srid FROM units) x),
-    tracks AS MATERIALIZED (SELECT p.id, p.worker_id, {_FOOTPRINT} AS line FROM patrol p
+    tracks AS MATERIALIZED (SELECT p.id, p.worker_id, {_FOOTPRINT} AS line,
+                                   CASE WHEN p.reach_m = :buf THEN p.reach END AS reach FROM patrol p
                WHERE p.started_at < :w1 AND coalesce(p.ended_at, :at) >= :w0 AND p.started_at <= :at
                  AND p.purged_at IS NULL AND (:all_w OR p.worker_id = ANY(CAST(:wids AS integer[])))),
-    tr AS MATERIALIZED (SELECT u.key, ST_Union(ST_Buffer(ST_Transform(tk.line, u.srid), :buf, 4)) AS b,
-                  count(DISTINCT tk.id) AS patrols
-           FROM u JOIN tracks tk ON tk.line IS NOT NULL AND {match} GROUP BY u.key),
+    tr AS MATERIALIZED (SELECT u.key, ST_Union(pb.b) AS b, count(*) AS patrols
+           FROM u JOIN tracks tk ON tk.line IS NOT NULL AND {match},
+           LATERAL (SELECT coalesce(ST_Transform(tk.reach, u.srid), {_REACH.format(line="tk.line", srid="u.srid")}) AS b) pb
+           GROUP BY u.key),
     rc AS MATERIALIZED (SELECT u.key, ST_Intersection(ST_Transform(bf.geom, u.srid), u.mgeom) AS g
            FROM u JOIN basemap_feature bf ON bf.kind = 'road' AND bf.geom && u.geom
                 AND ST_Intersects(bf.geom, u.geom)),
@@ -530,6 +557,12 @@ def _coverage_sql(units: str, match: str) -> str:
     FROM u LEFT JOIN tr ON tr.key = u.key LEFT JOIN roads ON roads.key = u.key
     ORDER BY u.code NULLS LAST, u.key
     """
+
+
+def no_jit(session: Session) -> None:
+    """Compile no plan in this transaction: the geometry functions' cost estimates put the
+    coverage far above the JIT threshold, and compiling took seconds where running takes less."""
+    session.execute(text("SET LOCAL jit = off"))
 
 
 def _share(part: float, whole: float) -> float | None:
@@ -554,6 +587,7 @@ def coverage(
         "w1": w1,
         "at": at,
         "buf": float(settings["patrol_buffer_m"]),
+        "gap": float(settings["patrol_gap_s"]),
         "all_w": worker_ids is None,
         "wids": sorted(worker_ids or []),
         "all_g": grid_ids is None,
@@ -572,10 +606,14 @@ def coverage(
         params["level"] = level
         units = """SELECT g.id AS key, g.code, g.name, g.geom FROM grid g
                    WHERE g.valid_to IS NULL AND g.level = :level AND (:all_g OR g.id = ANY(CAST(:gids AS integer[])))"""
-        match = "tk.line && u.geom AND ST_Intersects(tk.line, u.geom)"
+        # Part by part: a relate of the whole trace (hundreds of parts lying on top of each
+        # other) against a polygon costs tens of milliseconds, of one part a fraction of one.
+        match = """tk.line && u.geom AND EXISTS (SELECT 1 FROM ST_Dump(tk.line) d
+                   WHERE (d).geom && u.geom AND ST_Intersects((d).geom, u.geom))"""
         params["all_w"], params["wids"] = True, []
     else:
         raise BadParameter("group", f"group '{group[:20]}' 无效，可选：worker、grid")
+    no_jit(session)
     rows = session.execute(text(_coverage_sql(units, match)), params).all()
     out = []
     for r in rows:
@@ -608,8 +646,16 @@ def day_map(session: Session, worker_id: int, day: date) -> dict[str, Any]:
     day passed within the buffer, as one GeoJSON FeatureCollection (no personal data of anyone
     else: lines and figures only)."""
     d0, d1 = day_bounds(day)
-    buf = float(visit_svc.get_settings(session)["patrol_buffer_m"])
-    params = {"w": worker_id, "d0": d0, "d1": d1, "buf": buf}
+    settings = visit_svc.get_settings(session)
+    buf = float(settings["patrol_buffer_m"])
+    no_jit(session)
+    params = {
+        "w": worker_id,
+        "d0": d0,
+        "d1": d1,
+        "buf": buf,
+        "gap": float(settings["patrol_gap_s"]),
+    }
     tracks = session.execute(
         text(
             f"""SELECT p.id, p.started_at, p.ended_at, p.point_count, p.dropped_count,
@@ -627,7 +673,7 @@ def day_map(session: Session, worker_id: int, day: date) -> dict[str, Any]:
                               WHERE a.worker_id = :w AND g.valid_to IS NULL
                                 AND a.role IN ('worker_full', 'worker_part')),
                 m AS (SELECT geom, {_SRID.format(g="geom")} AS srid FROM area WHERE geom IS NOT NULL),
-                day AS (SELECT ST_Union(ST_Buffer(ST_Transform(ln, m.srid), :buf, 4)) AS b
+                day AS (SELECT ST_Union({_REACH.format(line="t.ln", srid="m.srid")}) AS b
                         FROM m, (SELECT {_FOOTPRINT} AS ln FROM patrol p WHERE p.worker_id = :w
                                    AND p.started_at < :d1 AND coalesce(p.ended_at, now()) >= :d0
                                    AND p.purged_at IS NULL) t WHERE ln IS NOT NULL),

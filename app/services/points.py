@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
+from itertools import repeat
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from app.db import binary_rows, driver_sql
 from app.errors import BadParameter, Conflict, NotFound, ValidationFailed
 from app.privacy import mask_name
 
@@ -725,46 +727,59 @@ def ranking(
         "all": scope is None,
         "scope": sorted(scope or ()),
     }
+    # Each query returns the rows ordered (total first, then id) and cut to ``limit``; the
+    # ranks are numbered below as SQL's RANK() numbers them (one more than the number of rows
+    # with a greater total, all of them before the row in this order, so a cut list keeps its
+    # ranks), and the count of all rows is read only when the list was cut.
     if group == "member":
-        sql = """WITH m AS (SELECT DISTINCT a.worker_id FROM grid_assignment a
-                             WHERE a.role = 'party_member' AND (:all OR a.grid_id = ANY(CAST(:scope AS integer[])))),
+        base = """WITH m AS (SELECT DISTINCT a.worker_id FROM grid_assignment a
+                              WHERE a.role = 'party_member' AND (:all OR a.grid_id = ANY(CAST(:scope AS integer[]))))"""
+        sql = (
+            base
+            + """,
                       t AS (SELECT m.worker_id, COALESCE(SUM(COALESCE(e.points, r.points)), 0)::int AS total
                               FROM m LEFT JOIN point_entry e ON e.member_id = m.worker_id AND e.status = 'approved'
                                      AND e.occurred_on >= :start AND e.occurred_on < :end
                               LEFT JOIN point_rule r ON r.id = e.rule_id GROUP BY m.worker_id)
-                 SELECT t.worker_id AS id, w.name, t.total, RANK() OVER (ORDER BY t.total DESC)::int AS rank,
-                        COUNT(*) OVER ()::int AS count
+                 SELECT t.worker_id AS id, w.name, t.total
                    FROM t JOIN worker w ON w.id = t.worker_id ORDER BY t.total DESC, t.worker_id LIMIT :limit"""
+        )
+        count_sql = base + " SELECT count(*) FROM m"
     elif group == "household":
         # the quarter's entries summed per household first, then every household joined to them
         sql = """WITH p AS (SELECT e.household_id, SUM(r.points)::int AS pts FROM household_point_entry e
                               JOIN point_rule r ON r.id = e.rule_id
                              WHERE e.occurred_on >= :start AND e.occurred_on < :end GROUP BY e.household_id),
-                      t AS (SELECT h.id, h.grid_id, COALESCE(p.pts, 0) AS total FROM household h
-                              LEFT JOIN p ON p.household_id = h.id WHERE :all OR h.grid_id = ANY(CAST(:scope AS integer[]))),
-                      k AS (SELECT t.id, t.grid_id, t.total, RANK() OVER (ORDER BY t.total DESC)::int AS rank,
-                                   COUNT(*) OVER ()::int AS count
-                              FROM t ORDER BY t.total DESC, t.id LIMIT :limit)
-                 SELECT k.id, k.grid_id, g.code AS grid_code, g.name AS grid_name, k.total, k.rank, k.count
+                      k AS (SELECT h.id, h.grid_id, COALESCE(p.pts, 0) AS total FROM household h
+                              LEFT JOIN p ON p.household_id = h.id WHERE :all OR h.grid_id = ANY(CAST(:scope AS integer[]))
+                             ORDER BY total DESC, h.id LIMIT :limit)
+                 SELECT k.id, k.grid_id, g.code AS grid_code, g.name AS grid_name, k.total
                    FROM k JOIN grid g ON g.id = k.grid_id ORDER BY k.total DESC, k.id"""
+        count_sql = "SELECT count(*) FROM household h WHERE :all OR h.grid_id = ANY(CAST(:scope AS integer[]))"
     else:
-        sql = """WITH p AS (SELECT e.household_id, SUM(r.points) AS pts FROM household_point_entry e
+        base = """WITH p AS (SELECT e.household_id, SUM(r.points) AS pts FROM household_point_entry e
                               JOIN point_rule r ON r.id = e.rule_id
                              WHERE e.occurred_on >= :start AND e.occurred_on < :end GROUP BY e.household_id),
                       t AS (SELECT h.grid_id, COUNT(*)::int AS households, COALESCE(SUM(p.pts), 0)::int AS total
                               FROM household h LEFT JOIN p ON p.household_id = h.id
-                             WHERE :all OR h.grid_id = ANY(CAST(:scope AS integer[])) GROUP BY h.grid_id)
+                             WHERE :all OR h.grid_id = ANY(CAST(:scope AS integer[])) GROUP BY h.grid_id)"""
+        sql = (
+            base
+            + """
                  SELECT t.grid_id AS id, g.code, g.name, t.households, t.total,
-                        ROUND(t.total::numeric / t.households, 2)::float AS average,
-                        RANK() OVER (ORDER BY t.total DESC)::int AS rank, COUNT(*) OVER ()::int AS count
+                        ROUND(t.total::numeric / t.households, 2)::float AS average
                    FROM t JOIN grid g ON g.id = t.grid_id ORDER BY t.total DESC, t.grid_id LIMIT :limit"""
+        )
+        count_sql = base + " SELECT count(*) FROM t"
     sort_memory(session)
-    result = session.execute(text(sql), params)
-    keys = list(result.keys())
-    items = [dict(zip(keys, r, strict=True)) for r in result]
-    count = items[0]["count"] if items else 0
-    for item in items:
-        del item["count"]
+    keys, rows = binary_rows(session, driver_sql(text(sql)), params)
+    items = list(map(dict, map(zip, repeat(keys), rows)))
+    rank, last = 0, None
+    for i, item in enumerate(items, 1):
+        if item["total"] != last:
+            rank, last = i, item["total"]
+        item["rank"] = rank
+    count = len(items) if len(items) < limit else session.scalar(text(count_sql), params)
     if group == "member" and mask_names:
         for item in items:
             item["name"] = mask_name(item["name"])

@@ -48,7 +48,7 @@ def retention_run(
         session.execute(text(f"DELETE FROM patrol_batch WHERE patrol_id IN ({old})"), p)
         session.execute(
             text(
-                f"UPDATE patrol SET track = NULL, trace = NULL, purged_at = :now WHERE id IN ({old})"
+                f"UPDATE patrol SET track = NULL, trace = NULL, reach = NULL, reach_m = NULL, purged_at = :now WHERE id IN ({old})"
             ),
             p,
         )

@@ -27,11 +27,13 @@ thresholds of ``service_point_thresholds`` the total reaches.
 from __future__ import annotations
 
 import json
+from collections import namedtuple
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from app.db import binary_rows, driver_sql
 from app.errors import BadParameter, Conflict, NotFound, ValidationFailed
 from app.services import csv_safe, photos
 from app.services import points_auto as auto
@@ -51,6 +53,9 @@ SERVICE_CRITERIA = {
     "effect": "作用明显",
 }
 
+# ``ev``: the days of a quarter (at most 92) as bits of two bigints per grid (day 0–62 and
+# 63–125 after the quarter's first), OR-ed per grid and per micro-grid and counted: a distinct
+# count of (micro-grid, day) pairs without a hash table of every pair.
 _SCORES_SQL = """
 WITH micro AS (SELECT id, code, name FROM grid WHERE level = 4 AND valid_to IS NULL
                  AND (:all OR id = ANY(CAST(:scope AS integer[])))),
@@ -73,12 +78,17 @@ WITH micro AS (SELECT id, code, name FROM grid WHERE level = 4 AND valid_to IS N
                           WHERE e.status = 'approved' AND e.occurred_on >= :d0 AND e.occurred_on < :d1
                           GROUP BY e.member_id) t ON t.member_id = a.worker_id
              WHERE a.role = 'party_member' GROUP BY cg.mid),
-     ev AS (SELECT d.mid, COUNT(*) AS days
-              FROM (SELECT DISTINCT cg.mid, e.occurred_on
-                      FROM household_point_entry e JOIN point_rule r ON r.id = e.rule_id
-                      JOIN household h ON h.id = e.household_id JOIN cg ON cg.id = h.grid_id
-                     WHERE r.code = ANY(:part) AND e.occurred_on >= :d0 AND e.occurred_on < :d1) d
-             GROUP BY d.mid)
+     ed AS (SELECT h.grid_id,
+                   bit_or(CASE WHEN e.occurred_on - CAST(:d0 AS date) < 63
+                               THEN 1::bigint << (e.occurred_on - CAST(:d0 AS date)) ELSE 0 END) AS lo,
+                   bit_or(CASE WHEN e.occurred_on - CAST(:d0 AS date) >= 63
+                               THEN 1::bigint << (e.occurred_on - CAST(:d0 AS date) - 63) ELSE 0 END) AS hi
+              FROM household_point_entry e JOIN household h ON h.id = e.household_id
+             WHERE e.rule_id IN (SELECT id FROM point_rule WHERE code = ANY(:part))
+               AND e.occurred_on >= :d0 AND e.occurred_on < :d1
+             GROUP BY h.grid_id),
+     ev AS (SELECT cg.mid, bit_count(bit_or(ed.lo)::bit(64)) + bit_count(bit_or(ed.hi)::bit(64)) AS days
+              FROM ed JOIN cg ON cg.id = ed.grid_id GROUP BY cg.mid)
 SELECT m.id, m.code, m.name,
        COALESCE(cs.n, 0) AS cases, COALESCE(cs.closed, 0) AS closed, cs.sat,
        COALESCE(hh.n, 0) AS households, COALESCE(hh.visited, 0) AS visited,
@@ -87,6 +97,7 @@ SELECT m.id, m.code, m.name,
   FROM micro m LEFT JOIN cs ON cs.mid = m.id LEFT JOIN hh ON hh.mid = m.id
   LEFT JOIN mp ON mp.mid = m.id LEFT JOIN ev ON ev.mid = m.id
 """
+_SCORES_DRIVER = driver_sql(text(_SCORES_SQL))
 
 
 def _json(value: Any) -> str:
@@ -116,10 +127,14 @@ def criterion_scores(r: Any, settings: dict[str, Any]) -> dict[str, float]:
 
 
 def weighted(scores: dict[str, float], weights: dict[str, float]) -> float:
-    total = sum(weights.get(k, 0) for k in scores)
+    total, part = 0, 0.0
+    for k, v in scores.items():
+        w = weights.get(k, 0)
+        total += w
+        part += v * w
     if total <= 0:
         return 0.0
-    return round(sum(scores[k] * weights.get(k, 0) for k in scores) / total, 1)
+    return round(part / total, 1)
 
 
 def stars_of(score: float, thresholds: list[float]) -> int:
@@ -143,9 +158,11 @@ def compute(
 ) -> tuple[str, list[dict[str, Any]]]:
     """Every micro-grid's live rating of the quarter within ``scope``, best first."""
     label, t0, t1, d0, d1 = auto.quarter_bounds_utc(quarter)
+    assert (d1 - d0).days <= 126, "a quarter's days fit the two bigints of ``ev``"
     sort_memory(session)
-    rows = session.execute(
-        text(_SCORES_SQL),
+    keys, rows = binary_rows(
+        session,
+        _SCORES_DRIVER,
         {
             "all": scope is None,
             "scope": sorted(scope or ()),
@@ -155,13 +172,14 @@ def compute(
             "d1": d1,
             "part": settings["participation_rules"],
         },
-    ).all()
+    )
     adjustments = _latest_adjustments(session, label)
+    weights, thresholds = settings["star_weights"], settings["star_thresholds"]
     items = []
-    for r in rows:
+    for r in map(namedtuple("Figures", keys)._make, rows):
         scores = criterion_scores(r, settings)
-        score = weighted(scores, settings["star_weights"])
-        computed = stars_of(score, settings["star_thresholds"])
+        score = weighted(scores, weights)
+        computed = stars_of(score, thresholds)
         adj = adjustments.get(r.id)
         delta = adj.delta if adj else 0
         items.append(

@@ -55,12 +55,16 @@ DEFAULTS: dict[str, Any] = {
     "patrol_max_speed_mps": 40,
     # Patrols: a position less accurate than this (m) is dropped.
     "patrol_max_accuracy_m": 200,
+    # Patrols: positions further apart in time than this (s) are not joined: the track breaks.
+    "patrol_gap_s": 300,
     # Retention (days): patrol points and tracks; positions of visits and check-ins.
     "track_days": 180,
     "visit_position_days": 365,
 }
 #: The settings counted in days, and their bounds.
 DAY_SETTINGS = ("track_days", "visit_position_days")
+#: The settings counted in seconds.
+SECOND_SETTINGS = ("patrol_gap_s",)
 MAX_TEXT = 2000
 
 
@@ -87,6 +91,9 @@ def update_settings(session: Session, changes: dict[str, Any]) -> dict[str, Any]
         elif key in DAY_SETTINGS:
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3650:
                 raise BadParameter(key, f"{key} 须为 1 到 3650 之间的天数")
+        elif key in SECOND_SETTINGS:
+            if isinstance(value, bool) or not isinstance(value, int) or not 10 <= value <= 86400:
+                raise BadParameter(key, f"{key} 须为 10 到 86400 之间的秒数")
         elif isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 5000:
             raise BadParameter(key, f"{key} 须为 0 到 5000 之间的米数")
     settings_store.write(session, VisitSetting, changes)

@@ -1,5 +1,6 @@
 """Patrols: positions stored exactly once on every kind of retry, jumps dropped with their reason,
-GCJ-02 taken as locate takes it, the track as a LINESTRING M, the week's coverage of the roads
+GCJ-02 taken as locate takes it, the track as a MULTILINESTRING M broken at gaps and jumps,
+the week's coverage of the roads
 and area against hand-worked figures, the day's map, who sees it, the KPIs and their exports,
 and the retention run."""
 
@@ -100,9 +101,7 @@ def test_every_point_is_stored_once_whatever_is_retried(app, db_session, account
     assert worker.get(f"/api/patrols/{pid}").get_json()["point_count"] == 30
 
 
-def test_a_jump_is_dropped_with_its_reason_and_the_track_is_a_linestring_m(
-    app, db_session, accounts
-) -> None:  # type: ignore[no-untyped-def]
+def test_a_jump_is_dropped_with_its_reason_and_breaks_the_track(app, db_session, accounts) -> None:  # type: ignore[no-untyped-def]
     worker = _as(app, accounts["worker"])
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     pid = _start(worker, t0)
@@ -126,14 +125,18 @@ def test_a_jump_is_dropped_with_its_reason_and_the_track_is_a_linestring_m(
     assert patrol["open"] is False and patrol["dropped_count"] == 2 and patrol["length_m"] > 0
     track = db_session.execute(
         text(
-            """SELECT GeometryType(track) AS kind, ST_NPoints(track) AS n, ST_M(ST_StartPoint(track)) AS m0,
-                      ST_M(ST_EndPoint(track)) AS m1 FROM patrol WHERE id = :p"""
+            """SELECT GeometryType(track) AS kind, ST_NumGeometries(track) AS parts,
+                      ST_NPoints(track) AS n, ST_M(ST_StartPoint(ST_GeometryN(track, 1))) AS m0,
+                      ST_M(ST_EndPoint(ST_GeometryN(track, 1))) AS m1,
+                      ST_M(ST_StartPoint(ST_GeometryN(track, 2))) AS m2,
+                      ST_M(ST_EndPoint(ST_GeometryN(track, 2))) AS m3 FROM patrol WHERE id = :p"""
         ),
         {"p": pid},
     ).one()
-    assert track.kind == "LINESTRINGM" and track.n == 6
+    # The jump lies between the third and the fourth point: two stretches of three points.
+    assert track.kind == "MULTILINESTRINGM" and track.parts == 2 and track.n == 6
     assert track.m0 == (t0 + timedelta(seconds=1)).timestamp()
-    assert track.m1 - track.m0 == 50
+    assert (track.m1 - track.m0, track.m2 - track.m0, track.m3 - track.m0) == (20, 30, 50)
     kept = db_session.execute(
         text("SELECT reason FROM patrol_drop WHERE patrol_id = :p ORDER BY t"), {"p": pid}
     ).scalars()
@@ -256,6 +259,81 @@ def test_coverage_and_the_day_map_follow_the_track(app, db_session, accounts) ->
         text("SELECT count(*) FROM audit_log WHERE action LIKE :s"), {"s": f"%patrol map {me}%"}
     )
     assert read >= 3
+
+
+def _covered_m(worker, me: int) -> float:  # type: ignore[no-untyped-def]
+    return _own_row(worker.get("/api/patrols/coverage").get_json()["rows"], me)["road_covered_m"]
+
+
+def test_a_silent_phone_breaks_the_track_and_the_gap_counts_for_nothing(
+    app, client, db_session, accounts
+) -> None:  # type: ignore[no-untyped-def]
+    me = accounts["worker"].worker_id
+    worker = _as(app, accounts["worker"])
+    before = _covered_m(worker, me)
+    walk = _road_walk(db_session, 40)
+    piece = db_session.scalar(
+        text(
+            "SELECT ST_Length(ST_MakeLine(ST_MakePoint(:a, :b), ST_MakePoint(:c, :d))::geography)"
+        ),
+        dict(zip("abcd", (*walk[0], *walk[39]), strict=True)),
+    )
+    assert piece > 300, "the road piece is long enough for a gap well beyond the buffer"
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    pid = _start(worker, t0)
+    # Ten positions at the start of the road, then the phone is silent for ten minutes, then
+    # ten positions at its end: the stretch between them was never walked as far as anyone knows.
+    pts = _points(walk[:10], t0 + timedelta(seconds=5))
+    pts += _points(walk[30:], t0 + timedelta(seconds=5 + 90 + 600))
+    assert worker.post(f"/api/patrols/{pid}/positions", json={"points": pts}).status_code == 201
+    # Open: the line read from the points breaks already.
+    open_track = worker.get(f"/api/patrols/{pid}").get_json()["track"]
+    assert open_track["type"] == "MultiLineString" and len(open_track["coordinates"]) == 2
+    broken = _covered_m(worker, me)
+    stopped = worker.post(f"/api/patrols/{pid}/stop", json={}).get_json()["patrol"]
+    assert abs(_covered_m(worker, me) - broken) < 2  # the trace is simplified by 2 m
+    # The stretch walked is the two ends, not the straight line across the gap.
+    assert stopped["length_m"] < 0.6 * piece
+    track = worker.get(f"/api/patrols/{pid}").get_json()["track"]
+    assert [len(c) for c in track["coordinates"]] == [10, 10]
+    assert [len(t) for t in track["times"]] == [10, 10]
+    assert datetime.fromisoformat(track["times"][1][0]) == t0 + timedelta(seconds=695)
+    # The day's map draws two stretches, and the middle of the gap lies on no track.
+    day = t0.astimezone(patrols.TZ).date().isoformat()
+    fc = worker.get(f"/api/patrols/map?date={day}").get_json()
+    drawn = [
+        f["geometry"] for f in fc["features"]
+        if f["properties"]["layer"] == "track" and f["properties"]["patrol_id"] == pid
+    ]  # fmt: skip
+    assert len(drawn) == 1 and drawn[0]["type"] == "MultiLineString"
+    assert len(drawn[0]["coordinates"]) == 2
+    mid = walk[20]
+    off_track = db_session.scalar(
+        text(
+            """SELECT ST_Distance(ST_GeomFromGeoJSON(:g)::geography,
+                                 ST_SetSRID(ST_MakePoint(:x, :y), 4326)::geography)"""
+        ),
+        {"g": json.dumps(drawn[0]), "x": mid[0], "y": mid[1]},
+    )
+    assert off_track > 0.2 * piece
+    # The same positions with a gap setting longer than the silence: one line, joined across
+    # the gap, and the road along it counts as covered.
+    assert client.put("/api/visit-settings", json={"patrol_gap_s": 3600}).status_code == 200
+    worker.post(f"/api/patrols/{pid}/stop", json={})
+    joined = _covered_m(worker, me)
+    gap_road = piece * 20 / 39  # from walk[9] to walk[30]
+    assert broken > before
+    assert joined - broken > 0.8 * (gap_road - 2 * 30), (before, broken, joined, gap_road)
+    assert len(worker.get(f"/api/patrols/{pid}").get_json()["track"]["coordinates"]) == 1
+    # The stored reach is the buffer of its setting; another setting is buffered afresh.
+    kept = db_session.execute(
+        text("SELECT reach_m, ST_Area(reach::geography) FROM patrol WHERE id = :p"), {"p": pid}
+    ).one()
+    assert kept[0] == 30 and kept[1] > 2 * 30 * 0.9 * piece
+    assert client.put("/api/visit-settings", json={"patrol_buffer_m": 0.5}).status_code == 200
+    assert _covered_m(worker, me) < joined - 0.5 * (gap_road - 60)
+    bad = client.put("/api/visit-settings", json={"patrol_gap_s": 1})
+    assert bad.status_code == 400 and bad.get_json()["error"]["param"] == "patrol_gap_s"
 
 
 def test_field_kpis_export_in_china_time_with_text_cells_guarded(
