@@ -92,15 +92,29 @@ def copy_database(cluster, template: str, name: str) -> str:  # type: ignore[no-
     return cluster.url(name)
 
 
+def close_template(cluster, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Make database ``name`` a template nobody can connect to: a copy of a database fails
+    while another session is connected to it, so no connection (a pool left open, a test's
+    engine) may reach it once it is made; a session still open is ended."""
+    cluster.psql("postgres", f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+    cluster.psql(
+        "postgres",
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+        f"WHERE datname = '{name}' AND pid <> pg_backend_pid()",
+    )
+
+
 @pytest.fixture(scope="session")
 def migrated_template(cluster) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """A database of this run migrated to every head (as the owner, the app's role granted) and
     holding no data: what a test that needs a fresh migrated database of its own copies
-    (``copy_database``) instead of running every migration again. Dropped at the end."""
+    (``copy_database``) instead of running every migration again; closed to connections
+    (``close_template``). Dropped at the end."""
     _drop_leftovers(cluster, "gridgov_test")
     name = own_database("gridgov_test_migrated")
     url = cluster.recreate_database(name)
     mig.upgrade(cluster.owner_url(name), app_url=url)
+    close_template(cluster, name)
     yield name
     cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -109,10 +123,11 @@ def migrated_template(cluster) -> Iterator[str]:  # type: ignore[no-untyped-def]
 def sample_template(cluster, migrated_template: str) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """A copy of ``migrated_template`` with the sample street and village loaded (by the app's
     role, as `gridgov load-sample` does): what the run's test database and the tests that
-    need the sample in a database of their own copy. Dropped at the end."""
+    need the sample in a database of their own copy; closed to connections. Dropped at the end."""
     name = own_database("gridgov_test_sample")
     url = copy_database(cluster, migrated_template, name)
     _load_sample(url)
+    close_template(cluster, name)
     yield name
     cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
