@@ -512,8 +512,10 @@ def _emap_texts(page, corpus: Corpus) -> str:  # type: ignore[no-untyped-def]
     out: list[str] = []
     lon, lat = corpus.inside
     for zoom in (13, 15, 17):
+        # In braces: setView returns the map, which Playwright would copy whole (MapLibre's
+        # buffers and all) back to the test, seconds of each call.
         page.evaluate(
-            "([lon, lat, z]) => GridGov.map.setView([lat, lon], z, {animate: false})",
+            "([lon, lat, z]) => { GridGov.map.setView([lat, lon], z, {animate: false}); }",
             [lon, lat, zoom],
         )
         page.evaluate("() => GridGov.refreshLabels()")
@@ -536,7 +538,7 @@ def _emap_texts(page, corpus: Corpus) -> str:  # type: ignore[no-untyped-def]
             )
         )
     page.evaluate(
-        "([lon, lat]) => GridGov.map.setView([lat, lon], 19, {animate: false})", [lon, lat]
+        "([lon, lat]) => { GridGov.map.setView([lat, lon], 19, {animate: false}); }", [lon, lat]
     )
     page.evaluate("() => GridGov.tilesIdle()")
     for x, y in corpus.spots:
