@@ -29,7 +29,8 @@ HOUSEHOLDS = """SELECT g.code, ST_X(h.geom) AS lon, ST_Y(h.geom) AS lat, h.peopl
 
 @pytest.fixture()
 def fresh(cluster, migrated_template: str) -> Session:  # type: ignore[no-untyped-def]
-    """An empty, migrated database of its own (a copy of the run's migrated template)."""
+    """An empty, migrated database of its own (a copy of the run's migrated template), dropped
+    afterwards."""
     name = own_database("gridgov_roundtrip")
     url = copy_database(cluster, migrated_template, name)
     engine = create_engine(url)
@@ -39,6 +40,7 @@ def fresh(cluster, migrated_template: str) -> Session:  # type: ignore[no-untype
     finally:
         session.close()
         engine.dispose()
+        cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _grids(session) -> dict[str, tuple]:  # type: ignore[no-untyped-def]
