@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from app import create_app
 from app import migrate as mig
 from app.db import get_db, transaction
-from app.embedded_pg import default_cluster
+from app.embedded_pg import OWNER_ROLE, default_cluster
 from app.services import coverage, importer, tiles
 from app.services import users as user_svc
 
@@ -82,6 +82,67 @@ def run_database(cluster) -> Iterator[str]:  # type: ignore[no-untyped-def]
     cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def copy_database(cluster, template: str, name: str) -> str:  # type: ignore[no-untyped-def]
+    """Make database ``name`` afresh as a copy of ``template`` (``CREATE DATABASE … TEMPLATE``),
+    owned and granted as ``recreate_database`` leaves a database; return its URL as the app's
+    role. The template must have no open connection."""
+    cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    cluster.psql("postgres", f'CREATE DATABASE "{name}" TEMPLATE "{template}" OWNER "{OWNER_ROLE}"')
+    cluster.ensure_database(name)
+    return cluster.url(name)
+
+
+def close_template(cluster, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Make database ``name`` a template nobody can connect to: a copy of a database fails
+    while another session is connected to it, so no connection (a pool left open, a test's
+    engine) may reach it once it is made; a session still open is ended."""
+    cluster.psql("postgres", f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+    cluster.psql(
+        "postgres",
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+        f"WHERE datname = '{name}' AND pid <> pg_backend_pid()",
+    )
+
+
+@pytest.fixture(scope="session")
+def migrated_template(cluster) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A database of this run migrated to every head (as the owner, the app's role granted) and
+    holding no data: what a test that needs a fresh migrated database of its own copies
+    (``copy_database``) instead of running every migration again; closed to connections
+    (``close_template``). Dropped at the end."""
+    _drop_leftovers(cluster, "gridgov_test")
+    name = own_database("gridgov_test_migrated")
+    url = cluster.recreate_database(name)
+    mig.upgrade(cluster.owner_url(name), app_url=url)
+    close_template(cluster, name)
+    yield name
+    cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sample_template(cluster, migrated_template: str) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A copy of ``migrated_template`` with the sample street and village loaded (by the app's
+    role, as `gridgov load-sample` does): what the run's test database and the tests that
+    need the sample in a database of their own copy; closed to connections. Dropped at the end."""
+    name = own_database("gridgov_test_sample")
+    url = copy_database(cluster, migrated_template, name)
+    _load_sample(url)
+    close_template(cluster, name)
+    yield name
+    cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _load_sample(url: str) -> None:
+    """Load the sample street and village into the database of ``url`` (the app's role)."""
+    app = create_app({"DATABASE_URL": url, "TESTING": True})
+    with app.app_context():
+        session = get_db().session()
+        with transaction(session):
+            importer.load_directory(session)
+        session.close()
+    app.extensions["gridgov_db"].dispose()
+
+
 @pytest.fixture(scope="session")
 def owner_database_url(request) -> str:  # type: ignore[no-untyped-def]
     """The test database as its owner (the migrations' role): a fresh, empty database."""
@@ -96,17 +157,18 @@ def owner_database_url(request) -> str:  # type: ignore[no-untyped-def]
 def database_url(request, owner_database_url: str) -> str:  # type: ignore[no-untyped-def]
     """The test database as the app's role, migrated (by the owner), with the sample street and
     village loaded (by the app's role, as `gridgov load-sample` does)."""
-    url = os.environ.get("GRIDGOV_TEST_DATABASE_URL") or request.getfixturevalue("cluster").url(
-        request.getfixturevalue("run_database")
-    )
+    external = os.environ.get("GRIDGOV_TEST_DATABASE_URL")
+    if external:
+        mig.upgrade(owner_database_url, app_url=external)
+        _load_sample(external)
+        return external
+    # On the checkout's cluster: a copy of the run's sample template (migrated the same way,
+    # the same sample loaded the same way), made in a second instead of migrating again.
+    cluster = request.getfixturevalue("cluster")
+    name = request.getfixturevalue("run_database")
+    url = copy_database(cluster, request.getfixturevalue("sample_template"), name)
+    # Migrating a current schema finds nothing to do: the copy is at every head.
     mig.upgrade(owner_database_url, app_url=url)
-    app = create_app({"DATABASE_URL": url, "TESTING": True})
-    with app.app_context():
-        session = get_db().session()
-        with transaction(session):
-            importer.load_directory(session)
-        session.close()
-    app.extensions["gridgov_db"].dispose()
     return url
 
 

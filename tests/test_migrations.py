@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, inspect, text
 from app import migrate as mig
 from app.migrate import ROOT
 from app.models import Base
-from tests.conftest import own_database
+from tests.conftest import copy_database, own_database
 
 CORE_TABLES = {
     "grid",
@@ -45,6 +45,16 @@ def scratch_url(cluster):  # type: ignore[no-untyped-def]
     cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture()
+def migrated_url(cluster, migrated_template: str):  # type: ignore[no-untyped-def]
+    """A fresh database migrated to every head, as its owner: a copy of the run's migrated
+    template (which ``mig.upgrade`` made from nothing, as ``scratch_url`` would be)."""
+    name = own_database("gridgov_test_migrated_copy")
+    copy_database(cluster, migrated_template, name)
+    yield cluster.owner_url(name)
+    cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def _tables(url: str) -> set[str]:
     engine = create_engine(url)
     try:
@@ -62,10 +72,9 @@ def test_upgrade_downgrade_upgrade(scratch_url: str) -> None:
     assert CORE_TABLES <= _tables(scratch_url)
 
 
-def test_database_enforces_geometry_rules(scratch_url: str) -> None:
+def test_database_enforces_geometry_rules(migrated_url: str) -> None:
     """Invalid geometry, a wrong SRID and out-of-range points are refused by PostGIS itself."""
-    mig.upgrade(scratch_url)
-    engine = create_engine(scratch_url)
+    engine = create_engine(migrated_url)
     bowtie = "SRID=4326;MULTIPOLYGON(((117 31,117.01 31.01,117.01 31,117 31.01,117 31)))"
     square = "MULTIPOLYGON(((117 31,117.01 31,117.01 31.01,117 31.01,117 31)))"
     # Each statement with the error PostgreSQL must give: the check constraint it breaks by name,
@@ -112,15 +121,14 @@ def test_database_enforces_geometry_rules(scratch_url: str) -> None:
 # --- guard-rails: the models are the migrations, every step goes down and up ------------------
 
 
-def test_the_models_match_the_migrated_schema(scratch_url: str) -> None:
+def test_the_models_match_the_migrated_schema(migrated_url: str) -> None:
     """What ``alembic revision --autogenerate`` would write after all migrations: nothing.
 
     A column, index, foreign key, type or server default in a model and not in a migration
     (or the other way round) shows here with its table; PostGIS's own tables and what only
     migrations hold (plpgsql functions, triggers) are not compared.
     """
-    mig.upgrade(scratch_url)
-    engine = create_engine(scratch_url)
+    engine = create_engine(migrated_url)
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(

@@ -17,10 +17,9 @@ import shapely
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from app import migrate as mig
 from app.services import exporter, importer
 from gis.crs import wgs84_to_gcj02
-from tests.conftest import own_database
+from tests.conftest import copy_database, own_database
 
 GRIDS = """SELECT g.code, g.level, p.code AS parent, g.name, ST_AsBinary(g.geom) AS wkb
            FROM grid g LEFT JOIN grid p ON p.id = g.parent_id WHERE g.valid_to IS NULL"""
@@ -29,11 +28,11 @@ HOUSEHOLDS = """SELECT g.code, ST_X(h.geom) AS lon, ST_Y(h.geom) AS lat, h.peopl
 
 
 @pytest.fixture()
-def fresh(cluster) -> Session:  # type: ignore[no-untyped-def]
-    """An empty, migrated database of its own."""
+def fresh(cluster, migrated_template: str) -> Session:  # type: ignore[no-untyped-def]
+    """An empty, migrated database of its own (a copy of the run's migrated template), dropped
+    afterwards."""
     name = own_database("gridgov_roundtrip")
-    url = cluster.recreate_database(name)
-    mig.upgrade(cluster.owner_url(name), app_url=url)
+    url = copy_database(cluster, migrated_template, name)
     engine = create_engine(url)
     session = Session(engine)
     try:
@@ -41,6 +40,7 @@ def fresh(cluster) -> Session:  # type: ignore[no-untyped-def]
     finally:
         session.close()
         engine.dispose()
+        cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _grids(session) -> dict[str, tuple]:  # type: ignore[no-untyped-def]

@@ -81,7 +81,7 @@ def test_report_on_emap_handle_on_phone_verify_on_desk_rate_as_resident(
         micro = _get(live_server, "/api/grids?level=4")["features"][0]
         minx, miny, maxx, maxy = shape(micro["geometry"]).bounds
         page.evaluate(
-            "(b) => GridGov.map.setView([(b[1] + b[3]) / 2, (b[0] + b[2]) / 2], 17, {animate: false})",
+            "(b) => { GridGov.map.setView([(b[1] + b[3]) / 2, (b[0] + b[2]) / 2], 17, {animate: false}); }",
             [minx, miny, maxx, maxy],
         )
         target = free_spot(page, micro["geometry"])

@@ -19,11 +19,10 @@ from shapely.geometry import shape
 from sqlalchemy import text
 
 from app import create_app
-from app import migrate as mig
 from app.db import get_db, transaction
 from app.services import importer
 from app.services import users as user_svc
-from tests.conftest import LIVE_SETTINGS, TEST_PASSWORD, own_database
+from tests.conftest import LIVE_SETTINGS, TEST_PASSWORD, copy_database, own_database
 from tests.own_server import own_server
 from tests.web.city import CENTRE, city_grids, city_households
 from tests.web.emap_page import click_vertex, free_spot, rendered_grids
@@ -47,12 +46,11 @@ class City:
 
 
 @pytest.fixture(scope="module")
-def city(cluster) -> Iterator[City]:  # type: ignore[no-untyped-def]
+def city(cluster, migrated_template: str) -> Iterator[City]:  # type: ignore[no-untyped-def]
     started = time.monotonic()
     name = own_database("gridgov_city")
-    cluster.recreate_database(name)
-    url = cluster.url(name)  # the app's role; migrated by the owner
-    mig.upgrade(cluster.owner_url(name), app_url=url)
+    # The app's role; migrated by the owner (a copy of the run's migrated template).
+    url = copy_database(cluster, migrated_template, name)
     app = create_app({"DATABASE_URL": url, "TESTING": True, "SESSION_IDLE_MINUTES": 600})
     with app.app_context():
         session = get_db().session()

@@ -87,7 +87,7 @@ def test_browser_draws_grids_and_shows_the_notice_board(live_server: str, page) 
     )
     minx, miny, maxx, maxy = shape(micro["geometry"]).bounds
     page.evaluate(
-        "(b) => GridGov.map.setView([(b[1] + b[3]) / 2, (b[0] + b[2]) / 2], 17, {animate: false})",
+        "(b) => { GridGov.map.setView([(b[1] + b[3]) / 2, (b[0] + b[2]) / 2], 17, {animate: false}); }",
         [minx, miny, maxx, maxy],
     )
     target = free_spot(page, micro["geometry"])

@@ -55,7 +55,7 @@ def test_locate_box_typed_click_and_errors(live_server: str, page) -> None:  # t
     micro = _api(live_server, "/api/grids?level=4")["features"][5]
     lon, lat = spots_inside(micro["geometry"])[0]
     other = {"id": micro["id"], "lon": lon, "lat": lat}
-    page.evaluate("(o) => GridGov.map.setView([o.lat, o.lon], 17, {animate: false})", other)
+    page.evaluate("(o) => { GridGov.map.setView([o.lat, o.lon], 17, {animate: false}); }", other)
     page.evaluate("() => GridGov.tilesIdle()")  # the view has settled and its tiles are drawn
     before = page.get_attribute("html", "data-locate-done")
     spot = page.evaluate(

@@ -17,16 +17,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from app import create_app
-from app import migrate as mig
-from app.db import get_db, transaction
-from app.services import importer
+from app.db import get_db
 from app.services import users as user_svc
-from tests.conftest import LIVE_SETTINGS, TEST_PASSWORD, own_database
+from tests.conftest import LIVE_SETTINGS, TEST_PASSWORD, copy_database, own_database
 from tests.own_server import own_server
 from tests.web.waits import Quiet, until
 
@@ -387,17 +384,11 @@ def _store(c: Corpus) -> None:
 
 
 @pytest.fixture(scope="module")
-def corpus(cluster) -> Iterator[Corpus]:  # type: ignore[no-untyped-def]
+def corpus(cluster, sample_template: str) -> Iterator[Corpus]:  # type: ignore[no-untyped-def]
     name = own_database("gridgov_xss")
-    cluster.recreate_database(name)
-    url = cluster.url(name)  # the app's role; migrated by the owner
-    mig.upgrade(cluster.owner_url(name), app_url=url)
+    # Migrated by the owner, the sample loaded by the app's role: a copy of the run's template.
+    url = copy_database(cluster, sample_template, name)  # the app's role
     app = create_app({"DATABASE_URL": url, "TESTING": True, "SESSION_IDLE_MINUTES": 600})
-    with app.app_context():
-        session = get_db().session()
-        with transaction(session):
-            importer.load_directory(session)
-        session.close()
     engine = create_engine(url)
     c = Corpus("", app)  # the server's address comes once it runs
     with Session(engine) as s, s.begin():
@@ -487,15 +478,12 @@ class Visit:
     def open(self, path: str) -> None:
         res = self.page.goto(self.base + path)
         assert res is not None and res.status == 200, (self.role, path, res and res.status)
-        # Wait for what the page fills in from its data; a map keeps fetching tiles as it
-        # draws, so a quiet network is waited for only briefly.
+        # Wait for what the page fills in from its data, then until every request the page
+        # made has been answered (no fixed pause: the map's tiles count as requests too).
         ready = READY.get(path.split("?")[0])
         if ready:
             self.page.wait_for_selector(ready, state="attached", timeout=20000)
-        try:
-            self.page.wait_for_load_state("networkidle", timeout=1500)
-        except PlaywrightTimeout:
-            pass
+        self.quiet.wait()
 
     def check(self, where: str) -> None:
         page = self.page
@@ -524,8 +512,10 @@ def _emap_texts(page, corpus: Corpus) -> str:  # type: ignore[no-untyped-def]
     out: list[str] = []
     lon, lat = corpus.inside
     for zoom in (13, 15, 17):
+        # In braces: setView returns the map, which Playwright would copy whole (MapLibre's
+        # buffers and all) back to the test, seconds of each call.
         page.evaluate(
-            "([lon, lat, z]) => GridGov.map.setView([lat, lon], z, {animate: false})",
+            "([lon, lat, z]) => { GridGov.map.setView([lat, lon], z, {animate: false}); }",
             [lon, lat, zoom],
         )
         page.evaluate("() => GridGov.refreshLabels()")
@@ -548,7 +538,7 @@ def _emap_texts(page, corpus: Corpus) -> str:  # type: ignore[no-untyped-def]
             )
         )
     page.evaluate(
-        "([lon, lat]) => GridGov.map.setView([lat, lon], 19, {animate: false})", [lon, lat]
+        "([lon, lat]) => { GridGov.map.setView([lat, lon], 19, {animate: false}); }", [lon, lat]
     )
     page.evaluate("() => GridGov.tilesIdle()")
     for x, y in corpus.spots:
