@@ -198,6 +198,9 @@ def main() -> int:
 
     primary = default_cluster()
     primary.start()
+    # A replica left running would take the reads of a later `gridgov serve` on this cluster:
+    # the benchmark stops the one it started (not one that was running before it).
+    was_running = er.replica(primary, 1).is_running()
     (replica,) = er.start_replicas(primary, 1)
     print("preparing the bench database (migrate, load the sample) …", flush=True)
     url, token = prepare(primary)
@@ -398,6 +401,9 @@ def main() -> int:
             s.send_signal(signal.SIGTERM)
             s.wait(timeout=30)
         engine.dispose()
+        if not was_running:
+            replica.stop()
+            print("   the replica this benchmark started is stopped again")
     return 0
 
 
