@@ -287,6 +287,7 @@ def shared_tile(
     ).first()
     if row is not None:
         if row.stale and not replica:
+            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
             session.execute(
                 text(
                     "UPDATE tile_cache SET used_at = clock_timestamp() WHERE ctid = "
@@ -304,6 +305,10 @@ def shared_tile(
     locked = session.scalar(text("SELECT pg_try_advisory_xact_lock_shared(:k)"), {"k": CACHE_LOCK})
     fresh = encode(render(session, scope, layer, z, x, y))
     if locked:
+        # The cache is expendable (a tile lost in a crash is cut again): its commit does not
+        # wait for the write-ahead log to reach the disk, which on a busy disk held a cold
+        # tile's answer for hundreds of milliseconds.
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
         session.execute(
             text(
                 "INSERT INTO tile_cache (layer, z, x, y, scope, body, size, used_at) "

@@ -534,7 +534,8 @@
 
     maplibregl.setWorkerUrl(window.location.origin + settings.worker);
     // fadeDuration 0: a tile that arrives is drawn once, not faded in over 300 ms of repaints.
-    var glLayer = L.maplibreGL({ style: glStyle(), interactive: false, attributionControl: false, fadeDuration: 0 });
+    // The layer is redrawn only when the view needs it (gl_layer.js), not on every move.
+    var glLayer = L.gridGovGL({ style: glStyle(), interactive: false, attributionControl: false, fadeDuration: 0 });
     glLayer.addTo(map);
     var gl = glLayer.getMaplibreMap();
     GridGov.gl = gl;
