@@ -5,23 +5,33 @@
    WebGL in software (no GPU: SwiftShader, llvmpipe, a virtual desktop) one repaint costs
    several hundred milliseconds, so a pan ran at one to three frames a second. This layer leaves
    the drawn canvas where it is while the map moves: it lies in Leaflet's pane and moves with it,
-   like any tile, and is drawn a margin (`padding`) wider than the view on every side. It is
-   redrawn when the view is about to leave what was drawn, when the movement ends, and after a
-   zoom; a zoom animates the drawn canvas by a CSS transform, as Leaflet does for its tiles. A
-   redraw for a view already drawn is skipped. */
+   like any tile, drawn a margin (`padding`) wider than the view on every side, and a zoom
+   animates it by a CSS transform, as Leaflet does for its tiles. It is redrawn for the new view
+   when the movement ends or pauses, and after a zoom. During a movement it is redrawn too, as
+   the library does, only where a repaint is quick (a GPU): the time of the last repaints
+   decides. A redraw for a view already drawn is skipped. */
 (function () {
   "use strict";
   if (!window.L || !L.MaplibreGL) { return; }
 
   L.GridGovGL = L.MaplibreGL.extend({
     options: {
-      // A redraw during a movement comes once the view has moved this share of the margin.
-      redrawAt: 0.75
+      // Repaints slower than this (ms, the longest frame after one) are a software
+      // renderer's: no repaint while the map moves.
+      slowRepaint: 50,
+      // ... and the canvas is redrawn once the movement has paused this long (ms).
+      pause: 150
     },
 
     onAdd: function (map) {
       L.MaplibreGL.prototype.onAdd.call(this, map);
-      this._drawnAt = map.containerPointToLayerPoint([0, 0]);
+      this._repaintMs = 0;
+      this._glMap.on("render", L.Util.bind(this._timeRepaint, this));
+    },
+
+    onRemove: function (map) {
+      if (this._pauseTimer) { clearTimeout(this._pauseTimer); }
+      L.MaplibreGL.prototype.onRemove.call(this, map);
     },
 
     getEvents: function () {
@@ -31,14 +41,45 @@
       return events;
     },
 
-    /* Leaflet moved the map: redraw only when the view nears the edge of the drawn canvas. */
-    _moved: function () {
-      if (!this._map || this._zooming || !this._drawnAt) { return; }
-      var pad = this._map.getSize().multiplyBy(this.options.padding * this.options.redrawAt);
-      var now = this._map.containerPointToLayerPoint([0, 0]);
-      if (Math.abs(now.x - this._drawnAt.x) > pad.x || Math.abs(now.y - this._drawnAt.y) > pad.y) {
-        this._throttledSync();
+    /* How long the frames after a repaint took (the longest of the next three gaps between
+       animation frames: WebGL draws asynchronously, its cost shows a frame or two later),
+       averaged over repaints. */
+    _timeRepaint: function () {
+      if (this._timing) { return; }
+      this._timing = true;
+      var self = this, last = performance.now(), longest = 0, left = 3;
+      var tick = function () {
+        var now = performance.now();
+        longest = Math.max(longest, now - last);
+        last = now;
+        if (--left > 0) { L.Util.requestAnimFrame(tick); return; }
+        self._timing = false;
+        self._repaintMs = self._repaintMs ? 0.7 * self._repaintMs + 0.3 * longest : longest;
+      };
+      L.Util.requestAnimFrame(tick);
+    },
+
+    /* A software renderer (no GPU), by the name WebGL gives, or repaints found slow. */
+    _slow: function () {
+      if (this._software === undefined) {
+        this._software = false;
+        try {
+          var gl = this._glMap.painter.context.gl, info = gl.getExtension("WEBGL_debug_renderer_info");
+          var name = info ? gl.getParameter(info.UNMASKED_RENDERER_WEBGL) : gl.getParameter(gl.RENDERER);
+          this._software = /swiftshader|llvmpipe|softpipe|software|basic render/i.test(String(name));
+        } catch (err) { this._software = false; }
       }
+      return this._software || this._repaintMs > this.options.slowRepaint;
+    },
+
+    /* Leaflet moved the map: the canvas moved with it. A quick renderer redraws as the library
+       does; a slow one once the movement pauses or ends. */
+    _moved: function () {
+      if (!this._map || this._zooming) { return; }
+      if (!this._slow()) { this._throttledSync(); return; }
+      if (this._pauseTimer) { clearTimeout(this._pauseTimer); }
+      var self = this;
+      this._pauseTimer = setTimeout(function () { self._pauseTimer = null; self._sync(); }, this.options.pause);
     },
 
     _throttledSync: function () {
@@ -49,17 +90,13 @@
     /* Place the canvas around the current view and move the MapLibre map there (one repaint),
        unless that is where it already is. */
     _sync: function () {
+      if (this._pauseTimer) { clearTimeout(this._pauseTimer); this._pauseTimer = null; }
       if (!this._map || this._zooming || !this._glMap) { return; }
       var map = this._map, size = map.getSize(), centre = map.getCenter(), zoom = map.getZoom();
       var key = [centre.lat, centre.lng, zoom, size.x, size.y].join(",");
       if (key === this._syncedKey) { return; }
       this._syncedKey = key;
       this._update();
-    },
-
-    _update: function () {
-      L.MaplibreGL.prototype._update.call(this);
-      if (this._map && !this._zooming) { this._drawnAt = this._map.containerPointToLayerPoint([0, 0]); }
     },
 
     _transformGL: function (gl) {
