@@ -27,8 +27,10 @@ POSTGIS_TABLES = frozenset({"spatial_ref_sys", "layer", "topology"})
 
 
 #: Tables derived from grids and households by triggers: tile data (revision 0015), the shared
-#: cache of encoded tiles (revision 0022) and the search's places (revision 0023).
-TILE_TABLES = frozenset({"grid_tile", "household_cell", "tile_cache", "search_place"})
+#: cache of encoded tiles (revision 0022), the search's places (revision 0023) and terms (0031).
+TILE_TABLES = frozenset(
+    {"grid_tile", "household_cell", "tile_cache", "search_place", "search_term"}
+)
 
 
 def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]

@@ -8,7 +8,8 @@ adds a worker per micro-grid (and a micro-grid chief per grid) and some cases th
 
 - the search as served: ``app.services.search.search`` (B-tree lookups of whole addresses,
   names and codes and of codes from their start first, revision 0026; then the trigram indexes,
-  a partial address through the places; a misspelt address among the places, revision 0023);
+  a partial address through the places; a misspelt address among the terms of the places,
+  revision 0031, then among the places, revision 0023);
 - the strongest simple baseline: the search as served before revision 0026
   (``bench/search_before.py``: every kind through its trigram index, a misspelt address among
   the places);

@@ -167,8 +167,8 @@ def scope_roots(session: Session, p: Principal) -> list[int] | None:
     return list(
         session.scalars(
             text(
-                """SELECT id FROM grid WHERE id = ANY(:ids) AND valid_to IS NULL
-                     AND (parent_id IS NULL OR NOT parent_id = ANY(:ids)) ORDER BY code"""
+                """SELECT id FROM grid WHERE id = ANY(CAST(:ids AS integer[])) AND valid_to IS NULL
+                     AND (parent_id IS NULL OR NOT parent_id = ANY(CAST(:ids AS integer[]))) ORDER BY code"""
             ),
             {"ids": sorted(scope)},
         )
@@ -197,8 +197,8 @@ def scoped_grid(
     return roots[0]
 
 
-_TERRITORY_SQL = """(SELECT ST_Union(t.geom) FROM grid t WHERE t.id = ANY(:ids) AND t.valid_to IS NULL
-                         AND (t.parent_id IS NULL OR NOT t.parent_id = ANY(:ids)))"""
+_TERRITORY_SQL = """(SELECT ST_Union(t.geom) FROM grid t WHERE t.id = ANY(CAST(:ids AS integer[])) AND t.valid_to IS NULL
+                         AND (t.parent_id IS NULL OR NOT t.parent_id = ANY(CAST(:ids AS integer[]))))"""
 
 
 def area_visible(session: Session, p: Principal, area_id: int, *, whole: bool = False) -> bool:
@@ -232,7 +232,7 @@ def worker_in_scope(session: Session, p: Principal, worker_id: int | None) -> bo
     return (
         session.scalar(
             text(
-                "SELECT 1 FROM grid_assignment WHERE worker_id = :w AND grid_id = ANY(:ids) LIMIT 1"
+                "SELECT 1 FROM grid_assignment WHERE worker_id = :w AND grid_id = ANY(CAST(:ids AS integer[])) LIMIT 1"
             ),
             {"w": worker_id, "ids": sorted(scope)},
         )
@@ -262,10 +262,10 @@ class FieldScope:
         if self.grid_ids:
             params["fs_grids"] = sorted(self.grid_ids)
             if grid_column:
-                parts.append(f"{alias}.{grid_column} = ANY(:fs_grids)")
+                parts.append(f"{alias}.{grid_column} = ANY(CAST(:fs_grids AS integer[]))")
             parts.append(
                 f"EXISTS (SELECT 1 FROM grid_assignment fa WHERE fa.worker_id = {alias}.worker_id"
-                " AND fa.grid_id = ANY(:fs_grids))"
+                " AND fa.grid_id = ANY(CAST(:fs_grids AS integer[])))"
             )
         return ("(" + " OR ".join(parts) + ")") if parts else "FALSE", params
 
@@ -277,7 +277,9 @@ class FieldScope:
         if self.grid_ids:
             ids |= set(
                 session.scalars(
-                    text("SELECT worker_id FROM grid_assignment WHERE grid_id = ANY(:g)"),
+                    text(
+                        "SELECT worker_id FROM grid_assignment WHERE grid_id = ANY(CAST(:g AS integer[]))"
+                    ),
                     {"g": sorted(self.grid_ids)},
                 )
             )
@@ -345,7 +347,7 @@ class CaseScope:
         parts: list[str] = []
         params: dict[str, Any] = {}
         if self.grid_ids:
-            parts.append(f"{alias}.grid_id = ANY(:scope_grids)")
+            parts.append(f"{alias}.grid_id = ANY(CAST(:scope_grids AS integer[]))")
             params["scope_grids"] = sorted(self.grid_ids)
         if self.worker_id is not None:
             parts.append(f"{alias}.assignee_id = :scope_worker")

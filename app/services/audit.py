@@ -96,7 +96,7 @@ def grid_boundary_changes(session: Session) -> list[dict[str, Any]]:
     changes = session.execute(
         text(
             "SELECT id, kind, parent_id, before_ids, after_ids FROM grid_change "
-            "WHERE id = ANY(:ids) ORDER BY id"
+            "WHERE id = ANY(CAST(:ids AS integer[])) ORDER BY id"
         ),
         {"ids": sorted(set(noted))},
     ).all()
@@ -107,14 +107,14 @@ def grid_boundary_changes(session: Session) -> list[dict[str, Any]]:
                 """SELECT g.id, coalesce(s.code, g.code) AS code, coalesce(s.name, g.name) AS name,
                           ST_AsGeoJSON(coalesce(s.geom, g.geom), 7) AS geom
                    FROM grid g LEFT JOIN grid_state s ON s.grid_id = g.id AND s.change_id = :c
-                   WHERE g.id = ANY(:ids) ORDER BY g.id"""
+                   WHERE g.id = ANY(CAST(:ids AS integer[])) ORDER BY g.id"""
             ),
             {"c": ch.id, "ids": list(ch.before_ids or [])},
         ).all()
         after = session.execute(
             text(
                 "SELECT id, code, name, ST_AsGeoJSON(geom, 7) AS geom FROM grid "
-                "WHERE id = ANY(:ids) AND valid_to IS NULL ORDER BY id"
+                "WHERE id = ANY(CAST(:ids AS integer[])) AND valid_to IS NULL ORDER BY id"
             ),
             {"ids": list(ch.after_ids or [])},
         ).all()

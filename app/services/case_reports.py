@@ -150,11 +150,12 @@ def _names(session: Session, group: str, keys: list[Any]) -> dict[Any, str]:
         return {}
     if group == "grid":
         rows = session.execute(
-            text("SELECT id, name FROM grid WHERE id = ANY(:ids)"), {"ids": ids}
+            text("SELECT id, name FROM grid WHERE id = ANY(CAST(:ids AS integer[]))"), {"ids": ids}
         ).all()
     elif group == "worker":
         rows = session.execute(
-            text("SELECT id, name FROM worker WHERE id = ANY(:ids)"), {"ids": ids}
+            text("SELECT id, name FROM worker WHERE id = ANY(CAST(:ids AS integer[]))"),
+            {"ids": ids},
         ).all()
     elif group == "category":
         rows = session.execute(

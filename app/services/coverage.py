@@ -259,7 +259,8 @@ def _grid_shapes(session: Session, ids: list[int]) -> dict[int, Any]:
     if not ids:
         return {}
     rows = session.execute(
-        text("SELECT id, ST_AsBinary(geom) FROM grid WHERE id = ANY(:ids)"), {"ids": ids}
+        text("SELECT id, ST_AsBinary(geom) FROM grid WHERE id = ANY(CAST(:ids AS integer[]))"),
+        {"ids": ids},
     ).all()
     return {r[0]: shapely.from_wkb(bytes(r[1])) for r in rows}
 
@@ -578,7 +579,7 @@ def _candidate_points(
     rows = session.execute(
         text(
             "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM grid"
-            " WHERE id = ANY(:ids) ORDER BY code) s"
+            " WHERE id = ANY(CAST(:ids AS integer[])) ORDER BY code) s"
         ),
         {"ids": leaves},
     ).all()

@@ -53,7 +53,7 @@ def home(session: Session, principal: Principal) -> list[float] | None:
     row = session.execute(
         text(
             "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM ("
-            " SELECT ST_Extent(geom) AS e FROM grid WHERE id = ANY(:ids) AND valid_to IS NULL) s"
+            " SELECT ST_Extent(geom) AS e FROM grid WHERE id = ANY(CAST(:ids AS integer[])) AND valid_to IS NULL) s"
         ),
         {"ids": sorted(scope)},
     ).first()
@@ -66,7 +66,7 @@ def places(session: Session, principal: Principal) -> list[dict[str, Any]]:
     rows = session.execute(
         text(
             "SELECT id, name, level FROM grid WHERE valid_to IS NULL AND level <= 2"
-            " AND (CAST(:all AS boolean) OR id = ANY(:ids)) ORDER BY code LIMIT 2000"
+            " AND (CAST(:all AS boolean) OR id = ANY(CAST(:ids AS integer[]))) ORDER BY code LIMIT 2000"
         ),
         {"all": scope is None, "ids": sorted(scope or ())},
     ).all()
@@ -107,7 +107,7 @@ def labels(
             " SELECT g.id, g.name, g.level, g.area_m2, ST_PointOnSurface(g.geom) AS p FROM grid g"
             " WHERE g.valid_to IS NULL AND g.level = ANY(:levels)"
             " AND g.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)"
-            " AND (CAST(:all AS boolean) OR g.id = ANY(:ids))) s"
+            " AND (CAST(:all AS boolean) OR g.id = ANY(CAST(:ids AS integer[])))) s"
             " WHERE ST_Intersects(p, ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326))"
             " ORDER BY level, area_m2 DESC NULLS LAST, id LIMIT 5000"
         ),
@@ -179,11 +179,11 @@ def pick(
         outline = outline_scope(session, principal)
     row = session.execute(
         text(
-            "SELECT g.id, g.level, (NOT CAST(:all AS boolean) AND NOT g.id = ANY(:ids)) AS outline"
+            "SELECT g.id, g.level, (NOT CAST(:all AS boolean) AND NOT g.id = ANY(CAST(:ids AS integer[]))) AS outline"
             " FROM grid g"
             " WHERE g.valid_to IS NULL AND g.level <= :deepest"
             " AND ST_Covers(g.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))"
-            " AND (CAST(:all AS boolean) OR g.id = ANY(:ids) OR g.id = ANY(:outline))"
+            " AND (CAST(:all AS boolean) OR g.id = ANY(CAST(:ids AS integer[])) OR g.id = ANY(CAST(:outline AS integer[])))"
             " ORDER BY outline, g.level DESC, g.code LIMIT 1"
         ),
         {

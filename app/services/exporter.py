@@ -34,11 +34,11 @@ QUERIES = {
                   WHERE {scope} ORDER BY w.id""",
 }
 SCOPES = {
-    "grids": "g.id = ANY(:scope)",
-    "households": "g.id = ANY(:scope)",
-    "service_points": "g.id = ANY(:scope)",
-    "cameras": "g.id = ANY(:scope)",
-    "workers": "EXISTS (SELECT 1 FROM grid_assignment a WHERE a.worker_id = w.id AND a.grid_id = ANY(:scope))",
+    "grids": "g.id = ANY(CAST(:scope AS integer[]))",
+    "households": "g.id = ANY(CAST(:scope AS integer[]))",
+    "service_points": "g.id = ANY(CAST(:scope AS integer[]))",
+    "cameras": "g.id = ANY(CAST(:scope AS integer[]))",
+    "workers": "EXISTS (SELECT 1 FROM grid_assignment a WHERE a.worker_id = w.id AND a.grid_id = ANY(CAST(:scope AS integer[])))",
 }
 PERSONAL = {
     "households": {"head_name": mask_name, "head_phone": mask_phone},

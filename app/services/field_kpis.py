@@ -25,7 +25,7 @@ def attendance_days(
         text(
             """SELECT worker_id, count(DISTINCT (checked_at AT TIME ZONE 'Asia/Shanghai')::date) AS n
                FROM checkin WHERE checked_at >= :w0 AND checked_at <= :at
-                 AND (:all OR worker_id = ANY(:ids)) GROUP BY worker_id"""
+                 AND (:all OR worker_id = ANY(CAST(:ids AS integer[]))) GROUP BY worker_id"""
         ),
         {"w0": w0, "at": at, "all": worker_ids is None, "ids": sorted(worker_ids or [])},
     ).all()

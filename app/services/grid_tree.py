@@ -92,7 +92,7 @@ def subtree_ids(
     ids = sorted({int(r) for r in roots})
     if not ids:
         return set()
-    seed = "id = ANY(:roots)" + (" AND valid_to IS NULL" if current_root else "")
+    seed = "id = ANY(CAST(:roots AS integer[]))" + (" AND valid_to IS NULL" if current_root else "")
     return set(session.scalars(text(subtree_in(seed, current=current)), {"roots": ids}))
 
 
@@ -105,7 +105,7 @@ def ancestor_ids(session: Session, grid_ids: Iterable[int], *, include_self: boo
     sql = (
         "SELECT DISTINCT a.id FROM grid g "
         "CROSS JOIN LATERAL unnest(g.path) WITH ORDINALITY AS a(id, n) "
-        f"WHERE g.id = ANY(:ids){above}"
+        f"WHERE g.id = ANY(CAST(:ids AS integer[])){above}"
     )
     return set(session.scalars(text(sql), {"ids": ids}))
 
@@ -158,7 +158,9 @@ def recount(session: Session, grid_ids: Iterable[int] | None = None) -> None:
             f"""
             WITH {
                 descendants_cte(
-                    "tree", "SELECT id AS root, id FROM grid WHERE id = ANY(:ids)", key="root"
+                    "tree",
+                    "SELECT id AS root, id FROM grid WHERE id = ANY(CAST(:ids AS integer[]))",
+                    key="root",
                 )
             }, counts AS (
                 SELECT t.root, count(h.id) AS n FROM tree t

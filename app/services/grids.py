@@ -79,7 +79,9 @@ def list_grids(
     where = ["g.valid_to IS NULL"]
     params: dict[str, Any] = {"prec": precision}
     if scope is not None:
-        where.append("(g.id = ANY(:scope) OR g.id = ANY(:outline))")
+        where.append(
+            "(g.id = ANY(CAST(:scope AS integer[])) OR g.id = ANY(CAST(:outline AS integer[])))"
+        )
         params.update(scope=sorted(scope), outline=sorted(outline))
     if level is not None:
         where.append("g.level = :level")
@@ -126,7 +128,7 @@ def grid_features(session: Session, ids: list[int], *, precision: int = 7) -> li
     rows = session.execute(
         text(
             f"SELECT {GRID_COLUMNS}, ST_AsGeoJSON(g.geom, :prec) AS gj FROM grid g "
-            "WHERE g.id = ANY(:ids)"
+            "WHERE g.id = ANY(CAST(:ids AS integer[]))"
         ),
         {"prec": precision, "ids": list(ids)},
     ).all()

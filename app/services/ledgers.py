@@ -217,11 +217,14 @@ def households(
     # scope come from an index-only scan of (address, id) with the grid beside them, so that
     # the households of other grids skipped on the way are never read from the table.
     by_grid = " JOIN grid g ON g.id = h.grid_id" if sort == "grid" else ""
+    # No filter but the grids: the total from the kept totals, in the same statement.
+    kept = len(where) == 1 + (grids is not None)
+    kept_total = f", ({household_total_sql(grids)}) AS kept_total" if kept else ""
     rows = session.execute(
         text(
             f"""SELECT h.id, h.address, h.building, h.unit, h.room, h.people, h.tags,
                        h.head_name, h.head_phone, g.id AS grid_id, g.code AS grid_code,
-                       g.name AS grid_name, m.name AS member_name
+                       g.name AS grid_name, m.name AS member_name{kept_total}
                 FROM (SELECT h.id FROM household h{by_grid}
                       WHERE {" AND ".join(where)}
                       ORDER BY {order_sql} LIMIT :limit OFFSET :offset) page
@@ -234,8 +237,8 @@ def households(
     ).all()
     if len(rows) < limit and (rows or offset == 0):  # the last page: the total is known
         total = offset + len(rows)
-    elif len(where) == 1 + (grids is not None):  # no filter but the grids: the kept totals
-        total = household_total(session, grids)
+    elif kept:  # no filter but the grids: the kept totals
+        total = int(rows[0].kept_total) if rows else household_total(session, grids)
     else:
         total = session.scalar(
             text(f"SELECT count(*) FROM household h WHERE {' AND '.join(where)}"), params
@@ -264,14 +267,18 @@ def household_total(session: Session, grids: list[int] | None) -> int:
     """How many households ``grids`` (None: every grid) hold, from the households per cell and
     leaf grid the e-map's density tiles keep exact (``household_cell``, by triggers): a few
     rows a grid at the coarsest zoom instead of a count over the households."""
-    where = "grid_id = 0" if grids is None else "grid_id = ANY(CAST(:grids AS integer[]))"
     return int(
         session.scalar(
-            text(
-                f"SELECT coalesce(sum(households), 0) FROM household_cell WHERE z = {CELL_ZOOM} AND {where}"
-            ),
-            {"grids": grids} if grids is not None else {},
+            text(household_total_sql(grids)), {"grids": grids} if grids is not None else {}
         )
+    )
+
+
+def household_total_sql(grids: list[int] | None) -> str:
+    """The SQL of ``household_total`` (``:grids`` the list of grids when there is one)."""
+    where = "grid_id = 0" if grids is None else "grid_id = ANY(CAST(:grids AS integer[]))"
+    return (
+        f"SELECT coalesce(sum(households), 0) FROM household_cell WHERE z = {CELL_ZOOM} AND {where}"
     )
 
 
@@ -305,25 +312,19 @@ def population(
     # kept totals per leaf grid (``household_cell``). A tag filter or the tagged count as the
     # order counts every grid's households.
     if sort in ("code", "name"):
-        ids = session.scalars(
-            text(
-                f"SELECT g.id FROM grid g WHERE {' AND '.join(where)} ORDER BY {order_sql} "
-                "LIMIT :limit OFFSET :offset"
-            ),
-            {**params, **page},
-        ).all()
+        ids_sql = (
+            f"SELECT g.id FROM grid g WHERE {' AND '.join(where)} ORDER BY {order_sql} "
+            "LIMIT :limit OFFSET :offset"
+        )
     elif sort == "households" and not tag:
         # The kept counts (``grid.household_count``, written by every import and grid edit):
         # a page read from the index on (level, household_count, id).
         direction = order.upper()
-        ids = session.scalars(
-            text(
-                f"SELECT g.id FROM grid g WHERE {' AND '.join(where)} "
-                f"ORDER BY g.household_count {direction}, g.id {direction} "
-                "LIMIT :limit OFFSET :offset"
-            ),
-            {**params, **page},
-        ).all()
+        ids_sql = (
+            f"SELECT g.id FROM grid g WHERE {' AND '.join(where)} "
+            f"ORDER BY g.household_count {direction}, g.id {direction} "
+            "LIMIT :limit OFFSET :offset"
+        )
     elif sort == "people" and not tag:
         # Every grid's cells in one pass; a caller's grids each through the cells' key.
         cells = (
@@ -332,9 +333,7 @@ def population(
             else "LEFT JOIN LATERAL (SELECT households, people FROM household_cell c "
             f"WHERE c.grid_id = d.id AND c.z = {CELL_ZOOM} OFFSET 0) c ON TRUE"
         )
-        ids = session.scalars(
-            text(
-                f"""WITH sel AS (SELECT g.id FROM grid g WHERE {" AND ".join(where)}),
+        ids_sql = f"""WITH sel AS (SELECT g.id FROM grid g WHERE {" AND ".join(where)}),
                     {_DOWN},
                     agg AS (SELECT d.top, coalesce(sum(c.households), 0) AS households,
                                    coalesce(sum(c.people), 0) AS people
@@ -342,21 +341,26 @@ def population(
                             GROUP BY d.top)
                     SELECT g.id FROM agg JOIN grid g ON g.id = agg.top
                     ORDER BY {order_sql} LIMIT :limit OFFSET :offset"""
+    else:
+        ids_sql = None
+    ids: list[int] | None = None
+    if ids_sql is not None:
+        # The page's ids and the total in one statement (one round trip).
+        chosen = session.execute(
+            text(
+                f"SELECT ARRAY({ids_sql}) AS ids, "
+                f"(SELECT count(*) FROM grid g WHERE {' AND '.join(where)}) AS total"
             ),
             {**params, **page},
-        ).all()
-    else:
-        ids = None
-    if ids is not None:
-        if len(ids) < limit and (ids or offset == 0):
-            total = offset + len(ids)
-        else:
-            total = session.scalar(
-                text(f"SELECT count(*) FROM grid g WHERE {' AND '.join(where)}"), params
-            )
-        where.append("g.id = ANY(CAST(:page AS integer[]))")
-        params["page"] = list(ids)
+        ).one()
+        ids, total = list(chosen.ids), int(chosen.total)
+        # The page's grids alone, as a list (a filter of the grids by the list would be planned
+        # as a scan of every grid; their level and scope were those of their choice).
+        selection = "SELECT unnest(CAST(:page AS integer[])) AS id"
+        params = {"page": list(ids)}
         page = {"limit": limit, "offset": 0}
+    else:
+        selection = f"SELECT g.id FROM grid g WHERE {' AND '.join(where)}"
     hh_where = ""
     if tag:
         hh_where = "WHERE :tag = ANY(h.tags)"
@@ -378,7 +382,7 @@ def population(
         )
     rows = session.execute(
         text(
-            f"""WITH sel AS (SELECT g.id FROM grid g WHERE {" AND ".join(where)}),
+            f"""WITH sel AS ({selection}),
                 {_DOWN},
                 agg AS (SELECT d.top, count(h.grid_id) AS households,
                                coalesce(sum(h.people), 0) AS people,

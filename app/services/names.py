@@ -18,7 +18,7 @@ def workers(
                FROM worker w
                JOIN grid_assignment a ON a.worker_id = w.id
                JOIN grid g ON g.id = a.grid_id
-               WHERE (CAST(:all AS boolean) OR a.grid_id = ANY(:ids))
+               WHERE (CAST(:all AS boolean) OR a.grid_id = ANY(CAST(:ids AS integer[])))
                GROUP BY w.id, w.code, w.name ORDER BY w.name, w.id LIMIT :limit"""
         ),
         {"all": scope is None, "ids": sorted(scope or ()), "limit": limit},

@@ -327,7 +327,7 @@ def visible_network_ids(
     elif scope is None:
         sql, params = "TRUE", {}
     else:
-        sql, params = "grid_id = ANY(:s)", {"s": sorted(scope)}
+        sql, params = "grid_id = ANY(CAST(:s AS integer[]))", {"s": sorted(scope)}
     return list(session.scalars(text(f"SELECT id FROM network WHERE {sql} ORDER BY id"), params))
 
 

@@ -102,7 +102,7 @@ def _people(session: Session, grid_ids: list[int], phones: bool) -> list[dict[st
                FROM grid_assignment a JOIN worker w ON w.id = a.worker_id
                JOIN grid g ON g.id = a.grid_id
                LEFT JOIN worker_photo ph ON ph.worker_id = w.id
-               WHERE a.grid_id = ANY(:ids) AND w.on_duty AND a.role <> 'party_member'
+               WHERE a.grid_id = ANY(CAST(:ids AS integer[])) AND w.on_duty AND a.role <> 'party_member'
                ORDER BY g.level, g.code, w.id"""
         ),
         {"ids": grid_ids},

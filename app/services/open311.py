@@ -232,7 +232,7 @@ def get_requests(
             session.execute(
                 text(
                     """SELECT DISTINCT ON (case_id) case_id, note FROM case_event
-                       WHERE case_id = ANY(:ids) AND note IS NOT NULL
+                       WHERE case_id = ANY(CAST(:ids AS integer[])) AND note IS NOT NULL
                          AND action IN ('resolve', 'cancel', 'reopen', 'rate')
                        ORDER BY case_id, at DESC, id DESC"""
                 ),
@@ -243,7 +243,7 @@ def get_requests(
             session.execute(
                 text(
                     """SELECT DISTINCT ON (case_id) case_id, id FROM case_photo
-                       WHERE case_id = ANY(:ids) ORDER BY case_id, id"""
+                       WHERE case_id = ANY(CAST(:ids AS integer[])) ORDER BY case_id, id"""
                 ),
                 {"ids": ids_},
             ).all()
@@ -251,7 +251,9 @@ def get_requests(
         names = {
             i: [reporter, *svc.routing_names(routing)]
             for i, reporter, routing in session.execute(
-                text('SELECT id, reporter_name, routing FROM "case" WHERE id = ANY(:ids)'),
+                text(
+                    'SELECT id, reporter_name, routing FROM "case" WHERE id = ANY(CAST(:ids AS integer[]))'
+                ),
                 {"ids": ids_},
             ).all()
         }

@@ -253,8 +253,8 @@ def list_areas(
     params: dict[str, Any] = {}
     if scope is not None:
         territory = (
-            "(SELECT ST_Union(t.geom) FROM grid t WHERE t.id = ANY(:scope) AND t.valid_to IS NULL"
-            " AND (t.parent_id IS NULL OR NOT t.parent_id = ANY(:scope)))"
+            "(SELECT ST_Union(t.geom) FROM grid t WHERE t.id = ANY(CAST(:scope AS integer[])) AND t.valid_to IS NULL"
+            " AND (t.parent_id IS NULL OR NOT t.parent_id = ANY(CAST(:scope AS integer[]))))"
         )
         where.append(f"ST_Intersects(o.geom, {territory}) AND NOT ST_Touches(o.geom, {territory})")
         params["scope"] = sorted(scope)

@@ -43,7 +43,7 @@ TREND_DAYS = 14
 def _grid_cond(column: str, scope: frozenset[int] | None) -> tuple[str, dict[str, Any]]:
     if scope is None:
         return "TRUE", {}
-    return f"{column} = ANY(:scope)", {"scope": sorted(scope)}
+    return f"{column} = ANY(CAST(:scope AS integer[]))", {"scope": sorted(scope)}
 
 
 def _share(part: float, whole: float) -> float | None:

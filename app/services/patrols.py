@@ -513,7 +513,7 @@ def _coverage_sql(units: str, match: str) -> str:
           FROM (SELECT units.*, {_SRID.format(g="units.geom")} AS srid FROM units) x),
     tracks AS MATERIALIZED (SELECT p.id, p.worker_id, {_FOOTPRINT} AS line FROM patrol p
                WHERE p.started_at < :w1 AND coalesce(p.ended_at, :at) >= :w0 AND p.started_at <= :at
-                 AND p.purged_at IS NULL AND (:all_w OR p.worker_id = ANY(:wids))),
+                 AND p.purged_at IS NULL AND (:all_w OR p.worker_id = ANY(CAST(:wids AS integer[])))),
     tr AS MATERIALIZED (SELECT u.key, ST_Union(ST_Buffer(ST_Transform(tk.line, u.srid), :buf, 4)) AS b,
                   count(DISTINCT tk.id) AS patrols
            FROM u JOIN tracks tk ON tk.line IS NOT NULL AND {match} GROUP BY u.key),
@@ -563,7 +563,7 @@ def coverage(
         units = """SELECT w.id AS key, w.code, w.name, ST_Union(g.geom) AS geom
                    FROM grid_assignment a JOIN grid g ON g.id = a.grid_id JOIN worker w ON w.id = a.worker_id
                    WHERE g.valid_to IS NULL AND a.role IN ('worker_full', 'worker_part')
-                     AND (:all_w OR a.worker_id = ANY(:wids))
+                     AND (:all_w OR a.worker_id = ANY(CAST(:wids AS integer[])))
                    GROUP BY w.id"""
         match = "tk.worker_id = u.key"
     elif group == "grid":
@@ -571,7 +571,7 @@ def coverage(
             raise BadParameter("level", "按网格统计须给出层级 level（1–5）")
         params["level"] = level
         units = """SELECT g.id AS key, g.code, g.name, g.geom FROM grid g
-                   WHERE g.valid_to IS NULL AND g.level = :level AND (:all_g OR g.id = ANY(:gids))"""
+                   WHERE g.valid_to IS NULL AND g.level = :level AND (:all_g OR g.id = ANY(CAST(:gids AS integer[])))"""
         match = "tk.line && u.geom AND ST_Intersects(tk.line, u.geom)"
         params["all_w"], params["wids"] = True, []
     else:

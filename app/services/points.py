@@ -494,14 +494,14 @@ def pending_entries(session: Session, p: Any) -> list[dict[str, Any]]:
             _ENTRY_SQL
             + """ WHERE e.status = :s AND EXISTS (SELECT 1 FROM grid_assignment a
                    WHERE a.worker_id = e.member_id AND a.role = 'party_member'
-                     AND (:all OR a.grid_id = ANY(:scope)))
+                     AND (:all OR a.grid_id = ANY(CAST(:scope AS integer[]))))
                 ORDER BY e.proposed_at, e.id LIMIT 500"""
         ),
         {"s": status, "all": scope is None, "scope": sorted(scope or ())},
     ).all()
     names = dict(
         session.execute(
-            text("SELECT id, name FROM worker WHERE id = ANY(:ids)"),
+            text("SELECT id, name FROM worker WHERE id = ANY(CAST(:ids AS integer[]))"),
             {"ids": sorted({r.member_id for r in rows})},
         ).all()
     )
@@ -727,7 +727,7 @@ def ranking(
     }
     if group == "member":
         sql = """WITH m AS (SELECT DISTINCT a.worker_id FROM grid_assignment a
-                             WHERE a.role = 'party_member' AND (:all OR a.grid_id = ANY(:scope))),
+                             WHERE a.role = 'party_member' AND (:all OR a.grid_id = ANY(CAST(:scope AS integer[])))),
                       t AS (SELECT m.worker_id, COALESCE(SUM(COALESCE(e.points, r.points)), 0)::int AS total
                               FROM m LEFT JOIN point_entry e ON e.member_id = m.worker_id AND e.status = 'approved'
                                      AND e.occurred_on >= :start AND e.occurred_on < :end
@@ -741,7 +741,7 @@ def ranking(
                               JOIN point_rule r ON r.id = e.rule_id
                              WHERE e.occurred_on >= :start AND e.occurred_on < :end GROUP BY e.household_id),
                       t AS (SELECT h.id, h.grid_id, COALESCE(p.pts, 0) AS total FROM household h
-                              LEFT JOIN p ON p.household_id = h.id WHERE :all OR h.grid_id = ANY(:scope)),
+                              LEFT JOIN p ON p.household_id = h.id WHERE :all OR h.grid_id = ANY(CAST(:scope AS integer[]))),
                       k AS (SELECT t.id, t.grid_id, t.total, RANK() OVER (ORDER BY t.total DESC)::int AS rank,
                                    COUNT(*) OVER ()::int AS count
                               FROM t ORDER BY t.total DESC, t.id LIMIT :limit)
@@ -753,7 +753,7 @@ def ranking(
                              WHERE e.occurred_on >= :start AND e.occurred_on < :end GROUP BY e.household_id),
                       t AS (SELECT h.grid_id, COUNT(*)::int AS households, COALESCE(SUM(p.pts), 0)::int AS total
                               FROM household h LEFT JOIN p ON p.household_id = h.id
-                             WHERE :all OR h.grid_id = ANY(:scope) GROUP BY h.grid_id)
+                             WHERE :all OR h.grid_id = ANY(CAST(:scope AS integer[])) GROUP BY h.grid_id)
                  SELECT t.grid_id AS id, g.code, g.name, t.households, t.total,
                         ROUND(t.total::numeric / t.households, 2)::float AS average,
                         RANK() OVER (ORDER BY t.total DESC)::int AS rank, COUNT(*) OVER ()::int AS count

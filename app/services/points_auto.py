@@ -263,7 +263,7 @@ def public_ranking(
         text(
             """WITH p AS (SELECT e.household_id, SUM(r.points)::int AS pts FROM household_point_entry e
                             JOIN point_rule r ON r.id = e.rule_id
-                            JOIN household h ON h.id = e.household_id AND h.grid_id = ANY(:ids)
+                            JOIN household h ON h.id = e.household_id AND h.grid_id = ANY(CAST(:ids AS integer[]))
                            WHERE e.occurred_on >= :start AND e.occurred_on < :end GROUP BY e.household_id)
                SELECT h.id, h.head_name, h.building, h.unit, h.room, g.name AS grid_name, p.pts AS total,
                       RANK() OVER (ORDER BY p.pts DESC)::int AS rank
@@ -291,7 +291,7 @@ def public_ranking(
                                  COUNT(*)::int AS households, COALESCE(SUM(p.pts), 0)::int AS total
                             FROM household h JOIN grid g ON g.id = h.grid_id
                             LEFT JOIN p ON p.household_id = h.id
-                           WHERE h.grid_id = ANY(:ids) GROUP BY 1)
+                           WHERE h.grid_id = ANY(CAST(:ids AS integer[])) GROUP BY 1)
                SELECT g.name, t.households, t.total,
                       ROUND(t.total::numeric / t.households, 2)::float AS average,
                       RANK() OVER (ORDER BY t.total DESC)::int AS rank

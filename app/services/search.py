@@ -9,8 +9,10 @@ from three characters on; two characters: equal to it; a partial address through
 and — for a kind where none does — texts resembling it (``q <% text``: the word similarity of
 the query to the closest part of a name or address reaches ``similarity_threshold(q)``; codes
 are matched exactly). A later phase is skipped once an earlier one found what was meant. A
-misspelt address is looked up among the households' places first (``search_place``, migration
-``0023_search_speed``: the addresses without unit and room), then among their households.
+misspelt address is looked up among the terms of the places first (``search_term``, migration
+``0031_search_terms``: the places without their building number, a few thousand for a city),
+then among the places (``search_place``, migration ``0023_search_speed``: the addresses
+without unit and room), then among their households.
 Results are ranked equal first, then containing, then by that similarity, and held to what
 the caller may see (``app.auth.policy``): grids, households, workers, service
 points and cameras of the caller's grids (a party member: the households linked to him), cases
@@ -48,6 +50,8 @@ KIND_NAMES = {
     "camera": "摄像头",
 }
 MIN_LENGTH = 2
+# A query of at most this many characters is matched by equal texts and codes only.
+SHORT = 2
 MAX_LENGTH = 60
 MAX_LIMIT = 30
 # The most rows of one kind a query ranks: a query found in very many addresses ranks the
@@ -170,11 +174,15 @@ def similarity_threshold(q: str) -> float:
     return round(max(0.45, min(0.75, (n - 6.5) / (n + 1))), 3)
 
 
-def _threshold(session: Session, value: float) -> None:
-    """Set the word similarity the trigram index asks for (``<%``), for this transaction."""
+def _threshold(session: Session, value: float, params: dict[str, Any]) -> None:
+    """Set the word similarity the trigram index asks for (``<%``), for this transaction: a
+    statement only when it differs from the one last set by this search (``params``)."""
+    if params.get("threshold") == value:
+        return
     session.execute(
         text("SELECT set_config('pg_trgm.word_similarity_threshold', :t, true)"), {"t": str(value)}
     )
+    params["threshold"] = value
 
 
 def _score(*exprs: str) -> str:
@@ -216,7 +224,6 @@ def search(
     }
     if scope is not None:
         params["scope_grids"] = sorted(scope)
-    _threshold(session, similarity_threshold(q))
     for kind in kinds:
         if kind not in KINDS:
             raise BadParameter("kinds", f"'{kind}' is not one of {', '.join(KINDS)}")
@@ -226,12 +233,20 @@ def search(
     # once an earlier one has found what was meant: a code from its start, a text equal to the
     # query, or as many texts holding it as are asked for (a resembling text ranks below them).
     phases = ("exact", "prefix") if code_like(q) else ("exact",)
-    phases += ("strong", "similar")
+    # Two characters make no trigram to look up and resemble everything: equal texts only
+    # (B-tree lookups). A bare number (a code's digits, a phone or room fragment) resembles no
+    # name: codes from their start or holding it. Neither asks for a similarity scan.
+    similar = len(q.replace(" ", "")) > SHORT and not q.isdigit()
+    phases += ("strong", "similar") if similar else ("strong",)
     found: dict[str, list[dict[str, Any]]] = {}
     for phase in phases:
         params["phase"] = phase
         for kind in kinds:
             if phase == "similar" and found.get(kind):
+                continue
+            if phase == "strong" and q.isdigit() and kind not in ("worker", "case"):
+                # A bare number: codes from their start; only a worker's number or a case's
+                # code holding it (typed without its letters).
                 continue
             found.setdefault(kind, []).extend(FINDERS[kind](session, p, q, scope, params))
         items = [i for k in kinds for i in found.get(k, [])]
@@ -296,6 +311,8 @@ def _first_found(
     hits = {"exact": exact, "prefix": code}.get(params["phase"], trigram)
     if hits is None:
         return []
+    if params["phase"] == "similar":  # the word similarity its trigram scan asks for
+        _threshold(session, similarity_threshold(params["q"]), params)
     joint = "\n" if rest.lstrip().startswith("SELECT") else ",\n"
     return session.execute(text(f"WITH {hits}{joint}{rest}"), params).all()
 
@@ -354,6 +371,29 @@ def place_threshold(qp: str) -> float:
     return round(max(0.2, min(0.6, (n - 5) / (n + 4))), 3)
 
 
+# A place's building number (``1栋``, ``3幢``, ``12号楼``): what comes before it is a term
+# (``household_search_term``, migration ``0031_search_terms``).
+BUILDING = re.compile(r"[0-9]+(栋|幢|号楼|号)$")
+# The most terms whose places are compared with a misspelt query.
+TERM_CANDIDATES = 40
+
+
+def split_building(qp: str) -> tuple[str, str]:
+    """A query's place as (term, building): ``蓝晖春家园1栋`` -> (``蓝晖春家园``, ``1栋``); a place
+    without a building number is all term."""
+    m = BUILDING.search(qp)
+    return (qp, "") if m is None else (qp[: m.start()].strip(), qp[m.start() :])
+
+
+def term_threshold(qe: str) -> float:
+    """How similar a term must be to a query's term: as for a place (``place_threshold``), but
+    down to 0.1 — a term of five characters with one wrong shares a single trigram with the
+    term meant, and the terms carry none of the numbers most addresses share, so few terms
+    share any trigram with a query."""
+    n = len(qe.replace(" ", ""))
+    return round(max(0.1, min(0.6, (n - 5) / (n + 4))), 3)
+
+
 def _households(
     session: Session, p: Principal, q: str, scope: frozenset[int] | None, params: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -377,7 +417,9 @@ def _households(
         where = _grid_filter(scope, "h.grid_id")
         place_where = _grid_filter(scope, "sp.grid_id")
     phase = params["phase"]
-    if phase == "prefix" or (code_like(q) and len(q) >= 5):  # no address holds a code
+    # No address holds a code, and a bare number (a room, a phone fragment) is in too many
+    # addresses to say which is meant.
+    if phase == "prefix" or (code_like(q) and (len(q) >= 5 or q.isdigit())):
         return []
     if phase == "exact":
         # A whole address as typed: its households through the B-tree of the addresses (the
@@ -390,21 +432,25 @@ def _households(
             # The places holding the query's place (ending with it when a unit or room
             # follows), then their households holding the query: the trigram lists of a
             # place are those of some 150,000 places, not of millions of addresses; each place's
-            # households are read through the index on their grid.
+            # households are read through the index on their grid. Only when none does are
+            # the households' own trigram lists read (a query across a place and its unit),
+            # in the same statement.
             ppat = f"%{escape_like(qp)}" + ("" if qr else "%")
             hits = f"""places AS MATERIALIZED (
                     SELECT sp.place, sp.grid_id FROM search_place sp
                     WHERE sp.place ILIKE :ppat{place_where} LIMIT :cand),
-                strong AS (SELECT h.id FROM places sp
+                near AS MATERIALIZED (SELECT h.id FROM places sp
                            CROSS JOIN LATERAL (
                                SELECT h.id, {HOUSEHOLD_TEXT} AS t FROM household h
                                WHERE h.grid_id = sp.grid_id{where} OFFSET 0) h
                            WHERE household_search_place(h.t) = sp.place AND h.t ILIKE :pat
                            LIMIT :cand),
-                hit AS (SELECT id FROM strong)"""
+                hit AS (SELECT id FROM near UNION ALL (
+                           SELECT h.id FROM household h
+                           WHERE {HOUSEHOLD_TEXT} ILIKE :pat{where}
+                             AND NOT EXISTS (SELECT 1 FROM near) LIMIT :cand))"""
             rows = _household_rows(session, hits, {**params, **extra, "ppat": ppat})
-            if rows:
-                return _household_results(rows)
+            return _household_results(rows)
         hits = _strong("household", "h", (HOUSEHOLD_TEXT,), q, where)
         hits += ", hit AS (SELECT id FROM strong)"
         return _household_results(_household_rows(session, hits, {**params, **extra}))
@@ -414,25 +460,49 @@ def _households(
     qp, qr = split_place(q)
     rows = []
     near = len(qp) >= MIN_LENGTH
-    if near:
-        # The places most like the query's place, then their households with the unit and
-        # room asked for (exactly: a typo there is left to the full scan).
-        extra.update(qp=qp, place_cand=PLACE_CANDIDATES, qr=f"%{escape_like(qr)}")
+    # The households of the chosen places with the unit and room asked for (exactly: a typo
+    # there is left to the full scan).
+    households_of_places = f"""hit AS (SELECT h.id FROM places p
+                         JOIN search_place sp ON sp.place = p.place{place_where}
+                         JOIN household h ON h.grid_id = sp.grid_id
+                          AND household_search_place({HOUSEHOLD_TEXT}) = sp.place
+                         WHERE {HOUSEHOLD_TEXT} LIKE :qr{where} LIMIT :similar_cand)"""
+    extra.update(qp=qp, place_cand=PLACE_CANDIDATES, qr=f"%{escape_like(qr)}")
+    qe, qb = split_building(qp)
+    if near and len(qe) >= MIN_LENGTH:
+        # The terms (``search_term``: places without their building number, a few thousand
+        # for a city) most like the query's, then their places with the building asked for
+        # (all of them when none is), the most like the query's place first: no trigram of a
+        # building, unit or room number is looked up.
+        building = " AND sp.place = t.term || :qb" if qb else ""
+        hits = f"""terms AS MATERIALIZED (
+                    SELECT t.term FROM search_term t WHERE :qe <% t.term
+                    ORDER BY word_similarity(:qe, t.term) DESC, t.term LIMIT :term_cand),
+                places AS MATERIALIZED (
+                    SELECT c.place FROM (
+                        SELECT DISTINCT sp.place FROM terms t
+                        JOIN search_place sp
+                          ON household_search_term(sp.place) = t.term{building}{place_where}) c
+                    ORDER BY word_similarity(:qp, c.place) DESC, c.place LIMIT :place_cand),
+                {households_of_places}"""
+        _threshold(session, term_threshold(qe), params)
+        rows = _household_rows(
+            session, hits, {**params, **extra, "qe": qe, "qb": qb, "term_cand": TERM_CANDIDATES}
+        )
+    if near and not rows:
+        # The places most like the query's place (a typo in the building number, a caller
+        # whose grids hold none of the terms found, an address of another form).
         hits = f"""places AS MATERIALIZED (
                     SELECT c.place FROM (
                         SELECT DISTINCT sp.place FROM search_place sp
                         WHERE :qp <% sp.place{place_where}) c
                     ORDER BY word_similarity(:qp, c.place) DESC, c.place LIMIT :place_cand),
-                hit AS (SELECT h.id FROM places p
-                         JOIN search_place sp ON sp.place = p.place{place_where}
-                         JOIN household h ON h.grid_id = sp.grid_id
-                          AND household_search_place({HOUSEHOLD_TEXT}) = sp.place
-                         WHERE {HOUSEHOLD_TEXT} LIKE :qr{where} LIMIT :similar_cand)"""
+                {households_of_places}"""
         # The places' index scan asks for the similarity of a place.
-        _threshold(session, place_threshold(qp))
+        _threshold(session, place_threshold(qp), params)
         rows = _household_rows(session, hits, {**params, **extra})
-        _threshold(session, similarity_threshold(q))
     if not rows and (not near or qr):
+        _threshold(session, similarity_threshold(q), params)
         # No place resembles the query's place, or none has its unit and room: every
         # household is compared with the query.
         hits = _hits("household", "h", (HOUSEHOLD_TEXT,), q, where, phase="similar")

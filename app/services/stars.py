@@ -53,7 +53,7 @@ SERVICE_CRITERIA = {
 
 _SCORES_SQL = """
 WITH micro AS (SELECT id, code, name FROM grid WHERE level = 4 AND valid_to IS NULL
-                 AND (:all OR id = ANY(:scope))),
+                 AND (:all OR id = ANY(CAST(:scope AS integer[])))),
      cg AS (SELECT g.id, CASE WHEN g.level = 5 THEN g.parent_id ELSE g.id END AS mid
               FROM grid g WHERE g.level >= 4),
      cs AS (SELECT cg.mid, COUNT(*) AS n, COUNT(*) FILTER (WHERE c.status = 'closed') AS closed,
@@ -215,7 +215,7 @@ def ratings(session: Session, scope: frozenset[int] | None, quarter: str | None)
                 """SELECT s.grid_id, g.code, g.name, s.scores, s.score, s.computed_stars, s.adjustment,
                           s.adjustment_reason, s.stars
                      FROM star_rating s JOIN grid g ON g.id = s.grid_id
-                    WHERE s.quarter = :q AND (:all OR s.grid_id = ANY(:scope))"""
+                    WHERE s.quarter = :q AND (:all OR s.grid_id = ANY(CAST(:scope AS integer[])))"""
             ),
             {"q": label, "all": scope is None, "scope": sorted(scope or ())},
         ).mappings()
@@ -369,7 +369,7 @@ def stars_of_grids(session: Session, grid_ids: list[int]) -> dict[int, dict[str,
     rows = session.execute(
         text(
             """SELECT DISTINCT ON (grid_id) grid_id, quarter, stars FROM star_rating
-                WHERE grid_id = ANY(:ids) ORDER BY grid_id, quarter DESC"""
+                WHERE grid_id = ANY(CAST(:ids AS integer[])) ORDER BY grid_id, quarter DESC"""
         ),
         {"ids": grid_ids},
     ).all()
@@ -383,7 +383,7 @@ def map_features(session: Session, scope: frozenset[int] | None) -> dict[str, An
             """SELECT DISTINCT ON (s.grid_id) s.grid_id, s.quarter, s.stars, g.code, g.name,
                       ST_X(ST_PointOnSurface(g.geom)) AS lon, ST_Y(ST_PointOnSurface(g.geom)) AS lat
                  FROM star_rating s JOIN grid g ON g.id = s.grid_id AND g.valid_to IS NULL
-                WHERE :all OR s.grid_id = ANY(:scope)
+                WHERE :all OR s.grid_id = ANY(CAST(:scope AS integer[]))
                 ORDER BY s.grid_id, s.quarter DESC"""
         ),
         {"all": scope is None, "scope": sorted(scope or ())},
@@ -426,7 +426,7 @@ def allowance_rows(
                  FROM star_rating s JOIN grid g ON g.id = s.grid_id
                  JOIN grid_assignment a ON a.grid_id = s.grid_id AND a.role = ANY(:roles)
                  JOIN worker w ON w.id = a.worker_id
-                WHERE s.quarter = :q AND (:all OR s.grid_id = ANY(:scope))
+                WHERE s.quarter = :q AND (:all OR s.grid_id = ANY(CAST(:scope AS integer[])))
                 ORDER BY g.code, a.role, w.code"""
         ),
         {
@@ -542,7 +542,7 @@ def service_point_ratings(
                  LEFT JOIN LATERAL (SELECT * FROM service_point_rating x WHERE x.service_point_id = p.id
                                        AND x.quarter = :q ORDER BY x.id DESC LIMIT 1) r ON true
                  LEFT JOIN app_user u ON u.id = r.created_by
-                WHERE :all OR p.grid_id = ANY(:scope)
+                WHERE :all OR p.grid_id = ANY(CAST(:scope AS integer[]))
                 ORDER BY r.stars DESC NULLS LAST, p.name, p.id"""
         ),
         {"q": label, "all": scope is None, "scope": sorted(scope or ())},

@@ -476,8 +476,8 @@ _WORKER_GRIDS = grid_tree.descendants_cte(
     "wg",
     """SELECT a.worker_id, g.id FROM grid_assignment a JOIN grid g ON g.id = a.grid_id
        WHERE g.valid_to IS NULL AND a.role IN ('worker_full', 'worker_part')
-         AND (:all_w OR a.worker_id = ANY(:wids))
-         AND (:all_g OR a.worker_id = ANY(:wids) OR g.id = ANY(:gids))""",
+         AND (:all_w OR a.worker_id = ANY(CAST(:wids AS integer[])))
+         AND (:all_g OR a.worker_id = ANY(CAST(:wids AS integer[])) OR g.id = ANY(CAST(:gids AS integer[])))""",
     key="worker_id",
 )
 _HOUSEHOLD_STATE = """
@@ -577,7 +577,7 @@ def coverage(
         sql = f"""
         WITH tops AS (
             SELECT id FROM grid WHERE level = :level AND valid_to IS NULL
-              AND (:all_g OR id = ANY(:gids))),
+              AND (:all_g OR id = ANY(CAST(:gids AS integer[])))),
         {grid_tree.descendants_cte("sub", "SELECT id AS top, id FROM tops", key="top")},
         {_HOUSEHOLD_STATE.format(households="h.grid_id IN (SELECT id FROM sub)")}
         SELECT g.id, g.code, g.name, {_FIGURES}
@@ -617,7 +617,7 @@ def due(
     elif grid_ids is None:
         households = "TRUE"
     else:
-        households = "h.grid_id = ANY(:gids)"
+        households = "h.grid_id = ANY(CAST(:gids AS integer[]))"
         params["gids"] = sorted(grid_ids)
     sql = f"""
     WITH {_HOUSEHOLD_STATE.format(households=households)}
@@ -766,7 +766,7 @@ def attendance(
         text(
             """SELECT w.id, w.code, w.name FROM worker w
                WHERE w.on_duty AND EXISTS (SELECT 1 FROM grid_assignment a WHERE a.worker_id = w.id)
-                 AND (CAST(:all AS boolean) OR w.id = ANY(:ids))
+                 AND (CAST(:all AS boolean) OR w.id = ANY(CAST(:ids AS integer[])))
                ORDER BY w.code NULLS LAST, w.id"""
         ),
         {"all": workers is None, "ids": sorted(workers or [])},
@@ -862,7 +862,7 @@ def overdue_features(
         conds.append("h.linked_member_id = :member")
         params["member"] = linked_member
     elif grid_ids is not None:
-        conds.append("h.grid_id = ANY(:gids)")
+        conds.append("h.grid_id = ANY(CAST(:gids AS integer[]))")
         params["gids"] = sorted(grid_ids)
     if bbox is not None:
         conds.append("h.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")

@@ -208,14 +208,15 @@ def link_names(session: Session, users: list[dict[str, Any]]) -> list[dict[str, 
         return {r[0]: r[1] for r in session.execute(text(sql), {"ids": sorted(ids)})}
 
     workers = names(
-        "SELECT id, name || '（' || code || '）' FROM worker WHERE id = ANY(:ids)",
+        "SELECT id, name || '（' || code || '）' FROM worker WHERE id = ANY(CAST(:ids AS integer[]))",
         {u["worker_id"] for u in users},
     )
     depts = names(
-        "SELECT id, name FROM department WHERE id = ANY(:ids)", {u["department_id"] for u in users}
+        "SELECT id, name FROM department WHERE id = ANY(CAST(:ids AS integer[]))",
+        {u["department_id"] for u in users},
     )
     grids = names(
-        "SELECT id, name || '（' || code || '）' FROM grid WHERE id = ANY(:ids)",
+        "SELECT id, name || '（' || code || '）' FROM grid WHERE id = ANY(CAST(:ids AS integer[]))",
         {u["grid_id"] for u in users},
     )
     return [

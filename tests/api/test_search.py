@@ -197,3 +197,73 @@ def test_a_misspelt_building_is_found_through_the_places_the_households_keep(
     db_session.execute(text("DELETE FROM household WHERE id = :h"), {"h": hid})
     assert places() == []
     assert hid not in [i["id"] for i in search(client, "翠柏华廷花苑7栋")]
+
+
+def test_a_misspelt_estate_is_found_through_the_terms_the_places_keep(client, db_session, accounts):
+    """The terms (a place without its building number) follow the places: a new estate's
+    term appears with its households and goes with the last of them, always equal to a count
+    over the places; an estate's name with one character wrong finds the building, unit and
+    room asked for, not another building of the estate."""
+
+    def recount_differs() -> list:
+        return db_session.execute(
+            text(
+                """(SELECT household_search_term(place), count(*)::integer FROM search_place
+                    GROUP BY 1 EXCEPT SELECT term, places FROM search_term)
+                   UNION ALL (SELECT term, places FROM search_term EXCEPT
+                    SELECT household_search_term(place), count(*)::integer FROM search_place
+                    GROUP BY 1)"""
+            )
+        ).all()
+
+    assert recount_differs() == []
+    own = db_session.scalar(text("SELECT id FROM grid WHERE code = :c"), {"c": OWN_ADDRESS_GRID})
+    term = "安和街道爱辉社区锦绣澜湾小区"
+    ids = {}
+    for building in ("3", "4"):
+        ids[building] = db_session.scalar(
+            text(
+                """INSERT INTO household (geom, address, people, grid_id)
+                   VALUES (ST_SetSRID(ST_MakePoint(117.2287, 31.8149), 4326), :a, 2, :g)
+                   RETURNING id"""
+            ),
+            {"a": f"{term}{building}栋1单元101室", "g": own},
+        )
+    places = db_session.scalar(text("SELECT places FROM search_term WHERE term = :t"), {"t": term})
+    assert places == 2 and recount_differs() == []
+    worker = bearer(accounts["worker"])
+    for q, building in (("锦绣兰湾小区3栋1单元101室", "3"), ("锦绣兰湾小区4栋", "4")):
+        items = [i for i in search(client, q, headers=worker) if i["kind"] == "household"]
+        assert items and items[0]["id"] == ids[building], (q, items[:2])
+        assert items[0]["label"].startswith(f"{term}{building}栋")
+    db_session.execute(
+        text("DELETE FROM household WHERE id = ANY(:ids)"), {"ids": list(ids.values())}
+    )
+    assert (
+        db_session.scalar(text("SELECT count(*) FROM search_term WHERE term = :t"), {"t": term})
+        == 0
+    )
+    assert recount_differs() == []
+
+
+def test_a_bare_number_or_two_characters_find_codes_and_equal_names_only(client, db_session):
+    """A room number is in too many addresses to say which is meant, and two characters
+    resemble everything: neither lists households; a worker's number typed without its
+    letters, and a name typed whole, are still found."""
+    hh = household_in(db_session, OWN_ADDRESS_GRID)
+    room = db_session.scalar(text("SELECT substring(:a from '([0-9]+)室$')"), {"a": hh.address})
+    assert room and len(room) >= 3
+    assert [i for i in search(client, room, limit=30) if i["kind"] == "household"] == []
+    short = hh.address.split("社区", 1)[1][:2]
+    assert [i for i in search(client, short, limit=30) if i["kind"] == "household"] == []
+    worker = db_session.execute(
+        text(
+            """SELECT w.id, w.code, w.name FROM worker w
+               WHERE w.code ~ '[A-Za-z]' AND w.code ~ '[0-9]{3}'
+                 AND EXISTS (SELECT 1 FROM grid_assignment a WHERE a.worker_id = w.id)
+               ORDER BY w.id LIMIT 1"""
+        )
+    ).one()
+    digits = "".join(ch for ch in worker.code if ch.isdigit())
+    assert worker.id in [i["id"] for i in search(client, digits, limit=30) if i["kind"] == "worker"]
+    assert worker.id in [i["id"] for i in search(client, worker.name) if i["kind"] == "worker"]

@@ -206,7 +206,7 @@ def _worker_in_scope(session: Session, worker_id: int, actor: Actor | None) -> b
     return (
         session.scalar(
             text(
-                "SELECT 1 FROM grid_assignment WHERE worker_id = :w AND grid_id = ANY(:ids) LIMIT 1"
+                "SELECT 1 FROM grid_assignment WHERE worker_id = :w AND grid_id = ANY(CAST(:ids AS integer[])) LIMIT 1"
             ),
             {"w": worker_id, "ids": sorted(actor.scope)},
         )
