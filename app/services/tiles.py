@@ -287,7 +287,8 @@ def shared_tile(
     ).first()
     if row is not None:
         if row.stale and not replica:
-            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            session.commit()  # what the request wrote so far, waiting for the disk
+            expendable(session)
             session.execute(
                 text(
                     "UPDATE tile_cache SET used_at = clock_timestamp() WHERE ctid = "
@@ -302,13 +303,13 @@ def shared_tile(
     # replication).
     if replica or limit == 0:
         return encode(render(session, scope, layer, z, x, y))
+    # What the request wrote so far commits waiting for the disk; the transaction of the lock,
+    # the cut and the stored tile writes nothing else.
+    session.commit()
     locked = session.scalar(text("SELECT pg_try_advisory_xact_lock_shared(:k)"), {"k": CACHE_LOCK})
     fresh = encode(render(session, scope, layer, z, x, y))
     if locked:
-        # The cache is expendable (a tile lost in a crash is cut again): its commit does not
-        # wait for the write-ahead log to reach the disk, which on a busy disk held a cold
-        # tile's answer for hundreds of milliseconds.
-        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        expendable(session)
         session.execute(
             text(
                 "INSERT INTO tile_cache (layer, z, x, y, scope, body, size, used_at) "
@@ -320,6 +321,22 @@ def shared_tile(
         if limit is not None and STORED.add(len(fresh), limit):
             trim(session, limit)
     return fresh
+
+
+def expendable(session: Session) -> None:
+    """Let the open transaction, which writes nothing but ``tile_cache`` rows, commit without
+    waiting for the write-ahead log to reach the disk (on a busy disk that wait held a cold
+    tile's answer for hundreds of milliseconds); ``SET LOCAL`` ends with it.
+
+    Safe: a crash loses only the tail of the log after its last flush, so a cache row can be
+    lost, and the tile is cut again; it can never outlive the edit that deleted it. The edit's
+    trigger deletes the rows it touches under ``CACHE_LOCK`` held exclusively, after every
+    transaction that stored a tile under the lock held shared has committed: a stored row's
+    commit lies in the log before the edit's, whose commit waits for the disk and so flushes
+    it too: after a crash the edit is never there without the row, which its replay deletes
+    again, and without the edit the row was cut from the data as it is again. The caller commits what the request wrote before (a
+    session's keep-alive), which waits as usual: this holds for nothing but the cache."""
+    session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 
 def trim(session: Session, limit: int) -> int:
