@@ -28,7 +28,7 @@ one full repaint of the view costs: wall time and the CPU time of the renderer a
 process (``browser_figures``). ``--reuse --browser-only`` measures only that, in a few minutes.
 
     python bench/bench_emap_scale.py [--sizes 10000,100000] [--households 200000,2000000] [--browser]
-                                     [--reuse] [--browser-only]
+                                     [--reuse] [--browser-only] [--port N]
 
 Scratch databases ``gridgov_bench_<size>`` of the private cluster are recreated (``--reuse``
 keeps one that already holds its city and skips the generation and the imports).
@@ -699,7 +699,13 @@ def existing_city(url: str) -> dict | None:
 
 
 def run_city(  # type: ignore[no-untyped-def]
-    cluster, micro: int, households: int, browser: bool, reuse: bool = False, tiles_too: bool = True
+    cluster,
+    micro: int,
+    households: int,
+    browser: bool,
+    reuse: bool = False,
+    tiles_too: bool = True,
+    port: int | None = None,
 ) -> dict:
     name = f"gridgov_bench_{micro}"
     result: dict = {"size": micro}
@@ -717,7 +723,7 @@ def run_city(  # type: ignore[no-untyped-def]
         url = cluster.recreate_database(name)
         mig.upgrade(cluster.owner_url(name), app_url=url)
         build_city(url, micro, households, result)
-    measure_city(cluster, name, url, result, browser, tiles_too)
+    measure_city(cluster, name, url, result, browser, tiles_too, port)
     return result
 
 
@@ -783,7 +789,13 @@ def browser_pass(port: int, token: str, result: dict) -> None:
 
 
 def measure_city(  # type: ignore[no-untyped-def]
-    cluster, name: str, url: str, result: dict, browser: bool, tiles_too: bool = True
+    cluster,
+    name: str,
+    url: str,
+    result: dict,
+    browser: bool,
+    tiles_too: bool = True,
+    port: int | None = None,
 ) -> None:
     """Serve the city with gunicorn and measure the page, the tiles, memory and the baseline
     (``tiles_too=False``: the page and the browser only)."""
@@ -809,7 +821,7 @@ def measure_city(  # type: ignore[no-untyped-def]
             session.execute(text("DELETE FROM tile_cache"))
         session.close()
     app.extensions["gridgov_db"].engine.dispose()
-    port = free_port()
+    port = port or free_port()
     proc = start_gunicorn({"GRIDGOV_DATABASE_URL": url}, port)
     try:
         status, body, t, _ = get(port, "/emap", token)
@@ -948,6 +960,9 @@ def main() -> None:
         action="store_true",
         help="with --reuse: measure the page in Chromium only (no tiles, no SQL comparisons)",
     )
+    parser.add_argument(
+        "--port", type=int, default=None, help="the server's port (default: a free one)"
+    )
     args = parser.parse_args()
     print(
         f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
@@ -959,7 +974,13 @@ def main() -> None:
     households = [int(h) for h in args.households.split(",")]
     results = [
         run_city(
-            cluster, s, h, args.browser or args.browser_only, args.reuse, not args.browser_only
+            cluster,
+            s,
+            h,
+            args.browser or args.browser_only,
+            args.reuse,
+            not args.browser_only,
+            args.port,
         )
         for s, h in zip(sizes, households, strict=False)
     ]
