@@ -217,15 +217,17 @@ def measure_tiles(
         cold: list[float] = []
         warm: list[float] = []
         sizes: list[int] = []
+        spent: list[dict[str, float]] = []
         by_zoom: dict[int, tuple[float, float]] = {}
         for z in range(10, 18):
             zc: list[float] = []
             zw: list[float] = []
             addrs = tile_block(centre, z, side)
             for x, y in addrs:
-                status, body, t, _ = get(port, f"/tiles/{layer}/{z}/{x}/{y}.mvt", token)
+                status, body, t, headers = get(port, f"/tiles/{layer}/{z}/{x}/{y}.mvt", token)
                 assert status == 200, (status, body[:200])
                 zc.append(t)
+                spent.append({"http": t * 1000, **server_timing(headers)})
                 sizes.append(len(body))
             for x, y in addrs:
                 # Each gunicorn worker keeps its own tile cache: of three more requests of the
@@ -243,8 +245,39 @@ def measure_tiles(
             "max_kb": max(sizes) / 1024,
             "tiles": len(cold),
             "by_zoom": by_zoom,
+            "spent": spent,
         }
     return out
+
+
+def server_timing(headers: dict[str, str]) -> dict[str, float]:
+    """The phases of a tile response's Server-Timing header (ms)."""
+    out: dict[str, float] = {}
+    for part in headers.get("server-timing", "").split(","):
+        if ";dur=" in part:
+            name, dur = part.strip().split(";dur=")
+            out[name] = float(dur)
+    return out
+
+
+def where_time_went(spent: list[dict[str, float]], over_ms: float = 50.0) -> str:
+    """Where the time of the slow cold requests (over ``over_ms`` over HTTP) went: the mean of
+    each server phase, and "outside" — the time over HTTP the app did not see (waiting for a
+    gunicorn thread, for a core, the client's own side)."""
+    slow = [s for s in spent if s["http"] > over_ms]
+    if not slow:
+        return f"no cold request over {over_ms:.0f} ms"
+    names = [n for n in ("auth", "version", "lookup", "cut", "gzip", "store", "trim", "gc")]
+    mean = {n: statistics.mean(s.get(n, 0.0) for s in slow) for n in names}
+    outside = statistics.mean(s["http"] - s.get("total", 0.0) for s in slow)
+    phases = ", ".join(f"{n} {v:.1f}" for n, v in mean.items() if v >= 0.05)
+    totals = statistics.mean(s.get("total", 0.0) for s in slow)
+    return (
+        f"{len(slow)} of {len(spent)} cold requests over {over_ms:.0f} ms, mean "
+        f"{statistics.mean(s['http'] for s in slow):.0f} ms over HTTP = app {totals:.1f} "
+        f"({phases}) + outside the app {outside:.1f} ms; server total p95 of all "
+        f"{pct([s.get('total', 0.0) for s in spent], 95):.1f} ms"
+    )
 
 
 def warm_up(port: int, token: str, centre: tuple[float, float]) -> list[int]:
@@ -850,6 +883,7 @@ def measure_city(  # type: ignore[no-untyped-def]
                 f"largest {f['max_kb']:.0f} KB (p95 by zoom, cold/warm ms: {zooms})",
                 flush=True,
             )
+            print(f"  where it went (ms): {where_time_went(f['spent'])}", flush=True)
         print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
         # New app processes (empty memory caches): a grid tile's first request is now one
         # lookup in the shared cache that the requests above filled.
@@ -858,6 +892,7 @@ def measure_city(  # type: ignore[no-untyped-def]
         proc = start_gunicorn({"GRIDGOV_DATABASE_URL": url}, port)
         warm_up(port, token, centre)
         shared = measure_tiles(port, token, centre, layers=("grids",))["grids"]
+        went = where_time_went(shared.pop("spent"))
         result["tiles_shared"] = shared
         zooms = " ".join(
             f"z{z}:{c * 1000:.0f}/{w * 1000:.0f}" for z, (c, w) in shared["by_zoom"].items()
@@ -868,6 +903,7 @@ def measure_city(  # type: ignore[no-untyped-def]
             f"{shared['warm_p95'] * 1000:5.1f} ms (p95 by zoom, first/warm ms: {zooms})",
             flush=True,
         )
+        print(f"  where it went (ms): {went}", flush=True)
         print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
         install_old_tile_functions(cluster.owner_url(name))
         sql = compare_sql(url, centre)
