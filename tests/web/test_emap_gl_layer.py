@@ -97,3 +97,29 @@ def test_the_drawn_map_follows_an_animated_zoom_and_a_pan(live_server: str, page
     page.evaluate("GridGov.map.fire('moveend')")
     page.wait_for_timeout(200)
     assert page.evaluate("window.__renders") == panned["renders"]
+
+
+@pytest.mark.browser
+def test_an_animated_pan_is_not_redrawn_before_it_ends(live_server: str, page) -> None:  # type: ignore[no-untyped-def]
+    """However far apart a loaded machine draws the frames of a pan (here: a pause shorter than
+    any frame), MapLibre repaints once, when the pan ends, never during it."""
+    _open(page, live_server)
+    page.evaluate("GridGov.layers.tiles.options.pause = 1")
+    renders = page.evaluate(
+        """() => new Promise(function (done) {
+             var during = null, m = GridGov.map;
+             m.once('moveend', function () { during = window.__renders; });
+             m.panBy([260, 120], {animate: true, duration: 0.8});
+             var start = window.__renders;
+             setTimeout(function () { done([start, during]); }, 1500);
+           })"""
+    )
+    assert renders[1] is not None, "the pan ended"
+    assert renders[1] == renders[0], renders
+    page.wait_for_function(
+        "() => { var c = GridGov.gl.getCenter(), m = GridGov.map.getCenter();"
+        " return Math.abs(c.lng - m.lng) < 1e-7 && Math.abs(c.lat - m.lat) < 1e-7; }",
+        timeout=10000,
+    )
+    page.evaluate("GridGov.tilesIdle()")
+    _aligned(page.evaluate(WHERE_JS))

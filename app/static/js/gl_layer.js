@@ -73,11 +73,15 @@
     },
 
     /* Leaflet moved the map: the canvas moved with it. A quick renderer redraws as the library
-       does; a slow one once the movement pauses or ends. */
+       does; a slow one once the movement ends, or a drag pauses. */
     _moved: function () {
       if (!this._map || this._zooming) { return; }
       if (!this._slow()) { this._throttledSync(); return; }
-      if (this._pauseTimer) { clearTimeout(this._pauseTimer); }
+      if (this._pauseTimer) { clearTimeout(this._pauseTimer); this._pauseTimer = null; }
+      // An animated pan (panBy, a drag's inertia) ends with moveend: no pause inside it, even
+      // where a loaded machine draws its frames further apart than the pause.
+      var anim = this._map._panAnim;
+      if (anim && anim._inProgress) { return; }
       var self = this;
       this._pauseTimer = setTimeout(function () { self._pauseTimer = null; self._sync(); }, this.options.pause);
     },
