@@ -9,7 +9,8 @@ For each size it
 - starts gunicorn (2 workers × 4 threads) on the city and measures ``GET /emap`` (HTML size),
   vector tiles at zooms 10–17 (grids, households, basemap; cold = first request of a tile, the
   PostGIS cut, the shared grid tile cache in PostgreSQL emptied first; warm = the fastest of
-  three more requests, from a worker's tile cache; p50/p95 and the largest tile), then the grid
+  three more requests, from a worker's tile cache; p50/p95 and the largest tile; where the
+  cold requests over 50 ms spent their time, from the responses' Server-Timing), then the grid
   tiles again from new gunicorn processes (first request = a lookup in the shared cache),
   the gunicorn workers' RSS while serving tiles, and the baseline: the whole city as GeoJSON in
   one response (``GET /api/emap/layers``, what the page loaded before tiles);
