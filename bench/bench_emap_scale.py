@@ -553,11 +553,20 @@ def cpu_ms(pids: dict[int, str]) -> dict[str, float]:
 
 
 # How the MapLibre layer follows Leaflet: the project's (gl_layer.js: the drawn canvas moves with
-# the map, redrawn near the edge of its margin and when the movement ends) or the library's own
-# (a full repaint on every `move`, at most every 32 ms) — the baseline, switched in the same page.
-SYNC_JS = """(stock) => { var l = GridGov.layers.tiles, m = GridGov.map;
+# the map, redrawn when the movement ends, once after a zoom) or the library's own (a full
+# repaint on every `move`, at most every 32 ms, its own end of a zoom) — the baseline, switched
+# in the same page.
+SYNC_JS = """(stock) => { var l = GridGov.layers.tiles, m = GridGov.map, E = L.DomUtil.TRANSITION_END;
+  var P = L.MaplibreGL.prototype, G = L.GridGovGL.prototype;
   m.off('move', l._moved, l); m.off('move', l._throttledUpdate, l); m.off('moveend', l._sync, l);
-  if (stock) { m.on('move', l._throttledUpdate, l); } else { m.on('move', l._moved, l); m.on('moveend', l._sync, l); }
+  L.DomEvent.off(m._proxy, E, P._transitionEnd, l); L.DomEvent.off(m._proxy, E, G._transitionEnd, l);
+  if (stock) {
+    m.on('move', l._throttledUpdate, l); L.DomEvent.on(m._proxy, E, P._transitionEnd, l);
+    l._transformGL = P._transformGL;
+  } else {
+    m.on('move', l._moved, l); m.on('moveend', l._sync, l); L.DomEvent.on(m._proxy, E, G._transitionEnd, l);
+    delete l._transformGL;
+  }
 }"""
 
 # Frames of an animation: the gaps between animation frames from its start until the map has

@@ -123,3 +123,24 @@ def test_an_animated_pan_is_not_redrawn_before_it_ends(live_server: str, page) -
     )
     page.evaluate("GridGov.tilesIdle()")
     _aligned(page.evaluate(WHERE_JS))
+
+
+@pytest.mark.browser
+def test_a_zoom_is_not_repainted_again_for_the_same_view(live_server: str, page) -> None:  # type: ignore[no-untyped-def]
+    """The end of an animated zoom moves MapLibre to the new view once; it is not moved there
+    again (each move of MapLibre is a full repaint, a second on a loaded machine drawing in
+    software) once the zoom has ended, and the map is in place."""
+    _open(page, live_server)
+    zoom = """(dz) => new Promise(function (done) {
+      var gl = GridGov.gl, jump = gl.jumpTo, after = null;
+      gl.jumpTo = function () { if (after !== null) { after += 1; } return jump.apply(this, arguments); };
+      GridGov.map.once('zoomend', function () { after = 0; });
+      GridGov.map.setZoom(GridGov.map.getZoom() + dz, {animate: true});
+      setTimeout(function () { gl.jumpTo = jump; done(after); }, 1500);
+    })"""
+    for dz in (1, -1):
+        assert page.evaluate(zoom, dz) == 0
+        page.evaluate("GridGov.tilesIdle()")
+        w = page.evaluate(WHERE_JS)
+        _follows(w)
+        _aligned(w)

@@ -103,11 +103,31 @@
       this._update();
     },
 
+    /* Whether MapLibre already shows Leaflet's view: a jump there would only repaint the same
+       picture (MapLibre repaints on every jump, even to where it is). */
+    _showsView: function () {
+      var map = this._map, gl = this._glMap, c = map.getCenter(), g = gl.getCenter();
+      return Math.abs(gl.getZoom() - (map.getZoom() - 1)) < 1e-9 &&
+        Math.abs(g.lng - c.lng) < 1e-9 && Math.abs(g.lat - c.lat) < 1e-9;
+    },
+
     _transformGL: function (gl) {
       this._syncedKey = null;
-      L.MaplibreGL.prototype._transformGL.call(this, gl);
+      if (!this._showsView()) { L.MaplibreGL.prototype._transformGL.call(this, gl); }
       var map = this._map, size = map.getSize(), centre = map.getCenter();
       this._syncedKey = [centre.lat, centre.lng, map.getZoom(), size.x, size.y].join(",");
+    },
+
+    /* The end of a zoom's CSS transition: the library jumps MapLibre to the view once more and
+       ends the zoom when that jump ends — a second full repaint of the view the zoom's last
+       step has just drawn. When MapLibre shows the view already, the zoom ends at once. */
+    _transitionEnd: function (e) {
+      L.Util.requestAnimFrame(function () {
+        if (!this._map || !this._glMap) { return; }
+        if (!this._showsView()) { L.MaplibreGL.prototype._transitionEnd.call(this, e); return; }
+        this._resizeContainer();
+        this._zoomEnd();
+      }, this);
     },
 
     /* The zoom animation scales the canvas as drawn, wherever it was drawn: its top-left corner
