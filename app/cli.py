@@ -7,6 +7,7 @@ that parse the command line and call one service; in one place the whole command
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import sys
@@ -909,6 +910,8 @@ def serve(host: str, port: int, workers: int, sample: bool, access_log: bool) ->
             self.cfg.set("workers", workers)
             self.cfg.set("threads", 4)
             self.cfg.set("accesslog", "-" if access_log else None)
+            # As gunicorn.conf.py: a worker's garbage collections skip the app's start.
+            self.cfg.set("post_worker_init", lambda worker: gc.freeze())
             # gunicorn's control socket defaults to one path per account (the home folder): two
             # checkouts served by the same account would share it. Each gets its own.
             ctl = Path(__file__).resolve().parents[1] / "var" / f"gunicorn-{port}.ctl"

@@ -20,6 +20,7 @@ import ipaddress
 import logging
 import secrets
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -268,6 +269,7 @@ def _json_body() -> dict[str, Any]:
 
 
 def _before_request():  # type: ignore[no-untyped-def]
+    g.request_started = time.perf_counter()  # for the Server-Timing of tiles
     g.csp_nonce = secrets.token_urlsafe(16)
     endpoint = request.endpoint
     if endpoint is None:  # 404 / 405: Flask answers (a page's answer shows who is signed in)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.policy import Principal, case_scope, grid_scope, outline_scope
 from app.errors import BadParameter, NotFound
+from app.timing import Phases
 
 MAX_ZOOM = 22
 # Layers whose encoded tiles are kept in PostgreSQL, shared by every app process (revision
@@ -205,26 +206,40 @@ def tile(
     x: int,
     y: int,
     cache_limit: int | None = None,
+    phases: Phases | None = None,
 ) -> tuple[bytes, str]:
     """Return the gzipped tile for ``p`` and its entity tag (cached per scope and version).
     ``cache_limit`` bounds the shared cache in PostgreSQL (bytes; None: no bound, 0: none
-    stored)."""
+    stored); ``phases`` gets the time of each step (``version``, ``lookup``, ``cut``, ``gzip``,
+    ``store``, ``trim``)."""
     if layer not in LAYERS:
         raise NotFound(f"no tile layer '{layer}' (layers: {', '.join(LAYERS)})")
     check_tile(z, x, y)
-    version = data_version(session, layer)
-    scope = scope_of(session, p)
+    phases = phases or Phases()
+    with phases.phase("version"):
+        version = data_version(session, layer)
+        scope = scope_of(session, p)
     key = (layer, z, x, y, scope.key(layer), version)
     etag = hashlib.blake2b(repr(key).encode(), digest_size=10).hexdigest()
     cached = CACHE.get(key)
     if cached is not None:
         return cached, etag
     if layer in SHARED:
-        body = shared_tile(session, scope, layer, z, x, y, cache_limit)
+        body = shared_tile(session, scope, layer, z, x, y, cache_limit, phases)
     else:
-        body = encode(render(session, scope, layer, z, x, y))
+        body = cut(session, scope, layer, z, x, y, phases)
     CACHE.put(key, body)
     return body, etag
+
+
+def cut(
+    session: Session, scope: Scope, layer: str, z: int, x: int, y: int, phases: Phases
+) -> bytes:
+    """Render the tile and gzip it, timing both."""
+    with phases.phase("cut"):
+        raw = render(session, scope, layer, z, x, y)
+    with phases.phase("gzip"):
+        return encode(raw)
 
 
 def encode(raw: bytes) -> bytes:
@@ -264,6 +279,7 @@ def shared_tile(
     x: int,
     y: int,
     limit: int | None = None,
+    phases: Phases | None = None,
 ) -> bytes:
     """The gzipped tile from the shared cache in PostgreSQL (``tile_cache``, revision 0022), or
     rendered and stored there. A grid change deletes the cached tiles it touches (a trigger on
@@ -278,43 +294,74 @@ def shared_tile(
     where = {"l": layer, "z": z, "x": x, "y": y, "s": scope.key(layer)}
     key = "layer = :l AND z = :z AND x = :x AND y = :y AND scope = :s"
     replica = bool(session.info.get("replica"))
-    row = session.execute(
-        text(
-            f"SELECT body, used_at < clock_timestamp() - interval '{USED_EVERY}' AS stale "
-            f"FROM tile_cache WHERE {key}"
-        ),
-        where,
-    ).first()
+    phases = phases or Phases()
+    with phases.phase("lookup"):
+        row = session.execute(
+            text(
+                f"SELECT body, used_at < clock_timestamp() - interval '{USED_EVERY}' AS stale "
+                f"FROM tile_cache WHERE {key}"
+            ),
+            where,
+        ).first()
     if row is not None:
         if row.stale and not replica:
-            session.execute(
-                text(
-                    "UPDATE tile_cache SET used_at = clock_timestamp() WHERE ctid = "
-                    f"(SELECT ctid FROM tile_cache WHERE {key} FOR UPDATE SKIP LOCKED)"
-                ),
-                where,
-            )
-            session.commit()
+            with phases.phase("store"):
+                session.commit()  # what the request wrote so far, waiting for the disk
+                expendable(session)
+                session.execute(
+                    text(
+                        "UPDATE tile_cache SET used_at = clock_timestamp() WHERE ctid = "
+                        f"(SELECT ctid FROM tile_cache WHERE {key} FOR UPDATE SKIP LOCKED)"
+                    ),
+                    where,
+                )
+                session.commit()
         return bytes(row.body)
     # A statement of its own, so that the render below reads a snapshot taken after the lock.
     # A read replica serves the tile without storing it (the primary's cache reaches it by
     # replication).
     if replica or limit == 0:
-        return encode(render(session, scope, layer, z, x, y))
-    locked = session.scalar(text("SELECT pg_try_advisory_xact_lock_shared(:k)"), {"k": CACHE_LOCK})
-    fresh = encode(render(session, scope, layer, z, x, y))
-    if locked:
-        session.execute(
-            text(
-                "INSERT INTO tile_cache (layer, z, x, y, scope, body, size, used_at) "
-                "VALUES (:l, :z, :x, :y, :s, :b, :n, clock_timestamp()) ON CONFLICT DO NOTHING"
-            ),
-            {**where, "b": fresh, "n": len(fresh)},
-        )
+        return cut(session, scope, layer, z, x, y, phases)
+    with phases.phase("lookup"):
+        # What the request wrote so far commits waiting for the disk; the transaction of the
+        # lock, the cut and the stored tile writes nothing else.
         session.commit()
+        locked = session.scalar(
+            text("SELECT pg_try_advisory_xact_lock_shared(:k)"), {"k": CACHE_LOCK}
+        )
+    fresh = cut(session, scope, layer, z, x, y, phases)
+    if locked:
+        with phases.phase("store"):
+            expendable(session)
+            session.execute(
+                text(
+                    "INSERT INTO tile_cache (layer, z, x, y, scope, body, size, used_at) "
+                    "VALUES (:l, :z, :x, :y, :s, :b, :n, clock_timestamp()) "
+                    "ON CONFLICT DO NOTHING"
+                ),
+                {**where, "b": fresh, "n": len(fresh)},
+            )
+            session.commit()
         if limit is not None and STORED.add(len(fresh), limit):
-            trim(session, limit)
+            with phases.phase("trim"):
+                trim(session, limit)
     return fresh
+
+
+def expendable(session: Session) -> None:
+    """Let the open transaction, which writes nothing but ``tile_cache`` rows, commit without
+    waiting for the write-ahead log to reach the disk (on a busy disk that wait held a cold
+    tile's answer for hundreds of milliseconds); ``SET LOCAL`` ends with it.
+
+    Safe: a crash loses only the tail of the log after its last flush, so a cache row can be
+    lost, and the tile is cut again; it can never outlive the edit that deleted it. The edit's
+    trigger deletes the rows it touches under ``CACHE_LOCK`` held exclusively, after every
+    transaction that stored a tile under the lock held shared has committed: a stored row's
+    commit lies in the log before the edit's, whose commit waits for the disk and so flushes
+    it too: after a crash the edit is never there without the row, which its replay deletes
+    again, and without the edit the row was cut from the data as it is again. The caller commits what the request wrote before (a
+    session's keep-alive), which waits as usual: this holds for nothing but the cache."""
+    session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 
 def trim(session: Session, limit: int) -> int:

@@ -42,9 +42,10 @@ LEAFLET_CSS = [
     vendor_url("leaflet.markercluster", "MarkerCluster.css"),
     vendor_url("leaflet.markercluster", "MarkerCluster.Default.css"),
 ]
-# Feature scripts of the e-map (loaded after emap.js, in this order); each registers itself with
-# GridGov.onReady(function (map, layers, config) { … }).
+# Scripts of the e-map: gl_layer.js (the MapLibre layer), emap.js, then the feature scripts in
+# this order; each registers itself with GridGov.onReady(function (map, layers, config) { … }).
 EMAP_SCRIPTS: list[str] = [
+    "/static/js/gl_layer.js",
     "/static/js/emap.js",
     "/static/js/coverage.js",
     "/static/js/grid_edit.js",

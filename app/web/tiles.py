@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import time
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
 from app.auth import current_principal
 from app.db import get_session
 from app.services import tiles as svc
+from app.timing import Phases, gc_seconds
 
 bp = Blueprint("tiles", __name__)
 
@@ -18,10 +20,18 @@ MVT = "application/vnd.mapbox-vector-tile"
 @bp.get("/tiles/<layer>/<int:z>/<int:x>/<int:y>.mvt")
 def tile(layer: str, z: int, x: int, y: int):  # type: ignore[no-untyped-def]
     """One tile of a layer (grids, households, points, cases, overrides, basemap)."""
+    phases, collected = Phases(), gc_seconds()
+    started = time.perf_counter()
+    # Signing in (the first database connection of the request: any wait for the pool).
+    phases.add("auth", started - g.get("request_started", started))
     body, etag = svc.tile(
-        get_session(), current_principal(), layer, z, x, y, cache_limit=cache_limit()
+        get_session(), current_principal(), layer, z, x, y, cache_limit=cache_limit(), phases=phases
     )
+    phases.add("gc", gc_seconds() - collected)
+    phases.add("total", time.perf_counter() - g.get("request_started", started))
     headers = {
+        # Where the request's time went (ms): a slow tile says whether it waited, cut or stored.
+        "Server-Timing": phases.header(),
         "ETag": f'"{etag}"',
         # The tile depends on who asks and on the data: revalidate each time (a 304 is cheap).
         "Cache-Control": "private, no-cache",

@@ -17,7 +17,8 @@ FREE_SPOT = """async (spots) => {
     if (p.x < 0 || p.y < 0 || p.x > r.width || p.y > r.height) continue;
     const el = document.elementFromPoint(r.left + p.x, r.top + p.y);
     if (!el || !el.closest('.leaflet-gl-layer')) continue;
-    const near = gl.queryRenderedFeatures([[p.x - 25, p.y - 25], [p.x + 25, p.y + 25]],
+    const q = GridGov.glPoint({lng: lon, lat: lat});
+    const near = gl.queryRenderedFeatures([[q.x - 25, q.y - 25], [q.x + 25, q.y + 25]],
                                           {layers: ['service_points', 'cameras', 'cases']});
     if (near.length) continue;
     return {x: r.left + p.x, y: r.top + p.y, lon: lon, lat: lat};

@@ -295,7 +295,9 @@ def test_city_dense_tiles_carry_ids_and_the_hover_fetches_the_name(city: City, b
         # The grid drawn under the pointer (from the dense tile: an id, no name).
         under = page.evaluate(
             """(p) => { const r = GridGov.map.getContainer().getBoundingClientRect();
-                 return GridGov.gl.queryRenderedFeatures([p.x + 1 - r.left, p.y + 1 - r.top],
+                 const ll = GridGov.map.containerPointToLatLng([p.x + 1 - r.left, p.y + 1 - r.top]);
+                 const q = GridGov.glPoint(ll);
+                 return GridGov.gl.queryRenderedFeatures([q.x, q.y],
                    {layers: ['grids-fill-3']}).map(f => [f.id, f.properties.name || null]); }""",
             p,
         )

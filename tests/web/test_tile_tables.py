@@ -358,6 +358,72 @@ def test_a_tile_cut_while_a_change_is_open_is_not_stored(app, database_url) -> N
         engine.dispose()
 
 
+def test_only_the_cache_commits_without_waiting_for_the_disk(app, database_url) -> None:  # type: ignore[no-untyped-def]
+    """A stored tile commits without waiting for the disk, but what the request wrote before it
+    is committed first and flushed as usual, and the next transaction on the same connection
+    (an edit) waits for the disk again."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from app.services import tiles as svc
+
+    def setting(s: Session) -> str:
+        return str(s.scalar(text("SHOW synchronous_commit")))
+
+    engine = create_engine(database_url, pool_size=2, max_overflow=0)
+    try:
+        with Session(engine) as reader, Session(engine) as other:
+            lon, lat = centre_of(reader, OWN_MICRO)
+            z, x, y = tile_of(lon, lat, 14)
+            at = {"z": z, "x": x, "y": y}
+            where = "layer = 'grids' AND z = :z AND x = :x AND y IN (:y, :y + 1)"
+            scope = svc.Scope(None, (), None, True, None, None, None)
+            other.execute(text(f"DELETE FROM tile_cache WHERE {where}"), at)
+            other.commit()
+            assert setting(reader) == "on"
+            # A write of the request before the tile (here another cache row, a logged write).
+            reader.execute(
+                text(
+                    "INSERT INTO tile_cache (layer, z, x, y, scope, body, size) "
+                    "VALUES ('grids', :z, :x, :y + 1, 'earlier', '', 0)"
+                ),
+                at,
+            )
+            written = reader.scalar(text("SELECT pg_current_wal_insert_lsn()::text"))
+            svc.shared_tile(reader, scope, "grids", z, x, y)
+            flushed = reader.scalar(
+                text("SELECT pg_current_wal_flush_lsn() >= CAST(:w AS pg_lsn)"), {"w": written}
+            )
+            assert flushed is True, "the request's earlier write waited for the disk"
+            assert setting(reader) == "on"
+            reader.commit()
+            rows = other.execute(
+                text(f"SELECT y - :y, scope FROM tile_cache WHERE {where} ORDER BY y"), at
+            ).all()
+            assert [(d, s == "earlier") for d, s in rows] == [(0, False), (1, True)]
+            # A read of a tile whose last use is old writes that use in the same way.
+            other.execute(
+                text(f"UPDATE tile_cache SET used_at = now() - interval '1 day' WHERE {where}"),
+                at,
+            )
+            other.commit()
+            svc.shared_tile(reader, scope, "grids", z, x, y)
+            assert setting(reader) == "on"
+            used = other.scalar(
+                text(
+                    "SELECT used_at > now() - interval '1 hour' FROM tile_cache "
+                    "WHERE layer = 'grids' AND z = :z AND x = :x AND y = :y"
+                ),
+                at,
+            )
+            assert used is True
+            reader.commit()
+            other.execute(text(f"DELETE FROM tile_cache WHERE {where}"), at)
+            other.commit()
+    finally:
+        engine.dispose()
+
+
 def mapbox_decode(body: bytes) -> dict:
     import gzip
 

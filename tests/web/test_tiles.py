@@ -168,3 +168,33 @@ def test_bad_tile_addresses_are_refused(client) -> None:  # type: ignore[no-unty
 
 def test_tiles_need_an_account(anon_client) -> None:  # type: ignore[no-untyped-def]
     assert anon_client.get("/tiles/grids/12/3381/1662.mvt").status_code == 401
+
+
+def server_timing(res) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    out = {}
+    for part in res.headers["Server-Timing"].split(","):
+        name, dur = part.strip().split(";dur=")
+        out[name] = float(dur)
+    return out
+
+
+def test_a_tile_says_where_its_time_went(client, db_session) -> None:  # type: ignore[no-untyped-def]
+    """Server-Timing: a tile cut anew has its cut, its gzip and its store (grids are kept in
+    the shared cache); a tile from the process's memory has no cut; phases fit in the total."""
+    from app.services import tiles as svc
+
+    lon, lat = centre_of(db_session, OWN_MICRO)
+    z, x, y = tile_of(lon, lat, 15)
+    db_session.execute(text("DELETE FROM tile_cache"))
+    svc.CACHE.clear()
+    cold = client.get(f"/tiles/grids/{z}/{x}/{y}.mvt")
+    assert features(decode(cold), "grids")
+    t = server_timing(cold)
+    assert {"auth", "version", "lookup", "cut", "gzip", "store", "gc", "total"} <= set(t)
+    assert all(v >= 0 for v in t.values())
+    assert t["cut"] > 0
+    assert sum(v for k, v in t.items() if k not in ("total", "gc")) <= t["total"] + 0.2
+    warm = server_timing(client.get(f"/tiles/grids/{z}/{x}/{y}.mvt"))
+    assert "cut" not in warm and "store" not in warm
+    households = server_timing(client.get(f"/tiles/households/{z}/{x}/{y}.mvt"))
+    assert "cut" in households and "store" not in households

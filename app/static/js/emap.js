@@ -391,10 +391,20 @@
   GridGov.forgetGridInfo = function () { gridInfoCache = {}; gridInfoOrder = []; gridInfoWanted = null; };
   GridGov.redrawTip = function () {};
 
-  /* Hover: what is drawn under the pointer, as a tooltip of text rows (null: nothing). */
+  /* Where a place lies on MapLibre's canvas (its pixels, for queryRenderedFeatures): the canvas
+     is wider than the map by a margin on every side, and while the map moves it keeps the view
+     last drawn (gl_layer.js), so a Leaflet container point is not a canvas point. */
+  GridGov.glPoint = function (latlng) {
+    var p = GridGov.gl.project([latlng.lng, latlng.lat]);
+    return { x: p.x, y: p.y };
+  };
+
+  /* Hover: what is drawn under the pointer (a Leaflet container point), as a tooltip of text
+     rows (null: nothing). */
   GridGov.tipAt = function (point) {
     var gl = GridGov.gl;
     if (!gl || !gl.isStyleLoaded()) { return null; }
+    point = GridGov.glPoint(GridGov.map.containerPointToLatLng(L.point(point.x, point.y)));
     var box = [[point.x - 4, point.y - 4], [point.x + 4, point.y + 4]];
     var wanted = ["cases", "service_points", "cameras", "households"].filter(function (id) {
       return gl.getLayer(id) && gl.getLayoutProperty(id, "visibility") !== "none";
@@ -534,7 +544,8 @@
 
     maplibregl.setWorkerUrl(window.location.origin + settings.worker);
     // fadeDuration 0: a tile that arrives is drawn once, not faded in over 300 ms of repaints.
-    var glLayer = L.maplibreGL({ style: glStyle(), interactive: false, attributionControl: false, fadeDuration: 0 });
+    // The layer is redrawn only when the view needs it (gl_layer.js), not on every move.
+    var glLayer = L.gridGovGL({ style: glStyle(), interactive: false, attributionControl: false, fadeDuration: 0 });
     glLayer.addTo(map);
     var gl = glLayer.getMaplibreMap();
     GridGov.gl = gl;

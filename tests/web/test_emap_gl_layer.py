@@ -1,0 +1,146 @@
+"""The e-map's MapLibre layer (gl_layer.js): it moves with the map without repainting while a
+software renderer draws it, stays on the places Leaflet shows, and follows the view once the
+movement ends or a zoom is done."""
+
+from __future__ import annotations
+
+import pytest
+
+# Where a place is drawn: on the MapLibre canvas (its page position plus MapLibre's own
+# projection of the place) and where Leaflet puts it (the map's page position plus Leaflet's
+# projection); the two must agree while and after the map moves.
+WHERE_JS = """() => {
+  var m = GridGov.map, gl = GridGov.gl, ll = m.getCenter();
+  var canvas = gl.getCanvas().getBoundingClientRect(), box = m.getContainer().getBoundingClientRect();
+  var scale = canvas.width / gl.getCanvas().clientWidth;  // the zoom animation scales the canvas
+  var p = gl.project([ll.lng, ll.lat]), q = m.latLngToContainerPoint(ll);
+  var c = gl.getCenter();
+  return { drawn: [canvas.left + p.x * scale, canvas.top + p.y * scale],
+           shown: [box.left + q.x, box.top + q.y],
+           glCentre: [c.lng, c.lat], glZoom: gl.getZoom(),
+           centre: [ll.lng, ll.lat], zoom: m.getZoom(), renders: window.__renders };
+}"""
+
+
+def _open(page, live_server: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{live_server}/emap")
+    page.wait_for_selector("html[data-emap-ready='1']", timeout=20000)
+    page.evaluate("GridGov.tilesIdle()")
+    page.evaluate(
+        "window.__renders = 0; GridGov.gl.on('render', function () { window.__renders += 1; })"
+    )
+
+
+def _aligned(w: dict) -> None:
+    assert abs(w["drawn"][0] - w["shown"][0]) <= 1.5, w
+    assert abs(w["drawn"][1] - w["shown"][1]) <= 1.5, w
+
+
+def _follows(w: dict) -> None:
+    assert w["glZoom"] == pytest.approx(w["zoom"] - 1, abs=1e-9), w
+    assert w["glCentre"][0] == pytest.approx(w["centre"][0], abs=1e-7), w
+    assert w["glCentre"][1] == pytest.approx(w["centre"][1], abs=1e-7), w
+
+
+@pytest.mark.browser
+def test_dragging_moves_the_drawn_map_without_repainting_it(live_server: str, page) -> None:  # type: ignore[no-untyped-def]
+    _open(page, live_server)
+    # The test browser draws WebGL in software: the layer knows it.
+    assert page.evaluate("GridGov.layers.tiles._slow()") is True
+    before = page.evaluate(WHERE_JS)
+    box = page.locator("#gg-map").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for k in range(1, 11):
+        page.mouse.move(x - 8 * k, y - 5 * k)
+    page.wait_for_timeout(50)
+    during = page.evaluate(WHERE_JS)
+    # Leaflet moved (80 × 50 px), MapLibre did not repaint, and what it drew moved along.
+    assert during["centre"] != before["centre"]
+    assert during["renders"] == before["renders"]
+    assert during["glCentre"] == before["glCentre"]
+    _aligned(during)
+    page.mouse.up()
+    page.wait_for_function(
+        "() => { var c = GridGov.gl.getCenter(), m = GridGov.map.getCenter();"
+        " return Math.abs(c.lng - m.lng) < 1e-7 && Math.abs(c.lat - m.lat) < 1e-7; }",
+        timeout=10000,
+    )
+    page.evaluate("GridGov.tilesIdle()")
+    after = page.evaluate(WHERE_JS)
+    assert after["renders"] > during["renders"]  # redrawn for the new view once it stopped
+    _follows(after)
+    _aligned(after)
+
+
+@pytest.mark.browser
+def test_the_drawn_map_follows_an_animated_zoom_and_a_pan(live_server: str, page) -> None:  # type: ignore[no-untyped-def]
+    _open(page, live_server)
+    page.evaluate(
+        "new Promise(function (done) { GridGov.map.once('zoomend', function () { done(); });"
+        " GridGov.map.setZoom(GridGov.map.getZoom() + 1, {animate: true}); })"
+    )
+    page.evaluate("GridGov.tilesIdle()")
+    zoomed = page.evaluate(WHERE_JS)
+    _follows(zoomed)
+    _aligned(zoomed)
+    page.evaluate(
+        "new Promise(function (done) { GridGov.map.once('moveend', function () { done(); });"
+        " GridGov.map.panBy([300, -200], {animate: true, duration: 0.5}); })"
+    )
+    page.evaluate("GridGov.tilesIdle()")
+    panned = page.evaluate(WHERE_JS)
+    _follows(panned)
+    _aligned(panned)
+    # A redraw of a view already drawn is skipped: moveend again repaints nothing.
+    page.evaluate("GridGov.map.fire('moveend')")
+    page.wait_for_timeout(200)
+    assert page.evaluate("window.__renders") == panned["renders"]
+
+
+@pytest.mark.browser
+def test_an_animated_pan_is_not_redrawn_before_it_ends(live_server: str, page) -> None:  # type: ignore[no-untyped-def]
+    """However far apart a loaded machine draws the frames of a pan (here: a pause shorter than
+    any frame), MapLibre repaints once, when the pan ends, never during it."""
+    _open(page, live_server)
+    page.evaluate("GridGov.layers.tiles.options.pause = 1")
+    renders = page.evaluate(
+        """() => new Promise(function (done) {
+             var during = null, m = GridGov.map;
+             m.once('moveend', function () { during = window.__renders; });
+             m.panBy([260, 120], {animate: true, duration: 0.8});
+             var start = window.__renders;
+             setTimeout(function () { done([start, during]); }, 1500);
+           })"""
+    )
+    assert renders[1] is not None, "the pan ended"
+    assert renders[1] == renders[0], renders
+    page.wait_for_function(
+        "() => { var c = GridGov.gl.getCenter(), m = GridGov.map.getCenter();"
+        " return Math.abs(c.lng - m.lng) < 1e-7 && Math.abs(c.lat - m.lat) < 1e-7; }",
+        timeout=10000,
+    )
+    page.evaluate("GridGov.tilesIdle()")
+    _aligned(page.evaluate(WHERE_JS))
+
+
+@pytest.mark.browser
+def test_a_zoom_is_not_repainted_again_for_the_same_view(live_server: str, page) -> None:  # type: ignore[no-untyped-def]
+    """The end of an animated zoom moves MapLibre to the new view once; it is not moved there
+    again (each move of MapLibre is a full repaint, a second on a loaded machine drawing in
+    software) once the zoom has ended, and the map is in place."""
+    _open(page, live_server)
+    zoom = """(dz) => new Promise(function (done) {
+      var gl = GridGov.gl, jump = gl.jumpTo, after = null;
+      gl.jumpTo = function () { if (after !== null) { after += 1; } return jump.apply(this, arguments); };
+      GridGov.map.once('zoomend', function () { after = 0; });
+      GridGov.map.setZoom(GridGov.map.getZoom() + dz, {animate: true});
+      setTimeout(function () { gl.jumpTo = jump; done(after); }, 1500);
+    })"""
+    for dz in (1, -1):
+        assert page.evaluate(zoom, dz) == 0
+        page.evaluate("GridGov.tilesIdle()")
+        w = page.evaluate(WHERE_JS)
+        _follows(w)
+        _aligned(w)
