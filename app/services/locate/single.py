@@ -53,6 +53,8 @@ METHODS = ("inside", "boundary", "nearest", "ancestor", "unassigned")
 # One round trip for the common case: every current grid covering the point (the GiST index on
 # grid.geom selects the candidates) and everyone assigned to those grids. A child lies inside its
 # parent, so the leaf's whole chain is among the covering grids; Python walks it by parent_id.
+# Each row goes into the JSON whole (``json_agg`` of the row: its columns are the keys), which
+# costs PostgreSQL less than naming every key with ``json_build_object``.
 # ``{gate}`` / ``{head}`` / ``{tail}`` let the HTTP locate put the caller's session look-up in the
 # same statement (``locate_with_session``): the grids are read only when the session is live.
 _LOCATE_TEMPLATE = f"""
@@ -66,16 +68,11 @@ _LOCATE_TEMPLATE = f"""
         WHERE {{gate}} g.valid_to IS NULL AND ST_Intersects(g.geom, pt.p)
     )
     SELECT {{columns}}
-        (SELECT json_agg(json_build_object('id', id, 'parent_id', parent_id, 'code', code,
-                                           'name', name, 'level', level, 'is_leaf', is_leaf,
-                                           'interior', interior))
-         FROM hits) AS hits,
-        (SELECT json_agg(json_build_object('grid_id', a.grid_id, 'role', a.role,
-                                           'worker_id', w.id, 'name', w.name,
-                                           'phone', w.phone, 'on_duty', w.on_duty)
-                         ORDER BY w.id)
-         FROM grid_assignment a JOIN worker w ON w.id = a.worker_id
-         WHERE a.grid_id IN (SELECT id FROM hits)) AS people
+        (SELECT json_agg(h) FROM hits AS h) AS hits,
+        (SELECT json_agg(p ORDER BY p.worker_id)
+         FROM (SELECT a.grid_id, a.role, w.id AS worker_id, w.name, w.phone, w.on_duty
+               FROM grid_assignment a JOIN worker w ON w.id = a.worker_id
+               WHERE a.grid_id IN (SELECT id FROM hits)) AS p) AS people
     {{tail}}
     """
 _LOCATE_SQL = text(_LOCATE_TEMPLATE.format(head="", gate="", columns="", tail=""))
