@@ -2,10 +2,10 @@
 then the page, the vector tiles and the server's memory.
 
 For each size it
-- generates the city with ``gis.synthetic.city`` (grids of four levels, households, roads and
-  building footprints for the own basemap) and writes the files the CLI reads;
-- imports them with ``gridgov import`` (grids, households, basemap), timing each; the grid
-  import's growth exponent between the sizes is printed (1.0 = linear);
+- takes the shared city (``bench/city.py``: generated with ``gis.synthetic.city`` — grids of four
+  levels, households, roads and building footprints for the own basemap — and imported with
+  ``gridgov import``, timed once when it was built); the grid import's growth exponent between
+  the sizes is printed (1.0 = linear);
 - starts gunicorn (2 workers × 4 threads) on the city and measures ``GET /emap`` (HTML size),
   vector tiles at zooms 10–17 (grids, households, basemap; cold = first request of a tile, the
   PostGIS cut, the shared grid tile cache in PostgreSQL emptied first; warm = the fastest of
@@ -31,8 +31,9 @@ process (``browser_figures``). ``--reuse --browser-only`` measures only that, in
     python bench/bench_emap_scale.py [--sizes 10000,100000] [--households 200000,2000000] [--browser]
                                      [--reuse] [--browser-only] [--port N]
 
-Scratch databases ``gridgov_bench_<size>`` of the private cluster are recreated (``--reuse``
-keeps one that already holds its city and skips the generation and the imports).
+Each city is the shared one of ``bench/city.py`` (``gridgov_city_<micro-grids>_<households>_s3``),
+generated and imported once and kept; the import figures are those measured when it was built.
+``--reuse`` is accepted for older command lines: a built city is always reused.
 
 Why one script of this size: every figure above is measured on the same imported city and the
 same running server, which take most of the run to set up.
@@ -47,15 +48,9 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-
-import geopandas as gpd
-import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -68,9 +63,7 @@ from app.embedded_pg import default_cluster  # noqa: E402
 from app.services import users as user_svc  # noqa: E402
 from bench.report import load_text  # noqa: E402
 from bench.serving import free_port, start_gunicorn  # noqa: E402
-from gis.synthetic import city  # noqa: E402
 
-GRIDGOV = str(Path(sys.executable).parent / "gridgov")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -86,63 +79,6 @@ CHROMIUM_ARGS = [
 
 
 # -- the city -----------------------------------------------------------------------------------
-def write_city(folder: Path, micro: int, households: int, seed: int = 1) -> dict[str, float]:
-    """Write grids.geojson, households.csv and basemap.geojson of a synthetic city."""
-    started = time.perf_counter()
-    c = city(micro, households, seed=seed, buildings=True)
-    grids = gpd.GeoDataFrame(
-        {
-            "code": [g[0] for g in c.grids],
-            "name": [g[1] for g in c.grids],
-            "level": [g[2] for g in c.grids],
-            "parent_code": [g[3] or "" for g in c.grids],
-        },
-        geometry=[g[4] for g in c.grids],
-        crs=4326,
-    )
-    grids.to_file(folder / "grids.geojson", driver="GeoJSON", COORDINATE_PRECISION=7)
-    rng = np.random.default_rng(seed)
-    n = len(c.households)
-    pd.DataFrame(
-        {
-            "lon": c.households[:, 0].round(7),
-            "lat": c.households[:, 1].round(7),
-            "building": [f"{k % 40 + 1}栋" for k in range(n)],
-            "unit": rng.integers(1, 6, n),
-            "room": rng.integers(101, 3300, n),
-            "people": rng.integers(1, 6, n),
-            "head_name": "测试",
-            "head_phone": "13900000000",
-            "tags": "",
-        }
-    ).to_csv(folder / "households.csv", index=False)
-    basemap = gpd.GeoDataFrame(
-        {
-            "kind": ["road"] * len(c.roads) + ["building"] * len(c.buildings),
-            "class": [r[0] for r in c.roads] + ["residential"] * len(c.buildings),
-        },
-        geometry=[r[1] for r in c.roads] + list(c.buildings),
-        crs=4326,
-    )
-    basemap.to_file(folder / "basemap.geojson", driver="GeoJSON", COORDINATE_PRECISION=7)
-    micro_n = sum(1 for g in c.grids if g[2] == 4)
-    return {
-        "seconds": time.perf_counter() - started,
-        "grids": len(c.grids),
-        "micro": micro_n,
-        "households": n,
-        "basemap": len(basemap),
-    }
-
-
-def cli(url: str, *args: str) -> float:
-    """Run ``gridgov ARGS`` against the database; return its wall time."""
-    started = time.perf_counter()
-    env = dict(os.environ, GRIDGOV_DATABASE_URL=url)
-    res = subprocess.run([GRIDGOV, *args], env=env, cwd=ROOT, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise SystemExit(f"gridgov {' '.join(args)} failed:\n{res.stdout}\n{res.stderr}")
-    return time.perf_counter() - started
 
 
 def admin_token(url: str) -> str:
@@ -720,24 +656,6 @@ def browser_figures(
 
 
 # -- one city -----------------------------------------------------------------------------------
-def existing_city(url: str) -> dict | None:
-    """The sizes of a scratch database's city, or None when it holds none."""
-    from sqlalchemy import create_engine
-
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            grids, micro = conn.execute(
-                text(
-                    "SELECT count(*), count(*) FILTER (WHERE level = 4) FROM grid WHERE valid_to IS NULL"
-                )
-            ).one()
-            homes = conn.execute(text("SELECT count(*) FROM household")).scalar()
-    except Exception:  # no such database, or not migrated
-        return None
-    finally:
-        engine.dispose()
-    return {"grids": grids, "micro": micro, "households": homes} if grids and homes else None
 
 
 def run_city(  # type: ignore[no-untyped-def]
@@ -765,31 +683,6 @@ def run_city(  # type: ignore[no-untyped-def]
     )
     measure_city(cluster, database_name(micro, households), url, result, browser, tiles_too, port)
     return result
-
-
-def build_city(url: str, micro: int, households: int, result: dict) -> None:
-    """Generate the city's files and import them with the CLI, timing each step."""
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        made = write_city(folder, micro, households)
-        result.update(made)
-        print(
-            f"\n== {made['micro']:,} micro-grids ({made['grids']:,} grids), "
-            f"{made['households']:,} households — files written in {made['seconds']:.1f} s",
-            flush=True,
-        )
-        result["import_grids_s"] = cli(url, "import", "grids", str(folder / "grids.geojson"))
-        print(f"gridgov import grids:      {result['import_grids_s']:6.1f} s", flush=True)
-        result["import_households_s"] = cli(
-            url, "import", "households", str(folder / "households.csv")
-        )
-        print(f"gridgov import households: {result['import_households_s']:6.1f} s", flush=True)
-        result["import_basemap_s"] = cli(url, "import", "basemap", str(folder / "basemap.geojson"))
-        print(
-            f"gridgov import basemap:    {result['import_basemap_s']:6.1f} s "
-            f"({made['basemap']:,} roads and buildings)",
-            flush=True,
-        )
 
 
 def browser_pass(port: int, token: str, result: dict) -> None:
@@ -996,12 +889,12 @@ def main() -> None:
     parser.add_argument(
         "--reuse",
         action="store_true",
-        help="keep a scratch database that already holds its city (no imports)",
+        help="accepted for older command lines: the shared city is always reused",
     )
     parser.add_argument(
         "--browser-only",
         action="store_true",
-        help="with --reuse: measure the page in Chromium only (no tiles, no SQL comparisons)",
+        help="measure the page in Chromium only (no tiles, no SQL comparisons)",
     )
     parser.add_argument(
         "--port", type=int, default=None, help="the server's port (default: a free one)"
