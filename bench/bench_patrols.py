@@ -48,6 +48,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -77,6 +78,17 @@ STEP_S = 10
 BATCH = 60
 M_PER_DEG_LAT = 111_320.0
 M_PER_DEG_LON = 111_320.0 * math.cos(math.radians(LAT0))
+
+
+def in_threads(work: Callable[[], None], n: int) -> float:
+    """Run ``work`` in ``n`` threads at once; return the wall time until all have ended."""
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=work) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
 
 
 def lonlat(x: float, y: float) -> tuple[float, float]:
@@ -212,13 +224,7 @@ def run_project(app, work: list[tuple[int, int, list[dict]]], threads: int, now:
                             patrols.post_positions(session, pid, s, worker_id=None, now=now)
             session.close()
 
-    t0 = time.perf_counter()
-    ts = [threading.Thread(target=loop) for _ in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    return time.perf_counter() - t0
+    return in_threads(loop, threads)
 
 
 def insert_plain(cur, pid: int, pts: list[dict]) -> None:  # type: ignore[no-untyped-def]
@@ -247,13 +253,7 @@ def run_baseline(url: str, work: list[tuple[int, int, list[dict]]], threads: int
                         insert_plain(cur, pid, pts[k : k + BATCH])
                     conn.commit()
 
-    t0 = time.perf_counter()
-    ts = [threading.Thread(target=loop) for _ in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    return time.perf_counter() - t0
+    return in_threads(loop, threads)
 
 
 def coverage_baseline(session, buf: float, sample: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -614,13 +614,7 @@ def full_day(args: argparse.Namespace) -> None:
                             failures.append((status, answer))
             c.close()
 
-        t0 = time.perf_counter()
-        threads = [threading.Thread(target=client) for _ in range(args.clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
+        wall = in_threads(client, args.clients)
         assert not failures, failures[:3]
         rate = sent / wall
         p95 = statistics.quantiles(latencies, n=20)[-1] * 1000
@@ -678,13 +672,7 @@ def full_day(args: argparse.Namespace) -> None:
                     insert_plain(cur, pid, pts)
                 c.commit()
 
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=base_client) for _ in range(args.clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    base_rate = sent / (time.perf_counter() - t0)
+    base_rate = sent / in_threads(base_client, args.clients)
     print(
         f"baseline (multi-row INSERT through psycopg, no HTTP): {base_rate:,.0f} positions/s; load {report.load_text()}"
     )

@@ -56,32 +56,10 @@ from app.models import AppUser  # noqa: E402
 from app.services import cases as case_svc  # noqa: E402
 from app.services import search as search_svc  # noqa: E402
 from app.services import users as user_svc  # noqa: E402
+from bench.city import person_name as worker_name  # noqa: E402
 
 DB = "gridgov_bench_search"
-SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
-GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉萍红娥玲芬燕鹏辉建国文斌宇浩凯"
-ESTATE = (
-    "春晖馨苑和园锦绣华府翠湖金桂银杏丽景嘉禾瑞祥福安康宁泰和盛世新城明珠阳光绿洲碧水蓝天怡景雅居"
-)
-SUFFIX = ("小区", "花园", "家园")
 TYPOS = {"区": "去", "园": "圆", "家": "佳"}
-
-
-def estate_name(i: int) -> str:
-    n = len(ESTATE)
-    return ESTATE[i % n] + ESTATE[(i // n) % n] + ESTATE[(i // (n * n)) % n] + SUFFIX[i % 3]
-
-
-def address(k: int, per_estate: int = 400) -> str:
-    e = k // per_estate
-    r = k % per_estate
-    building, unit, room = r // 40 + 1, (r // 8) % 5 + 1, (r % 8) // 2 * 100 + 101 + r % 2
-    return f"滨江街道第{e % 60 + 1}社区{estate_name(e)}{building}栋{unit}单元{room}室"
-
-
-def worker_name(i: int) -> str:
-    rng = random.Random(i)
-    return rng.choice(SURNAMES) + rng.choice(GIVEN) + (rng.choice(GIVEN) if i % 3 else "")
 
 
 def build(cluster, micro: int, households: int, folder: Path) -> dict[str, float]:

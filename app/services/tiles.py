@@ -359,8 +359,9 @@ def expendable(session: Session) -> None:
     transaction that stored a tile under the lock held shared has committed: a stored row's
     commit lies in the log before the edit's, whose commit waits for the disk and so flushes
     it too: after a crash the edit is never there without the row, which its replay deletes
-    again, and without the edit the row was cut from the data as it is again. The caller commits what the request wrote before (a
-    session's keep-alive), which waits as usual: this holds for nothing but the cache."""
+    again, and without the edit the row was cut from the data as it is again. The caller
+    commits what the request wrote before (a session's keep-alive), which waits as usual: this
+    holds for nothing but the cache."""
     session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 

@@ -72,9 +72,12 @@ def upgrade() -> None:
         postgresql_using="ST_Multi(track)",
     )
     op.execute(
-        """UPDATE patrol SET track = gridgov_patrol_line(id, 300),
-                             length_m = coalesce(ST_Length(ST_Force2D(gridgov_patrol_line(id, 300))::geography), 0)
-           WHERE track IS NOT NULL"""
+        """UPDATE patrol p
+              SET track = l.line,
+                  length_m = coalesce(ST_Length(ST_Force2D(l.line)::geography), 0)
+             FROM (SELECT id, gridgov_patrol_line(id, 300) AS line
+                     FROM patrol WHERE track IS NOT NULL) l
+            WHERE p.id = l.id"""
     )
 
 
