@@ -229,11 +229,16 @@ def main() -> None:
                 f"(load {load_text()})",
                 flush=True,
             )
-            print("  zoom: CPU p95 new / old ms (wall p95 new / old ms)", flush=True)
+            print(
+                "  zoom: CPU p95 new / old ms, median new / old (wall p95 new / old ms)",
+                flush=True,
+            )
             for z in ZOOMS:
                 print(
                     f"  z{z}: {pct(sql['cpu']['new'][z], 95) * 1000:6.1f} / "
-                    f"{pct(sql['cpu']['old'][z], 95) * 1000:6.1f}   "
+                    f"{pct(sql['cpu']['old'][z], 95) * 1000:6.1f}, "
+                    f"{statistics.median(sql['cpu']['new'][z]) * 1000:6.1f} / "
+                    f"{statistics.median(sql['cpu']['old'][z]) * 1000:6.1f}   "
                     f"({pct(sql['wall']['new'][z], 95) * 1000:6.1f} / "
                     f"{pct(sql['wall']['old'][z], 95) * 1000:6.1f})",
                     flush=True,
