@@ -81,24 +81,23 @@ def function_sql(which: str, name: str = "gridgov_tile_grids") -> str:
 
 
 def prepare(owner_url: str) -> None:
-    """Build the old table and function beside today's (once; the new function is put back)."""
+    """Build the old table (afresh, from today's rows) and function beside today's, and put the
+    new function back (a run cut short leaves the old one in place)."""
     engine = create_engine(owner_url)
     with engine.begin() as conn:
-        if not conn.execute(text("SELECT to_regclass(:t)"), {"t": OLD_TABLE}).scalar():
-            started = time.perf_counter()
-            conn.execute(
-                text(
-                    f"CREATE TABLE {OLD_TABLE} AS SELECT * FROM grid_tile "
-                    "ORDER BY hashint4(grid_id), band"
-                )
+        started = time.perf_counter()
+        conn.execute(text(f"DROP TABLE IF EXISTS {OLD_TABLE}"))
+        conn.execute(
+            text(
+                f"CREATE TABLE {OLD_TABLE} AS SELECT * FROM grid_tile "
+                "ORDER BY hashint4(grid_id), band"
             )
-            for band in (1, 2, 3, 4):
-                conn.execute(
-                    text(f"CREATE INDEX ON {OLD_TABLE} USING gist (geom) WHERE band = {band}")
-                )
-            conn.execute(text(f"ANALYZE {OLD_TABLE}"))
-            conn.execute(text(f"GRANT SELECT ON {OLD_TABLE} TO PUBLIC"))
-            print(f"{OLD_TABLE} built in {time.perf_counter() - started:.1f} s", flush=True)
+        )
+        for band in (1, 2, 3, 4):
+            conn.execute(text(f"CREATE INDEX ON {OLD_TABLE} USING gist (geom) WHERE band = {band}"))
+        conn.execute(text(f"ANALYZE {OLD_TABLE}"))
+        conn.execute(text(f"GRANT SELECT ON {OLD_TABLE} TO PUBLIC"))
+        print(f"{OLD_TABLE} built in {time.perf_counter() - started:.1f} s", flush=True)
         conn.execute(text(function_sql("old", "bench_0025_tile_grids")))
         conn.execute(text("GRANT EXECUTE ON FUNCTION bench_0025_tile_grids TO PUBLIC"))
         conn.execute(text(function_sql("new")))
