@@ -129,3 +129,36 @@ def test_the_page_names_its_basemap(app, client) -> None:  # type: ignore[no-unt
         assert xyz["kind"] == "xyz" and xyz["sources"][0]["type"] == "raster"
     finally:
         app.config.update(saved)
+
+
+@pytest.mark.browser
+def test_a_layer_hidden_while_tiles_load_stays_hidden(live_server: str, page) -> None:  # type: ignore[no-untyped-def]
+    # MapLibre counts its style as "not loaded" while any tile is on its way; a layer switched
+    # off in the layer list then must still go off, not wait for a load event long past.
+    page.goto(f"{live_server}/emap")
+    page.wait_for_selector("html[data-emap-ready='1']", timeout=20000)
+    settle(page)
+    held: list = []
+    hold = [True]
+    page.route(
+        "**/tiles/households/**",
+        lambda route: held.append(route) if hold[0] else route.continue_(),
+    )
+    page.evaluate("() => { GridGov.map.setZoom(GridGov.map.getZoom() + 1, {animate: false}); }")
+    page.wait_for_function("() => !GridGov.gl.isStyleLoaded()", timeout=10000)
+    assert held, "no household tile was asked for"
+    page.hover(".leaflet-control-layers")
+    page.locator(".leaflet-control-layers-overlays label", has_text="住户").locator(
+        "input"
+    ).uncheck()
+    hold[0] = False
+    for route in held:
+        route.continue_()
+    settle(page)
+    assert page.evaluate("() => GridGov.gl.getLayoutProperty('households', 'visibility')") == "none"
+    # ... and switched on again, it is drawn again.
+    page.locator(".leaflet-control-layers-overlays label", has_text="住户").locator("input").check()
+    settle(page)
+    assert (
+        page.evaluate("() => GridGov.gl.getLayoutProperty('households', 'visibility')") == "visible"
+    )

@@ -221,6 +221,12 @@
 
   /* A Leaflet layer standing for some MapLibre layers: adding it to the map (the layer list, or
      a script) shows them, removing it hides them. */
+  /* Whether MapLibre has read the style (its layers can be shown, hidden and queried), tiles
+     loading or not. */
+  function styleRead(gl) {
+    return !!(gl && gl.style && gl.style._loaded);
+  }
+
   var GlToggle = L.Layer.extend({
     initialize: function (ids, namesFollow) { this.ids = ids; this.namesFollow = namesFollow; },
     onAdd: function () { this._apply("visible"); if (this.namesFollow) { labelsSoon(); } },
@@ -229,7 +235,10 @@
       var gl = GridGov.gl, ids = this.ids;
       if (!gl) { return; }
       var run = function () { ids.forEach(function (id) { if (gl.getLayer(id)) { gl.setLayoutProperty(id, "visibility", vis); } }); };
-      if (gl.isStyleLoaded()) { run(); } else { gl.once("load", run); }
+      // The style's layers exist once its JSON is read; MapLibre's isStyleLoaded() is false
+      // also while any tile loads, long after its one "load" event: a toggle then waited for
+      // an event that had passed, and the layer stayed as it was.
+      if (styleRead(gl)) { run(); } else { gl.once("load", run); }
     }
   });
 
@@ -403,7 +412,7 @@
      rows (null: nothing). */
   GridGov.tipAt = function (point) {
     var gl = GridGov.gl;
-    if (!gl || !gl.isStyleLoaded()) { return null; }
+    if (!styleRead(gl)) { return null; }
     point = GridGov.glPoint(GridGov.map.containerPointToLatLng(L.point(point.x, point.y)));
     var box = [[point.x - 4, point.y - 4], [point.x + 4, point.y + 4]];
     var wanted = ["cases", "service_points", "cameras", "households"].filter(function (id) {
