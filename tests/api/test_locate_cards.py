@@ -129,9 +129,7 @@ class Scenario:
             w=other,
             g=micro,
         )
-        self.check(pt, micro)
-        owner = self.check(pt, micro)["owner"]
-        assert owner["worker_id"] == other
+        assert self.check(pt, micro)["owner"]["worker_id"] == other
 
         # The person's name and phone changed, then off duty, then a new full-time worker.
         self.sql(
