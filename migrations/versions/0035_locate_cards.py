@@ -16,7 +16,10 @@ deleted, or whose parent or validity changes (its card, its old and new parent's
 inserted, changed or deleted (its grids' cards); a worker whose name, phone or duty changes (the
 cards of the grids it is assigned to; a worker deleted takes its assignments with it). Each
 statement refreshes the cards it touched once, in one set-based statement, so a bulk import
-(COPY or many-row INSERTs) costs one refresh per statement, not one per row.
+(COPY or many-row INSERTs) costs one refresh per statement, not one per row. A statement that
+changes a card takes an advisory lock held until its transaction ends, so two transactions
+changing cards at once are ordered and the later one builds its cards from what the earlier
+committed (a statement that changes no card, such as a household count refresh, takes none).
 """
 
 from collections.abc import Sequence
@@ -28,9 +31,17 @@ down_revision: str | Sequence[str] | None = "0027_grid_path"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+#: The advisory lock (two-key form) every writer of cards holds from its first refresh until it
+#: commits: see ``REFRESH_FUNCTION``.
+CARD_LOCK = 7335
+
 REFRESH_FUNCTION = """
 CREATE FUNCTION gridgov_locate_card_refresh(ids integer[]) RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF cardinality(ids) = 0 THEN
+    RETURN;
+  END IF;
   DELETE FROM locate_card c
   WHERE c.grid_id = ANY(ids) AND NOT EXISTS (SELECT 1 FROM grid g WHERE g.id = c.grid_id);
   INSERT INTO locate_card AS c (grid_id, is_leaf, people)
@@ -47,55 +58,81 @@ LANGUAGE sql AS $$
   ON CONFLICT (grid_id) DO UPDATE SET is_leaf = EXCLUDED.is_leaf, people = EXCLUDED.people
   WHERE c.is_leaf IS DISTINCT FROM EXCLUDED.is_leaf
      OR c.people::text IS DISTINCT FROM EXCLUDED.people::text;
-$$
+END $$
 """
 
-GRID_FUNCTION = """
+#: Taken by each trigger before it reads anything another transaction may be changing. Two
+#: writers at once could otherwise each build a card from a snapshot without the other's
+#: change (a worker's new phone and a new assignment of that worker, say), and the card
+#: would keep whichever committed last. With the lock held until commit, each refresh's
+#: statements (a new snapshot each, in READ COMMITTED) see every change committed before it.
+LOCK = f"PERFORM pg_advisory_xact_lock({CARD_LOCK}, 0);"
+
+GRID_FUNCTION = f"""
 CREATE FUNCTION gridgov_locate_card_grid() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  ids integer[];
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    PERFORM gridgov_locate_card_refresh(ARRAY(
-      SELECT id FROM new_rows UNION SELECT parent_id FROM new_rows WHERE parent_id IS NOT NULL));
+    ids := ARRAY(
+      SELECT id FROM new_rows UNION SELECT parent_id FROM new_rows WHERE parent_id IS NOT NULL);
   ELSIF TG_OP = 'DELETE' THEN
-    PERFORM gridgov_locate_card_refresh(ARRAY(
-      SELECT id FROM old_rows UNION SELECT parent_id FROM old_rows WHERE parent_id IS NOT NULL));
+    ids := ARRAY(
+      SELECT id FROM old_rows UNION SELECT parent_id FROM old_rows WHERE parent_id IS NOT NULL);
   ELSE
     -- Only a changed parent or validity changes a card (a household count refresh touches
     -- every grid and changes none).
-    PERFORM gridgov_locate_card_refresh(ARRAY(
+    ids := ARRAY(
       SELECT DISTINCT v.id
       FROM old_rows o JOIN new_rows n ON n.id = o.id,
            LATERAL (VALUES (n.id), (o.parent_id), (n.parent_id)) AS v(id)
       WHERE v.id IS NOT NULL
-        AND (n.parent_id IS DISTINCT FROM o.parent_id OR n.valid_to IS DISTINCT FROM o.valid_to)));
+        AND (n.parent_id IS DISTINCT FROM o.parent_id OR n.valid_to IS DISTINCT FROM o.valid_to));
+  END IF;
+  IF cardinality(ids) > 0 THEN
+    {LOCK}
+    PERFORM gridgov_locate_card_refresh(ids);
   END IF;
   RETURN NULL;
 END $$
 """
 
-ASSIGNMENT_FUNCTION = """
+ASSIGNMENT_FUNCTION = f"""
 CREATE FUNCTION gridgov_locate_card_assignment() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  ids integer[];
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    PERFORM gridgov_locate_card_refresh(ARRAY(SELECT DISTINCT grid_id FROM new_rows));
+    ids := ARRAY(SELECT DISTINCT grid_id FROM new_rows);
   ELSIF TG_OP = 'DELETE' THEN
-    PERFORM gridgov_locate_card_refresh(ARRAY(SELECT DISTINCT grid_id FROM old_rows));
+    ids := ARRAY(SELECT DISTINCT grid_id FROM old_rows);
   ELSE
-    PERFORM gridgov_locate_card_refresh(ARRAY(
-      SELECT grid_id FROM old_rows UNION SELECT grid_id FROM new_rows));
+    ids := ARRAY(SELECT grid_id FROM old_rows UNION SELECT grid_id FROM new_rows);
+  END IF;
+  IF cardinality(ids) > 0 THEN
+    {LOCK}
+    PERFORM gridgov_locate_card_refresh(ids);
   END IF;
   RETURN NULL;
 END $$
 """
 
-WORKER_FUNCTION = """
+WORKER_FUNCTION = f"""
 CREATE FUNCTION gridgov_locate_card_worker() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  changed integer[];
 BEGIN
-  PERFORM gridgov_locate_card_refresh(ARRAY(
-    SELECT DISTINCT a.grid_id
-    FROM old_rows o JOIN new_rows n ON n.id = o.id JOIN grid_assignment a ON a.worker_id = n.id
+  changed := ARRAY(
+    SELECT n.id FROM old_rows o JOIN new_rows n ON n.id = o.id
     WHERE n.name IS DISTINCT FROM o.name OR n.phone IS DISTINCT FROM o.phone
-       OR n.on_duty IS DISTINCT FROM o.on_duty));
+       OR n.on_duty IS DISTINCT FROM o.on_duty);
+  IF cardinality(changed) > 0 THEN
+    {LOCK}
+    -- The grids are read after the lock: an assignment of these workers committed meanwhile
+    -- is among them.
+    PERFORM gridgov_locate_card_refresh(ARRAY(
+      SELECT DISTINCT grid_id FROM grid_assignment WHERE worker_id = ANY(changed)));
+  END IF;
   RETURN NULL;
 END $$
 """

@@ -10,6 +10,8 @@ their very next request."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -326,3 +328,66 @@ def test_cards_and_answers_follow_every_change_on_the_fast_path(own_db: str) -> 
         fast.wsgi_app.close()  # type: ignore[attr-defined]
         for a in (fast, slow):
             a.extensions["gridgov_db"].dispose()
+
+
+def test_two_writers_at_once_leave_no_stale_card(own_db: str) -> None:
+    """A worker's new phone and, at the same time in another transaction, a new assignment of
+    that worker: whichever commits last, the new grid's card carries the new phone (each
+    writer's cards are built after the other's commit, under the cards' lock)."""
+    engine = create_engine(own_db)
+    try:
+        with engine.connect() as a, engine.connect() as b:
+            worker, grid = a.execute(
+                text(
+                    "SELECT w.id, g.id FROM worker w, grid g WHERE g.valid_to IS NULL "
+                    "AND NOT EXISTS (SELECT 1 FROM grid_assignment x "
+                    "WHERE x.worker_id = w.id AND x.grid_id = g.id) "
+                    "AND EXISTS (SELECT 1 FROM grid_assignment y WHERE y.worker_id = w.id) "
+                    "ORDER BY w.id, g.id LIMIT 1"
+                )
+            ).one()
+            a.commit()
+            a.execute(text("UPDATE worker SET phone = '13500002222' WHERE id = :w"), {"w": worker})
+            b_pid = b.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            b.commit()
+            failed: list[BaseException] = []
+
+            def assign() -> None:
+                try:
+                    b.execute(
+                        text(
+                            "INSERT INTO grid_assignment (worker_id, grid_id, role) "
+                            "VALUES (:w, :g, 'worker_part')"
+                        ),
+                        {"w": worker, "g": grid},
+                    )
+                    b.commit()
+                except BaseException as exc:  # noqa: BLE001 - reported by the test thread
+                    failed.append(exc)
+
+            thread = threading.Thread(target=assign)
+            thread.start()
+            # The assignment waits for the cards' lock, which the phone's transaction holds
+            # (without the lock it would commit first, its card built without the new phone).
+            deadline = time.monotonic() + 10
+            with engine.connect() as watch:
+                while thread.is_alive() and time.monotonic() < deadline:
+                    waiting = watch.execute(
+                        text("SELECT wait_event FROM pg_stat_activity WHERE pid = :p"),
+                        {"p": b_pid},
+                    ).scalar()
+                    watch.commit()
+                    if waiting == "advisory":
+                        break
+                    time.sleep(0.05)
+            a.commit()
+            thread.join(10)
+            assert not thread.is_alive() and failed == []
+        with Session(engine) as conn:
+            assert_cards_exact(conn)
+            card = dict(stored_cards(conn))[grid][1]
+            assert {"worker_id": worker, "phone": "13500002222"}.items() <= next(
+                p for p in card if p["worker_id"] == worker
+            ).items()
+    finally:
+        engine.dispose()
