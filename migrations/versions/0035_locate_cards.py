@@ -32,7 +32,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 #: The advisory lock (two-key form) every writer of cards holds from its first refresh until it
-#: commits: see ``REFRESH_FUNCTION``.
+#: commits: see ``LOCK``.
 CARD_LOCK = 7335
 
 REFRESH_FUNCTION = """
@@ -65,7 +65,8 @@ END $$
 #: writers at once could otherwise each build a card from a snapshot without the other's
 #: change (a worker's new phone and a new assignment of that worker, say), and the card
 #: would keep whichever committed last. With the lock held until commit, each refresh's
-#: statements (a new snapshot each, in READ COMMITTED) see every change committed before it.
+#: statements (a new snapshot each, in READ COMMITTED, which every write of the app runs in)
+#: see every change committed before it.
 LOCK = f"PERFORM pg_advisory_xact_lock({CARD_LOCK}, 0);"
 
 GRID_FUNCTION = f"""
