@@ -27,9 +27,10 @@ POSTGIS_TABLES = frozenset({"spatial_ref_sys", "layer", "topology"})
 
 
 #: Tables derived from grids and households by triggers: tile data (revision 0015), the shared
-#: cache of encoded tiles (revision 0022), the search's places (revision 0023) and terms (0031).
+#: cache of encoded tiles (revision 0022), the search's places (revision 0023) and terms (0031),
+#: the locate's cards of grids (revision 0035).
 TILE_TABLES = frozenset(
-    {"grid_tile", "household_cell", "tile_cache", "search_place", "search_term"}
+    {"grid_tile", "household_cell", "tile_cache", "search_place", "search_term", "locate_card"}
 )
 
 
@@ -43,8 +44,8 @@ def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-
         return False
     if type_ == "index" and reflected and compare_to is None and (name or "").endswith("_trgm"):
         return False
-    # The e-map's tile tables are caches kept by triggers (revision 0015), with partial
-    # indexes per zoom band: they belong to that revision, not to the models.
+    # The e-map's tile tables (revision 0015, with partial indexes per zoom band) and the other
+    # tables kept by triggers belong to their revisions, not to the models.
     if type_ == "table" and name in TILE_TABLES:
         return False
     if (

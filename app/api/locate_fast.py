@@ -245,10 +245,13 @@ class FastLocate:
             return None
         if row.kind == "browser":
             user_svc.keep_alive(Reader(conn), row)
-        # The caller's own assignments among the grids at the point, read before the locate
-        # takes the row's people apart.
+        # The grids at the point the caller is assigned to (from their cards).
         mine = (
-            {a["grid_id"] for a in row.people or () if a["worker_id"] == p.worker_id}
+            {
+                h["id"]
+                for h in row.hits or ()
+                if any(a["worker_id"] == p.worker_id for a in h["people"])
+            }
             if p.worker_id
             else set()
         )

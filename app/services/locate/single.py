@@ -51,29 +51,22 @@ CHIEF_ROLES = ("micro_chief", "grid_chief")
 METHODS = ("inside", "boundary", "nearest", "ancestor", "unassigned")
 
 # One round trip for the common case: every current grid covering the point (the GiST index on
-# grid.geom selects the candidates) and everyone assigned to those grids. A child lies inside its
-# parent, so the leaf's whole chain is among the covering grids; Python walks it by parent_id.
-# Each row goes into the JSON whole (``json_agg`` of the row: its columns are the keys), which
-# costs PostgreSQL less than naming every key with ``json_build_object``.
+# grid.geom selects the candidates) with its locate card (revision 0035: whether it is a leaf and
+# who is assigned to it, kept by triggers). A child lies inside its parent, so the leaf's whole
+# chain is among the covering grids; Python walks it by parent_id. Each row goes into the JSON
+# whole (``json_agg`` of the row: its columns are the keys), which costs PostgreSQL less than
+# naming every key with ``json_build_object``.
 # ``{gate}`` / ``{head}`` / ``{tail}`` let the HTTP locate put the caller's session look-up in the
 # same statement (``locate_with_session``): the grids are read only when the session is live.
-_LOCATE_TEMPLATE = f"""
-    WITH {{head}} pt AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS p),
-    hits AS MATERIALIZED (
-        SELECT g.id, g.parent_id, g.code, g.name, g.level,
-               {grid_tree.is_leaf("g")}
-                   AS is_leaf,
-               ST_Contains(g.geom, pt.p) AS interior
-        FROM grid g, pt
-        WHERE {{gate}} g.valid_to IS NULL AND ST_Intersects(g.geom, pt.p)
-    )
-    SELECT {{columns}}
-        (SELECT json_agg(h) FROM hits AS h) AS hits,
-        (SELECT json_agg(p ORDER BY p.worker_id)
-         FROM (SELECT a.grid_id, a.role, w.id AS worker_id, w.name, w.phone, w.on_duty
-               FROM grid_assignment a JOIN worker w ON w.id = a.worker_id
-               WHERE a.grid_id IN (SELECT id FROM hits)) AS p) AS people
-    {{tail}}
+_LOCATE_TEMPLATE = """
+    WITH {head} pt AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS p)
+    SELECT {columns}
+        (SELECT json_agg(h) FROM (
+            SELECT g.id, g.parent_id, g.code, g.name, g.level, c.is_leaf, c.people,
+                   ST_Contains(g.geom, pt.p) AS interior
+            FROM pt, grid g JOIN locate_card c ON c.grid_id = g.id
+            WHERE {gate} g.valid_to IS NULL AND ST_Intersects(g.geom, pt.p)) AS h) AS hits
+    {tail}
     """
 _LOCATE_SQL = text(_LOCATE_TEMPLATE.format(head="", gate="", columns="", tail=""))
 
@@ -283,11 +276,8 @@ def _find_grid(
     ``locate_with_session`` has read it already."""
     if first is None:
         first = reader.first(_LOCATE_DRIVER, {"lon": lon, "lat": lat})
-    hits_json, people_json = first.hits, first.people
-    hits = hits_json or []
-    people: dict[int, list[dict[str, Any]]] = {}
-    for p in people_json or []:
-        people.setdefault(p.pop("grid_id"), []).append(p)
+    hits = first.hits or []
+    people: dict[int, list[dict[str, Any]]] = {h["id"]: h["people"] for h in hits}
     grids = {h["id"]: h for h in hits}
     leaves = [h for h in hits if h["is_leaf"]]
     method, pick = None, None
