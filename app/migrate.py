@@ -60,6 +60,31 @@ def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-
     return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 
 
+#: Heads that a later change of the graph made a dependency of another revision, with that
+#: revision: 0033_track_segments changes the patrol table of 0028_patrols, on another branch,
+#: and names it in ``depends_on`` (without it some order of the branches ran 0033 first, on a
+#: database with no patrol table). Databases upgraded before that keep both among their heads,
+#: which Alembic refuses ("overlaps"); it writes only the later one itself.
+SUPERSEDED_HEADS = {"0028_patrols": "0033_track_segments"}
+
+
+def drop_superseded_heads(connection) -> int:  # type: ignore[no-untyped-def]
+    """Take out of the version table each head listed in ``SUPERSEDED_HEADS`` that is there with
+    the revision depending on it (as Alembic would have left it); the number taken out."""
+    if connection.execute(text("SELECT to_regclass('alembic_version')")).scalar() is None:
+        return 0
+    gone = 0
+    for head, later in SUPERSEDED_HEADS.items():
+        gone += connection.execute(
+            text(
+                "DELETE FROM alembic_version WHERE version_num = :head AND EXISTS "
+                "(SELECT 1 FROM alembic_version WHERE version_num = :later)"
+            ),
+            {"head": head, "later": later},
+        ).rowcount
+    return gone
+
+
 def alembic_config(url: str) -> Config:
     """Return an Alembic config for the project's migrations against ``url``."""
     cfg = Config(str(ROOT / "alembic.ini"))

@@ -8,7 +8,7 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, pool
 
-from app.migrate import include_object
+from app.migrate import drop_superseded_heads, include_object
 from app.models import Base
 
 config = context.config
@@ -71,6 +71,8 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         compare_type=True,
     )
     with context.begin_transaction():
+        # Before Alembic reads the heads: the version table as the current graph would write it.
+        drop_superseded_heads(connection)
         context.run_migrations()
 
 

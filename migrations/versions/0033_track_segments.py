@@ -1,7 +1,7 @@
 """A patrol's track breaks where the phone was silent or jumped: MULTILINESTRING M
 
 Revision ID: 0033_track_segments
-Revises: 0030_import_jobs
+Revises: 0030_import_jobs (and depends on 0028_patrols)
 Create Date: 2026-12-05 07:00:00
 
 The track becomes a MULTILINESTRING M, one part per stretch walked without a break. A break
@@ -25,7 +25,10 @@ from alembic import op
 revision: str = "0033_track_segments"
 down_revision: str | Sequence[str] | None = "0030_import_jobs"
 branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+# The patrol table it changes comes from 0028_patrols, on another branch: a dependency, so that
+# the order of the branches never puts this revision first (databases that have both keep both
+# as heads).
+depends_on: str | Sequence[str] | None = "0028_patrols"
 
 LINE_FUNCTION = """
 CREATE FUNCTION gridgov_patrol_line(pid integer, gap_s double precision)
