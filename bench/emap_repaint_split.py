@@ -83,33 +83,38 @@ PADDING_JS = """(p) => {
   l.options.padding = p; l._resizeContainer(); l._glMap.resize(); l._syncedKey = null; l._update();
 }"""
 
-# The grid outlines drawn by the fills' outline pass: every level's fill layer drawn at every
-# zoom, its tint only where it had one (elsewhere a transparent fill), its outline 1 px.
+# The grid outlines of some levels drawn by the fills' outline pass at every zoom: the level's
+# fill layer drawn at every zoom, its tint only where it had one (elsewhere a transparent fill),
+# its outline 1 px, no line layer; an empty list puts back what was there.
 EDGES_JS = """(levels) => {
-  var gl = GridGov.gl, on = levels.length > 0;
-  [1, 2, 3, 4, 5].forEach(function (level) {
-    if (on && levels.indexOf(level) < 0) { return; }
-    var s = GridGov.levelStyle(level), id = 'grids-fill-' + level;
-    if (!gl.getLayer(id)) { return; }
-    if (!window.__fillZoom) { window.__fillZoom = {}; }
-    if (!window.__fillZoom[id]) { var L0 = gl.getLayer(id); window.__fillZoom[id] = [L0.minzoom, L0.maxzoom]; }
-    if (on) {
-      var z = gl.getZoom(), r = window.__fillZoom[id], tinted = z >= r[0] && z < r[1];
-      gl.setLayerZoomRange(id, 0, 24);
-      gl.setPaintProperty(id, 'fill-color', tinted ? s.color : 'rgba(0,0,0,0)');
-      gl.setPaintProperty(id, 'fill-opacity', tinted ? s.fillOpacity : 1);
-      gl.setPaintProperty(id, 'fill-antialias', true);
-      gl.setPaintProperty(id, 'fill-outline-color', s.color);
-      gl.setLayoutProperty('grids-line-' + level, 'visibility', 'none');
-    } else {
-      var q = window.__fillZoom[id];
-      gl.setLayerZoomRange(id, q[0], q[1]);
-      gl.setPaintProperty(id, 'fill-color', s.color);
-      gl.setPaintProperty(id, 'fill-opacity', s.fillOpacity);
-      gl.setPaintProperty(id, 'fill-antialias', false);
-      gl.setPaintProperty(id, 'fill-outline-color', undefined);
-      gl.setLayoutProperty('grids-line-' + level, 'visibility', 'visible');
-    }
+  var gl = GridGov.gl, FILL = ['fill-color', 'fill-opacity', 'fill-antialias', 'fill-outline-color'];
+  if (!levels.length) {
+    (window.__edges || []).forEach(function (k) {
+      gl.setLayerZoomRange(k.fill, k.fillZoom[0], k.fillZoom[1]);
+      gl.setLayerZoomRange(k.line, k.lineZoom[0], k.lineZoom[1]);
+      FILL.forEach(function (p) { gl.setPaintProperty(k.fill, p, k.paint[p]); });
+      gl.setLayoutProperty(k.line, 'visibility', k.visible);
+    });
+    window.__edges = [];
+    return;
+  }
+  window.__edges = [];
+  levels.forEach(function (level) {
+    var s = GridGov.levelStyle(level), fill = 'grids-fill-' + level, line = 'grids-line-' + level;
+    var f = gl.getLayer(fill), l = gl.getLayer(line);
+    if (!f || !l) { return; }
+    var k = { fill: fill, line: line, fillZoom: [f.minzoom || 0, f.maxzoom || 24],
+              lineZoom: [l.minzoom || 0, l.maxzoom || 24], paint: {},
+              visible: gl.getLayoutProperty(line, 'visibility') || 'visible' };
+    FILL.forEach(function (p) { k.paint[p] = gl.getPaintProperty(fill, p); });
+    window.__edges.push(k);
+    var z = gl.getZoom(), tinted = z >= k.fillZoom[0] && z < k.fillZoom[1];
+    gl.setLayerZoomRange(fill, 0, 24);
+    gl.setPaintProperty(fill, 'fill-color', tinted ? s.color : 'rgba(0,0,0,0)');
+    gl.setPaintProperty(fill, 'fill-opacity', tinted ? s.fillOpacity : 1);
+    gl.setPaintProperty(fill, 'fill-antialias', true);
+    gl.setPaintProperty(fill, 'fill-outline-color', s.color);
+    gl.setLayoutProperty(line, 'visibility', 'none');
   });
 }"""
 
