@@ -191,6 +191,13 @@ def measure_view(page, procs: dict[int, str], n: int, label: str, split: bool = 
     show("none, padding:0.0", SHOW_JS, [], None)
     page.evaluate(PADDING_JS, 0.1)
     show("ratio:0.5", "(r) => GridGov.gl.setPixelRatio(r)", 0.5, 1)
+    if "households" in counts:
+        # Whether the circles cost by their pixels: alone, at a quarter of the pixels.
+        page.evaluate(SHOW_JS, ["households"])
+        show("only:households, ratio:0.5", "(r) => GridGov.gl.setPixelRatio(r)", 0.5, 1)
+        page.evaluate(SHOW_JS, [])
+        show("none, ratio:0.5", "(r) => GridGov.gl.setPixelRatio(r)", 0.5, 1)
+        page.evaluate(SHOW_JS, None)
 
 
 def main() -> None:
