@@ -17,8 +17,12 @@ page as the user sees it:
 - ``solid``: the grid lines not dashed; ``edges``: the grid outlines drawn as the fills' own
   one-pixel outlines (``fill-outline-color``) instead of line layers.
 
+``--zoom-frames`` times instead the frames of an animated zoom (in and out, three rounds) with
+the page as it is, the MapLibre canvas hidden, the grid names off the map, and both: what the
+animation's frames wait on.
+
     python bench/emap_repaint_split.py [--micro 100000 --households 2000000] [--zooms 13,14]
-                                       [--port N] [--repaints 4]
+                                       [--port N] [--repaints 4] [--shots PREFIX] [--zoom-frames]
 """
 
 from __future__ import annotations
@@ -36,9 +40,12 @@ from bench.bench_emap_scale import (  # noqa: E402
     CHROMIUM_ARGS,
     IDLE_JS,
     REPAINT_JS,
+    ZOOM_JS,
     admin_token,
     chromium_pids,
     cpu_ms,
+    gaps_of,
+    pct,
 )
 from bench.report import load_text  # noqa: E402
 from bench.serving import free_port, start_gunicorn  # noqa: E402
@@ -200,6 +207,53 @@ def measure_view(page, procs: dict[int, str], n: int, label: str, split: bool = 
         page.evaluate(SHOW_JS, None)
 
 
+# What the frames of an animated zoom wait on: the page as it is, the MapLibre canvas hidden,
+# the grid names (Leaflet markers) taken off the map, both.
+ZOOM_PARTS = (
+    ("as it is", "() => {}", "() => {}"),
+    (
+        "MapLibre canvas hidden",
+        "() => { GridGov.gl.getCanvas().style.visibility = 'hidden'; }",
+        "() => { GridGov.gl.getCanvas().style.visibility = ''; }",
+    ),
+    (
+        "names off the map",
+        "() => { GridGov.map.removeLayer(GridGov.layers.labels); }",
+        "() => { GridGov.map.addLayer(GridGov.layers.labels); }",
+    ),
+    (
+        "both",
+        "() => { GridGov.gl.getCanvas().style.visibility = 'hidden';"
+        " GridGov.map.removeLayer(GridGov.layers.labels); }",
+        "() => { GridGov.gl.getCanvas().style.visibility = '';"
+        " GridGov.map.addLayer(GridGov.layers.labels); }",
+    ),
+)
+
+
+def zoom_frames(page, rounds: int = 3) -> None:
+    """Frames of the zoom animation (p95 of the frames before zoomend, in and out), in rounds."""
+    out: dict[str, list[float]] = {name: [] for name, _, _ in ZOOM_PARTS}
+    for _ in range(rounds):
+        for name, on, off in ZOOM_PARTS:
+            page.evaluate(on)
+            moving: list[float] = []
+            for dz in (1, -1):
+                frames, end = page.evaluate(ZOOM_JS, dz)
+                moving += gaps_of(frames[:end])
+                page.evaluate(IDLE_JS)
+            page.evaluate(off)
+            page.evaluate(IDLE_JS)
+            out[name].append(pct(moving, 95))
+    for name, values in out.items():
+        print(
+            f"   zoom animation, {name:24s} frames p95 by round "
+            + " / ".join(f"{v:.0f}" for v in values)
+            + " ms",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--micro", type=int, default=100_000)
@@ -209,6 +263,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument(
         "--shots", default=None, help="save a screenshot of each view under this file prefix"
+    )
+    parser.add_argument(
+        "--zoom-frames", action="store_true", help="only what the zoom animation's frames wait on"
     )
     parser.add_argument(
         "--no-split", action="store_true", help="skip the layers alone, the margins and the ratio"
@@ -247,6 +304,11 @@ def main() -> None:
                 ),
                 flush=True,
             )
+            if args.zoom_frames:
+                zoom_frames(page)
+                browser.close()
+                print(f"load average: {load_text()}", flush=True)
+                return
             if args.shots:
                 page.screenshot(path=f"{args.shots}-opening.png")
             measure_view(page, procs, args.repaints, "opening view", not args.no_split)

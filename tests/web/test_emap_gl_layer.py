@@ -234,3 +234,29 @@ def test_in_software_the_micro_grid_outlines_are_the_fills_own_and_visible(  # t
     assert sum(on_border) >= 0.8 * len(on_border), on_border
     inside = blocks[-1][12 * 4 : 12 * 4 + 4]  # the middle pixel: the tint only
     assert inside[3] < 60, inside
+
+
+@pytest.mark.browser
+def test_in_software_the_names_are_hidden_while_a_zoom_animates(live_server: str, page) -> None:  # type: ignore[no-untyped-def]
+    """Hundreds of names moving with a zoom's animation were most of each of its frames where the
+    page is composited in software: there they are hidden until the zoom ends, then shown."""
+    _open(page, live_server)
+    page.evaluate("GridGov.refreshLabels()")
+    assert page.evaluate("document.querySelectorAll('.gg-label').length") > 10
+    during = page.evaluate(
+        """() => new Promise(function (done) {
+             var m = GridGov.map, seen = null;
+             m.once('zoomanim', function () {
+               seen = Array.from(document.querySelectorAll('.gg-label')).map(function (el) {
+                 return getComputedStyle(el).display; });
+             });
+             m.once('zoomend', function () { done(seen); });
+             m.setZoom(m.getZoom() + 1, {animate: true});
+           })"""
+    )
+    assert during and set(during) == {"none"}, during
+    page.evaluate("GridGov.refreshLabels()")
+    after = page.evaluate(
+        "Array.from(document.querySelectorAll('.gg-label')).map(el => getComputedStyle(el).display)"
+    )
+    assert after and "none" not in after, after

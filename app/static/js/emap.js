@@ -559,6 +559,8 @@
 
   function build(settings) {
     var map = L.map("gg-map", { maxZoom: 19, minZoom: 3, zoomControl: true });
+    // In software the names are hidden while a zoom animates (emap.css).
+    if (softwareGL) { L.DomUtil.addClass(map.getContainer(), "gg-software-gl"); }
     L.control.scale({ imperial: false, metric: true }).addTo(map);
     var base = {}, overlays = {}, layers = {};
     // Raster basemaps (Tianditu, an XYZ server, a raster PMTiles) are Leaflet tile layers under
