@@ -144,3 +144,119 @@ def test_a_zoom_is_not_repainted_again_for_the_same_view(live_server: str, page)
         w = page.evaluate(WHERE_JS)
         _follows(w)
         _aligned(w)
+
+
+# The pixels MapLibre drew (5 × 5 around each place, premultiplied RGBA), read in its `render`
+# event, while the frame is still in the drawing buffer.
+PIXELS_JS = """(places) => new Promise(function (done) {
+  var gl = GridGov.gl;
+  gl.once('render', function () {
+    var c = gl.painter.context.gl, h = c.drawingBufferHeight;
+    var ratio = c.drawingBufferWidth / gl.getCanvas().clientWidth;
+    done(places.map(function (ll) {
+      var p = gl.project(ll), x = Math.round(p.x * ratio), y = Math.round(h - 1 - p.y * ratio);
+      var buf = new Uint8Array(5 * 5 * 4);
+      c.readPixels(x - 2, y - 2, 5, 5, c.RGBA, c.UNSIGNED_BYTE, buf);
+      return Array.from(buf);
+    }));
+  });
+  gl.triggerRepaint();
+})"""
+
+
+def _drawn_in(block: list[int], colour: tuple[int, int, int]) -> bool:
+    """Whether some pixel of a 5 × 5 block is drawn (mostly opaque) in this colour."""
+    for k in range(0, len(block), 4):
+        r, g, b, a = block[k : k + 4]
+        if a >= 100 and all(
+            abs(v * 255 / a - want) <= 60 for v, want in zip((r, g, b), colour, strict=True)
+        ):
+            return True
+    return False
+
+
+@pytest.mark.browser
+def test_in_software_the_micro_grid_outlines_are_the_fills_own_and_visible(  # type: ignore[no-untyped-def]
+    live_server: str, page
+) -> None:
+    """Where WebGL is drawn in software (the test browser), a level drawn with one-pixel lines
+    has its outlines drawn by its fill layer (no line layer, whose triangles cost a software
+    repaint most of its time at city scale): along a grid's border the level's colour is drawn,
+    inside only its light tint."""
+    import json
+    from pathlib import Path
+
+    from shapely.geometry import shape
+
+    _open(page, live_server)
+    assert page.evaluate("GridGov.softwareGL") is True
+    grids = json.loads(
+        (Path(__file__).resolve().parents[2] / "data/sample_boundaries/grids.geojson").read_text()
+    )["features"]
+    grid = shape(next(f for f in grids if f["properties"]["level"] == 4)["geometry"])
+    # Zoom 15: MapLibre's 14, where level 4 is the tinted level.
+    c = grid.representative_point()
+    page.evaluate(
+        "([lat, lon]) => GridGov.map.setView([lat, lon], 15, {animate: false})", [c.y, c.x]
+    )
+    page.evaluate("GridGov.tilesIdle()")
+    page.wait_for_function(
+        "() => { var c = GridGov.gl.getCenter(), m = GridGov.map.getCenter();"
+        " return Math.abs(c.lng - m.lng) < 1e-7 && Math.abs(c.lat - m.lat) < 1e-7; }",
+        timeout=10000,
+    )
+    page.evaluate("GridGov.tilesIdle()")
+    # No line layer draws level 4 here; its fill layer has an outline of the level's colour.
+    layer = page.evaluate(
+        """() => { var gl = GridGov.gl, z = gl.getZoom(), line = gl.getLayer('grids-line-4');
+             return { z: z, lineFrom: line.minzoom,
+                      outline: gl.getPaintProperty('grids-fill-4', 'fill-outline-color') }; }"""
+    )
+    assert layer["lineFrom"] > layer["z"], layer
+    assert str(layer["outline"]).lower() == "#2e7d32", layer
+    # Only that fill layer drawn: its pixels along the border, and inside.
+    page.evaluate(
+        """() => { var gl = GridGov.gl;
+             gl.getStyle().layers.forEach(function (l) {
+               gl.setLayoutProperty(l.id, 'visibility', l.id === 'grids-fill-4' ? 'visible' : 'none'); }); }"""
+    )
+    ring = (
+        list(grid.geoms[0].exterior.coords)
+        if hasattr(grid, "geoms")
+        else list(grid.exterior.coords)
+    )
+    places = []
+    for (x0, y0), (x1, y1) in zip(ring, ring[1:], strict=False):
+        for t in (0.3, 0.5, 0.7):
+            places.append([x0 + (x1 - x0) * t, y0 + (y1 - y0) * t])
+    blocks = page.evaluate(PIXELS_JS, places + [[c.x, c.y]])
+    on_border = [_drawn_in(b, (0x2E, 0x7D, 0x32)) for b in blocks[:-1]]
+    assert sum(on_border) >= 0.8 * len(on_border), on_border
+    inside = blocks[-1][12 * 4 : 12 * 4 + 4]  # the middle pixel: the tint only
+    assert inside[3] < 60, inside
+
+
+@pytest.mark.browser
+def test_in_software_the_names_are_hidden_while_a_zoom_animates(live_server: str, page) -> None:  # type: ignore[no-untyped-def]
+    """Hundreds of names moving with a zoom's animation were most of each of its frames where the
+    page is composited in software: there they are hidden until the zoom ends, then shown."""
+    _open(page, live_server)
+    page.evaluate("GridGov.refreshLabels()")
+    assert page.evaluate("document.querySelectorAll('.gg-label').length") > 10
+    during = page.evaluate(
+        """() => new Promise(function (done) {
+             var m = GridGov.map, seen = null;
+             m.once('zoomanim', function () {
+               seen = Array.from(document.querySelectorAll('.gg-label')).map(function (el) {
+                 return getComputedStyle(el).display; });
+             });
+             m.once('zoomend', function () { done(seen); });
+             m.setZoom(m.getZoom() + 1, {animate: true});
+           })"""
+    )
+    assert during and set(during) == {"none"}, during
+    page.evaluate("GridGov.refreshLabels()")
+    after = page.evaluate(
+        "Array.from(document.querySelectorAll('.gg-label')).map(el => getComputedStyle(el).display)"
+    )
+    assert after and "none" not in after, after

@@ -163,6 +163,27 @@
      shapes are four times fewer in view (a frame's cost grows with the polygons filled). */
   var FILL_ZOOMS = { 1: [0, 11], 2: [0, 12], 3: [12, 14], 4: [14, 16], 5: [16, 24] };
 
+  /* A colour "#rgb" or "#rrggbb" with an alpha, as "rgba(…)" (null: another notation). */
+  function withAlpha(color, alpha) {
+    var m = /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.exec(String(color || ""));
+    if (!m) { return null; }
+    var h = m[1].length === 3 ? m[1].replace(/(.)/g, "$1$1") : m[1];
+    var rgb = [0, 2, 4].map(function (i) { return parseInt(h.slice(i, i + 2), 16); });
+    return "rgba(" + rgb.join(",") + "," + alpha + ")";
+  }
+
+  /* Where WebGL is drawn in software (no GPU), a level drawn with one-pixel lines (the
+     micro-grids) has its outlines drawn by its fill layer (the fill's own one-pixel outline,
+     `fill-outline-color`) at the zooms it is tinted, and no line layer there: a line layer
+     turns every vertex into a strip of triangles, which costs a software renderer most of a
+     repaint at city scale (at the 100k city's opening view the micro-grid lines alone took
+     about 480 of 1,010 ms of the GPU process's CPU). Below those zooms, where its shapes are a
+     few pixels wide, such a level is not drawn at all in software (its fill layer is kept,
+     at opacity 0, so that what lies in view can still be asked for); above them, where a
+     deeper level is tinted, its line layer draws it as before. With a GPU nothing changes. */
+  var softwareGL = !!(L.GridGovGL && L.GridGovGL.softwareRenderer());
+  GridGov.softwareGL = softwareGL;
+
   function glStyle() {
     var sources = {}, layers = [];
     Object.keys(TILE_SOURCES).forEach(function (name) {
@@ -179,13 +200,24 @@
       // A level is tinted only at the zooms where it is the deepest the tiles hold (nested
       // tints paint every pixel once a level: on a software-rendered map most of a frame);
       // its outline is drawn at every zoom. No antialiasing pass: the line layer draws the edges.
-      layers.push({ id: "grids-fill-" + level, type: "fill", source: "grids", "source-layer": "grids", filter: mine,
+      var tint = softwareGL && s.weight <= 1 ? withAlpha(s.color, s.fillOpacity) : null;
+      var fill = { id: "grids-fill-" + level, type: "fill", source: "grids", "source-layer": "grids", filter: mine,
         minzoom: FILL_ZOOMS[level][0], maxzoom: FILL_ZOOMS[level][1],
-        paint: { "fill-color": s.color, "fill-opacity": s.fillOpacity, "fill-antialias": false } });
+        paint: { "fill-color": s.color, "fill-opacity": s.fillOpacity, "fill-antialias": false } };
+      if (tint) {
+        // The outline takes the fill's opacity: the tint goes into the colour, the opacity is
+        // 1 where the level is tinted and 0 (not drawn) below.
+        delete fill.minzoom;
+        fill.paint = { "fill-color": tint, "fill-opacity": ["step", ["zoom"], 0, FILL_ZOOMS[level][0], 1],
+          "fill-antialias": true, "fill-outline-color": s.color };
+      }
+      layers.push(fill);
       var line = { "line-color": s.color, "line-width": s.weight };
       var dash = ((GridGov.settings.level_styles || {})[level] || {}).dash;
       if (dash && dash.length) { line["line-dasharray"] = dash.map(function (d) { return d / Math.max(s.weight, 1); }); }
-      layers.push({ id: "grids-line-" + level, type: "line", source: "grids", "source-layer": "grids", filter: mine, paint: line });
+      var lines = { id: "grids-line-" + level, type: "line", source: "grids", "source-layer": "grids", filter: mine, paint: line };
+      if (tint) { lines.minzoom = FILL_ZOOMS[level][1]; }
+      layers.push(lines);
       layers.push({ id: "grids-outline-" + level, type: "line", source: "grids", "source-layer": "grids",
         filter: ["all", ["==", ["get", "level"], level], ["to-boolean", ["get", "outline"]]],
         paint: { "line-color": s.color, "line-width": 2, "line-dasharray": [3, 2] } });
@@ -437,6 +469,9 @@
     if (!rows.length) {
       var grids = [];
       [5, 4, 3, 2, 1].forEach(function (l) {
+        // A level's fill is asked where it is tinted (in software it is kept at opacity 0 below).
+        var z = gl.getZoom();
+        if (z < FILL_ZOOMS[l][0] || z >= FILL_ZOOMS[l][1]) { return; }
         if (gl.getLayer("grids-fill-" + l) && GridGov.map.hasLayer(GridGov.layers["grids_level_" + l] || {})) {
           grids = grids.concat(gl.queryRenderedFeatures([point.x, point.y], { layers: ["grids-fill-" + l] }));
         }
@@ -533,6 +568,8 @@
 
   function build(settings) {
     var map = L.map("gg-map", { maxZoom: 19, minZoom: 3, zoomControl: true });
+    // In software the names are hidden while a zoom animates (emap.css).
+    if (softwareGL) { L.DomUtil.addClass(map.getContainer(), "gg-software-gl"); }
     L.control.scale({ imperial: false, metric: true }).addTo(map);
     var base = {}, overlays = {}, layers = {};
     // Raster basemaps (Tianditu, an XYZ server, a raster PMTiles) are Leaflet tile layers under

@@ -63,11 +63,7 @@
     _slow: function () {
       if (this._software === undefined) {
         this._software = false;
-        try {
-          var gl = this._glMap.painter.context.gl, info = gl.getExtension("WEBGL_debug_renderer_info");
-          var name = info ? gl.getParameter(info.UNMASKED_RENDERER_WEBGL) : gl.getParameter(gl.RENDERER);
-          this._software = /swiftshader|llvmpipe|softpipe|software|basic render/i.test(String(name));
-        } catch (err) { this._software = false; }
+        try { this._software = softwareName(this._glMap.painter.context.gl); } catch (err) { this._software = false; }
       }
       return this._software || this._repaintMs > this.options.slowRepaint;
     },
@@ -139,6 +135,33 @@
       L.DomUtil.setTransform(canvas, where.subtract(corner), map.getZoomScale(e.zoom));
     }
   });
+
+  /* Whether a WebGL context is drawn in software, by its renderer's name. */
+  function softwareName(gl) {
+    var info = gl.getExtension("WEBGL_debug_renderer_info");
+    var name = info ? gl.getParameter(info.UNMASKED_RENDERER_WEBGL) : gl.getParameter(gl.RENDERER);
+    return /swiftshader|llvmpipe|softpipe|software|basic render/i.test(String(name));
+  }
+
+  /* Whether this browser draws WebGL in software, asked once of a small context of its own
+     (before the map is made: the page then builds a style that is cheap to draw there). */
+  var probed;
+  L.GridGovGL.softwareRenderer = function () {
+    if (probed === undefined) {
+      probed = false;
+      try {
+        var canvas = document.createElement("canvas");
+        canvas.width = canvas.height = 1;
+        var gl = canvas.getContext("webgl2") || canvas.getContext("webgl");
+        if (gl) {
+          probed = softwareName(gl);
+          var lose = gl.getExtension("WEBGL_lose_context");
+          if (lose) { lose.loseContext(); }
+        }
+      } catch (err) { probed = false; }
+    }
+    return probed;
+  };
 
   L.gridGovGL = function (options) { return new L.GridGovGL(options); };
 })();
