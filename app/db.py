@@ -26,6 +26,17 @@ from app.embedded_pg import DB_NAME, default_cluster
 LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: The pools of reads that need no transaction (the primary's read pools, each replica's):
+#: statements on their own (autocommit), so nothing to reset when a connection goes back, and
+#: no ping before each use; connections renewed hourly.
+READ_POOL: dict[str, Any] = {
+    "pool_size": 5,
+    "max_overflow": 10,
+    "pool_recycle": 3600,
+    "pool_reset_on_return": None,
+    "isolation_level": "AUTOCOMMIT",
+}
+
 
 class Database:
     """Hold the engine and the session factory of one app."""
@@ -66,14 +77,7 @@ class Database:
         # part of a locate's CPU); a dead connection is caught by ``run_read`` instead.
         # In autocommit there is no transaction to roll back when a connection goes back to
         # the pool, so it is not reset (a good part of a pooled checkout's cost).
-        self.read_engine = create_engine(
-            url,
-            pool_size=5,
-            max_overflow=10,
-            pool_recycle=3600,
-            pool_reset_on_return=None,
-            isolation_level="AUTOCOMMIT",
-        )
+        self.read_engine = create_engine(url, **READ_POOL)
         self.read_factory = sessionmaker(self.read_engine, expire_on_commit=False)
         self.own_read_factory = self.read_factory
         # The driver-level reads (``run_read_dbapi``: every request's session look-up and the
@@ -82,15 +86,7 @@ class Database:
         # index whatever the values, but with PostgreSQL's default choice the locate's
         # statement was planned afresh on every call at 100k grids (its generic plan's cost
         # estimate looks worse than a custom one's), which cost more CPU than running it.
-        self.dbapi_engine = create_engine(
-            url,
-            pool_size=5,
-            max_overflow=10,
-            pool_recycle=3600,
-            pool_reset_on_return=None,
-            isolation_level="AUTOCOMMIT",
-            connect_args=generic_plans(url),
-        )
+        self.dbapi_engine = create_engine(url, **READ_POOL, connect_args=generic_plans(url))
         # The locate below Flask (app/api/locate_fast.py) keeps one connection per server
         # thread for the thread's life: not taken from the pool above, which Flask's requests
         # on the same threads need as well (more threads than it holds would wait for ever).

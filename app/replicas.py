@@ -105,20 +105,15 @@ class Router:
     """The replicas of one app: their pools, which are down, whose turn it is."""
 
     def __init__(self, urls: list[str], retry_seconds: float = 5.0) -> None:
+        from app.db import READ_POOL  # app.db imports this module
+
         self.retry_seconds = retry_seconds
         self.replicas = [
             Replica(
                 f"replica-{i}",
                 # Like the primary's read pool: statements on their own, no reset on return;
                 # no ping either — the replay position read on checkout is the ping.
-                create_engine(
-                    url,
-                    pool_size=5,
-                    max_overflow=10,
-                    pool_recycle=3600,
-                    pool_reset_on_return=None,
-                    isolation_level="AUTOCOMMIT",
-                ),
+                create_engine(url, **READ_POOL),
             )
             for i, url in enumerate(urls, start=1)
         ]

@@ -176,20 +176,31 @@ def serpentine(i: int, cols: int) -> list[tuple[float, float]]:
     ]  # fmt: skip
 
 
-def positions(i: int, cols: int, start: datetime, hours: float) -> list[dict]:
-    """One position every 10 s at 1.2 m/s along the walk, back and forth."""
+def walker(i: int, cols: int) -> Callable[[float], tuple[float, float]]:
+    """Where worker ``i`` is (metres) after so many seconds of walking their streets at 1.2 m/s,
+    back and forth."""
     path = serpentine(i, cols)
     legs = [math.dist(a, b) for a, b in zip(path, path[1:], strict=False)]
     total = sum(legs)
-    out = []
-    for k in range(int(hours * 3600 / STEP_S)):
-        s = (k * STEP_S * 1.2) % (2 * total)
+
+    def at(seconds: float) -> tuple[float, float]:
+        s = (seconds * 1.2) % (2 * total)
         s = s if s <= total else 2 * total - s
         for (a, b), leg in zip(zip(path, path[1:], strict=False), legs, strict=False):
             if s <= leg:
-                x, y = a[0] + (b[0] - a[0]) * s / leg, a[1] + (b[1] - a[1]) * s / leg
-                break
+                return a[0] + (b[0] - a[0]) * s / leg, a[1] + (b[1] - a[1]) * s / leg
             s -= leg
+        return path[-1]
+
+    return at
+
+
+def positions(i: int, cols: int, start: datetime, hours: float) -> list[dict]:
+    """One position every 10 s at 1.2 m/s along the walk, back and forth."""
+    at = walker(i, cols)
+    out = []
+    for k in range(int(hours * 3600 / STEP_S)):
+        x, y = at(k * STEP_S)
         lon, lat = lonlat(x, y)
         out.append(
             {
@@ -473,21 +484,13 @@ def day_of(
     """Worker ``i``'s day: a position every 10–30 s walking their streets at 1.2 m/s, with the
     phone now and then silent for 6–20 minutes (the worker walks on, unseen) and now and then a
     position 2–5 km off (a jump). Returns (positions, jumps, silences)."""
-    path = serpentine(i, cols)
-    legs = [math.dist(a, b) for a, b in zip(path, path[1:], strict=False)]
-    total = sum(legs)
+    at = walker(i, cols)
     out: list[dict] = []
     jumps = silences = 0
     clock = rng.uniform(0, 30)
     silent = False
     while clock < hours * 3600:
-        s = (clock * 1.2) % (2 * total)
-        s = s if s <= total else 2 * total - s
-        for (a, b), leg in zip(zip(path, path[1:], strict=False), legs, strict=False):
-            if s <= leg:
-                x, y = a[0] + (b[0] - a[0]) * s / leg, a[1] + (b[1] - a[1]) * s / leg
-                break
-            s -= leg
+        x, y = at(clock)
         # A jump right after a silence would be a plausible speed: none there.
         if out and not silent and rng.random() < 1 / 300:
             x, y, jumps = x + rng.uniform(2000, 5000), y + rng.uniform(-500, 500), jumps + 1

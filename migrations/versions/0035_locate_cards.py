@@ -69,6 +69,12 @@ END $$
 #: see every change committed before it.
 LOCK = f"PERFORM pg_advisory_xact_lock({CARD_LOCK}, 0);"
 
+#: The end of a trigger that collected the grids whose cards its statement changed in ``ids``.
+REFRESH_IDS = f"""  IF cardinality(ids) > 0 THEN
+    {LOCK}
+    PERFORM gridgov_locate_card_refresh(ids);
+  END IF;"""
+
 GRID_FUNCTION = f"""
 CREATE FUNCTION gridgov_locate_card_grid() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -90,10 +96,7 @@ BEGIN
       WHERE v.id IS NOT NULL
         AND (n.parent_id IS DISTINCT FROM o.parent_id OR n.valid_to IS DISTINCT FROM o.valid_to));
   END IF;
-  IF cardinality(ids) > 0 THEN
-    {LOCK}
-    PERFORM gridgov_locate_card_refresh(ids);
-  END IF;
+{REFRESH_IDS}
   RETURN NULL;
 END $$
 """
@@ -110,10 +113,7 @@ BEGIN
   ELSE
     ids := ARRAY(SELECT grid_id FROM old_rows UNION SELECT grid_id FROM new_rows);
   END IF;
-  IF cardinality(ids) > 0 THEN
-    {LOCK}
-    PERFORM gridgov_locate_card_refresh(ids);
-  END IF;
+{REFRESH_IDS}
   RETURN NULL;
 END $$
 """

@@ -22,10 +22,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from app import create_app
-from app.api.locate_fast import FastLocate
 from app.db import get_db, transaction
 from app.services import locate as svc
 from app.services import users as user_svc
+from tests.api.test_locate_fast import Counting
 from tests.conftest import copy_database, own_database
 
 AREA_CATEGORY = "road_occupation"  # 占道经营
@@ -268,18 +268,6 @@ def test_cards_and_answers_follow_every_change_through_flask(client, db_session)
         return answer
 
     Scenario(conn, client, check).run()
-
-
-class Counting(FastLocate):
-    """The fast path, counting the requests it answered itself."""
-
-    served = 0
-
-    def answer(self, environ):  # type: ignore[no-untyped-def]
-        out = super().answer(environ)
-        if out is not None:
-            type(self).served += 1
-        return out
 
 
 @pytest.fixture()
