@@ -88,14 +88,21 @@ def ecef(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     lon_a = np.asarray(lon, dtype=np.float64).reshape(-1)
     lat_a = np.asarray(lat, dtype=np.float64).reshape(-1)
     out = np.empty((lon_a.size, 3), dtype=np.float64)
-    parts = _THREADS if lon_a.size >= 200_000 else 1
-    bounds = np.linspace(0, lon_a.size, parts + 1).astype(np.int64)
-    slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    if parts == 1:
-        _ecef_into(lon_a, lat_a, out)
-    else:
-        list(_pool().map(lambda sl: _ecef_into(lon_a[sl], lat_a[sl], out[sl]), slices))
+    _in_parts(lon_a.size, lambda sl: _ecef_into(lon_a[sl], lat_a[sl], out[sl]))
     return out
+
+
+def _in_parts(n: int, work: Any) -> None:
+    """Call ``work(slice)`` over ``range(n)``: in one piece for small ``n``, else in one slice
+    per thread of the pool (numpy leaves the interpreter lock while it works). The slices are
+    disjoint, so ``work`` may write its slice of an output (or scatter through it) freely."""
+    parts = _THREADS if n >= 200_000 else 1
+    if parts == 1:
+        work(slice(0, n))
+        return
+    bounds = np.linspace(0, n, parts + 1).astype(np.int64)
+    slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    list(_pool().map(work, slices))
 
 
 def _ecef_into(lon: np.ndarray, lat: np.ndarray, out: np.ndarray) -> None:
@@ -297,23 +304,32 @@ class HouseholdCells:
         # Offsets from the minimum are never negative: truncation is the floor. Truncation is
         # monotonic, so the largest cell is the cell of the largest coordinate.
         scale = 1.0 / self.size
-        cell = [((c - lo) * scale).astype(np.int64) for c, lo in zip(cols, self.lo, strict=True)]
         self.dims = (
             np.array([int((c.max() - lo) * scale) + 1 for c, lo in zip(cols, self.lo, strict=True)])
             if cols
             else np.ones(3, dtype=np.int64)
         )
-        key = (
-            (cell[0] * self.dims[1] + cell[1]) * self.dims[2] + cell[2]
-            if cols
-            else np.zeros(0, dtype=np.int64)
-        )
+        n = xyz.shape[0] if cols else 0
+        key = np.empty(n, dtype=np.int64)
+        if cols:
+            dy, dz = int(self.dims[1]), int(self.dims[2])
+            x0, y0, z0 = (float(v) for v in self.lo)
+
+            def keys_of(sl: slice) -> None:
+                cx = ((cols[0][sl] - x0) * scale).astype(np.int64)
+                cy = ((cols[1][sl] - y0) * scale).astype(np.int64)
+                cz = ((cols[2][sl] - z0) * scale).astype(np.int64)
+                np.add((cx * dy + cy) * dz, cz, out=key[sl])
+
+            _in_parts(n, keys_of)
         self.order = _sort_order(key)
         self.keys = key[self.order]
         # The coordinates in sorted order: a ball reads short runs of them, and the full
         # computation queries them in this order (``take`` gathers rows several times faster
-        # than fancy indexing).
-        self.sorted_xyz = np.take(xyz, self.order, axis=0)
+        # than fancy indexing; each thread gathers its part).
+        self.sorted_xyz = np.empty((n, 3), dtype=np.float64)
+        order, out = self.order, self.sorted_xyz
+        _in_parts(n, lambda sl: np.take(xyz, order[sl], axis=0, out=out[sl]))
 
     def ball(self, centre: np.ndarray, radius_m: float) -> tuple[np.ndarray, np.ndarray]:
         """Indices of the households within ``radius_m`` (chord) of ``centre``, and their
@@ -471,11 +487,18 @@ class CoverageModel:
                 # Right at the edge another point of the group may be nearer on the ground.
                 self.edge_checks += int(band.size)
                 covered_s[band] = self._covered_by(order[band], slots)
+        # Back from the cells' order to the households', each thread scattering its part (the
+        # targets of different parts differ: ``order`` is a permutation).
         best = np.empty(n)
-        best[order] = best_s
-        self._nearest_slot[order] = slot_s
-        self.covered[order] = covered_s
-        self.nearest_m[:] = chord_to_ground(best)
+
+        def scatter(sl: slice) -> None:
+            to = order[sl]
+            best[to] = best_s[sl]
+            self._nearest_slot[to] = slot_s[sl]
+            self.covered[to] = covered_s[sl]
+            self.nearest_m[to] = chord_to_ground(best_s[sl])
+
+        _in_parts(n, scatter)
         far = np.flatnonzero(best > SERIES_MAX_CHORD_M)
         if far.size:
             d, s = self._nearest(far)

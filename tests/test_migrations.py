@@ -342,6 +342,56 @@ NAMED_BEFORE_THE_SCHEME = {"7c1e5b2d9a40"}
 NUMBERS_SHARED_BEFORE = {"0010"}
 
 
+HOUSEHOLD_PAGES = (
+    "SELECT count(*), count(DISTINCT (ctid::text::point)[0]) FROM household "
+    "WHERE geom && ST_MakeEnvelope(117.20, 31.80, 117.21, 31.81, 4326)"
+)
+HOUSEHOLD_INDEXES = "SELECT indexname FROM pg_indexes WHERE tablename = 'household' ORDER BY 1"
+
+
+def test_revision_0037_writes_the_households_in_the_order_of_their_place(
+    scratch_url: str,
+) -> None:
+    """Households written in no order in space (as a source file may give them): those of a
+    small area lie one a page; after revision 0037 they share a few pages, and every row is
+    still there."""
+    mig.upgrade(scratch_url, "0036_dense_tile_geometry")
+    engine = create_engine(scratch_url)
+    try:
+        with engine.begin() as conn:
+            grid = conn.execute(
+                text(
+                    "INSERT INTO grid (code, name, level, kind, geom, area_m2) VALUES ('T01', "
+                    "'测试街道', 1, 'comprehensive', ST_Multi(ST_MakeEnvelope(117.2, 31.8, "
+                    "117.3, 31.9, 4326)), 1e8) RETURNING id"
+                )
+            ).scalar()
+            conn.execute(
+                text(
+                    "INSERT INTO household (grid_id, geom, people, address) "
+                    "SELECT :grid, ST_SetSRID(ST_MakePoint(117.2 + random() * 0.1, "
+                    "31.8 + random() * 0.1), 4326), 1 + i % 5, '测试路' || i || '号' "
+                    "FROM generate_series(1, 40000) AS i"
+                ),
+                {"grid": grid},
+            )
+            rows, pages = conn.execute(text(HOUSEHOLD_PAGES)).one()
+            before = conn.execute(text("SELECT sum(people), sum(id) FROM household")).one()
+            indexes = conn.execute(text(HOUSEHOLD_INDEXES)).scalars().all()
+            assert rows > 200 and pages > rows * 0.5, (rows, pages)
+        mig.upgrade(scratch_url, "0037_household_order")
+        with engine.connect() as conn:
+            after_rows, after_pages = conn.execute(text(HOUSEHOLD_PAGES)).one()
+            after = conn.execute(text("SELECT sum(people), sum(id) FROM household")).one()
+            indexes_after = conn.execute(text(HOUSEHOLD_INDEXES)).scalars().all()
+    finally:
+        engine.dispose()
+    assert after_rows == rows and tuple(after) == tuple(before)
+    assert after_pages * 10 < rows, (rows, after_pages)
+    # The b-tree made for the rewrite is gone; the table's own indexes are all back.
+    assert indexes_after == indexes and "ix_household_geom" in indexes
+
+
 def test_revisions_follow_one_naming_scheme() -> None:
     """A revision is named NNNN_<what_it_does> in a file of the same name, its number unique
     and above the numbers of the revisions it follows."""

@@ -162,3 +162,40 @@ def test_a_layer_hidden_while_tiles_load_stays_hidden(live_server: str, page) ->
     assert (
         page.evaluate("() => GridGov.gl.getLayoutProperty('households', 'visibility')") == "visible"
     )
+
+
+# The household dots in view, as drawn: each one's count, radius (px) and colour, by the
+# layer's own paint properties (MapLibre's evaluation of the style), and the same for counts
+# no tile holds here.
+HOUSEHOLD_DOTS = """() => {
+  const gl = GridGov.gl, paint = gl.style._layers.households.paint;
+  const dot = n => { const f = {type: 1, properties: {households: n}};
+    const c = paint.get('circle-color').evaluate(f, {});
+    return {n: n, r: paint.get('circle-radius').evaluate(f, {}),
+            lightness: (c.r + c.g + c.b) / 3}; };
+  const counts = gl.queryRenderedFeatures({layers: ['households']})
+    .map(f => f.properties.households);
+  return {shown: counts.map(dot), many: dot(100000), one: dot(1)};
+}"""
+
+
+@pytest.mark.browser
+def test_household_dots_keep_to_their_cells_and_darken(live_server: str, page) -> None:  # type: ignore[no-untyped-def]
+    # A density tile's cells lie 1/64 of a 512-px tile apart (8 px on the map). A dot wider
+    # than that covers its neighbours: at city scale a street became one blue blot, painted
+    # many times over (most of a software-rendered repaint). The count shows in the colour.
+    page.goto(f"{live_server}/emap")
+    page.wait_for_selector("html[data-emap-ready='1']", timeout=20000)
+    settle(page)
+    dots = page.evaluate(HOUSEHOLD_DOTS)
+    shown = dots["shown"]
+    assert len(shown) > 50, "no household dots drawn on the sample street"
+    assert max(d["r"] for d in shown) <= 4 and dots["many"]["r"] <= 4
+    assert min(d["r"] for d in shown) >= 2  # still a dot to see and to hover
+    few = min(shown, key=lambda d: d["n"])
+    most = max(shown, key=lambda d: d["n"])
+    assert most["n"] > few["n"]
+    assert most["lightness"] < few["lightness"]
+    assert dots["many"]["lightness"] < dots["one"]["lightness"]
+    # The legend explains the colours.
+    assert "颜色越深" in (page.text_content(".gg-legend") or "")

@@ -20,7 +20,7 @@ from app import create_app
 from app.db import get_db, transaction
 from app.services import importer
 from tests.conftest import copy_database, own_database
-from tests.web.city import CENTRE, SIDE_M, city_grids
+from tests.web.city import CENTRE, SIDE_M, city_grids, city_households
 
 ROOT = Path(__file__).resolve().parents[2]
 DENSE = 1000
@@ -202,3 +202,37 @@ def test_a_dense_tiles_rows_share_pages_after_import_and_recount(city: str) -> N
             conn.rollback()
     finally:
         engine.dispose()
+
+
+def test_a_tiles_households_share_pages_after_an_import(city: str) -> None:
+    """Households given in no order in space go in along a space-filling curve: the bare
+    points of a z16 tile (what the map reads from the household table) and a z15 tile's lie a
+    few to a page, not one a page. (The import is rolled back: the tests above see no
+    households.)"""
+    app = create_app({"DATABASE_URL": city, "TESTING": True})
+    try:
+        with app.app_context():
+            session = get_db().session()
+            try:
+                shuffled = city_households().sample(frac=1.0, random_state=11)
+                importer.import_households(session, shuffled, source="city households")
+                for z in (16, 15):
+                    n = 1 << z
+                    x = int((CENTRE[0] + 180.0) / 360.0 * n)
+                    lat = math.radians(CENTRE[1])
+                    y = int((1.0 - math.asinh(math.tan(lat)) / math.pi) / 2.0 * n)
+                    rows, pages = session.execute(
+                        text(
+                            "SELECT count(*), count(DISTINCT (ctid::text::point)[0]) "
+                            "FROM household "
+                            "WHERE geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326)"
+                        ),
+                        {"z": z, "x": x, "y": y},
+                    ).one()
+                    assert rows > 80, (z, rows)
+                    assert pages * 10 < rows, (z, rows, pages)
+            finally:
+                session.rollback()
+                session.close()
+    finally:
+        app.extensions["gridgov_db"].dispose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Sequence
 from typing import Any
 
 import geopandas as gpd
@@ -188,7 +190,7 @@ def import_households(
     if problems:
         raise ImportRejected(source, problems)
     progress("located", n, n)
-    columns = {
+    columns: dict[str, Sequence[str]] = {
         "geom": _ewkb_points(frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy()),
         "building": _copy_text(_text_col(frame, "building")),
         "unit": _copy_text(_text_col(frame, "unit")),
@@ -201,6 +203,15 @@ def import_households(
         "head_name": _copy_text(_text_col(frame, "head_name")),
         "head_phone": _copy_text(_text_col(frame, "head_phone")),
     }
+    if n > 1:
+        # The rows go in along a space-filling curve (Hilbert's, over the batch's extent), so
+        # that households near each other share pages: a map tile of bare points or a grid's
+        # ledger reads a few pages, not one a household (a city's million households given in
+        # any other order put the 1,500 of a z16 tile on about 1,480 pages, each a disk read
+        # when cold).
+        order = np.argsort(frame.geometry.hilbert_distance().to_numpy(), kind="stable")
+        pick = operator.itemgetter(*order.tolist())
+        columns = {name: pick(values) for name, values in columns.items()}
     progress("formatted", n, n)
     # One COPY statement: the statement triggers of ``household_cell`` and ``search_place`` run
     # once, over the whole batch, when it ends.
@@ -246,7 +257,7 @@ def _copy_text(col: pd.Series) -> list[str]:
 def _copy_rows(
     session: Session,
     table: str,
-    columns: dict[str, list[str]],
+    columns: dict[str, Sequence[str]],
     n: int,
     progress: Progress,
     chunk: int = 100_000,

@@ -182,6 +182,8 @@
      at opacity 0, so that what lies in view can still be asked for); above them, where a
      deeper level is tinted, its line layer draws it as before. With a GPU nothing changes. */
   var softwareGL = !!(L.GridGovGL && L.GridGovGL.softwareRenderer());
+  /* Household dots from few to many households (the legend shows the same three). */
+  var HOUSEHOLD_COLORS = ["#90caf9", "#1e88e5", "#0d47a1"];
   GridGov.softwareGL = softwareGL;
 
   function glStyle() {
@@ -226,11 +228,17 @@
       paint: { "fill-color": "#6200ea", "fill-opacity": 0.08, "fill-antialias": false } });
     layers.push({ id: "overrides-line", type: "line", source: "overrides", "source-layer": "override_areas",
       paint: { "line-color": "#6200ea", "line-width": 1.5, "line-dasharray": [2, 2] } });
-    // Households: density circles (a count per cell) below zoom 16, bare points above.
+    // Households: density dots (a count per cell) below zoom 16, bare points above. A density
+    // tile's cells lie 1/64 of a tile apart, 8 px on the map: a dot is at most that wide, so
+    // dots do not cover each other, and the count shows in its colour (light to dark) as much
+    // as in its size. Dots as wide as 36 px painted every pixel of a dense street 15-20 times
+    // over — a blue blot, and most of a software-rendered repaint.
     layers.push({ id: "households", type: "circle", source: "households", "source-layer": "households",
       paint: {
-        "circle-radius": ["interpolate", ["linear"], ["sqrt", ["get", "households"]], 1, 3, 4, 6, 10, 11, 30, 18],
-        "circle-color": "#1565c0", "circle-opacity": 0.55, "circle-stroke-color": "#ffffff", "circle-stroke-width": 0.5
+        "circle-radius": ["interpolate", ["linear"], ["sqrt", ["get", "households"]], 1, 2.5, 3, 3.25, 6, 4],
+        "circle-color": ["interpolate", ["linear"], ["sqrt", ["get", "households"]],
+          1, HOUSEHOLD_COLORS[0], 3, HOUSEHOLD_COLORS[1], 8, HOUSEHOLD_COLORS[2]],
+        "circle-opacity": 0.85
       } });
     layers.push({ id: "cameras", type: "circle", source: "points", "source-layer": "cameras",
       paint: { "circle-radius": 3, "circle-color": "#37474f", "circle-opacity": 0.8 } });
@@ -547,11 +555,12 @@
           li.appendChild(document.createTextNode(names[l] || String(l)));
           list.appendChild(li);
         });
-        [["#1565c0", "住户（圆越大户数越多）"], ["#c62828", "党群服务阵地"], ["#37474f", "监控探头"],
-          ["#6200ea", "管辖例外区域"]].forEach(function (row) {
+        [[HOUSEHOLD_COLORS, "住户（颜色越深、点越大，户数越多）"], ["#c62828", "党群服务阵地"],
+          ["#37474f", "监控探头"], ["#6200ea", "管辖例外区域"]].forEach(function (row) {
           var li = el("li");
           var sw = el("i", "gg-swatch gg-swatch-dot");
-          sw.style.background = row[0];
+          sw.style.background = typeof row[0] === "string" ? row[0]
+            : "linear-gradient(90deg, " + row[0].join(", ") + ")";
           li.appendChild(sw);
           li.appendChild(document.createTextNode(row[1]));
           list.appendChild(li);
