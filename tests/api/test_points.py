@@ -42,7 +42,8 @@ def _own_household(db_session, accounts) -> int:  # type: ignore[no-untyped-def]
     return db_session.scalar(
         text(
             """SELECT h.id FROM household h JOIN grid_assignment a ON a.grid_id = h.grid_id
-                WHERE a.worker_id = :w AND a.role = 'party_member' ORDER BY h.id LIMIT 1"""
+                WHERE a.worker_id = :w AND a.role = 'party_member' AND h.linked_member_id = :w
+                ORDER BY h.id LIMIT 1"""
         ),
         {"w": accounts["party_member"].worker_id},
     )

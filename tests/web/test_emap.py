@@ -199,3 +199,28 @@ def test_household_dots_keep_to_their_cells_and_darken(live_server: str, page) -
     assert dots["many"]["lightness"] < dots["one"]["lightness"]
     # The legend explains the colours.
     assert "颜色越深" in (page.text_content(".gg-legend") or "")
+
+
+@pytest.mark.browser
+def test_a_layer_hidden_before_the_first_render_stays_hidden(live_server: str, page) -> None:  # type: ignore[no-untyped-def]
+    # The page adds the household layer while MapLibre has not read its style yet: showing it
+    # waits for the map's "load" event, which comes after the first complete render (late on a
+    # busy machine). A layer hidden meanwhile, once the style was read, must stay hidden when
+    # that event comes.
+    held: list = []
+    hold = [True]
+    page.route("**/tiles/**", lambda route: held.append(route) if hold[0] else route.continue_())
+    page.goto(f"{live_server}/emap")
+    page.wait_for_function(
+        "() => window.GridGov && GridGov.layers && GridGov.gl && GridGov.gl.style"
+        " && GridGov.gl.style._loaded",
+        timeout=20000,
+    )
+    assert not page.evaluate("() => GridGov.gl.loaded()")  # no "load" yet: tiles are held
+    page.evaluate("() => GridGov.map.removeLayer(GridGov.layers.households)")
+    hold[0] = False
+    for route in held:
+        route.continue_()
+    page.wait_for_selector("html[data-emap-ready='1']", timeout=20000)
+    settle(page)
+    assert page.evaluate("() => GridGov.gl.getLayoutProperty('households', 'visibility')") == "none"

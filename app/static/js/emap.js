@@ -272,13 +272,22 @@
     onAdd: function () { this._apply("visible"); if (this.namesFollow) { labelsSoon(); } },
     onRemove: function () { this._apply("none"); if (this.namesFollow) { labelsSoon(); } },
     _apply: function (vis) {
-      var gl = GridGov.gl, ids = this.ids;
+      var gl = GridGov.gl, ids = this.ids, self = this;
       if (!gl) { return; }
-      var run = function () { ids.forEach(function (id) { if (gl.getLayer(id)) { gl.setLayoutProperty(id, "visibility", vis); } }); };
+      this._wanted = vis;
+      // What is shown is what was last asked for, when it is applied: a toggle waiting for the
+      // style must not undo a later one (added while the page loads, removed once the style
+      // was read, then shown again by the "load" event of a slow first render).
+      var run = function () {
+        ids.forEach(function (id) { if (gl.getLayer(id)) { gl.setLayoutProperty(id, "visibility", self._wanted); } });
+      };
       // The style's layers exist once its JSON is read; MapLibre's isStyleLoaded() is false
       // also while any tile loads, long after its one "load" event: a toggle then waited for
       // an event that had passed, and the layer stayed as it was.
-      if (styleRead(gl)) { run(); } else { gl.once("load", run); }
+      if (styleRead(gl)) { run(); } else if (!this._waiting) {
+        this._waiting = true;
+        gl.once("load", function () { self._waiting = false; run(); });
+      }
     }
   });
 
