@@ -50,6 +50,9 @@ ORDER = (
     "import",
     "partition",
 )
+# What a full run adds to a benchmark's command line: the e-map's figures in Chromium (ready,
+# heap, the frames of a pan and a zoom) belong in the table with its tiles.
+FULL = {"emap_scale": ["--browser"]}
 # The benchmarks of a quick run and their reduced sizes; the others need the large city or
 # take tens of minutes.
 QUICK = {
@@ -132,7 +135,7 @@ def main() -> int:
         if status:
             failed.append("cities")
     for n in names:
-        extra = QUICK[n] if args.quick else []
+        extra = QUICK[n] if args.quick else FULL.get(n, [])
         status, took[n] = run(
             n, [sys.executable, str(ROOT / "bench" / f"bench_{n}.py"), *extra], env
         )
