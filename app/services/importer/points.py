@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import geopandas as gpd
@@ -11,6 +10,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from geoalchemy2.shape import from_shape
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
@@ -127,8 +127,9 @@ def import_households(
     grid is needed after a household import.
 
     ``progress`` hears each stage as it ends: ``validated`` (people, linked members, tags),
-    ``located`` (each point's leaf grid), ``formatted`` (the rows to COPY), ``copied`` (the
-    COPY with its index and trigger work), ``counted`` (the grids' household counts)."""
+    ``located`` (each point's leaf grid), ``formatted`` (the rows put in the order of their
+    place), ``copied`` (the COPY with its index and trigger work, each chunk's fields made while
+    PostgreSQL takes the chunk before), ``counted`` (the grids' household counts)."""
     n = len(frame)
     if frame.geometry.geom_type.ne("Point").any():
         bad = np.flatnonzero(frame.geometry.geom_type.ne("Point").to_numpy())
@@ -190,37 +191,67 @@ def import_households(
     if problems:
         raise ImportRejected(source, problems)
     progress("located", n, n)
-    columns: dict[str, Sequence[str]] = {
-        "geom": _ewkb_points(frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy()),
-        "building": _copy_text(_text_col(frame, "building")),
-        "unit": _copy_text(_text_col(frame, "unit")),
-        "room": _copy_text(_text_col(frame, "room")),
-        "address": _copy_text(_text_col(frame, "address")),
-        "people": people.fillna(1).astype(int).astype(str).tolist(),
-        "grid_id": grid_ids.astype(str).tolist(),
-        "linked_member_id": np.where(member_ids >= 0, member_ids.astype(str), NULL).tolist(),
-        "tags": _copy_text("{" + tags.str.replace(";", ",", regex=False) + "}"),
-        "head_name": _copy_text(_text_col(frame, "head_name")),
-        "head_phone": _copy_text(_text_col(frame, "head_phone")),
+    # The rows go in along a space-filling curve (Hilbert's, over the batch's extent), so that
+    # households near each other share pages: a map tile of bare points or a grid's ledger
+    # reads a few pages, not one a household (a city's million households given in any other
+    # order put the 1,500 of a z16 tile on about 1,480 pages, each a disk read when cold).
+    order = (
+        np.argsort(frame.geometry.hilbert_distance().to_numpy(), kind="stable")
+        if n > 1
+        else np.arange(n)
+    )
+    xs = frame.geometry.x.to_numpy()[order]
+    ys = frame.geometry.y.to_numpy()[order]
+    texts = {
+        name: _text_col(frame, name).iloc[order].reset_index(drop=True)
+        for name in ("building", "unit", "room", "address", "head_name", "head_phone")
     }
-    if n > 1:
-        # The rows go in along a space-filling curve (Hilbert's, over the batch's extent), so
-        # that households near each other share pages: a map tile of bare points or a grid's
-        # ledger reads a few pages, not one a household (a city's million households given in
-        # any other order put the 1,500 of a z16 tile on about 1,480 pages, each a disk read
-        # when cold).
-        order = np.argsort(frame.geometry.hilbert_distance().to_numpy(), kind="stable")
-        pick = operator.itemgetter(*order.tolist())
-        columns = {name: pick(values) for name, values in columns.items()}
+    tag_lists = ("{" + tags.str.replace(";", ",", regex=False) + "}").iloc[order]
+    tag_lists = tag_lists.reset_index(drop=True)
+    counts = people.fillna(1).astype(int).to_numpy()[order]
+    grids_in_order = grid_ids[order]
+    members_in_order = member_ids[order]
     progress("formatted", n, n)
+
+    def fields(a: int, b: int) -> list[Sequence[str]]:
+        """The COPY fields of rows ``a``..``b`` (in the order above), one list a column."""
+        return [
+            _ewkb_points(xs[a:b], ys[a:b]),
+            _copy_text(texts["building"].iloc[a:b]),
+            _copy_text(texts["unit"].iloc[a:b]),
+            _copy_text(texts["room"].iloc[a:b]),
+            _copy_text(texts["address"].iloc[a:b]),
+            counts[a:b].astype(str).tolist(),
+            grids_in_order[a:b].astype(str).tolist(),
+            [NULL if m < 0 else str(m) for m in members_in_order[a:b].tolist()],
+            _copy_text(tag_lists.iloc[a:b]),
+            _copy_text(texts["head_name"].iloc[a:b]),
+            _copy_text(texts["head_phone"].iloc[a:b]),
+        ]
+
     # One COPY statement: the statement triggers of ``household_cell`` and ``search_place`` run
     # once, over the whole batch, when it ends.
-    _copy_rows(session, "household", columns, n, progress)
+    _copy_rows(session, "household", HOUSEHOLD_COPY_COLUMNS, fields, n, progress)
     progress("copied", n, n)
     add_household_counts(session, grid_ids)
     progress("counted", n, n)
     return n
 
+
+# The household columns ``import_households`` writes, in the order of its fields.
+HOUSEHOLD_COPY_COLUMNS = (
+    "geom",
+    "building",
+    "unit",
+    "room",
+    "address",
+    "people",
+    "grid_id",
+    "linked_member_id",
+    "tags",
+    "head_name",
+    "head_phone",
+)
 
 # COPY's text format: fields apart by tabs, rows by newlines, NULL as \N, and a backslash,
 # tab, newline or carriage return inside a value escaped.
@@ -235,11 +266,8 @@ def _ewkb_points(xs: np.ndarray, ys: np.ndarray) -> list[str]:
     """The points as hex EWKB, built from the coordinates' bytes in one pass."""
     rows = np.empty(len(xs), dtype=[("head", "S9"), ("x", "<f8"), ("y", "<f8")])
     rows["head"], rows["x"], rows["y"] = _EWKB_POINT_4326, xs, ys
-    return (
-        np.frombuffer(rows.tobytes().hex().upper().encode("ascii"), dtype="S50")
-        .astype("U50")
-        .tolist()
-    )
+    hexed = rows.tobytes().hex().upper()
+    return [hexed[i : i + 50] for i in range(0, len(hexed), 50)]
 
 
 def _copy_text(col: pd.Series) -> list[str]:
@@ -257,20 +285,26 @@ def _copy_text(col: pd.Series) -> list[str]:
 def _copy_rows(
     session: Session,
     table: str,
-    columns: dict[str, Sequence[str]],
+    names: Sequence[str],
+    fields: Callable[[int, int], list[Sequence[str]]],
     n: int,
     progress: Progress,
     chunk: int = 100_000,
 ) -> None:
-    """COPY ``n`` rows, given as columns of ready fields, in one statement (text format)."""
+    """COPY ``n`` rows in one statement (text format), ``chunk`` rows at a time; ``fields(a,
+    b)`` gives rows ``a``..``b`` as columns of ready fields. A thread of psycopg's sends the
+    data while the next chunk is formatted, so that the formatting overlaps PostgreSQL's work
+    on the rows before (which takes most of an import)."""
     raw = session.connection().connection.driver_connection
-    names = ", ".join(f'"{c}"' for c in columns)
-    fields = list(columns.values())
-    with raw.cursor() as cur, cur.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
+    columns = ", ".join(f'"{c}"' for c in names)
+    with (
+        raw.cursor() as cur,
+        cur.copy(f'COPY "{table}" ({columns}) FROM STDIN', writer=QueuedLibpqWriter(cur)) as copy,
+    ):
         for start in range(0, n, chunk):
-            part = [f[start : start + chunk] for f in fields]
-            copy.write("\n".join(map("\t".join, zip(*part, strict=True))) + "\n")
-            progress("copied", min(start + chunk, n), n)
+            stop = min(start + chunk, n)
+            copy.write("\n".join(map("\t".join, zip(*fields(start, stop), strict=True))) + "\n")
+            progress("copied", stop, n)
 
 
 def _point_rows(
