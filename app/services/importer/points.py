@@ -200,33 +200,40 @@ def import_households(
         if n > 1
         else np.arange(n)
     )
+    # Only the order is settled here; each chunk's text is cleaned and escaped in ``fields``,
+    # while PostgreSQL takes the chunk before.
     xs = frame.geometry.x.to_numpy()[order]
     ys = frame.geometry.y.to_numpy()[order]
     texts = {
-        name: _text_col(frame, name).iloc[order].reset_index(drop=True)
+        name: pd.Series(frame[name].to_numpy()[order]) if name in frame.columns else None
         for name in ("building", "unit", "room", "address", "head_name", "head_phone")
     }
-    tag_lists = ("{" + tags.str.replace(";", ",", regex=False) + "}").iloc[order]
-    tag_lists = tag_lists.reset_index(drop=True)
+    tags_in_order = pd.Series(tags.to_numpy()[order])
     counts = people.fillna(1).astype(int).to_numpy()[order]
     grids_in_order = grid_ids[order]
     members_in_order = member_ids[order]
     progress("formatted", n, n)
 
+    def text_fields(name: str, a: int, b: int) -> list[str]:
+        col = texts[name]
+        if col is None:
+            return [NULL] * (b - a)
+        return _copy_text(_text_col(pd.DataFrame({name: col.iloc[a:b]}), name))
+
     def fields(a: int, b: int) -> list[Sequence[str]]:
         """The COPY fields of rows ``a``..``b`` (in the order above), one list a column."""
         return [
             _ewkb_points(xs[a:b], ys[a:b]),
-            _copy_text(texts["building"].iloc[a:b]),
-            _copy_text(texts["unit"].iloc[a:b]),
-            _copy_text(texts["room"].iloc[a:b]),
-            _copy_text(texts["address"].iloc[a:b]),
+            text_fields("building", a, b),
+            text_fields("unit", a, b),
+            text_fields("room", a, b),
+            text_fields("address", a, b),
             counts[a:b].astype(str).tolist(),
             grids_in_order[a:b].astype(str).tolist(),
             [NULL if m < 0 else str(m) for m in members_in_order[a:b].tolist()],
-            _copy_text(tag_lists.iloc[a:b]),
-            _copy_text(texts["head_name"].iloc[a:b]),
-            _copy_text(texts["head_phone"].iloc[a:b]),
+            _copy_text("{" + tags_in_order.iloc[a:b].str.replace(";", ",", regex=False) + "}"),
+            text_fields("head_name", a, b),
+            text_fields("head_phone", a, b),
         ]
 
     # One COPY statement: the statement triggers of ``household_cell`` and ``search_place`` run
