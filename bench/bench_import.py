@@ -50,20 +50,10 @@ import report  # noqa: E402
 from app import migrate as mig  # noqa: E402
 from app.embedded_pg import default_cluster  # noqa: E402
 from app.services import grid_tree, importer  # noqa: E402
+from app.services.importer.points import HOUSEHOLD_COPY_COLUMNS  # noqa: E402
 
-COLUMNS = (
-    "geom",
-    "building",
-    "unit",
-    "room",
-    "address",
-    "people",
-    "grid_id",
-    "linked_member_id",
-    "tags",
-    "head_name",
-    "head_phone",
-)
+# The columns the import writes (and the raw COPY copies back in), in its order.
+COLUMNS = HOUSEHOLD_COPY_COLUMNS
 SEARCH_TRIGGER = "trg_search_places_insert"
 STAGES = ("read", "validated", "located", "formatted", "copied", "counted")
 

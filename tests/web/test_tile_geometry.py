@@ -62,20 +62,21 @@ def city(cluster, migrated_template: str) -> Iterator[str]:  # type: ignore[no-u
         cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def tile_at(z: int, lon: float, lat: float) -> tuple[int, int]:
+    """The x, y of the zoom-``z`` tile holding a WGS84 point."""
+    n = 1 << z
+    x = int((lon + 180.0) / 360.0 * n)
+    y = int((1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n)
+    return x, y
+
+
 def tiles_over_city(z: int, limit: int) -> list[tuple[int, int]]:
     """Tiles of zoom ``z`` over the city (at most ``limit``, spread evenly, its edges included)."""
     lon0, lat0 = CENTRE
     half_lon = SIDE_M / 2 / (111_320.0 * math.cos(math.radians(lat0)))
     half_lat = SIDE_M / 2 / 110_574.0
-    n = 1 << z
-
-    def tile(lon: float, lat: float) -> tuple[int, int]:
-        x = int((lon + 180.0) / 360.0 * n)
-        y = int((1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n)
-        return x, y
-
-    x0, y1 = tile(lon0 - half_lon, lat0 - half_lat)
-    x1, y0 = tile(lon0 + half_lon, lat0 + half_lat)
+    x0, y1 = tile_at(z, lon0 - half_lon, lat0 - half_lat)
+    x1, y0 = tile_at(z, lon0 + half_lon, lat0 + half_lat)
     every = [(x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
     step = max(1, len(every) // limit)
     return every[::step][:limit]
@@ -217,10 +218,7 @@ def test_a_tiles_households_share_pages_after_an_import(city: str) -> None:
                 shuffled = city_households().sample(frac=1.0, random_state=11)
                 importer.import_households(session, shuffled, source="city households")
                 for z in (16, 15):
-                    n = 1 << z
-                    x = int((CENTRE[0] + 180.0) / 360.0 * n)
-                    lat = math.radians(CENTRE[1])
-                    y = int((1.0 - math.asinh(math.tan(lat)) / math.pi) / 2.0 * n)
+                    x, y = tile_at(z, *CENTRE)
                     rows, pages = session.execute(
                         text(
                             "SELECT count(*), count(DISTINCT (ctid::text::point)[0]) "
