@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import pwd
+import re
 import subprocess
 import tempfile
 import time
@@ -209,7 +210,10 @@ class Cluster:
         if not self.log_file.exists():
             self.log_file.touch()
         self._chown(self.log_file)
-        opts = f"-k {sock} -p {self.port} -c listen_addresses= -c unix_socket_permissions=0700"
+        opts = (
+            f"-k {sock} -p {self.port} -c listen_addresses= -c unix_socket_permissions=0700 "
+            f"-c max_slot_wal_keep_size={replica_wal_keep()}"
+        )
         res = subprocess.run(
             self._cmd(
                 str(bin_dir / "pg_ctl"),
@@ -335,6 +339,19 @@ class Cluster:
         self.psql("postgres", f"DROP DATABASE IF EXISTS {db_roles.ident(name)} WITH (FORCE)")
         self.ensure_database(name)
         return self.url(name)
+
+
+def replica_wal_keep() -> str:
+    """How much WAL a replica's slot may hold back on the primary (``GRIDGOV_REPLICA_WAL_KEEP``,
+    default 2GB). A replica that stays stopped longer loses its slot instead of filling the
+    primary's disk, and is copied afresh when it next starts."""
+    value = os.environ.get("GRIDGOV_REPLICA_WAL_KEEP", "").strip() or "2GB"
+    if not re.fullmatch(r"\d+\s*(kB|MB|GB|TB)?", value):
+        raise EmbeddedDatabaseError(
+            f"GRIDGOV_REPLICA_WAL_KEEP={value!r} is not a size: write a number with kB, MB, GB "
+            "or TB, such as 2GB"
+        )
+    return value.replace(" ", "")
 
 
 def default_cluster(project_root: Path | None = None) -> Cluster:

@@ -10,6 +10,7 @@ caller is root.
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,9 +86,34 @@ class ReplicaCluster(Cluster):
             fh.write("hot_standby_feedback = on\n")
         return True
 
+    def slot_state(self) -> str | None:
+        """The primary's word on this replica's slot: PostgreSQL's ``wal_status`` ('reserved',
+        'extended', 'unreserved', 'lost'), or None when the slot is gone."""
+        return (
+            self.primary.psql(
+                "postgres",
+                f"SELECT wal_status FROM pg_replication_slots WHERE slot_name = '{self.slot}'",
+            )
+            or None
+        )
+
     def start(self, timeout: float = 60.0) -> None:
         """Start the replica (copying the primary first when needed). Its database comes from
-        the primary: nothing is created here."""
+        the primary: nothing is created here. A replica whose slot the primary gave up (it was
+        stopped while more WAL than ``max_slot_wal_keep_size`` went by) can never catch up, so
+        it is copied afresh."""
+        if (
+            not self.is_running()
+            and (self.data_dir / "PG_VERSION").exists()
+            and self.primary.is_running()
+            and self.slot_state() in (None, "lost")
+        ):
+            LOGGER.warning(
+                "%s fell too far behind the primary (its slot %s is gone); copying it afresh",
+                self.name,
+                self.slot,
+            )
+            shutil.rmtree(self.data_dir)
         self.start_server(timeout)
 
     def status(self) -> dict[str, object]:
@@ -144,19 +170,28 @@ def running_urls(primary: Cluster, database: str) -> list[str]:
 
 
 def lag_bytes(primary: Cluster) -> dict[str, Any]:
-    """Bytes of WAL each streaming replica has not replayed yet, by slot name (the primary's
-    ``pg_stat_replication``)."""
+    """By slot name: the bytes of WAL each replica has not replayed yet (the primary's
+    ``pg_stat_replication``, None when it does not stream), the slot's ``wal_status`` and the
+    WAL the slot holds back on the primary."""
     if not primary.is_running():
         return {}
     out = primary.psql(
         "postgres",
-        "SELECT application_name, state, "
-        "pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint FROM pg_stat_replication",
+        "SELECT s.slot_name, r.state, "
+        "pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn)::bigint, s.wal_status, "
+        "pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint "
+        "FROM pg_replication_slots s LEFT JOIN pg_stat_replication r "
+        "ON r.application_name = s.slot_name",
     )
     lags: dict[str, Any] = {}
     for line in filter(None, out.splitlines()):
-        name, state, diff = line.split("|")
-        lags[name] = {"state": state, "lag_bytes": int(diff) if diff else None}
+        name, state, diff, wal_status, held = line.split("|")
+        lags[name] = {
+            "state": state or None,
+            "lag_bytes": int(diff) if diff else None,
+            "slot": wal_status or None,
+            "wal_held_bytes": int(held) if held else None,
+        }
     return lags
 
 
@@ -169,6 +204,9 @@ def status(primary: Cluster) -> list[dict[str, object]]:
         seen = lags.get(r.slot, {})
         row["state"] = seen.get("state")
         row["lag_bytes"] = seen.get("lag_bytes")
+        # WAL the primary keeps for this replica (bounded by max_slot_wal_keep_size).
+        row["slot"] = seen.get("slot")
+        row["wal_held_bytes"] = seen.get("wal_held_bytes")
         rows.append(row)
     return rows
 

@@ -367,3 +367,64 @@ def test_the_embedded_app_reads_from_running_replicas_and_status_shows_the_lag(
     out = CliRunner().invoke(main, ["db", "stop"], env=pair["env"])
     assert out.exit_code == 0 and "replica-1 stopped" in out.output and "stopped" in out.output
     assert not pair["replica"].is_running() and not pair["primary"].is_running()
+
+
+def test_a_replica_stopped_too_long_frees_the_primarys_wal_and_is_copied_afresh() -> None:
+    """A stopped replica's slot keeps at most GRIDGOV_REPLICA_WAL_KEEP of WAL on the primary
+    (it used to keep all of it, until the disk was full); once the primary gives the slot up,
+    the next `db start --replicas 1` copies the replica again and it streams."""
+    root = Path(tempfile.mkdtemp(prefix="gridgov-replica-wal-"))
+    os.chmod(root, 0o755)
+    env = {
+        "GRIDGOV_PG_DIR": str(root / "pg"),
+        "GRIDGOV_DATABASE_URL": "",
+        "DATABASE_URL": "",
+        "GRIDGOV_REPLICA_WAL_KEEP": "48MB",
+    }
+    primary = Cluster(root / "pg")
+    replica = er.replica(primary, 1)
+    try:
+        out = CliRunner().invoke(main, ["db", "start", "--replicas", "1"], env=env)
+        assert out.exit_code == 0, out.output
+        assert primary.psql("postgres", "SHOW max_slot_wal_keep_size") == "48MB"
+        assert replica.stop()
+        held = primary.psql(
+            "postgres",
+            "SELECT pg_walfile_name(restart_lsn) FROM pg_replication_slots "
+            f"WHERE slot_name = '{replica.slot}'",
+        )
+        assert held, "the stopped replica has a slot that holds WAL"
+        primary.psql("gridgov", "CREATE TABLE churn (x text)")
+        for _ in range(6):  # six 16 MB segments, more than the 48 MB a slot may hold
+            primary.psql(
+                "gridgov",
+                "INSERT INTO churn SELECT repeat('x', 900) FROM generate_series(1, 20000); "
+                "SELECT pg_switch_wal()",
+            )
+        primary.psql("postgres", "CHECKPOINT")
+
+        out = CliRunner().invoke(main, ["db", "status"], env=env)
+        assert out.exit_code == 0, out.output
+        (rep,) = json.loads(out.output)["replicas"]
+        assert rep["running"] is False and rep["slot"] == "lost"
+        files = primary.psql("postgres", "SELECT name FROM pg_ls_waldir()").split()
+        assert held not in files, "the primary still keeps the WAL of a slot it gave up"
+
+        out = CliRunner().invoke(main, ["db", "start", "--replicas", "1"], env=env)
+        assert out.exit_code == 0, out.output
+        assert replica.is_running()
+        primary.psql("gridgov", "INSERT INTO churn VALUES ('after the new copy')")
+        _caught_up(primary, replica)
+        assert (
+            replica.psql("gridgov", "SELECT count(*) FROM churn WHERE x = 'after the new copy'")
+            == "1"
+        )
+        out = CliRunner().invoke(main, ["db", "status"], env=env)
+        (rep,) = json.loads(out.output)["replicas"]
+        assert rep["state"] == "streaming" and rep["slot"] == "reserved"
+        assert 0 <= rep["wal_held_bytes"] < 48 * 2**20
+    finally:
+        CliRunner().invoke(main, ["db", "stop"], env=env)
+        replica.stop()
+        primary.stop()
+        shutil.rmtree(root, ignore_errors=True)
