@@ -212,7 +212,8 @@ class Cluster:
         self._chown(self.log_file)
         opts = (
             f"-k {sock} -p {self.port} -c listen_addresses= -c unix_socket_permissions=0700 "
-            f"-c max_slot_wal_keep_size={replica_wal_keep()}"
+            f"-c max_slot_wal_keep_size={replica_wal_keep()} "
+            f"-c effective_io_concurrency={IO_CONCURRENCY}"
         )
         res = subprocess.run(
             self._cmd(
@@ -339,6 +340,13 @@ class Cluster:
         self.psql("postgres", f"DROP DATABASE IF EXISTS {db_roles.ident(name)} WITH (FORCE)")
         self.ensure_database(name)
         return self.url(name)
+
+
+# Pages a bitmap heap scan asks the kernel for ahead of reading them. PostgreSQL's default (1)
+# asks for one page at a time, which also defeats the kernel's own read-ahead: a dense e-map
+# tile whose 600 pages were not in memory read them in 37 ms with 1, 20 ms with 0 and 10 ms
+# with 16 or more (bench/bench_emap_scale.py's cold tiles).
+IO_CONCURRENCY = 64
 
 
 def replica_wal_keep() -> str:
