@@ -96,8 +96,8 @@ def read_records(
 def _points_from_columns(
     source: str, frame: pd.DataFrame, lon_col: str, lat_col: str, crs: str | None
 ):  # type: ignore[no-untyped-def]
-    x = pd.to_numeric(frame[lon_col].str.strip(), errors="coerce").to_numpy()
-    y = pd.to_numeric(frame[lat_col].str.strip(), errors="coerce").to_numpy()
+    x = _numbers(frame[lon_col])
+    y = _numbers(frame[lat_col])
     problems = [
         {
             "where": f"row {i + 2}",
@@ -110,6 +110,16 @@ def _points_from_columns(
         raise ImportRejected(source, problems)
     lon, lat = _to_wgs84_rows(source, x, y, crs)
     return gpd.GeoDataFrame(frame, geometry=shapely.points(lon, lat), crs=4326)
+
+
+def _numbers(col: pd.Series) -> np.ndarray:
+    """A text column as floats, NaN where a value is no number. Python's float() reads the
+    column at once (it allows the spaces around a number); only a column with a bad value
+    takes pandas' slower path, which marks each bad one."""
+    try:
+        return col.to_numpy(dtype=object).astype(np.float64)
+    except (TypeError, ValueError):
+        return pd.to_numeric(col.str.strip(), errors="coerce").to_numpy()
 
 
 def _to_wgs84_rows(source: str, x: np.ndarray, y: np.ndarray, crs: str | None):  # type: ignore[no-untyped-def]

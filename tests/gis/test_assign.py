@@ -12,7 +12,14 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from shapely import STRtree
 
-from gis.assign import PolygonIndex, assign_points, nearest_within
+from gis.assign import (
+    CELLS_PER_POLYGON,
+    MAX_CELLS,
+    PolygonIndex,
+    assign_points,
+    cells_for,
+    nearest_within,
+)
 from gis.crs import GEOD
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample_boundaries" / "grids.geojson"
@@ -48,6 +55,28 @@ def test_cell_index_equals_strtree_on_random_points(leaves) -> None:  # type: ig
     got = index.assign(lon, lat)
     assert (got == assign_points(lon, lat, polys, keys)).all()
     assert (got >= 0).sum() > 1000 and (got < 0).sum() > 1000
+
+
+def test_an_index_sized_by_the_points_answers_crowded_points_as_strtree(leaves) -> None:  # type: ignore[no-untyped-def]
+    """An import sizes the index by its points too (``cells_for``): households crowd along
+    streets, which are grid edges. Points within a few metres of the edges and on the vertices
+    get the same answers from the finer index as from a plain STRtree."""
+    polys, keys = leaves
+    rng = np.random.default_rng(11)
+    xy = np.unique(shapely.get_coordinates(polys), axis=0)
+    near = xy[rng.integers(0, len(xy), 150_000)] + rng.normal(0, 3e-5, (150_000, 2))
+    points = np.vstack([xy, near])
+    lon, lat = points[:, 0], points[:, 1]
+    cells = cells_for(len(polys), len(lon))
+    assert cells >= len(lon) > CELLS_PER_POLYGON * len(polys)
+    index = PolygonIndex(polys, keys, cells=cells)
+    assert index.nx * index.ny >= 0.9 * cells
+    got = index.assign(lon, lat)
+    assert (got == reference(lon, lat, polys, keys)).all()
+    assert (got >= 0).sum() > 100_000
+    # The polygons decide where there are few points; the cap holds.
+    assert cells_for(100_000, 10) == CELLS_PER_POLYGON * 100_000
+    assert cells_for(10, 10**12) == MAX_CELLS
 
 
 def test_every_vertex_goes_to_the_smallest_code(leaves) -> None:  # type: ignore[no-untyped-def]
