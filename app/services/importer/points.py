@@ -299,7 +299,7 @@ def _copy_rows(
     fields: Callable[[int, int], list[Sequence[str]]],
     n: int,
     progress: Progress,
-    chunk: int = 100_000,
+    chunk: int = 25_000,
 ) -> None:
     """COPY ``n`` rows in one statement (text format), ``chunk`` rows at a time; ``fields(a,
     b)`` gives rows ``a``..``b`` as columns of ready fields. A thread of psycopg's sends the
