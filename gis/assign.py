@@ -35,6 +35,16 @@ def cells_for(polygons: int, points: int) -> int:
     return int(min(max(CELLS_PER_POLYGON * polygons, points, 4096), MAX_CELLS))
 
 
+def assign_many(
+    lon: np.ndarray, lat: np.ndarray, polygons: Sequence, keys: Sequence[str]
+) -> np.ndarray:
+    """What ``assign_points`` answers, point for point, from a cell index sized by the points
+    as well as the polygons (``cells_for``): for a batch located once, such as an import."""
+    lon = np.asarray(lon, dtype=float)
+    cells = cells_for(len(polygons), lon.size)
+    return PolygonIndex(polygons, keys, cells=cells).assign(lon, np.asarray(lat, dtype=float))
+
+
 # A cell centre closer than this (degrees) to an edge of its cell is not trusted as a reference.
 _CENTRE_CLEARANCE = 1e-10
 # Orientation tests closer to zero than this share of their terms are left to GEOS.
@@ -122,7 +132,7 @@ class PolygonIndex:
         x0, y0, x1, y1 = shapely.total_bounds(self.polygons)
         width, height = max(x1 - x0, 1e-9), max(y1 - y0, 1e-9)
         if cells is None:
-            cells = int(min(max(CELLS_PER_POLYGON * len(self.polygons), 4096), MAX_CELLS))
+            cells = cells_for(len(self.polygons), 0)
         side = max(np.sqrt(width * height / max(cells, 1)), 1e-7)
         self.nx = max(int(np.ceil(width / side)), 1)
         self.ny = max(int(np.ceil(height / side)), 1)

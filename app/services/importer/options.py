@@ -50,7 +50,7 @@ from app.services import tables
 from app.services.importer import load
 from app.services.importer.common import BASEMAP_KIND, KINDS, Progress, no_progress, row_where
 from app.services.importer.points import leaf_grids
-from gis.assign import PolygonIndex, cells_for
+from gis.assign import assign_many
 
 OUTSIDE_CHOICES = ("refuse", "lowest", "hold")
 
@@ -380,7 +380,7 @@ def _outside_rows(
     ids, codes, shapes = leaf_grids(session)
     xs = frame.geometry.x.to_numpy()
     ys = frame.geometry.y.to_numpy()
-    idx = PolygonIndex(shapes, codes, cells=cells_for(len(shapes), len(xs))).assign(xs, ys)
+    idx = assign_many(xs, ys, shapes, codes)
     out_rows = np.flatnonzero(idx < 0)
     if out_rows.size == 0:
         return frame, None, [], [], everything
