@@ -28,9 +28,17 @@ POSTGIS_TABLES = frozenset({"spatial_ref_sys", "layer", "topology"})
 
 #: Tables derived from grids and households by triggers: tile data (revision 0015), the shared
 #: cache of encoded tiles (revision 0022), the search's places (revision 0023) and terms (0031),
-#: the locate's cards of grids (revision 0035).
+#: the locate's cards of grids (revision 0035), the density of each grid's subtree (revision 0038).
 TILE_TABLES = frozenset(
-    {"grid_tile", "household_cell", "tile_cache", "search_place", "search_term", "locate_card"}
+    {
+        "grid_tile",
+        "household_cell",
+        "household_subtree_cell",
+        "tile_cache",
+        "search_place",
+        "search_term",
+        "locate_card",
+    }
 )
 
 

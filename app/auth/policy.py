@@ -70,6 +70,7 @@ class Principal:
     csrf_token: str | None = None
     display_name: str | None = None
     _grid_scope: frozenset[int] | None = field(default=None, repr=False)
+    _grid_roots: tuple[int, ...] = field(default=(), repr=False)
     _scope_loaded: bool = field(default=False, repr=False)
 
     @property
@@ -111,8 +112,22 @@ def grid_scope(session: Session, p: Principal) -> frozenset[int] | None:
     """Return the ids of the grids ``p`` answers for (their subtrees), or None for every grid."""
     if sees_every_grid(p):
         return None
+    _load_scope(session, p)
+    return p._grid_scope
+
+
+def grid_roots(session: Session, p: Principal) -> tuple[int, ...] | None:
+    """Return the grids ``p`` is assigned (the roots of :func:`grid_scope`'s subtrees, sorted),
+    or None for every grid."""
+    if sees_every_grid(p):
+        return None
+    _load_scope(session, p)
+    return p._grid_roots
+
+
+def _load_scope(session: Session, p: Principal) -> None:
     if p._scope_loaded:
-        return p._grid_scope
+        return
     roots: list[int] = []
     if p.role == "centre" and p.grid_id is not None:
         roots = [p.grid_id]
@@ -126,8 +141,7 @@ def grid_scope(session: Session, p: Principal) -> frozenset[int] | None:
     ids: frozenset[int] = frozenset()
     if roots:
         ids = grid_tree.scope_of(session, roots)
-    p._grid_scope, p._scope_loaded = ids, True
-    return ids
+    p._grid_scope, p._grid_roots, p._scope_loaded = ids, tuple(sorted(set(roots))), True
 
 
 def in_scope(session: Session, p: Principal, grid_id: int | None) -> bool:

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.auth.policy import Principal, case_scope, grid_scope, outline_scope
+from app.auth.policy import Principal, case_scope, grid_roots, grid_scope, outline_scope
 from app.errors import BadParameter, NotFound
 from app.timing import Phases
 
@@ -62,6 +62,8 @@ class Scope:
     case_grids: tuple[int, ...] | None
     case_worker: int | None
     case_department: int | None
+    # The grids assigned, whose subtrees are ``grids`` (None: the tile probes each grid).
+    roots: tuple[int, ...] | None = None
 
     def key(self, layer: str) -> str:
         if layer == "basemap":
@@ -88,6 +90,7 @@ def scope_of(session: Session, p: Principal) -> Scope:
     cs = case_scope(session, p)
     return Scope(
         grids=None if grids is None else tuple(sorted(grids)),
+        roots=grid_roots(session, p),
         outline=() if grids is None else tuple(sorted(outline_scope(session, p))),
         member=p.worker_id if p.role == "party_member" else None,
         case_everything=cs.everything,
@@ -166,11 +169,12 @@ def render(session: Session, scope: Scope, layer: str, z: int, x: int, y: int) -
     calls = {
         "grids": (
             f"SELECT gridgov_tile_grids(:z, :x, :y, {arr}, CAST(:outline AS integer[]))",
-            {"grids": _arr(scope.grids), "outline": list(scope.outline)},
+            {"grids": _arr(scope.grids), "outline": _arr(scope.outline)},
         ),
         "households": (
-            f"SELECT gridgov_tile_households(:z, :x, :y, {arr}, CAST(:member AS integer))",
-            {"grids": _arr(scope.grids), "member": scope.member},
+            f"SELECT gridgov_tile_households(:z, :x, :y, {arr}, CAST(:member AS integer),"
+            " CAST(:roots AS integer[]))",
+            {"grids": _arr(scope.grids), "member": scope.member, "roots": _arr(scope.roots)},
         ),
         "points": (f"SELECT gridgov_tile_points(:z, :x, :y, {arr})", {"grids": _arr(scope.grids)}),
         "overrides": (
@@ -194,8 +198,11 @@ def render(session: Session, scope: Scope, layer: str, z: int, x: int, y: int) -
     return bytes(data or b"")
 
 
-def _arr(ids: tuple[int, ...] | None) -> list[int] | None:
-    return None if ids is None else list(ids)
+def _arr(ids: tuple[int, ...] | None) -> str | None:
+    """An id list as PostgreSQL's array text (``{1,2,3}``), for ``CAST(… AS integer[])``: a
+    street's thousands of ids pass in a fraction of a millisecond, where the driver's list
+    adapter took about 6 ms for 6,826."""
+    return None if ids is None else "{" + ",".join(str(int(i)) for i in ids) + "}"
 
 
 def tile(

@@ -1,6 +1,7 @@
 """The tables behind fast tiles stay exact: household density per cell and leaf grid (kept by
-triggers on every insert, COPY, move and delete), and pre-simplified grids per zoom band (kept on
-every edit, split and undo), so low-zoom tiles show the data as it is now and only the caller's."""
+triggers on every insert, COPY, move and delete), the same per grid for everything below it
+(also kept when a grid moves in the tree), and pre-simplified grids per zoom band (kept on every
+edit, split and undo), so low-zoom tiles show the data as it is now and only the caller's."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from tests.web.test_tiles import (
 )
 
 CELL_ZOOMS = range(10, 15)
+SUBTREE_ZOOMS = range(10, 13)
 
 
 def expected_cells(db_session) -> dict[tuple[int, int, int, int], tuple[int, int, float, float]]:  # type: ignore[no-untyped-def]
@@ -48,22 +50,52 @@ def expected_cells(db_session) -> dict[tuple[int, int, int, int], tuple[int, int
     return {k: (int(v[0]), int(v[1]), v[2], v[3]) for k, v in out.items()}
 
 
-def stored_cells(db_session) -> dict[tuple[int, int, int, int], tuple[int, int, float, float]]:  # type: ignore[no-untyped-def]
+def expected_subtree_cells(
+    db_session,
+) -> dict[tuple[int, int, int, int], tuple[int, int, float, float]]:  # type: ignore[no-untyped-def]
+    """Households and people per (grid, zoom, cell) of the households of every grid below it,
+    counted here from the households and the parents of their grids."""
+    parent = dict(db_session.execute(text("SELECT id, parent_id FROM grid")).all())
+    out: dict[tuple[int, int, int, int], list[float]] = defaultdict(lambda: [0, 0, 0.0, 0.0])
+    for gid, lon, lat, people in db_session.execute(
+        text("SELECT grid_id, ST_X(geom), ST_Y(geom), people FROM household")
+    ):
+        fx = (lon + 180.0) / 360.0
+        fy = (1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0
+        above = parent[gid]
+        while above is not None:
+            for z in SUBTREE_ZOOMS:
+                n = 1 << (z + 6)
+                acc = out[(above, z, int(fx * n), int(fy * n))]
+                acc[0] += 1
+                acc[1] += people
+                acc[2] += fx
+                acc[3] += fy
+            above = parent[above]
+    return {k: (int(v[0]), int(v[1]), v[2], v[3]) for k, v in out.items()}
+
+
+def stored_cells(
+    db_session, table: str = "household_cell"
+) -> dict[tuple[int, int, int, int], tuple[int, int, float, float]]:  # type: ignore[no-untyped-def]
     return {
         (g, z, cx, cy): (n, p, sx, sy)
         for g, z, cx, cy, n, p, sx, sy in db_session.execute(
-            text("SELECT grid_id, z, cx, cy, households, people, sx, sy FROM household_cell")
+            text(f"SELECT grid_id, z, cx, cy, households, people, sx, sy FROM {table}")
         )
     }
 
 
 def assert_cells_exact(db_session) -> None:  # type: ignore[no-untyped-def]
-    want, got = expected_cells(db_session), stored_cells(db_session)
-    assert set(got) == set(want)
-    for key, (n, p, sx, sy) in want.items():
-        gn, gp, gsx, gsy = got[key]
-        assert (gn, gp) == (n, p), key
-        assert abs(gsx - sx) < 1e-7 and abs(gsy - sy) < 1e-7, key
+    for want, got in (
+        (expected_cells(db_session), stored_cells(db_session)),
+        (expected_subtree_cells(db_session), stored_cells(db_session, "household_subtree_cell")),
+    ):
+        assert set(got) == set(want)
+        for key, (n, p, sx, sy) in want.items():
+            gn, gp, gsx, gsy = got[key]
+            assert (gn, gp) == (n, p), key
+            assert abs(gsx - sx) < 1e-7 and abs(gsy - sy) < 1e-7, key
 
 
 def assert_grid_tiles_current(db_session) -> None:  # type: ignore[no-untyped-def]
@@ -134,6 +166,64 @@ def test_density_cells_follow_every_household_change(db_session) -> None:  # typ
     assert_cells_exact(db_session)
     # No empty cell is kept.
     assert not db_session.scalar(text("SELECT count(*) FROM household_cell WHERE households <= 0"))
+    assert not db_session.scalar(
+        text("SELECT count(*) FROM household_subtree_cell WHERE households <= 0")
+    )
+
+
+def test_a_grid_that_moves_in_the_tree_takes_its_households_density_along(db_session) -> None:  # type: ignore[no-untyped-def]
+    """A grid moved under another parent (its whole subtree with it) leaves the density of the
+    grids it left and adds to those it joined; moved back, everything is as before."""
+    assert_cells_exact(db_session)
+    before = stored_cells(db_session, "household_subtree_cell")
+    grid, old_parent = db_session.execute(
+        text(
+            "SELECT g.id, g.parent_id FROM grid g WHERE g.valid_to IS NULL AND g.level = 3 "
+            "AND EXISTS (SELECT 1 FROM household h JOIN grid m ON m.id = h.grid_id "
+            "WHERE g.id = ANY(m.path)) ORDER BY g.id LIMIT 1"
+        )
+    ).one()
+
+    def street_of(gid: int) -> int:
+        return db_session.scalar(
+            text(
+                "SELECT s.id FROM grid g JOIN grid s ON s.id = ANY(g.path) AND s.level = 1 "
+                "WHERE g.id = :g"
+            ),
+            {"g": gid},
+        )
+
+    street_left = street_of(old_parent)
+    new_parent = db_session.scalar(
+        text(
+            "SELECT id FROM grid WHERE valid_to IS NULL AND level = 2 AND NOT (:s = ANY(path)) "
+            "ORDER BY id LIMIT 1"
+        ),
+        {"s": street_left},
+    )
+    street_joined = street_of(new_parent)
+    db_session.execute(
+        text("UPDATE grid SET parent_id = :n WHERE id = :g"), {"n": new_parent, "g": grid}
+    )
+    assert_cells_exact(db_session)
+    moved = stored_cells(db_session, "household_subtree_cell")
+    households = db_session.scalar(
+        text(
+            "SELECT count(*) FROM household h JOIN grid m ON m.id = h.grid_id "
+            "WHERE :g = ANY(m.path)"
+        ),
+        {"g": grid},
+    )
+
+    def total(cells, gid: int) -> int:  # type: ignore[no-untyped-def]
+        return sum(v[0] for k, v in cells.items() if k[0] == gid and k[1] == 10)
+
+    assert total(moved, street_left) == total(before, street_left) - households
+    assert total(moved, street_joined) == total(before, street_joined) + households
+    db_session.execute(
+        text("UPDATE grid SET parent_id = :p WHERE id = :g"), {"p": old_parent, "g": grid}
+    )
+    assert_cells_exact(db_session)
 
 
 def test_density_tiles_count_the_callers_households(app, db_session, accounts) -> None:  # type: ignore[no-untyped-def]
@@ -142,7 +232,12 @@ def test_density_tiles_count_the_callers_households(app, db_session, accounts) -
     c = app.test_client()
     lon, lat = centre_of(db_session, STREET_A)
     street = grid_ids_under(db_session, STREET_A)
-    for who, scope in (("admin", None), ("centre", street)):
+    for who, scope in (
+        ("admin", None),
+        ("centre", street),
+        ("grid_chief", grid_ids_under(db_session, "34018800100101")),
+        ("micro_chief", grid_ids_under(db_session, OWN_MICRO)),
+    ):
         for z in (9, 10, 12, 14, 15, 16):
             zz, x, y = tile_of(lon, lat, z)
             for dx in (-1, 0, 1):
@@ -161,6 +256,48 @@ def test_density_tiles_count_the_callers_households(app, db_session, accounts) -
                 assert got == want, (who, z, dx)
                 if who == "centre" and z == 10 and dx == 0:
                     assert 0 < got < db_session.scalar(text("SELECT count(*) FROM household"))
+
+
+def test_a_tile_from_the_callers_roots_is_the_tile_from_each_of_its_grids(db_session) -> None:  # type: ignore[no-untyped-def]
+    """The density tile made from the roots of a scope (each root's cells and its subtree's, or
+    the cells in the tile kept by the scope) is byte for byte the one made by probing every grid
+    of the scope, at every zoom of the cells, also when one root lies under another or the roots
+    lie in two streets."""
+    street = db_session.scalar(
+        text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": STREET_A}
+    )
+    micro = db_session.scalar(
+        text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": OWN_MICRO}
+    )
+    community = db_session.scalar(text("SELECT parent_id FROM grid WHERE id = :m"), {"m": micro})
+    far = db_session.scalar(
+        text(
+            "SELECT h.grid_id FROM household h JOIN grid g ON g.id = h.grid_id "
+            "WHERE NOT (:s = ANY(g.path)) ORDER BY h.id LIMIT 1"
+        ),
+        {"s": street},
+    )
+    lon, lat = centre_of(db_session, OWN_MICRO)
+    call = text(
+        "SELECT gridgov_tile_households(:z, :x, :y, CAST(:s AS integer[]), NULL, "
+        "CAST(:r AS integer[]))"
+    )
+    for roots in ([street], [community, micro], [micro, far]):
+        scope = sorted(
+            db_session.scalars(
+                text("SELECT id FROM grid WHERE path && CAST(:r AS integer[])"), {"r": roots}
+            )
+        )
+        shown = 0
+        for z in range(8, 17):
+            zz, x, y = tile_of(lon, lat, z)
+            for dx, dy in ((0, 0), (1, 0), (0, 1), (-1, -1)):
+                args = {"z": zz, "x": x + dx, "y": y + dy, "s": scope}
+                by_roots = db_session.scalar(call, {**args, "r": roots})
+                by_grids = db_session.scalar(call, {**args, "r": None})
+                assert bytes(by_roots) == bytes(by_grids), (roots, z, dx, dy)
+                shown += len(by_roots)
+        assert shown > 0, roots
 
 
 def test_a_split_and_its_undo_show_on_the_next_low_zoom_tiles(client, db_session) -> None:  # type: ignore[no-untyped-def]

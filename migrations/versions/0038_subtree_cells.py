@@ -1,0 +1,378 @@
+"""Household density per grid and everything below it, so a scoped density tile reads a few rows
+
+Revision ID: 0038_subtree_cells
+Revises: 0037_household_order
+Create Date: 2026-12-06 09:00:00
+
+A density tile for a caller who sees part of the city (a street centre, a grid chief, a worker)
+summed the cells of each of the caller's grids (``household_cell``, revision 0015): one index
+probe per grid, at every zoom. A street of the 100k-micro-grid city has 6,826 grids, so each of
+its tiles made 6,826 probes, 20–40 ms whatever the zoom, and more for a larger scope.
+
+- ``household_subtree_cell``: at zooms 10–12, the households and people per cell of every grid
+  *above* a household's grid (its ancestors on ``grid.path``, revision 0027), with the sums of
+  their Web Mercator coordinates as in ``household_cell``. A caller's scope is the subtrees of
+  the grids it is assigned (its roots), so a tile at zoom 12 or below reads, per root, the
+  root's own cells and its subtree's: a few probes, not one per grid. Statement triggers on
+  ``household`` keep it exact on every insert (an import's COPY is one statement), move and
+  delete; a row trigger on ``grid`` moves a grid's cells from its old ancestors to its new ones
+  when the grid moves in the tree (its subtree moves row by row, each firing it).
+- ``ix_household_cell_tile``: the cells of every grid at zooms 13 and 14 by tile, so a scoped
+  tile at zooms 13–15 reads the cells that lie in the tile and keeps those of the caller's grids
+  (a hash of the scope), instead of probing each grid.
+- ``gridgov_tile_households`` takes the roots as a sixth argument (``NULL``: the old probe per
+  grid of the scope).
+"""
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+
+from alembic import op
+
+revision: str = "0038_subtree_cells"
+down_revision: str | Sequence[str] | None = "0037_household_order"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = "0027_grid_path"  # grid.path
+
+CELL_BITS = 6
+SUBTREE_ZOOMS = (10, 11, 12)
+TILE_ZOOMS = (13, 14)
+
+
+def _rev0015():  # type: ignore[no-untyped-def]
+    path = Path(__file__).with_name("0015_tile_speed.py")
+    spec = importlib.util.spec_from_file_location("gridgov_rev_0015_tile_speed", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _mercator(geom: str) -> tuple[str, str]:
+    """A point's Web Mercator coordinates as fractions of the world (0–1, y down), as 0015."""
+    fx = f"least(greatest((ST_X({geom}) + 180.0) / 360.0, 0.0), 0.999999999999)"
+    fy = (
+        f"least(greatest((1.0 - asinh(tan(radians(ST_Y({geom})))) / pi()) / 2.0, 0.0), "
+        "0.999999999999)"
+    )
+    return fx, fy
+
+
+def _above(source: str) -> str:
+    """CTEs ending in ``above`` (grid_id, z, cx, cy, n, ppl, sx, sy): what ``source`` (rows
+    grid_id, geom, people, sign) adds to the cells of each grid above its rows' grids."""
+    fx, fy = _mercator("s.geom")
+    top = SUBTREE_ZOOMS[-1]
+    ctes = [
+        f"""d AS (
+            SELECT grid_id, floor(fx * {2 ** (top + CELL_BITS)}.0)::integer AS cx,
+                   floor(fy * {2 ** (top + CELL_BITS)}.0)::integer AS cy,
+                   sum(sign)::integer AS n, sum(people * sign)::integer AS ppl,
+                   sum(fx * sign) AS sx, sum(fy * sign) AS sy
+            FROM (SELECT s.grid_id, s.people, s.sign, {fx} AS fx, {fy} AS fy
+                  FROM ({source}) s) p
+            GROUP BY 1, 2, 3)""",
+        f"""u{top} AS (
+            SELECT a.id AS grid_id, d.cx, d.cy, sum(d.n)::integer AS n,
+                   sum(d.ppl)::integer AS ppl, sum(d.sx) AS sx, sum(d.sy) AS sy
+            FROM d JOIN grid g ON g.id = d.grid_id
+            CROSS JOIN LATERAL unnest(g.path[1:cardinality(g.path) - 1]) AS a(id)
+            GROUP BY 1, 2, 3)""",
+    ]
+    for z in reversed(SUBTREE_ZOOMS[:-1]):
+        ctes.append(
+            f"""u{z} AS (
+            SELECT grid_id, cx >> 1 AS cx, cy >> 1 AS cy, sum(n)::integer AS n,
+                   sum(ppl)::integer AS ppl, sum(sx) AS sx, sum(sy) AS sy
+            FROM u{z + 1} GROUP BY 1, 2, 3)"""
+        )
+    union = " UNION ALL ".join(
+        f"SELECT grid_id, {z} AS z, cx, cy, n, ppl, sx, sy FROM u{z}" for z in SUBTREE_ZOOMS
+    )
+    ctes.append(f"above AS ({union})")
+    return ",\n".join(ctes)
+
+
+UPSERT = """
+        INSERT INTO household_subtree_cell AS c (grid_id, z, cx, cy, households, people, sx, sy)
+        SELECT grid_id, z, cx, cy, n, ppl, sx, sy FROM above
+        WHERE n <> 0 OR ppl <> 0 OR sx <> 0 OR sy <> 0
+        ORDER BY grid_id, z, cx, cy
+        ON CONFLICT (grid_id, z, cx, cy) DO UPDATE SET
+          households = c.households + EXCLUDED.households,
+          people = c.people + EXCLUDED.people,
+          sx = c.sx + EXCLUDED.sx, sy = c.sy + EXCLUDED.sy"""
+
+
+def _delta(source: str) -> str:
+    return f"WITH {_above(source)}\n{UPSERT}"
+
+
+def _empty(source: str) -> str:
+    """Remove the cells that ``source`` (rows grid_id, geom, people, sign) may have emptied."""
+    return f"""
+        WITH {_above(source)}
+        DELETE FROM household_subtree_cell c USING above k
+        WHERE c.grid_id = k.grid_id AND c.z = k.z AND c.cx = k.cx AND c.cy = k.cy
+          AND c.households <= 0"""
+
+
+OLD = "SELECT grid_id, geom, people, -1 AS sign FROM old_rows"
+NEW = "SELECT grid_id, geom, people, 1 AS sign FROM new_rows"
+
+HOUSEHOLD_TRIGGER = f"""
+CREATE FUNCTION gridgov_household_subtree_cells() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    {_delta(NEW)};
+  ELSIF TG_OP = 'DELETE' THEN
+    {_delta(OLD)};
+    {_empty(OLD)};
+  ELSE
+    {_delta(NEW + " UNION ALL " + OLD)};
+    {_empty(OLD)};
+  END IF;
+  RETURN NULL;
+END $$
+"""
+
+# A grid that moves in the tree (its path changes: a new parent, or an ancestor's) takes its own
+# households' cells (household_cell at zooms 10–12) from the grids it left to those it joined.
+GRID_TRIGGER = f"""
+CREATE FUNCTION gridgov_grid_subtree_cells() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  left_ integer[];
+  joined integer[];
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    DELETE FROM household_subtree_cell WHERE grid_id = OLD.id;
+    RETURN NULL;
+  END IF;
+  left_ := ARRAY(SELECT unnest(OLD.path[1:cardinality(OLD.path) - 1])
+                 EXCEPT SELECT unnest(NEW.path[1:cardinality(NEW.path) - 1]));
+  joined := ARRAY(SELECT unnest(NEW.path[1:cardinality(NEW.path) - 1])
+                  EXCEPT SELECT unnest(OLD.path[1:cardinality(OLD.path) - 1]));
+  IF cardinality(left_) = 0 AND cardinality(joined) = 0 THEN
+    RETURN NULL;
+  END IF;
+  INSERT INTO household_subtree_cell AS c (grid_id, z, cx, cy, households, people, sx, sy)
+  SELECT a.id, h.z, h.cx, h.cy, sum(h.households * a.sign)::integer,
+         sum(h.people * a.sign)::integer, sum(h.sx * a.sign), sum(h.sy * a.sign)
+  FROM household_cell h
+  CROSS JOIN (SELECT unnest(joined) AS id, 1 AS sign
+              UNION ALL SELECT unnest(left_), -1) a
+  WHERE h.grid_id = NEW.id AND h.z BETWEEN {SUBTREE_ZOOMS[0]} AND {SUBTREE_ZOOMS[-1]}
+  GROUP BY 1, 2, 3, 4
+  ORDER BY 1, 2, 3, 4
+  ON CONFLICT (grid_id, z, cx, cy) DO UPDATE SET
+    households = c.households + EXCLUDED.households,
+    people = c.people + EXCLUDED.people,
+    sx = c.sx + EXCLUDED.sx, sy = c.sy + EXCLUDED.sy;
+  DELETE FROM household_subtree_cell s USING household_cell h
+  WHERE h.grid_id = NEW.id AND h.z BETWEEN {SUBTREE_ZOOMS[0]} AND {SUBTREE_ZOOMS[-1]}
+    AND s.grid_id = ANY(left_) AND s.z = h.z AND s.cx = h.cx AND s.cy = h.cy
+    AND s.households <= 0;
+  RETURN NULL;
+END $$
+"""
+
+
+def _household_function() -> str:
+    m = _rev0015()
+    fx, fy = m._FX, m._FY
+    zs0, zs1 = m.CELL_ZOOMS[0], m.CELL_ZOOMS[-1]
+    point = (
+        "ST_MakePoint(round((sum(c.sx) / sum(c.households) * scale - x) * 4096), "
+        "round((sum(c.sy) / sum(c.households) * scale - y) * 4096))"
+    )
+    return f"""
+CREATE FUNCTION gridgov_tile_households(z integer, x integer, y integer, scope integer[],
+                                        member integer, roots integer[] DEFAULT NULL)
+RETURNS bytea LANGUAGE plpgsql STABLE PARALLEL SAFE
+-- Index scans whatever the statistics say (a table just filled by an import has none yet);
+-- each statement planned for its arguments, so that a scope is a constant the plan hashes.
+SET enable_seqscan = off SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+  env3857 geometry := ST_TileEnvelope(z, x, y);
+  env geometry := ST_Transform(env3857, 4326);
+  zs integer := least(greatest(z, {zs0}), {zs1});
+  bits integer := least(greatest(z, {zs0}), {zs1}) + {CELL_BITS} - z;
+  shift integer := greatest({zs0} - z, 0);
+  lo_x integer := x << bits;
+  lo_y integer := y << bits;
+  hi_x integer := ((x + 1) << bits) - 1;
+  hi_y integer := ((y + 1) << bits) - 1;
+  scale float8 := 2.0 ^ z;
+  mvt bytea;
+BEGIN
+  IF z >= 16 THEN
+    -- Bare points (no name, no address, no tag), each in the one tile that holds it.
+    SELECT ST_AsMVT(t, 'households', 4096, 'geom') INTO mvt FROM (
+      SELECT 1 AS households, p.people,
+             ST_MakePoint(round((p.fx * scale - x) * 4096), round((p.fy * scale - y) * 4096)) AS geom
+      FROM (SELECT h.people, {fx} AS fx, {fy} AS fy
+            FROM household h
+            WHERE h.geom && ST_Expand(env, 1e-7)
+              AND (scope IS NULL OR h.grid_id IN (SELECT unnest(scope)))
+              AND (member IS NULL OR h.linked_member_id = member)) p
+      WHERE floor(p.fx * scale)::integer = x AND floor(p.fy * scale)::integer = y
+    ) t;
+  ELSIF member IS NOT NULL THEN
+    -- A party member's own households (a few): grouped on the fly into cells of the same size.
+    SELECT ST_AsMVT(t, 'households', 4096, 'geom') INTO mvt FROM (
+      SELECT count(*)::integer AS households, sum(p.people)::integer AS people,
+             ST_MakePoint(round((avg(p.fx) * scale - x) * 4096), round((avg(p.fy) * scale - y) * 4096)) AS geom
+      FROM (SELECT h.people, {fx} AS fx, {fy} AS fy
+            FROM household h
+            WHERE h.geom && ST_Expand(env, 1e-7)
+              AND (scope IS NULL OR h.grid_id IN (SELECT unnest(scope)))
+              AND h.linked_member_id = member) p
+      WHERE floor(p.fx * scale)::integer = x AND floor(p.fy * scale)::integer = y
+      GROUP BY floor(p.fx * scale * {1 << CELL_BITS}), floor(p.fy * scale * {1 << CELL_BITS})
+    ) t;
+  ELSIF scope IS NULL THEN
+    -- Every grid: the totals (grid_id 0), one index range.
+    SELECT ST_AsMVT(t, 'households', 4096, 'geom') INTO mvt FROM (
+      SELECT sum(c.households)::integer AS households, sum(c.people)::integer AS people,
+             {point} AS geom
+      FROM household_cell c
+      WHERE c.grid_id = 0 AND c.z = zs
+        AND (c.cx >> {CELL_BITS}) BETWEEN lo_x >> {CELL_BITS} AND hi_x >> {CELL_BITS}
+        AND (c.cy >> {CELL_BITS}) BETWEEN lo_y >> {CELL_BITS} AND hi_y >> {CELL_BITS}
+        AND c.cx BETWEEN lo_x AND hi_x AND c.cy BETWEEN lo_y AND hi_y
+      GROUP BY c.cx >> shift, c.cy >> shift
+      HAVING sum(c.households) > 0
+    ) t;
+  ELSIF roots IS NOT NULL AND zs <= {SUBTREE_ZOOMS[-1]} THEN
+    -- The caller's roots (the grids it is assigned; one under another counts once): each
+    -- root's own cells and those of everything below it.
+    SELECT ST_AsMVT(t, 'households', 4096, 'geom') INTO mvt FROM (
+      SELECT sum(c.households)::integer AS households, sum(c.people)::integer AS people,
+             {point} AS geom
+      FROM (SELECT g.id FROM grid g
+            WHERE g.id IN (SELECT unnest(roots))
+              AND NOT (g.path[1:cardinality(g.path) - 1] && roots)) r
+      CROSS JOIN LATERAL (
+        SELECT c.cx, c.cy, c.households, c.people, c.sx, c.sy FROM household_cell c
+        WHERE c.grid_id = r.id AND c.z = zs
+          AND c.cx BETWEEN lo_x AND hi_x AND c.cy BETWEEN lo_y AND hi_y
+        UNION ALL
+        SELECT c.cx, c.cy, c.households, c.people, c.sx, c.sy FROM household_subtree_cell c
+        WHERE c.grid_id = r.id AND c.z = zs
+          AND c.cx BETWEEN lo_x AND hi_x AND c.cy BETWEEN lo_y AND hi_y) c
+      GROUP BY c.cx >> shift, c.cy >> shift
+      HAVING sum(c.households) > 0
+    ) t;
+  ELSIF roots IS NOT NULL THEN
+    -- Zooms 13–15: the cells in the tile, those of the caller's grids. The scope is planned as
+    -- a constant, which the executor hashes; inside CASE the planner neither estimates the
+    -- test element by element nor turns it into a probe of the primary key per grid.
+    SELECT ST_AsMVT(t, 'households', 4096, 'geom') INTO mvt FROM (
+      SELECT sum(c.households)::integer AS households, sum(c.people)::integer AS people,
+             {point} AS geom
+      FROM household_cell c
+      WHERE c.grid_id <> 0 AND c.z = zs AND c.z BETWEEN {TILE_ZOOMS[0]} AND {TILE_ZOOMS[-1]}
+        AND (c.cx >> {CELL_BITS}) BETWEEN lo_x >> {CELL_BITS} AND hi_x >> {CELL_BITS}
+        AND (c.cy >> {CELL_BITS}) BETWEEN lo_y >> {CELL_BITS} AND hi_y >> {CELL_BITS}
+        AND c.cx BETWEEN lo_x AND hi_x AND c.cy BETWEEN lo_y AND hi_y
+        AND CASE WHEN c.grid_id = ANY(scope) THEN true ELSE false END
+      GROUP BY c.cx >> shift, c.cy >> shift
+      HAVING sum(c.households) > 0
+    ) t;
+  ELSE
+    -- The caller's grids: the cells of each (a primary-key probe per grid).
+    SELECT ST_AsMVT(t, 'households', 4096, 'geom') INTO mvt FROM (
+      SELECT sum(c.households)::integer AS households, sum(c.people)::integer AS people,
+             {point} AS geom
+      FROM (SELECT DISTINCT unnest(scope) AS id) s
+      CROSS JOIN LATERAL (
+        SELECT c.cx, c.cy, c.households, c.people, c.sx, c.sy FROM household_cell c
+        WHERE c.grid_id = s.id AND c.z = zs
+          AND c.cx BETWEEN lo_x AND hi_x AND c.cy BETWEEN lo_y AND hi_y
+        OFFSET 0) c  -- a probe per grid, never a join over the whole table
+      GROUP BY c.cx >> shift, c.cy >> shift
+      HAVING sum(c.households) > 0
+    ) t;
+  END IF;
+  RETURN coalesce(mvt, ''::bytea);
+END $$
+"""
+
+
+def upgrade() -> None:
+    op.execute(
+        """
+        CREATE TABLE household_subtree_cell (
+            grid_id integer NOT NULL,
+            z smallint NOT NULL,
+            cx integer NOT NULL,
+            cy integer NOT NULL,
+            households integer NOT NULL,
+            people integer NOT NULL,
+            sx float8 NOT NULL,
+            sy float8 NOT NULL,
+            PRIMARY KEY (grid_id, z, cx, cy)
+        )
+        """
+    )
+    op.execute(
+        f"CREATE INDEX ix_household_cell_tile ON household_cell "
+        f"(z, (cx >> {CELL_BITS}), (cy >> {CELL_BITS})) "
+        f"WHERE grid_id <> 0 AND z BETWEEN {TILE_ZOOMS[0]} AND {TILE_ZOOMS[-1]}"
+    )
+    # What is there already: every grid's cells, added to each grid above it.
+    op.execute(
+        f"""
+        INSERT INTO household_subtree_cell (grid_id, z, cx, cy, households, people, sx, sy)
+        SELECT a.id, c.z, c.cx, c.cy, sum(c.households)::integer, sum(c.people)::integer,
+               sum(c.sx), sum(c.sy)
+        FROM household_cell c JOIN grid g ON g.id = c.grid_id
+        CROSS JOIN LATERAL unnest(g.path[1:cardinality(g.path) - 1]) AS a(id)
+        WHERE c.grid_id <> 0 AND c.z BETWEEN {SUBTREE_ZOOMS[0]} AND {SUBTREE_ZOOMS[-1]}
+        GROUP BY 1, 2, 3, 4
+        HAVING sum(c.households) > 0
+        ORDER BY 1, 2, 3, 4
+        """
+    )
+    op.execute(HOUSEHOLD_TRIGGER)
+    for event, refs in (
+        ("INSERT", "NEW TABLE AS new_rows"),
+        ("UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+        ("DELETE", "OLD TABLE AS old_rows"),
+    ):
+        op.execute(
+            f"CREATE TRIGGER trg_household_subtree_cells_{event.lower()} AFTER {event} ON household "
+            f"REFERENCING {refs} FOR EACH STATEMENT "
+            "EXECUTE FUNCTION gridgov_household_subtree_cells()"
+        )
+    op.execute(GRID_TRIGGER)
+    op.execute(
+        "CREATE TRIGGER trg_grid_subtree_cells_move AFTER UPDATE ON grid FOR EACH ROW "
+        "WHEN (OLD.path IS DISTINCT FROM NEW.path) EXECUTE FUNCTION gridgov_grid_subtree_cells()"
+    )
+    op.execute(
+        "CREATE TRIGGER trg_grid_subtree_cells_delete AFTER DELETE ON grid FOR EACH ROW "
+        "EXECUTE FUNCTION gridgov_grid_subtree_cells()"
+    )
+    op.execute(
+        "DROP FUNCTION gridgov_tile_households(integer, integer, integer, integer[], integer)"
+    )
+    op.execute(_household_function())
+    op.execute("ANALYZE household_subtree_cell")
+
+
+def downgrade() -> None:
+    op.execute(
+        "DROP FUNCTION IF EXISTS "
+        "gridgov_tile_households(integer, integer, integer, integer[], integer, integer[])"
+    )
+    op.execute(_rev0015().HOUSEHOLD_FUNCTION)
+    op.execute("DROP TRIGGER IF EXISTS trg_grid_subtree_cells_move ON grid")
+    op.execute("DROP TRIGGER IF EXISTS trg_grid_subtree_cells_delete ON grid")
+    op.execute("DROP FUNCTION IF EXISTS gridgov_grid_subtree_cells")
+    for event in ("insert", "update", "delete"):
+        op.execute(f"DROP TRIGGER IF EXISTS trg_household_subtree_cells_{event} ON household")
+    op.execute("DROP FUNCTION IF EXISTS gridgov_household_subtree_cells")
+    op.execute("DROP INDEX IF EXISTS ix_household_cell_tile")
+    op.execute("DROP TABLE IF EXISTS household_subtree_cell")
