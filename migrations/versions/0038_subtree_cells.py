@@ -13,10 +13,11 @@ its tiles made 6,826 probes, 20–40 ms whatever the zoom, and more for a larger
   *above* a household's grid (its ancestors on ``grid.path``, revision 0027), with the sums of
   their Web Mercator coordinates as in ``household_cell``. A caller's scope is the subtrees of
   the grids it is assigned (its roots), so a tile at zoom 12 or below reads, per root, the
-  root's own cells and its subtree's: a few probes, not one per grid. Statement triggers on
-  ``household`` keep it exact on every insert (an import's COPY is one statement), move and
-  delete; a row trigger on ``grid`` moves a grid's cells from its old ancestors to its new ones
-  when the grid moves in the tree (its subtree moves row by row, each firing it).
+  root's own cells and its subtree's: a few probes, not one per grid. The statement triggers
+  of ``household_cell`` keep it exact in the same statement, from the same per-grid delta at
+  zoom 12 (an import's COPY is one statement: one pass over its rows for both tables); a row
+  trigger on ``grid`` moves a grid's cells from its old ancestors to its new ones when the grid
+  moves in the tree (its subtree moves row by row, each firing it).
 - ``ix_household_cell_tile``: the cells of every grid at zooms 13 and 14 by tile, so a scoped
   tile at zooms 13–15 reads the cells that lie in the tile and keeps those of the caller's grids
   (a hash of the scope), instead of probing each grid.
@@ -59,26 +60,19 @@ def _mercator(geom: str) -> tuple[str, str]:
     return fx, fy
 
 
-def _above(source: str) -> str:
-    """CTEs ending in ``above`` (grid_id, z, cx, cy, n, ppl, sx, sy): what ``source`` (rows
-    grid_id, geom, people, sign) adds to the cells of each grid above its rows' grids."""
-    fx, fy = _mercator("s.geom")
+def _subtree_ctes() -> str:
+    """CTEs to add to revision 0015's delta statement, after its ``d12`` (the delta per leaf
+    grid and zoom-12 cell): ``u12``–``u10``, the same per grid above, and ``subtree``, their
+    upsert into ``household_subtree_cell`` (a data-modifying CTE runs whether or not the
+    statement reads it)."""
     top = SUBTREE_ZOOMS[-1]
     ctes = [
-        f"""d AS (
-            SELECT grid_id, floor(fx * {2 ** (top + CELL_BITS)}.0)::integer AS cx,
-                   floor(fy * {2 ** (top + CELL_BITS)}.0)::integer AS cy,
-                   sum(sign)::integer AS n, sum(people * sign)::integer AS ppl,
-                   sum(fx * sign) AS sx, sum(fy * sign) AS sy
-            FROM (SELECT s.grid_id, s.people, s.sign, {fx} AS fx, {fy} AS fy
-                  FROM ({source}) s) p
-            GROUP BY 1, 2, 3)""",
         f"""u{top} AS (
             SELECT a.id AS grid_id, d.cx, d.cy, sum(d.n)::integer AS n,
                    sum(d.ppl)::integer AS ppl, sum(d.sx) AS sx, sum(d.sy) AS sy
-            FROM d JOIN grid g ON g.id = d.grid_id
+            FROM d{top} d JOIN grid g ON g.id = d.grid_id
             CROSS JOIN LATERAL unnest(g.path[1:cardinality(g.path) - 1]) AS a(id)
-            GROUP BY 1, 2, 3)""",
+            GROUP BY 1, 2, 3)"""
     ]
     for z in reversed(SUBTREE_ZOOMS[:-1]):
         ctes.append(
@@ -90,52 +84,75 @@ def _above(source: str) -> str:
     union = " UNION ALL ".join(
         f"SELECT grid_id, {z} AS z, cx, cy, n, ppl, sx, sy FROM u{z}" for z in SUBTREE_ZOOMS
     )
-    ctes.append(f"above AS ({union})")
-    return ",\n".join(ctes)
-
-
-UPSERT = """
+    ctes.append(
+        f"""subtree AS (
         INSERT INTO household_subtree_cell AS c (grid_id, z, cx, cy, households, people, sx, sy)
-        SELECT grid_id, z, cx, cy, n, ppl, sx, sy FROM above
+        SELECT grid_id, z, cx, cy, n, ppl, sx, sy FROM ({union}) u
         WHERE n <> 0 OR ppl <> 0 OR sx <> 0 OR sy <> 0
         ORDER BY grid_id, z, cx, cy
         ON CONFLICT (grid_id, z, cx, cy) DO UPDATE SET
           households = c.households + EXCLUDED.households,
           people = c.people + EXCLUDED.people,
-          sx = c.sx + EXCLUDED.sx, sy = c.sy + EXCLUDED.sy"""
+          sx = c.sx + EXCLUDED.sx, sy = c.sy + EXCLUDED.sy
+        RETURNING 1)"""
+    )
+    return ",\n".join(ctes)
 
 
 def _delta(source: str) -> str:
-    return f"WITH {_above(source)}\n{UPSERT}"
+    """Revision 0015's statement adding ``source`` (rows grid_id, geom, people, sign) to
+    ``household_cell``, which now adds it to ``household_subtree_cell`` too, in the same pass."""
+    base = _rev0015()._cell_delta(source)
+    marker = "\n        INSERT INTO household_cell AS c"
+    head, tail = base.split(marker)
+    return head + ",\n" + _subtree_ctes() + marker + tail
 
 
 def _empty(source: str) -> str:
-    """Remove the cells that ``source`` (rows grid_id, geom, people, sign) may have emptied."""
+    """Remove the subtree cells that ``source`` (rows grid_id, geom) may have emptied."""
+    fx, fy = _mercator("s.geom")
     return f"""
-        WITH {_above(source)}
-        DELETE FROM household_subtree_cell c USING above k
+        DELETE FROM household_subtree_cell c
+        USING (
+          SELECT DISTINCT a.id AS grid_id, z.z,
+                 floor(p.fx * (2.0 ^ (z.z + {CELL_BITS})))::integer AS cx,
+                 floor(p.fy * (2.0 ^ (z.z + {CELL_BITS})))::integer AS cy
+          FROM (SELECT s.grid_id, {fx} AS fx, {fy} AS fy FROM ({source}) s) p
+          JOIN grid g ON g.id = p.grid_id
+          CROSS JOIN LATERAL unnest(g.path[1:cardinality(g.path) - 1]) AS a(id)
+          CROSS JOIN unnest(ARRAY{list(SUBTREE_ZOOMS)}) AS z(z)
+        ) k
         WHERE c.grid_id = k.grid_id AND c.z = k.z AND c.cx = k.cx AND c.cy = k.cy
           AND c.households <= 0"""
 
 
-OLD = "SELECT grid_id, geom, people, -1 AS sign FROM old_rows"
-NEW = "SELECT grid_id, geom, people, 1 AS sign FROM new_rows"
-
-HOUSEHOLD_TRIGGER = f"""
-CREATE FUNCTION gridgov_household_subtree_cells() RETURNS trigger LANGUAGE plpgsql AS $$
+def _household_trigger() -> str:
+    """Revision 0015's trigger function on ``household``, keeping both tables."""
+    m = _rev0015()
+    old = "SELECT grid_id, geom, people, -1 AS sign FROM old_rows"
+    both = (
+        "SELECT n.grid_id, n.geom, n.people, 1 AS sign FROM new_rows n "
+        "UNION ALL SELECT o.grid_id, o.geom, o.people, -1 FROM old_rows o"
+    )
+    gone = "SELECT grid_id, geom FROM old_rows"
+    return f"""
+CREATE OR REPLACE FUNCTION gridgov_household_cells() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    {_delta(NEW)};
+    {_delta("SELECT grid_id, geom, people, 1 AS sign FROM new_rows")};
   ELSIF TG_OP = 'DELETE' THEN
-    {_delta(OLD)};
-    {_empty(OLD)};
+    {_delta(old)};
+    {m._empty_cells(gone)};
+    {_empty(gone)};
   ELSE
-    {_delta(NEW + " UNION ALL " + OLD)};
-    {_empty(OLD)};
+    {_delta(both)};
+    {m._empty_cells(gone)};
+    {_empty(gone)};
   END IF;
   RETURN NULL;
 END $$
 """
+
 
 # A grid that moves in the tree (its path changes: a new parent, or an ancestor's) takes its own
 # households' cells (household_cell at zooms 10–12) from the grids it left to those it joined.
@@ -335,17 +352,7 @@ def upgrade() -> None:
         ORDER BY 1, 2, 3, 4
         """
     )
-    op.execute(HOUSEHOLD_TRIGGER)
-    for event, refs in (
-        ("INSERT", "NEW TABLE AS new_rows"),
-        ("UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
-        ("DELETE", "OLD TABLE AS old_rows"),
-    ):
-        op.execute(
-            f"CREATE TRIGGER trg_household_subtree_cells_{event.lower()} AFTER {event} ON household "
-            f"REFERENCING {refs} FOR EACH STATEMENT "
-            "EXECUTE FUNCTION gridgov_household_subtree_cells()"
-        )
+    op.execute(_household_trigger())
     op.execute(GRID_TRIGGER)
     op.execute(
         "CREATE TRIGGER trg_grid_subtree_cells_move AFTER UPDATE ON grid FOR EACH ROW "
@@ -371,8 +378,8 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER IF EXISTS trg_grid_subtree_cells_move ON grid")
     op.execute("DROP TRIGGER IF EXISTS trg_grid_subtree_cells_delete ON grid")
     op.execute("DROP FUNCTION IF EXISTS gridgov_grid_subtree_cells")
-    for event in ("insert", "update", "delete"):
-        op.execute(f"DROP TRIGGER IF EXISTS trg_household_subtree_cells_{event} ON household")
-    op.execute("DROP FUNCTION IF EXISTS gridgov_household_subtree_cells")
+    op.execute(
+        _rev0015().HOUSEHOLD_TRIGGER.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+    )
     op.execute("DROP INDEX IF EXISTS ix_household_cell_tile")
     op.execute("DROP TABLE IF EXISTS household_subtree_cell")
