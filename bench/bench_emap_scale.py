@@ -61,6 +61,7 @@ from app import create_app  # noqa: E402
 from app.db import get_db, transaction  # noqa: E402
 from app.embedded_pg import default_cluster  # noqa: E402
 from app.services import users as user_svc  # noqa: E402
+from app.services.tiles import id_array_text  # noqa: E402
 from bench.report import load_text  # noqa: E402
 from bench.serving import free_port, start_gunicorn  # noqa: E402
 
@@ -350,11 +351,6 @@ STREET_SCOPE = """WITH RECURSIVE t AS (
   SELECT array_agg(id ORDER BY d, id) FROM t"""
 
 
-def id_text(ids: list[int]) -> str:
-    """An id list as PostgreSQL array text, as the app passes a scope."""
-    return "{" + ",".join(str(i) for i in ids) + "}"
-
-
 def scoped_sql(
     url: str, centre: tuple[float, float], side: int = 2
 ) -> tuple[int, dict[str, dict[int, float]], list]:
@@ -363,7 +359,8 @@ def scoped_sql(
     street, the scope's root: revision 0038) and as before it (a probe per grid of the scope),
     the two alternating tile by tile and checked equal byte for byte; and the density totals
     checked against a direct count of the street's households in each tile's envelope. Each
-    function runs once at zoom 9 first (compiled in the connection, as the app's warm-up does)."""
+    function runs once at zoom 9 first, so that its compilation in the connection is not timed
+    (as the HTTP figures warm each new app process with a zoom-9 tile)."""
     import mapbox_vector_tile
     from sqlalchemy import create_engine
 
@@ -372,7 +369,7 @@ def scoped_sql(
     checks = []
     with engine.connect() as conn:
         ids = conn.execute(text(STREET_SCOPE), {"lon": centre[0], "lat": centre[1]}).scalar()
-        scope, roots = id_text(ids), id_text(ids[:1])
+        scope, roots = id_array_text(ids), id_array_text(ids[:1])
         grids = text(
             "SELECT gridgov_tile_grids(:z, :x, :y, CAST(:s AS integer[]), ARRAY[]::integer[])"
         )

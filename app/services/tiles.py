@@ -16,6 +16,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,24 +170,31 @@ def render(session: Session, scope: Scope, layer: str, z: int, x: int, y: int) -
     calls = {
         "grids": (
             f"SELECT gridgov_tile_grids(:z, :x, :y, {arr}, CAST(:outline AS integer[]))",
-            {"grids": _arr(scope.grids), "outline": _arr(scope.outline)},
+            {"grids": id_array_text(scope.grids), "outline": id_array_text(scope.outline)},
         ),
         "households": (
             f"SELECT gridgov_tile_households(:z, :x, :y, {arr}, CAST(:member AS integer),"
             " CAST(:roots AS integer[]))",
-            {"grids": _arr(scope.grids), "member": scope.member, "roots": _arr(scope.roots)},
+            {
+                "grids": id_array_text(scope.grids),
+                "member": scope.member,
+                "roots": id_array_text(scope.roots),
+            },
         ),
-        "points": (f"SELECT gridgov_tile_points(:z, :x, :y, {arr})", {"grids": _arr(scope.grids)}),
+        "points": (
+            f"SELECT gridgov_tile_points(:z, :x, :y, {arr})",
+            {"grids": id_array_text(scope.grids)},
+        ),
         "overrides": (
             f"SELECT gridgov_tile_overrides(:z, :x, :y, {arr})",
-            {"grids": _arr(scope.grids)},
+            {"grids": id_array_text(scope.grids)},
         ),
         "cases": (
             "SELECT gridgov_tile_cases(:z, :x, :y, :every, CAST(:cgrids AS integer[]),"
             " CAST(:worker AS integer), CAST(:dept AS integer))",
             {
                 "every": scope.case_everything,
-                "cgrids": _arr(scope.case_grids),
+                "cgrids": id_array_text(scope.case_grids),
                 "worker": scope.case_worker,
                 "dept": scope.case_department,
             },
@@ -198,7 +206,7 @@ def render(session: Session, scope: Scope, layer: str, z: int, x: int, y: int) -
     return bytes(data or b"")
 
 
-def _arr(ids: tuple[int, ...] | None) -> str | None:
+def id_array_text(ids: Sequence[int] | None) -> str | None:
     """An id list as PostgreSQL's array text (``{1,2,3}``), for ``CAST(… AS integer[])``: a
     street's thousands of ids pass in a fraction of a millisecond, where the driver's list
     adapter took about 6 ms for 6,826."""
