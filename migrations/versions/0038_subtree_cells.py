@@ -25,6 +25,7 @@ its tiles made 6,826 probes, 20–40 ms whatever the zoom, and more for a larger
   grid of the scope).
 """
 
+import functools
 import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,12 +37,13 @@ down_revision: str | Sequence[str] | None = "0037_household_order"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = "0027_grid_path"  # grid.path
 
-CELL_BITS = 6
 SUBTREE_ZOOMS = (10, 11, 12)
 TILE_ZOOMS = (13, 14)
 
 
+@functools.cache
 def _rev0015():  # type: ignore[no-untyped-def]
+    """Revision 0015's module: the household trigger and tile function this one extends."""
     path = Path(__file__).with_name("0015_tile_speed.py")
     spec = importlib.util.spec_from_file_location("gridgov_rev_0015_tile_speed", path)
     assert spec and spec.loader
@@ -50,14 +52,12 @@ def _rev0015():  # type: ignore[no-untyped-def]
     return module
 
 
-def _mercator(geom: str) -> tuple[str, str]:
-    """A point's Web Mercator coordinates as fractions of the world (0–1, y down), as 0015."""
-    fx = f"least(greatest((ST_X({geom}) + 180.0) / 360.0, 0.0), 0.999999999999)"
-    fy = (
-        f"least(greatest((1.0 - asinh(tan(radians(ST_Y({geom})))) / pi()) / 2.0, 0.0), "
-        "0.999999999999)"
-    )
-    return fx, fy
+CELL_BITS = _rev0015().CELL_BITS  # a cell is 1/64 of a tile a side
+# Adding a delta to a cell that is there already (the target aliased ``c``).
+ADD_TO_CELL = """ON CONFLICT (grid_id, z, cx, cy) DO UPDATE SET
+          households = c.households + EXCLUDED.households,
+          people = c.people + EXCLUDED.people,
+          sx = c.sx + EXCLUDED.sx, sy = c.sy + EXCLUDED.sy"""
 
 
 def _subtree_ctes() -> str:
@@ -90,10 +90,7 @@ def _subtree_ctes() -> str:
         SELECT grid_id, z, cx, cy, n, ppl, sx, sy FROM ({union}) u
         WHERE n <> 0 OR ppl <> 0 OR sx <> 0 OR sy <> 0
         ORDER BY grid_id, z, cx, cy
-        ON CONFLICT (grid_id, z, cx, cy) DO UPDATE SET
-          households = c.households + EXCLUDED.households,
-          people = c.people + EXCLUDED.people,
-          sx = c.sx + EXCLUDED.sx, sy = c.sy + EXCLUDED.sy
+        {ADD_TO_CELL}
         RETURNING 1)"""
     )
     return ",\n".join(ctes)
@@ -110,7 +107,7 @@ def _delta(source: str) -> str:
 
 def _empty(source: str) -> str:
     """Remove the subtree cells that ``source`` (rows grid_id, geom) may have emptied."""
-    fx, fy = _mercator("s.geom")
+    fx, fy = _rev0015()._mercator("s.geom")
     return f"""
         DELETE FROM household_subtree_cell c
         USING (
@@ -182,10 +179,7 @@ BEGIN
   WHERE h.grid_id = NEW.id AND h.z BETWEEN {SUBTREE_ZOOMS[0]} AND {SUBTREE_ZOOMS[-1]}
   GROUP BY 1, 2, 3, 4
   ORDER BY 1, 2, 3, 4
-  ON CONFLICT (grid_id, z, cx, cy) DO UPDATE SET
-    households = c.households + EXCLUDED.households,
-    people = c.people + EXCLUDED.people,
-    sx = c.sx + EXCLUDED.sx, sy = c.sy + EXCLUDED.sy;
+  {ADD_TO_CELL};
   DELETE FROM household_subtree_cell s USING household_cell h
   WHERE h.grid_id = NEW.id AND h.z BETWEEN {SUBTREE_ZOOMS[0]} AND {SUBTREE_ZOOMS[-1]}
     AND s.grid_id = ANY(left_) AND s.z = h.z AND s.cx = h.cx AND s.cy = h.cy
@@ -195,73 +189,20 @@ END $$
 """
 
 
+def _replace_once(text: str, old: str, new: str) -> str:
+    assert text.count(old) == 1, old
+    return text.replace(old, new)
+
+
 def _household_function() -> str:
-    m = _rev0015()
-    fx, fy = m._FX, m._FY
-    zs0, zs1 = m.CELL_ZOOMS[0], m.CELL_ZOOMS[-1]
+    """Revision 0015's tile function with the caller's roots as a sixth argument, each statement
+    planned for its arguments, and two branches for a caller with roots before the probe per
+    grid (which stays for a call without them)."""
     point = (
         "ST_MakePoint(round((sum(c.sx) / sum(c.households) * scale - x) * 4096), "
         "round((sum(c.sy) / sum(c.households) * scale - y) * 4096))"
     )
-    return f"""
-CREATE FUNCTION gridgov_tile_households(z integer, x integer, y integer, scope integer[],
-                                        member integer, roots integer[] DEFAULT NULL)
-RETURNS bytea LANGUAGE plpgsql STABLE PARALLEL SAFE
--- Index scans whatever the statistics say (a table just filled by an import has none yet);
--- each statement planned for its arguments, so that a scope is a constant the plan hashes.
-SET enable_seqscan = off SET plan_cache_mode = force_custom_plan AS $$
-DECLARE
-  env3857 geometry := ST_TileEnvelope(z, x, y);
-  env geometry := ST_Transform(env3857, 4326);
-  zs integer := least(greatest(z, {zs0}), {zs1});
-  bits integer := least(greatest(z, {zs0}), {zs1}) + {CELL_BITS} - z;
-  shift integer := greatest({zs0} - z, 0);
-  lo_x integer := x << bits;
-  lo_y integer := y << bits;
-  hi_x integer := ((x + 1) << bits) - 1;
-  hi_y integer := ((y + 1) << bits) - 1;
-  scale float8 := 2.0 ^ z;
-  mvt bytea;
-BEGIN
-  IF z >= 16 THEN
-    -- Bare points (no name, no address, no tag), each in the one tile that holds it.
-    SELECT ST_AsMVT(t, 'households', 4096, 'geom') INTO mvt FROM (
-      SELECT 1 AS households, p.people,
-             ST_MakePoint(round((p.fx * scale - x) * 4096), round((p.fy * scale - y) * 4096)) AS geom
-      FROM (SELECT h.people, {fx} AS fx, {fy} AS fy
-            FROM household h
-            WHERE h.geom && ST_Expand(env, 1e-7)
-              AND (scope IS NULL OR h.grid_id IN (SELECT unnest(scope)))
-              AND (member IS NULL OR h.linked_member_id = member)) p
-      WHERE floor(p.fx * scale)::integer = x AND floor(p.fy * scale)::integer = y
-    ) t;
-  ELSIF member IS NOT NULL THEN
-    -- A party member's own households (a few): grouped on the fly into cells of the same size.
-    SELECT ST_AsMVT(t, 'households', 4096, 'geom') INTO mvt FROM (
-      SELECT count(*)::integer AS households, sum(p.people)::integer AS people,
-             ST_MakePoint(round((avg(p.fx) * scale - x) * 4096), round((avg(p.fy) * scale - y) * 4096)) AS geom
-      FROM (SELECT h.people, {fx} AS fx, {fy} AS fy
-            FROM household h
-            WHERE h.geom && ST_Expand(env, 1e-7)
-              AND (scope IS NULL OR h.grid_id IN (SELECT unnest(scope)))
-              AND h.linked_member_id = member) p
-      WHERE floor(p.fx * scale)::integer = x AND floor(p.fy * scale)::integer = y
-      GROUP BY floor(p.fx * scale * {1 << CELL_BITS}), floor(p.fy * scale * {1 << CELL_BITS})
-    ) t;
-  ELSIF scope IS NULL THEN
-    -- Every grid: the totals (grid_id 0), one index range.
-    SELECT ST_AsMVT(t, 'households', 4096, 'geom') INTO mvt FROM (
-      SELECT sum(c.households)::integer AS households, sum(c.people)::integer AS people,
-             {point} AS geom
-      FROM household_cell c
-      WHERE c.grid_id = 0 AND c.z = zs
-        AND (c.cx >> {CELL_BITS}) BETWEEN lo_x >> {CELL_BITS} AND hi_x >> {CELL_BITS}
-        AND (c.cy >> {CELL_BITS}) BETWEEN lo_y >> {CELL_BITS} AND hi_y >> {CELL_BITS}
-        AND c.cx BETWEEN lo_x AND hi_x AND c.cy BETWEEN lo_y AND hi_y
-      GROUP BY c.cx >> shift, c.cy >> shift
-      HAVING sum(c.households) > 0
-    ) t;
-  ELSIF roots IS NOT NULL AND zs <= {SUBTREE_ZOOMS[-1]} THEN
+    branches = f"""  ELSIF roots IS NOT NULL AND zs <= {SUBTREE_ZOOMS[-1]} THEN
     -- The caller's roots (the grids it is assigned; one under another counts once): each
     -- root's own cells and those of everything below it.
     SELECT ST_AsMVT(t, 'households', 4096, 'geom') INTO mvt FROM (
@@ -297,24 +238,26 @@ BEGIN
       GROUP BY c.cx >> shift, c.cy >> shift
       HAVING sum(c.households) > 0
     ) t;
-  ELSE
-    -- The caller's grids: the cells of each (a primary-key probe per grid).
-    SELECT ST_AsMVT(t, 'households', 4096, 'geom') INTO mvt FROM (
-      SELECT sum(c.households)::integer AS households, sum(c.people)::integer AS people,
-             {point} AS geom
-      FROM (SELECT DISTINCT unnest(scope) AS id) s
-      CROSS JOIN LATERAL (
-        SELECT c.cx, c.cy, c.households, c.people, c.sx, c.sy FROM household_cell c
-        WHERE c.grid_id = s.id AND c.z = zs
-          AND c.cx BETWEEN lo_x AND hi_x AND c.cy BETWEEN lo_y AND hi_y
-        OFFSET 0) c  -- a probe per grid, never a join over the whole table
-      GROUP BY c.cx >> shift, c.cy >> shift
-      HAVING sum(c.households) > 0
-    ) t;
-  END IF;
-  RETURN coalesce(mvt, ''::bytea);
-END $$
 """
+    sql = _rev0015().HOUSEHOLD_FUNCTION
+    sql = _replace_once(
+        sql,
+        "scope integer[], member integer)",
+        "scope integer[],\n                                        member integer, roots integer[] DEFAULT NULL)",
+    )
+    sql = _replace_once(
+        sql,
+        "-- Index scans whatever the statistics say (a table just filled by an import has none yet).\n"
+        "SET enable_seqscan = off AS $$",
+        "-- Index scans whatever the statistics say (a table just filled by an import has none yet);\n"
+        "-- each statement planned for its arguments, so that a scope is a constant the plan hashes.\n"
+        "SET enable_seqscan = off SET plan_cache_mode = force_custom_plan AS $$",
+    )
+    return _replace_once(
+        sql,
+        "  ELSE\n    -- The caller's grids: the cells of each",
+        branches + "  ELSE\n    -- The caller's grids: the cells of each",
+    )
 
 
 def upgrade() -> None:
