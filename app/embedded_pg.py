@@ -13,6 +13,8 @@ superuser, is brought to this on its next start.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -21,6 +23,7 @@ import re
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,13 +196,31 @@ class Cluster:
         )
         return res.returncode == 0
 
+    @contextlib.contextmanager
+    def _starting(self) -> Iterator[None]:
+        """Hold the cluster's start lock (a file lock in its folder): two processes starting
+        it at once (two test workers, a command while the server starts) take turns, and the
+        second finds it running instead of failing on PostgreSQL's own lock file."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "start.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def start(self, timeout: float = 30.0) -> None:
         """Start the server (creating the cluster first if needed) and the database."""
-        self.start_server(timeout)
-        self.ensure_database()
+        with self._starting():
+            self._start_server(timeout)
+            self.ensure_database()
 
     def start_server(self, timeout: float = 30.0) -> None:
         """Start the server unless it runs, creating the cluster first if needed."""
+        with self._starting():
+            self._start_server(timeout)
+
+    def _start_server(self, timeout: float) -> None:
         if self.is_running():
             return
         self.init()
