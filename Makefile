@@ -10,12 +10,8 @@ setup:
 run: setup
 	.venv/bin/gridgov serve --sample --host $(HOST) --port $(PORT)
 
-# The suite runs in up to four processes (one per core; TEST_WORKERS=0 runs it in this one),
-# each with its own databases, live server and browser; a test file's tests stay together.
-TEST_WORKERS ?= auto
-
 test: setup
-	.venv/bin/python -m pytest -n $(TEST_WORKERS) --maxprocesses=4 --dist loadfile --durations=20
+	.venv/bin/python -m pytest --durations=20
 
 lint: setup
 	.venv/bin/ruff check app gis tests bench data migrations

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 from click.testing import CliRunner
 
 from app.cli import main
-from app.embedded_pg import IO_CONCURRENCY
+from app.embedded_pg import IO_CONCURRENCY, Cluster
 
 
 def test_db_status_reports_a_running_socket_only_cluster(cluster, run_database) -> None:  # type: ignore[no-untyped-def]
@@ -34,3 +40,43 @@ def test_db_start_is_idempotent(cluster) -> None:  # type: ignore[no-untyped-def
         result = runner.invoke(main, ["db", "start"])
         assert result.exit_code == 0, result.output
         assert "running" in result.output
+
+
+START_ONE = """
+import sys
+from pathlib import Path
+from app.embedded_pg import Cluster
+Cluster(Path(sys.argv[1])).start()
+print("started")
+"""
+
+
+def test_two_processes_starting_a_new_cluster_at_once_both_get_it() -> None:
+    """Two processes (two test workers, a command while the server starts) start the same
+    cluster at once: one creates and starts it, the other waits its turn and finds it running,
+    instead of failing on PostgreSQL's own lock file ("another postmaster is running")."""
+    root = Path(tempfile.mkdtemp(prefix="gridgov-twostarts-"))
+    os.chmod(root, 0o755)  # the account that runs PostgreSQL must reach it
+    cluster = Cluster(root / "pg")
+    try:
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", START_ONE, str(cluster.root)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        outs = [p.communicate(timeout=120) for p in procs]
+        for p, (out, err) in zip(procs, outs, strict=True):
+            assert p.returncode == 0, err[-2000:]
+            assert out.strip() == "started"
+        assert cluster.is_running()
+        assert (
+            cluster.psql("gridgov", "SELECT extname FROM pg_extension WHERE extname = 'postgis'")
+            == "postgis"
+        )
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
