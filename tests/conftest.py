@@ -394,7 +394,6 @@ def page(browser, live_server, admin_auth):  # type: ignore[no-untyped-def]
     assert not errors, errors
 
 
-
 def pytest_collection_modifyitems(items) -> None:  # type: ignore[no-untyped-def]
     """Give each schemathesis case its operation in its node id.
 
@@ -414,6 +413,7 @@ def pytest_collection_modifyitems(items) -> None:  # type: ignore[no-untyped-def
             item._id = NodeId.parse(f"{item.parent.nodeid}::{item.name}")
     ids = [item.nodeid for item in items]
     assert len(ids) == len(set(ids)), "two tests share a node id"
+
 
 # One committed account per role, for the tests of every folder (tests/accounts.py).
 from tests.accounts import accounts  # noqa: E402,F401
