@@ -64,6 +64,11 @@ def test_dragging_moves_the_drawn_map_without_repainting_it(live_server: str, pa
     assert during["renders"] == before["renders"]
     assert during["glCentre"] == before["glCentre"]
     _aligned(during)
+    # A drag that pauses (the mouse held still, still down, longer than the pause) is redrawn
+    # for the view it paused at.
+    page.evaluate("GridGov.layers.tiles.options.pause = 150")
+    page.mouse.move(x - 88, y - 55)
+    page.wait_for_function("(n) => window.__renders > n", arg=during["renders"], timeout=10000)
     page.mouse.up()
     page.wait_for_function(
         "() => { var c = GridGov.gl.getCenter(), m = GridGov.map.getCenter();"
