@@ -199,7 +199,7 @@ class Cluster:
     @contextlib.contextmanager
     def _starting(self) -> Iterator[None]:
         """Hold the cluster's start lock (a file lock in its folder): two processes starting
-        it at once (two test workers, a command while the server starts) take turns, and the
+        it at once (two test runs, a command while the server starts) take turns, and the
         second finds it running instead of failing on PostgreSQL's own lock file."""
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / "start.lock", "a") as lock:

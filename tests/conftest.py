@@ -137,12 +137,12 @@ def sample_template(cluster, migrated_template: str) -> Iterator[str]:  # type: 
 def _load_sample(url: str) -> None:
     """Load the sample street and village into the database of ``url`` (the app's role).
 
-    The caller then gathers the tables' statistics (``ANALYZE``, as their owner), as
-    autovacuum does on a running server within a minute or so of a load. A database copied
-    from a template gets them with it. Without them the planner takes every table for nearly
-    empty, and plans that a real database never runs: the visit coverage per worker took
-    4–5 s a call instead of 0.2 s, which alone made the API fuzz of `/api/field-kpis` take
-    2½ minutes."""
+    The caller then gathers the tables' statistics (``ANALYZE``, as their owner or the
+    superuser), as autovacuum does on a running server within a minute or so of a load. A
+    database copied from a template gets them with it. Without them the planner takes every
+    table for nearly empty, and plans that a real database never runs: the visit coverage per
+    worker took 4–5 s a call instead of 0.2 s, which alone made the API fuzz of
+    `/api/field-kpis` take 2½ minutes."""
     app = create_app({"DATABASE_URL": url, "TESTING": True})
     with app.app_context():
         session = get_db().session()

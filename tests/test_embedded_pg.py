@@ -52,7 +52,7 @@ print("started")
 
 
 def test_two_processes_starting_a_new_cluster_at_once_both_get_it() -> None:
-    """Two processes (two test workers, a command while the server starts) start the same
+    """Two processes (two test runs, a command while the server starts) start the same
     cluster at once: one creates and starts it, the other waits its turn and finds it running,
     instead of failing on PostgreSQL's own lock file ("another postmaster is running")."""
     root = Path(tempfile.mkdtemp(prefix="gridgov-twostarts-"))
