@@ -1,6 +1,8 @@
 # Two commands do everything on a fresh machine: `make run` and `make test`.
 PORT ?= 5000
 HOST ?= 127.0.0.1
+# The suite runs in this many processes (pytest-xdist), each test file whole in one of them.
+TEST_WORKERS ?= 2
 
 .PHONY: setup run test lint bench sample
 
@@ -11,7 +13,7 @@ run: setup
 	.venv/bin/gridgov serve --sample --host $(HOST) --port $(PORT)
 
 test: setup
-	.venv/bin/python -m pytest --durations=20
+	.venv/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 lint: setup
 	.venv/bin/ruff check app gis tests bench data migrations

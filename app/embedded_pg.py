@@ -234,7 +234,8 @@ class Cluster:
         opts = (
             f"-k {sock} -p {self.port} -c listen_addresses= -c unix_socket_permissions=0700 "
             f"-c max_slot_wal_keep_size={replica_wal_keep()} "
-            f"-c effective_io_concurrency={IO_CONCURRENCY}"
+            f"-c effective_io_concurrency={IO_CONCURRENCY} "
+            f"-c max_connections={MAX_CONNECTIONS}"
         )
         res = subprocess.run(
             self._cmd(
@@ -368,6 +369,12 @@ class Cluster:
 # tile whose 600 pages were not in memory read them in 37 ms with 1, 20 ms with 0 and 10 ms
 # with 16 or more (bench/bench_emap_scale.py's cold tiles).
 IO_CONCURRENCY = 64
+
+# Every app process keeps up to 60 connections (app.db: a writing pool of 10 + 20 and two reading
+# pools of 5 + 10), so PostgreSQL's default of 100 is used up by two busy `gridgov serve` workers.
+# 300 leaves room for four such processes besides imports, backups and autovacuum; each slot costs
+# the server a few hundred kB of shared memory.
+MAX_CONNECTIONS = 300
 
 
 def replica_wal_keep() -> str:

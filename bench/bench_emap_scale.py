@@ -77,6 +77,15 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+# The same browser with WebGL drawn by Mesa's llvmpipe (ANGLE over EGL) instead of SwiftShader:
+# both are software renderers, installed with Debian's chromium.
+LLVMPIPE_ARGS = [
+    a for a in CHROMIUM_ARGS if a not in ("--disable-gpu", "--enable-unsafe-swiftshader")
+] + [
+    "--use-angle=gl-egl",
+    "--ignore-gpu-blocklist",
+]
+RENDERER_ARGS = {"swiftshader": CHROMIUM_ARGS, "llvmpipe": LLVMPIPE_ARGS}
 
 
 # -- the city -----------------------------------------------------------------------------------

@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_emap_scale import (  # noqa: E402
-    CHROMIUM_ARGS,
     IDLE_JS,
+    RENDERER_ARGS,
     REPAINT_JS,
     ZOOM_JS,
     admin_token,
@@ -270,6 +270,12 @@ def main() -> None:
     parser.add_argument(
         "--no-split", action="store_true", help="skip the layers alone, the margins and the ratio"
     )
+    parser.add_argument(
+        "--renderer",
+        default="swiftshader",
+        choices=sorted(RENDERER_ARGS),
+        help="software WebGL: swiftshader (the tests' browser) or Mesa's llvmpipe",
+    )
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -285,7 +291,9 @@ def main() -> None:
     try:
         with sync_playwright() as pw:
             before = set(chromium_pids())
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(
+                executable_path="/usr/bin/chromium", args=RENDERER_ARGS[args.renderer]
+            )
             context = browser.new_context(
                 viewport={"width": 1600, "height": 1000},
                 extra_http_headers={"Authorization": f"Bearer {token}"},

@@ -104,6 +104,9 @@ def recommend():  # type: ignore[no-untyped-def]
     candidates = None
     if body.get("candidates") is not None:
         candidates = svc.parse_candidates(body["candidates"], body.get("crs"))
+    max_candidates = int_field(
+        body, "max_candidates", minimum=1, maximum=svc.MAX_CANDIDATES, strict=True
+    )
     return jsonify(
         svc.recommend(
             get_session(),
@@ -117,7 +120,7 @@ def recommend():  # type: ignore[no-untyped-def]
             method=body.get("method", "auto"),
             weight=body.get("weight", "households"),
             spacing_m=_number(body, "spacing_m"),
-            max_candidates=int_field(body, "max_candidates", default=1000, strict=True) or 1000,
+            max_candidates=1000 if max_candidates is None else max_candidates,
             default_radius_m=float(current_app.config["SERVICE_RADIUS_M"]),
         )
     )

@@ -44,6 +44,11 @@ LOGGER = logging.getLogger(__name__)
 
 MAX_RADIUS_M = 50_000.0  # the service_point table allows no more
 MAX_K = 50
+# Candidate sites are drawn one per cube of this edge (metres). Below a metre every household
+# is its own cube (and a tiny edge overflows the cube numbers); above 100 km the whole city is
+# one cube.
+SPACING_RANGE_M = (1.0, 100_000.0)
+MAX_CANDIDATES = 5000
 INCREMENTAL_SHARE = 0.25  # past this share of points changed, a full computation is cheaper
 FIGURES = (
     "households",
@@ -689,6 +694,11 @@ def recommend(
         raise BadParameter("method", f"'{method}' is not auto, exact or greedy")
     if weight not in ("households", "people"):
         raise BadParameter("weight", f"'{weight}' is neither 'households' nor 'people'")
+    lo, hi = SPACING_RANGE_M
+    if spacing_m is not None and not (math.isfinite(spacing_m) and lo <= spacing_m <= hi):
+        raise BadParameter("spacing_m", f"{spacing_m} m is outside {lo:.0f}..{hi:.0f} m")
+    if not 1 <= max_candidates <= MAX_CANDIDATES:
+        raise BadParameter("max_candidates", f"{max_candidates} is outside 1..{MAX_CANDIDATES}")
     with CACHE.use(session, radius_m=radius_m, include_planned=include_planned) as kept:
         hh, model, stats = kept
         covered = model.covered.copy()  # the solver may take seconds: let others go on
