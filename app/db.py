@@ -26,6 +26,9 @@ from app.embedded_pg import DB_NAME, default_cluster
 LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: The pool of sessions (transactions, writes): a connection is pinged before each use.
+WRITE_POOL: dict[str, Any] = {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": True}
+
 #: The pools of reads that need no transaction (the primary's read pools, each replica's):
 #: statements on their own (autocommit), so nothing to reset when a connection goes back, and
 #: no ping before each use; connections renewed hourly.
@@ -69,7 +72,7 @@ class Database:
                 app.config["DATABASE_READ_URL"] = running_urls(cluster, DB_NAME)
         elif not app.config.get("MIGRATION_DATABASE_URL"):
             app.config["MIGRATION_DATABASE_URL"] = url
-        self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        self.engine = create_engine(url, **WRITE_POOL)
         self.factory = sessionmaker(self.engine, expire_on_commit=False)
         # Reads that need no transaction (a locate) skip BEGIN and ROLLBACK: two round trips
         # fewer per request, which is most of a single locate's time.

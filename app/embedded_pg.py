@@ -372,8 +372,7 @@ IO_CONCURRENCY = 64
 
 # Every app process keeps up to 60 connections (app.db: a writing pool of 10 + 20 and two reading
 # pools of 5 + 10), so PostgreSQL's default of 100 is used up by two busy `gridgov serve` workers.
-# 300 leaves room for four such processes besides imports, backups and autovacuum; each slot costs
-# the server a few hundred kB of shared memory.
+# 300 leaves room for four such processes besides imports, backups and autovacuum.
 MAX_CONNECTIONS = 300
 
 

@@ -28,10 +28,24 @@ def test_db_status_reports_a_running_socket_only_cluster(cluster, run_database) 
     assert cluster.psql("postgres", "SHOW effective_io_concurrency") == str(IO_CONCURRENCY)
     # A stopped replica may not hold the primary's WAL without bound.
     assert cluster.psql("postgres", "SHOW max_slot_wal_keep_size") == "2GB"
+    # Room for the full pools of every worker `gridgov serve` starts by default, twice over
+    # (a second server, or the test suite's two processes), besides commands and autovacuum.
+    assert int(cluster.psql("postgres", "SHOW max_connections")) >= 2 * _serve_connections() + 20
     assert (
         cluster.psql(run_database, "SELECT extname FROM pg_extension WHERE extname = 'postgis'")
         == "postgis"
     )
+
+
+def _serve_connections() -> int:
+    """The most connections the default `gridgov serve` holds: each worker's three pools full."""
+    from app.cli import serve
+    from app.db import READ_POOL, WRITE_POOL
+
+    workers = next(p.default for p in serve.params if p.name == "workers")
+    writing = WRITE_POOL["pool_size"] + WRITE_POOL["max_overflow"]
+    reading = READ_POOL["pool_size"] + READ_POOL["max_overflow"]
+    return workers * (writing + 2 * reading)
 
 
 def test_db_start_is_idempotent(cluster) -> None:  # type: ignore[no-untyped-def]
