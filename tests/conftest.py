@@ -11,6 +11,7 @@ no more (tests/test_db_roles.py).
 
 from __future__ import annotations
 
+import collections
 import os
 import socket
 import urllib.request
@@ -128,7 +129,7 @@ def sample_template(cluster, migrated_template: str) -> Iterator[str]:  # type: 
     name = own_database("gridgov_test_sample")
     url = copy_database(cluster, migrated_template, name)
     _load_sample(url)
-    cluster.psql(name, "ANALYZE")  # see _load_sample
+    _analyze(cluster.owner_url(name))
     close_template(cluster, name)
     yield name
     cluster.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -137,8 +138,8 @@ def sample_template(cluster, migrated_template: str) -> Iterator[str]:  # type: 
 def _load_sample(url: str) -> None:
     """Load the sample street and village into the database of ``url`` (the app's role).
 
-    The caller then gathers the tables' statistics (``ANALYZE``, as their owner or the
-    superuser), as autovacuum does on a running server within a minute or so of a load. A
+    The caller then gathers the tables' statistics (``_analyze``, as their owner), as
+    autovacuum does on a running server within a minute or so of a load. A
     database copied from a template gets them with it. Without them the planner takes every
     table for nearly empty, and plans that a real database never runs: the visit coverage per
     worker took 4–5 s a call instead of 0.2 s, which alone made the API fuzz of
@@ -403,13 +404,11 @@ def pytest_collection_modifyitems(items) -> None:  # type: ignore[no-untyped-def
     (pytest-xdist) schedules tests by node id and ran one operation of each fuzz module instead
     of all of them; ``--durations`` and failure reports could not tell them apart either.
     """
-    seen: dict[str, int] = {}
-    for item in items:
-        seen[item.nodeid] = seen.get(item.nodeid, 0) + 1
+    from _pytest.nodeid import NodeId
+
+    seen = collections.Counter(item.nodeid for item in items)
     for item in items:
         if seen[item.nodeid] > 1 and "[" in item.name and hasattr(item, "_id"):
-            from _pytest.nodeid import NodeId
-
             item._id = NodeId.parse(f"{item.parent.nodeid}::{item.name}")
     ids = [item.nodeid for item in items]
     assert len(ids) == len(set(ids)), "two tests share a node id"

@@ -104,9 +104,7 @@ def recommend():  # type: ignore[no-untyped-def]
     candidates = None
     if body.get("candidates") is not None:
         candidates = svc.parse_candidates(body["candidates"], body.get("crs"))
-    max_candidates = int_field(
-        body, "max_candidates", minimum=1, maximum=svc.MAX_CANDIDATES, strict=True
-    )
+    max_candidates = int_field(body, "max_candidates", strict=True)  # its range: svc.recommend
     return jsonify(
         svc.recommend(
             get_session(),
