@@ -344,6 +344,7 @@ def import_cmd(
     from app.db import get_session, transaction
     from app.services import importer, tables
     from app.services.importer import options as import_options
+    from app.services.importer.statistics import analyze_imported
 
     try:
         columns, values = ({}, {})
@@ -393,6 +394,7 @@ def import_cmd(
                     bar.close()
                     if kind != "households":  # households count themselves as they load
                         importer.refresh_household_counts(session)
+                analyze_imported(session, kind, int(report["created"]))
         except (AppError, GisError) as exc:
             bar.close()
             raise _fail(exc) from exc

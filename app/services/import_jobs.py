@@ -26,6 +26,7 @@ from app.errors import AppError, NotFound
 from app.services import audit
 from app.services.importer import options as import_options
 from app.services.importer.recount import refresh_household_counts
+from app.services.importer.statistics import analyze_imported
 from gis.errors import GisError
 
 LOGGER = logging.getLogger(__name__)
@@ -189,6 +190,8 @@ def run_job(
         except BaseException:
             work.rollback()
             raise
+        if not options.dry_run:
+            analyze_imported(work, kind, int(report["created"]))
         reporter.set(status="done", stage="done", report=_json(report), finished_at=_now(status))
     except (AppError, GisError) as exc:
         error = {"code": exc.code, "message": exc.message, **_details(exc)}
