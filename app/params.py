@@ -84,6 +84,25 @@ def int_field(
     return int_value(data.get(name, default), name, minimum=minimum, maximum=maximum, strict=strict)
 
 
+def str_field(
+    data: Mapping[str, Any], name: str, *, max_length: int = 200, default: str | None = None
+) -> str | None:
+    """Return a text field of a JSON body stripped of blanks, ``default`` when it is missing,
+    null or blank. Anything but a JSON string (a number, a list, an object, true or false) is
+    refused, never turned into text."""
+    raw = data.get(name)
+    if raw is None:
+        return default
+    if not isinstance(raw, str):
+        raise BadParameter(name, f"must be text, not {type(raw).__name__} {raw!r:.40}")
+    value = raw.strip()
+    if not value:
+        return default
+    if len(value) > max_length:
+        raise BadParameter(name, f"longer than {max_length} characters")
+    return value
+
+
 def bool_value(
     raw: Any, name: str, *, default: bool | None = None, strict: bool = False
 ) -> bool | None:

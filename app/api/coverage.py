@@ -11,7 +11,7 @@ from app.auth import current_principal
 from app.auth.policy import grid_scope, in_scope, scoped_grid
 from app.db import get_session, transaction
 from app.errors import BadParameter, NotFound
-from app.params import bool_arg, float_arg, int_arg, int_field, json_body
+from app.params import bool_arg, bool_field, float_arg, int_arg, int_field, json_body, str_field
 from app.services import coverage as svc
 
 bp = Blueprint("coverage_api", __name__, url_prefix="/api/coverage")
@@ -103,7 +103,7 @@ def recommend():  # type: ignore[no-untyped-def]
         raise BadParameter("k", "how many new sites? give k")
     candidates = None
     if body.get("candidates") is not None:
-        candidates = svc.parse_candidates(body["candidates"], body.get("crs"))
+        candidates = svc.parse_candidates(body["candidates"], str_field(body, "crs"))
     max_candidates = int_field(body, "max_candidates", strict=True)  # its range: svc.recommend
     return jsonify(
         svc.recommend(
@@ -112,11 +112,11 @@ def recommend():  # type: ignore[no-untyped-def]
             radius_m=_number(body, "radius_m"),
             new_radius_m=_number(body, "new_radius_m"),
             candidates=candidates,
-            source=body.get("source", "households"),
+            source=str_field(body, "source", default="households"),
             grid_id=_grid(int_field(body, "grid", strict=True)),
-            include_planned=bool(body.get("include_planned", False)),
-            method=body.get("method", "auto"),
-            weight=body.get("weight", "households"),
+            include_planned=bool_field(body, "include_planned", default=False, strict=True),
+            method=str_field(body, "method", default="auto"),
+            weight=str_field(body, "weight", default="households"),
             spacing_m=_number(body, "spacing_m"),
             max_candidates=1000 if max_candidates is None else max_candidates,
             default_radius_m=float(current_app.config["SERVICE_RADIUS_M"]),
@@ -137,10 +137,10 @@ def accept():  # type: ignore[no-untyped-def]
             session,
             lon=lon,
             lat=lat,
-            name=body.get("name"),
-            kind=body.get("kind", "station"),
+            name=str_field(body, "name", max_length=120),
+            kind=str_field(body, "kind", default="station"),
             radius_m=_number(body, "radius_m", float(current_app.config["SERVICE_RADIUS_M"])),  # type: ignore[arg-type]
-            crs=body.get("crs"),
+            crs=str_field(body, "crs"),
         )
         if not in_scope(session, current_principal(), feature["properties"]["grid_id"]):
             # Rolled back with the transaction: a site goes only into the caller's grids.

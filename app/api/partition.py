@@ -66,23 +66,45 @@ def _size_request(body: dict[str, Any]) -> dict[str, Any]:
         )
     target = body.get("target_size")
     return {
-        "k": int_field(body, "k", minimum=1, strict=True),
+        "k": int_field(body, "k", minimum=1, maximum=svc.MAX_PARTS, strict=True),
         "target_size": None if target is None else _positive(target, "target_size"),
         "size_range": _range(body, "size_range"),
     }
+
+
+def _names(body: dict[str, Any]) -> list[str] | None:
+    """The names of the new grids, if given: a list of non-empty texts (their count is checked
+    against the part count by the service)."""
+    names = body.get("names")
+    if names is None:
+        return None
+    if (
+        not isinstance(names, list)
+        or len(names) > svc.MAX_PARTS
+        or not all(isinstance(n, str) and n.strip() for n in names)
+    ):
+        raise BadParameter("names", "give a list of non-empty names, one per part")
+    return names
 
 
 @bp.post("/<int:grid_id>/partition")
 def partition(grid_id: int):  # type: ignore[no-untyped-def]
     """Propose (dry run, the default) or commit a balanced, contiguous division of a grid."""
     body = json_body()
+    # Every field is checked before a division is searched (that takes seconds), in a dry run
+    # too: a wrong type is a 400, never taken for true or false.
     sizes = _size_request(body)
     seed = int_field(body, "seed", minimum=0, strict=True) or 0
+    names = _names(body)
+    base_version = int_field(body, "base_version", minimum=1, strict=True)
+    replace_children = bool_field(body, "replace_children", default=False, strict=True)
+    dry_run = bool_field(body, "dry_run", default=True, strict=True)
     roads = _roads(body)
     session = get_session()
-    if bool_field(body, "dry_run", default=True, strict=True):
-        grid, proposal, _ = svc.propose(session, grid_id, seed=seed, roads=roads, **sizes)
-        names = body.get("names")
+    if dry_run:
+        grid, proposal, _ = svc.propose(
+            session, grid_id, seed=seed, roads=roads, names=names, **sizes
+        )
         result = svc.proposal_geojson(grid, proposal, names=names)
         result["dry_run"] = True
         return jsonify(result)
@@ -93,9 +115,9 @@ def partition(grid_id: int):  # type: ignore[no-untyped-def]
             actor=_actor(),
             seed=seed,
             roads=roads,
-            names=body.get("names"),
-            base_version=int_field(body, "base_version", minimum=1, strict=True),
-            replace_children=bool_field(body, "replace_children", default=False, strict=True),
+            names=names,
+            base_version=base_version,
+            replace_children=replace_children,
             **sizes,
         )
     return jsonify(result), 201
@@ -113,6 +135,9 @@ def patches(grid_id: int):  # type: ignore[no-untyped-def]
         raise BadParameter("members", "give a list of worker ids")
     size_range = _range(body, "size_range") or (5.0, 10.0)
     seed = int_field(body, "seed", minimum=0, strict=True) or 0
+    base_version = int_field(body, "base_version", minimum=1, strict=True)
+    replace_children = bool_field(body, "replace_children", default=False, strict=True)
+    dry_run = bool_field(body, "dry_run", default=True, strict=True)
     roads = _roads(body)
     session = get_session()
     if members is not None:
@@ -120,7 +145,7 @@ def patches(grid_id: int):  # type: ignore[no-untyped-def]
         elsewhere = sorted({m for m in members if not worker_in_scope(session, p, m)})
         if elsewhere:  # another street's people are not the caller's to name
             raise NotFound(f"workers {elsewhere} do not exist", members=elsewhere)
-    if bool_field(body, "dry_run", default=True, strict=True):
+    if dry_run:
         return jsonify(
             svc.propose_patches(
                 session, grid_id, member_ids=members, size_range=size_range, seed=seed, roads=roads
@@ -135,7 +160,7 @@ def patches(grid_id: int):  # type: ignore[no-untyped-def]
             size_range=size_range,
             seed=seed,
             roads=roads,
-            base_version=int_field(body, "base_version", minimum=1, strict=True),
-            replace_children=bool_field(body, "replace_children", default=False, strict=True),
+            base_version=base_version,
+            replace_children=replace_children,
         )
     return jsonify(result), 201

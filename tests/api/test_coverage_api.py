@@ -386,6 +386,26 @@ def test_accepting_a_site_makes_a_planned_point(client, db_session) -> None:  # 
         ),
         ("post", "/api/coverage/accept", {"lon": 117.2}, 400, "lat"),
         ("post", "/api/coverage/accept", {"lon": 117.2, "lat": 31.8, "kind": "x"}, 400, "kind"),
+        # A text field given anything but text is refused (not stored as "[None, None]").
+        ("post", "/api/coverage/accept", {"lon": 117.2, "lat": 31.8, "name": [None]}, 400, "name"),
+        ("post", "/api/coverage/accept", {"lon": 117.2, "lat": 31.8, "name": 7}, 400, "name"),
+        ("post", "/api/coverage/accept", {"lon": 117.2, "lat": 31.8, "crs": {}}, 400, "crs"),
+        (
+            "post",
+            "/api/coverage/accept",
+            {"lon": 117.2, "lat": 31.8, "name": "点" * 121},
+            400,
+            "name",
+        ),
+        # "false" in quotes is not false (it was read as true).
+        (
+            "post",
+            "/api/coverage/recommend",
+            {"k": 1, "include_planned": "false"},
+            400,
+            "include_planned",
+        ),
+        ("post", "/api/coverage/recommend", {"k": 1, "weight": ["people"]}, 400, "weight"),
     ],
 )
 def test_bad_requests_name_the_problem(client, method, url, body, status, param) -> None:  # type: ignore[no-untyped-def]

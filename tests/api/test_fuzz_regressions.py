@@ -79,6 +79,11 @@ def test_work_periods_of_the_wrong_shape_are_refused(client) -> None:  # type: i
         [None, None],
         {"name": "菜市场", "category": "garbage", "department_id": "AAA"},
         {"name": "x", "category": "garbage", "department_id": {}},
+        # Text given as a list, a number or false: refused, never stored as "[None, None]".
+        {"name": [None, None], "category": "garbage", "department_code": "CG-AH"},
+        {"name": "菜市场", "category": 7, "department_code": "CG-AH"},
+        {"name": "菜市场", "category": "garbage", "department_code": "CG-AH", "worker_code": 0},
+        {"name": "菜市场", "category": "garbage", "department_code": ["CG-AH"]},
     ],
 )
 def test_override_area_properties_are_checked(client, props) -> None:  # type: ignore[no-untyped-def]

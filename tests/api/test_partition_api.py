@@ -242,7 +242,18 @@ def test_patches_give_each_party_member_a_patch(client, db_session) -> None:  # 
         ({"k": "three"}, 400, "k"),
         ({"size_range": [80, 50]}, 400, "size_range"),
         ({"k": 3, "roads": {"type": "Point", "coordinates": [117, 31]}}, 400, "roads"),
-        ({"k": 100000}, 422, None),
+        ({"k": 201}, 400, "k"),  # one division makes at most 200 parts
+        ({"k": 100000}, 400, "k"),
+        ({"target_size": 0.01}, 400, "target_size"),  # a hundred parts a household
+        ({"size_range": [0.01, 0.02]}, 400, "size_range"),
+        # The rest of the body is checked in a dry run too, before any division is searched.
+        ({"k": 2, "names": "甲"}, 400, "names"),
+        ({"k": 2, "names": ["甲", " "]}, 400, "names"),
+        ({"k": 2, "names": ["甲"]}, 400, "names"),  # one name for two parts
+        ({"k": 2, "replace_children": "yes"}, 400, "replace_children"),
+        ({"k": 2, "base_version": "AAA"}, 400, "base_version"),
+        ({"k": 2, "dry_run": 1}, 400, "dry_run"),
+        ({"k": 50}, 422, None),  # more parts than the micro-grid has buildings
     ],
 )
 def test_bad_requests_say_what_is_wrong(client, db_session, body, status, param) -> None:  # type: ignore[no-untyped-def]

@@ -73,14 +73,19 @@ def test_propose_a_division_and_try_another_seed(live_server: str, page) -> None
     assert sum(again) == total and len(again) == len(first)
     page.screenshot(path="var/partition_view.png")
 
-    # An impossible request says why, in the panel.
+    # A request for more parts than one division makes, or than the grid has buildings, says
+    # why, in the panel.
     page.select_option("#gg-part-mode", "k")
     page.fill("#gg-part-k", "100000")
     page.click("#gg-part-propose")
     wait(page, "error")
-    assert "无法把" in page.inner_text("#gg-part-status") and "分成 100000 份" in page.inner_text(
-        "#gg-part-status"
+    assert "超出范围 1–200" in page.inner_text("#gg-part-status")
+    page.fill("#gg-part-k", "200")
+    page.click("#gg-part-propose")
+    page.wait_for_function(
+        "() => document.querySelector('#gg-part-status').textContent.includes('分成 200 份')"
     )
+    assert "无法把" in page.inner_text("#gg-part-status")
 
 
 @pytest.mark.browser

@@ -77,7 +77,7 @@
           '<option value="k">按份数</option><option value="target_size">按每块户数</option>' +
           '<option value="size_range">按户数范围</option></select></label>' +
           '<div class="gg-part-inputs">' +
-          '<label data-mode="k">份数 <input type="number" id="gg-part-k" min="1" value="3"></label>' +
+          '<label data-mode="k">份数 <input type="number" id="gg-part-k" min="1" max="200" value="3"></label>' +
           '<label data-mode="target_size" hidden>每块约 <input type="number" id="gg-part-target" min="1" value="25"> 户</label>' +
           '<label data-mode="size_range" hidden><input type="number" id="gg-part-low" min="1" value="50"> – ' +
           '<input type="number" id="gg-part-high" min="1" value="80"> 户</label></div>' +
