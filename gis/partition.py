@@ -214,12 +214,24 @@ def choose_part_count(
         if not 0 < low <= high:
             raise PartitionError(f"size_range must be 0 < low <= high, got {size_range!r}")
     middle = (low + high) / 2.0
-    best_k, best_key = 1, (math.inf, math.inf)
+    if not all(math.isfinite(v) for v in (total_households / low, total_households / middle)):
+        raise PartitionError(
+            f"the sizes {low:g}..{high:g} are too small for {total_households} households"
+        )
+    k_lo = max(1, math.floor(total_households / high))
     k_hi = max(1, math.ceil(total_households / low))
-    for cand in range(max(1, math.floor(total_households / high)), k_hi + 1):
+    # The best count, by (distance of the mean from the range, distance from its middle), then
+    # the smallest: the mean falls as the count grows, so the best lies next to the count whose
+    # mean is the middle, or at an end of the range of counts. Only those are weighed (a scan of
+    # every count took minutes for a range like 0.000001..1000).
+    at_middle = total_households / middle
+    near = {k_lo, k_hi, math.floor(at_middle), math.ceil(at_middle)}
+    candidates = {c + d for c in near for d in (-1, 0, 1)}
+    best_k, best_key = 1, (math.inf, math.inf, 0)
+    for cand in sorted(c for c in candidates if k_lo <= c <= k_hi):
         mean = total_households / cand
         outside = max(0.0, low - mean, mean - high)
-        key = (outside, abs(mean - middle))
+        key = (outside, abs(mean - middle), cand)
         if key < best_key:
             best_k, best_key = cand, key
     return best_k
