@@ -18,6 +18,7 @@
     catch (e) { return false; }
   }
   function signedIn() { return !!document.querySelector('meta[name="gridgov-user"]'); }
+  var leaving = false;  // on the way to the sign-in page
   window.fetch = function (input, init) {
     init = init || {};
     var method = (init.method || (input && input.method) || "GET").toUpperCase();
@@ -29,7 +30,10 @@
     }
     return nativeFetch(input, init).then(function (response) {
       // The session ran out (idle or absolute timeout, or ended elsewhere): sign in again.
-      if (response.status === 401 && sameOrigin(url) && signedIn()) {
+      // Once: a page whose requests all meet the ended session would otherwise start the same
+      // navigation for each, each one cutting off the one before.
+      if (response.status === 401 && sameOrigin(url) && signedIn() && !leaving) {
+        leaving = true;
         window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname + window.location.search));
       }
       return response;
