@@ -19,6 +19,8 @@
   }
   function signedIn() { return !!document.querySelector('meta[name="gridgov-user"]'); }
   var leaving = false;  // on the way to the sign-in page
+  // A page brought back from the back-forward cache left for the sign-in page once already.
+  window.addEventListener("pageshow", function (e) { if (e.persisted) { leaving = false; } });
   window.fetch = function (input, init) {
     init = init || {};
     var method = (init.method || (input && input.method) || "GET").toUpperCase();
