@@ -78,11 +78,7 @@ def _names(body: dict[str, Any]) -> list[str] | None:
     names = body.get("names")
     if names is None:
         return None
-    if (
-        not isinstance(names, list)
-        or len(names) > svc.MAX_PARTS
-        or not all(isinstance(n, str) and n.strip() for n in names)
-    ):
+    if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
         raise BadParameter("names", "give a list of non-empty names, one per part")
     return names
 

@@ -77,6 +77,10 @@ def _props(feature: dict[str, Any]) -> dict[str, Any]:
             continue
         if isinstance(value, bool) or not isinstance(value, int):
             raise BadParameter(f"properties.{key}", f"{value!r} is not an integer")
+    for key in ("name", "category", "department_code", "worker_code"):
+        value = props.get(key)
+        if value is not None and not isinstance(value, str):
+            raise BadParameter(f"properties.{key}", f"must be text, not {type(value).__name__}")
     return props
 
 
@@ -84,11 +88,6 @@ def _keeper(session: Session, props: dict[str, Any]) -> tuple[int | None, int | 
     """Return (department_id, worker_id) named by the properties; exactly one must be given."""
     dep = props.get("department_id")
     wrk = props.get("worker_id")
-    for key in ("department_code", "worker_code"):
-        if props.get(key) is not None and not isinstance(props[key], str):
-            raise BadParameter(
-                f"properties.{key}", f"must be text, not {type(props[key]).__name__}"
-            )
     if props.get("department_code") and dep is None:
         found = session.scalar(
             select(Department.id).where(Department.code == props["department_code"])
@@ -113,10 +112,7 @@ def _keeper(session: Session, props: dict[str, Any]) -> tuple[int | None, int | 
 
 
 def _text(props: dict[str, Any], key: str, max_len: int) -> str:
-    raw = props.get(key)
-    if raw is not None and not isinstance(raw, str):
-        raise BadParameter(f"properties.{key}", f"must be text, not {type(raw).__name__}")
-    value = (raw or "").strip()
+    value = (props.get(key) or "").strip()
     if not value:
         raise ValidationFailed(f"{key}: required")
     if len(value) > max_len:
