@@ -42,10 +42,11 @@ LEAFLET_CSS = [
     vendor_url("leaflet.markercluster", "MarkerCluster.css"),
     vendor_url("leaflet.markercluster", "MarkerCluster.Default.css"),
 ]
-# Scripts of the e-map: gl_layer.js (the MapLibre layer), emap.js, then the feature scripts in
-# this order; each registers itself with GridGov.onReady(function (map, layers, config) { … }).
+# Scripts of the e-map: gl_layer.js and gl_tiles.js (the MapLibre layer, drawn as one canvas or as
+# Leaflet tiles), emap.js, then the feature scripts in this order; each registers itself with GridGov.onReady(function (map, layers, config) { … }).
 EMAP_SCRIPTS: list[str] = [
     "/static/js/gl_layer.js",
+    "/static/js/gl_tiles.js",
     "/static/js/emap.js",
     "/static/js/coverage.js",
     "/static/js/grid_edit.js",

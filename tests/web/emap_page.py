@@ -7,7 +7,8 @@ from typing import Any
 from shapely.geometry import Point, shape
 
 FREE_SPOT = """async (spots) => {
-  // A spot where a click reaches the map itself: on the tiles MapLibre draws (no panel, control or
+  // A spot where a click reaches the map itself: on what MapLibre draws, its canvas or the tiles
+  // drawn from it in software (gl_tiles.js, in the tile pane) (no panel, control or
   // label over it) and clear of the markers drawn above the grids (cases, service points,
   // cameras). Page coordinates, or null.
   await GridGov.tilesIdle();
@@ -16,7 +17,7 @@ FREE_SPOT = """async (spots) => {
     const p = map.latLngToContainerPoint([lat, lon]);
     if (p.x < 0 || p.y < 0 || p.x > r.width || p.y > r.height) continue;
     const el = document.elementFromPoint(r.left + p.x, r.top + p.y);
-    if (!el || !el.closest('.leaflet-gl-layer')) continue;
+    if (!el || !el.closest('.leaflet-gl-layer, .leaflet-tile-pane')) continue;
     const q = GridGov.glPoint({lng: lon, lat: lat});
     const near = gl.queryRenderedFeatures([[q.x - 25, q.y - 25], [q.x + 25, q.y + 25]],
                                           {layers: ['service_points', 'cameras', 'cases']});

@@ -1,6 +1,8 @@
-"""The e-map's MapLibre layer (gl_layer.js): it moves with the map without repainting while a
-software renderer draws it, stays on the places Leaflet shows, and follows the view once the
-movement ends or a zoom is done."""
+"""The e-map's MapLibre layer drawn as one canvas (gl_layer.js, what a browser with a GPU gets;
+here asked for by `/emap?gl=canvas`): it moves with the map without repainting while a software
+renderer draws it, stays on the places Leaflet shows, and follows the view once the movement
+ends or a zoom is done. The drawing of the micro-grid outlines in software is checked both ways
+it can be drawn: on that canvas and on the Leaflet tiles of gl_tiles.js."""
 
 from __future__ import annotations
 
@@ -22,8 +24,8 @@ WHERE_JS = """() => {
 }"""
 
 
-def _open(page, live_server: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{live_server}/emap")
+def _open(page, live_server: str, mode: str = "canvas") -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{live_server}/emap?gl={mode}")
     page.wait_for_selector("html[data-emap-ready='1']", timeout=20000)
     page.evaluate("GridGov.tilesIdle()")
     page.evaluate(
@@ -172,6 +174,30 @@ PIXELS_JS = """(places) => new Promise(function (done) {
 })"""
 
 
+# The same pixels as shown on the Leaflet tiles drawn in software (gl_tiles.js): the tile that
+# holds each place, copied to a 2D canvas (premultiplied, as above).
+TILE_PIXELS_JS = """(places) => {
+  var m = GridGov.map, layer = GridGov.layers.glTiles, z = m.getZoom(), out = [];
+  places.forEach(function (ll) {
+    var p = m.project([ll[1], ll[0]], z), x = Math.floor(p.x / 512), y = Math.floor(p.y / 512);
+    var t = layer._tiles[x + ':' + y + ':' + z];
+    if (!t) { out.push([]); return; }
+    var ratio = t.el.width / 512, c = document.createElement('canvas');
+    c.width = t.el.width; c.height = t.el.height;
+    var ctx = c.getContext('2d');
+    ctx.drawImage(t.el, 0, 0);
+    var px = Math.round((p.x - x * 512) * ratio), py = Math.round((p.y - y * 512) * ratio);
+    var d = ctx.getImageData(px - 2, py - 2, 5, 5).data, block = [];
+    for (var k = 0; k < d.length; k += 4) {
+      var a = d[k + 3];
+      block.push(Math.round(d[k] * a / 255), Math.round(d[k + 1] * a / 255), Math.round(d[k + 2] * a / 255), a);
+    }
+    out.push(block);
+  });
+  return out;
+}"""
+
+
 def _drawn_in(block: list[int], colour: tuple[int, int, int]) -> bool:
     """Whether some pixel of a 5 × 5 block is drawn (mostly opaque) in this colour."""
     for k in range(0, len(block), 4):
@@ -184,20 +210,24 @@ def _drawn_in(block: list[int], colour: tuple[int, int, int]) -> bool:
 
 
 @pytest.mark.browser
+@pytest.mark.parametrize("mode", ["canvas", "tiles"])
 def test_in_software_the_micro_grid_outlines_are_the_fills_own_and_visible(  # type: ignore[no-untyped-def]
-    live_server: str, page
+    live_server: str, page, mode: str
 ) -> None:
     """Where WebGL is drawn in software (the test browser), a level drawn with one-pixel lines
     has its outlines drawn by its fill layer (no line layer, whose triangles cost a software
     repaint most of its time at city scale): along a grid's border the level's colour is drawn,
-    inside only its light tint."""
+    inside only its light tint — on MapLibre's canvas, and on the Leaflet tiles drawn from it,
+    where the layers shown are those of the view's MapLibre map and each place lies where
+    Leaflet shows it."""
     import json
     from pathlib import Path
 
     from shapely.geometry import shape
 
-    _open(page, live_server)
+    _open(page, live_server, mode)
     assert page.evaluate("GridGov.softwareGL") is True
+    assert page.evaluate("GridGov.glMode") == mode
     grids = json.loads(
         (Path(__file__).resolve().parents[2] / "data/sample_boundaries/grids.geojson").read_text()
     )["features"]
@@ -237,7 +267,11 @@ def test_in_software_the_micro_grid_outlines_are_the_fills_own_and_visible(  # t
     for (x0, y0), (x1, y1) in zip(ring, ring[1:], strict=False):
         for t in (0.3, 0.5, 0.7):
             places.append([x0 + (x1 - x0) * t, y0 + (y1 - y0) * t])
-    blocks = page.evaluate(PIXELS_JS, places + [[c.x, c.y]])
+    if mode == "tiles":
+        page.evaluate("GridGov.tilesIdle()")
+        blocks = page.evaluate(TILE_PIXELS_JS, places + [[c.x, c.y]])
+    else:
+        blocks = page.evaluate(PIXELS_JS, places + [[c.x, c.y]])
     on_border = [_drawn_in(b, (0x2E, 0x7D, 0x32)) for b in blocks[:-1]]
     assert sum(on_border) >= 0.8 * len(on_border), on_border
     inside = blocks[-1][12 * 4 : 12 * 4 + 4]  # the middle pixel: the tint only

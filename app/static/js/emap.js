@@ -186,6 +186,16 @@
   var HOUSEHOLD_COLORS = ["#90caf9", "#1e88e5", "#0d47a1"];
   GridGov.softwareGL = softwareGL;
 
+  /* How the vector tiles are drawn: "canvas", one MapLibre canvas of the whole view
+     (gl_layer.js), where WebGL has a GPU; "tiles", Leaflet tiles drawn one a frame
+     (gl_tiles.js), where it is drawn in software. The address may ask for either
+     (`/emap?gl=canvas` or `?gl=tiles`), e.g. to compare them. */
+  function glMode() {
+    var asked = /[?&]gl=(canvas|tiles)(&|$)/.exec(window.location.search);
+    if (asked) { return asked[1]; }
+    return softwareGL && L.GridGovGLTiles ? "tiles" : "canvas";
+  }
+
   function glStyle() {
     var sources = {}, layers = [];
     Object.keys(TILE_SOURCES).forEach(function (name) {
@@ -312,6 +322,10 @@
         if (ticks > 2 && gl.loaded() && gl.areTilesLoaded() && !gl.isMoving()) { finish(); }
       }, 100);
       gl.triggerRepaint();
+    }).then(function () {
+      // Drawn as Leaflet tiles: once every tile in view is drawn too.
+      var tiles = GridGov.layers.glTiles;
+      return tiles && GridGov.map && GridGov.map.hasLayer(tiles) ? tiles.whenPainted() : null;
     });
   };
 
@@ -326,6 +340,7 @@
       var src = gl.getSource(name);
       if (src && src.setTiles) { src.setTiles([tileUrl(name)]); }
     });
+    if (GridGov.layers.glTiles) { GridGov.layers.glTiles.restyle(); }
     return GridGov.tilesIdle();
   };
 
@@ -614,6 +629,13 @@
     var gl = glLayer.getMaplibreMap();
     GridGov.gl = gl;
     layers.tiles = glLayer;
+    // In software the map is drawn as Leaflet tiles, one a frame (gl_tiles.js); the MapLibre
+    // map of the view stays, undrawn, for what lies where.
+    GridGov.glMode = glMode();
+    if (GridGov.glMode === "tiles") {
+      glLayer.paintless();
+      layers.glTiles = L.gridGovGLTiles(gl).addTo(map);
+    }
     gl.on("idle", function () { pendingIdle.splice(0).forEach(function (fn) { fn(); }); });
     gl.on("error", function (ev) {
       // A tile that failed (e.g. cancelled while moving) is asked for again on the next view.

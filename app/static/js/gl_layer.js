@@ -114,6 +114,14 @@
       this._syncedKey = [centre.lat, centre.lng, map.getZoom(), size.x, size.y].join(",");
     },
 
+    /* Leave the drawing to Leaflet tiles (gl_tiles.js): this map keeps following the view,
+       loading its tiles and answering what lies where (queryRenderedFeatures reads the tiles'
+       features, not the pixels), but draws nothing and is not shown. */
+    paintless: function () {
+      this._container.style.visibility = "hidden";
+      this._glMap.painter.render = function (style, options) { this.style = style; this.options = options; };
+    },
+
     /* The end of a zoom's CSS transition: the library jumps MapLibre to the view once more and
        ends the zoom when that jump ends — a second full repaint of the view the zoom's last
        step has just drawn. When MapLibre shows the view already, the zoom ends at once. */
