@@ -2,7 +2,8 @@
 split by layer, by canvas size and pixel ratio, and for the cheaper ways of drawing the grid
 outlines, with the vertices MapLibre holds for each layer in view.
 
-It serves a shared city (``bench/city.py``) with gunicorn, opens ``/emap`` in Debian's Chromium
+It serves a shared city (``bench/city.py``) with gunicorn, opens ``/emap?gl=canvas`` (the view drawn
+on one MapLibre canvas, gl_layer.js) in Debian's Chromium
 (software WebGL, as ``bench_emap_scale.py`` does) and, for each view (the opening view and
 ``--zooms``), repaints the view ``--repaints`` times per variant and prints the wall time and the
 CPU time of the renderer and the GPU process a repaint (the GPU process's CPU is the software
@@ -299,7 +300,7 @@ def main() -> None:
                 extra_http_headers={"Authorization": f"Bearer {token}"},
             )
             page = context.new_page()
-            page.goto(f"http://127.0.0.1:{port}/emap", timeout=180_000)
+            page.goto(f"http://127.0.0.1:{port}/emap?gl=canvas", timeout=180_000)
             page.wait_for_selector("html[data-emap-ready='1']", state="attached", timeout=180_000)
             page.evaluate(IDLE_JS)
             procs = {pid: kind for pid, kind in chromium_pids().items() if pid not in before}

@@ -72,6 +72,14 @@ def test_search_lands_on_a_household_a_worker_and_a_case(live_server: str, page,
         page.wait_for_selector("html[data-emap-ready='1']", timeout=20000)
         # 1. A household by its address: the suggestion shows the address, the name masked.
         _type(page, hh.address.replace("安和街道", ""))
+        # The list may still be that of a prefix typed earlier (answers arrive as one types):
+        # wait for the list of the whole address.
+        page.wait_for_function(
+            "(a) => { const f = document.querySelector('#gg-search .gg-search-item');"
+            " return !!f && f.innerText.includes(a); }",
+            arg=hh.address,
+            timeout=10000,
+        )
         first = page.locator("#gg-search .gg-search-item").first
         assert first.get_attribute("data-kind") == "household"
         shown = page.locator("#gg-search .gg-search-list").inner_text()

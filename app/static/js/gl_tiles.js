@@ -49,6 +49,7 @@
       this._current = null;
       this._waiters = [];
       this.painted = 0;         // tiles drawn, first time and again (for tests and benchmarks)
+      this.paintedAt = 0;       // when the last was put in (performance.now())
     },
 
     onAdd: function (map) {
@@ -128,7 +129,7 @@
       if (this._current) { queued[this._current.key] = true; }
       for (var key in this._tiles) {
         var t = this._tiles[key];
-        if (!t.loaded || queued[key]) { continue; }
+        if (!t.loaded || !t.current || queued[key]) { continue; }
         this._queue.push({ key: key, coords: t.coords, el: t.el, done: null, again: true });
       }
       if (this._current) { this._current.stale = true; }
@@ -205,6 +206,7 @@
           }
           show(job.el, picture);
           self.painted += 1;
+          self.paintedAt = performance.now();
           if (job.done) { job.done(null, job.el); }
         }
         self._next();
