@@ -110,3 +110,36 @@ def test_a_layer_hidden_and_new_tiles_draw_the_view_again(live_server: str, page
     assert refreshed["painted"] - again["painted"] >= len(again["keys"])
     painter_tiles = "GridGov.layers.glTiles._painter.getSource('grids').serialize().tiles[0]"
     assert page.evaluate(painter_tiles).endswith("?v=1")
+
+
+@pytest.mark.browser
+def test_names_that_stay_in_view_are_kept(live_server: str, page) -> None:  # type: ignore[no-untyped-def]
+    """Names are placed anew after every movement: those that stay are kept as they are (each
+    name made again cost a frame 100 ms and more at city scale), the others replaced."""
+    _open(page, live_server)
+    page.evaluate("GridGov.refreshLabels()")
+    n = page.evaluate(
+        "() => { var els = document.querySelectorAll('.gg-label');"
+        " els.forEach(function (el) { el.__old = true; }); return els.length; }"
+    )
+    assert n > 10
+    page.evaluate("GridGov.refreshLabels()")
+    kept = page.evaluate(
+        "() => Array.from(document.querySelectorAll('.gg-label')).filter(el => el.__old).length"
+    )
+    assert kept == n
+    # Zoomed out, the micro-grids' names go; the names kept are still those of the new view.
+    page.evaluate("GridGov.map.setZoom(GridGov.map.getZoom() - 2, {animate: false})")
+    page.evaluate("GridGov.refreshLabels()")
+    after = page.evaluate(
+        """() => Array.from(document.querySelectorAll('.gg-label')).map(el =>
+             [el.__old === true, el.getAttribute('data-grid-id'), el.className])"""
+    )
+    expected = page.evaluate(
+        """() => { var b = GridGov.map.getBounds(), z = GridGov.map.getZoom();
+             var bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(v => v.toFixed(6));
+             return GridGovApi.request('GET', '/api/emap/labels?bbox=' + bbox.join(',') + '&zoom=' + z
+               + '&max_level=5').then(r => r.body.labels.map(l => String(l.grid_id)).sort()); }"""
+    )
+    assert sorted(a[1] for a in after) == expected
+    assert any(not a[0] for a in after) or len(after) < n

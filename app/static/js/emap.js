@@ -115,12 +115,17 @@
     return L.extend(style, extra || {});
   };
 
+  /* The names have a pane of their own, under the markers: where WebGL is drawn in software it
+     is hidden while a zoom animates (emap.css) — hundreds of names, each moved by a transition
+     of its own, were most of each frame. */
+  var LABEL_PANE = "ggLabels";
+
   /* A grid's name on the map: a marker whose label is text, remembering the grid it names. */
   GridGov.labelMarker = function (label, latlng) {
     var div = el("div", "gg-label gg-label-" + Number(label.level), label.name);
     div.setAttribute("data-grid-id", String(label.grid_id));
     var marker = L.marker(latlng, {
-      interactive: false, keyboard: false,
+      interactive: false, keyboard: false, pane: LABEL_PANE,
       icon: L.divIcon({ className: "empty", iconSize: [0, 0], html: div })
     });
     marker.gridId = label.grid_id;
@@ -386,12 +391,45 @@
     return window.GridGovApi.request("GET", url)
       .then(function (res) { return res.ok ? res.body : { labels: [] }; })
       .then(function (body) {
-        if (mine !== labelSeq) { return; }
-        layer.clearLayers();
-        body.labels.forEach(function (lb) { layer.addLayer(GridGov.labelMarker(lb, [lb.lat, lb.lon])); });
-        document.documentElement.setAttribute("data-labels-seq", String(mine));
+        if (mine !== labelSeq) { return null; }
+        // The names already on the map that stay are kept; the others go, the new ones come a
+        // batch a frame: replacing several hundred names at once held a frame 100 ms and more.
+        var wanted = {};
+        body.labels.forEach(function (lb) { wanted[labelKey(lb)] = true; });
+        var kept = {};
+        layer.eachLayer(function (m) {
+          if (wanted[m.labelKey] && !kept[m.labelKey]) { kept[m.labelKey] = true; } else { layer.removeLayer(m); }
+        });
+        var fresh = body.labels.filter(function (lb) { return !kept[labelKey(lb)]; });
+        return addLabels(layer, fresh, mine);
+      })
+      .then(function () {
+        if (mine === labelSeq) { document.documentElement.setAttribute("data-labels-seq", String(mine)); }
       });
   };
+
+  function labelKey(lb) {
+    return [lb.grid_id, lb.level, lb.name, lb.lat, lb.lon].join("|");
+  }
+
+  var LABELS_A_FRAME = 60;
+  /* Put names on the map, a batch a frame; stops when a newer set of names is asked for. */
+  function addLabels(layer, labels, mine) {
+    return new Promise(function (resolve) {
+      var k = 0;
+      var batch = function () {
+        if (mine !== labelSeq) { resolve(); return; }
+        labels.slice(k, k + LABELS_A_FRAME).forEach(function (lb) {
+          var marker = GridGov.labelMarker(lb, [lb.lat, lb.lon]);
+          marker.labelKey = labelKey(lb);
+          layer.addLayer(marker);
+        });
+        k += LABELS_A_FRAME;
+        if (k < labels.length) { L.Util.requestAnimFrame(batch); } else { resolve(); }
+      };
+      batch();
+    });
+  }
 
   /* After an edit: new tiles and new names. */
   GridGov.refreshMap = function () {
@@ -601,6 +639,7 @@
 
   function build(settings) {
     var map = L.map("gg-map", { maxZoom: 19, minZoom: 3, zoomControl: true });
+    map.createPane(LABEL_PANE).style.zIndex = 590;
     // In software the names are hidden while a zoom animates (emap.css).
     if (softwareGL) { L.DomUtil.addClass(map.getContainer(), "gg-software-gl"); }
     L.control.scale({ imperial: false, metric: true }).addTo(map);

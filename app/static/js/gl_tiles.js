@@ -105,6 +105,8 @@
       this._painter = new maplibregl.Map({
         container: this._host, style: style, interactive: false, attributionControl: false,
         fadeDuration: 0, trackResize: false, center: [0, 0], zoom: 0,
+        // The drawing stays in the canvas after the frame, until it is copied (below).
+        canvasContextAttributes: { preserveDrawingBuffer: true },
         // The tiles of a few views around (each drawn tile needs one of each source).
         maxTileCacheSize: 96
       });
@@ -180,8 +182,7 @@
         finished = true;
         clearTimeout(timer);
         painter.off("idle", finish);
-        // Called right after MapLibre drew, in the same task: the drawing is still there.
-        self._copy(job);
+        self._whenDrawn(job);
       };
       painter.on("idle", finish);
       timer = setTimeout(function () {
@@ -193,11 +194,32 @@
       painter.triggerRepaint();
     },
 
-    /* Copy what the painter drew into the job's tile. Called right after MapLibre drew, in the
-       same task, while the drawing is still there: createImageBitmap takes its copy now and
+    /* Copy the tile once the GPU process has drawn it. MapLibre's draw calls return at once;
+       the drawing happens later in the GPU process, in software some 30-120 ms a tile. A copy
+       taken now (createImageBitmap, drawImage) would hold the page's main thread until then,
+       and every frame with it. A fence (WebGL 2) tells when the drawing is done, looked at once
+       a frame; the drawing stays in the canvas meanwhile (preserveDrawingBuffer). */
+    _whenDrawn: function (job) {
+      var self = this, gl = null;
+      try { gl = this._painter.painter.context.gl; } catch (err) { gl = null; }
+      if (!gl || !gl.fenceSync) { this._copy(job); return; }
+      var fence = gl.fenceSync(gl.SYNC_GPU_COMMANDS_COMPLETE, 0);
+      gl.flush();
+      var look = function () {
+        if (!self._painter || gl.isContextLost()) { self._copy(job); return; }
+        if (gl.getSyncParameter(fence, gl.SYNC_STATUS) !== gl.SIGNALED) { L.Util.requestAnimFrame(look); return; }
+        gl.deleteSync(fence);
+        self._copy(job);
+      };
+      L.Util.requestAnimFrame(look);
+    },
+
+    /* Copy what the painter drew into the job's tile: createImageBitmap takes its copy now and
        resolves later; without it, a 2D canvas takes the copy. */
     _copy: function (job) {
-      var self = this, canvas = this._painter.getCanvas();
+      var self = this;
+      if (!this._painter) { this._current = null; return; }
+      var canvas = this._painter.getCanvas();
       var put = function (picture) {
         self._current = null;
         if (!job.dropped && self._map) {
