@@ -703,6 +703,7 @@ def browser_figures(
                     page.evaluate(BARE_JS)
                     page.mouse.move(5, 995)
                     page.evaluate(IDLE_JS)
+                    page.wait_for_timeout(500)  # Leaflet fades a new tile in over 200 ms
                     shots[mode] = page.screenshot()
                     out["gl"] = page.evaluate(
                         "(function(){var g=GridGov.gl.painter.context.gl, d=g.getExtension("

@@ -45,8 +45,10 @@
     initialize: function (view, options) {
       L.setOptions(this, options);
       this._view = view;        // the MapLibre map of the view, whose style is followed
-      this._queue = [];         // tiles to draw: {key, coords, el, done, again}
-      this._current = null;
+      this._queue = [];         // tiles to draw: {key, coords, el, done, again, gen}
+      this._current = null;      // the tile being drawn
+      this._copying = [];        // tiles drawn, their copies not in yet
+      this._gen = 0;             // the painter's style, counted: a tile drawn before a change is drawn again
       this._waiters = [];
       this.painted = 0;         // tiles drawn, first time and again (for tests and benchmarks)
       this.paintedAt = 0;       // when the last was put in (performance.now())
@@ -73,6 +75,7 @@
       L.DomUtil.remove(this._host);
       this._queue = [];
       this._current = null;
+      this._copying = [];
       L.GridLayer.prototype.onRemove.call(this, map);
       this._settle();
     },
@@ -97,6 +100,7 @@
         }
       });
       painter.setStyle(style, { diff: true });
+      this._gen += 1;
       this.redrawAll();
     },
 
@@ -126,15 +130,14 @@
 
     /* Draw every tile shown again (the old picture stays until the new one is in). */
     redrawAll: function () {
+      // Tiles being drawn or copied are drawn again when their copy comes in (_copy).
       var queued = {};
-      this._queue.forEach(function (job) { queued[job.key] = true; });
-      if (this._current) { queued[this._current.key] = true; }
+      this._queue.concat(this._copying, this._current ? [this._current] : []).forEach(function (job) { queued[job.key] = true; });
       for (var key in this._tiles) {
         var t = this._tiles[key];
         if (!t.loaded || !t.current || queued[key]) { continue; }
         this._queue.push({ key: key, coords: t.coords, el: t.el, done: null, again: true });
       }
-      if (this._current) { this._current.stale = true; }
       this._next();
     },
 
@@ -148,13 +151,15 @@
     },
 
     _settle: function () {
-      if (this._current || (this._queue.length && this._map)) { return; }
+      if (this._current || this._copying.length || (this._queue.length && this._map)) { return; }
       this._waiters.splice(0).forEach(function (fn) { fn(); });
     },
 
     _dropTile: function (e) {
       this._queue = this._queue.filter(function (job) { return job.el !== e.tile; });
-      if (this._current && this._current.el === e.tile) { this._current.dropped = true; }
+      this._copying.concat(this._current ? [this._current] : []).forEach(function (job) {
+        if (job.el === e.tile) { job.dropped = true; }
+      });
       this._settle();
     },
 
@@ -176,6 +181,7 @@
       var job = this._take();
       if (!job) { this._settle(); return; }
       this._current = job;
+      job.gen = this._gen;
       var self = this, painter = this._painter, c = job.coords, finished = false, timer = null;
       var finish = function () {
         if (finished) { return; }
@@ -214,27 +220,33 @@
       L.Util.requestAnimFrame(look);
     },
 
-    /* Copy what the painter drew into the job's tile: createImageBitmap takes its copy now and
-       resolves later; without it, a 2D canvas takes the copy. */
+    /* Copy what the painter drew into the job's tile. createImageBitmap takes its copy now and
+       resolves later: the next tile is drawn meanwhile. Without it, a 2D canvas takes the copy. A
+       tile drawn before the style changed is drawn again. */
     _copy: function (job) {
       var self = this;
-      if (!this._painter) { this._current = null; return; }
+      this._current = null;
+      if (!this._painter) { this._settle(); return; }
       var canvas = this._painter.getCanvas();
+      this._copying.push(job);
       var put = function (picture) {
-        self._current = null;
+        self._copying.splice(self._copying.indexOf(job), 1);
         if (!job.dropped && self._map) {
-          if (job.stale) {
-            self._queue.push({ key: job.key, coords: job.coords, el: job.el, done: null, again: true });
-          }
           show(job.el, picture);
           self.painted += 1;
           self.paintedAt = performance.now();
           if (job.done) { job.done(null, job.el); }
+          var queued = self._queue.some(function (other) { return other.key === job.key; });
+          if (job.gen !== self._gen && !queued) {
+            self._queue.push({ key: job.key, coords: job.coords, el: job.el, done: null, again: true });
+          }
         }
         self._next();
       };
       if (window.createImageBitmap) {
-        createImageBitmap(canvas).then(put, function () { put(null); });
+        var taken = createImageBitmap(canvas);
+        this._next();
+        taken.then(put, function () { put(null); });
         return;
       }
       var copy = document.createElement("canvas");
