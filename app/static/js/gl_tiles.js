@@ -5,10 +5,11 @@
    milliseconds of CPU in the GPU process, and the frame that shows it waits for all of it: the
    map froze for that long whenever a pan or a zoom ended. Here a second MapLibre map, 512 px
    square and off the page (the painter), draws one 512-px tile at a time, placed exactly on
-   MapLibre's own tile so that it draws that one tile of each source; the picture is copied
-   into a Leaflet tile (an ImageBitmap, handed over without a copy) and the next tile is drawn
-   in the next frame. Leaflet shows, moves and zooms these tiles as it does any tile layer, so
-   a pan draws only the tiles that come into view, and no frame waits for more than one tile.
+   MapLibre's own tile so that it draws that one tile of each source; once the GPU process has
+   drawn it (a fence, looked at once a frame) the picture is copied into a Leaflet tile (an
+   ImageBitmap, handed over without a copy) and the next tile is drawn. Leaflet shows, moves and
+   zooms these tiles as it does any tile layer, so a pan draws only the tiles that come into
+   view, and no frame waits for more than one tile.
 
    The MapLibre map of the view (GridGov.gl) is kept, undrawn: it loads the tiles in view and
    answers what lies where (hover, the grids and cases in view). The painter follows its style:
