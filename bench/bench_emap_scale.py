@@ -520,17 +520,8 @@ def cpu_ms(pids: dict[int, str]) -> dict[str, float]:
     return out
 
 
-# Frames of an animation: the gaps between animation frames from its start until the map has
-# settled and MapLibre has drawn what it then holds (the last frame, the redraw, counts too).
-PAN_JS = """(dx) => new Promise(function (done) {
-  var f = [], on = true;
-  (function loop(t) { f.push(t); if (on) { requestAnimationFrame(loop); } })(performance.now());
-  GridGov.map.once('moveend', function () {
-    var end = f.length;
-    requestAnimationFrame(function () { requestAnimationFrame(function () { on = false; done([f, end]); }); });
-  });
-  GridGov.map.panBy([dx, 0], {animate: true, duration: 1});
-})"""
+# Frames of an animated zoom (by dz): the gaps between animation frames from its start until
+# two frames after it ends (emap_repaint_split.py; this benchmark times movements with MOVE_JS).
 ZOOM_JS = """(dz) => new Promise(function (done) {
   var f = [], on = true;
   (function loop(t) { f.push(t); if (on) { requestAnimationFrame(loop); } })(performance.now());

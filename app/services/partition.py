@@ -69,7 +69,7 @@ def part_count(
             f"这会分成 {count} 个，一次最多 {MAX_PARTS} 个，请逐级划分 / this asks for {count} parts; "
             f"one division makes at most {MAX_PARTS} (divide level by level)",
         )
-    if names is not None and (not isinstance(names, list | tuple) or len(names) != count):
+    if names is not None and len(names) != count:
         raise BadParameter("names", f"give {count} non-empty names, one per part")
     return count
 

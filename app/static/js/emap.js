@@ -395,13 +395,11 @@
         // The names already on the map that stay are kept; the others go, the new ones come a
         // batch a frame: replacing several hundred names at once held a frame 100 ms and more.
         var wanted = {};
-        body.labels.forEach(function (lb) { wanted[labelKey(lb)] = true; });
-        var kept = {};
+        body.labels.forEach(function (lb) { wanted[labelKey(lb)] = lb; });
         layer.eachLayer(function (m) {
-          if (wanted[m.labelKey] && !kept[m.labelKey]) { kept[m.labelKey] = true; } else { layer.removeLayer(m); }
+          if (wanted[m.labelKey]) { delete wanted[m.labelKey]; } else { layer.removeLayer(m); }
         });
-        var fresh = body.labels.filter(function (lb) { return !kept[labelKey(lb)]; });
-        return addLabels(layer, fresh, mine);
+        return addLabels(layer, wanted, mine);
       })
       .then(function () {
         if (mine === labelSeq) { document.documentElement.setAttribute("data-labels-seq", String(mine)); }
@@ -413,19 +411,21 @@
   }
 
   var LABELS_A_FRAME = 60;
-  /* Put names on the map, a batch a frame; stops when a newer set of names is asked for. */
+  /* Put names on the map ({key: label}), a batch a frame; stops when a newer set of names is
+     asked for. */
   function addLabels(layer, labels, mine) {
+    var keys = Object.keys(labels);
     return new Promise(function (resolve) {
       var k = 0;
       var batch = function () {
         if (mine !== labelSeq) { resolve(); return; }
-        labels.slice(k, k + LABELS_A_FRAME).forEach(function (lb) {
-          var marker = GridGov.labelMarker(lb, [lb.lat, lb.lon]);
-          marker.labelKey = labelKey(lb);
+        keys.slice(k, k + LABELS_A_FRAME).forEach(function (key) {
+          var lb = labels[key], marker = GridGov.labelMarker(lb, [lb.lat, lb.lon]);
+          marker.labelKey = key;
           layer.addLayer(marker);
         });
         k += LABELS_A_FRAME;
-        if (k < labels.length) { L.Util.requestAnimFrame(batch); } else { resolve(); }
+        if (k < keys.length) { L.Util.requestAnimFrame(batch); } else { resolve(); }
       };
       batch();
     });
